@@ -1,0 +1,157 @@
+//! `run`, `tokenize` and `logits`.
+
+use std::io::Write;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::json;
+use tandem_engine::{Generator, LoadedModel, SamplingParams};
+use tandem_text::{ChatMessage, SpecialMode, Tokenizer};
+
+use crate::{Home, ModelArg};
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// The user's message.
+    prompt: String,
+    #[arg(long)]
+    system: Option<String>,
+    #[arg(long, default_value_t = 512)]
+    max_tokens: usize,
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 0.7)]
+    temperature: f32,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    #[arg(long, default_value_t = 0.0)]
+    min_p: f32,
+    #[arg(long, default_value_t = 1.0)]
+    repeat_penalty: f32,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Context size in tokens.
+    #[arg(long, default_value_t = 4096)]
+    ctx: usize,
+    /// Print one JSON object {"text", "usage", "timings"} at the end instead of streaming.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct LogitsArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// Comma-separated token ids.
+    #[arg(long)]
+    tokens: String,
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// Force f32 activations everywhere (today's only path; kept for when int8 activations land).
+    #[arg(long)]
+    exact: bool,
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+fn set_threads(n: Option<usize>) -> Result<()> {
+    if let Some(n) = n {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("setting up the thread pool")?;
+    }
+    Ok(())
+}
+
+pub fn run(home: &Home, a: RunArgs) -> Result<()> {
+    set_threads(a.threads)?;
+    let path = home.resolve_model(&a.model.model)?;
+    let lm = LoadedModel::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    let mut messages = Vec::new();
+    if let Some(s) = &a.system {
+        messages.push(ChatMessage::new("system", s));
+    }
+    messages.push(ChatMessage::new("user", &a.prompt));
+    let prompt = lm.chat_prompt(&messages)?;
+    let params = SamplingParams {
+        temperature: a.temperature,
+        top_p: a.top_p,
+        top_k: a.top_k,
+        min_p: a.min_p,
+        repetition_penalty: a.repeat_penalty,
+        seed: a.seed,
+        ..SamplingParams::default()
+    };
+    let ctx = a.ctx.min(lm.model.config.ctx_train).max(prompt.len() + 1);
+    let mut gen = Generator::new(&lm, ctx);
+    let stdout = std::io::stdout();
+    let out = gen.generate(&prompt, params, a.max_tokens, |piece| {
+        if !a.json {
+            let mut o = stdout.lock();
+            // A closed pipe (e.g. `| head`) stops generation instead of failing.
+            return o.write_all(piece.as_bytes()).and_then(|_| o.flush()).is_ok();
+        }
+        true
+    })?;
+    let t = &out.timings;
+    if a.json {
+        let v = json!({
+            "text": out.text,
+            "finish_reason": out.finish.as_str(),
+            "usage": {"prompt_tokens": t.prompt_tokens, "completion_tokens": t.generated_tokens,
+                      "total_tokens": t.prompt_tokens + t.generated_tokens},
+            "timings": {"prefill_tokens_per_s": t.prefill_tps(), "decode_tokens_per_s": t.decode_tps(),
+                        "ttft_s": t.ttft_s, "prefill_s": t.prefill_s, "decode_s": t.decode_s},
+        });
+        println!("{v}");
+    } else {
+        println!();
+        eprintln!(
+            "[{} prompt tokens, {} generated ({}) | prefill {:.1} tok/s | decode {:.1} tok/s | TTFT {:.3} s]",
+            t.prompt_tokens,
+            t.generated_tokens,
+            out.finish.as_str(),
+            t.prefill_tps(),
+            t.decode_tps(),
+            t.ttft_s
+        );
+    }
+    Ok(())
+}
+
+pub fn tokenize(home: &Home, model: &str, text: &str) -> Result<()> {
+    let path = home.resolve_model(model)?;
+    let file = tandem_gguf::GgufFile::open(&path)?;
+    let tok = Tokenizer::from_gguf(&file)?;
+    println!("{}", serde_json::to_string(&tok.encode(text, SpecialMode::UserDefined))?);
+    Ok(())
+}
+
+pub fn logits(home: &Home, a: LogitsArgs) -> Result<()> {
+    set_threads(a.threads)?;
+    let ids: Vec<u32> = a
+        .tokens
+        .split(',')
+        .map(|s| s.trim().parse::<u32>().with_context(|| format!("--tokens: {s:?} is not a token id")))
+        .collect::<Result<_>>()?;
+    if ids.is_empty() {
+        bail!("--tokens is empty");
+    }
+    let _ = a.exact;
+    let path = home.resolve_model(&a.model.model)?;
+    let lm = LoadedModel::load(&path)?;
+    let mut gen = Generator::new(&lm, ids.len() + 1);
+    let logits = gen.logits(&ids)?;
+    let mut idx: Vec<usize> = (0..logits.len()).collect();
+    idx.sort_by(|&x, &y| logits[y].total_cmp(&logits[x]).then(x.cmp(&y)));
+    let top: Vec<(usize, f32)> = idx.iter().take(a.top).map(|&i| (i, logits[i])).collect();
+    println!("{}", json!({ "top": top }));
+    Ok(())
+}

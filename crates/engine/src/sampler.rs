@@ -1,0 +1,186 @@
+//! The sampler chain: logit bias → penalties → (greedy | temperature → top-k → top-p → min-p → draw).
+
+use std::collections::HashMap;
+
+use crate::{EngineError, Result, Rng};
+
+/// Per-request sampling parameters (validated by `validate`).
+#[derive(Debug, Clone)]
+pub struct SamplingParams {
+    /// 0 means greedy.
+    pub temperature: f32,
+    /// 0 means off.
+    pub top_k: usize,
+    pub top_p: f32,
+    pub min_p: f32,
+    /// HF-style: divides positive logits (multiplies negative) of tokens seen in prompt or output. 1 = off.
+    pub repetition_penalty: f32,
+    /// OpenAI: subtracted once from tokens that appeared in the output so far.
+    pub presence_penalty: f32,
+    /// OpenAI: subtracted per occurrence in the output so far.
+    pub frequency_penalty: f32,
+    /// Added to the logit of a token id.
+    pub logit_bias: Vec<(u32, f32)>,
+    pub seed: Option<u64>,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        Self {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            repetition_penalty: 1.0,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
+            logit_bias: Vec::new(),
+            seed: None,
+        }
+    }
+}
+
+impl SamplingParams {
+    pub fn greedy() -> Self {
+        Self { temperature: 0.0, ..Self::default() }
+    }
+
+    /// Checks ranges (OpenAI's where it has them) against a vocabulary of `vocab` tokens.
+    pub fn validate(&self, vocab: usize) -> Result<()> {
+        let bad = |param, problem: String| Err(EngineError::BadParam { param, problem });
+        if !(0.0..=2.0).contains(&self.temperature) {
+            return bad("temperature", format!("{} is not in [0, 2]", self.temperature));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return bad("top_p", format!("{} is not in (0, 1]", self.top_p));
+        }
+        if !(0.0..=1.0).contains(&self.min_p) {
+            return bad("min_p", format!("{} is not in [0, 1]", self.min_p));
+        }
+        if !(self.repetition_penalty > 0.0 && self.repetition_penalty <= 10.0) {
+            return bad("repetition_penalty", format!("{} is not in (0, 10]", self.repetition_penalty));
+        }
+        if !(-2.0..=2.0).contains(&self.presence_penalty) {
+            return bad("presence_penalty", format!("{} is not in [-2, 2]", self.presence_penalty));
+        }
+        if !(-2.0..=2.0).contains(&self.frequency_penalty) {
+            return bad("frequency_penalty", format!("{} is not in [-2, 2]", self.frequency_penalty));
+        }
+        for &(id, b) in &self.logit_bias {
+            if id as usize >= vocab {
+                return bad("logit_bias", format!("token id {id} is outside the vocabulary of {vocab}"));
+            }
+            if !(-100.0..=100.0).contains(&b) {
+                return bad("logit_bias", format!("bias {b} for token {id} is not in [-100, 100]"));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub struct Sampler {
+    params: SamplingParams,
+    rng: Rng,
+    /// Occurrences of each token in the output so far (presence/frequency penalties).
+    output_counts: HashMap<u32, u32>,
+    /// Tokens of prompt and output (repetition penalty).
+    seen: HashMap<u32, ()>,
+    /// Candidate buffer reused across steps: (token, logit or probability).
+    cand: Vec<(u32, f32)>,
+}
+
+impl Sampler {
+    pub fn new(params: SamplingParams, prompt: &[u32]) -> Self {
+        let rng = params.seed.map(Rng::new).unwrap_or_else(Rng::from_entropy);
+        let seen = if params.repetition_penalty != 1.0 { prompt.iter().map(|&t| (t, ())).collect() } else { HashMap::new() };
+        Self { params, rng, output_counts: HashMap::new(), seen, cand: Vec::new() }
+    }
+
+    /// Records a generated token (for the penalties).
+    pub fn accept(&mut self, tok: u32) {
+        *self.output_counts.entry(tok).or_insert(0) += 1;
+        if self.params.repetition_penalty != 1.0 {
+            self.seen.insert(tok, ());
+        }
+    }
+
+    /// Applies bias and penalties to `logits` in place, then picks a token.
+    pub fn sample(&mut self, logits: &mut [f32]) -> u32 {
+        let p = &self.params;
+        for &(id, b) in &p.logit_bias {
+            logits[id as usize] += b;
+        }
+        if p.repetition_penalty != 1.0 {
+            for &t in self.seen.keys() {
+                let l = &mut logits[t as usize];
+                *l = if *l > 0.0 { *l / p.repetition_penalty } else { *l * p.repetition_penalty };
+            }
+        }
+        if p.presence_penalty != 0.0 || p.frequency_penalty != 0.0 {
+            for (&t, &n) in &self.output_counts {
+                logits[t as usize] -= p.presence_penalty + p.frequency_penalty * n as f32;
+            }
+        }
+        if p.temperature == 0.0 {
+            return argmax(logits);
+        }
+
+        // Tokens more than 30 nats below the best have probability < 1e-13 relative to it: dropping
+        // them before sorting changes nothing measurable and saves sorting 150k entries.
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let floor = max - 30.0 * p.temperature;
+        self.cand.clear();
+        self.cand.extend(logits.iter().enumerate().filter(|(_, &l)| l >= floor).map(|(i, &l)| (i as u32, l / p.temperature)));
+        self.cand.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        if p.top_k > 0 {
+            self.cand.truncate(p.top_k);
+        }
+        // softmax over the candidates (sorted, so the first is the max)
+        let m = self.cand[0].1;
+        let mut sum = 0f64;
+        for c in self.cand.iter_mut() {
+            c.1 = (c.1 - m).exp();
+            sum += c.1 as f64;
+        }
+        for c in self.cand.iter_mut() {
+            c.1 = (c.1 as f64 / sum) as f32;
+        }
+        if p.top_p < 1.0 {
+            let mut acc = 0f32;
+            let mut keep = self.cand.len();
+            for (i, c) in self.cand.iter().enumerate() {
+                acc += c.1;
+                if acc >= p.top_p {
+                    keep = i + 1;
+                    break;
+                }
+            }
+            self.cand.truncate(keep);
+        }
+        if p.min_p > 0.0 {
+            let cut = self.cand[0].1 * p.min_p;
+            let keep = self.cand.iter().take_while(|c| c.1 >= cut).count().max(1);
+            self.cand.truncate(keep);
+        }
+        let total: f64 = self.cand.iter().map(|c| c.1 as f64).sum();
+        let mut r = self.rng.next_f64() * total;
+        for c in &self.cand {
+            r -= c.1 as f64;
+            if r < 0.0 {
+                return c.0;
+            }
+        }
+        self.cand.last().expect("at least one candidate").0
+    }
+}
+
+/// Index of the largest logit (the lowest index on ties).
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &l) in logits.iter().enumerate() {
+        if l > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}

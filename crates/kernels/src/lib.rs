@@ -1,0 +1,21 @@
+//! Numeric kernels. The only crate with hot-path `unsafe`.
+//!
+//! Layout
+//! - `blocks`: `#[repr(C)]` quant block structs with size asserts, viewed straight from file bytes.
+//! - `scalar`: the reference: dequantisation of every type and a plain dot product. The oracle.
+//! - `x86`: AVX2+FMA dot products (dequantise-in-register, f32 activations) and the f32 GEMM tile.
+//! - `dispatch`: picks the implementation once at run time from the CPU's features.
+//! - `matmul`: `QMatrix` (a quantised weight matrix) and the parallel matmul over many tokens.
+//! - `ops`: small f32 vector ops of the forward pass (rms_norm, softmax, silu, rope helpers).
+
+pub mod blocks;
+pub mod dispatch;
+pub mod matmul;
+pub mod ops;
+pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
+
+pub use dispatch::{cpu_features, Isa};
+pub use matmul::{matmul, QMatrix};
+pub use tandem_gguf::GgmlType;

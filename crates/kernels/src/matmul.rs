@@ -1,0 +1,142 @@
+//! `QMatrix` and the parallel matmul `y = x · Wᵀ` over a batch of tokens.
+//!
+//! Decode (few tokens) reads each weight row once per token with a dequantise-in-register dot
+//! product: memory-bound. Prefill (many tokens) dequantises a block of rows to f32 once and
+//! multiplies it with every token in register tiles: compute-bound, weights read once per batch.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use crate::dispatch::{dot_f32, dot_row, isa, Isa};
+use crate::{scalar, GgmlType};
+
+/// A weight matrix of `rows` rows of `cols` elements, each row stored contiguously as `ty`
+/// (GGUF dims `[cols, rows]`).
+#[derive(Clone, Copy)]
+pub struct QMatrix<'a> {
+    pub ty: GgmlType,
+    pub rows: usize,
+    pub cols: usize,
+    pub data: &'a [u8],
+}
+
+impl<'a> QMatrix<'a> {
+    /// Checks that `data` holds exactly `rows × cols` elements of `ty`, rows of whole blocks.
+    pub fn new(ty: GgmlType, rows: usize, cols: usize, data: &'a [u8]) -> Option<Self> {
+        let row_bytes = ty.bytes_for(cols as u64)? as usize;
+        (row_bytes.checked_mul(rows)? == data.len()).then_some(Self { ty, rows, cols, data })
+    }
+
+    pub fn row_bytes(&self) -> usize {
+        self.cols / self.ty.block_len() * self.ty.block_bytes()
+    }
+
+    pub fn row(&self, r: usize) -> &'a [u8] {
+        let rb = self.row_bytes();
+        &self.data[r * rb..(r + 1) * rb]
+    }
+
+    /// Dequantises row `r` into `out` (`cols` floats).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        scalar::dequantize_row(self.ty, self.row(r), out);
+    }
+}
+
+/// A pointer that may cross threads; each task writes a disjoint set of elements.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: used only to write disjoint elements from parallel tasks (see `matmul`).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+/// Below this many tokens the row-at-a-time (decode) path is used.
+const GEMM_MIN_TOKENS: usize = 4;
+/// Rows dequantised together in the prefill path (f32 scratch of `ROW_BLOCK × cols`).
+const ROW_BLOCK: usize = 16;
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `y[t][r] = Σ_c x[t][c] · W[r][c]` for `n_tok = x.len() / cols` tokens.
+/// x: [n_tok, cols], y: [n_tok, rows], both row-major f32.
+pub fn matmul(w: &QMatrix, x: &[f32], y: &mut [f32]) {
+    let n_tok = x.len() / w.cols;
+    assert_eq!(x.len(), n_tok * w.cols, "x is not a whole number of rows");
+    assert_eq!(y.len(), n_tok * w.rows, "y has the wrong size");
+    let rows = w.rows;
+    let out = OutPtr(y.as_mut_ptr());
+    let threads = rayon::current_num_threads().max(1);
+
+    if n_tok < GEMM_MIN_TOKENS {
+        // Enough chunks to balance the threads, none so small that scheduling dominates.
+        let chunk = (rows / (threads * 8)).clamp(16, 4096);
+        (0..rows.div_ceil(chunk)).into_par_iter().for_each(|c| {
+            let out = out;
+            for r in c * chunk..((c + 1) * chunk).min(rows) {
+                let wr = w.row(r);
+                for t in 0..n_tok {
+                    let v = dot_row(w.ty, wr, &x[t * w.cols..(t + 1) * w.cols]);
+                    // SAFETY: element (t, r) is written by the one task that owns row r.
+                    unsafe { *out.0.add(t * rows + r) = v };
+                }
+            }
+        });
+        return;
+    }
+
+    (0..rows.div_ceil(ROW_BLOCK)).into_par_iter().for_each(|blk| {
+        let out = out;
+        let r0 = blk * ROW_BLOCK;
+        let nr = ROW_BLOCK.min(rows - r0);
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            s.resize(ROW_BLOCK * w.cols, 0.0);
+            for i in 0..nr {
+                w.dequantize_row(r0 + i, &mut s[i * w.cols..(i + 1) * w.cols]);
+            }
+            // SAFETY: this task owns rows r0..r0+nr of every token's output.
+            unsafe { gemm_block(&s[..nr * w.cols], nr, x, n_tok, w.cols, out.0.add(r0), rows) };
+        });
+    });
+}
+
+/// out[t * ld + r] = dot(wf[r], x[t]) for r < nr, t < n_tok.
+///
+/// # Safety
+/// `out` must be valid for writes at every `t * ld + r` with `r < nr`, `t < n_tok`.
+unsafe fn gemm_block(wf: &[f32], nr: usize, x: &[f32], n_tok: usize, k: usize, out: *mut f32, ld: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if isa() == Isa::Avx2 && k % 8 == 0 {
+        let mut r = 0;
+        while r + 4 <= nr {
+            let mut t = 0;
+            while t + 2 <= n_tok {
+                let v = crate::x86::tile_4x2(wf.as_ptr().add(r * k), x.as_ptr().add(t * k), k);
+                for (i, row) in v.iter().enumerate() {
+                    *out.add(t * ld + r + i) = row[0];
+                    *out.add((t + 1) * ld + r + i) = row[1];
+                }
+                t += 2;
+            }
+            if t < n_tok {
+                for i in 0..4 {
+                    *out.add(t * ld + r + i) = dot_f32(&wf[(r + i) * k..(r + i + 1) * k], &x[t * k..(t + 1) * k]);
+                }
+            }
+            r += 4;
+        }
+        for r in r..nr {
+            for t in 0..n_tok {
+                *out.add(t * ld + r) = dot_f32(&wf[r * k..(r + 1) * k], &x[t * k..(t + 1) * k]);
+            }
+        }
+        return;
+    }
+    for r in 0..nr {
+        for t in 0..n_tok {
+            *out.add(t * ld + r) = dot_f32(&wf[r * k..(r + 1) * k], &x[t * k..(t + 1) * k]);
+        }
+    }
+}

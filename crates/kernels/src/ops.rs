@@ -1,0 +1,49 @@
+//! Small f32 vector operations of the forward pass. Not hot enough to need SIMD by hand.
+
+/// out = x / sqrt(mean(x²) + eps) * w          (x, w, out: [n])
+pub fn rms_norm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
+    let ss = x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / x.len() as f64;
+    let scale = (1.0 / (ss + eps as f64).sqrt()) as f32;
+    for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
+        *o = v * scale * g;
+    }
+}
+
+/// In-place softmax over `x`.
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// gate = silu(gate) * up = gate * sigmoid(gate) * up       (gate, up: [n])
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+/// x += y
+pub fn add_assign(x: &mut [f32], y: &[f32]) {
+    for (a, &b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+/// Rotary embedding, NEOX layout (HF `rotate_half`): dims i and i + d/2 form a pair rotated by
+/// `pos · θ_i`, θ_i = base^(−2i/d). `head: [d]`; `cos`/`sin`: [d/2] for this position.
+pub fn rope_neox(head: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = head.len() / 2;
+    for i in 0..half {
+        let (a, b) = (head[i], head[i + half]);
+        head[i] = a * cos[i] - b * sin[i];
+        head[i + half] = a * sin[i] + b * cos[i];
+    }
+}

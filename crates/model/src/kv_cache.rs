@@ -1,0 +1,32 @@
+//! The KV cache: keys and values of every layer and position, allocated once for the context size.
+
+use crate::Config;
+
+/// k, v: [n_layer, ctx, kv_dim] f32. Positions `0..len` are filled.
+pub struct KvCache {
+    pub ctx: usize,
+    pub kv_dim: usize,
+    pub n_layer: usize,
+    pub k: Vec<f32>,
+    pub v: Vec<f32>,
+    /// Number of positions filled.
+    pub len: usize,
+}
+
+impl KvCache {
+    pub fn new(cfg: &Config, ctx: usize) -> Self {
+        let n = cfg.n_layer * ctx * cfg.kv_dim();
+        Self { ctx, kv_dim: cfg.kv_dim(), n_layer: cfg.n_layer, k: vec![0.0; n], v: vec![0.0; n], len: 0 }
+    }
+
+    /// Forgets positions from `len` on (e.g. to reuse a shared prompt prefix).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Index of (layer, pos, 0).
+    #[inline]
+    pub fn at(&self, layer: usize, pos: usize) -> usize {
+        (layer * self.ctx + pos) * self.kv_dim
+    }
+}

@@ -1,0 +1,59 @@
+//! The transformer: configuration, weights, KV cache and forward pass.
+//!
+//! Layout
+//! - `config`: `Config` read from GGUF metadata with the `{arch}.` key prefix; the supported architectures.
+//! - `weights`: `Weights` — every tensor located and shape-checked at load; small vectors dequantised.
+//! - `kv_cache`: `KvCache` — K and V for every layer and position, allocated once.
+//! - `state`: `RunState` — scratch buffers for a batch of tokens, allocated once.
+//! - `forward`: the qwen2 forward over a batch of tokens, built from the kernels' shared blocks.
+
+mod config;
+mod forward;
+mod kv_cache;
+mod state;
+mod weights;
+
+pub use config::{Arch, Config};
+pub use kv_cache::KvCache;
+pub use state::RunState;
+pub use weights::Weights;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tandem_gguf::GgufFile;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Gguf(#[from] tandem_gguf::GgufError),
+    #[error("unsupported architecture {0:?} (supported: qwen2)")]
+    UnsupportedArch(String),
+    #[error("invalid model config: {0}")]
+    BadConfig(String),
+    #[error("context is full: position {pos} + {n} tokens exceeds the context size {ctx}")]
+    ContextFull { pos: usize, n: usize, ctx: usize },
+    #[error("token id {0} is outside the vocabulary")]
+    BadToken(u32),
+}
+
+pub type Result<T> = std::result::Result<T, ModelError>;
+
+/// A loaded model: the mapped file, its config and its weights.
+pub struct Model {
+    pub file: Arc<GgufFile>,
+    pub config: Config,
+    pub weights: Weights,
+}
+
+impl Model {
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        Self::from_gguf(Arc::new(GgufFile::open(path)?))
+    }
+
+    pub fn from_gguf(file: Arc<GgufFile>) -> Result<Self> {
+        let config = Config::from_gguf(&file)?;
+        let weights = Weights::load(&file, &config)?;
+        Ok(Self { file, config, weights })
+    }
+}

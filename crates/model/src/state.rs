@@ -1,0 +1,61 @@
+//! Scratch buffers for one forward call over up to `max_batch` tokens, allocated once.
+
+use crate::Config;
+
+pub struct RunState {
+    pub max_batch: usize,
+    /// Residual stream x: [max_batch, dim]
+    pub x: Vec<f32>,
+    /// Normed input xb: [max_batch, dim]
+    pub xb: Vec<f32>,
+    /// q: [max_batch, n_head * head_dim]
+    pub q: Vec<f32>,
+    /// k, v for the new tokens: [max_batch, kv_dim]
+    pub k: Vec<f32>,
+    pub v: Vec<f32>,
+    /// Attention output before the output projection: [max_batch, n_head * head_dim]
+    pub att: Vec<f32>,
+    /// Projection outputs: [max_batch, dim]
+    pub proj: Vec<f32>,
+    /// FFN gate and up: [max_batch, ffn_dim]
+    pub gate: Vec<f32>,
+    pub up: Vec<f32>,
+    /// Logits of the last token: [vocab]
+    pub logits: Vec<f32>,
+    /// RoPE tables for every position of the context: [ctx, head_dim / 2]
+    pub rope_cos: Vec<f32>,
+    pub rope_sin: Vec<f32>,
+}
+
+impl RunState {
+    pub fn new(cfg: &Config, max_batch: usize, ctx: usize) -> Self {
+        let hd2 = cfg.head_dim / 2;
+        let mut rope_cos = vec![0.0; ctx * hd2];
+        let mut rope_sin = vec![0.0; ctx * hd2];
+        for p in 0..ctx {
+            for i in 0..hd2 {
+                // θ_i = base^(−2i/d), computed in f64 so long positions keep their precision.
+                let theta = (cfg.rope_base as f64).powf(-2.0 * i as f64 / cfg.head_dim as f64);
+                let a = p as f64 * theta;
+                rope_cos[p * hd2 + i] = a.cos() as f32;
+                rope_sin[p * hd2 + i] = a.sin() as f32;
+            }
+        }
+        let qd = cfg.n_head * cfg.head_dim;
+        Self {
+            max_batch,
+            x: vec![0.0; max_batch * cfg.dim],
+            xb: vec![0.0; max_batch * cfg.dim],
+            q: vec![0.0; max_batch * qd],
+            k: vec![0.0; max_batch * cfg.kv_dim()],
+            v: vec![0.0; max_batch * cfg.kv_dim()],
+            att: vec![0.0; max_batch * qd],
+            proj: vec![0.0; max_batch * cfg.dim],
+            gate: vec![0.0; max_batch * cfg.ffn_dim],
+            up: vec![0.0; max_batch * cfg.ffn_dim],
+            logits: vec![0.0; cfg.vocab],
+            rope_cos,
+            rope_sin,
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Every tensor of the model, located in the mapped file and shape-checked at load.
+
+use std::sync::Arc;
+
+use tandem_gguf::{GgmlType, GgufError, GgufFile};
+use tandem_kernels::{scalar, QMatrix};
+
+use crate::{Config, Result};
+
+/// A weight matrix in the mapped file: `rows` rows of `cols` elements (GGUF dims `[cols, rows]`).
+#[derive(Debug, Clone, Copy)]
+pub struct MatRef {
+    pub ty: GgmlType,
+    pub rows: usize,
+    pub cols: usize,
+    offset: usize,
+    len: usize,
+}
+
+pub struct Layer {
+    pub attn_norm: Vec<f32>, // [dim]
+    pub wq: MatRef,          // [n_head*head_dim, dim]
+    pub bq: Vec<f32>,        // [n_head*head_dim]
+    pub wk: MatRef,          // [kv_dim, dim]
+    pub bk: Vec<f32>,        // [kv_dim]
+    pub wv: MatRef,          // [kv_dim, dim]
+    pub bv: Vec<f32>,        // [kv_dim]
+    pub wo: MatRef,          // [dim, n_head*head_dim]
+    pub ffn_norm: Vec<f32>,  // [dim]
+    pub w_gate: MatRef,      // [ffn_dim, dim]
+    pub w_up: MatRef,        // [ffn_dim, dim]
+    pub w_down: MatRef,      // [dim, ffn_dim]
+}
+
+pub struct Weights {
+    file: Arc<GgufFile>,
+    pub token_embd: MatRef, // [vocab, dim]
+    pub layers: Vec<Layer>,
+    pub output_norm: Vec<f32>, // [dim]
+    /// [vocab, dim]; the embedding table when the file ties them (no `output.weight`).
+    pub output: MatRef,
+}
+
+impl Weights {
+    pub fn load(file: &Arc<GgufFile>, c: &Config) -> Result<Self> {
+        let f = file.as_ref();
+        let (dim, qd, kvd, ffn) = (c.dim as u64, (c.n_head * c.head_dim) as u64, c.kv_dim() as u64, c.ffn_dim as u64);
+        let vocab = c.vocab as u64;
+        let mat = |name: &str, cols: u64, rows: u64| -> Result<MatRef> {
+            let t = f.tensor_with_dims(name, &[cols, rows])?;
+            Ok(MatRef { ty: t.ty, rows: rows as usize, cols: cols as usize, offset: t.offset as usize, len: t.n_bytes as usize })
+        };
+        let vec = |name: &str, n: u64| -> Result<Vec<f32>> {
+            let t = f.tensor_with_dims(name, &[n])?;
+            let mut out = vec![0f32; n as usize];
+            scalar::dequantize_row(t.ty, f.data(t), &mut out);
+            Ok(out)
+        };
+        let mut layers = Vec::with_capacity(c.n_layer);
+        for i in 0..c.n_layer {
+            let n = |s: &str| format!("blk.{i}.{s}");
+            layers.push(Layer {
+                attn_norm: vec(&n("attn_norm.weight"), dim)?,
+                wq: mat(&n("attn_q.weight"), dim, qd)?,
+                bq: vec(&n("attn_q.bias"), qd)?,
+                wk: mat(&n("attn_k.weight"), dim, kvd)?,
+                bk: vec(&n("attn_k.bias"), kvd)?,
+                wv: mat(&n("attn_v.weight"), dim, kvd)?,
+                bv: vec(&n("attn_v.bias"), kvd)?,
+                wo: mat(&n("attn_output.weight"), qd, dim)?,
+                ffn_norm: vec(&n("ffn_norm.weight"), dim)?,
+                w_gate: mat(&n("ffn_gate.weight"), dim, ffn)?,
+                w_up: mat(&n("ffn_up.weight"), dim, ffn)?,
+                w_down: mat(&n("ffn_down.weight"), ffn, dim)?,
+            });
+        }
+        let token_embd = mat("token_embd.weight", dim, vocab)?;
+        let output = match f.tensor("output.weight") {
+            Some(_) => mat("output.weight", dim, vocab)?,
+            None => token_embd,
+        };
+        let output_norm = vec("output_norm.weight", dim)?;
+        // Every matrix must have whole blocks per row (the reader checked the tensor as a whole).
+        for m in [token_embd, output] {
+            if m.ty.bytes_for(m.cols as u64).is_none() {
+                return Err(GgufError::BadTensor { name: "token_embd.weight".into(), problem: "rows are not whole blocks".into() }.into());
+            }
+        }
+        Ok(Self { file: file.clone(), token_embd, layers, output_norm, output })
+    }
+
+    pub fn mat(&self, m: &MatRef) -> QMatrix<'_> {
+        let data = self.file.slice(m.offset, m.len).expect("tensor bounds checked at parse");
+        QMatrix::new(m.ty, m.rows, m.cols, data).expect("shape checked at load")
+    }
+}
