@@ -9,7 +9,7 @@ use crate::{scalar, GgmlType};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isa {
     Scalar,
-    /// x86_64 with AVX2 and FMA.
+    /// x86_64 with AVX2, FMA and F16C.
     Avx2,
 }
 
@@ -18,7 +18,7 @@ static CHOSEN: AtomicU8 = AtomicU8::new(0);
 
 fn detect() -> Isa {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c") {
         return Isa::Avx2;
     }
     Isa::Scalar
@@ -68,7 +68,7 @@ pub fn cpu_features() -> String {
 pub fn dot_row(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if isa() == Isa::Avx2 {
-        // SAFETY: AVX2 and FMA were detected; the lengths are asserted by the callers
+        // SAFETY: AVX2, FMA and F16C were detected; the lengths are asserted by the callers
         // (QMatrix checks rows against cols) and re-checked by debug assertions inside.
         unsafe {
             use crate::x86;
