@@ -14,7 +14,7 @@ mod sampler;
 pub use generate::{FinishReason, Generation, Generator, Timings};
 pub use loaded::LoadedModel;
 pub use rng::Rng;
-pub use sampler::{Sampler, SamplingParams};
+pub use sampler::{argmax, Sampler, SamplingParams};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

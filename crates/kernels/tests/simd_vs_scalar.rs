@@ -1,0 +1,112 @@
+//! Every optimised kernel against its scalar twin: dot products per type, and the matmul's decode
+//! (row-at-a-time) and prefill (GEMM tile) paths against scalar dot products.
+
+use tandem_kernels::dispatch::{dot_row, force_isa, isa, Isa};
+use tandem_kernels::{matmul, scalar, GgmlType, QMatrix};
+
+/// Deterministic pseudo-random bytes with sane f16 scales in each block.
+fn random_row(ty: GgmlType, cols: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let n = ty.bytes_for(cols as u64).unwrap() as usize;
+    let mut b: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+    let scale = |v: f32| half::f16::from_f32(v).to_le_bytes();
+    let bb = ty.block_bytes();
+    for blk in 0..n / bb {
+        let o = blk * bb;
+        let r = (next() % 1000) as f32 / 1000.0;
+        match ty {
+            GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => b[o..o + 2].copy_from_slice(&scale(0.01 + 0.02 * r)),
+            GgmlType::Q4K | GgmlType::Q5K => {
+                b[o..o + 2].copy_from_slice(&scale(0.01 + 0.02 * r));
+                b[o + 2..o + 4].copy_from_slice(&scale(0.005 * r));
+            }
+            GgmlType::Q6K => b[o + 208..o + 210].copy_from_slice(&scale(0.002 + 0.004 * r)),
+            GgmlType::F32 => {}
+            _ => unreachable!(),
+        }
+    }
+    if ty == GgmlType::F32 {
+        b = (0..cols).flat_map(|i| ((i as f32 * 0.37).sin()).to_le_bytes()).collect();
+    }
+    b
+}
+
+fn activations(n: usize, seed: f32) -> Vec<f32> {
+    (0..n).map(|i| ((i as f32 * 0.731 + seed).sin() * 2.0)).collect()
+}
+
+const TYPES: [(GgmlType, usize); 5] =
+    [(GgmlType::Q8_0, 896), (GgmlType::Q5_0, 896), (GgmlType::Q4K, 1536), (GgmlType::Q6K, 1536), (GgmlType::Q5K, 512)];
+
+#[test]
+fn dot_products_match_scalar() {
+    if isa() == Isa::Scalar {
+        eprintln!("no SIMD on this CPU: the dispatch path is the scalar one");
+    }
+    for (ty, cols) in TYPES {
+        for seed in 0..8 {
+            let row = random_row(ty, cols, seed);
+            let x = activations(cols, seed as f32);
+            let want = scalar::dot_row(ty, &row, &x);
+            let got = dot_row(ty, &row, &x);
+            // Error budget: f32 accumulation over `cols` terms, relative to Σ|w·x|.
+            let mut w = vec![0f32; cols];
+            scalar::dequantize_row(ty, &row, &mut w);
+            let mag: f32 = w.iter().zip(&x).map(|(a, b)| (a * b).abs()).sum();
+            assert!((got - want).abs() <= 1e-5 * mag + 1e-6, "{} seed {seed}: simd {got} vs scalar {want} (Σ|wx| = {mag})", ty.name());
+        }
+    }
+}
+
+#[test]
+fn matmul_paths_match_scalar() {
+    for (ty, cols) in TYPES {
+        let rows = 37; // not a multiple of the tile or row block, to cover the edges
+        let data: Vec<u8> = (0..rows).flat_map(|r| random_row(ty, cols, 100 + r as u64)).collect();
+        let w = QMatrix::new(ty, rows, cols, &data).unwrap();
+        for n_tok in [1, 3, 5, 8] {
+            let x = activations(n_tok * cols, n_tok as f32);
+            let mut y = vec![0f32; n_tok * rows];
+            matmul(&w, &x, &mut y);
+            for t in 0..n_tok {
+                for r in 0..rows {
+                    let xr = &x[t * cols..(t + 1) * cols];
+                    let want = scalar::dot_row(ty, w.row(r), xr);
+                    let got = y[t * rows + r];
+                    let mut wr = vec![0f32; cols];
+                    scalar::dequantize_row(ty, w.row(r), &mut wr);
+                    let mag: f32 = wr.iter().zip(xr).map(|(a, b)| (a * b).abs()).sum();
+                    assert!(
+                        (got - want).abs() <= 1e-5 * mag + 1e-6,
+                        "{} n_tok {n_tok} token {t} row {r}: {got} vs {want}",
+                        ty.name()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn forced_scalar_isa_gives_the_same_matmul() {
+    let (ty, cols, rows) = (GgmlType::Q5_0, 256, 8);
+    let data: Vec<u8> = (0..rows).flat_map(|r| random_row(ty, cols, r as u64)).collect();
+    let w = QMatrix::new(ty, rows, cols, &data).unwrap();
+    let x = activations(4 * cols, 0.5);
+    let mut fast = vec![0f32; 4 * rows];
+    matmul(&w, &x, &mut fast);
+    let before = isa();
+    force_isa(Isa::Scalar);
+    let mut slow = vec![0f32; 4 * rows];
+    matmul(&w, &x, &mut slow);
+    force_isa(before);
+    for (a, b) in fast.iter().zip(&slow) {
+        assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+    }
+}
