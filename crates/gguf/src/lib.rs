@@ -5,6 +5,7 @@
 //! - `value`: metadata values (`Value`) of every GGUF value type.
 //! - `reader`: a bounds-checked cursor that parses the header with size caps.
 //! - `file`: `GgufFile` — the mmap, the metadata map and the tensor index, with typed look-ups.
+//! - `writer`: `GgufWriter` — a minimal writer for tests and tools.
 //!
 //! Every error names the key or tensor it is about; nothing here panics on a crafted file.
 
@@ -12,10 +13,12 @@ mod file;
 mod reader;
 mod types;
 mod value;
+mod writer;
 
 pub use file::{GgufFile, TensorInfo};
 pub use types::GgmlType;
 pub use value::Value;
+pub use writer::GgufWriter;
 
 /// Everything that can go wrong reading a GGUF file.
 #[derive(Debug, thiserror::Error)]
