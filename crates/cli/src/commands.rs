@@ -65,7 +65,10 @@ fn set_threads(n: Option<usize>) -> Result<()> {
         if n == 0 {
             bail!("--threads must be at least 1");
         }
-        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("setting up the thread pool")?;
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("setting up the thread pool")?;
     }
     Ok(())
 }
@@ -96,7 +99,10 @@ pub fn run(home: &Home, a: RunArgs) -> Result<()> {
         if !a.json {
             let mut o = stdout.lock();
             // A closed pipe (e.g. `| head`) stops generation instead of failing.
-            return o.write_all(piece.as_bytes()).and_then(|_| o.flush()).is_ok();
+            return o
+                .write_all(piece.as_bytes())
+                .and_then(|_| o.flush())
+                .is_ok();
         }
         true
     })?;
@@ -130,7 +136,10 @@ pub fn tokenize(home: &Home, model: &str, text: &str) -> Result<()> {
     let path = home.resolve_model(model)?;
     let file = tandem_gguf::GgufFile::open(&path)?;
     let tok = Tokenizer::from_gguf(&file)?;
-    println!("{}", serde_json::to_string(&tok.encode(text, SpecialMode::UserDefined))?);
+    println!(
+        "{}",
+        serde_json::to_string(&tok.encode(text, SpecialMode::UserDefined))?
+    );
     Ok(())
 }
 
@@ -139,7 +148,11 @@ pub fn logits(home: &Home, a: LogitsArgs) -> Result<()> {
     let ids: Vec<u32> = a
         .tokens
         .split(',')
-        .map(|s| s.trim().parse::<u32>().with_context(|| format!("--tokens: {s:?} is not a token id")))
+        .map(|s| {
+            s.trim()
+                .parse::<u32>()
+                .with_context(|| format!("--tokens: {s:?} is not a token id"))
+        })
         .collect::<Result<_>>()?;
     if ids.is_empty() {
         bail!("--tokens is empty");

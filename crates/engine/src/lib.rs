@@ -27,7 +27,10 @@ pub enum EngineError {
     #[error("prompt of {prompt} tokens does not fit the context of {ctx} tokens")]
     PromptTooLong { prompt: usize, ctx: usize },
     #[error("invalid parameter {param}: {problem}")]
-    BadParam { param: &'static str, problem: String },
+    BadParam {
+        param: &'static str,
+        problem: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;

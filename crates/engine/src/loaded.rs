@@ -21,7 +21,11 @@ impl LoadedModel {
         let model = Model::from_gguf(file.clone())?;
         let tokenizer = Tokenizer::from_gguf(&file)?;
         let template = ChatTemplate::from_gguf(&file)?;
-        Ok(Self { model, tokenizer, template })
+        Ok(Self {
+            model,
+            tokenizer,
+            template,
+        })
     }
 
     /// Prompt token ids for a conversation, ending with the assistant's turn opened.

@@ -42,14 +42,20 @@ impl Default for SamplingParams {
 
 impl SamplingParams {
     pub fn greedy() -> Self {
-        Self { temperature: 0.0, ..Self::default() }
+        Self {
+            temperature: 0.0,
+            ..Self::default()
+        }
     }
 
     /// Checks ranges (OpenAI's where it has them) against a vocabulary of `vocab` tokens.
     pub fn validate(&self, vocab: usize) -> Result<()> {
         let bad = |param, problem: String| Err(EngineError::BadParam { param, problem });
         if !(0.0..=2.0).contains(&self.temperature) {
-            return bad("temperature", format!("{} is not in [0, 2]", self.temperature));
+            return bad(
+                "temperature",
+                format!("{} is not in [0, 2]", self.temperature),
+            );
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return bad("top_p", format!("{} is not in (0, 1]", self.top_p));
@@ -58,20 +64,35 @@ impl SamplingParams {
             return bad("min_p", format!("{} is not in [0, 1]", self.min_p));
         }
         if !(self.repetition_penalty > 0.0 && self.repetition_penalty <= 10.0) {
-            return bad("repetition_penalty", format!("{} is not in (0, 10]", self.repetition_penalty));
+            return bad(
+                "repetition_penalty",
+                format!("{} is not in (0, 10]", self.repetition_penalty),
+            );
         }
         if !(-2.0..=2.0).contains(&self.presence_penalty) {
-            return bad("presence_penalty", format!("{} is not in [-2, 2]", self.presence_penalty));
+            return bad(
+                "presence_penalty",
+                format!("{} is not in [-2, 2]", self.presence_penalty),
+            );
         }
         if !(-2.0..=2.0).contains(&self.frequency_penalty) {
-            return bad("frequency_penalty", format!("{} is not in [-2, 2]", self.frequency_penalty));
+            return bad(
+                "frequency_penalty",
+                format!("{} is not in [-2, 2]", self.frequency_penalty),
+            );
         }
         for &(id, b) in &self.logit_bias {
             if id as usize >= vocab {
-                return bad("logit_bias", format!("token id {id} is outside the vocabulary of {vocab}"));
+                return bad(
+                    "logit_bias",
+                    format!("token id {id} is outside the vocabulary of {vocab}"),
+                );
             }
             if !(-100.0..=100.0).contains(&b) {
-                return bad("logit_bias", format!("bias {b} for token {id} is not in [-100, 100]"));
+                return bad(
+                    "logit_bias",
+                    format!("bias {b} for token {id} is not in [-100, 100]"),
+                );
             }
         }
         Ok(())
@@ -92,8 +113,18 @@ pub struct Sampler {
 impl Sampler {
     pub fn new(params: SamplingParams, prompt: &[u32]) -> Self {
         let rng = params.seed.map(Rng::new).unwrap_or_else(Rng::from_entropy);
-        let seen = if params.repetition_penalty != 1.0 { prompt.iter().map(|&t| (t, ())).collect() } else { HashMap::new() };
-        Self { params, rng, output_counts: HashMap::new(), seen, cand: Vec::new() }
+        let seen = if params.repetition_penalty != 1.0 {
+            prompt.iter().map(|&t| (t, ())).collect()
+        } else {
+            HashMap::new()
+        };
+        Self {
+            params,
+            rng,
+            output_counts: HashMap::new(),
+            seen,
+            cand: Vec::new(),
+        }
     }
 
     /// Records a generated token (for the penalties).
@@ -113,7 +144,11 @@ impl Sampler {
         if p.repetition_penalty != 1.0 {
             for &t in self.seen.keys() {
                 let l = &mut logits[t as usize];
-                *l = if *l > 0.0 { *l / p.repetition_penalty } else { *l * p.repetition_penalty };
+                *l = if *l > 0.0 {
+                    *l / p.repetition_penalty
+                } else {
+                    *l * p.repetition_penalty
+                };
             }
         }
         if p.presence_penalty != 0.0 || p.frequency_penalty != 0.0 {
@@ -130,8 +165,15 @@ impl Sampler {
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let floor = max - 30.0 * p.temperature;
         self.cand.clear();
-        self.cand.extend(logits.iter().enumerate().filter(|(_, &l)| l >= floor).map(|(i, &l)| (i as u32, l / p.temperature)));
-        self.cand.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        self.cand.extend(
+            logits
+                .iter()
+                .enumerate()
+                .filter(|(_, &l)| l >= floor)
+                .map(|(i, &l)| (i as u32, l / p.temperature)),
+        );
+        self.cand
+            .sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         if p.top_k > 0 {
             self.cand.truncate(p.top_k);
         }

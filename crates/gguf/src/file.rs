@@ -49,7 +49,10 @@ impl GgufFile {
     /// Memory-maps and parses `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let io = |source| GgufError::Io { path: path.display().to_string(), source };
+        let io = |source| GgufError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let file = std::fs::File::open(path).map_err(io)?;
         // SAFETY: the map is read-only; a file changed underneath us while mapped can give
         // wrong numbers but not unsoundness in our code, which only reads bytes.
@@ -79,11 +82,19 @@ impl GgufFile {
         }
         let n_tensors = r.u64("tensor count")?;
         if n_tensors > MAX_TENSORS {
-            return Err(GgufError::TooLarge { what: "tensor count".into(), value: n_tensors, limit: MAX_TENSORS });
+            return Err(GgufError::TooLarge {
+                what: "tensor count".into(),
+                value: n_tensors,
+                limit: MAX_TENSORS,
+            });
         }
         let n_kv = r.u64("metadata count")?;
         if n_kv > MAX_KVS {
-            return Err(GgufError::TooLarge { what: "metadata count".into(), value: n_kv, limit: MAX_KVS });
+            return Err(GgufError::TooLarge {
+                what: "metadata count".into(),
+                value: n_kv,
+                limit: MAX_KVS,
+            });
         }
 
         let mut metadata = HashMap::new();
@@ -93,7 +104,10 @@ impl GgufFile {
             let ty = r.u32(&key)?;
             let value = r.value(ty, &key, 0)?;
             if metadata.insert(key.clone(), value).is_some() {
-                return Err(GgufError::BadValue { key, problem: "appears twice".into() });
+                return Err(GgufError::BadValue {
+                    key,
+                    problem: "appears twice".into(),
+                });
             }
             keys.push(key);
         }
@@ -116,7 +130,10 @@ impl GgufFile {
             let name = r.string(&format!("tensor #{i} name"))?;
             let n_dims = r.u32(&name)?;
             if n_dims == 0 || n_dims > MAX_DIMS {
-                return Err(tensor_err(&name, format!("has {n_dims} dimensions (1..={MAX_DIMS} supported)")));
+                return Err(tensor_err(
+                    &name,
+                    format!("has {n_dims} dimensions (1..={MAX_DIMS} supported)"),
+                ));
             }
             let mut dims = Vec::with_capacity(n_dims as usize);
             for _ in 0..n_dims {
@@ -143,12 +160,20 @@ impl GgufFile {
             if dims[0] % ty.block_len() as u64 != 0 {
                 return Err(tensor_err(
                     &name,
-                    format!("row length {} is not a multiple of the {} block size {}", dims[0], ty.name(), ty.block_len()),
+                    format!(
+                        "row length {} is not a multiple of the {} block size {}",
+                        dims[0],
+                        ty.name(),
+                        ty.block_len()
+                    ),
                 ));
             }
             let n_bytes = ty.bytes_for(n).expect("rows are whole blocks");
             if rel % alignment != 0 {
-                return Err(tensor_err(&name, format!("data offset {rel} is not aligned to {alignment}")));
+                return Err(tensor_err(
+                    &name,
+                    format!("data offset {rel} is not aligned to {alignment}"),
+                ));
             }
             let offset = data_start
                 .checked_add(rel)
@@ -159,10 +184,24 @@ impl GgufFile {
             if by_name.insert(name.clone(), tensors.len()).is_some() {
                 return Err(tensor_err(&name, "appears twice".into()));
             }
-            tensors.push(TensorInfo { name, dims, ty, offset, n_bytes });
+            tensors.push(TensorInfo {
+                name,
+                dims,
+                ty,
+                offset,
+                n_bytes,
+            });
         }
 
-        Ok(Self { bytes, version, alignment, metadata, keys, tensors, by_name })
+        Ok(Self {
+            bytes,
+            version,
+            alignment,
+            metadata,
+            keys,
+            tensors,
+            by_name,
+        })
     }
 
     fn buf(&self) -> &[u8] {
@@ -181,30 +220,50 @@ impl GgufFile {
     }
 
     fn require(&self, key: &str) -> Result<&Value> {
-        self.get(key).ok_or_else(|| GgufError::MissingKey(key.to_string()))
+        self.get(key)
+            .ok_or_else(|| GgufError::MissingKey(key.to_string()))
     }
 
     fn type_err(&self, key: &str, want: &str) -> GgufError {
-        let got = self.metadata.get(key).map(|v| v.type_name()).unwrap_or("nothing");
-        GgufError::BadValue { key: key.to_string(), problem: format!("expected {want}, found {got}") }
+        let got = self
+            .metadata
+            .get(key)
+            .map(|v| v.type_name())
+            .unwrap_or("nothing");
+        GgufError::BadValue {
+            key: key.to_string(),
+            problem: format!("expected {want}, found {got}"),
+        }
     }
 
     pub fn get_str(&self, key: &str) -> Result<&str> {
-        self.require(key)?.as_str().ok_or_else(|| self.type_err(key, "a string"))
+        self.require(key)?
+            .as_str()
+            .ok_or_else(|| self.type_err(key, "a string"))
     }
 
     /// A non-negative integer of any width.
     pub fn get_usize(&self, key: &str) -> Result<usize> {
-        let v = self.require(key)?.as_int().ok_or_else(|| self.type_err(key, "an integer"))?;
-        usize::try_from(v).map_err(|_| GgufError::BadValue { key: key.into(), problem: format!("{v} is out of range") })
+        let v = self
+            .require(key)?
+            .as_int()
+            .ok_or_else(|| self.type_err(key, "an integer"))?;
+        usize::try_from(v).map_err(|_| GgufError::BadValue {
+            key: key.into(),
+            problem: format!("{v} is out of range"),
+        })
     }
 
     pub fn get_f64(&self, key: &str) -> Result<f64> {
-        self.require(key)?.as_f64().ok_or_else(|| self.type_err(key, "a number"))
+        self.require(key)?
+            .as_f64()
+            .ok_or_else(|| self.type_err(key, "a number"))
     }
 
     pub fn get_array(&self, key: &str) -> Result<&[Value]> {
-        self.require(key)?.as_array().ok_or_else(|| self.type_err(key, "an array"))
+        self.require(key)?
+            .as_array()
+            .ok_or_else(|| self.type_err(key, "an array"))
     }
 
     pub fn tensors(&self) -> &[TensorInfo] {
@@ -217,9 +276,14 @@ impl GgufFile {
 
     /// The tensor `name`, checked to have exactly `dims`.
     pub fn tensor_with_dims(&self, name: &str, dims: &[u64]) -> Result<&TensorInfo> {
-        let t = self.tensor(name).ok_or_else(|| GgufError::MissingTensor(name.to_string()))?;
+        let t = self
+            .tensor(name)
+            .ok_or_else(|| GgufError::MissingTensor(name.to_string()))?;
         if t.dims != dims {
-            return Err(tensor_err(name, format!("has shape {:?}, expected {:?}", t.dims, dims)));
+            return Err(tensor_err(
+                name,
+                format!("has shape {:?}, expected {:?}", t.dims, dims),
+            ));
         }
         Ok(t)
     }
@@ -236,5 +300,8 @@ impl GgufFile {
 }
 
 fn tensor_err(name: &str, problem: String) -> GgufError {
-    GgufError::BadTensor { name: name.to_string(), problem }
+    GgufError::BadTensor {
+        name: name.to_string(),
+        problem,
+    }
 }

@@ -60,7 +60,11 @@ impl<'a> Reader<'a> {
     pub fn string(&mut self, what: &str) -> Result<String> {
         let len = self.u64(what)?;
         if len > MAX_STRING {
-            return Err(GgufError::TooLarge { what: format!("length of {what}"), value: len, limit: MAX_STRING });
+            return Err(GgufError::TooLarge {
+                what: format!("length of {what}"),
+                value: len,
+                limit: MAX_STRING,
+            });
         }
         let bytes = self.take(len, what)?;
         // Token texts are not always valid UTF-8 in the wild; keep what we can rather than refuse.
@@ -85,7 +89,10 @@ impl<'a> Reader<'a> {
             8 => Value::String(self.string(key)?),
             9 => {
                 if depth >= MAX_ARRAY_DEPTH {
-                    return Err(bad(key, format!("arrays nested deeper than {MAX_ARRAY_DEPTH}")));
+                    return Err(bad(
+                        key,
+                        format!("arrays nested deeper than {MAX_ARRAY_DEPTH}"),
+                    ));
                 }
                 let elem_ty = self.u32(key)?;
                 let n = self.u64(key)?;
@@ -93,7 +100,11 @@ impl<'a> Reader<'a> {
                 // checking it first keeps a crafted count from reserving huge memory.
                 let remaining = (self.buf.len() - self.pos) as u64;
                 if n > remaining {
-                    return Err(GgufError::Truncated { what: key.to_string(), offset: self.pos as u64, len: self.buf.len() as u64 });
+                    return Err(GgufError::Truncated {
+                        what: key.to_string(),
+                        offset: self.pos as u64,
+                        len: self.buf.len() as u64,
+                    });
                 }
                 let mut items = Vec::with_capacity(n as usize);
                 for _ in 0..n {
@@ -110,5 +121,8 @@ impl<'a> Reader<'a> {
 }
 
 fn bad(key: &str, problem: String) -> GgufError {
-    GgufError::BadValue { key: key.to_string(), problem }
+    GgufError::BadValue {
+        key: key.to_string(),
+        problem,
+    }
 }

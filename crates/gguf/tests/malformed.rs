@@ -12,9 +12,19 @@ fn sample() -> Vec<u8> {
         .kv("some.i64", Value::I64(-5))
         .kv("some.f64", Value::F64(0.25))
         .kv("some.bool", Value::Bool(true))
-        .kv("tokenizer.ggml.tokens", Value::Array(vec![Value::String("a".into()), Value::String("b".into())]))
-        .kv("nested", Value::Array(vec![Value::Array(vec![Value::U8(1), Value::U8(2)])]))
-        .tensor_f32("t.weight", &[4, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
+        .kv(
+            "tokenizer.ggml.tokens",
+            Value::Array(vec![Value::String("a".into()), Value::String("b".into())]),
+        )
+        .kv(
+            "nested",
+            Value::Array(vec![Value::Array(vec![Value::U8(1), Value::U8(2)])]),
+        )
+        .tensor_f32(
+            "t.weight",
+            &[4, 2],
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+        )
         .tensor("q.weight", &[32, 1], GgmlType::Q8_0, vec![0u8; 34]);
     w.to_bytes()
 }
@@ -40,10 +50,21 @@ fn reads_back_what_was_written() {
 #[test]
 fn errors_name_the_key_or_tensor() {
     let f = GgufFile::from_bytes(sample()).unwrap();
-    let e = f.tensor_with_dims("t.weight", &[2, 4]).unwrap_err().to_string();
+    let e = f
+        .tensor_with_dims("t.weight", &[2, 4])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("t.weight") && e.contains("[4, 2]"), "{e}");
-    assert!(f.tensor_with_dims("missing.weight", &[1]).unwrap_err().to_string().contains("missing.weight"));
-    assert!(f.get_str("qwen2.block_count").unwrap_err().to_string().contains("qwen2.block_count"));
+    assert!(f
+        .tensor_with_dims("missing.weight", &[1])
+        .unwrap_err()
+        .to_string()
+        .contains("missing.weight"));
+    assert!(f
+        .get_str("qwen2.block_count")
+        .unwrap_err()
+        .to_string()
+        .contains("qwen2.block_count"));
     assert!(matches!(f.get_usize("nope"), Err(GgufError::MissingKey(_))));
 }
 
@@ -52,7 +73,11 @@ fn every_truncation_is_an_error() {
     let bytes = sample();
     for len in 0..bytes.len() {
         let r = GgufFile::from_bytes(bytes[..len].to_vec());
-        assert!(r.is_err(), "a file cut to {len} of {} bytes was accepted", bytes.len());
+        assert!(
+            r.is_err(),
+            "a file cut to {len} of {} bytes was accepted",
+            bytes.len()
+        );
         let msg = r.err().unwrap().to_string();
         assert!(!msg.contains('\n'), "multi-line error: {msg}");
     }
@@ -60,12 +85,22 @@ fn every_truncation_is_an_error() {
 
 #[test]
 fn not_gguf_and_bad_versions() {
-    let e = GgufFile::from_bytes(b"PK\x03\x04 this is a zip".to_vec()).err().unwrap().to_string();
+    let e = GgufFile::from_bytes(b"PK\x03\x04 this is a zip".to_vec())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("not a GGUF file"), "{e}");
     let mut b = sample();
     b[4] = 1;
-    assert!(GgufFile::from_bytes(b).err().unwrap().to_string().contains("version 1"));
-    let e = GgufFile::open("/nonexistent/model.gguf").err().unwrap().to_string();
+    assert!(GgufFile::from_bytes(b)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("version 1"));
+    let e = GgufFile::open("/nonexistent/model.gguf")
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("/nonexistent/model.gguf"), "{e}");
 }
 
@@ -74,7 +109,11 @@ fn crafted_counts_cannot_exhaust_memory() {
     // A tensor count of 2^40 and a huge array length must be refused up front, not allocated.
     let mut b = sample();
     b[8..16].copy_from_slice(&(1u64 << 40).to_le_bytes());
-    assert!(GgufFile::from_bytes(b).err().unwrap().to_string().contains("tensor count"));
+    assert!(GgufFile::from_bytes(b)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("tensor count"));
 
     let mut w = GgufWriter::new();
     w.kv("arr", Value::Array(vec![Value::U32(1)]));

@@ -3,7 +3,12 @@ use std::time::Instant;
 use tandem_kernels::{dispatch::dot_row, GgmlType};
 
 fn main() {
-    for (ty, cols) in [(GgmlType::Q5_0, 896usize), (GgmlType::Q8_0, 896), (GgmlType::Q4K, 1536), (GgmlType::Q6K, 1536)] {
+    for (ty, cols) in [
+        (GgmlType::Q5_0, 896usize),
+        (GgmlType::Q8_0, 896),
+        (GgmlType::Q4K, 1536),
+        (GgmlType::Q6K, 1536),
+    ] {
         let rb = ty.bytes_for(cols as u64).unwrap() as usize;
         for total in [64usize << 10, 256 << 20] {
             let rows = total / rb;
@@ -22,7 +27,13 @@ fn main() {
             }
             let dt = t.elapsed().as_secs_f64();
             let weights = (reps * rows * cols) as f64;
-            println!("{:?} {:>9} B: {:.2} GB/s, {:.2} Gweights/s ({s:.1})", ty, total, (reps * rows * rb) as f64 / dt / 1e9, weights / dt / 1e9);
+            println!(
+                "{:?} {:>9} B: {:.2} GB/s, {:.2} Gweights/s ({s:.1})",
+                ty,
+                total,
+                (reps * rows * rb) as f64 / dt / 1e9,
+                weights / dt / 1e9
+            );
         }
     }
 }

@@ -99,7 +99,11 @@ unsafe impl Block for BlockQ8K {}
 /// (callers pass rows whose length the GGUF reader already checked).
 pub fn as_blocks<B: Block>(bytes: &[u8]) -> &[B] {
     let size = std::mem::size_of::<B>();
-    assert_eq!(bytes.len() % size, 0, "byte length is not a whole number of blocks");
+    assert_eq!(
+        bytes.len() % size,
+        0,
+        "byte length is not a whole number of blocks"
+    );
     // SAFETY: `B: Block` has alignment 1 and accepts any bit pattern; the length divides evenly.
     unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const B, bytes.len() / size) }
 }
@@ -110,6 +114,9 @@ pub fn scale_min_k4(j: usize, q: &[u8; 12]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {
-        ((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
+        (
+            (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
     }
 }

@@ -18,7 +18,10 @@ static CHOSEN: AtomicU8 = AtomicU8::new(0);
 
 fn detect() -> Isa {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c") {
+    if is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
+    {
         return Isa::Avx2;
     }
     Isa::Scalar
@@ -89,7 +92,7 @@ pub fn dot_row(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
 fn dot_row_generic(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
     const PIECE: usize = 256;
     let bl = ty.block_len();
-    let piece = if PIECE % bl == 0 { PIECE } else { bl };
+    let piece = if PIECE.is_multiple_of(bl) { PIECE } else { bl };
     let bytes_per_piece = piece / bl * ty.block_bytes();
     let mut buf = [0f32; PIECE];
     let mut sum = 0f32;
@@ -105,7 +108,7 @@ fn dot_row_generic(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     #[cfg(target_arch = "x86_64")]
-    if isa() == Isa::Avx2 && a.len() % 8 == 0 {
+    if isa() == Isa::Avx2 && a.len().is_multiple_of(8) {
         // SAFETY: features detected; equal lengths, multiple of 8.
         return unsafe { crate::x86::dot_f32(a, b) };
     }
@@ -117,6 +120,11 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
             acc[l] += x[l] * y[l];
         }
     }
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     acc.iter().sum::<f32>() + tail
 }

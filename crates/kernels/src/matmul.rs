@@ -25,7 +25,12 @@ impl<'a> QMatrix<'a> {
     /// Checks that `data` holds exactly `rows × cols` elements of `ty`, rows of whole blocks.
     pub fn new(ty: GgmlType, rows: usize, cols: usize, data: &'a [u8]) -> Option<Self> {
         let row_bytes = ty.bytes_for(cols as u64)? as usize;
-        (row_bytes.checked_mul(rows)? == data.len()).then_some(Self { ty, rows, cols, data })
+        (row_bytes.checked_mul(rows)? == data.len()).then_some(Self {
+            ty,
+            rows,
+            cols,
+            data,
+        })
     }
 
     pub fn row_bytes(&self) -> usize {
@@ -50,6 +55,13 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    /// A method (not field access) so closures capture the whole `Send` wrapper, not the raw pointer.
+    fn at(&self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
+    }
+}
+
 /// Below this many tokens the row-at-a-time (decode) path is used.
 const GEMM_MIN_TOKENS: usize = 4;
 /// Rows dequantised together in the prefill path (f32 scratch of `ROW_BLOCK × cols`).
@@ -73,42 +85,50 @@ pub fn matmul(w: &QMatrix, x: &[f32], y: &mut [f32]) {
         // Enough chunks to balance the threads, none so small that scheduling dominates.
         let chunk = (rows / (threads * 8)).clamp(16, 4096);
         (0..rows.div_ceil(chunk)).into_par_iter().for_each(|c| {
-            let out = out;
             for r in c * chunk..((c + 1) * chunk).min(rows) {
                 let wr = w.row(r);
                 for t in 0..n_tok {
                     let v = dot_row(w.ty, wr, &x[t * w.cols..(t + 1) * w.cols]);
                     // SAFETY: element (t, r) is written by the one task that owns row r.
-                    unsafe { *out.0.add(t * rows + r) = v };
+                    unsafe { *out.at(t * rows + r) = v };
                 }
             }
         });
         return;
     }
 
-    (0..rows.div_ceil(ROW_BLOCK)).into_par_iter().for_each(|blk| {
-        let out = out;
-        let r0 = blk * ROW_BLOCK;
-        let nr = ROW_BLOCK.min(rows - r0);
-        SCRATCH.with(|s| {
-            let mut s = s.borrow_mut();
-            s.resize(ROW_BLOCK * w.cols, 0.0);
-            for i in 0..nr {
-                w.dequantize_row(r0 + i, &mut s[i * w.cols..(i + 1) * w.cols]);
-            }
-            // SAFETY: this task owns rows r0..r0+nr of every token's output.
-            unsafe { gemm_block(&s[..nr * w.cols], nr, x, n_tok, w.cols, out.0.add(r0), rows) };
+    (0..rows.div_ceil(ROW_BLOCK))
+        .into_par_iter()
+        .for_each(|blk| {
+            let r0 = blk * ROW_BLOCK;
+            let nr = ROW_BLOCK.min(rows - r0);
+            SCRATCH.with(|s| {
+                let mut s = s.borrow_mut();
+                s.resize(ROW_BLOCK * w.cols, 0.0);
+                for i in 0..nr {
+                    w.dequantize_row(r0 + i, &mut s[i * w.cols..(i + 1) * w.cols]);
+                }
+                // SAFETY: this task owns rows r0..r0+nr of every token's output.
+                unsafe { gemm_block(&s[..nr * w.cols], nr, x, n_tok, w.cols, out.at(r0), rows) };
+            });
         });
-    });
 }
 
 /// out[t * ld + r] = dot(wf[r], x[t]) for r < nr, t < n_tok.
 ///
 /// # Safety
 /// `out` must be valid for writes at every `t * ld + r` with `r < nr`, `t < n_tok`.
-unsafe fn gemm_block(wf: &[f32], nr: usize, x: &[f32], n_tok: usize, k: usize, out: *mut f32, ld: usize) {
+unsafe fn gemm_block(
+    wf: &[f32],
+    nr: usize,
+    x: &[f32],
+    n_tok: usize,
+    k: usize,
+    out: *mut f32,
+    ld: usize,
+) {
     #[cfg(target_arch = "x86_64")]
-    if isa() == Isa::Avx2 && k % 8 == 0 {
+    if isa() == Isa::Avx2 && k.is_multiple_of(8) {
         let mut r = 0;
         while r + 4 <= nr {
             let mut t = 0;
@@ -122,7 +142,8 @@ unsafe fn gemm_block(wf: &[f32], nr: usize, x: &[f32], n_tok: usize, k: usize, o
             }
             if t < n_tok {
                 for i in 0..4 {
-                    *out.add(t * ld + r + i) = dot_f32(&wf[(r + i) * k..(r + i + 1) * k], &x[t * k..(t + 1) * k]);
+                    *out.add(t * ld + r + i) =
+                        dot_f32(&wf[(r + i) * k..(r + i + 1) * k], &x[t * k..(t + 1) * k]);
                 }
             }
             r += 4;

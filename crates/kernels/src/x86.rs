@@ -11,7 +11,9 @@ use crate::blocks::{scale_min_k4, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0};
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn f16(b: [u8; 2]) -> f32 {
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(u16::from_le_bytes(b) as i32)))
+    _mm_cvtss_f32(_mm_cvtph_ps(
+        _mm_cvtsi32_si128(u16::from_le_bytes(b) as i32),
+    ))
 }
 
 /// Bytes ahead of the current block to prefetch (a prefetch past the end of a buffer is harmless).
@@ -56,14 +58,18 @@ unsafe fn u8x8_hi(v: __m128i) -> __m256 {
 /// AVX2, FMA and F16C must be available; `w.len() == x.len()`, a multiple of 8.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
-    debug_assert!(w.len() == x.len() && w.len() % 8 == 0);
+    debug_assert!(w.len() == x.len() && w.len().is_multiple_of(8));
     let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
     let n = w.len();
     let (pw, px) = (w.as_ptr(), x.as_ptr());
     let mut i = 0;
     while i + 16 <= n {
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(pw.add(i)), _mm256_loadu_ps(px.add(i)), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(pw.add(i + 8)), _mm256_loadu_ps(px.add(i + 8)), a1);
+        a1 = _mm256_fmadd_ps(
+            _mm256_loadu_ps(pw.add(i + 8)),
+            _mm256_loadu_ps(px.add(i + 8)),
+            a1,
+        );
         i += 16;
     }
     if i < n {
@@ -103,7 +109,10 @@ pub unsafe fn dot_q8_0(blocks: &[BlockQ8_0], x: &[f32]) -> f32 {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q5_group(nib: __m128i, qh: __m256i, sh: __m256i) -> __m256 {
-    let high = _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(qh, sh), _mm256_set1_epi32(1)), 4);
+    let high = _mm256_slli_epi32(
+        _mm256_and_si256(_mm256_srlv_epi32(qh, sh), _mm256_set1_epi32(1)),
+        4,
+    );
     let v = _mm256_or_si256(_mm256_cvtepu8_epi32(nib), high);
     _mm256_sub_ps(_mm256_cvtepi32_ps(v), _mm256_set1_ps(16.0))
 }
@@ -131,9 +140,17 @@ pub unsafe fn dot_q5_0(blocks: &[BlockQ5_0], x: &[f32]) -> f32 {
         let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), m4); // elements 16..32
         let qh = _mm256_set1_epi32(u32::from_le_bytes(b.qh) as i32);
         let mut s = _mm256_mul_ps(q5_group(lo, qh, sh[0]), _mm256_loadu_ps(xp));
-        s = _mm256_fmadd_ps(q5_group(_mm_srli_si128(lo, 8), qh, sh[1]), _mm256_loadu_ps(xp.add(8)), s);
+        s = _mm256_fmadd_ps(
+            q5_group(_mm_srli_si128(lo, 8), qh, sh[1]),
+            _mm256_loadu_ps(xp.add(8)),
+            s,
+        );
         s = _mm256_fmadd_ps(q5_group(hi, qh, sh[2]), _mm256_loadu_ps(xp.add(16)), s);
-        s = _mm256_fmadd_ps(q5_group(_mm_srli_si128(hi, 8), qh, sh[3]), _mm256_loadu_ps(xp.add(24)), s);
+        s = _mm256_fmadd_ps(
+            q5_group(_mm_srli_si128(hi, 8), qh, sh[3]),
+            _mm256_loadu_ps(xp.add(24)),
+            s,
+        );
         acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(b.d)), s, acc);
     }
     hsum(acc)
@@ -152,7 +169,10 @@ pub unsafe fn dot_q4k(blocks: &[BlockQ4K], x: &[f32]) -> f32 {
         let (d, dmin) = (f16(b.d), f16(b.dmin));
         for c in 0..4 {
             let q = _mm256_loadu_si256(b.qs.as_ptr().add(32 * c) as *const __m256i);
-            let nibbles = [_mm256_and_si256(q, m4), _mm256_and_si256(_mm256_srli_epi16(q, 4), m4)];
+            let nibbles = [
+                _mm256_and_si256(q, m4),
+                _mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
+            ];
             for (h, nib) in nibbles.into_iter().enumerate() {
                 let j = 2 * c + h;
                 let xp = xb.add(32 * j);
@@ -195,7 +215,10 @@ pub unsafe fn dot_q6k(blocks: &[BlockQ6K], x: &[f32]) -> f32 {
             let qh = _mm256_loadu_si256(b.qh.as_ptr().add(32 * half) as *const __m256i);
             // The four runs of 32 weights (values 0..64, offset 32 removed below).
             let runs = [
-                _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4)),
+                _mm256_or_si256(
+                    _mm256_and_si256(ql0, m4),
+                    _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4),
+                ),
                 _mm256_or_si256(
                     _mm256_and_si256(ql1, m4),
                     _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4),
@@ -214,10 +237,22 @@ pub unsafe fn dot_q6k(blocks: &[BlockQ6K], x: &[f32]) -> f32 {
                 let lo = _mm256_castsi256_si128(q);
                 let hi = _mm256_extracti128_si256(q, 1);
                 // Elements 0..16 of the run use scale 2r, 16..32 scale 2r+1.
-                let mut s0 = _mm256_mul_ps(_mm256_sub_ps(u8x8_lo(lo), thirty_two), _mm256_loadu_ps(xp));
-                s0 = _mm256_fmadd_ps(_mm256_sub_ps(u8x8_hi(lo), thirty_two), _mm256_loadu_ps(xp.add(8)), s0);
-                let mut s1 = _mm256_mul_ps(_mm256_sub_ps(u8x8_lo(hi), thirty_two), _mm256_loadu_ps(xp.add(16)));
-                s1 = _mm256_fmadd_ps(_mm256_sub_ps(u8x8_hi(hi), thirty_two), _mm256_loadu_ps(xp.add(24)), s1);
+                let mut s0 =
+                    _mm256_mul_ps(_mm256_sub_ps(u8x8_lo(lo), thirty_two), _mm256_loadu_ps(xp));
+                s0 = _mm256_fmadd_ps(
+                    _mm256_sub_ps(u8x8_hi(lo), thirty_two),
+                    _mm256_loadu_ps(xp.add(8)),
+                    s0,
+                );
+                let mut s1 = _mm256_mul_ps(
+                    _mm256_sub_ps(u8x8_lo(hi), thirty_two),
+                    _mm256_loadu_ps(xp.add(16)),
+                );
+                s1 = _mm256_fmadd_ps(
+                    _mm256_sub_ps(u8x8_hi(hi), thirty_two),
+                    _mm256_loadu_ps(xp.add(24)),
+                    s1,
+                );
                 let sc0 = b.scales[8 * half + 2 * r] as f32;
                 let sc1 = b.scales[8 * half + 2 * r + 1] as f32;
                 acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc0), s0, acc);

@@ -8,7 +8,10 @@ fn cases() -> serde_json::Value {
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 #[test]
@@ -28,12 +31,20 @@ fn scalar_dequantisation_matches_gguf_py() {
     for (name, ty) in types {
         let case = &all[name];
         let bytes = hex(case["hex"].as_str().unwrap());
-        let want: Vec<f32> = case["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let want: Vec<f32> = case["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
         let mut got = vec![0f32; want.len()];
         scalar::dequantize_row(ty, &bytes, &mut got);
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             let tol = 1e-6 * w.abs().max(1e-3);
-            assert!((g - w).abs() <= tol, "{name} element {i}: ours {g}, gguf-py {w}");
+            assert!(
+                (g - w).abs() <= tol,
+                "{name} element {i}: ours {g}, gguf-py {w}"
+            );
         }
     }
 }

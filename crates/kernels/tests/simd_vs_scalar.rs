@@ -6,7 +6,9 @@ use tandem_kernels::{matmul, scalar, GgmlType, QMatrix};
 
 /// Deterministic pseudo-random bytes with sane f16 scales in each block.
 fn random_row(ty: GgmlType, cols: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = || {
         s ^= s << 13;
         s ^= s >> 7;
@@ -21,7 +23,9 @@ fn random_row(ty: GgmlType, cols: usize, seed: u64) -> Vec<u8> {
         let o = blk * bb;
         let r = (next() % 1000) as f32 / 1000.0;
         match ty {
-            GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => b[o..o + 2].copy_from_slice(&scale(0.01 + 0.02 * r)),
+            GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => {
+                b[o..o + 2].copy_from_slice(&scale(0.01 + 0.02 * r))
+            }
             GgmlType::Q4K | GgmlType::Q5K => {
                 b[o..o + 2].copy_from_slice(&scale(0.01 + 0.02 * r));
                 b[o + 2..o + 4].copy_from_slice(&scale(0.005 * r));
@@ -32,17 +36,26 @@ fn random_row(ty: GgmlType, cols: usize, seed: u64) -> Vec<u8> {
         }
     }
     if ty == GgmlType::F32 {
-        b = (0..cols).flat_map(|i| ((i as f32 * 0.37).sin()).to_le_bytes()).collect();
+        b = (0..cols)
+            .flat_map(|i| ((i as f32 * 0.37).sin()).to_le_bytes())
+            .collect();
     }
     b
 }
 
 fn activations(n: usize, seed: f32) -> Vec<f32> {
-    (0..n).map(|i| ((i as f32 * 0.731 + seed).sin() * 2.0)).collect()
+    (0..n)
+        .map(|i| (i as f32 * 0.731 + seed).sin() * 2.0)
+        .collect()
 }
 
-const TYPES: [(GgmlType, usize); 5] =
-    [(GgmlType::Q8_0, 896), (GgmlType::Q5_0, 896), (GgmlType::Q4K, 1536), (GgmlType::Q6K, 1536), (GgmlType::Q5K, 512)];
+const TYPES: [(GgmlType, usize); 5] = [
+    (GgmlType::Q8_0, 896),
+    (GgmlType::Q5_0, 896),
+    (GgmlType::Q4K, 1536),
+    (GgmlType::Q6K, 1536),
+    (GgmlType::Q5K, 512),
+];
 
 #[test]
 fn dot_products_match_scalar() {
@@ -59,7 +72,11 @@ fn dot_products_match_scalar() {
             let mut w = vec![0f32; cols];
             scalar::dequantize_row(ty, &row, &mut w);
             let mag: f32 = w.iter().zip(&x).map(|(a, b)| (a * b).abs()).sum();
-            assert!((got - want).abs() <= 1e-5 * mag + 1e-6, "{} seed {seed}: simd {got} vs scalar {want} (Σ|wx| = {mag})", ty.name());
+            assert!(
+                (got - want).abs() <= 1e-5 * mag + 1e-6,
+                "{} seed {seed}: simd {got} vs scalar {want} (Σ|wx| = {mag})",
+                ty.name()
+            );
         }
     }
 }
@@ -68,7 +85,9 @@ fn dot_products_match_scalar() {
 fn matmul_paths_match_scalar() {
     for (ty, cols) in TYPES {
         let rows = 37; // not a multiple of the tile or row block, to cover the edges
-        let data: Vec<u8> = (0..rows).flat_map(|r| random_row(ty, cols, 100 + r as u64)).collect();
+        let data: Vec<u8> = (0..rows)
+            .flat_map(|r| random_row(ty, cols, 100 + r as u64))
+            .collect();
         let w = QMatrix::new(ty, rows, cols, &data).unwrap();
         for n_tok in [1, 3, 5, 8] {
             let x = activations(n_tok * cols, n_tok as f32);
@@ -96,7 +115,9 @@ fn matmul_paths_match_scalar() {
 #[test]
 fn forced_scalar_isa_gives_the_same_matmul() {
     let (ty, cols, rows) = (GgmlType::Q5_0, 256, 8);
-    let data: Vec<u8> = (0..rows).flat_map(|r| random_row(ty, cols, r as u64)).collect();
+    let data: Vec<u8> = (0..rows)
+        .flat_map(|r| random_row(ty, cols, r as u64))
+        .collect();
     let w = QMatrix::new(ty, rows, cols, &data).unwrap();
     let x = activations(4 * cols, 0.5);
     let mut fast = vec![0f32; 4 * rows];

@@ -50,7 +50,7 @@ impl Config {
             dim,
             n_head,
             n_kv_head,
-            head_dim: if n_head > 0 { dim / n_head } else { 0 },
+            head_dim: dim.checked_div(n_head).unwrap_or(0),
             ffn_dim: f.get_usize(&k("feed_forward_length"))?,
             vocab,
             rope_base: f.get_f64(&k("rope.freq_base")).unwrap_or(10_000.0) as f32,
@@ -64,22 +64,41 @@ impl Config {
     fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(ModelError::BadConfig(m));
         if self.n_layer == 0 || self.n_layer > 1024 {
-            return bad(format!("block_count {} out of range 1..=1024", self.n_layer));
+            return bad(format!(
+                "block_count {} out of range 1..=1024",
+                self.n_layer
+            ));
         }
-        if self.n_head == 0 || self.dim == 0 || self.dim % self.n_head != 0 {
-            return bad(format!("embedding_length {} is not a multiple of head_count {}", self.dim, self.n_head));
+        if self.n_head == 0 || self.dim == 0 || !self.dim.is_multiple_of(self.n_head) {
+            return bad(format!(
+                "embedding_length {} is not a multiple of head_count {}",
+                self.dim, self.n_head
+            ));
         }
-        if self.n_kv_head == 0 || self.n_head % self.n_kv_head != 0 {
-            return bad(format!("head_count {} is not a multiple of head_count_kv {}", self.n_head, self.n_kv_head));
+        if self.n_kv_head == 0 || !self.n_head.is_multiple_of(self.n_kv_head) {
+            return bad(format!(
+                "head_count {} is not a multiple of head_count_kv {}",
+                self.n_head, self.n_kv_head
+            ));
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return bad(format!("head dimension {} is odd", self.head_dim));
         }
-        if self.dim > 65536 || self.ffn_dim == 0 || self.ffn_dim > 1 << 20 || self.vocab == 0 || self.vocab > 1 << 24 {
+        if self.dim > 65536
+            || self.ffn_dim == 0
+            || self.ffn_dim > 1 << 20
+            || self.vocab == 0
+            || self.vocab > 1 << 24
+        {
             return bad("dimensions out of range".into());
         }
-        if !(self.rms_eps > 0.0 && self.rms_eps < 1.0) || !(self.rope_base > 1.0) {
-            return bad(format!("rms eps {} or rope base {} out of range", self.rms_eps, self.rope_base));
+        let eps_ok = self.rms_eps > 0.0 && self.rms_eps < 1.0; // false for NaN too
+        let base_ok = self.rope_base > 1.0;
+        if !eps_ok || !base_ok {
+            return bad(format!(
+                "rms eps {} or rope base {} out of range",
+                self.rms_eps, self.rope_base
+            ));
         }
         Ok(())
     }

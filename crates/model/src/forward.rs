@@ -8,8 +8,8 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 use tandem_kernels::dispatch::dot_f32;
-use tandem_kernels::ops::{add_assign, rms_norm, rope_neox, softmax, swiglu};
 use tandem_kernels::matmul;
+use tandem_kernels::ops::{add_assign, rms_norm, rope_neox, softmax, swiglu};
 
 use crate::{KvCache, Model, ModelError, Result, RunState};
 
@@ -21,12 +21,23 @@ thread_local! {
 impl Model {
     /// Runs `tokens` at positions `kv.len..kv.len + tokens.len()`, appends their K/V to the cache and
     /// returns the logits of the last token: [vocab].
-    pub fn forward<'s>(&self, st: &'s mut RunState, kv: &mut KvCache, tokens: &[u32]) -> Result<&'s [f32]> {
+    pub fn forward<'s>(
+        &self,
+        st: &'s mut RunState,
+        kv: &mut KvCache,
+        tokens: &[u32],
+    ) -> Result<&'s [f32]> {
         if tokens.is_empty() {
-            return Err(ModelError::BadConfig("forward called with no tokens".into()));
+            return Err(ModelError::BadConfig(
+                "forward called with no tokens".into(),
+            ));
         }
         if kv.len + tokens.len() > kv.ctx {
-            return Err(ModelError::ContextFull { pos: kv.len, n: tokens.len(), ctx: kv.ctx });
+            return Err(ModelError::ContextFull {
+                pos: kv.len,
+                n: tokens.len(),
+                ctx: kv.ctx,
+            });
         }
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.config.vocab) {
             return Err(ModelError::BadToken(bad));
@@ -53,7 +64,12 @@ impl Model {
         for (l, lw) in w.layers.iter().enumerate() {
             // xb = rms_norm(x) * attn_norm
             for t in 0..n {
-                rms_norm(&mut st.xb[t * dim..(t + 1) * dim], &st.x[t * dim..(t + 1) * dim], &lw.attn_norm, c.rms_eps);
+                rms_norm(
+                    &mut st.xb[t * dim..(t + 1) * dim],
+                    &st.x[t * dim..(t + 1) * dim],
+                    &lw.attn_norm,
+                    c.rms_eps,
+                );
             }
             let xb = &st.xb[..n * dim];
             // q: [n, qd], k, v: [n, kvd]
@@ -63,7 +79,10 @@ impl Model {
             let hd2 = hd / 2;
             for t in 0..n {
                 let p = pos + t;
-                let (cos, sin) = (&st.rope_cos[p * hd2..(p + 1) * hd2], &st.rope_sin[p * hd2..(p + 1) * hd2]);
+                let (cos, sin) = (
+                    &st.rope_cos[p * hd2..(p + 1) * hd2],
+                    &st.rope_sin[p * hd2..(p + 1) * hd2],
+                );
                 let q = &mut st.q[t * qd..(t + 1) * qd];
                 add_assign(q, &lw.bq);
                 q.chunks_exact_mut(hd).for_each(|h| rope_neox(h, cos, sin));
@@ -82,13 +101,22 @@ impl Model {
 
             // x += down(silu(gate(xb)) * up(xb)), xb = rms_norm(x) * ffn_norm
             for t in 0..n {
-                rms_norm(&mut st.xb[t * dim..(t + 1) * dim], &st.x[t * dim..(t + 1) * dim], &lw.ffn_norm, c.rms_eps);
+                rms_norm(
+                    &mut st.xb[t * dim..(t + 1) * dim],
+                    &st.x[t * dim..(t + 1) * dim],
+                    &lw.ffn_norm,
+                    c.rms_eps,
+                );
             }
             let f = c.ffn_dim;
             matmul(&w.mat(&lw.w_gate), &st.xb[..n * dim], &mut st.gate[..n * f]);
             matmul(&w.mat(&lw.w_up), &st.xb[..n * dim], &mut st.up[..n * f]);
             swiglu(&mut st.gate[..n * f], &st.up[..n * f]);
-            matmul(&w.mat(&lw.w_down), &st.gate[..n * f], &mut st.proj[..n * dim]);
+            matmul(
+                &w.mat(&lw.w_down),
+                &st.gate[..n * f],
+                &mut st.proj[..n * dim],
+            );
             add_assign(&mut st.x[..n * dim], &st.proj[..n * dim]);
         }
         kv.len = pos + n;
@@ -107,27 +135,30 @@ impl Model {
         let group = c.n_head / c.n_kv_head;
         let scale = 1.0 / (hd as f32).sqrt();
         let q = &st.q;
-        st.att[..n * c.n_head * hd].par_chunks_mut(hd).enumerate().for_each(|(i, out)| {
-            let (t, h) = (i / c.n_head, i % c.n_head);
-            let qh = &q[i * hd..(i + 1) * hd];
-            let off = (h / group) * hd;
-            let n_ctx = pos + t + 1;
-            SCORES.with(|s| {
-                let mut s = s.borrow_mut();
-                s.resize(n_ctx, 0.0);
-                for (p, sc) in s.iter_mut().enumerate() {
-                    let at = kv.at(layer, p) + off;
-                    *sc = dot_f32(qh, &kv.k[at..at + hd]) * scale;
-                }
-                softmax(&mut s);
-                out.fill(0.0);
-                for (p, &a) in s.iter().enumerate() {
-                    let at = kv.at(layer, p) + off;
-                    for (o, &v) in out.iter_mut().zip(&kv.v[at..at + hd]) {
-                        *o += a * v;
+        st.att[..n * c.n_head * hd]
+            .par_chunks_mut(hd)
+            .enumerate()
+            .for_each(|(i, out)| {
+                let (t, h) = (i / c.n_head, i % c.n_head);
+                let qh = &q[i * hd..(i + 1) * hd];
+                let off = (h / group) * hd;
+                let n_ctx = pos + t + 1;
+                SCORES.with(|s| {
+                    let mut s = s.borrow_mut();
+                    s.resize(n_ctx, 0.0);
+                    for (p, sc) in s.iter_mut().enumerate() {
+                        let at = kv.at(layer, p) + off;
+                        *sc = dot_f32(qh, &kv.k[at..at + hd]) * scale;
                     }
-                }
+                    softmax(&mut s);
+                    out.fill(0.0);
+                    for (p, &a) in s.iter().enumerate() {
+                        let at = kv.at(layer, p) + off;
+                        for (o, &v) in out.iter_mut().zip(&kv.v[at..at + hd]) {
+                            *o += a * v;
+                        }
+                    }
+                });
             });
-        });
     }
 }

@@ -16,7 +16,14 @@ pub struct KvCache {
 impl KvCache {
     pub fn new(cfg: &Config, ctx: usize) -> Self {
         let n = cfg.n_layer * ctx * cfg.kv_dim();
-        Self { ctx, kv_dim: cfg.kv_dim(), n_layer: cfg.n_layer, k: vec![0.0; n], v: vec![0.0; n], len: 0 }
+        Self {
+            ctx,
+            kv_dim: cfg.kv_dim(),
+            n_layer: cfg.n_layer,
+            k: vec![0.0; n],
+            v: vec![0.0; n],
+            len: 0,
+        }
     }
 
     /// Forgets positions from `len` on (e.g. to reuse a shared prompt prefix).

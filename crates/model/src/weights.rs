@@ -44,11 +44,22 @@ pub struct Weights {
 impl Weights {
     pub fn load(file: &Arc<GgufFile>, c: &Config) -> Result<Self> {
         let f = file.as_ref();
-        let (dim, qd, kvd, ffn) = (c.dim as u64, (c.n_head * c.head_dim) as u64, c.kv_dim() as u64, c.ffn_dim as u64);
+        let (dim, qd, kvd, ffn) = (
+            c.dim as u64,
+            (c.n_head * c.head_dim) as u64,
+            c.kv_dim() as u64,
+            c.ffn_dim as u64,
+        );
         let vocab = c.vocab as u64;
         let mat = |name: &str, cols: u64, rows: u64| -> Result<MatRef> {
             let t = f.tensor_with_dims(name, &[cols, rows])?;
-            Ok(MatRef { ty: t.ty, rows: rows as usize, cols: cols as usize, offset: t.offset as usize, len: t.n_bytes as usize })
+            Ok(MatRef {
+                ty: t.ty,
+                rows: rows as usize,
+                cols: cols as usize,
+                offset: t.offset as usize,
+                len: t.n_bytes as usize,
+            })
         };
         let vec = |name: &str, n: u64| -> Result<Vec<f32>> {
             let t = f.tensor_with_dims(name, &[n])?;
@@ -83,14 +94,27 @@ impl Weights {
         // Every matrix must have whole blocks per row (the reader checked the tensor as a whole).
         for m in [token_embd, output] {
             if m.ty.bytes_for(m.cols as u64).is_none() {
-                return Err(GgufError::BadTensor { name: "token_embd.weight".into(), problem: "rows are not whole blocks".into() }.into());
+                return Err(GgufError::BadTensor {
+                    name: "token_embd.weight".into(),
+                    problem: "rows are not whole blocks".into(),
+                }
+                .into());
             }
         }
-        Ok(Self { file: file.clone(), token_embd, layers, output_norm, output })
+        Ok(Self {
+            file: file.clone(),
+            token_embd,
+            layers,
+            output_norm,
+            output,
+        })
     }
 
     pub fn mat(&self, m: &MatRef) -> QMatrix<'_> {
-        let data = self.file.slice(m.offset, m.len).expect("tensor bounds checked at parse");
+        let data = self
+            .file
+            .slice(m.offset, m.len)
+            .expect("tensor bounds checked at parse");
         QMatrix::new(m.ty, m.rows, m.cols, data).expect("shape checked at load")
     }
 }

@@ -11,8 +11,14 @@ const FFN: u64 = 64;
 const VOCAB: u64 = 16;
 const KV: u64 = 16; // 2 KV heads of 8
 
-fn tiny(edit: impl Fn(&mut Vec<(String, Vec<u64>)>, &mut Vec<(String, Value)>)) -> Result<Model, String> {
-    let mut kvs: Vec<(String, Value)> = vec![
+type Tensors = Vec<(String, Vec<u64>)>;
+type Kvs = Vec<(String, Value)>;
+type Edit = Box<dyn Fn(&mut Tensors, &mut Kvs)>;
+
+fn tiny(
+    edit: impl Fn(&mut Vec<(String, Vec<u64>)>, &mut Vec<(String, Value)>),
+) -> Result<Model, String> {
+    let mut kvs: Kvs = vec![
         ("general.architecture".into(), Value::String("qwen2".into())),
         ("qwen2.block_count".into(), Value::U32(1)),
         ("qwen2.embedding_length".into(), Value::U32(DIM as u32)),
@@ -20,11 +26,17 @@ fn tiny(edit: impl Fn(&mut Vec<(String, Vec<u64>)>, &mut Vec<(String, Value)>)) 
         ("qwen2.attention.head_count".into(), Value::U32(4)),
         ("qwen2.attention.head_count_kv".into(), Value::U32(2)),
         ("qwen2.rope.freq_base".into(), Value::F32(1e6)),
-        ("qwen2.attention.layer_norm_rms_epsilon".into(), Value::F32(1e-6)),
+        (
+            "qwen2.attention.layer_norm_rms_epsilon".into(),
+            Value::F32(1e-6),
+        ),
         ("qwen2.context_length".into(), Value::U32(64)),
-        ("tokenizer.ggml.tokens".into(), Value::Array((0..VOCAB).map(|i| Value::String(format!("t{i}"))).collect())),
+        (
+            "tokenizer.ggml.tokens".into(),
+            Value::Array((0..VOCAB).map(|i| Value::String(format!("t{i}"))).collect()),
+        ),
     ];
-    let mut tensors: Vec<(String, Vec<u64>)> = vec![
+    let mut tensors: Tensors = vec![
         ("token_embd.weight".into(), vec![DIM, VOCAB]),
         ("output_norm.weight".into(), vec![DIM]),
         ("output.weight".into(), vec![DIM, VOCAB]),
@@ -48,7 +60,12 @@ fn tiny(edit: impl Fn(&mut Vec<(String, Vec<u64>)>, &mut Vec<(String, Value)>)) 
     }
     for (i, (name, dims)) in tensors.iter().enumerate() {
         let n: u64 = dims.iter().product();
-        let values: Vec<f32> = (0..n).map(|j| ((j as f32 * 0.37 + i as f32).sin()) * 0.2 + if name.contains("norm") { 1.0 } else { 0.0 }).collect();
+        let values: Vec<f32> = (0..n)
+            .map(|j| {
+                ((j as f32 * 0.37 + i as f32).sin()) * 0.2
+                    + if name.contains("norm") { 1.0 } else { 0.0 }
+            })
+            .collect();
         w.tensor_f32(name, dims, &values);
     }
     let file = GgufFile::from_bytes(w.to_bytes()).map_err(|e| e.to_string())?;
@@ -61,7 +78,10 @@ fn tiny_model_runs_prefill_and_decode_consistently() {
     let mut kv = KvCache::new(&m.config, 16);
     let mut st = RunState::new(&m.config, 8, 16);
     // Prefill 5 tokens at once, then the same tokens one at a time: same final logits.
-    let batch = m.forward(&mut st, &mut kv, &[1, 2, 3, 4, 5]).unwrap().to_vec();
+    let batch = m
+        .forward(&mut st, &mut kv, &[1, 2, 3, 4, 5])
+        .unwrap()
+        .to_vec();
     assert!(batch.iter().all(|v| v.is_finite()));
     kv.truncate(0);
     let mut step = Vec::new();
@@ -73,25 +93,50 @@ fn tiny_model_runs_prefill_and_decode_consistently() {
     }
     let e = m.forward(&mut st, &mut kv, &[99]).unwrap_err().to_string();
     assert!(e.contains("99"), "{e}");
-    let e = m.forward(&mut st, &mut kv, &[1; 12]).unwrap_err().to_string();
+    let e = m
+        .forward(&mut st, &mut kv, &[1; 12])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("context"), "{e}");
 }
 
 #[test]
 fn broken_files_are_clear_errors() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<(String, Vec<u64>)>, &mut Vec<(String, Value)>)>, &str)> = vec![
-        ("unknown architecture", Box::new(|_, k| k[0].1 = Value::String("gemma3".into())), "unsupported architecture \"gemma3\""),
-        ("wrong shape", Box::new(|t, _| t[4].1 = vec![DIM, DIM + 32]), "blk.0.attn_q.weight"),
-        ("missing tensor", Box::new(|t, _| {
-            t.remove(13);
-        }), "blk.0.ffn_up.weight"),
-        ("heads do not divide", Box::new(|_, k| k[4].1 = Value::U32(3)), "head_count"),
-        ("missing key", Box::new(|_, k| {
-            k.remove(7);
-        }), "layer_norm_rms_epsilon"),
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "unknown architecture",
+            Box::new(|_, k| k[0].1 = Value::String("gemma3".into())),
+            "unsupported architecture \"gemma3\"",
+        ),
+        (
+            "wrong shape",
+            Box::new(|t, _| t[4].1 = vec![DIM, DIM + 32]),
+            "blk.0.attn_q.weight",
+        ),
+        (
+            "missing tensor",
+            Box::new(|t, _| {
+                t.remove(13);
+            }),
+            "blk.0.ffn_up.weight",
+        ),
+        (
+            "heads do not divide",
+            Box::new(|_, k| k[4].1 = Value::U32(3)),
+            "head_count",
+        ),
+        (
+            "missing key",
+            Box::new(|_, k| {
+                k.remove(7);
+            }),
+            "layer_norm_rms_epsilon",
+        ),
     ];
     for (what, edit, needle) in cases {
-        let err = tiny(edit).err().unwrap_or_else(|| panic!("{what}: accepted"));
+        let err = tiny(edit)
+            .err()
+            .unwrap_or_else(|| panic!("{what}: accepted"));
         assert!(err.contains(needle), "{what}: {err}");
         assert!(!err.contains('\n'), "{what}: multi-line error {err}");
     }

@@ -48,11 +48,15 @@ impl Tokenizer {
         let err = |m: String| TextError::Tokenizer(m);
         let model = f.get_str("tokenizer.ggml.model")?;
         if model != "gpt2" {
-            return Err(err(format!("tokenizer model {model:?} is not supported (supported: gpt2 byte-level BPE)")));
+            return Err(err(format!(
+                "tokenizer model {model:?} is not supported (supported: gpt2 byte-level BPE)"
+            )));
         }
         let pre = f.get_str("tokenizer.ggml.pre").unwrap_or("default");
         if pre != "qwen2" {
-            return Err(err(format!("pre-tokenizer {pre:?} is not supported (supported: qwen2)")));
+            return Err(err(format!(
+                "pre-tokenizer {pre:?} is not supported (supported: qwen2)"
+            )));
         }
         let tokens = f.get_array("tokenizer.ggml.tokens")?;
         let types: Vec<i32> = match f.get_array("tokenizer.ggml.token_type") {
@@ -67,7 +71,9 @@ impl Tokenizer {
         let mut token_bytes = Vec::with_capacity(tokens.len());
         let mut added = Vec::new();
         for (i, t) in tokens.iter().enumerate() {
-            let s = t.as_str().ok_or_else(|| err(format!("token {i} is not a string")))?;
+            let s = t
+                .as_str()
+                .ok_or_else(|| err(format!("token {i} is not a string")))?;
             ids.insert(s, i as u32);
             let ty = types[i];
             if ty == TYPE_CONTROL || ty == TYPE_USER_DEFINED {
@@ -86,16 +92,24 @@ impl Tokenizer {
         let mut byte_ids = [0u32; 256];
         for b in 0..256 {
             let c = table[b].to_string();
-            byte_ids[b] = *ids.get(c.as_str()).ok_or_else(|| err(format!("vocabulary lacks the byte token {c:?}")))?;
+            byte_ids[b] = *ids
+                .get(c.as_str())
+                .ok_or_else(|| err(format!("vocabulary lacks the byte token {c:?}")))?;
         }
 
         let merge_list = f.get_array("tokenizer.ggml.merges")?;
         let mut merges = HashMap::with_capacity(merge_list.len());
         for (rank, m) in merge_list.iter().enumerate() {
-            let m = m.as_str().ok_or_else(|| err(format!("merge {rank} is not a string")))?;
-            let (a, b) = m.split_once(' ').ok_or_else(|| err(format!("merge {rank} {m:?} has no space")))?;
+            let m = m
+                .as_str()
+                .ok_or_else(|| err(format!("merge {rank} is not a string")))?;
+            let (a, b) = m
+                .split_once(' ')
+                .ok_or_else(|| err(format!("merge {rank} {m:?} has no space")))?;
             let merged = format!("{a}{b}");
-            if let (Some(&ia), Some(&ib), Some(&im)) = (ids.get(a), ids.get(b), ids.get(merged.as_str())) {
+            if let (Some(&ia), Some(&ib), Some(&im)) =
+                (ids.get(a), ids.get(b), ids.get(merged.as_str()))
+            {
                 merges.entry((ia, ib)).or_insert((rank as u32, im));
             }
         }
@@ -115,7 +129,15 @@ impl Tokenizer {
         eog.dedup();
 
         let split = Regex::new(QWEN2_SPLIT).map_err(|e| err(format!("split regex: {e}")))?;
-        Ok(Self { token_bytes, token_types: types, merges, byte_ids, added, split, eog })
+        Ok(Self {
+            token_bytes,
+            token_types: types,
+            merges,
+            byte_ids,
+            added,
+            split,
+            eog,
+        })
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -137,7 +159,10 @@ impl Tokenizer {
 
     /// The bytes a token stands for (control tokens: their text).
     pub fn token_bytes(&self, id: u32) -> &[u8] {
-        self.token_bytes.get(id as usize).map(|v| v.as_slice()).unwrap_or(&[])
+        self.token_bytes
+            .get(id as usize)
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
     }
 
     /// Tokenises `text`; `mode` says which added tokens may appear.
@@ -227,7 +252,10 @@ impl Tokenizer {
         let mut prev: Vec<usize> = (0..n).map(|i| i.wrapping_sub(1)).collect();
         let mut alive = vec![true; n];
         let mut heap = BinaryHeap::new();
-        let push = |heap: &mut BinaryHeap<Reverse<(u32, usize, u32, u32)>>, i: usize, j: usize, id: &[u32]| {
+        let push = |heap: &mut BinaryHeap<Reverse<(u32, usize, u32, u32)>>,
+                    i: usize,
+                    j: usize,
+                    id: &[u32]| {
             if let Some(&(rank, _)) = self.merges.get(&(id[i], id[j])) {
                 heap.push(Reverse((rank, i, id[i], id[j])));
             }
@@ -263,6 +291,8 @@ impl Tokenizer {
 
     /// All bytes of `ids` joined, control tokens included as their text.
     pub fn decode_bytes(&self, ids: &[u32]) -> Vec<u8> {
-        ids.iter().flat_map(|&i| self.token_bytes(i).iter().copied()).collect()
+        ids.iter()
+            .flat_map(|&i| self.token_bytes(i).iter().copied())
+            .collect()
     }
 }

@@ -32,7 +32,11 @@ pub struct ChatMessage {
 
 impl ChatMessage {
     pub fn new(role: &str, content: &str) -> Self {
-        Self { role: role.into(), content: Value::String(content.into()), ..Default::default() }
+        Self {
+            role: role.into(),
+            content: Value::String(content.into()),
+            ..Default::default()
+        }
     }
 }
 
@@ -57,9 +61,12 @@ impl ChatTemplate {
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_filter("tojson", tojson);
-        env.add_function("raise_exception", |msg: String| -> std::result::Result<JValue, JinjaError> {
-            Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
-        });
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<JValue, JinjaError> {
+                Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
+            },
+        );
         env.add_template_owned("chat", source.to_string())
             .map_err(|e| TextError::Template(format!("cannot parse the model's template: {e}")))?;
         Ok(Self { env })
@@ -71,29 +78,63 @@ impl ChatTemplate {
     }
 
     /// Renders to plain text (the form the golden tests compare with Python jinja2).
-    pub fn render_text(&self, messages: &[ChatMessage], tools: Option<&[Value]>, add_generation_prompt: bool) -> Result<String> {
-        Ok(self.render(messages, tools, add_generation_prompt)?.into_iter().map(|p| p.text).collect())
+    pub fn render_text(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[Value]>,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        Ok(self
+            .render(messages, tools, add_generation_prompt)?
+            .into_iter()
+            .map(|p| p.text)
+            .collect())
     }
 
     /// Renders into trusted and untrusted pieces.
-    pub fn render(&self, messages: &[ChatMessage], tools: Option<&[Value]>, add_generation_prompt: bool) -> Result<Vec<PromptPiece>> {
-        let nonce = format!("{:016x}", std::collections::hash_map::RandomState::new().build_hasher().finish());
+    pub fn render(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&[Value]>,
+        add_generation_prompt: bool,
+    ) -> Result<Vec<PromptPiece>> {
+        let nonce = format!(
+            "{:016x}",
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        );
         let open = format!("{OPEN}{nonce}{OPEN}");
         let close = format!("{CLOSE}{nonce}{CLOSE}");
-        let wrap = |s: &str| if s.is_empty() { String::new() } else { format!("{open}{s}{close}") };
+        let wrap = |s: &str| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                format!("{open}{s}{close}")
+            }
+        };
 
-        let msgs: Vec<Value> = normalize(messages)?.into_iter().map(|m| wrap_message(m, &wrap)).collect();
+        let msgs: Vec<Value> = normalize(messages)?
+            .into_iter()
+            .map(|m| wrap_message(m, &wrap))
+            .collect();
         let mut ctx = Map::new();
         ctx.insert("messages".into(), Value::Array(msgs));
         if let Some(t) = tools.filter(|t| !t.is_empty()) {
-            ctx.insert("tools".into(), Value::Array(t.iter().map(|v| wrap_strings(v, &wrap)).collect()));
+            ctx.insert(
+                "tools".into(),
+                Value::Array(t.iter().map(|v| wrap_strings(v, &wrap)).collect()),
+            );
         }
-        ctx.insert("add_generation_prompt".into(), Value::Bool(add_generation_prompt));
+        ctx.insert(
+            "add_generation_prompt".into(),
+            Value::Bool(add_generation_prompt),
+        );
         ctx.insert("bos_token".into(), Value::String(String::new()));
         ctx.insert("eos_token".into(), Value::String("<|im_end|>".into()));
         let tmpl = self.env.get_template("chat").expect("added in new()");
         let text = tmpl
-            .render(JValue::from_serialize(&Value::Object(ctx)))
+            .render(JValue::from_serialize(Value::Object(ctx)))
             .map_err(|e| TextError::Template(format!("rendering failed: {e}")))?;
         Ok(split_pieces(&text, &open, &close))
     }
@@ -106,8 +147,13 @@ pub fn normalize(messages: &[ChatMessage]) -> Result<Vec<Value>> {
     let mut out: Vec<Value> = Vec::with_capacity(messages.len());
     let mut leading_system: Option<String> = None;
     for (i, m) in messages.iter().enumerate() {
-        let role = if m.role == "developer" { "system" } else { m.role.as_str() };
-        let content = flatten_content(&m.content).map_err(|e| TextError::Template(format!("messages[{i}].content: {e}")))?;
+        let role = if m.role == "developer" {
+            "system"
+        } else {
+            m.role.as_str()
+        };
+        let content = flatten_content(&m.content)
+            .map_err(|e| TextError::Template(format!("messages[{i}].content: {e}")))?;
         if role == "system" && out.is_empty() {
             leading_system = Some(match leading_system {
                 Some(prev) => format!("{prev}\n\n{content}"),
@@ -125,7 +171,10 @@ pub fn normalize(messages: &[ChatMessage]) -> Result<Vec<Value>> {
             obj.insert("name".into(), Value::String(n.clone()));
         }
         if let Some(calls) = &m.tool_calls {
-            obj.insert("tool_calls".into(), Value::Array(calls.iter().map(parse_arguments).collect()));
+            obj.insert(
+                "tool_calls".into(),
+                Value::Array(calls.iter().map(parse_arguments).collect()),
+            );
         }
         if let Some(id) = &m.tool_call_id {
             obj.insert("tool_call_id".into(), Value::String(id.clone()));
@@ -145,14 +194,23 @@ fn flatten_content(c: &Value) -> std::result::Result<String, String> {
         Value::Array(parts) => {
             let mut texts = Vec::with_capacity(parts.len());
             for (j, p) in parts.iter().enumerate() {
-                match (p.get("type").and_then(Value::as_str), p.get("text").and_then(Value::as_str)) {
+                match (
+                    p.get("type").and_then(Value::as_str),
+                    p.get("text").and_then(Value::as_str),
+                ) {
                     (Some("text"), Some(t)) => texts.push(t),
-                    (ty, _) => return Err(format!("part {j} of type {ty:?} is not supported (only text parts)")),
+                    (ty, _) => {
+                        return Err(format!(
+                            "part {j} of type {ty:?} is not supported (only text parts)"
+                        ))
+                    }
                 }
             }
             Ok(texts.join("\n"))
         }
-        other => Err(format!("expected a string or an array of parts, found {other}")),
+        other => Err(format!(
+            "expected a string or an array of parts, found {other}"
+        )),
     }
 }
 
@@ -172,7 +230,15 @@ fn parse_arguments(call: &Value) -> Value {
 fn wrap_message(m: Value, wrap: &dyn Fn(&str) -> String) -> Value {
     match m {
         Value::Object(obj) => Value::Object(
-            obj.into_iter().map(|(k, v)| if k == "role" { (k, v) } else { (k, wrap_strings(&v, wrap)) }).collect(),
+            obj.into_iter()
+                .map(|(k, v)| {
+                    if k == "role" {
+                        (k, v)
+                    } else {
+                        (k, wrap_strings(&v, wrap))
+                    }
+                })
+                .collect(),
         ),
         other => other,
     }
@@ -182,7 +248,11 @@ fn wrap_strings(v: &Value, wrap: &dyn Fn(&str) -> String) -> Value {
     match v {
         Value::String(s) => Value::String(wrap(s)),
         Value::Array(a) => Value::Array(a.iter().map(|x| wrap_strings(x, wrap)).collect()),
-        Value::Object(o) => Value::Object(o.iter().map(|(k, x)| (k.clone(), wrap_strings(x, wrap))).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (k.clone(), wrap_strings(x, wrap)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -196,7 +266,10 @@ fn split_pieces(text: &str, open: &str, close: &str) -> Vec<PromptPiece> {
         }
         match pieces.last_mut() {
             Some(last) if last.trusted == trusted => last.text.push_str(t),
-            _ => pieces.push(PromptPiece { text: t.to_string(), trusted }),
+            _ => pieces.push(PromptPiece {
+                text: t.to_string(),
+                trusted,
+            }),
         }
     };
     let mut rest = text;
@@ -225,7 +298,10 @@ fn split_pieces(text: &str, open: &str, close: &str) -> Vec<PromptPiece> {
 
 /// `tojson` as HF transformers defines it for chat templates: `json.dumps(x, ensure_ascii=False,
 /// indent=indent)` — keys in their order, `", "` and `": "` separators, no HTML escaping.
-fn tojson(value: JValue, kwargs: minijinja::value::Kwargs) -> std::result::Result<JValue, JinjaError> {
+fn tojson(
+    value: JValue,
+    kwargs: minijinja::value::Kwargs,
+) -> std::result::Result<JValue, JinjaError> {
     let indent: Option<usize> = kwargs.get("indent")?;
     let _: Option<bool> = kwargs.get("ensure_ascii")?;
     let _: Option<bool> = kwargs.get("sort_keys")?;
