@@ -153,6 +153,11 @@ impl Tokenizer {
         self.token_types.get(id as usize) == Some(&TYPE_CONTROL)
     }
 
+    /// An added token (control or user-defined): never produced from chat content.
+    pub fn is_added(&self, id: u32) -> bool {
+        matches!(self.token_types.get(id as usize), Some(&TYPE_CONTROL) | Some(&TYPE_USER_DEFINED))
+    }
+
     pub fn is_eog(&self, id: u32) -> bool {
         self.eog.contains(&id)
     }

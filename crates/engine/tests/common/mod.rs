@@ -19,10 +19,12 @@ pub fn mini_path() -> PathBuf {
     p
 }
 
+#[allow(dead_code)] // not every test binary uses every helper
 pub fn mini() -> LoadedModel {
     LoadedModel::load(mini_path()).expect("the mini tier loads")
 }
 
+#[allow(dead_code)]
 pub fn golden(name: &str) -> serde_json::Value {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/golden")
