@@ -18,6 +18,10 @@ pub struct RunArgs {
     prompt: String,
     #[arg(long)]
     system: Option<String>,
+    /// Use the prompt as the complete model input (special tokens such as <|im_start|> parsed),
+    /// without the chat template.
+    #[arg(long, conflicts_with = "system")]
+    raw: bool,
     #[arg(long, default_value_t = 512)]
     max_tokens: usize,
     /// 0 = greedy.
@@ -77,12 +81,16 @@ pub fn run(home: &Home, a: RunArgs) -> Result<()> {
     set_threads(a.threads)?;
     let path = home.resolve_model(&a.model.model)?;
     let lm = LoadedModel::load(&path).with_context(|| format!("loading {}", path.display()))?;
-    let mut messages = Vec::new();
-    if let Some(s) = &a.system {
-        messages.push(ChatMessage::new("system", s));
-    }
-    messages.push(ChatMessage::new("user", &a.prompt));
-    let prompt = lm.chat_prompt(&messages)?;
+    let prompt = if a.raw {
+        lm.tokenizer.encode(&a.prompt, SpecialMode::All)
+    } else {
+        let mut messages = Vec::new();
+        if let Some(s) = &a.system {
+            messages.push(ChatMessage::new("system", s));
+        }
+        messages.push(ChatMessage::new("user", &a.prompt));
+        lm.chat_prompt(&messages)?
+    };
     let params = SamplingParams {
         temperature: a.temperature,
         top_p: a.top_p,
