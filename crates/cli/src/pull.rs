@@ -88,25 +88,8 @@ fn fetch_and_assemble(
     let _ = fs::remove_dir_all(work);
     fs::create_dir_all(work)?;
 
-    let bar = |len: u64, msg: String| {
-        let b = if quiet {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::new(len)
-        };
-        b.set_style(
-            ProgressStyle::with_template(
-                "{msg:<28} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        b.set_message(msg);
-        b
-    };
-
     // 1. Download every chunk package (pinned version, no dependencies).
-    let dl = bar(tier.bytes, format!("downloading {}", tier.name));
+    let dl = bar(quiet, tier.bytes, format!("downloading {}", tier.name));
     for n in 1..=tier.parts {
         let spec = format!("{}{}=={}", tier.package_prefix, n, tier.version);
         let out = Command::new(py)
@@ -147,7 +130,32 @@ fn fetch_and_assemble(
     }
     dl.finish();
 
-    // 2. Find the chunks inside the wheels and order them by chunk number.
+    assemble(tier, work, partial, quiet)?;
+    fs::rename(partial, dest).map_err(|e| anyhow!("cannot move the model into place: {e}"))?;
+    Ok(())
+}
+
+fn bar(quiet: bool, len: u64, msg: String) -> ProgressBar {
+    let b = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(len)
+    };
+    b.set_style(
+        ProgressStyle::with_template(
+            "{msg:<28} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    b.set_message(msg);
+    b
+}
+
+/// Finds the chunks inside the wheels in `work`, concatenates them in chunk order into `partial`
+/// while hashing, and checks size and hash against the pin.
+fn assemble(tier: &Tier, work: &Path, partial: &Path, quiet: bool) -> Result<()> {
+    // Find the chunks inside the wheels and order them by chunk number.
     let mut chunks: Vec<(u32, PathBuf, String)> = Vec::new();
     for entry in fs::read_dir(work)? {
         let path = entry?.path();
@@ -174,8 +182,8 @@ fn fetch_and_assemble(
         );
     }
 
-    // 3. Concatenate while hashing; check size and hash before the file takes its final name.
-    let asm = bar(tier.bytes, format!("assembling {}", tier.file));
+    // Concatenate while hashing; check size and hash before the file takes its final name.
+    let asm = bar(quiet, tier.bytes, format!("assembling {}", tier.file));
     let mut out = fs::File::create(partial)
         .with_context(|| format!("cannot create {}", partial.display()))?;
     let mut hasher = Sha256::new();
@@ -206,7 +214,6 @@ fn fetch_and_assemble(
             tier.name, total, digest, tier.bytes, tier.sha256
         );
     }
-    fs::rename(partial, dest).map_err(|e| anyhow!("cannot move the model into place: {e}"))?;
     Ok(())
 }
 
@@ -245,5 +252,119 @@ mod tests {
         assert_eq!(chunk_number("x/data/part22.bin"), Some(22));
         assert_eq!(chunk_number("x/data/part2.bin.txt"), None);
         assert_eq!(chunk_number("x/METADATA"), None);
+    }
+}
+
+#[cfg(test)]
+mod assemble_tests {
+    use std::io::Write;
+
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    fn tier_for(data: &[u8], parts: usize) -> Tier {
+        let sha: &'static str = Box::leak(hex(&Sha256::digest(data)).into_boxed_str());
+        Tier {
+            name: "test",
+            id: "test",
+            file: "test.gguf",
+            package_prefix: "x-part",
+            version: "0",
+            parts,
+            bytes: data.len() as u64,
+            sha256: sha,
+        }
+    }
+
+    /// One wheel per chunk, named like the real packages, each holding `pkg/data/partNN.bin`.
+    fn write_wheels(dir: &Path, chunks: &[(u32, &[u8])]) {
+        for (n, bytes) in chunks {
+            let f = fs::File::create(dir.join(format!("x_part{n}-0-py3-none-any.whl"))).unwrap();
+            let mut z = zip::ZipWriter::new(f);
+            let opts = zip::write::SimpleFileOptions::default();
+            z.start_file(format!("x_part{n}/data/part{n:02}.bin"), opts)
+                .unwrap();
+            z.write_all(bytes).unwrap();
+            z.start_file(format!("x_part{n}-0.dist-info/METADATA"), opts)
+                .unwrap();
+            z.write_all(b"Name: x").unwrap();
+            z.finish().unwrap();
+        }
+    }
+
+    fn chunks(n: u32) -> Vec<(u32, Vec<u8>)> {
+        (1..=n)
+            .map(|i| {
+                (
+                    i,
+                    (0..1000 + i as usize)
+                        .map(|j| (j * i as usize) as u8)
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn assembles_in_numeric_chunk_order() {
+        let dir = tempdir();
+        let cs = chunks(11);
+        // Written out of order: part10 must come after part9, not after part1.
+        let mut shuffled: Vec<(u32, &[u8])> = cs.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+        shuffled.reverse();
+        write_wheels(&dir, &shuffled);
+        let whole: Vec<u8> = cs.iter().flat_map(|(_, b)| b.clone()).collect();
+        let tier = tier_for(&whole, 11);
+        let partial = dir.join("out.partial");
+        assemble(&tier, &dir, &partial, true).unwrap();
+        assert_eq!(fs::read(&partial).unwrap(), whole);
+    }
+
+    #[test]
+    fn refuses_a_file_whose_hash_differs() {
+        let dir = tempdir();
+        let cs = chunks(3);
+        write_wheels(
+            &dir,
+            &cs.iter()
+                .map(|(n, b)| (*n, b.as_slice()))
+                .collect::<Vec<_>>(),
+        );
+        let mut whole: Vec<u8> = cs.iter().flat_map(|(_, b)| b.clone()).collect();
+        whole[5] ^= 1;
+        let tier = tier_for(&whole, 3);
+        let err = assemble(&tier, &dir, &dir.join("p"), true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("does not match its pin") && err.contains(tier.sha256),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn refuses_a_missing_chunk() {
+        let dir = tempdir();
+        let cs = chunks(3);
+        write_wheels(&dir, &[(1, &cs[0].1), (3, &cs[2].1)]);
+        let tier = tier_for(b"whatever", 3);
+        let err = assemble(&tier, &dir, &dir.join("p"), true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("chunks [1, 3]"), "{err}");
+    }
+
+    fn tempdir() -> PathBuf {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let d = std::env::temp_dir().join(format!(
+            "tandem-pull-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
     }
 }

@@ -34,23 +34,37 @@ fn check_tier(tier: &str, path: &Path) {
     let lm = LoadedModel::load(path).unwrap();
     let cfg = &lm.model.config;
     let golden = common::golden("greedy_llama_cpp.json");
-    let cases: Vec<_> = golden.as_array().unwrap().iter().filter(|c| c["tier"] == tier).collect();
+    let cases: Vec<_> = golden
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["tier"] == tier)
+        .collect();
     assert!(cases.len() >= 3);
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let theirs = case["text"].as_str().unwrap();
-        let prompt = lm.tokenizer.encode(case["prompt"].as_str().unwrap(), SpecialMode::All);
+        let prompt = lm
+            .tokenizer
+            .encode(case["prompt"].as_str().unwrap(), SpecialMode::All);
         let ctx = prompt.len() + CHECKED_TOKENS + 1;
         let mut kv = KvCache::new(cfg, ctx);
         let mut st = RunState::new(cfg, 256, ctx);
-        let mut logits = lm.model.forward(&mut st, &mut kv, &prompt).unwrap().to_vec();
+        let mut logits = lm
+            .model
+            .forward(&mut st, &mut kv, &prompt)
+            .unwrap()
+            .to_vec();
         let mut detok = Detokenizer::new();
         let mut ours = String::new();
         let mut matched = 0;
         for step in 0..CHECKED_TOKENS {
             let ((tok, l1), (_, l2)) = top2(&logits);
             if lm.tokenizer.is_eog(tok) {
-                assert!(case["stopped"].as_bool().unwrap(), "{tier}/{name}: we stopped after {ours:?}, llama.cpp went on: {theirs:?}");
+                assert!(
+                    case["stopped"].as_bool().unwrap(),
+                    "{tier}/{name}: we stopped after {ours:?}, llama.cpp went on: {theirs:?}"
+                );
                 assert_eq!(ours, theirs, "{tier}/{name}: stopped with different text");
                 break;
             }
@@ -61,7 +75,10 @@ fn check_tier(tier: &str, path: &Path) {
                     "{tier}/{name}: token {step} diverges with a clear margin {:.3}:\n ours:      {next:?}\n llama.cpp: {theirs:?}",
                     l1 - l2
                 );
-                eprintln!("{tier}/{name}: diverged at token {step} inside the noise (top-2 margin {:.3})", l1 - l2);
+                eprintln!(
+                    "{tier}/{name}: diverged at token {step} inside the noise (top-2 margin {:.3})",
+                    l1 - l2
+                );
                 break;
             }
             ours = next;
@@ -83,6 +100,10 @@ fn mini_greedy_matches_llama_cpp() {
 #[ignore = "needs the flagship tier: tandem pull flagship"]
 fn flagship_greedy_matches_llama_cpp() {
     let p = common::mini_path().with_file_name("qwen2.5-coder-1.5b-instruct.gguf");
-    assert!(p.exists(), "{} is missing: run `tandem pull flagship`", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `tandem pull flagship`",
+        p.display()
+    );
     check_tier("flagship", &p);
 }

@@ -155,7 +155,10 @@ impl Tokenizer {
 
     /// An added token (control or user-defined): never produced from chat content.
     pub fn is_added(&self, id: u32) -> bool {
-        matches!(self.token_types.get(id as usize), Some(&TYPE_CONTROL) | Some(&TYPE_USER_DEFINED))
+        matches!(
+            self.token_types.get(id as usize),
+            Some(&TYPE_CONTROL) | Some(&TYPE_USER_DEFINED)
+        )
     }
 
     pub fn is_eog(&self, id: u32) -> bool {
