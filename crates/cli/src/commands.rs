@@ -64,7 +64,7 @@ pub struct LogitsArgs {
     threads: Option<usize>,
 }
 
-fn set_threads(n: Option<usize>) -> Result<()> {
+pub fn set_threads(n: Option<usize>) -> Result<()> {
     if let Some(n) = n {
         if n == 0 {
             bail!("--threads must be at least 1");

@@ -4,7 +4,9 @@
 //! - `tiers`: the two tiers and their pinned packages.
 //! - `pull`: fetching and verifying weights into the model cache.
 //! - `commands`: `run`, `tokenize`, `logits`.
+//! - `bench`: prefill and decode speed, llama-bench style.
 
+mod bench;
 mod commands;
 mod pull;
 mod tiers;
@@ -48,6 +50,8 @@ enum Cmd {
     },
     /// Print the top next-token logits after the given token ids.
     Logits(commands::LogitsArgs),
+    /// Measure prompt processing and token generation speed (like llama-bench -p 512 -n 128).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args, Clone)]
@@ -119,5 +123,6 @@ fn real_main(cli: Cli) -> Result<()> {
         Cmd::Run(args) => commands::run(&home, args),
         Cmd::Tokenize { model, text } => commands::tokenize(&home, &model.model, &text),
         Cmd::Logits(args) => commands::logits(&home, args),
+        Cmd::Bench(args) => bench::bench(&home, args),
     }
 }

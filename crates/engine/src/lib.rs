@@ -11,7 +11,7 @@ mod loaded;
 mod rng;
 mod sampler;
 
-pub use generate::{FinishReason, Generation, Generator, Timings};
+pub use generate::{FinishReason, Generation, Generator, Timings, PREFILL_BATCH};
 pub use loaded::LoadedModel;
 pub use rng::Rng;
 pub use sampler::{argmax, Sampler, SamplingParams};

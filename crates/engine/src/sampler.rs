@@ -226,3 +226,150 @@ pub fn argmax(logits: &[f32]) -> u32 {
     }
     best as u32
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logits() -> Vec<f32> {
+        // token i has logit i/10: the best is the last one
+        (0..100).map(|i| i as f32 / 10.0).collect()
+    }
+
+    fn draw(params: SamplingParams, n: usize) -> Vec<u32> {
+        let mut s = Sampler::new(params, &[]);
+        (0..n).map(|_| s.sample(&mut logits())).collect()
+    }
+
+    #[test]
+    fn greedy_takes_the_argmax() {
+        assert_eq!(draw(SamplingParams::greedy(), 3), vec![99, 99, 99]);
+    }
+
+    #[test]
+    fn same_seed_same_samples_different_seed_different() {
+        let p = |seed| SamplingParams {
+            seed: Some(seed),
+            temperature: 1.5,
+            ..Default::default()
+        };
+        assert_eq!(draw(p(7), 50), draw(p(7), 50));
+        assert_ne!(draw(p(7), 50), draw(p(8), 50));
+    }
+
+    #[test]
+    fn top_k_top_p_and_min_p_restrict_the_candidates() {
+        let k = draw(
+            SamplingParams {
+                top_k: 3,
+                seed: Some(1),
+                ..Default::default()
+            },
+            200,
+        );
+        assert!(k.iter().all(|&t| t >= 97), "{k:?}");
+        // With logits i/10, the top token has ~9.5% of the mass: top_p 0.05 keeps only it.
+        let p = draw(
+            SamplingParams {
+                top_p: 0.05,
+                seed: Some(1),
+                ..Default::default()
+            },
+            50,
+        );
+        assert!(p.iter().all(|&t| t == 99), "{p:?}");
+        // min_p 0.8: only tokens within ln(1/0.8) ≈ 0.22 nats of the best (99, 98, 97).
+        let m = draw(
+            SamplingParams {
+                min_p: 0.8,
+                seed: Some(1),
+                ..Default::default()
+            },
+            200,
+        );
+        assert!(m.iter().all(|&t| t >= 97), "{m:?}");
+        assert!(m.iter().any(|&t| t != 99));
+    }
+
+    #[test]
+    fn logit_bias_and_penalties_move_the_choice() {
+        let biased = draw(
+            SamplingParams {
+                logit_bias: vec![(3, 100.0)],
+                ..SamplingParams::greedy()
+            },
+            1,
+        );
+        assert_eq!(biased, vec![3]);
+        let mut s = Sampler::new(
+            SamplingParams {
+                presence_penalty: 2.0,
+                ..SamplingParams::greedy()
+            },
+            &[],
+        );
+        s.accept(99);
+        assert_eq!(
+            s.sample(&mut logits()),
+            98,
+            "presence penalty 2 moves 99 (9.9) below 98 (9.8)"
+        );
+        let mut s = Sampler::new(
+            SamplingParams {
+                repetition_penalty: 1.5,
+                ..SamplingParams::greedy()
+            },
+            &[99],
+        );
+        assert_eq!(
+            s.sample(&mut logits()),
+            98,
+            "a prompt token is penalised too"
+        );
+    }
+
+    #[test]
+    fn out_of_range_parameters_are_named() {
+        let bad = [
+            (
+                SamplingParams {
+                    temperature: 3.0,
+                    ..Default::default()
+                },
+                "temperature",
+            ),
+            (
+                SamplingParams {
+                    top_p: 0.0,
+                    ..Default::default()
+                },
+                "top_p",
+            ),
+            (
+                SamplingParams {
+                    presence_penalty: -2.5,
+                    ..Default::default()
+                },
+                "presence_penalty",
+            ),
+            (
+                SamplingParams {
+                    logit_bias: vec![(1000, 1.0)],
+                    ..Default::default()
+                },
+                "logit_bias",
+            ),
+            (
+                SamplingParams {
+                    temperature: f32::NAN,
+                    ..Default::default()
+                },
+                "temperature",
+            ),
+        ];
+        for (p, name) in bad {
+            let e = p.validate(100).unwrap_err().to_string();
+            assert!(e.contains(name), "{e}");
+        }
+    }
+}
