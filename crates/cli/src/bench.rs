@@ -45,7 +45,7 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
     let cfg = &lm.model.config;
     let ctx = a.depth + a.prompt.max(a.gen) + 1;
     let mut kv = KvCache::new(cfg, ctx);
-    let mut st = RunState::new(cfg, tandem_engine::PREFILL_BATCH, ctx);
+    let mut st = RunState::new(cfg, tandem_engine::PREFILL_BATCH, 1, ctx);
     let mut rng = Rng::new(42);
     let mut tokens =
         |n: usize| -> Vec<u32> { (0..n).map(|_| (rng.next_u64() % 150_000) as u32).collect() };
@@ -73,7 +73,7 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
             let mut tok = tokens(1)[0];
             let t = Instant::now();
             for _ in 0..a.gen {
-                let logits = lm.model.forward(&mut st, &mut kv, &[tok])?;
+                let logits = lm.model.decode(&mut st, &mut kv, tok)?;
                 tok = tandem_engine::argmax(logits);
             }
             tg.push(a.gen as f64 / t.elapsed().as_secs_f64());

@@ -69,7 +69,7 @@ impl<'m> Generator<'m> {
         Self {
             lm,
             kv: KvCache::new(cfg, ctx),
-            st: RunState::new(cfg, PREFILL_BATCH, ctx),
+            st: RunState::new(cfg, PREFILL_BATCH, 1, ctx),
         }
     }
 
@@ -129,7 +129,7 @@ impl<'m> Generator<'m> {
         timings.prefill_s = t0.elapsed().as_secs_f64();
         let mut t_first = None;
         while out.tokens.len() < max_tokens {
-            let tok = sampler.sample(&mut self.st.logits);
+            let tok = sampler.sample(self.st.logits_of_mut(0).expect("logits of the last step"));
             if t_first.is_none() {
                 t_first = Some(Instant::now());
                 timings.ttft_s = t0.elapsed().as_secs_f64();
@@ -149,7 +149,7 @@ impl<'m> Generator<'m> {
             if out.tokens.len() >= max_tokens || self.kv.len >= self.kv.ctx {
                 break;
             }
-            lm.model.forward(&mut self.st, &mut self.kv, &[tok])?;
+            lm.model.decode(&mut self.st, &mut self.kv, tok)?;
         }
         let rest = detok.finish();
         if !rest.is_empty() {

@@ -49,7 +49,7 @@ fn check_tier(tier: &str, path: &Path) {
             .encode(case["prompt"].as_str().unwrap(), SpecialMode::All);
         let ctx = prompt.len() + CHECKED_TOKENS + 1;
         let mut kv = KvCache::new(cfg, ctx);
-        let mut st = RunState::new(cfg, 256, ctx);
+        let mut st = RunState::new(cfg, 256, 1, ctx);
         let mut logits = lm
             .model
             .forward(&mut st, &mut kv, &prompt)
@@ -83,7 +83,7 @@ fn check_tier(tier: &str, path: &Path) {
             }
             ours = next;
             matched = step + 1;
-            logits = lm.model.forward(&mut st, &mut kv, &[tok]).unwrap().to_vec();
+            logits = lm.model.decode(&mut st, &mut kv, tok).unwrap().to_vec();
         }
         eprintln!("{tier}/{name}: {matched} tokens agree");
     }

@@ -62,8 +62,6 @@ impl OutPtr {
     }
 }
 
-/// Below this many tokens the row-at-a-time (decode) path is used.
-const GEMM_MIN_TOKENS: usize = 4;
 /// Rows dequantised together in the prefill path (f32 scratch of `ROW_BLOCK × cols`).
 const ROW_BLOCK: usize = 16;
 
@@ -73,45 +71,65 @@ thread_local! {
 
 /// `y[t][r] = Σ_c x[t][c] · W[r][c]` for `n_tok = x.len() / cols` tokens.
 /// x: [n_tok, cols], y: [n_tok, rows], both row-major f32.
-pub fn matmul(w: &QMatrix, x: &[f32], y: &mut [f32]) {
+///
+/// Tokens `0..n_decode` take the decode path (a dequantise-in-register dot product per row and
+/// token: memory-bound, no scratch); the rest take the prefill path (a block of rows dequantised to
+/// f32 once, then register tiles over the tokens: compute-bound). Each output element depends only
+/// on its own row and token, never on which other tokens share the call, so a sequence's results do
+/// not change with the batch it runs in (batch invariance), as long as each token keeps its role.
+pub fn matmul(w: &QMatrix, x: &[f32], y: &mut [f32], n_decode: usize) {
     let n_tok = x.len() / w.cols;
     assert_eq!(x.len(), n_tok * w.cols, "x is not a whole number of rows");
     assert_eq!(y.len(), n_tok * w.rows, "y has the wrong size");
+    assert!(n_decode <= n_tok, "more decode tokens than tokens");
     let rows = w.rows;
     let out = OutPtr(y.as_mut_ptr());
+    let n_prefill = n_tok - n_decode;
     let threads = rayon::current_num_threads().max(1);
-
-    if n_tok < GEMM_MIN_TOKENS {
-        // Enough chunks to balance the threads, none so small that scheduling dominates.
-        let chunk = (rows / (threads * 8)).clamp(16, 4096);
-        (0..rows.div_ceil(chunk)).into_par_iter().for_each(|c| {
-            for r in c * chunk..((c + 1) * chunk).min(rows) {
-                let wr = w.row(r);
-                for t in 0..n_tok {
-                    let v = dot_row(w.ty, wr, &x[t * w.cols..(t + 1) * w.cols]);
-                    // SAFETY: element (t, r) is written by the one task that owns row r.
-                    unsafe { *out.at(t * rows + r) = v };
-                }
+    // Enough chunks to balance the threads, none so small that scheduling dominates; with prefill
+    // tokens the chunks are whole row blocks.
+    let chunk = if n_prefill == 0 {
+        (rows / (threads * 8)).clamp(16, 4096)
+    } else {
+        ROW_BLOCK * (rows / (threads * 4 * ROW_BLOCK)).clamp(1, 64)
+    };
+    let x_prefill = &x[n_decode * w.cols..];
+    (0..rows.div_ceil(chunk)).into_par_iter().for_each(|c| {
+        let (r_begin, r_end) = (c * chunk, ((c + 1) * chunk).min(rows));
+        for r in r_begin..r_end {
+            let wr = w.row(r);
+            for t in 0..n_decode {
+                let v = dot_row(w.ty, wr, &x[t * w.cols..(t + 1) * w.cols]);
+                // SAFETY: element (t, r) is written by the one task that owns row r.
+                unsafe { *out.at(t * rows + r) = v };
             }
-        });
-        return;
-    }
-
-    (0..rows.div_ceil(ROW_BLOCK))
-        .into_par_iter()
-        .for_each(|blk| {
-            let r0 = blk * ROW_BLOCK;
-            let nr = ROW_BLOCK.min(rows - r0);
-            SCRATCH.with(|s| {
-                let mut s = s.borrow_mut();
-                s.resize(ROW_BLOCK * w.cols, 0.0);
+        }
+        if n_prefill == 0 {
+            return;
+        }
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            s.resize(ROW_BLOCK * w.cols, 0.0);
+            for r0 in (r_begin..r_end).step_by(ROW_BLOCK) {
+                let nr = ROW_BLOCK.min(r_end - r0);
                 for i in 0..nr {
                     w.dequantize_row(r0 + i, &mut s[i * w.cols..(i + 1) * w.cols]);
                 }
                 // SAFETY: this task owns rows r0..r0+nr of every token's output.
-                unsafe { gemm_block(&s[..nr * w.cols], nr, x, n_tok, w.cols, out.at(r0), rows) };
-            });
+                unsafe {
+                    gemm_block(
+                        &s[..nr * w.cols],
+                        nr,
+                        x_prefill,
+                        n_prefill,
+                        w.cols,
+                        out.at(n_decode * rows + r0),
+                        rows,
+                    )
+                };
+            }
         });
+    });
 }
 
 /// out[t * ld + r] = dot(wf[r], x[t]) for r < nr, t < n_tok.
@@ -142,15 +160,19 @@ unsafe fn gemm_block(
             }
             if t < n_tok {
                 for i in 0..4 {
-                    *out.add(t * ld + r + i) =
-                        dot_f32(&wf[(r + i) * k..(r + i + 1) * k], &x[t * k..(t + 1) * k]);
+                    *out.add(t * ld + r + i) = crate::x86::tile_1x1(
+                        wf.as_ptr().add((r + i) * k),
+                        x.as_ptr().add(t * k),
+                        k,
+                    );
                 }
             }
             r += 4;
         }
         for r in r..nr {
             for t in 0..n_tok {
-                *out.add(t * ld + r) = dot_f32(&wf[r * k..(r + 1) * k], &x[t * k..(t + 1) * k]);
+                *out.add(t * ld + r) =
+                    crate::x86::tile_1x1(wf.as_ptr().add(r * k), x.as_ptr().add(t * k), k);
             }
         }
         return;

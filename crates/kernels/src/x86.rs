@@ -288,3 +288,20 @@ pub unsafe fn tile_4x2(w: *const f32, x: *const f32, k: usize) -> [[f32; 2]; 4] 
     }
     out
 }
+
+/// One (row, token) dot product with exactly the arithmetic of one `tile_4x2` element: a single
+/// 8-lane accumulator over `k`, then `hsum`. Used for the tile's edges so that every output of the
+/// prefill path is computed the same way whatever its neighbours.
+///
+/// # Safety
+/// AVX2 and FMA must be available; `w` and `x` hold `k` floats, `k % 8 == 0`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn tile_1x1(w: *const f32, x: *const f32, k: usize) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut i = 0;
+    while i < k {
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(w.add(i)), _mm256_loadu_ps(x.add(i)), acc);
+        i += 8;
+    }
+    hsum(acc)
+}

@@ -89,10 +89,10 @@ fn matmul_paths_match_scalar() {
             .flat_map(|r| random_row(ty, cols, 100 + r as u64))
             .collect();
         let w = QMatrix::new(ty, rows, cols, &data).unwrap();
-        for n_tok in [1, 3, 5, 8] {
+        for (n_tok, n_decode) in [(1, 1), (1, 0), (3, 3), (3, 0), (5, 2), (8, 0), (8, 5)] {
             let x = activations(n_tok * cols, n_tok as f32);
             let mut y = vec![0f32; n_tok * rows];
-            matmul(&w, &x, &mut y);
+            matmul(&w, &x, &mut y, n_decode);
             for t in 0..n_tok {
                 for r in 0..rows {
                     let xr = &x[t * cols..(t + 1) * cols];
@@ -121,13 +121,45 @@ fn forced_scalar_isa_gives_the_same_matmul() {
     let w = QMatrix::new(ty, rows, cols, &data).unwrap();
     let x = activations(4 * cols, 0.5);
     let mut fast = vec![0f32; 4 * rows];
-    matmul(&w, &x, &mut fast);
+    matmul(&w, &x, &mut fast, 1);
     let before = isa();
     force_isa(Isa::Scalar);
     let mut slow = vec![0f32; 4 * rows];
-    matmul(&w, &x, &mut slow);
+    matmul(&w, &x, &mut slow, 1);
     force_isa(before);
     for (a, b) in fast.iter().zip(&slow) {
         assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+    }
+}
+
+/// Batch invariance: a token's outputs are bit-identical whatever other tokens share the call, as
+/// long as it keeps its role (decode or prefill).
+#[test]
+fn outputs_do_not_depend_on_the_other_tokens() {
+    for (ty, cols) in TYPES {
+        let rows = 37;
+        let data: Vec<u8> = (0..rows)
+            .flat_map(|r| random_row(ty, cols, 7 + r as u64))
+            .collect();
+        let w = QMatrix::new(ty, rows, cols, &data).unwrap();
+        let probe = activations(cols, 0.25);
+        let alone = |decode: bool| {
+            let mut y = vec![0f32; rows];
+            matmul(&w, &probe, &mut y, decode as usize);
+            y
+        };
+        for (n_tok, n_decode, at) in [(5, 0, 3), (8, 3, 1), (8, 3, 6), (2, 0, 1), (7, 7, 4)] {
+            let mut x = activations(n_tok * cols, 9.0);
+            x[at * cols..(at + 1) * cols].copy_from_slice(&probe);
+            let mut y = vec![0f32; n_tok * rows];
+            matmul(&w, &x, &mut y, n_decode);
+            let want = alone(at < n_decode);
+            assert_eq!(
+                &y[at * rows..(at + 1) * rows],
+                &want[..],
+                "{} n_tok {n_tok} n_decode {n_decode}",
+                ty.name()
+            );
+        }
     }
 }

@@ -1,8 +1,12 @@
-//! The qwen2 forward pass over a batch of tokens (prefill and decode are the same code).
+//! The qwen2 forward pass over a step of many sequences (prefill chunks and decode tokens alike).
 //!
 //! Per layer, as in HF `Qwen2DecoderLayer`:
 //!   h = x + o_proj(attn(rope(q_proj(norm(x))), rope(k_proj(..)), v_proj(..)))
 //!   x = h + down_proj(silu(gate_proj(norm(h))) * up_proj(norm(h)))
+//!
+//! All tokens of all sequences in a step go through each weight matrix together (one pass over the
+//! weights); attention is per sequence, over its own KV cache. Decode tokens are laid out first and
+//! take the kernels' decode path, prompt tokens the prefill path (see `tandem_kernels::matmul`).
 
 use std::cell::RefCell;
 
@@ -18,9 +22,21 @@ thread_local! {
     static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
+/// One sequence's share of a forward step.
+pub struct SeqStep<'a> {
+    pub kv: &'a mut KvCache,
+    /// Tokens at positions `kv.len..kv.len + tokens.len()`.
+    pub tokens: &'a [u32],
+    /// Decode tokens (generated ones) rather than prompt tokens: selects the matmul path, so a
+    /// token's numbers do not depend on what else runs in the step.
+    pub decode: bool,
+    /// Compute the next-token logits after this sequence's last token.
+    pub logits: bool,
+}
+
 impl Model {
-    /// Runs `tokens` at positions `kv.len..kv.len + tokens.len()`, appends their K/V to the cache and
-    /// returns the logits of the last token: [vocab].
+    /// Processes prompt tokens of one sequence (in chunks of `st.max_batch`); returns the logits after
+    /// the last one: [vocab].
     pub fn forward<'s>(
         &self,
         st: &'s mut RunState,
@@ -32,33 +48,107 @@ impl Model {
                 "forward called with no tokens".into(),
             ));
         }
-        if kv.len + tokens.len() > kv.ctx {
-            return Err(ModelError::ContextFull {
-                pos: kv.len,
-                n: tokens.len(),
-                ctx: kv.ctx,
-            });
+        let chunks: Vec<&[u32]> = tokens.chunks(st.max_batch).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let mut s = [SeqStep {
+                kv: &mut *kv,
+                tokens: chunk,
+                decode: false,
+                logits: i + 1 == chunks.len(),
+            }];
+            self.step(st, &mut s)?;
         }
-        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.config.vocab) {
-            return Err(ModelError::BadToken(bad));
-        }
-        for chunk in tokens.chunks(st.max_batch) {
-            self.forward_batch(st, kv, chunk);
-        }
-        Ok(&st.logits)
+        Ok(st.logits_of(0).expect("logits requested"))
     }
 
-    fn forward_batch(&self, st: &mut RunState, kv: &mut KvCache, tokens: &[u32]) {
+    /// Runs one generated token of one sequence; returns the next logits: [vocab].
+    pub fn decode<'s>(
+        &self,
+        st: &'s mut RunState,
+        kv: &mut KvCache,
+        token: u32,
+    ) -> Result<&'s [f32]> {
+        self.step(
+            st,
+            &mut [SeqStep {
+                kv,
+                tokens: &[token],
+                decode: true,
+                logits: true,
+            }],
+        )?;
+        Ok(st.logits_of(0).expect("logits requested"))
+    }
+
+    /// One forward step over many sequences. Afterwards `st.logits_of(i)` holds the logits of
+    /// sequence `i` if it asked for them.
+    pub fn step(&self, st: &mut RunState, seqs: &mut [SeqStep]) -> Result<()> {
         let c = &self.config;
+        let n: usize = seqs.iter().map(|s| s.tokens.len()).sum();
+        if n == 0 {
+            return Err(ModelError::BadConfig(
+                "forward called with no tokens".into(),
+            ));
+        }
+        if n > st.max_batch || seqs.len() > st.max_seqs {
+            return Err(ModelError::BadConfig(format!(
+                "step of {n} tokens in {} sequences exceeds the scratch size ({} tokens, {} sequences)",
+                seqs.len(),
+                st.max_batch,
+                st.max_seqs
+            )));
+        }
+        for s in seqs.iter() {
+            if s.kv.len + s.tokens.len() > s.kv.ctx {
+                return Err(ModelError::ContextFull {
+                    pos: s.kv.len,
+                    n: s.tokens.len(),
+                    ctx: s.kv.ctx,
+                });
+            }
+            if let Some(&bad) = s.tokens.iter().find(|&&t| t as usize >= c.vocab) {
+                return Err(ModelError::BadToken(bad));
+            }
+            if s.kv.n_layer != c.n_layer || s.kv.kv_dim != c.kv_dim() || s.kv.ctx > st.ctx {
+                return Err(ModelError::BadConfig(
+                    "KV cache does not belong to this model".into(),
+                ));
+            }
+        }
+
+        // Token layout: decode sequences first. tok_seq/tok_pos: [n] — owning sequence and position.
+        st.order.clear();
+        st.order.extend((0..seqs.len()).filter(|&i| seqs[i].decode));
+        let n_decode: usize = st.order.iter().map(|&i| seqs[i].tokens.len()).sum();
+        st.order
+            .extend((0..seqs.len()).filter(|&i| !seqs[i].decode));
+        st.tok_seq.clear();
+        st.tok_pos.clear();
+        for &i in &st.order {
+            for j in 0..seqs[i].tokens.len() {
+                st.tok_seq.push(i);
+                st.tok_pos.push(seqs[i].kv.len + j);
+            }
+        }
+
         let w = &self.weights;
-        let n = tokens.len();
-        let pos = kv.len;
-        let (dim, qd, kvd, hd) = (c.dim, c.n_head * c.head_dim, c.kv_dim(), c.head_dim);
+        let (dim, qd, kvd, hd, f) = (
+            c.dim,
+            c.n_head * c.head_dim,
+            c.kv_dim(),
+            c.head_dim,
+            c.ffn_dim,
+        );
+        let hd2 = hd / 2;
 
         // x: [n, dim] ← embedding rows
         let embd = w.mat(&w.token_embd);
-        for (t, &tok) in tokens.iter().enumerate() {
-            embd.dequantize_row(tok as usize, &mut st.x[t * dim..(t + 1) * dim]);
+        let mut t = 0;
+        for &i in &st.order {
+            for &tok in seqs[i].tokens {
+                embd.dequantize_row(tok as usize, &mut st.x[t * dim..(t + 1) * dim]);
+                t += 1;
+            }
         }
 
         for (l, lw) in w.layers.iter().enumerate() {
@@ -71,14 +161,27 @@ impl Model {
                     c.rms_eps,
                 );
             }
-            let xb = &st.xb[..n * dim];
             // q: [n, qd], k, v: [n, kvd]
-            matmul(&w.mat(&lw.wq), xb, &mut st.q[..n * qd]);
-            matmul(&w.mat(&lw.wk), xb, &mut st.k[..n * kvd]);
-            matmul(&w.mat(&lw.wv), xb, &mut st.v[..n * kvd]);
-            let hd2 = hd / 2;
+            matmul(
+                &w.mat(&lw.wq),
+                &st.xb[..n * dim],
+                &mut st.q[..n * qd],
+                n_decode,
+            );
+            matmul(
+                &w.mat(&lw.wk),
+                &st.xb[..n * dim],
+                &mut st.k[..n * kvd],
+                n_decode,
+            );
+            matmul(
+                &w.mat(&lw.wv),
+                &st.xb[..n * dim],
+                &mut st.v[..n * kvd],
+                n_decode,
+            );
             for t in 0..n {
-                let p = pos + t;
+                let p = st.tok_pos[t];
                 let (cos, sin) = (
                     &st.rope_cos[p * hd2..(p + 1) * hd2],
                     &st.rope_sin[p * hd2..(p + 1) * hd2],
@@ -90,13 +193,19 @@ impl Model {
                 add_assign(k, &lw.bk);
                 k.chunks_exact_mut(hd).for_each(|h| rope_neox(h, cos, sin));
                 add_assign(&mut st.v[t * kvd..(t + 1) * kvd], &lw.bv);
+                let kv = &mut *seqs[st.tok_seq[t]].kv;
                 let at = kv.at(l, p);
                 kv.k[at..at + kvd].copy_from_slice(k);
                 kv.v[at..at + kvd].copy_from_slice(&st.v[t * kvd..(t + 1) * kvd]);
             }
-            self.attention(st, kv, l, n, pos);
+            self.attention(st, seqs, l, n);
             // x += o_proj(att)
-            matmul(&w.mat(&lw.wo), &st.att[..n * qd], &mut st.proj[..n * dim]);
+            matmul(
+                &w.mat(&lw.wo),
+                &st.att[..n * qd],
+                &mut st.proj[..n * dim],
+                n_decode,
+            );
             add_assign(&mut st.x[..n * dim], &st.proj[..n * dim]);
 
             // x += down(silu(gate(xb)) * up(xb)), xb = rms_norm(x) * ffn_norm
@@ -108,41 +217,82 @@ impl Model {
                     c.rms_eps,
                 );
             }
-            let f = c.ffn_dim;
-            matmul(&w.mat(&lw.w_gate), &st.xb[..n * dim], &mut st.gate[..n * f]);
-            matmul(&w.mat(&lw.w_up), &st.xb[..n * dim], &mut st.up[..n * f]);
+            matmul(
+                &w.mat(&lw.w_gate),
+                &st.xb[..n * dim],
+                &mut st.gate[..n * f],
+                n_decode,
+            );
+            matmul(
+                &w.mat(&lw.w_up),
+                &st.xb[..n * dim],
+                &mut st.up[..n * f],
+                n_decode,
+            );
             swiglu(&mut st.gate[..n * f], &st.up[..n * f]);
             matmul(
                 &w.mat(&lw.w_down),
                 &st.gate[..n * f],
                 &mut st.proj[..n * dim],
+                n_decode,
             );
             add_assign(&mut st.x[..n * dim], &st.proj[..n * dim]);
         }
-        kv.len = pos + n;
 
-        // logits = output · rms_norm(x_last) * output_norm
-        let last = &st.x[(n - 1) * dim..n * dim];
-        rms_norm(&mut st.xb[..dim], last, &w.output_norm, c.rms_eps);
-        matmul(&w.mat(&w.output), &st.xb[..dim], &mut st.logits);
+        // logits = output · rms_norm(x_last) * output_norm, for the sequences that want them, in the
+        // token layout's order (decode sequences first, for the matmul's path split).
+        st.logit_row.clear();
+        st.logit_row.resize(seqs.len(), usize::MAX);
+        let (mut rows, mut decode_rows, mut end) = (0, 0, 0);
+        for &i in &st.order {
+            end += seqs[i].tokens.len();
+            if seqs[i].logits {
+                let last = end - 1;
+                rms_norm(
+                    &mut st.xb[rows * dim..(rows + 1) * dim],
+                    &st.x[last * dim..(last + 1) * dim],
+                    &w.output_norm,
+                    c.rms_eps,
+                );
+                st.logit_row[i] = rows;
+                rows += 1;
+                if seqs[i].decode {
+                    decode_rows += 1;
+                }
+            }
+        }
+        if rows > 0 {
+            let v = c.vocab;
+            matmul(
+                &w.mat(&w.output),
+                &st.xb[..rows * dim],
+                &mut st.logits[..rows * v],
+                decode_rows,
+            );
+        }
+        for s in seqs.iter_mut() {
+            s.kv.len += s.tokens.len();
+        }
+        Ok(())
     }
 
-    /// Causal grouped-query attention of the `n` new tokens over all cached positions.
+    /// Causal grouped-query attention of the step's tokens over their own sequences' caches.
     /// st.q: [n, n_head, hd] → st.att: [n, n_head, hd]; query head h reads KV head h / (n_head / n_kv_head).
-    fn attention(&self, st: &mut RunState, kv: &KvCache, layer: usize, n: usize, pos: usize) {
+    fn attention(&self, st: &mut RunState, seqs: &[SeqStep], layer: usize, n: usize) {
         let c = &self.config;
         let hd = c.head_dim;
         let group = c.n_head / c.n_kv_head;
         let scale = 1.0 / (hd as f32).sqrt();
-        let q = &st.q;
+        let (q, tok_seq, tok_pos) = (&st.q, &st.tok_seq, &st.tok_pos);
         st.att[..n * c.n_head * hd]
             .par_chunks_mut(hd)
             .enumerate()
             .for_each(|(i, out)| {
                 let (t, h) = (i / c.n_head, i % c.n_head);
+                let kv: &KvCache = seqs[tok_seq[t]].kv;
                 let qh = &q[i * hd..(i + 1) * hd];
                 let off = (h / group) * hd;
-                let n_ctx = pos + t + 1;
+                let n_ctx = tok_pos[t] + 1;
                 SCORES.with(|s| {
                     let mut s = s.borrow_mut();
                     s.resize(n_ctx, 0.0);

@@ -14,6 +14,7 @@ mod state;
 mod weights;
 
 pub use config::{Arch, Config};
+pub use forward::SeqStep;
 pub use kv_cache::KvCache;
 pub use state::RunState;
 pub use weights::Weights;

@@ -1,9 +1,13 @@
-//! Scratch buffers for one forward call over up to `max_batch` tokens, allocated once.
+//! Scratch buffers for one forward step of up to `max_batch` tokens in up to `max_seqs` sequences,
+//! allocated once.
 
 use crate::Config;
 
 pub struct RunState {
     pub max_batch: usize,
+    pub max_seqs: usize,
+    /// Longest context the RoPE tables cover.
+    pub ctx: usize,
     /// Residual stream x: [max_batch, dim]
     pub x: Vec<f32>,
     /// Normed input xb: [max_batch, dim]
@@ -20,15 +24,21 @@ pub struct RunState {
     /// FFN gate and up: [max_batch, ffn_dim]
     pub gate: Vec<f32>,
     pub up: Vec<f32>,
-    /// Logits of the last token: [vocab]
+    /// Logits rows: [max_seqs, vocab]; `logit_row[i]` is sequence i's row (usize::MAX: none).
     pub logits: Vec<f32>,
+    pub logit_row: Vec<usize>,
     /// RoPE tables for every position of the context: [ctx, head_dim / 2]
     pub rope_cos: Vec<f32>,
     pub rope_sin: Vec<f32>,
+    /// Token layout of the current step: sequence order, and per token its sequence and position.
+    pub order: Vec<usize>,
+    pub tok_seq: Vec<usize>,
+    pub tok_pos: Vec<usize>,
+    vocab: usize,
 }
 
 impl RunState {
-    pub fn new(cfg: &Config, max_batch: usize, ctx: usize) -> Self {
+    pub fn new(cfg: &Config, max_batch: usize, max_seqs: usize, ctx: usize) -> Self {
         let hd2 = cfg.head_dim / 2;
         let mut rope_cos = vec![0.0; ctx * hd2];
         let mut rope_sin = vec![0.0; ctx * hd2];
@@ -42,10 +52,13 @@ impl RunState {
             }
         }
         let qd = cfg.n_head * cfg.head_dim;
+        let max_seqs = max_seqs.max(1);
         Self {
             max_batch,
+            max_seqs,
+            ctx,
             x: vec![0.0; max_batch * cfg.dim],
-            xb: vec![0.0; max_batch * cfg.dim],
+            xb: vec![0.0; max_batch.max(max_seqs) * cfg.dim],
             q: vec![0.0; max_batch * qd],
             k: vec![0.0; max_batch * cfg.kv_dim()],
             v: vec![0.0; max_batch * cfg.kv_dim()],
@@ -53,9 +66,26 @@ impl RunState {
             proj: vec![0.0; max_batch * cfg.dim],
             gate: vec![0.0; max_batch * cfg.ffn_dim],
             up: vec![0.0; max_batch * cfg.ffn_dim],
-            logits: vec![0.0; cfg.vocab],
+            logits: vec![0.0; max_seqs * cfg.vocab],
+            logit_row: Vec::with_capacity(max_seqs),
             rope_cos,
             rope_sin,
+            order: Vec::with_capacity(max_seqs),
+            tok_seq: Vec::with_capacity(max_batch),
+            tok_pos: Vec::with_capacity(max_batch),
+            vocab: cfg.vocab,
         }
+    }
+
+    /// The logits of sequence `i` of the last step, if it asked for them: [vocab].
+    pub fn logits_of(&self, i: usize) -> Option<&[f32]> {
+        let r = *self.logit_row.get(i)?;
+        (r != usize::MAX).then(|| &self.logits[r * self.vocab..(r + 1) * self.vocab])
+    }
+
+    /// Mutable logits of sequence `i` (the sampler applies bias and penalties in place).
+    pub fn logits_of_mut(&mut self, i: usize) -> Option<&mut [f32]> {
+        let r = *self.logit_row.get(i)?;
+        (r != usize::MAX).then(|| &mut self.logits[r * self.vocab..(r + 1) * self.vocab])
     }
 }
