@@ -5,10 +5,12 @@
 //! - `pull`: fetching and verifying weights into the model cache.
 //! - `commands`: `run`, `tokenize`, `logits`.
 //! - `bench`: prefill and decode speed, llama-bench style.
+//! - `serve`: the OpenAI-compatible server.
 
 mod bench;
 mod commands;
 mod pull;
+mod serve;
 mod tiers;
 
 use std::path::PathBuf;
@@ -40,6 +42,8 @@ enum Cmd {
         #[arg(long)]
         quiet: bool,
     },
+    /// Serve the OpenAI-compatible API (pulls the mini first if no tier is in the cache).
+    Serve(serve::ServeArgs),
     /// Chat with a model once: streams the answer, then prints a one-line summary.
     Run(commands::RunArgs),
     /// Print the token ids of TEXT as a JSON array (llama.cpp's `--no-parse-special` mode).
@@ -76,6 +80,11 @@ impl Home {
 
     pub fn models(&self) -> PathBuf {
         self.0.join("models")
+    }
+
+    /// The default data directory (state that must survive restarts).
+    pub fn data(&self) -> PathBuf {
+        self.0.join("data")
     }
 
     /// A tier name or id → its cached file (pulled first if absent); anything else is a path.
@@ -120,6 +129,7 @@ fn real_main(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Serve(args) => serve::serve(&home, args),
         Cmd::Run(args) => commands::run(&home, args),
         Cmd::Tokenize { model, text } => commands::tokenize(&home, &model.model, &text),
         Cmd::Logits(args) => commands::logits(&home, args),

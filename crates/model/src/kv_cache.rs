@@ -37,3 +37,23 @@ impl KvCache {
         (layer * self.ctx + pos) * self.kv_dim
     }
 }
+
+impl KvCache {
+    /// Copies positions `0..len` of every layer from `other` (same model) and sets `self.len = len`:
+    /// `n` > 1 choices share one prefill this way.
+    pub fn copy_prefix_from(&mut self, other: &KvCache, len: usize) {
+        assert!(
+            len <= other.len
+                && len <= self.ctx
+                && self.kv_dim == other.kv_dim
+                && self.n_layer == other.n_layer
+        );
+        for l in 0..self.n_layer {
+            let (src, dst) = (other.at(l, 0), self.at(l, 0));
+            let n = len * self.kv_dim;
+            self.k[dst..dst + n].copy_from_slice(&other.k[src..src + n]);
+            self.v[dst..dst + n].copy_from_slice(&other.v[src..src + n]);
+        }
+        self.len = len;
+    }
+}

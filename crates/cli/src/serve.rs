@@ -1,0 +1,239 @@
+//! `tandem serve`: load the tiers, start one scheduler per tier, serve the OpenAI-compatible API.
+//! Settings come from flags, then an optional `tandem.toml` with the same names, then defaults.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::Deserialize;
+use tandem_engine::{EngineConfig, EngineHandle, LoadedModel};
+use tandem_server::{AppState, ServerConfig, Tier};
+
+use crate::{pull, tiers, Home};
+
+#[derive(Args, Default)]
+pub struct ServeArgs {
+    /// Address to bind (a non-loopback address exposes the server to the network).
+    #[arg(long)]
+    host: Option<String>,
+    /// Port (0: any free port; the chosen one is printed).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Comma-separated tiers or GGUF paths to serve (default: the tiers in the model cache, or the mini).
+    #[arg(long)]
+    models: Option<String>,
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Context size of each sequence slot, in tokens.
+    #[arg(long)]
+    ctx_size: Option<usize>,
+    /// Sequences each tier runs at once (KV-cache slots).
+    #[arg(long)]
+    parallel: Option<usize>,
+    /// Most tokens per forward step (prompt chunks plus decode tokens).
+    #[arg(long)]
+    step_tokens: Option<usize>,
+    /// Generation cap for requests without max_tokens.
+    #[arg(long)]
+    default_max_tokens: Option<usize>,
+    #[arg(long)]
+    max_body_bytes: Option<usize>,
+    /// Accept and ignore request fields OpenAI does not define (default: refuse them, as OpenAI does).
+    #[arg(long)]
+    ignore_unknown_fields: bool,
+    /// Allowed CORS origin (repeatable; `*` for any).
+    #[arg(long = "cors-origin")]
+    cors_origins: Vec<String>,
+    /// Log prompts and completions (off by default).
+    #[arg(long)]
+    log_content: bool,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    #[arg(long)]
+    drain_seconds: Option<u64>,
+    /// State directory (env TANDEM_DATA; default $TANDEM_HOME/data).
+    #[arg(long, env = "TANDEM_DATA")]
+    data_dir: Option<PathBuf>,
+    /// Settings file (default: ./tandem.toml if present).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// `tandem.toml`: the same settings as the flags, by the same names with underscores.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    host: Option<String>,
+    port: Option<u16>,
+    models: Option<Vec<String>>,
+    threads: Option<usize>,
+    ctx_size: Option<usize>,
+    parallel: Option<usize>,
+    step_tokens: Option<usize>,
+    default_max_tokens: Option<usize>,
+    max_body_bytes: Option<usize>,
+    ignore_unknown_fields: Option<bool>,
+    cors_origins: Option<Vec<String>>,
+    log_content: Option<bool>,
+    drain_seconds: Option<u64>,
+    data_dir: Option<PathBuf>,
+}
+
+fn read_config(path: Option<&Path>) -> Result<FileConfig> {
+    let (path, required) = match path {
+        Some(p) => (p.to_path_buf(), true),
+        None => (PathBuf::from("tandem.toml"), false),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(s) => toml::from_str(&s).with_context(|| format!("reading {}", path.display())),
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(FileConfig::default())
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// A stable short hash (FNV-1a) for fingerprints of user files.
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
+    let f = read_config(a.config.as_deref())?;
+    let host = a.host.or(f.host).unwrap_or_else(|| "127.0.0.1".into());
+    let port = a.port.or(f.port).unwrap_or(8080);
+    let ctx_size = a.ctx_size.or(f.ctx_size).unwrap_or(4096);
+    let parallel = a.parallel.or(f.parallel).unwrap_or(8);
+    let step_tokens = a.step_tokens.or(f.step_tokens).unwrap_or(256);
+    if parallel == 0 || ctx_size < 16 || step_tokens == 0 {
+        bail!("--parallel and --step-tokens must be at least 1 and --ctx-size at least 16");
+    }
+    crate::commands::set_threads(a.threads.or(f.threads))?;
+    let data_dir = a.data_dir.or(f.data_dir).unwrap_or_else(|| home.data());
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+
+    // Which models: flags, file, the verified tiers in the cache, or else the mini (pulled now).
+    let specs: Vec<String> = match a
+        .models
+        .map(|m| {
+            m.split(',')
+                .map(|s| s.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .or(f.models)
+    {
+        Some(m) => m,
+        None => {
+            let present: Vec<String> = tiers::TIERS
+                .iter()
+                .filter(|t| pull::verified_path(&home.models(), t).is_some())
+                .map(|t| t.name.to_string())
+                .collect();
+            if present.is_empty() {
+                vec!["mini".to_string()]
+            } else {
+                present
+            }
+        }
+    };
+    let mut served = Vec::new();
+    for spec in specs.iter().filter(|s| !s.is_empty()) {
+        let path = home.resolve_model(spec)?;
+        let lm = Arc::new(
+            LoadedModel::load(&path).with_context(|| format!("loading {}", path.display()))?,
+        );
+        let (name, id, fingerprint) = match tiers::find(spec) {
+            Some(t) => (
+                t.name.to_string(),
+                t.id.to_string(),
+                format!("fp_{}", &t.sha256[..10]),
+            ),
+            None => {
+                let stem = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| spec.clone());
+                let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                (
+                    stem.clone(),
+                    stem.clone(),
+                    format!(
+                        "fp_{:010x}",
+                        fnv(&format!("{stem}:{size}")) & 0xff_ffff_ffff
+                    ),
+                )
+            }
+        };
+        if served.iter().any(|t: &Tier| t.name == name) {
+            bail!("model {name} is listed twice");
+        }
+        let ctx = ctx_size.min(lm.model.config.ctx_train);
+        let engine = EngineHandle::spawn(
+            lm,
+            EngineConfig {
+                slots: parallel,
+                ctx,
+                step_tokens,
+            },
+        );
+        eprintln!("tandem: {name} ({id}) ready: {parallel} slots of {ctx} tokens");
+        served.push(Tier {
+            name,
+            id,
+            engine,
+            fingerprint,
+            created: crate::serve::created_time(&path),
+        });
+    }
+
+    let config = ServerConfig {
+        ignore_unknown_fields: a.ignore_unknown_fields || f.ignore_unknown_fields.unwrap_or(false),
+        default_max_tokens: a
+            .default_max_tokens
+            .or(f.default_max_tokens)
+            .unwrap_or(2048),
+        max_body_bytes: a.max_body_bytes.or(f.max_body_bytes).unwrap_or(8 << 20),
+        cors_origins: if a.cors_origins.is_empty() {
+            f.cors_origins.unwrap_or_default()
+        } else {
+            a.cors_origins
+        },
+        log_content: a.log_content || f.log_content.unwrap_or(false),
+    };
+    let drain = Duration::from_secs(a.drain_seconds.or(f.drain_seconds).unwrap_or(30));
+    let state = Arc::new(AppState {
+        tiers: served,
+        config,
+        metrics: Default::default(),
+    });
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind((host.as_str(), port))
+            .await
+            .with_context(|| format!("binding {host}:{port}"))?;
+        let addr = listener.local_addr()?;
+        println!("tandem: listening on http://{addr}");
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        tandem_server::serve(listener, state, drain).await?;
+        Ok(())
+    })
+}
+
+/// `created` of a model object: the file's modification time.
+pub fn created_time(path: &Path) -> u64 {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

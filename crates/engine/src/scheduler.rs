@@ -1,0 +1,573 @@
+//! Continuous batching. A scheduler thread owns one model and a fixed set of KV-cache slots; each
+//! step it admits waiting requests into free slots, runs the decode tokens of every active sequence
+//! and prompt chunks of the prefilling ones in one forward step (one pass over the weights), samples,
+//! and sends token events. Requests join and leave between steps.
+//!
+//! The thread is an actor: others talk to it only through `EngineHandle` (a command channel in, an
+//! event channel per request out). A request whose event receiver is dropped (client gone) is
+//! removed at the next step and its slot freed.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use tandem_model::{KvCache, RunState, SeqStep};
+use tandem_text::Detokenizer;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+use crate::logprobs::{logprobs, Logprobs};
+use crate::stop::{StopMatcher, StopOutcome};
+use crate::{EngineError, FinishReason, LoadedModel, Result, Sampler, SamplingParams};
+
+/// Load-time settings of one scheduler.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Sequences that can be active at once (each owns a KV slot of `ctx` positions).
+    pub slots: usize,
+    /// Context size of each slot, in tokens.
+    pub ctx: usize,
+    /// Most tokens in one forward step (decode tokens plus prompt chunks).
+    pub step_tokens: usize,
+}
+
+/// Queue order: interactive requests always go before batch work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    Interactive,
+    Batch,
+}
+
+/// One generation request, already tokenised and validated.
+#[derive(Debug, Clone)]
+pub struct GenRequest {
+    pub prompt: Vec<u32>,
+    pub params: SamplingParams,
+    pub max_tokens: usize,
+    pub stop: Vec<String>,
+    /// Independent samples of the same prompt (they share its prefill).
+    pub n: usize,
+    /// `Some(k)`: report the chosen token's logprob and the k most likely alternatives.
+    pub top_logprobs: Option<usize>,
+    pub priority: Priority,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The request was admitted to a slot (sent once, before any token), with how much of the
+    /// prompt was already in the slot's cache.
+    Prefilled {
+        prompt_tokens: usize,
+        cached_tokens: usize,
+    },
+    /// New text of one choice (may be empty when text is held back for a possible stop string).
+    Token {
+        choice: usize,
+        text: String,
+        logprobs: Option<Logprobs>,
+    },
+    Finished {
+        choice: usize,
+        reason: FinishReason,
+        completion_tokens: usize,
+    },
+    /// The request could not be served (never for bad input: that is refused at `submit`).
+    Failed(String),
+}
+
+/// Counters for metrics, updated by the scheduler thread.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    pub waiting: AtomicUsize,
+    pub active: AtomicUsize,
+    pub steps: AtomicU64,
+    /// Sum over steps of the sequences in the step (÷ steps = mean sequences per forward pass).
+    pub step_seqs: AtomicU64,
+    pub max_step_seqs: AtomicUsize,
+    pub prompt_tokens: AtomicU64,
+    pub cached_tokens: AtomicU64,
+    pub generated_tokens: AtomicU64,
+    /// KV positions in use across busy slots.
+    pub kv_used: AtomicUsize,
+}
+
+enum Cmd {
+    Submit(Box<GenRequest>, UnboundedSender<Event>),
+}
+
+/// The server's side of a scheduler: cheap to clone, usable from async code.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<Cmd>,
+    pub model: Arc<LoadedModel>,
+    pub config: EngineConfig,
+    pub stats: Arc<EngineStats>,
+}
+
+impl EngineHandle {
+    /// Starts the scheduler thread for `model`.
+    pub fn spawn(model: Arc<LoadedModel>, config: EngineConfig) -> Self {
+        let (tx, rx) = mpsc::channel();
+        let stats = Arc::new(EngineStats::default());
+        let mut sched = Scheduler::new(model.clone(), config.clone(), stats.clone());
+        std::thread::Builder::new()
+            .name(format!("sched-{}", model.model.config.name))
+            .spawn(move || sched.run(rx))
+            .expect("spawning the scheduler thread");
+        Self {
+            tx,
+            model,
+            config,
+            stats,
+        }
+    }
+
+    /// Queues a request; events arrive on the returned receiver. Dropping the receiver cancels it.
+    pub fn submit(&self, req: GenRequest) -> Result<UnboundedReceiver<Event>> {
+        let vocab = self.model.model.config.vocab;
+        req.params.validate(vocab)?;
+        if req.prompt.is_empty() {
+            return Err(EngineError::BadParam {
+                param: "prompt",
+                problem: "is empty".into(),
+            });
+        }
+        if let Some(&t) = req.prompt.iter().find(|&&t| t as usize >= vocab) {
+            return Err(EngineError::BadParam {
+                param: "prompt",
+                problem: format!("token id {t} is outside the vocabulary of {vocab}"),
+            });
+        }
+        if req.prompt.len() >= self.config.ctx {
+            return Err(EngineError::PromptTooLong {
+                prompt: req.prompt.len(),
+                ctx: self.config.ctx,
+            });
+        }
+        if req.n == 0 || req.n > self.config.slots {
+            return Err(EngineError::BadParam {
+                param: "n",
+                problem: format!("{} is not in [1, {}]", req.n, self.config.slots),
+            });
+        }
+        let (etx, erx) = unbounded_channel();
+        self.tx
+            .send(Cmd::Submit(Box::new(req), etx))
+            .map_err(|_| EngineError::Stopped)?;
+        Ok(erx)
+    }
+}
+
+struct Slot {
+    kv: KvCache,
+    /// The tokens whose K/V are in `kv` (for prefix reuse after the sequence has left).
+    cached: Vec<u32>,
+    busy: bool,
+}
+
+enum Phase {
+    /// Waiting for choice 0 of its request to finish the shared prompt.
+    Fork,
+    /// Processing the prompt from `kv.len`.
+    Prefill,
+    /// The next token to feed.
+    Decode(u32),
+}
+
+struct Seq {
+    request: u64,
+    choice: usize,
+    slot: usize,
+    prompt: Arc<Vec<u32>>,
+    phase: Phase,
+    sampler: Sampler,
+    detok: Detokenizer,
+    stop: StopMatcher,
+    generated: usize,
+    max_tokens: usize,
+    top_logprobs: Option<usize>,
+    tx: UnboundedSender<Event>,
+    done: bool,
+}
+
+struct Scheduler {
+    lm: Arc<LoadedModel>,
+    cfg: EngineConfig,
+    stats: Arc<EngineStats>,
+    slots: Vec<Slot>,
+    st: RunState,
+    waiting: VecDeque<(Box<GenRequest>, UnboundedSender<Event>)>,
+    active: Vec<Seq>,
+    next_request: u64,
+}
+
+impl Scheduler {
+    fn new(lm: Arc<LoadedModel>, cfg: EngineConfig, stats: Arc<EngineStats>) -> Self {
+        let mc = &lm.model.config;
+        let slots = (0..cfg.slots)
+            .map(|_| Slot {
+                kv: KvCache::new(mc, cfg.ctx),
+                cached: Vec::new(),
+                busy: false,
+            })
+            .collect();
+        let st = RunState::new(mc, cfg.step_tokens.max(cfg.slots), cfg.slots, cfg.ctx);
+        Self {
+            lm,
+            cfg,
+            stats,
+            slots,
+            st,
+            waiting: VecDeque::new(),
+            active: Vec::new(),
+            next_request: 0,
+        }
+    }
+
+    fn run(&mut self, rx: mpsc::Receiver<Cmd>) {
+        loop {
+            // Block only when there is nothing to do.
+            if self.active.is_empty() && self.waiting.is_empty() {
+                match rx.recv() {
+                    Ok(cmd) => self.command(cmd),
+                    Err(_) => return, // every handle dropped: shut down
+                }
+            }
+            while let Ok(cmd) = rx.try_recv() {
+                self.command(cmd);
+            }
+            self.drop_cancelled();
+            self.admit();
+            if !self.active.is_empty() {
+                self.step();
+            }
+            self.stats
+                .waiting
+                .store(self.waiting.len(), Ordering::Relaxed);
+            self.stats
+                .active
+                .store(self.active.len(), Ordering::Relaxed);
+            let used = self.slots.iter().filter(|s| s.busy).map(|s| s.kv.len).sum();
+            self.stats.kv_used.store(used, Ordering::Relaxed);
+        }
+    }
+
+    fn command(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Submit(req, tx) => {
+                // Interactive requests go ahead of queued batch work, FIFO within a priority.
+                let at = self
+                    .waiting
+                    .iter()
+                    .position(|(r, _)| r.priority > req.priority)
+                    .unwrap_or(self.waiting.len());
+                self.waiting.insert(at, (req, tx));
+            }
+        }
+    }
+
+    fn drop_cancelled(&mut self) {
+        self.waiting.retain(|(_, tx)| !tx.is_closed());
+        for s in self.active.iter_mut() {
+            if s.tx.is_closed() {
+                s.done = true;
+            }
+        }
+        self.reap();
+    }
+
+    /// Frees the slots of finished sequences (their KV stays for prefix reuse).
+    fn reap(&mut self) {
+        let slots = &mut self.slots;
+        self.active.retain(|s| {
+            if s.done {
+                slots[s.slot].busy = false;
+            }
+            !s.done
+        });
+    }
+
+    /// Moves waiting requests into free slots, choosing for each prompt the free slot that already
+    /// holds its longest prefix.
+    fn admit(&mut self) {
+        while let Some((req, _)) = self.waiting.front() {
+            let free: Vec<usize> = (0..self.slots.len())
+                .filter(|&i| !self.slots[i].busy)
+                .collect();
+            if free.len() < req.n {
+                return;
+            }
+            let (req, tx) = self.waiting.pop_front().expect("front exists");
+            let prompt = Arc::new(req.prompt);
+            // Reuse at most prompt.len() - 1 positions: the last prompt token must run to give logits.
+            let common = |s: &Slot| {
+                s.cached
+                    .iter()
+                    .zip(prompt.iter())
+                    .take_while(|(a, b)| a == b)
+                    .count()
+                    .min(prompt.len() - 1)
+            };
+            let best = *free
+                .iter()
+                .max_by_key(|&&i| (common(&self.slots[i]), std::cmp::Reverse(i)))
+                .expect("n ≥ 1 free");
+            let reuse = common(&self.slots[best]);
+            let id = self.next_request;
+            self.next_request += 1;
+            let others = free.into_iter().filter(|&i| i != best).take(req.n - 1);
+            for (choice, slot) in std::iter::once(best).chain(others).enumerate() {
+                let s = &mut self.slots[slot];
+                s.busy = true;
+                if choice == 0 {
+                    s.kv.truncate(reuse);
+                    s.cached.truncate(reuse);
+                } else {
+                    s.kv.truncate(0);
+                    s.cached.clear();
+                }
+                // Choices of a seeded request get distinct, reproducible seeds.
+                let mut params = req.params.clone();
+                params.seed = params.seed.map(|x| x.wrapping_add(choice as u64));
+                self.active.push(Seq {
+                    request: id,
+                    choice,
+                    slot,
+                    prompt: prompt.clone(),
+                    phase: if choice == 0 {
+                        Phase::Prefill
+                    } else {
+                        Phase::Fork
+                    },
+                    sampler: Sampler::new(params, &prompt),
+                    detok: Detokenizer::new(),
+                    stop: StopMatcher::new(req.stop.clone()),
+                    generated: 0,
+                    max_tokens: req.max_tokens,
+                    top_logprobs: req.top_logprobs,
+                    tx: tx.clone(),
+                    done: false,
+                });
+            }
+            self.stats
+                .prompt_tokens
+                .fetch_add(prompt.len() as u64, Ordering::Relaxed);
+            self.stats
+                .cached_tokens
+                .fetch_add(reuse as u64, Ordering::Relaxed);
+            let _ = tx.send(Event::Prefilled {
+                prompt_tokens: prompt.len(),
+                cached_tokens: reuse,
+            });
+        }
+    }
+
+    fn step(&mut self) {
+        // Plan: every decoding sequence feeds one token; prefilling ones share what is left of the
+        // token budget, oldest first (chunked prefill keeps long prompts from stalling decodes).
+        let mut budget = self.st.max_batch;
+        let mut plan: Vec<(usize, usize, usize)> = Vec::new(); // (active index, from, to) in its token stream
+        for (i, s) in self.active.iter().enumerate() {
+            if let Phase::Decode(_) = s.phase {
+                plan.push((i, 0, 1));
+                budget -= 1;
+            }
+        }
+        for (i, s) in self.active.iter().enumerate() {
+            if let Phase::Prefill = s.phase {
+                if budget == 0 {
+                    break;
+                }
+                let from = self.slots[s.slot].kv.len;
+                let to = (from + budget).min(s.prompt.len());
+                plan.push((i, from, to));
+                budget -= to - from;
+            }
+        }
+        if plan.is_empty() {
+            return;
+        }
+
+        let decode_tokens: Vec<u32> = plan
+            .iter()
+            .map(|&(i, _, _)| {
+                if let Phase::Decode(t) = self.active[i].phase {
+                    t
+                } else {
+                    0
+                }
+            })
+            .collect();
+        {
+            // Disjoint mutable borrows of the planned slots' caches.
+            let mut kvs: Vec<Option<&mut KvCache>> =
+                self.slots.iter_mut().map(|s| Some(&mut s.kv)).collect();
+            let mut steps: Vec<SeqStep> = Vec::with_capacity(plan.len());
+            for (k, &(i, from, to)) in plan.iter().enumerate() {
+                let s = &self.active[i];
+                let kv = kvs[s.slot].take().expect("one sequence per slot");
+                let (tokens, decode, logits) = match s.phase {
+                    Phase::Decode(_) => (std::slice::from_ref(&decode_tokens[k]), true, true),
+                    _ => (&s.prompt[from..to], false, to == s.prompt.len()),
+                };
+                steps.push(SeqStep {
+                    kv,
+                    tokens,
+                    decode,
+                    logits,
+                });
+            }
+            if let Err(e) = self.lm.model.step(&mut self.st, &mut steps) {
+                drop(steps);
+                for &(i, _, _) in &plan {
+                    let _ = self.active[i]
+                        .tx
+                        .send(Event::Failed(format!("forward step failed: {e}")));
+                    self.active[i].done = true;
+                }
+                self.reap();
+                return;
+            }
+        }
+        let n_seqs = plan.len();
+        self.stats.steps.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .step_seqs
+            .fetch_add(n_seqs as u64, Ordering::Relaxed);
+        self.stats
+            .max_step_seqs
+            .fetch_max(n_seqs, Ordering::Relaxed);
+
+        for (k, &(i, from, to)) in plan.iter().enumerate() {
+            let slot = self.active[i].slot;
+            match self.active[i].phase {
+                Phase::Decode(t) => self.slots[slot].cached.push(t),
+                _ => {
+                    let p = self.active[i].prompt.clone();
+                    self.slots[slot].cached.extend_from_slice(&p[from..to]);
+                }
+            }
+            let Some(logits) = self.st.logits_of_mut(k) else {
+                continue;
+            };
+            let raw = (self.active[i].choice == 0
+                && matches!(self.active[i].phase, Phase::Prefill))
+            .then(|| logits.to_vec());
+            if let Some(raw) = raw {
+                self.start_forks(i, &raw);
+            }
+            let logits = self.st.logits_of_mut(k).expect("checked above");
+            let tok = sample(&mut self.active[i], logits, &self.lm);
+            self.accept(i, tok);
+        }
+        self.reap();
+    }
+
+    /// Choice 0 of a request finished the prompt: its other choices copy the prompt's KV and sample
+    /// their first token from the same logits.
+    fn start_forks(&mut self, lead: usize, raw: &[f32]) {
+        let (request, lead_slot, plen) = (
+            self.active[lead].request,
+            self.active[lead].slot,
+            self.active[lead].prompt.len(),
+        );
+        let forks: Vec<usize> = (0..self.active.len())
+            .filter(|&j| {
+                self.active[j].request == request && matches!(self.active[j].phase, Phase::Fork)
+            })
+            .collect();
+        for j in forks {
+            let slot = self.active[j].slot;
+            let (src, dst) = if lead_slot < slot {
+                let (a, b) = self.slots.split_at_mut(slot);
+                (&a[lead_slot], &mut b[0])
+            } else {
+                let (a, b) = self.slots.split_at_mut(lead_slot);
+                (&b[0], &mut a[slot])
+            };
+            dst.kv.copy_prefix_from(&src.kv, plen);
+            dst.cached = src.cached[..plen].to_vec();
+            let mut logits = raw.to_vec();
+            let tok = sample(&mut self.active[j], &mut logits, &self.lm);
+            self.accept(j, tok);
+        }
+    }
+
+    /// Takes a sampled token: emits its text, checks the end conditions, or queues it for decoding.
+    fn accept(&mut self, i: usize, sampled: (u32, Option<Logprobs>)) {
+        let lm = &self.lm;
+        let s = &mut self.active[i];
+        let (tok, lp) = sampled;
+        let kv_len = self.slots[s.slot].kv.len;
+        let finish = |s: &mut Seq, reason: FinishReason| {
+            let rest = format!("{}{}", s.stop.finish(), s.detok.finish());
+            if !rest.is_empty() {
+                let _ = s.tx.send(Event::Token {
+                    choice: s.choice,
+                    text: rest,
+                    logprobs: None,
+                });
+            }
+            let _ = s.tx.send(Event::Finished {
+                choice: s.choice,
+                reason,
+                completion_tokens: s.generated,
+            });
+            s.done = true;
+        };
+        if lm.tokenizer.is_eog(tok) {
+            // The end-of-generation token counts as generated (OpenAI counts it too) but has no text.
+            s.generated += 1;
+            self.stats.generated_tokens.fetch_add(1, Ordering::Relaxed);
+            finish(s, FinishReason::Stop);
+            return;
+        }
+        s.generated += 1;
+        self.stats.generated_tokens.fetch_add(1, Ordering::Relaxed);
+        s.sampler.accept(tok);
+        let piece = s.detok.push(&lm.tokenizer, tok);
+        match s.stop.push(&piece) {
+            StopOutcome::Emit(text) => {
+                let _ = s.tx.send(Event::Token {
+                    choice: s.choice,
+                    text,
+                    logprobs: lp,
+                });
+            }
+            StopOutcome::Stopped(text) => {
+                let _ = s.tx.send(Event::Token {
+                    choice: s.choice,
+                    text,
+                    logprobs: lp,
+                });
+                s.stop = StopMatcher::default();
+                s.detok = Detokenizer::new();
+                let _ = s.tx.send(Event::Finished {
+                    choice: s.choice,
+                    reason: FinishReason::Stop,
+                    completion_tokens: s.generated,
+                });
+                s.done = true;
+                return;
+            }
+        }
+        if s.generated >= s.max_tokens || kv_len >= self.cfg.ctx {
+            finish(s, FinishReason::Length);
+            return;
+        }
+        s.phase = Phase::Decode(tok);
+    }
+}
+
+/// Samples the next token of `s` from `logits` (modified in place by bias and penalties); with
+/// logprobs requested they are computed from the raw logits first.
+fn sample(s: &mut Seq, logits: &mut [f32], lm: &LoadedModel) -> (u32, Option<Logprobs>) {
+    match s.top_logprobs {
+        None => (s.sampler.sample(logits), None),
+        Some(k) => {
+            let raw = logits.to_vec();
+            let tok = s.sampler.sample(logits);
+            (tok, Some(logprobs(&lm.tokenizer, &raw, tok, k)))
+        }
+    }
+}

@@ -1,0 +1,561 @@
+//! Validation at the edge: a request body becomes a `ValidRequest` (a tokenised prompt and checked
+//! parameters) or an OpenAI-shaped 4xx naming the parameter.
+
+use serde_json::Value;
+use tandem_engine::{GenRequest, Priority, SamplingParams};
+use tandem_text::{chat, ChatMessage, SpecialMode};
+
+use crate::error::ApiError;
+use crate::params::{wrong_type, Fields};
+use crate::state::AppState;
+
+/// Which endpoint a request came through (they differ in response shape and logprobs format).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Chat,
+    Completion,
+}
+
+pub struct ValidRequest {
+    pub api: Api,
+    pub tier: usize,
+    pub gen: GenRequest,
+    pub stream: bool,
+    pub include_usage: bool,
+    /// Completions with `echo`: the prompt text to put before each choice's text.
+    pub echo: Option<String>,
+}
+
+const CHAT_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "frequency_penalty",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+    "presence_penalty",
+    "response_format",
+    "seed",
+    "stop",
+    "stream",
+    "stream_options",
+    "temperature",
+    "top_p",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "user",
+    "metadata",
+    "store",
+    "service_tier",
+    "modalities",
+    "audio",
+    "prediction",
+    "reasoning_effort",
+    "web_search_options",
+    "functions",
+    "function_call",
+    "safety_identifier",
+    "prompt_cache_key",
+    "verbosity",
+];
+
+const COMPLETION_FIELDS: &[&str] = &[
+    "model",
+    "prompt",
+    "suffix",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "n",
+    "stream",
+    "stream_options",
+    "logprobs",
+    "echo",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "best_of",
+    "logit_bias",
+    "seed",
+    "user",
+];
+
+fn unsupported(param: &str, what: &str) -> ApiError {
+    ApiError::invalid(
+        param,
+        "unsupported_parameter",
+        format!("Unsupported parameter: '{param}': {what} is not supported by this server yet."),
+    )
+}
+
+/// Fields shared by both endpoints: sampling, limits, stream settings.
+struct Common {
+    params: SamplingParams,
+    max_tokens: Option<usize>,
+    stop: Vec<String>,
+    n: usize,
+    stream: bool,
+    include_usage: bool,
+}
+
+fn common(f: &Fields, vocab: usize, max_tokens_keys: &[&str]) -> Result<Common, ApiError> {
+    let mut max_tokens = None;
+    for k in max_tokens_keys {
+        if let Some(m) = f.integer(k, 1, i64::MAX)? {
+            max_tokens = Some(m as usize);
+        }
+    }
+    let stream = f.bool("stream")?.unwrap_or(false);
+    let mut include_usage = false;
+    if let Some(so) = f.get("stream_options") {
+        let Value::Object(o) = so else {
+            return Err(wrong_type("stream_options", "an object", so));
+        };
+        if !stream {
+            return Err(ApiError::invalid(
+                "stream_options",
+                "invalid_value",
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            ));
+        }
+        for (k, v) in o {
+            match (k.as_str(), v) {
+                ("include_usage", Value::Bool(b)) => include_usage = *b,
+                ("include_usage", v) => {
+                    return Err(wrong_type("stream_options.include_usage", "a boolean", v))
+                }
+                ("include_obfuscation", _) => {}
+                (k, _) => {
+                    return Err(ApiError::bad_request(format!(
+                        "Unrecognized request argument supplied: stream_options.{k}"
+                    )))
+                }
+            }
+        }
+    }
+    let params = SamplingParams {
+        temperature: f.number("temperature", 0.0, 2.0)?.unwrap_or(1.0) as f32,
+        top_p: f.number("top_p", 0.0, 1.0)?.unwrap_or(1.0) as f32,
+        presence_penalty: f.number("presence_penalty", -2.0, 2.0)?.unwrap_or(0.0) as f32,
+        frequency_penalty: f.number("frequency_penalty", -2.0, 2.0)?.unwrap_or(0.0) as f32,
+        logit_bias: f.logit_bias(vocab)?,
+        seed: f.integer("seed", i64::MIN, i64::MAX)?.map(|s| s as u64),
+        ..SamplingParams::default()
+    };
+    // OpenAI accepts top_p = 0 (it means greedy in practice); the sampler needs a positive value.
+    let params = if params.top_p == 0.0 {
+        SamplingParams {
+            temperature: 0.0,
+            top_p: 1.0,
+            ..params
+        }
+    } else {
+        params
+    };
+    let n = f.integer("n", 1, 128)?.unwrap_or(1) as usize;
+    Ok(Common {
+        params,
+        max_tokens,
+        stop: f.stop()?,
+        n,
+        stream,
+        include_usage,
+    })
+}
+
+/// `max_tokens` from the request or the server default, checked against the context.
+fn completion_budget(
+    state: &AppState,
+    tier: usize,
+    prompt: usize,
+    asked: Option<usize>,
+    param: &str,
+) -> Result<usize, ApiError> {
+    let ctx = state.tiers[tier].engine.config.ctx;
+    let overflow = |extra: String| {
+        ApiError::invalid(
+            param,
+            "context_length_exceeded",
+            format!("This model's maximum context length is {ctx} tokens. However, your request resulted in {prompt} prompt tokens{extra}. Please reduce the length of the prompt or the completion."),
+        )
+    };
+    if prompt >= ctx {
+        return Err(overflow(String::new()));
+    }
+    match asked {
+        Some(m) if prompt + m > ctx => Err(overflow(format!(
+            " and asked for {m} completion tokens ({} in total)",
+            prompt + m
+        ))),
+        Some(m) => Ok(m),
+        None => Ok(state.config.default_max_tokens.min(ctx - prompt)),
+    }
+}
+
+fn model_tier(state: &AppState, f: &Fields) -> Result<usize, ApiError> {
+    let model = f.string("model")?.ok_or_else(|| {
+        ApiError::invalid(
+            "model",
+            "missing_required_parameter",
+            "You must provide a model parameter.",
+        )
+    })?;
+    let t = state.tier(model)?;
+    Ok(state
+        .tiers
+        .iter()
+        .position(|x| std::ptr::eq(x, t))
+        .expect("tier from the list"))
+}
+
+pub fn parse_chat(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiError> {
+    let v = Fields::parse(body)?;
+    let f = Fields::new(&v);
+    f.check_known(CHAT_FIELDS, state.config.ignore_unknown_fields)?;
+    let tier = model_tier(state, &f)?;
+    let lm = &state.tiers[tier].engine.model;
+
+    // Known fields we cannot honour yet are refused, never dropped.
+    if let Some(t) = f.get("tools") {
+        if !t.as_array().is_some_and(|a| a.is_empty()) {
+            return Err(unsupported("tools", "function calling"));
+        }
+    }
+    if let Some(tc) = f.get("tool_choice") {
+        if tc != "none" {
+            return Err(unsupported("tool_choice", "function calling"));
+        }
+    }
+    for (k, what) in [
+        ("functions", "function calling"),
+        ("function_call", "function calling"),
+        ("audio", "audio output"),
+        ("prediction", "predicted outputs"),
+        ("web_search_options", "web search"),
+        (
+            "reasoning_effort",
+            "reasoning effort (these models do not reason)",
+        ),
+    ] {
+        if f.get(k).is_some() {
+            return Err(unsupported(k, what));
+        }
+    }
+    if let Some(rf) = f.get("response_format") {
+        match rf.get("type").and_then(Value::as_str) {
+            Some("text") => {}
+            Some("json_object") | Some("json_schema") => return Err(unsupported("response_format", "structured output")),
+            _ => return Err(ApiError::invalid("response_format", "invalid_value", "Invalid 'response_format': expected an object with 'type' of 'text', 'json_object' or 'json_schema'.")),
+        }
+    }
+    if let Some(m) = f.get("modalities") {
+        if m != &serde_json::json!(["text"]) {
+            return Err(unsupported("modalities", "output other than text"));
+        }
+    }
+    let _ = (
+        f.string("user")?,
+        f.bool("store")?,
+        f.bool("parallel_tool_calls")?,
+    );
+
+    let messages = parse_messages(f.get("messages"))?;
+    let c = common(
+        &f,
+        lm.model.config.vocab,
+        &["max_tokens", "max_completion_tokens"],
+    )?;
+    let logprobs = f.bool("logprobs")?.unwrap_or(false);
+    let top = f.integer("top_logprobs", 0, 20)?;
+    if top.is_some() && !logprobs {
+        return Err(ApiError::invalid("top_logprobs", "invalid_value", "Invalid value for 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' is used."));
+    }
+    let pieces = lm
+        .template
+        .render(&messages, None, true)
+        .map_err(|e| ApiError::invalid("messages", "invalid_value", e.to_string()))?;
+    let prompt = chat::tokenize_pieces(&lm.tokenizer, &pieces);
+    let param = if f.get("max_completion_tokens").is_some() {
+        "max_completion_tokens"
+    } else {
+        "messages"
+    };
+    let max_tokens = completion_budget(state, tier, prompt.len(), c.max_tokens, param)?;
+    Ok(ValidRequest {
+        api: Api::Chat,
+        tier,
+        gen: GenRequest {
+            prompt,
+            params: c.params,
+            max_tokens,
+            stop: c.stop,
+            n: c.n,
+            top_logprobs: logprobs.then_some(top.unwrap_or(0) as usize),
+            priority: Priority::Interactive,
+        },
+        stream: c.stream,
+        include_usage: c.include_usage,
+        echo: None,
+    })
+}
+
+fn parse_messages(v: Option<&Value>) -> Result<Vec<ChatMessage>, ApiError> {
+    let v = v.ok_or_else(|| {
+        ApiError::invalid(
+            "messages",
+            "missing_required_parameter",
+            "Missing required parameter: 'messages'.",
+        )
+    })?;
+    let Value::Array(arr) = v else {
+        return Err(wrong_type("messages", "an array", v));
+    };
+    if arr.is_empty() {
+        return Err(ApiError::invalid("messages", "empty_array", "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead."));
+    }
+    let mut out = Vec::with_capacity(arr.len());
+    for (i, m) in arr.iter().enumerate() {
+        let p = format!("messages[{i}]");
+        let Value::Object(o) = m else {
+            return Err(wrong_type(&p, "an object", m));
+        };
+        let role = match o.get("role") {
+            Some(Value::String(r)) => r.as_str(),
+            Some(r) => return Err(wrong_type(&format!("{p}.role"), "a string", r)),
+            None => {
+                return Err(ApiError::invalid(
+                    format!("{p}.role"),
+                    "missing_required_parameter",
+                    format!("Missing required parameter: '{p}.role'."),
+                ))
+            }
+        };
+        if !["system", "developer", "user", "assistant", "tool"].contains(&role) {
+            return Err(ApiError::invalid(
+                format!("{p}.role"),
+                "invalid_value",
+                format!("Invalid value: '{role}'. Supported values are: 'system', 'developer', 'user', 'assistant', and 'tool'."),
+            ));
+        }
+        let has_calls = o.get("tool_calls").is_some_and(|c| !c.is_null());
+        let content = o.get("content").cloned().unwrap_or(Value::Null);
+        match &content {
+            Value::String(_) => {}
+            Value::Null if role == "assistant" => {}
+            Value::Null => {
+                return Err(ApiError::invalid(
+                    format!("{p}.content"),
+                    "missing_required_parameter",
+                    format!("Missing required parameter: '{p}.content'."),
+                ))
+            }
+            Value::Array(parts) => {
+                for (j, part) in parts.iter().enumerate() {
+                    let pp = format!("{p}.content[{j}]");
+                    match part.get("type").and_then(Value::as_str) {
+                        Some("text") if part.get("text").is_some_and(Value::is_string) => {}
+                        Some("text") => {
+                            return Err(wrong_type(
+                                &format!("{pp}.text"),
+                                "a string",
+                                part.get("text").unwrap_or(&Value::Null),
+                            ))
+                        }
+                        Some("image_url") | Some("input_image") => {
+                            return Err(ApiError::invalid(
+                                pp,
+                                "unsupported_content",
+                                "Image input is not supported by this server yet.",
+                            ))
+                        }
+                        Some("input_audio") | Some("file") => {
+                            return Err(ApiError::invalid(
+                                pp,
+                                "unsupported_content",
+                                "Audio and file input are not supported by this server yet.",
+                            ))
+                        }
+                        Some(t) => {
+                            return Err(ApiError::invalid(
+                                pp,
+                                "invalid_value",
+                                format!("Invalid content part type '{t}'."),
+                            ))
+                        }
+                        None => {
+                            return Err(ApiError::invalid(
+                                &pp,
+                                "missing_required_parameter",
+                                format!("Missing required parameter: '{pp}.type'."),
+                            ))
+                        }
+                    }
+                }
+            }
+            other => {
+                return Err(wrong_type(
+                    &format!("{p}.content"),
+                    "a string or an array of content parts",
+                    other,
+                ))
+            }
+        }
+        let name = match o.get("name") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(v) => return Err(wrong_type(&format!("{p}.name"), "a string", v)),
+        };
+        let tool_calls = if has_calls {
+            if role != "assistant" {
+                return Err(ApiError::invalid(
+                    format!("{p}.tool_calls"),
+                    "invalid_value",
+                    "Only assistant messages can have 'tool_calls'.",
+                ));
+            }
+            match &o["tool_calls"] {
+                Value::Array(a) => Some(a.clone()),
+                v => return Err(wrong_type(&format!("{p}.tool_calls"), "an array", v)),
+            }
+        } else {
+            None
+        };
+        let tool_call_id = match (role, o.get("tool_call_id")) {
+            ("tool", Some(Value::String(s))) => Some(s.clone()),
+            ("tool", _) => {
+                return Err(ApiError::invalid(
+                    format!("{p}.tool_call_id"),
+                    "missing_required_parameter",
+                    format!("Missing required parameter: '{p}.tool_call_id'."),
+                ))
+            }
+            _ => None,
+        };
+        out.push(ChatMessage {
+            role: role.to_string(),
+            content,
+            name,
+            tool_calls,
+            tool_call_id,
+        });
+    }
+    Ok(out)
+}
+
+pub fn parse_completion(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiError> {
+    let v = Fields::parse(body)?;
+    let f = Fields::new(&v);
+    f.check_known(COMPLETION_FIELDS, state.config.ignore_unknown_fields)?;
+    let tier = model_tier(state, &f)?;
+    let lm = &state.tiers[tier].engine.model;
+    let tok = &lm.tokenizer;
+    let vocab = lm.model.config.vocab;
+    let _ = f.string("user")?;
+
+    let bad_prompt = || {
+        wrong_type(
+            "prompt",
+            "a string, an array of token ids, or an array with one of either",
+            f.get("prompt").unwrap_or(&Value::Null),
+        )
+    };
+    let ids = |a: &[Value]| -> Result<Vec<u32>, ApiError> {
+        a.iter()
+            .map(|x| {
+                x.as_u64()
+                    .filter(|&t| (t as usize) < vocab)
+                    .map(|t| t as u32)
+            })
+            .collect::<Option<Vec<u32>>>()
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "prompt",
+                    "invalid_value",
+                    format!("Invalid 'prompt': token ids must be integers below {vocab}."),
+                )
+            })
+    };
+    // The prompt as text (plain text: it never becomes a control token) or as token ids.
+    let (text, mut tokens): (Option<String>, Vec<u32>) = match f.get("prompt") {
+        None => return Err(ApiError::invalid("prompt", "missing_required_parameter", "Missing required parameter: 'prompt'.")),
+        Some(Value::String(s)) => (Some(s.clone()), Vec::new()),
+        Some(Value::Array(a)) if a.is_empty() => return Err(bad_prompt()),
+        Some(Value::Array(a)) if a[0].is_number() => (None, ids(a)?),
+        Some(Value::Array(a)) if a.len() == 1 => match &a[0] {
+            Value::String(s) => (Some(s.clone()), Vec::new()),
+            Value::Array(inner) if !inner.is_empty() => (None, ids(inner)?),
+            _ => return Err(bad_prompt()),
+        },
+        Some(Value::Array(_)) => {
+            return Err(ApiError::invalid("prompt", "unsupported_value", "Several prompts in one request are not supported by this server yet; send one request per prompt."))
+        }
+        Some(_) => return Err(bad_prompt()),
+    };
+    let suffix = f.string("suffix")?;
+    match (&text, suffix) {
+        (Some(t), Some(sfx)) => {
+            // Fill-in-the-middle with the Coder models' own FIM tokens.
+            let fim = |name: &str| {
+                tok.added_id(name)
+                    .ok_or_else(|| unsupported("suffix", "fill-in-the-middle for this model"))
+            };
+            tokens.push(fim("<|fim_prefix|>")?);
+            tok.encode_into(t, SpecialMode::None, &mut tokens);
+            tokens.push(fim("<|fim_suffix|>")?);
+            tok.encode_into(sfx, SpecialMode::None, &mut tokens);
+            tokens.push(fim("<|fim_middle|>")?);
+        }
+        (Some(t), None) => tok.encode_into(t, SpecialMode::None, &mut tokens),
+        (None, Some(_)) => {
+            return Err(ApiError::invalid(
+                "suffix",
+                "invalid_value",
+                "'suffix' needs a text prompt.",
+            ))
+        }
+        (None, None) => {}
+    }
+    if tokens.is_empty() {
+        return Err(ApiError::invalid(
+            "prompt",
+            "invalid_value",
+            "Invalid 'prompt': the prompt is empty.",
+        ));
+    }
+    let mut c = common(&f, vocab, &["max_tokens"])?;
+    if f.get("max_tokens").is_none() {
+        c.max_tokens = Some(16); // the completions API's documented default
+    }
+    if let Some(b) = f.integer("best_of", 1, 128)? {
+        if b as usize != c.n {
+            return Err(unsupported("best_of", "best_of different from n"));
+        }
+    }
+    let top = f.integer("logprobs", 0, 5)?;
+    let echo = f.bool("echo")?.unwrap_or(false);
+    let echo_text = echo.then(|| {
+        text.clone()
+            .unwrap_or_else(|| String::from_utf8_lossy(&tok.decode_bytes(&tokens)).into_owned())
+    });
+    let max_tokens = completion_budget(state, tier, tokens.len(), c.max_tokens, "max_tokens")?;
+    Ok(ValidRequest {
+        api: Api::Completion,
+        tier,
+        gen: GenRequest {
+            prompt: tokens,
+            params: c.params,
+            max_tokens,
+            stop: c.stop,
+            n: c.n,
+            top_logprobs: top.map(|k| k as usize),
+            priority: Priority::Interactive,
+        },
+        stream: c.stream,
+        include_usage: c.include_usage,
+        echo: echo_text,
+    })
+}

@@ -1,0 +1,347 @@
+//! Turning engine events into responses: one JSON object, or a server-sent event stream of chunks.
+//! Usage is counted here, once per response, whichever way it goes out.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use tandem_engine::{Event, Logprobs};
+use tokio::sync::mpsc::{self, UnboundedReceiver};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::error::ApiError;
+use crate::request::{Api, ValidRequest};
+use crate::state::{new_id, unix_now, AppState};
+
+/// What identifies one response across its chunks.
+struct Head {
+    id: String,
+    created: u64,
+    model: String,
+    fingerprint: String,
+    api: Api,
+}
+
+impl Head {
+    fn new(state: &AppState, v: &ValidRequest) -> Self {
+        let t = &state.tiers[v.tier];
+        let id = new_id(if v.api == Api::Chat {
+            "chatcmpl-"
+        } else {
+            "cmpl-"
+        });
+        Self {
+            id,
+            created: unix_now(),
+            model: t.id.clone(),
+            fingerprint: t.fingerprint.clone(),
+            api: v.api,
+        }
+    }
+
+    fn object(&self, chunk: bool) -> &'static str {
+        match (self.api, chunk) {
+            (Api::Chat, false) => "chat.completion",
+            (Api::Chat, true) => "chat.completion.chunk",
+            (Api::Completion, _) => "text_completion",
+        }
+    }
+}
+
+fn usage(prompt: usize, cached: usize, completion: usize) -> Value {
+    json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
+    })
+}
+
+fn chat_logprob(l: &Logprobs) -> Value {
+    let e = |t: &tandem_engine::TokenLogprob| json!({"token": t.text, "logprob": t.logprob, "bytes": t.bytes});
+    let mut c = e(&l.chosen);
+    c["top_logprobs"] = Value::Array(l.top.iter().map(e).collect());
+    c
+}
+
+/// The legacy completions format: parallel arrays, `text_offset` counted in characters.
+fn completion_logprobs(lps: &[Logprobs], start_offset: usize, texts: &[String]) -> Value {
+    let mut offset = start_offset;
+    let mut offsets = Vec::with_capacity(lps.len());
+    for t in texts {
+        offsets.push(offset);
+        offset += t.chars().count();
+    }
+    json!({
+        "tokens": lps.iter().map(|l| l.chosen.text.clone()).collect::<Vec<_>>(),
+        "token_logprobs": lps.iter().map(|l| l.chosen.logprob).collect::<Vec<_>>(),
+        "top_logprobs": lps.iter().map(|l| l.top.iter().map(|t| (t.text.clone(), json!(t.logprob))).collect::<serde_json::Map<_, _>>()).collect::<Vec<_>>(),
+        "text_offset": offsets,
+    })
+}
+
+#[derive(Default, Clone)]
+struct Choice {
+    text: String,
+    finish: Option<&'static str>,
+    logprobs: Vec<Logprobs>,
+    /// Per logprob entry: the token's own text (for text offsets).
+    token_texts: Vec<String>,
+    tokens: usize,
+}
+
+/// Observes latency metrics as token events pass.
+struct Latency<'a> {
+    state: &'a AppState,
+    start: Instant,
+    last: Option<Instant>,
+}
+
+impl Latency<'_> {
+    fn token(&mut self) {
+        let now = Instant::now();
+        match self.last {
+            None => self
+                .state
+                .metrics
+                .ttft
+                .observe((now - self.start).as_secs_f64()),
+            Some(l) => self
+                .state
+                .metrics
+                .inter_token
+                .observe((now - l).as_secs_f64()),
+        }
+        self.last = Some(now);
+    }
+}
+
+/// Waits for every choice to finish and answers with one JSON object.
+pub async fn complete(
+    state: Arc<AppState>,
+    v: ValidRequest,
+    mut rx: UnboundedReceiver<Event>,
+    start: Instant,
+) -> Response {
+    let head = Head::new(&state, &v);
+    let mut choices = vec![Choice::default(); v.gen.n];
+    let (mut prompt_tokens, mut cached) = (v.gen.prompt.len(), 0);
+    let mut finished = 0;
+    let mut lat = Latency {
+        state: &state,
+        start,
+        last: None,
+    };
+    while finished < v.gen.n {
+        match rx.recv().await {
+            Some(Event::Prefilled {
+                prompt_tokens: p,
+                cached_tokens: c,
+            }) => (prompt_tokens, cached) = (p, c),
+            Some(Event::Token {
+                choice,
+                text,
+                logprobs,
+            }) => {
+                lat.token();
+                let ch = &mut choices[choice];
+                if let Some(l) = logprobs {
+                    ch.token_texts.push(l.chosen.text.clone());
+                    ch.logprobs.push(l);
+                }
+                ch.text.push_str(&text);
+            }
+            Some(Event::Finished {
+                choice,
+                reason,
+                completion_tokens,
+            }) => {
+                choices[choice].finish = Some(reason.as_str());
+                choices[choice].tokens = completion_tokens;
+                finished += 1;
+            }
+            Some(Event::Failed(msg)) => return ApiError::internal(msg).into_response(),
+            None => return ApiError::internal("the engine dropped the request").into_response(),
+        }
+    }
+    let completion_tokens: usize = choices.iter().map(|c| c.tokens).sum();
+    let logprobs_on = v.gen.top_logprobs.is_some();
+    let out: Vec<Value> = choices
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match head.api {
+            Api::Chat => json!({
+                "index": i,
+                "message": {"role": "assistant", "content": c.text, "refusal": null, "annotations": []},
+                "logprobs": if logprobs_on { json!({"content": c.logprobs.iter().map(chat_logprob).collect::<Vec<_>>(), "refusal": null}) } else { Value::Null },
+                "finish_reason": c.finish,
+            }),
+            Api::Completion => {
+                let echo = v.echo.clone().unwrap_or_default();
+                json!({
+                    "text": format!("{echo}{}", c.text),
+                    "index": i,
+                    "logprobs": if logprobs_on { completion_logprobs(&c.logprobs, echo.chars().count(), &c.token_texts) } else { Value::Null },
+                    "finish_reason": c.finish,
+                })
+            }
+        })
+        .collect();
+    let mut body = json!({
+        "id": head.id, "object": head.object(false), "created": head.created, "model": head.model,
+        "choices": out, "usage": usage(prompt_tokens, cached, completion_tokens),
+        "system_fingerprint": head.fingerprint,
+    });
+    if head.api == Api::Chat {
+        body["service_tier"] = json!("default");
+    }
+    axum::Json(body).into_response()
+}
+
+/// Streams chunks as server-sent events, ending with `data: [DONE]`. A client that goes away drops
+/// the stream; the bridge task notices, drops the engine's receiver, and the engine frees the slot.
+pub fn stream(
+    state: Arc<AppState>,
+    v: ValidRequest,
+    mut rx: UnboundedReceiver<Event>,
+    start: Instant,
+) -> Response {
+    let (tx, out) = mpsc::channel::<Result<SseEvent, Infallible>>(64);
+    tokio::spawn(async move {
+        let head = Head::new(&state, &v);
+        let chunk = |choices: Value| {
+            let mut c = json!({"id": head.id, "object": head.object(true), "created": head.created,
+                               "model": head.model, "system_fingerprint": head.fingerprint, "choices": choices});
+            if v.include_usage {
+                c["usage"] = Value::Null;
+            }
+            SseEvent::default().data(c.to_string())
+        };
+        let send = |e: SseEvent| {
+            let tx = tx.clone();
+            async move { tx.send(Ok(e)).await.is_ok() }
+        };
+        if head.api == Api::Chat {
+            for i in 0..v.gen.n {
+                let first = json!([{"index": i, "delta": {"role": "assistant", "content": "", "refusal": null}, "logprobs": null, "finish_reason": null}]);
+                if !send(chunk(first)).await {
+                    return;
+                }
+            }
+        }
+        let (mut prompt_tokens, mut cached, mut completion, mut finished) =
+            (v.gen.prompt.len(), 0, 0, 0);
+        let mut echoed = vec![false; v.gen.n];
+        let mut offsets = vec![v.echo.as_ref().map(|e| e.chars().count()).unwrap_or(0); v.gen.n];
+        let mut lat = Latency {
+            state: &state,
+            start,
+            last: None,
+        };
+        while finished < v.gen.n {
+            let ev = tokio::select! {
+                ev = rx.recv() => ev,
+                _ = tx.closed() => return, // client gone
+            };
+            let piece = match ev {
+                Some(Event::Prefilled {
+                    prompt_tokens: p,
+                    cached_tokens: c,
+                }) => {
+                    (prompt_tokens, cached) = (p, c);
+                    continue;
+                }
+                Some(Event::Token {
+                    choice,
+                    text,
+                    logprobs,
+                }) => {
+                    lat.token();
+                    if text.is_empty() && logprobs.is_none() {
+                        continue;
+                    }
+                    match head.api {
+                        Api::Chat => {
+                            let lp = logprobs
+                                .as_ref()
+                                .map(|l| json!({"content": [chat_logprob(l)], "refusal": null}))
+                                .unwrap_or(Value::Null);
+                            json!([{"index": choice, "delta": {"content": text}, "logprobs": lp, "finish_reason": null}])
+                        }
+                        Api::Completion => {
+                            let mut t = text.clone();
+                            if !echoed[choice] {
+                                echoed[choice] = true;
+                                t = format!("{}{t}", v.echo.clone().unwrap_or_default());
+                            }
+                            let lp = logprobs
+                                .as_ref()
+                                .map(|l| {
+                                    completion_logprobs(
+                                        std::slice::from_ref(l),
+                                        offsets[choice],
+                                        std::slice::from_ref(&l.chosen.text),
+                                    )
+                                })
+                                .unwrap_or(Value::Null);
+                            offsets[choice] += l_chars(&logprobs);
+                            json!([{"text": t, "index": choice, "logprobs": lp, "finish_reason": null}])
+                        }
+                    }
+                }
+                Some(Event::Finished {
+                    choice,
+                    reason,
+                    completion_tokens,
+                }) => {
+                    finished += 1;
+                    completion += completion_tokens;
+                    match head.api {
+                        Api::Chat => {
+                            json!([{"index": choice, "delta": {}, "logprobs": null, "finish_reason": reason.as_str()}])
+                        }
+                        Api::Completion => {
+                            json!([{"text": "", "index": choice, "logprobs": null, "finish_reason": reason.as_str()}])
+                        }
+                    }
+                }
+                Some(Event::Failed(msg)) => {
+                    let _ =
+                        send(SseEvent::default().data(ApiError::internal(msg).body().to_string()))
+                            .await;
+                    return;
+                }
+                None => return,
+            };
+            if !send(chunk(piece)).await {
+                return;
+            }
+        }
+        if v.include_usage {
+            let mut last = json!({"id": head.id, "object": head.object(true), "created": head.created,
+                                  "model": head.model, "system_fingerprint": head.fingerprint, "choices": []});
+            last["usage"] = usage(prompt_tokens, cached, completion);
+            if !send(SseEvent::default().data(last.to_string())).await {
+                return;
+            }
+        }
+        let _ = send(SseEvent::default().data("[DONE]")).await;
+    });
+    Sse::new(ReceiverStream::new(out))
+        .keep_alive(
+            KeepAlive::new()
+                .interval(Duration::from_secs(10))
+                .text("keep-alive"),
+        )
+        .into_response()
+}
+
+fn l_chars(l: &Option<Logprobs>) -> usize {
+    l.as_ref()
+        .map(|l| l.chosen.text.chars().count())
+        .unwrap_or(0)
+}

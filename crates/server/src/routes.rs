@@ -1,0 +1,260 @@
+//! The HTTP routes.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tandem_text::{chat, SpecialMode};
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+
+use crate::error::ApiError;
+use crate::params::{wrong_type, Fields};
+use crate::request::{parse_chat, parse_completion, ValidRequest};
+use crate::respond;
+use crate::state::{new_id, AppState};
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.config.max_body_bytes;
+    let origins = state.config.cors_origins.clone();
+    let mut r = Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/completions", post(completions))
+        .route("/v1/models", get(list_models))
+        .route("/v1/models/{*id}", get(get_model))
+        .route("/tokenize", post(tokenize))
+        .route("/detokenize", post(detokenize))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), around))
+        .with_state(state);
+    if !origins.is_empty() {
+        let allow = if origins.iter().any(|o| o == "*") {
+            AllowOrigin::any()
+        } else {
+            AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+        };
+        r = r.layer(
+            CorsLayer::new()
+                .allow_origin(allow)
+                .allow_methods(Any)
+                .allow_headers(Any),
+        );
+    }
+    r
+}
+
+/// Every response: an `x-request-id`, and the request/response counters.
+async fn around(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    use std::sync::atomic::Ordering::Relaxed;
+    state.metrics.requests.fetch_add(1, Relaxed);
+    let id = new_id("req_");
+    let mut resp = next.run(req).await;
+    let s = resp.status();
+    let counter = if s.is_server_error() {
+        &state.metrics.responses_5xx
+    } else if s.is_client_error() {
+        &state.metrics.responses_4xx
+    } else {
+        &state.metrics.responses_2xx
+    };
+    counter.fetch_add(1, Relaxed);
+    resp.headers_mut().insert(
+        "x-request-id",
+        HeaderValue::from_str(&id).expect("ascii id"),
+    );
+    resp
+}
+
+fn body(b: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    b.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::payload_too_large(limit)
+        } else {
+            ApiError::bad_request(e.body_text())
+        }
+    })
+}
+
+async fn generate(state: Arc<AppState>, v: ValidRequest, start: Instant) -> Response {
+    let engine = &state.tiers[v.tier].engine;
+    let rx = match engine.submit(v.gen.clone()) {
+        Ok(rx) => rx,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if v.stream {
+        respond::stream(state, v, rx, start)
+    } else {
+        respond::complete(state, v, rx, start).await
+    }
+}
+
+async fn chat_completions(
+    State(state): State<Arc<AppState>>,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
+    let start = Instant::now();
+    let parsed = body(b, state.config.max_body_bytes).and_then(|b| parse_chat(&state, &b));
+    match parsed {
+        Ok(v) => generate(state, v, start).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn completions(
+    State(state): State<Arc<AppState>>,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
+    let start = Instant::now();
+    match body(b, state.config.max_body_bytes).and_then(|b| parse_completion(&state, &b)) {
+        Ok(v) => generate(state, v, start).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn model_object(t: &crate::state::Tier) -> Value {
+    let c = &t.engine.model.model.config;
+    json!({"id": t.id, "object": "model", "created": t.created, "owned_by": "tandem",
+           "tier": t.name, "context_window": t.engine.config.ctx, "parameters_name": c.name})
+}
+
+async fn list_models(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(
+        json!({"object": "list", "data": state.tiers.iter().map(model_object).collect::<Vec<_>>()}),
+    )
+}
+
+async fn get_model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    match state.tier(&id) {
+        Ok(t) => Json(model_object(t)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `{"model", "prompt"}` (plain text) or `{"model", "messages"}` (rendered with the chat template) →
+/// `{"tokens", "count"}`.
+async fn tokenize(
+    State(state): State<Arc<AppState>>,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
+    let run = || -> Result<Value, ApiError> {
+        let b = body(b, state.config.max_body_bytes)?;
+        let v = Fields::parse(&b)?;
+        let f = Fields::new(&v);
+        f.check_known(
+            &["model", "prompt", "messages", "add_generation_prompt"],
+            false,
+        )?;
+        let model = f.string("model")?.unwrap_or(state.tiers[0].name.as_str());
+        let lm = &state.tier(model)?.engine.model;
+        let tokens = match (f.string("prompt")?, f.get("messages")) {
+            (Some(p), None) => lm.tokenizer.encode(p, SpecialMode::None),
+            (None, Some(m)) => {
+                let messages: Vec<tandem_text::ChatMessage> = serde_json::from_value(m.clone())
+                    .map_err(|e| ApiError::invalid("messages", "invalid_value", e.to_string()))?;
+                let agp = f.bool("add_generation_prompt")?.unwrap_or(true);
+                let pieces = lm
+                    .template
+                    .render(&messages, None, agp)
+                    .map_err(|e| ApiError::invalid("messages", "invalid_value", e.to_string()))?;
+                chat::tokenize_pieces(&lm.tokenizer, &pieces)
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "Give exactly one of 'prompt' or 'messages'.",
+                ))
+            }
+        };
+        Ok(json!({"tokens": tokens, "count": tokens.len()}))
+    };
+    match run() {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn detokenize(
+    State(state): State<Arc<AppState>>,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
+    let run = || -> Result<Value, ApiError> {
+        let b = body(b, state.config.max_body_bytes)?;
+        let v = Fields::parse(&b)?;
+        let f = Fields::new(&v);
+        f.check_known(&["model", "tokens"], false)?;
+        let model = f.string("model")?.unwrap_or(state.tiers[0].name.as_str());
+        let lm = &state.tier(model)?.engine.model;
+        let vocab = lm.model.config.vocab;
+        let toks = f.get("tokens").ok_or_else(|| {
+            ApiError::invalid(
+                "tokens",
+                "missing_required_parameter",
+                "Missing required parameter: 'tokens'.",
+            )
+        })?;
+        let Value::Array(a) = toks else {
+            return Err(wrong_type("tokens", "an array of token ids", toks));
+        };
+        let ids: Vec<u32> = a
+            .iter()
+            .map(|x| {
+                x.as_u64()
+                    .filter(|&t| (t as usize) < vocab)
+                    .map(|t| t as u32)
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "tokens",
+                    "invalid_value",
+                    format!("Token ids must be integers below {vocab}."),
+                )
+            })?;
+        Ok(json!({"prompt": String::from_utf8_lossy(&lm.tokenizer.decode_bytes(&ids))}))
+    };
+    match run() {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(
+        json!({"status": "ok", "models": state.tiers.iter().map(|t| t.id.clone()).collect::<Vec<_>>()}),
+    )
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        state.metrics.render(&state.tiers),
+    )
+        .into_response()
+}
+
+async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "Unknown request URL: {method} {}. Please check the URL for typos.",
+        uri.path()
+    ))
+}
+
+async fn wrong_method(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        ..ApiError::bad_request(format!(
+            "Method {method} is not allowed for {}.",
+            uri.path()
+        ))
+    }
+}
