@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
 # The project's test command (README): builds optimised, makes sure the mini tier is in the model
-# cache (`tandem pull mini`: a no-op when it is already there and verified), then runs every test.
-# Model-backed tests run one at a time (.config/nextest.toml); all run in release mode because they
-# run the real model.
+# cache (`tandem pull mini`: a no-op when it is already there and verified), runs every Rust test
+# (model-backed ones one at a time, .config/nextest.toml), then the OpenAI-SDK conformance suite
+# against a real `tandem serve` on 127.0.0.1 (tests/conformance, pinned in its requirements.txt,
+# installed into a venv outside the clone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target="${CARGO_TARGET_DIR:-target}"
+
 cargo build --release --locked
-cargo run --release --locked -q -- pull mini
+"$target/release/tandem" pull mini
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --release --locked --workspace --no-fail-fast
 else
   cargo test --release --locked --workspace --no-fail-fast
 fi
+
+venv="${TANDEM_TEST_VENV:-$HOME/.cache/tandem-ci/venv}"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -r tests/conformance/requirements.txt
+TANDEM_BIN="$target/release/tandem" "$venv/bin/python" -m pytest -q tests/conformance

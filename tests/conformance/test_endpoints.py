@@ -1,0 +1,79 @@
+"""Models, completions (incl. fill-in-the-middle), tokenize, health, metrics, disconnects."""
+import concurrent.futures
+import time
+
+import httpx
+import openai
+import pytest
+
+MINI = "qwen2.5-coder-0.5b-instruct"
+
+
+def test_models(client):
+    ids = [m.id for m in client.models.list().data]
+    assert ids == [MINI]
+    m = client.models.retrieve(MINI)
+    assert m.id == MINI and m.object == "model" and m.owned_by
+    assert client.models.retrieve("mini").id == MINI
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("nope")
+
+
+def test_completions_text_tokens_echo_and_logprobs(client, http):
+    r = client.completions.create(model="mini", prompt="def add(a, b):\n    return", max_tokens=6, temperature=0)
+    assert r.object == "text_completion" and r.model == MINI and r.choices[0].text
+    assert r.choices[0].finish_reason in ("stop", "length")
+    toks = http.post("/tokenize", json={"model": "mini", "prompt": "def add(a, b):\n    return"}).json()["tokens"]
+    r2 = client.completions.create(model="mini", prompt=toks, max_tokens=6, temperature=0)
+    assert r2.choices[0].text == r.choices[0].text
+    r3 = client.completions.create(model="mini", prompt="1, 2, 3,", max_tokens=3, temperature=0, echo=True, logprobs=2)
+    assert r3.choices[0].text.startswith("1, 2, 3,")
+    lp = r3.choices[0].logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == len(lp.text_offset) >= 1
+    assert all(len(t) <= 2 for t in lp.top_logprobs)
+    chunks = list(client.completions.create(model="mini", prompt="def add(a, b):\n    return", max_tokens=6, temperature=0, stream=True))
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == r.choices[0].text
+
+
+def test_fill_in_the_middle(client):
+    r = client.completions.create(model="mini", prompt="def square(x):\n    return ", suffix="\n\nprint(square(3))\n", max_tokens=8, temperature=0)
+    assert "x" in r.choices[0].text
+
+
+def test_tokenize_round_trip(http):
+    text = "héllo wörld <|im_start|> 🦀"
+    toks = http.post("/tokenize", json={"model": "mini", "prompt": text}).json()
+    assert toks["count"] == len(toks["tokens"]) and 151644 not in toks["tokens"]
+    assert http.post("/detokenize", json={"model": "mini", "tokens": toks["tokens"]}).json()["prompt"] == text
+    chat = http.post("/tokenize", json={"model": "mini", "messages": [{"role": "user", "content": "hi"}]}).json()
+    assert chat["tokens"][0] == 151644
+
+
+def test_health_and_metrics_show_batching(server, client):
+    assert httpx.get(server + "/health").json()["status"] == "ok"
+    msgs = [[{"role": "user", "content": f"Tell me a fact about the number {i}."}] for i in range(4)]
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        list(ex.map(lambda m: client.chat.completions.create(model="mini", messages=m, max_tokens=16, temperature=0), msgs))
+    text = httpx.get(server + "/metrics").text
+    values = {l.split(" ")[0]: float(l.split(" ")[1]) for l in text.splitlines() if l and not l.startswith("#")}
+    assert values[f'tandem_forward_step_sequences_max{{model="{MINI}"}}'] > 1
+    assert values["tandem_time_to_first_token_seconds_count"] > 0
+    assert "tandem_queue_depth" in text and "tandem_kv_cache_used_positions" in text
+
+
+def test_a_client_that_disconnects_frees_its_sequence(server, client):
+    stream = client.chat.completions.create(model="mini", messages=[{"role": "user", "content": "Write a very long essay."}],
+                                            max_tokens=500, stream=True)
+    for i, _ in enumerate(stream):
+        if i == 2:
+            break
+    stream.close()
+    deadline = time.time() + 20
+    active = None
+    while time.time() < deadline:
+        text = httpx.get(server + "/metrics").text
+        active = [l for l in text.splitlines() if l.startswith("tandem_active_sequences{")][0]
+        if active.endswith(" 0"):
+            break
+        time.sleep(0.2)
+    assert active.endswith(" 0"), active

@@ -1,0 +1,76 @@
+"""Error paths: OpenAI's status codes and error shape, the parameter named, the server unharmed."""
+import json
+
+import openai
+import pytest
+
+Q = [{"role": "user", "content": "hi"}]
+
+
+def bad(client, **kw):
+    args = dict(model="mini", messages=Q, max_tokens=2)
+    args.update(kw)
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(**args)
+    return e.value
+
+
+@pytest.mark.parametrize("kw,param", [
+    (dict(temperature=3), "temperature"),
+    (dict(top_p=1.5), "top_p"),
+    (dict(n=0), "n"),
+    (dict(presence_penalty=-3), "presence_penalty"),
+    (dict(frequency_penalty=2.5), "frequency_penalty"),
+    (dict(top_logprobs=25, logprobs=True), "top_logprobs"),
+    (dict(top_logprobs=2), "top_logprobs"),
+    (dict(max_tokens=0), "max_tokens"),
+    (dict(stop=["a", "b", "c", "d", "e"]), "stop"),
+    (dict(logit_bias={"999999999": 1}), "logit_bias"),
+    (dict(logit_bias={"5": 500}), "logit_bias"),
+    (dict(messages=[]), "messages"),
+    (dict(messages=[{"role": "wizard", "content": "x"}]), "messages[0].role"),
+    (dict(messages=[{"role": "user"}]), "messages[0].content"),
+    (dict(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}]), "messages[0].content[0]"),
+    (dict(tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}]), "tools"),
+    (dict(response_format={"type": "json_object"}), "response_format"),
+    (dict(stream_options={"include_usage": True}), "stream_options"),
+])
+def test_invalid_values_name_the_parameter(client, kw, param):
+    e = bad(client, **kw)
+    assert e.status_code == 400
+    assert e.body["param"] == param, e.body
+    assert e.body["type"] == "invalid_request_error"
+
+
+def test_unknown_fields_are_refused_like_openai(client):
+    e = bad(client, extra_body={"frobnicate": 1})
+    assert "Unrecognized request argument supplied: frobnicate" in e.message
+
+
+def test_context_overflow(client):
+    e = bad(client, messages=[{"role": "user", "content": "word " * 2000}])
+    assert e.body["code"] == "context_length_exceeded" and "1024" in e.message
+    e = bad(client, max_tokens=1000, messages=[{"role": "user", "content": "word " * 100}])
+    assert e.body["code"] == "context_length_exceeded"
+
+
+def test_two_hundred_malformed_requests_get_4xx_and_the_server_keeps_serving(http, client):
+    bodies = []
+    base = {"model": "mini", "messages": Q, "max_tokens": 1}
+    for i in range(40):
+        bodies.append(("not json at all " * (i + 1)).encode())
+        bodies.append(json.dumps({**base, "temperature": "hot" if i % 2 else [i]}).encode())
+        bodies.append(json.dumps({**base, "model": f"nope-{i}"}).encode())
+        bodies.append(json.dumps({**base, "messages": [{"role": "user", "content": i}]}).encode())
+        bodies.append(json.dumps([base, i]).encode())
+    assert len(bodies) == 200
+    for b in bodies:
+        r = http.post("/v1/chat/completions", content=b, headers={"content-type": "application/json"})
+        assert 400 <= r.status_code < 500, (r.status_code, b[:80])
+        err = r.json()["error"]
+        assert set(err) == {"message", "type", "param", "code"} and err["message"]
+    huge = b'{"model": "mini", "messages": [{"role": "user", "content": "' + b"x" * (9 << 20) + b'"}]}'
+    r = http.post("/v1/chat/completions", content=huge, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["message"]
+    assert http.get("/nope").status_code == 404 and http.get("/nope").json()["error"]
+    assert client.chat.completions.create(model="mini", messages=Q, max_tokens=1).choices
