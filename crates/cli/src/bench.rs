@@ -47,8 +47,7 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
     let mut kv = KvCache::new(cfg, ctx);
     let mut st = RunState::new(cfg, tandem_engine::PREFILL_BATCH, 1, ctx);
     let mut rng = Rng::new(42);
-    let mut tokens =
-        |n: usize| -> Vec<u32> { (0..n).map(|_| (rng.next_u64() % 150_000) as u32).collect() };
+    let mut tokens = |n: usize| -> Vec<u32> { (0..n).map(|_| (rng.next_u64() % 150_000) as u32).collect() };
     let depth_tokens = tokens(a.depth);
     let reps = a.reps.max(1);
 

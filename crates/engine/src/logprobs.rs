@@ -31,12 +31,7 @@ fn entry(tok: &Tokenizer, id: u32, logprob: f32) -> TokenLogprob {
 /// `logits`: the raw logits [vocab]; `chosen`: the sampled token; `k`: how many alternatives.
 pub fn logprobs(tok: &Tokenizer, logits: &[f32], chosen: u32, k: usize) -> Logprobs {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = max as f64
-        + logits
-            .iter()
-            .map(|&l| ((l - max) as f64).exp())
-            .sum::<f64>()
-            .ln();
+    let lse = max as f64 + logits.iter().map(|&l| ((l - max) as f64).exp()).sum::<f64>().ln();
     let lp = |id: u32| (logits[id as usize] as f64 - lse) as f32;
     let mut top: Vec<u32> = Vec::with_capacity(k);
     if k > 0 {

@@ -52,10 +52,7 @@ impl SamplingParams {
     pub fn validate(&self, vocab: usize) -> Result<()> {
         let bad = |param, problem: String| Err(EngineError::BadParam { param, problem });
         if !(0.0..=2.0).contains(&self.temperature) {
-            return bad(
-                "temperature",
-                format!("{} is not in [0, 2]", self.temperature),
-            );
+            return bad("temperature", format!("{} is not in [0, 2]", self.temperature));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return bad("top_p", format!("{} is not in (0, 1]", self.top_p));
@@ -89,10 +86,7 @@ impl SamplingParams {
                 );
             }
             if !(-100.0..=100.0).contains(&b) {
-                return bad(
-                    "logit_bias",
-                    format!("bias {b} for token {id} is not in [-100, 100]"),
-                );
+                return bad("logit_bias", format!("bias {b} for token {id} is not in [-100, 100]"));
             }
         }
         Ok(())
@@ -321,11 +315,7 @@ mod tests {
             },
             &[99],
         );
-        assert_eq!(
-            s.sample(&mut logits()),
-            98,
-            "a prompt token is penalised too"
-        );
+        assert_eq!(s.sample(&mut logits()), 98, "a prompt token is penalised too");
     }
 
     #[test]

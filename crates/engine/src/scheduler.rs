@@ -56,10 +56,7 @@ pub struct GenRequest {
 pub enum Event {
     /// The request was admitted to a slot (sent once, before any token), with how much of the
     /// prompt was already in the slot's cache.
-    Prefilled {
-        prompt_tokens: usize,
-        cached_tokens: usize,
-    },
+    Prefilled { prompt_tokens: usize, cached_tokens: usize },
     /// New text of one choice (may be empty when text is held back for a possible stop string).
     Token {
         choice: usize,
@@ -241,12 +238,8 @@ impl Scheduler {
             if !self.active.is_empty() {
                 self.step();
             }
-            self.stats
-                .waiting
-                .store(self.waiting.len(), Ordering::Relaxed);
-            self.stats
-                .active
-                .store(self.active.len(), Ordering::Relaxed);
+            self.stats.waiting.store(self.waiting.len(), Ordering::Relaxed);
+            self.stats.active.store(self.active.len(), Ordering::Relaxed);
             let used = self.slots.iter().filter(|s| s.busy).map(|s| s.kv.len).sum();
             self.stats.kv_used.store(used, Ordering::Relaxed);
         }
@@ -291,9 +284,7 @@ impl Scheduler {
     /// holds its longest prefix.
     fn admit(&mut self) {
         while let Some((req, _)) = self.waiting.front() {
-            let free: Vec<usize> = (0..self.slots.len())
-                .filter(|&i| !self.slots[i].busy)
-                .collect();
+            let free: Vec<usize> = (0..self.slots.len()).filter(|&i| !self.slots[i].busy).collect();
             if free.len() < req.n {
                 return;
             }
@@ -334,11 +325,7 @@ impl Scheduler {
                     choice,
                     slot,
                     prompt: prompt.clone(),
-                    phase: if choice == 0 {
-                        Phase::Prefill
-                    } else {
-                        Phase::Fork
-                    },
+                    phase: if choice == 0 { Phase::Prefill } else { Phase::Fork },
                     sampler: Sampler::new(params, &prompt),
                     detok: Detokenizer::new(),
                     stop: StopMatcher::new(req.stop.clone()),
@@ -352,9 +339,7 @@ impl Scheduler {
             self.stats
                 .prompt_tokens
                 .fetch_add(prompt.len() as u64, Ordering::Relaxed);
-            self.stats
-                .cached_tokens
-                .fetch_add(reuse as u64, Ordering::Relaxed);
+            self.stats.cached_tokens.fetch_add(reuse as u64, Ordering::Relaxed);
             let _ = tx.send(Event::Prefilled {
                 prompt_tokens: prompt.len(),
                 cached_tokens: reuse,
@@ -400,22 +385,16 @@ impl Scheduler {
             .collect();
         {
             // Disjoint mutable borrows of the planned slots' caches.
-            let mut kvs: Vec<Option<&mut KvCache>> =
-                self.slots.iter_mut().map(|s| Some(&mut s.kv)).collect();
+            let mut kvs: Vec<Option<&mut KvCache>> = self.slots.iter_mut().map(|s| Some(&mut s.kv)).collect();
             let mut steps: Vec<SeqStep> = Vec::with_capacity(plan.len());
             for (k, &(i, from, to)) in plan.iter().enumerate() {
                 let s = &self.active[i];
                 let kv = kvs[s.slot].take().expect("one sequence per slot");
-                let (tokens, decode, logits) = match s.phase {
-                    Phase::Decode(_) => (std::slice::from_ref(&decode_tokens[k]), true, true),
-                    _ => (&s.prompt[from..to], false, to == s.prompt.len()),
+                let (tokens, logits) = match s.phase {
+                    Phase::Decode(_) => (std::slice::from_ref(&decode_tokens[k]), true),
+                    _ => (&s.prompt[from..to], to == s.prompt.len()),
                 };
-                steps.push(SeqStep {
-                    kv,
-                    tokens,
-                    decode,
-                    logits,
-                });
+                steps.push(SeqStep { kv, tokens, logits });
             }
             if let Err(e) = self.lm.model.step(&mut self.st, &mut steps) {
                 drop(steps);
@@ -431,12 +410,8 @@ impl Scheduler {
         }
         let n_seqs = plan.len();
         self.stats.steps.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .step_seqs
-            .fetch_add(n_seqs as u64, Ordering::Relaxed);
-        self.stats
-            .max_step_seqs
-            .fetch_max(n_seqs, Ordering::Relaxed);
+        self.stats.step_seqs.fetch_add(n_seqs as u64, Ordering::Relaxed);
+        self.stats.max_step_seqs.fetch_max(n_seqs, Ordering::Relaxed);
 
         for (k, &(i, from, to)) in plan.iter().enumerate() {
             let slot = self.active[i].slot;
@@ -450,9 +425,8 @@ impl Scheduler {
             let Some(logits) = self.st.logits_of_mut(k) else {
                 continue;
             };
-            let raw = (self.active[i].choice == 0
-                && matches!(self.active[i].phase, Phase::Prefill))
-            .then(|| logits.to_vec());
+            let raw =
+                (self.active[i].choice == 0 && matches!(self.active[i].phase, Phase::Prefill)).then(|| logits.to_vec());
             if let Some(raw) = raw {
                 self.start_forks(i, &raw);
             }
@@ -472,9 +446,7 @@ impl Scheduler {
             self.active[lead].prompt.len(),
         );
         let forks: Vec<usize> = (0..self.active.len())
-            .filter(|&j| {
-                self.active[j].request == request && matches!(self.active[j].phase, Phase::Fork)
-            })
+            .filter(|&j| self.active[j].request == request && matches!(self.active[j].phase, Phase::Fork))
             .collect();
         for j in forks {
             let slot = self.active[j].slot;

@@ -31,12 +31,7 @@ impl StopMatcher {
         }
         self.held.push_str(piece);
         // The earliest stop string in the held text wins.
-        if let Some(at) = self
-            .stops
-            .iter()
-            .filter_map(|s| self.held.find(s.as_str()))
-            .min()
-        {
+        if let Some(at) = self.stops.iter().filter_map(|s| self.held.find(s.as_str())).min() {
             let out = self.held[..at].to_string();
             self.held.clear();
             return StopOutcome::Stopped(out);
@@ -85,10 +80,7 @@ mod tests {
 
     #[test]
     fn stop_split_across_pieces_is_never_emitted() {
-        assert_eq!(
-            run(&["STOP"], &["hello S", "TO", "P world"]),
-            ("hello ".into(), true)
-        );
+        assert_eq!(run(&["STOP"], &["hello S", "TO", "P world"]), ("hello ".into(), true));
         assert_eq!(run(&["\n\n"], &["a\n", "\nb"]), ("a".into(), true));
     }
 
@@ -100,10 +92,7 @@ mod tests {
 
     #[test]
     fn earliest_of_several_stops_wins() {
-        assert_eq!(
-            run(&["world", "lo"], &["hello world"]),
-            ("hel".into(), true)
-        );
+        assert_eq!(run(&["world", "lo"], &["hello world"]), ("hel".into(), true));
         assert_eq!(run(&[], &["x", "y"]), ("xy".into(), false));
     }
 

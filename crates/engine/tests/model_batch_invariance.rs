@@ -21,11 +21,7 @@ fn logits_do_not_depend_on_the_batch() {
     // Alone: prefill, then 6 greedy decode steps.
     let mut st = RunState::new(cfg, 256, 4, 128);
     let mut kv = KvCache::new(cfg, 128);
-    let mut alone = vec![lm
-        .model
-        .forward(&mut st, &mut kv, &prompt)
-        .unwrap()
-        .to_vec()];
+    let mut alone = vec![lm.model.forward(&mut st, &mut kv, &prompt).unwrap().to_vec()];
     for _ in 0..6 {
         let next = argmax(alone.last().unwrap());
         alone.push(lm.model.decode(&mut st, &mut kv, next).unwrap().to_vec());
@@ -37,32 +33,26 @@ fn logits_do_not_depend_on_the_batch() {
     for (kv, p) in kvs.iter_mut().zip(&others).skip(1) {
         lm.model.forward(&mut st, kv, p).unwrap();
     }
-    let [kv1, kv2, kv3] = &mut kvs[..] else {
-        unreachable!()
-    };
+    let [kv1, kv2, kv3] = &mut kvs[..] else { unreachable!() };
     let mut steps = vec![
         SeqStep {
             kv: &mut kv_a,
             tokens: &prompt,
-            decode: false,
             logits: true,
         },
         SeqStep {
             kv: kv1,
             tokens: &others[0],
-            decode: false,
             logits: true,
         },
         SeqStep {
             kv: kv2,
             tokens: &[17],
-            decode: true,
             logits: true,
         },
         SeqStep {
             kv: kv3,
             tokens: &[18],
-            decode: true,
             logits: true,
         },
     ];
@@ -75,32 +65,26 @@ fn logits_do_not_depend_on_the_batch() {
     let mut next = argmax(&alone[0]);
     for (i, want) in alone.iter().enumerate().skip(1) {
         let fillers = [20 + i as u32, 30 + i as u32, 40 + i as u32];
-        let [kv1, kv2, kv3] = &mut kvs[..] else {
-            unreachable!()
-        };
+        let [kv1, kv2, kv3] = &mut kvs[..] else { unreachable!() };
         let mut steps = vec![
             SeqStep {
                 kv: kv1,
                 tokens: &fillers[0..1],
-                decode: true,
                 logits: true,
             },
             SeqStep {
                 kv: &mut kv_a,
                 tokens: std::slice::from_ref(&next),
-                decode: true,
                 logits: true,
             },
             SeqStep {
                 kv: kv2,
                 tokens: &fillers[1..2],
-                decode: true,
                 logits: false,
             },
             SeqStep {
                 kv: kv3,
                 tokens: &fillers[2..3],
-                decode: true,
                 logits: true,
             },
         ];

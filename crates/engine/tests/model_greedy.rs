@@ -44,17 +44,11 @@ fn check_tier(tier: &str, path: &Path) {
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let theirs = case["text"].as_str().unwrap();
-        let prompt = lm
-            .tokenizer
-            .encode(case["prompt"].as_str().unwrap(), SpecialMode::All);
+        let prompt = lm.tokenizer.encode(case["prompt"].as_str().unwrap(), SpecialMode::All);
         let ctx = prompt.len() + CHECKED_TOKENS + 1;
         let mut kv = KvCache::new(cfg, ctx);
         let mut st = RunState::new(cfg, 256, 1, ctx);
-        let mut logits = lm
-            .model
-            .forward(&mut st, &mut kv, &prompt)
-            .unwrap()
-            .to_vec();
+        let mut logits = lm.model.forward(&mut st, &mut kv, &prompt).unwrap().to_vec();
         let mut detok = Detokenizer::new();
         let mut ours = String::new();
         let mut matched = 0;
@@ -100,10 +94,6 @@ fn mini_greedy_matches_llama_cpp() {
 #[ignore = "needs the flagship tier: tandem pull flagship"]
 fn flagship_greedy_matches_llama_cpp() {
     let p = common::mini_path().with_file_name("qwen2.5-coder-1.5b-instruct.gguf");
-    assert!(
-        p.exists(),
-        "{} is missing: run `tandem pull flagship`",
-        p.display()
-    );
+    assert!(p.exists(), "{} is missing: run `tandem pull flagship`", p.display());
     check_tier("flagship", &p);
 }

@@ -18,28 +18,17 @@ fn mini_matches_the_numpy_reference() {
             .iter()
             .map(|v| v.as_u64().unwrap() as u32)
             .collect();
-        assert!(
-            (20..=200).contains(&tokens.len()),
-            "{name}: prompts are 20–200 tokens"
-        );
+        assert!((20..=200).contains(&tokens.len()), "{name}: prompts are 20–200 tokens");
         let top: Vec<(usize, f32)> = case["top"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|p| {
-                (
-                    p[0].as_u64().unwrap() as usize,
-                    p[1].as_f64().unwrap() as f32,
-                )
-            })
+            .map(|p| (p[0].as_u64().unwrap() as usize, p[1].as_f64().unwrap() as f32))
             .collect();
         let mut gen = Generator::new(&lm, tokens.len() + 1);
         let logits = gen.logits(&tokens).unwrap();
         let ours_top1 = tandem_engine::argmax(&logits) as usize;
-        assert_eq!(
-            ours_top1, top[0].0,
-            "{name}: top-1 token differs from the reference"
-        );
+        assert_eq!(ours_top1, top[0].0, "{name}: top-1 token differs from the reference");
         for &(id, ref_logit) in &top[..5] {
             let ours = logits[id] - logits[ours_top1];
             let theirs = ref_logit - top[0].1;

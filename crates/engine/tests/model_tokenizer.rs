@@ -74,9 +74,7 @@ fn ids_equal_llama_cpp_on_hard_strings() {
             .collect();
         let got = tok.encode(text, SpecialMode::UserDefined);
         if got != want {
-            failures.push(format!(
-                "{text:?}\n  ours:      {got:?}\n  llama.cpp: {want:?}"
-            ));
+            failures.push(format!("{text:?}\n  ours:      {got:?}\n  llama.cpp: {want:?}"));
         }
     }
     assert!(
@@ -106,11 +104,7 @@ fn content_mode_never_makes_added_tokens_and_round_trips() {
             ids.iter().all(|&i| !tok.is_added(i)),
             "{text:?} produced an added token: {ids:?}"
         );
-        assert_eq!(
-            tok.decode_bytes(&ids),
-            text.as_bytes(),
-            "{text:?} does not round-trip"
-        );
+        assert_eq!(tok.decode_bytes(&ids), text.as_bytes(), "{text:?} does not round-trip");
         let mut d = Detokenizer::new();
         let mut streamed = String::new();
         for &i in &ids {
@@ -147,9 +141,6 @@ fn a_character_split_across_tokens_is_never_emitted_broken() {
     let mut d = Detokenizer::new();
     for &i in &ids {
         let piece = d.push(&tok, i);
-        assert!(
-            !piece.contains('\u{fffd}'),
-            "broken character emitted after token {i}"
-        );
+        assert!(!piece.contains('\u{fffd}'), "broken character emitted after token {i}");
     }
 }

@@ -220,16 +220,11 @@ impl GgufFile {
     }
 
     fn require(&self, key: &str) -> Result<&Value> {
-        self.get(key)
-            .ok_or_else(|| GgufError::MissingKey(key.to_string()))
+        self.get(key).ok_or_else(|| GgufError::MissingKey(key.to_string()))
     }
 
     fn type_err(&self, key: &str, want: &str) -> GgufError {
-        let got = self
-            .metadata
-            .get(key)
-            .map(|v| v.type_name())
-            .unwrap_or("nothing");
+        let got = self.metadata.get(key).map(|v| v.type_name()).unwrap_or("nothing");
         GgufError::BadValue {
             key: key.to_string(),
             problem: format!("expected {want}, found {got}"),
@@ -280,10 +275,7 @@ impl GgufFile {
             .tensor(name)
             .ok_or_else(|| GgufError::MissingTensor(name.to_string()))?;
         if t.dims != dims {
-            return Err(tensor_err(
-                name,
-                format!("has shape {:?}, expected {:?}", t.dims, dims),
-            ));
+            return Err(tensor_err(name, format!("has shape {:?}, expected {:?}", t.dims, dims)));
         }
         Ok(t)
     }

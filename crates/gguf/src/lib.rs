@@ -24,10 +24,7 @@ pub use writer::GgufWriter;
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
     #[error("cannot open {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("not a GGUF file (magic {0:#010x}, expected 0x46554747 \"GGUF\")")]
     BadMagic(u32),
     #[error("unsupported GGUF version {0} (supported: 2, 3)")]
@@ -35,11 +32,7 @@ pub enum GgufError {
     #[error("file truncated while reading {what} at byte {offset} (file is {len} bytes)")]
     Truncated { what: String, offset: u64, len: u64 },
     #[error("{what} is {value}, above the limit of {limit}")]
-    TooLarge {
-        what: String,
-        value: u64,
-        limit: u64,
-    },
+    TooLarge { what: String, value: u64, limit: u64 },
     #[error("metadata key {key:?}: {problem}")]
     BadValue { key: String, problem: String },
     #[error("metadata key {0:?} is missing")]

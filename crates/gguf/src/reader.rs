@@ -89,10 +89,7 @@ impl<'a> Reader<'a> {
             8 => Value::String(self.string(key)?),
             9 => {
                 if depth >= MAX_ARRAY_DEPTH {
-                    return Err(bad(
-                        key,
-                        format!("arrays nested deeper than {MAX_ARRAY_DEPTH}"),
-                    ));
+                    return Err(bad(key, format!("arrays nested deeper than {MAX_ARRAY_DEPTH}")));
                 }
                 let elem_ty = self.u32(key)?;
                 let n = self.u64(key)?;

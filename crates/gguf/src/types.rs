@@ -91,7 +91,6 @@ impl GgmlType {
     /// Bytes for `n` elements, `None` when `n` is not a whole number of blocks.
     pub fn bytes_for(self, n: u64) -> Option<u64> {
         let bl = self.block_len() as u64;
-        n.is_multiple_of(bl)
-            .then(|| n / bl * self.block_bytes() as u64)
+        n.is_multiple_of(bl).then(|| n / bl * self.block_bytes() as u64)
     }
 }

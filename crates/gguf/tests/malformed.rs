@@ -20,11 +20,7 @@ fn sample() -> Vec<u8> {
             "nested",
             Value::Array(vec![Value::Array(vec![Value::U8(1), Value::U8(2)])]),
         )
-        .tensor_f32(
-            "t.weight",
-            &[4, 2],
-            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
-        )
+        .tensor_f32("t.weight", &[4, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
         .tensor("q.weight", &[32, 1], GgmlType::Q8_0, vec![0u8; 34]);
     w.to_bytes()
 }
@@ -50,10 +46,7 @@ fn reads_back_what_was_written() {
 #[test]
 fn errors_name_the_key_or_tensor() {
     let f = GgufFile::from_bytes(sample()).unwrap();
-    let e = f
-        .tensor_with_dims("t.weight", &[2, 4])
-        .unwrap_err()
-        .to_string();
+    let e = f.tensor_with_dims("t.weight", &[2, 4]).unwrap_err().to_string();
     assert!(e.contains("t.weight") && e.contains("[4, 2]"), "{e}");
     assert!(f
         .tensor_with_dims("missing.weight", &[1])
@@ -73,11 +66,7 @@ fn every_truncation_is_an_error() {
     let bytes = sample();
     for len in 0..bytes.len() {
         let r = GgufFile::from_bytes(bytes[..len].to_vec());
-        assert!(
-            r.is_err(),
-            "a file cut to {len} of {} bytes was accepted",
-            bytes.len()
-        );
+        assert!(r.is_err(), "a file cut to {len} of {} bytes was accepted", bytes.len());
         let msg = r.err().unwrap().to_string();
         assert!(!msg.contains('\n'), "multi-line error: {msg}");
     }
@@ -92,15 +81,8 @@ fn not_gguf_and_bad_versions() {
     assert!(e.contains("not a GGUF file"), "{e}");
     let mut b = sample();
     b[4] = 1;
-    assert!(GgufFile::from_bytes(b)
-        .err()
-        .unwrap()
-        .to_string()
-        .contains("version 1"));
-    let e = GgufFile::open("/nonexistent/model.gguf")
-        .err()
-        .unwrap()
-        .to_string();
+    assert!(GgufFile::from_bytes(b).err().unwrap().to_string().contains("version 1"));
+    let e = GgufFile::open("/nonexistent/model.gguf").err().unwrap().to_string();
     assert!(e.contains("/nonexistent/model.gguf"), "{e}");
 }
 

@@ -99,11 +99,7 @@ unsafe impl Block for BlockQ8K {}
 /// (callers pass rows whose length the GGUF reader already checked).
 pub fn as_blocks<B: Block>(bytes: &[u8]) -> &[B] {
     let size = std::mem::size_of::<B>();
-    assert_eq!(
-        bytes.len() % size,
-        0,
-        "byte length is not a whole number of blocks"
-    );
+    assert_eq!(bytes.len() % size, 0, "byte length is not a whole number of blocks");
     // SAFETY: `B: Block` has alignment 1 and accepts any bit pattern; the length divides evenly.
     unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const B, bytes.len() / size) }
 }

@@ -18,10 +18,7 @@ static CHOSEN: AtomicU8 = AtomicU8::new(0);
 
 fn detect() -> Isa {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2")
-        && is_x86_feature_detected!("fma")
-        && is_x86_feature_detected!("f16c")
-    {
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c") {
         return Isa::Avx2;
     }
     Isa::Scalar
@@ -67,44 +64,97 @@ pub fn cpu_features() -> String {
     format!("isa={:?} features=[{}]", isa(), f.join(","))
 }
 
-/// Dot product of one quantised row with f32 activations, on the chosen ISA.
-pub fn dot_row(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
+thread_local! {
+    static ROW: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Dequantises a row on the chosen ISA; the values are bit-identical to `scalar::dequantize_row`.
+pub fn dequantize(ty: GgmlType, row: &[u8], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if isa() == Isa::Avx2 {
-        // SAFETY: AVX2, FMA and F16C were detected; the lengths are asserted by the callers
-        // (QMatrix checks rows against cols) and re-checked by debug assertions inside.
+        use crate::x86;
+        // SAFETY: AVX2, FMA and F16C were detected; the kernels assert the lengths.
         unsafe {
-            use crate::x86;
             match ty {
-                GgmlType::Q8_0 => return x86::dot_q8_0(as_blocks(row), x),
-                GgmlType::Q5_0 => return x86::dot_q5_0(as_blocks(row), x),
-                GgmlType::Q4K => return x86::dot_q4k(as_blocks(row), x),
-                GgmlType::Q6K => return x86::dot_q6k(as_blocks(row), x),
+                GgmlType::Q8_0 if out.len() == row.len() / 34 * 32 => return x86::dequant_q8_0(as_blocks(row), out),
+                GgmlType::Q5_0 if out.len() == row.len() / 22 * 32 => return x86::dequant_q5_0(as_blocks(row), out),
+                GgmlType::Q4K if out.len() == row.len() / 144 * 256 => return x86::dequant_q4k(as_blocks(row), out),
+                GgmlType::Q6K if out.len() == row.len() / 210 * 256 => return x86::dequant_q6k(as_blocks(row), out),
                 _ => {}
             }
         }
     }
-    dot_row_generic(ty, row, x)
+    scalar::dequantize_row(ty, row, out)
 }
 
-/// Dequantise in 256-element pieces on the stack, then dot. Used for types without a
-/// dedicated kernel; sums in f32 like the SIMD paths.
-fn dot_row_generic(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
-    const PIECE: usize = 256;
-    let bl = ty.block_len();
-    let piece = if PIECE.is_multiple_of(bl) { PIECE } else { bl };
-    let bytes_per_piece = piece / bl * ty.block_bytes();
-    let mut buf = [0f32; PIECE];
-    let mut sum = 0f32;
-    for (xs, ws) in x.chunks(piece).zip(row.chunks(bytes_per_piece)) {
-        let w = &mut buf[..xs.len()];
-        scalar::dequantize_row(ty, ws, w);
-        sum += dot_f32(w, xs);
+/// The dot product every matmul path uses for one (row, token) pair, given the row's exact f32
+/// weights: one 8-lane accumulator in element order, then a fixed horizontal sum.
+pub fn dot_exact(w: &[f32], x: &[f32]) -> f32 {
+    assert_eq!(w.len(), x.len());
+    #[cfg(target_arch = "x86_64")]
+    if isa() == Isa::Avx2 && w.len().is_multiple_of(8) {
+        // SAFETY: features detected; equal lengths, multiple of 8.
+        return unsafe { crate::x86::tile_1x1(w.as_ptr(), x.as_ptr(), w.len()) };
     }
-    sum
+    let mut acc = [0f32; 8];
+    let mut cw = w.chunks_exact(8);
+    let mut cx = x.chunks_exact(8);
+    for (a, b) in (&mut cw).zip(&mut cx) {
+        for l in 0..8 {
+            acc[l] += a[l] * b[l];
+        }
+    }
+    let tail: f32 = cw.remainder().iter().zip(cx.remainder()).map(|(a, b)| a * b).sum();
+    acc.iter().sum::<f32>() + tail
 }
 
-/// f32 dot product on the chosen ISA.
+/// Four rows of the same type dotted with `x` in one pass (`None`: no fused kernel for `ty`).
+/// Each result equals `dot_row` of that row, bit for bit.
+pub fn dot_rows4(ty: GgmlType, rows: [&[u8]; 4], x: &[f32]) -> Option<[f32; 4]> {
+    #[cfg(target_arch = "x86_64")]
+    if isa() == Isa::Avx2 {
+        use crate::x86;
+        // SAFETY: features detected; the kernel asserts the block counts against x.
+        unsafe {
+            return match ty {
+                GgmlType::Q8_0 => Some(x86::dot_rows_q8_0(rows.map(as_blocks), x)),
+                GgmlType::Q5_0 => Some(x86::dot_rows_q5_0(rows.map(as_blocks), x)),
+                GgmlType::Q4K => Some(x86::dot_rows_q4k(rows.map(as_blocks), x)),
+                GgmlType::Q6K => Some(x86::dot_rows_q6k(rows.map(as_blocks), x)),
+                _ => None,
+            };
+        }
+    }
+    let _ = (ty, rows, x);
+    None
+}
+
+/// Dot product of one quantised row with f32 activations: `dot_exact(dequantize(row), x)`, fused
+/// in registers where a kernel exists.
+pub fn dot_row(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if isa() == Isa::Avx2 {
+        use crate::x86;
+        // SAFETY: features detected; the kernel asserts the block count against x.
+        unsafe {
+            match ty {
+                GgmlType::Q8_0 => return x86::dot_rows_q8_0([as_blocks(row)], x)[0],
+                GgmlType::Q5_0 => return x86::dot_rows_q5_0([as_blocks(row)], x)[0],
+                GgmlType::Q4K => return x86::dot_rows_q4k([as_blocks(row)], x)[0],
+                GgmlType::Q6K => return x86::dot_rows_q6k([as_blocks(row)], x)[0],
+                _ => {}
+            }
+        }
+    }
+    ROW.with(|b| {
+        let mut b = b.borrow_mut();
+        b.resize(x.len(), 0.0);
+        dequantize(ty, row, &mut b);
+        dot_exact(&b, x)
+    })
+}
+
+/// f32 dot product on the chosen ISA (attention; not part of the matmul's exactness contract).
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     #[cfg(target_arch = "x86_64")]
@@ -120,11 +170,6 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
             acc[l] += x[l] * y[l];
         }
     }
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
     acc.iter().sum::<f32>() + tail
 }

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use crate::dispatch::{dot_f32, dot_row, isa, Isa};
+use crate::dispatch::{dequantize, dot_exact, dot_row, dot_rows4, isa, Isa};
 use crate::{scalar, GgmlType};
 
 /// A weight matrix of `rows` rows of `cols` elements, each row stored contiguously as `ty`
@@ -25,12 +25,7 @@ impl<'a> QMatrix<'a> {
     /// Checks that `data` holds exactly `rows × cols` elements of `ty`, rows of whole blocks.
     pub fn new(ty: GgmlType, rows: usize, cols: usize, data: &'a [u8]) -> Option<Self> {
         let row_bytes = ty.bytes_for(cols as u64)? as usize;
-        (row_bytes.checked_mul(rows)? == data.len()).then_some(Self {
-            ty,
-            rows,
-            cols,
-            data,
-        })
+        (row_bytes.checked_mul(rows)? == data.len()).then_some(Self { ty, rows, cols, data })
     }
 
     pub fn row_bytes(&self) -> usize {
@@ -72,61 +67,53 @@ thread_local! {
 /// `y[t][r] = Σ_c x[t][c] · W[r][c]` for `n_tok = x.len() / cols` tokens.
 /// x: [n_tok, cols], y: [n_tok, rows], both row-major f32.
 ///
-/// Tokens `0..n_decode` take the decode path (a dequantise-in-register dot product per row and
-/// token: memory-bound, no scratch); the rest take the prefill path (a block of rows dequantised to
-/// f32 once, then register tiles over the tokens: compute-bound). Each output element depends only
-/// on its own row and token, never on which other tokens share the call, so a sequence's results do
-/// not change with the batch it runs in (batch invariance), as long as each token keeps its role.
-pub fn matmul(w: &QMatrix, x: &[f32], y: &mut [f32], n_decode: usize) {
+/// One token takes the row path (weights dequantised in registers, four rows per pass:
+/// memory-bound); several take the tile path (a block of rows dequantised to f32 once, then
+/// register tiles over the tokens: each weight read once for all of them). Both compute every
+/// output as `dot_exact(dequantize(row), x[t])`, so results are bit-identical whichever path and
+/// whatever else is in the batch (batch invariance).
+pub fn matmul(w: &QMatrix, x: &[f32], y: &mut [f32]) {
     let n_tok = x.len() / w.cols;
     assert_eq!(x.len(), n_tok * w.cols, "x is not a whole number of rows");
     assert_eq!(y.len(), n_tok * w.rows, "y has the wrong size");
-    assert!(n_decode <= n_tok, "more decode tokens than tokens");
     let rows = w.rows;
     let out = OutPtr(y.as_mut_ptr());
-    let n_prefill = n_tok - n_decode;
     let threads = rayon::current_num_threads().max(1);
-    // Enough chunks to balance the threads, none so small that scheduling dominates; with prefill
-    // tokens the chunks are whole row blocks.
-    let chunk = if n_prefill == 0 {
-        (rows / (threads * 8)).clamp(16, 4096)
-    } else {
-        ROW_BLOCK * (rows / (threads * 4 * ROW_BLOCK)).clamp(1, 64)
-    };
-    let x_prefill = &x[n_decode * w.cols..];
+    if n_tok == 1 {
+        // Enough chunks to balance the threads, none so small that scheduling dominates.
+        let chunk = 4 * (rows / (threads * 32)).clamp(4, 1024);
+        (0..rows.div_ceil(chunk)).into_par_iter().for_each(|c| {
+            let (r_begin, r_end) = (c * chunk, ((c + 1) * chunk).min(rows));
+            let mut r = r_begin;
+            while r + 4 <= r_end {
+                let quad = [w.row(r), w.row(r + 1), w.row(r + 2), w.row(r + 3)];
+                let Some(v) = dot_rows4(w.ty, quad, x) else { break };
+                for (i, v) in v.into_iter().enumerate() {
+                    // SAFETY: row r + i is written only by the task that owns it.
+                    unsafe { *out.at(r + i) = v };
+                }
+                r += 4;
+            }
+            for r in r..r_end {
+                // SAFETY: as above.
+                unsafe { *out.at(r) = dot_row(w.ty, w.row(r), x) };
+            }
+        });
+        return;
+    }
+    let chunk = ROW_BLOCK * (rows / (threads * 4 * ROW_BLOCK)).clamp(1, 64);
     (0..rows.div_ceil(chunk)).into_par_iter().for_each(|c| {
         let (r_begin, r_end) = (c * chunk, ((c + 1) * chunk).min(rows));
-        for r in r_begin..r_end {
-            let wr = w.row(r);
-            for t in 0..n_decode {
-                let v = dot_row(w.ty, wr, &x[t * w.cols..(t + 1) * w.cols]);
-                // SAFETY: element (t, r) is written by the one task that owns row r.
-                unsafe { *out.at(t * rows + r) = v };
-            }
-        }
-        if n_prefill == 0 {
-            return;
-        }
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
             s.resize(ROW_BLOCK * w.cols, 0.0);
             for r0 in (r_begin..r_end).step_by(ROW_BLOCK) {
                 let nr = ROW_BLOCK.min(r_end - r0);
                 for i in 0..nr {
-                    w.dequantize_row(r0 + i, &mut s[i * w.cols..(i + 1) * w.cols]);
+                    dequantize(w.ty, w.row(r0 + i), &mut s[i * w.cols..(i + 1) * w.cols]);
                 }
                 // SAFETY: this task owns rows r0..r0+nr of every token's output.
-                unsafe {
-                    gemm_block(
-                        &s[..nr * w.cols],
-                        nr,
-                        x_prefill,
-                        n_prefill,
-                        w.cols,
-                        out.at(n_decode * rows + r0),
-                        rows,
-                    )
-                };
+                unsafe { gemm_block(&s[..nr * w.cols], nr, x, n_tok, w.cols, out.at(r0), rows) };
             }
         });
     });
@@ -136,15 +123,7 @@ pub fn matmul(w: &QMatrix, x: &[f32], y: &mut [f32], n_decode: usize) {
 ///
 /// # Safety
 /// `out` must be valid for writes at every `t * ld + r` with `r < nr`, `t < n_tok`.
-unsafe fn gemm_block(
-    wf: &[f32],
-    nr: usize,
-    x: &[f32],
-    n_tok: usize,
-    k: usize,
-    out: *mut f32,
-    ld: usize,
-) {
+unsafe fn gemm_block(wf: &[f32], nr: usize, x: &[f32], n_tok: usize, k: usize, out: *mut f32, ld: usize) {
     #[cfg(target_arch = "x86_64")]
     if isa() == Isa::Avx2 && k.is_multiple_of(8) {
         let mut r = 0;
@@ -160,26 +139,22 @@ unsafe fn gemm_block(
             }
             if t < n_tok {
                 for i in 0..4 {
-                    *out.add(t * ld + r + i) = crate::x86::tile_1x1(
-                        wf.as_ptr().add((r + i) * k),
-                        x.as_ptr().add(t * k),
-                        k,
-                    );
+                    *out.add(t * ld + r + i) =
+                        crate::x86::tile_1x1(wf.as_ptr().add((r + i) * k), x.as_ptr().add(t * k), k);
                 }
             }
             r += 4;
         }
         for r in r..nr {
             for t in 0..n_tok {
-                *out.add(t * ld + r) =
-                    crate::x86::tile_1x1(wf.as_ptr().add(r * k), x.as_ptr().add(t * k), k);
+                *out.add(t * ld + r) = crate::x86::tile_1x1(wf.as_ptr().add(r * k), x.as_ptr().add(t * k), k);
             }
         }
         return;
     }
     for r in 0..nr {
         for t in 0..n_tok {
-            *out.add(t * ld + r) = dot_f32(&wf[r * k..(r + 1) * k], &x[t * k..(t + 1) * k]);
+            *out.add(t * ld + r) = dot_exact(&wf[r * k..(r + 1) * k], &x[t * k..(t + 1) * k]);
         }
     }
 }

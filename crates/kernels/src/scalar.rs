@@ -34,10 +34,7 @@ pub fn dequantize_row(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
             }
         }
         GgmlType::Q4_0 => {
-            for (b, y) in as_blocks::<BlockQ4_0>(bytes)
-                .iter()
-                .zip(out.chunks_exact_mut(32))
-            {
+            for (b, y) in as_blocks::<BlockQ4_0>(bytes).iter().zip(out.chunks_exact_mut(32)) {
                 let d = f16_le(b.d);
                 for j in 0..16 {
                     y[j] = d * ((b.qs[j] & 0x0F) as i32 - 8) as f32;
@@ -46,10 +43,7 @@ pub fn dequantize_row(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
             }
         }
         GgmlType::Q5_0 => {
-            for (b, y) in as_blocks::<BlockQ5_0>(bytes)
-                .iter()
-                .zip(out.chunks_exact_mut(32))
-            {
+            for (b, y) in as_blocks::<BlockQ5_0>(bytes).iter().zip(out.chunks_exact_mut(32)) {
                 let d = f16_le(b.d);
                 let qh = u32::from_le_bytes(b.qh);
                 for j in 0..16 {
@@ -61,10 +55,7 @@ pub fn dequantize_row(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
             }
         }
         GgmlType::Q8_0 => {
-            for (b, y) in as_blocks::<BlockQ8_0>(bytes)
-                .iter()
-                .zip(out.chunks_exact_mut(32))
-            {
+            for (b, y) in as_blocks::<BlockQ8_0>(bytes).iter().zip(out.chunks_exact_mut(32)) {
                 let d = f16_le(b.d);
                 for j in 0..32 {
                     y[j] = d * b.qs[j] as f32;
@@ -72,10 +63,7 @@ pub fn dequantize_row(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
             }
         }
         GgmlType::Q4K => {
-            for (b, y) in as_blocks::<BlockQ4K>(bytes)
-                .iter()
-                .zip(out.chunks_exact_mut(256))
-            {
+            for (b, y) in as_blocks::<BlockQ4K>(bytes).iter().zip(out.chunks_exact_mut(256)) {
                 let (d, dmin) = (f16_le(b.d), f16_le(b.dmin));
                 for c in 0..4 {
                     let q = &b.qs[32 * c..32 * c + 32];
@@ -89,10 +77,7 @@ pub fn dequantize_row(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
             }
         }
         GgmlType::Q5K => {
-            for (b, y) in as_blocks::<BlockQ5K>(bytes)
-                .iter()
-                .zip(out.chunks_exact_mut(256))
-            {
+            for (b, y) in as_blocks::<BlockQ5K>(bytes).iter().zip(out.chunks_exact_mut(256)) {
                 let (d, dmin) = (f16_le(b.d), f16_le(b.dmin));
                 for c in 0..4 {
                     let q = &b.qs[32 * c..32 * c + 32];
@@ -101,19 +86,14 @@ pub fn dequantize_row(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
                     for l in 0..32 {
                         let h0 = ((b.qh[l] >> (2 * c)) & 1) << 4;
                         let h1 = ((b.qh[l] >> (2 * c + 1)) & 1) << 4;
-                        y[64 * c + l] =
-                            d * sc0 as f32 * ((q[l] & 0x0F) | h0) as f32 - dmin * m0 as f32;
-                        y[64 * c + 32 + l] =
-                            d * sc1 as f32 * ((q[l] >> 4) | h1) as f32 - dmin * m1 as f32;
+                        y[64 * c + l] = d * sc0 as f32 * ((q[l] & 0x0F) | h0) as f32 - dmin * m0 as f32;
+                        y[64 * c + 32 + l] = d * sc1 as f32 * ((q[l] >> 4) | h1) as f32 - dmin * m1 as f32;
                     }
                 }
             }
         }
         GgmlType::Q6K => {
-            for (b, y) in as_blocks::<BlockQ6K>(bytes)
-                .iter()
-                .zip(out.chunks_exact_mut(256))
-            {
+            for (b, y) in as_blocks::<BlockQ6K>(bytes).iter().zip(out.chunks_exact_mut(256)) {
                 let d = f16_le(b.d);
                 for half in 0..2 {
                     let ql = &b.ql[64 * half..64 * half + 64];
@@ -135,10 +115,7 @@ pub fn dequantize_row(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
             }
         }
         GgmlType::Q8K => {
-            for (b, y) in as_blocks::<BlockQ8K>(bytes)
-                .iter()
-                .zip(out.chunks_exact_mut(256))
-            {
+            for (b, y) in as_blocks::<BlockQ8K>(bytes).iter().zip(out.chunks_exact_mut(256)) {
                 let d = f32::from_le_bytes(b.d);
                 for j in 0..256 {
                     y[j] = d * b.qs[j] as f32;
@@ -153,8 +130,5 @@ pub fn dequantize_row(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
 pub fn dot_row(ty: GgmlType, bytes: &[u8], x: &[f32]) -> f32 {
     let mut w = vec![0f32; x.len()];
     dequantize_row(ty, bytes, &mut w);
-    w.iter()
-        .zip(x)
-        .map(|(&a, &b)| a as f64 * b as f64)
-        .sum::<f64>() as f32
+    w.iter().zip(x).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>() as f32
 }

@@ -41,10 +41,7 @@ fn scalar_dequantisation_matches_gguf_py() {
         scalar::dequantize_row(ty, &bytes, &mut got);
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             let tol = 1e-6 * w.abs().max(1e-3);
-            assert!(
-                (g - w).abs() <= tol,
-                "{name} element {i}: ours {g}, gguf-py {w}"
-            );
+            assert!((g - w).abs() <= tol, "{name} element {i}: ours {g}, gguf-py {w}");
         }
     }
 }

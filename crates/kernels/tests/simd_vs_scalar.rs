@@ -6,9 +6,7 @@ use tandem_kernels::{matmul, scalar, GgmlType, QMatrix};
 
 /// Deterministic pseudo-random bytes with sane f16 scales in each block.
 fn random_row(ty: GgmlType, cols: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     let mut next = || {
         s ^= s << 13;
         s ^= s >> 7;
@@ -23,9 +21,7 @@ fn random_row(ty: GgmlType, cols: usize, seed: u64) -> Vec<u8> {
         let o = blk * bb;
         let r = (next() % 1000) as f32 / 1000.0;
         match ty {
-            GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => {
-                b[o..o + 2].copy_from_slice(&scale(0.01 + 0.02 * r))
-            }
+            GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => b[o..o + 2].copy_from_slice(&scale(0.01 + 0.02 * r)),
             GgmlType::Q4K | GgmlType::Q5K => {
                 b[o..o + 2].copy_from_slice(&scale(0.01 + 0.02 * r));
                 b[o + 2..o + 4].copy_from_slice(&scale(0.005 * r));
@@ -44,9 +40,7 @@ fn random_row(ty: GgmlType, cols: usize, seed: u64) -> Vec<u8> {
 }
 
 fn activations(n: usize, seed: f32) -> Vec<f32> {
-    (0..n)
-        .map(|i| (i as f32 * 0.731 + seed).sin() * 2.0)
-        .collect()
+    (0..n).map(|i| (i as f32 * 0.731 + seed).sin() * 2.0).collect()
 }
 
 const TYPES: [(GgmlType, usize); 5] = [
@@ -85,14 +79,12 @@ fn dot_products_match_scalar() {
 fn matmul_paths_match_scalar() {
     for (ty, cols) in TYPES {
         let rows = 37; // not a multiple of the tile or row block, to cover the edges
-        let data: Vec<u8> = (0..rows)
-            .flat_map(|r| random_row(ty, cols, 100 + r as u64))
-            .collect();
+        let data: Vec<u8> = (0..rows).flat_map(|r| random_row(ty, cols, 100 + r as u64)).collect();
         let w = QMatrix::new(ty, rows, cols, &data).unwrap();
-        for (n_tok, n_decode) in [(1, 1), (1, 0), (3, 3), (3, 0), (5, 2), (8, 0), (8, 5)] {
+        for n_tok in [1, 2, 3, 5, 8] {
             let x = activations(n_tok * cols, n_tok as f32);
             let mut y = vec![0f32; n_tok * rows];
-            matmul(&w, &x, &mut y, n_decode);
+            matmul(&w, &x, &mut y);
             for t in 0..n_tok {
                 for r in 0..rows {
                     let xr = &x[t * cols..(t + 1) * cols];
@@ -115,51 +107,58 @@ fn matmul_paths_match_scalar() {
 #[test]
 fn forced_scalar_isa_gives_the_same_matmul() {
     let (ty, cols, rows) = (GgmlType::Q5_0, 256, 8);
-    let data: Vec<u8> = (0..rows)
-        .flat_map(|r| random_row(ty, cols, r as u64))
-        .collect();
+    let data: Vec<u8> = (0..rows).flat_map(|r| random_row(ty, cols, r as u64)).collect();
     let w = QMatrix::new(ty, rows, cols, &data).unwrap();
     let x = activations(4 * cols, 0.5);
     let mut fast = vec![0f32; 4 * rows];
-    matmul(&w, &x, &mut fast, 1);
+    matmul(&w, &x, &mut fast);
     let before = isa();
     force_isa(Isa::Scalar);
     let mut slow = vec![0f32; 4 * rows];
-    matmul(&w, &x, &mut slow, 1);
+    matmul(&w, &x, &mut slow);
     force_isa(before);
     for (a, b) in fast.iter().zip(&slow) {
         assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
     }
 }
 
-/// Batch invariance: a token's outputs are bit-identical whatever other tokens share the call, as
-/// long as it keeps its role (decode or prefill).
+/// Batch invariance: a token's outputs are bit-identical whether it is alone (row path) or among
+/// others (tile path), wherever it sits in the batch.
 #[test]
 fn outputs_do_not_depend_on_the_other_tokens() {
     for (ty, cols) in TYPES {
         let rows = 37;
-        let data: Vec<u8> = (0..rows)
-            .flat_map(|r| random_row(ty, cols, 7 + r as u64))
-            .collect();
+        let data: Vec<u8> = (0..rows).flat_map(|r| random_row(ty, cols, 7 + r as u64)).collect();
         let w = QMatrix::new(ty, rows, cols, &data).unwrap();
         let probe = activations(cols, 0.25);
-        let alone = |decode: bool| {
-            let mut y = vec![0f32; rows];
-            matmul(&w, &probe, &mut y, decode as usize);
-            y
-        };
-        for (n_tok, n_decode, at) in [(5, 0, 3), (8, 3, 1), (8, 3, 6), (2, 0, 1), (7, 7, 4)] {
+        let mut alone = vec![0f32; rows];
+        matmul(&w, &probe, &mut alone);
+        for (n_tok, at) in [(2, 0), (2, 1), (5, 3), (8, 6), (7, 4)] {
             let mut x = activations(n_tok * cols, 9.0);
             x[at * cols..(at + 1) * cols].copy_from_slice(&probe);
             let mut y = vec![0f32; n_tok * rows];
-            matmul(&w, &x, &mut y, n_decode);
-            let want = alone(at < n_decode);
+            matmul(&w, &x, &mut y);
             assert_eq!(
                 &y[at * rows..(at + 1) * rows],
-                &want[..],
-                "{} n_tok {n_tok} n_decode {n_decode}",
+                &alone[..],
+                "{} n_tok {n_tok} at {at}",
                 ty.name()
             );
+        }
+    }
+}
+
+/// The SIMD dequantisation gives exactly the scalar reference's values.
+#[test]
+fn simd_dequantisation_is_bit_exact() {
+    for (ty, cols) in TYPES {
+        for seed in 0..4 {
+            let row = random_row(ty, cols, 50 + seed);
+            let mut a = vec![0f32; cols];
+            let mut b = vec![0f32; cols];
+            scalar::dequantize_row(ty, &row, &mut a);
+            tandem_kernels::dispatch::dequantize(ty, &row, &mut b);
+            assert_eq!(a, b, "{}", ty.name());
         }
     }
 }

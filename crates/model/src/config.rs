@@ -64,10 +64,7 @@ impl Config {
     fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(ModelError::BadConfig(m));
         if self.n_layer == 0 || self.n_layer > 1024 {
-            return bad(format!(
-                "block_count {} out of range 1..=1024",
-                self.n_layer
-            ));
+            return bad(format!("block_count {} out of range 1..=1024", self.n_layer));
         }
         if self.n_head == 0 || self.dim == 0 || !self.dim.is_multiple_of(self.n_head) {
             return bad(format!(
@@ -84,12 +81,7 @@ impl Config {
         if !self.head_dim.is_multiple_of(2) {
             return bad(format!("head dimension {} is odd", self.head_dim));
         }
-        if self.dim > 65536
-            || self.ffn_dim == 0
-            || self.ffn_dim > 1 << 20
-            || self.vocab == 0
-            || self.vocab > 1 << 24
-        {
+        if self.dim > 65536 || self.ffn_dim == 0 || self.ffn_dim > 1 << 20 || self.vocab == 0 || self.vocab > 1 << 24 {
             return bad("dimensions out of range".into());
         }
         let eps_ok = self.rms_eps > 0.0 && self.rms_eps < 1.0; // false for NaN too

@@ -5,8 +5,9 @@
 //!   x = h + down_proj(silu(gate_proj(norm(h))) * up_proj(norm(h)))
 //!
 //! All tokens of all sequences in a step go through each weight matrix together (one pass over the
-//! weights); attention is per sequence, over its own KV cache. Decode tokens are laid out first and
-//! take the kernels' decode path, prompt tokens the prefill path (see `tandem_kernels::matmul`).
+//! weights); attention is per sequence, over its own KV cache. The kernels compute each token's
+//! outputs independently of the others (see `tandem_kernels::matmul`), so a sequence's numbers do
+//! not depend on what shares its step.
 
 use std::cell::RefCell;
 
@@ -27,9 +28,6 @@ pub struct SeqStep<'a> {
     pub kv: &'a mut KvCache,
     /// Tokens at positions `kv.len..kv.len + tokens.len()`.
     pub tokens: &'a [u32],
-    /// Decode tokens (generated ones) rather than prompt tokens: selects the matmul path, so a
-    /// token's numbers do not depend on what else runs in the step.
-    pub decode: bool,
     /// Compute the next-token logits after this sequence's last token.
     pub logits: bool,
 }
@@ -37,23 +35,15 @@ pub struct SeqStep<'a> {
 impl Model {
     /// Processes prompt tokens of one sequence (in chunks of `st.max_batch`); returns the logits after
     /// the last one: [vocab].
-    pub fn forward<'s>(
-        &self,
-        st: &'s mut RunState,
-        kv: &mut KvCache,
-        tokens: &[u32],
-    ) -> Result<&'s [f32]> {
+    pub fn forward<'s>(&self, st: &'s mut RunState, kv: &mut KvCache, tokens: &[u32]) -> Result<&'s [f32]> {
         if tokens.is_empty() {
-            return Err(ModelError::BadConfig(
-                "forward called with no tokens".into(),
-            ));
+            return Err(ModelError::BadConfig("forward called with no tokens".into()));
         }
         let chunks: Vec<&[u32]> = tokens.chunks(st.max_batch).collect();
         for (i, chunk) in chunks.iter().enumerate() {
             let mut s = [SeqStep {
                 kv: &mut *kv,
                 tokens: chunk,
-                decode: false,
                 logits: i + 1 == chunks.len(),
             }];
             self.step(st, &mut s)?;
@@ -62,18 +52,12 @@ impl Model {
     }
 
     /// Runs one generated token of one sequence; returns the next logits: [vocab].
-    pub fn decode<'s>(
-        &self,
-        st: &'s mut RunState,
-        kv: &mut KvCache,
-        token: u32,
-    ) -> Result<&'s [f32]> {
+    pub fn decode<'s>(&self, st: &'s mut RunState, kv: &mut KvCache, token: u32) -> Result<&'s [f32]> {
         self.step(
             st,
             &mut [SeqStep {
                 kv,
                 tokens: &[token],
-                decode: true,
                 logits: true,
             }],
         )?;
@@ -86,9 +70,7 @@ impl Model {
         let c = &self.config;
         let n: usize = seqs.iter().map(|s| s.tokens.len()).sum();
         if n == 0 {
-            return Err(ModelError::BadConfig(
-                "forward called with no tokens".into(),
-            ));
+            return Err(ModelError::BadConfig("forward called with no tokens".into()));
         }
         if n > st.max_batch || seqs.len() > st.max_seqs {
             return Err(ModelError::BadConfig(format!(
@@ -110,42 +92,30 @@ impl Model {
                 return Err(ModelError::BadToken(bad));
             }
             if s.kv.n_layer != c.n_layer || s.kv.kv_dim != c.kv_dim() || s.kv.ctx > st.ctx {
-                return Err(ModelError::BadConfig(
-                    "KV cache does not belong to this model".into(),
-                ));
+                return Err(ModelError::BadConfig("KV cache does not belong to this model".into()));
             }
         }
 
-        // Token layout: decode sequences first. tok_seq/tok_pos: [n] — owning sequence and position.
-        st.order.clear();
-        st.order.extend((0..seqs.len()).filter(|&i| seqs[i].decode));
-        let n_decode: usize = st.order.iter().map(|&i| seqs[i].tokens.len()).sum();
-        st.order
-            .extend((0..seqs.len()).filter(|&i| !seqs[i].decode));
+        // Token layout: the sequences' tokens one after another. tok_seq/tok_pos: [n] — owning
+        // sequence and position of each token.
         st.tok_seq.clear();
         st.tok_pos.clear();
-        for &i in &st.order {
-            for j in 0..seqs[i].tokens.len() {
+        for (i, s) in seqs.iter().enumerate() {
+            for j in 0..s.tokens.len() {
                 st.tok_seq.push(i);
-                st.tok_pos.push(seqs[i].kv.len + j);
+                st.tok_pos.push(s.kv.len + j);
             }
         }
 
         let w = &self.weights;
-        let (dim, qd, kvd, hd, f) = (
-            c.dim,
-            c.n_head * c.head_dim,
-            c.kv_dim(),
-            c.head_dim,
-            c.ffn_dim,
-        );
+        let (dim, qd, kvd, hd, f) = (c.dim, c.n_head * c.head_dim, c.kv_dim(), c.head_dim, c.ffn_dim);
         let hd2 = hd / 2;
 
         // x: [n, dim] ← embedding rows
         let embd = w.mat(&w.token_embd);
         let mut t = 0;
-        for &i in &st.order {
-            for &tok in seqs[i].tokens {
+        for s in seqs.iter() {
+            for &tok in s.tokens {
                 embd.dequantize_row(tok as usize, &mut st.x[t * dim..(t + 1) * dim]);
                 t += 1;
             }
@@ -162,24 +132,9 @@ impl Model {
                 );
             }
             // q: [n, qd], k, v: [n, kvd]
-            matmul(
-                &w.mat(&lw.wq),
-                &st.xb[..n * dim],
-                &mut st.q[..n * qd],
-                n_decode,
-            );
-            matmul(
-                &w.mat(&lw.wk),
-                &st.xb[..n * dim],
-                &mut st.k[..n * kvd],
-                n_decode,
-            );
-            matmul(
-                &w.mat(&lw.wv),
-                &st.xb[..n * dim],
-                &mut st.v[..n * kvd],
-                n_decode,
-            );
+            matmul(&w.mat(&lw.wq), &st.xb[..n * dim], &mut st.q[..n * qd]);
+            matmul(&w.mat(&lw.wk), &st.xb[..n * dim], &mut st.k[..n * kvd]);
+            matmul(&w.mat(&lw.wv), &st.xb[..n * dim], &mut st.v[..n * kvd]);
             for t in 0..n {
                 let p = st.tok_pos[t];
                 let (cos, sin) = (
@@ -200,12 +155,7 @@ impl Model {
             }
             self.attention(st, seqs, l, n);
             // x += o_proj(att)
-            matmul(
-                &w.mat(&lw.wo),
-                &st.att[..n * qd],
-                &mut st.proj[..n * dim],
-                n_decode,
-            );
+            matmul(&w.mat(&lw.wo), &st.att[..n * qd], &mut st.proj[..n * dim]);
             add_assign(&mut st.x[..n * dim], &st.proj[..n * dim]);
 
             // x += down(silu(gate(xb)) * up(xb)), xb = rms_norm(x) * ffn_norm
@@ -217,36 +167,20 @@ impl Model {
                     c.rms_eps,
                 );
             }
-            matmul(
-                &w.mat(&lw.w_gate),
-                &st.xb[..n * dim],
-                &mut st.gate[..n * f],
-                n_decode,
-            );
-            matmul(
-                &w.mat(&lw.w_up),
-                &st.xb[..n * dim],
-                &mut st.up[..n * f],
-                n_decode,
-            );
+            matmul(&w.mat(&lw.w_gate), &st.xb[..n * dim], &mut st.gate[..n * f]);
+            matmul(&w.mat(&lw.w_up), &st.xb[..n * dim], &mut st.up[..n * f]);
             swiglu(&mut st.gate[..n * f], &st.up[..n * f]);
-            matmul(
-                &w.mat(&lw.w_down),
-                &st.gate[..n * f],
-                &mut st.proj[..n * dim],
-                n_decode,
-            );
+            matmul(&w.mat(&lw.w_down), &st.gate[..n * f], &mut st.proj[..n * dim]);
             add_assign(&mut st.x[..n * dim], &st.proj[..n * dim]);
         }
 
-        // logits = output · rms_norm(x_last) * output_norm, for the sequences that want them, in the
-        // token layout's order (decode sequences first, for the matmul's path split).
+        // logits = output · rms_norm(x_last) * output_norm, for the sequences that want them.
         st.logit_row.clear();
         st.logit_row.resize(seqs.len(), usize::MAX);
-        let (mut rows, mut decode_rows, mut end) = (0, 0, 0);
-        for &i in &st.order {
-            end += seqs[i].tokens.len();
-            if seqs[i].logits {
+        let (mut rows, mut end) = (0, 0);
+        for (i, s) in seqs.iter().enumerate() {
+            end += s.tokens.len();
+            if s.logits {
                 let last = end - 1;
                 rms_norm(
                     &mut st.xb[rows * dim..(rows + 1) * dim],
@@ -256,19 +190,11 @@ impl Model {
                 );
                 st.logit_row[i] = rows;
                 rows += 1;
-                if seqs[i].decode {
-                    decode_rows += 1;
-                }
             }
         }
         if rows > 0 {
             let v = c.vocab;
-            matmul(
-                &w.mat(&w.output),
-                &st.xb[..rows * dim],
-                &mut st.logits[..rows * v],
-                decode_rows,
-            );
+            matmul(&w.mat(&w.output), &st.xb[..rows * dim], &mut st.logits[..rows * v]);
         }
         for s in seqs.iter_mut() {
             s.kv.len += s.tokens.len();

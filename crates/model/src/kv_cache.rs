@@ -42,12 +42,7 @@ impl KvCache {
     /// Copies positions `0..len` of every layer from `other` (same model) and sets `self.len = len`:
     /// `n` > 1 choices share one prefill this way.
     pub fn copy_prefix_from(&mut self, other: &KvCache, len: usize) {
-        assert!(
-            len <= other.len
-                && len <= self.ctx
-                && self.kv_dim == other.kv_dim
-                && self.n_layer == other.n_layer
-        );
+        assert!(len <= other.len && len <= self.ctx && self.kv_dim == other.kv_dim && self.n_layer == other.n_layer);
         for l in 0..self.n_layer {
             let (src, dst) = (other.at(l, 0), self.at(l, 0));
             let n = len * self.kv_dim;

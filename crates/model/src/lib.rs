@@ -55,10 +55,6 @@ impl Model {
     pub fn from_gguf(file: Arc<GgufFile>) -> Result<Self> {
         let config = Config::from_gguf(&file)?;
         let weights = Weights::load(&file, &config)?;
-        Ok(Self {
-            file,
-            config,
-            weights,
-        })
+        Ok(Self { file, config, weights })
     }
 }

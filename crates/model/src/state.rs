@@ -30,8 +30,7 @@ pub struct RunState {
     /// RoPE tables for every position of the context: [ctx, head_dim / 2]
     pub rope_cos: Vec<f32>,
     pub rope_sin: Vec<f32>,
-    /// Token layout of the current step: sequence order, and per token its sequence and position.
-    pub order: Vec<usize>,
+    /// Token layout of the current step: per token its sequence and position.
     pub tok_seq: Vec<usize>,
     pub tok_pos: Vec<usize>,
     vocab: usize,
@@ -70,7 +69,6 @@ impl RunState {
             logit_row: Vec::with_capacity(max_seqs),
             rope_cos,
             rope_sin,
-            order: Vec::with_capacity(max_seqs),
             tok_seq: Vec::with_capacity(max_batch),
             tok_pos: Vec::with_capacity(max_batch),
             vocab: cfg.vocab,

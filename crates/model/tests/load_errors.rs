@@ -15,9 +15,7 @@ type Tensors = Vec<(String, Vec<u64>)>;
 type Kvs = Vec<(String, Value)>;
 type Edit = Box<dyn Fn(&mut Tensors, &mut Kvs)>;
 
-fn tiny(
-    edit: impl Fn(&mut Vec<(String, Vec<u64>)>, &mut Vec<(String, Value)>),
-) -> Result<Model, String> {
+fn tiny(edit: impl Fn(&mut Vec<(String, Vec<u64>)>, &mut Vec<(String, Value)>)) -> Result<Model, String> {
     let mut kvs: Kvs = vec![
         ("general.architecture".into(), Value::String("qwen2".into())),
         ("qwen2.block_count".into(), Value::U32(1)),
@@ -26,10 +24,7 @@ fn tiny(
         ("qwen2.attention.head_count".into(), Value::U32(4)),
         ("qwen2.attention.head_count_kv".into(), Value::U32(2)),
         ("qwen2.rope.freq_base".into(), Value::F32(1e6)),
-        (
-            "qwen2.attention.layer_norm_rms_epsilon".into(),
-            Value::F32(1e-6),
-        ),
+        ("qwen2.attention.layer_norm_rms_epsilon".into(), Value::F32(1e-6)),
         ("qwen2.context_length".into(), Value::U32(64)),
         (
             "tokenizer.ggml.tokens".into(),
@@ -61,10 +56,7 @@ fn tiny(
     for (i, (name, dims)) in tensors.iter().enumerate() {
         let n: u64 = dims.iter().product();
         let values: Vec<f32> = (0..n)
-            .map(|j| {
-                ((j as f32 * 0.37 + i as f32).sin()) * 0.2
-                    + if name.contains("norm") { 1.0 } else { 0.0 }
-            })
+            .map(|j| ((j as f32 * 0.37 + i as f32).sin()) * 0.2 + if name.contains("norm") { 1.0 } else { 0.0 })
             .collect();
         w.tensor_f32(name, dims, &values);
     }
@@ -78,10 +70,7 @@ fn tiny_model_runs_prefill_and_decode_consistently() {
     let mut kv = KvCache::new(&m.config, 16);
     let mut st = RunState::new(&m.config, 8, 4, 16);
     // Prefill 5 tokens at once, then the same tokens one at a time: same final logits.
-    let batch = m
-        .forward(&mut st, &mut kv, &[1, 2, 3, 4, 5])
-        .unwrap()
-        .to_vec();
+    let batch = m.forward(&mut st, &mut kv, &[1, 2, 3, 4, 5]).unwrap().to_vec();
     assert!(batch.iter().all(|v| v.is_finite()));
     kv.truncate(0);
     m.forward(&mut st, &mut kv, &[1]).unwrap();
@@ -94,10 +83,7 @@ fn tiny_model_runs_prefill_and_decode_consistently() {
     }
     let e = m.forward(&mut st, &mut kv, &[99]).unwrap_err().to_string();
     assert!(e.contains("99"), "{e}");
-    let e = m
-        .forward(&mut st, &mut kv, &[1; 12])
-        .unwrap_err()
-        .to_string();
+    let e = m.forward(&mut st, &mut kv, &[1; 12]).unwrap_err().to_string();
     assert!(e.contains("context"), "{e}");
 }
 
@@ -135,9 +121,7 @@ fn broken_files_are_clear_errors() {
         ),
     ];
     for (what, edit, needle) in cases {
-        let err = tiny(edit)
-            .err()
-            .unwrap_or_else(|| panic!("{what}: accepted"));
+        let err = tiny(edit).err().unwrap_or_else(|| panic!("{what}: accepted"));
         assert!(err.contains(needle), "{what}: {err}");
         assert!(!err.contains('\n'), "{what}: multi-line error {err}");
     }

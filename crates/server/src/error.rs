@@ -29,11 +29,7 @@ impl ApiError {
     }
 
     /// 400 invalid_request_error naming the parameter.
-    pub fn invalid(
-        param: impl Into<String>,
-        code: &'static str,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn invalid(param: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             param: Some(param.into()),
             code: Some(code),

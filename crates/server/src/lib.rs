@@ -38,8 +38,7 @@ pub async fn serve(
         #[cfg(unix)]
         {
             let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
             tokio::select! {
                 _ = ctrl_c => {},
                 _ = term.recv() => {},
@@ -53,11 +52,8 @@ pub async fn serve(
         );
         let _ = sig_tx.send(());
     };
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown);
+    let server =
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown);
     let mut handle = tokio::spawn(async move { server.await });
     tokio::select! {
         r = &mut handle => r.unwrap_or_else(|e| Err(std::io::Error::other(e))),

@@ -31,34 +31,23 @@ impl Histogram {
                 c.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.sum_us
-            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+        self.sum_us.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
     fn render(&self, name: &str, help: &str, out: &mut String) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         for (b, c) in self.bounds.iter().zip(&self.counts) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{le=\"{b}\"}} {}",
-                c.load(Ordering::Relaxed)
-            );
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {}", c.load(Ordering::Relaxed));
         }
         let n = self.count.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {n}");
-        let _ = writeln!(
-            out,
-            "{name}_sum {}",
-            self.sum_us.load(Ordering::Relaxed) as f64 / 1e6
-        );
+        let _ = writeln!(out, "{name}_sum {}", self.sum_us.load(Ordering::Relaxed) as f64 / 1e6);
         let _ = writeln!(out, "{name}_count {n}");
     }
 }
 
-const LATENCY: &[f64] = &[
-    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-];
+const LATENCY: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 pub struct Metrics {
     pub requests: AtomicU64,
@@ -93,10 +82,7 @@ impl Metrics {
             "tandem_http_requests_total",
             "HTTP requests received.",
             "counter",
-            format!(
-                "tandem_http_requests_total {}",
-                self.requests.load(Ordering::Relaxed)
-            ),
+            format!("tandem_http_requests_total {}", self.requests.load(Ordering::Relaxed)),
         );
         let by_class = format!(
             "tandem_http_responses_total{{class=\"2xx\"}} {}\ntandem_http_responses_total{{class=\"4xx\"}} {}\ntandem_http_responses_total{{class=\"5xx\"}} {}",
@@ -123,30 +109,21 @@ impl Metrics {
         );
         type Get = fn(&tandem_engine::EngineStats) -> f64;
         let engine: [(&str, &str, &str, Get); 9] = [
-            (
-                "tandem_queue_depth",
-                "Requests waiting for a slot.",
-                "gauge",
-                |s| s.waiting.load(Ordering::Relaxed) as f64,
-            ),
-            (
-                "tandem_active_sequences",
-                "Sequences in slots.",
-                "gauge",
-                |s| s.active.load(Ordering::Relaxed) as f64,
-            ),
+            ("tandem_queue_depth", "Requests waiting for a slot.", "gauge", |s| {
+                s.waiting.load(Ordering::Relaxed) as f64
+            }),
+            ("tandem_active_sequences", "Sequences in slots.", "gauge", |s| {
+                s.active.load(Ordering::Relaxed) as f64
+            }),
             (
                 "tandem_kv_cache_used_positions",
                 "KV-cache positions held by active sequences.",
                 "gauge",
                 |s| s.kv_used.load(Ordering::Relaxed) as f64,
             ),
-            (
-                "tandem_forward_steps_total",
-                "Forward passes run.",
-                "counter",
-                |s| s.steps.load(Ordering::Relaxed) as f64,
-            ),
+            ("tandem_forward_steps_total", "Forward passes run.", "counter", |s| {
+                s.steps.load(Ordering::Relaxed) as f64
+            }),
             (
                 "tandem_forward_step_sequences_total",
                 "Sum over forward passes of the sequences in each.",
@@ -171,12 +148,9 @@ impl Metrics {
                 "counter",
                 |s| s.cached_tokens.load(Ordering::Relaxed) as f64,
             ),
-            (
-                "tandem_generated_tokens_total",
-                "Tokens generated.",
-                "counter",
-                |s| s.generated_tokens.load(Ordering::Relaxed) as f64,
-            ),
+            ("tandem_generated_tokens_total", "Tokens generated.", "counter", |s| {
+                s.generated_tokens.load(Ordering::Relaxed) as f64
+            }),
         ];
         for (name, help, kind, get) in engine {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");

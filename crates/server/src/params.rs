@@ -120,10 +120,7 @@ impl<'a> Fields<'a> {
         match self.get(k) {
             None => Ok(None),
             Some(Value::Number(n)) => {
-                let Some(x) = n
-                    .as_i64()
-                    .or_else(|| n.as_u64().map(|u| u.min(i64::MAX as u64) as i64))
-                else {
+                let Some(x) = n.as_i64().or_else(|| n.as_u64().map(|u| u.min(i64::MAX as u64) as i64)) else {
                     return Err(wrong_type(k, "an integer", &Value::Number(n.clone())));
                 };
                 if x < lo {
@@ -184,16 +181,20 @@ impl<'a> Fields<'a> {
         for (k, b) in m {
             let param = format!("logit_bias.{k}");
             let id: u32 = k.parse().ok().filter(|&i: &u32| (i as usize) < vocab).ok_or_else(|| {
-                ApiError::invalid("logit_bias", "invalid_value", format!("Invalid key in 'logit_bias': {k}. Keys must be token ids below {vocab}."))
+                ApiError::invalid(
+                    "logit_bias",
+                    "invalid_value",
+                    format!("Invalid key in 'logit_bias': {k}. Keys must be token ids below {vocab}."),
+                )
             })?;
-            let bias = b
-                .as_f64()
-                .ok_or_else(|| wrong_type(&param, "a number", b))?;
+            let bias = b.as_f64().ok_or_else(|| wrong_type(&param, "a number", b))?;
             if !(-100.0..=100.0).contains(&bias) {
                 return Err(ApiError::invalid(
                     "logit_bias",
                     "invalid_value",
-                    format!("Invalid value for 'logit_bias' key {k}: {bias}. Bias values must be between -100 and 100."),
+                    format!(
+                        "Invalid value for 'logit_bias' key {k}: {bias}. Bias values must be between -100 and 100."
+                    ),
                 ));
             }
             out.push((id, bias as f32));

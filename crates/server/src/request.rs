@@ -125,9 +125,7 @@ fn common(f: &Fields, vocab: usize, max_tokens_keys: &[&str]) -> Result<Common, 
         for (k, v) in o {
             match (k.as_str(), v) {
                 ("include_usage", Value::Bool(b)) => include_usage = *b,
-                ("include_usage", v) => {
-                    return Err(wrong_type("stream_options.include_usage", "a boolean", v))
-                }
+                ("include_usage", v) => return Err(wrong_type("stream_options.include_usage", "a boolean", v)),
                 ("include_obfuscation", _) => {}
                 (k, _) => {
                     return Err(ApiError::bad_request(format!(
@@ -236,10 +234,7 @@ pub fn parse_chat(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiErro
         ("audio", "audio output"),
         ("prediction", "predicted outputs"),
         ("web_search_options", "web search"),
-        (
-            "reasoning_effort",
-            "reasoning effort (these models do not reason)",
-        ),
+        ("reasoning_effort", "reasoning effort (these models do not reason)"),
     ] {
         if f.get(k).is_some() {
             return Err(unsupported(k, what));
@@ -248,8 +243,14 @@ pub fn parse_chat(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiErro
     if let Some(rf) = f.get("response_format") {
         match rf.get("type").and_then(Value::as_str) {
             Some("text") => {}
-            Some("json_object") | Some("json_schema") => return Err(unsupported("response_format", "structured output")),
-            _ => return Err(ApiError::invalid("response_format", "invalid_value", "Invalid 'response_format': expected an object with 'type' of 'text', 'json_object' or 'json_schema'.")),
+            Some("json_object") | Some("json_schema") => {
+                return Err(unsupported("response_format", "structured output"))
+            }
+            _ => return Err(ApiError::invalid(
+                "response_format",
+                "invalid_value",
+                "Invalid 'response_format': expected an object with 'type' of 'text', 'json_object' or 'json_schema'.",
+            )),
         }
     }
     if let Some(m) = f.get("modalities") {
@@ -257,22 +258,18 @@ pub fn parse_chat(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiErro
             return Err(unsupported("modalities", "output other than text"));
         }
     }
-    let _ = (
-        f.string("user")?,
-        f.bool("store")?,
-        f.bool("parallel_tool_calls")?,
-    );
+    let _ = (f.string("user")?, f.bool("store")?, f.bool("parallel_tool_calls")?);
 
     let messages = parse_messages(f.get("messages"))?;
-    let c = common(
-        &f,
-        lm.model.config.vocab,
-        &["max_tokens", "max_completion_tokens"],
-    )?;
+    let c = common(&f, lm.model.config.vocab, &["max_tokens", "max_completion_tokens"])?;
     let logprobs = f.bool("logprobs")?.unwrap_or(false);
     let top = f.integer("top_logprobs", 0, 20)?;
     if top.is_some() && !logprobs {
-        return Err(ApiError::invalid("top_logprobs", "invalid_value", "Invalid value for 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' is used."));
+        return Err(ApiError::invalid(
+            "top_logprobs",
+            "invalid_value",
+            "Invalid value for 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' is used.",
+        ));
     }
     let pieces = lm
         .template
@@ -315,7 +312,11 @@ fn parse_messages(v: Option<&Value>) -> Result<Vec<ChatMessage>, ApiError> {
         return Err(wrong_type("messages", "an array", v));
     };
     if arr.is_empty() {
-        return Err(ApiError::invalid("messages", "empty_array", "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead."));
+        return Err(ApiError::invalid(
+            "messages",
+            "empty_array",
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+        ));
     }
     let mut out = Vec::with_capacity(arr.len());
     for (i, m) in arr.iter().enumerate() {
@@ -465,11 +466,7 @@ pub fn parse_completion(state: &AppState, body: &[u8]) -> Result<ValidRequest, A
     };
     let ids = |a: &[Value]| -> Result<Vec<u32>, ApiError> {
         a.iter()
-            .map(|x| {
-                x.as_u64()
-                    .filter(|&t| (t as usize) < vocab)
-                    .map(|t| t as u32)
-            })
+            .map(|x| x.as_u64().filter(|&t| (t as usize) < vocab).map(|t| t as u32))
             .collect::<Option<Vec<u32>>>()
             .ok_or_else(|| {
                 ApiError::invalid(
@@ -481,7 +478,13 @@ pub fn parse_completion(state: &AppState, body: &[u8]) -> Result<ValidRequest, A
     };
     // The prompt as text (plain text: it never becomes a control token) or as token ids.
     let (text, mut tokens): (Option<String>, Vec<u32>) = match f.get("prompt") {
-        None => return Err(ApiError::invalid("prompt", "missing_required_parameter", "Missing required parameter: 'prompt'.")),
+        None => {
+            return Err(ApiError::invalid(
+                "prompt",
+                "missing_required_parameter",
+                "Missing required parameter: 'prompt'.",
+            ))
+        }
         Some(Value::String(s)) => (Some(s.clone()), Vec::new()),
         Some(Value::Array(a)) if a.is_empty() => return Err(bad_prompt()),
         Some(Value::Array(a)) if a[0].is_number() => (None, ids(a)?),
@@ -491,7 +494,11 @@ pub fn parse_completion(state: &AppState, body: &[u8]) -> Result<ValidRequest, A
             _ => return Err(bad_prompt()),
         },
         Some(Value::Array(_)) => {
-            return Err(ApiError::invalid("prompt", "unsupported_value", "Several prompts in one request are not supported by this server yet; send one request per prompt."))
+            return Err(ApiError::invalid(
+                "prompt",
+                "unsupported_value",
+                "Several prompts in one request are not supported by this server yet; send one request per prompt.",
+            ))
         }
         Some(_) => return Err(bad_prompt()),
     };

@@ -28,11 +28,7 @@ struct Head {
 impl Head {
     fn new(state: &AppState, v: &ValidRequest) -> Self {
         let t = &state.tiers[v.tier];
-        let id = new_id(if v.api == Api::Chat {
-            "chatcmpl-"
-        } else {
-            "cmpl-"
-        });
+        let id = new_id(if v.api == Api::Chat { "chatcmpl-" } else { "cmpl-" });
         Self {
             id,
             created: unix_now(),
@@ -105,16 +101,8 @@ impl Latency<'_> {
     fn token(&mut self) {
         let now = Instant::now();
         match self.last {
-            None => self
-                .state
-                .metrics
-                .ttft
-                .observe((now - self.start).as_secs_f64()),
-            Some(l) => self
-                .state
-                .metrics
-                .inter_token
-                .observe((now - l).as_secs_f64()),
+            None => self.state.metrics.ttft.observe((now - self.start).as_secs_f64()),
+            Some(l) => self.state.metrics.inter_token.observe((now - l).as_secs_f64()),
         }
         self.last = Some(now);
     }
@@ -142,11 +130,7 @@ pub async fn complete(
                 prompt_tokens: p,
                 cached_tokens: c,
             }) => (prompt_tokens, cached) = (p, c),
-            Some(Event::Token {
-                choice,
-                text,
-                logprobs,
-            }) => {
+            Some(Event::Token { choice, text, logprobs }) => {
                 lat.token();
                 let ch = &mut choices[choice];
                 if let Some(l) = logprobs {
@@ -204,12 +188,7 @@ pub async fn complete(
 
 /// Streams chunks as server-sent events, ending with `data: [DONE]`. A client that goes away drops
 /// the stream; the bridge task notices, drops the engine's receiver, and the engine frees the slot.
-pub fn stream(
-    state: Arc<AppState>,
-    v: ValidRequest,
-    mut rx: UnboundedReceiver<Event>,
-    start: Instant,
-) -> Response {
+pub fn stream(state: Arc<AppState>, v: ValidRequest, mut rx: UnboundedReceiver<Event>, start: Instant) -> Response {
     let (tx, out) = mpsc::channel::<Result<SseEvent, Infallible>>(64);
     tokio::spawn(async move {
         let head = Head::new(&state, &v);
@@ -233,8 +212,7 @@ pub fn stream(
                 }
             }
         }
-        let (mut prompt_tokens, mut cached, mut completion, mut finished) =
-            (v.gen.prompt.len(), 0, 0, 0);
+        let (mut prompt_tokens, mut cached, mut completion, mut finished) = (v.gen.prompt.len(), 0, 0, 0);
         let mut echoed = vec![false; v.gen.n];
         let mut offsets = vec![v.echo.as_ref().map(|e| e.chars().count()).unwrap_or(0); v.gen.n];
         let mut lat = Latency {
@@ -255,11 +233,7 @@ pub fn stream(
                     (prompt_tokens, cached) = (p, c);
                     continue;
                 }
-                Some(Event::Token {
-                    choice,
-                    text,
-                    logprobs,
-                }) => {
+                Some(Event::Token { choice, text, logprobs }) => {
                     lat.token();
                     if text.is_empty() && logprobs.is_none() {
                         continue;
@@ -310,9 +284,7 @@ pub fn stream(
                     }
                 }
                 Some(Event::Failed(msg)) => {
-                    let _ =
-                        send(SseEvent::default().data(ApiError::internal(msg).body().to_string()))
-                            .await;
+                    let _ = send(SseEvent::default().data(ApiError::internal(msg).body().to_string())).await;
                     return;
                 }
                 None => return,
@@ -332,16 +304,10 @@ pub fn stream(
         let _ = send(SseEvent::default().data("[DONE]")).await;
     });
     Sse::new(ReceiverStream::new(out))
-        .keep_alive(
-            KeepAlive::new()
-                .interval(Duration::from_secs(10))
-                .text("keep-alive"),
-        )
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(10)).text("keep-alive"))
         .into_response()
 }
 
 fn l_chars(l: &Option<Logprobs>) -> usize {
-    l.as_ref()
-        .map(|l| l.chosen.text.chars().count())
-        .unwrap_or(0)
+    l.as_ref().map(|l| l.chosen.text.chars().count()).unwrap_or(0)
 }

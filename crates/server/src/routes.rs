@@ -69,10 +69,8 @@ async fn around(State(state): State<Arc<AppState>>, req: Request, next: Next) ->
         &state.metrics.responses_2xx
     };
     counter.fetch_add(1, Relaxed);
-    resp.headers_mut().insert(
-        "x-request-id",
-        HeaderValue::from_str(&id).expect("ascii id"),
-    );
+    resp.headers_mut()
+        .insert("x-request-id", HeaderValue::from_str(&id).expect("ascii id"));
     resp
 }
 
@@ -99,10 +97,7 @@ async fn generate(state: Arc<AppState>, v: ValidRequest, start: Instant) -> Resp
     }
 }
 
-async fn chat_completions(
-    State(state): State<Arc<AppState>>,
-    b: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn chat_completions(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesRejection>) -> Response {
     let start = Instant::now();
     let parsed = body(b, state.config.max_body_bytes).and_then(|b| parse_chat(&state, &b));
     match parsed {
@@ -111,10 +106,7 @@ async fn chat_completions(
     }
 }
 
-async fn completions(
-    State(state): State<Arc<AppState>>,
-    b: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn completions(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesRejection>) -> Response {
     let start = Instant::now();
     match body(b, state.config.max_body_bytes).and_then(|b| parse_completion(&state, &b)) {
         Ok(v) => generate(state, v, start).await,
@@ -129,9 +121,7 @@ fn model_object(t: &crate::state::Tier) -> Value {
 }
 
 async fn list_models(State(state): State<Arc<AppState>>) -> Json<Value> {
-    Json(
-        json!({"object": "list", "data": state.tiers.iter().map(model_object).collect::<Vec<_>>()}),
-    )
+    Json(json!({"object": "list", "data": state.tiers.iter().map(model_object).collect::<Vec<_>>()}))
 }
 
 async fn get_model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
@@ -143,18 +133,12 @@ async fn get_model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
 
 /// `{"model", "prompt"}` (plain text) or `{"model", "messages"}` (rendered with the chat template) →
 /// `{"tokens", "count"}`.
-async fn tokenize(
-    State(state): State<Arc<AppState>>,
-    b: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn tokenize(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesRejection>) -> Response {
     let run = || -> Result<Value, ApiError> {
         let b = body(b, state.config.max_body_bytes)?;
         let v = Fields::parse(&b)?;
         let f = Fields::new(&v);
-        f.check_known(
-            &["model", "prompt", "messages", "add_generation_prompt"],
-            false,
-        )?;
+        f.check_known(&["model", "prompt", "messages", "add_generation_prompt"], false)?;
         let model = f.string("model")?.unwrap_or(state.tiers[0].name.as_str());
         let lm = &state.tier(model)?.engine.model;
         let tokens = match (f.string("prompt")?, f.get("messages")) {
@@ -169,11 +153,7 @@ async fn tokenize(
                     .map_err(|e| ApiError::invalid("messages", "invalid_value", e.to_string()))?;
                 chat::tokenize_pieces(&lm.tokenizer, &pieces)
             }
-            _ => {
-                return Err(ApiError::bad_request(
-                    "Give exactly one of 'prompt' or 'messages'.",
-                ))
-            }
+            _ => return Err(ApiError::bad_request("Give exactly one of 'prompt' or 'messages'.")),
         };
         Ok(json!({"tokens": tokens, "count": tokens.len()}))
     };
@@ -183,10 +163,7 @@ async fn tokenize(
     }
 }
 
-async fn detokenize(
-    State(state): State<Arc<AppState>>,
-    b: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn detokenize(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesRejection>) -> Response {
     let run = || -> Result<Value, ApiError> {
         let b = body(b, state.config.max_body_bytes)?;
         let v = Fields::parse(&b)?;
@@ -207,11 +184,7 @@ async fn detokenize(
         };
         let ids: Vec<u32> = a
             .iter()
-            .map(|x| {
-                x.as_u64()
-                    .filter(|&t| (t as usize) < vocab)
-                    .map(|t| t as u32)
-            })
+            .map(|x| x.as_u64().filter(|&t| (t as usize) < vocab).map(|t| t as u32))
             .collect::<Option<_>>()
             .ok_or_else(|| {
                 ApiError::invalid(
@@ -229,9 +202,7 @@ async fn detokenize(
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
-    Json(
-        json!({"status": "ok", "models": state.tiers.iter().map(|t| t.id.clone()).collect::<Vec<_>>()}),
-    )
+    Json(json!({"status": "ok", "models": state.tiers.iter().map(|t| t.id.clone()).collect::<Vec<_>>()}))
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
@@ -252,9 +223,6 @@ async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
 async fn wrong_method(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError {
         status: StatusCode::METHOD_NOT_ALLOWED,
-        ..ApiError::bad_request(format!(
-            "Method {method} is not allowed for {}.",
-            uri.path()
-        ))
+        ..ApiError::bad_request(format!("Method {method} is not allowed for {}.", uri.path()))
     }
 }

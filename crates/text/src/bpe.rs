@@ -71,9 +71,7 @@ impl Tokenizer {
         let mut token_bytes = Vec::with_capacity(tokens.len());
         let mut added = Vec::new();
         for (i, t) in tokens.iter().enumerate() {
-            let s = t
-                .as_str()
-                .ok_or_else(|| err(format!("token {i} is not a string")))?;
+            let s = t.as_str().ok_or_else(|| err(format!("token {i} is not a string")))?;
             ids.insert(s, i as u32);
             let ty = types[i];
             if ty == TYPE_CONTROL || ty == TYPE_USER_DEFINED {
@@ -100,16 +98,12 @@ impl Tokenizer {
         let merge_list = f.get_array("tokenizer.ggml.merges")?;
         let mut merges = HashMap::with_capacity(merge_list.len());
         for (rank, m) in merge_list.iter().enumerate() {
-            let m = m
-                .as_str()
-                .ok_or_else(|| err(format!("merge {rank} is not a string")))?;
+            let m = m.as_str().ok_or_else(|| err(format!("merge {rank} is not a string")))?;
             let (a, b) = m
                 .split_once(' ')
                 .ok_or_else(|| err(format!("merge {rank} {m:?} has no space")))?;
             let merged = format!("{a}{b}");
-            if let (Some(&ia), Some(&ib), Some(&im)) =
-                (ids.get(a), ids.get(b), ids.get(merged.as_str()))
-            {
+            if let (Some(&ia), Some(&ib), Some(&im)) = (ids.get(a), ids.get(b), ids.get(merged.as_str())) {
                 merges.entry((ia, ib)).or_insert((rank as u32, im));
             }
         }
@@ -167,10 +161,7 @@ impl Tokenizer {
 
     /// The bytes a token stands for (control tokens: their text).
     pub fn token_bytes(&self, id: u32) -> &[u8] {
-        self.token_bytes
-            .get(id as usize)
-            .map(|v| v.as_slice())
-            .unwrap_or(&[])
+        self.token_bytes.get(id as usize).map(|v| v.as_slice()).unwrap_or(&[])
     }
 
     /// Tokenises `text`; `mode` says which added tokens may appear.
@@ -260,10 +251,7 @@ impl Tokenizer {
         let mut prev: Vec<usize> = (0..n).map(|i| i.wrapping_sub(1)).collect();
         let mut alive = vec![true; n];
         let mut heap = BinaryHeap::new();
-        let push = |heap: &mut BinaryHeap<Reverse<(u32, usize, u32, u32)>>,
-                    i: usize,
-                    j: usize,
-                    id: &[u32]| {
+        let push = |heap: &mut BinaryHeap<Reverse<(u32, usize, u32, u32)>>, i: usize, j: usize, id: &[u32]| {
             if let Some(&(rank, _)) = self.merges.get(&(id[i], id[j])) {
                 heap.push(Reverse((rank, i, id[i], id[j])));
             }
@@ -299,8 +287,6 @@ impl Tokenizer {
 
     /// All bytes of `ids` joined, control tokens included as their text.
     pub fn decode_bytes(&self, ids: &[u32]) -> Vec<u8> {
-        ids.iter()
-            .flat_map(|&i| self.token_bytes(i).iter().copied())
-            .collect()
+        ids.iter().flat_map(|&i| self.token_bytes(i).iter().copied()).collect()
     }
 }

@@ -100,9 +100,7 @@ impl ChatTemplate {
     ) -> Result<Vec<PromptPiece>> {
         let nonce = format!(
             "{:016x}",
-            std::collections::hash_map::RandomState::new()
-                .build_hasher()
-                .finish()
+            std::collections::hash_map::RandomState::new().build_hasher().finish()
         );
         let open = format!("{OPEN}{nonce}{OPEN}");
         let close = format!("{CLOSE}{nonce}{CLOSE}");
@@ -126,10 +124,7 @@ impl ChatTemplate {
                 Value::Array(t.iter().map(|v| wrap_strings(v, &wrap)).collect()),
             );
         }
-        ctx.insert(
-            "add_generation_prompt".into(),
-            Value::Bool(add_generation_prompt),
-        );
+        ctx.insert("add_generation_prompt".into(), Value::Bool(add_generation_prompt));
         ctx.insert("bos_token".into(), Value::String(String::new()));
         ctx.insert("eos_token".into(), Value::String("<|im_end|>".into()));
         let tmpl = self.env.get_template("chat").expect("added in new()");
@@ -152,8 +147,8 @@ pub fn normalize(messages: &[ChatMessage]) -> Result<Vec<Value>> {
         } else {
             m.role.as_str()
         };
-        let content = flatten_content(&m.content)
-            .map_err(|e| TextError::Template(format!("messages[{i}].content: {e}")))?;
+        let content =
+            flatten_content(&m.content).map_err(|e| TextError::Template(format!("messages[{i}].content: {e}")))?;
         if role == "system" && out.is_empty() {
             leading_system = Some(match leading_system {
                 Some(prev) => format!("{prev}\n\n{content}"),
@@ -199,18 +194,12 @@ fn flatten_content(c: &Value) -> std::result::Result<String, String> {
                     p.get("text").and_then(Value::as_str),
                 ) {
                     (Some("text"), Some(t)) => texts.push(t),
-                    (ty, _) => {
-                        return Err(format!(
-                            "part {j} of type {ty:?} is not supported (only text parts)"
-                        ))
-                    }
+                    (ty, _) => return Err(format!("part {j} of type {ty:?} is not supported (only text parts)")),
                 }
             }
             Ok(texts.join("\n"))
         }
-        other => Err(format!(
-            "expected a string or an array of parts, found {other}"
-        )),
+        other => Err(format!("expected a string or an array of parts, found {other}")),
     }
 }
 
@@ -248,11 +237,7 @@ fn wrap_strings(v: &Value, wrap: &dyn Fn(&str) -> String) -> Value {
     match v {
         Value::String(s) => Value::String(wrap(s)),
         Value::Array(a) => Value::Array(a.iter().map(|x| wrap_strings(x, wrap)).collect()),
-        Value::Object(o) => Value::Object(
-            o.iter()
-                .map(|(k, x)| (k.clone(), wrap_strings(x, wrap)))
-                .collect(),
-        ),
+        Value::Object(o) => Value::Object(o.iter().map(|(k, x)| (k.clone(), wrap_strings(x, wrap))).collect()),
         other => other.clone(),
     }
 }
@@ -298,10 +283,7 @@ fn split_pieces(text: &str, open: &str, close: &str) -> Vec<PromptPiece> {
 
 /// `tojson` as HF transformers defines it for chat templates: `json.dumps(x, ensure_ascii=False,
 /// indent=indent)` — keys in their order, `", "` and `": "` separators, no HTML escaping.
-fn tojson(
-    value: JValue,
-    kwargs: minijinja::value::Kwargs,
-) -> std::result::Result<JValue, JinjaError> {
+fn tojson(value: JValue, kwargs: minijinja::value::Kwargs) -> std::result::Result<JValue, JinjaError> {
     let indent: Option<usize> = kwargs.get("indent")?;
     let _: Option<bool> = kwargs.get("ensure_ascii")?;
     let _: Option<bool> = kwargs.get("sort_keys")?;

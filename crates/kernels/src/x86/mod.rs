@@ -1,0 +1,121 @@
+//! AVX2 + FMA + F16C kernels. Every function here is `unsafe` because it needs the CPU features
+//! that `dispatch` checked before choosing it.
+//!
+//! - `weights`: one block's weights dequantised in registers, bit-identical to the scalar reference.
+//! - `rows`: whole rows: dequantised to memory, or dotted with activations (several rows at once).
+//! - here: shared helpers and the f32 register tiles of the GEMM.
+//!
+//! Every path computes a (row, token) output the same way: exact f32 weights, one 8-lane FMA
+//! accumulator over the row in element order, then `hsum`. So the row path (one token) and the
+//! tile path (many tokens) give bit-identical results, and a sequence's numbers never depend on
+//! what else is in the batch.
+
+mod rows;
+mod weights;
+
+pub use rows::*;
+
+use std::arch::x86_64::*;
+
+/// An f16 scale (2 little-endian bytes) to f32 with F16C, inline (the `half` crate's conversion is an
+/// out-of-line call per block).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn f16(b: [u8; 2]) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(u16::from_le_bytes(b) as i32)))
+}
+
+/// Prefetches `lines` cache lines at `p` (a hint: any address is safe).
+#[inline(always)]
+pub(crate) unsafe fn prefetch_at(p: *const u8, lines: usize) {
+    for l in 0..lines {
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64 * l) as *const i8);
+    }
+}
+
+/// Sum of the 8 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    _mm_cvtss_f32(s)
+}
+
+/// Bytes 0..8 of `v` (u8) widened to 8 f32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn u8x8_lo(v: __m128i) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v))
+}
+
+/// Bytes 8..16 of `v` (u8) widened to 8 f32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn u8x8_hi(v: __m128i) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8)))
+}
+
+/// # Safety
+/// AVX2, FMA and F16C must be available; `w.len() == x.len()`, a multiple of 8.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
+    debug_assert!(w.len() == x.len() && w.len().is_multiple_of(8));
+    let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let n = w.len();
+    let (pw, px) = (w.as_ptr(), x.as_ptr());
+    let mut i = 0;
+    while i + 16 <= n {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(pw.add(i)), _mm256_loadu_ps(px.add(i)), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(pw.add(i + 8)), _mm256_loadu_ps(px.add(i + 8)), a1);
+        i += 16;
+    }
+    if i < n {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(pw.add(i)), _mm256_loadu_ps(px.add(i)), a0);
+    }
+    hsum(_mm256_add_ps(a0, a1))
+}
+
+/// Prefill tile: `out[r][t] = dot(w[r], x[t])` for 4 weight rows and 2 token rows of length `k`
+/// (f32, row-major with strides `k`). Eight 8-lane accumulators stay in registers.
+///
+/// # Safety
+/// AVX2, FMA and F16C must be available; `w` holds 4 rows and `x` 2 rows of `k` floats, `k % 8 == 0`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn tile_4x2(w: *const f32, x: *const f32, k: usize) -> [[f32; 2]; 4] {
+    let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+    let mut i = 0;
+    while i < k {
+        let x0 = _mm256_loadu_ps(x.add(i));
+        let x1 = _mm256_loadu_ps(x.add(k + i));
+        for (r, a) in acc.iter_mut().enumerate() {
+            let wv = _mm256_loadu_ps(w.add(r * k + i));
+            a[0] = _mm256_fmadd_ps(wv, x0, a[0]);
+            a[1] = _mm256_fmadd_ps(wv, x1, a[1]);
+        }
+        i += 8;
+    }
+    let mut out = [[0f32; 2]; 4];
+    for r in 0..4 {
+        out[r] = [hsum(acc[r][0]), hsum(acc[r][1])];
+    }
+    out
+}
+
+/// One (row, token) dot product with exactly the arithmetic of one `tile_4x2` element: a single
+/// 8-lane accumulator over `k`, then `hsum`. Used for the tile's edges so that every output of the
+/// prefill path is computed the same way whatever its neighbours.
+///
+/// # Safety
+/// AVX2 and FMA must be available; `w` and `x` hold `k` floats, `k % 8 == 0`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn tile_1x1(w: *const f32, x: *const f32, k: usize) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut i = 0;
+    while i < k {
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(w.add(i)), _mm256_loadu_ps(x.add(i)), acc);
+        i += 8;
+    }
+    hsum(acc)
+}

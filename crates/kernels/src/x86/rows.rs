@@ -1,0 +1,110 @@
+//! Whole rows on top of `weights`: dequantised into memory (the GEMM's f32 blocks), or dotted with
+//! one token's activations, `R` rows at a time so that `R` independent FMA chains hide the latency
+//! (and each activation load serves all of them).
+
+use std::arch::x86_64::*;
+
+use super::{hsum, prefetch_at, weights};
+use crate::blocks::{BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0};
+
+macro_rules! row_kernels {
+    ($block:ty, $subs:expr, $scales:path, $weights:path, $dequant:ident, $dot:ident) => {
+        /// Dequantises `blocks` into `out` (`32 · subs` floats per block), bit-identical to the
+        /// scalar reference.
+        ///
+        /// # Safety
+        /// AVX2, FMA and F16C must be available; `out.len() == blocks.len() * 32 * subs`.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub unsafe fn $dequant(blocks: &[$block], out: &mut [f32]) {
+            assert_eq!(out.len(), blocks.len() * 32 * $subs);
+            let o = out.as_mut_ptr();
+            for (i, b) in blocks.iter().enumerate() {
+                let s = $scales(b);
+                for j in 0..$subs {
+                    let w = $weights(b, &s, j);
+                    for g in 0..4 {
+                        _mm256_storeu_ps(o.add((i * $subs + j) * 32 + g * 8), w[g]);
+                    }
+                }
+            }
+        }
+
+        /// `R` rows dotted with `x`: per row one 8-lane FMA accumulator over the elements in order,
+        /// then `hsum` — the arithmetic of `tile_1x1` on the dequantised row.
+        ///
+        /// # Safety
+        /// AVX2, FMA and F16C must be available; every row has `x.len() / (32 · subs)` blocks.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub unsafe fn $dot<const R: usize>(rows: [&[$block]; R], x: &[f32]) -> [f32; R] {
+            let nb = rows[0].len();
+            assert!(rows.iter().all(|r| r.len() == nb) && x.len() == nb * 32 * $subs);
+            let lines = std::mem::size_of::<$block>().div_ceil(64);
+            // The rows of a matrix are contiguous and read R at a time: fetch the same block of
+            // the next R rows while this one computes (a fixed distance ahead would land inside
+            // the rows being read already).
+            let ahead = R * nb;
+            let mut acc = [_mm256_setzero_ps(); R];
+            let px = x.as_ptr();
+            for i in 0..nb {
+                let mut s = [$scales(&rows[0][i]); R];
+                for r in 0..R {
+                    prefetch_at(rows[r].as_ptr().wrapping_add(i + ahead) as *const u8, lines);
+                    s[r] = $scales(&rows[r][i]);
+                }
+                for j in 0..$subs {
+                    let xp = px.add((i * $subs + j) * 32);
+                    let xv = [
+                        _mm256_loadu_ps(xp),
+                        _mm256_loadu_ps(xp.add(8)),
+                        _mm256_loadu_ps(xp.add(16)),
+                        _mm256_loadu_ps(xp.add(24)),
+                    ];
+                    for r in 0..R {
+                        let w = $weights(&rows[r][i], &s[r], j);
+                        for g in 0..4 {
+                            acc[r] = _mm256_fmadd_ps(w[g], xv[g], acc[r]);
+                        }
+                    }
+                }
+            }
+            let mut out = [0f32; R];
+            for r in 0..R {
+                out[r] = hsum(acc[r]);
+            }
+            out
+        }
+    };
+}
+
+row_kernels!(
+    BlockQ8_0,
+    1,
+    weights::q8_0_scales,
+    weights::q8_0,
+    dequant_q8_0,
+    dot_rows_q8_0
+);
+row_kernels!(
+    BlockQ5_0,
+    1,
+    weights::q5_0_scales,
+    weights::q5_0,
+    dequant_q5_0,
+    dot_rows_q5_0
+);
+row_kernels!(
+    BlockQ4K,
+    8,
+    weights::q4k_scales,
+    weights::q4k,
+    dequant_q4k,
+    dot_rows_q4k
+);
+row_kernels!(
+    BlockQ6K,
+    8,
+    weights::q6k_scales,
+    weights::q6k,
+    dequant_q6k,
+    dot_rows_q6k
+);
