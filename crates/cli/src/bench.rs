@@ -12,8 +12,16 @@ use tandem_model::{KvCache, RunState};
 
 use crate::{Home, ModelArg};
 
+#[derive(clap::Subcommand)]
+pub enum BenchCmd {
+    /// Load a running (or self-started) server at several concurrency levels.
+    Serve(crate::bench_serve::BenchServeArgs),
+}
+
 #[derive(Args)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    cmd: Option<BenchCmd>,
     #[command(flatten)]
     model: ModelArg,
     /// Prompt tokens processed in one prefill (0 to skip).
@@ -39,6 +47,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
+    if let Some(BenchCmd::Serve(s)) = a.cmd {
+        return crate::bench_serve::bench_serve(s);
+    }
     crate::commands::set_threads(a.threads)?;
     let path = home.resolve_model(&a.model.model)?;
     let lm = LoadedModel::load(&path).with_context(|| format!("loading {}", path.display()))?;

@@ -4,10 +4,11 @@
 //! - `tiers`: the two tiers and their pinned packages.
 //! - `pull`: fetching and verifying weights into the model cache.
 //! - `commands`: `run`, `tokenize`, `logits`.
-//! - `bench`: prefill and decode speed, llama-bench style.
+//! - `bench`: prefill and decode speed, llama-bench style; `bench_serve`: load on a server.
 //! - `serve`: the OpenAI-compatible server.
 
 mod bench;
+mod bench_serve;
 mod commands;
 mod pull;
 mod serve;
@@ -54,7 +55,8 @@ enum Cmd {
     },
     /// Print the top next-token logits after the given token ids.
     Logits(commands::LogitsArgs),
-    /// Measure prompt processing and token generation speed (like llama-bench -p 512 -n 128).
+    /// Measure prompt processing and token generation speed (like llama-bench -p 512 -n 128);
+    /// `bench serve` loads a server at several concurrency levels.
     Bench(bench::BenchArgs),
 }
 

@@ -1,0 +1,238 @@
+//! `tandem bench serve`: a load generator for any OpenAI-compatible server (tandem's own, or
+//! llama-server for comparison). At each concurrency level it keeps N streaming chat requests in
+//! flight and reports time to first token and inter-token latency (p50/p95) and aggregate decode
+//! throughput. Without `--url` it starts `tandem serve` itself on a free 127.0.0.1 port.
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use futures_util::StreamExt;
+use serde_json::json;
+
+#[derive(Args)]
+pub struct BenchServeArgs {
+    /// Base URL of a running server (e.g. http://127.0.0.1:8080); default: start tandem serve.
+    #[arg(long)]
+    url: Option<String>,
+    /// Model to request (and to serve, when tandem is started here).
+    #[arg(long, default_value = "mini")]
+    model: String,
+    /// Comma-separated concurrency levels.
+    #[arg(long, default_value = "1,2,4,8")]
+    concurrency: String,
+    /// Requests per level (default: 2 × concurrency, at least 4).
+    #[arg(long)]
+    requests: Option<usize>,
+    /// Tokens generated per request.
+    #[arg(long, default_value_t = 64)]
+    max_tokens: usize,
+    #[arg(long)]
+    json: bool,
+    /// Label for the table (e.g. "llama-server").
+    #[arg(long)]
+    label: Option<String>,
+}
+
+/// A ~114-token instruction (the size BENCHMARKS.md's TTFT anchor uses), made unique per request
+/// at its start so no server can answer it from a prefix cache.
+fn prompt(i: usize) -> String {
+    format!(
+        "Request {i}. You are reviewing a pull request for a small Rust web service. The service exposes a JSON API for \
+         creating, listing and deleting notes, stores them in SQLite, and uses tokio and axum. The change adds pagination \
+         to the list endpoint, a new index on the created_at column, and a migration. Write a detailed review: point out \
+         possible bugs in the pagination logic (off-by-one errors, stable ordering, cursor encoding), discuss whether the \
+         migration is safe to run on a live database, and suggest tests that should be added. Be specific and thorough."
+    )
+}
+
+#[derive(Default)]
+struct RequestStats {
+    ttft: f64,
+    gaps: Vec<f64>,
+    tokens: usize,
+}
+
+async fn one(client: &reqwest::Client, url: &str, model: &str, i: usize, max_tokens: usize) -> Result<RequestStats> {
+    let body = json!({"model": model, "messages": [{"role": "user", "content": prompt(i)}], "max_tokens": max_tokens,
+                      "temperature": 0.7, "seed": i, "stream": true, "stream_options": {"include_usage": true}});
+    let start = Instant::now();
+    let resp = client
+        .post(format!("{url}/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        bail!("HTTP {}: {}", resp.status(), resp.text().await.unwrap_or_default());
+    }
+    let mut stats = RequestStats::default();
+    let mut last: Option<Instant> = None;
+    let mut buf = String::new();
+    let mut usage_tokens = None;
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        buf.push_str(&String::from_utf8_lossy(&chunk?));
+        while let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            for line in event.lines() {
+                let Some(data) = line.strip_prefix("data: ") else {
+                    continue;
+                };
+                if data == "[DONE]" {
+                    continue;
+                }
+                let v: serde_json::Value = serde_json::from_str(data).context("a chunk that is not JSON")?;
+                if let Some(n) = v["usage"]["completion_tokens"].as_u64() {
+                    usage_tokens = Some(n as usize);
+                }
+                let content = v["choices"][0]["delta"]["content"].as_str().unwrap_or("");
+                if content.is_empty() {
+                    continue;
+                }
+                let now = Instant::now();
+                match last {
+                    None => stats.ttft = (now - start).as_secs_f64(),
+                    Some(l) => stats.gaps.push((now - l).as_secs_f64()),
+                }
+                last = Some(now);
+                stats.tokens += 1;
+            }
+        }
+    }
+    if let Some(n) = usage_tokens {
+        stats.tokens = n;
+    }
+    Ok(stats)
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+struct Spawned(Child);
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn bench_serve(a: BenchServeArgs) -> Result<()> {
+    let levels: Vec<usize> = a
+        .concurrency
+        .split(',')
+        .map(|s| s.trim().parse())
+        .collect::<Result<_, _>>()
+        .context("--concurrency: comma-separated integers")?;
+    let max_c = levels.iter().copied().max().unwrap_or(1);
+    let mut _server = None;
+    let url = match a.url.clone() {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => {
+            let exe = std::env::current_exe()?;
+            let mut child = Command::new(exe)
+                .args([
+                    "serve",
+                    "--port",
+                    "0",
+                    "--models",
+                    &a.model,
+                    "--parallel",
+                    &max_c.max(1).to_string(),
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()?;
+            let out = child.stdout.take().expect("piped");
+            _server = Some(Spawned(child));
+            let mut url = None;
+            for line in std::io::BufReader::new(out).lines() {
+                let line = line?;
+                if let Some(u) = line.strip_prefix("tandem: listening on ") {
+                    url = Some(u.to_string());
+                    break;
+                }
+            }
+            url.context("tandem serve did not start")?
+        }
+    };
+    let label = a
+        .label
+        .clone()
+        .unwrap_or_else(|| if a.url.is_some() { url.clone() } else { "tandem".into() });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(600)).build()?;
+    let mut rows = Vec::new();
+    rt.block_on(async {
+        // Warm-up: page the weights in.
+        one(&client, &url, &a.model, 1_000_000, 4).await?;
+        let mut next_id = 0usize;
+        for &c in &levels {
+            let n = a.requests.unwrap_or((2 * c).max(4));
+            let start = Instant::now();
+            let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(c));
+            let mut tasks = Vec::new();
+            for _ in 0..n {
+                let (client, url, model, sem) = (client.clone(), url.clone(), a.model.clone(), sem.clone());
+                next_id += 1;
+                let id = next_id;
+                let mt = a.max_tokens;
+                tasks.push(tokio::spawn(async move {
+                    let _p = sem.acquire().await.expect("semaphore open");
+                    one(&client, &url, &model, id, mt).await
+                }));
+            }
+            let mut ttft = Vec::new();
+            let mut gaps = Vec::new();
+            let mut tokens = 0;
+            for t in tasks {
+                let s = t.await??;
+                ttft.push(s.ttft);
+                gaps.extend(s.gaps);
+                tokens += s.tokens;
+            }
+            let wall = start.elapsed().as_secs_f64();
+            rows.push(json!({
+                "concurrency": c, "requests": n, "completion_tokens": tokens, "wall_s": wall,
+                "ttft_p50_ms": pct(&mut ttft, 0.5) * 1e3, "ttft_p95_ms": pct(&mut ttft, 0.95) * 1e3,
+                "itl_p50_ms": pct(&mut gaps, 0.5) * 1e3, "itl_p95_ms": pct(&mut gaps, 0.95) * 1e3,
+                "aggregate_tok_s": tokens as f64 / wall,
+            }));
+        }
+        anyhow::Ok(())
+    })?;
+    if a.json {
+        println!(
+            "{}",
+            json!({"server": label, "model": a.model, "max_tokens": a.max_tokens, "levels": rows})
+        );
+    } else {
+        println!("{label} · model {} · {} tokens per request", a.model, a.max_tokens);
+        println!(
+            "{:>5} {:>5} {:>10} {:>10} {:>9} {:>9} {:>10}",
+            "conc", "reqs", "TTFT p50", "TTFT p95", "ITL p50", "ITL p95", "agg tok/s"
+        );
+        for r in &rows {
+            println!(
+                "{:>5} {:>5} {:>8.0}ms {:>8.0}ms {:>7.1}ms {:>7.1}ms {:>10.1}",
+                r["concurrency"].as_u64().unwrap_or(0),
+                r["requests"].as_u64().unwrap_or(0),
+                r["ttft_p50_ms"].as_f64().unwrap_or(0.0),
+                r["ttft_p95_ms"].as_f64().unwrap_or(0.0),
+                r["itl_p50_ms"].as_f64().unwrap_or(0.0),
+                r["itl_p95_ms"].as_f64().unwrap_or(0.0),
+                r["aggregate_tok_s"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    Ok(())
+}
