@@ -1,5 +1,6 @@
 """Error paths: OpenAI's status codes and error shape, the parameter named, the server unharmed."""
 import json
+import time
 
 import openai
 import pytest
@@ -74,3 +75,54 @@ def test_two_hundred_malformed_requests_get_4xx_and_the_server_keeps_serving(htt
     assert r.status_code == 413 and r.json()["error"]["message"]
     assert http.get("/nope").status_code == 404 and http.get("/nope").json()["error"]
     assert client.chat.completions.create(model="mini", messages=Q, max_tokens=1).choices
+
+
+def test_a_full_queue_gets_429_and_a_long_wait_gets_503(tmp_path):
+    """A second server with one slot, a queue of one and a 2 s queue timeout."""
+    import os
+    import pathlib
+    import subprocess
+    import threading
+
+    import httpx
+
+    binary = os.environ.get("TANDEM_BIN") or str(pathlib.Path(__file__).resolve().parents[2] / "target/release/tandem")
+    proc = subprocess.Popen([binary, "serve", "--port", "0", "--models", "mini", "--parallel", "1", "--max-queue", "1",
+                             "--queue-timeout", "2", "--ctx-size", "512", "--data-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        base = None
+        for line in proc.stdout:
+            if "listening on" in line:
+                base = line.strip().split("listening on ")[1]
+                break
+        assert base
+        long_req = {"model": "mini", "messages": [{"role": "user", "content": "Write a long essay about rivers."}],
+                    "max_tokens": 400, "stream": True}
+        with httpx.Client(base_url=base, timeout=60) as c, c.stream("POST", "/v1/chat/completions", json=long_req) as busy:
+            assert busy.status_code == 200
+            lines = busy.iter_lines()  # keep the iterator: dropping it closes the connection
+            next(lines)  # the slot is now taken
+            waited = {}
+
+            def queued():
+                waited["r"] = httpx.post(base + "/v1/chat/completions", timeout=60,
+                                         json={"model": "mini", "messages": Q, "max_tokens": 1})
+
+            t = threading.Thread(target=queued)
+            t.start()
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                m = httpx.get(base + "/metrics").text
+                if 'tandem_queue_depth{model="qwen2.5-coder-0.5b-instruct"} 1' in m:
+                    break
+                time.sleep(0.05)
+            r = httpx.post(base + "/v1/chat/completions", json={"model": "mini", "messages": Q, "max_tokens": 1}, timeout=60)
+            assert r.status_code == 429 and r.headers["retry-after"] == "1"
+            assert r.json()["error"]["code"] == "queue_full"
+            t.join(30)
+            assert waited["r"].status_code == 503 and waited["r"].json()["error"]["code"] == "queue_timeout"
+            assert any(next(lines).startswith("data: {") for _ in range(4)), "the running stream is unaffected"
+    finally:
+        proc.terminate()
+        proc.wait(30)

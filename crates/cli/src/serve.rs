@@ -35,6 +35,16 @@ pub struct ServeArgs {
     /// Most tokens per forward step (prompt chunks plus decode tokens).
     #[arg(long)]
     step_tokens: Option<usize>,
+    /// Requests that may wait for a slot; beyond it the server answers 429 with Retry-After.
+    #[arg(long)]
+    max_queue: Option<usize>,
+    /// Seconds a request may wait for a slot before it gets 503.
+    #[arg(long)]
+    queue_timeout: Option<u64>,
+    /// Memory for KV caches per tier, in MiB (default: a quarter of the available RAM); it caps
+    /// the slots: --parallel is lowered to what fits.
+    #[arg(long)]
+    kv_budget_mib: Option<usize>,
     /// Generation cap for requests without max_tokens.
     #[arg(long)]
     default_max_tokens: Option<usize>,
@@ -71,6 +81,9 @@ struct FileConfig {
     ctx_size: Option<usize>,
     parallel: Option<usize>,
     step_tokens: Option<usize>,
+    max_queue: Option<usize>,
+    queue_timeout: Option<u64>,
+    kv_budget_mib: Option<usize>,
     default_max_tokens: Option<usize>,
     max_body_bytes: Option<usize>,
     ignore_unknown_fields: Option<bool>,
@@ -100,6 +113,14 @@ fn fnv(s: &str) -> u64 {
 }
 
 pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
+    // Request log lines to stderr; RUST_LOG overrides the level.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
     let f = read_config(a.config.as_deref())?;
     let host = a.host.or(f.host).unwrap_or_else(|| "127.0.0.1".into());
     let port = a.port.or(f.port).unwrap_or(8080);
@@ -109,6 +130,13 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
     if parallel == 0 || ctx_size < 16 || step_tokens == 0 {
         bail!("--parallel and --step-tokens must be at least 1 and --ctx-size at least 16");
     }
+    let max_queue = a.max_queue.or(f.max_queue).unwrap_or(256);
+    let queue_timeout = Duration::from_secs(a.queue_timeout.or(f.queue_timeout).unwrap_or(300));
+    let kv_budget = a
+        .kv_budget_mib
+        .or(f.kv_budget_mib)
+        .map(|m| m << 20)
+        .unwrap_or_else(|| available_memory() / 4);
     crate::commands::set_threads(a.threads.or(f.threads))?;
     let data_dir = a.data_dir.or(f.data_dir).unwrap_or_else(|| home.data());
     std::fs::create_dir_all(&data_dir)
@@ -157,15 +185,28 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
             bail!("model {name} is listed twice");
         }
         let ctx = ctx_size.min(lm.model.config.ctx_train);
+        let slot_bytes = tandem_model::KvCache::bytes_for(&lm.model.config, ctx);
+        let slots = parallel.min((kv_budget / slot_bytes).max(1));
+        if slots < parallel {
+            eprintln!(
+                "tandem: {name}: the KV budget of {} MiB fits {slots} of {parallel} slots of {ctx} tokens",
+                kv_budget >> 20
+            );
+        }
         let engine = EngineHandle::spawn(
             lm,
             EngineConfig {
-                slots: parallel,
+                slots,
                 ctx,
                 step_tokens,
+                max_queue,
+                queue_timeout,
             },
         );
-        eprintln!("tandem: {name} ({id}) ready: {parallel} slots of {ctx} tokens");
+        eprintln!(
+            "tandem: {name} ({id}) ready: {slots} slots of {ctx} tokens ({} MiB of KV cache)",
+            (slots * slot_bytes) >> 20
+        );
         served.push(Tier {
             name,
             id,
@@ -218,4 +259,18 @@ pub fn created_time(path: &Path) -> u64 {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// MemAvailable from /proc/meminfo (8 GiB where it cannot be read).
+fn available_memory() -> usize {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<usize>().ok())
+        })
+        .map(|kib| kib << 10)
+        .unwrap_or(8 << 30)
 }

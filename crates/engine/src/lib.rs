@@ -37,6 +37,8 @@ pub enum EngineError {
     PromptTooLong { prompt: usize, ctx: usize },
     #[error("the engine has stopped")]
     Stopped,
+    #[error("the server is at capacity ({waiting} requests waiting)")]
+    Overloaded { waiting: usize },
     #[error("invalid parameter {param}: {problem}")]
     BadParam { param: &'static str, problem: String },
 }

@@ -29,6 +29,10 @@ pub struct EngineConfig {
     pub ctx: usize,
     /// Most tokens in one forward step (decode tokens plus prompt chunks).
     pub step_tokens: usize,
+    /// Requests allowed to wait for a slot; more are refused (`EngineError::Overloaded`).
+    pub max_queue: usize,
+    /// A request still waiting for a slot after this long is dropped with `Event::TimedOut`.
+    pub queue_timeout: std::time::Duration,
 }
 
 /// Queue order: interactive requests always go before batch work.
@@ -68,6 +72,8 @@ pub enum Event {
         reason: FinishReason,
         completion_tokens: usize,
     },
+    /// The request waited longer than the queue timeout for a slot and was dropped.
+    TimedOut,
     /// The request could not be served (never for bad input: that is refused at `submit`).
     Failed(String),
 }
@@ -75,6 +81,7 @@ pub enum Event {
 /// Counters for metrics, updated by the scheduler thread.
 #[derive(Debug, Default)]
 pub struct EngineStats {
+    /// Requests submitted and not yet admitted (kept by `submit` and the scheduler together).
     pub waiting: AtomicUsize,
     pub active: AtomicUsize,
     pub steps: AtomicU64,
@@ -89,7 +96,7 @@ pub struct EngineStats {
 }
 
 enum Cmd {
-    Submit(Box<GenRequest>, UnboundedSender<Event>),
+    Submit(Box<GenRequest>, UnboundedSender<Event>, std::time::Instant),
 }
 
 /// The server's side of a scheduler: cheap to clone, usable from async code.
@@ -147,12 +154,29 @@ impl EngineHandle {
                 problem: format!("{} is not in [1, {}]", req.n, self.config.slots),
             });
         }
+        // Admission control: a bounded queue, so overload is refused early instead of piling up.
+        let queued = self.stats.waiting.fetch_add(1, Ordering::AcqRel);
+        if queued >= self.config.max_queue {
+            self.stats.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(EngineError::Overloaded { waiting: queued });
+        }
         let (etx, erx) = unbounded_channel();
-        self.tx
-            .send(Cmd::Submit(Box::new(req), etx))
-            .map_err(|_| EngineError::Stopped)?;
+        if self
+            .tx
+            .send(Cmd::Submit(Box::new(req), etx, std::time::Instant::now()))
+            .is_err()
+        {
+            self.stats.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(EngineError::Stopped);
+        }
         Ok(erx)
     }
+}
+
+struct Waiting {
+    req: Box<GenRequest>,
+    tx: UnboundedSender<Event>,
+    since: std::time::Instant,
 }
 
 struct Slot {
@@ -193,7 +217,7 @@ struct Scheduler {
     stats: Arc<EngineStats>,
     slots: Vec<Slot>,
     st: RunState,
-    waiting: VecDeque<(Box<GenRequest>, UnboundedSender<Event>)>,
+    waiting: VecDeque<Waiting>,
     active: Vec<Seq>,
     next_request: u64,
 }
@@ -238,7 +262,6 @@ impl Scheduler {
             if !self.active.is_empty() {
                 self.step();
             }
-            self.stats.waiting.store(self.waiting.len(), Ordering::Relaxed);
             self.stats.active.store(self.active.len(), Ordering::Relaxed);
             let used = self.slots.iter().filter(|s| s.busy).map(|s| s.kv.len).sum();
             self.stats.kv_used.store(used, Ordering::Relaxed);
@@ -247,20 +270,36 @@ impl Scheduler {
 
     fn command(&mut self, cmd: Cmd) {
         match cmd {
-            Cmd::Submit(req, tx) => {
+            Cmd::Submit(req, tx, since) => {
                 // Interactive requests go ahead of queued batch work, FIFO within a priority.
                 let at = self
                     .waiting
                     .iter()
-                    .position(|(r, _)| r.priority > req.priority)
+                    .position(|w| w.req.priority > req.priority)
                     .unwrap_or(self.waiting.len());
-                self.waiting.insert(at, (req, tx));
+                self.waiting.insert(at, Waiting { req, tx, since });
             }
         }
     }
 
+    /// Drops waiting requests whose client left or whose queue time ran out, and finished or
+    /// abandoned sequences.
     fn drop_cancelled(&mut self) {
-        self.waiting.retain(|(_, tx)| !tx.is_closed());
+        let timeout = self.cfg.queue_timeout;
+        let before = self.waiting.len();
+        self.waiting.retain(|w| {
+            if w.tx.is_closed() {
+                return false;
+            }
+            if w.since.elapsed() > timeout {
+                let _ = w.tx.send(Event::TimedOut);
+                return false;
+            }
+            true
+        });
+        self.stats
+            .waiting
+            .fetch_sub(before - self.waiting.len(), Ordering::AcqRel);
         for s in self.active.iter_mut() {
             if s.tx.is_closed() {
                 s.done = true;
@@ -283,12 +322,13 @@ impl Scheduler {
     /// Moves waiting requests into free slots, choosing for each prompt the free slot that already
     /// holds its longest prefix.
     fn admit(&mut self) {
-        while let Some((req, _)) = self.waiting.front() {
+        while let Some(w) = self.waiting.front() {
             let free: Vec<usize> = (0..self.slots.len()).filter(|&i| !self.slots[i].busy).collect();
-            if free.len() < req.n {
+            if free.len() < w.req.n {
                 return;
             }
-            let (req, tx) = self.waiting.pop_front().expect("front exists");
+            let Waiting { req, tx, .. } = self.waiting.pop_front().expect("front exists");
+            self.stats.waiting.fetch_sub(1, Ordering::AcqRel);
             let prompt = Arc::new(req.prompt);
             // Reuse at most prompt.len() - 1 positions: the last prompt token must run to give logits.
             let common = |s: &Slot| {

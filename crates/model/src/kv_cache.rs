@@ -26,6 +26,11 @@ impl KvCache {
         }
     }
 
+    /// Bytes a cache of `ctx` positions takes for this model (K and V, f32).
+    pub fn bytes_for(cfg: &Config, ctx: usize) -> usize {
+        2 * cfg.n_layer * ctx * cfg.kv_dim() * std::mem::size_of::<f32>()
+    }
+
     /// Forgets positions from `len` on (e.g. to reuse a shared prompt prefix).
     pub fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);

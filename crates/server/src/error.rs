@@ -75,6 +75,27 @@ impl ApiError {
         }
     }
 
+    /// 429: the queue is full.
+    pub fn queue_full(waiting: usize) -> Self {
+        Self {
+            code: Some("queue_full"),
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "requests",
+                format!("The server is at capacity ({waiting} requests are waiting). Please retry after a short wait."),
+            )
+        }
+    }
+
+    /// 503: waited too long for a slot.
+    pub fn queue_timeout() -> Self {
+        Self {
+            code: Some("queue_timeout"),
+            ..Self::overloaded("The server is overloaded: the request waited too long for capacity. Please retry.")
+        }
+    }
+
     /// 500: a bug, never bad input.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)
@@ -111,6 +132,7 @@ impl From<tandem_engine::EngineError> for ApiError {
                 format!("This model's maximum context length is {ctx} tokens. However, your messages resulted in {prompt} tokens. Please reduce the length of the messages."),
             ),
             E::Stopped => ApiError::overloaded("The server is shutting down."),
+            E::Overloaded { waiting } => ApiError::queue_full(waiting),
             other => ApiError::internal(other.to_string()),
         }
     }

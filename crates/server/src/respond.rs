@@ -148,11 +148,17 @@ pub async fn complete(
                 choices[choice].tokens = completion_tokens;
                 finished += 1;
             }
+            Some(Event::TimedOut) => return ApiError::queue_timeout().into_response(),
             Some(Event::Failed(msg)) => return ApiError::internal(msg).into_response(),
             None => return ApiError::internal("the engine dropped the request").into_response(),
         }
     }
     let completion_tokens: usize = choices.iter().map(|c| c.tokens).sum();
+    if state.config.log_content {
+        for (i, c) in choices.iter().enumerate() {
+            tracing::info!(id = %head.id, choice = i, prompt_tokens, completion = %c.text, "completion (--log-content)");
+        }
+    }
     let logprobs_on = v.gen.top_logprobs.is_some();
     let out: Vec<Value> = choices
         .iter()
@@ -282,6 +288,10 @@ pub fn stream(state: Arc<AppState>, v: ValidRequest, mut rx: UnboundedReceiver<E
                             json!([{"text": "", "index": choice, "logprobs": null, "finish_reason": reason.as_str()}])
                         }
                     }
+                }
+                Some(Event::TimedOut) => {
+                    let _ = send(SseEvent::default().data(ApiError::queue_timeout().body().to_string())).await;
+                    return;
                 }
                 Some(Event::Failed(msg)) => {
                     let _ = send(SseEvent::default().data(ApiError::internal(msg).body().to_string())).await;

@@ -59,8 +59,12 @@ async fn around(State(state): State<Arc<AppState>>, req: Request, next: Next) ->
     use std::sync::atomic::Ordering::Relaxed;
     state.metrics.requests.fetch_add(1, Relaxed);
     let id = new_id("req_");
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let start = Instant::now();
     let mut resp = next.run(req).await;
     let s = resp.status();
+    // Never the body: prompts and completions stay out of the log (see --log-content).
+    tracing::info!(request_id = %id, %method, %path, status = s.as_u16(), ms = start.elapsed().as_millis() as u64, "request");
     let counter = if s.is_server_error() {
         &state.metrics.responses_5xx
     } else if s.is_client_error() {
