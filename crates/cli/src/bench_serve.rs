@@ -170,7 +170,12 @@ pub fn bench_serve(a: BenchServeArgs) -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(600)).build()?;
+    // No connection reuse: some servers close idle keep-alive connections, which a pooled client
+    // only notices when its next request fails.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .pool_max_idle_per_host(0)
+        .build()?;
     let mut rows = Vec::new();
     rt.block_on(async {
         // Warm-up: page the weights in.

@@ -9,8 +9,18 @@ pub fn rms_norm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
     }
 }
 
-/// In-place softmax over `x`.
+/// In-place softmax over `x` (vector exp where the CPU has AVX2).
 pub fn softmax(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 {
+        // SAFETY: AVX2, FMA and F16C were detected.
+        return unsafe { crate::x86::softmax(x) };
+    }
+    softmax_scalar(x)
+}
+
+/// The scalar twin of `softmax`.
+pub fn softmax_scalar(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0f32;
     for v in x.iter_mut() {
@@ -27,6 +37,19 @@ pub fn softmax(x: &mut [f32]) {
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     for (g, &u) in gate.iter_mut().zip(up) {
         *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+/// y += a · x
+pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len());
+    #[cfg(target_arch = "x86_64")]
+    if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 && x.len().is_multiple_of(8) {
+        // SAFETY: features detected; equal lengths, multiple of 8.
+        return unsafe { crate::x86::axpy(a, x, y) };
+    }
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o += a * v;
     }
 }
 

@@ -162,3 +162,28 @@ fn simd_dequantisation_is_bit_exact() {
         }
     }
 }
+
+#[test]
+fn vector_softmax_and_axpy_match_their_scalar_twins() {
+    use tandem_kernels::ops::{axpy, softmax, softmax_scalar};
+    for n in [1usize, 7, 8, 33, 1000] {
+        let base: Vec<f32> = (0..n).map(|i| ((i as f32 * 1.37).sin() * 30.0) - 5.0).collect();
+        let (mut a, mut b) = (base.clone(), base.clone());
+        softmax(&mut a);
+        softmax_scalar(&mut b);
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= 1e-6 + 2e-6 * y.abs(), "n {n}: {x} vs {y}");
+        }
+        assert!((a.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+    let x: Vec<f32> = (0..64).map(|i| i as f32 * 0.1).collect();
+    let mut y1 = vec![1.0f32; 64];
+    let mut y2 = y1.clone();
+    axpy(0.5, &x, &mut y1);
+    for (o, v) in y2.iter_mut().zip(&x) {
+        *o += 0.5 * v;
+    }
+    for (a, b) in y1.iter().zip(&y2) {
+        assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0));
+    }
+}

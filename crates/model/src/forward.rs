@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 use tandem_kernels::dispatch::dot_f32;
 use tandem_kernels::matmul;
-use tandem_kernels::ops::{add_assign, rms_norm, rope_neox, softmax, swiglu};
+use tandem_kernels::ops::{add_assign, axpy, rms_norm, rope_neox, softmax, swiglu};
 
 use crate::{KvCache, Model, ModelError, Result, RunState};
 
@@ -203,7 +203,9 @@ impl Model {
     }
 
     /// Causal grouped-query attention of the step's tokens over their own sequences' caches.
-    /// st.q: [n, n_head, hd] → st.att: [n, n_head, hd]; query head h reads KV head h / (n_head / n_kv_head).
+    /// st.q: [n, n_head, hd] → st.att: [n, n_head, hd]. The `group` query heads that share KV head g
+    /// (heads g·group .. (g+1)·group) are done together, so each cached K and V row is read once
+    /// for all of them.
     fn attention(&self, st: &mut RunState, seqs: &[SeqStep], layer: usize, n: usize) {
         let c = &self.config;
         let hd = c.head_dim;
@@ -211,27 +213,35 @@ impl Model {
         let scale = 1.0 / (hd as f32).sqrt();
         let (q, tok_seq, tok_pos) = (&st.q, &st.tok_seq, &st.tok_pos);
         st.att[..n * c.n_head * hd]
-            .par_chunks_mut(hd)
+            .par_chunks_mut(group * hd)
             .enumerate()
             .for_each(|(i, out)| {
-                let (t, h) = (i / c.n_head, i % c.n_head);
+                let (t, g) = (i / c.n_kv_head, i % c.n_kv_head);
                 let kv: &KvCache = seqs[tok_seq[t]].kv;
-                let qh = &q[i * hd..(i + 1) * hd];
-                let off = (h / group) * hd;
+                // q heads of this group: [group, hd]
+                let qg = &q[(t * c.n_head + g * group) * hd..(t * c.n_head + (g + 1) * group) * hd];
+                let off = g * hd;
                 let n_ctx = tok_pos[t] + 1;
                 SCORES.with(|s| {
                     let mut s = s.borrow_mut();
-                    s.resize(n_ctx, 0.0);
-                    for (p, sc) in s.iter_mut().enumerate() {
+                    // scores: [group, n_ctx]
+                    s.resize(group * n_ctx, 0.0);
+                    for p in 0..n_ctx {
                         let at = kv.at(layer, p) + off;
-                        *sc = dot_f32(qh, &kv.k[at..at + hd]) * scale;
+                        let k = &kv.k[at..at + hd];
+                        for j in 0..group {
+                            s[j * n_ctx + p] = dot_f32(&qg[j * hd..(j + 1) * hd], k) * scale;
+                        }
                     }
-                    softmax(&mut s);
+                    for j in 0..group {
+                        softmax(&mut s[j * n_ctx..(j + 1) * n_ctx]);
+                    }
                     out.fill(0.0);
-                    for (p, &a) in s.iter().enumerate() {
+                    for p in 0..n_ctx {
                         let at = kv.at(layer, p) + off;
-                        for (o, &v) in out.iter_mut().zip(&kv.v[at..at + hd]) {
-                            *o += a * v;
+                        let v = &kv.v[at..at + hd];
+                        for j in 0..group {
+                            axpy(s[j * n_ctx + p], v, &mut out[j * hd..(j + 1) * hd]);
                         }
                     }
                 });

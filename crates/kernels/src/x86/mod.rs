@@ -119,3 +119,82 @@ pub unsafe fn tile_1x1(w: *const f32, x: *const f32, k: usize) -> f32 {
     }
     hsum(acc)
 }
+
+/// `y += a · x`.
+///
+/// # Safety
+/// AVX2 and FMA must be available; `x.len() == y.len()`, a multiple of 8.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    debug_assert!(x.len() == y.len() && x.len() % 8 == 0);
+    let av = _mm256_set1_ps(a);
+    let (px, py) = (x.as_ptr(), y.as_mut_ptr());
+    let mut i = 0;
+    while i < x.len() {
+        _mm256_storeu_ps(
+            py.add(i),
+            _mm256_fmadd_ps(av, _mm256_loadu_ps(px.add(i)), _mm256_loadu_ps(py.add(i))),
+        );
+        i += 8;
+    }
+}
+
+/// e^x on 8 lanes: range reduction by ln 2 and a degree-6 polynomial (the Cephes `expf` scheme),
+/// within a few ulp of `f32::exp` over [-87, 88]; inputs are clamped to that range.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn exp8(x: __m256) -> __m256 {
+    let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3)), _mm256_set1_ps(88.3));
+    let fx = _mm256_floor_ps(_mm256_fmadd_ps(
+        x,
+        _mm256_set1_ps(std::f32::consts::LOG2_E),
+        _mm256_set1_ps(0.5),
+    ));
+    let x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693_359_4), x);
+    let x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.121_944_4e-4), x);
+    let z = _mm256_mul_ps(x, x);
+    let mut y = _mm256_set1_ps(1.987_569_1e-4);
+    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+        y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(c));
+    }
+    y = _mm256_fmadd_ps(y, z, _mm256_add_ps(x, _mm256_set1_ps(1.0)));
+    let pow2n = _mm256_castsi256_ps(_mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)),
+        23,
+    ));
+    _mm256_mul_ps(y, pow2n)
+}
+
+/// In-place softmax with the vector exp.
+///
+/// # Safety
+/// AVX2 and FMA must be available.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn softmax(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mv = _mm256_set1_ps(max);
+    let n8 = x.len() / 8 * 8;
+    let p = x.as_mut_ptr();
+    let mut sum = _mm256_setzero_ps();
+    let mut i = 0;
+    while i < n8 {
+        let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p.add(i)), mv));
+        _mm256_storeu_ps(p.add(i), e);
+        sum = _mm256_add_ps(sum, e);
+        i += 8;
+    }
+    let mut total = hsum(sum);
+    for v in x[n8..].iter_mut() {
+        *v = (*v - max).exp();
+        total += *v;
+    }
+    let inv = _mm256_set1_ps(1.0 / total);
+    let mut i = 0;
+    while i < n8 {
+        _mm256_storeu_ps(p.add(i), _mm256_mul_ps(_mm256_loadu_ps(p.add(i)), inv));
+        i += 8;
+    }
+    for v in x[n8..].iter_mut() {
+        *v /= total;
+    }
+}
