@@ -126,7 +126,7 @@ pub unsafe fn tile_1x1(w: *const f32, x: *const f32, k: usize) -> f32 {
 /// AVX2 and FMA must be available; `x.len() == y.len()`, a multiple of 8.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    debug_assert!(x.len() == y.len() && x.len() % 8 == 0);
+    debug_assert!(x.len() == y.len() && x.len().is_multiple_of(8));
     let av = _mm256_set1_ps(a);
     let (px, py) = (x.as_ptr(), y.as_mut_ptr());
     let mut i = 0;
@@ -141,6 +141,9 @@ pub unsafe fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
 
 /// e^x on 8 lanes: range reduction by ln 2 and a degree-6 polynomial (the Cephes `expf` scheme),
 /// within a few ulp of `f32::exp` over [-87, 88]; inputs are clamped to that range.
+///
+/// # Safety
+/// AVX2 and FMA must be available.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn exp8(x: __m256) -> __m256 {
