@@ -37,6 +37,17 @@ pub fn isa() -> Isa {
     }
 }
 
+/// Whether the AVX-512 tile can be used (AVX-512F on top of the AVX2 set, and not forced off).
+pub fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        isa() == Isa::Avx2 && *HAS.get_or_init(|| is_x86_feature_detected!("avx512f"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Forces `isa` (e.g. scalar, to compare paths). Asking for an ISA the CPU lacks gives the best it has.
 pub fn force_isa(isa: Isa) {
     let isa = if isa == Isa::Avx2 { detect() } else { isa };

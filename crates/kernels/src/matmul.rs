@@ -62,6 +62,8 @@ const ROW_BLOCK: usize = 16;
 
 thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// Token pairs packed for the AVX-512 tile (on the calling thread, read by the workers).
+    static PAIRS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// `y[t][r] = Σ_c x[t][c] · W[r][c]` for `n_tok = x.len() / cols` tokens.
@@ -102,19 +104,28 @@ pub fn matmul(w: &QMatrix, x: &[f32], y: &mut [f32]) {
         return;
     }
     let chunk = ROW_BLOCK * (rows / (threads * 4 * ROW_BLOCK)).clamp(1, 64);
-    (0..rows.div_ceil(chunk)).into_par_iter().for_each(|c| {
-        let (r_begin, r_end) = (c * chunk, ((c + 1) * chunk).min(rows));
-        SCRATCH.with(|s| {
-            let mut s = s.borrow_mut();
-            s.resize(ROW_BLOCK * w.cols, 0.0);
-            for r0 in (r_begin..r_end).step_by(ROW_BLOCK) {
-                let nr = ROW_BLOCK.min(r_end - r0);
-                for i in 0..nr {
-                    dequantize(w.ty, w.row(r0 + i), &mut s[i * w.cols..(i + 1) * w.cols]);
+    let use_512 = crate::dispatch::avx512() && n_tok >= 4 && w.cols.is_multiple_of(8);
+    PAIRS.with(|pairs| {
+        let mut pairs = pairs.borrow_mut();
+        if use_512 {
+            #[cfg(target_arch = "x86_64")]
+            crate::x86::avx512::pack_pairs(x, n_tok, w.cols, &mut pairs);
+        }
+        let xp: Option<&[f32]> = use_512.then_some(&pairs[..]);
+        (0..rows.div_ceil(chunk)).into_par_iter().for_each(|c| {
+            let (r_begin, r_end) = (c * chunk, ((c + 1) * chunk).min(rows));
+            SCRATCH.with(|s| {
+                let mut s = s.borrow_mut();
+                s.resize(ROW_BLOCK * w.cols, 0.0);
+                for r0 in (r_begin..r_end).step_by(ROW_BLOCK) {
+                    let nr = ROW_BLOCK.min(r_end - r0);
+                    for i in 0..nr {
+                        dequantize(w.ty, w.row(r0 + i), &mut s[i * w.cols..(i + 1) * w.cols]);
+                    }
+                    // SAFETY: this task owns rows r0..r0+nr of every token's output.
+                    unsafe { gemm_block(&s[..nr * w.cols], nr, x, xp, n_tok, w.cols, out.at(r0), rows) };
                 }
-                // SAFETY: this task owns rows r0..r0+nr of every token's output.
-                unsafe { gemm_block(&s[..nr * w.cols], nr, x, n_tok, w.cols, out.at(r0), rows) };
-            }
+            });
         });
     });
 }
@@ -123,12 +134,31 @@ pub fn matmul(w: &QMatrix, x: &[f32], y: &mut [f32]) {
 ///
 /// # Safety
 /// `out` must be valid for writes at every `t * ld + r` with `r < nr`, `t < n_tok`.
-unsafe fn gemm_block(wf: &[f32], nr: usize, x: &[f32], n_tok: usize, k: usize, out: *mut f32, ld: usize) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_block(
+    wf: &[f32],
+    nr: usize,
+    x: &[f32],
+    xp: Option<&[f32]>,
+    n_tok: usize,
+    k: usize,
+    out: *mut f32,
+    ld: usize,
+) {
     #[cfg(target_arch = "x86_64")]
     if isa() == Isa::Avx2 && k.is_multiple_of(8) {
+        // With AVX-512: the 4-row × 4-token tiles, blocked over k; the tokens they leave (n_tok % 4)
+        // go through the AVX2 tiles below, with the same arithmetic.
+        let t_done = match xp {
+            Some(xp) => {
+                gemm_block_512(wf, nr / 4 * 4, xp, n_tok / 4 * 4, k, out, ld);
+                n_tok / 4 * 4
+            }
+            None => 0,
+        };
         let mut r = 0;
         while r + 4 <= nr {
-            let mut t = 0;
+            let mut t = t_done;
             while t + 2 <= n_tok {
                 let v = crate::x86::tile_4x2(wf.as_ptr().add(r * k), x.as_ptr().add(t * k), k);
                 for (i, row) in v.iter().enumerate() {
@@ -157,4 +187,59 @@ unsafe fn gemm_block(wf: &[f32], nr: usize, x: &[f32], n_tok: usize, k: usize, o
             *out.add(t * ld + r) = dot_exact(&wf[r * k..(r + 1) * k], &x[t * k..(t + 1) * k]);
         }
     }
+}
+
+/// Steps of 8 elements per k-chunk: 32 steps = 256 elements, so a chunk of 16 weight rows (16 KiB)
+/// and of one token quad (4 KiB) stay in L1 while the tiles run over them.
+#[cfg(target_arch = "x86_64")]
+const K_STEPS: usize = 32;
+
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// Accumulator state of the tiles of one row block: [row quads × token quads × 8] registers.
+    static TILE_ACC: RefCell<Vec<std::arch::x86_64::__m512>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The AVX-512 part of `gemm_block`: rows `0..nr` (a multiple of 4), tokens `0..n_tok` (a multiple
+/// of 4, packed in pairs in `xp`), blocked over k.
+///
+/// # Safety
+/// As `gemm_block`; AVX-512F must be available (`dispatch::avx512()`).
+#[cfg(target_arch = "x86_64")]
+unsafe fn gemm_block_512(wf: &[f32], nr: usize, xp: &[f32], n_tok: usize, k: usize, out: *mut f32, ld: usize) {
+    use crate::x86::avx512;
+    let (n_rq, n_tq, steps) = (nr / 4, n_tok / 4, k / 8);
+    if n_rq == 0 || n_tq == 0 {
+        return;
+    }
+    TILE_ACC.with(|acc| {
+        let mut acc = acc.borrow_mut();
+        acc.clear();
+        acc.resize(n_rq * n_tq * 8, avx512::zero());
+        for s0 in (0..steps).step_by(K_STEPS) {
+            let s1 = (s0 + K_STEPS).min(steps);
+            for tq in 0..n_tq {
+                let (p0, p1) = (xp.as_ptr().add(4 * tq * k), xp.as_ptr().add((4 * tq + 2) * k));
+                for rq in 0..n_rq {
+                    let a: &mut [_; 8] = (&mut acc[(rq * n_tq + tq) * 8..(rq * n_tq + tq + 1) * 8])
+                        .try_into()
+                        .expect("8 registers");
+                    avx512::tile_4x4_steps(wf.as_ptr().add(4 * rq * k), k, p0, p1, s0, s1, a);
+                }
+            }
+        }
+        for rq in 0..n_rq {
+            for tq in 0..n_tq {
+                let a: &[_; 8] = (&acc[(rq * n_tq + tq) * 8..(rq * n_tq + tq + 1) * 8])
+                    .try_into()
+                    .expect("8 registers");
+                let v = avx512::tile_4x4_finish(a);
+                for (i, row) in v.iter().enumerate() {
+                    for (j, &val) in row.iter().enumerate() {
+                        *out.add((4 * tq + j) * ld + 4 * rq + i) = val;
+                    }
+                }
+            }
+        }
+    });
 }

@@ -10,6 +10,7 @@
 //! tile path (many tokens) give bit-identical results, and a sequence's numbers never depend on
 //! what else is in the batch.
 
+pub mod avx512;
 mod rows;
 mod weights;
 
