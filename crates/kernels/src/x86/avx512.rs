@@ -7,7 +7,7 @@ use std::arch::x86_64::*;
 
 use super::hsum;
 
-/// Interleaves tokens in pairs for `tile_4x4`: pair p is `[k/8][16]` floats, 8 from token 2p then
+/// Interleaves tokens in pairs for `tile_4x4_steps`: pair p is `[k/8][16]` floats, 8 from token 2p then
 /// 8 from token 2p + 1 for each step of 8 elements. x: [n_tok, k]; out: [n_tok / 2, k / 8, 16].
 pub fn pack_pairs(x: &[f32], n_tok: usize, k: usize, out: &mut Vec<f32>) {
     let pairs = n_tok / 2;
