@@ -107,15 +107,20 @@ pub fn dot_exact(w: &[f32], x: &[f32]) -> f32 {
         // SAFETY: features detected; equal lengths, multiple of 8.
         return unsafe { crate::x86::tile_1x1(w.as_ptr(), x.as_ptr(), w.len()) };
     }
+    dot8_scalar(w, x)
+}
+
+/// Scalar dot product with 8 lane accumulators (the scalar twin of the 8-lane SIMD sums).
+fn dot8_scalar(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
-    let mut cw = w.chunks_exact(8);
-    let mut cx = x.chunks_exact(8);
-    for (a, b) in (&mut cw).zip(&mut cx) {
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
         for l in 0..8 {
-            acc[l] += a[l] * b[l];
+            acc[l] += x[l] * y[l];
         }
     }
-    let tail: f32 = cw.remainder().iter().zip(cx.remainder()).map(|(a, b)| a * b).sum();
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
     acc.iter().sum::<f32>() + tail
 }
 
@@ -173,14 +178,5 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
         // SAFETY: features detected; equal lengths, multiple of 8.
         return unsafe { crate::x86::dot_f32(a, b) };
     }
-    let mut acc = [0f32; 8];
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    acc.iter().sum::<f32>() + tail
+    dot8_scalar(a, b)
 }
