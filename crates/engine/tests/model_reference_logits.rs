@@ -40,5 +40,5 @@ fn mini_matches_the_numpy_reference() {
             );
         }
     }
-    eprintln!("largest top-5 relative-logit difference from the reference: {worst:.4}");
+    eprintln!("largest top-5 relative-logit difference from the reference: {worst:.6}");
 }
