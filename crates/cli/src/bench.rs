@@ -35,6 +35,9 @@ pub struct BenchArgs {
     depth: usize,
     #[arg(long, default_value_t = 3)]
     reps: usize,
+    /// KV-cache element type: f16 or f32.
+    #[arg(long, default_value = "f16")]
+    kv_type: String,
     #[arg(long)]
     threads: Option<usize>,
     #[arg(long)]
@@ -55,7 +58,12 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
     let lm = LoadedModel::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let cfg = &lm.model.config;
     let ctx = a.depth + a.prompt.max(a.gen) + 1;
-    let mut kv = KvCache::new(cfg, ctx);
+    let kv_type = match a.kv_type.as_str() {
+        "f16" => tandem_model::KvType::F16,
+        "f32" => tandem_model::KvType::F32,
+        other => anyhow::bail!("--kv-type {other:?}: expected f16 or f32"),
+    };
+    let mut kv = KvCache::with_type(cfg, ctx, kv_type);
     let mut st = RunState::new(cfg, tandem_engine::PREFILL_BATCH, 1, ctx);
     let mut rng = Rng::new(42);
     let mut tokens = |n: usize| -> Vec<u32> { (0..n).map(|_| (rng.next_u64() % 150_000) as u32).collect() };

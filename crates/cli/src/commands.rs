@@ -57,7 +57,7 @@ pub struct LogitsArgs {
     tokens: String,
     #[arg(long, default_value_t = 5)]
     top: usize,
-    /// Force f32 activations everywhere (today's only path; kept for when int8 activations land).
+    /// Exact mode: f32 activations and an f32 KV cache (the default caches K and V in f16).
     #[arg(long)]
     exact: bool,
     #[arg(long)]
@@ -162,10 +162,14 @@ pub fn logits(home: &Home, a: LogitsArgs) -> Result<()> {
     if ids.is_empty() {
         bail!("--tokens is empty");
     }
-    let _ = a.exact;
     let path = home.resolve_model(&a.model.model)?;
     let lm = LoadedModel::load(&path)?;
-    let mut gen = Generator::new(&lm, ids.len() + 1);
+    let kv_type = if a.exact {
+        tandem_model::KvType::F32
+    } else {
+        tandem_model::KvType::F16
+    };
+    let mut gen = Generator::with_kv_type(&lm, ids.len() + 1, kv_type);
     let logits = gen.logits(&ids)?;
     let mut idx: Vec<usize> = (0..logits.len()).collect();
     idx.sort_by(|&x, &y| logits[y].total_cmp(&logits[x]).then(x.cmp(&y)));

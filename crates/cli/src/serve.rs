@@ -35,6 +35,9 @@ pub struct ServeArgs {
     /// Most tokens per forward step (prompt chunks plus decode tokens).
     #[arg(long)]
     step_tokens: Option<usize>,
+    /// KV-cache element type: f16 (default, half the memory) or f32 (exact).
+    #[arg(long)]
+    kv_type: Option<String>,
     /// Requests that may wait for a slot; beyond it the server answers 429 with Retry-After.
     #[arg(long)]
     max_queue: Option<usize>,
@@ -81,6 +84,7 @@ struct FileConfig {
     ctx_size: Option<usize>,
     parallel: Option<usize>,
     step_tokens: Option<usize>,
+    kv_type: Option<String>,
     max_queue: Option<usize>,
     queue_timeout: Option<u64>,
     kv_budget_mib: Option<usize>,
@@ -130,6 +134,11 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
     if parallel == 0 || ctx_size < 16 || step_tokens == 0 {
         bail!("--parallel and --step-tokens must be at least 1 and --ctx-size at least 16");
     }
+    let kv_type = match a.kv_type.or(f.kv_type).as_deref() {
+        None | Some("f16") => tandem_model::KvType::F16,
+        Some("f32") => tandem_model::KvType::F32,
+        Some(other) => bail!("--kv-type {other:?}: expected f16 or f32"),
+    };
     let max_queue = a.max_queue.or(f.max_queue).unwrap_or(256);
     let queue_timeout = Duration::from_secs(a.queue_timeout.or(f.queue_timeout).unwrap_or(300));
     let kv_budget = a
@@ -185,7 +194,7 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
             bail!("model {name} is listed twice");
         }
         let ctx = ctx_size.min(lm.model.config.ctx_train);
-        let slot_bytes = tandem_model::KvCache::bytes_for(&lm.model.config, ctx);
+        let slot_bytes = tandem_model::KvCache::bytes_for(&lm.model.config, ctx, kv_type);
         let slots = parallel.min((kv_budget / slot_bytes).max(1));
         if slots < parallel {
             eprintln!(
@@ -199,6 +208,7 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
                 slots,
                 ctx,
                 step_tokens,
+                kv_type,
                 max_queue,
                 queue_timeout,
             },

@@ -64,11 +64,16 @@ pub struct Generator<'m> {
 pub const PREFILL_BATCH: usize = 256;
 
 impl<'m> Generator<'m> {
+    /// A generator with an f16 KV cache.
     pub fn new(lm: &'m LoadedModel, ctx: usize) -> Self {
+        Self::with_kv_type(lm, ctx, tandem_model::KvType::F16)
+    }
+
+    pub fn with_kv_type(lm: &'m LoadedModel, ctx: usize, kv_type: tandem_model::KvType) -> Self {
         let cfg = &lm.model.config;
         Self {
             lm,
-            kv: KvCache::new(cfg, ctx),
+            kv: KvCache::with_type(cfg, ctx, kv_type),
             st: RunState::new(cfg, PREFILL_BATCH, 1, ctx),
         }
     }

@@ -29,6 +29,8 @@ pub struct EngineConfig {
     pub ctx: usize,
     /// Most tokens in one forward step (decode tokens plus prompt chunks).
     pub step_tokens: usize,
+    /// Element type of the KV cache.
+    pub kv_type: tandem_model::KvType,
     /// Requests allowed to wait for a slot; more are refused (`EngineError::Overloaded`).
     pub max_queue: usize,
     /// A request still waiting for a slot after this long is dropped with `Event::TimedOut`.
@@ -227,7 +229,7 @@ impl Scheduler {
         let mc = &lm.model.config;
         let slots = (0..cfg.slots)
             .map(|_| Slot {
-                kv: KvCache::new(mc, cfg.ctx),
+                kv: KvCache::with_type(mc, cfg.ctx, cfg.kv_type),
                 cached: Vec::new(),
                 busy: false,
             })

@@ -70,3 +70,43 @@ pub fn rope_neox(head: &mut [f32], cos: &[f32], sin: &[f32]) {
         head[i + half] = a * sin[i] + b * cos[i];
     }
 }
+
+/// f32 → f16 bits, round to nearest even (F16C's and `half`'s rounding agree).
+pub fn to_f16(src: &[f32], dst: &mut [u16]) {
+    assert_eq!(src.len(), dst.len());
+    #[cfg(target_arch = "x86_64")]
+    if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 && src.len().is_multiple_of(8) {
+        // SAFETY: features detected; equal lengths, multiple of 8.
+        return unsafe { crate::x86::to_f16(src, dst) };
+    }
+    for (d, &x) in dst.iter_mut().zip(src) {
+        *d = half::f16::from_f32(x).to_bits();
+    }
+}
+
+/// `Σ q[i] · k[i]` with `k` in f16.
+pub fn dot_f16(q: &[f32], k: &[u16]) -> f32 {
+    assert_eq!(q.len(), k.len());
+    #[cfg(target_arch = "x86_64")]
+    if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 && q.len().is_multiple_of(8) {
+        // SAFETY: features detected; equal lengths, multiple of 8.
+        return unsafe { crate::x86::dot_f16(q, k) };
+    }
+    q.iter()
+        .zip(k)
+        .map(|(&a, &b)| a * half::f16::from_bits(b).to_f32())
+        .sum()
+}
+
+/// `y += a · x` with `x` in f16.
+pub fn axpy_f16(a: f32, x: &[u16], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len());
+    #[cfg(target_arch = "x86_64")]
+    if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 && x.len().is_multiple_of(8) {
+        // SAFETY: features detected; equal lengths, multiple of 8.
+        return unsafe { crate::x86::axpy_f16(a, x, y) };
+    }
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o += a * half::f16::from_bits(v).to_f32();
+    }
+}

@@ -187,3 +187,32 @@ fn vector_softmax_and_axpy_match_their_scalar_twins() {
         assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0));
     }
 }
+
+#[test]
+fn f16_kv_helpers_match_their_scalar_twins() {
+    use tandem_kernels::ops::{axpy_f16, dot_f16, to_f16};
+    let x: Vec<f32> = (0..64)
+        .map(|i| ((i as f32) * 0.77).sin() * 3.0 + if i == 5 { 60000.0 } else { 0.0 })
+        .collect();
+    let mut h = vec![0u16; 64];
+    to_f16(&x, &mut h);
+    for (a, &b) in x.iter().zip(&h) {
+        assert_eq!(half::f16::from_f32(*a).to_bits(), b, "rounding of {a}");
+    }
+    let q: Vec<f32> = (0..64).map(|i| (i as f32 * 0.1).cos()).collect();
+    let want: f32 = q
+        .iter()
+        .zip(&h)
+        .map(|(a, &b)| a * half::f16::from_bits(b).to_f32())
+        .sum();
+    assert!((dot_f16(&q, &h) - want).abs() <= 1e-3 * want.abs().max(1.0));
+    let mut y1 = vec![0.5f32; 64];
+    let mut y2 = y1.clone();
+    axpy_f16(0.25, &h, &mut y1);
+    for (o, &b) in y2.iter_mut().zip(&h) {
+        *o += 0.25 * half::f16::from_bits(b).to_f32();
+    }
+    for (a, b) in y1.iter().zip(&y2) {
+        assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}");
+    }
+}

@@ -12,9 +12,8 @@
 use std::cell::RefCell;
 
 use rayon::prelude::*;
-use tandem_kernels::dispatch::dot_f32;
 use tandem_kernels::matmul;
-use tandem_kernels::ops::{add_assign, axpy, rms_norm, rope_neox, softmax, swiglu};
+use tandem_kernels::ops::{add_assign, rms_norm, rope_neox, softmax, swiglu};
 
 use crate::{KvCache, Model, ModelError, Result, RunState};
 
@@ -148,10 +147,7 @@ impl Model {
                 add_assign(k, &lw.bk);
                 k.chunks_exact_mut(hd).for_each(|h| rope_neox(h, cos, sin));
                 add_assign(&mut st.v[t * kvd..(t + 1) * kvd], &lw.bv);
-                let kv = &mut *seqs[st.tok_seq[t]].kv;
-                let at = kv.at(l, p);
-                kv.k[at..at + kvd].copy_from_slice(k);
-                kv.v[at..at + kvd].copy_from_slice(&st.v[t * kvd..(t + 1) * kvd]);
+                seqs[st.tok_seq[t]].kv.write(l, p, k, &st.v[t * kvd..(t + 1) * kvd]);
             }
             self.attention(st, seqs, l, n);
             // x += o_proj(att)
@@ -227,10 +223,8 @@ impl Model {
                     // scores: [group, n_ctx]
                     s.resize(group * n_ctx, 0.0);
                     for p in 0..n_ctx {
-                        let at = kv.at(layer, p) + off;
-                        let k = &kv.k[at..at + hd];
                         for j in 0..group {
-                            s[j * n_ctx + p] = dot_f32(&qg[j * hd..(j + 1) * hd], k) * scale;
+                            s[j * n_ctx + p] = kv.k_dot(layer, p, off, &qg[j * hd..(j + 1) * hd]) * scale;
                         }
                     }
                     for j in 0..group {
@@ -238,10 +232,8 @@ impl Model {
                     }
                     out.fill(0.0);
                     for p in 0..n_ctx {
-                        let at = kv.at(layer, p) + off;
-                        let v = &kv.v[at..at + hd];
                         for j in 0..group {
-                            axpy(s[j * n_ctx + p], v, &mut out[j * hd..(j + 1) * hd]);
+                            kv.v_axpy(layer, p, off, s[j * n_ctx + p], &mut out[j * hd..(j + 1) * hd]);
                         }
                     }
                 });

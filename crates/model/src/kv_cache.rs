@@ -1,34 +1,79 @@
-//! The KV cache: keys and values of every layer and position, allocated once for the context size.
+//! The KV cache: keys and values of every layer and position, allocated once for the context size,
+//! in f16 (half the memory and bandwidth; the default, as in llama.cpp) or f32 (exact).
+
+use tandem_kernels::dispatch::dot_f32;
+use tandem_kernels::ops::{axpy, axpy_f16, dot_f16, to_f16};
 
 use crate::Config;
 
-/// k, v: [n_layer, ctx, kv_dim] f32. Positions `0..len` are filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvType {
+    F16,
+    F32,
+}
+
+impl KvType {
+    pub fn bytes(self) -> usize {
+        match self {
+            KvType::F16 => 2,
+            KvType::F32 => 4,
+        }
+    }
+}
+
+/// k, v: [n_layer, ctx, kv_dim] each.
+enum Store {
+    F32 { k: Vec<f32>, v: Vec<f32> },
+    F16 { k: Vec<u16>, v: Vec<u16> },
+}
+
+/// Positions `0..len` are filled.
 pub struct KvCache {
     pub ctx: usize,
     pub kv_dim: usize,
     pub n_layer: usize,
-    pub k: Vec<f32>,
-    pub v: Vec<f32>,
+    store: Store,
     /// Number of positions filled.
     pub len: usize,
 }
 
 impl KvCache {
+    /// An f16 cache.
     pub fn new(cfg: &Config, ctx: usize) -> Self {
+        Self::with_type(cfg, ctx, KvType::F16)
+    }
+
+    pub fn with_type(cfg: &Config, ctx: usize, ty: KvType) -> Self {
         let n = cfg.n_layer * ctx * cfg.kv_dim();
+        let store = match ty {
+            KvType::F32 => Store::F32 {
+                k: vec![0.0; n],
+                v: vec![0.0; n],
+            },
+            KvType::F16 => Store::F16 {
+                k: vec![0; n],
+                v: vec![0; n],
+            },
+        };
         Self {
             ctx,
             kv_dim: cfg.kv_dim(),
             n_layer: cfg.n_layer,
-            k: vec![0.0; n],
-            v: vec![0.0; n],
+            store,
             len: 0,
         }
     }
 
-    /// Bytes a cache of `ctx` positions takes for this model (K and V, f32).
-    pub fn bytes_for(cfg: &Config, ctx: usize) -> usize {
-        2 * cfg.n_layer * ctx * cfg.kv_dim() * std::mem::size_of::<f32>()
+    pub fn kv_type(&self) -> KvType {
+        match self.store {
+            Store::F32 { .. } => KvType::F32,
+            Store::F16 { .. } => KvType::F16,
+        }
+    }
+
+    /// Bytes a cache of `ctx` positions takes for this model (K and V).
+    pub fn bytes_for(cfg: &Config, ctx: usize, ty: KvType) -> usize {
+        2 * cfg.n_layer * ctx * cfg.kv_dim() * ty.bytes()
     }
 
     /// Forgets positions from `len` on (e.g. to reuse a shared prompt prefix).
@@ -41,18 +86,61 @@ impl KvCache {
     pub fn at(&self, layer: usize, pos: usize) -> usize {
         (layer * self.ctx + pos) * self.kv_dim
     }
-}
 
-impl KvCache {
-    /// Copies positions `0..len` of every layer from `other` (same model) and sets `self.len = len`:
-    /// `n` > 1 choices share one prefill this way.
+    /// Stores the key and value rows ([kv_dim] each) of `pos` in `layer`.
+    pub fn write(&mut self, layer: usize, pos: usize, k_row: &[f32], v_row: &[f32]) {
+        let at = self.at(layer, pos);
+        let n = self.kv_dim;
+        match &mut self.store {
+            Store::F32 { k, v } => {
+                k[at..at + n].copy_from_slice(k_row);
+                v[at..at + n].copy_from_slice(v_row);
+            }
+            Store::F16 { k, v } => {
+                to_f16(k_row, &mut k[at..at + n]);
+                to_f16(v_row, &mut v[at..at + n]);
+            }
+        }
+    }
+
+    /// `q · K[layer][pos][off..off + q.len()]`
+    #[inline]
+    pub fn k_dot(&self, layer: usize, pos: usize, off: usize, q: &[f32]) -> f32 {
+        let at = self.at(layer, pos) + off;
+        match &self.store {
+            Store::F32 { k, .. } => dot_f32(q, &k[at..at + q.len()]),
+            Store::F16 { k, .. } => dot_f16(q, &k[at..at + q.len()]),
+        }
+    }
+
+    /// `out += a · V[layer][pos][off..off + out.len()]`
+    #[inline]
+    pub fn v_axpy(&self, layer: usize, pos: usize, off: usize, a: f32, out: &mut [f32]) {
+        let at = self.at(layer, pos) + off;
+        match &self.store {
+            Store::F32 { v, .. } => axpy(a, &v[at..at + out.len()], out),
+            Store::F16 { v, .. } => axpy_f16(a, &v[at..at + out.len()], out),
+        }
+    }
+
+    /// Copies positions `0..len` of every layer from `other` (same model and type) and sets
+    /// `self.len = len`: `n` > 1 choices share one prefill this way.
     pub fn copy_prefix_from(&mut self, other: &KvCache, len: usize) {
         assert!(len <= other.len && len <= self.ctx && self.kv_dim == other.kv_dim && self.n_layer == other.n_layer);
+        let n = len * self.kv_dim;
         for l in 0..self.n_layer {
             let (src, dst) = (other.at(l, 0), self.at(l, 0));
-            let n = len * self.kv_dim;
-            self.k[dst..dst + n].copy_from_slice(&other.k[src..src + n]);
-            self.v[dst..dst + n].copy_from_slice(&other.v[src..src + n]);
+            match (&mut self.store, &other.store) {
+                (Store::F32 { k, v }, Store::F32 { k: ok, v: ov }) => {
+                    k[dst..dst + n].copy_from_slice(&ok[src..src + n]);
+                    v[dst..dst + n].copy_from_slice(&ov[src..src + n]);
+                }
+                (Store::F16 { k, v }, Store::F16 { k: ok, v: ov }) => {
+                    k[dst..dst + n].copy_from_slice(&ok[src..src + n]);
+                    v[dst..dst + n].copy_from_slice(&ov[src..src + n]);
+                }
+                _ => panic!("copy_prefix_from between caches of different types"),
+            }
         }
         self.len = len;
     }

@@ -15,7 +15,7 @@ mod weights;
 
 pub use config::{Arch, Config};
 pub use forward::SeqStep;
-pub use kv_cache::KvCache;
+pub use kv_cache::{KvCache, KvType};
 pub use state::RunState;
 pub use weights::Weights;
 

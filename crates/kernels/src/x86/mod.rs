@@ -202,3 +202,52 @@ pub unsafe fn softmax(x: &mut [f32]) {
         *v /= total;
     }
 }
+
+/// `Σ q[i] · f16(k[i])`, one 8-lane accumulator.
+///
+/// # Safety
+/// AVX2, FMA and F16C must be available; equal lengths, a multiple of 8.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_f16(q: &[f32], k: &[u16]) -> f32 {
+    debug_assert!(q.len() == k.len() && q.len().is_multiple_of(8));
+    let mut acc = _mm256_setzero_ps();
+    let mut i = 0;
+    while i < q.len() {
+        let kv = _mm256_cvtph_ps(_mm_loadu_si128(k.as_ptr().add(i) as *const __m128i));
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(i)), kv, acc);
+        i += 8;
+    }
+    hsum(acc)
+}
+
+/// `y += a · f16(x)`.
+///
+/// # Safety
+/// AVX2, FMA and F16C must be available; equal lengths, a multiple of 8.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn axpy_f16(a: f32, x: &[u16], y: &mut [f32]) {
+    debug_assert!(x.len() == y.len() && x.len().is_multiple_of(8));
+    let av = _mm256_set1_ps(a);
+    let mut i = 0;
+    while i < x.len() {
+        let xv = _mm256_cvtph_ps(_mm_loadu_si128(x.as_ptr().add(i) as *const __m128i));
+        let p = y.as_mut_ptr().add(i);
+        _mm256_storeu_ps(p, _mm256_fmadd_ps(av, xv, _mm256_loadu_ps(p)));
+        i += 8;
+    }
+}
+
+/// f32 → f16 bits, round to nearest even.
+///
+/// # Safety
+/// AVX2 and F16C must be available; equal lengths, a multiple of 8.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn to_f16(src: &[f32], dst: &mut [u16]) {
+    debug_assert!(src.len() == dst.len() && src.len().is_multiple_of(8));
+    let mut i = 0;
+    while i < src.len() {
+        let h = _mm256_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT }>(_mm256_loadu_ps(src.as_ptr().add(i)));
+        _mm_storeu_si128(dst.as_mut_ptr().add(i) as *mut __m128i, h);
+        i += 8;
+    }
+}
