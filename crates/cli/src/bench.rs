@@ -1,10 +1,11 @@
-//! `tandem bench`: prompt processing and token generation speed, measured like `llama-bench`
-//! (`-p 512 -n 128 -d DEPTH`): random token ids, the KV cache pre-filled to DEPTH untimed, the
-//! median of `--reps` runs reported.
+//! `tandem bench`: prompt processing and token generation speed, measured and reported like
+//! `llama-bench` (`-p 512 -n 128 -d 0,4096 -r 5 -t 2 -o md|json`): random token ids, the KV cache
+//! pre-filled to each depth untimed, one result per test with llama-bench's JSON fields (`n_prompt`,
+//! `n_gen`, `n_depth`, `n_threads`, `avg_ts`, `stddev_ts`, `samples_ts`) plus peak RSS.
 
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
 use tandem_engine::{LoadedModel, Rng};
@@ -24,29 +25,60 @@ pub struct BenchArgs {
     cmd: Option<BenchCmd>,
     #[command(flatten)]
     model: ModelArg,
-    /// Prompt tokens processed in one prefill (0 to skip).
-    #[arg(short = 'p', long, default_value_t = 512)]
-    prompt: usize,
-    /// Tokens generated one at a time (0 to skip).
-    #[arg(short = 'n', long, default_value_t = 128)]
-    gen: usize,
-    /// Tokens already in the KV cache before each measurement.
-    #[arg(short = 'd', long, default_value_t = 0)]
-    depth: usize,
-    #[arg(long, default_value_t = 3)]
+    /// Prompt lengths, comma-separated (0 to skip prompt processing).
+    #[arg(short = 'p', long = "n-prompt", default_value = "512")]
+    prompt: String,
+    /// Generation lengths, comma-separated (0 to skip).
+    #[arg(short = 'n', long = "n-gen", default_value = "128")]
+    gen: String,
+    /// KV-cache depths before each test, comma-separated.
+    #[arg(short = 'd', long = "n-depth", default_value = "0")]
+    depth: String,
+    /// Repetitions of each test.
+    #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
     reps: usize,
+    #[arg(short = 't', long)]
+    threads: Option<usize>,
     /// KV-cache element type: f16 or f32.
     #[arg(long, default_value = "f16")]
     kv_type: String,
-    #[arg(long)]
-    threads: Option<usize>,
-    #[arg(long)]
-    json: bool,
+    /// Output: md (a table) or json (llama-bench's fields).
+    #[arg(short = 'o', long, default_value = "md")]
+    output: String,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+fn list(s: &str, what: &str) -> Result<Vec<usize>> {
+    s.split(',')
+        .map(|x| {
+            x.trim()
+                .parse::<usize>()
+                .with_context(|| format!("{what}: {x:?} is not a number"))
+        })
+        .collect()
+}
+
+/// Peak resident memory of this process (VmHWM), in bytes.
+pub fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024)
+        .unwrap_or(0)
+}
+
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let m = v.iter().sum::<f64>() / v.len() as f64;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (v.len() - 1) as f64
+    } else {
+        0.0
+    };
+    (m, var.sqrt())
 }
 
 pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
@@ -54,89 +86,90 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
         return crate::bench_serve::bench_serve(s);
     }
     crate::commands::set_threads(a.threads)?;
-    let path = home.resolve_model(&a.model.model)?;
-    let lm = LoadedModel::load(&path).with_context(|| format!("loading {}", path.display()))?;
-    let cfg = &lm.model.config;
-    let ctx = a.depth + a.prompt.max(a.gen) + 1;
+    let (prompts, gens, depths) = (list(&a.prompt, "-p")?, list(&a.gen, "-n")?, list(&a.depth, "-d")?);
     let kv_type = match a.kv_type.as_str() {
         "f16" => tandem_model::KvType::F16,
         "f32" => tandem_model::KvType::F32,
-        other => anyhow::bail!("--kv-type {other:?}: expected f16 or f32"),
+        other => bail!("--kv-type {other:?}: expected f16 or f32"),
     };
+    if !matches!(a.output.as_str(), "md" | "json") {
+        bail!("-o {:?}: expected md or json", a.output);
+    }
+    let path = home.resolve_model(&a.model.model)?;
+    let lm = LoadedModel::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    let cfg = &lm.model.config;
+    let longest = prompts.iter().chain(&gens).copied().max().unwrap_or(1);
+    let ctx = depths.iter().copied().max().unwrap_or(0) + longest + 1;
     let mut kv = KvCache::with_type(cfg, ctx, kv_type);
     let mut st = RunState::new(cfg, tandem_engine::PREFILL_BATCH, 1, ctx);
     let mut rng = Rng::new(42);
     let mut tokens = |n: usize| -> Vec<u32> { (0..n).map(|_| (rng.next_u64() % 150_000) as u32).collect() };
-    let depth_tokens = tokens(a.depth);
     let reps = a.reps.max(1);
-
-    let fill = |kv: &mut KvCache, st: &mut RunState| -> Result<()> {
-        kv.truncate(0);
-        if !depth_tokens.is_empty() {
-            lm.model.forward(st, kv, &depth_tokens)?;
-        }
-        Ok(())
-    };
-    let (mut pp, mut tg) = (Vec::new(), Vec::new());
-    for _ in 0..reps {
-        if a.prompt > 0 {
-            let p = tokens(a.prompt);
-            fill(&mut kv, &mut st)?;
-            let t = Instant::now();
-            lm.model.forward(&mut st, &mut kv, &p)?;
-            pp.push(a.prompt as f64 / t.elapsed().as_secs_f64());
-        }
-        if a.gen > 0 {
-            fill(&mut kv, &mut st)?;
-            let mut tok = tokens(1)[0];
-            let t = Instant::now();
-            for _ in 0..a.gen {
-                let logits = lm.model.decode(&mut st, &mut kv, tok)?;
-                tok = tandem_engine::argmax(logits);
-            }
-            tg.push(a.gen as f64 / t.elapsed().as_secs_f64());
-        }
-    }
-    let pp_m = (!pp.is_empty()).then(|| median(pp.clone()));
-    let tg_m = (!tg.is_empty()).then(|| median(tg.clone()));
     let threads = rayon::current_num_threads();
-    if a.json {
-        println!(
-            "{}",
-            json!({"model": cfg.name, "file": path.display().to_string(), "threads": threads, "depth": a.depth,
-                   "cpu": tandem_kernels::cpu_features(),
-                   "pp": {"tokens": a.prompt, "median_tok_s": pp_m, "runs": pp},
-                   "tg": {"tokens": a.gen, "median_tok_s": tg_m, "runs": tg}})
+    let file_size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+
+    // Tests in llama-bench's order: every prompt test, then every generation test, at each depth.
+    let mut tests: Vec<(usize, usize, usize)> = Vec::new(); // (n_prompt, n_gen, depth)
+    for &d in &depths {
+        tests.extend(prompts.iter().filter(|&&p| p > 0).map(|&p| (p, 0, d)));
+        tests.extend(gens.iter().filter(|&&g| g > 0).map(|&g| (0, g, d)));
+    }
+    let mut results = Vec::new();
+    for (np, ng, depth) in tests {
+        let depth_tokens = tokens(depth);
+        let mut samples = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            kv.truncate(0);
+            if depth > 0 {
+                lm.model.forward(&mut st, &mut kv, &depth_tokens)?;
+            }
+            if np > 0 {
+                let p = tokens(np);
+                let t = Instant::now();
+                lm.model.forward(&mut st, &mut kv, &p)?;
+                samples.push(np as f64 / t.elapsed().as_secs_f64());
+            } else {
+                let mut tok = tokens(1)[0];
+                let t = Instant::now();
+                for _ in 0..ng {
+                    tok = tandem_engine::argmax(lm.model.decode(&mut st, &mut kv, tok)?);
+                }
+                samples.push(ng as f64 / t.elapsed().as_secs_f64());
+            }
+        }
+        let (avg, sd) = mean_sd(&samples);
+        results.push(json!({
+            "build_commit": env!("CARGO_PKG_VERSION"), "model_filename": path.display().to_string(),
+            "model_type": cfg.name, "model_size": file_size, "n_threads": threads, "type_k": a.kv_type, "type_v": a.kv_type,
+            "n_prompt": np, "n_gen": ng, "n_depth": depth, "avg_ts": avg, "stddev_ts": sd, "samples_ts": samples,
+            "cpu_info": tandem_kernels::cpu_features(), "max_rss_bytes": peak_rss(),
+        }));
+    }
+    if a.output == "json" {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+        return Ok(());
+    }
+    println!("| model | size | threads | kv | test | t/s | peak RSS |");
+    println!("|---|---:|---:|---|---:|---:|---:|");
+    for r in &results {
+        let (np, ng, d) = (
+            r["n_prompt"].as_u64().unwrap_or(0),
+            r["n_gen"].as_u64().unwrap_or(0),
+            r["n_depth"].as_u64().unwrap_or(0),
         );
-    } else {
+        let test = if np > 0 { format!("pp{np}") } else { format!("tg{ng}") };
+        let test = if d > 0 { format!("{test} @ d{d}") } else { test };
         println!(
-            "model {} | {} threads | {}",
-            cfg.name,
+            "| {} | {:.2} GiB | {} | {} | {} | {:.2} ± {:.2} | {} MiB |",
+            r["model_type"].as_str().unwrap_or(""),
+            file_size as f64 / (1u64 << 30) as f64,
             threads,
-            tandem_kernels::cpu_features()
+            a.kv_type,
+            test,
+            r["avg_ts"].as_f64().unwrap_or(0.0),
+            r["stddev_ts"].as_f64().unwrap_or(0.0),
+            r["max_rss_bytes"].as_u64().unwrap_or(0) >> 20
         );
-        if let Some(m) = pp_m {
-            println!(
-                "pp{} @ d{}: {:8.1} tok/s  (median of {reps}; runs {:?})",
-                a.prompt,
-                a.depth,
-                m,
-                round(&pp)
-            );
-        }
-        if let Some(m) = tg_m {
-            println!(
-                "tg{} @ d{}: {:8.1} tok/s  (median of {reps}; runs {:?})",
-                a.gen,
-                a.depth,
-                m,
-                round(&tg)
-            );
-        }
     }
     Ok(())
-}
-
-fn round(v: &[f64]) -> Vec<f64> {
-    v.iter().map(|x| (x * 10.0).round() / 10.0).collect()
 }
