@@ -105,7 +105,7 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
     let mut rng = Rng::new(42);
     let mut tokens = |n: usize| -> Vec<u32> { (0..n).map(|_| (rng.next_u64() % 150_000) as u32).collect() };
     let reps = a.reps.max(1);
-    let threads = rayon::current_num_threads();
+    let threads = tandem_kernels::pool::threads();
     let file_size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
 
     // Tests in llama-bench's order: every prompt test, then every generation test, at each depth.

@@ -66,13 +66,7 @@ pub struct LogitsArgs {
 
 pub fn set_threads(n: Option<usize>) -> Result<()> {
     if let Some(n) = n {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .context("setting up the thread pool")?;
+        tandem_kernels::pool::set_threads(n).map_err(|e| anyhow::anyhow!("--threads: {e}"))?;
     }
     Ok(())
 }

@@ -6,12 +6,14 @@
 //! - `x86`: AVX2+FMA dot products (dequantise-in-register, f32 activations) and the f32 GEMM tile.
 //! - `dispatch`: picks the implementation once at run time from the CPU's features.
 //! - `matmul`: `QMatrix` (a quantised weight matrix) and the parallel matmul over many tokens.
+//! - `pool`: the compute thread pool every forward step runs in.
 //! - `ops`: small f32 vector ops of the forward pass (rms_norm, softmax, silu, rope helpers).
 
 pub mod blocks;
 pub mod dispatch;
 pub mod matmul;
 pub mod ops;
+pub mod pool;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;

@@ -66,6 +66,10 @@ impl Model {
     /// One forward step over many sequences. Afterwards `st.logits_of(i)` holds the logits of
     /// sequence `i` if it asked for them.
     pub fn step(&self, st: &mut RunState, seqs: &mut [SeqStep]) -> Result<()> {
+        tandem_kernels::pool::install(|| self.step_in_pool(st, seqs))
+    }
+
+    fn step_in_pool(&self, st: &mut RunState, seqs: &mut [SeqStep]) -> Result<()> {
         let c = &self.config;
         let n: usize = seqs.iter().map(|s| s.tokens.len()).sum();
         if n == 0 {
