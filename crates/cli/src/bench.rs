@@ -59,16 +59,7 @@ fn list(s: &str, what: &str) -> Result<Vec<usize>> {
 
 /// Peak resident memory of this process (VmHWM), in bytes.
 pub fn peak_rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|k| k.parse::<u64>().ok())
-        })
-        .map(|kib| kib * 1024)
-        .unwrap_or(0)
+    crate::sys::proc_kib("/proc/self/status", "VmHWM").unwrap_or(0)
 }
 
 fn mean_sd(v: &[f64]) -> (f64, f64) {
@@ -87,11 +78,7 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
     }
     crate::commands::set_threads(a.threads)?;
     let (prompts, gens, depths) = (list(&a.prompt, "-p")?, list(&a.gen, "-n")?, list(&a.depth, "-d")?);
-    let kv_type = match a.kv_type.as_str() {
-        "f16" => tandem_model::KvType::F16,
-        "f32" => tandem_model::KvType::F32,
-        other => bail!("--kv-type {other:?}: expected f16 or f32"),
-    };
+    let kv_type = crate::sys::kv_type(&a.kv_type)?;
     if !matches!(a.output.as_str(), "md" | "json") {
         bail!("-o {:?}: expected md or json", a.output);
     }

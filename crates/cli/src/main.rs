@@ -6,12 +6,14 @@
 //! - `commands`: `run`, `tokenize`, `logits`.
 //! - `bench`: prefill and decode speed, llama-bench style; `bench_serve`: load on a server.
 //! - `serve`: the OpenAI-compatible server.
+//! - `sys`: /proc readings and shared flag parsing.
 
 mod bench;
 mod bench_serve;
 mod commands;
 mod pull;
 mod serve;
+mod sys;
 mod tiers;
 
 use std::path::PathBuf;

@@ -134,11 +134,7 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
     if parallel == 0 || ctx_size < 16 || step_tokens == 0 {
         bail!("--parallel and --step-tokens must be at least 1 and --ctx-size at least 16");
     }
-    let kv_type = match a.kv_type.or(f.kv_type).as_deref() {
-        None | Some("f16") => tandem_model::KvType::F16,
-        Some("f32") => tandem_model::KvType::F32,
-        Some(other) => bail!("--kv-type {other:?}: expected f16 or f32"),
-    };
+    let kv_type = crate::sys::kv_type(a.kv_type.or(f.kv_type).as_deref().unwrap_or("f16"))?;
     let max_queue = a.max_queue.or(f.max_queue).unwrap_or(256);
     let queue_timeout = Duration::from_secs(a.queue_timeout.or(f.queue_timeout).unwrap_or(300));
     let kv_budget = a
@@ -273,14 +269,7 @@ pub fn created_time(path: &Path) -> u64 {
 
 /// MemAvailable from /proc/meminfo (8 GiB where it cannot be read).
 fn available_memory() -> usize {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemAvailable:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|k| k.parse::<usize>().ok())
-        })
-        .map(|kib| kib << 10)
+    crate::sys::proc_kib("/proc/meminfo", "MemAvailable")
+        .map(|b| b as usize)
         .unwrap_or(8 << 30)
 }

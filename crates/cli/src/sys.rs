@@ -1,0 +1,26 @@
+//! Small readings of the machine and shared flag parsing.
+
+use anyhow::{bail, Result};
+use tandem_model::KvType;
+
+/// A `Key:   123 kB` value from a /proc file (meminfo, self/status), in bytes.
+pub fn proc_kib(file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let line = text
+        .lines()
+        .find(|l| l.strip_prefix(key).is_some_and(|r| r.starts_with(':')))?;
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()
+        .map(|kib| kib * 1024)
+}
+
+/// `--kv-type`: f16 or f32.
+pub fn kv_type(s: &str) -> Result<KvType> {
+    match s {
+        "f16" => Ok(KvType::F16),
+        "f32" => Ok(KvType::F32),
+        other => bail!("--kv-type {other:?}: expected f16 or f32"),
+    }
+}
