@@ -68,3 +68,31 @@ fn the_same_seed_gives_the_same_text() {
     let b: serde_json::Value = serde_json::from_str(run(&args).0.trim()).unwrap();
     assert_eq!(a["text"], b["text"]);
 }
+
+#[test]
+fn bench_reports_llama_bench_fields() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["bench", "-m", "mini", "-p", "8", "-n", "2", "-r", "2", "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tests = v.as_array().unwrap();
+    assert_eq!(tests.len(), 2, "one prompt test and one generation test");
+    assert_eq!(
+        (tests[0]["n_prompt"].as_u64(), tests[0]["n_gen"].as_u64()),
+        (Some(8), Some(0))
+    );
+    assert_eq!(
+        (tests[1]["n_prompt"].as_u64(), tests[1]["n_gen"].as_u64()),
+        (Some(0), Some(2))
+    );
+    for t in tests {
+        assert_eq!(t["samples_ts"].as_array().unwrap().len(), 2);
+        assert!(t["avg_ts"].as_f64().unwrap() > 0.0 && t["stddev_ts"].as_f64().unwrap() >= 0.0);
+        assert!(
+            t["max_rss_bytes"].as_u64().unwrap() > 100 << 20,
+            "the model is resident"
+        );
+    }
+}
