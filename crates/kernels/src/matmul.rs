@@ -151,7 +151,7 @@ unsafe fn gemm_block(
         // go through the AVX2 tiles below, with the same arithmetic.
         let t_done = match xp {
             Some(xp) => {
-                gemm_block_512(wf, nr / 4 * 4, xp, n_tok / 4 * 4, k, out, ld);
+                gemm_block_512(wf, nr / 4 * 4, xp, n_tok, k, out, ld);
                 n_tok / 4 * 4
             }
             None => 0,
@@ -201,44 +201,67 @@ thread_local! {
 }
 
 /// The AVX-512 part of `gemm_block`: rows `0..nr` (a multiple of 4), tokens `0..n_tok` (a multiple
-/// of 4, packed in pairs in `xp`), blocked over k.
+/// of 4, packed in pairs in `xp`) — tiles of 8 tokens, then one of 4 if left — blocked over k.
 ///
 /// # Safety
 /// As `gemm_block`; AVX-512F must be available (`dispatch::avx512()`).
 #[cfg(target_arch = "x86_64")]
 unsafe fn gemm_block_512(wf: &[f32], nr: usize, xp: &[f32], n_tok: usize, k: usize, out: *mut f32, ld: usize) {
+    let octets = n_tok / 8;
+    tiles_512::<4>(wf, nr, xp, 0, octets, k, out, ld);
+    if n_tok % 8 >= 4 {
+        tiles_512::<2>(wf, nr, xp, 8 * octets, 1, k, out, ld);
+    }
+}
+
+/// `count` tiles of `2·P` tokens from token `t0`, over rows `0..nr`.
+///
+/// # Safety
+/// As `gemm_block_512`.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tiles_512<const P: usize>(
+    wf: &[f32],
+    nr: usize,
+    xp: &[f32],
+    t0: usize,
+    count: usize,
+    k: usize,
+    out: *mut f32,
+    ld: usize,
+) {
     use crate::x86::avx512;
-    let (n_rq, n_tq, steps) = (nr / 4, n_tok / 4, k / 8);
-    if n_rq == 0 || n_tq == 0 {
+    let (n_rq, steps, width) = (nr / 4, k / 8, 2 * P);
+    if n_rq == 0 || count == 0 {
         return;
     }
     TILE_ACC.with(|acc| {
         let mut acc = acc.borrow_mut();
         acc.clear();
-        acc.resize(n_rq * n_tq * 8, avx512::zero());
+        acc.resize(n_rq * count * 4 * P, avx512::zero());
+        let tile = |acc: &mut Vec<_>, rq: usize, tt: usize| -> *mut [[std::arch::x86_64::__m512; P]; 4] {
+            acc[(rq * count + tt) * 4 * P..].as_mut_ptr() as *mut [[_; P]; 4]
+        };
         for s0 in (0..steps).step_by(K_STEPS) {
             let s1 = (s0 + K_STEPS).min(steps);
-            for tq in 0..n_tq {
-                let (p0, p1) = (xp.as_ptr().add(4 * tq * k), xp.as_ptr().add((4 * tq + 2) * k));
+            for tt in 0..count {
+                let first = t0 + tt * width;
+                let mut panels = [std::ptr::null::<f32>(); P];
+                for (p, panel) in panels.iter_mut().enumerate() {
+                    *panel = xp.as_ptr().add((first + 2 * p) * k);
+                }
                 for rq in 0..n_rq {
-                    let a: &mut [_; 8] = (&mut acc[(rq * n_tq + tq) * 8..(rq * n_tq + tq + 1) * 8])
-                        .try_into()
-                        .expect("8 registers");
-                    avx512::tile_4x4_steps(wf.as_ptr().add(4 * rq * k), k, p0, p1, s0, s1, a);
+                    // SAFETY of the cast: the slot holds exactly 4·P registers, laid out [4][P].
+                    let a = &mut *tile(&mut acc, rq, tt);
+                    avx512::tile_steps::<P>(wf.as_ptr().add(4 * rq * k), k, panels, s0, s1, a);
                 }
             }
         }
         for rq in 0..n_rq {
-            for tq in 0..n_tq {
-                let a: &[_; 8] = (&acc[(rq * n_tq + tq) * 8..(rq * n_tq + tq + 1) * 8])
-                    .try_into()
-                    .expect("8 registers");
-                let v = avx512::tile_4x4_finish(a);
-                for (i, row) in v.iter().enumerate() {
-                    for (j, &val) in row.iter().enumerate() {
-                        *out.add((4 * tq + j) * ld + 4 * rq + i) = val;
-                    }
-                }
+            for tt in 0..count {
+                let a = &*tile(&mut acc, rq, tt);
+                let first = t0 + tt * width;
+                avx512::tile_finish::<P>(a, |r, t, v| *out.add((first + t) * ld + 4 * rq + r) = v);
             }
         }
     });
