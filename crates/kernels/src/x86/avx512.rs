@@ -43,16 +43,16 @@ pub unsafe fn tile_steps<const P: usize>(
     let mut a = *acc;
     for s in s0..s1 {
         let mut x = [_mm512_setzero_ps(); P];
-        for p in 0..P {
-            x[p] = _mm512_loadu_ps(xp[p].add(16 * s));
+        for (xv, panel) in x.iter_mut().zip(&xp) {
+            *xv = _mm512_loadu_ps(panel.add(16 * s));
         }
-        for r in 0..4 {
+        for (r, ar) in a.iter_mut().enumerate() {
             // The row's 8 weights in both halves.
             let wv = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(
                 w.add(r * k + 8 * s),
             ))));
-            for p in 0..P {
-                a[r][p] = _mm512_fmadd_ps(wv, x[p], a[r][p]);
+            for (acc_p, &xv) in ar.iter_mut().zip(&x) {
+                *acc_p = _mm512_fmadd_ps(wv, xv, *acc_p);
             }
         }
     }
