@@ -21,7 +21,8 @@ def server():
     data = tempfile.mkdtemp(prefix="tandem-conformance-")
     proc = subprocess.Popen(
         [binary, "serve", "--port", "0", "--models", "mini", "--parallel", "4", "--ctx-size", "1024",
-         "--step-tokens", "256", "--default-max-tokens", "64", "--data-dir", data, "--drain-seconds", "10"],
+         "--step-tokens", "256", "--default-max-tokens", "64", "--data-dir", data, "--drain-seconds", "10",
+         "--cors-origin", "http://playground.test"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = None
     deadline = time.time() + 120

@@ -77,3 +77,15 @@ def test_a_client_that_disconnects_frees_its_sequence(server, client):
             break
         time.sleep(0.2)
     assert active.endswith(" 0"), active
+
+
+def test_cors_for_the_configured_origin_only(http):
+    pre = http.options("/v1/chat/completions", headers={"Origin": "http://playground.test",
+                                                        "Access-Control-Request-Method": "POST",
+                                                        "Access-Control-Request-Headers": "content-type,authorization"})
+    assert pre.status_code == 200
+    assert pre.headers["access-control-allow-origin"] == "http://playground.test"
+    r = http.get("/v1/models", headers={"Origin": "http://playground.test"})
+    assert r.headers["access-control-allow-origin"] == "http://playground.test"
+    other = http.get("/v1/models", headers={"Origin": "http://elsewhere.test"})
+    assert "access-control-allow-origin" not in other.headers
