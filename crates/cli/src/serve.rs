@@ -65,6 +65,12 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long)]
     drain_seconds: Option<u64>,
+    /// TLS certificate chain (PEM); with --tls-key, the server speaks HTTPS.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// State directory (env TANDEM_DATA; default $TANDEM_HOME/data).
     #[arg(long, env = "TANDEM_DATA")]
     data_dir: Option<PathBuf>,
@@ -95,6 +101,8 @@ struct FileConfig {
     log_content: Option<bool>,
     drain_seconds: Option<u64>,
     data_dir: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 fn read_config(path: Option<&Path>) -> Result<FileConfig> {
@@ -244,15 +252,38 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let tls = match (a.tls_cert.or(f.tls_cert), a.tls_key.or(f.tls_key)) {
+        (Some(c), Some(k)) => {
+            for p in [&c, &k] {
+                if !p.is_file() {
+                    bail!("TLS file {} does not exist", p.display());
+                }
+            }
+            Some((c, k))
+        }
+        (None, None) => None,
+        _ => bail!("TLS needs both --tls-cert and --tls-key"),
+    };
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind((host.as_str(), port))
-            .await
-            .with_context(|| format!("binding {host}:{port}"))?;
-        let addr = listener.local_addr()?;
-        println!("tandem: listening on http://{addr}");
         use std::io::Write;
-        std::io::stdout().flush()?;
-        tandem_server::serve(listener, state, drain).await?;
+        let listener =
+            std::net::TcpListener::bind((host.as_str(), port)).with_context(|| format!("binding {host}:{port}"))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        match tls {
+            Some((cert, key)) => {
+                println!("tandem: listening on https://{addr}");
+                std::io::stdout().flush()?;
+                tandem_server::serve_tls(listener, &cert, &key, state, drain)
+                    .await
+                    .context("serving over TLS")?;
+            }
+            None => {
+                println!("tandem: listening on http://{addr}");
+                std::io::stdout().flush()?;
+                tandem_server::serve(tokio::net::TcpListener::from_std(listener)?, state, drain).await?;
+            }
+        }
         Ok(())
     })
 }

@@ -24,6 +24,22 @@ pub use error::ApiError;
 pub use routes::router;
 pub use state::{AppState, ServerConfig, Tier};
 
+/// Resolves when SIGTERM or Ctrl-C arrives.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
 /// Serves until SIGTERM or Ctrl-C, then stops accepting and lets in-flight requests finish, for at
 /// most `drain`.
 pub async fn serve(
@@ -34,18 +50,7 @@ pub async fn serve(
     let app = router(state);
     let (sig_tx, sig_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-            tokio::select! {
-                _ = ctrl_c => {},
-                _ = term.recv() => {},
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
+        shutdown_signal().await;
         eprintln!(
             "tandem: shutting down: no new requests; finishing those in flight (at most {}s)",
             drain.as_secs()
@@ -62,4 +67,30 @@ pub async fn serve(
             Ok(())
         }
     }
+}
+
+/// As `serve`, over TLS (rustls) with a PEM certificate chain and private key.
+pub async fn serve_tls(
+    listener: std::net::TcpListener,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    state: Arc<AppState>,
+    drain: std::time::Duration,
+) -> std::io::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await?;
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        eprintln!(
+            "tandem: shutting down: no new requests; finishing those in flight (at most {}s)",
+            drain.as_secs()
+        );
+        h.graceful_shutdown(Some(drain));
+    });
+    axum_server::from_tcp_rustls(listener, config)
+        .handle(handle)
+        .serve(router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .await
 }
