@@ -5,7 +5,12 @@ use std::io::Write;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
-use tandem_engine::{Generator, LoadedModel, SamplingParams};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tandem_engine::{
+    EngineConfig, EngineHandle, Event, GenRequest, LoadedModel, Priority, SamplingParams, SingleSequence,
+};
 use tandem_text::{ChatMessage, SpecialMode, Tokenizer};
 
 use crate::{Home, ModelArg};
@@ -95,37 +100,84 @@ pub fn run(home: &Home, a: RunArgs) -> Result<()> {
         ..SamplingParams::default()
     };
     let ctx = a.ctx.min(lm.model.config.ctx_train).max(prompt.len() + 1);
-    let mut gen = Generator::new(&lm, ctx);
+    // The same scheduler the server uses, with one slot: one generation loop in the project.
+    let lm = Arc::new(lm);
+    let engine = EngineHandle::spawn(
+        lm.clone(),
+        EngineConfig {
+            slots: 1,
+            ctx,
+            step_tokens: tandem_engine::PREFILL_BATCH,
+            kv_type: tandem_model::KvType::F16,
+            max_queue: 1,
+            queue_timeout: Duration::from_secs(3600),
+        },
+    );
+    let max_tokens = a.max_tokens.min(ctx - prompt.len());
+    let n_prompt = prompt.len();
+    let req = GenRequest {
+        prompt,
+        params,
+        max_tokens,
+        stop: Vec::new(),
+        n: 1,
+        top_logprobs: None,
+        priority: Priority::Interactive,
+    };
+    let start = Instant::now();
+    let mut rx = engine.submit(req)?;
     let stdout = std::io::stdout();
-    let out = gen.generate(&prompt, params, a.max_tokens, |piece| {
-        if !a.json {
-            let mut o = stdout.lock();
-            // A closed pipe (e.g. `| head`) stops generation instead of failing.
-            return o.write_all(piece.as_bytes()).and_then(|_| o.flush()).is_ok();
+    let (mut text, mut first, mut last, mut tokens) = (String::new(), None, start, 0usize);
+    let (finish, completion_tokens) = loop {
+        match rx.blocking_recv() {
+            Some(Event::Token { text: piece, .. }) => {
+                let now = Instant::now();
+                first.get_or_insert(now);
+                last = now;
+                tokens += 1;
+                if !a.json {
+                    let mut o = stdout.lock();
+                    // A closed pipe (e.g. `| head`) ends the run; dropping the receiver cancels it.
+                    if o.write_all(piece.as_bytes()).and_then(|_| o.flush()).is_err() {
+                        return Ok(());
+                    }
+                }
+                text.push_str(&piece);
+            }
+            Some(Event::Finished {
+                reason,
+                completion_tokens,
+                ..
+            }) => break (reason, completion_tokens),
+            Some(Event::Prefilled { .. }) => {}
+            Some(Event::TimedOut) => bail!("timed out waiting for the engine"),
+            Some(Event::Failed(e)) => bail!("generation failed: {e}"),
+            None => bail!("the engine stopped"),
         }
-        true
-    })?;
-    let t = &out.timings;
+    };
+    let ttft = first
+        .map(|f| (f - start).as_secs_f64())
+        .unwrap_or_else(|| start.elapsed().as_secs_f64());
+    let decode_s = first.map(|f| (last - f).as_secs_f64()).unwrap_or(0.0);
+    let decode_tps = if tokens > 1 {
+        (tokens - 1) as f64 / decode_s.max(1e-9)
+    } else {
+        0.0
+    };
+    let prefill_tps = n_prompt as f64 / ttft.max(1e-9);
     if a.json {
         let v = json!({
-            "text": out.text,
-            "finish_reason": out.finish.as_str(),
-            "usage": {"prompt_tokens": t.prompt_tokens, "completion_tokens": t.generated_tokens,
-                      "total_tokens": t.prompt_tokens + t.generated_tokens},
-            "timings": {"prefill_tokens_per_s": t.prefill_tps(), "decode_tokens_per_s": t.decode_tps(),
-                        "ttft_s": t.ttft_s, "prefill_s": t.prefill_s, "decode_s": t.decode_s},
+            "text": text,
+            "finish_reason": finish.as_str(),
+            "usage": {"prompt_tokens": n_prompt, "completion_tokens": completion_tokens, "total_tokens": n_prompt + completion_tokens},
+            "timings": {"prefill_tokens_per_s": prefill_tps, "decode_tokens_per_s": decode_tps, "ttft_s": ttft, "decode_s": decode_s},
         });
         println!("{v}");
     } else {
         println!();
         eprintln!(
-            "[{} prompt tokens, {} generated ({}) | prefill {:.1} tok/s | decode {:.1} tok/s | TTFT {:.3} s]",
-            t.prompt_tokens,
-            t.generated_tokens,
-            out.finish.as_str(),
-            t.prefill_tps(),
-            t.decode_tps(),
-            t.ttft_s
+            "[{n_prompt} prompt tokens, {completion_tokens} generated ({}) | prefill {prefill_tps:.1} tok/s | decode {decode_tps:.1} tok/s | TTFT {ttft:.3} s]",
+            finish.as_str()
         );
     }
     Ok(())
@@ -163,7 +215,7 @@ pub fn logits(home: &Home, a: LogitsArgs) -> Result<()> {
     } else {
         tandem_model::KvType::F16
     };
-    let mut gen = Generator::with_kv_type(&lm, ids.len() + 1, kv_type);
+    let mut gen = SingleSequence::with_kv_type(&lm, ids.len() + 1, kv_type);
     let logits = gen.logits(&ids)?;
     let mut idx: Vec<usize> = (0..logits.len()).collect();
     idx.sort_by(|&x, &y| logits[y].total_cmp(&logits[x]).then(x.cmp(&y)));

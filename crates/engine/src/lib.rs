@@ -4,25 +4,25 @@
 //! - `rng`: a small seeded RNG (xoshiro256**) so the same seed gives the same output on every build.
 //! - `sampler`: `SamplingParams` and `Sampler` — logit bias, penalties, greedy/temperature/top-k/top-p/min-p.
 //! - `loaded`: `LoadedModel` — model, tokenizer and chat template from one GGUF file.
-//! - `generate`: a single-sequence generation loop with streaming callbacks and timings (the CLI's).
+//! - `single`: one sequence run directly on the model, for logits.
 //! - `scheduler`: continuous batching over many sequences on a thread of its own (the server's).
 //! - `stop`: stop strings matched across token boundaries.
 //! - `logprobs`: log-probabilities for the API's `logprobs`.
 
-mod generate;
 mod loaded;
 mod logprobs;
 mod rng;
 mod sampler;
 mod scheduler;
+mod single;
 mod stop;
 
-pub use generate::{FinishReason, Generation, Generator, Timings, PREFILL_BATCH};
 pub use loaded::LoadedModel;
 pub use logprobs::{Logprobs, TokenLogprob};
 pub use rng::Rng;
 pub use sampler::{argmax, Sampler, SamplingParams};
-pub use scheduler::{EngineConfig, EngineHandle, EngineStats, Event, GenRequest, Priority};
+pub use scheduler::{EngineConfig, EngineHandle, EngineStats, Event, FinishReason, GenRequest, Priority};
+pub use single::{SingleSequence, PREFILL_BATCH};
 pub use stop::{StopMatcher, StopOutcome};
 
 #[derive(Debug, thiserror::Error)]

@@ -18,7 +18,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::logprobs::{logprobs, Logprobs};
 use crate::stop::{StopMatcher, StopOutcome};
-use crate::{EngineError, FinishReason, LoadedModel, Result, Sampler, SamplingParams};
+use crate::{EngineError, LoadedModel, Result, Sampler, SamplingParams};
 
 /// Load-time settings of one scheduler.
 #[derive(Debug, Clone)]
@@ -35,6 +35,24 @@ pub struct EngineConfig {
     pub max_queue: usize,
     /// A request still waiting for a slot after this long is dropped with `Event::TimedOut`.
     pub queue_timeout: std::time::Duration,
+}
+
+/// Why a choice ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// An end-of-generation token (or the caller stopped it).
+    Stop,
+    /// `max_tokens` or the context ran out.
+    Length,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Length => "length",
+        }
+    }
 }
 
 /// Queue order: interactive requests always go before batch work.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use tandem_engine::Generator;
+use tandem_engine::SingleSequence;
 
 #[test]
 fn mini_matches_the_numpy_reference() {
@@ -25,7 +25,7 @@ fn mini_matches_the_numpy_reference() {
             .iter()
             .map(|p| (p[0].as_u64().unwrap() as usize, p[1].as_f64().unwrap() as f32))
             .collect();
-        let mut gen = Generator::new(&lm, tokens.len() + 1);
+        let mut gen = SingleSequence::new(&lm, tokens.len() + 1);
         let logits = gen.logits(&tokens).unwrap();
         let ours_top1 = tandem_engine::argmax(&logits) as usize;
         assert_eq!(ours_top1, top[0].0, "{name}: top-1 token differs from the reference");
