@@ -250,7 +250,12 @@ fn adversarial_blocks_agree_with_the_scalar_reference() {
                 let x = activations(cols, 1.5);
                 let exact = tandem_kernels::dispatch::dot_exact(&a, &x);
                 let fused = dot_row(ty, &row, &x);
-                assert_eq!(exact.to_bits(), fused.to_bits(), "{} fill {fill:#x} scale {scale}: {exact} vs {fused}", ty.name());
+                assert_eq!(
+                    exact.to_bits(),
+                    fused.to_bits(),
+                    "{} fill {fill:#x} scale {scale}: {exact} vs {fused}",
+                    ty.name()
+                );
             }
         }
     }
