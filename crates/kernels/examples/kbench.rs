@@ -1,38 +1,38 @@
-//! Quick kernel throughput probe: `cargo run --release -p tandem-kernels --example kbench`.
+//! Kernel throughput probe: `cargo run --release -p tandem-kernels --example kbench`.
+//! Times `matmul` on a mini-sized FFN matrix (Q5_0 4864×896) and a flagship-sized one (Q4_K
+//! 8960×1536) for a few token counts: the cost of batched decode per token.
 use std::time::Instant;
-use tandem_kernels::{dispatch::dot_row, GgmlType};
+
+use tandem_kernels::{matmul, GgmlType, QMatrix};
 
 fn main() {
-    for (ty, cols) in [
-        (GgmlType::Q5_0, 896usize),
-        (GgmlType::Q8_0, 896),
-        (GgmlType::Q4K, 1536),
-        (GgmlType::Q6K, 1536),
-    ] {
+    for (ty, rows, cols) in [(GgmlType::Q5_0, 4864usize, 896usize), (GgmlType::Q4K, 8960, 1536)] {
         let rb = ty.bytes_for(cols as u64).unwrap() as usize;
-        for total in [64usize << 10, 256 << 20] {
-            let rows = total / rb;
-            let mut data = vec![0u8; rows * rb];
-            for (i, b) in data.iter_mut().enumerate() {
-                *b = (i * 7 % 251) as u8 & 0x3f;
-            }
-            let x: Vec<f32> = (0..cols).map(|i| (i as f32 * 0.01).sin()).collect();
-            let reps = (512 << 20) / total;
+        let mut data = vec![0u8; rows * rb];
+        for (i, b) in data.iter_mut().enumerate() {
+            *b = (i * 7 % 251) as u8;
+        }
+        // sane f16 scales at each block start
+        let bb = ty.block_bytes();
+        for blk in 0..data.len() / bb {
+            data[blk * bb..blk * bb + 2].copy_from_slice(&half::f16::from_f32(0.01).to_le_bytes());
+        }
+        let w = QMatrix::new(ty, rows, cols, &data).unwrap();
+        for n_tok in [1usize, 2, 3, 4, 8, 16] {
+            let x: Vec<f32> = (0..n_tok * cols).map(|i| (i as f32 * 0.01).sin()).collect();
+            let mut y = vec![0f32; n_tok * rows];
+            matmul(&w, &x, &mut y);
+            let reps = 40;
             let t = Instant::now();
-            let mut s = 0f32;
             for _ in 0..reps {
-                for r in 0..rows {
-                    s += dot_row(ty, &data[r * rb..(r + 1) * rb], &x);
-                }
+                matmul(&w, &x, &mut y);
             }
-            let dt = t.elapsed().as_secs_f64();
-            let weights = (reps * rows * cols) as f64;
+            let per_call = t.elapsed().as_secs_f64() / reps as f64;
             println!(
-                "{:?} {:>9} B: {:.2} GB/s, {:.2} Gweights/s ({s:.1})",
+                "{:?} {rows}x{cols} n_tok {n_tok:>2}: {:7.3} ms per call, {:6.3} ms per token",
                 ty,
-                total,
-                (reps * rows * rb) as f64 / dt / 1e9,
-                weights / dt / 1e9
+                per_call * 1e3,
+                per_call * 1e3 / n_tok as f64
             );
         }
     }
