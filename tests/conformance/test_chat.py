@@ -136,3 +136,20 @@ def test_batch_invariance_under_concurrent_load(client):
 def test_request_id_header(client):
     raw = client.chat.completions.with_raw_response.create(model="mini", messages=Q, max_tokens=1)
     assert raw.headers.get("x-request-id", "").startswith("req_")
+
+
+def test_every_response_reports_its_cost(client, http):
+    prices = http.get("/v1/models").json()["data"][0]["pricing"]
+    assert prices["input"] > 0 and prices["output"] > 0 and prices["cached_input"] <= prices["input"]
+    raw = client.chat.completions.with_raw_response.create(model="mini", messages=Q, max_tokens=4, temperature=0)
+    r = raw.parse()
+    cost = r.usage.model_extra["cost"]
+    u = r.usage
+    cached = u.prompt_tokens_details.cached_tokens
+    assert cost["input"] == pytest.approx((u.prompt_tokens - cached) * prices["input"] / 1e6)
+    assert cost["cached_input"] == pytest.approx(cached * prices["cached_input"] / 1e6)
+    assert cost["output"] == pytest.approx(u.completion_tokens * prices["output"] / 1e6)
+    assert cost["total"] == pytest.approx(cost["input"] + cost["cached_input"] + cost["output"])
+    assert float(raw.headers["x-tandem-cost"]) == pytest.approx(cost["total"], rel=1e-6, abs=1e-12)
+    chunks = list(greedy(client, max_tokens=4, stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].usage.model_extra["cost"]["total"] > 0

@@ -97,8 +97,9 @@ def test_a_full_queue_gets_429_and_a_long_wait_gets_503(tmp_path):
                 base = line.strip().split("listening on ")[1]
                 break
         assert base
+        # Greedy, and the end-of-generation tokens banned: it holds the only slot for all 400 tokens.
         long_req = {"model": "mini", "messages": [{"role": "user", "content": "Write a long essay about rivers."}],
-                    "max_tokens": 400, "stream": True}
+                    "max_tokens": 400, "stream": True, "temperature": 0, "logit_bias": {"151645": -100, "151643": -100}}
         with httpx.Client(base_url=base, timeout=60) as c, c.stream("POST", "/v1/chat/completions", json=long_req) as busy:
             assert busy.status_code == 200
             lines = busy.iter_lines()  # keep the iterator: dropping it closes the connection
@@ -112,10 +113,11 @@ def test_a_full_queue_gets_429_and_a_long_wait_gets_503(tmp_path):
             t = threading.Thread(target=queued)
             t.start()
             deadline = time.time() + 10
-            while time.time() < deadline:
+            while True:
                 m = httpx.get(base + "/metrics").text
                 if 'tandem_queue_depth{model="qwen2.5-coder-0.5b-instruct"} 1' in m:
                     break
+                assert time.time() < deadline, "the second request never queued"
                 time.sleep(0.05)
             r = httpx.post(base + "/v1/chat/completions", json={"model": "mini", "messages": Q, "max_tokens": 1}, timeout=60)
             assert r.status_code == 429 and r.headers["retry-after"] == "1"

@@ -17,6 +17,8 @@ use crate::{Home, ModelArg};
 pub enum BenchCmd {
     /// Load a running (or self-started) server at several concurrency levels.
     Serve(crate::bench_serve::BenchServeArgs),
+    /// Derive per-token prices from measured throughput and the machine's hourly price.
+    Cost(crate::bench_cost::BenchCostArgs),
 }
 
 #[derive(Args)]
@@ -73,8 +75,10 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
 }
 
 pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
-    if let Some(BenchCmd::Serve(s)) = a.cmd {
-        return crate::bench_serve::bench_serve(s);
+    match a.cmd {
+        Some(BenchCmd::Serve(s)) => return crate::bench_serve::bench_serve(s),
+        Some(BenchCmd::Cost(c)) => return crate::bench_cost::bench_cost(home, c),
+        None => {}
     }
     crate::commands::set_threads(a.threads)?;
     let (prompts, gens, depths) = (list(&a.prompt, "-p")?, list(&a.gen, "-n")?, list(&a.depth, "-d")?);

@@ -4,11 +4,13 @@
 //! - `tiers`: the two tiers and their pinned packages.
 //! - `pull`: fetching and verifying weights into the model cache.
 //! - `commands`: `run`, `tokenize`, `logits`.
-//! - `bench`: prefill and decode speed, llama-bench style; `bench_serve`: load on a server.
+//! - `bench`: prefill and decode speed, llama-bench style; `bench_serve`: load on a server;
+//!   `bench_cost`: prices from measured throughput.
 //! - `serve`: the OpenAI-compatible server.
 //! - `sys`: /proc readings and shared flag parsing.
 
 mod bench;
+mod bench_cost;
 mod bench_serve;
 mod commands;
 mod pull;

@@ -255,6 +255,7 @@ mod assemble_tests {
             parts,
             bytes: data.len() as u64,
             sha256: sha,
+            prices: (0.0, 0.0, 0.0),
         }
     }
 

@@ -79,10 +79,21 @@ pub struct ServeArgs {
     config: Option<PathBuf>,
 }
 
-/// `tandem.toml`: the same settings as the flags, by the same names with underscores.
+/// A price override in tandem.toml: `[prices.mini] input = 0.2`, USD per 1M tokens.
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+struct PriceConfig {
+    input: Option<f64>,
+    cached_input: Option<f64>,
+    output: Option<f64>,
+}
+
+/// `tandem.toml`: the same settings as the flags, by the same names with underscores, plus
+/// per-tier prices.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    prices: Option<std::collections::HashMap<String, PriceConfig>>,
     host: Option<String>,
     port: Option<u16>,
     models: Option<Vec<String>>,
@@ -221,12 +232,37 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
             "tandem: {name} ({id}) ready: {slots} slots of {ctx} tokens ({} MiB of KV cache)",
             (slots * slot_bytes) >> 20
         );
+        // Prices: the tier's measured defaults (a user file: the mini's scaled by file size, since
+        // decode cost follows the bytes read per token), then tandem.toml's [prices.NAME].
+        let (mut input, mut cached_input, mut output) = match tiers::find(spec) {
+            Some(t) => t.prices,
+            None => {
+                let mini = &tiers::TIERS[0];
+                let scale = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(mini.bytes) as f64 / mini.bytes as f64;
+                (mini.prices.0 * scale, mini.prices.1 * scale, mini.prices.2 * scale)
+            }
+        };
+        if let Some(p) = f.prices.as_ref().and_then(|m| m.get(&name).or_else(|| m.get(&id))) {
+            input = p.input.unwrap_or(input);
+            cached_input = p.cached_input.unwrap_or(cached_input);
+            output = p.output.unwrap_or(output);
+        }
+        for (what, v) in [("input", input), ("cached_input", cached_input), ("output", output)] {
+            if !(v.is_finite() && v >= 0.0) {
+                bail!("price {what} of {name} must be a non-negative number, got {v}");
+            }
+        }
         served.push(Tier {
             name,
             id,
             engine,
             fingerprint,
             created: crate::serve::created_time(&path),
+            pricing: tandem_server::Pricing {
+                input,
+                cached_input,
+                output,
+            },
         });
     }
 

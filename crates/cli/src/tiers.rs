@@ -15,7 +15,15 @@ pub struct Tier {
     pub parts: usize,
     pub bytes: u64,
     pub sha256: &'static str,
+    /// Default prices, USD per 1M tokens (input, cached input, output), from `tandem bench cost`
+    /// at $0.10/hour on a 2-vCPU machine (see README); override in tandem.toml.
+    pub prices: (f64, f64, f64),
 }
+
+// `tandem bench cost --price-per-hour 0.10 --concurrency 8`, 2026-11-27, Intel Xeon 2 vCPU:
+// mini prefill 190.5 tok/s, decode 78.0 tok/s across 8 sequences; flagship 56.9 / 29.1.
+const MINI_PRICES: (f64, f64, f64) = (0.15, 0.015, 0.36);
+const FLAGSHIP_PRICES: (f64, f64, f64) = (0.49, 0.049, 0.95);
 
 pub const TIERS: [Tier; 2] = [
     Tier {
@@ -27,6 +35,7 @@ pub const TIERS: [Tier; 2] = [
         parts: 6,
         bytes: 491_400_064,
         sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        prices: MINI_PRICES,
     },
     Tier {
         name: "flagship",
@@ -37,6 +46,7 @@ pub const TIERS: [Tier; 2] = [
         parts: 22,
         bytes: 1_117_320_768,
         sha256: "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        prices: FLAGSHIP_PRICES,
     },
 ];
 

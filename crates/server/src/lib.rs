@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 pub use error::ApiError;
 pub use routes::router;
-pub use state::{AppState, ServerConfig, Tier};
+pub use state::{AppState, Pricing, ServerConfig, Tier};
 
 /// Resolves when SIGTERM or Ctrl-C arrives.
 async fn shutdown_signal() {

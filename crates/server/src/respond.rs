@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::error::ApiError;
 use crate::request::{Api, ValidRequest};
-use crate::state::{new_id, unix_now, AppState};
+use crate::state::{new_id, unix_now, AppState, Pricing};
 
 /// What identifies one response across its chunks.
 struct Head {
@@ -47,13 +47,16 @@ impl Head {
     }
 }
 
-fn usage(prompt: usize, cached: usize, completion: usize) -> Value {
+/// The one place usage and cost are counted, for every response (stream or not).
+fn usage(pricing: &Pricing, prompt: usize, cached: usize, completion: usize) -> Value {
+    let (input, cached_input, output, total) = pricing.cost(prompt, cached, completion);
     json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
         "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+        "cost": {"input": input, "cached_input": cached_input, "output": output, "total": total},
     })
 }
 
@@ -183,13 +186,18 @@ pub async fn complete(
         .collect();
     let mut body = json!({
         "id": head.id, "object": head.object(false), "created": head.created, "model": head.model,
-        "choices": out, "usage": usage(prompt_tokens, cached, completion_tokens),
+        "choices": out, "usage": usage(&state.tiers[v.tier].pricing, prompt_tokens, cached, completion_tokens),
         "system_fingerprint": head.fingerprint,
     });
     if head.api == Api::Chat {
         body["service_tier"] = json!("default");
     }
-    axum::Json(body).into_response()
+    let total = body["usage"]["cost"]["total"].as_f64().unwrap_or(0.0);
+    let mut resp = axum::Json(body).into_response();
+    if let Ok(h) = axum::http::HeaderValue::from_str(&format!("{total:.10}")) {
+        resp.headers_mut().insert("x-tandem-cost", h);
+    }
+    resp
 }
 
 /// Streams chunks as server-sent events, ending with `data: [DONE]`. A client that goes away drops
@@ -306,7 +314,7 @@ pub fn stream(state: Arc<AppState>, v: ValidRequest, mut rx: UnboundedReceiver<E
         if v.include_usage {
             let mut last = json!({"id": head.id, "object": head.object(true), "created": head.created,
                                   "model": head.model, "system_fingerprint": head.fingerprint, "choices": []});
-            last["usage"] = usage(prompt_tokens, cached, completion);
+            last["usage"] = usage(&state.tiers[v.tier].pricing, prompt_tokens, cached, completion);
             if !send(SseEvent::default().data(last.to_string())).await {
                 return;
             }

@@ -120,8 +120,10 @@ async fn completions(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesR
 
 fn model_object(t: &crate::state::Tier) -> Value {
     let c = &t.engine.model.model.config;
+    let p = &t.pricing;
     json!({"id": t.id, "object": "model", "created": t.created, "owned_by": "tandem",
-           "tier": t.name, "context_window": t.engine.config.ctx, "parameters_name": c.name})
+           "tier": t.name, "context_window": t.engine.config.ctx, "parameters_name": c.name,
+           "pricing": {"unit": "USD per 1M tokens", "input": p.input, "cached_input": p.cached_input, "output": p.output}})
 }
 
 async fn list_models(State(state): State<Arc<AppState>>) -> Json<Value> {

@@ -7,6 +7,25 @@ use tandem_engine::EngineHandle;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
+/// Prices in dollars per 1M tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pricing {
+    pub input: f64,
+    pub cached_input: f64,
+    pub output: f64,
+}
+
+impl Pricing {
+    /// The cost of one response, in dollars: `(input, cached_input, output, total)`. Cached prompt
+    /// tokens are billed at the cached price instead of the input price.
+    pub fn cost(&self, prompt: usize, cached: usize, completion: usize) -> (f64, f64, f64, f64) {
+        let input = (prompt - cached.min(prompt)) as f64 * self.input / 1e6;
+        let cached_input = cached.min(prompt) as f64 * self.cached_input / 1e6;
+        let output = completion as f64 * self.output / 1e6;
+        (input, cached_input, output, input + cached_input + output)
+    }
+}
+
 /// One served model.
 pub struct Tier {
     /// The tier name clients may use (`mini`, `flagship`; for a custom file, its file stem).
@@ -17,6 +36,7 @@ pub struct Tier {
     /// `system_fingerprint`: changes when the weights or the engine version change.
     pub fingerprint: String,
     pub created: u64,
+    pub pricing: Pricing,
 }
 
 /// Run-time settings of the HTTP layer.
