@@ -194,7 +194,8 @@ pub async fn complete(
     }
     let total = body["usage"]["cost"]["total"].as_f64().unwrap_or(0.0);
     let mut resp = axum::Json(body).into_response();
-    if let Ok(h) = axum::http::HeaderValue::from_str(&format!("{total:.10}")) {
+    // Full precision (shortest round-trip decimal), never exponent notation.
+    if let Ok(h) = axum::http::HeaderValue::from_str(&total.to_string()) {
         resp.headers_mut().insert("x-tandem-cost", h);
     }
     resp
