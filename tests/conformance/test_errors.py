@@ -5,6 +5,8 @@ import time
 import openai
 import pytest
 
+import serverproc
+
 Q = [{"role": "user", "content": "hi"}]
 
 
@@ -79,24 +81,13 @@ def test_two_hundred_malformed_requests_get_4xx_and_the_server_keeps_serving(htt
 
 def test_a_full_queue_gets_429_and_a_long_wait_gets_503(tmp_path):
     """A second server with one slot, a queue of one and a 2 s queue timeout."""
-    import os
-    import pathlib
-    import subprocess
     import threading
 
     import httpx
 
-    binary = os.environ.get("TANDEM_BIN") or str(pathlib.Path(__file__).resolve().parents[2] / "target/release/tandem")
-    proc = subprocess.Popen([binary, "serve", "--port", "0", "--models", "mini", "--parallel", "1", "--max-queue", "1",
-                             "--queue-timeout", "2", "--ctx-size", "512", "--data-dir", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc, base = serverproc.start("--models", "mini", "--parallel", "1", "--max-queue", "1", "--queue-timeout", "2",
+                                  "--ctx-size", "512", "--data-dir", tmp_path)
     try:
-        base = None
-        for line in proc.stdout:
-            if "listening on" in line:
-                base = line.strip().split("listening on ")[1]
-                break
-        assert base
         # Greedy, and the end-of-generation tokens banned: it holds the only slot for all 400 tokens.
         long_req = {"model": "mini", "messages": [{"role": "user", "content": "Write a long essay about rivers."}],
                     "max_tokens": 400, "stream": True, "temperature": 0, "logit_bias": {"151645": -100, "151643": -100}}

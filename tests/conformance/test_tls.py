@@ -1,6 +1,4 @@
 """`tandem serve --tls-cert/--tls-key`: HTTPS with a self-signed certificate made here by openssl."""
-import os
-import pathlib
 import shutil
 import ssl
 import subprocess
@@ -9,6 +7,8 @@ import httpx
 import openai
 import pytest
 
+import serverproc
+
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
 def test_https_with_the_official_client(tmp_path):
@@ -16,16 +16,9 @@ def test_https_with_the_official_client(tmp_path):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
                     "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
                    check=True, capture_output=True)
-    binary = os.environ.get("TANDEM_BIN") or str(pathlib.Path(__file__).resolve().parents[2] / "target/release/tandem")
-    proc = subprocess.Popen([binary, "serve", "--port", "0", "--models", "mini", "--parallel", "1", "--ctx-size", "512",
-                             "--tls-cert", str(cert), "--tls-key", str(key), "--data-dir", str(tmp_path / "data")],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc, base = serverproc.start("--models", "mini", "--parallel", "1", "--ctx-size", "512", "--tls-cert", cert,
+                                  "--tls-key", key, "--data-dir", tmp_path / "data")
     try:
-        base = None
-        for line in proc.stdout:
-            if "listening on" in line:
-                base = line.strip().split("listening on ")[1]
-                break
         assert base and base.startswith("https://")
         client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0,
                                http_client=httpx.Client(verify=ssl.create_default_context(cafile=str(cert)), timeout=60))

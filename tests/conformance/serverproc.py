@@ -1,0 +1,29 @@
+"""Starting a real `tandem serve` for the tests: one way, shared by the session server and the
+tests that need a server of their own (other flags)."""
+import os
+import pathlib
+import subprocess
+import threading
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def start(*args):
+    """`tandem serve --port 0 ARGS…`; returns (process, base URL) once it listens. Its stderr is
+    drained in the background so it never blocks on a full pipe."""
+    binary = os.environ.get("TANDEM_BIN") or str(ROOT / "target/release/tandem")
+    proc = subprocess.Popen([binary, "serve", "--port", "0", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                raise RuntimeError("tandem serve exited: " + proc.stderr.read())
+            continue
+        if "listening on" in line:
+            threading.Thread(target=lambda: proc.stderr.read(), daemon=True).start()
+            return proc, line.strip().split("listening on ")[1]
+    proc.kill()
+    raise RuntimeError("tandem serve did not start within 120 s")
