@@ -1,0 +1,89 @@
+//! Durable state of a tandem server: uploaded files, batches with their per-line state and results,
+//! and usage records. Everything a client was told exists is written here before the answer goes out.
+//!
+//! Layout
+//! - `types`: the records (`FileRecord`, `BatchRecord`, `BatchStatus`, `LineResult`, `UsageRecord`).
+//! - `sqlite`: `SqliteStore`, the embedded implementation (one WAL database file, migrated on open).
+//! - `blobs`: `BlobDir`, file bytes on disk beside the database (written atomically).
+//!
+//! The `Store` trait is synchronous: SQLite answers in microseconds and async callers wrap calls in
+//! `spawn_blocking`. A PostgreSQL implementation for many replicas implements the same trait.
+
+mod blobs;
+mod sqlite;
+mod types;
+
+pub use blobs::BlobDir;
+pub use sqlite::SqliteStore;
+pub use types::{
+    BatchLine, BatchRecord, BatchStatus, FileRecord, LineOutcome, LineResult, RequestCounts, UsageRecord, UsageTotals,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("file store: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the database at {path} was written by a newer tandem (schema {found}, this build knows {known})")]
+    NewerSchema { path: String, found: i64, known: i64 },
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Storage of files metadata, batches and usage. Implementations must make each method atomic.
+pub trait Store: Send + Sync {
+    fn insert_file(&self, f: &FileRecord) -> Result<()>;
+    fn file(&self, id: &str) -> Result<Option<FileRecord>>;
+    /// Files newest first (or oldest first with `ascending`), after the file `after` in that order.
+    fn list_files(
+        &self,
+        purpose: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+        ascending: bool,
+    ) -> Result<Vec<FileRecord>>;
+    /// Removes the record; `false` when there was none.
+    fn delete_file(&self, id: &str) -> Result<bool>;
+
+    fn insert_batch(&self, b: &BatchRecord) -> Result<()>;
+    fn batch(&self, id: &str) -> Result<Option<BatchRecord>>;
+    /// Batches newest first, after the batch `after`.
+    fn list_batches(&self, after: Option<&str>, limit: usize) -> Result<Vec<BatchRecord>>;
+    /// Batches not in a final state, oldest first (what a worker has to carry on with).
+    fn unfinished_batches(&self) -> Result<Vec<BatchRecord>>;
+    /// Moves a batch to `to` (stamping its `*_at`) only if its status is one of `from`; `false` if not.
+    fn transition(&self, id: &str, from: &[BatchStatus], to: BatchStatus, at: u64) -> Result<bool>;
+    /// Validation failed: status `failed` with the errors (JSON list object), unless already final.
+    fn fail_batch(&self, id: &str, errors_json: &str, at: u64) -> Result<bool>;
+    /// Validation passed: stores the lines and moves `validating` → `in_progress` in one transaction.
+    fn start_batch(&self, id: &str, model: &str, lines: &[BatchLine], at: u64) -> Result<bool>;
+    /// Line numbers of the batch not yet answered, ascending.
+    fn pending_lines(&self, id: &str) -> Result<Vec<u32>>;
+    fn line(&self, id: &str, line: u32) -> Result<Option<BatchLine>>;
+    /// Records a line's result and its usage in one transaction, only if the line is still pending:
+    /// `false` means it was answered before (the caller's result is dropped, nothing is counted twice).
+    fn complete_line(&self, id: &str, line: u32, result: &LineResult, usage: Option<&UsageRecord>) -> Result<bool>;
+    /// Every answered line, ascending.
+    fn line_results(&self, id: &str) -> Result<Vec<LineResult>>;
+    fn request_counts(&self, id: &str) -> Result<RequestCounts>;
+    /// Sums of the batch's usage records.
+    fn batch_usage(&self, id: &str) -> Result<UsageTotals>;
+    /// Ends a batch: inserts its output and error file records and sets the final status, in one
+    /// transaction, if its status is one of `from`.
+    fn finish_batch(
+        &self,
+        id: &str,
+        from: &[BatchStatus],
+        to: BatchStatus,
+        output: Option<&FileRecord>,
+        errors: Option<&FileRecord>,
+        at: u64,
+    ) -> Result<bool>;
+
+    fn insert_usage(&self, u: &UsageRecord) -> Result<()>;
+    /// Usage records created at or after `since` (unix seconds), oldest first.
+    fn usage_since(&self, since: u64) -> Result<Vec<UsageRecord>>;
+}

@@ -1,0 +1,504 @@
+//! The embedded store: one SQLite database in WAL mode with `synchronous=FULL`, so a write that
+//! returned survives a process kill and a power cut. One connection behind a mutex: every method is
+//! a short statement or transaction, never held across an await.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::types::*;
+use crate::{Result, Store, StoreError};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` is the number applied.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE files (
+    id TEXT PRIMARY KEY,
+    bytes INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    filename TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    expires_at INTEGER
+);
+CREATE INDEX files_by_time ON files (created_at, id);
+CREATE TABLE batches (
+    id TEXT PRIMARY KEY,
+    endpoint TEXT NOT NULL,
+    input_file_id TEXT NOT NULL,
+    completion_window TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    in_progress_at INTEGER, finalizing_at INTEGER, completed_at INTEGER, failed_at INTEGER,
+    expired_at INTEGER, cancelling_at INTEGER, cancelled_at INTEGER,
+    output_file_id TEXT, error_file_id TEXT,
+    errors TEXT, metadata TEXT, model TEXT,
+    seq INTEGER NOT NULL
+);
+CREATE INDEX batches_by_seq ON batches (seq);
+CREATE TABLE batch_lines (
+    batch_id TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    custom_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    result TEXT,
+    PRIMARY KEY (batch_id, line)
+) WITHOUT ROWID;
+CREATE TABLE usage (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at INTEGER NOT NULL,
+    request_id TEXT NOT NULL,
+    batch_id TEXT,
+    line INTEGER,
+    model TEXT NOT NULL,
+    tier TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    cached_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cost REAL NOT NULL,
+    UNIQUE (batch_id, line)
+);
+CREATE INDEX usage_by_time ON usage (created_at);
+"#];
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating as needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::NewerSchema {
+                path: path.display().to_string(),
+                found: version,
+                known,
+            });
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(m)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+        // A panic elsewhere while holding the lock leaves the connection usable: SQLite rolls back
+        // any open transaction when the `Transaction` guard drops.
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(f(&mut c)?)
+    }
+}
+
+fn file_row(r: &Row) -> rusqlite::Result<FileRecord> {
+    Ok(FileRecord {
+        id: r.get(0)?,
+        bytes: r.get::<_, i64>(1)? as u64,
+        created_at: r.get::<_, i64>(2)? as u64,
+        filename: r.get(3)?,
+        purpose: r.get(4)?,
+        expires_at: r.get::<_, Option<i64>>(5)?.map(|x| x as u64),
+    })
+}
+
+const FILE_COLS: &str = "id, bytes, created_at, filename, purpose, expires_at";
+const BATCH_COLS: &str = "id, endpoint, input_file_id, completion_window, status, created_at, expires_at, \
+    in_progress_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, \
+    output_file_id, error_file_id, errors, metadata, model";
+
+fn batch_row(r: &Row) -> rusqlite::Result<BatchRecord> {
+    let t = |i: usize| -> rusqlite::Result<Option<u64>> { Ok(r.get::<_, Option<i64>>(i)?.map(|x| x as u64)) };
+    let status: String = r.get(4)?;
+    Ok(BatchRecord {
+        id: r.get(0)?,
+        endpoint: r.get(1)?,
+        input_file_id: r.get(2)?,
+        completion_window: r.get(3)?,
+        status: BatchStatus::parse(&status).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, format!("status {status}").into())
+        })?,
+        created_at: r.get::<_, i64>(5)? as u64,
+        expires_at: r.get::<_, i64>(6)? as u64,
+        in_progress_at: t(7)?,
+        finalizing_at: t(8)?,
+        completed_at: t(9)?,
+        failed_at: t(10)?,
+        expired_at: t(11)?,
+        cancelling_at: t(12)?,
+        cancelled_at: t(13)?,
+        output_file_id: r.get(14)?,
+        error_file_id: r.get(15)?,
+        errors: r.get(16)?,
+        metadata: r.get(17)?,
+        model: r.get(18)?,
+    })
+}
+
+fn insert_file(c: &Connection, f: &FileRecord) -> rusqlite::Result<()> {
+    c.execute(
+        &format!("INSERT INTO files ({FILE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+        params![
+            f.id,
+            f.bytes as i64,
+            f.created_at as i64,
+            f.filename,
+            f.purpose,
+            f.expires_at.map(|x| x as i64)
+        ],
+    )?;
+    Ok(())
+}
+
+/// `status IN (...)` for a list of statuses (their names are fixed identifiers, not client input).
+fn status_in(from: &[BatchStatus]) -> String {
+    let names: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    format!("status IN ({})", names.join(", "))
+}
+
+impl Store for SqliteStore {
+    fn insert_file(&self, f: &FileRecord) -> Result<()> {
+        self.with(|c| insert_file(c, f))
+    }
+
+    fn file(&self, id: &str) -> Result<Option<FileRecord>> {
+        self.with(|c| {
+            c.query_row(&format!("SELECT {FILE_COLS} FROM files WHERE id = ?1"), [id], file_row)
+                .optional()
+        })
+    }
+
+    fn list_files(
+        &self,
+        purpose: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+        ascending: bool,
+    ) -> Result<Vec<FileRecord>> {
+        let (cmp, dir) = if ascending { (">", "ASC") } else { ("<", "DESC") };
+        self.with(|c| {
+            let sql = format!(
+                "SELECT {FILE_COLS} FROM files WHERE (?1 IS NULL OR purpose = ?1) AND \
+                 (?2 IS NULL OR (created_at, id) {cmp} (SELECT created_at, id FROM files WHERE id = ?2)) \
+                 ORDER BY created_at {dir}, id {dir} LIMIT ?3"
+            );
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(params![purpose, after, limit as i64], file_row)?;
+            rows.collect()
+        })
+    }
+
+    fn delete_file(&self, id: &str) -> Result<bool> {
+        self.with(|c| Ok(c.execute("DELETE FROM files WHERE id = ?1", [id])? == 1))
+    }
+
+    fn insert_batch(&self, b: &BatchRecord) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO batches (id, endpoint, input_file_id, completion_window, status, created_at, expires_at, \
+                 metadata, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, (SELECT IFNULL(MAX(seq), 0) + 1 FROM batches))",
+                params![
+                    b.id,
+                    b.endpoint,
+                    b.input_file_id,
+                    b.completion_window,
+                    b.status.as_str(),
+                    b.created_at as i64,
+                    b.expires_at as i64,
+                    b.metadata
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn batch(&self, id: &str) -> Result<Option<BatchRecord>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {BATCH_COLS} FROM batches WHERE id = ?1"),
+                [id],
+                batch_row,
+            )
+            .optional()
+        })
+    }
+
+    fn list_batches(&self, after: Option<&str>, limit: usize) -> Result<Vec<BatchRecord>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {BATCH_COLS} FROM batches WHERE (?1 IS NULL OR seq < (SELECT seq FROM batches WHERE id = ?1)) \
+                 ORDER BY seq DESC LIMIT ?2"
+            ))?;
+            let rows = st.query_map(params![after, limit as i64], batch_row)?;
+            rows.collect()
+        })
+    }
+
+    fn unfinished_batches(&self) -> Result<Vec<BatchRecord>> {
+        let open = [
+            BatchStatus::Validating,
+            BatchStatus::InProgress,
+            BatchStatus::Finalizing,
+            BatchStatus::Cancelling,
+        ];
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {BATCH_COLS} FROM batches WHERE {} ORDER BY seq ASC",
+                status_in(&open)
+            ))?;
+            let rows = st.query_map([], batch_row)?;
+            rows.collect()
+        })
+    }
+
+    fn transition(&self, id: &str, from: &[BatchStatus], to: BatchStatus, at: u64) -> Result<bool> {
+        self.with(|c| {
+            let n = c.execute(
+                &format!(
+                    "UPDATE batches SET status = ?2, {} = ?3 WHERE id = ?1 AND {}",
+                    to.at_column(),
+                    status_in(from)
+                ),
+                params![id, to.as_str(), at as i64],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn fail_batch(&self, id: &str, errors_json: &str, at: u64) -> Result<bool> {
+        self.with(|c| {
+            let n = c.execute(
+                "UPDATE batches SET status = 'failed', failed_at = ?2, errors = ?3 WHERE id = ?1 AND \
+                 status NOT IN ('completed', 'failed', 'expired', 'cancelled')",
+                params![id, at as i64, errors_json],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn start_batch(&self, id: &str, model: &str, lines: &[BatchLine], at: u64) -> Result<bool> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let n = tx.execute(
+                "UPDATE batches SET status = 'in_progress', in_progress_at = ?2, model = ?3 \
+                 WHERE id = ?1 AND status = 'validating'",
+                params![id, at as i64, model],
+            )?;
+            if n != 1 {
+                return Ok(false);
+            }
+            {
+                let mut st =
+                    tx.prepare("INSERT INTO batch_lines (batch_id, line, custom_id, body) VALUES (?1, ?2, ?3, ?4)")?;
+                for l in lines {
+                    st.execute(params![id, l.line, l.custom_id, l.body])?;
+                }
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    fn pending_lines(&self, id: &str) -> Result<Vec<u32>> {
+        self.with(|c| {
+            let mut st =
+                c.prepare("SELECT line FROM batch_lines WHERE batch_id = ?1 AND state = 'pending' ORDER BY line")?;
+            let rows = st.query_map([id], |r| r.get::<_, u32>(0))?;
+            rows.collect()
+        })
+    }
+
+    fn line(&self, id: &str, line: u32) -> Result<Option<BatchLine>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT line, custom_id, body FROM batch_lines WHERE batch_id = ?1 AND line = ?2",
+                params![id, line],
+                |r| {
+                    Ok(BatchLine {
+                        line: r.get(0)?,
+                        custom_id: r.get(1)?,
+                        body: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    fn complete_line(&self, id: &str, line: u32, result: &LineResult, usage: Option<&UsageRecord>) -> Result<bool> {
+        let state = match result.outcome {
+            LineOutcome::Completed => "completed",
+            LineOutcome::Failed => "failed",
+        };
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let n = tx.execute(
+                "UPDATE batch_lines SET state = ?3, result = ?4 WHERE batch_id = ?1 AND line = ?2 AND state = 'pending'",
+                params![id, line, state, result.json],
+            )?;
+            if n != 1 {
+                return Ok(false);
+            }
+            if let Some(u) = usage {
+                insert_usage(&tx, u)?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    fn line_results(&self, id: &str) -> Result<Vec<LineResult>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT line, state, result FROM batch_lines WHERE batch_id = ?1 AND state != 'pending' ORDER BY line",
+            )?;
+            let rows = st.query_map([id], |r| {
+                let state: String = r.get(1)?;
+                Ok(LineResult {
+                    line: r.get(0)?,
+                    outcome: if state == "completed" {
+                        LineOutcome::Completed
+                    } else {
+                        LineOutcome::Failed
+                    },
+                    json: r.get(2)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn request_counts(&self, id: &str) -> Result<RequestCounts> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*), IFNULL(SUM(state = 'completed'), 0), IFNULL(SUM(state = 'failed'), 0) \
+                 FROM batch_lines WHERE batch_id = ?1",
+                [id],
+                |r| {
+                    Ok(RequestCounts {
+                        total: r.get::<_, i64>(0)? as u64,
+                        completed: r.get::<_, i64>(1)? as u64,
+                        failed: r.get::<_, i64>(2)? as u64,
+                    })
+                },
+            )
+        })
+    }
+
+    fn batch_usage(&self, id: &str) -> Result<UsageTotals> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*), IFNULL(SUM(prompt_tokens), 0), IFNULL(SUM(cached_tokens), 0), \
+                 IFNULL(SUM(completion_tokens), 0), IFNULL(SUM(cost), 0.0) FROM usage WHERE batch_id = ?1",
+                [id],
+                |r| {
+                    Ok(UsageTotals {
+                        records: r.get::<_, i64>(0)? as u64,
+                        prompt_tokens: r.get::<_, i64>(1)? as u64,
+                        cached_tokens: r.get::<_, i64>(2)? as u64,
+                        completion_tokens: r.get::<_, i64>(3)? as u64,
+                        cost: r.get(4)?,
+                    })
+                },
+            )
+        })
+    }
+
+    fn finish_batch(
+        &self,
+        id: &str,
+        from: &[BatchStatus],
+        to: BatchStatus,
+        output: Option<&FileRecord>,
+        errors: Option<&FileRecord>,
+        at: u64,
+    ) -> Result<bool> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let n = tx.execute(
+                &format!(
+                    "UPDATE batches SET status = ?2, {} = ?3, output_file_id = ?4, error_file_id = ?5 WHERE id = ?1 AND {}",
+                    to.at_column(),
+                    status_in(from)
+                ),
+                params![
+                    id,
+                    to.as_str(),
+                    at as i64,
+                    output.map(|f| f.id.as_str()),
+                    errors.map(|f| f.id.as_str())
+                ],
+            )?;
+            if n != 1 {
+                return Ok(false);
+            }
+            for f in output.into_iter().chain(errors) {
+                // A finalize that crashed after its blob write may run again: same ids, same files.
+                tx.execute("DELETE FROM files WHERE id = ?1", [&f.id])?;
+                insert_file(&tx, f)?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    fn insert_usage(&self, u: &UsageRecord) -> Result<()> {
+        self.with(|c| insert_usage(c, u))
+    }
+
+    fn usage_since(&self, since: u64) -> Result<Vec<UsageRecord>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT created_at, request_id, batch_id, line, model, tier, prompt_tokens, cached_tokens, \
+                 completion_tokens, cost FROM usage WHERE created_at >= ?1 ORDER BY id",
+            )?;
+            let rows = st.query_map([since as i64], |r| {
+                Ok(UsageRecord {
+                    created_at: r.get::<_, i64>(0)? as u64,
+                    request_id: r.get(1)?,
+                    batch_id: r.get(2)?,
+                    line: r.get(3)?,
+                    model: r.get(4)?,
+                    tier: r.get(5)?,
+                    prompt_tokens: r.get::<_, i64>(6)? as u64,
+                    cached_tokens: r.get::<_, i64>(7)? as u64,
+                    completion_tokens: r.get::<_, i64>(8)? as u64,
+                    cost: r.get(9)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+fn insert_usage(c: &Connection, u: &UsageRecord) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO usage (created_at, request_id, batch_id, line, model, tier, prompt_tokens, cached_tokens, \
+         completion_tokens, cost) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            u.created_at as i64,
+            u.request_id,
+            u.batch_id,
+            u.line,
+            u.model,
+            u.tier,
+            u.prompt_tokens as i64,
+            u.cached_tokens as i64,
+            u.completion_tokens as i64,
+            u.cost
+        ],
+    )?;
+    Ok(())
+}

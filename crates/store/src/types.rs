@@ -1,0 +1,194 @@
+//! The stored records. Field names follow OpenAI's objects where one exists.
+
+use std::fmt;
+
+/// An uploaded (or batch-produced) file; its bytes live in the `BlobDir` under `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    pub id: String,
+    pub bytes: u64,
+    pub created_at: u64,
+    pub filename: String,
+    /// `batch`, `user_data`, `batch_output`, …
+    pub purpose: String,
+    pub expires_at: Option<u64>,
+}
+
+/// OpenAI's batch lifecycle: validating → in_progress → finalizing → completed, or failed (validation),
+/// expired (window passed), cancelling → cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchStatus {
+    Validating,
+    InProgress,
+    Finalizing,
+    Completed,
+    Failed,
+    Expired,
+    Cancelling,
+    Cancelled,
+}
+
+impl BatchStatus {
+    pub const ALL: [BatchStatus; 8] = [
+        Self::Validating,
+        Self::InProgress,
+        Self::Finalizing,
+        Self::Completed,
+        Self::Failed,
+        Self::Expired,
+        Self::Cancelling,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Validating => "validating",
+            Self::InProgress => "in_progress",
+            Self::Finalizing => "finalizing",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Expired => "expired",
+            Self::Cancelling => "cancelling",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.as_str() == s)
+    }
+
+    /// No more work happens to a batch in a final state.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Expired | Self::Cancelled)
+    }
+
+    /// The column that records when the batch entered this status.
+    pub(crate) fn at_column(self) -> &'static str {
+        match self {
+            Self::Validating => "created_at",
+            Self::InProgress => "in_progress_at",
+            Self::Finalizing => "finalizing_at",
+            Self::Completed => "completed_at",
+            Self::Failed => "failed_at",
+            Self::Expired => "expired_at",
+            Self::Cancelling => "cancelling_at",
+            Self::Cancelled => "cancelled_at",
+        }
+    }
+}
+
+impl fmt::Display for BatchStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRecord {
+    pub id: String,
+    pub endpoint: String,
+    pub input_file_id: String,
+    pub completion_window: String,
+    pub status: BatchStatus,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub in_progress_at: Option<u64>,
+    pub finalizing_at: Option<u64>,
+    pub completed_at: Option<u64>,
+    pub failed_at: Option<u64>,
+    pub expired_at: Option<u64>,
+    pub cancelling_at: Option<u64>,
+    pub cancelled_at: Option<u64>,
+    pub output_file_id: Option<String>,
+    pub error_file_id: Option<String>,
+    /// OpenAI's `errors` object (JSON text) for a batch that failed validation.
+    pub errors: Option<String>,
+    /// The client's metadata (JSON text of a string map).
+    pub metadata: Option<String>,
+    /// The model every line names (known once validated).
+    pub model: Option<String>,
+}
+
+impl BatchRecord {
+    /// A fresh batch in `validating`.
+    pub fn new(id: String, endpoint: String, input_file_id: String, created_at: u64, expires_at: u64) -> Self {
+        Self {
+            id,
+            endpoint,
+            input_file_id,
+            completion_window: "24h".into(),
+            status: BatchStatus::Validating,
+            created_at,
+            expires_at,
+            in_progress_at: None,
+            finalizing_at: None,
+            completed_at: None,
+            failed_at: None,
+            expired_at: None,
+            cancelling_at: None,
+            cancelled_at: None,
+            output_file_id: None,
+            error_file_id: None,
+            errors: None,
+            metadata: None,
+            model: None,
+        }
+    }
+}
+
+/// One request of a batch's input file (line numbers count from 1, as OpenAI's errors do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchLine {
+    pub line: u32,
+    pub custom_id: String,
+    /// The request body (JSON text).
+    pub body: String,
+}
+
+/// How a line ended: its result goes to the output file (`Completed`) or the error file (`Failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineOutcome {
+    Completed,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineResult {
+    pub line: u32,
+    pub outcome: LineOutcome,
+    /// The output-file line (JSON text): `{"id", "custom_id", "response", "error"}`.
+    pub json: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    pub total: u64,
+    pub completed: u64,
+    pub failed: u64,
+}
+
+/// One response's tokens and cost, recorded once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageRecord {
+    pub created_at: u64,
+    pub request_id: String,
+    /// `Some` for a batch line (with `line`); `None` for an interactive request.
+    pub batch_id: Option<String>,
+    pub line: Option<u32>,
+    pub model: String,
+    pub tier: String,
+    pub prompt_tokens: u64,
+    pub cached_tokens: u64,
+    pub completion_tokens: u64,
+    /// Dollars.
+    pub cost: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct UsageTotals {
+    pub records: u64,
+    pub prompt_tokens: u64,
+    pub cached_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost: f64,
+}

@@ -1,0 +1,207 @@
+//! The SQLite store on real database files: migrations, pagination, conditional transitions, and
+//! the exactly-once recording of batch lines and their usage.
+
+use tandem_store::*;
+
+fn file(id: &str, t: u64, purpose: &str) -> FileRecord {
+    FileRecord {
+        id: id.into(),
+        bytes: 10,
+        created_at: t,
+        filename: format!("{id}.jsonl"),
+        purpose: purpose.into(),
+        expires_at: None,
+    }
+}
+
+fn usage(batch: &str, line: u32) -> UsageRecord {
+    UsageRecord {
+        created_at: 100,
+        request_id: format!("req_{line}"),
+        batch_id: Some(batch.into()),
+        line: Some(line),
+        model: "m".into(),
+        tier: "mini".into(),
+        prompt_tokens: 10,
+        cached_tokens: 2,
+        completion_tokens: 5,
+        cost: 0.5,
+    }
+}
+
+#[test]
+fn files_page_in_both_orders_and_filter_by_purpose() {
+    let d = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&d.path().join("db/tandem.sqlite")).unwrap();
+    for (i, p) in ["batch", "user_data", "batch", "batch"].iter().enumerate() {
+        s.insert_file(&file(&format!("file-{i}"), 10 + i as u64, p)).unwrap();
+    }
+    let ids = |v: Vec<FileRecord>| v.into_iter().map(|f| f.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.list_files(None, None, 2, false).unwrap()), ["file-3", "file-2"]);
+    assert_eq!(
+        ids(s.list_files(None, Some("file-2"), 10, false).unwrap()),
+        ["file-1", "file-0"]
+    );
+    assert_eq!(
+        ids(s.list_files(Some("batch"), Some("file-0"), 10, true).unwrap()),
+        ["file-2", "file-3"]
+    );
+    assert_eq!(s.file("file-1").unwrap().unwrap().purpose, "user_data");
+    assert!(s.delete_file("file-1").unwrap());
+    assert!(!s.delete_file("file-1").unwrap());
+    assert!(s.file("file-1").unwrap().is_none());
+}
+
+#[test]
+fn lines_and_usage_are_recorded_exactly_once_and_survive_reopen() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("tandem.sqlite");
+    {
+        let s = SqliteStore::open(&path).unwrap();
+        s.insert_batch(&BatchRecord::new(
+            "batch_a".into(),
+            "/v1/chat/completions".into(),
+            "file-x".into(),
+            5,
+            50,
+        ))
+        .unwrap();
+        let lines: Vec<BatchLine> = (1..=3)
+            .map(|i| BatchLine {
+                line: i,
+                custom_id: format!("c{i}"),
+                body: "{}".into(),
+            })
+            .collect();
+        assert!(s.start_batch("batch_a", "m", &lines, 6).unwrap());
+        assert!(
+            !s.start_batch("batch_a", "m", &lines, 6).unwrap(),
+            "only from validating"
+        );
+        let r = LineResult {
+            line: 2,
+            outcome: LineOutcome::Completed,
+            json: "{\"custom_id\":\"c2\"}".into(),
+        };
+        assert!(s.complete_line("batch_a", 2, &r, Some(&usage("batch_a", 2))).unwrap());
+        // A second answer for the same line (a retry after a crash) is dropped, usage too.
+        assert!(!s.complete_line("batch_a", 2, &r, Some(&usage("batch_a", 2))).unwrap());
+        let f = LineResult {
+            line: 3,
+            outcome: LineOutcome::Failed,
+            json: "{}".into(),
+        };
+        assert!(s.complete_line("batch_a", 3, &f, None).unwrap());
+    }
+    let s = SqliteStore::open(&path).unwrap();
+    let b = s.batch("batch_a").unwrap().unwrap();
+    assert_eq!(
+        (b.status, b.in_progress_at, b.model.as_deref()),
+        (BatchStatus::InProgress, Some(6), Some("m"))
+    );
+    assert_eq!(s.pending_lines("batch_a").unwrap(), [1]);
+    assert_eq!(
+        s.request_counts("batch_a").unwrap(),
+        RequestCounts {
+            total: 3,
+            completed: 1,
+            failed: 1
+        }
+    );
+    let u = s.batch_usage("batch_a").unwrap();
+    assert_eq!(
+        (u.records, u.prompt_tokens, u.completion_tokens, u.cost),
+        (1, 10, 5, 0.5)
+    );
+    assert_eq!(s.line("batch_a", 1).unwrap().unwrap().custom_id, "c1");
+    let res = s.line_results("batch_a").unwrap();
+    assert_eq!(res.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(s.usage_since(0).unwrap().len(), 1);
+}
+
+#[test]
+fn transitions_are_conditional_and_finishing_writes_the_files() {
+    let d = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&d.path().join("t.sqlite")).unwrap();
+    for id in ["batch_1", "batch_2", "batch_3"] {
+        s.insert_batch(&BatchRecord::new(
+            id.into(),
+            "/v1/completions".into(),
+            "file-i".into(),
+            1,
+            99,
+        ))
+        .unwrap();
+    }
+    assert_eq!(
+        s.list_batches(None, 10)
+            .unwrap()
+            .iter()
+            .map(|b| b.id.as_str())
+            .collect::<Vec<_>>(),
+        ["batch_3", "batch_2", "batch_1"]
+    );
+    assert_eq!(s.list_batches(Some("batch_3"), 1).unwrap()[0].id, "batch_2");
+    assert!(s.fail_batch("batch_1", "{\"object\":\"list\",\"data\":[]}", 3).unwrap());
+    assert!(!s.fail_batch("batch_1", "{}", 4).unwrap(), "final stays final");
+    assert!(s
+        .transition(
+            "batch_2",
+            &[BatchStatus::Validating, BatchStatus::InProgress],
+            BatchStatus::Cancelling,
+            7
+        )
+        .unwrap());
+    assert!(!s
+        .transition("batch_2", &[BatchStatus::InProgress], BatchStatus::Finalizing, 8)
+        .unwrap());
+    let out = file("file-out", 9, "batch_output");
+    assert!(s
+        .finish_batch(
+            "batch_2",
+            &[BatchStatus::Cancelling],
+            BatchStatus::Cancelled,
+            Some(&out),
+            None,
+            9
+        )
+        .unwrap());
+    // Running the same finish again (a crash between blob and commit) cannot double anything.
+    assert!(!s
+        .finish_batch(
+            "batch_2",
+            &[BatchStatus::Cancelling],
+            BatchStatus::Cancelled,
+            Some(&out),
+            None,
+            9
+        )
+        .unwrap());
+    let b = s.batch("batch_2").unwrap().unwrap();
+    assert_eq!(
+        (b.status, b.cancelling_at, b.cancelled_at),
+        (BatchStatus::Cancelled, Some(7), Some(9))
+    );
+    assert_eq!(b.output_file_id.as_deref(), Some("file-out"));
+    assert!(s.file("file-out").unwrap().is_some());
+    let open: Vec<String> = s.unfinished_batches().unwrap().into_iter().map(|b| b.id).collect();
+    assert_eq!(open, ["batch_3"]);
+    assert_eq!(
+        s.batch("batch_1").unwrap().unwrap().errors.as_deref(),
+        Some("{\"object\":\"list\",\"data\":[]}")
+    );
+}
+
+#[test]
+fn a_newer_schema_is_refused_with_a_clear_error() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("t.sqlite");
+    drop(SqliteStore::open(&path).unwrap());
+    // The store exposes no raw SQL, so write the header field directly: user_version is the
+    // big-endian u32 at byte offset 60 of the database header (the WAL was checkpointed on close).
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[60..64].copy_from_slice(&99u32.to_be_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    let e = SqliteStore::open(&path).err().expect("refused").to_string();
+    assert!(e.contains("newer tandem") && e.contains("schema 99"), "{e}");
+}
