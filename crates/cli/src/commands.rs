@@ -111,6 +111,7 @@ pub fn run(home: &Home, a: RunArgs) -> Result<()> {
             kv_type: tandem_model::KvType::F16,
             max_queue: 1,
             queue_timeout: Duration::from_secs(3600),
+            ..EngineConfig::new(1, ctx)
         },
     );
     let max_tokens = a.max_tokens.min(ctx - prompt.len());

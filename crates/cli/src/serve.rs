@@ -226,6 +226,7 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
                 kv_type,
                 max_queue,
                 queue_timeout,
+                ..EngineConfig::new(slots, ctx)
             },
         );
         eprintln!(

@@ -33,8 +33,32 @@ pub struct EngineConfig {
     pub kv_type: tandem_model::KvType,
     /// Requests allowed to wait for a slot; more are refused (`EngineError::Overloaded`).
     pub max_queue: usize,
-    /// A request still waiting for a slot after this long is dropped with `Event::TimedOut`.
+    /// An interactive request still waiting for a slot after this long is dropped with
+    /// `Event::TimedOut` (batch work waits as long as it must).
     pub queue_timeout: std::time::Duration,
+    /// Slots batch work leaves free, so an interactive request arriving while a batch runs finds
+    /// a slot at once instead of waiting for a batch line to finish.
+    pub batch_reserve: usize,
+    /// Most prompt tokens of batch work in one step: a step in flight delays an arriving
+    /// interactive request, so batch prefill runs in small chunks, and not at all in a step that
+    /// prefills an interactive prompt.
+    pub batch_prefill_chunk: usize,
+}
+
+impl EngineConfig {
+    /// One slot per sequence, defaults for the rest.
+    pub fn new(slots: usize, ctx: usize) -> Self {
+        Self {
+            slots,
+            ctx,
+            step_tokens: 256,
+            kv_type: tandem_model::KvType::F16,
+            max_queue: 256,
+            queue_timeout: std::time::Duration::from_secs(300),
+            batch_reserve: (slots / 4).max(1).min(slots.saturating_sub(1)),
+            batch_prefill_chunk: 32,
+        }
+    }
 }
 
 /// Why a choice ended.
@@ -175,8 +199,9 @@ impl EngineHandle {
             });
         }
         // Admission control: a bounded queue, so overload is refused early instead of piling up.
+        // Batch work is paced by its worker and never refused here.
         let queued = self.stats.waiting.fetch_add(1, Ordering::AcqRel);
-        if queued >= self.config.max_queue {
+        if queued >= self.config.max_queue && req.priority == Priority::Interactive {
             self.stats.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(EngineError::Overloaded { waiting: queued });
         }
@@ -227,6 +252,7 @@ struct Seq {
     generated: usize,
     max_tokens: usize,
     top_logprobs: Option<usize>,
+    priority: Priority,
     tx: UnboundedSender<Event>,
     done: bool,
 }
@@ -311,7 +337,7 @@ impl Scheduler {
             if w.tx.is_closed() {
                 return false;
             }
-            if w.since.elapsed() > timeout {
+            if w.req.priority == Priority::Interactive && w.since.elapsed() > timeout {
                 let _ = w.tx.send(Event::TimedOut);
                 return false;
             }
@@ -344,7 +370,11 @@ impl Scheduler {
     fn admit(&mut self) {
         while let Some(w) = self.waiting.front() {
             let free: Vec<usize> = (0..self.slots.len()).filter(|&i| !self.slots[i].busy).collect();
-            if free.len() < w.req.n {
+            let keep = match w.req.priority {
+                Priority::Interactive => 0,
+                Priority::Batch => self.cfg.batch_reserve,
+            };
+            if free.len() < w.req.n + keep {
                 return;
             }
             let Waiting { req, tx, .. } = self.waiting.pop_front().expect("front exists");
@@ -392,6 +422,7 @@ impl Scheduler {
                     generated: 0,
                     max_tokens: req.max_tokens,
                     top_logprobs: req.top_logprobs,
+                    priority: req.priority,
                     tx: tx.clone(),
                     done: false,
                 });
@@ -418,15 +449,34 @@ impl Scheduler {
                 budget -= 1;
             }
         }
-        for (i, s) in self.active.iter().enumerate() {
-            if let Phase::Prefill = s.phase {
-                if budget == 0 {
+        // Interactive prompts first; batch prompts only in steps without one, in small chunks.
+        let prefilling = |s: &Seq, p: Priority| matches!(s.phase, Phase::Prefill) && s.priority == p;
+        let interactive_prefill = self.active.iter().any(|s| prefilling(s, Priority::Interactive));
+        let mut batch_budget = if interactive_prefill {
+            0
+        } else {
+            self.cfg.batch_prefill_chunk.max(1)
+        };
+        for p in [Priority::Interactive, Priority::Batch] {
+            for (i, s) in self.active.iter().enumerate() {
+                if !prefilling(s, p) {
+                    continue;
+                }
+                let cap = if p == Priority::Batch {
+                    budget.min(batch_budget)
+                } else {
+                    budget
+                };
+                if cap == 0 {
                     break;
                 }
                 let from = self.slots[s.slot].kv.len;
-                let to = (from + budget).min(s.prompt.len());
+                let to = (from + cap).min(s.prompt.len());
                 plan.push((i, from, to));
                 budget -= to - from;
+                if p == Priority::Batch {
+                    batch_budget -= to - from;
+                }
             }
         }
         if plan.is_empty() {

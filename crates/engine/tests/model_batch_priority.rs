@@ -1,0 +1,98 @@
+//! Admission order between interactive requests and batch work, on the real mini: batch work leaves
+//! `batch_reserve` slots free, and an interactive request arriving while a batch runs is admitted
+//! before the next batch line.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tandem_engine::{EngineConfig, EngineHandle, Event, GenRequest, Priority, SamplingParams};
+use tandem_text::SpecialMode;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Seen {
+    Admitted(char),
+    Finished(char),
+}
+
+/// Drains every receiver into one timeline until `until` holds or 60 s pass.
+fn watch(rxs: &mut [(char, &mut UnboundedReceiver<Event>)], log: &mut Vec<Seen>, until: impl Fn(&[Seen]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !until(log) {
+        assert!(Instant::now() < deadline, "timed out; saw {log:?}");
+        for (name, rx) in rxs.iter_mut() {
+            while let Ok(ev) = rx.try_recv() {
+                match ev {
+                    Event::Prefilled { .. } => log.push(Seen::Admitted(*name)),
+                    Event::Finished { .. } => log.push(Seen::Finished(*name)),
+                    Event::Token { .. } => {}
+                    other => panic!("{name}: {other:?}"),
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn interactive_requests_go_before_waiting_batch_lines() {
+    let lm = Arc::new(common::mini());
+    let prompt = lm
+        .tokenizer
+        .encode("Write a long story about a lighthouse keeper.", SpecialMode::None);
+    // Every sequence runs its full max_tokens: end-of-generation tokens are banned.
+    let ban: Vec<(u32, f32)> = lm.tokenizer.eog.iter().map(|&t| (t, -100.0)).collect();
+    let req = |priority, max_tokens| GenRequest {
+        prompt: prompt.clone(),
+        params: SamplingParams {
+            temperature: 0.0,
+            logit_bias: ban.clone(),
+            ..SamplingParams::default()
+        },
+        max_tokens,
+        stop: vec![],
+        n: 1,
+        top_logprobs: None,
+        priority,
+    };
+    let cfg = EngineConfig {
+        batch_reserve: 1,
+        ..EngineConfig::new(2, 256)
+    };
+    let engine = EngineHandle::spawn(lm.clone(), cfg);
+    let mut log = Vec::new();
+
+    let mut a = engine.submit(req(Priority::Batch, 40)).unwrap();
+    watch(&mut [('a', &mut a)], &mut log, |l| l.contains(&Seen::Admitted('a')));
+    // One slot is free, but it is the reserved one: the second batch line waits ...
+    let mut b = engine.submit(req(Priority::Batch, 4)).unwrap();
+    // ... and an interactive request arriving now takes the reserved slot at once.
+    let mut i = engine.submit(req(Priority::Interactive, 4)).unwrap();
+    watch(&mut [('a', &mut a), ('b', &mut b), ('i', &mut i)], &mut log, |l| {
+        l.contains(&Seen::Finished('a')) && l.contains(&Seen::Finished('b')) && l.contains(&Seen::Finished('i'))
+    });
+    let at = |s: Seen| log.iter().position(|&x| x == s).unwrap();
+    assert!(at(Seen::Admitted('i')) < at(Seen::Finished('a')), "{log:?}");
+    assert!(at(Seen::Admitted('i')) < at(Seen::Admitted('b')), "{log:?}");
+    // The waiting batch line starts only when the running one has left a slot beside the reserve.
+    assert!(at(Seen::Admitted('b')) > at(Seen::Finished('a')), "{log:?}");
+
+    // With every slot taken, an interactive request that arrives after a batch line is queued goes
+    // first when a slot frees.
+    let mut c = engine.submit(req(Priority::Batch, 30)).unwrap();
+    let mut j = engine.submit(req(Priority::Interactive, 30)).unwrap();
+    watch(&mut [('c', &mut c), ('j', &mut j)], &mut log, |l| {
+        l.contains(&Seen::Admitted('c')) && l.contains(&Seen::Admitted('j'))
+    });
+    let mut d = engine.submit(req(Priority::Batch, 2)).unwrap();
+    let mut k = engine.submit(req(Priority::Interactive, 2)).unwrap();
+    watch(
+        &mut [('c', &mut c), ('j', &mut j), ('d', &mut d), ('k', &mut k)],
+        &mut log,
+        |l| l.contains(&Seen::Finished('d')) && l.contains(&Seen::Finished('k')),
+    );
+    let at = |s: Seen| log.iter().position(|&x| x == s).unwrap();
+    assert!(at(Seen::Admitted('k')) < at(Seen::Admitted('d')), "{log:?}");
+}
