@@ -71,6 +71,12 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Largest file `/v1/files` accepts, in bytes (default 200 MiB).
+    #[arg(long)]
+    max_file_bytes: Option<u64>,
+    /// Seconds a batch may run before it expires (its completion_window is "24h": 86400).
+    #[arg(long)]
+    batch_window_seconds: Option<u64>,
     /// State directory (env TANDEM_DATA; default $TANDEM_HOME/data).
     #[arg(long, env = "TANDEM_DATA")]
     data_dir: Option<PathBuf>,
@@ -111,6 +117,8 @@ struct FileConfig {
     cors_origins: Option<Vec<String>>,
     log_content: Option<bool>,
     drain_seconds: Option<u64>,
+    max_file_bytes: Option<u64>,
+    batch_window_seconds: Option<u64>,
     data_dir: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -277,13 +285,16 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
             a.cors_origins
         },
         log_content: a.log_content || f.log_content.unwrap_or(false),
+        max_file_bytes: a.max_file_bytes.or(f.max_file_bytes).unwrap_or(200 << 20),
+        batch_window: Duration::from_secs(a.batch_window_seconds.or(f.batch_window_seconds).unwrap_or(24 * 3600)),
     };
     let drain = Duration::from_secs(a.drain_seconds.or(f.drain_seconds).unwrap_or(30));
-    let state = Arc::new(AppState {
-        tiers: served,
-        config,
-        metrics: Default::default(),
-    });
+    let db = data_dir.join("tandem.sqlite");
+    let store = tandem_store::SqliteStore::open(&db).with_context(|| format!("opening the store {}", db.display()))?;
+    let blobs = tandem_store::BlobDir::open(&data_dir.join("files"))
+        .with_context(|| format!("opening {}", data_dir.join("files").display()))?;
+    eprintln!("tandem: state in {}", data_dir.display());
+    let state = Arc::new(AppState::new(served, config, Arc::new(store), blobs));
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

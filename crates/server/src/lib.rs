@@ -8,8 +8,13 @@
 //! - `respond`: engine events → a JSON response or an SSE stream; usage counted once there.
 //! - `metrics`: Prometheus text exposition.
 //! - `routes`: the router and the small endpoints.
+//! - `files`: the Files API (uploads streamed to the blob directory).
+//! - `batches`: the Batch API routes; `batch_worker`: the task that runs batches.
 
+mod batch_worker;
+mod batches;
 mod error;
+mod files;
 mod metrics;
 mod params;
 mod request;
@@ -47,6 +52,7 @@ pub async fn serve(
     state: Arc<AppState>,
     drain: std::time::Duration,
 ) -> std::io::Result<()> {
+    batch_worker::spawn(state.clone());
     let app = router(state);
     let (sig_tx, sig_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
@@ -78,6 +84,7 @@ pub async fn serve_tls(
     drain: std::time::Duration,
 ) -> std::io::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    batch_worker::spawn(state.clone());
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await?;
     let handle = axum_server::Handle::new();
     let h = handle.clone();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
-use tandem_engine::{Event, Logprobs};
+use tandem_engine::{Event, Logprobs, Priority};
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -112,18 +112,37 @@ impl Latency<'_> {
 }
 
 /// Waits for every choice to finish and answers with one JSON object.
-pub async fn complete(
-    state: Arc<AppState>,
-    v: ValidRequest,
+pub async fn complete(state: Arc<AppState>, v: ValidRequest, rx: UnboundedReceiver<Event>, start: Instant) -> Response {
+    let pricing = state.tiers[v.tier].pricing;
+    match collect(&state, &v, rx, start, &pricing).await {
+        Ok(body) => {
+            let total = body["usage"]["cost"]["total"].as_f64().unwrap_or(0.0);
+            let mut resp = axum::Json(body).into_response();
+            // Full precision (shortest round-trip decimal), never exponent notation.
+            if let Ok(h) = axum::http::HeaderValue::from_str(&total.to_string()) {
+                resp.headers_mut().insert("x-tandem-cost", h);
+            }
+            resp
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Waits for every choice to finish and builds the response object, its usage priced with
+/// `pricing` (a batch line's is half the tier's).
+pub async fn collect(
+    state: &AppState,
+    v: &ValidRequest,
     mut rx: UnboundedReceiver<Event>,
     start: Instant,
-) -> Response {
-    let head = Head::new(&state, &v);
+    pricing: &Pricing,
+) -> Result<Value, ApiError> {
+    let head = Head::new(state, v);
     let mut choices = vec![Choice::default(); v.gen.n];
     let (mut prompt_tokens, mut cached) = (v.gen.prompt.len(), 0);
     let mut finished = 0;
     let mut lat = Latency {
-        state: &state,
+        state,
         start,
         last: None,
     };
@@ -151,9 +170,9 @@ pub async fn complete(
                 choices[choice].tokens = completion_tokens;
                 finished += 1;
             }
-            Some(Event::TimedOut) => return ApiError::queue_timeout().into_response(),
-            Some(Event::Failed(msg)) => return ApiError::internal(msg).into_response(),
-            None => return ApiError::internal("the engine dropped the request").into_response(),
+            Some(Event::TimedOut) => return Err(ApiError::queue_timeout()),
+            Some(Event::Failed(msg)) => return Err(ApiError::internal(msg)),
+            None => return Err(ApiError::internal("the engine dropped the request")),
         }
     }
     let completion_tokens: usize = choices.iter().map(|c| c.tokens).sum();
@@ -186,19 +205,17 @@ pub async fn complete(
         .collect();
     let mut body = json!({
         "id": head.id, "object": head.object(false), "created": head.created, "model": head.model,
-        "choices": out, "usage": usage(&state.tiers[v.tier].pricing, prompt_tokens, cached, completion_tokens),
+        "choices": out, "usage": usage(pricing, prompt_tokens, cached, completion_tokens),
         "system_fingerprint": head.fingerprint,
     });
     if head.api == Api::Chat {
-        body["service_tier"] = json!("default");
+        body["service_tier"] = json!(if v.gen.priority == Priority::Batch {
+            "batch"
+        } else {
+            "default"
+        });
     }
-    let total = body["usage"]["cost"]["total"].as_f64().unwrap_or(0.0);
-    let mut resp = axum::Json(body).into_response();
-    // Full precision (shortest round-trip decimal), never exponent notation.
-    if let Ok(h) = axum::http::HeaderValue::from_str(&total.to_string()) {
-        resp.headers_mut().insert("x-tandem-cost", h);
-    }
-    resp
+    Ok(body)
 }
 
 /// Streams chunks as server-sent events, ending with `data: [DONE]`. A client that goes away drops

@@ -29,6 +29,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/models", get(list_models))
         .route("/v1/models/{*id}", get(get_model))
+        .route(
+            "/v1/files",
+            post(crate::files::upload)
+                .get(crate::files::list)
+                // Uploads have their own cap (checked while streaming to disk), plus room for the
+                // multipart framing.
+                .layer(DefaultBodyLimit::max(state.config.max_file_bytes as usize + (64 << 10))),
+        )
+        .route(
+            "/v1/files/{id}",
+            get(crate::files::retrieve).delete(crate::files::delete),
+        )
+        .route("/v1/files/{id}/content", get(crate::files::content))
+        .route("/v1/batches", post(crate::batches::create).get(crate::batches::list))
+        .route("/v1/batches/{id}", get(crate::batches::retrieve))
+        .route("/v1/batches/{id}/cancel", post(crate::batches::cancel))
         .route("/tokenize", post(tokenize))
         .route("/detokenize", post(detokenize))
         .route("/health", get(health))

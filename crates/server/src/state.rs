@@ -2,7 +2,10 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
 use tandem_engine::EngineHandle;
+use tandem_store::{BlobDir, Store};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -23,6 +26,15 @@ impl Pricing {
         let cached_input = cached.min(prompt) as f64 * self.cached_input / 1e6;
         let output = completion as f64 * self.output / 1e6;
         (input, cached_input, output, input + cached_input + output)
+    }
+
+    /// Batch work costs half the interactive price (OpenAI's Batch API discount).
+    pub fn batch(&self) -> Self {
+        Self {
+            input: self.input / 2.0,
+            cached_input: self.cached_input / 2.0,
+            output: self.output / 2.0,
+        }
     }
 }
 
@@ -51,6 +63,10 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// Write prompts and completions to the log (off by default).
     pub log_content: bool,
+    /// Largest upload to `/v1/files`.
+    pub max_file_bytes: u64,
+    /// How long a batch may take before it expires (`completion_window` "24h"; shorter in tests).
+    pub batch_window: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +77,8 @@ impl Default for ServerConfig {
             max_body_bytes: 8 << 20,
             cors_origins: Vec::new(),
             log_content: false,
+            max_file_bytes: 200 << 20,
+            batch_window: std::time::Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -69,6 +87,37 @@ pub struct AppState {
     pub tiers: Vec<Tier>,
     pub config: ServerConfig,
     pub metrics: Metrics,
+    /// Files, batches, usage (the data directory's database).
+    pub store: Arc<dyn Store>,
+    /// File bytes, beside the database.
+    pub blobs: BlobDir,
+    /// Wakes the batch worker (a batch was created or cancelled).
+    pub batch_wake: tokio::sync::Notify,
+}
+
+impl AppState {
+    pub fn new(tiers: Vec<Tier>, config: ServerConfig, store: Arc<dyn Store>, blobs: BlobDir) -> Self {
+        Self {
+            tiers,
+            config,
+            metrics: Default::default(),
+            store,
+            blobs,
+            batch_wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Runs a store call off the async threads (SQLite calls block, if only briefly).
+    pub async fn db<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&dyn Store) -> tandem_store::Result<T> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let st = self.clone();
+        tokio::task::spawn_blocking(move || f(st.store.as_ref()))
+            .await
+            .map_err(|e| ApiError::internal(format!("store task failed: {e}")))?
+            .map_err(|e| ApiError::internal(format!("store: {e}")))
+    }
 }
 
 impl AppState {

@@ -13,7 +13,7 @@ mod blobs;
 mod sqlite;
 mod types;
 
-pub use blobs::BlobDir;
+pub use blobs::{BlobDir, BlobWriter};
 pub use sqlite::SqliteStore;
 pub use types::{
     BatchLine, BatchRecord, BatchStatus, FileRecord, LineOutcome, LineResult, RequestCounts, UsageRecord, UsageTotals,

@@ -1,0 +1,484 @@
+//! The batch worker: one task that carries every unfinished batch through its lifecycle, oldest
+//! first, resuming whatever a previous process left (the store holds all of its state).
+//!
+//! validating → in_progress: the input file is checked line by line; lines go to the store in the
+//! same transaction as the status change. in_progress: lines run at batch priority through the tier's
+//! engine, a few at a time (the slots batch work may use); each result is stored together with its
+//! usage record only if the line is still pending, so a line finished twice (a crash between
+//! engine and store) is recorded once. finalizing: output and error files are written from the
+//! stored results and the batch completes. A cancelled or expired batch keeps its finished results;
+//! its unfinished lines get error results (`batch_cancelled`, `batch_expired`), so every input line
+//! has exactly one result line in the end.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tandem_engine::{EngineError, Priority};
+use tandem_store::{BatchLine, BatchRecord, BatchStatus, FileRecord, LineOutcome, LineResult, UsageRecord};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::error::ApiError;
+use crate::request::{parse_chat, parse_completion};
+use crate::respond;
+use crate::state::{new_id, unix_now, AppState};
+
+/// OpenAI's cap on requests in one batch.
+pub const MAX_LINES: usize = 50_000;
+/// Validation errors reported per batch (the rest are counted in the last message).
+const MAX_ERRORS: usize = 100;
+/// How often a running batch looks at its status and its deadline.
+const TICK: Duration = Duration::from_millis(500);
+
+type Res<T> = Result<T, ApiError>;
+
+/// Starts the worker; it runs until the process ends.
+pub fn spawn(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = pass(&state).await {
+                tracing::error!(error = %e.message, "batch worker");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            tokio::select! {
+                _ = state.batch_wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    });
+}
+
+/// One sweep over the unfinished batches, oldest first, each carried as far as it goes.
+async fn pass(state: &Arc<AppState>) -> Res<()> {
+    for b in state.db(|s| s.unfinished_batches()).await? {
+        drive(state, b.id).await?;
+    }
+    Ok(())
+}
+
+async fn batch(state: &Arc<AppState>, id: &str) -> Res<BatchRecord> {
+    let key = id.to_string();
+    state
+        .db(move |s| s.batch(&key))
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("batch {key} vanished", key = id)))
+}
+
+/// Moves one batch through its states until it is final.
+async fn drive(state: &Arc<AppState>, id: String) -> Res<()> {
+    loop {
+        let b = batch(state, &id).await?;
+        if b.status.is_final() {
+            return Ok(());
+        }
+        if unix_now() >= b.expires_at && b.status != BatchStatus::Finalizing {
+            return expire(state, &b).await;
+        }
+        match b.status {
+            BatchStatus::Validating => match validate(state, &b).await? {
+                Ok((model, lines)) => {
+                    let key = id.clone();
+                    state
+                        .db(move |s| s.start_batch(&key, &model, &lines, unix_now()))
+                        .await?;
+                }
+                Err(errors) => {
+                    let key = id.clone();
+                    let text = json!({"object": "list", "data": errors}).to_string();
+                    state.db(move |s| s.fail_batch(&key, &text, unix_now())).await?;
+                }
+            },
+            BatchStatus::InProgress => {
+                if !run_lines(state, &b).await? {
+                    continue; // stopped early: cancelled or expired, which the next turn handles
+                }
+                let key = id.clone();
+                state
+                    .db(move |s| s.transition(&key, &[BatchStatus::InProgress], BatchStatus::Finalizing, unix_now()))
+                    .await?;
+            }
+            BatchStatus::Finalizing => {
+                finalize(state, &b, &[BatchStatus::Finalizing], BatchStatus::Completed, None).await?;
+            }
+            BatchStatus::Cancelling => {
+                let why = ("batch_cancelled", "The batch was cancelled before this request ran.");
+                finalize(state, &b, &[BatchStatus::Cancelling], BatchStatus::Cancelled, Some(why)).await?;
+            }
+            _ => unreachable!("final states return above"),
+        }
+    }
+}
+
+async fn expire(state: &Arc<AppState>, b: &BatchRecord) -> Res<()> {
+    let why = (
+        "batch_expired",
+        "This request could not be executed before the completion window expired.",
+    );
+    let from = [
+        BatchStatus::Validating,
+        BatchStatus::InProgress,
+        BatchStatus::Cancelling,
+    ];
+    finalize(state, b, &from, BatchStatus::Expired, Some(why)).await
+}
+
+/// Ends the batches other than `current` that were cancelled or ran out of time meanwhile.
+async fn sweep_others(state: &Arc<AppState>, current: &str) -> Res<()> {
+    for b in state.db(|s| s.unfinished_batches()).await? {
+        if b.id == current {
+            continue;
+        }
+        if unix_now() >= b.expires_at && b.status != BatchStatus::Finalizing {
+            expire(state, &b).await?;
+        } else if b.status == BatchStatus::Cancelling {
+            let why = ("batch_cancelled", "The batch was cancelled before this request ran.");
+            finalize(state, &b, &[BatchStatus::Cancelling], BatchStatus::Cancelled, Some(why)).await?;
+        }
+    }
+    Ok(())
+}
+
+fn verror(code: &str, message: String, param: Option<&str>, line: Option<usize>) -> Value {
+    json!({"code": code, "message": message, "param": param, "line": line})
+}
+
+/// Checks the input file as OpenAI does: every line a JSON object with a unique `custom_id`,
+/// `method` POST, the batch's `url`, a `body` naming one served model (the same on every line),
+/// and at most 50,000 lines. Request bodies themselves are checked when each line runs.
+async fn validate(state: &Arc<AppState>, b: &BatchRecord) -> Res<Result<(String, Vec<BatchLine>), Vec<Value>>> {
+    let file_id = b.input_file_id.clone();
+    let (st, fid) = (state.clone(), file_id.clone());
+    let bytes = tokio::task::spawn_blocking(move || -> tandem_store::Result<Option<Vec<u8>>> {
+        match st.store.file(&fid)? {
+            None => Ok(None),
+            Some(_) => Ok(Some(st.blobs.read(&fid)?)),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::internal(format!("reading {file_id}: {e}")))?;
+    let Some(bytes) = bytes else {
+        let msg = format!("The input file {file_id} no longer exists.");
+        return Ok(Err(vec![verror("file_not_found", msg, Some("input_file_id"), None)]));
+    };
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        let msg = "The input file is not UTF-8 text; it must be JSONL.".to_string();
+        return Ok(Err(vec![verror(
+            "invalid_file_format",
+            msg,
+            Some("input_file_id"),
+            None,
+        )]));
+    };
+    Ok(check_lines(state, text, &b.endpoint))
+}
+
+fn check_lines(state: &AppState, text: &str, endpoint: &str) -> Result<(String, Vec<BatchLine>), Vec<Value>> {
+    let mut errors = Vec::new();
+    let mut lines = Vec::new();
+    let mut seen = HashSet::new();
+    let mut model: Option<String> = None;
+    let mut bad = 0usize;
+    let mut err = |e: Value| {
+        bad += 1;
+        if errors.len() < MAX_ERRORS {
+            errors.push(e);
+        }
+    };
+    for (i, raw) in text.split('\n').enumerate() {
+        let n = i + 1;
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let v: Value = match serde_json::from_str(raw) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) => {
+                err(verror(
+                    "invalid_json_line",
+                    format!("Line {n} is not a JSON object."),
+                    None,
+                    Some(n),
+                ));
+                continue;
+            }
+            Err(e) => {
+                err(verror(
+                    "invalid_json_line",
+                    format!("Line {n} is not valid JSON: {e}."),
+                    None,
+                    Some(n),
+                ));
+                continue;
+            }
+        };
+        let custom_id = match v.get("custom_id") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => {
+                let msg = format!("Line {n}: 'custom_id' must be a non-empty string.");
+                err(verror("missing_required_parameter", msg, Some("custom_id"), Some(n)));
+                continue;
+            }
+        };
+        if v.get("method").and_then(Value::as_str) != Some("POST") {
+            let msg = format!("Line {n}: 'method' must be 'POST'.");
+            err(verror("invalid_method", msg, Some("method"), Some(n)));
+            continue;
+        }
+        let url = v.get("url").and_then(Value::as_str).unwrap_or("");
+        if url != endpoint {
+            let msg = format!("Line {n}: the URL '{url}' does not match the batch's endpoint '{endpoint}'.");
+            err(verror("invalid_url", msg, Some("url"), Some(n)));
+            continue;
+        }
+        let Some(body @ Value::Object(_)) = v.get("body") else {
+            let msg = format!("Line {n}: 'body' must be a JSON object.");
+            err(verror("missing_required_parameter", msg, Some("body"), Some(n)));
+            continue;
+        };
+        let Some(m) = body.get("model").and_then(Value::as_str) else {
+            let msg = format!("Line {n}: the body has no 'model'.");
+            err(verror("missing_required_parameter", msg, Some("body.model"), Some(n)));
+            continue;
+        };
+        match &model {
+            None => {
+                if state.tier(m).is_err() {
+                    let msg = format!("Line {n}: the model '{m}' does not exist.");
+                    err(verror("model_not_found", msg, Some("body.model"), Some(n)));
+                    continue;
+                }
+                model = Some(m.to_string());
+            }
+            Some(first) if first != m => {
+                let msg = format!("Line {n}: every request of a batch must use the same model ('{first}'), not '{m}'.");
+                err(verror("mismatched_model", msg, Some("body.model"), Some(n)));
+                continue;
+            }
+            Some(_) => {}
+        }
+        if !seen.insert(custom_id.clone()) {
+            let msg = format!("Line {n}: the custom_id '{custom_id}' is used more than once.");
+            err(verror("duplicate_custom_id", msg, Some("custom_id"), Some(n)));
+            continue;
+        }
+        lines.push(BatchLine {
+            line: n as u32,
+            custom_id,
+            body: body.to_string(),
+        });
+    }
+    if lines.len() + bad > MAX_LINES {
+        let msg = format!(
+            "The input file has {} requests; a batch may have at most {MAX_LINES}.",
+            lines.len() + bad
+        );
+        errors.insert(0, verror("too_many_requests", msg, Some("input_file_id"), None));
+    } else if lines.is_empty() && bad == 0 {
+        let msg = "The input file has no requests.".to_string();
+        errors.push(verror("empty_file", msg, Some("input_file_id"), None));
+    }
+    if bad > errors.len() {
+        let msg = format!("{} more lines have errors.", bad - errors.len());
+        errors.push(verror("too_many_errors", msg, None, None));
+    }
+    match (errors.is_empty(), model) {
+        (true, Some(m)) => {
+            let canonical = state.tier(&m).map(|t| t.id.clone()).unwrap_or(m);
+            Ok((canonical, lines))
+        }
+        _ => Err(errors),
+    }
+}
+
+/// Runs the batch's pending lines, a few at a time, until none is left (`true`) or the batch is
+/// cancelled or expires (`false`; the lines in flight are stopped and stay pending).
+async fn run_lines(state: &Arc<AppState>, b: &BatchRecord) -> Res<bool> {
+    let key = b.id.clone();
+    let pending = state.db(move |s| s.pending_lines(&key)).await?;
+    let tier = state.tier(b.model.as_deref().unwrap_or(""))?;
+    let cfg = &tier.engine.config;
+    let width = cfg.slots.saturating_sub(cfg.batch_reserve).max(1);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut queue = pending.into_iter();
+    let mut set: JoinSet<Res<()>> = JoinSet::new();
+    let result = loop {
+        while set.len() < width {
+            let Some(n) = queue.next() else { break };
+            set.spawn(run_line(state.clone(), b.clone(), n, stop_rx.clone()));
+        }
+        if set.is_empty() {
+            break Ok(true);
+        }
+        tokio::select! {
+            r = set.join_next() => match r {
+                Some(Ok(Ok(()))) | None => {}
+                Some(Ok(Err(e))) => break Err(e),
+                Some(Err(e)) => break Err(ApiError::internal(format!("batch line task: {e}"))),
+            },
+            _ = state.batch_wake.notified() => {}
+            _ = tokio::time::sleep(TICK) => {}
+        }
+        let now = batch(state, &b.id).await?;
+        if now.status != BatchStatus::InProgress || unix_now() >= now.expires_at {
+            break Ok(false);
+        }
+        sweep_others(state, &b.id).await?;
+    };
+    // Lines in flight stop without recording anything; none is left writing behind our back.
+    let _ = stop_tx.send(true);
+    while set.join_next().await.is_some() {}
+    result
+}
+
+/// Runs one line and records its result with its usage, unless `stop` fires first.
+async fn run_line(state: Arc<AppState>, b: BatchRecord, n: u32, mut stop: watch::Receiver<bool>) -> Res<()> {
+    let key = b.id.clone();
+    let Some(line) = state.db(move |s| s.line(&key, n)).await? else {
+        return Err(ApiError::internal(format!("line {n} of {} is missing", b.id)));
+    };
+    let request_id = new_id("req_");
+    let outcome = tokio::select! {
+        r = execute(&state, &b, &line) => r,
+        _ = stop.wait_for(|s| *s) => return Ok(()),
+    };
+    let (result, usage) = match outcome {
+        Ok((body, usage)) => {
+            let u = UsageRecord {
+                created_at: unix_now(),
+                request_id: request_id.clone(),
+                batch_id: Some(b.id.clone()),
+                line: Some(n),
+                model: usage.0,
+                tier: usage.1,
+                prompt_tokens: body["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
+                cached_tokens: body["usage"]["prompt_tokens_details"]["cached_tokens"]
+                    .as_u64()
+                    .unwrap_or(0),
+                completion_tokens: body["usage"]["completion_tokens"].as_u64().unwrap_or(0),
+                cost: body["usage"]["cost"]["total"].as_f64().unwrap_or(0.0),
+            };
+            let j = json!({"id": new_id("batch_req_"), "custom_id": line.custom_id,
+                           "response": {"status_code": 200, "request_id": request_id, "body": body}, "error": null});
+            (
+                LineResult {
+                    line: n,
+                    outcome: LineOutcome::Completed,
+                    json: j.to_string(),
+                },
+                Some(u),
+            )
+        }
+        Err(e) => {
+            let j = json!({"id": new_id("batch_req_"), "custom_id": line.custom_id,
+                           "response": {"status_code": e.status.as_u16(), "request_id": request_id, "body": e.body()},
+                           "error": null});
+            (
+                LineResult {
+                    line: n,
+                    outcome: LineOutcome::Failed,
+                    json: j.to_string(),
+                },
+                None,
+            )
+        }
+    };
+    let key = b.id.clone();
+    state
+        .db(move |s| s.complete_line(&key, n, &result, usage.as_ref()))
+        .await?;
+    Ok(())
+}
+
+/// The line's request through the same validation and engine as an interactive one, at batch
+/// priority and half price: the response body and (model id, tier name).
+async fn execute(state: &Arc<AppState>, b: &BatchRecord, line: &BatchLine) -> Res<(Value, (String, String))> {
+    let mut v = match b.endpoint.as_str() {
+        "/v1/chat/completions" => parse_chat(state, line.body.as_bytes())?,
+        _ => parse_completion(state, line.body.as_bytes())?,
+    };
+    if v.stream {
+        return Err(ApiError::invalid(
+            "stream",
+            "invalid_value",
+            "Streaming is not available in a batch.",
+        ));
+    }
+    v.gen.priority = Priority::Batch;
+    let tier = &state.tiers[v.tier];
+    let rx = loop {
+        match tier.engine.submit(v.gen.clone()) {
+            Ok(rx) => break rx,
+            // Not the line's fault: wait and try again.
+            Err(EngineError::Overloaded { .. }) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let body = respond::collect(state, &v, rx, Instant::now(), &tier.pricing.batch()).await?;
+    Ok((body, (tier.id.clone(), tier.name.clone())))
+}
+
+/// Writes the output and error files from the stored results and ends the batch in `to`. With
+/// `unfinished`, pending lines first get that error (`code`, `message`) as their result.
+async fn finalize(
+    state: &Arc<AppState>,
+    b: &BatchRecord,
+    from: &[BatchStatus],
+    to: BatchStatus,
+    unfinished: Option<(&'static str, &'static str)>,
+) -> Res<()> {
+    let (st, b2, from) = (state.clone(), b.clone(), from.to_vec());
+    tokio::task::spawn_blocking(move || -> tandem_store::Result<()> {
+        let (s, id) = (st.store.as_ref(), b2.id.as_str());
+        if let Some((code, message)) = unfinished {
+            for n in s.pending_lines(id)? {
+                let custom_id = s.line(id, n)?.map(|l| l.custom_id).unwrap_or_default();
+                let j = json!({"id": new_id("batch_req_"), "custom_id": custom_id, "response": null,
+                               "error": {"code": code, "message": message}});
+                let r = LineResult {
+                    line: n,
+                    outcome: LineOutcome::Failed,
+                    json: j.to_string(),
+                };
+                s.complete_line(id, n, &r, None)?;
+            }
+        }
+        let (mut out, mut err) = (String::new(), String::new());
+        for r in s.line_results(id)? {
+            let dest = if r.outcome == LineOutcome::Completed {
+                &mut out
+            } else {
+                &mut err
+            };
+            dest.push_str(&r.json);
+            dest.push('\n');
+        }
+        // Ids derive from the batch's, so a finalize that runs again rewrites the same files.
+        let suffix = id.trim_start_matches("batch_");
+        let file = |kind: &str, text: &str| -> tandem_store::Result<Option<FileRecord>> {
+            if text.is_empty() {
+                return Ok(None);
+            }
+            let f = FileRecord {
+                id: format!("file-{kind}-{suffix}"),
+                bytes: text.len() as u64,
+                created_at: unix_now(),
+                filename: format!("{id}_{kind}.jsonl"),
+                purpose: "batch_output".into(),
+                expires_at: None,
+            };
+            st.blobs.write(&f.id, text.as_bytes())?;
+            Ok(Some(f))
+        };
+        let (o, e) = (file("output", &out)?, file("error", &err)?);
+        s.finish_batch(id, &from, to, o.as_ref(), e.as_ref(), unix_now())?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::internal(format!("finalizing {}: {e}", b.id)))?;
+    tracing::info!(batch = %b.id, status = %to, "batch ended");
+    Ok(())
+}

@@ -1,0 +1,255 @@
+//! The Batch API routes: create, retrieve, list, cancel. The work itself is `batch_worker`'s.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use tandem_store::{BatchRecord, BatchStatus, RequestCounts, UsageTotals};
+
+use crate::error::ApiError;
+use crate::params::{wrong_type, Fields};
+use crate::state::{new_id, unix_now, AppState};
+
+/// Endpoints a batch may target.
+pub const ENDPOINTS: &[&str] = &["/v1/chat/completions", "/v1/completions"];
+
+pub fn batch_object(b: &BatchRecord, counts: RequestCounts, usage: UsageTotals) -> Value {
+    let parse = |s: &Option<String>| s.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok());
+    json!({
+        "id": b.id, "object": "batch", "endpoint": b.endpoint, "errors": parse(&b.errors),
+        "input_file_id": b.input_file_id, "completion_window": b.completion_window, "status": b.status.as_str(),
+        "output_file_id": b.output_file_id, "error_file_id": b.error_file_id,
+        "created_at": b.created_at, "in_progress_at": b.in_progress_at, "expires_at": b.expires_at,
+        "finalizing_at": b.finalizing_at, "completed_at": b.completed_at, "failed_at": b.failed_at,
+        "expired_at": b.expired_at, "cancelling_at": b.cancelling_at, "cancelled_at": b.cancelled_at,
+        "request_counts": {"total": counts.total, "completed": counts.completed, "failed": counts.failed},
+        "metadata": parse(&b.metadata), "model": b.model,
+        "usage": {
+            "input_tokens": usage.prompt_tokens,
+            "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+            "output_tokens": usage.completion_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+            "cost": usage.cost,
+        },
+    })
+}
+
+fn no_such_batch(id: &str) -> ApiError {
+    ApiError {
+        param: Some("batch_id".into()),
+        ..ApiError::not_found(format!("No such Batch object: {id}"))
+    }
+}
+
+/// Reads a batch with its counts and usage, as the API shows it.
+async fn load(state: &Arc<AppState>, id: String) -> Result<Value, ApiError> {
+    let key = id.clone();
+    let found = state
+        .db(move |s| {
+            let Some(b) = s.batch(&key)? else { return Ok(None) };
+            Ok(Some((s.request_counts(&key)?, s.batch_usage(&key)?, b)))
+        })
+        .await?;
+    let (counts, usage, b) = found.ok_or_else(|| no_such_batch(&id))?;
+    Ok(batch_object(&b, counts, usage))
+}
+
+/// Metadata: at most 16 pairs, keys ≤ 64 characters, string values ≤ 512.
+fn metadata(v: Option<&Value>) -> Result<Option<String>, ApiError> {
+    let Some(v) = v else { return Ok(None) };
+    let Value::Object(m) = v else {
+        return Err(wrong_type("metadata", "an object", v));
+    };
+    if m.len() > 16 {
+        return Err(ApiError::invalid(
+            "metadata",
+            "invalid_value",
+            format!("Invalid 'metadata': at most 16 keys, got {}.", m.len()),
+        ));
+    }
+    for (k, val) in m {
+        let Value::String(s) = val else {
+            return Err(wrong_type(&format!("metadata.{k}"), "a string", val));
+        };
+        if k.chars().count() > 64 || s.chars().count() > 512 {
+            return Err(ApiError::invalid(
+                format!("metadata.{k}"),
+                "invalid_value",
+                "Invalid 'metadata': keys are at most 64 characters and values at most 512.",
+            ));
+        }
+    }
+    Ok(Some(v.to_string()))
+}
+
+pub async fn create(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesRejection>) -> Response {
+    let run = async {
+        let b = b.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let v = Fields::parse(&b)?;
+        let f = Fields::new(&v);
+        f.check_known(
+            &[
+                "input_file_id",
+                "endpoint",
+                "completion_window",
+                "metadata",
+                "output_expires_after",
+            ],
+            state.config.ignore_unknown_fields,
+        )?;
+        let need = |k: &str| {
+            f.string(k)?.ok_or_else(|| {
+                ApiError::invalid(
+                    k,
+                    "missing_required_parameter",
+                    format!("Missing required parameter: '{k}'."),
+                )
+            })
+        };
+        let (input, endpoint, window) = (need("input_file_id")?, need("endpoint")?, need("completion_window")?);
+        if !ENDPOINTS.contains(&endpoint) {
+            return Err(ApiError::invalid(
+                "endpoint",
+                "invalid_value",
+                format!("Invalid value for 'endpoint': '{endpoint}'. Supported values are: '/v1/chat/completions' and '/v1/completions'."),
+            ));
+        }
+        if window != "24h" {
+            return Err(ApiError::invalid(
+                "completion_window",
+                "invalid_value",
+                format!("Invalid value for 'completion_window': '{window}'. Supported values are: '24h'."),
+            ));
+        }
+        if f.get("output_expires_after").is_some() {
+            return Err(ApiError::invalid(
+                "output_expires_after",
+                "unsupported_parameter",
+                "Output file expiry ('output_expires_after') is not supported yet.",
+            ));
+        }
+        let meta = metadata(f.get("metadata"))?;
+        let key = input.to_string();
+        let file = state.db(move |s| s.file(&key)).await?;
+        match file {
+            None => return Err(crate::files::no_such_file(input)),
+            Some(file) if file.purpose != "batch" => {
+                return Err(ApiError::invalid(
+                    "input_file_id",
+                    "invalid_value",
+                    format!(
+                        "File {input} has purpose '{}'; a batch needs a file uploaded with purpose 'batch'.",
+                        file.purpose
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+        let now = unix_now();
+        let mut rec = BatchRecord::new(
+            new_id("batch_"),
+            endpoint.to_string(),
+            input.to_string(),
+            now,
+            now + state.config.batch_window.as_secs(),
+        );
+        rec.metadata = meta;
+        let r = rec.clone();
+        state.db(move |s| s.insert_batch(&r)).await?;
+        state.batch_wake.notify_one();
+        Ok(batch_object(&rec, RequestCounts::default(), UsageTotals::default()))
+    };
+    match run.await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn retrieve(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    match load(&state, id).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /v1/batches?after=&limit=` (newest first).
+pub async fn list(State(state): State<Arc<AppState>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let run = async {
+        let limit = match q.get("limit") {
+            None => 20,
+            Some(l) => l
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "limit",
+                        "invalid_value",
+                        format!("Invalid 'limit': expected an integer in [1, 100], got '{l}'."),
+                    )
+                })?,
+        };
+        let after = q.get("after").cloned();
+        let mut rows = state
+            .db(move |s| {
+                s.list_batches(after.as_deref(), limit + 1)?
+                    .into_iter()
+                    .map(|b| Ok((s.request_counts(&b.id)?, s.batch_usage(&b.id)?, b)))
+                    .collect::<tandem_store::Result<Vec<_>>>()
+            })
+            .await?;
+        let has_more = rows.len() > limit;
+        rows.truncate(limit);
+        let data: Vec<Value> = rows.iter().map(|(c, u, b)| batch_object(b, *c, *u)).collect();
+        Ok::<_, ApiError>(json!({"object": "list", "data": data,
+            "first_id": rows.first().map(|r| r.2.id.clone()), "last_id": rows.last().map(|r| r.2.id.clone()),
+            "has_more": has_more}))
+    };
+    match run.await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Moves a running batch to `cancelling`; the worker stops its lines and ends it as `cancelled`.
+pub async fn cancel(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    let run = async {
+        let key = id.clone();
+        let (found, moved) = state
+            .db(move |s| {
+                let Some(b) = s.batch(&key)? else {
+                    return Ok((None, false));
+                };
+                let moved = s.transition(
+                    &key,
+                    &[BatchStatus::Validating, BatchStatus::InProgress],
+                    BatchStatus::Cancelling,
+                    unix_now(),
+                )?;
+                Ok((Some(b.status), moved))
+            })
+            .await?;
+        match found {
+            None => return Err(no_such_batch(&id)),
+            Some(st) if !moved && st != BatchStatus::Cancelling && st != BatchStatus::Cancelled => {
+                return Err(ApiError {
+                    status: axum::http::StatusCode::CONFLICT,
+                    ..ApiError::bad_request(format!("Cannot cancel a batch with status '{st}'."))
+                })
+            }
+            _ => {}
+        }
+        state.batch_wake.notify_one();
+        load(&state, id).await
+    };
+    match run.await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,251 @@
+//! The Files API: upload (multipart, streamed to disk), list, retrieve, content, delete.
+//! Bytes go to the blob directory first; the record is written only once they are safely on disk,
+//! so a file the API lists always has its bytes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use tandem_store::FileRecord;
+
+use crate::error::ApiError;
+use crate::state::{new_id, unix_now, AppState};
+
+/// Purposes a client may upload with.
+const PURPOSES: &[&str] = &["batch", "user_data"];
+
+pub fn file_object(f: &FileRecord) -> Value {
+    json!({"id": f.id, "object": "file", "bytes": f.bytes, "created_at": f.created_at, "filename": f.filename,
+           "purpose": f.purpose, "status": "processed", "expires_at": f.expires_at, "status_details": null})
+}
+
+pub fn no_such_file(id: &str) -> ApiError {
+    ApiError {
+        param: Some("id".into()),
+        ..ApiError::not_found(format!("No such File object: {id}"))
+    }
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError, limit: u64) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::payload_too_large(limit as usize)
+    } else {
+        ApiError::bad_request(format!("Could not read the upload: {}", e.body_text()))
+    }
+}
+
+pub async fn upload(State(state): State<Arc<AppState>>, mp: Result<Multipart, MultipartRejection>) -> Response {
+    match upload_inner(&state, mp).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn upload_inner(state: &Arc<AppState>, mp: Result<Multipart, MultipartRejection>) -> Result<Value, ApiError> {
+    let mut mp =
+        mp.map_err(|e| ApiError::bad_request(format!("Expected a multipart/form-data body: {}", e.body_text())))?;
+    let limit = state.config.max_file_bytes;
+    let id = new_id("file-");
+    let mut purpose: Option<String> = None;
+    let mut blob: Option<(tandem_store::BlobWriter, String)> = None;
+    while let Some(mut field) = mp.next_field().await.map_err(|e| multipart_error(e, limit))? {
+        let name = field.name().unwrap_or_default().to_string();
+        match name.as_str() {
+            "purpose" => purpose = Some(field.text().await.map_err(|e| multipart_error(e, limit))?),
+            "file" => {
+                if blob.is_some() {
+                    return Err(ApiError::invalid(
+                        "file",
+                        "invalid_value",
+                        "Only one 'file' may be uploaded.",
+                    ));
+                }
+                let filename = field.file_name().unwrap_or("upload").to_string();
+                let mut w = state
+                    .blobs
+                    .begin(&id)
+                    .map_err(|e| ApiError::internal(format!("file store: {e}")))?;
+                while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
+                    if w.written + chunk.len() as u64 > limit {
+                        return Err(ApiError::payload_too_large(limit as usize));
+                    }
+                    // Small synchronous writes to the page cache; the one fsync happens at commit.
+                    w.write(&chunk)
+                        .map_err(|e| ApiError::internal(format!("file store: {e}")))?;
+                }
+                blob = Some((w, filename));
+            }
+            "expires_after" | "expires_after[anchor]" | "expires_after[seconds]" => {
+                return Err(ApiError::invalid(
+                    "expires_after",
+                    "unsupported_parameter",
+                    "File expiry ('expires_after') is not supported yet; delete files with DELETE /v1/files/{id}.",
+                ))
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "Unrecognized request argument supplied: {other}"
+                )))
+            }
+        }
+    }
+    let purpose = purpose.ok_or_else(|| {
+        ApiError::invalid(
+            "purpose",
+            "missing_required_parameter",
+            "Missing required parameter: 'purpose'.",
+        )
+    })?;
+    if !PURPOSES.contains(&purpose.as_str()) {
+        return Err(ApiError::invalid(
+            "purpose",
+            "invalid_value",
+            format!("Invalid value for 'purpose': '{purpose}'. Supported values are: 'batch' and 'user_data'."),
+        ));
+    }
+    let (w, filename) = blob.ok_or_else(|| {
+        ApiError::invalid(
+            "file",
+            "missing_required_parameter",
+            "Missing required parameter: 'file'.",
+        )
+    })?;
+    if purpose == "batch" && !filename.ends_with(".jsonl") {
+        return Err(ApiError::invalid(
+            "file",
+            "invalid_file_format",
+            format!("Invalid file format for Batch API. Must be .jsonl (got '{filename}')."),
+        ));
+    }
+    let bytes = w.written;
+    let rec = FileRecord {
+        id: id.clone(),
+        bytes,
+        created_at: unix_now(),
+        filename,
+        purpose,
+        expires_at: None,
+    };
+    let rec2 = rec.clone();
+    state
+        .db(move |s| {
+            w.commit()?;
+            s.insert_file(&rec2)
+        })
+        .await?;
+    Ok(file_object(&rec))
+}
+
+fn limit_param(q: &HashMap<String, String>, max: usize, default: usize) -> Result<usize, ApiError> {
+    match q.get("limit") {
+        None => Ok(default),
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| (1..=max).contains(&n))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "limit",
+                    "invalid_value",
+                    format!("Invalid 'limit': expected an integer in [1, {max}], got '{l}'."),
+                )
+            }),
+    }
+}
+
+/// `GET /v1/files?purpose=&limit=&after=&order=asc|desc`
+pub async fn list(State(state): State<Arc<AppState>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let run = async {
+        let limit = limit_param(&q, 10_000, 10_000)?;
+        let ascending = match q.get("order").map(String::as_str) {
+            None | Some("desc") => false,
+            Some("asc") => true,
+            Some(o) => {
+                return Err(ApiError::invalid(
+                    "order",
+                    "invalid_value",
+                    format!("Invalid 'order': '{o}'. Expected 'asc' or 'desc'."),
+                ))
+            }
+        };
+        let (purpose, after) = (q.get("purpose").cloned(), q.get("after").cloned());
+        let mut files = state
+            .db(move |s| s.list_files(purpose.as_deref(), after.as_deref(), limit + 1, ascending))
+            .await?;
+        let has_more = files.len() > limit;
+        files.truncate(limit);
+        Ok(
+            json!({"object": "list", "data": files.iter().map(file_object).collect::<Vec<_>>(),
+                  "first_id": files.first().map(|f| f.id.clone()), "last_id": files.last().map(|f| f.id.clone()),
+                  "has_more": has_more}),
+        )
+    };
+    match run.await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn find(state: &Arc<AppState>, id: String) -> Result<FileRecord, ApiError> {
+    let key = id.clone();
+    state.db(move |s| s.file(&key)).await?.ok_or_else(|| no_such_file(&id))
+}
+
+pub async fn retrieve(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    match find(&state, id).await {
+        Ok(f) => Json(file_object(&f)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The bytes, streamed from disk.
+pub async fn content(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    let run = async {
+        let f = find(&state, id).await?;
+        let file = tokio::fs::File::open(state.blobs.path(&f.id))
+            .await
+            .map_err(|e| ApiError::internal(format!("the bytes of {} are missing: {e}", f.id)))?;
+        let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+        Ok::<_, ApiError>(
+            (
+                [
+                    ("content-type", "application/octet-stream".to_string()),
+                    ("content-length", f.bytes.to_string()),
+                    (
+                        "content-disposition",
+                        format!(
+                            "attachment; filename=\"{}\"",
+                            f.filename.replace(['"', '\\', '\r', '\n'], "_")
+                        ),
+                    ),
+                ],
+                body,
+            )
+                .into_response(),
+        )
+    };
+    run.await.unwrap_or_else(|e| e.into_response())
+}
+
+pub async fn delete(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    let key = id.clone();
+    let run = state.db(move |s| {
+        let found = s.delete_file(&key)?;
+        Ok(found)
+    });
+    match run.await {
+        Ok(true) => {
+            // The record is gone first: a crash here leaves an orphan blob, never a dangling record.
+            let _ = state.blobs.remove(&id);
+            Json(json!({"id": id, "object": "file", "deleted": true})).into_response()
+        }
+        Ok(false) => no_such_file(&id).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
