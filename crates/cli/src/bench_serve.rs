@@ -4,6 +4,7 @@
 //! throughput. Without `--url` it starts `tandem serve` itself on a free 127.0.0.1 port.
 
 use std::io::BufRead;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -34,11 +35,18 @@ pub struct BenchServeArgs {
     /// Label for the table (e.g. "llama-server").
     #[arg(long)]
     label: Option<String>,
+    /// The batch scenario instead of the levels: N requests sent interactively and then as one
+    /// batch (throughput of each), and interactive TTFT with and without a batch running.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Interactive requests timed in the batch scenario (one at a time).
+    #[arg(long, default_value_t = 12)]
+    probes: usize,
 }
 
 /// A ~114-token instruction (the size BENCHMARKS.md's TTFT anchor uses), made unique per request
 /// at its start so no server can answer it from a prefix cache.
-fn prompt(i: usize) -> String {
+pub fn prompt(i: usize) -> String {
     format!(
         "Request {i}. You are reviewing a pull request for a small Rust web service. The service exposes a JSON API for \
          creating, listing and deleting notes, stores them in SQLite, and uses tokio and axum. The change adds pagination \
@@ -49,13 +57,19 @@ fn prompt(i: usize) -> String {
 }
 
 #[derive(Default)]
-struct RequestStats {
-    ttft: f64,
-    gaps: Vec<f64>,
-    tokens: usize,
+pub struct RequestStats {
+    pub ttft: f64,
+    pub gaps: Vec<f64>,
+    pub tokens: usize,
 }
 
-async fn one(client: &reqwest::Client, url: &str, model: &str, i: usize, max_tokens: usize) -> Result<RequestStats> {
+pub async fn one(
+    client: &reqwest::Client,
+    url: &str,
+    model: &str,
+    i: usize,
+    max_tokens: usize,
+) -> Result<RequestStats> {
     let body = json!({"model": model, "messages": [{"role": "user", "content": prompt(i)}], "max_tokens": max_tokens,
                       "temperature": 0.7, "seed": i, "stream": true, "stream_options": {"include_usage": true}});
     let start = Instant::now();
@@ -107,7 +121,7 @@ async fn one(client: &reqwest::Client, url: &str, model: &str, i: usize, max_tok
     Ok(stats)
 }
 
-fn pct(v: &mut [f64], p: f64) -> f64 {
+pub fn pct(v: &mut [f64], p: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
@@ -115,12 +129,48 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-struct Spawned(Child);
+/// A `tandem serve` started for the benchmark, with a throwaway data directory; killed and
+/// removed on drop.
+pub struct Spawned(Child, PathBuf);
 impl Drop for Spawned {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
     }
+}
+
+/// The server at `url`, or a `tandem serve` started here on a free port with `parallel` slots.
+pub fn connect_or_start(url: Option<&str>, model: &str, parallel: usize) -> Result<(String, Option<Spawned>)> {
+    if let Some(u) = url {
+        return Ok((u.trim_end_matches('/').to_string(), None));
+    }
+    let data = std::env::temp_dir().join(format!("tandem-bench-{}", std::process::id()));
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--models",
+            model,
+            "--parallel",
+            &parallel.max(1).to_string(),
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let out = child.stdout.take().expect("piped");
+    let server = Spawned(child, data);
+    for line in std::io::BufReader::new(out).lines() {
+        let line = line?;
+        if let Some(u) = line.strip_prefix("tandem: listening on ") {
+            return Ok((u.to_string(), Some(server)));
+        }
+    }
+    bail!("tandem serve did not start")
 }
 
 pub fn bench_serve(a: BenchServeArgs) -> Result<()> {
@@ -131,37 +181,7 @@ pub fn bench_serve(a: BenchServeArgs) -> Result<()> {
         .collect::<Result<_, _>>()
         .context("--concurrency: comma-separated integers")?;
     let max_c = levels.iter().copied().max().unwrap_or(1);
-    let mut _server = None;
-    let url = match a.url.clone() {
-        Some(u) => u.trim_end_matches('/').to_string(),
-        None => {
-            let exe = std::env::current_exe()?;
-            let mut child = Command::new(exe)
-                .args([
-                    "serve",
-                    "--port",
-                    "0",
-                    "--models",
-                    &a.model,
-                    "--parallel",
-                    &max_c.max(1).to_string(),
-                ])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()?;
-            let out = child.stdout.take().expect("piped");
-            _server = Some(Spawned(child));
-            let mut url = None;
-            for line in std::io::BufReader::new(out).lines() {
-                let line = line?;
-                if let Some(u) = line.strip_prefix("tandem: listening on ") {
-                    url = Some(u.to_string());
-                    break;
-                }
-            }
-            url.context("tandem serve did not start")?
-        }
-    };
+    let (url, _server) = connect_or_start(a.url.as_deref(), &a.model, max_c)?;
     let label = a
         .label
         .clone()
@@ -176,6 +196,17 @@ pub fn bench_serve(a: BenchServeArgs) -> Result<()> {
         .timeout(Duration::from_secs(600))
         .pool_max_idle_per_host(0)
         .build()?;
+    if let Some(n) = a.batch {
+        let w = crate::bench_batch::Scenario {
+            model: a.model.clone(),
+            requests: n,
+            max_tokens: a.max_tokens,
+            concurrency: max_c,
+            probes: a.probes,
+        };
+        let r = rt.block_on(w.run(&client, &url))?;
+        return crate::bench_batch::print(&label, &w, &r, a.json);
+    }
     let mut rows = Vec::new();
     rt.block_on(async {
         // Warm-up: page the weights in.

@@ -10,6 +10,7 @@
 //! - `sys`: /proc readings and shared flag parsing.
 
 mod bench;
+mod bench_batch;
 mod bench_cost;
 mod bench_serve;
 mod commands;

@@ -44,6 +44,13 @@ pub struct ServeArgs {
     /// Seconds a request may wait for a slot before it gets 503.
     #[arg(long)]
     queue_timeout: Option<u64>,
+    /// Slots batch work leaves free for interactive requests (default: a quarter, at least 1).
+    #[arg(long)]
+    batch_reserve: Option<usize>,
+    /// Most batch prompt tokens per forward step (small: a step in flight delays interactive
+    /// requests; default 16).
+    #[arg(long)]
+    batch_prefill_chunk: Option<usize>,
     /// Memory for KV caches per tier, in MiB (default: a quarter of the available RAM); it caps
     /// the slots: --parallel is lowered to what fits.
     #[arg(long)]
@@ -110,6 +117,8 @@ struct FileConfig {
     kv_type: Option<String>,
     max_queue: Option<usize>,
     queue_timeout: Option<u64>,
+    batch_reserve: Option<usize>,
+    batch_prefill_chunk: Option<usize>,
     kv_budget_mib: Option<usize>,
     default_max_tokens: Option<usize>,
     max_body_bytes: Option<usize>,
@@ -134,6 +143,17 @@ fn read_config(path: Option<&Path>) -> Result<FileConfig> {
         Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
+}
+
+/// The engine's batch settings from flags and file over its defaults.
+fn batch_settings(mut c: EngineConfig, reserve: Option<usize>, chunk: Option<usize>) -> EngineConfig {
+    if let Some(r) = reserve {
+        c.batch_reserve = r.min(c.slots.saturating_sub(1));
+    }
+    if let Some(k) = chunk {
+        c.batch_prefill_chunk = k.max(1);
+    }
+    c
 }
 
 /// A stable short hash (FNV-1a) for fingerprints of user files.
@@ -163,6 +183,10 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
     }
     let kv_type = crate::sys::kv_type(a.kv_type.or(f.kv_type).as_deref().unwrap_or("f16"))?;
     let max_queue = a.max_queue.or(f.max_queue).unwrap_or(256);
+    let (batch_reserve, batch_prefill_chunk) = (
+        a.batch_reserve.or(f.batch_reserve),
+        a.batch_prefill_chunk.or(f.batch_prefill_chunk),
+    );
     let queue_timeout = Duration::from_secs(a.queue_timeout.or(f.queue_timeout).unwrap_or(300));
     let kv_budget = a
         .kv_budget_mib
@@ -234,7 +258,7 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
                 kv_type,
                 max_queue,
                 queue_timeout,
-                ..EngineConfig::new(slots, ctx)
+                ..batch_settings(EngineConfig::new(slots, ctx), batch_reserve, batch_prefill_chunk)
             },
         );
         eprintln!(

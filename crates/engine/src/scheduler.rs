@@ -56,7 +56,7 @@ impl EngineConfig {
             max_queue: 256,
             queue_timeout: std::time::Duration::from_secs(300),
             batch_reserve: (slots / 4).max(1).min(slots.saturating_sub(1)),
-            batch_prefill_chunk: 32,
+            batch_prefill_chunk: 16,
         }
     }
 }
@@ -441,17 +441,21 @@ impl Scheduler {
     fn step(&mut self) {
         // Plan: every decoding sequence feeds one token; prefilling ones share what is left of the
         // token budget, oldest first (chunked prefill keeps long prompts from stalling decodes).
+        // A step that prefills an interactive prompt carries no batch work at all (its time is
+        // that request's time to first token); batch prompts run in small chunks otherwise.
+        let prefilling = |s: &Seq, p: Priority| matches!(s.phase, Phase::Prefill) && s.priority == p;
+        let interactive_prefill = self.active.iter().any(|s| prefilling(s, Priority::Interactive));
         let mut budget = self.st.max_batch;
         let mut plan: Vec<(usize, usize, usize)> = Vec::new(); // (active index, from, to) in its token stream
         for (i, s) in self.active.iter().enumerate() {
             if let Phase::Decode(_) = s.phase {
+                if interactive_prefill && s.priority == Priority::Batch {
+                    continue;
+                }
                 plan.push((i, 0, 1));
                 budget -= 1;
             }
         }
-        // Interactive prompts first; batch prompts only in steps without one, in small chunks.
-        let prefilling = |s: &Seq, p: Priority| matches!(s.phase, Phase::Prefill) && s.priority == p;
-        let interactive_prefill = self.active.iter().any(|s| prefilling(s, Priority::Interactive));
         let mut batch_budget = if interactive_prefill {
             0
         } else {
