@@ -11,8 +11,13 @@ import serverproc
 
 
 @pytest.fixture(scope="session")
-def server():
-    data = tempfile.mkdtemp(prefix="tandem-conformance-")
+def data_dir():
+    return tempfile.mkdtemp(prefix="tandem-conformance-")
+
+
+@pytest.fixture(scope="session")
+def server(data_dir):
+    data = data_dir
     proc, base = serverproc.start("--models", "mini", "--parallel", "4", "--ctx-size", "1024", "--step-tokens", "256",
                                   "--default-max-tokens", "64", "--data-dir", data, "--drain-seconds", "10",
                                   "--cors-origin", "http://playground.test")

@@ -192,6 +192,28 @@ def _usage_rows(data_dir, batch_id):
         con.close()
 
 
+def test_interactive_responses_are_recorded_once(client, data_dir):
+    r = client.chat.completions.create(model="mini", messages=[{"role": "user", "content": "hi"}], max_tokens=3)
+    s = client.chat.completions.create(model="mini", messages=[{"role": "user", "content": "yo"}], max_tokens=3,
+                                       stream=True, stream_options={"include_usage": True})
+    chunks = list(s)
+    streamed_usage = chunks[-1].usage
+    con = sqlite3.connect(f"file:{os.path.join(data_dir, 'tandem.sqlite')}?mode=ro", uri=True)
+    try:
+        for rid, u in [(r.id, r.usage), (chunks[0].id, streamed_usage)]:
+            rows = []
+            for _ in range(50):  # written in the background, just after the answer
+                rows = con.execute("SELECT prompt_tokens, completion_tokens, cost, tier, batch_id FROM usage "
+                                   "WHERE request_id = ?", (rid,)).fetchall()
+                if rows:
+                    break
+                time.sleep(0.1)
+            assert rows == [(u.prompt_tokens, u.completion_tokens, pytest.approx(u.model_extra["cost"]["total"]),
+                             "mini", None)]
+    finally:
+        con.close()
+
+
 def test_sigkill_mid_batch_resumes_exactly_once():
     data = tempfile.mkdtemp(prefix="tandem-crash-")
     args = ("--models", "mini", "--parallel", "3", "--ctx-size", "512", "--data-dir", data)

@@ -116,6 +116,7 @@ pub async fn complete(state: Arc<AppState>, v: ValidRequest, rx: UnboundedReceiv
     let pricing = state.tiers[v.tier].pricing;
     match collect(&state, &v, rx, start, &pricing).await {
         Ok(body) => {
+            record(&state, &v, &body["id"], &body["usage"]);
             let total = body["usage"]["cost"]["total"].as_f64().unwrap_or(0.0);
             let mut resp = axum::Json(body).into_response();
             // Full precision (shortest round-trip decimal), never exponent notation.
@@ -126,6 +127,31 @@ pub async fn complete(state: Arc<AppState>, v: ValidRequest, rx: UnboundedReceiv
         }
         Err(e) => e.into_response(),
     }
+}
+
+/// Writes the usage record of an interactive response (batch lines record theirs with their
+/// result). In the background: the answer does not wait for the disk, and a failed write is logged.
+fn record(state: &Arc<AppState>, v: &ValidRequest, id: &Value, usage: &Value) {
+    let t = &state.tiers[v.tier];
+    let n = |x: &Value| x.as_u64().unwrap_or(0);
+    let rec = tandem_store::UsageRecord {
+        created_at: unix_now(),
+        request_id: id.as_str().unwrap_or_default().to_string(),
+        batch_id: None,
+        line: None,
+        model: t.id.clone(),
+        tier: t.name.clone(),
+        prompt_tokens: n(&usage["prompt_tokens"]),
+        cached_tokens: n(&usage["prompt_tokens_details"]["cached_tokens"]),
+        completion_tokens: n(&usage["completion_tokens"]),
+        cost: usage["cost"]["total"].as_f64().unwrap_or(0.0),
+    };
+    let st = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = st.db(move |s| s.insert_usage(&rec)).await {
+            tracing::error!(error = %e.message, "recording usage");
+        }
+    });
 }
 
 /// Waits for every choice to finish and builds the response object, its usage priced with
@@ -329,10 +355,12 @@ pub fn stream(state: Arc<AppState>, v: ValidRequest, mut rx: UnboundedReceiver<E
                 return;
             }
         }
+        let u = usage(&state.tiers[v.tier].pricing, prompt_tokens, cached, completion);
+        record(&state, &v, &json!(head.id), &u);
         if v.include_usage {
             let mut last = json!({"id": head.id, "object": head.object(true), "created": head.created,
                                   "model": head.model, "system_fingerprint": head.fingerprint, "choices": []});
-            last["usage"] = usage(&state.tiers[v.tier].pricing, prompt_tokens, cached, completion);
+            last["usage"] = u;
             if !send(SseEvent::default().data(last.to_string())).await {
                 return;
             }
