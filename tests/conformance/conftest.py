@@ -1,5 +1,6 @@
 """Starts a real `tandem serve` (the mini tier) on 127.0.0.1 for the whole session and points the
 official OpenAI SDK at it. The server binary comes from TANDEM_BIN (scripts/test.sh sets it); see serverproc.py."""
+import shutil
 import signal
 import tempfile
 
@@ -12,7 +13,9 @@ import serverproc
 
 @pytest.fixture(scope="session")
 def data_dir():
-    return tempfile.mkdtemp(prefix="tandem-conformance-")
+    d = tempfile.mkdtemp(prefix="tandem-conformance-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ download flow, cancel, invalid input, expiry, and a real SIGKILL in the middle o
 import io
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import tempfile
@@ -242,14 +243,19 @@ def test_sigkill_mid_batch_resumes_exactly_once():
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def test_unfinished_batch_expires_keeping_finished_results():
     data = tempfile.mkdtemp(prefix="tandem-expiry-")
     proc, base = serverproc.start("--models", "mini", "--parallel", "2", "--ctx-size", "512", "--data-dir", data,
-                                  "--batch-window-seconds", "4")
+                                  "--batch-window-seconds", "4", "--max-file-bytes", "4096")
     try:
         client = openai.OpenAI(base_url=base + "/v1", api_key="x", max_retries=0, timeout=60)
+        with pytest.raises(openai.APIStatusError) as e:
+            client.files.create(file=("big.jsonl", io.BytesIO(b"x" * 5000)), purpose="batch")
+        assert e.value.status_code == 413
+        assert client.files.list().data == [], "a refused upload leaves nothing behind"
         lines = [chat_line("quick", "hi", max_tokens=2)]
         lines += [chat_line(f"slow-{i}", "Write an essay.", max_tokens=400, logit_bias=NO_EOG) for i in range(4)]
         b = client.batches.create(input_file_id=upload(client, lines).id, endpoint="/v1/chat/completions",
@@ -264,3 +270,4 @@ def test_unfinished_batch_expires_keeping_finished_results():
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+        shutil.rmtree(data, ignore_errors=True)

@@ -281,7 +281,8 @@ mod assemble_tests {
 
     #[test]
     fn assembles_in_numeric_chunk_order() {
-        let dir = tempdir();
+        let tmp = tempdir();
+        let dir = tmp.path().to_path_buf();
         let cs = chunks(11);
         // Written out of order: part10 must come after part9, not after part1.
         let mut shuffled: Vec<(u32, &[u8])> = cs.iter().map(|(n, b)| (*n, b.as_slice())).collect();
@@ -296,7 +297,8 @@ mod assemble_tests {
 
     #[test]
     fn refuses_a_file_whose_hash_differs() {
-        let dir = tempdir();
+        let tmp = tempdir();
+        let dir = tmp.path().to_path_buf();
         let cs = chunks(3);
         write_wheels(&dir, &cs.iter().map(|(n, b)| (*n, b.as_slice())).collect::<Vec<_>>());
         let mut whole: Vec<u8> = cs.iter().flat_map(|(_, b)| b.clone()).collect();
@@ -311,7 +313,8 @@ mod assemble_tests {
 
     #[test]
     fn refuses_a_missing_chunk() {
-        let dir = tempdir();
+        let tmp = tempdir();
+        let dir = tmp.path().to_path_buf();
         let cs = chunks(3);
         write_wheels(&dir, &[(1, &cs[0].1), (3, &cs[2].1)]);
         let tier = tier_for(b"whatever", 3);
@@ -319,16 +322,8 @@ mod assemble_tests {
         assert!(err.contains("chunks [1, 3]"), "{err}");
     }
 
-    fn tempdir() -> PathBuf {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let d = std::env::temp_dir().join(format!(
-            "tandem-pull-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
+    /// Removed when the test ends.
+    fn tempdir() -> tempfile::TempDir {
+        tempfile::Builder::new().prefix("tandem-pull-").tempdir().unwrap()
     }
 }

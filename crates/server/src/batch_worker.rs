@@ -51,9 +51,13 @@ pub fn spawn(state: Arc<AppState>) {
 }
 
 /// One sweep over the unfinished batches, oldest first, each carried as far as it goes.
+/// A batch that fails here (its store write failed) is logged and retried on the next pass; it does
+/// not hold up the batches behind it.
 async fn pass(state: &Arc<AppState>) -> Res<()> {
     for b in state.db(|s| s.unfinished_batches()).await? {
-        drive(state, b.id).await?;
+        if let Err(e) = drive(state, b.id.clone()).await {
+            tracing::error!(batch = %b.id, error = %e.message, "batch worker");
+        }
     }
     Ok(())
 }
@@ -298,9 +302,17 @@ fn check_lines(state: &AppState, text: &str, endpoint: &str) -> Result<(String, 
 async fn run_lines(state: &Arc<AppState>, b: &BatchRecord) -> Res<bool> {
     let key = b.id.clone();
     let pending = state.db(move |s| s.pending_lines(&key)).await?;
-    let tier = state.tier(b.model.as_deref().unwrap_or(""))?;
-    let cfg = &tier.engine.config;
-    let width = cfg.slots.saturating_sub(cfg.batch_reserve).max(1);
+    // A model no longer served (the server restarted with other --models): its lines fail one by
+    // one with the same 404 an interactive request would get.
+    let width = match state.tier(b.model.as_deref().unwrap_or("")) {
+        Ok(t) => t
+            .engine
+            .config
+            .slots
+            .saturating_sub(t.engine.config.batch_reserve)
+            .max(1),
+        Err(_) => 1,
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut queue = pending.into_iter();
     let mut set: JoinSet<Res<()>> = JoinSet::new();
