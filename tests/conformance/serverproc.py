@@ -9,11 +9,14 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def start(*args):
+def binary():
+    return os.environ.get("TANDEM_BIN") or str(ROOT / "target/release/tandem")
+
+
+def start(*args, log=None):
     """`tandem serve --port 0 ARGS…`; returns (process, base URL) once it listens. Its stderr is
-    drained in the background so it never blocks on a full pipe."""
-    binary = os.environ.get("TANDEM_BIN") or str(ROOT / "target/release/tandem")
-    proc = subprocess.Popen([binary, "serve", "--port", "0", *map(str, args)],
+    drained in the background so it never blocks on a full pipe (into the file `log` if given)."""
+    proc = subprocess.Popen([binary(), "serve", "--port", "0", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -23,7 +26,15 @@ def start(*args):
                 raise RuntimeError("tandem serve exited: " + proc.stderr.read())
             continue
         if "listening on" in line:
-            threading.Thread(target=lambda: proc.stderr.read(), daemon=True).start()
+            def drain():
+                if log is None:
+                    proc.stderr.read()
+                    return
+                with open(log, "a") as f:
+                    for line in proc.stderr:
+                        f.write(line)
+                        f.flush()
+            threading.Thread(target=drain, daemon=True).start()
             return proc, line.strip().split("listening on ")[1]
     proc.kill()
     raise RuntimeError("tandem serve did not start within 120 s")

@@ -7,6 +7,7 @@
 //! - `bench`: prefill and decode speed, llama-bench style; `bench_serve`: load on a server;
 //!   `bench_cost`: prices from measured throughput.
 //! - `serve`: the OpenAI-compatible server.
+//! - `keys`: `keys` and `usage` over a data directory's store.
 //! - `sys`: /proc readings and shared flag parsing.
 
 mod bench;
@@ -14,6 +15,7 @@ mod bench_batch;
 mod bench_cost;
 mod bench_serve;
 mod commands;
+mod keys;
 mod pull;
 mod serve;
 mod sys;
@@ -63,6 +65,10 @@ enum Cmd {
     /// Measure prompt processing and token generation speed (like llama-bench -p 512 -n 128);
     /// `bench serve` loads a server at several concurrency levels.
     Bench(bench::BenchArgs),
+    /// API keys: create (the key is printed once), list, revoke, update.
+    Keys(keys::KeysArgs),
+    /// Usage and cost recorded by the server, grouped by day, key and model.
+    Usage(keys::UsageArgs),
 }
 
 #[derive(Args, Clone)]
@@ -140,5 +146,7 @@ fn real_main(cli: Cli) -> Result<()> {
         Cmd::Tokenize { model, text } => commands::tokenize(&home, &model.model, &text),
         Cmd::Logits(args) => commands::logits(&home, args),
         Cmd::Bench(args) => bench::bench(&home, args),
+        Cmd::Keys(args) => keys::keys(&home, args),
+        Cmd::Usage(args) => keys::usage(&home, args),
     }
 }

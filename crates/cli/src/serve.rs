@@ -84,6 +84,9 @@ pub struct ServeArgs {
     /// Seconds a batch may run before it expires (its completion_window is "24h": 86400).
     #[arg(long)]
     batch_window_seconds: Option<u64>,
+    /// Serve a non-loopback address without API keys (anyone who can reach it may use it).
+    #[arg(long)]
+    insecure_no_auth: bool,
     /// State directory (env TANDEM_DATA; default $TANDEM_HOME/data).
     #[arg(long, env = "TANDEM_DATA")]
     data_dir: Option<PathBuf>,
@@ -128,6 +131,7 @@ struct FileConfig {
     drain_seconds: Option<u64>,
     max_file_bytes: Option<u64>,
     batch_window_seconds: Option<u64>,
+    insecure_no_auth: Option<bool>,
     data_dir: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -197,6 +201,35 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
     let data_dir = a.data_dir.or(f.data_dir).unwrap_or_else(|| home.data());
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    // The store (and whether keys guard it) before the slow part, loading the models.
+    let db = data_dir.join("tandem.sqlite");
+    let store = tandem_store::SqliteStore::open(&db).with_context(|| format!("opening the store {}", db.display()))?;
+    let blobs = tandem_store::BlobDir::open(&data_dir.join("files"))
+        .with_context(|| format!("opening {}", data_dir.join("files").display()))?;
+    let keyring = tandem_store::KeyRing::open(&data_dir).context("reading the server secret")?;
+    let has_keys = tandem_store::Store::has_keys(&store)?;
+    let insecure = a.insecure_no_auth || f.insecure_no_auth.unwrap_or(false);
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false);
+    if !has_keys && !loopback && !insecure {
+        bail!(
+            "refusing to serve {host} without API keys: create one (tandem keys create --data-dir {}) \
+             or pass --insecure-no-auth",
+            data_dir.display()
+        );
+    }
+    eprintln!(
+        "tandem: state in {}; {}",
+        data_dir.display(),
+        if has_keys {
+            "API keys required"
+        } else {
+            "no API keys: open to whoever can connect"
+        }
+    );
 
     // Which models: flags, file, the verified tiers in the cache, or else the mini (pulled now).
     let specs: Vec<String> = match a
@@ -313,12 +346,7 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
         batch_window: Duration::from_secs(a.batch_window_seconds.or(f.batch_window_seconds).unwrap_or(24 * 3600)),
     };
     let drain = Duration::from_secs(a.drain_seconds.or(f.drain_seconds).unwrap_or(30));
-    let db = data_dir.join("tandem.sqlite");
-    let store = tandem_store::SqliteStore::open(&db).with_context(|| format!("opening the store {}", db.display()))?;
-    let blobs = tandem_store::BlobDir::open(&data_dir.join("files"))
-        .with_context(|| format!("opening {}", data_dir.join("files").display()))?;
-    eprintln!("tandem: state in {}", data_dir.display());
-    let state = Arc::new(AppState::new(served, config, Arc::new(store), blobs));
+    let state = Arc::new(AppState::new(served, config, Arc::new(store), blobs, keyring));
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

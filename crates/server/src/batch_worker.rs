@@ -352,8 +352,12 @@ async fn run_line(state: Arc<AppState>, b: BatchRecord, n: u32, mut stop: watch:
         return Err(ApiError::internal(format!("line {n} of {} is missing", b.id)));
     };
     let request_id = new_id("req_");
+    let started = Instant::now();
     let outcome = tokio::select! {
-        r = execute(&state, &b, &line) => r,
+        r = async {
+            budget_left(&state, &b).await?;
+            execute(&state, &b, &line).await
+        } => r,
         _ = stop.wait_for(|s| *s) => return Ok(()),
     };
     let (result, usage) = match outcome {
@@ -371,6 +375,9 @@ async fn run_line(state: Arc<AppState>, b: BatchRecord, n: u32, mut stop: watch:
                     .unwrap_or(0),
                 completion_tokens: body["usage"]["completion_tokens"].as_u64().unwrap_or(0),
                 cost: body["usage"]["cost"]["total"].as_f64().unwrap_or(0.0),
+                key_id: b.key_id.clone(),
+                latency_ms: started.elapsed().as_millis() as u64,
+                status: 200,
             };
             let j = json!({"id": new_id("batch_req_"), "custom_id": line.custom_id,
                            "response": {"status_code": 200, "request_id": request_id, "body": body}, "error": null});
@@ -402,6 +409,13 @@ async fn run_line(state: Arc<AppState>, b: BatchRecord, n: u32, mut stop: watch:
         .db(move |s| s.complete_line(&key, n, &result, usage.as_ref()))
         .await?;
     Ok(())
+}
+
+/// A line of a key whose budget is spent fails with 429 `insufficient_quota`, as a request would.
+async fn budget_left(state: &Arc<AppState>, b: &BatchRecord) -> Res<()> {
+    let Some(id) = b.key_id.clone() else { return Ok(()) };
+    let key = state.db(move |s| s.key(&id)).await?.map(|(k, _)| k);
+    crate::auth::Caller { key }.check_budget()
 }
 
 /// The line's request through the same validation and engine as an interactive one, at batch

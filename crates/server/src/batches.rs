@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use tandem_store::{BatchRecord, BatchStatus, RequestCounts, UsageTotals};
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::params::{wrong_type, Fields};
 use crate::state::{new_id, unix_now, AppState};
@@ -88,8 +89,13 @@ fn metadata(v: Option<&Value>) -> Result<Option<String>, ApiError> {
     Ok(Some(v.to_string()))
 }
 
-pub async fn create(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesRejection>) -> Response {
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
     let run = async {
+        caller.check_budget()?;
         let b = b.map_err(|e| ApiError::bad_request(e.body_text()))?;
         let v = Fields::parse(&b)?;
         let f = Fields::new(&v);
@@ -160,6 +166,7 @@ pub async fn create(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesRe
             now + state.config.batch_window.as_secs(),
         );
         rec.metadata = meta;
+        rec.key_id = caller.key_id();
         let r = rec.clone();
         state.db(move |s| s.insert_batch(&r)).await?;
         state.batch_wake.notify_one();

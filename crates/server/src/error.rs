@@ -97,6 +97,47 @@ impl ApiError {
     }
 
     /// 500: a bug, never bad input.
+    /// 429 `insufficient_quota`: the key's budget is spent.
+    pub fn insufficient_quota(budget: f64, spent: f64) -> Self {
+        Self {
+            code: Some("insufficient_quota"),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                format!("You exceeded your current quota: this key has spent ${spent:.6} of its ${budget:.6} budget."),
+            )
+        }
+    }
+
+    /// 429 `rate_limit_exceeded`, with Retry-After.
+    pub fn rate_limited(d: &crate::limits::Denied) -> Self {
+        let (message, retry) = match d.retry_after {
+            Some(s) => (
+                format!(
+                    "Rate limit reached for {} per minute: limit {}, requested {}. Please try again in {}.",
+                    d.which,
+                    d.limit,
+                    d.requested,
+                    crate::limits::duration_text(s)
+                ),
+                s.ceil().max(1.0) as u64,
+            ),
+            None => (
+                format!(
+                    "Request too large: it needs {} {} but the limit is {} per minute.",
+                    d.requested, d.which, d.limit
+                ),
+                60,
+            ),
+        };
+        Self {
+            code: Some("rate_limit_exceeded"),
+            param: None,
+            retry_after: Some(retry),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, d.which, message)
+        }
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)
     }

@@ -8,13 +8,19 @@
 //! - `respond`: engine events → a JSON response or an SSE stream; usage counted once there.
 //! - `metrics`: Prometheus text exposition.
 //! - `routes`: the router and the small endpoints.
+//! - `auth`: API keys (the `Caller` of each request) and the rate-limit headers; `limits`: the
+//!   per-key sliding-window rate limiter.
+//! - `admin`: keys over HTTP and usage aggregates (admin keys).
 //! - `files`: the Files API (uploads streamed to the blob directory).
 //! - `batches`: the Batch API routes; `batch_worker`: the task that runs batches.
 
+mod admin;
+mod auth;
 mod batch_worker;
 mod batches;
 mod error;
 mod files;
+pub mod limits;
 mod metrics;
 mod params;
 mod request;
@@ -25,9 +31,10 @@ mod state;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use admin::key_object;
 pub use error::ApiError;
 pub use routes::router;
-pub use state::{AppState, Pricing, ServerConfig, Tier};
+pub use state::{unix_now, AppState, Pricing, ServerConfig, Tier};
 
 /// Resolves when SIGTERM or Ctrl-C arrives.
 async fn shutdown_signal() {

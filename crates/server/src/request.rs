@@ -24,6 +24,14 @@ pub struct ValidRequest {
     pub include_usage: bool,
     /// Completions with `echo`: the prompt text to put before each choice's text.
     pub echo: Option<String>,
+    /// Who pays: the caller's key and its rate-limit charge (set after admission).
+    pub account: Account,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Account {
+    pub key_id: Option<String>,
+    pub ticket: Option<crate::limits::Ticket>,
 }
 
 const CHAT_FIELDS: &[&str] = &[
@@ -297,6 +305,7 @@ pub fn parse_chat(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiErro
         stream: c.stream,
         include_usage: c.include_usage,
         echo: None,
+        account: Account::default(),
     })
 }
 
@@ -564,5 +573,6 @@ pub fn parse_completion(state: &AppState, body: &[u8]) -> Result<ValidRequest, A
         stream: c.stream,
         include_usage: c.include_usage,
         echo: echo_text,
+        account: Account::default(),
     })
 }

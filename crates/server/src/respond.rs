@@ -114,9 +114,15 @@ impl Latency<'_> {
 /// Waits for every choice to finish and answers with one JSON object.
 pub async fn complete(state: Arc<AppState>, v: ValidRequest, rx: UnboundedReceiver<Event>, start: Instant) -> Response {
     let pricing = state.tiers[v.tier].pricing;
+    let mut guard = UsageGuard::new(&state, &v, "", start);
     match collect(&state, &v, rx, start, &pricing).await {
         Ok(body) => {
-            record(&state, &v, &body["id"], &body["usage"]);
+            let n = |x: &Value| x.as_u64().unwrap_or(0) as usize;
+            guard.id = body["id"].as_str().unwrap_or_default().to_string();
+            guard.prompt = n(&body["usage"]["prompt_tokens"]);
+            guard.cached = n(&body["usage"]["prompt_tokens_details"]["cached_tokens"]);
+            guard.completion = n(&body["usage"]["completion_tokens"]);
+            guard.status = 200;
             let total = body["usage"]["cost"]["total"].as_f64().unwrap_or(0.0);
             let mut resp = axum::Json(body).into_response();
             // Full precision (shortest round-trip decimal), never exponent notation.
@@ -125,33 +131,83 @@ pub async fn complete(state: Arc<AppState>, v: ValidRequest, rx: UnboundedReceiv
             }
             resp
         }
-        Err(e) => e.into_response(),
+        Err(e) => {
+            guard.status = e.status.as_u16();
+            e.into_response()
+        }
     }
 }
 
-/// Writes the usage record of an interactive response (batch lines record theirs with their
-/// result). In the background: the answer does not wait for the disk, and a failed write is logged.
-fn record(state: &Arc<AppState>, v: &ValidRequest, id: &Value, usage: &Value) {
-    let t = &state.tiers[v.tier];
-    let n = |x: &Value| x.as_u64().unwrap_or(0);
-    let rec = tandem_store::UsageRecord {
-        created_at: unix_now(),
-        request_id: id.as_str().unwrap_or_default().to_string(),
-        batch_id: None,
-        line: None,
-        model: t.id.clone(),
-        tier: t.name.clone(),
-        prompt_tokens: n(&usage["prompt_tokens"]),
-        cached_tokens: n(&usage["prompt_tokens_details"]["cached_tokens"]),
-        completion_tokens: n(&usage["completion_tokens"]),
-        cost: usage["cost"]["total"].as_f64().unwrap_or(0.0),
-    };
-    let st = state.clone();
-    tokio::spawn(async move {
-        if let Err(e) = st.db(move |s| s.insert_usage(&rec)).await {
-            tracing::error!(error = %e.message, "recording usage");
+/// Records one interactive response's usage when dropped — whichever way the response ends:
+/// finished (200), failed (its status) or abandoned by the client (499, with the tokens generated
+/// so far). Settles the rate-limit charge to the real token count. Batch lines record theirs with
+/// their result instead.
+struct UsageGuard {
+    state: Arc<AppState>,
+    tier: usize,
+    account: crate::request::Account,
+    id: String,
+    start: Instant,
+    prompt: usize,
+    cached: usize,
+    completion: usize,
+    status: u16,
+}
+
+impl UsageGuard {
+    fn new(state: &Arc<AppState>, v: &ValidRequest, id: &str, start: Instant) -> Self {
+        Self {
+            state: state.clone(),
+            tier: v.tier,
+            account: v.account.clone(),
+            id: id.to_string(),
+            start,
+            prompt: v.gen.prompt.len(),
+            cached: 0,
+            completion: 0,
+            status: 499,
         }
-    });
+    }
+}
+
+impl Drop for UsageGuard {
+    fn drop(&mut self) {
+        let t = &self.state.tiers[self.tier];
+        // A request that never reached the engine's prefill consumed nothing.
+        let prompt = if self.status >= 500 && self.completion == 0 {
+            0
+        } else {
+            self.prompt
+        };
+        let (.., cost) = t.pricing.cost(prompt, self.cached, self.completion);
+        if let Some(ticket) = &self.account.ticket {
+            self.state.limiter.settle(ticket, (prompt + self.completion) as u64);
+        }
+        let rec = tandem_store::UsageRecord {
+            created_at: unix_now(),
+            request_id: std::mem::take(&mut self.id),
+            batch_id: None,
+            line: None,
+            model: t.id.clone(),
+            tier: t.name.clone(),
+            prompt_tokens: prompt as u64,
+            cached_tokens: self.cached.min(prompt) as u64,
+            completion_tokens: self.completion as u64,
+            cost,
+            key_id: self.account.key_id.clone(),
+            latency_ms: self.start.elapsed().as_millis() as u64,
+            status: self.status,
+        };
+        let st = self.state.clone();
+        // In the background: the answer does not wait for the disk; a failed write is logged.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = st.db(move |s| s.insert_usage(&rec)).await {
+                    tracing::error!(error = %e.message, "recording usage");
+                }
+            });
+        }
+    }
 }
 
 /// Waits for every choice to finish and builds the response object, its usage priced with
@@ -271,6 +327,9 @@ pub fn stream(state: Arc<AppState>, v: ValidRequest, mut rx: UnboundedReceiver<E
             }
         }
         let (mut prompt_tokens, mut cached, mut completion, mut finished) = (v.gen.prompt.len(), 0, 0, 0);
+        // Counts what the client was sent, should it leave before the end.
+        let mut guard = UsageGuard::new(&state, &v, &head.id, start);
+        let mut partial = vec![0usize; v.gen.n];
         let mut echoed = vec![false; v.gen.n];
         let mut offsets = vec![v.echo.as_ref().map(|e| e.chars().count()).unwrap_or(0); v.gen.n];
         let mut lat = Latency {
@@ -289,10 +348,13 @@ pub fn stream(state: Arc<AppState>, v: ValidRequest, mut rx: UnboundedReceiver<E
                     cached_tokens: c,
                 }) => {
                     (prompt_tokens, cached) = (p, c);
+                    (guard.prompt, guard.cached) = (p, c);
                     continue;
                 }
                 Some(Event::Token { choice, text, logprobs }) => {
                     lat.token();
+                    partial[choice] += 1;
+                    guard.completion = completion + partial.iter().sum::<usize>();
                     if text.is_empty() && logprobs.is_none() {
                         continue;
                     }
@@ -332,6 +394,8 @@ pub fn stream(state: Arc<AppState>, v: ValidRequest, mut rx: UnboundedReceiver<E
                 }) => {
                     finished += 1;
                     completion += completion_tokens;
+                    partial[choice] = 0;
+                    guard.completion = completion + partial.iter().sum::<usize>();
                     match head.api {
                         Api::Chat => {
                             json!([{"index": choice, "delta": {}, "logprobs": null, "finish_reason": reason.as_str()}])
@@ -342,10 +406,12 @@ pub fn stream(state: Arc<AppState>, v: ValidRequest, mut rx: UnboundedReceiver<E
                     }
                 }
                 Some(Event::TimedOut) => {
+                    guard.status = 503;
                     let _ = send(SseEvent::default().data(ApiError::queue_timeout().body().to_string())).await;
                     return;
                 }
                 Some(Event::Failed(msg)) => {
+                    guard.status = 500;
                     let _ = send(SseEvent::default().data(ApiError::internal(msg).body().to_string())).await;
                     return;
                 }
@@ -356,7 +422,7 @@ pub fn stream(state: Arc<AppState>, v: ValidRequest, mut rx: UnboundedReceiver<E
             }
         }
         let u = usage(&state.tiers[v.tier].pricing, prompt_tokens, cached, completion);
-        record(&state, &v, &json!(head.id), &u);
+        guard.status = 200;
         if v.include_usage {
             let mut last = json!({"id": head.id, "object": head.object(true), "created": head.created,
                                   "model": head.model, "system_fingerprint": head.fingerprint, "choices": []});

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use tandem_text::{chat, SpecialMode};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::params::{wrong_type, Fields};
 use crate::request::{parse_chat, parse_completion, ValidRequest};
@@ -45,6 +46,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/batches", post(crate::batches::create).get(crate::batches::list))
         .route("/v1/batches/{id}", get(crate::batches::retrieve))
         .route("/v1/batches/{id}/cancel", post(crate::batches::cancel))
+        .route("/v1/usage", get(crate::admin::usage))
+        .route("/v1/keys", get(crate::admin::list_keys).post(crate::admin::create_key))
+        .route(
+            "/v1/keys/{id}",
+            post(crate::admin::update_key).delete(crate::admin::revoke_key),
+        )
         .route("/tokenize", post(tokenize))
         .route("/detokenize", post(detokenize))
         .route("/health", get(health))
@@ -52,6 +59,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::auth::authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), around))
         .with_state(state);
     if !origins.is_empty() {
@@ -104,11 +112,28 @@ fn body(b: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiErro
     })
 }
 
-async fn generate(state: Arc<AppState>, v: ValidRequest, start: Instant) -> Response {
+async fn generate(state: Arc<AppState>, mut v: ValidRequest, caller: Caller, start: Instant) -> Response {
+    if let Err(e) = caller.check_budget() {
+        return e.into_response();
+    }
+    v.account.key_id = caller.key_id();
+    if let (Some(id), Some(limits)) = (caller.key_id(), caller.limits()) {
+        // Tokens are charged as the prompt plus the most the answer may take, settled at the end.
+        let estimate = (v.gen.prompt.len() + v.gen.max_tokens * v.gen.n) as u64;
+        match state.limiter.admit(&id, limits, estimate) {
+            Ok(t) => v.account.ticket = Some(t),
+            Err(d) => return ApiError::rate_limited(&d).into_response(),
+        }
+    }
     let engine = &state.tiers[v.tier].engine;
     let rx = match engine.submit(v.gen.clone()) {
         Ok(rx) => rx,
-        Err(e) => return ApiError::from(e).into_response(),
+        Err(e) => {
+            if let Some(t) = &v.account.ticket {
+                state.limiter.settle(t, 0);
+            }
+            return ApiError::from(e).into_response();
+        }
     };
     if v.stream {
         respond::stream(state, v, rx, start)
@@ -117,19 +142,27 @@ async fn generate(state: Arc<AppState>, v: ValidRequest, start: Instant) -> Resp
     }
 }
 
-async fn chat_completions(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesRejection>) -> Response {
+async fn chat_completions(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
     let start = Instant::now();
     let parsed = body(b, state.config.max_body_bytes).and_then(|b| parse_chat(&state, &b));
     match parsed {
-        Ok(v) => generate(state, v, start).await,
+        Ok(v) => generate(state, v, caller, start).await,
         Err(e) => e.into_response(),
     }
 }
 
-async fn completions(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesRejection>) -> Response {
+async fn completions(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
     let start = Instant::now();
     match body(b, state.config.max_body_bytes).and_then(|b| parse_completion(&state, &b)) {
-        Ok(v) => generate(state, v, start).await,
+        Ok(v) => generate(state, v, caller, start).await,
         Err(e) => e.into_response(),
     }
 }

@@ -5,7 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use std::sync::Arc;
 
 use tandem_engine::EngineHandle;
-use tandem_store::{BlobDir, Store};
+use tandem_store::{BlobDir, KeyRing, Store};
+
+use crate::limits::{RateLimiter, SystemClock};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -93,10 +95,19 @@ pub struct AppState {
     pub blobs: BlobDir,
     /// Wakes the batch worker (a batch was created or cancelled).
     pub batch_wake: tokio::sync::Notify,
+    /// Digests API keys.
+    pub keyring: KeyRing,
+    pub limiter: RateLimiter,
 }
 
 impl AppState {
-    pub fn new(tiers: Vec<Tier>, config: ServerConfig, store: Arc<dyn Store>, blobs: BlobDir) -> Self {
+    pub fn new(
+        tiers: Vec<Tier>,
+        config: ServerConfig,
+        store: Arc<dyn Store>,
+        blobs: BlobDir,
+        keyring: KeyRing,
+    ) -> Self {
         Self {
             tiers,
             config,
@@ -104,6 +115,8 @@ impl AppState {
             store,
             blobs,
             batch_wake: tokio::sync::Notify::new(),
+            keyring,
+            limiter: RateLimiter::new(Box::new(SystemClock::default())),
         }
     }
 

@@ -5,18 +5,22 @@
 //! - `types`: the records (`FileRecord`, `BatchRecord`, `BatchStatus`, `LineResult`, `UsageRecord`).
 //! - `sqlite`: `SqliteStore`, the embedded implementation (one WAL database file, migrated on open).
 //! - `blobs`: `BlobDir`, file bytes on disk beside the database (written atomically).
+//! - `keys`: API key generation and the HMAC digests the store keeps instead of keys.
 //!
 //! The `Store` trait is synchronous: SQLite answers in microseconds and async callers wrap calls in
 //! `spawn_blocking`. A PostgreSQL implementation for many replicas implements the same trait.
 
 mod blobs;
+mod keys;
 mod sqlite;
 mod types;
 
 pub use blobs::{BlobDir, BlobWriter};
+pub use keys::{create_key, generate_key, hint, key_id, KeyRecord, KeyRing, KeyUpdate, NewKey};
 pub use sqlite::SqliteStore;
 pub use types::{
-    BatchLine, BatchRecord, BatchStatus, FileRecord, LineOutcome, LineResult, RequestCounts, UsageRecord, UsageTotals,
+    day_start, BatchLine, BatchRecord, BatchStatus, FileRecord, LineOutcome, LineResult, RequestCounts, UsageDim,
+    UsageRecord, UsageRow, UsageTotals,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +87,21 @@ pub trait Store: Send + Sync {
         at: u64,
     ) -> Result<bool>;
 
+    /// Records one response's usage and adds its cost to its key's spend, in one transaction.
     fn insert_usage(&self, u: &UsageRecord) -> Result<()>;
     /// Usage records created at or after `since` (unix seconds), oldest first.
     fn usage_since(&self, since: u64) -> Result<Vec<UsageRecord>>;
+    /// Totals of the records in `[since, until)`, grouped by `by` (in that order).
+    fn usage_summary(&self, since: u64, until: u64, by: &[UsageDim]) -> Result<Vec<UsageRow>>;
+
+    fn insert_key(&self, k: &KeyRecord, digest: &[u8]) -> Result<()>;
+    /// The record and the digest of a key.
+    fn key(&self, id: &str) -> Result<Option<(KeyRecord, Vec<u8>)>>;
+    /// Every key, oldest first.
+    fn list_keys(&self) -> Result<Vec<KeyRecord>>;
+    fn update_key(&self, id: &str, u: &KeyUpdate) -> Result<bool>;
+    fn revoke_key(&self, id: &str, at: u64) -> Result<bool>;
+    /// Whether any key was ever created (then every request must present a valid one; revoking
+    /// them all locks the server instead of opening it).
+    fn has_keys(&self) -> Result<bool>;
 }

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use crate::keys::{KeyRecord, KeyUpdate};
 use crate::types::*;
 use crate::{Result, Store, StoreError};
 
@@ -32,7 +33,7 @@ CREATE TABLE batches (
     in_progress_at INTEGER, finalizing_at INTEGER, completed_at INTEGER, failed_at INTEGER,
     expired_at INTEGER, cancelling_at INTEGER, cancelled_at INTEGER,
     output_file_id TEXT, error_file_id TEXT,
-    errors TEXT, metadata TEXT, model TEXT,
+    errors TEXT, metadata TEXT, model TEXT, key_id TEXT,
     seq INTEGER NOT NULL
 );
 CREATE INDEX batches_by_seq ON batches (seq);
@@ -57,9 +58,26 @@ CREATE TABLE usage (
     cached_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
     cost REAL NOT NULL,
+    key_id TEXT,
+    latency_ms INTEGER NOT NULL DEFAULT 0,
+    status INTEGER NOT NULL DEFAULT 200,
     UNIQUE (batch_id, line)
 );
 CREATE INDEX usage_by_time ON usage (created_at);
+CREATE INDEX usage_by_key ON usage (key_id, created_at);
+CREATE TABLE keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    digest BLOB NOT NULL,
+    hint TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    admin INTEGER NOT NULL DEFAULT 0,
+    rpm INTEGER,
+    tpm INTEGER,
+    budget REAL,
+    spent REAL NOT NULL DEFAULT 0
+);
 "#];
 
 pub struct SqliteStore {
@@ -117,7 +135,7 @@ fn file_row(r: &Row) -> rusqlite::Result<FileRecord> {
 const FILE_COLS: &str = "id, bytes, created_at, filename, purpose, expires_at";
 const BATCH_COLS: &str = "id, endpoint, input_file_id, completion_window, status, created_at, expires_at, \
     in_progress_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, \
-    output_file_id, error_file_id, errors, metadata, model";
+    output_file_id, error_file_id, errors, metadata, model, key_id";
 
 fn batch_row(r: &Row) -> rusqlite::Result<BatchRecord> {
     let t = |i: usize| -> rusqlite::Result<Option<u64>> { Ok(r.get::<_, Option<i64>>(i)?.map(|x| x as u64)) };
@@ -144,6 +162,7 @@ fn batch_row(r: &Row) -> rusqlite::Result<BatchRecord> {
         errors: r.get(16)?,
         metadata: r.get(17)?,
         model: r.get(18)?,
+        key_id: r.get(19)?,
     })
 }
 
@@ -208,7 +227,8 @@ impl Store for SqliteStore {
         self.with(|c| {
             c.execute(
                 "INSERT INTO batches (id, endpoint, input_file_id, completion_window, status, created_at, expires_at, \
-                 metadata, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, (SELECT IFNULL(MAX(seq), 0) + 1 FROM batches))",
+                 metadata, key_id, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
+                 (SELECT IFNULL(MAX(seq), 0) + 1 FROM batches))",
                 params![
                     b.id,
                     b.endpoint,
@@ -217,7 +237,8 @@ impl Store for SqliteStore {
                     b.status.as_str(),
                     b.created_at as i64,
                     b.expires_at as i64,
-                    b.metadata
+                    b.metadata,
+                    b.key_id
                 ],
             )?;
             Ok(())
@@ -455,14 +476,18 @@ impl Store for SqliteStore {
     }
 
     fn insert_usage(&self, u: &UsageRecord) -> Result<()> {
-        self.with(|c| insert_usage(c, u))
+        self.with(|c| {
+            let tx = c.transaction()?;
+            insert_usage(&tx, u)?;
+            tx.commit()
+        })
     }
 
     fn usage_since(&self, since: u64) -> Result<Vec<UsageRecord>> {
         self.with(|c| {
             let mut st = c.prepare(
                 "SELECT created_at, request_id, batch_id, line, model, tier, prompt_tokens, cached_tokens, \
-                 completion_tokens, cost FROM usage WHERE created_at >= ?1 ORDER BY id",
+                 completion_tokens, cost, key_id, latency_ms, status FROM usage WHERE created_at >= ?1 ORDER BY id",
             )?;
             let rows = st.query_map([since as i64], |r| {
                 Ok(UsageRecord {
@@ -476,17 +501,150 @@ impl Store for SqliteStore {
                     cached_tokens: r.get::<_, i64>(7)? as u64,
                     completion_tokens: r.get::<_, i64>(8)? as u64,
                     cost: r.get(9)?,
+                    key_id: r.get(10)?,
+                    latency_ms: r.get::<_, i64>(11)? as u64,
+                    status: r.get(12)?,
                 })
             })?;
             rows.collect()
         })
     }
+
+    fn usage_summary(&self, since: u64, until: u64, by: &[UsageDim]) -> Result<Vec<UsageRow>> {
+        let cols: Vec<&str> = by.iter().map(|d| d.sql()).collect();
+        let (select, group) = if cols.is_empty() {
+            (String::new(), String::new())
+        } else {
+            let list = cols.join(", ");
+            (format!("{list}, "), format!(" GROUP BY {list} ORDER BY {list}"))
+        };
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {select}COUNT(*), IFNULL(SUM(prompt_tokens), 0), IFNULL(SUM(cached_tokens), 0), \
+                 IFNULL(SUM(completion_tokens), 0), IFNULL(SUM(cost), 0.0) FROM usage \
+                 WHERE created_at >= ?1 AND created_at < ?2{group}"
+            ))?;
+            let k = by.len();
+            let rows = st.query_map(params![since as i64, until.min(i64::MAX as u64) as i64], |r| {
+                Ok(UsageRow {
+                    group: (0..k).map(|i| r.get::<_, String>(i)).collect::<rusqlite::Result<_>>()?,
+                    totals: UsageTotals {
+                        records: r.get::<_, i64>(k)? as u64,
+                        prompt_tokens: r.get::<_, i64>(k + 1)? as u64,
+                        cached_tokens: r.get::<_, i64>(k + 2)? as u64,
+                        completion_tokens: r.get::<_, i64>(k + 3)? as u64,
+                        cost: r.get(k + 4)?,
+                    },
+                })
+            })?;
+            let rows: Vec<UsageRow> = rows.collect::<rusqlite::Result<_>>()?;
+            // With no grouping and no records there is still one (all-zero) row; drop it.
+            Ok(rows.into_iter().filter(|r| r.totals.records > 0).collect())
+        })
+    }
+
+    fn insert_key(&self, k: &KeyRecord, digest: &[u8]) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                &format!("INSERT INTO keys ({KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+                params![
+                    k.id,
+                    k.name,
+                    k.hint,
+                    k.created_at as i64,
+                    k.revoked_at.map(|x| x as i64),
+                    k.admin,
+                    k.rpm.map(|x| x as i64),
+                    k.tpm.map(|x| x as i64),
+                    k.budget,
+                    k.spent,
+                    digest
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn key(&self, id: &str) -> Result<Option<(KeyRecord, Vec<u8>)>> {
+        self.with(|c| {
+            c.query_row(&format!("SELECT {KEY_COLS} FROM keys WHERE id = ?1"), [id], key_row)
+                .optional()
+        })
+    }
+
+    fn list_keys(&self) -> Result<Vec<KeyRecord>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!("SELECT {KEY_COLS} FROM keys ORDER BY created_at, id"))?;
+            let rows = st.query_map([], |r| key_row(r).map(|(k, _)| k))?;
+            rows.collect()
+        })
+    }
+
+    fn update_key(&self, id: &str, u: &KeyUpdate) -> Result<bool> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let n = tx.query_row("SELECT COUNT(*) FROM keys WHERE id = ?1", [id], |r| r.get::<_, i64>(0))?;
+            if let Some(name) = &u.name {
+                tx.execute("UPDATE keys SET name = ?2 WHERE id = ?1", params![id, name])?;
+            }
+            if let Some(v) = u.rpm {
+                tx.execute(
+                    "UPDATE keys SET rpm = ?2 WHERE id = ?1",
+                    params![id, v.map(|x| x as i64)],
+                )?;
+            }
+            if let Some(v) = u.tpm {
+                tx.execute(
+                    "UPDATE keys SET tpm = ?2 WHERE id = ?1",
+                    params![id, v.map(|x| x as i64)],
+                )?;
+            }
+            if let Some(v) = u.budget {
+                tx.execute("UPDATE keys SET budget = ?2 WHERE id = ?1", params![id, v])?;
+            }
+            tx.commit()?;
+            Ok(n == 1)
+        })
+    }
+
+    fn revoke_key(&self, id: &str, at: u64) -> Result<bool> {
+        self.with(|c| {
+            Ok(c.execute(
+                "UPDATE keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                params![id, at as i64],
+            )? == 1)
+        })
+    }
+
+    fn has_keys(&self) -> Result<bool> {
+        self.with(|c| c.query_row("SELECT EXISTS (SELECT 1 FROM keys)", [], |r| r.get(0)))
+    }
+}
+
+const KEY_COLS: &str = "id, name, hint, created_at, revoked_at, admin, rpm, tpm, budget, spent, digest";
+
+fn key_row(r: &Row) -> rusqlite::Result<(KeyRecord, Vec<u8>)> {
+    Ok((
+        KeyRecord {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            hint: r.get(2)?,
+            created_at: r.get::<_, i64>(3)? as u64,
+            revoked_at: r.get::<_, Option<i64>>(4)?.map(|x| x as u64),
+            admin: r.get(5)?,
+            rpm: r.get::<_, Option<i64>>(6)?.map(|x| x as u64),
+            tpm: r.get::<_, Option<i64>>(7)?.map(|x| x as u64),
+            budget: r.get(8)?,
+            spent: r.get(9)?,
+        },
+        r.get(10)?,
+    ))
 }
 
 fn insert_usage(c: &Connection, u: &UsageRecord) -> rusqlite::Result<()> {
     c.execute(
         "INSERT INTO usage (created_at, request_id, batch_id, line, model, tier, prompt_tokens, cached_tokens, \
-         completion_tokens, cost) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         completion_tokens, cost, key_id, latency_ms, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![
             u.created_at as i64,
             u.request_id,
@@ -497,8 +655,15 @@ fn insert_usage(c: &Connection, u: &UsageRecord) -> rusqlite::Result<()> {
             u.prompt_tokens as i64,
             u.cached_tokens as i64,
             u.completion_tokens as i64,
-            u.cost
+            u.cost,
+            u.key_id,
+            u.latency_ms as i64,
+            u.status
         ],
     )?;
+    // The key's running spend moves with its usage records, in the same transaction.
+    if let Some(k) = &u.key_id {
+        c.execute("UPDATE keys SET spent = spent + ?2 WHERE id = ?1", params![k, u.cost])?;
+    }
     Ok(())
 }

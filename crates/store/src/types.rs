@@ -107,6 +107,8 @@ pub struct BatchRecord {
     pub metadata: Option<String>,
     /// The model every line names (known once validated).
     pub model: Option<String>,
+    /// The API key that created the batch (its lines' usage is that key's).
+    pub key_id: Option<String>,
 }
 
 impl BatchRecord {
@@ -132,6 +134,7 @@ impl BatchRecord {
             errors: None,
             metadata: None,
             model: None,
+            key_id: None,
         }
     }
 }
@@ -182,6 +185,12 @@ pub struct UsageRecord {
     pub completion_tokens: u64,
     /// Dollars.
     pub cost: f64,
+    /// The API key that made the request (`None` when the server runs open).
+    pub key_id: Option<String>,
+    /// From arrival to the last byte.
+    pub latency_ms: u64,
+    /// The HTTP status of the response (or of the batch line); 499 when the client left mid-stream.
+    pub status: u16,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -191,4 +200,82 @@ pub struct UsageTotals {
     pub cached_tokens: u64,
     pub completion_tokens: u64,
     pub cost: f64,
+}
+
+/// A grouping of `usage_summary`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageDim {
+    /// UTC date, `YYYY-MM-DD`.
+    Day,
+    /// Key id (`-` for requests made without a key).
+    Key,
+    Model,
+}
+
+impl UsageDim {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "day" => Some(Self::Day),
+            "key" => Some(Self::Key),
+            "model" => Some(Self::Model),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Day => "day",
+            Self::Key => "key",
+            Self::Model => "model",
+        }
+    }
+
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            Self::Day => "date(created_at, 'unixepoch')",
+            Self::Key => "IFNULL(key_id, '-')",
+            Self::Model => "model",
+        }
+    }
+}
+
+/// One group of a usage summary: its values (one per dimension) and totals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageRow {
+    pub group: Vec<String>,
+    pub totals: UsageTotals,
+}
+
+/// Unix seconds of the start (00:00 UTC) of a `YYYY-MM-DD` day.
+pub fn day_start(s: &str) -> Option<u64> {
+    let mut it = s.splitn(3, '-');
+    let (y, m, d): (i64, i64, i64) = (
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+    );
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Days from 1970-01-01 (the civil-from-days inverse, proleptic Gregorian).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days as u64 * 86_400)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn day_start_counts_from_the_epoch() {
+        assert_eq!(super::day_start("1970-01-01"), Some(0));
+        assert_eq!(super::day_start("2026-11-01"), Some(1_793_491_200));
+        assert_eq!(super::day_start("2024-03-01"), Some(1_709_251_200));
+        assert_eq!(super::day_start("2026-13-01"), None);
+        assert_eq!(super::day_start("yesterday"), None);
+    }
 }

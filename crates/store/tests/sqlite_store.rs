@@ -26,6 +26,9 @@ fn usage(batch: &str, line: u32) -> UsageRecord {
         cached_tokens: 2,
         completion_tokens: 5,
         cost: 0.5,
+        key_id: None,
+        latency_ms: 12,
+        status: 200,
     }
 }
 
@@ -204,4 +207,80 @@ fn a_newer_schema_is_refused_with_a_clear_error() {
     std::fs::write(&path, bytes).unwrap();
     let e = SqliteStore::open(&path).err().expect("refused").to_string();
     assert!(e.contains("newer tandem") && e.contains("schema 99"), "{e}");
+}
+
+fn key(id: &str, budget: Option<f64>) -> KeyRecord {
+    KeyRecord {
+        id: id.into(),
+        name: "alice".into(),
+        hint: "tdm-00000000…".into(),
+        created_at: 1,
+        revoked_at: None,
+        admin: false,
+        rpm: Some(60),
+        tpm: None,
+        budget,
+        spent: 0.0,
+    }
+}
+
+#[test]
+fn keys_track_spend_with_their_usage_and_summaries_group_it() {
+    let d = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&d.path().join("t.sqlite")).unwrap();
+    assert!(!s.has_keys().unwrap());
+    s.insert_key(&key("key_a", Some(1.0)), b"digest-a").unwrap();
+    s.insert_key(&key("key_b", None), b"digest-b").unwrap();
+    assert!(s.has_keys().unwrap());
+    let day = 86_400;
+    for (t, k, model, cost) in [
+        (day, Some("key_a"), "m1", 0.25),
+        (day + 5, Some("key_a"), "m2", 0.5),
+        (2 * day, Some("key_b"), "m1", 1.0),
+        (2 * day, None, "m1", 2.0),
+    ] {
+        s.insert_usage(&UsageRecord {
+            created_at: t,
+            batch_id: None,
+            line: None,
+            key_id: k.map(String::from),
+            model: model.into(),
+            cost,
+            ..usage("x", 0)
+        })
+        .unwrap();
+    }
+    let (a, dg) = s.key("key_a").unwrap().unwrap();
+    assert_eq!((a.spent, dg.as_slice(), a.rpm), (0.75, &b"digest-a"[..], Some(60)));
+    let by = s.usage_summary(0, u64::MAX, &[UsageDim::Day, UsageDim::Key]).unwrap();
+    let flat: Vec<(Vec<String>, u64, f64)> = by
+        .into_iter()
+        .map(|r| (r.group, r.totals.records, r.totals.cost))
+        .collect();
+    assert_eq!(
+        flat,
+        vec![
+            (vec!["1970-01-02".to_string(), "key_a".to_string()], 2, 0.75),
+            (vec!["1970-01-03".to_string(), "-".to_string()], 1, 2.0),
+            (vec!["1970-01-03".to_string(), "key_b".to_string()], 1, 1.0),
+        ]
+    );
+    let all = s.usage_summary(day + 1, 2 * day, &[]).unwrap();
+    assert_eq!((all.len(), all[0].totals.records, all[0].totals.cost), (1, 1, 0.5));
+    assert!(s.usage_summary(10 * day, 11 * day, &[]).unwrap().is_empty());
+
+    let upd = KeyUpdate {
+        budget: Some(Some(5.0)),
+        rpm: Some(None),
+        ..Default::default()
+    };
+    assert!(s.update_key("key_a", &upd).unwrap());
+    assert!(!s.update_key("key_zz", &upd).unwrap());
+    let a = s.key("key_a").unwrap().unwrap().0;
+    assert_eq!((a.budget, a.rpm, a.name.as_str()), (Some(5.0), None, "alice"));
+    assert!(s.revoke_key("key_a", 9).unwrap());
+    assert!(!s.revoke_key("key_a", 10).unwrap());
+    assert!(s.revoke_key("key_b", 9).unwrap());
+    assert!(s.has_keys().unwrap(), "revoked keys still close the server");
+    assert_eq!(s.list_keys().unwrap().len(), 2);
 }

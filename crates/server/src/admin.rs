@@ -1,0 +1,216 @@
+//! Admin endpoints (an admin key, or an open server): keys over HTTP, and usage aggregates.
+//! `GET /v1/usage?since=&until=&by=day,key,model` · `GET|POST /v1/keys` · `POST|DELETE /v1/keys/{id}`
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use tandem_store::{KeyRecord, KeyUpdate, NewKey, UsageDim};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::params::{wrong_type, Fields};
+use crate::state::{unix_now, AppState};
+
+pub fn key_object(k: &KeyRecord) -> Value {
+    json!({"id": k.id, "object": "api_key", "name": k.name, "redacted_value": k.hint, "created_at": k.created_at,
+           "revoked_at": k.revoked_at, "admin": k.admin, "rpm": k.rpm, "tpm": k.tpm, "budget": k.budget,
+           "spent": k.spent})
+}
+
+fn reply(r: Result<Value, ApiError>) -> Response {
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A time bound: unix seconds or a `YYYY-MM-DD` day (its start, UTC).
+fn time_param(q: &HashMap<String, String>, k: &str) -> Result<Option<u64>, ApiError> {
+    let Some(v) = q.get(k) else { return Ok(None) };
+    v.parse::<u64>()
+        .ok()
+        .or_else(|| tandem_store::day_start(v))
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                k,
+                "invalid_value",
+                format!("Invalid '{k}': '{v}' is neither unix seconds nor YYYY-MM-DD."),
+            )
+        })
+}
+
+pub fn parse_dims(by: &str) -> Result<Vec<UsageDim>, ApiError> {
+    by.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            UsageDim::parse(s.trim()).ok_or_else(|| {
+                ApiError::invalid(
+                    "by",
+                    "invalid_value",
+                    format!("Invalid 'by': '{s}'. Group by any of day, key, model."),
+                )
+            })
+        })
+        .collect()
+}
+
+pub async fn usage(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let run = async {
+        caller.require_admin()?;
+        let since = time_param(&q, "since")?.unwrap_or(0);
+        let until = time_param(&q, "until")?.unwrap_or(u64::MAX);
+        let dims = parse_dims(q.get("by").map(String::as_str).unwrap_or("day,key,model"))?;
+        let d2 = dims.clone();
+        let rows = state.db(move |s| s.usage_summary(since, until, &d2)).await?;
+        let data: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                let mut o = json!({"requests": r.totals.records, "input_tokens": r.totals.prompt_tokens,
+                    "cached_tokens": r.totals.cached_tokens, "output_tokens": r.totals.completion_tokens,
+                    "cost": r.totals.cost});
+                for (d, v) in dims.iter().zip(&r.group) {
+                    o[match d {
+                        UsageDim::Day => "day",
+                        UsageDim::Key => "key_id",
+                        UsageDim::Model => "model",
+                    }] = json!(v);
+                }
+                o
+            })
+            .collect();
+        Ok(json!({"object": "list", "data": data}))
+    };
+    reply(run.await)
+}
+
+pub async fn list_keys(State(state): State<Arc<AppState>>, Extension(caller): Extension<Caller>) -> Response {
+    let run = async {
+        caller.require_admin()?;
+        let keys = state.db(|s| s.list_keys()).await?;
+        Ok(json!({"object": "list", "data": keys.iter().map(key_object).collect::<Vec<_>>()}))
+    };
+    reply(run.await)
+}
+
+/// `rpm`, `tpm` (non-negative integers) and `budget` (dollars); `null` clears a limit.
+fn limits(f: &Fields) -> Result<KeyUpdate, ApiError> {
+    let int = |k: &str| -> Result<Option<Option<u64>>, ApiError> {
+        match f.obj.get(k) {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(None)),
+            Some(v) => v
+                .as_u64()
+                .map(|n| Some(Some(n)))
+                .ok_or_else(|| wrong_type(k, "a non-negative integer", v)),
+        }
+    };
+    let budget = match f.obj.get("budget") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(v) => match v.as_f64() {
+            Some(b) if b >= 0.0 && b.is_finite() => Some(Some(b)),
+            _ => return Err(wrong_type("budget", "a non-negative number of dollars", v)),
+        },
+    };
+    Ok(KeyUpdate {
+        name: None,
+        rpm: int("rpm")?,
+        tpm: int("tpm")?,
+        budget,
+    })
+}
+
+pub async fn create_key(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
+    let run = async {
+        caller.require_admin()?;
+        let b = b.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let v = Fields::parse(&b)?;
+        let f = Fields::new(&v);
+        f.check_known(&["name", "admin", "rpm", "tpm", "budget"], false)?;
+        let l = limits(&f)?;
+        let spec = NewKey {
+            name: f.string("name")?.unwrap_or("").to_string(),
+            admin: f.bool("admin")?.unwrap_or(false),
+            rpm: l.rpm.flatten(),
+            tpm: l.tpm.flatten(),
+            budget: l.budget.flatten(),
+        };
+        let st = state.clone();
+        let (rec, key) = state
+            .db(move |s| tandem_store::create_key(s, &st.keyring, spec, unix_now()))
+            .await?;
+        let mut o = key_object(&rec);
+        o["value"] = json!(key);
+        Ok(o)
+    };
+    reply(run.await)
+}
+
+pub async fn update_key(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
+    let run = async {
+        caller.require_admin()?;
+        let b = b.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let v = Fields::parse(&b)?;
+        let f = Fields::new(&v);
+        f.check_known(&["name", "rpm", "tpm", "budget"], false)?;
+        let u = KeyUpdate {
+            name: f.string("name")?.map(String::from),
+            ..limits(&f)?
+        };
+        let key = id.clone();
+        let found = state
+            .db(move |s| {
+                Ok(if s.update_key(&key, &u)? {
+                    s.key(&key)?.map(|(k, _)| k)
+                } else {
+                    None
+                })
+            })
+            .await?;
+        found
+            .map(|k| key_object(&k))
+            .ok_or_else(|| ApiError::not_found(format!("No such API key: {id}")))
+    };
+    reply(run.await)
+}
+
+pub async fn revoke_key(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    let run = async {
+        caller.require_admin()?;
+        let key = id.clone();
+        let found = state
+            .db(move |s| {
+                s.revoke_key(&key, unix_now())?;
+                Ok(s.key(&key)?.map(|(k, _)| k))
+            })
+            .await?;
+        found
+            .map(|k| json!({"id": k.id, "object": "api_key.deleted", "deleted": true, "revoked_at": k.revoked_at}))
+            .ok_or_else(|| ApiError::not_found(format!("No such API key: {id}")))
+    };
+    reply(run.await)
+}
