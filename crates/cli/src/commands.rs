@@ -124,6 +124,7 @@ pub fn run(home: &Home, a: RunArgs) -> Result<()> {
         n: 1,
         top_logprobs: None,
         priority: Priority::Interactive,
+        tenant: 0,
     };
     let start = Instant::now();
     let mut rx = engine.submit(req)?;

@@ -98,6 +98,9 @@ pub struct GenRequest {
     /// `Some(k)`: report the chosen token's logprob and the k most likely alternatives.
     pub top_logprobs: Option<usize>,
     pub priority: Priority,
+    /// Who asked (an API key's hash; 0 for anonymous). Within a priority, the queue admits the
+    /// tenant that has been served least, so one tenant's burst cannot starve the others.
+    pub tenant: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -253,6 +256,7 @@ struct Seq {
     max_tokens: usize,
     top_logprobs: Option<usize>,
     priority: Priority,
+    tenant: u64,
     tx: UnboundedSender<Event>,
     done: bool,
 }
@@ -266,6 +270,8 @@ struct Scheduler {
     waiting: VecDeque<Waiting>,
     active: Vec<Seq>,
     next_request: u64,
+    /// Requests admitted per tenant (fair-queuing virtual time; see `command`).
+    served: std::collections::HashMap<u64, u64>,
 }
 
 impl Scheduler {
@@ -288,6 +294,7 @@ impl Scheduler {
             waiting: VecDeque::new(),
             active: Vec::new(),
             next_request: 0,
+            served: Default::default(),
         }
     }
 
@@ -317,7 +324,23 @@ impl Scheduler {
     fn command(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Submit(req, tx, since) => {
-                // Interactive requests go ahead of queued batch work, FIFO within a priority.
+                // A tenant with nothing queued or running starts level with the least-served
+                // tenant that is waiting: it neither jumps ahead by its idle time nor waits behind
+                // a burst that arrived before it.
+                let t = req.tenant;
+                let backlogged = |x: u64| self.waiting.iter().any(|w| w.req.tenant == x);
+                if !backlogged(t) && !self.active.iter().any(|s| s.tenant == t) {
+                    let floor = self
+                        .waiting
+                        .iter()
+                        .map(|w| self.served.get(&w.req.tenant).copied().unwrap_or(0))
+                        .min();
+                    let mine = self.served.entry(t).or_insert(0);
+                    if let Some(f) = floor {
+                        *mine = (*mine).max(f);
+                    }
+                }
+                // Interactive requests go ahead of queued batch work.
                 let at = self
                     .waiting
                     .iter()
@@ -367,8 +390,21 @@ impl Scheduler {
 
     /// Moves waiting requests into free slots, choosing for each prompt the free slot that already
     /// holds its longest prefix.
+    /// The next waiting request to admit: of the front's priority, the one whose tenant has been
+    /// served least (FIFO among equals).
+    fn next_waiting(&self) -> Option<usize> {
+        let p = self.waiting.front()?.req.priority;
+        self.waiting
+            .iter()
+            .enumerate()
+            .take_while(|(_, w)| w.req.priority == p)
+            .min_by_key(|(i, w)| (self.served.get(&w.req.tenant).copied().unwrap_or(0), *i))
+            .map(|(i, _)| i)
+    }
+
     fn admit(&mut self) {
-        while let Some(w) = self.waiting.front() {
+        while let Some(at) = self.next_waiting() {
+            let w = &self.waiting[at];
             let free: Vec<usize> = (0..self.slots.len()).filter(|&i| !self.slots[i].busy).collect();
             let keep = match w.req.priority {
                 Priority::Interactive => 0,
@@ -377,7 +413,8 @@ impl Scheduler {
             if free.len() < w.req.n + keep {
                 return;
             }
-            let Waiting { req, tx, .. } = self.waiting.pop_front().expect("front exists");
+            let Waiting { req, tx, .. } = self.waiting.remove(at).expect("index from next_waiting");
+            *self.served.entry(req.tenant).or_insert(0) += 1;
             self.stats.waiting.fetch_sub(1, Ordering::AcqRel);
             let prompt = Arc::new(req.prompt);
             // Reuse at most prompt.len() - 1 positions: the last prompt token must run to give logits.
@@ -423,6 +460,7 @@ impl Scheduler {
                     max_tokens: req.max_tokens,
                     top_logprobs: req.top_logprobs,
                     priority: req.priority,
+                    tenant: req.tenant,
                     tx: tx.clone(),
                     done: false,
                 });

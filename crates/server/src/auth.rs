@@ -30,6 +30,11 @@ impl Caller {
         self.key.as_ref().map(|k| k.id.clone())
     }
 
+    /// The engine's fair-queuing tenant: a hash of the key id (0 when the server runs open).
+    pub fn tenant(&self) -> u64 {
+        tenant_of(self.key.as_ref().map(|k| k.id.as_str()))
+    }
+
     pub fn limits(&self) -> Option<Limits> {
         let k = self.key.as_ref()?;
         (k.rpm.is_some() || k.tpm.is_some()).then_some(Limits { rpm: k.rpm, tpm: k.tpm })
@@ -143,4 +148,15 @@ pub async fn authenticate(State(state): State<Arc<AppState>>, mut req: Request, 
         }
     }
     resp
+}
+
+/// FNV-1a of a key id; 0 for none.
+pub fn tenant_of(key_id: Option<&str>) -> u64 {
+    key_id.map_or(0, |id| {
+        id.bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+            })
+            .max(1)
+    })
 }

@@ -433,6 +433,7 @@ async fn execute(state: &Arc<AppState>, b: &BatchRecord, line: &BatchLine) -> Re
         ));
     }
     v.gen.priority = Priority::Batch;
+    v.gen.tenant = crate::auth::tenant_of(b.key_id.as_deref());
     let tier = &state.tiers[v.tier];
     let rx = loop {
         match tier.engine.submit(v.gen.clone()) {

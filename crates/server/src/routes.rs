@@ -117,6 +117,7 @@ async fn generate(state: Arc<AppState>, mut v: ValidRequest, caller: Caller, sta
         return e.into_response();
     }
     v.account.key_id = caller.key_id();
+    v.gen.tenant = caller.tenant();
     if let (Some(id), Some(limits)) = (caller.key_id(), caller.limits()) {
         // Tokens are charged as the prompt plus the most the answer may take, settled at the end.
         let estimate = (v.gen.prompt.len() + v.gen.max_tokens * v.gen.n) as u64;
