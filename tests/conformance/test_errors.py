@@ -35,7 +35,7 @@ def bad(client, **kw):
     (dict(messages=[{"role": "user"}]), "messages[0].content"),
     (dict(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}]), "messages[0].content[0]"),
     (dict(tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}]), "tools"),
-    (dict(response_format={"type": "json_object"}), "response_format"),
+    (dict(response_format={"type": "json_schema"}), "response_format.json_schema"),
     (dict(stream_options={"include_usage": True}), "stream_options"),
 ])
 def test_invalid_values_name_the_parameter(client, kw, param):

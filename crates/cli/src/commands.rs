@@ -125,6 +125,7 @@ pub fn run(home: &Home, a: RunArgs) -> Result<()> {
         top_logprobs: None,
         priority: Priority::Interactive,
         tenant: 0,
+        grammar: None,
     };
     let start = Instant::now();
     let mut rx = engine.submit(req)?;

@@ -8,7 +8,9 @@
 //! - `scheduler`: continuous batching over many sequences on a thread of its own (the server's).
 //! - `stop`: stop strings matched across token boundaries.
 //! - `logprobs`: log-probabilities for the API's `logprobs`.
+//! - `grammar`: constrained decoding (llguidance): JSON schemas and Lark grammars as token masks.
 
+mod grammar;
 mod loaded;
 mod logprobs;
 mod rng;
@@ -17,6 +19,7 @@ mod scheduler;
 mod single;
 mod stop;
 
+pub use grammar::{Grammar, Grammars};
 pub use loaded::LoadedModel;
 pub use logprobs::{Logprobs, TokenLogprob};
 pub use rng::Rng;

@@ -13,6 +13,7 @@ pub struct LoadedModel {
     pub model: Model,
     pub tokenizer: Tokenizer,
     pub template: ChatTemplate,
+    grammars: crate::grammar::LazyGrammars,
 }
 
 impl LoadedModel {
@@ -25,6 +26,7 @@ impl LoadedModel {
             model,
             tokenizer,
             template,
+            grammars: Default::default(),
         })
     }
 
@@ -32,6 +34,19 @@ impl LoadedModel {
     pub fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
         let pieces = self.template.render(messages, None, true)?;
         Ok(chat::tokenize_pieces(&self.tokenizer, &pieces))
+    }
+
+    /// The model's grammar compiler (built on first use).
+    pub fn grammars(&self) -> std::result::Result<&crate::Grammars, String> {
+        self.grammars.get(&self.tokenizer, self.model.config.vocab)
+    }
+
+    /// (nanoseconds, count) of the token masks computed so far; zeros before the first grammar.
+    pub fn grammar_stats(&self) -> (u64, u64) {
+        self.grammars.peek().map_or((0, 0), |g| {
+            use std::sync::atomic::Ordering::Relaxed;
+            (g.mask_ns.load(Relaxed), g.masks.load(Relaxed))
+        })
     }
 
     /// Reference-mode tokenisation (`llama-tokenize --no-parse-special`).

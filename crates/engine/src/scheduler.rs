@@ -101,6 +101,8 @@ pub struct GenRequest {
     /// Who asked (an API key's hash; 0 for anonymous). Within a priority, the queue admits the
     /// tenant that has been served least, so one tenant's burst cannot starve the others.
     pub tenant: u64,
+    /// Output constrained to this grammar (structured outputs, tool calls).
+    pub grammar: Option<crate::Grammar>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -257,6 +259,8 @@ struct Seq {
     top_logprobs: Option<usize>,
     priority: Priority,
     tenant: u64,
+    /// Masks each step's logits to the request's grammar.
+    matcher: Option<llguidance::Matcher>,
     tx: UnboundedSender<Event>,
     done: bool,
 }
@@ -433,6 +437,22 @@ impl Scheduler {
             let reuse = common(&self.slots[best]);
             let id = self.next_request;
             self.next_request += 1;
+            // One matcher per choice, compiled now (the server compiled it once already to
+            // refuse what llguidance cannot express, so this does not fail in practice).
+            let matchers: std::result::Result<Vec<_>, String> = match &req.grammar {
+                None => Ok((0..req.n).map(|_| None).collect()),
+                Some(g) => self
+                    .lm
+                    .grammars()
+                    .and_then(|gs| (0..req.n).map(|_| gs.matcher(g).map(Some)).collect()),
+            };
+            let mut matchers = match matchers {
+                Ok(m) => m.into_iter(),
+                Err(e) => {
+                    let _ = tx.send(Event::Failed(format!("grammar: {e}")));
+                    continue;
+                }
+            };
             let others = free.into_iter().filter(|&i| i != best).take(req.n - 1);
             for (choice, slot) in std::iter::once(best).chain(others).enumerate() {
                 let s = &mut self.slots[slot];
@@ -461,6 +481,7 @@ impl Scheduler {
                     top_logprobs: req.top_logprobs,
                     priority: req.priority,
                     tenant: req.tenant,
+                    matcher: matchers.next().flatten(),
                     tx: tx.clone(),
                     done: false,
                 });
@@ -649,6 +670,11 @@ impl Scheduler {
         s.generated += 1;
         self.stats.generated_tokens.fetch_add(1, Ordering::Relaxed);
         s.sampler.accept(tok);
+        // The grammar is complete after this token: nothing may follow, so the choice ends here.
+        let grammar_done = s
+            .matcher
+            .as_mut()
+            .is_some_and(|m| m.consume_token(tok).is_err() || m.is_stopped());
         let piece = s.detok.push(&lm.tokenizer, tok);
         match s.stop.push(&piece) {
             StopOutcome::Emit(text) => {
@@ -675,6 +701,10 @@ impl Scheduler {
                 return;
             }
         }
+        if grammar_done {
+            finish(s, FinishReason::Stop);
+            return;
+        }
         if s.generated >= s.max_tokens || kv_len >= self.cfg.ctx {
             finish(s, FinishReason::Length);
             return;
@@ -686,10 +716,19 @@ impl Scheduler {
 /// Samples the next token of `s` from `logits` (modified in place by bias and penalties); with
 /// logprobs requested they are computed from the raw logits first.
 fn sample(s: &mut Seq, logits: &mut [f32], lm: &LoadedModel) -> (u32, Option<Logprobs>) {
+    let raw = s.top_logprobs.map(|_| logits.to_vec());
+    if let Some(m) = s.matcher.as_mut() {
+        // The mask comes first: bias and penalties then act only among the allowed tokens.
+        if let Ok(g) = lm.grammars() {
+            if !g.mask(m, logits) {
+                s.matcher = None;
+            }
+        }
+    }
     match s.top_logprobs {
         None => (s.sampler.sample(logits), None),
         Some(k) => {
-            let raw = logits.to_vec();
+            let raw = raw.expect("copied when logprobs are on");
             let tok = s.sampler.sample(logits);
             (tok, Some(logprobs(&lm.tokenizer, &raw, tok, k)))
         }

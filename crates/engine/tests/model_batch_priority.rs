@@ -61,6 +61,7 @@ fn interactive_requests_go_before_waiting_batch_lines() {
         top_logprobs: None,
         priority,
         tenant: 0,
+        grammar: None,
     };
     let cfg = EngineConfig {
         batch_reserve: 1,
@@ -121,6 +122,7 @@ fn one_tenants_burst_does_not_starve_another() {
         top_logprobs: None,
         priority: Priority::Interactive,
         tenant,
+        grammar: None,
     };
     let engine = EngineHandle::spawn(lm.clone(), EngineConfig::new(1, 128));
     let mut log = Vec::new();

@@ -5,6 +5,7 @@
 //! - `error`: `ApiError`, the one error → status/JSON mapping.
 //! - `params`: typed reads of request fields with OpenAI's messages.
 //! - `request`: validation of chat and completion requests into `ValidRequest`.
+//! - `structured`: `response_format` → a grammar the engine enforces.
 //! - `respond`: engine events → a JSON response or an SSE stream; usage counted once there.
 //! - `metrics`: Prometheus text exposition.
 //! - `routes`: the router and the small endpoints.
@@ -27,6 +28,7 @@ mod request;
 mod respond;
 mod routes;
 mod state;
+mod structured;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -167,6 +167,19 @@ impl Metrics {
                 t.engine.config.slots * t.engine.config.ctx
             );
         }
+        // Constrained decoding: the cost of the per-token masks (seconds ÷ masks = per token).
+        let _ = writeln!(o, "# HELP tandem_grammar_masks_total Token masks computed for constrained decoding.\n# TYPE tandem_grammar_masks_total counter");
+        let _ = writeln!(o, "# HELP tandem_grammar_mask_seconds_total Time spent computing token masks.\n# TYPE tandem_grammar_mask_seconds_total counter");
+        for t in tiers {
+            let (ns, n) = t.engine.model.grammar_stats();
+            let _ = writeln!(o, "tandem_grammar_masks_total{{model=\"{}\"}} {n}", t.id);
+            let _ = writeln!(
+                o,
+                "tandem_grammar_mask_seconds_total{{model=\"{}\"}} {}",
+                t.id,
+                ns as f64 / 1e9
+            );
+        }
         o
     }
 }

@@ -90,6 +90,8 @@ const COMPLETION_FIELDS: &[&str] = &[
     "logit_bias",
     "seed",
     "user",
+    // Not OpenAI's for this endpoint, but the same structured outputs as chat (as vLLM accepts).
+    "response_format",
 ];
 
 fn unsupported(param: &str, what: &str) -> ApiError {
@@ -248,19 +250,7 @@ pub fn parse_chat(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiErro
             return Err(unsupported(k, what));
         }
     }
-    if let Some(rf) = f.get("response_format") {
-        match rf.get("type").and_then(Value::as_str) {
-            Some("text") => {}
-            Some("json_object") | Some("json_schema") => {
-                return Err(unsupported("response_format", "structured output"))
-            }
-            _ => return Err(ApiError::invalid(
-                "response_format",
-                "invalid_value",
-                "Invalid 'response_format': expected an object with 'type' of 'text', 'json_object' or 'json_schema'.",
-            )),
-        }
-    }
+    let grammar = crate::structured::response_format(lm, f.get("response_format"))?;
     if let Some(m) = f.get("modalities") {
         if m != &serde_json::json!(["text"]) {
             return Err(unsupported("modalities", "output other than text"));
@@ -302,6 +292,7 @@ pub fn parse_chat(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiErro
             top_logprobs: logprobs.then_some(top.unwrap_or(0) as usize),
             priority: Priority::Interactive,
             tenant: 0,
+            grammar,
         },
         stream: c.stream,
         include_usage: c.include_usage,
@@ -463,6 +454,7 @@ pub fn parse_completion(state: &AppState, body: &[u8]) -> Result<ValidRequest, A
     f.check_known(COMPLETION_FIELDS, state.config.ignore_unknown_fields)?;
     let tier = model_tier(state, &f)?;
     let lm = &state.tiers[tier].engine.model;
+    let grammar = crate::structured::response_format(lm, f.get("response_format"))?;
     let tok = &lm.tokenizer;
     let vocab = lm.model.config.vocab;
     let _ = f.string("user")?;
@@ -571,6 +563,7 @@ pub fn parse_completion(state: &AppState, body: &[u8]) -> Result<ValidRequest, A
             top_logprobs: top.map(|k| k as usize),
             priority: Priority::Interactive,
             tenant: 0,
+            grammar,
         },
         stream: c.stream,
         include_usage: c.include_usage,
