@@ -34,7 +34,7 @@ def bad(client, **kw):
     (dict(messages=[{"role": "wizard", "content": "x"}]), "messages[0].role"),
     (dict(messages=[{"role": "user"}]), "messages[0].content"),
     (dict(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}]), "messages[0].content[0]"),
-    (dict(tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}]), "tools"),
+    (dict(tools=[{"type": "function"}]), "tools[0].function"),
     (dict(response_format={"type": "json_schema"}), "response_format.json_schema"),
     (dict(stream_options={"include_usage": True}), "stream_options"),
 ])

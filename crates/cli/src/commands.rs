@@ -126,6 +126,7 @@ pub fn run(home: &Home, a: RunArgs) -> Result<()> {
         priority: Priority::Interactive,
         tenant: 0,
         grammar: None,
+        grammar_trigger: None,
     };
     let start = Instant::now();
     let mut rx = engine.submit(req)?;

@@ -103,6 +103,9 @@ pub struct GenRequest {
     pub tenant: u64,
     /// Output constrained to this grammar (structured outputs, tool calls).
     pub grammar: Option<crate::Grammar>,
+    /// With a trigger, the grammar applies only from the token after the trigger token (a tool
+    /// call the model chose to start); before it, output is free.
+    pub grammar_trigger: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -261,6 +264,8 @@ struct Seq {
     tenant: u64,
     /// Masks each step's logits to the request's grammar.
     matcher: Option<llguidance::Matcher>,
+    /// A grammar waiting for its trigger token.
+    pending: Option<(u32, crate::Grammar)>,
     tx: UnboundedSender<Event>,
     done: bool,
 }
@@ -441,6 +446,7 @@ impl Scheduler {
             // refuse what llguidance cannot express, so this does not fail in practice).
             let matchers: std::result::Result<Vec<_>, String> = match &req.grammar {
                 None => Ok((0..req.n).map(|_| None).collect()),
+                Some(_) if req.grammar_trigger.is_some() => Ok((0..req.n).map(|_| None).collect()),
                 Some(g) => self
                     .lm
                     .grammars()
@@ -482,6 +488,7 @@ impl Scheduler {
                     priority: req.priority,
                     tenant: req.tenant,
                     matcher: matchers.next().flatten(),
+                    pending: req.grammar_trigger.zip(req.grammar.clone()),
                     tx: tx.clone(),
                     done: false,
                 });
@@ -675,6 +682,17 @@ impl Scheduler {
             .matcher
             .as_mut()
             .is_some_and(|m| m.consume_token(tok).is_err() || m.is_stopped());
+        if s.pending.as_ref().is_some_and(|(t, _)| *t == tok) {
+            let (_, g) = s.pending.take().expect("checked");
+            match lm.grammars().and_then(|gs| gs.matcher(&g)) {
+                Ok(m) => s.matcher = Some(m),
+                Err(e) => {
+                    let _ = s.tx.send(Event::Failed(format!("grammar: {e}")));
+                    s.done = true;
+                    return;
+                }
+            }
+        }
         let piece = s.detok.push(&lm.tokenizer, tok);
         match s.stop.push(&piece) {
             StopOutcome::Emit(text) => {

@@ -62,6 +62,7 @@ fn interactive_requests_go_before_waiting_batch_lines() {
         priority,
         tenant: 0,
         grammar: None,
+        grammar_trigger: None,
     };
     let cfg = EngineConfig {
         batch_reserve: 1,
@@ -123,6 +124,7 @@ fn one_tenants_burst_does_not_starve_another() {
         priority: Priority::Interactive,
         tenant,
         grammar: None,
+        grammar_trigger: None,
     };
     let engine = EngineHandle::spawn(lm.clone(), EngineConfig::new(1, 128));
     let mut log = Vec::new();

@@ -5,7 +5,8 @@
 //! - `error`: `ApiError`, the one error → status/JSON mapping.
 //! - `params`: typed reads of request fields with OpenAI's messages.
 //! - `request`: validation of chat and completion requests into `ValidRequest`.
-//! - `structured`: `response_format` → a grammar the engine enforces.
+//! - `structured`: `response_format` → a grammar the engine enforces; `tools`: function calling
+//!   (its grammar, and tool calls parsed out of the text).
 //! - `respond`: engine events → a JSON response or an SSE stream; usage counted once there.
 //! - `metrics`: Prometheus text exposition.
 //! - `routes`: the router and the small endpoints.
@@ -29,6 +30,7 @@ mod respond;
 mod routes;
 mod state;
 mod structured;
+mod tools;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

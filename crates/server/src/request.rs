@@ -26,6 +26,8 @@ pub struct ValidRequest {
     pub echo: Option<String>,
     /// Who pays: the caller's key and its rate-limit charge (set after admission).
     pub account: Account,
+    /// Tools are on: the output is parsed for tool calls.
+    pub tools: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -228,16 +230,7 @@ pub fn parse_chat(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiErro
     let lm = &state.tiers[tier].engine.model;
 
     // Known fields we cannot honour yet are refused, never dropped.
-    if let Some(t) = f.get("tools") {
-        if !t.as_array().is_some_and(|a| a.is_empty()) {
-            return Err(unsupported("tools", "function calling"));
-        }
-    }
-    if let Some(tc) = f.get("tool_choice") {
-        if tc != "none" {
-            return Err(unsupported("tool_choice", "function calling"));
-        }
-    }
+    let tools = crate::tools::parse(&f)?;
     for (k, what) in [
         ("functions", "function calling"),
         ("function_call", "function calling"),
@@ -250,13 +243,27 @@ pub fn parse_chat(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiErro
             return Err(unsupported(k, what));
         }
     }
-    let grammar = crate::structured::response_format(lm, f.get("response_format"))?;
+    let mut grammar = crate::structured::response_format(lm, f.get("response_format"))?;
+    let mut grammar_trigger = None;
+    if let Some((g, trigger)) = tools.as_ref().map(|t| t.grammar(lm)).transpose()?.flatten() {
+        if grammar.is_some() {
+            return Err(unsupported(
+                "response_format",
+                "a response_format together with tool calls",
+            ));
+        }
+        (grammar, grammar_trigger) = (Some(g), trigger);
+    }
+    let tool_defs = tools
+        .as_ref()
+        .filter(|t| t.choice != crate::tools::ToolChoice::None)
+        .map(|t| t.defs.clone());
     if let Some(m) = f.get("modalities") {
         if m != &serde_json::json!(["text"]) {
             return Err(unsupported("modalities", "output other than text"));
         }
     }
-    let _ = (f.string("user")?, f.bool("store")?, f.bool("parallel_tool_calls")?);
+    let _ = (f.string("user")?, f.bool("store")?);
 
     let messages = parse_messages(f.get("messages"))?;
     let c = common(&f, lm.model.config.vocab, &["max_tokens", "max_completion_tokens"])?;
@@ -271,7 +278,7 @@ pub fn parse_chat(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiErro
     }
     let pieces = lm
         .template
-        .render(&messages, None, true)
+        .render(&messages, tool_defs.as_deref(), true)
         .map_err(|e| ApiError::invalid("messages", "invalid_value", e.to_string()))?;
     let prompt = chat::tokenize_pieces(&lm.tokenizer, &pieces);
     let param = if f.get("max_completion_tokens").is_some() {
@@ -293,10 +300,12 @@ pub fn parse_chat(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiErro
             priority: Priority::Interactive,
             tenant: 0,
             grammar,
+            grammar_trigger,
         },
         stream: c.stream,
         include_usage: c.include_usage,
         echo: None,
+        tools: tool_defs.is_some(),
         account: Account::default(),
     })
 }
@@ -564,10 +573,12 @@ pub fn parse_completion(state: &AppState, body: &[u8]) -> Result<ValidRequest, A
             priority: Priority::Interactive,
             tenant: 0,
             grammar,
+            grammar_trigger: None,
         },
         stream: c.stream,
         include_usage: c.include_usage,
         echo: echo_text,
+        tools: false,
         account: Account::default(),
     })
 }

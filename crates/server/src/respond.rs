@@ -268,12 +268,26 @@ pub async fn collect(
         .iter()
         .enumerate()
         .map(|(i, c)| match head.api {
-            Api::Chat => json!({
-                "index": i,
-                "message": {"role": "assistant", "content": c.text, "refusal": null, "annotations": []},
-                "logprobs": if logprobs_on { json!({"content": c.logprobs.iter().map(chat_logprob).collect::<Vec<_>>(), "refusal": null}) } else { Value::Null },
-                "finish_reason": c.finish,
-            }),
+            Api::Chat => {
+                let mut message = json!({"role": "assistant", "content": c.text, "refusal": null, "annotations": []});
+                let mut finish = c.finish;
+                if v.tools {
+                    let (content, calls) = crate::tools::split_calls(&c.text);
+                    if !calls.is_empty() {
+                        message["content"] = if content.is_empty() { Value::Null } else { json!(content) };
+                        message["tool_calls"] = crate::tools::calls_json(&calls);
+                        if finish == Some("stop") {
+                            finish = Some("tool_calls");
+                        }
+                    }
+                }
+                json!({
+                    "index": i,
+                    "message": message,
+                    "logprobs": if logprobs_on { json!({"content": c.logprobs.iter().map(chat_logprob).collect::<Vec<_>>(), "refusal": null}) } else { Value::Null },
+                    "finish_reason": finish,
+                })
+            }
             Api::Completion => {
                 let echo = v.echo.clone().unwrap_or_default();
                 json!({
@@ -330,6 +344,8 @@ pub fn stream(state: Arc<AppState>, v: ValidRequest, mut rx: UnboundedReceiver<E
         // Counts what the client was sent, should it leave before the end.
         let mut guard = UsageGuard::new(&state, &v, &head.id, start);
         let mut partial = vec![0usize; v.gen.n];
+        // With tools on, text from `<tool_call>` on is held back and sent as tool_calls deltas.
+        let mut held: Vec<Option<String>> = vec![None; v.gen.n];
         let mut echoed = vec![false; v.gen.n];
         let mut offsets = vec![v.echo.as_ref().map(|e| e.chars().count()).unwrap_or(0); v.gen.n];
         let mut lat = Latency {
@@ -360,6 +376,19 @@ pub fn stream(state: Arc<AppState>, v: ValidRequest, mut rx: UnboundedReceiver<E
                     }
                     match head.api {
                         Api::Chat => {
+                            let mut text = text;
+                            if v.tools {
+                                if let Some(h) = held[choice].as_mut() {
+                                    h.push_str(&text);
+                                    continue;
+                                }
+                                if let Some(at) = text.find(crate::tools::OPEN) {
+                                    held[choice] = Some(text.split_off(at));
+                                    if text.is_empty() {
+                                        continue;
+                                    }
+                                }
+                            }
                             let lp = logprobs
                                 .as_ref()
                                 .map(|l| json!({"content": [chat_logprob(l)], "refusal": null}))
@@ -398,7 +427,34 @@ pub fn stream(state: Arc<AppState>, v: ValidRequest, mut rx: UnboundedReceiver<E
                     guard.completion = completion + partial.iter().sum::<usize>();
                     match head.api {
                         Api::Chat => {
-                            json!([{"index": choice, "delta": {}, "logprobs": null, "finish_reason": reason.as_str()}])
+                            let mut finish = reason.as_str();
+                            if let Some(h) = held[choice].take() {
+                                let (_, calls) = crate::tools::split_calls(&h);
+                                let deltas: Vec<Value> = if calls.is_empty() {
+                                    // Not calls after all (cut short): the text goes out as content.
+                                    vec![
+                                        json!([{"index": choice, "delta": {"content": h}, "logprobs": null, "finish_reason": null}]),
+                                    ]
+                                } else {
+                                    if finish == "stop" {
+                                        finish = "tool_calls";
+                                    }
+                                    // Per call: id, type and name first, then the arguments.
+                                    let ids = crate::tools::calls_json(&calls);
+                                    calls.iter().enumerate().flat_map(|(k, (name, args))| {
+                                        let first = json!({"index": k, "id": ids[k]["id"], "type": "function",
+                                                           "function": {"name": name, "arguments": ""}});
+                                        let second = json!({"index": k, "function": {"arguments": args}});
+                                        [first, second].map(|tc| json!([{"index": choice, "delta": {"tool_calls": [tc]}, "logprobs": null, "finish_reason": null}]))
+                                    }).collect()
+                                };
+                                for d in deltas {
+                                    if !send(chunk(d)).await {
+                                        return;
+                                    }
+                                }
+                            }
+                            json!([{"index": choice, "delta": {}, "logprobs": null, "finish_reason": finish}])
                         }
                         Api::Completion => {
                             json!([{"text": "", "index": choice, "logprobs": null, "finish_reason": reason.as_str()}])
