@@ -19,6 +19,8 @@ pub enum BenchCmd {
     Serve(crate::bench_serve::BenchServeArgs),
     /// Derive per-token prices from measured throughput and the machine's hourly price.
     Cost(crate::bench_cost::BenchCostArgs),
+    /// Decode speed with and without a JSON-schema constraint.
+    Json(crate::bench_json::BenchJsonArgs),
 }
 
 #[derive(Args)]
@@ -78,6 +80,7 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
     match a.cmd {
         Some(BenchCmd::Serve(s)) => return crate::bench_serve::bench_serve(s),
         Some(BenchCmd::Cost(c)) => return crate::bench_cost::bench_cost(home, c),
+        Some(BenchCmd::Json(j)) => return crate::bench_json::bench_json(home, j),
         None => {}
     }
     crate::commands::set_threads(a.threads)?;

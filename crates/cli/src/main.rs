@@ -5,7 +5,8 @@
 //! - `pull`: fetching and verifying weights into the model cache.
 //! - `commands`: `run`, `tokenize`, `logits`.
 //! - `bench`: prefill and decode speed, llama-bench style; `bench_serve`: load on a server;
-//!   `bench_cost`: prices from measured throughput.
+//!   `bench_cost`: prices from measured throughput; `bench_batch`: the batch scenario of
+//!   `bench serve`; `bench_json`: decode with and without a JSON-schema constraint.
 //! - `serve`: the OpenAI-compatible server.
 //! - `keys`: `keys` and `usage` over a data directory's store.
 //! - `sys`: /proc readings and shared flag parsing.
@@ -13,6 +14,7 @@
 mod bench;
 mod bench_batch;
 mod bench_cost;
+mod bench_json;
 mod bench_serve;
 mod commands;
 mod keys;
