@@ -80,6 +80,11 @@ def test_batch_flow_end_to_end(client):
     prompts = [f"Say the number {i} in words." for i in range(20)]
     lines = [chat_line(f"req-{i}", p) for i, p in enumerate(prompts)]
     lines.append(chat_line("bad-temperature", "hi", temperature=5))
+    # Structured outputs hold in batch lines too.
+    person = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 20}, "age": {"type": "integer"}},
+              "required": ["name", "age"], "additionalProperties": False}
+    lines.append(chat_line("json", "Invent a person.", max_tokens=40, temperature=1.0, seed=3, response_format={
+        "type": "json_schema", "json_schema": {"name": "person", "schema": person}}))
     f = upload(client, lines)
     b = client.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions", completion_window="24h",
                               metadata={"job": "nightly"})
@@ -88,10 +93,13 @@ def test_batch_flow_end_to_end(client):
     assert b.id in [x.id for x in client.batches.list(limit=5)]
     b = wait(client, b.id, lambda b: b.status in ("completed", "failed", "expired"))
     assert b.status == "completed", b
-    assert (b.request_counts.total, b.request_counts.completed, b.request_counts.failed) == (21, 20, 1)
+    assert (b.request_counts.total, b.request_counts.completed, b.request_counts.failed) == (22, 21, 1)
     assert b.in_progress_at and b.finalizing_at and b.completed_at and b.model == "qwen2.5-coder-0.5b-instruct"
     out, err = results(client, b.output_file_id), results(client, b.error_file_id)
-    assert sorted(r["custom_id"] for r in out) == sorted(f"req-{i}" for i in range(20))
+    assert sorted(r["custom_id"] for r in out) == sorted([f"req-{i}" for i in range(20)] + ["json"])
+    js = next(r for r in out if r["custom_id"] == "json")["response"]["body"]["choices"][0]
+    if js["finish_reason"] == "stop":
+        assert set(json.loads(js["message"]["content"])) == {"name", "age"}
     pricing = client.models.retrieve("mini").model_extra["pricing"]
     prompt_total = completion_total = 0
     for r in out:
