@@ -174,7 +174,7 @@ def test_usage_totals_match_what_clients_received(keyed):
     assert by_day["data"] and all("day" in r and r["model"] == "qwen2.5-coder-0.5b-instruct" for r in by_day["data"])
     # The CLI reads the same records.
     rows = json.loads(cli(data, "usage", "--by", "key", "--json"))
-    assert {r["key"]: r["requests"] for r in rows}[key_id(keys["acct"])] == 4
+    assert {r["key_id"]: r["requests"] for r in rows}[key_id(keys["acct"])] == 4
 
 
 def test_admin_keys_over_http(keyed):

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use serde_json::json;
 use tandem_store::{KeyRecord, KeyRing, KeyUpdate, NewKey, SqliteStore, Store, UsageDim};
 
 use crate::Home;
@@ -211,18 +210,7 @@ pub fn usage(home: &Home, a: UsageArgs) -> Result<()> {
     let until = time_arg(&a.until, "until")?.unwrap_or(u64::MAX);
     let rows = store.usage_summary(since, until, &dims)?;
     if a.json {
-        let data: Vec<_> = rows
-            .iter()
-            .map(|r| {
-                let mut o = json!({"requests": r.totals.records, "input_tokens": r.totals.prompt_tokens,
-                    "cached_tokens": r.totals.cached_tokens, "output_tokens": r.totals.completion_tokens,
-                    "cost": r.totals.cost});
-                for (d, v) in dims.iter().zip(&r.group) {
-                    o[d.as_str()] = json!(v);
-                }
-                o
-            })
-            .collect();
+        let data = tandem_server::usage_json(&rows, &dims);
         println!("{}", serde_json::Value::Array(data));
         return Ok(());
     }

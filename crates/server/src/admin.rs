@@ -46,7 +46,26 @@ fn time_param(q: &HashMap<String, String>, k: &str) -> Result<Option<u64>, ApiEr
         })
 }
 
-pub fn parse_dims(by: &str) -> Result<Vec<UsageDim>, ApiError> {
+/// Usage rows as JSON objects: the group's values (`day`, `key_id`, `model`) and the totals.
+pub fn usage_json(rows: &[tandem_store::UsageRow], dims: &[UsageDim]) -> Vec<Value> {
+    rows.iter()
+        .map(|r| {
+            let mut o = json!({"requests": r.totals.records, "input_tokens": r.totals.prompt_tokens,
+                "cached_tokens": r.totals.cached_tokens, "output_tokens": r.totals.completion_tokens,
+                "cost": r.totals.cost});
+            for (d, v) in dims.iter().zip(&r.group) {
+                o[match d {
+                    UsageDim::Day => "day",
+                    UsageDim::Key => "key_id",
+                    UsageDim::Model => "model",
+                }] = json!(v);
+            }
+            o
+        })
+        .collect()
+}
+
+fn parse_dims(by: &str) -> Result<Vec<UsageDim>, ApiError> {
     by.split(',')
         .filter(|s| !s.trim().is_empty())
         .map(|s| {
@@ -73,22 +92,7 @@ pub async fn usage(
         let dims = parse_dims(q.get("by").map(String::as_str).unwrap_or("day,key,model"))?;
         let d2 = dims.clone();
         let rows = state.db(move |s| s.usage_summary(since, until, &d2)).await?;
-        let data: Vec<Value> = rows
-            .iter()
-            .map(|r| {
-                let mut o = json!({"requests": r.totals.records, "input_tokens": r.totals.prompt_tokens,
-                    "cached_tokens": r.totals.cached_tokens, "output_tokens": r.totals.completion_tokens,
-                    "cost": r.totals.cost});
-                for (d, v) in dims.iter().zip(&r.group) {
-                    o[match d {
-                        UsageDim::Day => "day",
-                        UsageDim::Key => "key_id",
-                        UsageDim::Model => "model",
-                    }] = json!(v);
-                }
-                o
-            })
-            .collect();
+        let data = usage_json(&rows, &dims);
         Ok(json!({"object": "list", "data": data}))
     };
     reply(run.await)

@@ -188,20 +188,7 @@ pub async fn retrieve(State(state): State<Arc<AppState>>, Path(id): Path<String>
 /// `GET /v1/batches?after=&limit=` (newest first).
 pub async fn list(State(state): State<Arc<AppState>>, Query(q): Query<HashMap<String, String>>) -> Response {
     let run = async {
-        let limit = match q.get("limit") {
-            None => 20,
-            Some(l) => l
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=100).contains(n))
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        "limit",
-                        "invalid_value",
-                        format!("Invalid 'limit': expected an integer in [1, 100], got '{l}'."),
-                    )
-                })?,
-        };
+        let limit = crate::files::limit_param(&q, 100, 20)?;
         let after = q.get("after").cloned();
         let mut rows = state
             .db(move |s| {

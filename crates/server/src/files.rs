@@ -142,7 +142,7 @@ async fn upload_inner(state: &Arc<AppState>, mp: Result<Multipart, MultipartReje
     Ok(file_object(&rec))
 }
 
-fn limit_param(q: &HashMap<String, String>, max: usize, default: usize) -> Result<usize, ApiError> {
+pub fn limit_param(q: &HashMap<String, String>, max: usize, default: usize) -> Result<usize, ApiError> {
     match q.get("limit") {
         None => Ok(default),
         Some(l) => l

@@ -35,7 +35,7 @@ mod tools;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use admin::key_object;
+pub use admin::{key_object, usage_json};
 pub use error::ApiError;
 pub use routes::router;
 pub use state::{unix_now, AppState, Pricing, ServerConfig, Tier};
