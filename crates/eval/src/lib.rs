@@ -1,0 +1,9 @@
+//! Quality evaluations, measured on the user's own machine.
+//!
+//! Layout
+//! - `sandbox`: runs untrusted Python (model-written code with its tests) in fresh namespaces, as an
+//!   unprivileged user, with resource and time limits. HumanEval is built on it.
+
+pub mod sandbox;
+
+pub use sandbox::{run_python, Limits, Outcome, SandboxError, Verdict};
