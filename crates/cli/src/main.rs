@@ -9,6 +9,7 @@
 //!   `bench serve`; `bench_json`: decode with and without a JSON-schema constraint.
 //! - `serve`: the OpenAI-compatible server.
 //! - `keys`: `keys` and `usage` over a data directory's store.
+//! - `eval_cmd`: `eval humaneval` (generation through the scheduler, scoring in the eval sandbox).
 //! - `sys`: /proc readings and shared flag parsing.
 
 mod bench;
@@ -17,6 +18,7 @@ mod bench_cost;
 mod bench_json;
 mod bench_serve;
 mod commands;
+mod eval_cmd;
 mod keys;
 mod pull;
 mod serve;
@@ -71,6 +73,8 @@ enum Cmd {
     Keys(keys::KeysArgs),
     /// Usage and cost recorded by the server, grouped by day, key and model.
     Usage(keys::UsageArgs),
+    /// Quality evaluations (HumanEval pass@1, run in a sandbox).
+    Eval(eval_cmd::EvalArgs),
 }
 
 #[derive(Args, Clone)]
@@ -150,5 +154,6 @@ fn real_main(cli: Cli) -> Result<()> {
         Cmd::Bench(args) => bench::bench(&home, args),
         Cmd::Keys(args) => keys::keys(&home, args),
         Cmd::Usage(args) => keys::usage(&home, args),
+        Cmd::Eval(args) => eval_cmd::eval(&home, args),
     }
 }

@@ -63,7 +63,7 @@ pub fn pull(models_dir: &Path, tier: &Tier, quiet: bool) -> Result<PathBuf> {
     Ok(dest)
 }
 
-fn python() -> Result<&'static str> {
+pub fn python() -> Result<&'static str> {
     for py in ["python3", "python"] {
         if let Ok(out) = Command::new(py).args(["-m", "pip", "--version"]).output() {
             if out.status.success() {

@@ -2,8 +2,10 @@
 //!
 //! Layout
 //! - `sandbox`: runs untrusted Python (model-written code with its tests) in fresh namespaces, as an
-//!   unprivileged user, with resource and time limits. HumanEval is built on it.
+//!   unprivileged user, with resource and time limits.
+//! - `humaneval`: the problems, EvalPlus's instruct prompt, the program the sandbox runs.
 
+pub mod humaneval;
 pub mod sandbox;
 
 pub use sandbox::{run_python, Limits, Outcome, SandboxError, Verdict};

