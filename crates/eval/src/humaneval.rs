@@ -45,7 +45,11 @@ pub const RESPONSE_PREFIX: &str =
 /// Generation stops at the closing fence.
 pub const STOP: &str = "```";
 
-/// The program the sandbox runs: the prompt's imports, the model's code, the tests, the check.
+/// The program the sandbox runs: the prompt's imports, then the model's code reduced to what a
+/// solution consists of — imports, function and class definitions, and assignments that call
+/// nothing — then the tests and the check. Like EvalPlus's sanitizer, this drops the example calls,
+/// prints, asserts and `__main__` blocks a chat model adds around its function, which would
+/// otherwise fail (or pass) on their own. The reduction is Python's `ast`, inside the sandbox.
 pub fn program(p: &Problem, completion: &str) -> String {
     let code = completion.split(STOP).next().unwrap_or("");
     let imports: Vec<&str> = p
@@ -53,12 +57,17 @@ pub fn program(p: &Problem, completion: &str) -> String {
         .lines()
         .filter(|l| l.starts_with("import ") || l.starts_with("from "))
         .collect();
+    // A JSON string is a valid Python string literal (serde_json never writes `\/`).
+    let literal = serde_json::to_string(code).expect("a string serialises");
     format!(
-        "{}\n{}\n\n{}\n\ncheck({})\n",
-        imports.join("\n"),
-        code,
-        p.test,
-        p.entry_point
+        "{imports}\nimport ast as _ast\n_tree = _ast.parse({literal})\n\
+         _keep = (_ast.Import, _ast.ImportFrom, _ast.FunctionDef, _ast.AsyncFunctionDef, _ast.ClassDef)\n\
+         _tree.body = [n for n in _tree.body if isinstance(n, _keep) or (isinstance(n, (_ast.Assign, _ast.AnnAssign)) \
+         and n.value is not None and not any(isinstance(x, _ast.Call) for x in _ast.walk(n.value)))]\n\
+         exec(compile(_tree, '<completion>', 'exec'))\n\n{test}\n\ncheck({entry})\n",
+        imports = imports.join("\n"),
+        test = p.test,
+        entry = p.entry_point
     )
 }
 
@@ -91,5 +100,25 @@ mod tests {
         assert!(prog.starts_with("from typing import List\n"));
         assert!(prog.contains("return x[0]") && !prog.contains("extra text"));
         assert!(prog.trim_end().ends_with("check(f)"));
+    }
+
+    /// The reduction keeps the solution and drops the model's own example code (run for real:
+    /// plain python3, on a harmless program of ours).
+    #[test]
+    fn the_models_own_examples_are_dropped() {
+        let p = Problem {
+            task_id: "t".into(),
+            prompt: "def f(x):\n".into(),
+            entry_point: "f".into(),
+            test: "def check(c):\n    assert c(2) == 4\n".into(),
+        };
+        let completion = "import math\nSCALE = 2\nLIMIT = int('3')\n\ndef f(x):\n    return x * SCALE\n\nprint(f(2))\nassert f(1) == 99\nif __name__ == '__main__':\n    raise SystemExit(1)\n";
+        let prog = program(&p, completion);
+        let out = std::process::Command::new("python3")
+            .args(["-I", "-c", &prog])
+            .output()
+            .expect("python3 runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stdout.is_empty(), "the example print was dropped");
     }
 }
