@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::json;
-use tandem_engine::{EngineConfig, EngineHandle, Event, GenRequest, Grammar, LoadedModel, Priority, SamplingParams};
+use tandem_engine::{EngineConfig, EngineHandle, Event, GenRequest, Grammar, LoadedModel, SamplingParams};
 use tandem_text::ChatMessage;
 
 use crate::{Home, ModelArg};
@@ -89,20 +89,13 @@ pub fn bench_json(home: &Home, a: BenchJsonArgs) -> Result<()> {
         for (prompt, schema) in cases() {
             let msgs = [ChatMessage::new("user", prompt)];
             let p = lm.chat_prompt(&msgs)?;
+            let greedy = SamplingParams {
+                temperature: 0.0,
+                ..SamplingParams::default()
+            };
             let base = GenRequest {
-                prompt: p,
-                params: SamplingParams {
-                    temperature: 0.0,
-                    ..SamplingParams::default()
-                },
-                max_tokens: 300,
-                stop: Vec::new(),
-                n: 1,
-                top_logprobs: None,
-                priority: Priority::Interactive,
-                tenant: 0,
                 grammar: Some(Grammar::json_schema(schema)),
-                grammar_trigger: None,
+                ..GenRequest::new(p, greedy, 300)
             };
             let (n, secs) = generate(&engine, base.clone())?;
             if n < 3 {

@@ -8,9 +8,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tandem_engine::{
-    EngineConfig, EngineHandle, Event, GenRequest, LoadedModel, Priority, SamplingParams, SingleSequence,
-};
+use tandem_engine::{EngineConfig, EngineHandle, Event, GenRequest, LoadedModel, SamplingParams, SingleSequence};
 use tandem_text::{ChatMessage, SpecialMode, Tokenizer};
 
 use crate::{Home, ModelArg};
@@ -116,18 +114,7 @@ pub fn run(home: &Home, a: RunArgs) -> Result<()> {
     );
     let max_tokens = a.max_tokens.min(ctx - prompt.len());
     let n_prompt = prompt.len();
-    let req = GenRequest {
-        prompt,
-        params,
-        max_tokens,
-        stop: Vec::new(),
-        n: 1,
-        top_logprobs: None,
-        priority: Priority::Interactive,
-        tenant: 0,
-        grammar: None,
-        grammar_trigger: None,
-    };
+    let req = GenRequest::new(prompt, params, max_tokens);
     let start = Instant::now();
     let mut rx = engine.submit(req)?;
     let stdout = std::io::stdout();

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
-use tandem_engine::{EngineConfig, EngineHandle, Event, GenRequest, LoadedModel, Priority, SamplingParams};
+use tandem_engine::{EngineConfig, EngineHandle, Event, GenRequest, LoadedModel, SamplingParams};
 use tandem_eval::humaneval::{self, Problem, Scored};
 use tandem_eval::{run_python, Limits, Verdict};
 use tandem_text::{ChatMessage, SpecialMode};
@@ -77,20 +77,13 @@ fn problems(dir: &Path) -> Result<Vec<Problem>> {
 fn generate(engine: &EngineHandle, lm: &LoadedModel, p: &Problem, max_tokens: usize) -> Result<(String, usize)> {
     let mut prompt = lm.chat_prompt(&[ChatMessage::new("user", &humaneval::instruction(p))])?;
     prompt.extend(lm.tokenizer.encode(humaneval::RESPONSE_PREFIX, SpecialMode::None));
+    let greedy = SamplingParams {
+        temperature: 0.0,
+        ..SamplingParams::default()
+    };
     let req = GenRequest {
-        prompt,
-        params: SamplingParams {
-            temperature: 0.0,
-            ..SamplingParams::default()
-        },
-        max_tokens,
         stop: vec![humaneval::STOP.to_string()],
-        n: 1,
-        top_logprobs: None,
-        priority: Priority::Interactive,
-        tenant: 0,
-        grammar: None,
-        grammar_trigger: None,
+        ..GenRequest::new(prompt, greedy, max_tokens)
     };
     let mut rx = engine.submit(req)?;
     let mut text = String::new();

@@ -108,6 +108,25 @@ pub struct GenRequest {
     pub grammar_trigger: Option<u32>,
 }
 
+impl GenRequest {
+    /// One interactive choice of `prompt`, no stop strings, logprobs or grammar; callers set the
+    /// rest with struct-update syntax.
+    pub fn new(prompt: Vec<u32>, params: SamplingParams, max_tokens: usize) -> Self {
+        Self {
+            prompt,
+            params,
+            max_tokens,
+            stop: Vec::new(),
+            n: 1,
+            top_logprobs: None,
+            priority: Priority::Interactive,
+            tenant: 0,
+            grammar: None,
+            grammar_trigger: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// The request was admitted to a slot (sent once, before any token), with how much of the

@@ -39,6 +39,15 @@ fn watch(rxs: &mut [(char, &mut UnboundedReceiver<Event>)], log: &mut Vec<Seen>,
     }
 }
 
+/// Greedy, with end-of-generation banned so every sequence runs its full max_tokens.
+fn greedy(ban: &[(u32, f32)]) -> SamplingParams {
+    SamplingParams {
+        temperature: 0.0,
+        logit_bias: ban.to_vec(),
+        ..SamplingParams::default()
+    }
+}
+
 #[test]
 fn interactive_requests_go_before_waiting_batch_lines() {
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -49,20 +58,8 @@ fn interactive_requests_go_before_waiting_batch_lines() {
     // Every sequence runs its full max_tokens: end-of-generation tokens are banned.
     let ban: Vec<(u32, f32)> = lm.tokenizer.eog.iter().map(|&t| (t, -100.0)).collect();
     let req = |priority, max_tokens| GenRequest {
-        prompt: prompt.clone(),
-        params: SamplingParams {
-            temperature: 0.0,
-            logit_bias: ban.clone(),
-            ..SamplingParams::default()
-        },
-        max_tokens,
-        stop: vec![],
-        n: 1,
-        top_logprobs: None,
         priority,
-        tenant: 0,
-        grammar: None,
-        grammar_trigger: None,
+        ..GenRequest::new(prompt.clone(), greedy(&ban), max_tokens)
     };
     let cfg = EngineConfig {
         batch_reserve: 1,
@@ -111,20 +108,8 @@ fn one_tenants_burst_does_not_starve_another() {
     let prompt = lm.tokenizer.encode("Count to ten.", SpecialMode::None);
     let ban: Vec<(u32, f32)> = lm.tokenizer.eog.iter().map(|&t| (t, -100.0)).collect();
     let req = |tenant| GenRequest {
-        prompt: prompt.clone(),
-        params: SamplingParams {
-            temperature: 0.0,
-            logit_bias: ban.clone(),
-            ..SamplingParams::default()
-        },
-        max_tokens: 6,
-        stop: vec![],
-        n: 1,
-        top_logprobs: None,
-        priority: Priority::Interactive,
         tenant,
-        grammar: None,
-        grammar_trigger: None,
+        ..GenRequest::new(prompt.clone(), greedy(&ban), 6)
     };
     let engine = EngineHandle::spawn(lm.clone(), EngineConfig::new(1, 128));
     let mut log = Vec::new();

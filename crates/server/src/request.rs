@@ -2,7 +2,7 @@
 //! parameters) or an OpenAI-shaped 4xx naming the parameter.
 
 use serde_json::Value;
-use tandem_engine::{GenRequest, Priority, SamplingParams};
+use tandem_engine::{GenRequest, SamplingParams};
 use tandem_text::{chat, ChatMessage, SpecialMode};
 
 use crate::error::ApiError;
@@ -291,16 +291,12 @@ pub fn parse_chat(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiErro
         api: Api::Chat,
         tier,
         gen: GenRequest {
-            prompt,
-            params: c.params,
-            max_tokens,
             stop: c.stop,
             n: c.n,
             top_logprobs: logprobs.then_some(top.unwrap_or(0) as usize),
-            priority: Priority::Interactive,
-            tenant: 0,
             grammar,
             grammar_trigger,
+            ..GenRequest::new(prompt, c.params, max_tokens)
         },
         stream: c.stream,
         include_usage: c.include_usage,
@@ -564,16 +560,11 @@ pub fn parse_completion(state: &AppState, body: &[u8]) -> Result<ValidRequest, A
         api: Api::Completion,
         tier,
         gen: GenRequest {
-            prompt: tokens,
-            params: c.params,
-            max_tokens,
             stop: c.stop,
             n: c.n,
             top_logprobs: top.map(|k| k as usize),
-            priority: Priority::Interactive,
-            tenant: 0,
             grammar,
-            grammar_trigger: None,
+            ..GenRequest::new(tokens, c.params, max_tokens)
         },
         stream: c.stream,
         include_usage: c.include_usage,
