@@ -5,6 +5,7 @@
 //! - `sampler`: `SamplingParams` and `Sampler` — logit bias, penalties, greedy/temperature/top-k/top-p/min-p.
 //! - `loaded`: `LoadedModel` — model, tokenizer and chat template from one GGUF file.
 //! - `single`: one sequence run directly on the model, for logits.
+//! - `scorer`: log-likelihood of a continuation given a context (multiple-choice evaluation).
 //! - `scheduler`: continuous batching over many sequences on a thread of its own (the server's).
 //! - `stop`: stop strings matched across token boundaries.
 //! - `logprobs`: log-probabilities for the API's `logprobs`.
@@ -16,6 +17,7 @@ mod logprobs;
 mod rng;
 mod sampler;
 mod scheduler;
+mod scorer;
 mod single;
 mod stop;
 
@@ -25,6 +27,7 @@ pub use logprobs::{Logprobs, TokenLogprob};
 pub use rng::Rng;
 pub use sampler::{argmax, Sampler, SamplingParams};
 pub use scheduler::{EngineConfig, EngineHandle, EngineStats, Event, FinishReason, GenRequest, Priority};
+pub use scorer::{log_softmax_at, ContinuationScore, Scorer, SCORE_ROWS};
 pub use single::{SingleSequence, PREFILL_BATCH};
 pub use stop::{StopMatcher, StopOutcome};
 

@@ -63,13 +63,34 @@ impl Model {
         Ok(st.logits_of(0).expect("logits requested"))
     }
 
+    /// Runs `tokens` of one sequence in one step and returns the logits after each of them (row j
+    /// predicts the token after `tokens[j]`): [tokens.len(), vocab]. Scoring a continuation's
+    /// log-likelihood needs every row; generation needs only the last (`forward`).
+    pub fn forward_every<'s>(&self, st: &'s mut RunState, kv: &mut KvCache, tokens: &[u32]) -> Result<&'s [f32]> {
+        if tokens.len() > st.max_seqs {
+            return Err(ModelError::BadConfig(format!(
+                "{} logit rows requested, the scratch holds {}",
+                tokens.len(),
+                st.max_seqs
+            )));
+        }
+        let mut s = [SeqStep {
+            kv,
+            tokens,
+            logits: true,
+        }];
+        tandem_kernels::pool::install(|| self.step_in_pool(st, &mut s, true))?;
+        Ok(&st.logits[..tokens.len() * self.config.vocab])
+    }
+
     /// One forward step over many sequences. Afterwards `st.logits_of(i)` holds the logits of
     /// sequence `i` if it asked for them.
     pub fn step(&self, st: &mut RunState, seqs: &mut [SeqStep]) -> Result<()> {
-        tandem_kernels::pool::install(|| self.step_in_pool(st, seqs))
+        tandem_kernels::pool::install(|| self.step_in_pool(st, seqs, false))
     }
 
-    fn step_in_pool(&self, st: &mut RunState, seqs: &mut [SeqStep]) -> Result<()> {
+    /// `every`: a sequence that asks for logits gets one row per token, not only its last.
+    fn step_in_pool(&self, st: &mut RunState, seqs: &mut [SeqStep], every: bool) -> Result<()> {
         let c = &self.config;
         let n: usize = seqs.iter().map(|s| s.tokens.len()).sum();
         if n == 0 {
@@ -174,22 +195,26 @@ impl Model {
             add_assign(&mut st.x[..n * dim], &st.proj[..n * dim]);
         }
 
-        // logits = output · rms_norm(x_last) * output_norm, for the sequences that want them.
+        // logits = output · rms_norm(x_last) * output_norm, for the sequences that want them
+        // (every token's row when `every`; `logit_row[i]` is then sequence i's first row).
         st.logit_row.clear();
         st.logit_row.resize(seqs.len(), usize::MAX);
         let (mut rows, mut end) = (0, 0);
         for (i, s) in seqs.iter().enumerate() {
+            let start = end;
             end += s.tokens.len();
             if s.logits {
-                let last = end - 1;
-                rms_norm(
-                    &mut st.xb[rows * dim..(rows + 1) * dim],
-                    &st.x[last * dim..(last + 1) * dim],
-                    &w.output_norm,
-                    c.rms_eps,
-                );
                 st.logit_row[i] = rows;
-                rows += 1;
+                let first = if every { start } else { end - 1 };
+                for t in first..end {
+                    rms_norm(
+                        &mut st.xb[rows * dim..(rows + 1) * dim],
+                        &st.x[t * dim..(t + 1) * dim],
+                        &w.output_norm,
+                        c.rms_eps,
+                    );
+                    rows += 1;
+                }
             }
         }
         if rows > 0 {
