@@ -68,7 +68,12 @@ def main():
                 path = f"bigbench-1.0.0/bigbench/benchmark_tasks/{name}/task.json"
                 task = json.load(tar.extractfile(path))
                 examples = [(i, e) for i, e in enumerate(task["examples"]) if "target_scores" in e]
-                examples = [(i, e) for i, e in examples if len(set(e["target_scores"].values())) > 1]
+                # An item needs a best choice and no empty choice (one cryobiology_spanish example has "").
+                examples = [
+                    (i, e)
+                    for i, e in examples
+                    if len(set(e["target_scores"].values())) > 1 and all(c.strip() for c in e["target_scores"])
+                ]
                 rng = random.Random(f"{SEED}/{name}")
                 picked = sorted(rng.sample(examples, min(PER_TASK, len(examples))), key=lambda p: p[0])
                 for i, ex in picked:

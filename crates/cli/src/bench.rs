@@ -78,7 +78,7 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
 
 pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
     match a.cmd {
-        Some(BenchCmd::Serve(s)) => return crate::bench_serve::bench_serve(s),
+        Some(BenchCmd::Serve(s)) => return crate::bench_serve::bench_serve(home, s),
         Some(BenchCmd::Cost(c)) => return crate::bench_cost::bench_cost(home, c),
         Some(BenchCmd::Json(j)) => return crate::bench_json::bench_json(home, j),
         None => {}
@@ -139,6 +139,15 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
             "cpu_info": tandem_kernels::cpu_features(), "max_rss_bytes": peak_rss(),
         }));
     }
+    let saved = crate::results::save(
+        home,
+        &format!("bench-{}", crate::results::key(&a.model.model)),
+        json!(results),
+    )?;
+    eprintln!(
+        "tandem: results saved to {} (tandem report reads them)",
+        saved.display()
+    );
     if a.output == "json" {
         println!("{}", serde_json::to_string_pretty(&results)?);
         return Ok(());

@@ -173,7 +173,7 @@ pub fn connect_or_start(url: Option<&str>, model: &str, parallel: usize) -> Resu
     bail!("tandem serve did not start")
 }
 
-pub fn bench_serve(a: BenchServeArgs) -> Result<()> {
+pub fn bench_serve(home: &crate::Home, a: BenchServeArgs) -> Result<()> {
     let levels: Vec<usize> = a
         .concurrency
         .split(',')
@@ -246,11 +246,14 @@ pub fn bench_serve(a: BenchServeArgs) -> Result<()> {
         }
         anyhow::Ok(())
     })?;
+    let doc = json!({"server": label, "model": a.model, "max_tokens": a.max_tokens, "levels": rows});
+    if a.url.is_none() {
+        // tandem measured itself: keep it for `tandem report` (TTFT).
+        let saved = crate::results::save(home, &format!("serve-{}", crate::results::key(&a.model)), doc.clone())?;
+        eprintln!("tandem: results saved to {}", saved.display());
+    }
     if a.json {
-        println!(
-            "{}",
-            json!({"server": label, "model": a.model, "max_tokens": a.max_tokens, "levels": rows})
-        );
+        println!("{}", doc);
     } else {
         println!("{label} · model {} · {} tokens per request", a.model, a.max_tokens);
         println!(

@@ -30,6 +30,8 @@ pub struct EvalArgs {
 enum EvalCmd {
     /// HumanEval pass@1 (greedy), each answer run against its tests in the sandbox (needs root).
     Humaneval(HumanevalArgs),
+    /// Multiple-choice accuracy by log-likelihood on a committed BIG-bench sample.
+    Mc(crate::eval_mc::McArgs),
 }
 
 #[derive(Args)]
@@ -130,7 +132,20 @@ fn score(p: &Problem, completion: String, tokens: usize) -> Result<Scored> {
 }
 
 pub fn eval(home: &Home, a: EvalArgs) -> Result<()> {
-    let EvalCmd::Humaneval(a) = a.cmd;
+    match a.cmd {
+        EvalCmd::Humaneval(a) => humaneval(home, a),
+        EvalCmd::Mc(a) => crate::eval_mc::eval_mc(home, a),
+    }
+}
+
+/// The default results file of HumanEval for a model.
+pub fn humaneval_results_path(home: &Home, model: &str) -> PathBuf {
+    home.0
+        .join("eval")
+        .join(format!("humaneval-{}.jsonl", model.replace('/', "_")))
+}
+
+fn humaneval(home: &Home, a: HumanevalArgs) -> Result<()> {
     let dir = home.0.join("eval");
     let mut all = problems(&dir)?;
     if let Some(n) = a.limit {
@@ -139,7 +154,7 @@ pub fn eval(home: &Home, a: EvalArgs) -> Result<()> {
     let results_path = a
         .results
         .clone()
-        .unwrap_or_else(|| dir.join(format!("humaneval-{}.jsonl", a.model.model.replace('/', "_"))));
+        .unwrap_or_else(|| humaneval_results_path(home, &a.model.model));
     // Resume: problems already in the results file are not run again.
     let mut done: HashMap<String, Scored> = HashMap::new();
     if let Ok(f) = std::fs::File::open(&results_path) {

@@ -10,6 +10,8 @@
 //! - `serve`: the OpenAI-compatible server.
 //! - `keys`: `keys` and `usage` over a data directory's store.
 //! - `eval_cmd`: `eval humaneval` (generation through the scheduler, scoring in the eval sandbox).
+//! - `eval_mc`: `eval mc` (multiple-choice accuracy by log-likelihood).
+//! - `results`: measurements saved under $TANDEM_HOME for `report`, the comparison table.
 //! - `sys`: /proc readings and shared flag parsing.
 
 mod bench;
@@ -19,8 +21,11 @@ mod bench_json;
 mod bench_serve;
 mod commands;
 mod eval_cmd;
+mod eval_mc;
 mod keys;
 mod pull;
+mod report;
+mod results;
 mod serve;
 mod sys;
 mod tiers;
@@ -75,6 +80,8 @@ enum Cmd {
     Usage(keys::UsageArgs),
     /// Quality evaluations (HumanEval pass@1, run in a sandbox).
     Eval(eval_cmd::EvalArgs),
+    /// The comparison table of the tiers, from the measurements stored under $TANDEM_HOME.
+    Report(report::ReportArgs),
 }
 
 #[derive(Args, Clone)]
@@ -155,5 +162,6 @@ fn real_main(cli: Cli) -> Result<()> {
         Cmd::Keys(args) => keys::keys(&home, args),
         Cmd::Usage(args) => keys::usage(&home, args),
         Cmd::Eval(args) => eval_cmd::eval(&home, args),
+        Cmd::Report(args) => report::report(&home, args),
     }
 }

@@ -104,12 +104,15 @@ struct PriceConfig {
     output: Option<f64>,
 }
 
+/// `[prices.NAME]` by served name or canonical id.
+type PriceTable = std::collections::HashMap<String, PriceConfig>;
+
 /// `tandem.toml`: the same settings as the flags, by the same names with underscores, plus
 /// per-tier prices.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
-    prices: Option<std::collections::HashMap<String, PriceConfig>>,
+    prices: Option<PriceTable>,
     host: Option<String>,
     port: Option<u16>,
     models: Option<Vec<String>>,
@@ -149,6 +152,43 @@ fn read_config(path: Option<&Path>) -> Result<FileConfig> {
     }
 }
 
+/// A model's prices, USD per 1M tokens (input, cached input, output): the tier's measured defaults
+/// (a user file: the mini's scaled by file size, since decode cost follows the bytes read per
+/// token), then tandem.toml's `[prices.NAME]` (by served name or canonical id).
+fn prices(spec: &str, name: &str, id: &str, path: &Path, table: Option<&PriceTable>) -> Result<(f64, f64, f64)> {
+    let (mut input, mut cached_input, mut output) = match tiers::find(spec) {
+        Some(t) => t.prices,
+        None => {
+            let mini = &tiers::TIERS[0];
+            let scale = std::fs::metadata(path).map(|m| m.len()).unwrap_or(mini.bytes) as f64 / mini.bytes as f64;
+            (mini.prices.0 * scale, mini.prices.1 * scale, mini.prices.2 * scale)
+        }
+    };
+    if let Some(p) = table.and_then(|m| m.get(name).or_else(|| m.get(id))) {
+        input = p.input.unwrap_or(input);
+        cached_input = p.cached_input.unwrap_or(cached_input);
+        output = p.output.unwrap_or(output);
+    }
+    for (what, v) in [("input", input), ("cached_input", cached_input), ("output", output)] {
+        if !(v.is_finite() && v >= 0.0) {
+            bail!("price {what} of {name} must be a non-negative number, got {v}");
+        }
+    }
+    Ok((input, cached_input, output))
+}
+
+/// A tier's prices as `tandem serve` would charge them with this settings file (default
+/// ./tandem.toml if present).
+pub fn tier_prices(tier: &tiers::Tier, config: Option<&Path>, path: &Path) -> Result<(f64, f64, f64)> {
+    prices(
+        tier.name,
+        tier.name,
+        tier.id,
+        path,
+        read_config(config)?.prices.as_ref(),
+    )
+}
+
 /// The engine's batch settings from flags and file over its defaults.
 fn batch_settings(mut c: EngineConfig, reserve: Option<usize>, chunk: Option<usize>) -> EngineConfig {
     if let Some(r) = reserve {
@@ -176,7 +216,8 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
-    let f = read_config(a.config.as_deref())?;
+    let mut f = read_config(a.config.as_deref())?;
+    let price_table = f.prices.take();
     let host = a.host.or(f.host).unwrap_or_else(|| "127.0.0.1".into());
     let port = a.port.or(f.port).unwrap_or(8080);
     let ctx_size = a.ctx_size.or(f.ctx_size).unwrap_or(4096);
@@ -298,26 +339,7 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
             "tandem: {name} ({id}) ready: {slots} slots of {ctx} tokens ({} MiB of KV cache)",
             (slots * slot_bytes) >> 20
         );
-        // Prices: the tier's measured defaults (a user file: the mini's scaled by file size, since
-        // decode cost follows the bytes read per token), then tandem.toml's [prices.NAME].
-        let (mut input, mut cached_input, mut output) = match tiers::find(spec) {
-            Some(t) => t.prices,
-            None => {
-                let mini = &tiers::TIERS[0];
-                let scale = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(mini.bytes) as f64 / mini.bytes as f64;
-                (mini.prices.0 * scale, mini.prices.1 * scale, mini.prices.2 * scale)
-            }
-        };
-        if let Some(p) = f.prices.as_ref().and_then(|m| m.get(&name).or_else(|| m.get(&id))) {
-            input = p.input.unwrap_or(input);
-            cached_input = p.cached_input.unwrap_or(cached_input);
-            output = p.output.unwrap_or(output);
-        }
-        for (what, v) in [("input", input), ("cached_input", cached_input), ("output", output)] {
-            if !(v.is_finite() && v >= 0.0) {
-                bail!("price {what} of {name} must be a non-negative number, got {v}");
-            }
-        }
+        let (input, cached_input, output) = prices(spec, &name, &id, &path, price_table.as_ref())?;
         served.push(Tier {
             name,
             id,

@@ -4,8 +4,10 @@
 //! - `sandbox`: runs untrusted Python (model-written code with its tests) in fresh namespaces, as an
 //!   unprivileged user, with resource and time limits.
 //! - `humaneval`: the problems, EvalPlus's instruct prompt, the program the sandbox runs.
+//! - `mc`: multiple-choice suites (BIG-bench samples) scored by log-likelihood.
 
 pub mod humaneval;
+pub mod mc;
 pub mod sandbox;
 
 pub use sandbox::{run_python, Limits, Outcome, SandboxError, Verdict};

@@ -19,8 +19,8 @@ pub use blobs::{BlobDir, BlobWriter};
 pub use keys::{create_key, generate_key, hint, key_id, KeyRecord, KeyRing, KeyUpdate, NewKey};
 pub use sqlite::SqliteStore;
 pub use types::{
-    day_start, BatchLine, BatchRecord, BatchStatus, FileRecord, LineOutcome, LineResult, RequestCounts, UsageDim,
-    UsageRecord, UsageRow, UsageTotals,
+    day_start, utc_date, BatchLine, BatchRecord, BatchStatus, FileRecord, LineOutcome, LineResult, RequestCounts,
+    UsageDim, UsageRecord, UsageRow, UsageTotals,
 };
 
 #[derive(Debug, thiserror::Error)]

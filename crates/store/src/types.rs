@@ -268,8 +268,31 @@ pub fn day_start(s: &str) -> Option<u64> {
     Some(days as u64 * 86_400)
 }
 
+/// The UTC date (`YYYY-MM-DD`) of a Unix time in seconds: `day_start`'s inverse (days-to-civil).
+pub fn utc_date(secs: u64) -> String {
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn utc_date_inverts_day_start() {
+        assert_eq!(super::utc_date(0), "1970-01-01");
+        assert_eq!(super::utc_date(1_793_491_200 + 86_399), "2026-11-01");
+        for day in ["2024-02-29", "2024-03-01", "2000-12-31", "2026-11-27", "2100-03-01"] {
+            assert_eq!(super::utc_date(super::day_start(day).unwrap() + 3600), day);
+        }
+    }
+
     #[test]
     fn day_start_counts_from_the_epoch() {
         assert_eq!(super::day_start("1970-01-01"), Some(0));
