@@ -214,3 +214,51 @@ pub fn logits(home: &Home, a: LogitsArgs) -> Result<()> {
     println!("{}", json!({ "top": top }));
     Ok(())
 }
+
+#[derive(clap::Args)]
+pub struct EmbedArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// JSONL file whose lines have a "text" field (other fields are copied through).
+    input: std::path::PathBuf,
+    /// Tokens kept per text (the rest is cut).
+    #[arg(long, default_value_t = 512)]
+    max_tokens: usize,
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// `tandem embed`: each line's text → its embedding (mean of the final normed hidden states), one
+/// JSON line per input line on stdout. The moderation classifier's head is trained on these.
+pub fn embed(home: &Home, a: EmbedArgs) -> Result<()> {
+    use std::io::{BufRead, Write};
+    set_threads(a.threads)?;
+    let path = home.resolve_model(&a.model.model)?;
+    let lm = LoadedModel::load(&path).with_context(|| format!("loading {}", path.display()))?;
+    let cfg = &lm.model.config;
+    let n = a.max_tokens.max(1);
+    let mut st = tandem_model::RunState::new(cfg, tandem_engine::PREFILL_BATCH, 1, n);
+    let mut kv = tandem_model::KvCache::new(cfg, n);
+    let input = std::fs::File::open(&a.input).with_context(|| format!("opening {}", a.input.display()))?;
+    let mut out = std::io::stdout().lock();
+    for (i, line) in std::io::BufReader::new(input).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut v: serde_json::Value =
+            serde_json::from_str(&line).with_context(|| format!("{} line {}", a.input.display(), i + 1))?;
+        let Some(text) = v["text"].as_str() else {
+            anyhow::bail!("{} line {}: no \"text\" string", a.input.display(), i + 1);
+        };
+        let mut tokens = lm.tokenizer.encode(text, tandem_text::SpecialMode::None);
+        tokens.truncate(n);
+        if tokens.is_empty() {
+            anyhow::bail!("{} line {}: empty text", a.input.display(), i + 1);
+        }
+        let e = lm.model.embed(&mut st, &mut kv, &tokens)?;
+        v["embedding"] = serde_json::json!(e);
+        writeln!(out, "{v}")?;
+    }
+    Ok(())
+}

@@ -32,6 +32,8 @@ enum EvalCmd {
     Humaneval(HumanevalArgs),
     /// Multiple-choice accuracy by log-likelihood on a committed BIG-bench sample.
     Mc(crate::eval_mc::McArgs),
+    /// The moderation classifier on the hand-labelled held-out set: recall, false positives, per category.
+    Moderation(crate::eval_moderation::ModerationArgs),
 }
 
 #[derive(Args)]
@@ -135,6 +137,7 @@ pub fn eval(home: &Home, a: EvalArgs) -> Result<()> {
     match a.cmd {
         EvalCmd::Humaneval(a) => humaneval(home, a),
         EvalCmd::Mc(a) => crate::eval_mc::eval_mc(home, a),
+        EvalCmd::Moderation(a) => crate::eval_moderation::eval_moderation(home, a),
     }
 }
 

@@ -122,6 +122,7 @@ pub fn eval_mc(home: &Home, a: McArgs) -> Result<()> {
     let results: Vec<&ItemResult> = items.iter().filter_map(|i| done.get(&i.id)).collect();
     let (all, by_task) = mc::summarise(results.iter().copied());
     let (acc, acc_norm) = mc::macro_average(&by_task);
+    let chance = mc::chance(&items);
     if a.json {
         let tasks: serde_json::Map<String, serde_json::Value> = by_task
             .iter()
@@ -129,7 +130,7 @@ pub fn eval_mc(home: &Home, a: McArgs) -> Result<()> {
             .collect();
         println!(
             "{}",
-            json!({"model": a.model.model, "suite": a.suite, "n": all.n, "acc": acc, "acc_norm": acc_norm,
+            json!({"model": a.model.model, "suite": a.suite, "n": all.n, "acc": acc, "acc_norm": acc_norm, "chance": chance,
                    "tasks": tasks, "results_file": path})
         );
     } else {
@@ -143,11 +144,12 @@ pub fn eval_mc(home: &Home, a: McArgs) -> Result<()> {
             );
         }
         println!(
-            "{} accuracy (mean over tasks), {}: {:.1}% (per byte {:.1}%), {} items   (results: {})",
+            "{} accuracy (mean over tasks), {}: {:.1}% (per byte {:.1}%; guessing {:.1}%), {} items   (results: {})",
             a.suite,
             a.model.model,
             acc * 100.0,
             acc_norm * 100.0,
+            chance * 100.0,
             all.n,
             path.display()
         );

@@ -10,7 +10,8 @@
 //! - `serve`: the OpenAI-compatible server.
 //! - `keys`: `keys` and `usage` over a data directory's store.
 //! - `eval_cmd`: `eval humaneval` (generation through the scheduler, scoring in the eval sandbox).
-//! - `eval_mc`: `eval mc` (multiple-choice accuracy by log-likelihood).
+//! - `eval_mc`: `eval mc` (multiple-choice accuracy by log-likelihood); `eval_moderation`: the
+//!   moderation head on its held-out set.
 //! - `results`: measurements saved under $TANDEM_HOME for `report`, the comparison table.
 //! - `sys`: /proc readings and shared flag parsing.
 
@@ -22,6 +23,7 @@ mod bench_serve;
 mod commands;
 mod eval_cmd;
 mod eval_mc;
+mod eval_moderation;
 mod keys;
 mod pull;
 mod report;
@@ -71,6 +73,8 @@ enum Cmd {
     },
     /// Print the top next-token logits after the given token ids.
     Logits(commands::LogitsArgs),
+    /// Embed each text of a JSONL file (mean of the final normed hidden states), as JSONL.
+    Embed(commands::EmbedArgs),
     /// Measure prompt processing and token generation speed (like llama-bench -p 512 -n 128);
     /// `bench serve` loads a server at several concurrency levels.
     Bench(bench::BenchArgs),
@@ -158,6 +162,7 @@ fn real_main(cli: Cli) -> Result<()> {
         Cmd::Run(args) => commands::run(&home, args),
         Cmd::Tokenize { model, text } => commands::tokenize(&home, &model.model, &text),
         Cmd::Logits(args) => commands::logits(&home, args),
+        Cmd::Embed(args) => commands::embed(&home, args),
         Cmd::Bench(args) => bench::bench(&home, args),
         Cmd::Keys(args) => keys::keys(&home, args),
         Cmd::Usage(args) => keys::usage(&home, args),

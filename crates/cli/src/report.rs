@@ -178,8 +178,13 @@ fn mc_cell(home: &Home, tier: &Tier, suite: &str) -> Cell {
     Cell {
         date: file_date(&path),
         ..Cell::found(
-            format!("{:.1}% ({} tasks{of})", acc * 100.0, by_task.len()),
-            json!({"acc": acc, "acc_norm": acc_norm, "n": all.n, "tasks": by_task.len()}),
+            format!(
+                "{:.1}% ({} tasks{of}; guessing {:.1}%)",
+                acc * 100.0,
+                by_task.len(),
+                mc::chance(&items) * 100.0
+            ),
+            json!({"acc": acc, "acc_norm": acc_norm, "n": all.n, "tasks": by_task.len(), "chance": mc::chance(&items)}),
             path.display().to_string(),
             redo,
         )

@@ -26,7 +26,9 @@ pub use loaded::LoadedModel;
 pub use logprobs::{Logprobs, TokenLogprob};
 pub use rng::Rng;
 pub use sampler::{argmax, Sampler, SamplingParams};
-pub use scheduler::{EngineConfig, EngineHandle, EngineStats, Event, FinishReason, GenRequest, Priority};
+pub use scheduler::{
+    EngineConfig, EngineHandle, EngineStats, Event, FinishReason, GenRequest, Priority, EMBED_MAX_TOKENS,
+};
 pub use scorer::{log_softmax_at, ContinuationScore, Scorer, SCORE_ROWS};
 pub use single::{SingleSequence, PREFILL_BATCH};
 pub use stop::{StopMatcher, StopOutcome};
@@ -50,3 +52,27 @@ pub enum EngineError {
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// What the layers above the engine (server, safety) need of a model: its tokenizer and template,
+/// generation, and text embeddings. `EngineHandle` is the real one; the trait keeps those layers
+/// off the scheduler's internals.
+pub trait Backend: Send + Sync {
+    /// The model being served (tokenizer, chat template, config).
+    fn model(&self) -> &LoadedModel;
+    /// Queues a generation; events arrive on the receiver, and dropping it cancels the request.
+    fn submit(&self, req: GenRequest) -> Result<tokio::sync::mpsc::UnboundedReceiver<Event>>;
+    /// The embedding of `tokens` (see `EngineHandle::embed`).
+    fn embed(&self, tokens: Vec<u32>) -> Result<tokio::sync::oneshot::Receiver<Result<Vec<f32>>>>;
+}
+
+impl Backend for EngineHandle {
+    fn model(&self) -> &LoadedModel {
+        &self.model
+    }
+    fn submit(&self, req: GenRequest) -> Result<tokio::sync::mpsc::UnboundedReceiver<Event>> {
+        EngineHandle::submit(self, req)
+    }
+    fn embed(&self, tokens: Vec<u32>) -> Result<tokio::sync::oneshot::Receiver<Result<Vec<f32>>>> {
+        EngineHandle::embed(self, tokens)
+    }
+}

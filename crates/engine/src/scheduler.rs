@@ -168,7 +168,12 @@ pub struct EngineStats {
 
 enum Cmd {
     Submit(Box<GenRequest>, UnboundedSender<Event>, std::time::Instant),
+    /// Embed a token sequence (see `EngineHandle::embed`).
+    Embed(Vec<u32>, tokio::sync::oneshot::Sender<Result<Vec<f32>>>),
 }
+
+/// Longest token sequence `embed` reads; the rest of a text is cut.
+pub const EMBED_MAX_TOKENS: usize = 512;
 
 /// The server's side of a scheduler: cheap to clone, usable from async code.
 #[derive(Clone)]
@@ -195,6 +200,29 @@ impl EngineHandle {
             config,
             stats,
         }
+    }
+
+    /// A text's embedding (mean of the final normed hidden states, `Model::embed`) of the first
+    /// `EMBED_MAX_TOKENS` tokens. It runs on the scheduler thread between two steps — a pause like
+    /// one prompt's prefill — so it needs no KV slot and shares the machine fairly.
+    pub fn embed(&self, mut tokens: Vec<u32>) -> Result<tokio::sync::oneshot::Receiver<Result<Vec<f32>>>> {
+        let vocab = self.model.model.config.vocab;
+        if tokens.is_empty() {
+            return Err(EngineError::BadParam {
+                param: "input",
+                problem: "is empty".into(),
+            });
+        }
+        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= vocab) {
+            return Err(EngineError::BadParam {
+                param: "input",
+                problem: format!("token id {t} is outside the vocabulary of {vocab}"),
+            });
+        }
+        tokens.truncate(EMBED_MAX_TOKENS.min(self.config.ctx));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx.send(Cmd::Embed(tokens, tx)).map_err(|_| EngineError::Stopped)?;
+        Ok(rx)
     }
 
     /// Queues a request; events arrive on the returned receiver. Dropping the receiver cancels it.
@@ -300,6 +328,8 @@ struct Scheduler {
     next_request: u64,
     /// Requests admitted per tenant (fair-queuing virtual time; see `command`).
     served: std::collections::HashMap<u64, u64>,
+    /// The cache `embed` runs in, made on first use: [EMBED_MAX_TOKENS] positions.
+    embed_kv: Option<KvCache>,
 }
 
 impl Scheduler {
@@ -323,6 +353,7 @@ impl Scheduler {
             active: Vec::new(),
             next_request: 0,
             served: Default::default(),
+            embed_kv: None,
         }
     }
 
@@ -351,6 +382,17 @@ impl Scheduler {
 
     fn command(&mut self, cmd: Cmd) {
         match cmd {
+            Cmd::Embed(tokens, tx) => {
+                let mc = &self.lm.model.config;
+                let ctx = EMBED_MAX_TOKENS.min(self.cfg.ctx);
+                let kv = self.embed_kv.get_or_insert_with(|| KvCache::new(mc, ctx));
+                let r = self
+                    .lm
+                    .model
+                    .embed(&mut self.st, kv, &tokens)
+                    .map_err(EngineError::from);
+                let _ = tx.send(r);
+            }
             Cmd::Submit(req, tx, since) => {
                 // A tenant with nothing queued or running starts level with the least-served
                 // tenant that is waiting: it neither jumps ahead by its idle time nor waits behind

@@ -132,6 +132,18 @@ pub fn summarise<'a>(results: impl IntoIterator<Item = &'a ItemResult>) -> (Accu
     (all, by_task)
 }
 
+/// The accuracy of guessing, on the same footing as `macro_average`: the mean over tasks of the
+/// mean of 1 / (number of choices).
+pub fn chance(items: &[Item]) -> f64 {
+    let mut by_task: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
+    for it in items {
+        let e = by_task.entry(&it.task).or_default();
+        e.0 += 1.0 / it.choices.len() as f64;
+        e.1 += 1;
+    }
+    by_task.values().map(|(s, n)| s / *n as f64).sum::<f64>() / by_task.len().max(1) as f64
+}
+
 /// Mean of the per-task accuracies (acc, acc_norm).
 pub fn macro_average(by_task: &BTreeMap<String, Accuracy>) -> (f64, f64) {
     let k = by_task.len().max(1) as f64;

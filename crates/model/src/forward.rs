@@ -22,6 +22,17 @@ thread_local! {
     static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
+/// What a step computes for the sequences that ask for output.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    /// Logits after the last token (generation).
+    LastLogits,
+    /// Logits after every token (scoring a continuation).
+    EveryLogits,
+    /// The normed final hidden state of every token, left in `st.xb` (embeddings).
+    EveryHidden,
+}
+
 /// One sequence's share of a forward step.
 pub struct SeqStep<'a> {
     pub kv: &'a mut KvCache,
@@ -79,18 +90,53 @@ impl Model {
             tokens,
             logits: true,
         }];
-        tandem_kernels::pool::install(|| self.step_in_pool(st, &mut s, true))?;
+        tandem_kernels::pool::install(|| self.step_in_pool(st, &mut s, Rows::EveryLogits))?;
         Ok(&st.logits[..tokens.len() * self.config.vocab])
+    }
+
+    /// A text's embedding, two means over its tokens side by side: [2 · dim] = the residual stream
+    /// after the middle layer (`embed_layer`, RMS-normalised without a gain), then the final hidden
+    /// state after the output norm (what the output matrix reads). Probes often read meaning best
+    /// from the middle of the stack; the moderation head chooses. Starts from an empty cache;
+    /// `tokens` may be longer than one step (chunks of `st.max_batch`).
+    pub fn embed(&self, st: &mut RunState, kv: &mut KvCache, tokens: &[u32]) -> Result<Vec<f32>> {
+        if tokens.is_empty() {
+            return Err(ModelError::BadConfig("embed called with no tokens".into()));
+        }
+        let dim = self.config.dim;
+        let mut sum = vec![0f64; 2 * dim];
+        st.mid.resize(st.max_batch * dim, 0.0);
+        kv.truncate(0);
+        for chunk in tokens.chunks(st.max_batch) {
+            let mut s = [SeqStep {
+                kv: &mut *kv,
+                tokens: chunk,
+                logits: true,
+            }];
+            tandem_kernels::pool::install(|| self.step_in_pool(st, &mut s, Rows::EveryHidden))?;
+            for row in st.mid[..chunk.len() * dim].chunks_exact(dim) {
+                sum[..dim].iter_mut().zip(row).for_each(|(a, &x)| *a += x as f64);
+            }
+            for row in st.xb[..chunk.len() * dim].chunks_exact(dim) {
+                sum[dim..].iter_mut().zip(row).for_each(|(a, &x)| *a += x as f64);
+            }
+        }
+        Ok(sum.iter().map(|&a| (a / tokens.len() as f64) as f32).collect())
+    }
+
+    /// The layer after which `embed` reads its first half: the middle of the stack.
+    pub fn embed_layer(&self) -> usize {
+        self.config.n_layer / 2 - 1
     }
 
     /// One forward step over many sequences. Afterwards `st.logits_of(i)` holds the logits of
     /// sequence `i` if it asked for them.
     pub fn step(&self, st: &mut RunState, seqs: &mut [SeqStep]) -> Result<()> {
-        tandem_kernels::pool::install(|| self.step_in_pool(st, seqs, false))
+        tandem_kernels::pool::install(|| self.step_in_pool(st, seqs, Rows::LastLogits))
     }
 
-    /// `every`: a sequence that asks for logits gets one row per token, not only its last.
-    fn step_in_pool(&self, st: &mut RunState, seqs: &mut [SeqStep], every: bool) -> Result<()> {
+    fn step_in_pool(&self, st: &mut RunState, seqs: &mut [SeqStep], rows_of: Rows) -> Result<()> {
+        let every = rows_of != Rows::LastLogits;
         let c = &self.config;
         let n: usize = seqs.iter().map(|s| s.tokens.len()).sum();
         if n == 0 {
@@ -193,10 +239,22 @@ impl Model {
             swiglu(&mut st.gate[..n * f], &st.up[..n * f]);
             matmul(&w.mat(&lw.w_down), &st.gate[..n * f], &mut st.proj[..n * dim]);
             add_assign(&mut st.x[..n * dim], &st.proj[..n * dim]);
+            if rows_of == Rows::EveryHidden && l == self.embed_layer() {
+                // mid: [n, dim] ← x / rms(x), the embedding's first half.
+                for (m, x) in st.mid[..n * dim]
+                    .chunks_exact_mut(dim)
+                    .zip(st.x[..n * dim].chunks_exact(dim))
+                {
+                    let ms = x.iter().map(|v| v * v).sum::<f32>() / dim as f32;
+                    let r = 1.0 / (ms + c.rms_eps).sqrt();
+                    m.iter_mut().zip(x).for_each(|(m, &v)| *m = v * r);
+                }
+            }
         }
 
         // logits = output · rms_norm(x_last) * output_norm, for the sequences that want them
-        // (every token's row when `every`; `logit_row[i]` is then sequence i's first row).
+        // (every token's row when `every`; `logit_row[i]` is then sequence i's first row). The
+        // normed rows are left in xb: [rows, dim].
         st.logit_row.clear();
         st.logit_row.resize(seqs.len(), usize::MAX);
         let (mut rows, mut end) = (0, 0);
@@ -217,7 +275,7 @@ impl Model {
                 }
             }
         }
-        if rows > 0 {
+        if rows > 0 && rows_of != Rows::EveryHidden {
             let v = c.vocab;
             matmul(&w.mat(&w.output), &st.xb[..rows * dim], &mut st.logits[..rows * v]);
         }

@@ -33,6 +33,8 @@ pub struct RunState {
     /// Token layout of the current step: per token its sequence and position.
     pub tok_seq: Vec<usize>,
     pub tok_pos: Vec<usize>,
+    /// Middle-layer rows for `Model::embed`: [max_batch, dim], sized on first use (empty otherwise).
+    pub mid: Vec<f32>,
     vocab: usize,
 }
 
@@ -71,6 +73,7 @@ impl RunState {
             rope_sin,
             tok_seq: Vec::with_capacity(max_batch),
             tok_pos: Vec::with_capacity(max_batch),
+            mid: Vec::new(),
             vocab: cfg.vocab,
         }
     }

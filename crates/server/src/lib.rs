@@ -15,6 +15,7 @@
 //! - `admin`: keys over HTTP and usage aggregates (admin keys).
 //! - `files`: the Files API (uploads streamed to the blob directory).
 //! - `batches`: the Batch API routes; `batch_worker`: the task that runs batches.
+//! - `moderation`: `/v1/moderations` (the classifier is `tandem_safety::Moderator`).
 
 mod admin;
 mod auth;
@@ -24,6 +25,7 @@ mod error;
 mod files;
 pub mod limits;
 mod metrics;
+mod moderation;
 mod params;
 mod request;
 mod respond;

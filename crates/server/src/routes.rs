@@ -52,6 +52,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/keys/{id}",
             post(crate::admin::update_key).delete(crate::admin::revoke_key),
         )
+        .route("/v1/moderations", post(crate::moderation::create))
         .route("/tokenize", post(tokenize))
         .route("/detokenize", post(detokenize))
         .route("/health", get(health))
@@ -102,7 +103,7 @@ async fn around(State(state): State<Arc<AppState>>, req: Request, next: Next) ->
     resp
 }
 
-fn body(b: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) fn body(b: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
     b.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::payload_too_large(limit)

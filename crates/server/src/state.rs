@@ -98,6 +98,8 @@ pub struct AppState {
     /// Digests API keys.
     pub keyring: KeyRing,
     pub limiter: RateLimiter,
+    /// `/v1/moderations`: present when the tier the moderation head reads (the mini) is served.
+    pub moderator: Option<tandem_safety::Moderator>,
 }
 
 impl AppState {
@@ -108,7 +110,12 @@ impl AppState {
         blobs: BlobDir,
         keyring: KeyRing,
     ) -> Self {
+        let moderator = tandem_safety::Head::builtin().ok().and_then(|head| {
+            let t = tiers.iter().find(|t| t.id == head.model())?;
+            tandem_safety::Moderator::new(Arc::new(t.engine.clone()), head, &t.id).ok()
+        });
         Self {
+            moderator,
             tiers,
             config,
             metrics: Default::default(),

@@ -138,6 +138,11 @@ impl Tokenizer {
         self.token_bytes.len()
     }
 
+    /// Every added token (control and user-defined): (text, id).
+    pub fn added_tokens(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.added.iter().map(|a| (a.0.as_str(), a.1))
+    }
+
     /// The id of an added token by its text (e.g. `<|im_start|>`).
     pub fn added_id(&self, text: &str) -> Option<u32> {
         self.added.iter().find(|a| a.0 == text).map(|a| a.1)

@@ -1,0 +1,19 @@
+//! Safety: content moderation, and (to come) the input/output policy and instruction hierarchy.
+//!
+//! Layout
+//! - `categories`: OpenAI's 13 moderation categories and their parents.
+//! - `head`: the trained moderation head — logistic regressions over the mini's text embeddings
+//!   (`data/moderation_head.json`, made by `tools/moderation/train_head.py`).
+//! - `moderator`: text → embedding (through the engine's `Backend`) → scores → a verdict.
+
+pub mod categories;
+pub mod head;
+pub mod moderator;
+
+pub use categories::{parent, CATEGORIES};
+pub use head::{Head, HeadError, Verdict};
+pub use moderator::{ModerationError, Moderator};
+
+/// The hand-labelled held-out moderation set (JSONL: `text`, `categories`, `kind` harmful |
+/// lookalike | benign). Never used to fit or tune the head.
+pub const HELDOUT: &str = include_str!("../data/moderation_heldout.jsonl");

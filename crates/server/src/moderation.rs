@@ -1,0 +1,147 @@
+//! `POST /v1/moderations` in OpenAI's shape. The classifier is `tandem_safety::Moderator`: the
+//! mini's embedding of the text, read by a trained head; it needs the mini tier to be served.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+use tandem_safety::{Verdict, CATEGORIES};
+
+use crate::error::ApiError;
+use crate::params::{wrong_type, Fields};
+use crate::state::{new_id, AppState};
+
+/// Most inputs one request may classify.
+pub const MAX_INPUTS: usize = 32;
+
+/// Model names a client may ask for: OpenAI's moderation models map to ours.
+const OPENAI_MODELS: [&str; 4] = [
+    "omni-moderation-latest",
+    "omni-moderation-2024-09-26",
+    "text-moderation-latest",
+    "text-moderation-stable",
+];
+
+/// The texts to classify: a string, an array of strings, or an array of content parts (whose
+/// text parts are read as one input).
+fn inputs(v: Option<&Value>) -> Result<Vec<String>, ApiError> {
+    let v = v.ok_or_else(|| {
+        ApiError::invalid(
+            "input",
+            "missing_required_parameter",
+            "Missing required parameter: 'input'.",
+        )
+    })?;
+    let texts = match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) if items.iter().all(Value::is_string) => items
+            .iter()
+            .map(|s| s.as_str().unwrap_or_default().to_string())
+            .collect(),
+        Value::Array(items) => {
+            let mut text = String::new();
+            for (i, part) in items.iter().enumerate() {
+                let param = format!("input[{i}]");
+                let kind = part.get("type").and_then(Value::as_str);
+                match kind {
+                    Some("text") => match part.get("text") {
+                        Some(Value::String(t)) => {
+                            if !text.is_empty() {
+                                text.push('\n');
+                            }
+                            text.push_str(t);
+                        }
+                        Some(other) => return Err(wrong_type(&format!("{param}.text"), "a string", other)),
+                        None => {
+                            return Err(ApiError::invalid(
+                                format!("{param}.text"),
+                                "missing_required_parameter",
+                                format!("Missing required parameter: '{param}.text'."),
+                            ))
+                        }
+                    },
+                    Some("image_url") => {
+                        return Err(ApiError::invalid(
+                            param,
+                            "unsupported_value",
+                            "Image input is not supported yet: moderate the text parts only.",
+                        ))
+                    }
+                    _ => {
+                        return Err(ApiError::invalid(
+                            param.clone(),
+                            "invalid_value",
+                            format!("Invalid value for '{param}': expected a string or a part of type 'text'."),
+                        ))
+                    }
+                }
+            }
+            vec![text]
+        }
+        other => return Err(wrong_type("input", "a string or an array", other)),
+    };
+    if texts.is_empty() || texts.len() > MAX_INPUTS {
+        return Err(ApiError::invalid(
+            "input",
+            "invalid_value",
+            format!(
+                "Invalid 'input': expected 1 to {MAX_INPUTS} inputs, got {}.",
+                texts.len()
+            ),
+        ));
+    }
+    Ok(texts)
+}
+
+/// One result object, as OpenAI's omni-moderation returns it.
+pub fn result_json(v: &Verdict) -> Value {
+    let categories: Map<String, Value> = v.categories.iter().map(|(c, on)| (c.to_string(), json!(on))).collect();
+    let scores: Map<String, Value> = v
+        .category_scores
+        .iter()
+        .map(|(c, s)| (c.to_string(), json!(*s as f64)))
+        .collect();
+    let applied: Map<String, Value> = CATEGORIES.iter().map(|c| (c.to_string(), json!(["text"]))).collect();
+    json!({"flagged": v.flagged, "categories": categories, "category_scores": scores,
+           "category_applied_input_types": applied})
+}
+
+pub async fn create(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesRejection>) -> Response {
+    match run(&state, b).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn run(state: &Arc<AppState>, b: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let b = crate::routes::body(b, state.config.max_body_bytes)?;
+    let v = Fields::parse(&b)?;
+    let f = Fields::new(&v);
+    f.check_known(&["input", "model"], state.config.ignore_unknown_fields)?;
+    let Some(moderator) = state.moderator.as_ref() else {
+        return Err(ApiError::invalid(
+            "model",
+            "moderation_unavailable",
+            "Moderation runs on the mini tier (qwen2.5-coder-0.5b-instruct), which this server does not serve: start it with --models mini (and any other tiers).",
+        ));
+    };
+    if let Some(m) = f.string("model")? {
+        if !OPENAI_MODELS.contains(&m) && m != moderator.name() {
+            return Err(ApiError::model_not_found(m));
+        }
+    }
+    let texts = inputs(f.get("input"))?;
+    let mut results = Vec::with_capacity(texts.len());
+    for t in &texts {
+        let verdict = moderator
+            .classify(t)
+            .await
+            .map_err(|e| ApiError::internal(format!("moderation: {e}")))?;
+        results.push(result_json(&verdict));
+    }
+    Ok(json!({"id": new_id("modr-"), "model": moderator.name(), "results": results}))
+}

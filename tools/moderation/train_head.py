@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Trains the moderation head: logistic regressions over the mini's text embeddings.
+
+    tandem embed --model mini crates/safety/data/moderation_train.jsonl > train.emb.jsonl
+    python3 tools/moderation/train_head.py train.emb.jsonl crates/safety/data/moderation_head.json
+    # held-out figures (never used for fitting or thresholds):
+    tandem embed --model mini crates/safety/data/moderation_heldout.jsonl > heldout.emb.jsonl
+    python3 tools/moderation/train_head.py train.emb.jsonl HEAD.json --eval heldout.emb.jsonl
+
+The embedding has two halves (middle layer, final layer); the features (one half or both) are chosen by
+cross-validated recall at a 5% false-positive rate on the training set. Features are standardised (mean/std of the training set). One head says whether a text is harmful at
+all ("flagged": trained on every item); one head per category (one-vs-rest, trained on every item with
+that category's label). Thresholds come from 5-fold cross-validation on the training set only: the
+flagged threshold is the largest that keeps cross-validated recall ≥ RECALL_TARGET; each category's
+threshold maximises its cross-validated F1. Needs numpy.
+"""
+
+import json
+import sys
+
+import numpy as np
+
+CATS = [
+    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
+    "self-harm", "self-harm/intent", "self-harm/instructions", "sexual", "sexual/minors", "violence",
+    "violence/graphic",
+]
+L2 = 1.0
+RECALL_TARGET = 0.85
+SEED = 20261127
+
+
+# `tandem embed` gives [middle layer mean | final normed mean]; the head reads one half or both.
+FEATURES = ("mid", "final", "both")
+
+
+def load(path, features="both"):
+    rows = [json.loads(l) for l in open(path) if l.strip()]
+    x = np.array([r["embedding"] for r in rows], dtype=np.float64)
+    half = x.shape[1] // 2
+    x = {"mid": x[:, :half], "final": x[:, half:], "both": x}[features]
+    return rows, x
+
+
+def recall_at_fpr(s, y, fpr):
+    neg = np.sort(s[y < 0.5])[::-1]
+    t = neg[int(np.floor(fpr * len(neg)))]
+    return float((s[y > 0.5] > t).mean())
+
+
+def fit(x, y, w_pos=1.0):
+    """L2-regularised logistic regression by Newton's method: (w [d], b)."""
+    n, d = x.shape
+    xa = np.hstack([x, np.ones((n, 1))])
+    w = np.zeros(d + 1)
+    sw = np.where(y > 0.5, w_pos, 1.0)
+    reg = np.full(d + 1, L2)
+    reg[-1] = 0.0
+    for _ in range(30):
+        p = 1 / (1 + np.exp(-(xa @ w)))
+        g = xa.T @ (sw * (p - y)) + reg * w
+        h = (xa * (sw * p * (1 - p))[:, None]).T @ xa + np.diag(reg + 1e-9)
+        step = np.linalg.solve(h, g)
+        w -= step
+        if np.abs(step).max() < 1e-7:
+            break
+    return w[:-1], w[-1]
+
+
+def predict(x, wb):
+    w, b = wb
+    return 1 / (1 + np.exp(-(x @ w + b)))
+
+
+def balance(y):
+    pos = y.sum()
+    return (len(y) - pos) / max(pos, 1)
+
+
+def cv_scores(x, y, k=5):
+    idx = np.random.RandomState(SEED).permutation(len(y))
+    out = np.zeros(len(y))
+    for f in range(k):
+        test = idx[f::k]
+        train = np.setdiff1d(idx, test)
+        out[test] = predict(x[test], fit(x[train], y[train], balance(y[train])))
+    return out
+
+
+def best_f1_threshold(s, y):
+    best = (0.5, -1)
+    for t in np.linspace(0.05, 0.95, 91):
+        tp = ((s >= t) & (y > 0.5)).sum()
+        fp = ((s >= t) & (y < 0.5)).sum()
+        fn = ((s < t) & (y > 0.5)).sum()
+        f1 = 2 * tp / max(2 * tp + fp + fn, 1)
+        if f1 > best[1]:
+            best = (float(t), f1)
+    return best[0]
+
+
+def recall_threshold(s, y, target):
+    pos = np.sort(s[y > 0.5])
+    # The largest t with recall ≥ target: the (1 − target) quantile of the positives' scores.
+    return float(pos[int(np.floor((1 - target) * len(pos)))])
+
+
+def main():
+    train_path, out_path = sys.argv[1], sys.argv[2]
+    eval_path = sys.argv[sys.argv.index("--eval") + 1] if "--eval" in sys.argv else None
+    # Which features: the best cross-validated recall at a 5% false-positive rate, on training data.
+    best = None
+    for feat in FEATURES:
+        rows, x = load(train_path, feat)
+        z = (x - x.mean(0)) / (x.std(0) + 1e-6)
+        y_any = np.array([1.0 if r["harmful"] else 0.0 for r in rows])
+        r = recall_at_fpr(cv_scores(z, y_any), y_any, 0.05)
+        print(f"features {feat:5s} ({x.shape[1]} wide): cv recall at 5% false positives {r:.3f}")
+        if best is None or r > best[1]:
+            best = (feat, r)
+    features = best[0]
+    rows, x = load(train_path, features)
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    z = (x - mean) / std
+    y_any = np.array([1.0 if r["harmful"] else 0.0 for r in rows])
+    heads = {}
+    s_any = cv_scores(z, y_any)
+    t_any = recall_threshold(s_any, y_any, RECALL_TARGET)
+    fpr = ((s_any >= t_any) & (y_any < 0.5)).sum() / (y_any < 0.5).sum()
+    print(f"flagged: cv threshold {t_any:.3f}, cv recall {RECALL_TARGET}, cv false-positive rate {fpr:.3f}")
+    w, b = fit(z, y_any, balance(y_any))
+    heads["flagged"] = {"w": w.tolist(), "b": float(b), "threshold": t_any}
+    for c in CATS:
+        y = np.array([1.0 if c in r["categories"] else 0.0 for r in rows])
+        s = cv_scores(z, y)
+        t = best_f1_threshold(s, y)
+        w, b = fit(z, y, balance(y))
+        heads[c] = {"w": w.tolist(), "b": float(b), "threshold": t}
+        print(f"{c:24s} n={int(y.sum()):4d} cv threshold {t:.2f}")
+    head = {"model": "qwen2.5-coder-0.5b-instruct", "features": features, "dim": int(x.shape[1]), "mean": mean.tolist(),
+            "std": std.tolist(), "heads": heads, "trained_on": train_path.split("/")[-1], "n_train": len(rows)}
+    # f32 precision is all the reader keeps: 7 significant digits.
+    text = json.dumps(head)
+    text = __import__("re").sub(r"-?\d+\.\d{7,}(e-?\d+)?", lambda m: f"{float(m.group(0)):.7g}", text)
+    open(out_path, "w").write(text)
+    head = json.loads(text)
+    if eval_path:
+        evaluate(head, eval_path)
+
+
+def evaluate(head, path):
+    rows, x = load(path, head["features"])
+    z = (x - np.array(head["mean"])) / np.array(head["std"])
+    sc = lambda h: predict(z, (np.array(head["heads"][h]["w"]), head["heads"][h]["b"]))
+    flagged = sc("flagged") >= head["heads"]["flagged"]["threshold"]
+    harmful = np.array([bool(r["categories"]) for r in rows])
+    print(f"held-out: recall {flagged[harmful].mean():.3f} ({flagged[harmful].sum()}/{harmful.sum()}), "
+          f"false-positive rate {flagged[~harmful].mean():.3f} ({flagged[~harmful].sum()}/{(~harmful).sum()})")
+    for kind in ("lookalike", "benign"):
+        m = np.array([r.get("kind") == kind for r in rows])
+        print(f"  {kind}: {flagged[m].sum()}/{m.sum()} flagged")
+    for c in CATS:
+        y = np.array([c in r["categories"] for r in rows])
+        pred = flagged & (sc(c) >= head["heads"][c]["threshold"])
+        tp, fp = (pred & y).sum(), (pred & ~y).sum()
+        print(f"  {c:24s} precision {tp / max(tp + fp, 1):.2f} recall {tp / max(y.sum(), 1):.2f} (n={y.sum()})")
+
+
+if __name__ == "__main__":
+    main()
