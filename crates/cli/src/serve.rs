@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Deserialize;
 use tandem_engine::{EngineConfig, EngineHandle, LoadedModel};
-use tandem_server::{AppState, ServerConfig, Tier};
+use tandem_server::{AppState, ModerationPolicy, ServerConfig, Tier};
 
 use crate::{pull, tiers, Home};
 
@@ -93,6 +93,31 @@ pub struct ServeArgs {
     /// Settings file (default: ./tandem.toml if present).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Moderate requests: `input` (the user's text, before generating) or `none`. Needs the mini tier.
+    #[arg(long)]
+    moderate: Option<String>,
+    /// What a flagged input gets: `block` (a refusal) or `flag` (answered, with an
+    /// x-tandem-moderation header). Both are recorded with their categories.
+    #[arg(long)]
+    moderation_action: Option<String>,
+    /// Keep the text of flagged inputs in the moderation records (off: categories only).
+    #[arg(long)]
+    moderation_log_text: bool,
+}
+
+/// `--moderate` and `--moderation-action` (flags, then tandem.toml) into the server's policy.
+fn moderation_policy(moderate: Option<&str>, action: Option<&str>, log_text: bool) -> Result<ModerationPolicy> {
+    let input = match moderate.unwrap_or("none") {
+        "none" => false,
+        "input" => true,
+        other => bail!("--moderate {other:?}: expected input or none (output moderation is not built yet)"),
+    };
+    let block = match action.unwrap_or("block") {
+        "block" => true,
+        "flag" => false,
+        other => bail!("--moderation-action {other:?}: expected block or flag"),
+    };
+    Ok(ModerationPolicy { input, block, log_text })
 }
 
 /// A price override in tandem.toml: `[prices.mini] input = 0.2`, USD per 1M tokens.
@@ -135,6 +160,9 @@ struct FileConfig {
     max_file_bytes: Option<u64>,
     batch_window_seconds: Option<u64>,
     insecure_no_auth: Option<bool>,
+    moderate: Option<String>,
+    moderation_action: Option<String>,
+    moderation_log_text: Option<bool>,
     data_dir: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -366,9 +394,17 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
         log_content: a.log_content || f.log_content.unwrap_or(false),
         max_file_bytes: a.max_file_bytes.or(f.max_file_bytes).unwrap_or(200 << 20),
         batch_window: Duration::from_secs(a.batch_window_seconds.or(f.batch_window_seconds).unwrap_or(24 * 3600)),
+        moderation: moderation_policy(
+            a.moderate.as_deref().or(f.moderate.as_deref()),
+            a.moderation_action.as_deref().or(f.moderation_action.as_deref()),
+            a.moderation_log_text || f.moderation_log_text.unwrap_or(false),
+        )?,
     };
     let drain = Duration::from_secs(a.drain_seconds.or(f.drain_seconds).unwrap_or(30));
     let state = Arc::new(AppState::new(served, config, Arc::new(store), blobs, keyring));
+    if state.config.moderation.input && state.moderator.is_none() {
+        bail!("--moderate input needs the mini tier (the moderation classifier reads its embeddings): add mini to --models");
+    }
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

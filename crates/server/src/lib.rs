@@ -15,7 +15,8 @@
 //! - `admin`: keys over HTTP and usage aggregates (admin keys).
 //! - `files`: the Files API (uploads streamed to the blob directory).
 //! - `batches`: the Batch API routes; `batch_worker`: the task that runs batches.
-//! - `moderation`: `/v1/moderations` (the classifier is `tandem_safety::Moderator`).
+//! - `moderation`: `/v1/moderations` (the classifier is `tandem_safety::Moderator`); `guard`: the
+//!   input moderation of chat and completion requests (refuse or flag, recorded).
 
 mod admin;
 mod auth;
@@ -23,6 +24,7 @@ mod batch_worker;
 mod batches;
 mod error;
 mod files;
+mod guard;
 pub mod limits;
 mod metrics;
 mod moderation;
@@ -39,6 +41,7 @@ use std::sync::Arc;
 
 pub use admin::{key_object, usage_json};
 pub use error::ApiError;
+pub use guard::{ModerationPolicy, REFUSAL};
 pub use routes::router;
 pub use state::{unix_now, AppState, Pricing, ServerConfig, Tier};
 

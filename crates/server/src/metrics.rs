@@ -56,6 +56,9 @@ pub struct Metrics {
     pub responses_5xx: AtomicU64,
     pub ttft: Histogram,
     pub inter_token: Histogram,
+    /// Requests whose input moderation flagged them: let through, refused.
+    pub moderation_flagged: AtomicU64,
+    pub moderation_blocked: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -67,11 +70,23 @@ impl Default for Metrics {
             responses_5xx: AtomicU64::new(0),
             ttft: Histogram::new(LATENCY),
             inter_token: Histogram::new(LATENCY),
+            moderation_flagged: AtomicU64::new(0),
+            moderation_blocked: AtomicU64::new(0),
         }
     }
 }
 
 impl Metrics {
+    /// Counts a moderation decision (`flagged` or `blocked`).
+    pub fn moderation(&self, action: &str) {
+        let c = if action == "blocked" {
+            &self.moderation_blocked
+        } else {
+            &self.moderation_flagged
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn render(&self, tiers: &[Tier]) -> String {
         let mut o = String::new();
         let c = |o: &mut String, name: &str, help: &str, kind: &str, v: String| {
@@ -96,6 +111,17 @@ impl Metrics {
             "HTTP responses by status class.",
             "counter",
             by_class,
+        );
+        c(
+            &mut o,
+            "tandem_moderation_total",
+            "Requests flagged by input moderation, by what was done.",
+            "counter",
+            format!(
+                "tandem_moderation_total{{action=\"flagged\"}} {}\ntandem_moderation_total{{action=\"blocked\"}} {}",
+                self.moderation_flagged.load(Ordering::Relaxed),
+                self.moderation_blocked.load(Ordering::Relaxed)
+            ),
         );
         self.ttft.render(
             "tandem_time_to_first_token_seconds",

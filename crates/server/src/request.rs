@@ -28,6 +28,21 @@ pub struct ValidRequest {
     pub account: Account,
     /// Tools are on: the output is parsed for tool calls.
     pub tools: bool,
+    /// What input moderation reads: the user messages' text (chat) or the prompt (completions).
+    pub user_text: Vec<String>,
+}
+
+/// The text of a message's content: a string, or the text parts of an array.
+fn content_text(c: &Value) -> String {
+    match c {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -287,7 +302,13 @@ pub fn parse_chat(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiErro
         "messages"
     };
     let max_tokens = completion_budget(state, tier, prompt.len(), c.max_tokens, param)?;
+    let user_text = messages
+        .iter()
+        .filter(|m| m.role == "user")
+        .map(|m| content_text(&m.content))
+        .collect();
     Ok(ValidRequest {
+        user_text,
         api: Api::Chat,
         tier,
         gen: GenRequest {
@@ -556,7 +577,9 @@ pub fn parse_completion(state: &AppState, body: &[u8]) -> Result<ValidRequest, A
             .unwrap_or_else(|| String::from_utf8_lossy(&tok.decode_bytes(&tokens)).into_owned())
     });
     let max_tokens = completion_budget(state, tier, tokens.len(), c.max_tokens, "max_tokens")?;
+    let user_text = vec![String::from_utf8_lossy(&tok.decode_bytes(&tokens)).into_owned()];
     Ok(ValidRequest {
+        user_text,
         api: Api::Completion,
         tier,
         gen: GenRequest {

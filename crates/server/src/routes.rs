@@ -127,6 +127,22 @@ async fn generate(state: Arc<AppState>, mut v: ValidRequest, caller: Caller, sta
             Err(d) => return ApiError::rate_limited(&d).into_response(),
         }
     }
+    let flagged = match crate::guard::check_input(&state, &v).await {
+        Ok(crate::guard::InputCheck::Clear) => None,
+        Ok(crate::guard::InputCheck::Flagged(h)) => Some(h),
+        Ok(crate::guard::InputCheck::Blocked(resp)) => {
+            if let Some(t) = &v.account.ticket {
+                state.limiter.settle(t, 0);
+            }
+            return resp;
+        }
+        Err(e) => {
+            if let Some(t) = &v.account.ticket {
+                state.limiter.settle(t, 0);
+            }
+            return e.into_response();
+        }
+    };
     let engine = &state.tiers[v.tier].engine;
     let rx = match engine.submit(v.gen.clone()) {
         Ok(rx) => rx,
@@ -137,11 +153,15 @@ async fn generate(state: Arc<AppState>, mut v: ValidRequest, caller: Caller, sta
             return ApiError::from(e).into_response();
         }
     };
-    if v.stream {
+    let mut resp = if v.stream {
         respond::stream(state, v, rx, start)
     } else {
         respond::complete(state, v, rx, start).await
+    };
+    if let Some(h) = flagged.and_then(|h| HeaderValue::from_str(&h).ok()) {
+        resp.headers_mut().insert("x-tandem-moderation", h);
     }
+    resp
 }
 
 async fn chat_completions(

@@ -69,6 +69,8 @@ pub struct ServerConfig {
     pub max_file_bytes: u64,
     /// How long a batch may take before it expires (`completion_window` "24h"; shorter in tests).
     pub batch_window: std::time::Duration,
+    /// Input moderation of chat and completion requests (off by default).
+    pub moderation: crate::guard::ModerationPolicy,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +83,7 @@ impl Default for ServerConfig {
             log_content: false,
             max_file_bytes: 200 << 20,
             batch_window: std::time::Duration::from_secs(24 * 3600),
+            moderation: Default::default(),
         }
     }
 }

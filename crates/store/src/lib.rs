@@ -19,8 +19,8 @@ pub use blobs::{BlobDir, BlobWriter};
 pub use keys::{create_key, generate_key, hint, key_id, KeyRecord, KeyRing, KeyUpdate, NewKey};
 pub use sqlite::SqliteStore;
 pub use types::{
-    day_start, utc_date, BatchLine, BatchRecord, BatchStatus, FileRecord, LineOutcome, LineResult, RequestCounts,
-    UsageDim, UsageRecord, UsageRow, UsageTotals,
+    day_start, utc_date, BatchLine, BatchRecord, BatchStatus, FileRecord, LineOutcome, LineResult, ModerationEvent,
+    RequestCounts, UsageDim, UsageRecord, UsageRow, UsageTotals,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +91,10 @@ pub trait Store: Send + Sync {
     fn insert_usage(&self, u: &UsageRecord) -> Result<()>;
     /// Usage records created at or after `since` (unix seconds), oldest first.
     fn usage_since(&self, since: u64) -> Result<Vec<UsageRecord>>;
+    /// Records a moderation decision (a flagged or blocked input or output).
+    fn insert_moderation(&self, e: &ModerationEvent) -> Result<()>;
+    /// Moderation decisions since a Unix time, oldest first.
+    fn moderation_since(&self, since: u64) -> Result<Vec<ModerationEvent>>;
     /// Totals of the records in `[since, until)`, grouped by `by` (in that order).
     fn usage_summary(&self, since: u64, until: u64, by: &[UsageDim]) -> Result<Vec<UsageRow>>;
 

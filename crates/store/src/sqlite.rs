@@ -12,7 +12,8 @@ use crate::types::*;
 use crate::{Result, Store, StoreError};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is the number applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE files (
     id TEXT PRIMARY KEY,
     bytes INTEGER NOT NULL,
@@ -78,7 +79,22 @@ CREATE TABLE keys (
     budget REAL,
     spent REAL NOT NULL DEFAULT 0
 );
-"#];
+"#,
+    r#"
+CREATE TABLE moderation_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at INTEGER NOT NULL,
+    request_id TEXT NOT NULL,
+    key_id TEXT,
+    model TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    action TEXT NOT NULL,
+    categories TEXT NOT NULL,
+    text TEXT
+);
+CREATE INDEX moderation_by_time ON moderation_events (created_at);
+"#,
+];
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -480,6 +496,49 @@ impl Store for SqliteStore {
             let tx = c.transaction()?;
             insert_usage(&tx, u)?;
             tx.commit()
+        })
+    }
+
+    fn insert_moderation(&self, e: &ModerationEvent) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO moderation_events (created_at, request_id, key_id, model, direction, action, categories, text) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    e.created_at as i64,
+                    e.request_id,
+                    e.key_id,
+                    e.model,
+                    e.direction,
+                    e.action,
+                    e.categories.join(","),
+                    e.text
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn moderation_since(&self, since: u64) -> Result<Vec<ModerationEvent>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT created_at, request_id, key_id, model, direction, action, categories, text \
+                 FROM moderation_events WHERE created_at >= ?1 ORDER BY id",
+            )?;
+            let rows = st.query_map([since as i64], |r| {
+                let cats: String = r.get(6)?;
+                Ok(ModerationEvent {
+                    created_at: r.get::<_, i64>(0)? as u64,
+                    request_id: r.get(1)?,
+                    key_id: r.get(2)?,
+                    model: r.get(3)?,
+                    direction: r.get(4)?,
+                    action: r.get(5)?,
+                    categories: cats.split(',').filter(|c| !c.is_empty()).map(String::from).collect(),
+                    text: r.get(7)?,
+                })
+            })?;
+            rows.collect()
         })
     }
 

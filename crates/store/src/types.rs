@@ -193,6 +193,22 @@ pub struct UsageRecord {
     pub status: u16,
 }
 
+/// A moderation decision on a request: which categories, what was done. The text is kept only when
+/// the operator asks for it (`--moderation-log-text`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModerationEvent {
+    pub created_at: u64,
+    pub request_id: String,
+    pub key_id: Option<String>,
+    pub model: String,
+    /// `input` or `output`.
+    pub direction: String,
+    /// `blocked` or `flagged`.
+    pub action: String,
+    pub categories: Vec<String>,
+    pub text: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct UsageTotals {
     pub records: u64,

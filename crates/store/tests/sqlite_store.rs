@@ -284,3 +284,46 @@ fn keys_track_spend_with_their_usage_and_summaries_group_it() {
     assert!(s.has_keys().unwrap(), "revoked keys still close the server");
     assert_eq!(s.list_keys().unwrap().len(), 2);
 }
+
+#[test]
+fn a_version_one_database_migrates_and_keeps_moderation_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sqlite");
+    {
+        // A database as the first release left it: migration 1 only, with a usage row.
+        let s = SqliteStore::open(&path).unwrap();
+        s.insert_usage(&UsageRecord {
+            batch_id: None,
+            line: None,
+            ..usage("-", 0)
+        })
+        .unwrap();
+        drop(s);
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("DROP TABLE moderation_events; PRAGMA user_version = 1;")
+            .unwrap();
+    }
+    let s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.usage_since(0).unwrap().len(), 1, "old rows survive the migration");
+    let e = ModerationEvent {
+        created_at: 500,
+        request_id: "chatcmpl-1".into(),
+        key_id: Some("key_1".into()),
+        model: "m".into(),
+        direction: "input".into(),
+        action: "blocked".into(),
+        categories: vec!["illicit".into(), "illicit/violent".into()],
+        text: None,
+    };
+    s.insert_moderation(&e).unwrap();
+    s.insert_moderation(&ModerationEvent {
+        created_at: 10,
+        categories: vec![],
+        ..e.clone()
+    })
+    .unwrap();
+    drop(s);
+    let s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.moderation_since(100).unwrap(), vec![e]);
+    assert_eq!(s.moderation_since(0).unwrap().len(), 2);
+}

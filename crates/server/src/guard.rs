@@ -1,0 +1,152 @@
+//! The input guard of chat and completion requests: the user's text is moderated before any
+//! generation. A flagged input is refused (`block`: OpenAI's `message.refusal`, no tokens generated
+//! or charged) or let through with an `x-tandem-moderation` header (`flag`). Either way the decision
+//! is recorded in the store with its categories — the text only when the operator asks for it.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use tandem_safety::Verdict;
+
+use crate::error::ApiError;
+use crate::request::{Api, ValidRequest};
+use crate::state::{new_id, unix_now, AppState};
+
+/// What a refused request gets as the assistant's refusal.
+pub const REFUSAL: &str = "I can't help with that request.";
+
+/// What the chat and completion routes do with a request's moderation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModerationPolicy {
+    /// Moderate the user's text before generating.
+    pub input: bool,
+    /// Refuse flagged requests (else only flag them).
+    pub block: bool,
+    /// Keep the flagged text in the store's moderation record.
+    pub log_text: bool,
+}
+
+/// The outcome of the input guard.
+pub enum InputCheck {
+    /// Not moderated, or nothing found.
+    Clear,
+    /// Flagged and let through: the header value to add.
+    Flagged(String),
+    /// Flagged and refused: the response to send instead.
+    Blocked(Response),
+}
+
+fn header_value(action: &str, v: &Verdict) -> String {
+    format!(
+        "{action}; direction=input; categories={}",
+        v.flagged_categories().join(",")
+    )
+}
+
+/// Moderates the request's user text if the policy says so.
+pub async fn check_input(state: &Arc<AppState>, v: &ValidRequest) -> Result<InputCheck, ApiError> {
+    let policy = state.config.moderation;
+    if !policy.input {
+        return Ok(InputCheck::Clear);
+    }
+    let moderator = state
+        .moderator
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("input moderation is on but no moderator is loaded"))?;
+    let mut verdict: Option<Verdict> = None;
+    let mut flagged_text = Vec::new();
+    for text in &v.user_text {
+        let r = moderator
+            .classify(text)
+            .await
+            .map_err(|e| ApiError::internal(format!("moderation: {e}")))?;
+        if r.flagged {
+            flagged_text.push(text.as_str());
+        }
+        verdict = Some(match verdict {
+            None => r,
+            Some(acc) => acc.merge(r),
+        });
+    }
+    let Some(verdict) = verdict.filter(|v| v.flagged) else {
+        return Ok(InputCheck::Clear);
+    };
+    let action = if policy.block { "blocked" } else { "flagged" };
+    let request_id = new_id(if v.api == Api::Chat { "chatcmpl-" } else { "cmpl-" });
+    let event = tandem_store::ModerationEvent {
+        created_at: unix_now(),
+        request_id: request_id.clone(),
+        key_id: v.account.key_id.clone(),
+        model: state.tiers[v.tier].id.clone(),
+        direction: "input".into(),
+        action: action.into(),
+        categories: verdict.flagged_categories().iter().map(|c| c.to_string()).collect(),
+        text: policy.log_text.then(|| flagged_text.join("\n")),
+    };
+    state.db(move |s| s.insert_moderation(&event)).await?;
+    state.metrics.moderation(action);
+    let header = header_value(action, &verdict);
+    if !policy.block {
+        return Ok(InputCheck::Flagged(header));
+    }
+    let mut resp = refusal(state, v, request_id);
+    if let Ok(h) = axum::http::HeaderValue::from_str(&header) {
+        resp.headers_mut().insert("x-tandem-moderation", h);
+    }
+    Ok(InputCheck::Blocked(resp))
+}
+
+/// The refused answer, streamed or not: one choice per requested `n`, the refusal in
+/// `message.refusal` (chat) or an empty text with `finish_reason: "content_filter"` (completions,
+/// which have no refusal field); no tokens generated, none charged.
+fn refusal(state: &AppState, v: &ValidRequest, id: String) -> Response {
+    let t = &state.tiers[v.tier];
+    let created = unix_now();
+    let usage = json!({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0,
+                       "prompt_tokens_details": {"cached_tokens": 0},
+                       "cost": {"input": 0.0, "cached_input": 0.0, "output": 0.0, "total": 0.0}});
+    let chat = v.api == Api::Chat;
+    let choice = |i: usize, chunk: bool| -> Value {
+        match (chat, chunk) {
+            (true, false) => json!({"index": i, "message": {"role": "assistant", "content": null, "refusal": REFUSAL},
+                                    "logprobs": null, "finish_reason": "stop"}),
+            (true, true) => json!({"index": i, "delta": {"role": "assistant", "content": null, "refusal": REFUSAL},
+                                   "logprobs": null, "finish_reason": "stop"}),
+            (false, _) => json!({"index": i, "text": "", "logprobs": null, "finish_reason": "content_filter"}),
+        }
+    };
+    let object = match (chat, v.stream) {
+        (true, false) => "chat.completion",
+        (true, true) => "chat.completion.chunk",
+        (false, _) => "text_completion",
+    };
+    let n = v.gen.n;
+    let base = json!({"id": id, "object": object, "created": created, "model": t.id,
+                      "system_fingerprint": t.fingerprint});
+    if !v.stream {
+        let mut body = base;
+        body["choices"] = Value::Array((0..n).map(|i| choice(i, false)).collect());
+        body["usage"] = usage;
+        let mut resp = axum::Json(body).into_response();
+        resp.headers_mut()
+            .insert("x-tandem-cost", axum::http::HeaderValue::from_static("0"));
+        return resp;
+    }
+    let mut events: Vec<Result<SseEvent, Infallible>> = Vec::new();
+    for i in 0..n {
+        let mut c = base.clone();
+        c["choices"] = json!([choice(i, true)]);
+        events.push(Ok(SseEvent::default().data(c.to_string())));
+    }
+    if v.include_usage {
+        let mut c = base.clone();
+        c["choices"] = json!([]);
+        c["usage"] = usage;
+        events.push(Ok(SseEvent::default().data(c.to_string())));
+    }
+    events.push(Ok(SseEvent::default().data("[DONE]")));
+    Sse::new(tokio_stream::iter(events)).into_response()
+}
