@@ -19,10 +19,10 @@ REFUSAL = "I can't help with that request."
 
 
 @contextlib.contextmanager
-def guarded(*extra):
+def guarded(*extra, mode="input"):
     data = tempfile.mkdtemp(prefix="tandem-guard-")
     proc, base = serverproc.start("--models", "mini", "--parallel", "2", "--ctx-size", "512",
-                                  "--default-max-tokens", "16", "--data-dir", data, "--moderate", "input", *extra)
+                                  "--default-max-tokens", "16", "--data-dir", data, "--moderate", mode, *extra)
     try:
         yield openai.OpenAI(base_url=base + "/v1", api_key="sk-unused", max_retries=0, timeout=120), data
     finally:
@@ -91,8 +91,32 @@ def test_flag_answers_with_a_header_and_keeps_text_when_asked():
 
 
 def test_moderation_needs_the_mini_and_a_known_mode():
-    for args, msg in [(("--moderate", "output"), "expected input or none"),
+    for args, msg in [(("--moderate", "sideways"), "expected none, input, output or both"),
                       (("--moderation-action", "delete"), "expected block or flag")]:
         with pytest.raises(RuntimeError) as e:
             serverproc.start("--models", "mini", "--ctx-size", "512", "--data-dir", tempfile.mkdtemp(), *args)
         assert msg in str(e.value)
+
+
+ECHO = [{"role": "user", "content": "Repeat this text exactly, nothing else: 'Hello there. " + HARMFUL + " Thanks.'"}]
+
+
+def test_output_moderation_cuts_the_answer_at_the_flagged_sentence():
+    with guarded(mode="output") as (client, data):
+        r = client.chat.completions.create(model="mini", max_tokens=60, temperature=0, messages=ECHO)
+        c = r.choices[0]
+        assert c.finish_reason == "content_filter", c
+        assert c.message.content.startswith("Hello") and "bomb" not in c.message.content, c.message.content
+        assert r.usage.completion_tokens > 0, "the tokens generated before the cut are counted"
+
+        chunks = list(client.chat.completions.create(model="mini", max_tokens=60, temperature=0, stream=True,
+                                                     messages=ECHO))
+        text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+        assert "bomb" not in text and chunks[-1].choices[0].finish_reason == "content_filter", text
+
+        # A harmless answer streams through whole.
+        ok = client.chat.completions.create(model="mini", max_tokens=12, messages=[{"role": "user", "content": BENIGN}])
+        assert ok.choices[0].finish_reason in ("stop", "length") and ok.choices[0].message.content
+
+        rows = records(data)
+        assert [(d, a) for d, a, *_ in rows] == [("output", "blocked")] * 2, rows

@@ -93,7 +93,8 @@ pub struct ServeArgs {
     /// Settings file (default: ./tandem.toml if present).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Moderate requests: `input` (the user's text, before generating) or `none`. Needs the mini tier.
+    /// Moderate requests: `input` (the user's text, before generating), `output` (the answer,
+    /// sentence by sentence, cut at a flagged one), `both` or `none`. Needs the mini tier.
     #[arg(long)]
     moderate: Option<String>,
     /// What a flagged input gets: `block` (a refusal) or `flag` (answered, with an
@@ -107,17 +108,24 @@ pub struct ServeArgs {
 
 /// `--moderate` and `--moderation-action` (flags, then tandem.toml) into the server's policy.
 fn moderation_policy(moderate: Option<&str>, action: Option<&str>, log_text: bool) -> Result<ModerationPolicy> {
-    let input = match moderate.unwrap_or("none") {
-        "none" => false,
-        "input" => true,
-        other => bail!("--moderate {other:?}: expected input or none (output moderation is not built yet)"),
+    let (input, output) = match moderate.unwrap_or("none") {
+        "none" => (false, false),
+        "input" => (true, false),
+        "output" => (false, true),
+        "both" => (true, true),
+        other => bail!("--moderate {other:?}: expected none, input, output or both"),
     };
     let block = match action.unwrap_or("block") {
         "block" => true,
         "flag" => false,
         other => bail!("--moderation-action {other:?}: expected block or flag"),
     };
-    Ok(ModerationPolicy { input, block, log_text })
+    Ok(ModerationPolicy {
+        input,
+        output,
+        block,
+        log_text,
+    })
 }
 
 /// A price override in tandem.toml: `[prices.mini] input = 0.2`, USD per 1M tokens.
@@ -402,8 +410,9 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
     };
     let drain = Duration::from_secs(a.drain_seconds.or(f.drain_seconds).unwrap_or(30));
     let state = Arc::new(AppState::new(served, config, Arc::new(store), blobs, keyring));
-    if state.config.moderation.input && state.moderator.is_none() {
-        bail!("--moderate input needs the mini tier (the moderation classifier reads its embeddings): add mini to --models");
+    let m = state.config.moderation;
+    if (m.input || m.output) && state.moderator.is_none() {
+        bail!("--moderate needs the mini tier (the moderation classifier reads its embeddings): add mini to --models");
     }
 
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -68,6 +68,8 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens` or the context ran out.
     Length,
+    /// Cut by output moderation (set by the layer above the engine, never by the scheduler).
+    ContentFilter,
 }
 
 impl FinishReason {
@@ -75,6 +77,7 @@ impl FinishReason {
         match self {
             Self::Stop => "stop",
             Self::Length => "length",
+            Self::ContentFilter => "content_filter",
         }
     }
 }

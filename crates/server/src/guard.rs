@@ -13,7 +13,7 @@ use tandem_safety::Verdict;
 
 use crate::error::ApiError;
 use crate::request::{Api, ValidRequest};
-use crate::state::{new_id, unix_now, AppState};
+use crate::state::{unix_now, AppState};
 
 /// What a refused request gets as the assistant's refusal.
 pub const REFUSAL: &str = "I can't help with that request.";
@@ -23,6 +23,8 @@ pub const REFUSAL: &str = "I can't help with that request.";
 pub struct ModerationPolicy {
     /// Moderate the user's text before generating.
     pub input: bool,
+    /// Moderate the generated text, window by window (`output_guard`).
+    pub output: bool,
     /// Refuse flagged requests (else only flag them).
     pub block: bool,
     /// Keep the flagged text in the store's moderation record.
@@ -75,7 +77,7 @@ pub async fn check_input(state: &Arc<AppState>, v: &ValidRequest) -> Result<Inpu
         return Ok(InputCheck::Clear);
     };
     let action = if policy.block { "blocked" } else { "flagged" };
-    let request_id = new_id(if v.api == Api::Chat { "chatcmpl-" } else { "cmpl-" });
+    let request_id = v.id.clone();
     let event = tandem_store::ModerationEvent {
         created_at: unix_now(),
         request_id: request_id.clone(),

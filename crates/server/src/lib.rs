@@ -16,7 +16,8 @@
 //! - `files`: the Files API (uploads streamed to the blob directory).
 //! - `batches`: the Batch API routes; `batch_worker`: the task that runs batches.
 //! - `moderation`: `/v1/moderations` (the classifier is `tandem_safety::Moderator`); `guard`: the
-//!   input moderation of chat and completion requests (refuse or flag, recorded).
+//!   input moderation of chat and completion requests (refuse or flag, recorded); `output_guard`:
+//!   output moderation, a filter over the engine's events that cuts a choice at a flagged window.
 
 mod admin;
 mod auth;
@@ -28,6 +29,7 @@ mod guard;
 pub mod limits;
 mod metrics;
 mod moderation;
+mod output_guard;
 mod params;
 mod request;
 mod respond;

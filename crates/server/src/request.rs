@@ -30,6 +30,9 @@ pub struct ValidRequest {
     pub tools: bool,
     /// What input moderation reads: the user messages' text (chat) or the prompt (completions).
     pub user_text: Vec<String>,
+    /// The response's id (`chatcmpl-…`, `cmpl-…`), made at validation so every record of the
+    /// request (usage, moderation) can name it.
+    pub id: String,
 }
 
 /// The text of a message's content: a string, or the text parts of an array.
@@ -309,6 +312,7 @@ pub fn parse_chat(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiErro
         .collect();
     Ok(ValidRequest {
         user_text,
+        id: crate::state::new_id("chatcmpl-"),
         api: Api::Chat,
         tier,
         gen: GenRequest {
@@ -580,6 +584,7 @@ pub fn parse_completion(state: &AppState, body: &[u8]) -> Result<ValidRequest, A
     let user_text = vec![String::from_utf8_lossy(&tok.decode_bytes(&tokens)).into_owned()];
     Ok(ValidRequest {
         user_text,
+        id: crate::state::new_id("cmpl-"),
         api: Api::Completion,
         tier,
         gen: GenRequest {

@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::error::ApiError;
 use crate::request::{Api, ValidRequest};
-use crate::state::{new_id, unix_now, AppState, Pricing};
+use crate::state::{unix_now, AppState, Pricing};
 
 /// What identifies one response across its chunks.
 struct Head {
@@ -28,9 +28,8 @@ struct Head {
 impl Head {
     fn new(state: &AppState, v: &ValidRequest) -> Self {
         let t = &state.tiers[v.tier];
-        let id = new_id(if v.api == Api::Chat { "chatcmpl-" } else { "cmpl-" });
         Self {
-            id,
+            id: v.id.clone(),
             created: unix_now(),
             model: t.id.clone(),
             fingerprint: t.fingerprint.clone(),

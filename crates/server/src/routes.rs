@@ -153,6 +153,11 @@ async fn generate(state: Arc<AppState>, mut v: ValidRequest, caller: Caller, sta
             return ApiError::from(e).into_response();
         }
     };
+    let rx = if state.config.moderation.output {
+        crate::output_guard::filter(state.clone(), &v, rx)
+    } else {
+        rx
+    };
     let mut resp = if v.stream {
         respond::stream(state, v, rx, start)
     } else {

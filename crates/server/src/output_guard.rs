@@ -1,0 +1,145 @@
+//! Output moderation (`--moderate output`): the engine's events pass through a filter that holds
+//! each choice's new text until a sentence ends (or `HOLD_TOKENS` tokens pile up), moderates that
+//! window, and only then lets it through. A flagged window under `block` is never sent: the choice
+//! ends there with `finish_reason: "content_filter"` (and when every choice has ended the engine's
+//! receiver is dropped, which stops generation). Under `flag` the text goes out and the decision is
+//! recorded. Both the JSON and the streaming responses read the filtered events, so the rule is the
+//! same for both; streaming text arrives a sentence at a time.
+
+use std::sync::Arc;
+
+use tandem_engine::{Event, FinishReason};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+use crate::request::ValidRequest;
+use crate::state::{unix_now, AppState};
+
+/// Most tokens held back before a window is moderated without waiting for a sentence to end.
+pub const HOLD_TOKENS: usize = 64;
+
+/// Whether `text` has finished a sentence (a line, or `.`/`!`/`?` followed by a space).
+fn ends_sentence(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| {
+        c == b'\n' || (matches!(c, b'.' | b'!' | b'?') && b.get(i + 1).is_some_and(|n| n.is_ascii_whitespace()))
+    })
+}
+
+#[derive(Default)]
+struct Held {
+    events: Vec<Event>,
+    text: String,
+    /// Tokens generated for this choice so far (held or sent).
+    tokens: usize,
+    done: bool,
+}
+
+/// The engine's events for `v`, filtered by output moderation.
+pub fn filter(state: Arc<AppState>, v: &ValidRequest, mut rx: UnboundedReceiver<Event>) -> UnboundedReceiver<Event> {
+    let (tx, out) = unbounded_channel();
+    let n = v.gen.n;
+    let model = state.tiers[v.tier].id.clone();
+    let key_id = v.account.key_id.clone();
+    let request_id = v.id.clone();
+    tokio::spawn(async move {
+        let mut held: Vec<Held> = (0..n).map(|_| Held::default()).collect();
+        let mut recorded = false;
+        loop {
+            let ev = tokio::select! {
+                ev = rx.recv() => ev,
+                _ = tx.closed() => return,
+            };
+            let Some(ev) = ev else { return };
+            let (choice, last) = match &ev {
+                Event::Token { choice, .. } => (*choice, false),
+                Event::Finished { choice, .. } => (*choice, true),
+                _ => {
+                    if tx.send(ev).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let h = &mut held[choice];
+            if h.done {
+                continue; // cut already: the rest of this choice is dropped
+            }
+            if let Event::Token { text, .. } = &ev {
+                h.tokens += 1;
+                h.text.push_str(text);
+            }
+            h.events.push(ev);
+            let pending = h.events.len();
+            if !(last || ends_sentence(&h.text) || pending >= HOLD_TOKENS) {
+                continue;
+            }
+            let verdict = match state.moderator.as_ref() {
+                Some(m) if !h.text.trim().is_empty() => m.classify(&h.text).await.ok(),
+                _ => None,
+            };
+            let flagged = verdict.as_ref().filter(|v| v.flagged);
+            let policy = state.config.moderation;
+            if let Some(verdict) = flagged {
+                if !recorded {
+                    recorded = true;
+                    let action = if policy.block { "blocked" } else { "flagged" };
+                    let event = tandem_store::ModerationEvent {
+                        created_at: unix_now(),
+                        request_id: request_id.clone(),
+                        key_id: key_id.clone(),
+                        model: model.clone(),
+                        direction: "output".into(),
+                        action: action.into(),
+                        categories: verdict.flagged_categories().iter().map(|c| c.to_string()).collect(),
+                        text: policy.log_text.then(|| h.text.clone()),
+                    };
+                    let _ = state.db(move |s| s.insert_moderation(&event)).await;
+                    state.metrics.moderation(action);
+                }
+                if policy.block {
+                    h.done = true;
+                    h.events.clear();
+                    let cut = Event::Finished {
+                        choice,
+                        reason: FinishReason::ContentFilter,
+                        completion_tokens: h.tokens,
+                    };
+                    if tx.send(cut).is_err() {
+                        return;
+                    }
+                    if held.iter().all(|h| h.done) {
+                        return; // drops the engine's receiver: generation stops
+                    }
+                    continue;
+                }
+            }
+            h.text.clear();
+            h.done = last;
+            if !forward(&tx, &mut h.events) {
+                return;
+            }
+            if held.iter().all(|h| h.done) {
+                return;
+            }
+        }
+    });
+    out
+}
+
+fn forward(tx: &UnboundedSender<Event>, events: &mut Vec<Event>) -> bool {
+    events.drain(..).all(|e| tx.send(e).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sentence_ends() {
+        assert!(super::ends_sentence("Hello. "));
+        assert!(super::ends_sentence("line\n"));
+        assert!(!super::ends_sentence("version 1.2"));
+        assert!(
+            !super::ends_sentence("Hello."),
+            "the full stop may still be a decimal point"
+        );
+    }
+}
