@@ -104,6 +104,10 @@ pub struct ServeArgs {
     /// Keep the text of flagged inputs in the moderation records (off: categories only).
     #[arg(long)]
     moderation_log_text: bool,
+    /// The operator's system prompt (a text file): first in every chat conversation; a request's
+    /// system/developer messages come after it, framed as lower priority.
+    #[arg(long)]
+    operator_prompt_file: Option<PathBuf>,
 }
 
 /// `--moderate` and `--moderation-action` (flags, then tandem.toml) into the server's policy.
@@ -171,6 +175,7 @@ struct FileConfig {
     moderate: Option<String>,
     moderation_action: Option<String>,
     moderation_log_text: Option<bool>,
+    operator_prompt: Option<String>,
     data_dir: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -407,6 +412,16 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
             a.moderation_action.as_deref().or(f.moderation_action.as_deref()),
             a.moderation_log_text || f.moderation_log_text.unwrap_or(false),
         )?,
+        operator_prompt: match &a.operator_prompt_file {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("--operator-prompt-file {}", p.display()))?
+                    .trim_end()
+                    .to_string(),
+            ),
+            None => f.operator_prompt.clone(),
+        }
+        .filter(|p| !p.trim().is_empty()),
     };
     let drain = Duration::from_secs(a.drain_seconds.or(f.drain_seconds).unwrap_or(30));
     let state = Arc::new(AppState::new(served, config, Arc::new(store), blobs, keyring));

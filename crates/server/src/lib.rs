@@ -2,6 +2,7 @@
 //!
 //! Layout
 //! - `state`: the served tiers, settings, ids.
+//! - `hierarchy`: the operator's system prompt first, the request's system/developer text framed below it.
 //! - `error`: `ApiError`, the one error → status/JSON mapping.
 //! - `params`: typed reads of request fields with OpenAI's messages.
 //! - `request`: validation of chat and completion requests into `ValidRequest`.
@@ -26,6 +27,7 @@ mod batches;
 mod error;
 mod files;
 mod guard;
+mod hierarchy;
 pub mod limits;
 mod metrics;
 mod moderation;
@@ -44,6 +46,7 @@ use std::sync::Arc;
 pub use admin::{key_object, usage_json};
 pub use error::ApiError;
 pub use guard::{ModerationPolicy, REFUSAL};
+pub use hierarchy::APPLICATION_HEADER;
 pub use routes::router;
 pub use state::{unix_now, AppState, Pricing, ServerConfig, Tier};
 

@@ -283,7 +283,10 @@ pub fn parse_chat(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiErro
     }
     let _ = (f.string("user")?, f.bool("store")?);
 
-    let messages = parse_messages(f.get("messages"))?;
+    let messages = crate::hierarchy::with_operator(
+        parse_messages(f.get("messages"))?,
+        state.config.operator_prompt.as_deref(),
+    );
     let c = common(&f, lm.model.config.vocab, &["max_tokens", "max_completion_tokens"])?;
     let logprobs = f.bool("logprobs")?.unwrap_or(false);
     let top = f.integer("top_logprobs", 0, 20)?;

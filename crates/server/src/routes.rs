@@ -228,6 +228,8 @@ async fn tokenize(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesReje
             (None, Some(m)) => {
                 let messages: Vec<tandem_text::ChatMessage> = serde_json::from_value(m.clone())
                     .map_err(|e| ApiError::invalid("messages", "invalid_value", e.to_string()))?;
+                // What the model sees, the operator's prompt included.
+                let messages = crate::hierarchy::with_operator(messages, state.config.operator_prompt.as_deref());
                 let agp = f.bool("add_generation_prompt")?.unwrap_or(true);
                 let pieces = lm
                     .template

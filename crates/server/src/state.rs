@@ -71,6 +71,8 @@ pub struct ServerConfig {
     pub batch_window: std::time::Duration,
     /// Input moderation of chat and completion requests (off by default).
     pub moderation: crate::guard::ModerationPolicy,
+    /// The operator's system prompt, first in every chat conversation (`hierarchy`).
+    pub operator_prompt: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +86,7 @@ impl Default for ServerConfig {
             max_file_bytes: 200 << 20,
             batch_window: std::time::Duration::from_secs(24 * 3600),
             moderation: Default::default(),
+            operator_prompt: None,
         }
     }
 }
