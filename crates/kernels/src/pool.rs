@@ -33,8 +33,18 @@ fn pool() -> &'static rayon::ThreadPool {
     })
 }
 
-/// Runs `f` on a pool thread; parallel iterators inside it use the pool.
+/// One forward step at a time in the pool. Two schedulers (two tiers served at once, or a
+/// moderation embedding beside generation) must not interleave their steps on the pool's threads: a
+/// worker waiting inside a parallel region may steal and run another step's job, re-entering the
+/// thread-local scratch (`matmul`'s packed tokens) that its own step still holds — and on the
+/// machines we target, two steps sharing the same cores only contend. So a step waits its turn.
+static STEP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `f` on a pool thread, alone in the pool (see `STEP`); parallel iterators inside it use the
+/// pool. Must not be called from inside `f`.
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    // A panic inside a step poisons nothing worth keeping: the lock only orders steps.
+    let _turn = STEP.lock().unwrap_or_else(|e| e.into_inner());
     pool().install(f)
 }
 
