@@ -120,3 +120,18 @@ def test_output_moderation_cuts_the_answer_at_the_flagged_sentence():
 
         rows = records(data)
         assert [(d, a) for d, a, *_ in rows] == [("output", "blocked")] * 2, rows
+
+
+def test_redaction_replaces_personal_data_in_answers():
+    secret = "Contact jane.doe@example.com or call (555) 123-4567. My card is 4111 1111 1111 1111."
+    ask = [{"role": "user", "content": f"Repeat this text exactly, nothing else: '{secret}'"}]
+    with guarded("--redact", mode="none") as (client, data):
+        r = client.chat.completions.create(model="mini", max_tokens=60, temperature=0, messages=ask)
+        text = r.choices[0].message.content
+        assert "[REDACTED:email]" in text and "jane.doe" not in text, text
+        assert "123-4567" not in text and "4111 1111" not in text, text
+        chunks = list(client.chat.completions.create(model="mini", max_tokens=60, temperature=0, stream=True,
+                                                     messages=ask))
+        streamed = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+        assert streamed == text, (streamed, text)
+        assert records(data) == [], "redaction is not a moderation decision"

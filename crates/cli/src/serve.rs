@@ -104,6 +104,10 @@ pub struct ServeArgs {
     /// Keep the text of flagged inputs in the moderation records (off: categories only).
     #[arg(long)]
     moderation_log_text: bool,
+    /// Replace API keys, private keys, card numbers, IBANs, emails and phone numbers in generated
+    /// text with [REDACTED:kind].
+    #[arg(long)]
+    redact: bool,
     /// The operator's system prompt (a text file): first in every chat conversation; a request's
     /// system/developer messages come after it, framed as lower priority.
     #[arg(long)]
@@ -111,7 +115,12 @@ pub struct ServeArgs {
 }
 
 /// `--moderate` and `--moderation-action` (flags, then tandem.toml) into the server's policy.
-fn moderation_policy(moderate: Option<&str>, action: Option<&str>, log_text: bool) -> Result<ModerationPolicy> {
+fn moderation_policy(
+    moderate: Option<&str>,
+    action: Option<&str>,
+    log_text: bool,
+    redact: bool,
+) -> Result<ModerationPolicy> {
     let (input, output) = match moderate.unwrap_or("none") {
         "none" => (false, false),
         "input" => (true, false),
@@ -129,6 +138,7 @@ fn moderation_policy(moderate: Option<&str>, action: Option<&str>, log_text: boo
         output,
         block,
         log_text,
+        redact,
     })
 }
 
@@ -175,6 +185,7 @@ struct FileConfig {
     moderate: Option<String>,
     moderation_action: Option<String>,
     moderation_log_text: Option<bool>,
+    redact: Option<bool>,
     operator_prompt: Option<String>,
     data_dir: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
@@ -411,6 +422,7 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
             a.moderate.as_deref().or(f.moderate.as_deref()),
             a.moderation_action.as_deref().or(f.moderation_action.as_deref()),
             a.moderation_log_text || f.moderation_log_text.unwrap_or(false),
+            a.redact || f.redact.unwrap_or(false),
         )?,
         operator_prompt: match &a.operator_prompt_file {
             Some(p) => Some(

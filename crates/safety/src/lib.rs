@@ -5,10 +5,12 @@
 //! - `head`: the trained moderation head — logistic regressions over the mini's text embeddings
 //!   (`data/moderation_head.json`, made by `tools/moderation/train_head.py`).
 //! - `moderator`: text → embedding (through the engine's `Backend`) → scores → a verdict.
+//! - `redact`: secrets and personal data in generated text replaced by `[REDACTED:kind]`.
 
 pub mod categories;
 pub mod head;
 pub mod moderator;
+pub mod redact;
 
 pub use categories::{parent, CATEGORIES};
 pub use head::{Head, HeadError, Verdict};

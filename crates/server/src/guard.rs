@@ -29,6 +29,8 @@ pub struct ModerationPolicy {
     pub block: bool,
     /// Keep the flagged text in the store's moderation record.
     pub log_text: bool,
+    /// Replace secrets and personal data in generated text (`output_guard`).
+    pub redact: bool,
 }
 
 /// The outcome of the input guard.

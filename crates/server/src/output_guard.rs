@@ -1,10 +1,12 @@
-//! Output moderation (`--moderate output`): the engine's events pass through a filter that holds
+//! Output moderation (`--moderate output`) and redaction (`--redact`): the engine's events pass
+//! through a filter that holds
 //! each choice's new text until a sentence ends (or `HOLD_TOKENS` tokens pile up), moderates that
 //! window, and only then lets it through. A flagged window under `block` is never sent: the choice
 //! ends there with `finish_reason: "content_filter"` (and when every choice has ended the engine's
 //! receiver is dropped, which stops generation). Under `flag` the text goes out and the decision is
-//! recorded. Both the JSON and the streaming responses read the filtered events, so the rule is the
-//! same for both; streaming text arrives a sentence at a time.
+//! recorded. With redaction on, secrets and personal data in a released window are replaced
+//! (`tandem_safety::redact`). Both the JSON and the streaming responses read the filtered events,
+//! so the rules are the same for both; streaming text arrives a sentence at a time.
 
 use std::sync::Arc;
 
@@ -73,12 +75,12 @@ pub fn filter(state: Arc<AppState>, v: &ValidRequest, mut rx: UnboundedReceiver<
             if !(last || ends_sentence(&h.text) || pending >= HOLD_TOKENS) {
                 continue;
             }
+            let policy = state.config.moderation;
             let verdict = match state.moderator.as_ref() {
-                Some(m) if !h.text.trim().is_empty() => m.classify(&h.text).await.ok(),
+                Some(m) if policy.output && !h.text.trim().is_empty() => m.classify(&h.text).await.ok(),
                 _ => None,
             };
             let flagged = verdict.as_ref().filter(|v| v.flagged);
-            let policy = state.config.moderation;
             if let Some(verdict) = flagged {
                 if !recorded {
                     recorded = true;
@@ -111,6 +113,20 @@ pub fn filter(state: Arc<AppState>, v: &ValidRequest, mut rx: UnboundedReceiver<
                         return; // drops the engine's receiver: generation stops
                     }
                     continue;
+                }
+            }
+            if policy.redact {
+                if let std::borrow::Cow::Owned(clean) = tandem_safety::redact::redact(&h.text) {
+                    // The window's tokens go out as one piece of redacted text (their per-token
+                    // logprobs would name what was removed).
+                    let finished = h.events.pop().filter(|e| matches!(e, Event::Finished { .. }));
+                    h.events.clear();
+                    h.events.push(Event::Token {
+                        choice,
+                        text: clean,
+                        logprobs: None,
+                    });
+                    h.events.extend(finished);
                 }
             }
             h.text.clear();

@@ -153,7 +153,7 @@ async fn generate(state: Arc<AppState>, mut v: ValidRequest, caller: Caller, sta
             return ApiError::from(e).into_response();
         }
     };
-    let rx = if state.config.moderation.output {
+    let rx = if state.config.moderation.output || state.config.moderation.redact {
         crate::output_guard::filter(state.clone(), &v, rx)
     } else {
         rx
