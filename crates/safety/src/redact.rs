@@ -54,7 +54,7 @@ fn luhn(s: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// `text` with every recognised secret or personal datum replaced by `[REDACTED:kind]`; borrowed
