@@ -52,6 +52,10 @@ enum KeysCmd {
         /// May manage keys and read usage over HTTP.
         #[arg(long)]
         admin: bool,
+        /// This key's moderation policy over the server's: none, input, output or both, optionally
+        /// :block or :flag (e.g. input:block).
+        #[arg(long)]
+        moderation: Option<String>,
     },
     List {
         #[arg(long)]
@@ -73,7 +77,22 @@ enum KeysCmd {
         /// Removes the budget.
         #[arg(long)]
         no_budget: bool,
+        /// This key's moderation policy (see create).
+        #[arg(long, conflicts_with = "server_moderation")]
+        moderation: Option<String>,
+        /// Drops the key's moderation policy: the server's applies.
+        #[arg(long)]
+        server_moderation: bool,
     },
+}
+
+fn check_moderation(m: Option<&str>) -> Result<()> {
+    if let Some(m) = m {
+        tandem_server::ModerationPolicy::default()
+            .overridden(m)
+            .map_err(|e| anyhow::anyhow!("--{e}"))?;
+    }
+    Ok(())
 }
 
 fn check_budget(b: Option<f64>) -> Result<()> {
@@ -114,14 +133,17 @@ pub fn keys(home: &Home, a: KeysArgs) -> Result<()> {
             tpm,
             budget,
             admin,
+            moderation,
         } => {
             check_budget(budget)?;
+            check_moderation(moderation.as_deref())?;
             let spec = NewKey {
                 name,
                 admin,
                 rpm,
                 tpm,
                 budget,
+                moderation,
             };
             let (rec, key) = tandem_store::create_key(&store, &ring, spec, now)?;
             eprintln!("created {} — the key is shown once; store it now:", rec.id);
@@ -155,13 +177,21 @@ pub fn keys(home: &Home, a: KeysArgs) -> Result<()> {
             tpm,
             budget,
             no_budget,
+            moderation,
+            server_moderation,
         } => {
             check_budget(budget)?;
+            check_moderation(moderation.as_deref())?;
             let u = KeyUpdate {
                 name,
                 rpm: rpm.map(|r| (r > 0).then_some(r)),
                 tpm: tpm.map(|t| (t > 0).then_some(t)),
                 budget: if no_budget { Some(None) } else { budget.map(Some) },
+                moderation: if server_moderation {
+                    Some(None)
+                } else {
+                    moderation.map(Some)
+                },
             };
             if !store.update_key(&id, &u)? {
                 bail!("no key {id}");

@@ -20,7 +20,7 @@ use crate::state::{unix_now, AppState};
 pub fn key_object(k: &KeyRecord) -> Value {
     json!({"id": k.id, "object": "api_key", "name": k.name, "redacted_value": k.hint, "created_at": k.created_at,
            "revoked_at": k.revoked_at, "admin": k.admin, "rpm": k.rpm, "tpm": k.tpm, "budget": k.budget,
-           "spent": k.spent})
+           "spent": k.spent, "moderation": k.moderation})
 }
 
 fn reply(r: Result<Value, ApiError>) -> Response {
@@ -107,7 +107,8 @@ pub async fn list_keys(State(state): State<Arc<AppState>>, Extension(caller): Ex
     reply(run.await)
 }
 
-/// `rpm`, `tpm` (non-negative integers) and `budget` (dollars); `null` clears a limit.
+/// `rpm`, `tpm` (non-negative integers), `budget` (dollars) and `moderation` (a policy such as
+/// `input:block`); `null` clears one.
 fn limits(f: &Fields) -> Result<KeyUpdate, ApiError> {
     let int = |k: &str| -> Result<Option<Option<u64>>, ApiError> {
         match f.obj.get(k) {
@@ -127,11 +128,23 @@ fn limits(f: &Fields) -> Result<KeyUpdate, ApiError> {
             _ => return Err(wrong_type("budget", "a non-negative number of dollars", v)),
         },
     };
+    let moderation = match f.obj.get("moderation") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(s)) => {
+            crate::guard::ModerationPolicy::default()
+                .overridden(s)
+                .map_err(|e| ApiError::invalid("moderation", "invalid_value", e))?;
+            Some(Some(s.clone()))
+        }
+        Some(v) => return Err(wrong_type("moderation", "a string", v)),
+    };
     Ok(KeyUpdate {
         name: None,
         rpm: int("rpm")?,
         tpm: int("tpm")?,
         budget,
+        moderation,
     })
 }
 
@@ -145,7 +158,7 @@ pub async fn create_key(
         let b = b.map_err(|e| ApiError::bad_request(e.body_text()))?;
         let v = Fields::parse(&b)?;
         let f = Fields::new(&v);
-        f.check_known(&["name", "admin", "rpm", "tpm", "budget"], false)?;
+        f.check_known(&["name", "admin", "rpm", "tpm", "budget", "moderation"], false)?;
         let l = limits(&f)?;
         let spec = NewKey {
             name: f.string("name")?.unwrap_or("").to_string(),
@@ -153,6 +166,7 @@ pub async fn create_key(
             rpm: l.rpm.flatten(),
             tpm: l.tpm.flatten(),
             budget: l.budget.flatten(),
+            moderation: l.moderation.flatten(),
         };
         let st = state.clone();
         let (rec, key) = state
@@ -176,7 +190,7 @@ pub async fn update_key(
         let b = b.map_err(|e| ApiError::bad_request(e.body_text()))?;
         let v = Fields::parse(&b)?;
         let f = Fields::new(&v);
-        f.check_known(&["name", "rpm", "tpm", "budget"], false)?;
+        f.check_known(&["name", "rpm", "tpm", "budget", "moderation"], false)?;
         let u = KeyUpdate {
             name: f.string("name")?.map(String::from),
             ..limits(&f)?

@@ -33,6 +33,40 @@ pub struct ModerationPolicy {
     pub redact: bool,
 }
 
+impl ModerationPolicy {
+    /// This policy with a key's override: `none`, `input`, `output` or `both`, optionally followed
+    /// by `:block` or `:flag` (text logging and redaction stay the server's).
+    pub fn overridden(self, spec: &str) -> Result<Self, String> {
+        let (mode, action) = match spec.split_once(':') {
+            Some((m, a)) => (m, Some(a)),
+            None => (spec, None),
+        };
+        let (input, output) = match mode {
+            "none" => (false, false),
+            "input" => (true, false),
+            "output" => (false, true),
+            "both" => (true, true),
+            _ => {
+                return Err(format!(
+                    "moderation {spec:?}: expected none, input, output or both, optionally :block or :flag"
+                ))
+            }
+        };
+        let block = match action {
+            None => self.block,
+            Some("block") => true,
+            Some("flag") => false,
+            Some(_) => return Err(format!("moderation {spec:?}: the action is :block or :flag")),
+        };
+        Ok(Self {
+            input,
+            output,
+            block,
+            ..self
+        })
+    }
+}
+
 /// The outcome of the input guard.
 pub enum InputCheck {
     /// Not moderated, or nothing found.
@@ -52,14 +86,15 @@ fn header_value(action: &str, v: &Verdict) -> String {
 
 /// Moderates the request's user text if the policy says so.
 pub async fn check_input(state: &Arc<AppState>, v: &ValidRequest) -> Result<InputCheck, ApiError> {
-    let policy = state.config.moderation;
+    let policy = v.moderation;
     if !policy.input {
         return Ok(InputCheck::Clear);
     }
-    let moderator = state
-        .moderator
-        .as_ref()
-        .ok_or_else(|| ApiError::internal("input moderation is on but no moderator is loaded"))?;
+    let moderator = state.moderator.as_ref().ok_or_else(|| {
+        ApiError::overloaded(
+            "This key's policy needs moderation, which needs the mini tier, and this server does not serve it.",
+        )
+    })?;
     let mut verdict: Option<Verdict> = None;
     let mut flagged_text = Vec::new();
     for text in &v.user_text {

@@ -43,6 +43,7 @@ pub fn filter(state: Arc<AppState>, v: &ValidRequest, mut rx: UnboundedReceiver<
     let model = state.tiers[v.tier].id.clone();
     let key_id = v.account.key_id.clone();
     let request_id = v.id.clone();
+    let policy = v.moderation;
     tokio::spawn(async move {
         let mut held: Vec<Held> = (0..n).map(|_| Held::default()).collect();
         let mut recorded = false;
@@ -75,7 +76,6 @@ pub fn filter(state: Arc<AppState>, v: &ValidRequest, mut rx: UnboundedReceiver<
             if !(last || ends_sentence(&h.text) || pending >= HOLD_TOKENS) {
                 continue;
             }
-            let policy = state.config.moderation;
             let verdict = match state.moderator.as_ref() {
                 Some(m) if policy.output && !h.text.trim().is_empty() => m.classify(&h.text).await.ok(),
                 _ => None,

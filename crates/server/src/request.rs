@@ -33,6 +33,8 @@ pub struct ValidRequest {
     /// The response's id (`chatcmpl-…`, `cmpl-…`), made at validation so every record of the
     /// request (usage, moderation) can name it.
     pub id: String,
+    /// What is moderated: the server's policy, or the caller's key's (set at admission).
+    pub moderation: crate::guard::ModerationPolicy,
 }
 
 /// The text of a message's content: a string, or the text parts of an array.
@@ -316,6 +318,7 @@ pub fn parse_chat(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiErro
     Ok(ValidRequest {
         user_text,
         id: crate::state::new_id("chatcmpl-"),
+        moderation: state.config.moderation,
         api: Api::Chat,
         tier,
         gen: GenRequest {
@@ -588,6 +591,7 @@ pub fn parse_completion(state: &AppState, body: &[u8]) -> Result<ValidRequest, A
     Ok(ValidRequest {
         user_text,
         id: crate::state::new_id("cmpl-"),
+        moderation: state.config.moderation,
         api: Api::Completion,
         tier,
         gen: GenRequest {

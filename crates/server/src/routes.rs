@@ -119,6 +119,10 @@ async fn generate(state: Arc<AppState>, mut v: ValidRequest, caller: Caller, sta
     }
     v.account.key_id = caller.key_id();
     v.gen.tenant = caller.tenant();
+    if let Some(spec) = caller.key.as_ref().and_then(|k| k.moderation.as_deref()) {
+        // Validated when the key was set; a bad value left in the store falls back to the server's.
+        v.moderation = v.moderation.overridden(spec).unwrap_or(v.moderation);
+    }
     if let (Some(id), Some(limits)) = (caller.key_id(), caller.limits()) {
         // Tokens are charged as the prompt plus the most the answer may take, settled at the end.
         let estimate = (v.gen.prompt.len() + v.gen.max_tokens * v.gen.n) as u64;
@@ -153,7 +157,7 @@ async fn generate(state: Arc<AppState>, mut v: ValidRequest, caller: Caller, sta
             return ApiError::from(e).into_response();
         }
     };
-    let rx = if state.config.moderation.output || state.config.moderation.redact {
+    let rx = if v.moderation.output || v.moderation.redact {
         crate::output_guard::filter(state.clone(), &v, rx)
     } else {
         rx

@@ -35,6 +35,9 @@ pub struct KeyRecord {
     pub budget: Option<f64>,
     /// Dollars recorded against the key so far.
     pub spent: f64,
+    /// The key's moderation policy (`none`, `input`, `output` or `both`, optionally `:block` or
+    /// `:flag`), over the server's; `None`: the server's.
+    pub moderation: Option<String>,
 }
 
 /// A change to a key: `Some(None)` clears a limit.
@@ -44,6 +47,7 @@ pub struct KeyUpdate {
     pub rpm: Option<Option<u64>>,
     pub tpm: Option<Option<u64>>,
     pub budget: Option<Option<f64>>,
+    pub moderation: Option<Option<String>>,
 }
 
 /// The server secret that digests keys.
@@ -117,6 +121,7 @@ pub struct NewKey {
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
     pub budget: Option<f64>,
+    pub moderation: Option<String>,
 }
 
 /// Creates a key: stores its record and digest, returns both the record and the key (the only
@@ -134,6 +139,7 @@ pub fn create_key(store: &dyn crate::Store, ring: &KeyRing, k: NewKey, now: u64)
         tpm: k.tpm,
         budget: k.budget,
         spent: 0.0,
+        moderation: k.moderation,
     };
     store.insert_key(&rec, &ring.digest(&key))?;
     Ok((rec, key))

@@ -94,6 +94,9 @@ CREATE TABLE moderation_events (
 );
 CREATE INDEX moderation_by_time ON moderation_events (created_at);
 "#,
+    r#"
+ALTER TABLE keys ADD COLUMN moderation TEXT;
+"#,
 ];
 
 pub struct SqliteStore {
@@ -605,7 +608,7 @@ impl Store for SqliteStore {
     fn insert_key(&self, k: &KeyRecord, digest: &[u8]) -> Result<()> {
         self.with(|c| {
             c.execute(
-                &format!("INSERT INTO keys ({KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+                &format!("INSERT INTO keys ({KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
                 params![
                     k.id,
                     k.name,
@@ -617,7 +620,8 @@ impl Store for SqliteStore {
                     k.tpm.map(|x| x as i64),
                     k.budget,
                     k.spent,
-                    digest
+                    digest,
+                    k.moderation
                 ],
             )?;
             Ok(())
@@ -661,6 +665,9 @@ impl Store for SqliteStore {
             if let Some(v) = u.budget {
                 tx.execute("UPDATE keys SET budget = ?2 WHERE id = ?1", params![id, v])?;
             }
+            if let Some(v) = &u.moderation {
+                tx.execute("UPDATE keys SET moderation = ?2 WHERE id = ?1", params![id, v])?;
+            }
             tx.commit()?;
             Ok(n == 1)
         })
@@ -680,7 +687,7 @@ impl Store for SqliteStore {
     }
 }
 
-const KEY_COLS: &str = "id, name, hint, created_at, revoked_at, admin, rpm, tpm, budget, spent, digest";
+const KEY_COLS: &str = "id, name, hint, created_at, revoked_at, admin, rpm, tpm, budget, spent, digest, moderation";
 
 fn key_row(r: &Row) -> rusqlite::Result<(KeyRecord, Vec<u8>)> {
     Ok((
@@ -695,6 +702,7 @@ fn key_row(r: &Row) -> rusqlite::Result<(KeyRecord, Vec<u8>)> {
             tpm: r.get::<_, Option<i64>>(7)?.map(|x| x as u64),
             budget: r.get(8)?,
             spent: r.get(9)?,
+            moderation: r.get(11)?,
         },
         r.get(10)?,
     ))

@@ -221,6 +221,7 @@ fn key(id: &str, budget: Option<f64>) -> KeyRecord {
         tpm: None,
         budget,
         spent: 0.0,
+        moderation: None,
     }
 }
 
@@ -300,11 +301,26 @@ fn a_version_one_database_migrates_and_keeps_moderation_events() {
         .unwrap();
         drop(s);
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch("DROP TABLE moderation_events; PRAGMA user_version = 1;")
-            .unwrap();
+        c.execute_batch(
+            "DROP TABLE moderation_events; ALTER TABLE keys DROP COLUMN moderation; PRAGMA user_version = 1;",
+        )
+        .unwrap();
     }
     let s = SqliteStore::open(&path).unwrap();
     assert_eq!(s.usage_since(0).unwrap().len(), 1, "old rows survive the migration");
+    // Migration 3: a key's moderation policy, set and cleared.
+    s.insert_key(&key("key_m", None), b"d").unwrap();
+    let set = |m: Option<&str>| KeyUpdate {
+        moderation: Some(m.map(String::from)),
+        ..Default::default()
+    };
+    assert!(s.update_key("key_m", &set(Some("input:flag"))).unwrap());
+    assert_eq!(
+        s.key("key_m").unwrap().unwrap().0.moderation.as_deref(),
+        Some("input:flag")
+    );
+    assert!(s.update_key("key_m", &set(None)).unwrap());
+    assert_eq!(s.key("key_m").unwrap().unwrap().0.moderation, None);
     let e = ModerationEvent {
         created_at: 500,
         request_id: "chatcmpl-1".into(),
