@@ -135,3 +135,27 @@ def test_redaction_replaces_personal_data_in_answers():
         streamed = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
         assert streamed == text, (streamed, text)
         assert records(data) == [], "redaction is not a moderation decision"
+
+
+def test_batch_lines_pass_the_same_input_guard():
+    import io
+    import json
+    import time
+    with guarded() as (client, data):
+        lines = [{"custom_id": c, "method": "POST", "url": "/v1/chat/completions",
+                  "body": {"model": "mini", "max_tokens": 8, "messages": [{"role": "user", "content": t}]}}
+                 for c, t in (("bad", HARMFUL), ("good", BENIGN))]
+        f = client.files.create(file=("in.jsonl", io.BytesIO("\n".join(map(json.dumps, lines)).encode())),
+                                purpose="batch")
+        b = client.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions", completion_window="24h")
+        deadline = time.time() + 120
+        while b.status not in ("completed", "failed") and time.time() < deadline:
+            time.sleep(0.5)
+            b = client.batches.retrieve(b.id)
+        assert b.status == "completed", b
+        out = {r["custom_id"]: r for r in map(json.loads, client.files.content(b.output_file_id).text.splitlines())}
+        bad = out["bad"]["response"]["body"]["choices"][0]["message"]
+        good = out["good"]["response"]["body"]["choices"][0]["message"]
+        assert bad["refusal"] == REFUSAL and bad["content"] is None, bad
+        assert good["refusal"] is None and good["content"], good
+        assert [(d, a) for d, a, *_ in records(data)] == [("input", "blocked")]

@@ -434,7 +434,23 @@ async fn execute(state: &Arc<AppState>, b: &BatchRecord, line: &BatchLine) -> Re
     }
     v.gen.priority = Priority::Batch;
     v.gen.tenant = crate::auth::tenant_of(b.key_id.as_deref());
+    v.account.key_id = b.key_id.clone();
+    // The same guards as an interactive request: the server's policy, or the batch key's.
+    if let Some(id) = b.key_id.clone() {
+        let key = state.db(move |s| s.key(&id)).await?.map(|(k, _)| k);
+        if let Some(spec) = key.as_ref().and_then(|k| k.moderation.as_deref()) {
+            v.moderation = v.moderation.overridden(spec).unwrap_or(v.moderation);
+        }
+    }
     let tier = &state.tiers[v.tier];
+    if let crate::guard::InputCheck::Blocked(resp) = crate::guard::check_input(state, &v).await? {
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .map_err(|e| ApiError::internal(format!("refusal body: {e}")))?;
+        let body: Value =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::internal(format!("refusal body: {e}")))?;
+        return Ok((body, (tier.id.clone(), tier.name.clone())));
+    }
     let rx = loop {
         match tier.engine.submit(v.gen.clone()) {
             Ok(rx) => break rx,
@@ -442,6 +458,11 @@ async fn execute(state: &Arc<AppState>, b: &BatchRecord, line: &BatchLine) -> Re
             Err(EngineError::Overloaded { .. }) => tokio::time::sleep(Duration::from_millis(200)).await,
             Err(e) => return Err(e.into()),
         }
+    };
+    let rx = if v.moderation.output || v.moderation.redact {
+        crate::output_guard::filter(state.clone(), &v, rx)
+    } else {
+        rx
     };
     let body = respond::collect(state, &v, rx, Instant::now(), &tier.pricing.batch()).await?;
     Ok((body, (tier.id.clone(), tier.name.clone())))
