@@ -112,6 +112,10 @@ pub struct ServeArgs {
     /// system/developer messages come after it, framed as lower priority.
     #[arg(long)]
     operator_prompt_file: Option<PathBuf>,
+    /// Put a line before every tool result saying it is data, not instructions (off by default:
+    /// it made the mini repeat its tool call instead of using the result).
+    #[arg(long)]
+    tool_output_as_data: bool,
 }
 
 /// `--moderate` and `--moderation-action` (flags, then tandem.toml) into the server's policy.
@@ -187,6 +191,7 @@ struct FileConfig {
     moderation_log_text: Option<bool>,
     redact: Option<bool>,
     operator_prompt: Option<String>,
+    tool_output_as_data: Option<bool>,
     data_dir: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -434,6 +439,7 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
             None => f.operator_prompt.clone(),
         }
         .filter(|p| !p.trim().is_empty()),
+        tools_as_data: a.tool_output_as_data || f.tool_output_as_data.unwrap_or(false),
     };
     let drain = Duration::from_secs(a.drain_seconds.or(f.drain_seconds).unwrap_or(30));
     let state = Arc::new(AppState::new(served, config, Arc::new(store), blobs, keyring));

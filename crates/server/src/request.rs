@@ -288,6 +288,7 @@ pub fn parse_chat(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiErro
     let messages = crate::hierarchy::with_operator(
         parse_messages(f.get("messages"))?,
         state.config.operator_prompt.as_deref(),
+        state.config.tools_as_data,
     );
     let c = common(&f, lm.model.config.vocab, &["max_tokens", "max_completion_tokens"])?;
     let logprobs = f.bool("logprobs")?.unwrap_or(false);

@@ -233,7 +233,11 @@ async fn tokenize(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesReje
                 let messages: Vec<tandem_text::ChatMessage> = serde_json::from_value(m.clone())
                     .map_err(|e| ApiError::invalid("messages", "invalid_value", e.to_string()))?;
                 // What the model sees, the operator's prompt included.
-                let messages = crate::hierarchy::with_operator(messages, state.config.operator_prompt.as_deref());
+                let messages = crate::hierarchy::with_operator(
+                    messages,
+                    state.config.operator_prompt.as_deref(),
+                    state.config.tools_as_data,
+                );
                 let agp = f.bool("add_generation_prompt")?.unwrap_or(true);
                 let pieces = lm
                     .template

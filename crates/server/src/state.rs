@@ -73,6 +73,8 @@ pub struct ServerConfig {
     pub moderation: crate::guard::ModerationPolicy,
     /// The operator's system prompt, first in every chat conversation (`hierarchy`).
     pub operator_prompt: Option<String>,
+    /// Frame tool results as data, not instructions (`hierarchy`).
+    pub tools_as_data: bool,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +89,7 @@ impl Default for ServerConfig {
             batch_window: std::time::Duration::from_secs(24 * 3600),
             moderation: Default::default(),
             operator_prompt: None,
+            tools_as_data: false,
         }
     }
 }
