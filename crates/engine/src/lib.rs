@@ -6,6 +6,7 @@
 //! - `loaded`: `LoadedModel` — model, tokenizer and chat template from one GGUF file.
 //! - `single`: one sequence run directly on the model, for logits.
 //! - `scorer`: log-likelihood of a continuation given a context (multiple-choice evaluation).
+//! - `request`: the scheduler's contract — `GenRequest`, `EngineConfig`, `Event`, `EngineStats`.
 //! - `scheduler`: continuous batching over many sequences on a thread of its own (the server's).
 //! - `stop`: stop strings matched across token boundaries.
 //! - `logprobs`: log-probabilities for the API's `logprobs`.
@@ -14,6 +15,7 @@
 mod grammar;
 mod loaded;
 mod logprobs;
+mod request;
 mod rng;
 mod sampler;
 mod scheduler;
@@ -24,11 +26,10 @@ mod stop;
 pub use grammar::{Grammar, Grammars};
 pub use loaded::LoadedModel;
 pub use logprobs::{Logprobs, TokenLogprob};
+pub use request::{EngineConfig, EngineStats, Event, FinishReason, GenRequest, Priority};
 pub use rng::Rng;
 pub use sampler::{argmax, Sampler, SamplingParams};
-pub use scheduler::{
-    EngineConfig, EngineHandle, EngineStats, Event, FinishReason, GenRequest, Priority, EMBED_MAX_TOKENS,
-};
+pub use scheduler::{EngineHandle, EMBED_MAX_TOKENS};
 pub use scorer::{log_softmax_at, ContinuationScore, Scorer, SCORE_ROWS};
 pub use single::{SingleSequence, PREFILL_BATCH};
 pub use stop::{StopMatcher, StopOutcome};

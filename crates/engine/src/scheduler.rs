@@ -8,7 +8,7 @@
 //! removed at the next step and its slot freed.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -17,157 +17,9 @@ use tandem_text::Detokenizer;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::logprobs::{logprobs, Logprobs};
+use crate::request::{EngineConfig, EngineStats, Event, FinishReason, GenRequest, Priority};
 use crate::stop::{StopMatcher, StopOutcome};
-use crate::{EngineError, LoadedModel, Result, Sampler, SamplingParams};
-
-/// Load-time settings of one scheduler.
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    /// Sequences that can be active at once (each owns a KV slot of `ctx` positions).
-    pub slots: usize,
-    /// Context size of each slot, in tokens.
-    pub ctx: usize,
-    /// Most tokens in one forward step (decode tokens plus prompt chunks).
-    pub step_tokens: usize,
-    /// Element type of the KV cache.
-    pub kv_type: tandem_model::KvType,
-    /// Requests allowed to wait for a slot; more are refused (`EngineError::Overloaded`).
-    pub max_queue: usize,
-    /// An interactive request still waiting for a slot after this long is dropped with
-    /// `Event::TimedOut` (batch work waits as long as it must).
-    pub queue_timeout: std::time::Duration,
-    /// Slots batch work leaves free, so an interactive request arriving while a batch runs finds
-    /// a slot at once instead of waiting for a batch line to finish.
-    pub batch_reserve: usize,
-    /// Most prompt tokens of batch work in one step: a step in flight delays an arriving
-    /// interactive request, so batch prefill runs in small chunks, and not at all in a step that
-    /// prefills an interactive prompt.
-    pub batch_prefill_chunk: usize,
-}
-
-impl EngineConfig {
-    /// One slot per sequence, defaults for the rest.
-    pub fn new(slots: usize, ctx: usize) -> Self {
-        Self {
-            slots,
-            ctx,
-            step_tokens: 256,
-            kv_type: tandem_model::KvType::F16,
-            max_queue: 256,
-            queue_timeout: std::time::Duration::from_secs(300),
-            batch_reserve: (slots / 4).max(1).min(slots.saturating_sub(1)),
-            batch_prefill_chunk: 16,
-        }
-    }
-}
-
-/// Why a choice ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FinishReason {
-    /// An end-of-generation token (or the caller stopped it).
-    Stop,
-    /// `max_tokens` or the context ran out.
-    Length,
-    /// Cut by output moderation (set by the layer above the engine, never by the scheduler).
-    ContentFilter,
-}
-
-impl FinishReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Stop => "stop",
-            Self::Length => "length",
-            Self::ContentFilter => "content_filter",
-        }
-    }
-}
-
-/// Queue order: interactive requests always go before batch work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Priority {
-    Interactive,
-    Batch,
-}
-
-/// One generation request, already tokenised and validated.
-#[derive(Debug, Clone)]
-pub struct GenRequest {
-    pub prompt: Vec<u32>,
-    pub params: SamplingParams,
-    pub max_tokens: usize,
-    pub stop: Vec<String>,
-    /// Independent samples of the same prompt (they share its prefill).
-    pub n: usize,
-    /// `Some(k)`: report the chosen token's logprob and the k most likely alternatives.
-    pub top_logprobs: Option<usize>,
-    pub priority: Priority,
-    /// Who asked (an API key's hash; 0 for anonymous). Within a priority, the queue admits the
-    /// tenant that has been served least, so one tenant's burst cannot starve the others.
-    pub tenant: u64,
-    /// Output constrained to this grammar (structured outputs, tool calls).
-    pub grammar: Option<crate::Grammar>,
-    /// With a trigger, the grammar applies only from the token after the trigger token (a tool
-    /// call the model chose to start); before it, output is free.
-    pub grammar_trigger: Option<u32>,
-}
-
-impl GenRequest {
-    /// One interactive choice of `prompt`, no stop strings, logprobs or grammar; callers set the
-    /// rest with struct-update syntax.
-    pub fn new(prompt: Vec<u32>, params: SamplingParams, max_tokens: usize) -> Self {
-        Self {
-            prompt,
-            params,
-            max_tokens,
-            stop: Vec::new(),
-            n: 1,
-            top_logprobs: None,
-            priority: Priority::Interactive,
-            tenant: 0,
-            grammar: None,
-            grammar_trigger: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// The request was admitted to a slot (sent once, before any token), with how much of the
-    /// prompt was already in the slot's cache.
-    Prefilled { prompt_tokens: usize, cached_tokens: usize },
-    /// New text of one choice (may be empty when text is held back for a possible stop string).
-    Token {
-        choice: usize,
-        text: String,
-        logprobs: Option<Logprobs>,
-    },
-    Finished {
-        choice: usize,
-        reason: FinishReason,
-        completion_tokens: usize,
-    },
-    /// The request waited longer than the queue timeout for a slot and was dropped.
-    TimedOut,
-    /// The request could not be served (never for bad input: that is refused at `submit`).
-    Failed(String),
-}
-
-/// Counters for metrics, updated by the scheduler thread.
-#[derive(Debug, Default)]
-pub struct EngineStats {
-    /// Requests submitted and not yet admitted (kept by `submit` and the scheduler together).
-    pub waiting: AtomicUsize,
-    pub active: AtomicUsize,
-    pub steps: AtomicU64,
-    /// Sum over steps of the sequences in the step (÷ steps = mean sequences per forward pass).
-    pub step_seqs: AtomicU64,
-    pub max_step_seqs: AtomicUsize,
-    pub prompt_tokens: AtomicU64,
-    pub cached_tokens: AtomicU64,
-    pub generated_tokens: AtomicU64,
-    /// KV positions in use across busy slots.
-    pub kv_used: AtomicUsize,
-}
+use crate::{EngineError, LoadedModel, Result, Sampler};
 
 enum Cmd {
     Submit(Box<GenRequest>, UnboundedSender<Event>, std::time::Instant),
