@@ -1,4 +1,6 @@
-//! Safety: content moderation, and (to come) the input/output policy and instruction hierarchy.
+//! Safety: the moderation classifier and redaction. The policies that apply them to requests (the
+//! input and output guards, per-key overrides, the operator's prompt) live in the server (`guard`,
+//! `output_guard`, `hierarchy`), beside the HTTP types they shape.
 //!
 //! Layout
 //! - `categories`: OpenAI's 13 moderation categories and their parents.
