@@ -71,7 +71,16 @@ fn the_same_seed_gives_the_same_text() {
 
 #[test]
 fn bench_reports_llama_bench_fields() {
+    // Its own TANDEM_HOME (the model cache linked in): `tandem bench` saves its run for `tandem
+    // report`, and a test must not overwrite the user's measurements.
+    let home = tempfile::tempdir().unwrap();
+    let models = std::env::var_os("TANDEM_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/tandem"))
+        .join("models");
+    std::os::unix::fs::symlink(models, home.path().join("models")).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .env("TANDEM_HOME", home.path())
         .args(["bench", "-m", "mini", "-p", "8", "-n", "2", "-r", "2", "-o", "json"])
         .output()
         .unwrap();
@@ -87,6 +96,7 @@ fn bench_reports_llama_bench_fields() {
         (tests[1]["n_prompt"].as_u64(), tests[1]["n_gen"].as_u64()),
         (Some(0), Some(2))
     );
+    assert!(home.path().join("results/bench-mini.json").exists(), "saved for tandem report");
     for t in tests {
         assert_eq!(t["samples_ts"].as_array().unwrap().len(), 2);
         assert!(t["avg_ts"].as_f64().unwrap() > 0.0 && t["stddev_ts"].as_f64().unwrap() >= 0.0);
