@@ -96,7 +96,10 @@ fn bench_reports_llama_bench_fields() {
         (tests[1]["n_prompt"].as_u64(), tests[1]["n_gen"].as_u64()),
         (Some(0), Some(2))
     );
-    assert!(home.path().join("results/bench-mini.json").exists(), "saved for tandem report");
+    assert!(
+        home.path().join("results/bench-mini.json").exists(),
+        "saved for tandem report"
+    );
     for t in tests {
         assert_eq!(t["samples_ts"].as_array().unwrap().len(), 2);
         assert!(t["avg_ts"].as_f64().unwrap() > 0.0 && t["stddev_ts"].as_f64().unwrap() >= 0.0);
