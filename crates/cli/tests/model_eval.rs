@@ -1,6 +1,8 @@
 //! `tandem eval humaneval` end to end on a small slice: the pinned problems, real generation by the
 //! mini, each answer run in the sandbox, a results file that a second run resumes from.
 
+mod common;
+
 use std::process::Command;
 
 #[test]
@@ -60,20 +62,9 @@ fn tandem(home: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// The real model cache, shared read-only by a temporary TANDEM_HOME.
-fn home_with_models() -> tempfile::TempDir {
-    let home = tempfile::tempdir().unwrap();
-    let models = std::env::var_os("TANDEM_HOME")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/tandem"))
-        .join("models");
-    std::os::unix::fs::symlink(models, home.path().join("models")).unwrap();
-    home
-}
-
 #[test]
 fn mc_slice_scores_resumes_and_reaches_the_report() {
-    let home = home_with_models();
+    let home = common::home_with_models();
     let slice = [
         "eval",
         "mc",

@@ -1,6 +1,8 @@
 //! `tandem run` end to end on the mini tier: streaming text, the --json summary, stopping at the
 //! end-of-generation token, and seeds that reproduce.
 
+mod common;
+
 use std::process::Command;
 
 fn run(args: &[&str]) -> (String, String) {
@@ -73,12 +75,7 @@ fn the_same_seed_gives_the_same_text() {
 fn bench_reports_llama_bench_fields() {
     // Its own TANDEM_HOME (the model cache linked in): `tandem bench` saves its run for `tandem
     // report`, and a test must not overwrite the user's measurements.
-    let home = tempfile::tempdir().unwrap();
-    let models = std::env::var_os("TANDEM_HOME")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/tandem"))
-        .join("models");
-    std::os::unix::fs::symlink(models, home.path().join("models")).unwrap();
+    let home = common::home_with_models();
     let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
         .env("TANDEM_HOME", home.path())
         .args(["bench", "-m", "mini", "-p", "8", "-n", "2", "-r", "2", "-o", "json"])
