@@ -145,6 +145,39 @@ pub fn dot_rows4(ty: GgmlType, rows: [&[u8]; 4], x: &[f32]) -> Option<[f32; 4]> 
     None
 }
 
+/// Whether `ty` has fused dequantise-and-dot row kernels on the chosen ISA (`dot_rows4`,
+/// `dot_tokens`).
+pub fn fused_rows(ty: GgmlType) -> bool {
+    isa() == Isa::Avx2 && matches!(ty, GgmlType::Q8_0 | GgmlType::Q5_0 | GgmlType::Q4K | GgmlType::Q6K)
+}
+
+/// `R` rows of the same type dotted with `T` tokens (`x`: [T, cols] from its start) in one pass
+/// over the weights (`None`: no fused kernel for `ty`). Each result equals `dot_row` of that row
+/// and token, bit for bit.
+pub fn dot_tokens<const R: usize, const T: usize>(
+    ty: GgmlType,
+    rows: [&[u8]; R],
+    x: &[f32],
+    cols: usize,
+) -> Option<[[f32; T]; R]> {
+    #[cfg(target_arch = "x86_64")]
+    if isa() == Isa::Avx2 {
+        use crate::x86;
+        // SAFETY: features detected; the kernel asserts the block counts against cols and x.
+        unsafe {
+            return match ty {
+                GgmlType::Q8_0 => Some(x86::dot_tokens_q8_0(rows.map(as_blocks), x, cols)),
+                GgmlType::Q5_0 => Some(x86::dot_tokens_q5_0(rows.map(as_blocks), x, cols)),
+                GgmlType::Q4K => Some(x86::dot_tokens_q4k(rows.map(as_blocks), x, cols)),
+                GgmlType::Q6K => Some(x86::dot_tokens_q6k(rows.map(as_blocks), x, cols)),
+                _ => None,
+            };
+        }
+    }
+    let _ = (ty, rows, x, cols);
+    None
+}
+
 /// Dot product of one quantised row with f32 activations: `dot_exact(dequantize(row), x)`, fused
 /// in registers where a kernel exists.
 pub fn dot_row(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {

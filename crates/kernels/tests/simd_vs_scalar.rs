@@ -81,7 +81,7 @@ fn matmul_paths_match_scalar() {
         let rows = 37; // not a multiple of the tile or row block, to cover the edges
         let data: Vec<u8> = (0..rows).flat_map(|r| random_row(ty, cols, 100 + r as u64)).collect();
         let w = QMatrix::new(ty, rows, cols, &data).unwrap();
-        for n_tok in [1, 2, 3, 5, 8] {
+        for n_tok in [1, 2, 3, 4, 5, 7, 8, 9, 12, 16] {
             let x = activations(n_tok * cols, n_tok as f32);
             let mut y = vec![0f32; n_tok * rows];
             matmul(&w, &x, &mut y);
@@ -133,7 +133,17 @@ fn outputs_do_not_depend_on_the_other_tokens() {
         let probe = activations(cols, 0.25);
         let mut alone = vec![0f32; rows];
         matmul(&w, &probe, &mut alone);
-        for (n_tok, at) in [(2, 0), (2, 1), (5, 3), (8, 6), (7, 4)] {
+        for (n_tok, at) in [
+            (2, 0),
+            (2, 1),
+            (3, 2),
+            (5, 3),
+            (8, 6),
+            (7, 4),
+            (9, 8),
+            (12, 5),
+            (16, 15),
+        ] {
             let mut x = activations(n_tok * cols, 9.0);
             x[at * cols..(at + 1) * cols].copy_from_slice(&probe);
             let mut y = vec![0f32; n_tok * rows];

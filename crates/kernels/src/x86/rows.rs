@@ -8,7 +8,7 @@ use super::{hsum, prefetch_at, weights};
 use crate::blocks::{BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0};
 
 macro_rules! row_kernels {
-    ($block:ty, $subs:expr, $scales:path, $weights:path, $dequant:ident, $dot:ident) => {
+    ($block:ty, $subs:expr, $scales:path, $weights:path, $dequant:ident, $dot:ident, $dot_tokens:ident) => {
         /// Dequantises `blocks` into `out` (`32 · subs` floats per block), bit-identical to the
         /// scalar reference.
         ///
@@ -73,6 +73,55 @@ macro_rules! row_kernels {
             }
             out
         }
+
+        /// `R` rows dotted with `T` tokens' activations (`x`: [T, cols] from `x[0]`), each block's
+        /// weights dequantised in registers once for all tokens. Per (row, token) the arithmetic is
+        /// `$dot`'s — one 8-lane accumulator in element order, then `hsum` — so the results are
+        /// bit-identical to one token at a time (batch invariance); the weights are read once per
+        /// `T` tokens instead of once per token (small batches: verification, a few decodes).
+        ///
+        /// # Safety
+        /// AVX2, FMA and F16C must be available; every row has `cols / (32 · subs)` blocks and
+        /// `x.len() >= T * cols`.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub unsafe fn $dot_tokens<const R: usize, const T: usize>(
+            rows: [&[$block]; R],
+            x: &[f32],
+            cols: usize,
+        ) -> [[f32; T]; R] {
+            let nb = rows[0].len();
+            assert!(rows.iter().all(|r| r.len() == nb) && nb * 32 * $subs == cols && x.len() >= T * cols);
+            let lines = std::mem::size_of::<$block>().div_ceil(64);
+            let ahead = R * nb;
+            let mut acc = [[_mm256_setzero_ps(); T]; R];
+            let px = x.as_ptr();
+            for i in 0..nb {
+                let mut s = [$scales(&rows[0][i]); R];
+                for r in 0..R {
+                    prefetch_at(rows[r].as_ptr().wrapping_add(i + ahead) as *const u8, lines);
+                    s[r] = $scales(&rows[r][i]);
+                }
+                for j in 0..$subs {
+                    let e = (i * $subs + j) * 32;
+                    for r in 0..R {
+                        let w = $weights(&rows[r][i], &s[r], j);
+                        for t in 0..T {
+                            let xp = px.add(t * cols + e);
+                            for g in 0..4 {
+                                acc[r][t] = _mm256_fmadd_ps(w[g], _mm256_loadu_ps(xp.add(8 * g)), acc[r][t]);
+                            }
+                        }
+                    }
+                }
+            }
+            let mut out = [[0f32; T]; R];
+            for r in 0..R {
+                for t in 0..T {
+                    out[r][t] = hsum(acc[r][t]);
+                }
+            }
+            out
+        }
     };
 }
 
@@ -82,7 +131,8 @@ row_kernels!(
     weights::q8_0_scales,
     weights::q8_0,
     dequant_q8_0,
-    dot_rows_q8_0
+    dot_rows_q8_0,
+    dot_tokens_q8_0
 );
 row_kernels!(
     BlockQ5_0,
@@ -90,7 +140,8 @@ row_kernels!(
     weights::q5_0_scales,
     weights::q5_0,
     dequant_q5_0,
-    dot_rows_q5_0
+    dot_rows_q5_0,
+    dot_tokens_q5_0
 );
 row_kernels!(
     BlockQ4K,
@@ -98,7 +149,8 @@ row_kernels!(
     weights::q4k_scales,
     weights::q4k,
     dequant_q4k,
-    dot_rows_q4k
+    dot_rows_q4k,
+    dot_tokens_q4k
 );
 row_kernels!(
     BlockQ6K,
@@ -106,5 +158,6 @@ row_kernels!(
     weights::q6k_scales,
     weights::q6k,
     dequant_q6k,
-    dot_rows_q6k
+    dot_rows_q6k,
+    dot_tokens_q6k
 );
