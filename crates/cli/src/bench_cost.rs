@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 use tandem_engine::{LoadedModel, Rng};
-use tandem_model::{KvCache, RunState, SeqStep};
+use tandem_model::{KvCache, Logits, RunState, SeqStep};
 
 use crate::{tiers, Home};
 
@@ -84,7 +84,7 @@ pub fn bench_cost(home: &Home, a: BenchCostArgs) -> Result<()> {
                 .map(|(kv, tok)| SeqStep {
                     kv,
                     tokens: std::slice::from_ref(tok),
-                    logits: true,
+                    logits: Logits::Last,
                 })
                 .collect();
             lm.model.step(&mut st, &mut batch)?;

@@ -8,10 +8,13 @@
 //! - `scorer`: log-likelihood of a continuation given a context (multiple-choice evaluation).
 //! - `request`: the scheduler's contract — `GenRequest`, `EngineConfig`, `Event`, `EngineStats`.
 //! - `scheduler`: continuous batching over many sequences on a thread of its own (the server's).
+//! - `draft`: speculative decoding's drafters (n-gram prompt lookup, a smaller model) and the
+//!   adaptive draft length.
 //! - `stop`: stop strings matched across token boundaries.
 //! - `logprobs`: log-probabilities for the API's `logprobs`.
 //! - `grammar`: constrained decoding (llguidance): JSON schemas and Lark grammars as token masks.
 
+mod draft;
 mod grammar;
 mod loaded;
 mod logprobs;
@@ -23,6 +26,7 @@ mod scorer;
 mod single;
 mod stop;
 
+pub use draft::{ngram_draft, ModelDrafter, SpecConfig, SpecMode, SpecState, VERIFY_ROW_COST};
 pub use grammar::{Grammar, Grammars};
 pub use loaded::LoadedModel;
 pub use logprobs::{Logprobs, TokenLogprob};

@@ -29,6 +29,8 @@ pub struct EngineConfig {
     /// interactive request, so batch prefill runs in small chunks, and not at all in a step that
     /// prefills an interactive prompt.
     pub batch_prefill_chunk: usize,
+    /// Speculative decoding (off by default).
+    pub spec: crate::SpecConfig,
 }
 
 impl EngineConfig {
@@ -43,6 +45,7 @@ impl EngineConfig {
             queue_timeout: std::time::Duration::from_secs(300),
             batch_reserve: (slots / 4).max(1).min(slots.saturating_sub(1)),
             batch_prefill_chunk: 16,
+            spec: crate::SpecConfig::default(),
         }
     }
 }
@@ -153,4 +156,9 @@ pub struct EngineStats {
     pub generated_tokens: AtomicU64,
     /// KV positions in use across busy slots.
     pub kv_used: AtomicUsize,
+    /// Speculative decoding: verification steps of a sequence, draft tokens proposed, and those
+    /// the target kept.
+    pub spec_verifications: AtomicU64,
+    pub spec_proposed: AtomicU64,
+    pub spec_accepted: AtomicU64,
 }

@@ -12,14 +12,14 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use tandem_model::{KvCache, RunState, SeqStep};
+use tandem_model::{KvCache, Logits, RunState, SeqStep};
 use tandem_text::Detokenizer;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::logprobs::{logprobs, Logprobs};
 use crate::request::{EngineConfig, EngineStats, Event, FinishReason, GenRequest, Priority};
 use crate::stop::{StopMatcher, StopOutcome};
-use crate::{EngineError, LoadedModel, Result, Sampler};
+use crate::{ngram_draft, EngineError, LoadedModel, ModelDrafter, Result, Sampler, SpecMode, SpecState};
 
 enum Cmd {
     Submit(Box<GenRequest>, UnboundedSender<Event>, std::time::Instant),
@@ -40,21 +40,42 @@ pub struct EngineHandle {
 }
 
 impl EngineHandle {
-    /// Starts the scheduler thread for `model`.
+    /// Starts the scheduler thread for `model` (speculation `off` or `ngram`; a `draft` mode
+    /// without a draft model decodes plainly).
     pub fn spawn(model: Arc<LoadedModel>, config: EngineConfig) -> Self {
+        Self::spawn_with_draft(model, config, None).expect("no draft model to check")
+    }
+
+    /// Starts the scheduler thread for `model`, with `draft` proposing tokens when
+    /// `config.spec.mode` is `SpecMode::Draft`. Refuses a draft model whose tokenizer differs.
+    pub fn spawn_with_draft(
+        model: Arc<LoadedModel>,
+        config: EngineConfig,
+        draft: Option<Arc<LoadedModel>>,
+    ) -> std::result::Result<Self, String> {
+        let drafter = match draft {
+            Some(d) if config.spec.mode == SpecMode::Draft => Some(ModelDrafter::new(
+                d,
+                &model,
+                config.slots,
+                config.ctx,
+                config.step_tokens,
+            )?),
+            _ => None,
+        };
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(EngineStats::default());
-        let mut sched = Scheduler::new(model.clone(), config.clone(), stats.clone());
+        let mut sched = Scheduler::new(model.clone(), config.clone(), stats.clone(), drafter);
         std::thread::Builder::new()
             .name(format!("sched-{}", model.model.config.name))
             .spawn(move || sched.run(rx))
             .expect("spawning the scheduler thread");
-        Self {
+        Ok(Self {
             tx,
             model,
             config,
             stats,
-        }
+        })
     }
 
     /// A text's embedding (mean of the final normed hidden states, `Model::embed`) of the first
@@ -170,6 +191,8 @@ struct Seq {
     pending: Option<(u32, crate::Grammar)>,
     tx: UnboundedSender<Event>,
     done: bool,
+    /// Speculative decoding's acceptance estimate for this sequence.
+    spec: SpecState,
 }
 
 struct Scheduler {
@@ -185,10 +208,12 @@ struct Scheduler {
     served: std::collections::HashMap<u64, u64>,
     /// The cache `embed` runs in, made on first use: [EMBED_MAX_TOKENS] positions.
     embed_kv: Option<KvCache>,
+    /// The draft model (speculation mode `draft`).
+    drafter: Option<ModelDrafter>,
 }
 
 impl Scheduler {
-    fn new(lm: Arc<LoadedModel>, cfg: EngineConfig, stats: Arc<EngineStats>) -> Self {
+    fn new(lm: Arc<LoadedModel>, cfg: EngineConfig, stats: Arc<EngineStats>, drafter: Option<ModelDrafter>) -> Self {
         let mc = &lm.model.config;
         let slots = (0..cfg.slots)
             .map(|_| Slot {
@@ -197,7 +222,14 @@ impl Scheduler {
                 busy: false,
             })
             .collect();
-        let st = RunState::new(mc, cfg.step_tokens.max(cfg.slots), cfg.slots, cfg.ctx);
+        // Logit rows: one per sequence, plus the verification rows of speculation.
+        let spec_rows = if cfg.spec.mode == SpecMode::Off {
+            0
+        } else {
+            cfg.spec.max_rows
+        };
+        let st = RunState::new(mc, cfg.step_tokens.max(cfg.slots), cfg.slots, cfg.ctx)
+            .with_logit_rows(cfg.slots + spec_rows);
         Self {
             lm,
             cfg,
@@ -209,6 +241,7 @@ impl Scheduler {
             next_request: 0,
             served: Default::default(),
             embed_kv: None,
+            drafter,
         }
     }
 
@@ -407,6 +440,7 @@ impl Scheduler {
                     pending: req.grammar_trigger.zip(req.grammar.clone()),
                     tx: tx.clone(),
                     done: false,
+                    spec: SpecState::default(),
                 });
             }
             self.stats
@@ -429,14 +463,24 @@ impl Scheduler {
         let interactive_prefill = self.active.iter().any(|s| prefilling(s, Priority::Interactive));
         let mut budget = self.st.max_batch;
         let mut plan: Vec<(usize, usize, usize)> = Vec::new(); // (active index, from, to) in its token stream
-        for (i, s) in self.active.iter().enumerate() {
-            if let Phase::Decode(_) = s.phase {
-                if interactive_prefill && s.priority == Priority::Batch {
-                    continue;
-                }
-                plan.push((i, 0, 1));
-                budget -= 1;
-            }
+        let decoders: Vec<usize> = (0..self.active.len())
+            .filter(|&i| {
+                let s = &self.active[i];
+                matches!(s.phase, Phase::Decode(_)) && !(interactive_prefill && s.priority == Priority::Batch)
+            })
+            .collect();
+        // What each decoding sequence feeds: its next token, then any draft tokens to verify.
+        let mut feeds: Vec<Vec<u32>> = Vec::with_capacity(decoders.len());
+        for (&i, draft) in decoders.iter().zip(self.drafts(&decoders)) {
+            let Phase::Decode(t) = self.active[i].phase else {
+                unreachable!("decoders decode")
+            };
+            let mut f = Vec::with_capacity(1 + draft.len());
+            f.push(t);
+            f.extend(draft);
+            plan.push((i, 0, f.len()));
+            budget -= f.len();
+            feeds.push(f);
         }
         let mut batch_budget = if interactive_prefill {
             0
@@ -469,16 +513,6 @@ impl Scheduler {
             return;
         }
 
-        let decode_tokens: Vec<u32> = plan
-            .iter()
-            .map(|&(i, _, _)| {
-                if let Phase::Decode(t) = self.active[i].phase {
-                    t
-                } else {
-                    0
-                }
-            })
-            .collect();
         {
             // Disjoint mutable borrows of the planned slots' caches.
             let mut kvs: Vec<Option<&mut KvCache>> = self.slots.iter_mut().map(|s| Some(&mut s.kv)).collect();
@@ -487,8 +521,9 @@ impl Scheduler {
                 let s = &self.active[i];
                 let kv = kvs[s.slot].take().expect("one sequence per slot");
                 let (tokens, logits) = match s.phase {
-                    Phase::Decode(_) => (std::slice::from_ref(&decode_tokens[k]), true),
-                    _ => (&s.prompt[from..to], to == s.prompt.len()),
+                    Phase::Decode(_) if feeds[k].len() > 1 => (&feeds[k][..], Logits::Every),
+                    Phase::Decode(_) => (&feeds[k][..], Logits::Last),
+                    _ => (&s.prompt[from..to], Logits::last_if(to == s.prompt.len())),
                 };
                 steps.push(SeqStep { kv, tokens, logits });
             }
@@ -511,13 +546,12 @@ impl Scheduler {
 
         for (k, &(i, from, to)) in plan.iter().enumerate() {
             let slot = self.active[i].slot;
-            match self.active[i].phase {
-                Phase::Decode(t) => self.slots[slot].cached.push(t),
-                _ => {
-                    let p = self.active[i].prompt.clone();
-                    self.slots[slot].cached.extend_from_slice(&p[from..to]);
-                }
+            if let Phase::Decode(_) = self.active[i].phase {
+                self.verify(k, i, &feeds[k]);
+                continue;
             }
+            let p = self.active[i].prompt.clone();
+            self.slots[slot].cached.extend_from_slice(&p[from..to]);
             let Some(logits) = self.st.logits_of_mut(k) else {
                 continue;
             };
@@ -531,6 +565,104 @@ impl Scheduler {
             self.accept(i, tok);
         }
         self.reap();
+    }
+
+    /// Draft tokens for each of `decoders` (empty: decode plainly). The verification rows of a
+    /// step stay within `spec.max_rows`; each sequence's draft length follows its acceptance
+    /// (`SpecState::draft_len`) unless the configuration forces it.
+    fn drafts(&mut self, decoders: &[usize]) -> Vec<Vec<u32>> {
+        let spec = self.cfg.spec.clone();
+        let none = vec![Vec::new(); decoders.len()];
+        let cost = match (spec.mode, &self.drafter) {
+            (SpecMode::NGram, _) => crate::VERIFY_ROW_COST,
+            (SpecMode::Draft, Some(d)) => crate::VERIFY_ROW_COST + d.cost,
+            _ => return none,
+        };
+        let n = decoders.len();
+        let room = spec.max_rows.min(self.st.max_batch).saturating_sub(n);
+        if n == 0 || room == 0 {
+            return none;
+        }
+        let per = (room / n).min(spec.max_draft);
+        // (slot, history: the slot's cached tokens then the token about to be fed, length).
+        let mut wants: Vec<(usize, Vec<u32>, usize)> = Vec::with_capacity(n);
+        for &i in decoders {
+            let s = &mut self.active[i];
+            let Phase::Decode(t) = s.phase else {
+                unreachable!("decoders decode")
+            };
+            let kv_len = self.slots[s.slot].kv.len;
+            // k drafts make up to k + 1 tokens and need k + 1 positions.
+            let cap = per
+                .min(s.max_tokens.saturating_sub(s.generated + 1))
+                .min(self.cfg.ctx.saturating_sub(kv_len + 1));
+            let k = if spec.forced { cap } else { s.spec.draft_len(cost, cap) };
+            let mut hist = Vec::new();
+            if k > 0 {
+                hist.reserve(self.slots[s.slot].cached.len() + 1);
+                hist.extend_from_slice(&self.slots[s.slot].cached);
+                hist.push(t);
+            }
+            wants.push((s.slot, hist, k));
+        }
+        match &mut self.drafter {
+            Some(d) if spec.mode == SpecMode::Draft => {
+                let views: Vec<(usize, &[u32], usize)> = wants
+                    .iter()
+                    .filter(|w| w.2 > 0)
+                    .map(|(slot, h, k)| (*slot, &h[..], *k))
+                    .collect();
+                let mut got = d.draft(&views).into_iter();
+                wants
+                    .iter()
+                    .map(|w| {
+                        if w.2 > 0 {
+                            got.next().unwrap_or_default()
+                        } else {
+                            Vec::new()
+                        }
+                    })
+                    .collect()
+            }
+            _ => wants
+                .iter()
+                .map(|(_, h, k)| if *k > 0 { ngram_draft(h, *k) } else { Vec::new() })
+                .collect(),
+        }
+    }
+
+    /// Samples a decoding sequence's rows after a step that fed `fed` (its next token, then draft
+    /// tokens): row j is sampled exactly as plain decoding would, and the draft token j + 1 is
+    /// kept while the sample equals it (see `draft` for why this is exact). The cache keeps the
+    /// accepted positions only.
+    fn verify(&mut self, k: usize, i: usize, fed: &[u32]) {
+        let slot = self.active[i].slot;
+        let kv = &mut self.slots[slot].kv;
+        kv.len -= fed.len() - 1; // positions of the draft tokens come back as they are accepted
+        self.slots[slot].cached.push(fed[0]);
+        let mut kept = 0;
+        for j in 0..fed.len() {
+            let Some(logits) = self.st.logit_row_mut(k, j) else {
+                break;
+            };
+            let sampled = sample(&mut self.active[i], logits, &self.lm);
+            let tok = sampled.0;
+            self.accept(i, sampled);
+            if self.active[i].done || j + 1 == fed.len() || tok != fed[j + 1] {
+                break;
+            }
+            kept += 1;
+            self.slots[slot].kv.len += 1;
+            self.slots[slot].cached.push(fed[j + 1]);
+        }
+        if fed.len() > 1 {
+            self.active[i].spec.record(fed.len() - 1, kept);
+            self.stats.spec_verifications.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .spec_proposed
+                .fetch_add(fed.len() as u64 - 1, Ordering::Relaxed);
+            self.stats.spec_accepted.fetch_add(kept as u64, Ordering::Relaxed);
+        }
     }
 
     /// Choice 0 of a request finished the prompt: its other choices copy the prompt's KV and sample

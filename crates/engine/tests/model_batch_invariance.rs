@@ -4,7 +4,7 @@
 mod common;
 
 use tandem_engine::argmax;
-use tandem_model::{KvCache, RunState, SeqStep};
+use tandem_model::{KvCache, Logits, RunState, SeqStep};
 
 #[test]
 fn logits_do_not_depend_on_the_batch() {
@@ -38,22 +38,22 @@ fn logits_do_not_depend_on_the_batch() {
         SeqStep {
             kv: &mut kv_a,
             tokens: &prompt,
-            logits: true,
+            logits: Logits::Last,
         },
         SeqStep {
             kv: kv1,
             tokens: &others[0],
-            logits: true,
+            logits: Logits::Last,
         },
         SeqStep {
             kv: kv2,
             tokens: &[17],
-            logits: true,
+            logits: Logits::Last,
         },
         SeqStep {
             kv: kv3,
             tokens: &[18],
-            logits: true,
+            logits: Logits::Last,
         },
     ];
     lm.model.step(&mut st, &mut steps).unwrap();
@@ -70,22 +70,22 @@ fn logits_do_not_depend_on_the_batch() {
             SeqStep {
                 kv: kv1,
                 tokens: &fillers[0..1],
-                logits: true,
+                logits: Logits::Last,
             },
             SeqStep {
                 kv: &mut kv_a,
                 tokens: std::slice::from_ref(&next),
-                logits: true,
+                logits: Logits::Last,
             },
             SeqStep {
                 kv: kv2,
                 tokens: &fillers[1..2],
-                logits: false,
+                logits: Logits::None,
             },
             SeqStep {
                 kv: kv3,
                 tokens: &fillers[2..3],
-                logits: true,
+                logits: Logits::Last,
             },
         ];
         lm.model.step(&mut st, &mut steps).unwrap();

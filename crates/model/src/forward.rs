@@ -22,15 +22,26 @@ thread_local! {
     static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// What a step computes for the sequences that ask for output.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Rows {
-    /// Logits after the last token (generation).
-    LastLogits,
-    /// Logits after every token (scoring a continuation).
-    EveryLogits,
-    /// The normed final hidden state of every token, left in `st.xb` (embeddings).
-    EveryHidden,
+/// Which logit rows a sequence wants from a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    /// None (a prompt chunk that is not the last).
+    None,
+    /// After its last token (generation).
+    Last,
+    /// After every token (scoring a continuation; verifying draft tokens).
+    Every,
+}
+
+impl Logits {
+    /// `Last` when `yes`, else `None`.
+    pub fn last_if(yes: bool) -> Self {
+        if yes {
+            Logits::Last
+        } else {
+            Logits::None
+        }
+    }
 }
 
 /// One sequence's share of a forward step.
@@ -38,8 +49,8 @@ pub struct SeqStep<'a> {
     pub kv: &'a mut KvCache,
     /// Tokens at positions `kv.len..kv.len + tokens.len()`.
     pub tokens: &'a [u32],
-    /// Compute the next-token logits after this sequence's last token.
-    pub logits: bool,
+    /// The logit rows to compute for this sequence.
+    pub logits: Logits,
 }
 
 impl Model {
@@ -54,7 +65,7 @@ impl Model {
             let mut s = [SeqStep {
                 kv: &mut *kv,
                 tokens: chunk,
-                logits: i + 1 == chunks.len(),
+                logits: Logits::last_if(i + 1 == chunks.len()),
             }];
             self.step(st, &mut s)?;
         }
@@ -68,7 +79,7 @@ impl Model {
             &mut [SeqStep {
                 kv,
                 tokens: &[token],
-                logits: true,
+                logits: Logits::Last,
             }],
         )?;
         Ok(st.logits_of(0).expect("logits requested"))
@@ -78,19 +89,12 @@ impl Model {
     /// predicts the token after `tokens[j]`): [tokens.len(), vocab]. Scoring a continuation's
     /// log-likelihood needs every row; generation needs only the last (`forward`).
     pub fn forward_every<'s>(&self, st: &'s mut RunState, kv: &mut KvCache, tokens: &[u32]) -> Result<&'s [f32]> {
-        if tokens.len() > st.max_seqs {
-            return Err(ModelError::BadConfig(format!(
-                "{} logit rows requested, the scratch holds {}",
-                tokens.len(),
-                st.max_seqs
-            )));
-        }
         let mut s = [SeqStep {
             kv,
             tokens,
-            logits: true,
+            logits: Logits::Every,
         }];
-        tandem_kernels::pool::install(|| self.step_in_pool(st, &mut s, Rows::EveryLogits))?;
+        self.step(st, &mut s)?;
         Ok(&st.logits[..tokens.len() * self.config.vocab])
     }
 
@@ -111,9 +115,9 @@ impl Model {
             let mut s = [SeqStep {
                 kv: &mut *kv,
                 tokens: chunk,
-                logits: true,
+                logits: Logits::Every,
             }];
-            tandem_kernels::pool::install(|| self.step_in_pool(st, &mut s, Rows::EveryHidden))?;
+            tandem_kernels::pool::install(|| self.step_in_pool(st, &mut s, true))?;
             for row in st.mid[..chunk.len() * dim].chunks_exact(dim) {
                 sum[..dim].iter_mut().zip(row).for_each(|(a, &x)| *a += x as f64);
             }
@@ -130,13 +134,14 @@ impl Model {
     }
 
     /// One forward step over many sequences. Afterwards `st.logits_of(i)` holds the logits of
-    /// sequence `i` if it asked for them.
+    /// sequence `i` if it asked for them (`st.logit_rows_of(i)` all its rows).
     pub fn step(&self, st: &mut RunState, seqs: &mut [SeqStep]) -> Result<()> {
-        tandem_kernels::pool::install(|| self.step_in_pool(st, seqs, Rows::LastLogits))
+        tandem_kernels::pool::install(|| self.step_in_pool(st, seqs, false))
     }
 
-    fn step_in_pool(&self, st: &mut RunState, seqs: &mut [SeqStep], rows_of: Rows) -> Result<()> {
-        let every = rows_of != Rows::LastLogits;
+    /// A step; `hidden_only`: leave the normed final hidden rows in `st.xb` (and the middle
+    /// layer's in `st.mid`) instead of computing logits (embeddings).
+    fn step_in_pool(&self, st: &mut RunState, seqs: &mut [SeqStep], hidden_only: bool) -> Result<()> {
         let c = &self.config;
         let n: usize = seqs.iter().map(|s| s.tokens.len()).sum();
         if n == 0 {
@@ -148,6 +153,20 @@ impl Model {
                 seqs.len(),
                 st.max_batch,
                 st.max_seqs
+            )));
+        }
+        let rows_wanted: usize = seqs
+            .iter()
+            .map(|s| match s.logits {
+                Logits::None => 0,
+                Logits::Last => 1,
+                Logits::Every => s.tokens.len(),
+            })
+            .sum();
+        if !hidden_only && rows_wanted > st.logit_capacity() {
+            return Err(ModelError::BadConfig(format!(
+                "{rows_wanted} logit rows requested, the scratch holds {}",
+                st.logit_capacity()
             )));
         }
         for s in seqs.iter() {
@@ -239,7 +258,7 @@ impl Model {
             swiglu(&mut st.gate[..n * f], &st.up[..n * f]);
             matmul(&w.mat(&lw.w_down), &st.gate[..n * f], &mut st.proj[..n * dim]);
             add_assign(&mut st.x[..n * dim], &st.proj[..n * dim]);
-            if rows_of == Rows::EveryHidden && l == self.embed_layer() {
+            if hidden_only && l == self.embed_layer() {
                 // mid: [n, dim] ← x / rms(x), the embedding's first half.
                 for (m, x) in st.mid[..n * dim]
                     .chunks_exact_mut(dim)
@@ -253,29 +272,34 @@ impl Model {
         }
 
         // logits = output · rms_norm(x_last) * output_norm, for the sequences that want them
-        // (every token's row when `every`; `logit_row[i]` is then sequence i's first row). The
-        // normed rows are left in xb: [rows, dim].
+        // (every token's row for `Logits::Every`; `logit_row[i]` is then sequence i's first row
+        // and `logit_n[i]` its count). The normed rows are left in xb: [rows, dim].
         st.logit_row.clear();
         st.logit_row.resize(seqs.len(), usize::MAX);
+        st.logit_n.clear();
+        st.logit_n.resize(seqs.len(), 0);
         let (mut rows, mut end) = (0, 0);
         for (i, s) in seqs.iter().enumerate() {
             let start = end;
             end += s.tokens.len();
-            if s.logits {
-                st.logit_row[i] = rows;
-                let first = if every { start } else { end - 1 };
-                for t in first..end {
-                    rms_norm(
-                        &mut st.xb[rows * dim..(rows + 1) * dim],
-                        &st.x[t * dim..(t + 1) * dim],
-                        &w.output_norm,
-                        c.rms_eps,
-                    );
-                    rows += 1;
-                }
+            let first = match s.logits {
+                Logits::None => continue,
+                Logits::Last => end - 1,
+                Logits::Every => start,
+            };
+            st.logit_row[i] = rows;
+            st.logit_n[i] = end - first;
+            for t in first..end {
+                rms_norm(
+                    &mut st.xb[rows * dim..(rows + 1) * dim],
+                    &st.x[t * dim..(t + 1) * dim],
+                    &w.output_norm,
+                    c.rms_eps,
+                );
+                rows += 1;
             }
         }
-        if rows > 0 && rows_of != Rows::EveryHidden {
+        if rows > 0 && !hidden_only {
             let v = c.vocab;
             matmul(&w.mat(&w.output), &st.xb[..rows * dim], &mut st.logits[..rows * v]);
         }

@@ -14,7 +14,7 @@ mod state;
 mod weights;
 
 pub use config::{Arch, Config};
-pub use forward::SeqStep;
+pub use forward::{Logits, SeqStep};
 pub use kv_cache::{KvCache, KvType};
 pub use state::RunState;
 pub use weights::Weights;

@@ -24,9 +24,11 @@ pub struct RunState {
     /// FFN gate and up: [max_batch, ffn_dim]
     pub gate: Vec<f32>,
     pub up: Vec<f32>,
-    /// Logits rows: [max_seqs, vocab]; `logit_row[i]` is sequence i's row (usize::MAX: none).
+    /// Logits rows: [logit_capacity, vocab] (max_seqs rows unless `with_logit_rows` asks for
+    /// more); `logit_row[i]` is sequence i's first row (usize::MAX: none), `logit_n[i]` its count.
     pub logits: Vec<f32>,
     pub logit_row: Vec<usize>,
+    pub logit_n: Vec<usize>,
     /// RoPE tables for every position of the context: [ctx, head_dim / 2]
     pub rope_cos: Vec<f32>,
     pub rope_sin: Vec<f32>,
@@ -69,6 +71,7 @@ impl RunState {
             up: vec![0.0; max_batch * cfg.ffn_dim],
             logits: vec![0.0; max_seqs * cfg.vocab],
             logit_row: Vec::with_capacity(max_seqs),
+            logit_n: Vec::with_capacity(max_seqs),
             rope_cos,
             rope_sin,
             tok_seq: Vec::with_capacity(max_batch),
@@ -76,6 +79,34 @@ impl RunState {
             mid: Vec::new(),
             vocab: cfg.vocab,
         }
+    }
+
+    /// Room for `rows` logit rows (e.g. verifying several draft tokens per sequence); allocated
+    /// here, once, never in a step.
+    pub fn with_logit_rows(mut self, rows: usize) -> Self {
+        let rows = rows.max(self.logit_capacity());
+        self.logits.resize(rows * self.vocab, 0.0);
+        self
+    }
+
+    /// Most logit rows one step can produce.
+    pub fn logit_capacity(&self) -> usize {
+        self.logits.len() / self.vocab
+    }
+
+    /// Every logit row of sequence `i` of the last step (one per token with `Logits::Every`):
+    /// [rows, vocab].
+    pub fn logit_rows_of(&self, i: usize) -> Option<&[f32]> {
+        let r = *self.logit_row.get(i)?;
+        (r != usize::MAX).then(|| &self.logits[r * self.vocab..(r + self.logit_n[i]) * self.vocab])
+    }
+
+    /// Row `j` of sequence `i`'s logit rows, mutable (the sampler applies bias and penalties in
+    /// place): [vocab].
+    pub fn logit_row_mut(&mut self, i: usize, j: usize) -> Option<&mut [f32]> {
+        let r = *self.logit_row.get(i)?;
+        (r != usize::MAX && j < self.logit_n[i])
+            .then(|| &mut self.logits[(r + j) * self.vocab..(r + j + 1) * self.vocab])
     }
 
     /// The logits of sequence `i` of the last step, if it asked for them: [vocab].

@@ -42,6 +42,18 @@ pub struct Weights {
 }
 
 impl Weights {
+    /// Bytes of weights one decoded token reads: every matrix except the embedding table (one row
+    /// of it). Decode is memory-bound, so this sets a model's decode cost against another's.
+    pub fn decode_bytes(&self) -> usize {
+        let layer = |l: &Layer| {
+            [l.wq, l.wk, l.wv, l.wo, l.w_gate, l.w_up, l.w_down]
+                .iter()
+                .map(|m| m.len)
+                .sum::<usize>()
+        };
+        self.layers.iter().map(layer).sum::<usize>() + self.output.len
+    }
+
     pub fn load(file: &Arc<GgufFile>, c: &Config) -> Result<Self> {
         let f = file.as_ref();
         let (dim, qd, kvd, ffn) = (
