@@ -21,6 +21,8 @@ pub enum BenchCmd {
     Cost(crate::bench_cost::BenchCostArgs),
     /// Decode speed with and without a JSON-schema constraint.
     Json(crate::bench_json::BenchJsonArgs),
+    /// Speculative decoding: plain vs n-gram vs draft-model decode speed and acceptance.
+    Spec(crate::bench_spec::BenchSpecArgs),
 }
 
 #[derive(Args)]
@@ -81,6 +83,7 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
         Some(BenchCmd::Serve(s)) => return crate::bench_serve::bench_serve(home, s),
         Some(BenchCmd::Cost(c)) => return crate::bench_cost::bench_cost(home, c),
         Some(BenchCmd::Json(j)) => return crate::bench_json::bench_json(home, j),
+        Some(BenchCmd::Spec(j)) => return crate::bench_spec::bench_spec(home, j),
         None => {}
     }
     crate::commands::set_threads(a.threads)?;

@@ -6,7 +6,8 @@
 //! - `commands`: `run`, `tokenize`, `logits`.
 //! - `bench`: prefill and decode speed, llama-bench style; `bench_serve`: load on a server;
 //!   `bench_cost`: prices from measured throughput; `bench_batch`: the batch scenario of
-//!   `bench serve`; `bench_json`: decode with and without a JSON-schema constraint.
+//!   `bench serve`; `bench_json`: decode with and without a JSON-schema constraint; `bench_spec`:
+//!   speculative decoding, plain vs n-gram vs draft model.
 //! - `serve`: the OpenAI-compatible server.
 //! - `keys`: `keys` and `usage` over a data directory's store.
 //! - `eval_cmd`: `eval humaneval` (generation through the scheduler, scoring in the eval sandbox).
@@ -20,6 +21,7 @@ mod bench_batch;
 mod bench_cost;
 mod bench_json;
 mod bench_serve;
+mod bench_spec;
 mod commands;
 mod eval_cmd;
 mod eval_mc;
