@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Deserialize;
-use tandem_engine::{EngineConfig, EngineHandle, LoadedModel};
+use tandem_engine::{EngineConfig, EngineHandle, LoadedModel, SpecConfig, SpecMode};
 use tandem_server::{AppState, ModerationPolicy, ServerConfig, Tier};
 
 use crate::{pull, tiers, Home};
@@ -116,6 +116,11 @@ pub struct ServeArgs {
     /// it made the mini repeat its tool call instead of using the result).
     #[arg(long)]
     tool_output_as_data: bool,
+    /// Speculative decoding: `ngram` (default: drafts looked up in the sequence's own text, free;
+    /// 1.4–1.9× on code edits here, no loss on prose), `draft` (the mini drafts for the larger
+    /// tiers; the mini itself uses ngram) or `off`. Output is identical either way.
+    #[arg(long)]
+    speculation: Option<String>,
 }
 
 /// `--moderate` and `--moderation-action` (flags, then tandem.toml) into the server's policy.
@@ -192,6 +197,7 @@ struct FileConfig {
     redact: Option<bool>,
     operator_prompt: Option<String>,
     tool_output_as_data: Option<bool>,
+    speculation: Option<String>,
     data_dir: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -255,6 +261,14 @@ fn batch_settings(mut c: EngineConfig, reserve: Option<usize>, chunk: Option<usi
         c.batch_prefill_chunk = k.max(1);
     }
     c
+}
+
+/// Whether two paths name the same file (symlinks and relative paths resolved).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 /// A stable short hash (FNV-1a) for fingerprints of user files.
@@ -349,10 +363,36 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
             }
         }
     };
+    let speculation: SpecMode = a
+        .speculation
+        .or(f.speculation)
+        .as_deref()
+        .unwrap_or("ngram")
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--speculation: {e}"))?;
+    let mini_path = tiers::find("mini").and_then(|t| pull::verified_path(&home.models(), t));
+    let mut draft_lm: Option<Arc<LoadedModel>> = None;
     let mut served = Vec::new();
     for spec in specs.iter().filter(|s| !s.is_empty()) {
         let path = home.resolve_model(spec)?;
         let lm = Arc::new(LoadedModel::load(&path).with_context(|| format!("loading {}", path.display()))?);
+        // Draft mode: the mini drafts for every other model; a model never drafts for itself.
+        let is_mini = mini_path.as_deref().is_some_and(|m| same_file(m, &path));
+        let mode = match speculation {
+            SpecMode::Draft if is_mini => SpecMode::NGram,
+            m => m,
+        };
+        let draft = if mode == SpecMode::Draft {
+            if draft_lm.is_none() {
+                let p = home
+                    .resolve_model("mini")
+                    .context("the draft model (--speculation draft)")?;
+                draft_lm = Some(Arc::new(LoadedModel::load(&p)?));
+            }
+            draft_lm.clone()
+        } else {
+            None
+        };
         let (name, id, fingerprint) = match tiers::find(spec) {
             Some(t) => (t.name.to_string(), t.id.to_string(), format!("fp_{}", &t.sha256[..10])),
             None => {
@@ -380,7 +420,7 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
                 kv_budget >> 20
             );
         }
-        let engine = EngineHandle::spawn(
+        let engine = EngineHandle::spawn_with_draft(
             lm,
             EngineConfig {
                 slots,
@@ -389,12 +429,23 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
                 kv_type,
                 max_queue,
                 queue_timeout,
+                spec: SpecConfig {
+                    mode,
+                    ..SpecConfig::default()
+                },
                 ..batch_settings(EngineConfig::new(slots, ctx), batch_reserve, batch_prefill_chunk)
             },
-        );
+            draft,
+        )
+        .map_err(anyhow::Error::msg)?;
         eprintln!(
-            "tandem: {name} ({id}) ready: {slots} slots of {ctx} tokens ({} MiB of KV cache)",
-            (slots * slot_bytes) >> 20
+            "tandem: {name} ({id}) ready: {slots} slots of {ctx} tokens ({} MiB of KV cache), speculation {}",
+            (slots * slot_bytes) >> 20,
+            match mode {
+                SpecMode::Off => "off",
+                SpecMode::NGram => "ngram",
+                SpecMode::Draft => "draft (mini)",
+            }
         );
         let (input, cached_input, output) = prices(spec, &name, &id, &path, price_table.as_ref())?;
         served.push(Tier {

@@ -134,7 +134,7 @@ impl Metrics {
             &mut o,
         );
         type Get = fn(&tandem_engine::EngineStats) -> f64;
-        let engine: [(&str, &str, &str, Get); 9] = [
+        let engine: [(&str, &str, &str, Get); 12] = [
             ("tandem_queue_depth", "Requests waiting for a slot.", "gauge", |s| {
                 s.waiting.load(Ordering::Relaxed) as f64
             }),
@@ -177,6 +177,24 @@ impl Metrics {
             ("tandem_generated_tokens_total", "Tokens generated.", "counter", |s| {
                 s.generated_tokens.load(Ordering::Relaxed) as f64
             }),
+            (
+                "tandem_spec_verifications_total",
+                "Speculative decoding: steps in which a sequence verified draft tokens.",
+                "counter",
+                |s| s.spec_verifications.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "tandem_spec_draft_tokens_total",
+                "Speculative decoding: draft tokens proposed.",
+                "counter",
+                |s| s.spec_proposed.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "tandem_spec_accepted_tokens_total",
+                "Speculative decoding: draft tokens the model kept.",
+                "counter",
+                |s| s.spec_accepted.load(Ordering::Relaxed) as f64,
+            ),
         ];
         for (name, help, kind, get) in engine {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
