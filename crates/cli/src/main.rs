@@ -64,7 +64,7 @@ enum Cmd {
         quiet: bool,
     },
     /// Serve the OpenAI-compatible API (pulls the mini first if no tier is in the cache).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Chat with a model once: streams the answer, then prints a one-line summary.
     Run(commands::RunArgs),
     /// Print the token ids of TEXT as a JSON array (llama.cpp's `--no-parse-special` mode).
@@ -160,7 +160,7 @@ fn real_main(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Serve(args) => serve::serve(&home, args),
+        Cmd::Serve(args) => serve::serve(&home, *args),
         Cmd::Run(args) => commands::run(&home, args),
         Cmd::Tokenize { model, text } => commands::tokenize(&home, &model.model, &text),
         Cmd::Logits(args) => commands::logits(&home, args),
