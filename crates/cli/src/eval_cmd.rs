@@ -34,6 +34,8 @@ enum EvalCmd {
     Mc(crate::eval_mc::McArgs),
     /// The moderation classifier on the hand-labelled held-out set: recall, false positives, per category.
     Moderation(crate::eval_moderation::ModerationArgs),
+    /// `model: "auto"` against each tier alone: quality and cost on held-out HumanEval problems.
+    Route(crate::eval_route::RouteArgs),
 }
 
 #[derive(Args)]
@@ -78,7 +80,16 @@ fn problems(dir: &Path) -> Result<Vec<Problem>> {
     humaneval::load(&gz).map_err(anyhow::Error::msg)
 }
 
-fn generate(engine: &EngineHandle, lm: &LoadedModel, p: &Problem, max_tokens: usize) -> Result<(String, usize)> {
+/// One greedy answer: (text, completion tokens, prompt tokens, mean log-probability of the
+/// emitted tokens).
+struct Answer {
+    text: String,
+    tokens: usize,
+    prompt_tokens: usize,
+    mean_logprob: Option<f64>,
+}
+
+fn generate(engine: &EngineHandle, lm: &LoadedModel, p: &Problem, max_tokens: usize) -> Result<Answer> {
     let mut prompt = lm.chat_prompt(&[ChatMessage::new("user", &humaneval::instruction(p))])?;
     prompt.extend(lm.tokenizer.encode(humaneval::RESPONSE_PREFIX, SpecialMode::None));
     let greedy = SamplingParams {
@@ -87,14 +98,29 @@ fn generate(engine: &EngineHandle, lm: &LoadedModel, p: &Problem, max_tokens: us
     };
     let req = GenRequest {
         stop: vec![humaneval::STOP.to_string()],
+        top_logprobs: Some(0),
         ..GenRequest::new(prompt, greedy, max_tokens)
     };
+    let prompt_tokens = req.prompt.len();
     let mut rx = engine.submit(req)?;
-    let mut text = String::new();
+    let (mut text, mut sum, mut n) = (String::new(), 0f64, 0usize);
     loop {
         match rx.blocking_recv() {
-            Some(Event::Token { text: t, .. }) => text.push_str(&t),
-            Some(Event::Finished { completion_tokens, .. }) => return Ok((text, completion_tokens)),
+            Some(Event::Token { text: t, logprobs, .. }) => {
+                text.push_str(&t);
+                if let Some(l) = logprobs {
+                    sum += l.chosen.logprob as f64;
+                    n += 1;
+                }
+            }
+            Some(Event::Finished { completion_tokens, .. }) => {
+                return Ok(Answer {
+                    text,
+                    tokens: completion_tokens,
+                    prompt_tokens,
+                    mean_logprob: (n > 0).then(|| sum / n as f64),
+                })
+            }
             Some(Event::Prefilled { .. }) => {}
             Some(other) => bail!("{}: generation failed: {other:?}", p.task_id),
             None => bail!("the engine stopped"),
@@ -102,7 +128,13 @@ fn generate(engine: &EngineHandle, lm: &LoadedModel, p: &Problem, max_tokens: us
     }
 }
 
-fn score(p: &Problem, completion: String, tokens: usize) -> Result<Scored> {
+fn score(p: &Problem, a: Answer) -> Result<Scored> {
+    let Answer {
+        text: completion,
+        tokens,
+        prompt_tokens,
+        mean_logprob,
+    } = a;
     let out = run_python(&humaneval::program(p, &completion), &Limits::default())?;
     let verdict = match out.verdict {
         Verdict::Passed => "passed",
@@ -130,6 +162,8 @@ fn score(p: &Problem, completion: String, tokens: usize) -> Result<Scored> {
         } else {
             err
         },
+        prompt_tokens: Some(prompt_tokens).filter(|&n| n > 0),
+        mean_logprob,
     })
 }
 
@@ -138,6 +172,7 @@ pub fn eval(home: &Home, a: EvalArgs) -> Result<()> {
         EvalCmd::Humaneval(a) => humaneval(home, a),
         EvalCmd::Mc(a) => crate::eval_mc::eval_mc(home, a),
         EvalCmd::Moderation(a) => crate::eval_moderation::eval_moderation(home, a),
+        EvalCmd::Route(a) => crate::eval_route::eval_route(home, a),
     }
 }
 
@@ -170,7 +205,15 @@ fn humaneval(home: &Home, a: HumanevalArgs) -> Result<()> {
     if a.rescore {
         for p in &all {
             if let Some(old) = done.remove(&p.task_id) {
-                let s = score(p, old.completion, old.completion_tokens)?;
+                let s = score(
+                    p,
+                    Answer {
+                        text: old.completion,
+                        tokens: old.completion_tokens,
+                        prompt_tokens: old.prompt_tokens.unwrap_or(0),
+                        mean_logprob: old.mean_logprob,
+                    },
+                )?;
                 done.insert(s.task_id.clone(), s);
             }
         }
@@ -192,6 +235,12 @@ fn humaneval(home: &Home, a: HumanevalArgs) -> Result<()> {
         let slots = a.parallel.max(1);
         let cfg = EngineConfig {
             queue_timeout: Duration::from_secs(7 * 24 * 3600),
+            // Prompt lookup pays on code (answers repeat the prompt's signature and docstring) and
+            // never changes greedy output.
+            spec: tandem_engine::SpecConfig {
+                mode: tandem_engine::SpecMode::NGram,
+                ..Default::default()
+            },
             ..EngineConfig::new(slots, 2048)
         };
         let engine = EngineHandle::spawn(lm.clone(), cfg);
@@ -218,7 +267,7 @@ fn humaneval(home: &Home, a: HumanevalArgs) -> Result<()> {
                 std::thread::spawn(move || loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(p) = todo.get(i) else { break };
-                    let r = generate(&engine, &lm, p, max_tokens).and_then(|(c, n)| score(p, c, n));
+                    let r = generate(&engine, &lm, p, max_tokens).and_then(|a| score(p, a));
                     if tx.send(r).is_err() {
                         break;
                     }

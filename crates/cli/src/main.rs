@@ -26,6 +26,7 @@ mod commands;
 mod eval_cmd;
 mod eval_mc;
 mod eval_moderation;
+mod eval_route;
 mod keys;
 mod pull;
 mod report;

@@ -121,6 +121,10 @@ pub struct ServeArgs {
     /// tiers; the mini itself uses ngram) or `off`. Output is identical either way.
     #[arg(long)]
     speculation: Option<String>,
+    /// `model: "auto"`: keep the small tier's answer when the mean log-probability of its tokens
+    /// is at least this, else let the large tier answer (default from `tandem eval route`).
+    #[arg(long, allow_hyphen_values = true)]
+    auto_threshold: Option<f64>,
 }
 
 /// `--moderate` and `--moderation-action` (flags, then tandem.toml) into the server's policy.
@@ -198,6 +202,7 @@ struct FileConfig {
     operator_prompt: Option<String>,
     tool_output_as_data: Option<bool>,
     speculation: Option<String>,
+    auto_threshold: Option<f64>,
     data_dir: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -491,6 +496,13 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
         }
         .filter(|p| !p.trim().is_empty()),
         tools_as_data: a.tool_output_as_data || f.tool_output_as_data.unwrap_or(false),
+        auto_threshold: match a.auto_threshold.or(f.auto_threshold) {
+            Some(t) if !(t.is_finite() && t <= 0.0) => {
+                bail!("--auto-threshold must be a log-probability (≤ 0), got {t}")
+            }
+            Some(t) => t,
+            None => ServerConfig::default().auto_threshold,
+        },
     };
     let drain = Duration::from_secs(a.drain_seconds.or(f.drain_seconds).unwrap_or(30));
     let state = Arc::new(AppState::new(served, config, Arc::new(store), blobs, keyring));

@@ -82,6 +82,13 @@ pub struct Scored {
     pub completion_tokens: usize,
     /// The tail of stderr when it failed.
     pub error: String,
+    /// Prompt tokens of the request (for its cost; absent in files written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<usize>,
+    /// Mean log-probability of the answer's tokens under the model that wrote it: its own
+    /// confidence, the signal `model: "auto"` escalates on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_logprob: Option<f64>,
 }
 
 #[cfg(test)]

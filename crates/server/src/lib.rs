@@ -35,6 +35,7 @@ mod output_guard;
 mod params;
 mod request;
 mod respond;
+mod router;
 mod routes;
 mod state;
 mod structured;

@@ -19,6 +19,8 @@ pub enum Api {
 pub struct ValidRequest {
     pub api: Api,
     pub tier: usize,
+    /// The request named `model: "auto"` (the router picks `tier`).
+    pub auto: bool,
     pub gen: GenRequest,
     pub stream: bool,
     pub include_usage: bool,
@@ -226,7 +228,9 @@ fn completion_budget(
     }
 }
 
-fn model_tier(state: &AppState, f: &Fields) -> Result<usize, ApiError> {
+/// The tier a request names, and whether it asked for routing (`auto`: validated on the small
+/// tier, `forced` once the router has chosen).
+fn model_tier(state: &AppState, f: &Fields, forced: Option<usize>) -> Result<(usize, bool), ApiError> {
     let model = f.string("model")?.ok_or_else(|| {
         ApiError::invalid(
             "model",
@@ -234,19 +238,29 @@ fn model_tier(state: &AppState, f: &Fields) -> Result<usize, ApiError> {
             "You must provide a model parameter.",
         )
     })?;
+    if model == crate::router::AUTO && state.tier(model).is_err() {
+        let tier = forced.unwrap_or_else(|| crate::router::small_and_large(state).0);
+        return Ok((tier, true));
+    }
     let t = state.tier(model)?;
-    Ok(state
+    let t = state
         .tiers
         .iter()
         .position(|x| std::ptr::eq(x, t))
-        .expect("tier from the list"))
+        .expect("tier from the list");
+    Ok((t, false))
 }
 
 pub fn parse_chat(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiError> {
+    parse_chat_on(state, body, None)
+}
+
+/// `parse_chat`, a `model: "auto"` request validated on tier `forced` (the router's choice).
+pub fn parse_chat_on(state: &AppState, body: &[u8], forced: Option<usize>) -> Result<ValidRequest, ApiError> {
     let v = Fields::parse(body)?;
     let f = Fields::new(&v);
     f.check_known(CHAT_FIELDS, state.config.ignore_unknown_fields)?;
-    let tier = model_tier(state, &f)?;
+    let (tier, auto) = model_tier(state, &f, forced)?;
     let lm = &state.tiers[tier].engine.model;
 
     // Known fields we cannot honour yet are refused, never dropped.
@@ -322,6 +336,7 @@ pub fn parse_chat(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiErro
         moderation: state.config.moderation,
         api: Api::Chat,
         tier,
+        auto,
         gen: GenRequest {
             stop: c.stop,
             n: c.n,
@@ -486,10 +501,15 @@ fn parse_messages(v: Option<&Value>) -> Result<Vec<ChatMessage>, ApiError> {
 }
 
 pub fn parse_completion(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiError> {
+    parse_completion_on(state, body, None)
+}
+
+/// `parse_completion`, a `model: "auto"` request validated on tier `forced`.
+pub fn parse_completion_on(state: &AppState, body: &[u8], forced: Option<usize>) -> Result<ValidRequest, ApiError> {
     let v = Fields::parse(body)?;
     let f = Fields::new(&v);
     f.check_known(COMPLETION_FIELDS, state.config.ignore_unknown_fields)?;
-    let tier = model_tier(state, &f)?;
+    let (tier, auto) = model_tier(state, &f, forced)?;
     let lm = &state.tiers[tier].engine.model;
     let grammar = crate::structured::response_format(lm, f.get("response_format"))?;
     let tok = &lm.tokenizer;
@@ -595,6 +615,7 @@ pub fn parse_completion(state: &AppState, body: &[u8]) -> Result<ValidRequest, A
         moderation: state.config.moderation,
         api: Api::Completion,
         tier,
+        auto,
         gen: GenRequest {
             stop: c.stop,
             n: c.n,

@@ -137,6 +137,17 @@ pub async fn complete(state: Arc<AppState>, v: ValidRequest, rx: UnboundedReceiv
     }
 }
 
+/// Records the usage of a cascade's first attempt that was not kept (the small tier answered, the
+/// router escalated): it ran and is paid for, under the request's id.
+pub fn record_attempt(state: &Arc<AppState>, v: &ValidRequest, cached: usize, completion: usize) {
+    let mut g = UsageGuard::new(state, v, &v.id, Instant::now());
+    // The rate-limit charge is settled once, by the response that is sent.
+    g.account.ticket = None;
+    g.cached = cached;
+    g.completion = completion;
+    g.status = 200;
+}
+
 /// Records one interactive response's usage when dropped — whichever way the response ends:
 /// finished (200), failed (its status) or abandoned by the client (499, with the tokens generated
 /// so far). Settles the rate-limit charge to the real token count. Batch lines record theirs with

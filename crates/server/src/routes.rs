@@ -6,7 +6,7 @@ use std::time::Instant;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Extension, Path, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,7 +18,7 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::params::{wrong_type, Fields};
-use crate::request::{parse_chat, parse_completion, ValidRequest};
+use crate::request::{parse_chat, parse_chat_on, parse_completion, parse_completion_on, Api, ValidRequest};
 use crate::respond;
 use crate::state::{new_id, AppState};
 
@@ -113,9 +113,38 @@ pub(crate) fn body(b: Result<Bytes, BytesRejection>, limit: usize) -> Result<Byt
     })
 }
 
-async fn generate(state: Arc<AppState>, mut v: ValidRequest, caller: Caller, start: Instant) -> Response {
+async fn generate(
+    state: Arc<AppState>,
+    mut v: ValidRequest,
+    caller: Caller,
+    start: Instant,
+    headers: &HeaderMap,
+    raw: &[u8],
+) -> Response {
     if let Err(e) = caller.check_budget() {
         return e.into_response();
+    }
+    // model "auto": the router picks the tier (validated again on it when it is not the one the
+    // request was checked against), or starts a cascade.
+    let mut route: Option<(usize, &'static str)> = None;
+    let mut cascade = None;
+    if v.auto {
+        let r = match crate::router::quality(headers) {
+            Ok(q) => crate::router::choose(&state, q, v.stream, v.gen.n),
+            Err(e) => return e.into_response(),
+        };
+        if r.tier != v.tier {
+            let again = match v.api {
+                Api::Chat => parse_chat_on(&state, raw, Some(r.tier)),
+                Api::Completion => parse_completion_on(&state, raw, Some(r.tier)),
+            };
+            match again {
+                Ok(x) => v = x,
+                Err(e) => return e.into_response(),
+            }
+        }
+        route = Some((r.tier, r.reason));
+        cascade = r.cascade;
     }
     v.account.key_id = caller.key_id();
     v.gen.tenant = caller.tenant();
@@ -147,14 +176,33 @@ async fn generate(state: Arc<AppState>, mut v: ValidRequest, caller: Caller, sta
             return e.into_response();
         }
     };
-    let engine = &state.tiers[v.tier].engine;
-    let rx = match engine.submit(v.gen.clone()) {
+    let mut route_header = route.map(|(tier, reason)| crate::router::header(&state, tier, reason, None));
+    let submitted = match cascade {
+        Some(large) => {
+            let ticket = v.account.ticket.clone();
+            match crate::router::cascade(&state, v, large, raw).await {
+                Ok((big, rx, out)) => {
+                    route_header = Some(crate::router::header(&state, out.tier, out.reason, Some(out.detail)));
+                    v = big;
+                    Ok(rx)
+                }
+                Err(e) => {
+                    if let Some(t) = &ticket {
+                        state.limiter.settle(t, 0);
+                    }
+                    return e.into_response();
+                }
+            }
+        }
+        None => state.tiers[v.tier].engine.submit(v.gen.clone()).map_err(ApiError::from),
+    };
+    let rx = match submitted {
         Ok(rx) => rx,
         Err(e) => {
             if let Some(t) = &v.account.ticket {
                 state.limiter.settle(t, 0);
             }
-            return ApiError::from(e).into_response();
+            return e.into_response();
         }
     };
     let rx = if v.moderation.output || v.moderation.redact {
@@ -170,18 +218,25 @@ async fn generate(state: Arc<AppState>, mut v: ValidRequest, caller: Caller, sta
     if let Some(h) = flagged.and_then(|h| HeaderValue::from_str(&h).ok()) {
         resp.headers_mut().insert("x-tandem-moderation", h);
     }
+    if let Some(h) = route_header.and_then(|h| HeaderValue::from_str(&h).ok()) {
+        resp.headers_mut().insert("x-tandem-route", h);
+    }
     resp
 }
 
 async fn chat_completions(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> Response {
     let start = Instant::now();
-    let parsed = body(b, state.config.max_body_bytes).and_then(|b| parse_chat(&state, &b));
-    match parsed {
-        Ok(v) => generate(state, v, caller, start).await,
+    let raw = match body(b, state.config.max_body_bytes) {
+        Ok(raw) => raw,
+        Err(e) => return e.into_response(),
+    };
+    match parse_chat(&state, &raw) {
+        Ok(v) => generate(state, v, caller, start, &headers, &raw).await,
         Err(e) => e.into_response(),
     }
 }
@@ -189,11 +244,16 @@ async fn chat_completions(
 async fn completions(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> Response {
     let start = Instant::now();
-    match body(b, state.config.max_body_bytes).and_then(|b| parse_completion(&state, &b)) {
-        Ok(v) => generate(state, v, caller, start).await,
+    let raw = match body(b, state.config.max_body_bytes) {
+        Ok(raw) => raw,
+        Err(e) => return e.into_response(),
+    };
+    match parse_completion(&state, &raw) {
+        Ok(v) => generate(state, v, caller, start, &headers, &raw).await,
         Err(e) => e.into_response(),
     }
 }

@@ -75,6 +75,9 @@ pub struct ServerConfig {
     pub operator_prompt: Option<String>,
     /// Frame tool results as data, not instructions (`hierarchy`).
     pub tools_as_data: bool,
+    /// `model: "auto"`: the small tier's answer is kept when the mean log-probability of its
+    /// tokens is at least this (see `router`).
+    pub auto_threshold: f64,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +93,7 @@ impl Default for ServerConfig {
             moderation: Default::default(),
             operator_prompt: None,
             tools_as_data: false,
+            auto_threshold: crate::router::DEFAULT_THRESHOLD,
         }
     }
 }
