@@ -10,7 +10,8 @@
 //! The split is fixed: problems with an even number tune the threshold, those with an odd number
 //! are held out and never looked at while tuning. The threshold chosen is the one whose point lies
 //! furthest above the straight line from small-only to large-only (quality against cost) on the
-//! tuning half; the held-out half reports where that threshold lands.
+//! tuning half, among those that cost no more than large-only (never escalating is a candidate);
+//! the held-out half reports where that threshold lands.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -146,9 +147,12 @@ pub fn eval_route(home: &Home, a: RouteArgs) -> Result<()> {
     candidates.sort_by(f64::total_cmp);
     let ends = |set: &[&Case]| (evaluate(set, f64::NEG_INFINITY), large_only(set));
     let (ts, tl) = ends(&tune);
+    // Only policies between the two ends count: one that costs more than asking the large tier
+    // directly is never better value, whatever a line extrapolated past it says.
     let threshold = candidates
         .iter()
         .copied()
+        .filter(|&t| evaluate(&tune, t).cost <= tl.cost)
         .max_by(|&x, &y| {
             let (px, py) = (evaluate(&tune, x), evaluate(&tune, y));
             above_line(px, ts, tl)

@@ -249,6 +249,12 @@ fn check_lines(state: &AppState, text: &str, endpoint: &str) -> Result<(String, 
         };
         match &model {
             None => {
+                if m == crate::router::AUTO && state.tier(m).is_err() {
+                    // The cascade answers interactively; a batch names the tier it wants.
+                    let msg = format!("Line {n}: model 'auto' is not available in batches; name a tier (e.g. 'mini').");
+                    err(verror("model_not_found", msg, Some("body.model"), Some(n)));
+                    continue;
+                }
                 if state.tier(m).is_err() {
                     let msg = format!("Line {n}: the model '{m}' does not exist.");
                     err(verror("model_not_found", msg, Some("body.model"), Some(n)));
