@@ -37,12 +37,23 @@ pub fn isa() -> Isa {
     }
 }
 
+/// Set by `force_avx512(false)`: the AVX-512 kernels are not used even where the CPU has them.
+static NO_AVX512: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns the AVX-512 kernels off (or back on where the CPU has them), so tests on an AVX-512
+/// machine also cover the AVX2 paths.
+pub fn force_avx512(on: bool) {
+    NO_AVX512.store(!on, Ordering::Relaxed);
+}
+
 /// Whether the AVX-512 tile can be used (AVX-512F on top of the AVX2 set, and not forced off).
 pub fn avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        isa() == Isa::Avx2 && *HAS.get_or_init(|| is_x86_feature_detected!("avx512f"))
+        isa() == Isa::Avx2
+            && !NO_AVX512.load(Ordering::Relaxed)
+            && *HAS.get_or_init(|| is_x86_feature_detected!("avx512f"))
     }
     #[cfg(not(target_arch = "x86_64"))]
     false
@@ -175,6 +186,33 @@ pub fn dot_tokens<const R: usize, const T: usize>(
         }
     }
     let _ = (ty, rows, x, cols);
+    None
+}
+
+/// `dot_tokens` on AVX-512 for `P` token pairs packed by `x86::avx512::pack_pairs` (`None`: no
+/// AVX-512 or no fused kernel for `ty`). `[row][pair] = (first, second)`, each bit-identical to
+/// `dot_row`.
+pub fn dot_pairs<const R: usize, const P: usize>(
+    ty: GgmlType,
+    rows: [&[u8]; R],
+    xp: &[f32],
+    cols: usize,
+) -> Option<[[(f32, f32); P]; R]> {
+    #[cfg(target_arch = "x86_64")]
+    if avx512() {
+        use crate::x86;
+        // SAFETY: AVX-512F and the AVX2 set detected; the kernel asserts the block counts.
+        unsafe {
+            return match ty {
+                GgmlType::Q8_0 => Some(x86::dot_pairs_q8_0(rows.map(as_blocks), xp, cols)),
+                GgmlType::Q5_0 => Some(x86::dot_pairs_q5_0(rows.map(as_blocks), xp, cols)),
+                GgmlType::Q4K => Some(x86::dot_pairs_q4k(rows.map(as_blocks), xp, cols)),
+                GgmlType::Q6K => Some(x86::dot_pairs_q6k(rows.map(as_blocks), xp, cols)),
+                _ => None,
+            };
+        }
+    }
+    let _ = (ty, rows, xp, cols);
     None
 }
 

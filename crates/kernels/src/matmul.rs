@@ -104,6 +104,21 @@ pub fn matmul(w: &QMatrix, x: &[f32], y: &mut [f32]) {
         });
         return;
     }
+    if (ROW_PAIRS_FROM..=ROW_PAIRS_TOKENS).contains(&n_tok)
+        && crate::dispatch::fused_rows(w.ty)
+        && crate::dispatch::avx512()
+    {
+        PAIRS.with(|pairs| {
+            let mut pairs = pairs.borrow_mut();
+            pack_pairs_padded(x, n_tok, w.cols, &mut pairs);
+            let xp = &pairs[..];
+            let chunk = 8 * (rows / (threads * 128)).clamp(1, 128);
+            (0..rows.div_ceil(chunk)).into_par_iter().for_each(|c| {
+                row_pairs(w, c * chunk, ((c + 1) * chunk).min(rows), xp, n_tok, out);
+            });
+        });
+        return;
+    }
     if n_tok <= ROW_PATH_TOKENS && crate::dispatch::fused_rows(w.ty) {
         let chunk = 4 * (rows / (threads * 64)).clamp(1, 256);
         (0..rows.div_ceil(chunk)).into_par_iter().for_each(|c| {
@@ -142,6 +157,69 @@ pub fn matmul(w: &QMatrix, x: &[f32], y: &mut [f32]) {
 /// them); more take the tile path, whose f32 dequantisation of each weight block pays
 /// off over many tokens.
 pub const ROW_PATH_TOKENS: usize = 7;
+
+/// Token counts that take the fused row path on AVX-512 (token pairs in 512-bit accumulators).
+/// Measured on the flagship (Zen 4, 2 threads, tok/s at depth 256, AVX2 row path or tile → pairs):
+/// 2 tokens 20.6 → 14.6, 4: 30.4 → 27.2, 6: 33.4 → 35.9, 8: 38.7 (tile) → 40.9. Below 6 tokens
+/// the AVX2 kernels win (weight decoding, not the FMAs, bounds them there).
+pub const ROW_PAIRS_FROM: usize = 6;
+pub const ROW_PAIRS_TOKENS: usize = 8;
+
+/// Tokens in pairs as `avx512::pack_pairs` lays them out, an odd last token paired with zeros
+/// (its phantom partner's outputs are computed and dropped). x: [n_tok, k] → [⌈n_tok/2⌉, k/8, 16].
+fn pack_pairs_padded(x: &[f32], n_tok: usize, k: usize, out: &mut Vec<f32>) {
+    out.clear();
+    out.reserve(n_tok.div_ceil(2) * 2 * k);
+    let zeros = [0f32; 8];
+    for p in 0..n_tok.div_ceil(2) {
+        let a = &x[2 * p * k..(2 * p + 1) * k];
+        let b = (2 * p + 1 < n_tok).then(|| &x[(2 * p + 1) * k..(2 * p + 2) * k]);
+        for s in 0..k / 8 {
+            out.extend_from_slice(&a[8 * s..8 * s + 8]);
+            out.extend_from_slice(b.map_or(&zeros[..], |b| &b[8 * s..8 * s + 8]));
+        }
+    }
+}
+
+/// Rows `r0..r1` for every token through the AVX-512 pair kernels: `R × P` accumulators per pass,
+/// at least 8 independent FMA chains to hide the FMA latency.
+fn row_pairs(w: &QMatrix, r0: usize, r1: usize, xp: &[f32], n_tok: usize, out: OutPtr) {
+    match n_tok.div_ceil(2) {
+        1 => pair_pass::<8, 1>(w, r0, r1, xp, n_tok, out),
+        2 => pair_pass::<4, 2>(w, r0, r1, xp, n_tok, out),
+        3 => pair_pass::<3, 3>(w, r0, r1, xp, n_tok, out),
+        4 => pair_pass::<2, 4>(w, r0, r1, xp, n_tok, out),
+        p => unreachable!("{p} pairs: the pair path takes at most {ROW_PAIRS_TOKENS} tokens"),
+    }
+}
+
+/// Rows `r0..r1` in steps of `R` (the last few one at a time), `P` token pairs.
+fn pair_pass<const R: usize, const P: usize>(w: &QMatrix, r0: usize, r1: usize, xp: &[f32], n_tok: usize, out: OutPtr) {
+    let (ty, cols, ld) = (w.ty, w.cols, w.rows);
+    let put = |r: usize, v: &[(f32, f32); P]| {
+        for (p, &(a, b)) in v.iter().enumerate() {
+            for (t, y) in [(2 * p, a), (2 * p + 1, b)] {
+                if t < n_tok {
+                    // SAFETY: rows r0..r1 of every token are written only by the task that owns them.
+                    unsafe { *out.at(t * ld + r) = y };
+                }
+            }
+        }
+    };
+    let mut r = r0;
+    while r + R <= r1 {
+        let rows: [&[u8]; R] = std::array::from_fn(|i| w.row(r + i));
+        let v = crate::dispatch::dot_pairs::<R, P>(ty, rows, xp, cols).expect("avx512 checked");
+        for (i, vi) in v.iter().enumerate() {
+            put(r + i, vi);
+        }
+        r += R;
+    }
+    for r in r..r1 {
+        let v = crate::dispatch::dot_pairs::<1, P>(ty, [w.row(r)], xp, cols).expect("avx512 checked");
+        put(r, &v[0]);
+    }
+}
 
 /// Rows `r0..r1` of `w` for every token. Each pass keeps `R × T` accumulators (`R` rows, `T`
 /// tokens) in registers; at least 8 independent FMA chains hide the FMA latency, and the 16 AVX2

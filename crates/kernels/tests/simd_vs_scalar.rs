@@ -4,6 +4,14 @@
 use tandem_kernels::dispatch::{dot_row, force_isa, isa, Isa};
 use tandem_kernels::{matmul, scalar, GgmlType, QMatrix};
 
+/// Some tests switch kernels process-wide (`force_isa`, `force_avx512`); every test here takes this
+/// lock so none sees another's switch half-way.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Deterministic pseudo-random bytes with sane f16 scales in each block.
 fn random_row(ty: GgmlType, cols: usize, seed: u64) -> Vec<u8> {
     let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -53,6 +61,7 @@ const TYPES: [(GgmlType, usize); 5] = [
 
 #[test]
 fn dot_products_match_scalar() {
+    let _serial = serial();
     if isa() == Isa::Scalar {
         eprintln!("no SIMD on this CPU: the dispatch path is the scalar one");
     }
@@ -77,6 +86,7 @@ fn dot_products_match_scalar() {
 
 #[test]
 fn matmul_paths_match_scalar() {
+    let _serial = serial();
     for (ty, cols) in TYPES {
         let rows = 37; // not a multiple of the tile or row block, to cover the edges
         let data: Vec<u8> = (0..rows).flat_map(|r| random_row(ty, cols, 100 + r as u64)).collect();
@@ -106,6 +116,7 @@ fn matmul_paths_match_scalar() {
 
 #[test]
 fn forced_scalar_isa_gives_the_same_matmul() {
+    let _serial = serial();
     let (ty, cols, rows) = (GgmlType::Q5_0, 256, 8);
     let data: Vec<u8> = (0..rows).flat_map(|r| random_row(ty, cols, r as u64)).collect();
     let w = QMatrix::new(ty, rows, cols, &data).unwrap();
@@ -123,9 +134,25 @@ fn forced_scalar_isa_gives_the_same_matmul() {
 }
 
 /// Batch invariance: a token's outputs are bit-identical whether it is alone (row path) or among
-/// others (tile path), wherever it sits in the batch.
+/// others (fused multi-token row paths, AVX2 or AVX-512 pairs, or the tile path), wherever it
+/// sits in the batch.
 #[test]
 fn outputs_do_not_depend_on_the_other_tokens() {
+    let _serial = serial();
+    check_batch_invariance();
+}
+
+/// The same with the AVX-512 kernels off, so an AVX-512 machine also tests the AVX2 paths (and
+/// both give the same bits).
+#[test]
+fn outputs_do_not_depend_on_the_other_tokens_without_avx512() {
+    let _serial = serial();
+    tandem_kernels::dispatch::force_avx512(false);
+    check_batch_invariance();
+    tandem_kernels::dispatch::force_avx512(true);
+}
+
+fn check_batch_invariance() {
     for (ty, cols) in TYPES {
         let rows = 37;
         let data: Vec<u8> = (0..rows).flat_map(|r| random_row(ty, cols, 7 + r as u64)).collect();
@@ -137,9 +164,12 @@ fn outputs_do_not_depend_on_the_other_tokens() {
             (2, 0),
             (2, 1),
             (3, 2),
+            (4, 1),
             (5, 3),
+            (6, 5),
             (8, 6),
             (7, 4),
+            (7, 6),
             (9, 8),
             (12, 5),
             (16, 15),
@@ -161,6 +191,7 @@ fn outputs_do_not_depend_on_the_other_tokens() {
 /// The SIMD dequantisation gives exactly the scalar reference's values.
 #[test]
 fn simd_dequantisation_is_bit_exact() {
+    let _serial = serial();
     for (ty, cols) in TYPES {
         for seed in 0..4 {
             let row = random_row(ty, cols, 50 + seed);
@@ -175,6 +206,7 @@ fn simd_dequantisation_is_bit_exact() {
 
 #[test]
 fn vector_softmax_and_axpy_match_their_scalar_twins() {
+    let _serial = serial();
     use tandem_kernels::ops::{axpy, softmax, softmax_scalar};
     for n in [1usize, 7, 8, 33, 1000] {
         let base: Vec<f32> = (0..n).map(|i| ((i as f32 * 1.37).sin() * 30.0) - 5.0).collect();
@@ -200,6 +232,7 @@ fn vector_softmax_and_axpy_match_their_scalar_twins() {
 
 #[test]
 fn f16_kv_helpers_match_their_scalar_twins() {
+    let _serial = serial();
     use tandem_kernels::ops::{axpy_f16, dot_f16, to_f16};
     let x: Vec<f32> = (0..64)
         .map(|i| ((i as f32) * 0.77).sin() * 3.0 + if i == 5 { 60000.0 } else { 0.0 })
@@ -232,6 +265,7 @@ fn f16_kv_helpers_match_their_scalar_twins() {
 /// arithmetic on those values (finite inputs give finite, equal results).
 #[test]
 fn adversarial_blocks_agree_with_the_scalar_reference() {
+    let _serial = serial();
     let scales: [f32; 5] = [0.0, 6.0e-8, 1.0e-4, 1.0, 60000.0];
     for (ty, cols) in TYPES {
         let n = ty.bytes_for(cols as u64).unwrap() as usize;

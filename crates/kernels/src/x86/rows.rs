@@ -8,7 +8,7 @@ use super::{hsum, prefetch_at, weights};
 use crate::blocks::{BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0};
 
 macro_rules! row_kernels {
-    ($block:ty, $subs:expr, $scales:path, $weights:path, $dequant:ident, $dot:ident, $dot_tokens:ident) => {
+    ($block:ty, $subs:expr, $scales:path, $weights:path, $dequant:ident, $dot:ident, $dot_tokens:ident, $dot_pairs:ident) => {
         /// Dequantises `blocks` into `out` (`32 · subs` floats per block), bit-identical to the
         /// scalar reference.
         ///
@@ -122,6 +122,62 @@ macro_rules! row_kernels {
             }
             out
         }
+
+        /// `$dot_tokens` with AVX-512: tokens come in pairs packed as `avx512::pack_pairs` lays
+        /// them out (`xp`: pair p at `p · 2 · cols`, per 8 elements 8 floats of each token), and
+        /// each 512-bit accumulator holds the two tokens' 8-lane accumulators side by side, the
+        /// weights duplicated into both halves. Per (row, token) the FMA chain and the final
+        /// `hsum` are exactly `$dot`'s, so the results are bit-identical; each instruction does
+        /// the work of two. Returns `[row][pair] = (first token, second token)`.
+        ///
+        /// # Safety
+        /// AVX-512F, AVX2, FMA and F16C must be available; every row has `cols / (32 · subs)`
+        /// blocks and `xp.len() >= P * 2 * cols`.
+        #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+        pub unsafe fn $dot_pairs<const R: usize, const P: usize>(
+            rows: [&[$block]; R],
+            xp: &[f32],
+            cols: usize,
+        ) -> [[(f32, f32); P]; R] {
+            let nb = rows[0].len();
+            assert!(rows.iter().all(|r| r.len() == nb) && nb * 32 * $subs == cols && xp.len() >= P * 2 * cols);
+            let lines = std::mem::size_of::<$block>().div_ceil(64);
+            let ahead = R * nb;
+            let mut acc = [[_mm512_setzero_ps(); P]; R];
+            let px = xp.as_ptr();
+            for i in 0..nb {
+                let mut s = [$scales(&rows[0][i]); R];
+                for r in 0..R {
+                    prefetch_at(rows[r].as_ptr().wrapping_add(i + ahead) as *const u8, lines);
+                    s[r] = $scales(&rows[r][i]);
+                }
+                for j in 0..$subs {
+                    // Step (8 elements) of this sub-block's first group.
+                    let step = (i * $subs + j) * 4;
+                    for r in 0..R {
+                        let w = $weights(&rows[r][i], &s[r], j);
+                        for g in 0..4 {
+                            let wz = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(w[g])));
+                            for p in 0..P {
+                                let xv = _mm512_loadu_ps(px.add(p * 2 * cols + 16 * (step + g)));
+                                acc[r][p] = _mm512_fmadd_ps(wz, xv, acc[r][p]);
+                            }
+                        }
+                    }
+                }
+            }
+            let mut out = [[(0f32, 0f32); P]; R];
+            for r in 0..R {
+                for p in 0..P {
+                    let v = acc[r][p];
+                    out[r][p] = (
+                        hsum(_mm512_castps512_ps256(v)),
+                        hsum(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)))),
+                    );
+                }
+            }
+            out
+        }
     };
 }
 
@@ -132,7 +188,8 @@ row_kernels!(
     weights::q8_0,
     dequant_q8_0,
     dot_rows_q8_0,
-    dot_tokens_q8_0
+    dot_tokens_q8_0,
+    dot_pairs_q8_0
 );
 row_kernels!(
     BlockQ5_0,
@@ -141,7 +198,8 @@ row_kernels!(
     weights::q5_0,
     dequant_q5_0,
     dot_rows_q5_0,
-    dot_tokens_q5_0
+    dot_tokens_q5_0,
+    dot_pairs_q5_0
 );
 row_kernels!(
     BlockQ4K,
@@ -150,7 +208,8 @@ row_kernels!(
     weights::q4k,
     dequant_q4k,
     dot_rows_q4k,
-    dot_tokens_q4k
+    dot_tokens_q4k,
+    dot_pairs_q4k
 );
 row_kernels!(
     BlockQ6K,
@@ -159,5 +218,6 @@ row_kernels!(
     weights::q6k,
     dequant_q6k,
     dot_rows_q6k,
-    dot_tokens_q6k
+    dot_tokens_q6k,
+    dot_pairs_q6k
 );
