@@ -440,7 +440,7 @@ impl Scheduler {
                     pending: req.grammar_trigger.zip(req.grammar.clone()),
                     tx: tx.clone(),
                     done: false,
-                    spec: SpecState::default(),
+                    spec: SpecState::for_mode(self.cfg.spec.mode),
                 });
             }
             self.stats
