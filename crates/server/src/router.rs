@@ -28,7 +28,7 @@ pub const AUTO: &str = "auto";
 
 /// Default escalation threshold on the small tier's mean token log-probability (see
 /// `tandem eval route`).
-pub const DEFAULT_THRESHOLD: f64 = -0.062;
+pub const DEFAULT_THRESHOLD: f64 = -0.068;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quality {
