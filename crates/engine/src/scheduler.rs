@@ -19,7 +19,9 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use crate::logprobs::{logprobs, Logprobs};
 use crate::request::{EngineConfig, EngineStats, Event, FinishReason, GenRequest, Priority};
 use crate::stop::{StopMatcher, StopOutcome};
-use crate::{ngram_draft, EngineError, LoadedModel, ModelDrafter, Result, Sampler, SpecMode, SpecState};
+use crate::{EngineError, LoadedModel, ModelDrafter, Result, Sampler, SpecMode, SpecState};
+
+mod speculate;
 
 enum Cmd {
     Submit(Box<GenRequest>, UnboundedSender<Event>, std::time::Instant),
@@ -565,104 +567,6 @@ impl Scheduler {
             self.accept(i, tok);
         }
         self.reap();
-    }
-
-    /// Draft tokens for each of `decoders` (empty: decode plainly). The verification rows of a
-    /// step stay within `spec.max_rows`; each sequence's draft length follows its acceptance
-    /// (`SpecState::draft_len`) unless the configuration forces it.
-    fn drafts(&mut self, decoders: &[usize]) -> Vec<Vec<u32>> {
-        let spec = self.cfg.spec.clone();
-        let none = vec![Vec::new(); decoders.len()];
-        let cost = match (spec.mode, &self.drafter) {
-            (SpecMode::NGram, _) => crate::VERIFY_ROW_COST,
-            (SpecMode::Draft, Some(d)) => crate::VERIFY_ROW_COST + d.cost,
-            _ => return none,
-        };
-        let n = decoders.len();
-        let room = spec.max_rows.min(self.st.max_batch).saturating_sub(n);
-        if n == 0 || room == 0 {
-            return none;
-        }
-        let per = (room / n).min(spec.max_draft);
-        // (slot, history: the slot's cached tokens then the token about to be fed, length).
-        let mut wants: Vec<(usize, Vec<u32>, usize)> = Vec::with_capacity(n);
-        for &i in decoders {
-            let s = &mut self.active[i];
-            let Phase::Decode(t) = s.phase else {
-                unreachable!("decoders decode")
-            };
-            let kv_len = self.slots[s.slot].kv.len;
-            // k drafts make up to k + 1 tokens and need k + 1 positions.
-            let cap = per
-                .min(s.max_tokens.saturating_sub(s.generated + 1))
-                .min(self.cfg.ctx.saturating_sub(kv_len + 1));
-            let k = if spec.forced { cap } else { s.spec.draft_len(cost, cap) };
-            let mut hist = Vec::new();
-            if k > 0 {
-                hist.reserve(self.slots[s.slot].cached.len() + 1);
-                hist.extend_from_slice(&self.slots[s.slot].cached);
-                hist.push(t);
-            }
-            wants.push((s.slot, hist, k));
-        }
-        match &mut self.drafter {
-            Some(d) if spec.mode == SpecMode::Draft => {
-                let views: Vec<(usize, &[u32], usize)> = wants
-                    .iter()
-                    .filter(|w| w.2 > 0)
-                    .map(|(slot, h, k)| (*slot, &h[..], *k))
-                    .collect();
-                let mut got = d.draft(&views).into_iter();
-                wants
-                    .iter()
-                    .map(|w| {
-                        if w.2 > 0 {
-                            got.next().unwrap_or_default()
-                        } else {
-                            Vec::new()
-                        }
-                    })
-                    .collect()
-            }
-            _ => wants
-                .iter()
-                .map(|(_, h, k)| if *k > 0 { ngram_draft(h, *k) } else { Vec::new() })
-                .collect(),
-        }
-    }
-
-    /// Samples a decoding sequence's rows after a step that fed `fed` (its next token, then draft
-    /// tokens): row j is sampled exactly as plain decoding would, and the draft token j + 1 is
-    /// kept while the sample equals it (see `draft` for why this is exact). The cache keeps the
-    /// accepted positions only.
-    fn verify(&mut self, k: usize, i: usize, fed: &[u32]) {
-        let slot = self.active[i].slot;
-        let kv = &mut self.slots[slot].kv;
-        kv.len -= fed.len() - 1; // positions of the draft tokens come back as they are accepted
-        self.slots[slot].cached.push(fed[0]);
-        let mut kept = 0;
-        for j in 0..fed.len() {
-            let Some(logits) = self.st.logit_row_mut(k, j) else {
-                break;
-            };
-            let sampled = sample(&mut self.active[i], logits, &self.lm);
-            let tok = sampled.0;
-            self.accept(i, sampled);
-            if self.active[i].done || j + 1 == fed.len() || tok != fed[j + 1] {
-                break;
-            }
-            kept += 1;
-            self.slots[slot].kv.len += 1;
-            self.slots[slot].cached.push(fed[j + 1]);
-        }
-        if fed.len() > 1 {
-            self.active[i].spec.record(fed.len() - 1, kept);
-            self.stats.spec_verifications.fetch_add(1, Ordering::Relaxed);
-            self.stats
-                .spec_proposed
-                .fetch_add(fed.len() as u64 - 1, Ordering::Relaxed);
-            self.stats.spec_accepted.fetch_add(kept as u64, Ordering::Relaxed);
-        }
     }
 
     /// Choice 0 of a request finished the prompt: its other choices copy the prompt's KV and sample
