@@ -104,8 +104,6 @@ pub struct SpecState {
     accepted: f32,
     /// Decode steps since the last draft (a sequence that stopped drafting probes again).
     idle: u32,
-    pub total_proposed: u64,
-    pub total_accepted: u64,
 }
 
 /// Decay per verification of the acceptance counts (a memory of ~20 verifications).
@@ -126,8 +124,6 @@ impl SpecState {
             proposed: 2.0,
             accepted: 2.0 * alpha,
             idle: 0,
-            total_proposed: 0,
-            total_accepted: 0,
         }
     }
 
@@ -177,8 +173,6 @@ impl SpecState {
     pub fn record(&mut self, proposed: usize, accepted: usize) {
         self.proposed = self.proposed * DECAY + proposed as f32;
         self.accepted = self.accepted * DECAY + accepted as f32;
-        self.total_proposed += proposed as u64;
-        self.total_accepted += accepted as u64;
         self.idle = 0;
     }
 }

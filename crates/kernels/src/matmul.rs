@@ -110,7 +110,7 @@ pub fn matmul(w: &QMatrix, x: &[f32], y: &mut [f32]) {
     {
         PAIRS.with(|pairs| {
             let mut pairs = pairs.borrow_mut();
-            pack_pairs_padded(x, n_tok, w.cols, &mut pairs);
+            crate::x86::avx512::pack_pairs(x, n_tok, w.cols, &mut pairs);
             let xp = &pairs[..];
             let chunk = 8 * (rows / (threads * 128)).clamp(1, 128);
             (0..rows.div_ceil(chunk)).into_par_iter().for_each(|c| {
@@ -165,31 +165,13 @@ pub const ROW_PATH_TOKENS: usize = 7;
 pub const ROW_PAIRS_FROM: usize = 6;
 pub const ROW_PAIRS_TOKENS: usize = 8;
 
-/// Tokens in pairs as `avx512::pack_pairs` lays them out, an odd last token paired with zeros
-/// (its phantom partner's outputs are computed and dropped). x: [n_tok, k] → [⌈n_tok/2⌉, k/8, 16].
-fn pack_pairs_padded(x: &[f32], n_tok: usize, k: usize, out: &mut Vec<f32>) {
-    out.clear();
-    out.reserve(n_tok.div_ceil(2) * 2 * k);
-    let zeros = [0f32; 8];
-    for p in 0..n_tok.div_ceil(2) {
-        let a = &x[2 * p * k..(2 * p + 1) * k];
-        let b = (2 * p + 1 < n_tok).then(|| &x[(2 * p + 1) * k..(2 * p + 2) * k]);
-        for s in 0..k / 8 {
-            out.extend_from_slice(&a[8 * s..8 * s + 8]);
-            out.extend_from_slice(b.map_or(&zeros[..], |b| &b[8 * s..8 * s + 8]));
-        }
-    }
-}
-
 /// Rows `r0..r1` for every token through the AVX-512 pair kernels: `R × P` accumulators per pass,
 /// at least 8 independent FMA chains to hide the FMA latency.
 fn row_pairs(w: &QMatrix, r0: usize, r1: usize, xp: &[f32], n_tok: usize, out: OutPtr) {
     match n_tok.div_ceil(2) {
-        1 => pair_pass::<8, 1>(w, r0, r1, xp, n_tok, out),
-        2 => pair_pass::<4, 2>(w, r0, r1, xp, n_tok, out),
         3 => pair_pass::<3, 3>(w, r0, r1, xp, n_tok, out),
         4 => pair_pass::<2, 4>(w, r0, r1, xp, n_tok, out),
-        p => unreachable!("{p} pairs: the pair path takes at most {ROW_PAIRS_TOKENS} tokens"),
+        p => unreachable!("{p} pairs: the pair path takes {ROW_PAIRS_FROM}..={ROW_PAIRS_TOKENS} tokens"),
     }
 }
 
@@ -227,37 +209,36 @@ fn pair_pass<const R: usize, const P: usize>(w: &QMatrix, r0: usize, r1: usize, 
 fn row_tokens(w: &QMatrix, r0: usize, r1: usize, x: &[f32], n_tok: usize, out: OutPtr) {
     // Measured on the flagship (Zen 4, 2 threads): two rows per pass up to 5 tokens, one above.
     match n_tok {
-        2 => pass::<2, 2>(w, r0, r1, x, 0, out),
-        3 => pass::<2, 3>(w, r0, r1, x, 0, out),
-        4 => pass::<2, 4>(w, r0, r1, x, 0, out),
-        5 => pass::<2, 5>(w, r0, r1, x, 0, out),
-        6 => pass::<1, 6>(w, r0, r1, x, 0, out),
-        _ => pass::<1, 7>(w, r0, r1, x, 0, out),
+        2 => pass::<2, 2>(w, r0, r1, x, out),
+        3 => pass::<2, 3>(w, r0, r1, x, out),
+        4 => pass::<2, 4>(w, r0, r1, x, out),
+        5 => pass::<2, 5>(w, r0, r1, x, out),
+        6 => pass::<1, 6>(w, r0, r1, x, out),
+        _ => pass::<1, 7>(w, r0, r1, x, out),
     }
 }
 
-/// Tokens `t0..t0 + T`, rows `r0..r1` in steps of `R` (the last few one at a time).
-fn pass<const R: usize, const T: usize>(w: &QMatrix, r0: usize, r1: usize, x: &[f32], t0: usize, out: OutPtr) {
+/// All `T` tokens, rows `r0..r1` in steps of `R` (the last few one at a time).
+fn pass<const R: usize, const T: usize>(w: &QMatrix, r0: usize, r1: usize, x: &[f32], out: OutPtr) {
     let (ty, cols, ld) = (w.ty, w.cols, w.rows);
-    let xs = &x[t0 * cols..];
     let mut r = r0;
     while r + R <= r1 {
         let rows: [&[u8]; R] = std::array::from_fn(|i| w.row(r + i));
-        put(ld, r, t0, out, dot_tokens::<R, T>(ty, rows, xs, cols));
+        put(ld, r, out, dot_tokens::<R, T>(ty, rows, x, cols));
         r += R;
     }
     for r in r..r1 {
-        put(ld, r, t0, out, dot_tokens::<1, T>(ty, [w.row(r)], xs, cols));
+        put(ld, r, out, dot_tokens::<1, T>(ty, [w.row(r)], x, cols));
     }
 }
 
-/// Writes a block of row-path results: `v[i][j]` is row `r + i` of token `t + j`.
-fn put<const R: usize, const T: usize>(ld: usize, r: usize, t: usize, out: OutPtr, v: Option<[[f32; T]; R]>) {
+/// Writes a block of row-path results: `v[i][j]` is row `r + i` of token `j`.
+fn put<const R: usize, const T: usize>(ld: usize, r: usize, out: OutPtr, v: Option<[[f32; T]; R]>) {
     let v = v.expect("fused_rows checked before taking the row path");
     for (i, row) in v.iter().enumerate() {
         for (j, &y) in row.iter().enumerate() {
             // SAFETY: rows r..r+R of every token are written only by the task that owns them.
-            unsafe { *out.at((t + j) * ld + r + i) = y };
+            unsafe { *out.at(j * ld + r + i) = y };
         }
     }
 }

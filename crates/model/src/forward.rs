@@ -134,7 +134,7 @@ impl Model {
     }
 
     /// One forward step over many sequences. Afterwards `st.logits_of(i)` holds the logits of
-    /// sequence `i` if it asked for them (`st.logit_rows_of(i)` all its rows).
+    /// sequence `i` if it asked for them (`st.logit_row_mut(i, j)` its row j with `Logits::Every`).
     pub fn step(&self, st: &mut RunState, seqs: &mut [SeqStep]) -> Result<()> {
         tandem_kernels::pool::install(|| self.step_in_pool(st, seqs, false))
     }

@@ -94,13 +94,6 @@ impl RunState {
         self.logits.len() / self.vocab
     }
 
-    /// Every logit row of sequence `i` of the last step (one per token with `Logits::Every`):
-    /// [rows, vocab].
-    pub fn logit_rows_of(&self, i: usize) -> Option<&[f32]> {
-        let r = *self.logit_row.get(i)?;
-        (r != usize::MAX).then(|| &self.logits[r * self.vocab..(r + self.logit_n[i]) * self.vocab])
-    }
-
     /// Row `j` of sequence `i`'s logit rows, mutable (the sampler applies bias and penalties in
     /// place): [vocab].
     pub fn logit_row_mut(&mut self, i: usize, j: usize) -> Option<&mut [f32]> {
@@ -115,9 +108,9 @@ impl RunState {
         (r != usize::MAX).then(|| &self.logits[r * self.vocab..(r + 1) * self.vocab])
     }
 
-    /// Mutable logits of sequence `i` (the sampler applies bias and penalties in place).
+    /// Mutable logits of sequence `i` (the sampler applies bias and penalties in place): its first
+    /// row.
     pub fn logits_of_mut(&mut self, i: usize) -> Option<&mut [f32]> {
-        let r = *self.logit_row.get(i)?;
-        (r != usize::MAX).then(|| &mut self.logits[r * self.vocab..(r + 1) * self.vocab])
+        self.logit_row_mut(i, 0)
     }
 }

@@ -255,8 +255,16 @@ pub fn parse_chat(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiErro
     parse_chat_on(state, body, None)
 }
 
+/// A `model: "auto"` request of `api` validated again on `tier`, the router's choice.
+pub fn parse_on(state: &AppState, api: Api, body: &[u8], tier: usize) -> Result<ValidRequest, ApiError> {
+    match api {
+        Api::Chat => parse_chat_on(state, body, Some(tier)),
+        Api::Completion => parse_completion_on(state, body, Some(tier)),
+    }
+}
+
 /// `parse_chat`, a `model: "auto"` request validated on tier `forced` (the router's choice).
-pub fn parse_chat_on(state: &AppState, body: &[u8], forced: Option<usize>) -> Result<ValidRequest, ApiError> {
+fn parse_chat_on(state: &AppState, body: &[u8], forced: Option<usize>) -> Result<ValidRequest, ApiError> {
     let v = Fields::parse(body)?;
     let f = Fields::new(&v);
     f.check_known(CHAT_FIELDS, state.config.ignore_unknown_fields)?;
@@ -505,7 +513,7 @@ pub fn parse_completion(state: &AppState, body: &[u8]) -> Result<ValidRequest, A
 }
 
 /// `parse_completion`, a `model: "auto"` request validated on tier `forced`.
-pub fn parse_completion_on(state: &AppState, body: &[u8], forced: Option<usize>) -> Result<ValidRequest, ApiError> {
+fn parse_completion_on(state: &AppState, body: &[u8], forced: Option<usize>) -> Result<ValidRequest, ApiError> {
     let v = Fields::parse(body)?;
     let f = Fields::new(&v);
     f.check_known(COMPLETION_FIELDS, state.config.ignore_unknown_fields)?;

@@ -20,7 +20,7 @@ use tandem_engine::Event;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::error::ApiError;
-use crate::request::{parse_chat_on, parse_completion_on, Api, ValidRequest};
+use crate::request::{parse_on, ValidRequest};
 use crate::state::AppState;
 
 /// The model name that asks for routing.
@@ -174,10 +174,7 @@ pub async fn cascade(
         return Ok((v, replay, CascadeOutcome { tier, reason, detail }));
     }
     crate::respond::record_attempt(state, &v, cached, completion);
-    let mut big = match v.api {
-        Api::Chat => parse_chat_on(state, body, Some(large))?,
-        Api::Completion => parse_completion_on(state, body, Some(large))?,
-    };
+    let mut big = parse_on(state, v.api, body, large)?;
     big.id = v.id.clone();
     big.account = v.account.clone();
     big.moderation = v.moderation;

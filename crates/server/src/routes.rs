@@ -18,7 +18,7 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::params::{wrong_type, Fields};
-use crate::request::{parse_chat, parse_chat_on, parse_completion, parse_completion_on, Api, ValidRequest};
+use crate::request::{parse_chat, parse_completion, parse_on, ValidRequest};
 use crate::respond;
 use crate::state::{new_id, AppState};
 
@@ -134,11 +134,7 @@ async fn generate(
             Err(e) => return e.into_response(),
         };
         if r.tier != v.tier {
-            let again = match v.api {
-                Api::Chat => parse_chat_on(&state, raw, Some(r.tier)),
-                Api::Completion => parse_completion_on(&state, raw, Some(r.tier)),
-            };
-            match again {
+            match parse_on(&state, v.api, raw, r.tier) {
                 Ok(x) => v = x,
                 Err(e) => return e.into_response(),
             }

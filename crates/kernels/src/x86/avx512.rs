@@ -7,17 +7,21 @@ use std::arch::x86_64::*;
 
 use super::hsum;
 
-/// Interleaves tokens in pairs for `tile_steps`: pair p is `[k/8][16]` floats, 8 from token 2p then
-/// 8 from token 2p + 1 for each step of 8 elements. x: [n_tok, k]; out: [n_tok / 2, k / 8, 16].
+/// Interleaves tokens in pairs for `tile_steps` and the row kernels' `dot_pairs_*`: pair p is
+/// `[k/8][16]` floats, 8 from token 2p then 8 from token 2p + 1 for each step of 8 elements; an odd
+/// last token is paired with zeros (its phantom partner's outputs are computed and dropped).
+/// x: [n_tok, k]; out: [⌈n_tok / 2⌉, k / 8, 16].
 pub fn pack_pairs(x: &[f32], n_tok: usize, k: usize, out: &mut Vec<f32>) {
-    let pairs = n_tok / 2;
+    let pairs = n_tok.div_ceil(2);
     out.clear();
     out.reserve(pairs * 2 * k);
+    let zeros = [0f32; 8];
     for p in 0..pairs {
-        let (a, b) = (&x[2 * p * k..(2 * p + 1) * k], &x[(2 * p + 1) * k..(2 * p + 2) * k]);
+        let a = &x[2 * p * k..(2 * p + 1) * k];
+        let b = (2 * p + 1 < n_tok).then(|| &x[(2 * p + 1) * k..(2 * p + 2) * k]);
         for s in 0..k / 8 {
             out.extend_from_slice(&a[8 * s..8 * s + 8]);
-            out.extend_from_slice(&b[8 * s..8 * s + 8]);
+            out.extend_from_slice(b.map_or(&zeros[..], |b| &b[8 * s..8 * s + 8]));
         }
     }
 }
