@@ -85,6 +85,7 @@ pub fn bench_cost(home: &Home, a: BenchCostArgs) -> Result<()> {
                     kv,
                     tokens: std::slice::from_ref(tok),
                     logits: Logits::Last,
+                    prompt: false,
                 })
                 .collect();
             lm.model.step(&mut st, &mut batch)?;

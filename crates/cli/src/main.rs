@@ -50,6 +50,10 @@ struct Cli {
     /// Home of the model cache (`$TANDEM_HOME/models`) and default data directory.
     #[arg(long, env = "TANDEM_HOME", global = true)]
     home: Option<PathBuf>,
+    /// Keep prompt tokens off the CPU's matrix unit (AMX bf16), on the exact f32 kernels that
+    /// generated tokens use: slower prompts, f32 instead of bf16 products.
+    #[arg(long, env = "TANDEM_NO_AMX", global = true)]
+    no_amx: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -139,6 +143,9 @@ impl Home {
 
 fn main() {
     let cli = Cli::parse();
+    if cli.no_amx {
+        tandem_kernels::dispatch::force_amx(false);
+    }
     if let Err(e) = real_main(cli) {
         eprintln!("error: {e:#}");
         std::process::exit(1);

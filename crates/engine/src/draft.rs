@@ -76,6 +76,9 @@ impl Default for SpecConfig {
 pub const VERIFY_ROW_COST: f32 = 0.18;
 
 /// Shortest and longest suffix the n-gram drafter looks up.
+/// The drafter's catch-ups longer than this take the prompt path (`SeqStep::prompt`).
+const DRAFT_PROMPT_PATH_FROM: usize = 8;
+
 const NGRAM_MIN: usize = 2;
 const NGRAM_MAX: usize = 4;
 
@@ -284,6 +287,9 @@ impl ModelDrafter {
                     kv: kvs[wants[*w].0].take().expect("one want per slot"),
                     tokens: tokens(*w, r),
                     logits: Logits::last_if(*drafts),
+                    // Drafts only steer speed (the target verifies them), so the path may follow
+                    // the size: long catch-ups (a new prompt) on the prompt path.
+                    prompt: r.len() > DRAFT_PROMPT_PATH_FROM,
                 })
                 .collect();
             if self.lm.model.step(&mut self.st, &mut steps).is_err() {

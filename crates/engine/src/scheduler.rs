@@ -522,12 +522,17 @@ impl Scheduler {
             for (k, &(i, from, to)) in plan.iter().enumerate() {
                 let s = &self.active[i];
                 let kv = kvs[s.slot].take().expect("one sequence per slot");
-                let (tokens, logits) = match s.phase {
-                    Phase::Decode(_) if feeds[k].len() > 1 => (&feeds[k][..], Logits::Every),
-                    Phase::Decode(_) => (&feeds[k][..], Logits::Last),
-                    _ => (&s.prompt[from..to], Logits::last_if(to == s.prompt.len())),
+                let (tokens, logits, prompt) = match s.phase {
+                    Phase::Decode(_) if feeds[k].len() > 1 => (&feeds[k][..], Logits::Every, false),
+                    Phase::Decode(_) => (&feeds[k][..], Logits::Last, false),
+                    _ => (&s.prompt[from..to], Logits::last_if(to == s.prompt.len()), true),
                 };
-                steps.push(SeqStep { kv, tokens, logits });
+                steps.push(SeqStep {
+                    kv,
+                    tokens,
+                    logits,
+                    prompt,
+                });
             }
             if let Err(e) = self.lm.model.step(&mut self.st, &mut steps) {
                 drop(steps);

@@ -39,21 +39,25 @@ fn logits_do_not_depend_on_the_batch() {
             kv: &mut kv_a,
             tokens: &prompt,
             logits: Logits::Last,
+            prompt: true,
         },
         SeqStep {
             kv: kv1,
             tokens: &others[0],
             logits: Logits::Last,
+            prompt: true,
         },
         SeqStep {
             kv: kv2,
             tokens: &[17],
             logits: Logits::Last,
+            prompt: false,
         },
         SeqStep {
             kv: kv3,
             tokens: &[18],
             logits: Logits::Last,
+            prompt: false,
         },
     ];
     lm.model.step(&mut st, &mut steps).unwrap();
@@ -62,6 +66,39 @@ fn logits_do_not_depend_on_the_batch() {
         &alone[0][..],
         "prefill logits changed in company"
     );
+    // The prompt in two chunks (5 tokens beside a decoding sequence, then the rest): the prompt
+    // path's numbers do not depend on the chunking either.
+    let mut kv_c = KvCache::new(cfg, 128);
+    let [kv1, ..] = &mut kvs[..] else { unreachable!() };
+    let filler = [19u32];
+    let mut steps = vec![
+        SeqStep {
+            kv: kv1,
+            tokens: &filler,
+            logits: Logits::Last,
+            prompt: false,
+        },
+        SeqStep {
+            kv: &mut kv_c,
+            tokens: &prompt[..5],
+            logits: Logits::None,
+            prompt: true,
+        },
+    ];
+    lm.model.step(&mut st, &mut steps).unwrap();
+    let mut steps = vec![SeqStep {
+        kv: &mut kv_c,
+        tokens: &prompt[5..],
+        logits: Logits::Last,
+        prompt: true,
+    }];
+    lm.model.step(&mut st, &mut steps).unwrap();
+    assert_eq!(
+        st.logits_of(0).unwrap(),
+        &alone[0][..],
+        "chunked prefill logits changed"
+    );
+
     let mut next = argmax(&alone[0]);
     for (i, want) in alone.iter().enumerate().skip(1) {
         let fillers = [20 + i as u32, 30 + i as u32, 40 + i as u32];
@@ -71,21 +108,25 @@ fn logits_do_not_depend_on_the_batch() {
                 kv: kv1,
                 tokens: &fillers[0..1],
                 logits: Logits::Last,
+                prompt: false,
             },
             SeqStep {
                 kv: &mut kv_a,
                 tokens: std::slice::from_ref(&next),
                 logits: Logits::Last,
+                prompt: false,
             },
             SeqStep {
                 kv: kv2,
                 tokens: &fillers[1..2],
                 logits: Logits::None,
+                prompt: false,
             },
             SeqStep {
                 kv: kv3,
                 tokens: &fillers[2..3],
                 logits: Logits::Last,
+                prompt: false,
             },
         ];
         lm.model.step(&mut st, &mut steps).unwrap();

@@ -7,8 +7,9 @@ use tandem_engine::{log_softmax_at, Scorer};
 use tandem_model::{KvCache, RunState};
 use tandem_text::SpecialMode;
 
-/// Σ_j log p(cont_j | context + cont[..j]): the context prefilled, then one decode step per token
-/// (the generation path, one logit row at a time).
+/// Σ_j log p(cont_j | context + cont[..j]): the context prefilled, then the continuation fed as
+/// one-token prompt chunks (scoring reads a given text, so it takes the prompt path; one logit
+/// row at a time).
 fn reference(lm: &tandem_engine::LoadedModel, context: &[u32], cont: &[u32]) -> f64 {
     let cfg = &lm.model.config;
     let (mut st, mut kv) = (RunState::new(cfg, 256, 1, 512), KvCache::new(cfg, 512));
@@ -16,7 +17,7 @@ fn reference(lm: &tandem_engine::LoadedModel, context: &[u32], cont: &[u32]) -> 
     let mut total = 0.0;
     for &t in cont {
         total += log_softmax_at(&logits, t as usize).0;
-        logits = lm.model.decode(&mut st, &mut kv, t).unwrap().to_vec();
+        logits = lm.model.forward(&mut st, &mut kv, &[t]).unwrap().to_vec();
     }
     total
 }

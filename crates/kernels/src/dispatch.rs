@@ -59,6 +59,25 @@ pub fn avx512() -> bool {
     false
 }
 
+/// Set by `force_amx(false)`: prompt matmuls do not use AMX even where the CPU has it.
+static NO_AMX: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns the AMX prompt path off (or back on where the CPU and OS allow it): tests, benchmarks,
+/// and operators who want prompt tokens on the exact f32 path.
+pub fn force_amx(on: bool) {
+    NO_AMX.store(!on, Ordering::Relaxed);
+}
+
+/// Whether prompt matmuls run on AMX tiles (`prompt::matmul_prompt`).
+pub fn amx() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        isa() == Isa::Avx2 && !NO_AMX.load(Ordering::Relaxed) && crate::x86::amx::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Forces `isa` (e.g. scalar, to compare paths). Asking for an ISA the CPU lacks gives the best it has.
 pub fn force_isa(isa: Isa) {
     let isa = if isa == Isa::Avx2 { detect() } else { isa };
@@ -82,8 +101,11 @@ pub fn cpu_features() -> String {
                 f.push(name);
             }
         }
+        if crate::x86::amx::available() {
+            f.push("amx-bf16");
+        }
     }
-    format!("isa={:?} features=[{}]", isa(), f.join(","))
+    format!("isa={:?} features=[{}] amx={}", isa(), f.join(","), amx())
 }
 
 thread_local! {

@@ -7,6 +7,21 @@
 use crate::blocks::*;
 use crate::GgmlType;
 
+/// f32 → bf16 bits, rounding to nearest even (a NaN stays a NaN). The activations and weights of
+/// the prompt path (`prompt`) are rounded with this.
+pub fn bf16(x: f32) -> u16 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        return ((b >> 16) | 0x40) as u16;
+    }
+    (b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// bf16 bits → f32 (exact).
+pub fn bf16_to_f32(b: u16) -> f32 {
+    f32::from_bits((b as u32) << 16)
+}
+
 /// Dequantises one row (`bytes` of type `ty`) into `out` (`out.len()` elements).
 pub fn dequantize_row(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
     assert_eq!(

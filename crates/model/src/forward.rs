@@ -12,8 +12,8 @@
 use std::cell::RefCell;
 
 use rayon::prelude::*;
-use tandem_kernels::matmul;
 use tandem_kernels::ops::{add_assign, rms_norm, rope_neox, softmax, swiglu};
+use tandem_kernels::{matmul, matmul_prompt, QMatrix};
 
 use crate::{KvCache, Model, ModelError, Result, RunState};
 
@@ -51,6 +51,11 @@ pub struct SeqStep<'a> {
     pub tokens: &'a [u32],
     /// The logit rows to compute for this sequence.
     pub logits: Logits,
+    /// Prompt tokens (true) take the matrix-unit path of the layer matmuls where the CPU has one
+    /// (`tandem_kernels::matmul_prompt`, bf16); generated tokens (decode, draft verification)
+    /// always take the exact f32 path. The kind, never the batch's size, picks the arithmetic, so
+    /// a token's numbers do not depend on what shares its step or how its prompt was chunked.
+    pub prompt: bool,
 }
 
 impl Model {
@@ -66,6 +71,7 @@ impl Model {
                 kv: &mut *kv,
                 tokens: chunk,
                 logits: Logits::last_if(i + 1 == chunks.len()),
+                prompt: true,
             }];
             self.step(st, &mut s)?;
         }
@@ -80,6 +86,7 @@ impl Model {
                 kv,
                 tokens: &[token],
                 logits: Logits::Last,
+                prompt: false,
             }],
         )?;
         Ok(st.logits_of(0).expect("logits requested"))
@@ -93,6 +100,7 @@ impl Model {
             kv,
             tokens,
             logits: Logits::Every,
+            prompt: true,
         }];
         self.step(st, &mut s)?;
         Ok(&st.logits[..tokens.len() * self.config.vocab])
@@ -116,6 +124,7 @@ impl Model {
                 kv: &mut *kv,
                 tokens: chunk,
                 logits: Logits::Every,
+                prompt: true,
             }];
             tandem_kernels::pool::install(|| self.step_in_pool(st, &mut s, true))?;
             for row in st.mid[..chunk.len() * dim].chunks_exact(dim) {
@@ -185,16 +194,24 @@ impl Model {
             }
         }
 
-        // Token layout: the sequences' tokens one after another. tok_seq/tok_pos: [n] — owning
-        // sequence and position of each token.
+        // Token layout: the generated tokens' sequences first, then the prompts', each sequence's
+        // tokens together (so each matmul is one call per path). seq_first: [seqs] — a sequence's
+        // first token; tok_seq/tok_pos: [n] — owning sequence and position of each token.
         st.tok_seq.clear();
         st.tok_pos.clear();
-        for (i, s) in seqs.iter().enumerate() {
-            for j in 0..s.tokens.len() {
-                st.tok_seq.push(i);
-                st.tok_pos.push(s.kv.len + j);
+        st.seq_first.clear();
+        st.seq_first.resize(seqs.len(), 0);
+        for prompt in [false, true] {
+            for (i, s) in seqs.iter().enumerate().filter(|(_, s)| s.prompt == prompt) {
+                st.seq_first[i] = st.tok_seq.len();
+                for j in 0..s.tokens.len() {
+                    st.tok_seq.push(i);
+                    st.tok_pos.push(s.kv.len + j);
+                }
             }
         }
+        // Tokens 0..n_exact take the exact matmul, the rest the prompt path.
+        let n_exact: usize = seqs.iter().filter(|s| !s.prompt).map(|s| s.tokens.len()).sum();
 
         let w = &self.weights;
         let (dim, qd, kvd, hd, f) = (c.dim, c.n_head * c.head_dim, c.kv_dim(), c.head_dim, c.ffn_dim);
@@ -202,11 +219,10 @@ impl Model {
 
         // x: [n, dim] ← embedding rows
         let embd = w.mat(&w.token_embd);
-        let mut t = 0;
-        for s in seqs.iter() {
-            for &tok in s.tokens {
+        for (s, &first) in seqs.iter().zip(&st.seq_first) {
+            for (j, &tok) in s.tokens.iter().enumerate() {
+                let t = first + j;
                 embd.dequantize_row(tok as usize, &mut st.x[t * dim..(t + 1) * dim]);
-                t += 1;
             }
         }
 
@@ -221,9 +237,9 @@ impl Model {
                 );
             }
             // q: [n, qd], k, v: [n, kvd]
-            matmul(&w.mat(&lw.wq), &st.xb[..n * dim], &mut st.q[..n * qd]);
-            matmul(&w.mat(&lw.wk), &st.xb[..n * dim], &mut st.k[..n * kvd]);
-            matmul(&w.mat(&lw.wv), &st.xb[..n * dim], &mut st.v[..n * kvd]);
+            layer_matmul(&w.mat(&lw.wq), &st.xb[..n * dim], &mut st.q[..n * qd], n_exact);
+            layer_matmul(&w.mat(&lw.wk), &st.xb[..n * dim], &mut st.k[..n * kvd], n_exact);
+            layer_matmul(&w.mat(&lw.wv), &st.xb[..n * dim], &mut st.v[..n * kvd], n_exact);
             for t in 0..n {
                 let p = st.tok_pos[t];
                 let (cos, sin) = (
@@ -241,7 +257,7 @@ impl Model {
             }
             self.attention(st, seqs, l, n);
             // x += o_proj(att)
-            matmul(&w.mat(&lw.wo), &st.att[..n * qd], &mut st.proj[..n * dim]);
+            layer_matmul(&w.mat(&lw.wo), &st.att[..n * qd], &mut st.proj[..n * dim], n_exact);
             add_assign(&mut st.x[..n * dim], &st.proj[..n * dim]);
 
             // x += down(silu(gate(xb)) * up(xb)), xb = rms_norm(x) * ffn_norm
@@ -253,10 +269,10 @@ impl Model {
                     c.rms_eps,
                 );
             }
-            matmul(&w.mat(&lw.w_gate), &st.xb[..n * dim], &mut st.gate[..n * f]);
-            matmul(&w.mat(&lw.w_up), &st.xb[..n * dim], &mut st.up[..n * f]);
+            layer_matmul(&w.mat(&lw.w_gate), &st.xb[..n * dim], &mut st.gate[..n * f], n_exact);
+            layer_matmul(&w.mat(&lw.w_up), &st.xb[..n * dim], &mut st.up[..n * f], n_exact);
             swiglu(&mut st.gate[..n * f], &st.up[..n * f]);
-            matmul(&w.mat(&lw.w_down), &st.gate[..n * f], &mut st.proj[..n * dim]);
+            layer_matmul(&w.mat(&lw.w_down), &st.gate[..n * f], &mut st.proj[..n * dim], n_exact);
             add_assign(&mut st.x[..n * dim], &st.proj[..n * dim]);
             if hidden_only && l == self.embed_layer() {
                 // mid: [n, dim] ← x / rms(x), the embedding's first half.
@@ -273,15 +289,16 @@ impl Model {
 
         // logits = output · rms_norm(x_last) * output_norm, for the sequences that want them
         // (every token's row for `Logits::Every`; `logit_row[i]` is then sequence i's first row
-        // and `logit_n[i]` its count). The normed rows are left in xb: [rows, dim].
+        // and `logit_n[i]` its count). The normed rows are left in xb: [rows, dim]. The output
+        // matmul is exact for every kind of token: its rows are few, and it stays one path.
         st.logit_row.clear();
         st.logit_row.resize(seqs.len(), usize::MAX);
         st.logit_n.clear();
         st.logit_n.resize(seqs.len(), 0);
-        let (mut rows, mut end) = (0, 0);
+        let mut rows = 0;
         for (i, s) in seqs.iter().enumerate() {
-            let start = end;
-            end += s.tokens.len();
+            let start = st.seq_first[i];
+            let end = start + s.tokens.len();
             let first = match s.logits {
                 Logits::None => continue,
                 Logits::Last => end - 1,
@@ -349,5 +366,18 @@ impl Model {
                     }
                 });
             });
+    }
+}
+
+/// `y = x · Wᵀ` for a layer's weight: tokens `0..n_exact` (generated) on the exact path, the rest
+/// (prompt) on the prompt path. x: [n, w.cols], y: [n, w.rows].
+fn layer_matmul(w: &QMatrix, x: &[f32], y: &mut [f32], n_exact: usize) {
+    let (xe, xp) = x.split_at(n_exact * w.cols);
+    let (ye, yp) = y.split_at_mut(n_exact * w.rows);
+    if !xe.is_empty() {
+        matmul(w, xe, ye);
+    }
+    if !xp.is_empty() {
+        matmul_prompt(w, xp, yp);
     }
 }

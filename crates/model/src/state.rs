@@ -34,6 +34,8 @@ pub struct RunState {
     pub rope_sin: Vec<f32>,
     /// Token layout of the current step: per token its sequence and position.
     pub tok_seq: Vec<usize>,
+    /// [seqs]: each sequence's first token in the step's layout.
+    pub seq_first: Vec<usize>,
     pub tok_pos: Vec<usize>,
     /// Middle-layer rows for `Model::embed`: [max_batch, dim], sized on first use (empty otherwise).
     pub mid: Vec<f32>,
@@ -75,6 +77,7 @@ impl RunState {
             rope_cos,
             rope_sin,
             tok_seq: Vec::with_capacity(max_batch),
+            seq_first: Vec::with_capacity(max_seqs),
             tok_pos: Vec::with_capacity(max_batch),
             mid: Vec::new(),
             vocab: cfg.vocab,

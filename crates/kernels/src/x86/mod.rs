@@ -3,6 +3,8 @@
 //!
 //! - `weights`: one block's weights dequantised in registers, bit-identical to the scalar reference.
 //! - `rows`: whole rows: dequantised to memory, or dotted with activations (several rows at once).
+//! - `amx`: the AMX tile instructions (matrix unit) of the prompt path (`crate::prompt`).
+//! - `bf16`: f32 → bf16 packing of the prompt path's operands (AVX-512).
 //! - here: shared helpers and the f32 register tiles of the GEMM.
 //!
 //! Every path computes a (row, token) output the same way: exact f32 weights, one 8-lane FMA
@@ -10,7 +12,9 @@
 //! tile path (many tokens) give bit-identical results, and a sequence's numbers never depend on
 //! what else is in the batch.
 
+pub mod amx;
 pub mod avx512;
+pub mod bf16;
 mod rows;
 mod weights;
 
