@@ -33,8 +33,19 @@ pub fn softmax_scalar(x: &mut [f32]) {
     }
 }
 
-/// gate = silu(gate) * up = gate * sigmoid(gate) * up       (gate, up: [n])
+/// gate = silu(gate) * up = gate * sigmoid(gate) * up       (gate, up: [n]), vector exp where
+/// the CPU has AVX2.
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 {
+        // SAFETY: AVX2, FMA and F16C were detected; the kernel asserts the lengths.
+        return unsafe { crate::x86::swiglu(gate, up) };
+    }
+    swiglu_scalar(gate, up)
+}
+
+/// The scalar twin of `swiglu`.
+pub fn swiglu_scalar(gate: &mut [f32], up: &[f32]) {
     for (g, &u) in gate.iter_mut().zip(up) {
         *g = *g / (1.0 + (-*g).exp()) * u;
     }
@@ -108,5 +119,64 @@ pub fn axpy_f16(a: f32, x: &[u16], y: &mut [f32]) {
     }
     for (o, &v) in y.iter_mut().zip(x) {
         *o += a * half::f16::from_bits(v).to_f32();
+    }
+}
+
+/// Attention scores of a group of `g` query heads sharing one KV head: `scores[j·n + p] =
+/// dot_f16(q[j], k[p]) · scale` (bit-identical to it). q: [g, hd]; row p of k at `p · stride`.
+#[allow(clippy::too_many_arguments)]
+pub fn scores_f16(q: &[f32], g: usize, hd: usize, k: &[u16], stride: usize, n: usize, scale: f32, scores: &mut [f32]) {
+    assert_eq!(q.len(), g * hd);
+    #[cfg(target_arch = "x86_64")]
+    if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 && hd.is_multiple_of(8) {
+        use crate::x86::attend::scores_f16 as s;
+        // SAFETY: features detected; the kernel asserts the shapes.
+        unsafe {
+            match g {
+                1 => return s::<1>(q, hd, k, stride, n, scale, scores),
+                2 => return s::<2>(q, hd, k, stride, n, scale, scores),
+                4 => return s::<4>(q, hd, k, stride, n, scale, scores),
+                6 => return s::<6>(q, hd, k, stride, n, scale, scores),
+                7 => return s::<7>(q, hd, k, stride, n, scale, scores),
+                8 => return s::<8>(q, hd, k, stride, n, scale, scores),
+                _ => {}
+            }
+        }
+    }
+    for p in 0..n {
+        for j in 0..g {
+            scores[j * n + p] = dot_f16(&q[j * hd..(j + 1) * hd], &k[p * stride..p * stride + hd]) * scale;
+        }
+    }
+}
+
+/// `out[j] += Σ_p probs[j·n + p] · v[p]` in position order for a group of `g` heads (bit-identical
+/// to `axpy_f16` per head and position). probs: [g, n]; out: [g, hd]; row p of v at `p · stride`.
+pub fn attend_f16(probs: &[f32], g: usize, n: usize, v: &[u16], stride: usize, hd: usize, out: &mut [f32]) {
+    assert_eq!(out.len(), g * hd);
+    #[cfg(target_arch = "x86_64")]
+    if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 && hd.is_multiple_of(8) {
+        use crate::x86::attend::attend_f16 as a;
+        // SAFETY: features detected; the kernel asserts the shapes.
+        unsafe {
+            match g {
+                1 => return a::<1>(probs, n, v, stride, hd, out),
+                2 => return a::<2>(probs, n, v, stride, hd, out),
+                4 => return a::<4>(probs, n, v, stride, hd, out),
+                6 => return a::<6>(probs, n, v, stride, hd, out),
+                7 => return a::<7>(probs, n, v, stride, hd, out),
+                8 => return a::<8>(probs, n, v, stride, hd, out),
+                _ => {}
+            }
+        }
+    }
+    for p in 0..n {
+        for j in 0..g {
+            axpy_f16(
+                probs[j * n + p],
+                &v[p * stride..p * stride + hd],
+                &mut out[j * hd..(j + 1) * hd],
+            );
+        }
     }
 }

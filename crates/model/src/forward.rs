@@ -350,20 +350,12 @@ impl Model {
                     let mut s = s.borrow_mut();
                     // scores: [group, n_ctx]
                     s.resize(group * n_ctx, 0.0);
-                    for p in 0..n_ctx {
-                        for j in 0..group {
-                            s[j * n_ctx + p] = kv.k_dot(layer, p, off, &qg[j * hd..(j + 1) * hd]) * scale;
-                        }
-                    }
+                    kv.scores(layer, off, qg, group, n_ctx, scale, &mut s);
                     for j in 0..group {
                         softmax(&mut s[j * n_ctx..(j + 1) * n_ctx]);
                     }
                     out.fill(0.0);
-                    for p in 0..n_ctx {
-                        for j in 0..group {
-                            kv.v_axpy(layer, p, off, s[j * n_ctx + p], &mut out[j * hd..(j + 1) * hd]);
-                        }
-                    }
+                    kv.attend(layer, off, &s, group, n_ctx, out);
                 });
             });
     }

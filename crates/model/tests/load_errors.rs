@@ -69,15 +69,28 @@ fn tiny_model_runs_prefill_and_decode_consistently() {
     let m = tiny(|_, _| {}).unwrap();
     let mut kv = KvCache::new(&m.config, 16);
     let mut st = RunState::new(&m.config, 8, 4, 16);
-    // Prefill 5 tokens at once, then the same tokens one at a time: same final logits.
+    // Prefill 5 tokens at once, then the same prompt one token per chunk: identical logits (the
+    // prompt path, AMX where the CPU has it, does not depend on chunking).
     let batch = m.forward(&mut st, &mut kv, &[1, 2, 3, 4, 5]).unwrap().to_vec();
     assert!(batch.iter().all(|v| v.is_finite()));
+    kv.truncate(0);
+    let mut chunked = Vec::new();
+    for t in [1, 2, 3, 4, 5] {
+        chunked = m.forward(&mut st, &mut kv, &[t]).unwrap().to_vec();
+    }
+    assert_eq!(batch, chunked);
+    // On the exact path (prompts too): prefill, and one prompt token then four generated ones,
+    // agree within f32 summation error. (Nothing else in this test binary runs the model.)
+    tandem_kernels::dispatch::force_amx(false);
+    kv.truncate(0);
+    let batch = m.forward(&mut st, &mut kv, &[1, 2, 3, 4, 5]).unwrap().to_vec();
     kv.truncate(0);
     m.forward(&mut st, &mut kv, &[1]).unwrap();
     let mut step = Vec::new();
     for t in [2, 3, 4, 5] {
         step = m.decode(&mut st, &mut kv, t).unwrap().to_vec();
     }
+    tandem_kernels::dispatch::force_amx(true);
     for (a, b) in batch.iter().zip(&step) {
         assert!((a - b).abs() < 1e-4, "{a} vs {b}");
     }

@@ -4,6 +4,7 @@
 //! - `weights`: one block's weights dequantised in registers, bit-identical to the scalar reference.
 //! - `rows`: whole rows: dequantised to memory, or dotted with activations (several rows at once).
 //! - `amx`: the AMX tile instructions (matrix unit) of the prompt path (`crate::prompt`).
+//! - `attend`: GQA attention over the f16 KV cache, a group of heads per pass.
 //! - `bf16`: f32 → bf16 packing of the prompt path's operands (AVX-512).
 //! - here: shared helpers and the f32 register tiles of the GEMM.
 //!
@@ -13,6 +14,7 @@
 //! what else is in the batch.
 
 pub mod amx;
+pub mod attend;
 pub mod avx512;
 pub mod bf16;
 mod rows;
@@ -204,6 +206,27 @@ pub unsafe fn softmax(x: &mut [f32]) {
     }
     for v in x[n8..].iter_mut() {
         *v /= total;
+    }
+}
+
+/// `gate = silu(gate) · up = gate / (1 + e^−gate) · up` with the vector exp.
+///
+/// # Safety
+/// AVX2 and FMA must be available; equal lengths.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn swiglu(gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len());
+    let n8 = gate.len() / 8 * 8;
+    let (g, u) = (gate.as_mut_ptr(), up.as_ptr());
+    let one = _mm256_set1_ps(1.0);
+    for i in (0..n8).step_by(8) {
+        let x = _mm256_loadu_ps(g.add(i));
+        let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        let s = _mm256_div_ps(x, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(g.add(i), _mm256_mul_ps(s, _mm256_loadu_ps(u.add(i))));
+    }
+    for i in n8..gate.len() {
+        gate[i] = gate[i] / (1.0 + (-gate[i]).exp()) * up[i];
     }
 }
 

@@ -1,0 +1,69 @@
+//! Attention over an f16 KV cache for a group of query heads that share one KV head (GQA): each
+//! cached K and V row is converted from f16 once for all of them. Each head's arithmetic is
+//! exactly `dot_f16` / `axpy_f16`'s (one 8-lane FMA chain per dot, then `hsum`; one FMA per
+//! element per position), so results are bit-identical to the one-head kernels.
+
+use std::arch::x86_64::*;
+
+use super::hsum;
+
+/// `scores[j·n + p] = dot_f16(q[j], k[p]) · scale` for heads j < G, positions p < n.
+/// q: [G, hd]; k: position p's row at `p · stride`, hd long; scores: [G, n].
+///
+/// # Safety
+/// AVX2, FMA and F16C must be available; hd a multiple of 8; k valid for n rows at `stride`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn scores_f16<const G: usize>(
+    q: &[f32],
+    hd: usize,
+    k: &[u16],
+    stride: usize,
+    n: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
+    assert!(q.len() == G * hd && hd.is_multiple_of(8) && scores.len() >= G * n);
+    assert!(n == 0 || (n - 1) * stride + hd <= k.len());
+    for p in 0..n {
+        let row = k.as_ptr().add(p * stride);
+        let mut acc = [_mm256_setzero_ps(); G];
+        for i in (0..hd).step_by(8) {
+            let kv = _mm256_cvtph_ps(_mm_loadu_si128(row.add(i) as *const __m128i));
+            for (j, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(j * hd + i)), kv, *a);
+            }
+        }
+        for (j, a) in acc.into_iter().enumerate() {
+            scores[j * n + p] = hsum(a) * scale;
+        }
+    }
+}
+
+/// `out[j] += Σ_p probs[j·n + p] · v[p]` for heads j < G, in position order.
+/// probs: [G, n]; v: position p's row at `p · stride`, hd long; out: [G, hd].
+///
+/// # Safety
+/// As `scores_f16`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn attend_f16<const G: usize>(
+    probs: &[f32],
+    n: usize,
+    v: &[u16],
+    stride: usize,
+    hd: usize,
+    out: &mut [f32],
+) {
+    assert!(out.len() == G * hd && hd.is_multiple_of(8) && probs.len() >= G * n);
+    assert!(n == 0 || (n - 1) * stride + hd <= v.len());
+    for p in 0..n {
+        let row = v.as_ptr().add(p * stride);
+        let a: [__m256; G] = std::array::from_fn(|j| _mm256_set1_ps(probs[j * n + p]));
+        for i in (0..hd).step_by(8) {
+            let xv = _mm256_cvtph_ps(_mm_loadu_si128(row.add(i) as *const __m128i));
+            for (j, a) in a.iter().enumerate() {
+                let o = out.as_mut_ptr().add(j * hd + i);
+                _mm256_storeu_ps(o, _mm256_fmadd_ps(*a, xv, _mm256_loadu_ps(o)));
+            }
+        }
+    }
+}
