@@ -155,7 +155,7 @@ pub fn scores_f16(q: &[f32], g: usize, hd: usize, k: &[u16], stride: usize, n: u
 pub fn attend_f16(probs: &[f32], g: usize, n: usize, v: &[u16], stride: usize, hd: usize, out: &mut [f32]) {
     assert_eq!(out.len(), g * hd);
     #[cfg(target_arch = "x86_64")]
-    if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 && hd.is_multiple_of(8) {
+    if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 && hd.is_multiple_of(16) {
         use crate::x86::attend::attend_f16 as a;
         // SAFETY: features detected; the kernel asserts the shapes.
         unsafe {
