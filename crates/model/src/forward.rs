@@ -7,7 +7,9 @@
 //! All tokens of all sequences in a step go through each weight matrix together (one pass over the
 //! weights); attention is per sequence, over its own KV cache. The kernels compute each token's
 //! outputs independently of the others (see `tandem_kernels::matmul`), so a sequence's numbers do
-//! not depend on what shares its step.
+//! not depend on what shares its step. Two arithmetics exist: prompt tokens take the matrix unit
+//! where the CPU has one (`matmul_prompt`, bf16 products), generated tokens the exact f32 kernels;
+//! `SeqStep::prompt` says which, so the choice never depends on the batch.
 
 use std::cell::RefCell;
 
