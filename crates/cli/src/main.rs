@@ -50,10 +50,12 @@ struct Cli {
     /// Home of the model cache (`$TANDEM_HOME/models`) and default data directory.
     #[arg(long, env = "TANDEM_HOME", global = true)]
     home: Option<PathBuf>,
-    /// Keep prompt tokens off the CPU's matrix unit (AMX bf16), on the exact f32 kernels that
-    /// generated tokens use: slower prompts, f32 instead of bf16 products.
-    #[arg(long, env = "TANDEM_NO_AMX", global = true)]
-    no_amx: bool,
+    /// How prompt tokens are multiplied: auto (AMX tiles where the CPU has them, else exact), amx,
+    /// bf16 (AVX-512 BF16 dot products: opt-in, not measured faster yet), or exact (the f32
+    /// kernels generated tokens use: slower prompts, f32 instead of bf16 products). A kernel the
+    /// CPU lacks gives exact.
+    #[arg(long, env = "TANDEM_PROMPT_KERNEL", global = true, default_value = "auto", value_parser = ["auto", "amx", "bf16", "exact"])]
+    prompt_kernel: String,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -143,8 +145,14 @@ impl Home {
 
 fn main() {
     let cli = Cli::parse();
-    if cli.no_amx {
-        tandem_kernels::dispatch::force_amx(false);
+    {
+        use tandem_kernels::dispatch::{force_prompt_kernel, PromptKernel};
+        force_prompt_kernel(match cli.prompt_kernel.as_str() {
+            "amx" => Some(PromptKernel::Amx),
+            "bf16" => Some(PromptKernel::Bf16Dot),
+            "exact" => Some(PromptKernel::Exact),
+            _ => None,
+        });
     }
     if let Err(e) = real_main(cli) {
         eprintln!("error: {e:#}");

@@ -59,23 +59,59 @@ pub fn avx512() -> bool {
     false
 }
 
-/// Set by `force_amx(false)`: prompt matmuls do not use AMX even where the CPU has it.
-static NO_AMX: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Turns the AMX prompt path off (or back on where the CPU and OS allow it): tests, benchmarks,
-/// and operators who want prompt tokens on the exact f32 path.
-pub fn force_amx(on: bool) {
-    NO_AMX.store(!on, Ordering::Relaxed);
+/// How prompt tokens' matmuls are computed (`prompt::matmul_prompt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptKernel {
+    /// AMX bf16 tiles (Intel Xeon since Sapphire Rapids, once Linux grants the tile state).
+    Amx,
+    /// AVX-512 BF16 dot products (`vdpbf16ps`: AMD Zen 4+, Intel Cooper Lake+).
+    Bf16Dot,
+    /// The exact f32 kernels that generated tokens use.
+    Exact,
 }
 
-/// Whether prompt matmuls run on AMX tiles (`prompt::matmul_prompt`).
-pub fn amx() -> bool {
+/// 0 = the best the CPU has, else 1 + the forced kernel's index (Amx, Bf16Dot, Exact).
+static PROMPT_FORCED: AtomicU8 = AtomicU8::new(0);
+
+/// Forces the prompt kernel (`None`: automatic, see `prompt_kernel`). Asking for one the CPU
+/// lacks gives the exact path. `Some(Exact)` keeps prompts on the exact f32 path (`--prompt-kernel exact`).
+pub fn force_prompt_kernel(k: Option<PromptKernel>) {
+    let v = match k {
+        None => 0,
+        Some(PromptKernel::Amx) => 1,
+        Some(PromptKernel::Bf16Dot) => 2,
+        Some(PromptKernel::Exact) => 3,
+    };
+    PROMPT_FORCED.store(v, Ordering::Relaxed);
+}
+
+/// Whether the CPU (and OS) offer the AVX-512 BF16 dot product.
+pub fn has_bf16_dot() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        isa() == Isa::Avx2 && !NO_AMX.load(Ordering::Relaxed) && crate::x86::amx::available()
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        avx512() && *HAS.get_or_init(|| is_x86_feature_detected!("avx512bf16") && is_x86_feature_detected!("avx512bw"))
     }
     #[cfg(not(target_arch = "x86_64"))]
     false
+}
+
+/// The prompt kernel in use: AMX where the CPU and OS offer it (auto, or forced), AVX-512 BF16
+/// only when forced (on the Xeon it was measured on it is no faster than the exact path: flagship
+/// pp512 70.6 vs 68.5 tok/s; unmeasured on Zen 4, where it may pay), else exact.
+pub fn prompt_kernel() -> PromptKernel {
+    let forced = PROMPT_FORCED.load(Ordering::Relaxed);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if forced <= 1 && isa() == Isa::Avx2 && avx512() && crate::x86::amx::available() {
+            return PromptKernel::Amx;
+        }
+        if forced == 2 && has_bf16_dot() {
+            return PromptKernel::Bf16Dot;
+        }
+    }
+    let _ = forced;
+    PromptKernel::Exact
 }
 
 /// Forces `isa` (e.g. scalar, to compare paths). Asking for an ISA the CPU lacks gives the best it has.
@@ -96,6 +132,7 @@ pub fn cpu_features() -> String {
             ("avx512f", is_x86_feature_detected!("avx512f")),
             ("avx512bw", is_x86_feature_detected!("avx512bw")),
             ("avx512vnni", is_x86_feature_detected!("avx512vnni")),
+            ("avx512bf16", is_x86_feature_detected!("avx512bf16")),
         ] {
             if on {
                 f.push(name);
@@ -105,7 +142,12 @@ pub fn cpu_features() -> String {
             f.push("amx-bf16");
         }
     }
-    format!("isa={:?} features=[{}] amx={}", isa(), f.join(","), amx())
+    format!(
+        "isa={:?} features=[{}] prompt={:?}",
+        isa(),
+        f.join(","),
+        prompt_kernel()
+    )
 }
 
 thread_local! {

@@ -1,14 +1,17 @@
-//! Prompt tokens through the CPU's matrix unit (AMX bf16 tiles), where the CPU has one.
+//! Prompt tokens through the CPU's bf16 units: AMX tiles (Intel Xeon since Sapphire Rapids), or
+//! AVX-512 BF16 dot products (AMD Zen 4+; opt-in, see `dispatch::prompt_kernel`), else the exact
+//! f32 `matmul`.
 //!
 //! A prompt is processed many tokens at a time, so its matmuls are compute-bound, and the f32 FMA
-//! tile of `matmul` is at the FMA units' limit. AMX does ~16× the multiply-adds per cycle on bf16.
-//! Arithmetic here: the weights' exact f32 dequantisation and the activations are rounded to bf16
-//! (round to nearest even) and `tdpbf16ps` sums their products in f32, in k-steps of 32 from
-//! element 0. A (row, token) output depends only on that row and that token — not on how many
+//! tile of `matmul` is at the FMA units' limit. AMX does ~16× the multiply-adds per cycle on bf16,
+//! `vdpbf16ps` 2×. Arithmetic here: the weights' exact f32 dequantisation and the activations are
+//! rounded to bf16 (round to nearest even) and `tdpbf16ps` (or `vdpbf16ps`) sums their products in
+//! f32, in k-steps of 32 (pairs) from element 0. A (row, token) output depends only on that row and that token — not on how many
 //! tokens share the call, nor on the K-blocking (the f32 partial sums are stored and reloaded
 //! exactly) — so prompt results are batch invariant too, just not equal to `matmul`'s: a token
 //! must always take the same one of the two, which is why the model routes by kind (prompt or
-//! generated), never by batch size. Without AMX, `matmul_prompt` is `matmul`.
+//! generated), never by batch size. (AMX and `vdpbf16ps` round their pair sums differently, so
+//! results differ between machines with and without AMX, never within one.)
 //!
 //! Shapes: x: [n_tok, k] f32 → packed to bf16 tiles [n_pad / 16][k / 32][16 tokens][32] (n_pad =
 //! n_tok rounded up to 32, zero rows); each task dequantises 32 weight rows × one K-block into a
@@ -20,7 +23,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use crate::dispatch::dequantize;
+use crate::dispatch::{dequantize, prompt_kernel, PromptKernel};
 use crate::matmul::{matmul, QMatrix};
 use crate::scalar::bf16;
 
@@ -43,9 +46,9 @@ thread_local! {
     static PANEL: RefCell<(Vec<u16>, Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
-/// Whether `matmul_prompt` runs `w` on the matrix unit (else it is `matmul`).
+/// Whether `matmul_prompt` runs `w` on a bf16 kernel (else it is `matmul`).
 pub fn uses_matrix_unit(w: &QMatrix) -> bool {
-    crate::dispatch::amx()
+    prompt_kernel() != PromptKernel::Exact
         && w.rows.is_multiple_of(32)
         && w.cols.is_multiple_of(32)
         && w.cols.is_multiple_of(w.ty.block_len())
@@ -88,10 +91,11 @@ pub fn matmul_prompt(w: &QMatrix, x: &[f32], y: &mut [f32]) {
         let n_rb = rows / 32;
         let tasks = rayon::current_num_threads().clamp(1, n_rb);
         let per = n_rb.div_ceil(tasks);
+        let kernel = prompt_kernel();
         (0..tasks).into_par_iter().for_each(|task| {
             let (rb0, rb1) = (task * per, ((task + 1) * per).min(n_rb));
             if rb0 < rb1 {
-                task_rows(w, packed, n_tok, kb, rb0, rb1, out);
+                task_rows(w, kernel, packed, n_tok, kb, rb0, rb1, out);
             }
         });
     });
@@ -112,15 +116,25 @@ impl Out {
 
 /// Row blocks `rb0..rb1` (32 rows each) for every token, K-block by K-block.
 #[cfg(not(target_arch = "x86_64"))]
-fn task_rows(_: &QMatrix, _: &[u16], _: usize, _: usize, _: usize, _: usize, _: Out) {
+fn task_rows(_: &QMatrix, _: PromptKernel, _: &[u16], _: usize, _: usize, _: usize, _: usize, _: Out) {
     unreachable!("no matrix unit off x86_64 (`uses_matrix_unit` is false)")
 }
 
 /// Row blocks `rb0..rb1` (32 rows each) for every token, K-block by K-block.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
-fn task_rows(w: &QMatrix, packed: &[u16], n_tok: usize, kb: usize, rb0: usize, rb1: usize, out: Out) {
-    use crate::x86::amx;
+fn task_rows(
+    w: &QMatrix,
+    kernel: PromptKernel,
+    packed: &[u16],
+    n_tok: usize,
+    kb: usize,
+    rb0: usize,
+    rb1: usize,
+    out: Out,
+) {
+    use crate::x86::{amx, bf16::block_dot_8x32};
+    let amx = kernel == PromptKernel::Amx;
     let (k, rows) = (w.cols, w.rows);
     let n_pad = n_tok.div_ceil(32) * 32;
     let (bl, bb) = (w.ty.block_len(), w.ty.block_bytes());
@@ -130,8 +144,10 @@ fn task_rows(w: &QMatrix, packed: &[u16], n_tok: usize, kb: usize, rb0: usize, r
         panel.resize(2 * (kb / 32) * 512, 0);
         f32_rows.resize(32 * STAGE, 0.0);
         acc.resize(n_pad * 32, 0.0);
-        // SAFETY: `uses_matrix_unit` checked `amx()`; the tile state is this thread's.
-        unsafe { amx::configure() };
+        if amx {
+            // SAFETY: `prompt_kernel()` found AMX usable; the tile state is this thread's.
+            unsafe { amx::configure() };
+        }
         for (kbi, k0) in (0..k).step_by(kb).enumerate() {
             let k1 = (k0 + kb).min(k);
             let steps = (k1 - k0) / 32;
@@ -159,8 +175,28 @@ fn task_rows(w: &QMatrix, packed: &[u16], n_tok: usize, kb: usize, rb0: usize, r
                 }
                 for c0 in (0..steps).step_by(L1_STEPS) {
                     let chunk = L1_STEPS.min(steps - c0);
+                    let s0 = k0 / 32 + c0;
+                    if !amx {
+                        let b = [panel[c0 * 512..].as_ptr(), panel[(steps + c0) * 512..].as_ptr()];
+                        for g in 0..n_pad / 8 {
+                            let (j, t0) = (g / 2, 8 * (g % 2));
+                            let a = packed[((j * (k / 32) + s0) * 16 + t0) * 32..].as_ptr();
+                            // SAFETY: `prompt_kernel()` found AVX-512 BF16; a: tokens 8g..8g+8 of
+                            // `chunk` packed step tiles; b: `chunk` tiles of each half of the
+                            // panel; c: 8 rows of 32 floats of acc.
+                            unsafe {
+                                block_dot_8x32(
+                                    a as *const u32,
+                                    b.map(|p| p as *const u32),
+                                    chunk,
+                                    acc[8 * g * 32..].as_mut_ptr(),
+                                    kbi > 0 || c0 > 0,
+                                )
+                            };
+                        }
+                        continue;
+                    }
                     for tp in 0..n_pad / 32 {
-                        let s0 = k0 / 32 + c0;
                         let a = [
                             packed[(2 * tp * (k / 32) + s0) * 512..].as_ptr(),
                             packed[((2 * tp + 1) * (k / 32) + s0) * 512..].as_ptr(),
@@ -183,8 +219,10 @@ fn task_rows(w: &QMatrix, packed: &[u16], n_tok: usize, kb: usize, rb0: usize, r
                 }
             }
         }
-        // SAFETY: as `configure`.
-        unsafe { amx::release() };
+        if amx {
+            // SAFETY: as `configure`.
+            unsafe { amx::release() };
+        }
     });
 }
 

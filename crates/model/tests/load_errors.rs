@@ -70,7 +70,7 @@ fn tiny_model_runs_prefill_and_decode_consistently() {
     let mut kv = KvCache::new(&m.config, 16);
     let mut st = RunState::new(&m.config, 8, 4, 16);
     // Prefill 5 tokens at once, then the same prompt one token per chunk: identical logits (the
-    // prompt path, AMX where the CPU has it, does not depend on chunking).
+    // prompt path, bf16 where the CPU has it, does not depend on chunking).
     let batch = m.forward(&mut st, &mut kv, &[1, 2, 3, 4, 5]).unwrap().to_vec();
     assert!(batch.iter().all(|v| v.is_finite()));
     kv.truncate(0);
@@ -81,7 +81,8 @@ fn tiny_model_runs_prefill_and_decode_consistently() {
     assert_eq!(batch, chunked);
     // On the exact path (prompts too): prefill, and one prompt token then four generated ones,
     // agree within f32 summation error. (Nothing else in this test binary runs the model.)
-    tandem_kernels::dispatch::force_amx(false);
+    use tandem_kernels::dispatch::{force_prompt_kernel, PromptKernel};
+    force_prompt_kernel(Some(PromptKernel::Exact));
     kv.truncate(0);
     let batch = m.forward(&mut st, &mut kv, &[1, 2, 3, 4, 5]).unwrap().to_vec();
     kv.truncate(0);
@@ -90,7 +91,7 @@ fn tiny_model_runs_prefill_and_decode_consistently() {
     for t in [2, 3, 4, 5] {
         step = m.decode(&mut st, &mut kv, t).unwrap().to_vec();
     }
-    tandem_kernels::dispatch::force_amx(true);
+    force_prompt_kernel(None);
     for (a, b) in batch.iter().zip(&step) {
         assert!((a - b).abs() < 1e-4, "{a} vs {b}");
     }

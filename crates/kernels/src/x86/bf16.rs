@@ -85,3 +85,40 @@ pub unsafe fn tile_pairs(rows: *const f32, stride: usize, out: *mut u32) {
         }
     }
 }
+
+/// The AVX-512 BF16 twin of `amx::block_2x2` for CPUs without AMX: 8 tokens × 32 weight rows over
+/// `chunk` k-steps, `vdpbf16ps` (16 lanes, each adding a bf16 pair's two products in f32).
+///
+/// - `a`: token 0 of the 8 in packed step tile 0; step s's tile is `256·s` u32 further on, token
+///   i's 16 k-pairs at `16·i` within it (the packed layout [16 tokens][16 pairs]).
+/// - `b[i]`: weight tile i (rows 16·i..16·i+16), `chunk` consecutive [16 pairs][16 rows] tiles.
+/// - `c`: 8 tokens × 32 f32 (row 16·i + r at column 16·i + r), loaded first when `accumulate`.
+///
+/// # Safety
+/// AVX-512F and AVX-512 BF16 must be available; pointers valid for what is described.
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub unsafe fn block_dot_8x32(a: *const u32, b: [*const u32; 2], chunk: usize, c: *mut f32, accumulate: bool) {
+    let mut acc = [[_mm512_setzero_ps(); 2]; 8];
+    if accumulate {
+        for (t, a) in acc.iter_mut().enumerate() {
+            a[0] = _mm512_loadu_ps(c.add(32 * t));
+            a[1] = _mm512_loadu_ps(c.add(32 * t + 16));
+        }
+    }
+    for s in 0..chunk {
+        let (ap, b0, b1) = (a.add(256 * s), b[0].add(256 * s), b[1].add(256 * s));
+        for p in 0..16 {
+            let w0: __m512bh = std::mem::transmute(_mm512_loadu_si512(b0.add(16 * p) as *const __m512i));
+            let w1: __m512bh = std::mem::transmute(_mm512_loadu_si512(b1.add(16 * p) as *const __m512i));
+            for (t, a) in acc.iter_mut().enumerate() {
+                let x: __m512bh = std::mem::transmute(_mm512_set1_epi32(*ap.add(16 * t + p) as i32));
+                a[0] = _mm512_dpbf16_ps(a[0], w0, x);
+                a[1] = _mm512_dpbf16_ps(a[1], w1, x);
+            }
+        }
+    }
+    for (t, a) in acc.iter().enumerate() {
+        _mm512_storeu_ps(c.add(32 * t), a[0]);
+        _mm512_storeu_ps(c.add(32 * t + 16), a[1]);
+    }
+}

@@ -1,9 +1,9 @@
-//! The prompt path on the matrix unit (AMX bf16) against its scalar twin: every output equals the
-//! f64 sum of bf16-rounded weights × bf16-rounded activations within f32 summation error, and a
-//! token's outputs are bit-identical whatever else shares the call (token count, tail tiles,
-//! K-blocking). Skipped, saying so, where the CPU or OS offers no AMX.
+//! The prompt path's bf16 kernels (AMX tiles, AVX-512 BF16 dot products) against their scalar
+//! twin: every output equals the f64 sum of bf16-rounded weights × bf16-rounded activations within
+//! f32 summation error, and a token's outputs are bit-identical whatever else shares the call
+//! (token count, tail tiles, K-blocking). A kernel the CPU or OS lacks is skipped, saying so.
 
-use tandem_kernels::dispatch::amx;
+use tandem_kernels::dispatch::{force_prompt_kernel, prompt_kernel, PromptKernel};
 use tandem_kernels::prompt::{matmul_prompt, uses_matrix_unit};
 use tandem_kernels::scalar::{bf16, bf16_to_f32};
 use tandem_kernels::{GgmlType, QMatrix};
@@ -44,11 +44,19 @@ fn run(w: &QMatrix, x: &[f32]) -> Vec<f32> {
 }
 
 #[test]
-fn amx_prompt_matmul_matches_the_scalar_twin_and_is_batch_invariant() {
-    if !amx() {
-        eprintln!("no AMX on this CPU/OS: the prompt path is the exact matmul here (tested elsewhere)");
-        return;
+fn bf16_prompt_kernels_match_the_scalar_twin_and_are_batch_invariant() {
+    for kernel in [PromptKernel::Amx, PromptKernel::Bf16Dot] {
+        force_prompt_kernel(Some(kernel));
+        if prompt_kernel() != kernel {
+            eprintln!("{kernel:?}: not on this CPU/OS, skipped");
+            continue;
+        }
+        check(kernel);
     }
+    force_prompt_kernel(None);
+}
+
+fn check(kernel: PromptKernel) {
     for (ty, cols) in TYPES {
         let data = matrix(ty, cols);
         let w = QMatrix::new(ty, ROWS, cols, &data).unwrap();
@@ -63,7 +71,7 @@ fn amx_prompt_matmul_matches_the_scalar_twin_and_is_batch_invariant() {
                 let (want, mag) = reference(&w, r, &x[t * cols..(t + 1) * cols]);
                 assert!(
                     (got - want).abs() <= 1e-5 * mag + 1e-6,
-                    "{ty:?} token {t} row {r}: {got} vs {want} (Σ|wx| {mag})"
+                    "{kernel:?} {ty:?} token {t} row {r}: {got} vs {want} (Σ|wx| {mag})"
                 );
             }
         }
@@ -71,7 +79,7 @@ fn amx_prompt_matmul_matches_the_scalar_twin_and_is_batch_invariant() {
             let part = run(&w, &x[..n * cols]);
             assert!(
                 part.iter().zip(&full).all(|(a, b)| a.to_bits() == b.to_bits()),
-                "{ty:?}: {n} tokens differ from the same tokens among {n_max}"
+                "{kernel:?} {ty:?}: {n} tokens differ from the same tokens among {n_max}"
             );
         }
     }
