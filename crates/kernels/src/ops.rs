@@ -155,6 +155,22 @@ pub fn scores_f16(q: &[f32], g: usize, hd: usize, k: &[u16], stride: usize, n: u
 pub fn attend_f16(probs: &[f32], g: usize, n: usize, v: &[u16], stride: usize, hd: usize, out: &mut [f32]) {
     assert_eq!(out.len(), g * hd);
     #[cfg(target_arch = "x86_64")]
+    if crate::dispatch::avx512() && hd.is_multiple_of(32) {
+        use crate::x86::attend::attend_f16_512 as a;
+        // SAFETY: AVX-512F and the AVX2 set detected; the kernel asserts the shapes.
+        unsafe {
+            match g {
+                1 => return a::<1>(probs, n, v, stride, hd, out),
+                2 => return a::<2>(probs, n, v, stride, hd, out),
+                4 => return a::<4>(probs, n, v, stride, hd, out),
+                6 => return a::<6>(probs, n, v, stride, hd, out),
+                7 => return a::<7>(probs, n, v, stride, hd, out),
+                8 => return a::<8>(probs, n, v, stride, hd, out),
+                _ => {}
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
     if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 && hd.is_multiple_of(16) {
         use crate::x86::attend::attend_f16 as a;
         // SAFETY: features detected; the kernel asserts the shapes.

@@ -81,3 +81,45 @@ pub unsafe fn attend_f16<const G: usize>(
         }
     }
 }
+
+/// `attend_f16` on AVX-512: 32 columns at a time with the G × 2 accumulators in registers; the
+/// same one FMA per element per position in position order, so it equals the AVX2 kernel bit for
+/// bit.
+///
+/// # Safety
+/// As `scores_f16_512`, with hd a multiple of 32.
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+pub unsafe fn attend_f16_512<const G: usize>(
+    probs: &[f32],
+    n: usize,
+    v: &[u16],
+    stride: usize,
+    hd: usize,
+    out: &mut [f32],
+) {
+    assert!(out.len() == G * hd && hd.is_multiple_of(32) && probs.len() >= G * n);
+    assert!(n == 0 || (n - 1) * stride + hd <= v.len());
+    for i in (0..hd).step_by(32) {
+        let o = out.as_mut_ptr();
+        let mut acc: [[__m512; 2]; G] = std::array::from_fn(|j| {
+            [
+                _mm512_loadu_ps(o.add(j * hd + i)),
+                _mm512_loadu_ps(o.add(j * hd + i + 16)),
+            ]
+        });
+        for p in 0..n {
+            let row = v.as_ptr().add(p * stride + i);
+            let x0 = _mm512_cvtph_ps(_mm256_loadu_si256(row as *const __m256i));
+            let x1 = _mm512_cvtph_ps(_mm256_loadu_si256(row.add(16) as *const __m256i));
+            for (j, a) in acc.iter_mut().enumerate() {
+                let w = _mm512_set1_ps(*probs.as_ptr().add(j * n + p));
+                a[0] = _mm512_fmadd_ps(w, x0, a[0]);
+                a[1] = _mm512_fmadd_ps(w, x1, a[1]);
+            }
+        }
+        for (j, a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(o.add(j * hd + i), a[0]);
+            _mm512_storeu_ps(o.add(j * hd + i + 16), a[1]);
+        }
+    }
+}
