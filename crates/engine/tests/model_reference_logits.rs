@@ -1,12 +1,26 @@
 //! tandem's forward pass against the independent numpy reference (tools/reference_forward.py) on the
-//! mini tier: same top-1 token, and the top-5 logits relative to the top-1 within 0.05.
+//! mini tier: same top-1 token, and the top-5 logits relative to the top-1 within 0.05 on the
+//! exact f32 path. Prompts on the bf16 path (AMX where the CPU has it) round weights and
+//! activations to 8 significant bits, as llama.cpp's 8-bit activations do: within 0.1 there
+//! (measured worst 0.030–0.054 as other kernels changed; greedy text still equals llama.cpp's).
 
 mod common;
 
 use tandem_engine::SingleSequence;
+use tandem_kernels::dispatch::{force_prompt_kernel, prompt_kernel, PromptKernel};
 
 #[test]
 fn mini_matches_the_numpy_reference() {
+    // One test (the prompt kernel is process-wide): the exact path, then the default one.
+    force_prompt_kernel(Some(PromptKernel::Exact));
+    check(0.05);
+    force_prompt_kernel(None);
+    if prompt_kernel() != PromptKernel::Exact {
+        check(0.1);
+    }
+}
+
+fn check(tolerance: f32) {
     let lm = common::mini();
     let cases = common::golden("mini_reference_logits.json");
     let mut worst = 0f32;
@@ -35,10 +49,14 @@ fn mini_matches_the_numpy_reference() {
             let diff = (ours - theirs).abs();
             worst = worst.max(diff);
             assert!(
-                diff <= 0.05,
-                "{name}: token {id} relative logit {ours} vs reference {theirs}"
+                diff <= tolerance,
+                "{:?} {name}: token {id} relative logit {ours} vs reference {theirs}",
+                prompt_kernel()
             );
         }
     }
-    eprintln!("largest top-5 relative-logit difference from the reference: {worst:.6}");
+    eprintln!(
+        "{:?}: largest top-5 relative-logit difference from the reference: {worst:.6}",
+        prompt_kernel()
+    );
 }
