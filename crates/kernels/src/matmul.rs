@@ -45,14 +45,14 @@ impl<'a> QMatrix<'a> {
 
 /// A pointer that may cross threads; each task writes a disjoint set of elements.
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
+pub(crate) struct OutPtr(pub(crate) *mut f32);
 // SAFETY: used only to write disjoint elements from parallel tasks (see `matmul`).
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 impl OutPtr {
     /// A method (not field access) so closures capture the whole `Send` wrapper, not the raw pointer.
-    fn at(&self, i: usize) -> *mut f32 {
+    pub(crate) fn at(&self, i: usize) -> *mut f32 {
         self.0.wrapping_add(i)
     }
 }

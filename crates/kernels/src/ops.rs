@@ -122,6 +122,23 @@ pub fn axpy_f16(a: f32, x: &[u16], y: &mut [f32]) {
     }
 }
 
+/// Returns `$k::<G>(args)` for the group sizes the attention kernels are built for (`g` query heads
+/// per KV head: 1, 2, 4, 6, 7, 8); any other size falls through to the caller's next path.
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_group {
+    ($g:expr, $k:ident($($a:expr),*)) => {
+        match $g {
+            1 => return $k::<1>($($a),*),
+            2 => return $k::<2>($($a),*),
+            4 => return $k::<4>($($a),*),
+            6 => return $k::<6>($($a),*),
+            7 => return $k::<7>($($a),*),
+            8 => return $k::<8>($($a),*),
+            _ => {}
+        }
+    };
+}
+
 /// Attention scores of a group of `g` query heads sharing one KV head: `scores[j·n + p] =
 /// dot_f16(q[j], k[p]) · scale` (bit-identical to it). q: [g, hd]; row p of k at `p · stride`.
 #[allow(clippy::too_many_arguments)]
@@ -131,17 +148,7 @@ pub fn scores_f16(q: &[f32], g: usize, hd: usize, k: &[u16], stride: usize, n: u
     if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 && hd.is_multiple_of(8) {
         use crate::x86::attend::scores_f16 as s;
         // SAFETY: features detected; the kernel asserts the shapes.
-        unsafe {
-            match g {
-                1 => return s::<1>(q, hd, k, stride, n, scale, scores),
-                2 => return s::<2>(q, hd, k, stride, n, scale, scores),
-                4 => return s::<4>(q, hd, k, stride, n, scale, scores),
-                6 => return s::<6>(q, hd, k, stride, n, scale, scores),
-                7 => return s::<7>(q, hd, k, stride, n, scale, scores),
-                8 => return s::<8>(q, hd, k, stride, n, scale, scores),
-                _ => {}
-            }
-        }
+        unsafe { by_group!(g, s(q, hd, k, stride, n, scale, scores)) }
     }
     for p in 0..n {
         for j in 0..g {
@@ -158,33 +165,13 @@ pub fn attend_f16(probs: &[f32], g: usize, n: usize, v: &[u16], stride: usize, h
     if crate::dispatch::avx512() && hd.is_multiple_of(32) {
         use crate::x86::attend::attend_f16_512 as a;
         // SAFETY: AVX-512F and the AVX2 set detected; the kernel asserts the shapes.
-        unsafe {
-            match g {
-                1 => return a::<1>(probs, n, v, stride, hd, out),
-                2 => return a::<2>(probs, n, v, stride, hd, out),
-                4 => return a::<4>(probs, n, v, stride, hd, out),
-                6 => return a::<6>(probs, n, v, stride, hd, out),
-                7 => return a::<7>(probs, n, v, stride, hd, out),
-                8 => return a::<8>(probs, n, v, stride, hd, out),
-                _ => {}
-            }
-        }
+        unsafe { by_group!(g, a(probs, n, v, stride, hd, out)) }
     }
     #[cfg(target_arch = "x86_64")]
     if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 && hd.is_multiple_of(16) {
         use crate::x86::attend::attend_f16 as a;
         // SAFETY: features detected; the kernel asserts the shapes.
-        unsafe {
-            match g {
-                1 => return a::<1>(probs, n, v, stride, hd, out),
-                2 => return a::<2>(probs, n, v, stride, hd, out),
-                4 => return a::<4>(probs, n, v, stride, hd, out),
-                6 => return a::<6>(probs, n, v, stride, hd, out),
-                7 => return a::<7>(probs, n, v, stride, hd, out),
-                8 => return a::<8>(probs, n, v, stride, hd, out),
-                _ => {}
-            }
-        }
+        unsafe { by_group!(g, a(probs, n, v, stride, hd, out)) }
     }
     for p in 0..n {
         for j in 0..g {

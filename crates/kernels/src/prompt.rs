@@ -24,7 +24,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use crate::dispatch::{dequantize, prompt_kernel, PromptKernel};
-use crate::matmul::{matmul, QMatrix};
+use crate::matmul::{matmul, OutPtr as Out, QMatrix};
 use crate::scalar::bf16;
 
 /// Bytes of packed activations one K-block may take, so they stay in L2 while every row block of
@@ -87,6 +87,7 @@ pub fn matmul_prompt(w: &QMatrix, x: &[f32], y: &mut [f32]) {
                 }
             });
         let packed = &packed[..];
+        // Each task writes the columns (weight rows) of its own row blocks.
         let out = Out(y.as_mut_ptr());
         let n_rb = rows / 32;
         let tasks = rayon::current_num_threads().clamp(1, n_rb);
@@ -99,19 +100,6 @@ pub fn matmul_prompt(w: &QMatrix, x: &[f32], y: &mut [f32]) {
             }
         });
     });
-}
-
-/// The output pointer shared by the tasks; each writes the columns of its own row blocks.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: tasks write disjoint columns (weight rows) of y; see `matmul_prompt`.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
-impl Out {
-    fn at(&self, i: usize) -> *mut f32 {
-        self.0.wrapping_add(i)
-    }
 }
 
 /// Row blocks `rb0..rb1` (32 rows each) for every token, K-block by K-block.
