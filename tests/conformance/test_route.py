@@ -2,6 +2,7 @@
 the mini's file (the second under another name, `big`, a symlink) so the cascade runs for real
 without the flagship's download; the escalation threshold is set so each path is taken for sure."""
 import os
+import sqlite3
 import pathlib
 import signal
 import tempfile
@@ -28,9 +29,11 @@ def two_tiers():
     big.symlink_to(mini_file())
     servers = {}
     for name, threshold in [("escalate", "0"), ("keep", "-100")]:
+        data = tempfile.mkdtemp()
         proc, base = serverproc.start("--models", f"mini,{big}", "--parallel", "2", "--ctx-size", "512",
-                                      "--auto-threshold", threshold, "--data-dir", tempfile.mkdtemp())
+                                      "--auto-threshold", threshold, "--data-dir", data)
         servers[name] = (proc, httpx.Client(base_url=base, timeout=120))
+        servers[name][1].data_dir = data
     yield {k: c for k, (_, c) in servers.items()}
     for proc, c in servers.values():
         c.close()
@@ -89,6 +92,10 @@ def test_cascade_escalates_below_the_threshold(two_tiers):
             break
         time.sleep(0.1)
     assert {"qwen2.5-coder-0.5b-instruct", "big"} <= models, rows
+    # The attempt's record carries its own generation time, not zero.
+    with sqlite3.connect(f"file:{os.path.join(c.data_dir, 'tandem.sqlite')}?mode=ro", uri=True) as con:
+        ms = [row[0] for row in con.execute("SELECT latency_ms FROM usage WHERE model = 'qwen2.5-coder-0.5b-instruct'")]
+    assert ms and all(m > 0 for m in ms), ms
 
 
 def test_cascade_keeps_a_confident_answer(two_tiers):

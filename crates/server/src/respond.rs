@@ -139,8 +139,8 @@ pub async fn complete(state: Arc<AppState>, v: ValidRequest, rx: UnboundedReceiv
 
 /// Records the usage of a cascade's first attempt that was not kept (the small tier answered, the
 /// router escalated): it ran and is paid for, under the request's id.
-pub fn record_attempt(state: &Arc<AppState>, v: &ValidRequest, cached: usize, completion: usize) {
-    let mut g = UsageGuard::new(state, v, &v.id, Instant::now());
+pub fn record_attempt(state: &Arc<AppState>, v: &ValidRequest, start: Instant, cached: usize, completion: usize) {
+    let mut g = UsageGuard::new(state, v, &v.id, start);
     // The rate-limit charge is settled once, by the response that is sent.
     g.account.ticket = None;
     g.cached = cached;

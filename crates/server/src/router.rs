@@ -134,6 +134,7 @@ pub async fn cascade(
     // when decoding greedily (what `tandem eval route` tuned on), and independent of sampling
     // luck at temperature > 0.
     gen.top_logprobs = Some(wanted.unwrap_or(0).max(1));
+    let start = std::time::Instant::now();
     let mut rx = state.tiers[v.tier].engine.submit(gen)?;
     let (mut events, mut sum, mut n) = (Vec::new(), 0f64, 0usize);
     let (mut cached, mut completion, mut ended) = (0, 0, false);
@@ -173,7 +174,7 @@ pub async fn cascade(
         let reason = if ended { "confident" } else { "small-tier-failed" };
         return Ok((v, replay, CascadeOutcome { tier, reason, detail }));
     }
-    crate::respond::record_attempt(state, &v, cached, completion);
+    crate::respond::record_attempt(state, &v, start, cached, completion);
     let mut big = parse_on(state, v.api, body, large)?;
     big.id = v.id.clone();
     big.account = v.account.clone();
