@@ -103,7 +103,7 @@ pub fn prompt_kernel() -> PromptKernel {
     let forced = PROMPT_FORCED.load(Ordering::Relaxed);
     #[cfg(target_arch = "x86_64")]
     {
-        if forced <= 1 && isa() == Isa::Avx2 && avx512() && crate::x86::amx::available() {
+        if forced <= 1 && avx512() && crate::x86::amx::available() {
             return PromptKernel::Amx;
         }
         if forced == 2 && has_bf16_dot() {

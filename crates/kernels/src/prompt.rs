@@ -6,8 +6,8 @@
 //! tile of `matmul` is at the FMA units' limit. AMX does ~16× the multiply-adds per cycle on bf16,
 //! `vdpbf16ps` 2×. Arithmetic here: the weights' exact f32 dequantisation and the activations are
 //! rounded to bf16 (round to nearest even) and `tdpbf16ps` (or `vdpbf16ps`) sums their products in
-//! f32, in k-steps of 32 (pairs) from element 0. A (row, token) output depends only on that row and that token — not on how many
-//! tokens share the call, nor on the K-blocking (the f32 partial sums are stored and reloaded
+//! f32, in k-steps of 32 (pairs) from element 0. A (row, token) output depends only on that row
+//! and that token — not on how many tokens share the call, nor on the K-blocking (the f32 partial sums are stored and reloaded
 //! exactly) — so prompt results are batch invariant too, just not equal to `matmul`'s: a token
 //! must always take the same one of the two, which is why the model routes by kind (prompt or
 //! generated), never by batch size. (AMX and `vdpbf16ps` round their pair sums differently, so
@@ -48,7 +48,12 @@ thread_local! {
 
 /// Whether `matmul_prompt` runs `w` on a bf16 kernel (else it is `matmul`).
 pub fn uses_matrix_unit(w: &QMatrix) -> bool {
-    prompt_kernel() != PromptKernel::Exact
+    fits(w, prompt_kernel())
+}
+
+/// Whether `kernel` is a bf16 one and `w`'s shape suits the panels.
+fn fits(w: &QMatrix, kernel: PromptKernel) -> bool {
+    kernel != PromptKernel::Exact
         && w.rows.is_multiple_of(32)
         && w.cols.is_multiple_of(32)
         && w.cols.is_multiple_of(w.ty.block_len())
@@ -58,7 +63,9 @@ pub fn uses_matrix_unit(w: &QMatrix) -> bool {
 /// `y[t][r] = Σ_c x[t][c] · W[r][c]` for prompt tokens (x: [n_tok, cols], y: [n_tok, rows]), on
 /// the matrix unit where there is one (see the module's notes for its arithmetic).
 pub fn matmul_prompt(w: &QMatrix, x: &[f32], y: &mut [f32]) {
-    if !uses_matrix_unit(w) {
+    // Read once: the tasks below must all run the kernel that was checked.
+    let kernel = prompt_kernel();
+    if !fits(w, kernel) {
         return matmul(w, x, y);
     }
     let (k, rows) = (w.cols, w.rows);
@@ -92,7 +99,6 @@ pub fn matmul_prompt(w: &QMatrix, x: &[f32], y: &mut [f32]) {
         let n_rb = rows / 32;
         let tasks = rayon::current_num_threads().clamp(1, n_rb);
         let per = n_rb.div_ceil(tasks);
-        let kernel = prompt_kernel();
         (0..tasks).into_par_iter().for_each(|task| {
             let (rb0, rb1) = (task * per, ((task + 1) * per).min(n_rb));
             if rb0 < rb1 {
@@ -164,8 +170,9 @@ fn task_rows(
                 for c0 in (0..steps).step_by(L1_STEPS) {
                     let chunk = L1_STEPS.min(steps - c0);
                     let s0 = k0 / 32 + c0;
+                    let b = [panel[c0 * 512..].as_ptr(), panel[(steps + c0) * 512..].as_ptr()];
+                    let accumulate = kbi > 0 || c0 > 0;
                     if !amx {
-                        let b = [panel[c0 * 512..].as_ptr(), panel[(steps + c0) * 512..].as_ptr()];
                         for g in 0..n_pad / 8 {
                             let (j, t0) = (g / 2, 8 * (g % 2));
                             let a = packed[((j * (k / 32) + s0) * 16 + t0) * 32..].as_ptr();
@@ -178,7 +185,7 @@ fn task_rows(
                                     b.map(|p| p as *const u32),
                                     chunk,
                                     acc[8 * g * 32..].as_mut_ptr(),
-                                    kbi > 0 || c0 > 0,
+                                    accumulate,
                                 )
                             };
                         }
@@ -189,7 +196,6 @@ fn task_rows(
                             packed[(2 * tp * (k / 32) + s0) * 512..].as_ptr(),
                             packed[((2 * tp + 1) * (k / 32) + s0) * 512..].as_ptr(),
                         ];
-                        let b = [panel[c0 * 512..].as_ptr(), panel[(steps + c0) * 512..].as_ptr()];
                         let c = [
                             acc[32 * tp * 32..].as_mut_ptr(),
                             acc[(32 * tp + 16) * 32..].as_mut_ptr(),
@@ -197,7 +203,7 @@ fn task_rows(
                         // SAFETY: a: `chunk` packed tiles of each of two token tiles (n_pad rows
                         // exist); b: `chunk` tiles of each half of the panel; c: 16 rows of 32
                         // floats of acc each.
-                        unsafe { amx::block_2x2(a, b, chunk, c, [128, 128], kbi > 0 || c0 > 0) };
+                        unsafe { amx::block_2x2(a, b, chunk, c, [128, 128], accumulate) };
                     }
                 }
                 for t in 0..n_tok {

@@ -203,6 +203,8 @@ impl Model {
         st.tok_pos.clear();
         st.seq_first.clear();
         st.seq_first.resize(seqs.len(), 0);
+        // Tokens 0..n_exact (the generated ones) take the exact matmul, the rest the prompt path.
+        let mut n_exact = 0;
         for prompt in [false, true] {
             for (i, s) in seqs.iter().enumerate().filter(|(_, s)| s.prompt == prompt) {
                 st.seq_first[i] = st.tok_seq.len();
@@ -211,9 +213,10 @@ impl Model {
                     st.tok_pos.push(s.kv.len + j);
                 }
             }
+            if !prompt {
+                n_exact = st.tok_seq.len();
+            }
         }
-        // Tokens 0..n_exact take the exact matmul, the rest the prompt path.
-        let n_exact: usize = seqs.iter().filter(|s| !s.prompt).map(|s| s.tokens.len()).sum();
 
         let w = &self.weights;
         let (dim, qd, kvd, hd, f) = (c.dim, c.n_head * c.head_dim, c.kv_dim(), c.head_dim, c.ffn_dim);

@@ -2,7 +2,7 @@
 //! in f16 (half the memory and bandwidth; the default, as in llama.cpp) or f32 (exact).
 
 use tandem_kernels::dispatch::dot_f32;
-use tandem_kernels::ops::{attend_f16, axpy, axpy_f16, dot_f16, scores_f16, to_f16};
+use tandem_kernels::ops::{attend_f16, axpy, scores_f16, to_f16};
 
 use crate::Config;
 
@@ -103,38 +103,19 @@ impl KvCache {
         }
     }
 
-    /// `q · K[layer][pos][off..off + q.len()]`
-    #[inline]
-    pub fn k_dot(&self, layer: usize, pos: usize, off: usize, q: &[f32]) -> f32 {
-        let at = self.at(layer, pos) + off;
-        match &self.store {
-            Store::F32 { k, .. } => dot_f32(q, &k[at..at + q.len()]),
-            Store::F16 { k, .. } => dot_f16(q, &k[at..at + q.len()]),
-        }
-    }
-
-    /// `out += a · V[layer][pos][off..off + out.len()]`
-    #[inline]
-    pub fn v_axpy(&self, layer: usize, pos: usize, off: usize, a: f32, out: &mut [f32]) {
-        let at = self.at(layer, pos) + off;
-        match &self.store {
-            Store::F32 { v, .. } => axpy(a, &v[at..at + out.len()], out),
-            Store::F16 { v, .. } => axpy_f16(a, &v[at..at + out.len()], out),
-        }
-    }
-
     /// Scores of `g` query heads (q: [g, hd]) against K[layer][0..n][off..off + hd]:
-    /// `scores[j·n + p] = k_dot(layer, p, off, q[j]) · scale` (bit-identical), each K row read once.
+    /// `scores[j·n + p] = q[j] · K[p] · scale`, each K row read once.
     #[allow(clippy::too_many_arguments)]
     pub fn scores(&self, layer: usize, off: usize, q: &[f32], g: usize, n: usize, scale: f32, scores: &mut [f32]) {
         let hd = q.len() / g;
         let at = self.at(layer, 0) + off;
         match &self.store {
             Store::F16 { k, .. } => scores_f16(q, g, hd, &k[at..], self.kv_dim, n, scale, scores),
-            Store::F32 { .. } => {
+            Store::F32 { k, .. } => {
                 for p in 0..n {
+                    let row = &k[at + p * self.kv_dim..][..hd];
                     for j in 0..g {
-                        scores[j * n + p] = self.k_dot(layer, p, off, &q[j * hd..(j + 1) * hd]) * scale;
+                        scores[j * n + p] = dot_f32(&q[j * hd..(j + 1) * hd], row) * scale;
                     }
                 }
             }
@@ -142,16 +123,17 @@ impl KvCache {
     }
 
     /// `out[j] += Σ_p probs[j·n + p] · V[layer][p][off..off + hd]` for `g` heads (out: [g, hd]),
-    /// position by position: `v_axpy`'s arithmetic, each V row read once.
+    /// position by position, each V row read once.
     pub fn attend(&self, layer: usize, off: usize, probs: &[f32], g: usize, n: usize, out: &mut [f32]) {
         let hd = out.len() / g;
         let at = self.at(layer, 0) + off;
         match &self.store {
             Store::F16 { v, .. } => attend_f16(probs, g, n, &v[at..], self.kv_dim, hd, out),
-            Store::F32 { .. } => {
+            Store::F32 { v, .. } => {
                 for p in 0..n {
+                    let row = &v[at + p * self.kv_dim..][..hd];
                     for j in 0..g {
-                        self.v_axpy(layer, p, off, probs[j * n + p], &mut out[j * hd..(j + 1) * hd]);
+                        axpy(probs[j * n + p], row, &mut out[j * hd..(j + 1) * hd]);
                     }
                 }
             }
