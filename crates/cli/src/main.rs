@@ -56,6 +56,11 @@ struct Cli {
     /// CPU lacks gives exact.
     #[arg(long, env = "TANDEM_PROMPT_KERNEL", global = true, default_value = "auto", value_parser = ["auto", "amx", "bf16", "exact"])]
     prompt_kernel: String,
+    /// How generated tokens are multiplied: int8 (activations rounded to 8-bit blocks of 32,
+    /// integer dot products with the weights' own integers: the fast path) or exact (f32
+    /// activations against the dequantised weights: ~2x slower decoding).
+    #[arg(long, env = "TANDEM_DECODE_KERNEL", global = true, default_value = "int8", value_parser = ["int8", "exact"])]
+    decode_kernel: String,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -146,7 +151,11 @@ impl Home {
 fn main() {
     let cli = Cli::parse();
     {
-        use tandem_kernels::dispatch::{force_prompt_kernel, PromptKernel};
+        use tandem_kernels::dispatch::{force_decode_kernel, force_prompt_kernel, DecodeKernel, PromptKernel};
+        force_decode_kernel(match cli.decode_kernel.as_str() {
+            "exact" => DecodeKernel::Exact,
+            _ => DecodeKernel::Int8,
+        });
         force_prompt_kernel(match cli.prompt_kernel.as_str() {
             "amx" => Some(PromptKernel::Amx),
             "bf16" => Some(PromptKernel::Bf16Dot),

@@ -39,4 +39,17 @@ impl<'m> SingleSequence<'m> {
         self.kv.truncate(0);
         Ok(self.lm.model.forward(&mut self.st, &mut self.kv, tokens)?.to_vec())
     }
+
+    /// Logits after `tokens` from an empty cache, the last `generated` of them run one at a time
+    /// as generated tokens (the decode arithmetic), the others as a prompt: [vocab].
+    pub fn logits_decoding(&mut self, tokens: &[u32], generated: usize) -> Result<Vec<f32>> {
+        let split = tokens.len().saturating_sub(generated).max(1);
+        let (prompt, rest) = tokens.split_at(split.min(tokens.len()));
+        self.kv.truncate(0);
+        let mut logits = self.lm.model.forward(&mut self.st, &mut self.kv, prompt)?.to_vec();
+        for &t in rest {
+            logits = self.lm.model.decode(&mut self.st, &mut self.kv, t)?.to_vec();
+        }
+        Ok(logits)
+    }
 }

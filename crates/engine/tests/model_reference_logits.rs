@@ -3,24 +3,38 @@
 //! exact f32 path. Prompts on the bf16 path (AMX where the CPU has it) round weights and
 //! activations to 8 significant bits, as llama.cpp's 8-bit activations do: within 0.1 there
 //! (measured worst 0.030–0.054 as other kernels changed; greedy text still equals llama.cpp's).
+//! Each check also runs with the last 16 tokens decoded one at a time: generated tokens take the
+//! int8 kernels (activations rounded to int8 blocks of 32): within 0.15 (measured 0.107).
 
 mod common;
 
 use tandem_engine::SingleSequence;
-use tandem_kernels::dispatch::{force_prompt_kernel, prompt_kernel, PromptKernel};
+use tandem_kernels::dispatch::{
+    decode_kernel, force_decode_kernel, force_prompt_kernel, prompt_kernel, DecodeKernel, PromptKernel,
+};
+
+/// Tokens at the end of each prompt run as generated tokens in the decode check.
+const DECODED: usize = 16;
 
 #[test]
 fn mini_matches_the_numpy_reference() {
-    // One test (the prompt kernel is process-wide): the exact path, then the default one.
+    // One test (the kernels are chosen process-wide): the exact paths, then the default ones.
     force_prompt_kernel(Some(PromptKernel::Exact));
-    check(0.05);
+    force_decode_kernel(DecodeKernel::Exact);
+    check(0.05, 0);
+    check(0.05, DECODED);
     force_prompt_kernel(None);
+    force_decode_kernel(DecodeKernel::Int8);
     if prompt_kernel() != PromptKernel::Exact {
-        check(0.1);
+        check(0.1, 0);
     }
+    // Measured worst 0.107 (chat_prime; top-1 unchanged everywhere): int8 activations in every
+    // layer and the logits matmul, over 16 tokens whose own KV entries carry the rounding.
+    check(0.15, DECODED);
 }
 
-fn check(tolerance: f32) {
+/// Prompts through the prompt path, or (`decoded` > 0) with their last tokens decoded one at a time.
+fn check(tolerance: f32, decoded: usize) {
     let lm = common::mini();
     let cases = common::golden("mini_reference_logits.json");
     let mut worst = 0f32;
@@ -40,7 +54,7 @@ fn check(tolerance: f32) {
             .map(|p| (p[0].as_u64().unwrap() as usize, p[1].as_f64().unwrap() as f32))
             .collect();
         let mut gen = SingleSequence::new(&lm, tokens.len() + 1);
-        let logits = gen.logits(&tokens).unwrap();
+        let logits = gen.logits_decoding(&tokens, decoded).unwrap();
         let ours_top1 = tandem_engine::argmax(&logits) as usize;
         assert_eq!(ours_top1, top[0].0, "{name}: top-1 token differs from the reference");
         for &(id, ref_logit) in &top[..5] {
@@ -50,13 +64,15 @@ fn check(tolerance: f32) {
             worst = worst.max(diff);
             assert!(
                 diff <= tolerance,
-                "{:?} {name}: token {id} relative logit {ours} vs reference {theirs}",
-                prompt_kernel()
+                "{:?} {:?} decoded {decoded}: {name}: token {id} relative logit {ours} vs reference {theirs}",
+                prompt_kernel(),
+                decode_kernel()
             );
         }
     }
     eprintln!(
-        "{:?}: largest top-5 relative-logit difference from the reference: {worst:.6}",
-        prompt_kernel()
+        "prompt {:?}, decode {:?}, last {decoded} tokens decoded: largest top-5 relative-logit difference from the reference: {worst:.6}",
+        prompt_kernel(),
+        decode_kernel()
     );
 }

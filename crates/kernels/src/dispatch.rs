@@ -114,6 +114,58 @@ pub fn prompt_kernel() -> PromptKernel {
     PromptKernel::Exact
 }
 
+/// How generated tokens' matmuls are computed (`decode::matmul_decode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeKernel {
+    /// Activations rounded to int8 blocks, integer dot products (`crate::q8`), for the types
+    /// that have kernels (Q8_0, Q5_0, Q4_K, Q6_K); others take the exact path.
+    Int8,
+    /// The exact f32 kernels (`matmul::matmul`): weights dequantised, f32 activations.
+    Exact,
+}
+
+static DECODE_EXACT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Forces the decode kernel (`--decode-kernel`); the default is `Int8`.
+pub fn force_decode_kernel(k: DecodeKernel) {
+    DECODE_EXACT.store(k == DecodeKernel::Exact, Ordering::Relaxed);
+}
+
+pub fn decode_kernel() -> DecodeKernel {
+    if DECODE_EXACT.load(Ordering::Relaxed) {
+        DecodeKernel::Exact
+    } else {
+        DecodeKernel::Int8
+    }
+}
+
+/// `R` rows of type `ty` dotted with tokens `t0..t0 + T` of `acts` on the int8 kernels:
+/// `[row][token]`, each bit-identical to `q8::dot_scalar` (the scalar twin, used where there is no
+/// SIMD). `ty` must be `q8::supported`.
+pub fn dot_q8<const R: usize, const T: usize>(
+    ty: GgmlType,
+    rows: [&[u8]; R],
+    acts: &crate::q8::QuantActs,
+    t0: usize,
+) -> [[f32; T]; R] {
+    #[cfg(target_arch = "x86_64")]
+    if isa() == Isa::Avx2 {
+        use crate::blocks::{BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0};
+        use crate::x86::int8::dot;
+        // SAFETY: features detected; the kernel asserts the block counts against `acts`.
+        unsafe {
+            match ty {
+                GgmlType::Q8_0 => return dot::<BlockQ8_0, R, T>(rows.map(as_blocks), acts, t0),
+                GgmlType::Q5_0 => return dot::<BlockQ5_0, R, T>(rows.map(as_blocks), acts, t0),
+                GgmlType::Q4K => return dot::<BlockQ4K, R, T>(rows.map(as_blocks), acts, t0),
+                GgmlType::Q6K => return dot::<BlockQ6K, R, T>(rows.map(as_blocks), acts, t0),
+                _ => {}
+            }
+        }
+    }
+    std::array::from_fn(|r| std::array::from_fn(|t| crate::q8::dot_scalar(ty, rows[r], acts, t0 + t)))
+}
+
 /// Forces `isa` (e.g. scalar, to compare paths). Asking for an ISA the CPU lacks gives the best it has.
 pub fn force_isa(isa: Isa) {
     let isa = if isa == Isa::Avx2 { detect() } else { isa };
@@ -143,10 +195,11 @@ pub fn cpu_features() -> String {
         }
     }
     format!(
-        "isa={:?} features=[{}] prompt={:?}",
+        "isa={:?} features=[{}] prompt={:?} decode={:?}",
         isa(),
         f.join(","),
-        prompt_kernel()
+        prompt_kernel(),
+        decode_kernel()
     )
 }
 

@@ -6,20 +6,25 @@
 //! - `x86`: AVX2+FMA dot products (dequantise-in-register, f32 activations) and the f32 GEMM tile.
 //! - `dispatch`: picks the implementation once at run time from the CPU's features.
 //! - `matmul`: `QMatrix` (a quantised weight matrix) and the parallel matmul over many tokens.
+//! - `q8`: generated tokens' arithmetic: activations rounded to int8 blocks, its contract and scalar twin.
+//! - `decode`: generated tokens' matmul on the int8 kernels (`matmul_decode`).
 //! - `prompt`: prompt tokens' matmul on the CPU's matrix unit (AMX bf16) where there is one.
 //! - `pool`: the compute thread pool every forward step runs in.
 //! - `ops`: small f32 vector ops of the forward pass (rms_norm, softmax, silu, rope helpers).
 
 pub mod blocks;
+pub mod decode;
 pub mod dispatch;
 pub mod matmul;
 pub mod ops;
 pub mod pool;
 pub mod prompt;
+pub mod q8;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
+pub use decode::matmul_decode;
 pub use dispatch::{cpu_features, Isa};
 pub use matmul::{matmul, QMatrix};
 pub use prompt::matmul_prompt;

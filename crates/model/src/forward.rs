@@ -8,14 +8,15 @@
 //! weights); attention is per sequence, over its own KV cache. The kernels compute each token's
 //! outputs independently of the others (see `tandem_kernels::matmul`), so a sequence's numbers do
 //! not depend on what shares its step. Two arithmetics exist: prompt tokens take the matrix unit
-//! where the CPU has one (`matmul_prompt`, bf16 products), generated tokens the exact f32 kernels;
+//! where the CPU has one (`matmul_prompt`, bf16 products), generated tokens the int8 kernels
+//! (`matmul_decode`: activations rounded to int8 blocks, integer dot products);
 //! `SeqStep::prompt` says which, so the choice never depends on the batch.
 
 use std::cell::RefCell;
 
 use rayon::prelude::*;
 use tandem_kernels::ops::{add_assign, rms_norm, rope_neox, softmax, swiglu};
-use tandem_kernels::{matmul, matmul_prompt, QMatrix};
+use tandem_kernels::{matmul, matmul_decode, matmul_prompt, QMatrix};
 
 use crate::{KvCache, Model, ModelError, Result, RunState};
 
@@ -55,7 +56,7 @@ pub struct SeqStep<'a> {
     pub logits: Logits,
     /// Prompt tokens (true) take the matrix-unit path of the layer matmuls where the CPU has one
     /// (`tandem_kernels::matmul_prompt`, bf16); generated tokens (decode, draft verification)
-    /// always take the exact f32 path. The kind, never the batch's size, picks the arithmetic, so
+    /// take the int8 path (`tandem_kernels::matmul_decode`). The kind, never the batch's size, picks the arithmetic, so
     /// a token's numbers do not depend on what shares its step or how its prompt was chunked.
     pub prompt: bool,
 }
@@ -203,8 +204,8 @@ impl Model {
         st.tok_pos.clear();
         st.seq_first.clear();
         st.seq_first.resize(seqs.len(), 0);
-        // Tokens 0..n_exact (the generated ones) take the exact matmul, the rest the prompt path.
-        let mut n_exact = 0;
+        // Tokens 0..n_generated take the generated tokens' matmul (int8), the rest the prompt path.
+        let mut n_generated = 0;
         for prompt in [false, true] {
             for (i, s) in seqs.iter().enumerate().filter(|(_, s)| s.prompt == prompt) {
                 st.seq_first[i] = st.tok_seq.len();
@@ -214,7 +215,7 @@ impl Model {
                 }
             }
             if !prompt {
-                n_exact = st.tok_seq.len();
+                n_generated = st.tok_seq.len();
             }
         }
 
@@ -242,9 +243,9 @@ impl Model {
                 );
             }
             // q: [n, qd], k, v: [n, kvd]
-            layer_matmul(&w.mat(&lw.wq), &st.xb[..n * dim], &mut st.q[..n * qd], n_exact);
-            layer_matmul(&w.mat(&lw.wk), &st.xb[..n * dim], &mut st.k[..n * kvd], n_exact);
-            layer_matmul(&w.mat(&lw.wv), &st.xb[..n * dim], &mut st.v[..n * kvd], n_exact);
+            layer_matmul(&w.mat(&lw.wq), &st.xb[..n * dim], &mut st.q[..n * qd], n_generated);
+            layer_matmul(&w.mat(&lw.wk), &st.xb[..n * dim], &mut st.k[..n * kvd], n_generated);
+            layer_matmul(&w.mat(&lw.wv), &st.xb[..n * dim], &mut st.v[..n * kvd], n_generated);
             for t in 0..n {
                 let p = st.tok_pos[t];
                 let (cos, sin) = (
@@ -262,7 +263,7 @@ impl Model {
             }
             self.attention(st, seqs, l, n);
             // x += o_proj(att)
-            layer_matmul(&w.mat(&lw.wo), &st.att[..n * qd], &mut st.proj[..n * dim], n_exact);
+            layer_matmul(&w.mat(&lw.wo), &st.att[..n * qd], &mut st.proj[..n * dim], n_generated);
             add_assign(&mut st.x[..n * dim], &st.proj[..n * dim]);
 
             // x += down(silu(gate(xb)) * up(xb)), xb = rms_norm(x) * ffn_norm
@@ -274,10 +275,20 @@ impl Model {
                     c.rms_eps,
                 );
             }
-            layer_matmul(&w.mat(&lw.w_gate), &st.xb[..n * dim], &mut st.gate[..n * f], n_exact);
-            layer_matmul(&w.mat(&lw.w_up), &st.xb[..n * dim], &mut st.up[..n * f], n_exact);
+            layer_matmul(
+                &w.mat(&lw.w_gate),
+                &st.xb[..n * dim],
+                &mut st.gate[..n * f],
+                n_generated,
+            );
+            layer_matmul(&w.mat(&lw.w_up), &st.xb[..n * dim], &mut st.up[..n * f], n_generated);
             swiglu(&mut st.gate[..n * f], &st.up[..n * f]);
-            layer_matmul(&w.mat(&lw.w_down), &st.gate[..n * f], &mut st.proj[..n * dim], n_exact);
+            layer_matmul(
+                &w.mat(&lw.w_down),
+                &st.gate[..n * f],
+                &mut st.proj[..n * dim],
+                n_generated,
+            );
             add_assign(&mut st.x[..n * dim], &st.proj[..n * dim]);
             if hidden_only && l == self.embed_layer() {
                 // mid: [n, dim] ← x / rms(x), the embedding's first half.
@@ -295,35 +306,50 @@ impl Model {
         // logits = output · rms_norm(x_last) * output_norm, for the sequences that want them
         // (every token's row for `Logits::Every`; `logit_row[i]` is then sequence i's first row
         // and `logit_n[i]` its count). The normed rows are left in xb: [rows, dim]. The output
-        // matmul is exact for every kind of token: its rows are few, and it stays one path.
+        // matmul takes the int8 kernels for generated tokens like the layers, and the exact f32
+        // kernels for prompts (a prompt's logits, its first token's and scoring's, stay exact).
         st.logit_row.clear();
         st.logit_row.resize(seqs.len(), usize::MAX);
         st.logit_n.clear();
         st.logit_n.resize(seqs.len(), 0);
-        let mut rows = 0;
-        for (i, s) in seqs.iter().enumerate() {
-            let start = st.seq_first[i];
-            let end = start + s.tokens.len();
-            let first = match s.logits {
-                Logits::None => continue,
-                Logits::Last => end - 1,
-                Logits::Every => start,
-            };
-            st.logit_row[i] = rows;
-            st.logit_n[i] = end - first;
-            for t in first..end {
-                rms_norm(
-                    &mut st.xb[rows * dim..(rows + 1) * dim],
-                    &st.x[t * dim..(t + 1) * dim],
-                    &w.output_norm,
-                    c.rms_eps,
-                );
-                rows += 1;
+        // Generated tokens' rows first (0..rows_generated), as in the layers.
+        let (mut rows, mut rows_generated) = (0, 0);
+        for prompt in [false, true] {
+            for (i, s) in seqs.iter().enumerate().filter(|(_, s)| s.prompt == prompt) {
+                let start = st.seq_first[i];
+                let end = start + s.tokens.len();
+                let first = match s.logits {
+                    Logits::None => continue,
+                    Logits::Last => end - 1,
+                    Logits::Every => start,
+                };
+                st.logit_row[i] = rows;
+                st.logit_n[i] = end - first;
+                for t in first..end {
+                    rms_norm(
+                        &mut st.xb[rows * dim..(rows + 1) * dim],
+                        &st.x[t * dim..(t + 1) * dim],
+                        &w.output_norm,
+                        c.rms_eps,
+                    );
+                    rows += 1;
+                }
+            }
+            if !prompt {
+                rows_generated = rows;
             }
         }
         if rows > 0 && !hidden_only {
             let v = c.vocab;
-            matmul(&w.mat(&w.output), &st.xb[..rows * dim], &mut st.logits[..rows * v]);
+            let out = w.mat(&w.output);
+            let (xg, xp) = st.xb[..rows * dim].split_at(rows_generated * dim);
+            let (yg, yp) = st.logits[..rows * v].split_at_mut(rows_generated * v);
+            if !xg.is_empty() {
+                matmul_decode(&out, xg, yg);
+            }
+            if !xp.is_empty() {
+                matmul(&out, xp, yp);
+            }
         }
         for s in seqs.iter_mut() {
             s.kv.len += s.tokens.len();
@@ -366,13 +392,13 @@ impl Model {
     }
 }
 
-/// `y = x · Wᵀ` for a layer's weight: tokens `0..n_exact` (generated) on the exact path, the rest
+/// `y = x · Wᵀ` for a layer's weight: tokens `0..n_generated` (generated) on the int8 path, the rest
 /// (prompt) on the prompt path. x: [n, w.cols], y: [n, w.rows].
-fn layer_matmul(w: &QMatrix, x: &[f32], y: &mut [f32], n_exact: usize) {
-    let (xe, xp) = x.split_at(n_exact * w.cols);
-    let (ye, yp) = y.split_at_mut(n_exact * w.rows);
-    if !xe.is_empty() {
-        matmul(w, xe, ye);
+fn layer_matmul(w: &QMatrix, x: &[f32], y: &mut [f32], n_generated: usize) {
+    let (xg, xp) = x.split_at(n_generated * w.cols);
+    let (yg, yp) = y.split_at_mut(n_generated * w.rows);
+    if !xg.is_empty() {
+        matmul_decode(w, xg, yg);
     }
     if !xp.is_empty() {
         matmul_prompt(w, xp, yp);
