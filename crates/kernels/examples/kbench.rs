@@ -1,39 +1,59 @@
 //! Kernel throughput probe: `cargo run --release -p tandem-kernels --example kbench`.
-//! Times `matmul` on a mini-sized FFN matrix (Q5_0 4864×896) and a flagship-sized one (Q4_K
-//! 8960×1536) for a few token counts: the cost of batched decode per token.
+//! Times the generated tokens' matmuls (`matmul_decode`: int8, and `matmul`: exact f32) on the
+//! tiers' weight types for a few token counts, on a matrix that stays in L2 (compute bound) and on
+//! 256 MiB of matrices read in turn (memory bound): per token, and as weight bytes per second.
 use std::time::Instant;
 
-use tandem_kernels::{matmul, GgmlType, QMatrix};
+use tandem_kernels::dispatch::{force_decode_kernel, DecodeKernel};
+use tandem_kernels::{matmul_decode, GgmlType, QMatrix};
 
 fn main() {
-    for (ty, rows, cols) in [(GgmlType::Q5_0, 4864usize, 896usize), (GgmlType::Q4K, 8960, 1536)] {
+    for (ty, cols) in [
+        (GgmlType::Q5_0, 896usize),
+        (GgmlType::Q8_0, 896),
+        (GgmlType::Q4K, 1536),
+        (GgmlType::Q6K, 1536),
+    ] {
         let rb = ty.bytes_for(cols as u64).unwrap() as usize;
-        let mut data = vec![0u8; rows * rb];
-        for (i, b) in data.iter_mut().enumerate() {
-            *b = (i * 7 % 251) as u8;
-        }
-        // sane f16 scales at each block start
         let bb = ty.block_bytes();
-        for blk in 0..data.len() / bb {
-            data[blk * bb..blk * bb + 2].copy_from_slice(&half::f16::from_f32(0.01).to_le_bytes());
-        }
-        let w = QMatrix::new(ty, rows, cols, &data).unwrap();
-        for n_tok in [1usize, 2, 3, 4, 8, 16] {
-            let x: Vec<f32> = (0..n_tok * cols).map(|i| (i as f32 * 0.01).sin()).collect();
-            let mut y = vec![0f32; n_tok * rows];
-            matmul(&w, &x, &mut y);
-            let reps = 40;
-            let t = Instant::now();
-            for _ in 0..reps {
-                matmul(&w, &x, &mut y);
+        let scale_at = if ty == GgmlType::Q6K { 208 } else { 0 };
+        let make = |rows: usize| {
+            let mut data: Vec<u8> = (0..rows * rb).map(|i| (i * 7 % 251) as u8).collect();
+            for blk in 0..data.len() / bb {
+                let o = blk * bb + scale_at;
+                data[o..o + 2].copy_from_slice(&half::f16::from_f32(0.01).to_le_bytes());
             }
-            let per_call = t.elapsed().as_secs_f64() / reps as f64;
-            println!(
-                "{:?} {rows}x{cols} n_tok {n_tok:>2}: {:7.3} ms per call, {:6.3} ms per token",
-                ty,
-                per_call * 1e3,
-                per_call * 1e3 / n_tok as f64
-            );
+            data
+        };
+        let small_rows = (1536 << 10) / rb;
+        let big_rows = (32 << 20) / rb;
+        let small = make(small_rows);
+        let bigs: Vec<Vec<u8>> = (0..8).map(|_| make(big_rows)).collect();
+        for kernel in [DecodeKernel::Int8, DecodeKernel::Exact] {
+            force_decode_kernel(kernel);
+            for n_tok in [1usize, 4, 8] {
+                let x: Vec<f32> = (0..n_tok * cols).map(|i| (i as f32 * 0.01).sin()).collect();
+                let mut report = String::new();
+                for (name, mats, rows) in [
+                    ("L2", vec![&small], small_rows),
+                    ("memory", bigs.iter().collect(), big_rows),
+                ] {
+                    let ws: Vec<QMatrix> = mats.iter().map(|d| QMatrix::new(ty, rows, cols, d).unwrap()).collect();
+                    let mut y = vec![0f32; n_tok * rows];
+                    matmul_decode(&ws[0], &x, &mut y);
+                    let reps = if name == "L2" { 200 } else { 4 };
+                    let t = Instant::now();
+                    for _ in 0..reps {
+                        for w in &ws {
+                            matmul_decode(w, &x, &mut y);
+                        }
+                    }
+                    let secs = t.elapsed().as_secs_f64();
+                    let bytes = (reps * ws.len() * rows * rb) as f64;
+                    report += &format!("  {name}: {:6.2} GB/s", bytes / secs / 1e9);
+                }
+                println!("{:?} {:?} cols {cols} n_tok {n_tok}:{report}", ty, kernel);
+            }
         }
     }
 }

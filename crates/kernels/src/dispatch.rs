@@ -59,6 +59,17 @@ pub fn avx512() -> bool {
     false
 }
 
+/// Whether the 512-bit int8 kernels can be used: AVX-512 (not forced off) with BW and VNNI.
+pub fn avx512_int8() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        avx512() && *HAS.get_or_init(|| is_x86_feature_detected!("avx512bw") && is_x86_feature_detected!("avx512vnni"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// How prompt tokens' matmuls are computed (`prompt::matmul_prompt`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PromptKernel {
@@ -148,6 +159,21 @@ pub fn dot_q8<const R: usize, const T: usize>(
     acts: &crate::q8::QuantActs,
     t0: usize,
 ) -> [[f32; T]; R] {
+    #[cfg(target_arch = "x86_64")]
+    if avx512_int8() {
+        use crate::blocks::{BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0};
+        use crate::x86::int8_512::dot;
+        // SAFETY: AVX-512 F/BW/VNNI and the AVX2 set detected; the kernel asserts the block counts.
+        unsafe {
+            match ty {
+                GgmlType::Q8_0 => return dot::<BlockQ8_0, R, T>(rows.map(as_blocks), acts, t0),
+                GgmlType::Q5_0 => return dot::<BlockQ5_0, R, T>(rows.map(as_blocks), acts, t0),
+                GgmlType::Q4K => return dot::<BlockQ4K, R, T>(rows.map(as_blocks), acts, t0),
+                GgmlType::Q6K => return dot::<BlockQ6K, R, T>(rows.map(as_blocks), acts, t0),
+                _ => {}
+            }
+        }
+    }
     #[cfg(target_arch = "x86_64")]
     if isa() == Isa::Avx2 {
         use crate::blocks::{BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0};

@@ -8,9 +8,11 @@
 //!   (127 / amax)), ±127)` (all zero when `amax = 0`), `s = d · Σq`;
 //! - per 32-weight sub-block, 8 integer lanes `L[l] = Σ_{i=4l..4l+3} w[i] · q[i]` (Q6_K: times the
 //!   scale of the 16 weights lane l belongs to);
-//! - `acc[l] = fma(L[l], f, acc[l])` in block order, `f` = the weight block's float scale × `d`;
-//! - result `hsum8(acc)` (Q4_K: minus `hsum8(macc)`, `macc[j] = fma(dmin·m[j], s[8k + j], macc[j])`
-//!   over super-blocks k).
+//! - two sets of 8 float accumulators, even and odd 32-blocks apart (so 512-bit kernels take a
+//!   pair of blocks per instruction): `acc[b % 2][l] = fma(L[l], f, acc[b % 2][l])` in block
+//!   order, `f` = the weight block's float scale × `d`;
+//! - result `hsum8(acc[0] + acc[1])` (Q4_K: minus `hsum8(macc)`, `macc[j] = fma(dmin·m[j],
+//!   s[8k + j], macc[j])` over super-blocks k).
 
 // Index loops follow the lanes and sub-blocks of the contract above.
 #![allow(clippy::needless_range_loop)]
@@ -110,7 +112,7 @@ pub fn dot_scalar(ty: GgmlType, row: &[u8], acts: &QuantActs, t: usize) -> f32 {
         &acts.d[t * nb..(t + 1) * nb],
         &acts.s[t * nb..(t + 1) * nb],
     );
-    let mut acc = [0f32; 8];
+    let mut acc = [[0f32; 8]; 2];
     let mut w = [0i32; 32];
     match ty {
         GgmlType::Q8_0 => {
@@ -118,7 +120,7 @@ pub fn dot_scalar(ty: GgmlType, row: &[u8], acts: &QuantActs, t: usize) -> f32 {
                 for i in 0..32 {
                     w[i] = blk.qs[i] as i32;
                 }
-                block(&mut acc, &w, &q[32 * b..], f16_le(blk.d) * d[b], |_| 1);
+                block(&mut acc[b % 2], &w, &q[32 * b..], f16_le(blk.d) * d[b], |_| 1);
             }
         }
         GgmlType::Q5_0 => {
@@ -128,7 +130,7 @@ pub fn dot_scalar(ty: GgmlType, row: &[u8], acts: &QuantActs, t: usize) -> f32 {
                     w[i] = ((blk.qs[i] & 0x0F) as u32 | ((qh >> i) & 1) << 4) as i32 - 16;
                     w[i + 16] = ((blk.qs[i] >> 4) as u32 | ((qh >> (i + 16)) & 1) << 4) as i32 - 16;
                 }
-                block(&mut acc, &w, &q[32 * b..], f16_le(blk.d) * d[b], |_| 1);
+                block(&mut acc[b % 2], &w, &q[32 * b..], f16_le(blk.d) * d[b], |_| 1);
             }
         }
         GgmlType::Q4K => {
@@ -142,11 +144,11 @@ pub fn dot_scalar(ty: GgmlType, row: &[u8], acts: &QuantActs, t: usize) -> f32 {
                         w[i] = if j % 2 == 0 { run[i] & 0x0F } else { run[i] >> 4 } as i32;
                     }
                     let b = 8 * k + j;
-                    block(&mut acc, &w, &q[32 * b..], dd * sc as f32 * d[b], |_| 1);
+                    block(&mut acc[b % 2], &w, &q[32 * b..], dd * sc as f32 * d[b], |_| 1);
                     macc[j] = (dmin * m as f32).mul_add(s[b], macc[j]);
                 }
             }
-            return hsum8(&acc) - hsum8(&macc);
+            return hsum8(&pair_sum(&acc)) - hsum8(&macc);
         }
         GgmlType::Q6K => {
             for (k, blk) in as_blocks::<BlockQ6K>(row).iter().enumerate() {
@@ -161,13 +163,18 @@ pub fn dot_scalar(ty: GgmlType, row: &[u8], acts: &QuantActs, t: usize) -> f32 {
                     }
                     let b = 8 * k + j;
                     let sc = |l: usize| blk.scales[2 * j + l / 4] as i32;
-                    block(&mut acc, &w, &q[32 * b..], dd * d[b], sc);
+                    block(&mut acc[b % 2], &w, &q[32 * b..], dd * d[b], sc);
                 }
             }
         }
         _ => panic!("no int8 kernel for {}", ty.name()),
     }
-    hsum8(&acc)
+    hsum8(&pair_sum(&acc))
+}
+
+/// The even and odd blocks' accumulators added lane by lane.
+fn pair_sum(acc: &[[f32; 8]; 2]) -> [f32; 8] {
+    std::array::from_fn(|l| acc[0][l] + acc[1][l])
 }
 
 /// What the int8 arithmetic approximates, computed exactly: the dequantised row against the

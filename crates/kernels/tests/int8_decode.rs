@@ -2,7 +2,9 @@
 //! CPU has: AVX2 and scalar), against the exact arithmetic they approximate, and the decode
 //! matmul's batch invariance.
 
-use tandem_kernels::dispatch::{dot_q8, force_decode_kernel, force_isa, isa, DecodeKernel, Isa};
+use tandem_kernels::dispatch::{
+    avx512_int8, dot_q8, force_avx512, force_decode_kernel, force_isa, isa, DecodeKernel, Isa,
+};
 use tandem_kernels::q8::{self, QuantActs};
 use tandem_kernels::{matmul_decode, scalar, GgmlType, QMatrix};
 
@@ -16,9 +18,12 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-const TYPES: [(GgmlType, usize); 4] = [
+/// Odd block counts (96, 992 columns) cover the 512-bit kernels' single last block.
+const TYPES: [(GgmlType, usize); 6] = [
     (GgmlType::Q8_0, 896),
+    (GgmlType::Q8_0, 96),
     (GgmlType::Q5_0, 896),
+    (GgmlType::Q5_0, 992),
     (GgmlType::Q4K, 1536),
     (GgmlType::Q6K, 1536),
 ];
@@ -112,7 +117,16 @@ fn int8_dots_match_the_scalar_twin_and_the_exact_sum() {
             let mut acts = QuantActs::default();
             q8::quantize(&x, cols, &mut acts);
             for (n, row) in rows.iter().enumerate() {
+                force_avx512(false);
+                let narrow = dot_q8::<1, 3>(ty, [row], &acts, 0)[0];
+                force_avx512(true);
                 let got = dot_q8::<1, 3>(ty, [row], &acts, 0)[0];
+                assert_eq!(
+                    got.map(f32::to_bits),
+                    narrow.map(f32::to_bits),
+                    "{} row {n}: AVX-512 vs AVX2",
+                    ty.name()
+                );
                 for (t, &got) in got.iter().enumerate() {
                     let twin = q8::dot_scalar(ty, row, &acts, t);
                     assert_eq!(
@@ -154,9 +168,12 @@ fn decode_matmul_is_batch_invariant_and_close_to_f32() {
         let x = activations(9 * cols, 3.0);
         let mut acts = QuantActs::default();
         q8::quantize(&x, cols, &mut acts);
-        for scalar_isa in [false, true] {
-            if scalar_isa {
-                force_isa(Isa::Scalar);
+        // The best kernels this CPU has, then AVX2 without AVX-512, then the scalar twin.
+        for path in 0..3 {
+            match path {
+                1 => force_avx512(false),
+                2 => force_isa(Isa::Scalar),
+                _ => eprintln!("{}: 512-bit int8 kernels: {}", ty.name(), avx512_int8()),
             }
             for n_tok in [1, 2, 3, 4, 5, 8, 9] {
                 let mut y = vec![0f32; n_tok * n_rows];
@@ -184,7 +201,8 @@ fn decode_matmul_is_batch_invariant_and_close_to_f32() {
                     }
                 }
             }
-            force_isa(Isa::Avx2);
         }
+        force_isa(Isa::Avx2);
+        force_avx512(true);
     }
 }

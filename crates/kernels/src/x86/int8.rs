@@ -184,11 +184,8 @@ impl Int8Block for BlockQ4K {
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn scales(&self) -> Q4KScales {
-        let s = weights::q4k_scales(self);
-        Q4KScales {
-            dsc: _mm256_loadu_ps(s.as_ptr()),
-            dm: _mm256_loadu_ps(s.as_ptr().add(8)),
-        }
+        let (dsc, dm) = weights::q4k_scales_v(self);
+        Q4KScales { dsc, dm }
     }
     /// Run j/2 of `qs` holds sub-block j in its low (j even) or high (j odd) nibbles.
     #[inline]
@@ -312,7 +309,8 @@ pub(crate) unsafe fn dot<B: Int8Block, const R: usize, const T: usize>(
         acts.d.as_ptr().add(t0 * nsub),
         acts.s.as_ptr().add(t0 * nsub),
     );
-    let mut acc = [[_mm256_setzero_ps(); T]; R];
+    // [row][token][block parity]
+    let mut acc = [[[_mm256_setzero_ps(); 2]; T]; R];
     let mut macc = [[_mm256_setzero_ps(); T]; R];
     for i in 0..nb {
         let mut sc = [rows[0][i].scales(); R];
@@ -337,7 +335,8 @@ pub(crate) unsafe fn dot<B: Int8Block, const R: usize, const T: usize>(
                 for t in 0..T {
                     let x = _mm256_loadu_si256(q.add(t * cols + e) as *const __m256i);
                     let l = _mm256_cvtepi32_ps(B::lanes(&sc[r], j, w, x));
-                    acc[r][t] = _mm256_fmadd_ps(l, B::mult(m[r][t], j), acc[r][t]);
+                    let a = &mut acc[r][t][(i * B::SUBS + j) % 2];
+                    *a = _mm256_fmadd_ps(l, B::mult(m[r][t], j), *a);
                 }
             }
         }
@@ -345,11 +344,8 @@ pub(crate) unsafe fn dot<B: Int8Block, const R: usize, const T: usize>(
     let mut out = [[0f32; T]; R];
     for r in 0..R {
         for t in 0..T {
-            out[r][t] = if B::MINS {
-                hsum(acc[r][t]) - hsum(macc[r][t])
-            } else {
-                hsum(acc[r][t])
-            };
+            let sum = hsum(_mm256_add_ps(acc[r][t][0], acc[r][t][1]));
+            out[r][t] = if B::MINS { sum - hsum(macc[r][t]) } else { sum };
         }
     }
     out

@@ -6,7 +6,8 @@
 //! - `amx`: the AMX tile instructions (matrix unit) of the prompt path (`crate::prompt`).
 //! - `attend`: GQA attention over the f16 KV cache, a group of heads per pass.
 //! - `bf16`: f32 → bf16 packing of the prompt path's operands (AVX-512).
-//! - `int8`: generated tokens' int8 dot products (activations rounded to int8, `crate::q8`).
+//! - `int8`: generated tokens' int8 dot products (activations rounded to int8, `crate::q8`);
+//!   `int8_512` the same on AVX-512 BW + VNNI, two blocks per instruction.
 //! - here: shared helpers and the f32 register tiles of the GEMM.
 //!
 //! Every path computes a (row, token) output the same way: exact f32 weights, one 8-lane FMA
@@ -19,6 +20,7 @@ pub mod attend;
 pub mod avx512;
 pub mod bf16;
 pub mod int8;
+pub mod int8_512;
 mod rows;
 mod weights;
 

@@ -5,7 +5,7 @@
 use std::arch::x86_64::*;
 
 use super::{f16, u8x8_hi, u8x8_lo};
-use crate::blocks::{scale_min_k4, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0};
+use crate::blocks::{BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0};
 
 /// Per-block scales, decoded once per block and shared by its sub-blocks.
 #[inline]
@@ -62,14 +62,29 @@ pub unsafe fn q5_0(b: &BlockQ5_0, s: &[f32; 1], _j: usize) -> [__m256; 4] {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn q4k_scales(b: &BlockQ4K) -> [f32; 16] {
-    let (d, dmin) = (f16(b.d), f16(b.dmin));
+    let (dsc, dm) = q4k_scales_v(b);
     let mut s = [0f32; 16];
-    for j in 0..8 {
-        let (sc, m) = scale_min_k4(j, &b.scales);
-        s[j] = d * sc as f32;
-        s[8 + j] = dmin * m as f32;
-    }
+    _mm256_storeu_ps(s.as_mut_ptr(), dsc);
+    _mm256_storeu_ps(s.as_mut_ptr().add(8), dm);
     s
+}
+
+/// `q4k_scales` as two vectors, the 6-bit pairs unpacked four at a time in 32-bit words (what
+/// `scale_min_k4` does one at a time): with the 12 bytes as words a, b, c, sc[0..4] = a & 63,
+/// m[0..4] = b & 63, sc[4..8] = c's low nibbles | a's top 2 bits << 4, m[4..8] = c's high nibbles
+/// | b's top 2 bits << 4 (per byte).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn q4k_scales_v(b: &BlockQ4K) -> (__m256, __m256) {
+    let w = |i: usize| u32::from_le_bytes([b.scales[i], b.scales[i + 1], b.scales[i + 2], b.scales[i + 3]]);
+    let (a, bb, c) = (w(0), w(4), w(8));
+    let sc = (a & 0x3f3f_3f3f) as u64 | (((c & 0x0f0f_0f0f) | ((a >> 6) & 0x0303_0303) << 4) as u64) << 32;
+    let m = (bb & 0x3f3f_3f3f) as u64 | ((((c >> 4) & 0x0f0f_0f0f) | ((bb >> 6) & 0x0303_0303) << 4) as u64) << 32;
+    let to_f32 = |v: u64| _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(v as i64)));
+    (
+        _mm256_mul_ps(_mm256_set1_ps(f16(b.d)), to_f32(sc)),
+        _mm256_mul_ps(_mm256_set1_ps(f16(b.dmin)), to_f32(m)),
+    )
 }
 
 /// Sub-block `j` (elements 32j..32j+32) of a Q4_K block: `(d·sc[j])·q − dmin·m[j]`, q 4-bit.
