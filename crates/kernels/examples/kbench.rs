@@ -7,13 +7,20 @@ use std::time::Instant;
 use tandem_kernels::dispatch::{force_decode_kernel, DecodeKernel};
 use tandem_kernels::{matmul_decode, GgmlType, QMatrix};
 
+/// Arguments filter the runs: a type name (Q5_0…), `int8`/`exact`, a token count.
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let wanted =
+        |v: &str| args.is_empty() || args.iter().any(|a| a == v) || !args.iter().any(|a| kind_of(a) == kind_of(v));
     for (ty, cols) in [
         (GgmlType::Q5_0, 896usize),
         (GgmlType::Q8_0, 896),
         (GgmlType::Q4K, 1536),
         (GgmlType::Q6K, 1536),
     ] {
+        if !wanted(&format!("{ty:?}")) {
+            continue;
+        }
         let rb = ty.bytes_for(cols as u64).unwrap() as usize;
         let bb = ty.block_bytes();
         let scale_at = if ty == GgmlType::Q6K { 208 } else { 0 };
@@ -30,8 +37,14 @@ fn main() {
         let small = make(small_rows);
         let bigs: Vec<Vec<u8>> = (0..8).map(|_| make(big_rows)).collect();
         for kernel in [DecodeKernel::Int8, DecodeKernel::Exact] {
+            if !wanted(&format!("{kernel:?}").to_lowercase()) {
+                continue;
+            }
             force_decode_kernel(kernel);
             for n_tok in [1usize, 4, 8] {
+                if !wanted(&n_tok.to_string()) {
+                    continue;
+                }
                 let x: Vec<f32> = (0..n_tok * cols).map(|i| (i as f32 * 0.01).sin()).collect();
                 let mut report = String::new();
                 for (name, mats, rows) in [
@@ -55,5 +68,16 @@ fn main() {
                 println!("{:?} {:?} cols {cols} n_tok {n_tok}:{report}", ty, kernel);
             }
         }
+    }
+}
+
+/// Which filter an argument belongs to: 0 type, 1 kernel, 2 token count.
+fn kind_of(a: &str) -> u8 {
+    if a.parse::<usize>().is_ok() {
+        2
+    } else if a == "int8" || a == "exact" {
+        1
+    } else {
+        0
     }
 }

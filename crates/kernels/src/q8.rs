@@ -6,11 +6,11 @@
 //! tokens computed together (batch invariance):
 //! - activation block b (32 values): `amax = max|x|`, `d = amax / 127`, `q = clamp(round_even(x ·
 //!   (127 / amax)), ±127)` (all zero when `amax = 0`), `s = d · Σq`;
-//! - per 32-weight sub-block, 8 integer lanes `L[l] = Σ_{i=4l..4l+3} w[i] · q[i]` (Q6_K: times the
-//!   scale of the 16 weights lane l belongs to);
+//! - per 32-weight sub-block, 8 integer lanes `L[l] = Σ_{i=4l..4l+3} w[i] · q[i]`;
 //! - two sets of 8 float accumulators, even and odd 32-blocks apart (so 512-bit kernels take a
 //!   pair of blocks per instruction): `acc[b % 2][l] = fma(L[l], f, acc[b % 2][l])` in block
-//!   order, `f` = the weight block's float scale × `d`;
+//!   order, `f` = the weight block's float scale × `d` (Q6_K: `(d_w · sc) · d`, `sc` the scale of
+//!   the 16 weights lane l belongs to);
 //! - result `hsum8(acc[0] + acc[1])` (Q4_K: minus `hsum8(macc)`, `macc[j] = fma(dmin·m[j],
 //!   s[8k + j], macc[j])` over super-blocks k).
 
@@ -22,11 +22,13 @@ use crate::GgmlType;
 
 /// Tokens' activations quantised for the int8 kernels, stored by field so that a K-quant
 /// super-block's 8 scales load as one vector. For `n` tokens of `cols` values:
-/// qs: [n, cols] i8, d: [n, cols / 32], s: [n, cols / 32].
+/// qs: [n, cols] i8, qu: [n, cols] (`q + 128` as u8, what the VNNI kernels multiply signed
+/// weights with), d: [n, cols / 32], s: [n, cols / 32].
 #[derive(Default)]
 pub struct QuantActs {
     pub cols: usize,
     pub qs: Vec<i8>,
+    pub qu: Vec<u8>,
     pub d: Vec<f32>,
     pub s: Vec<f32>,
 }
@@ -49,6 +51,7 @@ impl QuantActs {
         );
         self.cols = cols;
         self.qs.resize(n * cols, 0);
+        self.qu.resize(n * cols, 0);
         self.d.resize(n * cols / 32, 0.0);
         self.s.resize(n * cols / 32, 0.0);
     }
@@ -67,7 +70,7 @@ pub fn quantize(x: &[f32], cols: usize, out: &mut QuantActs) {
     #[cfg(target_arch = "x86_64")]
     if crate::dispatch::isa() == crate::Isa::Avx2 {
         // SAFETY: AVX2, FMA and F16C were detected; the buffers were sized by `reset` above.
-        unsafe { crate::x86::int8::quantize(x, &mut out.qs, &mut out.d, &mut out.s) };
+        unsafe { crate::x86::int8::quantize(x, &mut out.qs, &mut out.qu, &mut out.d, &mut out.s) };
         return;
     }
     quantize_scalar(x, out);
@@ -82,6 +85,7 @@ pub fn quantize_scalar(x: &[f32], out: &mut QuantActs) {
         for (i, &v) in xb.iter().enumerate() {
             let q = (v * id).round_ties_even().clamp(-127.0, 127.0) as i32;
             out.qs[32 * b + i] = q as i8;
+            out.qu[32 * b + i] = (q + 128) as u8;
             sum += q;
         }
         let d = amax / 127.0;
@@ -95,12 +99,11 @@ pub fn hsum8(a: &[f32; 8]) -> f32 {
     ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
 }
 
-/// `acc[l] = fma(L[l], f, acc[l])` for the 32 weights `w` (element order) against `q`; `lane_scale`
-/// multiplies lane l's integer sum first (Q6_K's per-16 scales).
-fn block(acc: &mut [f32; 8], w: &[i32; 32], q: &[i8], f: f32, lane_scale: impl Fn(usize) -> i32) {
+/// `acc[l] = fma(L[l], f(l), acc[l])` for the 32 weights `w` (element order) against `q`.
+fn block(acc: &mut [f32; 8], w: &[i32; 32], q: &[i8], f: impl Fn(usize) -> f32) {
     for l in 0..8 {
         let sum: i32 = (4 * l..4 * l + 4).map(|i| w[i] * q[i] as i32).sum();
-        acc[l] = ((sum * lane_scale(l)) as f32).mul_add(f, acc[l]);
+        acc[l] = (sum as f32).mul_add(f(l), acc[l]);
     }
 }
 
@@ -120,7 +123,8 @@ pub fn dot_scalar(ty: GgmlType, row: &[u8], acts: &QuantActs, t: usize) -> f32 {
                 for i in 0..32 {
                     w[i] = blk.qs[i] as i32;
                 }
-                block(&mut acc[b % 2], &w, &q[32 * b..], f16_le(blk.d) * d[b], |_| 1);
+                let f = f16_le(blk.d) * d[b];
+                block(&mut acc[b % 2], &w, &q[32 * b..], |_| f);
             }
         }
         GgmlType::Q5_0 => {
@@ -130,7 +134,8 @@ pub fn dot_scalar(ty: GgmlType, row: &[u8], acts: &QuantActs, t: usize) -> f32 {
                     w[i] = ((blk.qs[i] & 0x0F) as u32 | ((qh >> i) & 1) << 4) as i32 - 16;
                     w[i + 16] = ((blk.qs[i] >> 4) as u32 | ((qh >> (i + 16)) & 1) << 4) as i32 - 16;
                 }
-                block(&mut acc[b % 2], &w, &q[32 * b..], f16_le(blk.d) * d[b], |_| 1);
+                let f = f16_le(blk.d) * d[b];
+                block(&mut acc[b % 2], &w, &q[32 * b..], |_| f);
             }
         }
         GgmlType::Q4K => {
@@ -144,7 +149,8 @@ pub fn dot_scalar(ty: GgmlType, row: &[u8], acts: &QuantActs, t: usize) -> f32 {
                         w[i] = if j % 2 == 0 { run[i] & 0x0F } else { run[i] >> 4 } as i32;
                     }
                     let b = 8 * k + j;
-                    block(&mut acc[b % 2], &w, &q[32 * b..], dd * sc as f32 * d[b], |_| 1);
+                    let f = dd * sc as f32 * d[b];
+                    block(&mut acc[b % 2], &w, &q[32 * b..], |_| f);
                     macc[j] = (dmin * m as f32).mul_add(s[b], macc[j]);
                 }
             }
@@ -162,8 +168,8 @@ pub fn dot_scalar(ty: GgmlType, row: &[u8], acts: &QuantActs, t: usize) -> f32 {
                         w[i] = (low | high << 4) as i32 - 32;
                     }
                     let b = 8 * k + j;
-                    let sc = |l: usize| blk.scales[2 * j + l / 4] as i32;
-                    block(&mut acc[b % 2], &w, &q[32 * b..], dd * d[b], sc);
+                    let f = |l: usize| (dd * blk.scales[2 * j + l / 4] as f32) * d[b];
+                    block(&mut acc[b % 2], &w, &q[32 * b..], f);
                 }
             }
         }

@@ -86,6 +86,8 @@ fn quantisation_matches_the_scalar_twin() {
         twin.reset(4, 1024);
         q8::quantize_scalar(&x, &mut twin);
         assert_eq!(simd.qs, twin.qs);
+        assert_eq!(simd.qu, twin.qu);
+        assert!(twin.qs.iter().zip(&twin.qu).all(|(&q, &u)| u as i32 == q as i32 + 128));
         assert_eq!(
             simd.d.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             twin.d.iter().map(|v| v.to_bits()).collect::<Vec<_>>()

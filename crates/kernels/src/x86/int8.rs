@@ -11,15 +11,15 @@ use super::{f16, hsum, prefetch_at, weights};
 use crate::blocks::{Block, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0};
 use crate::q8::QuantActs;
 
-/// Rounds `x` to int8 blocks of 32 (`qs`), with each block's scale `d` and `s = d · Σq`;
+/// Rounds `x` to int8 blocks of 32 (`qs`, and `qu = q + 128`), with each block's scale `d` and `s = d · Σq`;
 /// bit-identical to `q8::quantize_scalar`.
 ///
 /// # Safety
 /// AVX2, FMA and F16C must be available.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn quantize(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+pub unsafe fn quantize(x: &[f32], qs: &mut [i8], qu: &mut [u8], d: &mut [f32], s: &mut [f32]) {
     let nb = x.len() / 32;
-    assert!(x.len() == nb * 32 && qs.len() == x.len() && d.len() == nb && s.len() == nb);
+    assert!(x.len() == nb * 32 && qs.len() == x.len() && qu.len() == x.len() && d.len() == nb && s.len() == nb);
     let sign = _mm256_set1_ps(-0.0);
     let (lo, hi) = (_mm256_set1_epi32(-127), _mm256_set1_epi32(127));
     for b in 0..nb {
@@ -45,6 +45,8 @@ pub unsafe fn quantize(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
         let packed = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
         let ordered = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256(qs.as_mut_ptr().add(32 * b) as *mut __m256i, ordered);
+        let offset = _mm256_xor_si256(ordered, _mm256_set1_epi8(-128));
+        _mm256_storeu_si256(qu.as_mut_ptr().add(32 * b) as *mut __m256i, offset);
         let db = amax / 127.0;
         d[b] = db;
         s[b] = db * sum as f32;
@@ -87,8 +89,8 @@ pub(crate) trait Int8Block: Block {
     unsafe fn lanes(s: &Self::Scales, j: usize, w: __m256i, x: __m256i) -> __m256i;
     /// A token's float multipliers for the block, from its `SUBS` activation scales at `dx`.
     unsafe fn mults(s: &Self::Scales, dx: *const f32) -> __m256;
-    /// Sub-block `j`'s multiplier, in every lane.
-    unsafe fn mult(m: __m256, j: usize) -> __m256;
+    /// Sub-block `j`'s multiplier for each lane.
+    unsafe fn mult(s: &Self::Scales, m: __m256, j: usize) -> __m256;
     /// Adds the block's min terms for a token with activation sums `sx` to `macc`.
     unsafe fn mins(_s: &Self::Scales, _sx: *const f32, macc: __m256) -> __m256 {
         macc
@@ -121,7 +123,7 @@ impl Int8Block for BlockQ8_0 {
     }
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn mult(m: __m256, _j: usize) -> __m256 {
+    unsafe fn mult(_s: &f32, m: __m256, _j: usize) -> __m256 {
         m
     }
 }
@@ -165,7 +167,7 @@ impl Int8Block for BlockQ5_0 {
     }
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn mult(m: __m256, _j: usize) -> __m256 {
+    unsafe fn mult(_s: &f32, m: __m256, _j: usize) -> __m256 {
         m
     }
 }
@@ -173,7 +175,7 @@ impl Int8Block for BlockQ5_0 {
 /// Q4_K scales: `d·sc[j]` and `dmin·m[j]` for the 8 sub-blocks.
 #[derive(Clone, Copy)]
 pub(crate) struct Q4KScales {
-    dsc: __m256,
+    pub(crate) dsc: __m256,
     dm: __m256,
 }
 
@@ -211,7 +213,7 @@ impl Int8Block for BlockQ4K {
     }
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn mult(m: __m256, j: usize) -> __m256 {
+    unsafe fn mult(_s: &Q4KScales, m: __m256, j: usize) -> __m256 {
         lane(m, j)
     }
     #[inline]
@@ -221,11 +223,10 @@ impl Int8Block for BlockQ4K {
     }
 }
 
-/// Q6_K scales: `d`, and the 16 per-16 integer scales as two 8-lane vectors (halves of the block).
+/// Q6_K scales: `d · sc` for the 16 groups of 16 weights, as two 8-lane vectors (halves of the block).
 #[derive(Clone, Copy)]
 pub(crate) struct Q6KScales {
-    d: f32,
-    sc: [__m256i; 2],
+    scf: [__m256; 2],
 }
 
 impl Int8Block for BlockQ6K {
@@ -235,13 +236,13 @@ impl Int8Block for BlockQ6K {
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn scales(&self) -> Q6KScales {
-        let p = self.scales.as_ptr() as *const __m128i;
+        let d = _mm256_set1_ps(f16(self.d));
+        let half = |h: usize| {
+            let sc = _mm_loadl_epi64(self.scales.as_ptr().add(8 * h) as *const __m128i);
+            _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc)))
+        };
         Q6KScales {
-            d: f16(self.d),
-            sc: [
-                _mm256_cvtepi8_epi32(_mm_loadl_epi64(p)),
-                _mm256_cvtepi8_epi32(_mm_loadl_epi64((self.scales.as_ptr().add(8)) as *const __m128i)),
-            ],
+            scf: [half(0), half(1)],
         }
     }
     /// `q − 32` of run j (elements 32j..32j+32): 4 low bits from `ql` (runs 0, 1 of each half
@@ -267,23 +268,24 @@ impl Int8Block for BlockQ6K {
         let high = _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(3)), 4);
         _mm256_sub_epi8(_mm256_or_si256(low, high), _mm256_set1_epi8(32))
     }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn lanes(_s: &Q6KScales, _j: usize, w: __m256i, x: __m256i) -> __m256i {
+        lanes_signed(w, x)
+    }
+    /// The token's 8 run scales.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn mults(_s: &Q6KScales, dx: *const f32) -> __m256 {
+        _mm256_loadu_ps(dx)
+    }
     /// Lanes 0..4 are the run's first 16 weights (scale 2j), lanes 4..8 the next 16 (2j + 1).
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn lanes(s: &Q6KScales, j: usize, w: __m256i, x: __m256i) -> __m256i {
-        let m = 2 * (j % 4) as i32;
-        let sc = _mm256_permutevar8x32_epi32(s.sc[j / 4], _mm256_setr_epi32(m, m, m, m, m + 1, m + 1, m + 1, m + 1));
-        _mm256_mullo_epi32(lanes_signed(w, x), sc)
-    }
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn mults(s: &Q6KScales, dx: *const f32) -> __m256 {
-        _mm256_mul_ps(_mm256_set1_ps(s.d), _mm256_loadu_ps(dx))
-    }
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn mult(m: __m256, j: usize) -> __m256 {
-        lane(m, j)
+    unsafe fn mult(s: &Q6KScales, m: __m256, j: usize) -> __m256 {
+        let a = 2 * (j % 4) as i32;
+        let idx = _mm256_setr_epi32(a, a, a, a, a + 1, a + 1, a + 1, a + 1);
+        _mm256_mul_ps(_mm256_permutevar8x32_ps(s.scf[j / 4], idx), lane(m, j))
     }
 }
 
@@ -336,7 +338,7 @@ pub(crate) unsafe fn dot<B: Int8Block, const R: usize, const T: usize>(
                     let x = _mm256_loadu_si256(q.add(t * cols + e) as *const __m256i);
                     let l = _mm256_cvtepi32_ps(B::lanes(&sc[r], j, w, x));
                     let a = &mut acc[r][t][(i * B::SUBS + j) % 2];
-                    *a = _mm256_fmadd_ps(l, B::mult(m[r][t], j), *a);
+                    *a = _mm256_fmadd_ps(l, B::mult(&sc[r], m[r][t], j), *a);
                 }
             }
         }

@@ -14,31 +14,6 @@ use super::{f16, hsum, prefetch_at};
 use crate::blocks::{BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0};
 use crate::q8::QuantActs;
 
-/// 16 lanes of `Σ_{4 bytes} w·x`, `w` unsigned.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-unsafe fn lanes_unsigned(w: __m512i, x: __m512i) -> __m512i {
-    _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x)
-}
-
-/// 16 lanes of `Σ_{4 bytes} w·x`, `w` signed: |w| times x negated where w < 0.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-unsafe fn lanes_signed(w: __m512i, x: __m512i) -> __m512i {
-    let neg = _mm512_movepi8_mask(w);
-    let x = _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x);
-    lanes_unsigned(_mm512_abs_epi8(w), x)
-}
-
-/// Lanes `2p` (low 8) and `2p + 1` (high 8) of `m`.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-unsafe fn lane_pair(m: __m256, p: usize) -> __m512 {
-    let (a, b) = (2 * p as i32, 2 * p as i32 + 1);
-    let idx = _mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b);
-    _mm512_permutexvar_ps(idx, _mm512_castps256_ps512(m))
-}
-
 /// `v` in both 256-bit halves.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
@@ -53,25 +28,21 @@ unsafe fn shifts(lo: i16, hi: i16) -> __m512i {
     _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(lo)), _mm256_set1_epi16(hi), 1)
 }
 
-/// A weight type's 512-bit int8 view: groups of `GROUP` blocks decoded together, `PAIRS` pairs of
-/// 32-blocks (64 weights) per group.
-pub(crate) trait Int8Pairs: Int8Block {
-    const GROUP: usize;
-    const PAIRS: usize;
-    type Scales2: Copy;
-    /// Multipliers of one token for a group.
-    type Mults2: Copy;
-    /// `g` points at the group's `GROUP` blocks.
-    unsafe fn scales2(g: *const Self) -> Self::Scales2;
-    /// Pair `p`'s 64 integer weights: the even block's 32 in the low half, the odd block's high.
-    unsafe fn ints2(g: *const Self, p: usize) -> __m512i;
-    unsafe fn lanes2(s: &Self::Scales2, p: usize, w: __m512i, x: __m512i) -> __m512i;
-    /// From the token's `GROUP · SUBS` activation scales at `dx`.
-    unsafe fn mults2(s: &Self::Scales2, dx: *const f32) -> Self::Mults2;
-    unsafe fn mult2(m: &Self::Mults2, p: usize) -> __m512;
-    unsafe fn mins2(_s: &Self::Scales2, _sx: *const f32, macc: __m256) -> __m256 {
-        macc
-    }
+/// Lanes `2p` (low 8) and `2p + 1` (high 8) of `m`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+unsafe fn lane_pair(m: __m256, p: usize) -> __m512 {
+    let (a, b) = (2 * p as i32, 2 * p as i32 + 1);
+    let idx = _mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b);
+    _mm512_permutexvar_ps(idx, _mm512_castps256_ps512(m))
+}
+
+/// Lanes 0 and 1 of `m`, each spread over 8 lanes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+unsafe fn spread2(m: __m128) -> __m512 {
+    let idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(m))
 }
 
 /// Two f16 block scales as f32 in lanes 0 and 1.
@@ -82,24 +53,45 @@ unsafe fn two_scales(a: [u8; 2], b: [u8; 2]) -> __m128 {
     _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32))
 }
 
-/// `s · dx` for the two blocks of a pair (lanes 0, 1 of `s`), each spread over its 8 lanes.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-unsafe fn pair_mults(s: __m128, dx: *const f32) -> __m512 {
-    let m = _mm_mul_ps(s, _mm_castsi128_ps(_mm_loadl_epi64(dx as *const __m128i)));
-    let idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(m))
+/// A weight type's 512-bit int8 view: groups of `GROUP` blocks decoded together, `PAIRS` pairs of
+/// 32-blocks (64 weights) per group.
+///
+/// Signed weights (`SIGNED`) meet the activations as `q + 128` (unsigned, `QuantActs::qu`), the
+/// operand order `vpdpbusd` wants; the `128 · Σw` that adds is known per weight pair and starts
+/// the sum negated, so per token one instruction gives the contract's exact lanes.
+pub(crate) trait Int8Pairs: Int8Block {
+    const GROUP: usize;
+    const PAIRS: usize;
+    const SIGNED: bool;
+    type Scales2: Copy;
+    /// A token's activation scales for a group.
+    type Token: Copy;
+    /// `g` points at the group's `GROUP` blocks.
+    unsafe fn scales2(g: *const Self) -> Self::Scales2;
+    /// Pair `p`'s 64 integer weights: the even block's 32 in the low half, the odd block's high.
+    unsafe fn ints2(g: *const Self, p: usize) -> __m512i;
+    /// The weight side of pair `p`'s per-lane multipliers.
+    unsafe fn wmult(s: &Self::Scales2, p: usize) -> __m512;
+    /// From the token's `GROUP · SUBS` activation scales at `dx`.
+    unsafe fn token(dx: *const f32) -> Self::Token;
+    /// The token side of pair `p`'s per-lane multipliers (`f = wmult · tmult`).
+    unsafe fn tmult(t: &Self::Token, p: usize) -> __m512;
+    /// Q4_K's min terms, as `Int8Block::mins`.
+    unsafe fn mins2(_s: &Self::Scales2, _sx: *const f32, macc: __m256) -> __m256 {
+        macc
+    }
 }
 
 impl Int8Pairs for BlockQ8_0 {
     const GROUP: usize = 2;
     const PAIRS: usize = 1;
-    type Scales2 = __m128;
-    type Mults2 = __m512;
+    const SIGNED: bool = true;
+    type Scales2 = __m512;
+    type Token = __m512;
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn scales2(g: *const Self) -> __m128 {
-        two_scales((*g).d, (*g.add(1)).d)
+    unsafe fn scales2(g: *const Self) -> __m512 {
+        spread2(two_scales((*g).d, (*g.add(1)).d))
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
@@ -110,30 +102,31 @@ impl Int8Pairs for BlockQ8_0 {
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn lanes2(_s: &__m128, _p: usize, w: __m512i, x: __m512i) -> __m512i {
-        lanes_signed(w, x)
+    unsafe fn wmult(s: &__m512, _p: usize) -> __m512 {
+        *s
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn mults2(s: &__m128, dx: *const f32) -> __m512 {
-        pair_mults(*s, dx)
+    unsafe fn token(dx: *const f32) -> __m512 {
+        spread2(_mm_castsi128_ps(_mm_loadl_epi64(dx as *const __m128i)))
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn mult2(m: &__m512, _p: usize) -> __m512 {
-        *m
+    unsafe fn tmult(t: &__m512, _p: usize) -> __m512 {
+        *t
     }
 }
 
 impl Int8Pairs for BlockQ5_0 {
     const GROUP: usize = 2;
     const PAIRS: usize = 1;
-    type Scales2 = __m128;
-    type Mults2 = __m512;
+    const SIGNED: bool = true;
+    type Scales2 = __m512;
+    type Token = __m512;
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn scales2(g: *const Self) -> __m128 {
-        two_scales((*g).d, (*g.add(1)).d)
+    unsafe fn scales2(g: *const Self) -> __m512 {
+        spread2(two_scales((*g).d, (*g.add(1)).d))
     }
     /// Each block's `qs` in both 128-bit quarters of its half (low nibbles, then high after a
     /// 4-bit shift); the fifth bits of both blocks form one 64-bit byte mask: where a bit is
@@ -161,26 +154,27 @@ impl Int8Pairs for BlockQ5_0 {
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn lanes2(_s: &__m128, _p: usize, w: __m512i, x: __m512i) -> __m512i {
-        lanes_signed(w, x)
+    unsafe fn wmult(s: &__m512, _p: usize) -> __m512 {
+        *s
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn mults2(s: &__m128, dx: *const f32) -> __m512 {
-        pair_mults(*s, dx)
+    unsafe fn token(dx: *const f32) -> __m512 {
+        spread2(_mm_castsi128_ps(_mm_loadl_epi64(dx as *const __m128i)))
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn mult2(m: &__m512, _p: usize) -> __m512 {
-        *m
+    unsafe fn tmult(t: &__m512, _p: usize) -> __m512 {
+        *t
     }
 }
 
 impl Int8Pairs for BlockQ4K {
     const GROUP: usize = 1;
     const PAIRS: usize = 4;
+    const SIGNED: bool = false;
     type Scales2 = Q4KScales;
-    type Mults2 = __m256;
+    type Token = __m256;
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
     unsafe fn scales2(g: *const Self) -> Q4KScales {
@@ -195,18 +189,18 @@ impl Int8Pairs for BlockQ4K {
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn lanes2(_s: &Q4KScales, _p: usize, w: __m512i, x: __m512i) -> __m512i {
-        lanes_unsigned(w, x)
+    unsafe fn wmult(s: &Q4KScales, p: usize) -> __m512 {
+        lane_pair(s.dsc, p)
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn mults2(s: &Q4KScales, dx: *const f32) -> __m256 {
-        Self::mults(s, dx)
+    unsafe fn token(dx: *const f32) -> __m256 {
+        _mm256_loadu_ps(dx)
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn mult2(m: &__m256, p: usize) -> __m512 {
-        lane_pair(*m, p)
+    unsafe fn tmult(t: &__m256, p: usize) -> __m512 {
+        lane_pair(*t, p)
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
@@ -215,25 +209,18 @@ impl Int8Pairs for BlockQ4K {
     }
 }
 
-/// Q6_K scales: `d`, and the 16 per-16 integer scales in one vector.
-#[derive(Clone, Copy)]
-pub(crate) struct Q6KScales2 {
-    d: f32,
-    sc: __m512i,
-}
-
 impl Int8Pairs for BlockQ6K {
     const GROUP: usize = 1;
     const PAIRS: usize = 4;
-    type Scales2 = Q6KScales2;
-    type Mults2 = __m256;
+    const SIGNED: bool = true;
+    /// `d · sc` of the 16 groups of 16 weights.
+    type Scales2 = __m512;
+    type Token = __m256;
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn scales2(g: *const Self) -> Q6KScales2 {
-        Q6KScales2 {
-            d: f16((*g).d),
-            sc: _mm512_cvtepi8_epi32(_mm_loadu_si128((*g).scales.as_ptr() as *const __m128i)),
-        }
+    unsafe fn scales2(g: *const Self) -> __m512 {
+        let sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((*g).scales.as_ptr() as *const __m128i));
+        _mm512_mul_ps(_mm512_set1_ps(f16((*g).d)), _mm512_cvtepi32_ps(sc))
     }
     /// Pair p = runs 2p', 2p' + 1 of half p / 2 (p' = p % 2): the low (p' = 0) or high nibbles of
     /// the half's 64 `ql` bytes, and its 32 `qh` bytes shifted by 4p' (first run) and 4p' + 2.
@@ -252,7 +239,7 @@ impl Int8Pairs for BlockQ6K {
     /// Lane l (4 weights) of pair p belongs to the 16 weights with scale 4p + l / 4.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn lanes2(s: &Q6KScales2, p: usize, w: __m512i, x: __m512i) -> __m512i {
+    unsafe fn wmult(s: &__m512, p: usize) -> __m512 {
         let b = 4 * p as i32;
         let idx = _mm512_setr_epi32(
             b,
@@ -272,17 +259,17 @@ impl Int8Pairs for BlockQ6K {
             b + 3,
             b + 3,
         );
-        _mm512_mullo_epi32(lanes_signed(w, x), _mm512_permutexvar_epi32(idx, s.sc))
+        _mm512_permutexvar_ps(idx, *s)
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn mults2(s: &Q6KScales2, dx: *const f32) -> __m256 {
-        _mm256_mul_ps(_mm256_set1_ps(s.d), _mm256_loadu_ps(dx))
+    unsafe fn token(dx: *const f32) -> __m256 {
+        _mm256_loadu_ps(dx)
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn mult2(m: &__m256, p: usize) -> __m512 {
-        lane_pair(*m, p)
+    unsafe fn tmult(t: &__m256, p: usize) -> __m512 {
+        lane_pair(*t, p)
     }
 }
 
@@ -299,13 +286,18 @@ pub(crate) unsafe fn dot<B: Int8Pairs, const R: usize, const T: usize>(
     let nb = rows[0].len();
     let (cols, nsub) = (acts.cols, acts.blocks());
     assert!(rows.iter().all(|r| r.len() == nb) && nb * B::SUBS == nsub && t0 + T <= acts.tokens());
+    assert_eq!(acts.qu.len(), acts.qs.len());
     let lines = (B::GROUP * std::mem::size_of::<B>()).div_ceil(64);
+    // As in `int8`: fetch the same group of the next R rows while this one computes.
     let ahead = R * nb;
-    let (q, d, s) = (
-        acts.qs.as_ptr().add(t0 * cols),
-        acts.d.as_ptr().add(t0 * nsub),
-        acts.s.as_ptr().add(t0 * nsub),
-    );
+    // Activations as the weights' sign asks: q + 128 against signed weights, q against unsigned.
+    let q = if B::SIGNED {
+        acts.qu.as_ptr().add(t0 * cols)
+    } else {
+        acts.qs.as_ptr().add(t0 * cols) as *const u8
+    };
+    let (d, s) = (acts.d.as_ptr().add(t0 * nsub), acts.s.as_ptr().add(t0 * nsub));
+    let zero = _mm512_setzero_si512();
     let mut acc = [[_mm512_setzero_ps(); T]; R];
     let mut macc = [[_mm256_setzero_ps(); T]; R];
     let groups = nb / B::GROUP;
@@ -316,24 +308,34 @@ pub(crate) unsafe fn dot<B: Int8Pairs, const R: usize, const T: usize>(
             prefetch_at(rows[r].as_ptr().wrapping_add(i + ahead) as *const u8, lines);
             sc[r] = B::scales2(rows[r].as_ptr().add(i));
         }
-        let mut m = [[B::mults2(&sc[0], d); T]; R];
-        for r in 0..R {
-            for t in 0..T {
-                let sub = t * nsub + i * B::SUBS;
-                m[r][t] = B::mults2(&sc[r], d.add(sub));
-                if B::MINS {
-                    macc[r][t] = B::mins2(&sc[r], s.add(sub), macc[r][t]);
+        let tok: [B::Token; T] = std::array::from_fn(|t| B::token(d.add(t * nsub + i * B::SUBS)));
+        if B::MINS {
+            for r in 0..R {
+                for t in 0..T {
+                    macc[r][t] = B::mins2(&sc[r], s.add(t * nsub + i * B::SUBS), macc[r][t]);
                 }
             }
         }
         for p in 0..B::PAIRS {
             let e = (i * B::SUBS + 2 * p) * 32;
+            let x: [__m512i; T] = std::array::from_fn(|t| _mm512_loadu_si512(q.add(t * cols + e) as *const __m512i));
+            let ft: [__m512; T] = std::array::from_fn(|t| B::tmult(&tok[t], p));
             for r in 0..R {
                 let w = B::ints2(rows[r].as_ptr().add(i), p);
+                let fw = B::wmult(&sc[r], p);
+                // −128 · Σ4 w per lane: what the +128 of the activations adds.
+                let base = if B::SIGNED {
+                    _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(-128), w))
+                } else {
+                    zero
+                };
                 for t in 0..T {
-                    let x = _mm512_loadu_si512(q.add(t * cols + e) as *const __m512i);
-                    let l = _mm512_cvtepi32_ps(B::lanes2(&sc[r], p, w, x));
-                    acc[r][t] = _mm512_fmadd_ps(l, B::mult2(&m[r][t], p), acc[r][t]);
+                    let l = if B::SIGNED {
+                        _mm512_dpbusd_epi32(base, x[t], w)
+                    } else {
+                        _mm512_dpbusd_epi32(zero, w, x[t])
+                    };
+                    acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(l), _mm512_mul_ps(fw, ft[t]), acc[r][t]);
                 }
             }
         }
@@ -341,14 +343,15 @@ pub(crate) unsafe fn dot<B: Int8Pairs, const R: usize, const T: usize>(
     // An odd last 32-block (even index: the low half's set) with the 256-bit kernel.
     if groups * B::GROUP < nb {
         let i = nb - 1;
+        let qs = acts.qs.as_ptr().add(t0 * cols);
         for r in 0..R {
             let sc = rows[r][i].scales();
             let w = rows[r][i].ints(0);
             for t in 0..T {
-                let x = _mm256_loadu_si256(q.add(t * cols + i * 32) as *const __m256i);
+                let x = _mm256_loadu_si256(qs.add(t * cols + i * 32) as *const __m256i);
                 let l = _mm256_cvtepi32_ps(B::lanes(&sc, 0, w, x));
-                let lo = _mm512_castps512_ps256(acc[r][t]);
-                let lo = _mm256_fmadd_ps(l, B::mult(B::mults(&sc, d.add(t * nsub + i)), 0), lo);
+                let f = B::mult(&sc, B::mults(&sc, d.add(t * nsub + i)), 0);
+                let lo = _mm256_fmadd_ps(l, f, _mm512_castps512_ps256(acc[r][t]));
                 acc[r][t] = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(acc[r][t]), _mm256_castps_pd(lo), 0));
             }
         }
