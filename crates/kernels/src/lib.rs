@@ -1,6 +1,7 @@
 //! Numeric kernels. The only crate with hot-path `unsafe`.
 //!
 //! Layout
+//! - `attention`: prompt tokens' attention over f32 copies of a KV head, as tiled GEMMs.
 //! - `blocks`: `#[repr(C)]` quant block structs with size asserts, viewed straight from file bytes.
 //! - `scalar`: the reference: dequantisation of every type and a plain dot product. The oracle.
 //! - `x86`: AVX2+FMA dot products (dequantise-in-register, f32 activations) and the f32 GEMM tile.
@@ -12,6 +13,7 @@
 //! - `pool`: the compute thread pool every forward step runs in.
 //! - `ops`: small f32 vector ops of the forward pass (rms_norm, softmax, silu, rope helpers).
 
+pub mod attention;
 pub mod blocks;
 pub mod decode;
 pub mod dispatch;

@@ -23,7 +23,15 @@ use crate::{KvCache, Model, ModelError, Result, RunState};
 thread_local! {
     /// Attention scores of one (token, head): [positions]
     static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// A prompt attention tile's query rows, outputs, position limits and scores.
+    static TILE: RefCell<TileBuffers> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new(), Vec::new())) };
 }
+
+type TileBuffers = (Vec<f32>, Vec<f32>, Vec<usize>, Vec<f32>);
+
+/// Prompt tokens per tile of the tiled attention (× the query heads of a KV head: 24–28 rows for
+/// the tiers), small enough that a tile's scores stay in L2 at depth 4096.
+const PROMPT_TILE: usize = 4;
 
 /// Which logit rows a sequence wants from a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,7 +269,7 @@ impl Model {
                 add_assign(&mut st.v[t * kvd..(t + 1) * kvd], &lw.bv);
                 seqs[st.tok_seq[t]].kv.write(l, p, k, &st.v[t * kvd..(t + 1) * kvd]);
             }
-            self.attention(st, seqs, l, n);
+            self.attention(st, seqs, l, n, n_generated);
             // x += o_proj(att)
             layer_matmul(&w.mat(&lw.wo), &st.att[..n * qd], &mut st.proj[..n * dim], n_generated);
             add_assign(&mut st.x[..n * dim], &st.proj[..n * dim]);
@@ -361,9 +369,14 @@ impl Model {
     /// st.q: [n, n_head, hd] → st.att: [n, n_head, hd]. The `group` query heads that share KV head g
     /// (heads g·group .. (g+1)·group) are done together, so each cached K and V row is read once
     /// for all of them.
-    fn attention(&self, st: &mut RunState, seqs: &[SeqStep], layer: usize, n: usize) {
+    ///
+    /// Prompt tokens take the tiled kernel where the CPU runs it (`prompt_attention`), generated
+    /// tokens always this per-token path; the kind of token, never the batch, decides.
+    fn attention(&self, st: &mut RunState, seqs: &[SeqStep], layer: usize, n: usize, n_generated: usize) {
         let c = &self.config;
         let hd = c.head_dim;
+        let tiled = tandem_kernels::attention::available(hd);
+        let n = if tiled { n_generated } else { n };
         let group = c.n_head / c.n_kv_head;
         let scale = 1.0 / (hd as f32).sqrt();
         let (q, tok_seq, tok_pos) = (&st.q, &st.tok_seq, &st.tok_pos);
@@ -387,6 +400,70 @@ impl Model {
                     }
                     out.fill(0.0);
                     kv.attend(layer, off, &s, group, n_ctx, out);
+                });
+            });
+        if tiled {
+            for (i, s) in seqs.iter().enumerate().filter(|(_, s)| s.prompt) {
+                self.prompt_attention(st, s, st.seq_first[i], layer);
+            }
+        }
+    }
+
+    /// Causal attention of one sequence's prompt tokens (step layout `first..first + len`, positions
+    /// `kv.len..kv.len + len`) on the tiled kernel: each KV head's keys and values up to the last
+    /// position converted to f32 once, then tiles of `PROMPT_TILE` tokens × the heads sharing a KV
+    /// head, in parallel. st.q → st.att, both [n, n_head, hd].
+    fn prompt_attention(&self, st: &mut RunState, s: &SeqStep, first: usize, layer: usize) {
+        use tandem_kernels::attention::{keys_ld, prompt_tile};
+        let c = &self.config;
+        let (hd, nkv) = (c.head_dim, c.n_kv_head);
+        let group = c.n_head / nkv;
+        let (len, pos0) = (s.tokens.len(), s.kv.len);
+        let n = pos0 + len;
+        let ld = keys_ld(n);
+        if st.head_keys.len() < nkv * hd * ld {
+            st.head_keys.resize(nkv * hd * ld, 0.0);
+        }
+        if st.head_values.len() < nkv * n * hd {
+            st.head_values.resize(nkv * n * hd, 0.0);
+        }
+        let kv: &KvCache = s.kv;
+        st.head_keys[..nkv * hd * ld]
+            .par_chunks_mut(hd * ld)
+            .zip(st.head_values[..nkv * n * hd].par_chunks_mut(n * hd))
+            .enumerate()
+            .for_each(|(g, (keys, values))| kv.head_f32(layer, g * hd, hd, n, keys, values));
+        let scale = 1.0 / (hd as f32).sqrt();
+        let row = c.n_head * hd;
+        let (q, keys, values) = (&st.q, &st.head_keys, &st.head_values);
+        st.att[first * row..(first + len) * row]
+            .par_chunks_mut(PROMPT_TILE * row)
+            .enumerate()
+            .for_each(|(tile, att)| {
+                let t0 = tile * PROMPT_TILE;
+                let nt = att.len() / row;
+                TILE.with(|b| {
+                    let (qs, out, limits, scores) = &mut *b.borrow_mut();
+                    for g in 0..nkv {
+                        // The tile's query rows for KV head g: (token t, head j) → row t·group + j.
+                        qs.clear();
+                        limits.clear();
+                        for t in 0..nt {
+                            let at = (first + t0 + t) * row + g * group * hd;
+                            qs.extend_from_slice(&q[at..at + group * hd]);
+                            limits.extend(std::iter::repeat_n(pos0 + t0 + t + 1, group));
+                        }
+                        out.resize(qs.len(), 0.0);
+                        let (k, v) = (
+                            &keys[g * hd * ld..(g + 1) * hd * ld],
+                            &values[g * n * hd..(g + 1) * n * hd],
+                        );
+                        prompt_tile(qs, hd, limits, k, ld, v, scale, scores, out);
+                        for t in 0..nt {
+                            let at = t * row + g * group * hd;
+                            att[at..at + group * hd].copy_from_slice(&out[t * group * hd..(t + 1) * group * hd]);
+                        }
+                    }
                 });
             });
     }

@@ -140,6 +140,24 @@ impl KvCache {
         }
     }
 
+    /// Head `off / hd`'s keys and values at positions `0..n` of `layer` as f32, the operands of
+    /// the prompt attention (`tandem_kernels::attention`): keys_t in panels ([keys_ld(n) / 16][hd][16]),
+    /// values [n][hd].
+    pub fn head_f32(&self, layer: usize, off: usize, hd: usize, n: usize, keys_t: &mut [f32], values: &mut [f32]) {
+        use tandem_kernels::attention::{keys_t_f16, keys_t_f32, values_f16, values_f32};
+        let at = self.at(layer, 0) + off;
+        match &self.store {
+            Store::F16 { k, v } => {
+                keys_t_f16(&k[at..], self.kv_dim, hd, n, keys_t);
+                values_f16(&v[at..], self.kv_dim, hd, n, values);
+            }
+            Store::F32 { k, v } => {
+                keys_t_f32(&k[at..], self.kv_dim, hd, n, keys_t);
+                values_f32(&v[at..], self.kv_dim, hd, n, values);
+            }
+        }
+    }
+
     /// Copies positions `0..len` of every layer from `other` (same model and type) and sets
     /// `self.len = len`: `n` > 1 choices share one prefill this way.
     pub fn copy_prefix_from(&mut self, other: &KvCache, len: usize) {

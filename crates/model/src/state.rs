@@ -39,6 +39,10 @@ pub struct RunState {
     pub tok_pos: Vec<usize>,
     /// Middle-layer rows for `Model::embed`: [max_batch, dim], sized on first use (empty otherwise).
     pub mid: Vec<f32>,
+    /// A prompt chunk's KV heads as f32 for the tiled prompt attention: keys [n_kv_head, hd ·
+    /// keys_ld(n)] and values [n_kv_head, n, hd] for n positions; grown as prompts go deeper.
+    pub head_keys: Vec<f32>,
+    pub head_values: Vec<f32>,
     vocab: usize,
 }
 
@@ -80,6 +84,8 @@ impl RunState {
             seq_first: Vec::with_capacity(max_seqs),
             tok_pos: Vec::with_capacity(max_batch),
             mid: Vec::new(),
+            head_keys: Vec::new(),
+            head_values: Vec::new(),
             vocab: cfg.vocab,
         }
     }

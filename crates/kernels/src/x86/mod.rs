@@ -5,6 +5,7 @@
 //! - `rows`: whole rows: dequantised to memory, or dotted with activations (several rows at once).
 //! - `amx`: the AMX tile instructions (matrix unit) of the prompt path (`crate::prompt`).
 //! - `attend`: GQA attention over the f16 KV cache, a group of heads per pass.
+//! - `tile_attention`: prompt tokens' attention as register-tiled GEMMs (AVX-512).
 //! - `bf16`: f32 → bf16 packing of the prompt path's operands (AVX-512).
 //! - `int8`: generated tokens' int8 dot products (activations rounded to int8, `crate::q8`);
 //!   `int8_512` the same on AVX-512 BW + VNNI, two blocks per instruction.
@@ -22,6 +23,7 @@ pub mod bf16;
 pub mod int8;
 pub mod int8_512;
 mod rows;
+pub mod tile_attention;
 mod weights;
 
 pub use rows::*;
@@ -279,6 +281,21 @@ pub unsafe fn to_f16(src: &[f32], dst: &mut [u16]) {
     while i < src.len() {
         let h = _mm256_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT }>(_mm256_loadu_ps(src.as_ptr().add(i)));
         _mm_storeu_si128(dst.as_mut_ptr().add(i) as *mut __m128i, h);
+        i += 8;
+    }
+}
+
+/// f16 bits → f32 (exact).
+///
+/// # Safety
+/// AVX2 and F16C must be available; equal lengths, a multiple of 8.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn from_f16(src: &[u16], dst: &mut [f32]) {
+    assert!(src.len() == dst.len() && src.len().is_multiple_of(8));
+    let mut i = 0;
+    while i < src.len() {
+        let h = _mm_loadu_si128(src.as_ptr().add(i) as *const __m128i);
+        _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
         i += 8;
     }
 }

@@ -1,4 +1,6 @@
 //! Helpers shared by the kernel tests: deterministic random quantised rows and activations.
+// Each test binary uses a subset of these helpers.
+#![allow(dead_code)]
 
 use tandem_kernels::GgmlType;
 

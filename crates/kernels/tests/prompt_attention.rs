@@ -1,0 +1,103 @@
+//! The tiled prompt attention against its scalar twin (bit for bit), against attention computed
+//! in f64, and against itself with the query rows tiled differently (chunk invariance).
+
+use tandem_kernels::attention::{available, keys_ld, keys_t_f32, prompt_tile, prompt_tile_scalar, values_f32};
+
+mod common;
+use common::activations;
+
+struct Case {
+    hd: usize,
+    n: usize,
+    limits: Vec<usize>,
+    q: Vec<f32>,
+    keys: Vec<f32>,
+    values: Vec<f32>,
+}
+
+/// `rows` query rows over a cache of `n` positions whose KV rows are `stride` apart (as in the
+/// cache, where the heads of a position share a row); limits end at n, causal, several rows per
+/// position (the heads of a group).
+fn case(hd: usize, n: usize, rows: usize, group: usize) -> Case {
+    let stride = 2 * hd;
+    let cache_k = activations(n * stride, 0.3);
+    let cache_v = activations(n * stride, 1.7);
+    let mut keys = vec![0f32; hd * keys_ld(n)];
+    let mut values = vec![0f32; n * hd];
+    keys_t_f32(&cache_k[hd..], stride, hd, n, &mut keys);
+    values_f32(&cache_v[hd..], stride, hd, n, &mut values);
+    let tokens = rows.div_ceil(group);
+    let limits = (0..rows).map(|i| n - (tokens - 1 - i / group)).collect();
+    Case {
+        hd,
+        n,
+        limits,
+        q: activations(rows * hd, 2.9),
+        keys,
+        values,
+    }
+}
+
+fn run(c: &Case, limits: &[usize], q: &[f32], scalar: bool) -> Vec<f32> {
+    let mut out = vec![0f32; limits.len() * c.hd];
+    let mut scores = Vec::new();
+    let scale = 1.0 / (c.hd as f32).sqrt();
+    let ld = keys_ld(c.n);
+    if scalar {
+        prompt_tile_scalar(q, c.hd, limits, &c.keys, ld, &c.values, scale, &mut scores, &mut out);
+    } else {
+        prompt_tile(q, c.hd, limits, &c.keys, ld, &c.values, scale, &mut scores, &mut out);
+    }
+    out
+}
+
+#[test]
+fn tiles_match_the_twin_the_f64_attention_and_each_other() {
+    if !available(64) {
+        eprintln!("no AVX-512: the scalar twin is the path; comparing it with f64 only");
+    }
+    for (hd, n, rows, group) in [
+        (64, 300, 28, 7),
+        (64, 17, 13, 7),
+        (128, 200, 24, 6),
+        (128, 5, 3, 1),
+        (64, 1, 1, 1),
+    ] {
+        let c = case(hd, n, rows, group);
+        let fast = run(&c, &c.limits, &c.q, false);
+        let twin = run(&c, &c.limits, &c.q, true);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&fast), bits(&twin), "hd {hd} n {n}: SIMD vs twin");
+        // Row by row, alone: the same bits (a row's chains never depend on its tile).
+        for i in 0..rows {
+            let alone = run(&c, &c.limits[i..i + 1], &c.q[i * hd..(i + 1) * hd], false);
+            assert_eq!(
+                bits(&alone),
+                bits(&fast[i * hd..(i + 1) * hd]),
+                "hd {hd} n {n} row {i} alone"
+            );
+        }
+        // Against attention in f64.
+        let ld = keys_ld(n);
+        for (i, &lim) in c.limits.iter().enumerate() {
+            let s: Vec<f64> = (0..lim)
+                .map(|p| {
+                    let key = |d: usize| c.keys[tandem_kernels::attention::key_at(p, d, hd)] as f64;
+                    (0..hd).map(|d| c.q[i * hd + d] as f64 * key(d)).sum::<f64>() / (hd as f64).sqrt()
+                })
+                .collect();
+            let max = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = s.iter().map(|v| (v - max).exp()).collect();
+            let z: f64 = e.iter().sum();
+            for d in 0..hd {
+                let want: f64 = (0..lim).map(|p| e[p] / z * c.values[p * hd + d] as f64).sum();
+                let got = fast[i * hd + d] as f64;
+                assert!(
+                    (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                    "hd {hd} row {i} d {d}: {got} vs {want}"
+                );
+            }
+            assert!(ld >= lim);
+        }
+    }
+}
