@@ -16,15 +16,94 @@
 // Index loops over register tiles and the twin's chains.
 #![allow(clippy::needless_range_loop)]
 
-/// Whether the tiled kernel runs on this CPU for head size `hd` (else callers keep the per-token
-/// kernels: the choice is per machine, never per batch).
-pub fn available(hd: usize) -> bool {
-    crate::dispatch::avx512() && (hd == 64 || hd == 128)
+/// Which tiled kernel prompt attention runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TileKernel {
+    /// Tile products on the matrix unit, bf16 operands (with the AMX prompt matmuls).
+    Amx,
+    /// f32 register tiles (AVX-512).
+    Avx512,
 }
 
-/// Positions rounded up to whole vectors of 16: `keys_t` holds `keys_ld(n) · hd` values.
+/// The tiled kernel for head size `hd` on this CPU, `None` where callers keep the per-token
+/// kernels (the choice is per machine and `--prompt-kernel`, never per batch).
+pub fn tile_kernel(hd: usize) -> Option<TileKernel> {
+    if !crate::dispatch::avx512() || !(hd == 64 || hd == 128) {
+        return None;
+    }
+    Some(
+        if crate::dispatch::prompt_kernel() == crate::dispatch::PromptKernel::Amx {
+            TileKernel::Amx
+        } else {
+            TileKernel::Avx512
+        },
+    )
+}
+
+/// Whether a tiled kernel runs on this CPU for head size `hd`.
+pub fn available(hd: usize) -> bool {
+    tile_kernel(hd).is_some()
+}
+
+/// Positions rounded up to whole tiles of 32: `keys_t` holds `keys_ld(n) · hd` values.
 pub fn keys_ld(n: usize) -> usize {
-    n.next_multiple_of(16)
+    n.next_multiple_of(32)
+}
+
+/// Per-thread scratch of the tile kernels.
+#[derive(Default)]
+pub struct TileScratch {
+    scores: Vec<f32>,
+    #[cfg(target_arch = "x86_64")]
+    amx: crate::x86::amx_attention::Scratch,
+}
+
+/// Key and value tiles for `prompt_tile_amx` from the f32 operands (`keys_t` panels and values
+/// [n][hd]): each `keys_ld(n) · hd / 2` u32 (bf16 pairs).
+pub fn to_tiles(keys_t: &[f32], values: &[f32], hd: usize, n: usize, key_tiles: &mut [u32], value_tiles: &mut [u32]) {
+    let ld = keys_ld(n);
+    assert!(
+        tile_kernel(hd) == Some(TileKernel::Amx),
+        "AMX attention where it does not run"
+    );
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX-512F detected (tile_kernel); the kernels assert the lengths.
+    unsafe {
+        crate::x86::amx_attention::key_tiles(keys_t, hd, ld, key_tiles);
+        crate::x86::amx_attention::value_tiles(values, hd, n, ld, value_tiles);
+    }
+}
+
+/// `prompt_tile` on the matrix unit: query, keys, E and values rounded to bf16, sums in f32;
+/// key and value tiles from `to_tiles` for `n` positions.
+#[allow(clippy::too_many_arguments)]
+pub fn prompt_tile_amx(
+    q: &[f32],
+    hd: usize,
+    limits: &[usize],
+    key_tiles: &[u32],
+    value_tiles: &[u32],
+    n: usize,
+    scale: f32,
+    scratch: &mut TileScratch,
+    out: &mut [f32],
+) {
+    let ld = keys_ld(n);
+    assert!(
+        tile_kernel(hd) == Some(TileKernel::Amx),
+        "AMX attention where it does not run"
+    );
+    assert!(q.len() == limits.len() * hd && out.len() == q.len());
+    assert!(key_tiles.len() == ld * hd / 2 && value_tiles.len() == ld * hd / 2);
+    assert!(
+        limits.iter().all(|&l| (1..=n).contains(&l)),
+        "every query row sees 1..=n positions"
+    );
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AMX available (tile_kernel); lengths checked above.
+    unsafe {
+        crate::x86::amx_attention::prompt_tile(q, hd, limits, key_tiles, value_tiles, ld, scale, &mut scratch.amx, out)
+    };
 }
 
 /// Where K[p][d] is in `keys_t`: panel p / 16, row d, lane p % 16.
@@ -35,7 +114,7 @@ pub fn key_at(p: usize, d: usize, hd: usize) -> usize {
 
 /// Attention of `limits.len()` query rows (q: [nq, hd]) over positions `0..limits[i]` of one KV
 /// head: keys_t [ld / 16][hd][16] (`key_at`; positions `n..ld` zero), values [n][hd].
-/// out: [nq, hd]. `scores` is scratch (grown to nq × ld).
+/// out: [nq, hd].
 #[allow(clippy::too_many_arguments)]
 pub fn prompt_tile(
     q: &[f32],
@@ -45,7 +124,7 @@ pub fn prompt_tile(
     ld: usize,
     values: &[f32],
     scale: f32,
-    scores: &mut Vec<f32>,
+    scratch: &mut TileScratch,
     out: &mut [f32],
 ) {
     let nq = limits.len();
@@ -55,14 +134,15 @@ pub fn prompt_tile(
         limits.iter().all(|&l| (1..=n).contains(&l)),
         "every query row sees 1..=n positions"
     );
+    let scores = &mut scratch.scores;
     scores.resize(nq * ld, 0.0);
     #[cfg(target_arch = "x86_64")]
-    if available(hd) {
+    if crate::dispatch::avx512() && (hd == 64 || hd == 128) {
         // SAFETY: AVX-512F and the AVX2 set were detected; the lengths were checked above.
         unsafe { crate::x86::tile_attention::prompt_tile(q, hd, limits, keys_t, ld, values, scale, scores, out) };
         return;
     }
-    prompt_tile_scalar(q, hd, limits, keys_t, ld, values, scale, scores, out)
+    prompt_tile_scalar(q, hd, limits, keys_t, ld, values, scale, scratch, out)
 }
 
 /// `x[p] = e^(x[p] − max x)`, returning their sum: the AVX-512 kernel's own where it runs (so the
@@ -71,7 +151,7 @@ pub fn exp_row(x: &mut [f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if crate::dispatch::avx512() {
         // SAFETY: AVX-512F and the AVX2 set were detected; `x` holds `x.len()` floats.
-        return unsafe { crate::x86::tile_attention::exp_row(x.as_mut_ptr(), x.len()) };
+        return unsafe { crate::x86::tile_attention::exp_row(x.as_mut_ptr(), x.len(), 1.0) };
     }
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0f32;
@@ -92,9 +172,10 @@ pub fn prompt_tile_scalar(
     ld: usize,
     values: &[f32],
     scale: f32,
-    scores: &mut Vec<f32>,
+    scratch: &mut TileScratch,
     out: &mut [f32],
 ) {
+    let scores = &mut scratch.scores;
     scores.resize(limits.len() * ld, 0.0);
     for (i, &lim) in limits.iter().enumerate() {
         let s = &mut scores[i * ld..i * ld + lim];

@@ -1,7 +1,10 @@
 //! The tiled prompt attention against its scalar twin (bit for bit), against attention computed
 //! in f64, and against itself with the query rows tiled differently (chunk invariance).
 
-use tandem_kernels::attention::{available, keys_ld, keys_t_f32, prompt_tile, prompt_tile_scalar, values_f32};
+use tandem_kernels::attention::{
+    available, keys_ld, keys_t_f32, prompt_tile, prompt_tile_amx, prompt_tile_scalar, tile_kernel, to_tiles,
+    values_f32, TileKernel, TileScratch,
+};
 
 mod common;
 use common::activations;
@@ -40,7 +43,7 @@ fn case(hd: usize, n: usize, rows: usize, group: usize) -> Case {
 
 fn run(c: &Case, limits: &[usize], q: &[f32], scalar: bool) -> Vec<f32> {
     let mut out = vec![0f32; limits.len() * c.hd];
-    let mut scores = Vec::new();
+    let mut scores = TileScratch::default();
     let scale = 1.0 / (c.hd as f32).sqrt();
     let ld = keys_ld(c.n);
     if scalar {
@@ -98,6 +101,71 @@ fn tiles_match_the_twin_the_f64_attention_and_each_other() {
                 );
             }
             assert!(ld >= lim);
+        }
+    }
+}
+
+fn bf16(x: f32) -> f64 {
+    tandem_kernels::scalar::bf16_to_f32(tandem_kernels::scalar::bf16(x)) as f64
+}
+
+/// The matrix-unit tiles: within bf16 rounding of attention computed in f64 on bf16-rounded
+/// operands, and every row bit-equal to itself computed alone.
+#[test]
+fn amx_tiles_match_bf16_attention_and_each_other() {
+    if tile_kernel(64) != Some(TileKernel::Amx) {
+        eprintln!("no AMX here: nothing to check");
+        return;
+    }
+    for (hd, n, rows, group) in [
+        (64, 300, 28, 7),
+        (64, 17, 13, 7),
+        (128, 200, 24, 6),
+        (128, 40, 40, 2),
+        (64, 1, 1, 1),
+    ] {
+        let c = case(hd, n, rows, group);
+        let ld = keys_ld(n);
+        let (mut kt, mut vt) = (vec![0u32; ld * hd / 2], vec![0u32; ld * hd / 2]);
+        to_tiles(&c.keys, &c.values, hd, n, &mut kt, &mut vt);
+        let scale = 1.0 / (hd as f32).sqrt();
+        let mut scratch = TileScratch::default();
+        let run = |limits: &[usize], q: &[f32], scratch: &mut TileScratch| {
+            let mut out = vec![0f32; limits.len() * hd];
+            prompt_tile_amx(q, hd, limits, &kt, &vt, n, scale, scratch, &mut out);
+            out
+        };
+        let fast = run(&c.limits, &c.q, &mut scratch);
+        for i in 0..rows {
+            let alone = run(&c.limits[i..i + 1], &c.q[i * hd..(i + 1) * hd], &mut scratch);
+            assert_eq!(
+                alone.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                fast[i * hd..(i + 1) * hd]
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .collect::<Vec<_>>(),
+                "hd {hd} n {n} row {i} alone"
+            );
+        }
+        for (i, &lim) in c.limits.iter().enumerate() {
+            let key = |p: usize, d: usize| bf16(c.keys[tandem_kernels::attention::key_at(p, d, hd)]);
+            let s: Vec<f64> = (0..lim)
+                .map(|p| (0..hd).map(|d| bf16(c.q[i * hd + d]) * key(p, d)).sum::<f64>() * scale as f64)
+                .collect();
+            let max = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = s.iter().map(|v| (v - max).exp()).collect();
+            let z: f64 = e.iter().sum();
+            for d in 0..hd {
+                let want: f64 = (0..lim)
+                    .map(|p| bf16(e[p] as f32) * bf16(c.values[p * hd + d]))
+                    .sum::<f64>()
+                    / z;
+                let got = fast[i * hd + d] as f64;
+                assert!(
+                    (got - want).abs() <= 2e-3 * (1.0 + want.abs()),
+                    "hd {hd} row {i} d {d}: {got} vs {want}"
+                );
+            }
         }
     }
 }

@@ -15,6 +15,9 @@
 use std::cell::RefCell;
 
 use rayon::prelude::*;
+use tandem_kernels::attention::{
+    keys_ld, prompt_tile, prompt_tile_amx, tile_kernel, to_tiles, TileKernel, TileScratch,
+};
 use tandem_kernels::ops::{add_assign, rms_norm, rope_neox, softmax, swiglu};
 use tandem_kernels::{matmul, matmul_decode, matmul_prompt, QMatrix};
 
@@ -23,11 +26,11 @@ use crate::{KvCache, Model, ModelError, Result, RunState};
 thread_local! {
     /// Attention scores of one (token, head): [positions]
     static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    /// A prompt attention tile's query rows, outputs, position limits and scores.
-    static TILE: RefCell<TileBuffers> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new(), Vec::new())) };
+    /// A prompt attention tile's query rows, outputs, position limits and kernel scratch.
+    static TILE: RefCell<TileBuffers> = RefCell::new(Default::default());
 }
 
-type TileBuffers = (Vec<f32>, Vec<f32>, Vec<usize>, Vec<f32>);
+type TileBuffers = (Vec<f32>, Vec<f32>, Vec<usize>, TileScratch);
 
 /// Prompt tokens per tile of the tiled attention (× the query heads of a KV head: 24–28 rows for
 /// the tiers), small enough that a tile's scores stay in L2 at depth 4096.
@@ -414,8 +417,9 @@ impl Model {
     /// position converted to f32 once, then tiles of `PROMPT_TILE` tokens × the heads sharing a KV
     /// head, in parallel. st.q → st.att, both [n, n_head, hd].
     fn prompt_attention(&self, st: &mut RunState, s: &SeqStep, first: usize, layer: usize) {
-        use tandem_kernels::attention::{keys_ld, prompt_tile};
         let c = &self.config;
+        let kernel = tile_kernel(c.head_dim).expect("checked by attention()");
+        let amx = kernel == TileKernel::Amx;
         let (hd, nkv) = (c.head_dim, c.n_kv_head);
         let group = c.n_head / nkv;
         let (len, pos0) = (s.tokens.len(), s.kv.len);
@@ -427,15 +431,36 @@ impl Model {
         if st.head_values.len() < nkv * n * hd {
             st.head_values.resize(nkv * n * hd, 0.0);
         }
+        // Tiles of bf16 pairs for the matrix unit: half the f32 elements.
+        let nt = if amx { nkv * hd * ld / 2 } else { 0 };
+        if st.head_key_tiles.len() < nt {
+            st.head_key_tiles.resize(nt, 0);
+            st.head_value_tiles.resize(nt, 0);
+        }
         let kv: &KvCache = s.kv;
         st.head_keys[..nkv * hd * ld]
             .par_chunks_mut(hd * ld)
             .zip(st.head_values[..nkv * n * hd].par_chunks_mut(n * hd))
             .enumerate()
             .for_each(|(g, (keys, values))| kv.head_f32(layer, g * hd, hd, n, keys, values));
+        let per = hd * ld / 2;
+        if amx {
+            st.head_key_tiles[..nt]
+                .par_chunks_mut(per)
+                .zip(st.head_value_tiles[..nt].par_chunks_mut(per))
+                .enumerate()
+                .for_each(|(g, (kt, vt))| {
+                    let (keys, values) = (
+                        &st.head_keys[g * hd * ld..][..hd * ld],
+                        &st.head_values[g * n * hd..][..n * hd],
+                    );
+                    to_tiles(keys, values, hd, n, kt, vt);
+                });
+        }
         let scale = 1.0 / (hd as f32).sqrt();
         let row = c.n_head * hd;
         let (q, keys, values) = (&st.q, &st.head_keys, &st.head_values);
+        let (key_tiles, value_tiles) = (&st.head_key_tiles, &st.head_value_tiles);
         st.att[first * row..(first + len) * row]
             .par_chunks_mut(PROMPT_TILE * row)
             .enumerate()
@@ -443,7 +468,7 @@ impl Model {
                 let t0 = tile * PROMPT_TILE;
                 let nt = att.len() / row;
                 TILE.with(|b| {
-                    let (qs, out, limits, scores) = &mut *b.borrow_mut();
+                    let (qs, out, limits, scratch) = &mut *b.borrow_mut();
                     for g in 0..nkv {
                         // The tile's query rows for KV head g: (token t, head j) → row t·group + j.
                         qs.clear();
@@ -454,11 +479,16 @@ impl Model {
                             limits.extend(std::iter::repeat_n(pos0 + t0 + t + 1, group));
                         }
                         out.resize(qs.len(), 0.0);
-                        let (k, v) = (
-                            &keys[g * hd * ld..(g + 1) * hd * ld],
-                            &values[g * n * hd..(g + 1) * n * hd],
-                        );
-                        prompt_tile(qs, hd, limits, k, ld, v, scale, scores, out);
+                        if amx {
+                            let (k, v) = (&key_tiles[g * per..(g + 1) * per], &value_tiles[g * per..(g + 1) * per]);
+                            prompt_tile_amx(qs, hd, limits, k, v, n, scale, scratch, out);
+                        } else {
+                            let (k, v) = (
+                                &keys[g * hd * ld..(g + 1) * hd * ld],
+                                &values[g * n * hd..(g + 1) * n * hd],
+                            );
+                            prompt_tile(qs, hd, limits, k, ld, v, scale, scratch, out);
+                        }
                         for t in 0..nt {
                             let at = t * row + g * group * hd;
                             att[at..at + group * hd].copy_from_slice(&out[t * group * hd..(t + 1) * group * hd]);

@@ -43,6 +43,9 @@ pub struct RunState {
     /// keys_ld(n)] and values [n_kv_head, n, hd] for n positions; grown as prompts go deeper.
     pub head_keys: Vec<f32>,
     pub head_values: Vec<f32>,
+    /// The same as bf16-pair tiles for the matrix unit (`tandem_kernels::attention::to_tiles`).
+    pub head_key_tiles: Vec<u32>,
+    pub head_value_tiles: Vec<u32>,
     vocab: usize,
 }
 
@@ -86,6 +89,8 @@ impl RunState {
             mid: Vec::new(),
             head_keys: Vec::new(),
             head_values: Vec::new(),
+            head_key_tiles: Vec::new(),
+            head_value_tiles: Vec::new(),
             vocab: cfg.vocab,
         }
     }

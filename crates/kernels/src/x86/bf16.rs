@@ -7,7 +7,7 @@ use std::arch::x86_64::*;
 /// 16 floats → 16 bf16 (in the low halves of 16 u32 lanes), rounded to nearest even.
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn round16(x: __m512) -> __m512i {
+pub(crate) unsafe fn round16(x: __m512) -> __m512i {
     let b = _mm512_castps_si512(x);
     let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(b), _mm512_set1_epi32(1));
     _mm512_srli_epi32::<16>(_mm512_add_epi32(b, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))))

@@ -17,6 +17,7 @@
 //! what else is in the batch.
 
 pub mod amx;
+pub mod amx_attention;
 pub mod attend;
 pub mod avx512;
 pub mod bf16;

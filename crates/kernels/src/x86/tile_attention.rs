@@ -52,7 +52,7 @@ pub unsafe fn prompt_tile(
         // Exponentials of up to 8 rows, then their sums, while the rows are in cache.
         let r = (nq - i).min(8);
         for (k, inv) in inv[..r].iter_mut().enumerate() {
-            *inv = 1.0 / exp_row(s.add((i + k) * ld), limits[i + k]);
+            *inv = 1.0 / exp_row(s.add((i + k) * ld), limits[i + k], 1.0);
         }
         let mut k = 0;
         while k < r {
@@ -72,12 +72,14 @@ pub unsafe fn prompt_tile(
     }
 }
 
-/// `x[p] = e^(x[p] − max)` for `p < n`; returns `Σ x[p]` (16 lane sums, then their sum).
+/// `x[p] = e^(x[p]·scale − max)` for `p < n` (max over the scaled values); returns `Σ x[p]` (16
+/// lane sums, then their sum).
 ///
 /// # Safety
 /// AVX-512F and the AVX2 set must be available; `x` valid for `n` floats.
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-pub unsafe fn exp_row(x: *mut f32, n: usize) -> f32 {
+pub unsafe fn exp_row(x: *mut f32, n: usize, scale: f32) -> f32 {
+    let sc = _mm512_set1_ps(scale);
     let tail = |p: usize| -> __mmask16 {
         if p + 16 <= n {
             0xFFFF
@@ -88,7 +90,12 @@ pub unsafe fn exp_row(x: *mut f32, n: usize) -> f32 {
     let mut m = _mm512_set1_ps(f32::NEG_INFINITY);
     let mut p = 0;
     while p < n {
-        m = _mm512_max_ps(m, _mm512_mask_loadu_ps(m, tail(p), x.add(p)));
+        m = _mm512_mask_max_ps(
+            m,
+            tail(p),
+            m,
+            _mm512_mul_ps(_mm512_maskz_loadu_ps(tail(p), x.add(p)), sc),
+        );
         p += 16;
     }
     let m = _mm512_set1_ps(_mm512_reduce_max_ps(m));
@@ -96,7 +103,7 @@ pub unsafe fn exp_row(x: *mut f32, n: usize) -> f32 {
     let mut p = 0;
     while p < n {
         let k = tail(p);
-        let e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x.add(p)), m));
+        let e = exp16(_mm512_sub_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x.add(p)), sc), m));
         _mm512_mask_storeu_ps(x.add(p), k, e);
         sum = _mm512_mask_add_ps(sum, k, sum, e);
         p += 16;
