@@ -166,13 +166,16 @@ impl Sampler {
                 .filter(|(_, &l)| l >= floor)
                 .map(|(i, &l)| (i as u32, l / p.temperature)),
         );
-        self.cand
-            .sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        if p.top_k > 0 {
+        // The candidates are walked in order of probability (ties: lower id first), but only as
+        // far as the walk goes: that prefix is sorted on demand (`sort_prefix`), so a confident
+        // step sorts a few dozen entries instead of tens of thousands.
+        let n = self.cand.len();
+        if p.top_k > 0 && p.top_k < n {
+            self.cand.select_nth_unstable_by(p.top_k - 1, by_prob);
             self.cand.truncate(p.top_k);
         }
-        // softmax over the candidates (sorted, so the first is the max)
-        let m = self.cand[0].1;
+        // softmax over the candidates (the best is max / temperature)
+        let m = max / p.temperature;
         let mut sum = 0f64;
         for c in self.cand.iter_mut() {
             c.1 = (c.1 - m).exp();
@@ -181,33 +184,71 @@ impl Sampler {
         for c in self.cand.iter_mut() {
             c.1 = (c.1 as f64 / sum) as f32;
         }
+        // cand[..sorted] is in final order; cand[..len] is still in play.
+        let (mut sorted, mut len) = (0, self.cand.len());
         if p.top_p < 1.0 {
             let mut acc = 0f32;
-            let mut keep = self.cand.len();
-            for (i, c) in self.cand.iter().enumerate() {
-                acc += c.1;
+            let mut i = 0;
+            while i < len {
+                if i == sorted {
+                    sorted = sort_prefix(&mut self.cand[..len], sorted);
+                }
+                acc += self.cand[i].1;
+                i += 1;
                 if acc >= p.top_p {
-                    keep = i + 1;
+                    len = i;
                     break;
                 }
             }
-            self.cand.truncate(keep);
         }
         if p.min_p > 0.0 {
+            if sorted == 0 {
+                sorted = sort_prefix(&mut self.cand[..len], sorted);
+            }
             let cut = self.cand[0].1 * p.min_p;
-            let keep = self.cand.iter().take_while(|c| c.1 >= cut).count().max(1);
-            self.cand.truncate(keep);
+            let mut i = 0;
+            while i < len {
+                if i == sorted {
+                    sorted = sort_prefix(&mut self.cand[..len], sorted);
+                }
+                if self.cand[i].1 < cut {
+                    break;
+                }
+                i += 1;
+            }
+            len = i.max(1);
         }
-        let total: f64 = self.cand.iter().map(|c| c.1 as f64).sum();
+        let total: f64 = self.cand[..len].iter().map(|c| c.1 as f64).sum();
         let mut r = self.rng.next_f64() * total;
-        for c in &self.cand {
-            r -= c.1 as f64;
+        for i in 0..len {
+            if i == sorted {
+                sorted = sort_prefix(&mut self.cand[..len], sorted);
+            }
+            r -= self.cand[i].1 as f64;
             if r < 0.0 {
-                return c.0;
+                return self.cand[i].0;
             }
         }
-        self.cand.last().expect("at least one candidate").0
+        self.cand[len - 1].0
     }
+}
+
+/// Higher probability first, then the lower token id.
+fn by_prob(a: &(u32, f32), b: &(u32, f32)) -> std::cmp::Ordering {
+    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+}
+
+/// Extends the sorted prefix `cand[..sorted]` to twice its length (at least 64, at most all):
+/// the next best entries are selected from the rest, then sorted. Returns the new length.
+fn sort_prefix(cand: &mut [(u32, f32)], sorted: usize) -> usize {
+    let want = (2 * sorted).max(64).min(cand.len());
+    let rest = &mut cand[sorted..];
+    let k = want - sorted;
+    if k < rest.len() {
+        rest.select_nth_unstable_by(k - 1, by_prob);
+    }
+    rest[..k].sort_unstable_by(by_prob);
+    want
 }
 
 /// Index of the largest logit (the lowest index on ties).
@@ -249,6 +290,82 @@ mod tests {
         };
         assert_eq!(draw(p(7), 50), draw(p(7), 50));
         assert_ne!(draw(p(7), 50), draw(p(8), 50));
+    }
+
+    /// The on-demand sorted walk picks what a full sort of the candidates would, on a vocabulary
+    /// as wide as the tiers' with many candidates in play.
+    #[test]
+    fn lazy_walk_equals_a_full_sort() {
+        let vocab: Vec<f32> = (0..151_936u32)
+            .map(|i| ((i.wrapping_mul(2_654_435_761) >> 7) % 1000) as f32 / 200.0)
+            .collect();
+        for (top_k, top_p, min_p) in [
+            (0, 1.0, 0.0),
+            (0, 0.9, 0.0),
+            (40, 0.95, 0.0),
+            (0, 1.0, 0.05),
+            (5000, 0.5, 0.01),
+        ] {
+            let params = SamplingParams {
+                temperature: 0.8,
+                top_k,
+                top_p,
+                min_p,
+                seed: Some(11),
+                ..Default::default()
+            };
+            let mut s = Sampler::new(params.clone(), &[]);
+            let mut rng = Rng::new(11);
+            for _ in 0..30 {
+                let got = s.sample(&mut vocab.clone());
+                // Reference: every candidate sorted up front.
+                let t = params.temperature;
+                let max = vocab.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut c: Vec<(u32, f32)> = vocab
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &l)| l >= max - 30.0 * t)
+                    .map(|(i, &l)| (i as u32, l / t))
+                    .collect();
+                c.sort_unstable_by(by_prob);
+                if top_k > 0 {
+                    c.truncate(top_k);
+                }
+                let sum: f64 = c.iter().map(|x| ((x.1 - max / t).exp()) as f64).sum();
+                let probs: Vec<(u32, f32)> = c
+                    .iter()
+                    .map(|x| (x.0, ((x.1 - max / t).exp() as f64 / sum) as f32))
+                    .collect();
+                let mut len = probs.len();
+                if top_p < 1.0 {
+                    let mut acc = 0f32;
+                    for (i, x) in probs.iter().enumerate() {
+                        acc += x.1;
+                        if acc >= top_p {
+                            len = i + 1;
+                            break;
+                        }
+                    }
+                }
+                if min_p > 0.0 {
+                    len = probs[..len]
+                        .iter()
+                        .take_while(|x| x.1 >= probs[0].1 * min_p)
+                        .count()
+                        .max(1);
+                }
+                let total: f64 = probs[..len].iter().map(|x| x.1 as f64).sum();
+                let mut r = rng.next_f64() * total;
+                let want = probs[..len]
+                    .iter()
+                    .find(|x| {
+                        r -= x.1 as f64;
+                        r < 0.0
+                    })
+                    .map_or(probs[len - 1].0, |x| x.0);
+                assert_eq!(got, want, "top_k {top_k} top_p {top_p} min_p {min_p}");
+            }
+        }
     }
 
     #[test]
