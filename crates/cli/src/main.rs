@@ -50,10 +50,10 @@ struct Cli {
     /// Home of the model cache (`$TANDEM_HOME/models`) and default data directory.
     #[arg(long, env = "TANDEM_HOME", global = true)]
     home: Option<PathBuf>,
-    /// How prompt tokens are multiplied: auto (AMX tiles where the CPU has them, else exact), amx,
-    /// bf16 (AVX-512 BF16 dot products: opt-in, not measured faster yet), or exact (the f32
-    /// kernels generated tokens use: slower prompts, f32 instead of bf16 products). A kernel the
-    /// CPU lacks gives exact.
+    /// How prompt tokens are multiplied (matmuls and attention): auto (AMX tiles where the CPU has
+    /// them, else exact), amx, bf16 (AVX-512 BF16 dot products: opt-in, not measured faster yet),
+    /// or exact (f32 kernels: slower prompts, f32 instead of bf16 products). A kernel the CPU lacks
+    /// gives exact.
     #[arg(long, env = "TANDEM_PROMPT_KERNEL", global = true, default_value = "auto", value_parser = ["auto", "amx", "bf16", "exact"])]
     prompt_kernel: String,
     /// How generated tokens are multiplied: int8 (activations rounded to 8-bit blocks of 32,
