@@ -97,46 +97,46 @@ pub(crate) trait Int8Block: Block {
     }
 }
 
+/// What Q8_0 and Q5_0 share: one f16 scale per 32 signed weights (`w = d · q`).
+macro_rules! one_scale_per_block {
+    () => {
+        const SUBS: usize = 1;
+        const MINS: bool = false;
+        type Scales = f32;
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn scales(&self) -> f32 {
+            f16(self.d)
+        }
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn lanes(_s: &f32, _j: usize, w: __m256i, x: __m256i) -> __m256i {
+            lanes_signed(w, x)
+        }
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn mults(s: &f32, dx: *const f32) -> __m256 {
+            _mm256_set1_ps(*s * *dx)
+        }
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn mult(_s: &f32, m: __m256, _j: usize) -> __m256 {
+            m
+        }
+    };
+}
+
 impl Int8Block for BlockQ8_0 {
-    const SUBS: usize = 1;
-    const MINS: bool = false;
-    type Scales = f32;
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn scales(&self) -> f32 {
-        f16(self.d)
-    }
+    one_scale_per_block!();
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn ints(&self, _j: usize) -> __m256i {
         _mm256_loadu_si256(self.qs.as_ptr() as *const __m256i)
     }
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn lanes(_s: &f32, _j: usize, w: __m256i, x: __m256i) -> __m256i {
-        lanes_signed(w, x)
-    }
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn mults(s: &f32, dx: *const f32) -> __m256 {
-        _mm256_set1_ps(*s * *dx)
-    }
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn mult(_s: &f32, m: __m256, _j: usize) -> __m256 {
-        m
-    }
 }
 
 impl Int8Block for BlockQ5_0 {
-    const SUBS: usize = 1;
-    const MINS: bool = false;
-    type Scales = f32;
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn scales(&self) -> f32 {
-        f16(self.d)
-    }
+    one_scale_per_block!();
     /// `q − 16`: low nibbles of `qs` are elements 0..16, high nibbles 16..32; bit e of `qh` is
     /// element e's fifth bit (spread to bytes: byte e takes qh's byte e/8, then tests bit e % 8).
     #[inline]
@@ -154,21 +154,6 @@ impl Int8Block for BlockQ5_0 {
         let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
         let q = _mm256_or_si256(nib, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
         _mm256_sub_epi8(q, _mm256_set1_epi8(16))
-    }
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn lanes(_s: &f32, _j: usize, w: __m256i, x: __m256i) -> __m256i {
-        lanes_signed(w, x)
-    }
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn mults(s: &f32, dx: *const f32) -> __m256 {
-        _mm256_set1_ps(*s * *dx)
-    }
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn mult(_s: &f32, m: __m256, _j: usize) -> __m256 {
-        m
     }
 }
 

@@ -82,17 +82,39 @@ pub(crate) trait Int8Pairs: Int8Block {
     }
 }
 
+/// What Q8_0 and Q5_0 share: a pair of blocks per group, one f16 scale per block, signed weights.
+macro_rules! one_scale_per_block2 {
+    () => {
+        const GROUP: usize = 2;
+        const PAIRS: usize = 1;
+        const SIGNED: bool = true;
+        type Scales2 = __m512;
+        type Token = __m512;
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+        unsafe fn scales2(g: *const Self) -> __m512 {
+            spread2(two_scales((*g).d, (*g.add(1)).d))
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+        unsafe fn wmult(s: &__m512, _p: usize) -> __m512 {
+            *s
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+        unsafe fn token(dx: *const f32) -> __m512 {
+            spread2(_mm_castsi128_ps(_mm_loadl_epi64(dx as *const __m128i)))
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+        unsafe fn tmult(t: &__m512, _p: usize) -> __m512 {
+            *t
+        }
+    };
+}
+
 impl Int8Pairs for BlockQ8_0 {
-    const GROUP: usize = 2;
-    const PAIRS: usize = 1;
-    const SIGNED: bool = true;
-    type Scales2 = __m512;
-    type Token = __m512;
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn scales2(g: *const Self) -> __m512 {
-        spread2(two_scales((*g).d, (*g.add(1)).d))
-    }
+    one_scale_per_block2!();
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
     unsafe fn ints2(g: *const Self, _p: usize) -> __m512i {
@@ -100,34 +122,10 @@ impl Int8Pairs for BlockQ8_0 {
         let b = _mm256_loadu_si256((*g.add(1)).qs.as_ptr() as *const __m256i);
         _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1)
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn wmult(s: &__m512, _p: usize) -> __m512 {
-        *s
-    }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn token(dx: *const f32) -> __m512 {
-        spread2(_mm_castsi128_ps(_mm_loadl_epi64(dx as *const __m128i)))
-    }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn tmult(t: &__m512, _p: usize) -> __m512 {
-        *t
-    }
 }
 
 impl Int8Pairs for BlockQ5_0 {
-    const GROUP: usize = 2;
-    const PAIRS: usize = 1;
-    const SIGNED: bool = true;
-    type Scales2 = __m512;
-    type Token = __m512;
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn scales2(g: *const Self) -> __m512 {
-        spread2(two_scales((*g).d, (*g.add(1)).d))
-    }
+    one_scale_per_block2!();
     /// Each block's `qs` in both 128-bit quarters of its half (low nibbles, then high after a
     /// 4-bit shift); the fifth bits of both blocks form one 64-bit byte mask: where a bit is
     /// clear, `q − 16 = nibble − 16`, where set, `q − 16 = nibble`.
@@ -151,21 +149,6 @@ impl Int8Pairs for BlockQ5_0 {
         let nib = _mm512_and_si512(_mm512_srlv_epi16(both, by), _mm512_set1_epi8(0x0F));
         let high = u32::from_le_bytes(a.qh) as u64 | (u32::from_le_bytes(b.qh) as u64) << 32;
         _mm512_mask_sub_epi8(nib, !high, nib, _mm512_set1_epi8(16))
-    }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn wmult(s: &__m512, _p: usize) -> __m512 {
-        *s
-    }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn token(dx: *const f32) -> __m512 {
-        spread2(_mm_castsi128_ps(_mm_loadl_epi64(dx as *const __m128i)))
-    }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-    unsafe fn tmult(t: &__m512, _p: usize) -> __m512 {
-        *t
     }
 }
 
