@@ -28,7 +28,7 @@ pub enum TileKernel {
 /// The tiled kernel for head size `hd` on this CPU, `None` where callers keep the per-token
 /// kernels (the choice is per machine and `--prompt-kernel`, never per batch).
 pub fn tile_kernel(hd: usize) -> Option<TileKernel> {
-    if !crate::dispatch::avx512() || !(hd == 64 || hd == 128) {
+    if !f32_tiles_run(hd) {
         return None;
     }
     Some(
@@ -38,6 +38,11 @@ pub fn tile_kernel(hd: usize) -> Option<TileKernel> {
             TileKernel::Avx512
         },
     )
+}
+
+/// Whether the f32 register tiles run on this CPU for head size `hd` (AVX-512, hd 64 or 128).
+fn f32_tiles_run(hd: usize) -> bool {
+    crate::dispatch::avx512() && (hd == 64 || hd == 128)
 }
 
 /// Whether a tiled kernel runs on this CPU for head size `hd`.
@@ -137,7 +142,7 @@ pub fn prompt_tile(
     let scores = &mut scratch.scores;
     scores.resize(nq * ld, 0.0);
     #[cfg(target_arch = "x86_64")]
-    if crate::dispatch::avx512() && (hd == 64 || hd == 128) {
+    if f32_tiles_run(hd) {
         // SAFETY: AVX-512F and the AVX2 set were detected; the lengths were checked above.
         unsafe { crate::x86::tile_attention::prompt_tile(q, hd, limits, keys_t, ld, values, scale, scores, out) };
         return;

@@ -437,25 +437,24 @@ impl Model {
             st.head_key_tiles.resize(nt, 0);
             st.head_value_tiles.resize(nt, 0);
         }
+        // Per KV head, in parallel: f32 keys and values, and (AMX) their bf16 tiles from them
+        // while they are in cache.
         let kv: &KvCache = s.kv;
-        st.head_keys[..nkv * hd * ld]
+        let per = hd * ld / 2;
+        let f32_heads = st.head_keys[..nkv * hd * ld]
             .par_chunks_mut(hd * ld)
             .zip(st.head_values[..nkv * n * hd].par_chunks_mut(n * hd))
-            .enumerate()
-            .for_each(|(g, (keys, values))| kv.head_f32(layer, g * hd, hd, n, keys, values));
-        let per = hd * ld / 2;
+            .enumerate();
         if amx {
-            st.head_key_tiles[..nt]
+            let tiles = st.head_key_tiles[..nt]
                 .par_chunks_mut(per)
-                .zip(st.head_value_tiles[..nt].par_chunks_mut(per))
-                .enumerate()
-                .for_each(|(g, (kt, vt))| {
-                    let (keys, values) = (
-                        &st.head_keys[g * hd * ld..][..hd * ld],
-                        &st.head_values[g * n * hd..][..n * hd],
-                    );
-                    to_tiles(keys, values, hd, n, kt, vt);
-                });
+                .zip(st.head_value_tiles[..nt].par_chunks_mut(per));
+            f32_heads.zip(tiles).for_each(|((g, (keys, values)), (kt, vt))| {
+                kv.head_f32(layer, g * hd, hd, n, keys, values);
+                to_tiles(keys, values, hd, n, kt, vt);
+            });
+        } else {
+            f32_heads.for_each(|(g, (keys, values))| kv.head_f32(layer, g * hd, hd, n, keys, values));
         }
         let scale = 1.0 / (hd as f32).sqrt();
         let row = c.n_head * hd;
