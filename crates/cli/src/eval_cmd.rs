@@ -36,6 +36,8 @@ enum EvalCmd {
     Moderation(crate::eval_moderation::ModerationArgs),
     /// `model: "auto"` against each tier alone: quality and cost on held-out HumanEval problems.
     Route(crate::eval_route::RouteArgs),
+    /// Attack success and benign refusal per tier, guards off and on (the flagship judges).
+    Safety(crate::eval_safety::SafetyArgs),
 }
 
 #[derive(Args)]
@@ -173,6 +175,7 @@ pub fn eval(home: &Home, a: EvalArgs) -> Result<()> {
         EvalCmd::Mc(a) => crate::eval_mc::eval_mc(home, a),
         EvalCmd::Moderation(a) => crate::eval_moderation::eval_moderation(home, a),
         EvalCmd::Route(a) => crate::eval_route::eval_route(home, a),
+        EvalCmd::Safety(a) => crate::eval_safety::eval_safety(home, a),
     }
 }
 

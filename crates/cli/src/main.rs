@@ -12,7 +12,8 @@
 //! - `keys`: `keys` and `usage` over a data directory's store.
 //! - `eval_cmd`: `eval humaneval` (generation through the scheduler, scoring in the eval sandbox).
 //! - `eval_mc`: `eval mc` (multiple-choice accuracy by log-likelihood); `eval_moderation`: the
-//!   moderation head on its held-out set.
+//!   moderation head on its held-out set; `eval_safety`: attack success and benign refusal,
+//!   guards off and on.
 //! - `results`: measurements saved under $TANDEM_HOME for `report`, the comparison table.
 //! - `sys`: /proc readings and shared flag parsing.
 
@@ -27,6 +28,7 @@ mod eval_cmd;
 mod eval_mc;
 mod eval_moderation;
 mod eval_route;
+mod eval_safety;
 mod keys;
 mod pull;
 mod report;

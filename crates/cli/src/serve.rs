@@ -104,6 +104,11 @@ pub struct ServeArgs {
     /// Keep the text of flagged inputs in the moderation records (off: categories only).
     #[arg(long)]
     moderation_log_text: bool,
+    /// Detect jailbreaks and prompt injections (the prompt-attack head) in the `user` messages,
+    /// the `tool` results, `both` or `none`; a detected attack is handled like a flagged input
+    /// (`--moderation-action`). Needs the mini tier.
+    #[arg(long)]
+    detect_attacks: Option<String>,
     /// Replace API keys, private keys, card numbers, IBANs, emails and phone numbers in generated
     /// text with [REDACTED:kind].
     #[arg(long)]
@@ -127,10 +132,12 @@ pub struct ServeArgs {
     auto_threshold: Option<f64>,
 }
 
-/// `--moderate` and `--moderation-action` (flags, then tandem.toml) into the server's policy.
+/// `--moderate`, `--moderation-action` and `--detect-attacks` (flags, then tandem.toml) into the
+/// server's policy.
 fn moderation_policy(
     moderate: Option<&str>,
     action: Option<&str>,
+    attacks: Option<&str>,
     log_text: bool,
     redact: bool,
 ) -> Result<ModerationPolicy> {
@@ -146,9 +153,18 @@ fn moderation_policy(
         "flag" => false,
         other => bail!("--moderation-action {other:?}: expected block or flag"),
     };
+    let (attack_user, attack_tool) = match attacks.unwrap_or("none") {
+        "none" => (false, false),
+        "user" => (true, false),
+        "tool" => (false, true),
+        "both" => (true, true),
+        other => bail!("--detect-attacks {other:?}: expected none, user, tool or both"),
+    };
     Ok(ModerationPolicy {
         input,
         output,
+        attack_user,
+        attack_tool,
         block,
         log_text,
         redact,
@@ -197,6 +213,7 @@ struct FileConfig {
     insecure_no_auth: Option<bool>,
     moderate: Option<String>,
     moderation_action: Option<String>,
+    detect_attacks: Option<String>,
     moderation_log_text: Option<bool>,
     redact: Option<bool>,
     operator_prompt: Option<String>,
@@ -482,6 +499,7 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
         moderation: moderation_policy(
             a.moderate.as_deref().or(f.moderate.as_deref()),
             a.moderation_action.as_deref().or(f.moderation_action.as_deref()),
+            a.detect_attacks.as_deref().or(f.detect_attacks.as_deref()),
             a.moderation_log_text || f.moderation_log_text.unwrap_or(false),
             a.redact || f.redact.unwrap_or(false),
         )?,
@@ -509,6 +527,11 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
     let m = state.config.moderation;
     if (m.input || m.output) && state.moderator.is_none() {
         bail!("--moderate needs the mini tier (the moderation classifier reads its embeddings): add mini to --models");
+    }
+    if (m.attack_user || m.attack_tool) && !state.moderator.as_ref().is_some_and(|m| m.detects_attacks()) {
+        bail!(
+            "--detect-attacks needs the mini tier (the prompt-attack head reads its embeddings): add mini to --models"
+        );
     }
 
     let rt = tokio::runtime::Builder::new_multi_thread()

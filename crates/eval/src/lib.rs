@@ -5,9 +5,11 @@
 //!   unprivileged user, with resource and time limits.
 //! - `humaneval`: the problems, EvalPlus's instruct prompt, the program the sandbox runs.
 //! - `mc`: multiple-choice suites (BIG-bench samples) scored by log-likelihood.
+//! - `safety`: the safety sample, the refusal detector and the judge's prompt and reading.
 
 pub mod humaneval;
 pub mod mc;
+pub mod safety;
 pub mod sandbox;
 
 pub use sandbox::{run_python, Limits, Outcome, SandboxError, Verdict};

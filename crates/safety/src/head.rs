@@ -6,77 +6,18 @@
 //! flagged head passes its threshold; then each category whose own head passes its threshold is
 //! set, the most confident category is set if none passed, and a set subcategory sets its parent.
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use serde::Deserialize;
-
 use crate::categories::{parent, CATEGORIES};
+pub use crate::probe::HeadError;
+use crate::probe::Probes;
 
 /// The head trained for the mini tier, compiled in.
 const BUILTIN: &str = include_str!("../data/moderation_head.json");
 
-#[derive(Debug, thiserror::Error)]
-pub enum HeadError {
-    #[error("moderation head: {0}")]
-    Format(String),
-    #[error("the moderation head was trained on {trained}'s embeddings ({dim} wide), not {model}'s ({got} wide)")]
-    WrongModel {
-        trained: String,
-        dim: usize,
-        model: String,
-        got: usize,
-    },
-}
-
-#[derive(Deserialize)]
-struct Logistic {
-    w: Vec<f32>,
-    b: f32,
-    threshold: f32,
-}
-
-impl Logistic {
-    /// sigmoid(w · z + b) for the standardised features z: [dim].
-    fn score(&self, z: &[f32]) -> f32 {
-        let t: f32 = self.w.iter().zip(z).map(|(w, x)| w * x).sum::<f32>() + self.b;
-        1.0 / (1.0 + (-t).exp())
-    }
-}
-
-/// Which part of `Model::embed`'s [middle | final] embedding the head reads.
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
-#[serde(rename_all = "lowercase")]
-enum Features {
-    Mid,
-    Final,
-    Both,
-}
-
-#[derive(Deserialize)]
-struct HeadFile {
-    /// Canonical id of the model whose embeddings the head reads.
-    model: String,
-    features: Features,
-    /// Width of the features the head reads.
-    dim: usize,
-    mean: Vec<f32>,
-    std: Vec<f32>,
-    heads: BTreeMap<String, Logistic>,
-}
-
+#[derive(Debug)]
 pub struct Head {
-    file: HeadFile,
-}
-
-impl std::fmt::Debug for Head {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Head({}, {:?}, {} wide)",
-            self.file.model, self.file.features, self.file.dim
-        )
-    }
+    probes: Probes,
 }
 
 /// A moderation result in OpenAI's terms.
@@ -106,61 +47,29 @@ impl Head {
     }
 
     pub fn parse(json: &str) -> Result<Head, HeadError> {
-        let file: HeadFile = serde_json::from_str(json).map_err(|e| HeadError::Format(e.to_string()))?;
-        let d = file.dim;
-        if file.mean.len() != d || file.std.len() != d {
-            return Err(HeadError::Format(format!("mean/std are not {d} wide")));
-        }
-        for name in std::iter::once("flagged").chain(CATEGORIES) {
-            match file.heads.get(name) {
-                Some(h) if h.w.len() == d => {}
-                Some(_) => return Err(HeadError::Format(format!("head {name:?} is not {d} wide"))),
-                None => return Err(HeadError::Format(format!("no head {name:?}"))),
-            }
-        }
-        Ok(Head { file })
+        let probes = Probes::parse(json, std::iter::once("flagged").chain(CATEGORIES))?;
+        Ok(Head { probes })
     }
 
     /// The model (canonical id) whose embeddings this head reads.
     pub fn model(&self) -> &str {
-        &self.file.model
+        self.probes.model()
     }
 
     /// Width of the embeddings this head reads (`Model::embed` of a model `dim` wide: 2 · dim).
     pub fn embedding_width(&self) -> usize {
-        match self.file.features {
-            Features::Both => self.file.dim,
-            Features::Mid | Features::Final => 2 * self.file.dim,
-        }
+        self.probes.embedding_width()
     }
 
     /// Refuses a model whose embeddings this head was not trained on (`model_dim`: its hidden size).
     pub fn check_model(&self, model_id: &str, model_dim: usize) -> Result<(), HeadError> {
-        if model_id != self.file.model || 2 * model_dim != self.embedding_width() {
-            return Err(HeadError::WrongModel {
-                trained: self.file.model.clone(),
-                dim: self.embedding_width() / 2,
-                model: model_id.to_string(),
-                got: model_dim,
-            });
-        }
-        Ok(())
+        self.probes.check_model(model_id, model_dim)
     }
 
     /// The verdict on one embedding: [embedding_width()].
     pub fn classify(&self, embedding: &[f32]) -> Verdict {
-        let f = &self.file;
-        let half = embedding.len() / 2;
-        let embedding = match f.features {
-            Features::Both => embedding,
-            Features::Mid => &embedding[..half],
-            Features::Final => &embedding[half..],
-        };
-        let z: Vec<f32> = embedding
-            .iter()
-            .zip(f.mean.iter().zip(&f.std))
-            .map(|(x, (m, s))| (x - m) / s)
-            .collect();
+        let f = &self.probes;
+        let z = f.features(embedding);
         let any = &f.heads["flagged"];
         let harmful_score = any.score(&z);
         let flagged = harmful_score >= any.threshold;

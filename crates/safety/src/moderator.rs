@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
-use tandem_engine::Backend;
+use tandem_engine::{Backend, EMBED_MAX_TOKENS};
 use tandem_text::SpecialMode;
 
+use crate::attack::{AttackHead, AttackVerdict};
 use crate::head::{Head, HeadError, Verdict};
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,8 @@ pub enum ModerationError {
 pub struct Moderator {
     backend: Arc<dyn Backend>,
     head: &'static Head,
+    /// The prompt-attack head, when attack detection is available.
+    attack: Option<&'static AttackHead>,
     /// The canonical id reported as the moderation `model`.
     model_id: String,
 }
@@ -34,8 +37,42 @@ impl Moderator {
         Ok(Self {
             backend,
             head,
+            attack: None,
             model_id: model_id.to_string(),
         })
+    }
+
+    /// This moderator with prompt-attack detection (`detect_attack`) by `head`, which must read the
+    /// same model's embeddings.
+    pub fn with_attack_head(mut self, head: &'static AttackHead) -> Result<Self, ModerationError> {
+        head.check_model(&self.model_id, self.backend.model().model.config.dim)?;
+        self.attack = Some(head);
+        Ok(self)
+    }
+
+    /// Whether `detect_attack` can run.
+    pub fn detects_attacks(&self) -> bool {
+        self.attack.is_some()
+    }
+
+    /// Whether a text is a jailbreak or a prompt injection. The head was trained on whole prompts
+    /// (a jailbreak's frame is spread over hundreds of tokens, so sentences alone would miss it):
+    /// a text is read in windows of `EMBED_MAX_TOKENS` tokens, the last window ending at the text's
+    /// end, and is flagged if any window is — so an attack cannot hide behind a long harmless
+    /// preamble. `None` without an attack head.
+    pub async fn detect_attack(&self, text: &str) -> Result<Option<AttackVerdict>, ModerationError> {
+        let Some(head) = self.attack else { return Ok(None) };
+        let tokens = self.backend.model().tokenizer.encode(text, SpecialMode::None);
+        let mut verdict: Option<AttackVerdict> = None;
+        for window in windows(&tokens, EMBED_MAX_TOKENS) {
+            let rx = self.backend.embed(window.to_vec())?;
+            let v = head.classify(&rx.await.map_err(|_| ModerationError::Stopped)??);
+            verdict = Some(verdict.map_or(v, |acc| acc.merge(v)));
+        }
+        Ok(Some(verdict.unwrap_or(AttackVerdict {
+            flagged: false,
+            score: 0.0,
+        })))
     }
 
     /// The name responses report: the head's model with a suffix, so clients can tell it from a
@@ -62,6 +99,19 @@ impl Moderator {
         }
         Ok(verdict.unwrap_or_else(|| self.head.classify(&vec![0.0; self.head.embedding_width()]).cleared()))
     }
+}
+
+/// `tokens` cut into windows of `width`: consecutive, the last one ending at the end (and so
+/// overlapping the one before when the length is not a multiple); none for no tokens.
+pub fn windows(tokens: &[u32], width: usize) -> Vec<&[u32]> {
+    if tokens.len() <= width {
+        return if tokens.is_empty() { Vec::new() } else { vec![tokens] };
+    }
+    let mut out: Vec<&[u32]> = tokens.chunks_exact(width).collect();
+    if !tokens.len().is_multiple_of(width) {
+        out.push(&tokens[tokens.len() - width..]);
+    }
+    out
 }
 
 /// Longest segment the moderator embeds at once: about the length of the texts the head was trained
@@ -132,7 +182,16 @@ impl Verdict {
 
 #[cfg(test)]
 mod tests {
-    use super::{segments, SEGMENT_TOKENS};
+    use super::{segments, windows, SEGMENT_TOKENS};
+
+    #[test]
+    fn windows_cover_the_text_and_the_last_one_ends_at_its_end() {
+        let t: Vec<u32> = (0..10).collect();
+        assert!(windows(&[], 4).is_empty());
+        assert_eq!(windows(&t[..3], 4), vec![&t[..3]]);
+        assert_eq!(windows(&t[..8], 4), vec![&t[..4], &t[4..8]]);
+        assert_eq!(windows(&t, 4), vec![&t[..4], &t[4..8], &t[6..10]]);
+    }
 
     /// One "token" per byte, to see the packing.
     fn bytes(s: &str) -> Vec<u32> {

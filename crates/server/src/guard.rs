@@ -1,7 +1,9 @@
-//! The input guard of chat and completion requests: the user's text is moderated before any
-//! generation. A flagged input is refused (`block`: OpenAI's `message.refusal`, no tokens generated
-//! or charged) or let through with an `x-tandem-moderation` header (`flag`). Either way the decision
-//! is recorded in the store with its categories — the text only when the operator asks for it.
+//! The input guard of chat and completion requests: before any generation the user's text is
+//! moderated, and the user's text and the tool results are read by the prompt-attack head
+//! (jailbreaks, injections; category `prompt-attack`). A flagged input is refused (`block`: OpenAI's
+//! `message.refusal`, no tokens generated or charged) or let through with an `x-tandem-moderation`
+//! header (`flag`). Either way the decision is recorded in the store with its categories — the text
+//! only when the operator asks for it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -25,6 +27,10 @@ pub struct ModerationPolicy {
     pub input: bool,
     /// Moderate the generated text, window by window (`output_guard`).
     pub output: bool,
+    /// Look for jailbreaks and prompt injections in the user's messages.
+    pub attack_user: bool,
+    /// Look for prompt injections in tool results.
+    pub attack_tool: bool,
     /// Refuse flagged requests (else only flag them).
     pub block: bool,
     /// Keep the flagged text in the store's moderation record.
@@ -35,7 +41,7 @@ pub struct ModerationPolicy {
 
 impl ModerationPolicy {
     /// This policy with a key's override: `none`, `input`, `output` or `both`, optionally followed
-    /// by `:block` or `:flag` (text logging and redaction stay the server's).
+    /// by `:block` or `:flag` (text logging, redaction and attack detection stay the server's).
     pub fn overridden(self, spec: &str) -> Result<Self, String> {
         let (mode, action) = match spec.split_once(':') {
             Some((m, a)) => (m, Some(a)),
@@ -77,17 +83,14 @@ pub enum InputCheck {
     Blocked(Response),
 }
 
-fn header_value(action: &str, v: &Verdict) -> String {
-    format!(
-        "{action}; direction=input; categories={}",
-        v.flagged_categories().join(",")
-    )
-}
+/// The category a detected prompt attack is recorded and reported under.
+pub const ATTACK_CATEGORY: &str = "prompt-attack";
 
-/// Moderates the request's user text if the policy says so.
+/// Moderates the request's user text and looks for prompt attacks in it and in tool results, as
+/// the policy says.
 pub async fn check_input(state: &Arc<AppState>, v: &ValidRequest) -> Result<InputCheck, ApiError> {
     let policy = v.moderation;
-    if !policy.input {
+    if !(policy.input || policy.attack_user || policy.attack_tool) {
         return Ok(InputCheck::Clear);
     }
     let moderator = state.moderator.as_ref().ok_or_else(|| {
@@ -95,24 +98,50 @@ pub async fn check_input(state: &Arc<AppState>, v: &ValidRequest) -> Result<Inpu
             "This key's policy needs moderation, which needs the mini tier, and this server does not serve it.",
         )
     })?;
-    let mut verdict: Option<Verdict> = None;
+    let failed = |e: tandem_safety::ModerationError| ApiError::internal(format!("moderation: {e}"));
+    let mut categories: Vec<&'static str> = Vec::new();
     let mut flagged_text = Vec::new();
-    for text in &v.user_text {
-        let r = moderator
-            .classify(text)
-            .await
-            .map_err(|e| ApiError::internal(format!("moderation: {e}")))?;
-        if r.flagged {
-            flagged_text.push(text.as_str());
+    if policy.input {
+        let mut verdict: Option<Verdict> = None;
+        for text in &v.user_text {
+            let r = moderator.classify(text).await.map_err(failed)?;
+            if r.flagged {
+                flagged_text.push(text.as_str());
+            }
+            verdict = Some(match verdict {
+                None => r,
+                Some(acc) => acc.merge(r),
+            });
         }
-        verdict = Some(match verdict {
-            None => r,
-            Some(acc) => acc.merge(r),
-        });
+        if let Some(verdict) = verdict.filter(|v| v.flagged) {
+            categories = verdict.flagged_categories();
+        }
     }
-    let Some(verdict) = verdict.filter(|v| v.flagged) else {
+    let attack_texts = v
+        .user_text
+        .iter()
+        .filter(|_| policy.attack_user)
+        .chain(v.tool_text.iter().filter(|_| policy.attack_tool));
+    let mut attacked = false;
+    for text in attack_texts {
+        if moderator
+            .detect_attack(text)
+            .await
+            .map_err(failed)?
+            .is_some_and(|a| a.flagged)
+        {
+            attacked = true;
+            if !flagged_text.contains(&text.as_str()) {
+                flagged_text.push(text.as_str());
+            }
+        }
+    }
+    if attacked {
+        categories.push(ATTACK_CATEGORY);
+    }
+    if categories.is_empty() {
         return Ok(InputCheck::Clear);
-    };
+    }
     let action = if policy.block { "blocked" } else { "flagged" };
     let request_id = v.id.clone();
     let event = tandem_store::ModerationEvent {
@@ -122,12 +151,12 @@ pub async fn check_input(state: &Arc<AppState>, v: &ValidRequest) -> Result<Inpu
         model: state.tiers[v.tier].id.clone(),
         direction: "input".into(),
         action: action.into(),
-        categories: verdict.flagged_categories().iter().map(|c| c.to_string()).collect(),
+        categories: categories.iter().map(|c| c.to_string()).collect(),
         text: policy.log_text.then(|| flagged_text.join("\n")),
     };
     state.db(move |s| s.insert_moderation(&event)).await?;
     state.metrics.moderation(action);
-    let header = header_value(action, &verdict);
+    let header = format!("{action}; direction=input; categories={}", categories.join(","));
     if !policy.block {
         return Ok(InputCheck::Flagged(header));
     }

@@ -32,6 +32,8 @@ pub struct ValidRequest {
     pub tools: bool,
     /// What input moderation reads: the user messages' text (chat) or the prompt (completions).
     pub user_text: Vec<String>,
+    /// What prompt-attack detection reads besides the user's text: the `tool` messages' results.
+    pub tool_text: Vec<String>,
     /// The response's id (`chatcmpl-…`, `cmpl-…`), made at validation so every record of the
     /// request (usage, moderation) can name it.
     pub id: String,
@@ -338,8 +340,14 @@ fn parse_chat_on(state: &AppState, body: &[u8], forced: Option<usize>) -> Result
         .filter(|m| m.role == "user")
         .map(|m| content_text(&m.content))
         .collect();
+    let tool_text = messages
+        .iter()
+        .filter(|m| m.role == "tool")
+        .map(|m| content_text(&m.content))
+        .collect();
     Ok(ValidRequest {
         user_text,
+        tool_text,
         id: crate::state::new_id("chatcmpl-"),
         moderation: state.config.moderation,
         api: Api::Chat,
@@ -619,6 +627,7 @@ fn parse_completion_on(state: &AppState, body: &[u8], forced: Option<usize>) -> 
     let user_text = vec![String::from_utf8_lossy(&tok.decode_bytes(&tokens)).into_owned()];
     Ok(ValidRequest {
         user_text,
+        tool_text: Vec::new(),
         id: crate::state::new_id("cmpl-"),
         moderation: state.config.moderation,
         api: Api::Completion,

@@ -125,7 +125,12 @@ impl AppState {
     ) -> Self {
         let moderator = tandem_safety::Head::builtin().ok().and_then(|head| {
             let t = tiers.iter().find(|t| t.id == head.model())?;
-            tandem_safety::Moderator::new(Arc::new(t.engine.clone()), head, &t.id).ok()
+            let m = tandem_safety::Moderator::new(Arc::new(t.engine.clone()), head, &t.id).ok()?;
+            // Attack detection comes with moderation when its head reads the same model.
+            Some(match tandem_safety::AttackHead::builtin() {
+                Ok(a) => m.clone().with_attack_head(a).unwrap_or(m),
+                Err(_) => m,
+            })
         });
         Self {
             moderator,
