@@ -17,6 +17,7 @@ neither are the 100 HarmBench behaviours of `tandem eval safety`'s sample (run t
 first).
 """
 
+import difflib
 import gzip
 import io
 import json
@@ -37,6 +38,8 @@ PARENT = {
     "sexual/minors": "sexual",
     "violence/graphic": "violence",
 }
+
+NEAR = 0.75
 
 # Do-Not-Answer intent code → categories; None: benign; missing: left out.
 DNA = {
@@ -125,6 +128,13 @@ def main():
     for t in BENIGN_REQUESTS:
         rows.append({"text": t, "categories": [], "harmful": False, "source": "written-benign"})
 
+    # Written items that come close to a held-out item (difflib ratio > NEAR) are left out: common
+    # requests get written alike by different people, and a near-copy would inflate held-out recall.
+    heldout = [json.loads(l)["text"].lower() for l in open(Path(__file__).parents[2] / "crates/safety/data/moderation_heldout.jsonl")]
+    near = lambda t: any(difflib.SequenceMatcher(None, t.lower(), h).ratio() > NEAR for h in heldout)
+    dropped = [r["text"] for r in rows if r["source"].startswith("written") and near(r["text"])]
+    rows = [r for r in rows if r["text"] not in set(dropped)]
+    print(len(dropped), "written items left out as near-copies of held-out items")
     seen, uniq = set(), []
     for r in rows:
         if r["text"] and r["text"] not in seen:

@@ -150,7 +150,8 @@ pub fn connect_or_start(url: Option<&str>, model: &str, parallel: usize) -> Resu
 }
 
 /// A `tandem serve` of `models` started here on a free port with `parallel` slots, a throwaway
-/// data directory and the `extra` flags; its URL.
+/// data directory and the `extra` flags; its URL. It logs warnings only (a request log line per
+/// request would bury the caller's progress bar) unless RUST_LOG says otherwise.
 pub fn start_server(models: &str, parallel: usize, extra: &[&str]) -> Result<(String, Spawned)> {
     static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -160,6 +161,7 @@ pub fn start_server(models: &str, parallel: usize, extra: &[&str]) -> Result<(St
         .args(["serve", "--port", "0", "--models", models, "--parallel"])
         .arg(parallel.max(1).to_string())
         .args(extra)
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .arg("--data-dir")
         .arg(&data)
         .stdout(Stdio::piped())

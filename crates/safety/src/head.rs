@@ -18,6 +18,16 @@ const BUILTIN: &str = include_str!("../data/moderation_head.json");
 #[derive(Debug)]
 pub struct Head {
     probes: Probes,
+    /// The `flagged` score generated text must reach to be cut (`classify_output`); calibrated on
+    /// the mini's answers to harmless training prompts by `tools/moderation/calibrate_output.py`.
+    /// Never below the input threshold.
+    output_threshold: f32,
+}
+
+/// The fields of the head file beyond the probes.
+#[derive(serde::Deserialize)]
+struct Extra {
+    output_threshold: Option<f32>,
 }
 
 /// A moderation result in OpenAI's terms.
@@ -48,7 +58,13 @@ impl Head {
 
     pub fn parse(json: &str) -> Result<Head, HeadError> {
         let probes = Probes::parse(json, std::iter::once("flagged").chain(CATEGORIES))?;
-        Ok(Head { probes })
+        let extra: Extra = serde_json::from_str(json).map_err(|e| HeadError::Format(e.to_string()))?;
+        let input = probes.heads["flagged"].threshold;
+        let output_threshold = extra.output_threshold.unwrap_or(input).max(input);
+        Ok(Head {
+            probes,
+            output_threshold,
+        })
     }
 
     /// The model (canonical id) whose embeddings this head reads.
@@ -66,13 +82,22 @@ impl Head {
         self.probes.check_model(model_id, model_dim)
     }
 
-    /// The verdict on one embedding: [embedding_width()].
+    /// The verdict on one embedding of a request (input): [embedding_width()].
     pub fn classify(&self, embedding: &[f32]) -> Verdict {
+        self.classify_at(embedding, self.probes.heads["flagged"].threshold)
+    }
+
+    /// The verdict on one embedding of generated text (a window of an answer), flagged only past
+    /// the output threshold.
+    pub fn classify_output(&self, embedding: &[f32]) -> Verdict {
+        self.classify_at(embedding, self.output_threshold)
+    }
+
+    fn classify_at(&self, embedding: &[f32], threshold: f32) -> Verdict {
         let f = &self.probes;
         let z = f.features(embedding);
-        let any = &f.heads["flagged"];
-        let harmful_score = any.score(&z);
-        let flagged = harmful_score >= any.threshold;
+        let harmful_score = f.heads["flagged"].score(&z);
+        let flagged = harmful_score >= threshold;
         let scored: Vec<(&'static str, f32, f32)> = CATEGORIES
             .iter()
             .map(|&c| {
@@ -112,8 +137,12 @@ impl Head {
 mod tests {
     use super::*;
 
-    /// A 2-wide head: feature 0 drives "flagged" and "hate/threatening", feature 1 "illicit".
     fn toy() -> Head {
+        Head::parse(&toy_json()).unwrap()
+    }
+
+    /// A 2-wide head: feature 0 drives "flagged" and "hate/threatening", feature 1 "illicit".
+    fn toy_json() -> String {
         let mut heads = serde_json::Map::new();
         let h = |w: [f32; 2], t: f32| serde_json::json!({"w": w, "b": 0.0, "threshold": t});
         heads.insert("flagged".into(), h([4.0, 4.0], 0.5));
@@ -126,7 +155,7 @@ mod tests {
             heads.insert(c.into(), h(w, 0.9));
         }
         let json = serde_json::json!({"model": "m", "features": "both", "dim": 2, "mean": [0.0, 0.0], "std": [1.0, 1.0], "heads": heads});
-        Head::parse(&json.to_string()).unwrap()
+        json.to_string()
     }
 
     #[test]
@@ -139,6 +168,26 @@ mod tests {
         assert!(!v.flagged);
         assert!(v.flagged_categories().is_empty());
         assert_eq!(v.category_scores.len(), 13);
+    }
+
+    #[test]
+    fn outputs_are_flagged_only_past_their_own_threshold() {
+        let mut json: serde_json::Value = serde_json::from_str(&toy_json()).unwrap();
+        json["output_threshold"] = serde_json::json!(0.99);
+        let head = Head::parse(&json.to_string()).unwrap();
+        let e = [0.3, 0.0]; // flagged score sigmoid(1.2) ≈ 0.77
+        assert!(head.classify(&e).flagged);
+        let out = head.classify_output(&e);
+        assert!(!out.flagged && out.flagged_categories().is_empty());
+        assert!(head.classify_output(&[2.0, 0.0]).flagged);
+        // An output threshold below the input's is raised to it.
+        json["output_threshold"] = serde_json::json!(0.1);
+        let head = Head::parse(&json.to_string()).unwrap();
+        assert!(!head.classify_output(&[-0.05, 0.0]).flagged);
+        assert!(
+            !toy().classify_output(&[-0.05, 0.0]).flagged,
+            "without one, the input threshold"
+        );
     }
 
     #[test]

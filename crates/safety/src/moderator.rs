@@ -86,12 +86,22 @@ impl Moderator {
     /// of whole sentences (`segments`), and flagged if any segment is (scores: each category's
     /// maximum). Every token is embedded once. An empty text is not harmful.
     pub async fn classify(&self, text: &str) -> Result<Verdict, ModerationError> {
+        self.classify_with(text, Head::classify).await
+    }
+
+    /// Classifies a window of generated text, as `classify` does but against the head's output
+    /// threshold (`Head::classify_output`).
+    pub async fn classify_output(&self, text: &str) -> Result<Verdict, ModerationError> {
+        self.classify_with(text, Head::classify_output).await
+    }
+
+    async fn classify_with(&self, text: &str, rule: fn(&Head, &[f32]) -> Verdict) -> Result<Verdict, ModerationError> {
         let tok = &self.backend.model().tokenizer;
         let mut verdict: Option<Verdict> = None;
         for tokens in segments(text, |s| tok.encode(s, SpecialMode::None)) {
             let rx = self.backend.embed(tokens)?;
             let embedding = rx.await.map_err(|_| ModerationError::Stopped)??;
-            let v = self.head.classify(&embedding);
+            let v = rule(self.head, &embedding);
             verdict = Some(match verdict {
                 None => v,
                 Some(acc) => acc.merge(v),

@@ -1,12 +1,13 @@
 //! Output moderation (`--moderate output`) and redaction (`--redact`): the engine's events pass
-//! through a filter that holds
-//! each choice's new text until a sentence ends (or `HOLD_TOKENS` tokens pile up), moderates that
-//! window, and only then lets it through. A flagged window under `block` is never sent: the choice
-//! ends there with `finish_reason: "content_filter"` (and when every choice has ended the engine's
-//! receiver is dropped, which stops generation). Under `flag` the text goes out and the decision is
-//! recorded. With redaction on, secrets and personal data in a released window are replaced
-//! (`tandem_safety::redact`). Both the JSON and the streaming responses read the filtered events,
-//! so the rules are the same for both; streaming text arrives a sentence at a time.
+//! through a filter that holds each choice's new text until a sentence ends (or `HOLD_TOKENS`
+//! tokens pile up), moderates that window, and only then lets it through. Windows are judged
+//! against the head's output threshold (`Head::classify_output`: calibrated on the mini's answers
+//! to harmless prompts, since answers are not requests). A flagged window under `block` is never
+//! sent: the choice ends there with `finish_reason: "content_filter"` (and when every choice has
+//! ended the engine's receiver is dropped, which stops generation). Under `flag` the text goes out
+//! and the decision is recorded. With redaction on, secrets and personal data in a released window
+//! are replaced (`tandem_safety::redact`). Both the JSON and the streaming responses read the
+//! filtered events, so the rules are the same for both; streaming text arrives a sentence at a time.
 
 use std::sync::Arc;
 
@@ -77,7 +78,7 @@ pub fn filter(state: Arc<AppState>, v: &ValidRequest, mut rx: UnboundedReceiver<
                 continue;
             }
             let verdict = match state.moderator.as_ref() {
-                Some(m) if policy.output && !h.text.trim().is_empty() => m.classify(&h.text).await.ok(),
+                Some(m) if policy.output && !h.text.trim().is_empty() => m.classify_output(&h.text).await.ok(),
                 _ => None,
             };
             let flagged = verdict.as_ref().filter(|v| v.flagged);

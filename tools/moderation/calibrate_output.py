@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Calibrates the moderation head's OUTPUT threshold: the score a window of generated text must reach
+before `--moderate output` cuts an answer.
+
+The head was trained on requests; answers are another kind of text (descriptions, code lines), and
+the output guard reads them a sentence or a line at a time, many windows per answer, any of which
+can cut it. With the input threshold the mini's answers to harmless requests were cut (a Python
+process "kill" line, gladiators in a Colosseum tour), so outputs get their own threshold: the one at
+which OUTPUT_CUT_TARGET of the mini's answers to harmless TRAINING prompts would be cut.
+
+    tandem serve --models mini &                                   # guards off
+    python3 tools/moderation/calibrate_output.py answers http://127.0.0.1:8080 windows.jsonl
+    tandem embed --model mini windows.jsonl > windows.emb.jsonl
+    python3 tools/moderation/calibrate_output.py threshold windows.emb.jsonl crates/safety/data/moderation_head.json
+
+`answers` asks the server (greedy, 128 tokens, like `tandem eval safety`) for every harmless prompt
+of a fixed sample of the training set (never the held-out set or the safety sample) and cuts each
+answer into the windows the output guard reads (a line, or text up to ". " / "! " / "? "; the
+guard also closes a window at 64 tokens). `threshold` scores the windows and writes
+`output_threshold` into the head file. Needs numpy for `threshold`.
+"""
+
+import json
+import random
+import re
+import sys
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).parents[2]
+OUTPUT_CUT_TARGET = 0.01
+PER_SOURCE = 40
+
+
+def windows(text):
+    out, start = [], 0
+    for m in re.finditer(r"\n|[.!?](?=\s)", text):
+        out.append(text[start:m.end()])
+        start = m.end()
+    out.append(text[start:])
+    return [w for w in out if w.strip()]
+
+
+def ask(url, prompt):
+    body = json.dumps({"model": "mini", "messages": [{"role": "user", "content": prompt}],
+                       "max_tokens": 128, "temperature": 0}).encode()
+    req = urllib.request.Request(url + "/v1/chat/completions", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=600) as r:
+        return json.load(r)["choices"][0]["message"]["content"] or ""
+
+
+def answers(url, out_path):
+    rows = [json.loads(l) for l in open(ROOT / "crates/safety/data/moderation_train.jsonl")]
+    by_src = {}
+    for r in rows:
+        if not r["harmful"]:
+            by_src.setdefault(r["source"], []).append(r["text"])
+    rng = random.Random(20261128)
+    prompts = [t for src in sorted(by_src) for t in rng.sample(by_src[src], min(PER_SOURCE, len(by_src[src])))]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda p: ask(url, p), prompts))
+    with open(out_path, "w") as f:
+        for i, a in enumerate(got):
+            for w in windows(a):
+                f.write(json.dumps({"text": w, "answer": i}) + "\n")
+    print(len(prompts), "answers")
+
+
+def threshold(emb_path, head_path):
+    import numpy as np
+    head = json.load(open(head_path))
+    rows = [json.loads(l) for l in open(emb_path)]
+    x = np.array([r["embedding"] for r in rows])
+    half = x.shape[1] // 2
+    x = {"mid": x[:, :half], "final": x[:, half:], "both": x}[head["features"]]
+    z = (x - np.array(head["mean"])) / np.array(head["std"])
+    h = head["heads"]["flagged"]
+    s = 1 / (1 + np.exp(-(z @ np.array(h["w"]) + h["b"])))
+    per_answer = {}
+    for r, v in zip(rows, s):
+        per_answer[r["answer"]] = max(per_answer.get(r["answer"], 0.0), float(v))
+    m = np.sort(np.array(list(per_answer.values())))[::-1]
+    t = float(np.nextafter(m[int(np.floor(OUTPUT_CUT_TARGET * len(m)))], 1.0))
+    t = max(t, h["threshold"])
+    cut_at_input = float((m >= h["threshold"]).mean())
+    print(f"{len(m)} answers, {len(rows)} windows; cut at the input threshold {h['threshold']:.4f}: "
+          f"{cut_at_input:.1%}; output threshold {t:.6f} cuts {(m >= t).mean():.1%}")
+    head["output_threshold"] = t
+    head["output_calibration"] = {"answers": len(m), "windows": len(rows), "cut_at_input_threshold": cut_at_input}
+    text = json.dumps(head)
+    text = re.sub(r"-?\d+\.\d{7,}(e-?\d+)?", lambda mm: f"{float(mm.group(0)):.7g}", text)
+    open(head_path, "w").write(text)
+
+
+if __name__ == "__main__":
+    {"answers": answers, "threshold": threshold}[sys.argv[1]](*sys.argv[2:])
