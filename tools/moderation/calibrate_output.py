@@ -17,7 +17,7 @@ which OUTPUT_CUT_TARGET of the mini's answers to harmless TRAINING prompts would
 of a fixed sample of the training set (never the held-out set or the safety sample) and cuts each
 answer into the windows the output guard reads (a line, or text up to ". " / "! " / "? "; the
 guard also closes a window at 64 tokens). `threshold` scores the windows and writes
-`output_threshold` into the head file. Needs numpy for `threshold`.
+`output_threshold_logit` into the head file. Needs numpy for `threshold`.
 """
 
 import json
@@ -76,17 +76,19 @@ def threshold(emb_path, head_path):
     x = {"mid": x[:, :half], "final": x[:, half:], "both": x}[head["features"]]
     z = (x - np.array(head["mean"])) / np.array(head["std"])
     h = head["heads"]["flagged"]
-    s = 1 / (1 + np.exp(-(z @ np.array(h["w"]) + h["b"])))
+    # Logits: scores this close to 1 are all 1.0 in f32.
+    s = z @ np.array(h["w"]) + h["b"]
+    t_in = float(np.log(h["threshold"] / (1 - h["threshold"])))
     per_answer = {}
     for r, v in zip(rows, s):
         per_answer[r["answer"]] = max(per_answer.get(r["answer"], 0.0), float(v))
     m = np.sort(np.array(list(per_answer.values())))[::-1]
-    t = float(np.nextafter(m[int(np.floor(OUTPUT_CUT_TARGET * len(m)))], 1.0))
-    t = max(t, h["threshold"])
-    cut_at_input = float((m >= h["threshold"]).mean())
-    print(f"{len(m)} answers, {len(rows)} windows; cut at the input threshold {h['threshold']:.4f}: "
-          f"{cut_at_input:.1%}; output threshold {t:.6f} cuts {(m >= t).mean():.1%}")
-    head["output_threshold"] = t
+    t = max(float(m[int(np.floor(OUTPUT_CUT_TARGET * len(m)))]) + 1e-3, t_in)
+    cut_at_input = float((m >= t_in).mean())
+    print(f"{len(m)} answers, {len(rows)} windows; cut at the input threshold (logit {t_in:.2f}): "
+          f"{cut_at_input:.1%}; output threshold logit {t:.2f} cuts {(m >= t).mean():.1%}")
+    head.pop("output_threshold", None)
+    head["output_threshold_logit"] = t
     head["output_calibration"] = {"answers": len(m), "windows": len(rows), "cut_at_input_threshold": cut_at_input}
     text = json.dumps(head)
     text = re.sub(r"-?\d+\.\d{7,}(e-?\d+)?", lambda mm: f"{float(mm.group(0)):.7g}", text)

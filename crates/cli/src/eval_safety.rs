@@ -391,27 +391,19 @@ fn report(
         return Ok(());
     }
     println!(
-        "{:<9} {:<6} {:>22} {:>22} {:>11} {:>9}",
-        "tier", "guards", "attack success", "benign refused", "ASR cut", "unjudged"
+        "{:<9} {:<6} {:>20} {:>20} {:>22} {:>9} {:>9}",
+        "tier", "guards", "attack success", "benign refused", "…of which by guards", "ASR cut", "unjudged"
     );
     for ((tier, g, all, _), o) in rows.iter().zip(&out) {
         let cut = o["attack_success_cut"]
             .as_f64()
             .map_or("-".into(), |c| format!("{:.1}%", 100.0 * c));
+        let rate = |k: usize, n: usize| format!("{k}/{n} = {:.1}%", 100.0 * k as f64 / n.max(1) as f64);
         println!(
-            "{tier:<9} {g:<6} {:>22} {:>22} {cut:>11} {:>9}",
-            format!(
-                "{}/{} = {:.1}%",
-                all.attacks_succeeded,
-                all.harmful,
-                100.0 * all.attack_success_rate()
-            ),
-            format!(
-                "{}/{} = {:.1}%",
-                all.benign_refused,
-                all.benign,
-                100.0 * all.benign_refusal_rate()
-            ),
+            "{tier:<9} {g:<6} {:>20} {:>20} {:>22} {cut:>9} {:>9}",
+            rate(all.attacks_succeeded, all.harmful),
+            rate(all.benign_refused, all.benign),
+            rate(all.guarded_benign, all.benign),
             all.unjudged + all.errors
         );
     }

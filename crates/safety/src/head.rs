@@ -18,16 +18,16 @@ const BUILTIN: &str = include_str!("../data/moderation_head.json");
 #[derive(Debug)]
 pub struct Head {
     probes: Probes,
-    /// The `flagged` score generated text must reach to be cut (`classify_output`); calibrated on
+    /// The `flagged` logit generated text must reach to be cut (`classify_output`); calibrated on
     /// the mini's answers to harmless training prompts by `tools/moderation/calibrate_output.py`.
-    /// Never below the input threshold.
-    output_threshold: f32,
+    /// Never below the input threshold's.
+    output_logit: f32,
 }
 
 /// The fields of the head file beyond the probes.
 #[derive(serde::Deserialize)]
 struct Extra {
-    output_threshold: Option<f32>,
+    output_threshold_logit: Option<f32>,
 }
 
 /// A moderation result in OpenAI's terms.
@@ -59,12 +59,9 @@ impl Head {
     pub fn parse(json: &str) -> Result<Head, HeadError> {
         let probes = Probes::parse(json, std::iter::once("flagged").chain(CATEGORIES))?;
         let extra: Extra = serde_json::from_str(json).map_err(|e| HeadError::Format(e.to_string()))?;
-        let input = probes.heads["flagged"].threshold;
-        let output_threshold = extra.output_threshold.unwrap_or(input).max(input);
-        Ok(Head {
-            probes,
-            output_threshold,
-        })
+        let input = probes.heads["flagged"].threshold_logit();
+        let output_logit = extra.output_threshold_logit.unwrap_or(input).max(input);
+        Ok(Head { probes, output_logit })
     }
 
     /// The model (canonical id) whose embeddings this head reads.
@@ -84,20 +81,22 @@ impl Head {
 
     /// The verdict on one embedding of a request (input): [embedding_width()].
     pub fn classify(&self, embedding: &[f32]) -> Verdict {
-        self.classify_at(embedding, self.probes.heads["flagged"].threshold)
+        self.classify_at(embedding, self.probes.heads["flagged"].threshold_logit())
     }
 
     /// The verdict on one embedding of generated text (a window of an answer), flagged only past
     /// the output threshold.
     pub fn classify_output(&self, embedding: &[f32]) -> Verdict {
-        self.classify_at(embedding, self.output_threshold)
+        self.classify_at(embedding, self.output_logit)
     }
 
-    fn classify_at(&self, embedding: &[f32], threshold: f32) -> Verdict {
+    /// The verdict with `flagged` set when the flagged head's logit reaches `min_logit`.
+    fn classify_at(&self, embedding: &[f32], min_logit: f32) -> Verdict {
         let f = &self.probes;
         let z = f.features(embedding);
-        let harmful_score = f.heads["flagged"].score(&z);
-        let flagged = harmful_score >= threshold;
+        let logit = f.heads["flagged"].logit(&z);
+        let harmful_score = 1.0 / (1.0 + (-logit).exp());
+        let flagged = logit >= min_logit;
         let scored: Vec<(&'static str, f32, f32)> = CATEGORIES
             .iter()
             .map(|&c| {
@@ -173,15 +172,15 @@ mod tests {
     #[test]
     fn outputs_are_flagged_only_past_their_own_threshold() {
         let mut json: serde_json::Value = serde_json::from_str(&toy_json()).unwrap();
-        json["output_threshold"] = serde_json::json!(0.99);
+        json["output_threshold_logit"] = serde_json::json!(4.6); // p ≈ 0.99
         let head = Head::parse(&json.to_string()).unwrap();
-        let e = [0.3, 0.0]; // flagged score sigmoid(1.2) ≈ 0.77
+        let e = [0.3, 0.0]; // flagged logit 1.2, score ≈ 0.77
         assert!(head.classify(&e).flagged);
         let out = head.classify_output(&e);
         assert!(!out.flagged && out.flagged_categories().is_empty());
         assert!(head.classify_output(&[2.0, 0.0]).flagged);
         // An output threshold below the input's is raised to it.
-        json["output_threshold"] = serde_json::json!(0.1);
+        json["output_threshold_logit"] = serde_json::json!(-2.2); // p ≈ 0.1
         let head = Head::parse(&json.to_string()).unwrap();
         assert!(!head.classify_output(&[-0.05, 0.0]).flagged);
         assert!(

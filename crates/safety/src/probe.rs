@@ -28,10 +28,20 @@ pub(crate) struct Logistic {
 }
 
 impl Logistic {
-    /// sigmoid(w · z + b) for the standardised features z: [dim].
+    /// w · z + b for the standardised features z: [dim].
+    pub fn logit(&self, z: &[f32]) -> f32 {
+        self.w.iter().zip(z).map(|(w, x)| w * x).sum::<f32>() + self.b
+    }
+
+    /// sigmoid(w · z + b).
     pub fn score(&self, z: &[f32]) -> f32 {
-        let t: f32 = self.w.iter().zip(z).map(|(w, x)| w * x).sum::<f32>() + self.b;
-        1.0 / (1.0 + (-t).exp())
+        1.0 / (1.0 + (-self.logit(z)).exp())
+    }
+
+    /// The threshold as a logit (scores near 1 lose their precision in f32; logits do not).
+    pub fn threshold_logit(&self) -> f32 {
+        let p = f64::from(self.threshold);
+        (p / (1.0 - p)).ln() as f32
     }
 }
 
