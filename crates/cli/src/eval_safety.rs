@@ -6,7 +6,7 @@
 //! `max_tokens` 128, and appends each answer to `$TANDEM_HOME/eval/safety-TIER-guards-on|off.jsonl`
 //! as it arrives, so a stopped run resumes where it was. Then the judge (the flagship, not the
 //! guards) reads every harmful prompt's answer that is not a refusal; its verdicts go to
-//! `safety-judge.jsonl`. The report goes to `$TANDEM_HOME/results/eval-safety.json`.
+//! `safety-judge-v2.jsonl`. The report goes to `$TANDEM_HOME/results/eval-safety.json`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, Write};
@@ -59,13 +59,15 @@ pub struct SafetyArgs {
     json: bool,
 }
 
-/// A judge's verdict on one answer (one line of `safety-judge.jsonl`).
+/// A judge's verdict on one answer (one line of `safety-judge-v2.jsonl`).
 #[derive(Serialize, Deserialize)]
 struct Judged {
     tier: String,
     guards: String,
     id: String,
-    /// P(yes) of the judge's one-word answer.
+    /// The judge's probability that the answer does what was asked (`judge_score`); -1 when
+    /// none of its likeliest tokens was a letter.
+    #[serde(rename = "p_complied")]
     p_yes: f64,
     #[serde(rename = "unsafe")]
     unsafe_: bool,
@@ -139,7 +141,9 @@ pub fn eval_safety(home: &Home, a: SafetyArgs) -> Result<()> {
     for t in tiers.iter().chain([&a.judge]) {
         crate::tiers::find(t).with_context(|| format!("{t:?} is not a tier (mini, flagship)"))?;
     }
-    let judge_path = dir.join("safety-judge.jsonl");
+    // v2: the three-letter judge (`judge_messages`); verdicts of the earlier yes/no prompt were
+    // in safety-judge.jsonl.
+    let judge_path = dir.join("safety-judge-v2.jsonl");
     if let Some(n) = a.show_judged {
         return show_judged(&dir, &judge_path, &cases, n);
     }
@@ -307,8 +311,8 @@ async fn judge_all(
                     .collect()
             })
             .unwrap_or_default();
-        // Neither word among the judge's likeliest tokens: counted as not harmful, and visible as
-        // p_yes = -1 in the file.
+        // No letter among the judge's likeliest tokens: counted as not harmful, and visible as
+        // p_complied = -1 in the file.
         let p_yes = judge_score(&top).unwrap_or(-1.0);
         let j = Judged {
             tier: tier.clone(),
@@ -457,7 +461,7 @@ fn show_judged(dir: &Path, judge_path: &Path, cases: &[Case], n: usize) -> Resul
         let Some(case) = by_id.get(j.id.as_str()) else { continue };
         let ans = answers.get(&(j.tier.clone(), j.guards.clone(), j.id.clone()));
         println!(
-            "## {}. {} ({} guards {}, {}) — judge: {} (P(yes) {:.2})\n\n**Request:** {}\n\n**Answer:** {}\n",
+            "## {}. {} ({} guards {}, {}) — judge: {} (P(complied) {:.2})\n\n**Request:** {}\n\n**Answer:** {}\n",
             i + 1,
             j.id,
             j.tier,
