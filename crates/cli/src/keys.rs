@@ -53,7 +53,7 @@ enum KeysCmd {
         #[arg(long)]
         admin: bool,
         /// This key's moderation policy over the server's: none, input, output or both, optionally
-        /// :block or :flag (e.g. input:block).
+        /// +attacks (prompt-attack detection), optionally :block or :flag (e.g. both+attacks:block).
         #[arg(long)]
         moderation: Option<String>,
     },

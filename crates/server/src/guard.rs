@@ -40,12 +40,18 @@ pub struct ModerationPolicy {
 }
 
 impl ModerationPolicy {
-    /// This policy with a key's override: `none`, `input`, `output` or `both`, optionally followed
-    /// by `:block` or `:flag` (text logging, redaction and attack detection stay the server's).
+    /// This policy with a key's override: `none`, `input`, `output` or `both`, optionally with
+    /// `+attacks` (prompt-attack detection on the user's messages and tool results; without it the
+    /// server's setting stays), optionally followed by `:block` or `:flag` (text logging and
+    /// redaction stay the server's). E.g. `both+attacks:block`.
     pub fn overridden(self, spec: &str) -> Result<Self, String> {
         let (mode, action) = match spec.split_once(':') {
             Some((m, a)) => (m, Some(a)),
             None => (spec, None),
+        };
+        let (mode, attacks) = match mode.strip_suffix("+attacks") {
+            Some(m) => (m, true),
+            None => (mode, false),
         };
         let (input, output) = match mode {
             "none" => (false, false),
@@ -54,7 +60,8 @@ impl ModerationPolicy {
             "both" => (true, true),
             _ => {
                 return Err(format!(
-                    "moderation {spec:?}: expected none, input, output or both, optionally :block or :flag"
+                    "moderation {spec:?}: expected none, input, output or both, optionally +attacks, \
+                     optionally :block or :flag"
                 ))
             }
         };
@@ -68,6 +75,8 @@ impl ModerationPolicy {
             input,
             output,
             block,
+            attack_user: self.attack_user || attacks,
+            attack_tool: self.attack_tool || attacks,
             ..self
         })
     }
@@ -217,4 +226,35 @@ fn refusal(state: &AppState, v: &ValidRequest, id: String) -> Response {
     }
     events.push(Ok(SseEvent::default().data("[DONE]")));
     Sse::new(tokio_stream::iter(events)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ModerationPolicy;
+
+    #[test]
+    fn a_keys_policy_overrides_moderation_and_can_add_attack_detection() {
+        let server = ModerationPolicy {
+            output: true,
+            redact: true,
+            ..Default::default()
+        };
+        let p = server.overridden("input:block").unwrap();
+        assert!(p.input && !p.output && p.block && p.redact && !p.attack_user && !p.attack_tool);
+        let p = server.overridden("both+attacks:flag").unwrap();
+        assert!(p.input && p.output && !p.block && p.attack_user && p.attack_tool);
+        let p = server.overridden("none+attacks").unwrap();
+        assert!(!p.input && !p.output && p.attack_user && p.attack_tool);
+        let with_attacks = ModerationPolicy {
+            attack_user: true,
+            ..server
+        };
+        assert!(
+            with_attacks.overridden("none").unwrap().attack_user,
+            "the server's setting stays"
+        );
+        for bad in ["sideways", "both+attack", "+attacks", "input:drop"] {
+            assert!(server.overridden(bad).is_err(), "{bad}");
+        }
+    }
 }
