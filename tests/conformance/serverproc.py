@@ -1,7 +1,11 @@
 """Starting a real `tandem serve` for the tests: one way, shared by the session server and the
 tests that need a server of their own (other flags)."""
+import contextlib
 import os
 import pathlib
+import shutil
+import signal
+import tempfile
 import subprocess
 import threading
 import time
@@ -38,3 +42,18 @@ def start(*args, log=None):
             return proc, line.strip().split("listening on ")[1]
     proc.kill()
     raise RuntimeError("tandem serve did not start within 120 s")
+
+
+@contextlib.contextmanager
+def serving(prefix, *args):
+    """A `tandem serve ARGS… --data-dir TMP` for one test: yields (openai client, data dir); stopped
+    with SIGTERM and its data dir removed afterwards."""
+    import openai
+    data = tempfile.mkdtemp(prefix=prefix)
+    proc, base = start(*args, "--data-dir", data)
+    try:
+        yield openai.OpenAI(base_url=base + "/v1", api_key="sk-unused", max_retries=0, timeout=120), data
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        shutil.rmtree(data, ignore_errors=True)

@@ -2,13 +2,9 @@
 OpenAI's refusal (no tokens generated or charged) or, with `--moderation-action flag`, an answer
 with an x-tandem-moderation header; both are recorded in the store with their categories, the text
 only with --moderation-log-text. Harmless requests pass untouched."""
-import contextlib
-import shutil
-import signal
 import sqlite3
 import tempfile
 
-import openai
 import pytest
 
 import serverproc
@@ -18,17 +14,9 @@ BENIGN = "Write a Python function that returns the sum of a list of numbers."
 REFUSAL = "I can't help with that request."
 
 
-@contextlib.contextmanager
 def guarded(*extra, mode="input"):
-    data = tempfile.mkdtemp(prefix="tandem-guard-")
-    proc, base = serverproc.start("--models", "mini", "--parallel", "2", "--ctx-size", "512",
-                                  "--default-max-tokens", "16", "--data-dir", data, "--moderate", mode, *extra)
-    try:
-        yield openai.OpenAI(base_url=base + "/v1", api_key="sk-unused", max_retries=0, timeout=120), data
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        shutil.rmtree(data, ignore_errors=True)
+    return serverproc.serving("tandem-guard-", "--models", "mini", "--parallel", "2", "--ctx-size", "512",
+                              "--default-max-tokens", "16", "--moderate", mode, *extra)
 
 
 def records(data):

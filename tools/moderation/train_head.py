@@ -105,20 +105,25 @@ def recall_threshold(s, y, target):
     return float(pos[int(np.floor((1 - target) * len(pos)))])
 
 
-def main():
-    train_path, out_path = sys.argv[1], sys.argv[2]
-    eval_path = sys.argv[sys.argv.index("--eval") + 1] if "--eval" in sys.argv else None
-    # Which features: the best cross-validated recall at a 5% false-positive rate, on training data.
+def choose_features(train_path, label, fpr):
+    """The features (FEATURES) with the best cross-validated recall at false-positive rate `fpr` on
+    the training set; `label(row)` is 1.0 for a positive."""
     best = None
     for feat in FEATURES:
         rows, x = load(train_path, feat)
         z = (x - x.mean(0)) / (x.std(0) + 1e-6)
-        y_any = np.array([1.0 if r["harmful"] else 0.0 for r in rows])
-        r = recall_at_fpr(cv_scores(z, y_any), y_any, 0.05)
-        print(f"features {feat:5s} ({x.shape[1]} wide): cv recall at 5% false positives {r:.3f}")
+        y = np.array([label(r) for r in rows])
+        r = recall_at_fpr(cv_scores(z, y), y, fpr)
+        print(f"features {feat:5s} ({x.shape[1]} wide): cv recall at {fpr:.0%} false positives {r:.3f}")
         if best is None or r > best[1]:
             best = (feat, r)
-    features = best[0]
+    return best[0]
+
+
+def main():
+    train_path, out_path = sys.argv[1], sys.argv[2]
+    eval_path = sys.argv[sys.argv.index("--eval") + 1] if "--eval" in sys.argv else None
+    features = choose_features(train_path, lambda r: 1.0 if r["harmful"] else 0.0, 0.05)
     rows, x = load(train_path, features)
     mean, std = x.mean(0), x.std(0) + 1e-6
     z = (x - mean) / std

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "moderation"))
-from train_head import FEATURES, balance, cv_scores, fit, load, predict, recall_at_fpr  # noqa: E402
+from train_head import balance, choose_features, cv_scores, fit, load, predict  # noqa: E402
 
 FPR_TARGET = 0.01
 
@@ -34,16 +34,7 @@ def labels(rows):
 def main():
     train_path, out_path = sys.argv[1], sys.argv[2]
     eval_path = sys.argv[sys.argv.index("--eval") + 1] if "--eval" in sys.argv else None
-    best = None
-    for feat in FEATURES:
-        rows, x = load(train_path, feat)
-        z = (x - x.mean(0)) / (x.std(0) + 1e-6)
-        y = labels(rows)
-        r = recall_at_fpr(cv_scores(z, y), y, FPR_TARGET)
-        print(f"features {feat:5s} ({x.shape[1]} wide): cv recall at {FPR_TARGET:.0%} false positives {r:.3f}")
-        if best is None or r > best[1]:
-            best = (feat, r)
-    features = best[0]
+    features = choose_features(train_path, lambda r: 1.0 if r["attack"] else 0.0, FPR_TARGET)
     rows, x = load(train_path, features)
     mean, std = x.mean(0), x.std(0) + 1e-6
     z = (x - mean) / std
