@@ -59,7 +59,9 @@ impl Moderator {
     /// (a jailbreak's frame is spread over hundreds of tokens, so sentences alone would miss it):
     /// a text is read in windows of `EMBED_MAX_TOKENS` tokens, the last window ending at the text's
     /// end, and is flagged if any window is — so an attack cannot hide behind a long harmless
-    /// preamble. `None` without an attack head.
+    /// preamble. (A short injection at the end of a long document is diluted in its window: the
+    /// mean embedding is mostly the document's. Measured in `tests/model_moderation.rs`.) `None`
+    /// without an attack head.
     pub async fn detect_attack(&self, text: &str) -> Result<Option<AttackVerdict>, ModerationError> {
         let Some(head) = self.attack else { return Ok(None) };
         let tokens = self.backend.model().tokenizer.encode(text, SpecialMode::None);

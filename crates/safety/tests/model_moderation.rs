@@ -83,11 +83,28 @@ async fn prompt_attacks_are_found_even_after_a_long_harmless_preamble() {
     eprintln!("benign {:.3}", v.score);
     assert!(!v.flagged, "{v:?}");
 
-    // ~1,500 tokens of an ordinary document, then the injection: the last window reads it.
-    let preamble = "The committee met on Tuesday to review the quarterly budget. Spending on maintenance rose \
-                    slightly, mostly because of the new roof on the east wing, while heating costs fell after \
-                    the insulation work finished in the spring. "
-        .repeat(30);
+    // ~1,500 tokens of ordinary prose — three of the held-out documents of novel passages, never
+    // trained on — then a held-out jailbreak: the last window reads it. (Known limits: a short
+    // injection at the end of a long document is diluted in its 512-token window — the injection
+    // above after this prose scored 0.013; and long machine-made text looks like a template —
+    // thirty copies of one sentence scored 0.91, templated minutes 0.71.)
+    let heldout: Vec<serde_json::Value> = include_str!("../data/attack_heldout.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let preamble = heldout
+        .iter()
+        .filter(|v| v["source"] == "book-passages")
+        .take(3)
+        .map(|v| v["text"].as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let jailbreak = heldout
+        .iter()
+        .filter(|v| v["source"] == "inthewild")
+        .map(|v| v["text"].as_str().unwrap())
+        .find(|t| (1500..2500).contains(&t.len()))
+        .expect("a held-out jailbreak of ~400 tokens");
     let tok = &m_tokenizer(&engine);
     let n = tok.encode(&preamble, tandem_text::SpecialMode::None).len();
     assert!(
@@ -97,11 +114,11 @@ async fn prompt_attacks_are_found_even_after_a_long_harmless_preamble() {
     let clean = m.detect_attack(&preamble).await.unwrap().unwrap();
     assert!(!clean.flagged, "{clean:?}");
     let hidden = m
-        .detect_attack(&format!("{preamble}\n\n{injection}"))
+        .detect_attack(&format!("{preamble}\n\n{jailbreak}"))
         .await
         .unwrap()
         .unwrap();
-    eprintln!("preamble {:.3}, preamble + injection {:.3}", clean.score, hidden.score);
+    eprintln!("preamble {:.3}, preamble + jailbreak {:.3}", clean.score, hidden.score);
     assert!(hidden.flagged, "{hidden:?}");
 }
 
