@@ -140,6 +140,21 @@ impl Drop for Spawned {
     }
 }
 
+/// A 2-thread runtime and an HTTP client for driving a server, each request limited to `timeout`.
+/// No connection reuse: some servers close idle keep-alive connections, which a pooled client
+/// only notices when its next request fails.
+pub fn load_client(timeout: Duration) -> Result<(tokio::runtime::Runtime, reqwest::Client)> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .pool_max_idle_per_host(0)
+        .build()?;
+    Ok((rt, client))
+}
+
 /// The server at `url`, or a `tandem serve` started here on a free port with `parallel` slots.
 pub fn connect_or_start(url: Option<&str>, model: &str, parallel: usize) -> Result<(String, Option<Spawned>)> {
     if let Some(u) = url {
@@ -191,16 +206,7 @@ pub fn bench_serve(home: &crate::Home, a: BenchServeArgs) -> Result<()> {
         .label
         .clone()
         .unwrap_or_else(|| if a.url.is_some() { url.clone() } else { "tandem".into() });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    // No connection reuse: some servers close idle keep-alive connections, which a pooled client
-    // only notices when its next request fails.
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(600))
-        .pool_max_idle_per_host(0)
-        .build()?;
+    let (rt, client) = load_client(Duration::from_secs(600))?;
     if let Some(n) = a.batch {
         let w = crate::bench_batch::Scenario {
             model: a.model.clone(),

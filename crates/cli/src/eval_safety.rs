@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tandem_eval::safety::{judge_messages, judge_score, sample, Answer, Case, Tally};
 
-use crate::bench_serve::start_server;
+use crate::bench_serve::{load_client, start_server};
 use crate::Home;
 
 /// The flags of the guarded server.
@@ -147,14 +147,7 @@ pub fn eval_safety(home: &Home, a: SafetyArgs) -> Result<()> {
     if let Some(n) = a.show_judged {
         return show_judged(&dir, &judge_path, &cases, n);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(900))
-        .pool_max_idle_per_host(0)
-        .build()?;
+    let (rt, client) = load_client(Duration::from_secs(900))?;
     for tier in &tiers {
         for g in &guards {
             let path = answers_path(&dir, tier, g);

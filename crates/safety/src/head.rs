@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use crate::categories::{parent, CATEGORIES};
 pub use crate::probe::HeadError;
-use crate::probe::Probes;
+use crate::probe::{sigmoid, Probes};
 
 /// The head trained for the mini tier, compiled in.
 const BUILTIN: &str = include_str!("../data/moderation_head.json");
@@ -95,7 +95,7 @@ impl Head {
         let f = &self.probes;
         let z = f.features(embedding);
         let logit = f.heads["flagged"].logit(&z);
-        let harmful_score = 1.0 / (1.0 + (-logit).exp());
+        let harmful_score = sigmoid(logit);
         let flagged = logit >= min_logit;
         let scored: Vec<(&'static str, f32, f32)> = CATEGORIES
             .iter()

@@ -20,6 +20,10 @@ pub enum HeadError {
     },
 }
 
+pub(crate) fn sigmoid(t: f32) -> f32 {
+    1.0 / (1.0 + (-t).exp())
+}
+
 #[derive(Deserialize)]
 pub(crate) struct Logistic {
     w: Vec<f32>,
@@ -35,7 +39,7 @@ impl Logistic {
 
     /// sigmoid(w · z + b).
     pub fn score(&self, z: &[f32]) -> f32 {
-        1.0 / (1.0 + (-self.logit(z)).exp())
+        sigmoid(self.logit(z))
     }
 
     /// The threshold as a logit (scores near 1 lose their precision in f32; logits do not).
