@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 use tandem_engine::{LoadedModel, Rng};
-use tandem_model::{KvCache, Logits, RunState, SeqStep};
+use tandem_model::{KvCache, KvPool, KvType, Logits, RunState, SeqStep};
 
 use crate::{tiers, Home};
 
@@ -69,10 +69,16 @@ pub fn bench_cost(home: &Home, a: BenchCostArgs) -> Result<()> {
         let prefill = median(pp);
 
         // Batched decode: c sequences with 128-token prompts, 32 steps of c tokens each.
-        let mut kvs: Vec<KvCache> = (0..c).map(|_| KvCache::new(cfg, ctx)).collect();
+        let (mut pool, mut kvs) = KvPool::with_tables(cfg, KvType::F16, ctx, c);
         for kv in kvs.iter_mut() {
             let p = toks(128);
-            lm.model.forward(&mut st, kv, &p)?;
+            let mut one = [SeqStep {
+                kv,
+                tokens: &p,
+                logits: Logits::None,
+                prompt: true,
+            }];
+            lm.model.step(&mut st, &mut pool, &mut one)?;
         }
         let mut next: Vec<u32> = toks(c);
         let steps = 32;
@@ -88,7 +94,7 @@ pub fn bench_cost(home: &Home, a: BenchCostArgs) -> Result<()> {
                     prompt: false,
                 })
                 .collect();
-            lm.model.step(&mut st, &mut batch)?;
+            lm.model.step(&mut st, &mut pool, &mut batch)?;
             for (i, n) in next.iter_mut().enumerate() {
                 *n = tandem_engine::argmax(st.logits_of(i).expect("logits requested"));
             }

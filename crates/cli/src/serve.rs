@@ -51,8 +51,9 @@ pub struct ServeArgs {
     /// requests; default 16).
     #[arg(long)]
     batch_prefill_chunk: Option<usize>,
-    /// Memory for KV caches per tier, in MiB (default: a quarter of the available RAM); it caps
-    /// the slots: --parallel is lowered to what fits.
+    /// Memory for the KV cache per tier, in MiB (default: a quarter of the available RAM, at most
+    /// a whole context per slot): a pool of 32-position blocks that requests reserve as they are
+    /// admitted (prompt plus max_tokens); requests wait for blocks when it is full.
     #[arg(long)]
     kv_budget_mib: Option<usize>,
     /// Generation cap for requests without max_tokens.
@@ -434,19 +435,27 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
             bail!("model {name} is listed twice");
         }
         let ctx = ctx_size.min(lm.model.config.ctx_train);
-        let slot_bytes = tandem_model::KvCache::bytes_for(&lm.model.config, ctx, kv_type);
-        let slots = parallel.min((kv_budget / slot_bytes).max(1));
-        if slots < parallel {
+        // The KV pool: what the budget holds, up to a whole context for every slot, at least one
+        // context. Sequences take blocks as they grow, so short requests can all run at once
+        // even when the budget holds fewer whole contexts than slots.
+        let block_bytes = tandem_model::KvPool::block_bytes(&lm.model.config, kv_type);
+        let context_blocks = tandem_model::blocks_for(ctx);
+        let kv_blocks = (kv_budget / block_bytes).clamp(context_blocks, parallel * context_blocks);
+        if kv_blocks < parallel * context_blocks {
             eprintln!(
-                "tandem: {name}: the KV budget of {} MiB fits {slots} of {parallel} slots of {ctx} tokens",
-                kv_budget >> 20
+                "tandem: {name}: the KV budget of {} MiB holds {kv_blocks} blocks of {} positions: {:.1} full contexts of {ctx} for {parallel} slots (requests wait for blocks beyond that)",
+                kv_budget >> 20,
+                tandem_model::KV_BLOCK,
+                kv_blocks as f64 / context_blocks as f64
             );
         }
+        let slots = parallel;
         let engine = EngineHandle::spawn_with_draft(
             lm,
             EngineConfig {
                 slots,
                 ctx,
+                kv_blocks,
                 step_tokens,
                 kv_type,
                 max_queue,
@@ -461,8 +470,8 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
         )
         .map_err(anyhow::Error::msg)?;
         eprintln!(
-            "tandem: {name} ({id}) ready: {slots} slots of {ctx} tokens ({} MiB of KV cache), speculation {}",
-            (slots * slot_bytes) >> 20,
+            "tandem: {name} ({id}) ready: {slots} slots of {ctx} tokens, {kv_blocks} KV blocks ({} MiB), speculation {}",
+            (kv_blocks * block_bytes) >> 20,
             match mode {
                 SpecMode::Off => "off",
                 SpecMode::NGram => "ngram",

@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 
-use tandem_model::{KvCache, Logits, RunState, SeqStep};
+use tandem_model::{BlockTable, KvPool, Logits, RunState, SeqStep};
 
 use crate::{argmax, LoadedModel};
 
@@ -181,11 +181,13 @@ impl SpecState {
 }
 
 /// A smaller model drafting greedily, with a KV cache per scheduler slot that follows the slot's
-/// sequence (rolled back to the common prefix whenever the target rejected part of a draft).
+/// sequence (rolled back to the common prefix whenever the target rejected part of a draft): one
+/// pool, each slot's table a fixed run of a whole context's blocks.
 pub struct ModelDrafter {
     lm: Arc<LoadedModel>,
     st: RunState,
-    kvs: Vec<KvCache>,
+    pool: KvPool,
+    kvs: Vec<BlockTable>,
     /// The tokens whose K/V are in `kvs[slot]`.
     fed: Vec<Vec<u32>>,
     /// Relative cost of one draft token against one target decode step (decode is memory-bound:
@@ -215,9 +217,11 @@ impl ModelDrafter {
         }
         let mc = &draft.model.config;
         let cost = draft.model.weights.decode_bytes() as f32 / target.model.weights.decode_bytes() as f32;
+        let (pool, kvs) = KvPool::with_tables(mc, tandem_model::KvType::F16, ctx, slots);
         Ok(Self {
             st: RunState::new(mc, step.max(slots), slots, ctx),
-            kvs: (0..slots).map(|_| KvCache::new(mc, ctx)).collect(),
+            pool,
+            kvs,
             fed: vec![Vec::new(); slots],
             lm: draft,
             cost,
@@ -280,7 +284,7 @@ impl ModelDrafter {
             return true;
         }
         {
-            let mut kvs: Vec<Option<&mut KvCache>> = self.kvs.iter_mut().map(Some).collect();
+            let mut kvs: Vec<Option<&mut BlockTable>> = self.kvs.iter_mut().map(Some).collect();
             let mut steps: Vec<SeqStep> = feeds
                 .iter()
                 .map(|(w, r, drafts)| SeqStep {
@@ -292,7 +296,7 @@ impl ModelDrafter {
                     prompt: r.len() > DRAFT_PROMPT_PATH_FROM,
                 })
                 .collect();
-            if self.lm.model.step(&mut self.st, &mut steps).is_err() {
+            if self.lm.model.step(&mut self.st, &mut self.pool, &mut steps).is_err() {
                 drop(steps);
                 for &(w, _, _) in feeds {
                     let slot = wants[w].0;

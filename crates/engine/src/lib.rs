@@ -8,6 +8,7 @@
 //! - `scorer`: log-likelihood of a continuation given a context (multiple-choice evaluation).
 //! - `request`: the scheduler's contract — `GenRequest`, `EngineConfig`, `Event`, `EngineStats`.
 //! - `scheduler`: continuous batching over many sequences on a thread of its own (the server's).
+//! - `kv_blocks`: who holds which KV block, and the prefix cache over full blocks.
 //! - `draft`: speculative decoding's drafters (n-gram prompt lookup, a smaller model) and the
 //!   adaptive draft length.
 //! - `stop`: stop strings matched across token boundaries.
@@ -16,6 +17,7 @@
 
 mod draft;
 mod grammar;
+mod kv_blocks;
 mod loaded;
 mod logprobs;
 mod request;

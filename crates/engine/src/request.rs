@@ -9,10 +9,13 @@ use crate::SamplingParams;
 /// Load-time settings of one scheduler.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Sequences that can be active at once (each owns a KV slot of `ctx` positions).
+    /// Sequences that can be active at once.
     pub slots: usize,
-    /// Context size of each slot, in tokens.
+    /// Context size of each sequence, in tokens.
     pub ctx: usize,
+    /// Blocks of `tandem_model::KV_BLOCK` positions in the KV pool that all sequences share
+    /// (0: a whole context per slot). Never fewer than one context's worth.
+    pub kv_blocks: usize,
     /// Most tokens in one forward step (decode tokens plus prompt chunks).
     pub step_tokens: usize,
     /// Element type of the KV cache.
@@ -39,6 +42,7 @@ impl EngineConfig {
         Self {
             slots,
             ctx,
+            kv_blocks: 0,
             step_tokens: 256,
             kv_type: tandem_model::KvType::F16,
             max_queue: 256,
@@ -47,6 +51,25 @@ impl EngineConfig {
             batch_prefill_chunk: 16,
             spec: crate::SpecConfig::default(),
         }
+    }
+}
+
+impl EngineConfig {
+    /// Blocks in the KV pool.
+    pub fn pool_blocks(&self) -> usize {
+        let context = tandem_model::blocks_for(self.ctx);
+        match self.kv_blocks {
+            0 => self.slots * context,
+            n => n.max(context),
+        }
+    }
+
+    /// Blocks a request reserves at most (before any prefix is found cached): its first choice's
+    /// prompt and `max_tokens` within the context; each further choice the same less the
+    /// prompt's full blocks, which it shares with the first.
+    pub fn blocks_needed(&self, prompt: usize, max_tokens: usize, n: usize) -> usize {
+        let grown = tandem_model::blocks_for((prompt + max_tokens).min(self.ctx));
+        grown + n.saturating_sub(1) * (grown - prompt / tandem_model::KV_BLOCK)
     }
 }
 
@@ -156,6 +179,11 @@ pub struct EngineStats {
     pub generated_tokens: AtomicU64,
     /// KV positions in use across busy slots.
     pub kv_used: AtomicUsize,
+    /// KV blocks: in the pool, held by running sequences, and cached (held by none, kept for
+    /// prefix reuse until their room is needed).
+    pub kv_blocks_total: AtomicUsize,
+    pub kv_blocks_in_use: AtomicUsize,
+    pub kv_blocks_cached: AtomicUsize,
     /// Speculative decoding: verification steps of a sequence, draft tokens proposed, and those
     /// the target kept.
     pub spec_verifications: AtomicU64,

@@ -1,7 +1,11 @@
-//! Continuous batching. A scheduler thread owns one model and a fixed set of KV-cache slots; each
-//! step it admits waiting requests into free slots, runs the decode tokens of every active sequence
-//! and prompt chunks of the prefilling ones in one forward step (one pass over the weights), samples,
-//! and sends token events. Requests join and leave between steps.
+//! Continuous batching. A scheduler thread owns one model, its paged KV cache and a fixed number of
+//! sequence slots; each step it admits waiting requests into free slots, runs the decode tokens of
+//! every active sequence and prompt chunks of the prefilling ones in one forward step (one pass over
+//! the weights), samples, and sends token events. Requests join and leave between steps.
+//!
+//! KV memory is a pool of blocks (`kv_blocks`): a request is admitted when a slot is free and the
+//! blocks it can grow into can be reserved, and its prompt starts from the longest run of cached
+//! full blocks it shares with earlier or running sequences (a system prompt, a conversation so far).
 //!
 //! The thread is an actor: others talk to it only through `EngineHandle` (a command channel in, an
 //! event channel per request out). A request whose event receiver is dropped (client gone) is
@@ -12,10 +16,11 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use tandem_model::{KvCache, Logits, RunState, SeqStep};
+use tandem_model::{blocks_for, BlockTable, KvCache, KvPool, Logits, RunState, SeqStep, KV_BLOCK};
 use tandem_text::Detokenizer;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
+use crate::kv_blocks::KvBlocks;
 use crate::logprobs::{logprobs, Logprobs};
 use crate::request::{EngineConfig, EngineStats, Event, FinishReason, GenRequest, Priority};
 use crate::stop::{StopMatcher, StopOutcome};
@@ -131,6 +136,19 @@ impl EngineHandle {
                 problem: format!("{} is not in [1, {}]", req.n, self.config.slots),
             });
         }
+        let need = self.config.blocks_needed(req.prompt.len(), req.max_tokens, req.n);
+        if need > self.config.pool_blocks() {
+            return Err(EngineError::BadParam {
+                param: "n",
+                problem: format!(
+                    "{} choices of up to {} tokens need {} KV blocks of {KV_BLOCK} positions; this model has {}",
+                    req.n,
+                    req.max_tokens,
+                    need,
+                    self.config.pool_blocks()
+                ),
+            });
+        }
         // Admission control: a bounded queue, so overload is refused early instead of piling up.
         // Batch work is paced by its worker and never refused here.
         let queued = self.stats.waiting.fetch_add(1, Ordering::AcqRel);
@@ -157,17 +175,23 @@ struct Waiting {
     since: std::time::Instant,
 }
 
+/// Where one active sequence keeps its place: its blocks, and what they hold.
+#[derive(Default)]
 struct Slot {
-    kv: KvCache,
-    /// The tokens whose K/V are in `kv` (for prefix reuse after the sequence has left).
+    table: BlockTable,
+    /// The tokens whose K/V are at positions `0..table.len`.
     cached: Vec<u32>,
+    /// Leading blocks of `table` offered to the prefix index already (shared ones included).
+    indexed: usize,
+    /// Blocks still reserved for this sequence's growth.
+    reserve: usize,
     busy: bool,
 }
 
 enum Phase {
     /// Waiting for choice 0 of its request to finish the shared prompt.
     Fork,
-    /// Processing the prompt from `kv.len`.
+    /// Processing the prompt from `table.len`.
     Prefill,
     /// The next token to feed.
     Decode(u32),
@@ -202,6 +226,9 @@ struct Scheduler {
     cfg: EngineConfig,
     stats: Arc<EngineStats>,
     slots: Vec<Slot>,
+    /// The KV blocks of every sequence, and who holds which.
+    pool: KvPool,
+    blocks: KvBlocks,
     st: RunState,
     waiting: VecDeque<Waiting>,
     active: Vec<Seq>,
@@ -217,13 +244,10 @@ struct Scheduler {
 impl Scheduler {
     fn new(lm: Arc<LoadedModel>, cfg: EngineConfig, stats: Arc<EngineStats>, drafter: Option<ModelDrafter>) -> Self {
         let mc = &lm.model.config;
-        let slots = (0..cfg.slots)
-            .map(|_| Slot {
-                kv: KvCache::with_type(mc, cfg.ctx, cfg.kv_type),
-                cached: Vec::new(),
-                busy: false,
-            })
-            .collect();
+        let slots = (0..cfg.slots).map(|_| Slot::default()).collect();
+        let n_blocks = cfg.pool_blocks();
+        let pool = KvPool::new(mc, n_blocks, cfg.kv_type);
+        stats.kv_blocks_total.store(n_blocks, Ordering::Relaxed);
         // Logit rows: one per sequence, plus the verification rows of speculation.
         let spec_rows = if cfg.spec.mode == SpecMode::Off {
             0
@@ -237,6 +261,8 @@ impl Scheduler {
             cfg,
             stats,
             slots,
+            pool,
+            blocks: KvBlocks::new(n_blocks),
             st,
             waiting: VecDeque::new(),
             active: Vec::new(),
@@ -265,8 +291,14 @@ impl Scheduler {
                 self.step();
             }
             self.stats.active.store(self.active.len(), Ordering::Relaxed);
-            let used = self.slots.iter().filter(|s| s.busy).map(|s| s.kv.len).sum();
+            let used = self.slots.iter().filter(|s| s.busy).map(|s| s.table.len).sum();
             self.stats.kv_used.store(used, Ordering::Relaxed);
+            self.stats
+                .kv_blocks_in_use
+                .store(self.blocks.in_use(), Ordering::Relaxed);
+            self.stats
+                .kv_blocks_cached
+                .store(self.blocks.cached(), Ordering::Relaxed);
         }
     }
 
@@ -337,19 +369,55 @@ impl Scheduler {
         self.reap();
     }
 
-    /// Frees the slots of finished sequences (their KV stays for prefix reuse).
+    /// Frees the slots of finished sequences and lets go of their blocks (the indexed ones stay
+    /// cached for prefix reuse; the last block is released first, so a prefix is evicted from its
+    /// end).
     fn reap(&mut self) {
-        let slots = &mut self.slots;
+        let (slots, blocks) = (&mut self.slots, &mut self.blocks);
         self.active.retain(|s| {
             if s.done {
-                slots[s.slot].busy = false;
+                let slot = &mut slots[s.slot];
+                for &b in slot.table.blocks.iter().rev() {
+                    blocks.release(b);
+                }
+                blocks.unreserve(slot.reserve);
+                *slot = Slot::default();
             }
             !s.done
         });
     }
 
-    /// Moves waiting requests into free slots, choosing for each prompt the free slot that already
-    /// holds its longest prefix.
+    /// Gives the slot's table blocks for positions up to `positions`, from its reservation;
+    /// false if there are none left.
+    fn grow(&mut self, slot: usize, positions: usize) -> bool {
+        let s = &mut self.slots[slot];
+        while s.table.capacity() < positions {
+            if s.reserve == 0 {
+                // Reservations cover a sequence's prompt and max_tokens within the context, so a
+                // sequence never needs more; take a spare block if there is one all the same.
+                if !self.blocks.reserve(1) {
+                    return false;
+                }
+                s.reserve += 1;
+            }
+            s.reserve -= 1;
+            s.table.blocks.push(self.blocks.take_reserved());
+        }
+        true
+    }
+
+    /// Offers the slot's newly filled blocks to the prefix index.
+    fn index_full_blocks(&mut self, slot: usize) {
+        let s = &mut self.slots[slot];
+        while (s.indexed + 1) * KV_BLOCK <= s.table.len {
+            let i = s.indexed;
+            let parent = i.checked_sub(1).map(|j| s.table.blocks[j]);
+            self.blocks
+                .register(s.table.blocks[i], parent, &s.cached[i * KV_BLOCK..(i + 1) * KV_BLOCK]);
+            s.indexed += 1;
+        }
+    }
+
     /// The next waiting request to admit: of the front's priority, the one whose tenant has been
     /// served least (FIFO among equals).
     fn next_waiting(&self) -> Option<usize> {
@@ -362,6 +430,10 @@ impl Scheduler {
             .map(|(i, _)| i)
     }
 
+    /// Moves waiting requests into free slots while their KV blocks can be reserved. A prompt
+    /// starts from the cached full blocks it begins with: those are shared, except one that would
+    /// hold the prompt's last token (which must run to give logits): its filled part is copied
+    /// into a block of the sequence's own.
     fn admit(&mut self) {
         while let Some(at) = self.next_waiting() {
             let w = &self.waiting[at];
@@ -373,24 +445,24 @@ impl Scheduler {
             if free.len() < w.req.n + keep {
                 return;
             }
+            let plen = w.req.prompt.len();
+            let found = self.blocks.lookup(&w.req.prompt);
+            // Reuse at most plen - 1 positions: the last prompt token must run to give logits.
+            let reuse = (found.len() * KV_BLOCK).min(plen - 1);
+            let shared = reuse / KV_BLOCK;
+            let grown = blocks_for((plen + w.req.max_tokens).min(self.cfg.ctx));
+            let (lead, fork) = (grown - shared, grown - plen / KV_BLOCK);
+            // Cached blocks stop being available when taken: the shared ones, and the copied one
+            // while it is copied.
+            let taken = &found[..found.len().min(reuse.div_ceil(KV_BLOCK))];
+            let need = lead + (w.req.n - 1) * fork + self.blocks.unheld(taken);
+            if need > self.blocks.available() {
+                return;
+            }
             let Waiting { req, tx, .. } = self.waiting.remove(at).expect("index from next_waiting");
             *self.served.entry(req.tenant).or_insert(0) += 1;
             self.stats.waiting.fetch_sub(1, Ordering::AcqRel);
             let prompt = Arc::new(req.prompt);
-            // Reuse at most prompt.len() - 1 positions: the last prompt token must run to give logits.
-            let common = |s: &Slot| {
-                s.cached
-                    .iter()
-                    .zip(prompt.iter())
-                    .take_while(|(a, b)| a == b)
-                    .count()
-                    .min(prompt.len() - 1)
-            };
-            let best = *free
-                .iter()
-                .max_by_key(|&&i| (common(&self.slots[i]), std::cmp::Reverse(i)))
-                .expect("n ≥ 1 free");
-            let reuse = common(&self.slots[best]);
             let id = self.next_request;
             self.next_request += 1;
             // One matcher per choice, compiled now (the server compiled it once already to
@@ -410,16 +482,34 @@ impl Scheduler {
                     continue;
                 }
             };
-            let others = free.into_iter().filter(|&i| i != best).take(req.n - 1);
-            for (choice, slot) in std::iter::once(best).chain(others).enumerate() {
+            {
+                for &b in &found[..shared] {
+                    self.blocks.acquire(b);
+                }
+                assert!(self.blocks.reserve(lead), "checked above");
+                let s = &mut self.slots[free[0]];
+                s.table = BlockTable::new(found[..shared].to_vec());
+                s.reserve = lead;
+                if reuse > shared * KV_BLOCK {
+                    let src = found[shared];
+                    self.blocks.acquire(src);
+                    let dst = self.blocks.take_reserved();
+                    s.reserve -= 1;
+                    self.pool.copy_block(src, dst, reuse - shared * KV_BLOCK);
+                    self.blocks.release(src);
+                    s.table.blocks.push(dst);
+                }
+                s.table.len = reuse;
+                s.cached = prompt[..reuse].to_vec();
+                s.indexed = shared;
+            }
+            for (choice, &slot) in free.iter().take(req.n).enumerate() {
                 let s = &mut self.slots[slot];
                 s.busy = true;
-                if choice == 0 {
-                    s.kv.truncate(reuse);
-                    s.cached.truncate(reuse);
-                } else {
-                    s.kv.truncate(0);
-                    s.cached.clear();
+                if choice > 0 {
+                    // Forks share the lead's prompt once it is prefilled (`start_forks`).
+                    assert!(self.blocks.reserve(fork), "checked above");
+                    s.reserve = fork;
                 }
                 // Choices of a seeded request get distinct, reproducible seeds.
                 let mut params = req.params.clone();
@@ -502,7 +592,7 @@ impl Scheduler {
                 if cap == 0 {
                     break;
                 }
-                let from = self.slots[s.slot].kv.len;
+                let from = self.slots[s.slot].table.len;
                 let to = (from + cap).min(s.prompt.len());
                 plan.push((i, from, to));
                 budget -= to - from;
@@ -514,10 +604,30 @@ impl Scheduler {
         if plan.is_empty() {
             return;
         }
+        // Blocks for this step's positions, from each sequence's reservation.
+        let mut short = false;
+        for (k, &(i, _, to)) in plan.iter().enumerate() {
+            let slot = self.active[i].slot;
+            let end = match self.active[i].phase {
+                Phase::Decode(_) => self.slots[slot].table.len + feeds[k].len(),
+                _ => to,
+            };
+            if !self.grow(slot, end) {
+                let _ = self.active[i]
+                    .tx
+                    .send(Event::Failed("the KV cache has no block left for this sequence".into()));
+                self.active[i].done = true;
+                short = true;
+            }
+        }
+        if short {
+            self.reap();
+            return;
+        }
 
         {
-            // Disjoint mutable borrows of the planned slots' caches.
-            let mut kvs: Vec<Option<&mut KvCache>> = self.slots.iter_mut().map(|s| Some(&mut s.kv)).collect();
+            // Disjoint mutable borrows of the planned slots' tables.
+            let mut kvs: Vec<Option<&mut BlockTable>> = self.slots.iter_mut().map(|s| Some(&mut s.table)).collect();
             let mut steps: Vec<SeqStep> = Vec::with_capacity(plan.len());
             for (k, &(i, from, to)) in plan.iter().enumerate() {
                 let s = &self.active[i];
@@ -534,7 +644,7 @@ impl Scheduler {
                     prompt,
                 });
             }
-            if let Err(e) = self.lm.model.step(&mut self.st, &mut steps) {
+            if let Err(e) = self.lm.model.step(&mut self.st, &mut self.pool, &mut steps) {
                 drop(steps);
                 for &(i, _, _) in &plan {
                     let _ = self.active[i]
@@ -571,11 +681,15 @@ impl Scheduler {
             let tok = sample(&mut self.active[i], logits, &self.lm);
             self.accept(i, tok);
         }
+        for &(i, _, _) in &plan {
+            self.index_full_blocks(self.active[i].slot);
+        }
         self.reap();
     }
 
-    /// Choice 0 of a request finished the prompt: its other choices copy the prompt's KV and sample
-    /// their first token from the same logits.
+    /// Choice 0 of a request finished the prompt: its other choices share the prompt's full blocks
+    /// (and copy the filled part of the last one) and sample their first token from the same
+    /// logits.
     fn start_forks(&mut self, lead: usize, raw: &[f32]) {
         let (request, lead_slot, plen) = (
             self.active[lead].request,
@@ -587,15 +701,25 @@ impl Scheduler {
             .collect();
         for j in forks {
             let slot = self.active[j].slot;
-            let (src, dst) = if lead_slot < slot {
-                let (a, b) = self.slots.split_at_mut(slot);
-                (&a[lead_slot], &mut b[0])
-            } else {
-                let (a, b) = self.slots.split_at_mut(lead_slot);
-                (&b[0], &mut a[slot])
-            };
-            dst.kv.copy_prefix_from(&src.kv, plen);
-            dst.cached = src.cached[..plen].to_vec();
+            let full = plen / KV_BLOCK;
+            let lead = &self.slots[lead_slot];
+            let (shared, cached) = (lead.table.blocks[..full].to_vec(), lead.cached[..plen].to_vec());
+            let tail = (plen % KV_BLOCK != 0).then(|| lead.table.blocks[full]);
+            for &b in &shared {
+                self.blocks.acquire(b);
+            }
+            let s = &mut self.slots[slot];
+            s.table = BlockTable::new(shared);
+            if let Some(src) = tail {
+                // The fork's reservation holds this block: it grows to at least the whole prompt.
+                let dst = self.blocks.take_reserved();
+                s.reserve -= 1;
+                self.pool.copy_block(src, dst, plen % KV_BLOCK);
+                s.table.blocks.push(dst);
+            }
+            s.table.len = plen;
+            s.cached = cached;
+            s.indexed = full;
             let mut logits = raw.to_vec();
             let tok = sample(&mut self.active[j], &mut logits, &self.lm);
             self.accept(j, tok);
@@ -607,7 +731,7 @@ impl Scheduler {
         let lm = &self.lm;
         let s = &mut self.active[i];
         let (tok, lp) = sampled;
-        let kv_len = self.slots[s.slot].kv.len;
+        let kv_len = self.slots[s.slot].table.len;
         let finish = |s: &mut Seq, reason: FinishReason| {
             let rest = format!("{}{}", s.stop.finish(), s.detok.finish());
             if !rest.is_empty() {

@@ -51,10 +51,10 @@ impl<'m> Scorer<'m> {
             });
         }
         let total = context.len() + cont.len();
-        if total > self.kv.ctx {
+        if total > self.kv.ctx() {
             return Err(EngineError::PromptTooLong {
                 prompt: total,
-                ctx: self.kv.ctx,
+                ctx: self.kv.ctx(),
             });
         }
         // The rows that predict cont come after context[last] and cont[..n-1]: start the scored

@@ -31,7 +31,7 @@ impl<'m> SingleSequence<'m> {
     }
 
     pub fn ctx(&self) -> usize {
-        self.kv.ctx
+        self.kv.ctx()
     }
 
     /// Logits after `tokens` from an empty cache: [vocab].

@@ -202,17 +202,16 @@ pub fn prompt_tile_scalar(
     }
 }
 
-/// One KV head's keys, positions `0..n`, to f32 in panels: `dst[key_at(p, d)] = k[p·stride + d]`
-/// (positions `n..keys_ld(n)` zero). `k` starts at the head's first element.
-pub fn keys_t_f16(k: &[u16], stride: usize, hd: usize, n: usize, dst: &mut [f32]) {
-    keys_t(n, hd, dst, |p, row| f16_row(&k[p * stride..p * stride + hd], row));
+/// One KV head's keys, positions `0..n`, to f32 in panels: `dst[key_at(p, d)] = row(p)[d]`
+/// (positions `n..keys_ld(n)` zero). `row(p)` is position p's key for this head (hd long or
+/// more), wherever the cache keeps it: a paged cache finds each position in its block.
+pub fn keys_t_f16<'a>(row: impl Fn(usize) -> &'a [u16], hd: usize, n: usize, dst: &mut [f32]) {
+    keys_t(n, hd, dst, |p, out| f16_row(&row(p)[..hd], out));
 }
 
 /// As `keys_t_f16` for an f32 cache.
-pub fn keys_t_f32(k: &[f32], stride: usize, hd: usize, n: usize, dst: &mut [f32]) {
-    keys_t(n, hd, dst, |p, row| {
-        row.copy_from_slice(&k[p * stride..p * stride + hd])
-    });
+pub fn keys_t_f32<'a>(row: impl Fn(usize) -> &'a [f32], hd: usize, n: usize, dst: &mut [f32]) {
+    keys_t(n, hd, dst, |p, out| out.copy_from_slice(&row(p)[..hd]));
 }
 
 fn keys_t(n: usize, hd: usize, dst: &mut [f32], row_of: impl Fn(usize, &mut [f32])) {
@@ -233,19 +232,19 @@ fn keys_t(n: usize, hd: usize, dst: &mut [f32], row_of: impl Fn(usize, &mut [f32
     }
 }
 
-/// One KV head's values, positions `0..n`, to f32: dst: [n, hd].
-pub fn values_f16(v: &[u16], stride: usize, hd: usize, n: usize, dst: &mut [f32]) {
+/// One KV head's values, positions `0..n`, to f32: dst: [n, hd]; `row(p)` as in `keys_t_f16`.
+pub fn values_f16<'a>(row: impl Fn(usize) -> &'a [u16], hd: usize, n: usize, dst: &mut [f32]) {
     assert_eq!(dst.len(), n * hd);
-    for (p, row) in dst.chunks_exact_mut(hd).enumerate() {
-        f16_row(&v[p * stride..p * stride + hd], row);
+    for (p, out) in dst.chunks_exact_mut(hd).enumerate() {
+        f16_row(&row(p)[..hd], out);
     }
 }
 
 /// As `values_f16` for an f32 cache.
-pub fn values_f32(v: &[f32], stride: usize, hd: usize, n: usize, dst: &mut [f32]) {
+pub fn values_f32<'a>(row: impl Fn(usize) -> &'a [f32], hd: usize, n: usize, dst: &mut [f32]) {
     assert_eq!(dst.len(), n * hd);
-    for (p, row) in dst.chunks_exact_mut(hd).enumerate() {
-        row.copy_from_slice(&v[p * stride..p * stride + hd]);
+    for (p, out) in dst.chunks_exact_mut(hd).enumerate() {
+        out.copy_from_slice(&row(p)[..hd]);
     }
 }
 

@@ -139,44 +139,58 @@ macro_rules! by_group {
     };
 }
 
-/// Attention scores of a group of `g` query heads sharing one KV head: `scores[j·n + p] =
-/// dot_f16(q[j], k[p]) · scale` (bit-identical to it). q: [g, hd]; row p of k at `p · stride`.
+/// Attention scores of a group of `g` query heads sharing one KV head: `scores[j·ld + p] =
+/// dot_f16(q[j], k[p]) · scale` (bit-identical to it). q: [g, hd]; row p of k at `p · stride`;
+/// head j's scores at `j · ld` (ld ≥ n, so a paged cache can fill a row block by block).
 #[allow(clippy::too_many_arguments)]
-pub fn scores_f16(q: &[f32], g: usize, hd: usize, k: &[u16], stride: usize, n: usize, scale: f32, scores: &mut [f32]) {
+pub fn scores_f16(
+    q: &[f32],
+    g: usize,
+    hd: usize,
+    k: &[u16],
+    stride: usize,
+    n: usize,
+    ld: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
     assert_eq!(q.len(), g * hd);
     #[cfg(target_arch = "x86_64")]
     if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 && hd.is_multiple_of(8) {
         use crate::x86::attend::scores_f16 as s;
         // SAFETY: features detected; the kernel asserts the shapes.
-        unsafe { by_group!(g, s(q, hd, k, stride, n, scale, scores)) }
+        unsafe { by_group!(g, s(q, hd, k, stride, n, ld, scale, scores)) }
     }
     for p in 0..n {
         for j in 0..g {
-            scores[j * n + p] = dot_f16(&q[j * hd..(j + 1) * hd], &k[p * stride..p * stride + hd]) * scale;
+            scores[j * ld + p] = dot_f16(&q[j * hd..(j + 1) * hd], &k[p * stride..p * stride + hd]) * scale;
         }
     }
 }
 
-/// `out[j] += Σ_p probs[j·n + p] · v[p]` in position order for a group of `g` heads (bit-identical
-/// to `axpy_f16` per head and position). probs: [g, n]; out: [g, hd]; row p of v at `p · stride`.
-pub fn attend_f16(probs: &[f32], g: usize, n: usize, v: &[u16], stride: usize, hd: usize, out: &mut [f32]) {
+/// `out[j] += Σ_p probs[j·ld + p] · v[p]` in position order for a group of `g` heads (bit-identical
+/// to `axpy_f16` per head and position). probs: head j's row at `j · ld` (ld ≥ n); out: [g, hd];
+/// row p of v at `p · stride`. Calls over consecutive runs of positions add up to one call over
+/// all of them bit for bit (each element's FMAs stay in position order).
+#[allow(clippy::too_many_arguments)]
+pub fn attend_f16(probs: &[f32], g: usize, n: usize, ld: usize, v: &[u16], stride: usize, hd: usize, out: &mut [f32]) {
     assert_eq!(out.len(), g * hd);
     #[cfg(target_arch = "x86_64")]
     if crate::dispatch::avx512() && hd.is_multiple_of(32) {
         use crate::x86::attend::attend_f16_512 as a;
         // SAFETY: AVX-512F and the AVX2 set detected; the kernel asserts the shapes.
-        unsafe { by_group!(g, a(probs, n, v, stride, hd, out)) }
+        unsafe { by_group!(g, a(probs, n, ld, v, stride, hd, out)) }
     }
     #[cfg(target_arch = "x86_64")]
     if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 && hd.is_multiple_of(16) {
         use crate::x86::attend::attend_f16 as a;
         // SAFETY: features detected; the kernel asserts the shapes.
-        unsafe { by_group!(g, a(probs, n, v, stride, hd, out)) }
+        unsafe { by_group!(g, a(probs, n, ld, v, stride, hd, out)) }
     }
     for p in 0..n {
         for j in 0..g {
             axpy_f16(
-                probs[j * n + p],
+                probs[j * ld + p],
                 &v[p * stride..p * stride + hd],
                 &mut out[j * hd..(j + 1) * hd],
             );

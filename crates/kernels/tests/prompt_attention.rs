@@ -27,8 +27,8 @@ fn case(hd: usize, n: usize, rows: usize, group: usize) -> Case {
     let cache_v = activations(n * stride, 1.7);
     let mut keys = vec![0f32; hd * keys_ld(n)];
     let mut values = vec![0f32; n * hd];
-    keys_t_f32(&cache_k[hd..], stride, hd, n, &mut keys);
-    values_f32(&cache_v[hd..], stride, hd, n, &mut values);
+    keys_t_f32(|p| &cache_k[hd + p * stride..], hd, n, &mut keys);
+    values_f32(|p| &cache_v[hd + p * stride..], hd, n, &mut values);
     let tokens = rows.div_ceil(group);
     let limits = (0..rows).map(|i| n - (tokens - 1 - i / group)).collect();
     Case {

@@ -267,35 +267,74 @@ fn check_grouped_attention() {
     use tandem_kernels::ops::{attend_f16, axpy_f16, dot_f16, scores_f16, to_f16};
     for hd in [64, 128] {
         let (n, stride) = (37, 2 * hd + 16); // odd: the AVX-512 scores' last position is alone
+        let ld = n + 5; // each head's row of scores longer than n, as a paged cache uses it
         let kv: Vec<f32> = (0..n * stride).map(|i| ((i as f32) * 0.37).sin() * 2.0).collect();
         let mut h = vec![0u16; kv.len()];
         to_f16(&kv, &mut h);
         for g in [1, 2, 3, 6, 7, 8] {
             let q: Vec<f32> = (0..g * hd).map(|i| ((i as f32) * 0.11).cos()).collect();
-            let mut got = vec![0f32; g * n];
-            scores_f16(&q, g, hd, &h[8..], stride, n, 0.125, &mut got);
+            let mut got = vec![f32::NAN; g * ld];
+            scores_f16(&q, g, hd, &h[8..], stride, n, ld, 0.125, &mut got);
             for p in 0..n {
                 for j in 0..g {
                     let want = dot_f16(&q[j * hd..(j + 1) * hd], &h[8 + p * stride..8 + p * stride + hd]) * 0.125;
                     assert_eq!(
-                        got[j * n + p].to_bits(),
+                        got[j * ld + p].to_bits(),
                         want.to_bits(),
                         "scores g={g} hd={hd} p={p} j={j}"
                     );
                 }
             }
+            assert!(
+                (0..g).all(|j| got[j * ld + n..(j + 1) * ld].iter().all(|x| x.is_nan())),
+                "scores past n untouched"
+            );
+            // The same scores in two runs of positions (a block boundary at 32).
+            let mut runs = vec![f32::NAN; g * ld];
+            scores_f16(&q, g, hd, &h[8..], stride, 32, ld, 0.125, &mut runs);
+            scores_f16(
+                &q,
+                g,
+                hd,
+                &h[8 + 32 * stride..],
+                stride,
+                n - 32,
+                ld,
+                0.125,
+                &mut runs[32..],
+            );
+            assert!(
+                (0..g).all(|j| (0..n).all(|p| runs[j * ld + p].to_bits() == got[j * ld + p].to_bits())),
+                "scores in runs g={g} hd={hd}"
+            );
             let mut out = vec![0.5f32; g * hd];
             let mut want = out.clone();
-            attend_f16(&got, g, n, &h[8..], stride, hd, &mut out);
+            attend_f16(&got, g, n, ld, &h[8..], stride, hd, &mut out);
             for p in 0..n {
                 for j in 0..g {
                     let row = &h[8 + p * stride..8 + p * stride + hd];
-                    axpy_f16(got[j * n + p], row, &mut want[j * hd..(j + 1) * hd]);
+                    axpy_f16(got[j * ld + p], row, &mut want[j * hd..(j + 1) * hd]);
                 }
             }
             assert!(
                 out.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
                 "attend g={g} hd={hd}"
+            );
+            let mut in_runs = vec![0.5f32; g * hd];
+            attend_f16(&got, g, 32, ld, &h[8..], stride, hd, &mut in_runs);
+            attend_f16(
+                &got[32..],
+                g,
+                n - 32,
+                ld,
+                &h[8 + 32 * stride..],
+                stride,
+                hd,
+                &mut in_runs,
+            );
+            assert!(
+                in_runs.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "attend in runs g={g} hd={hd}"
             );
         }
     }

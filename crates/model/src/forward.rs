@@ -21,7 +21,7 @@ use tandem_kernels::attention::{
 use tandem_kernels::ops::{add_assign, rms_norm, rope_neox, softmax, swiglu};
 use tandem_kernels::{matmul, matmul_decode, matmul_prompt, QMatrix};
 
-use crate::{KvCache, Model, ModelError, Result, RunState};
+use crate::{BlockTable, KvCache, KvPool, KvView, Model, ModelError, Result, RunState};
 
 thread_local! {
     /// Attention scores of one (token, head): [positions]
@@ -60,7 +60,9 @@ impl Logits {
 
 /// One sequence's share of a forward step.
 pub struct SeqStep<'a> {
-    pub kv: &'a mut KvCache,
+    /// The sequence's blocks in the step's pool; they must hold positions up to
+    /// `kv.len + tokens.len()`, and positions from `kv.len` on are written.
+    pub kv: &'a mut BlockTable,
     /// Tokens at positions `kv.len..kv.len + tokens.len()`.
     pub tokens: &'a [u32],
     /// The logit rows to compute for this sequence.
@@ -81,28 +83,14 @@ impl Model {
         }
         let chunks: Vec<&[u32]> = tokens.chunks(st.max_batch).collect();
         for (i, chunk) in chunks.iter().enumerate() {
-            let mut s = [SeqStep {
-                kv: &mut *kv,
-                tokens: chunk,
-                logits: Logits::last_if(i + 1 == chunks.len()),
-                prompt: true,
-            }];
-            self.step(st, &mut s)?;
+            self.step_one(st, kv, chunk, Logits::last_if(i + 1 == chunks.len()), true, false)?;
         }
         Ok(st.logits_of(0).expect("logits requested"))
     }
 
     /// Runs one generated token of one sequence; returns the next logits: [vocab].
     pub fn decode<'s>(&self, st: &'s mut RunState, kv: &mut KvCache, token: u32) -> Result<&'s [f32]> {
-        self.step(
-            st,
-            &mut [SeqStep {
-                kv,
-                tokens: &[token],
-                logits: Logits::Last,
-                prompt: false,
-            }],
-        )?;
+        self.step_one(st, kv, &[token], Logits::Last, false, false)?;
         Ok(st.logits_of(0).expect("logits requested"))
     }
 
@@ -110,13 +98,7 @@ impl Model {
     /// predicts the token after `tokens[j]`): [tokens.len(), vocab]. Scoring a continuation's
     /// log-likelihood needs every row; generation needs only the last (`forward`).
     pub fn forward_every<'s>(&self, st: &'s mut RunState, kv: &mut KvCache, tokens: &[u32]) -> Result<&'s [f32]> {
-        let mut s = [SeqStep {
-            kv,
-            tokens,
-            logits: Logits::Every,
-            prompt: true,
-        }];
-        self.step(st, &mut s)?;
+        self.step_one(st, kv, tokens, Logits::Every, true, false)?;
         Ok(&st.logits[..tokens.len() * self.config.vocab])
     }
 
@@ -134,13 +116,7 @@ impl Model {
         st.mid.resize(st.max_batch * dim, 0.0);
         kv.truncate(0);
         for chunk in tokens.chunks(st.max_batch) {
-            let mut s = [SeqStep {
-                kv: &mut *kv,
-                tokens: chunk,
-                logits: Logits::Every,
-                prompt: true,
-            }];
-            tandem_kernels::pool::install(|| self.step_in_pool(st, &mut s, true))?;
+            self.step_one(st, kv, chunk, Logits::Every, true, true)?;
             for row in st.mid[..chunk.len() * dim].chunks_exact(dim) {
                 sum[..dim].iter_mut().zip(row).for_each(|(a, &x)| *a += x as f64);
             }
@@ -156,15 +132,49 @@ impl Model {
         self.config.n_layer / 2 - 1
     }
 
-    /// One forward step over many sequences. Afterwards `st.logits_of(i)` holds the logits of
-    /// sequence `i` if it asked for them (`st.logit_row_mut(i, j)` its row j with `Logits::Every`).
-    pub fn step(&self, st: &mut RunState, seqs: &mut [SeqStep]) -> Result<()> {
-        tandem_kernels::pool::install(|| self.step_in_pool(st, seqs, false))
+    /// One step of the single sequence in `kv`, within its context size.
+    fn step_one(
+        &self,
+        st: &mut RunState,
+        kv: &mut KvCache,
+        tokens: &[u32],
+        logits: Logits,
+        prompt: bool,
+        hidden_only: bool,
+    ) -> Result<()> {
+        if kv.len() + tokens.len() > kv.ctx() {
+            return Err(ModelError::ContextFull {
+                pos: kv.len(),
+                n: tokens.len(),
+                ctx: kv.ctx(),
+            });
+        }
+        let KvCache { pool, table, .. } = kv;
+        let mut s = [SeqStep {
+            kv: table,
+            tokens,
+            logits,
+            prompt,
+        }];
+        tandem_kernels::pool::install(|| self.step_in_pool(st, pool, &mut s, hidden_only))
+    }
+
+    /// One forward step over many sequences whose caches are in `pool`. Afterwards
+    /// `st.logits_of(i)` holds the logits of sequence `i` if it asked for them
+    /// (`st.logit_row_mut(i, j)` its row j with `Logits::Every`).
+    pub fn step(&self, st: &mut RunState, pool: &mut KvPool, seqs: &mut [SeqStep]) -> Result<()> {
+        tandem_kernels::pool::install(|| self.step_in_pool(st, pool, seqs, false))
     }
 
     /// A step; `hidden_only`: leave the normed final hidden rows in `st.xb` (and the middle
     /// layer's in `st.mid`) instead of computing logits (embeddings).
-    fn step_in_pool(&self, st: &mut RunState, seqs: &mut [SeqStep], hidden_only: bool) -> Result<()> {
+    fn step_in_pool(
+        &self,
+        st: &mut RunState,
+        pool: &mut KvPool,
+        seqs: &mut [SeqStep],
+        hidden_only: bool,
+    ) -> Result<()> {
         let c = &self.config;
         let n: usize = seqs.iter().map(|s| s.tokens.len()).sum();
         if n == 0 {
@@ -192,19 +202,26 @@ impl Model {
                 st.logit_capacity()
             )));
         }
+        if pool.n_layer != c.n_layer || pool.kv_dim != c.kv_dim() {
+            return Err(ModelError::BadConfig("KV cache does not belong to this model".into()));
+        }
         for s in seqs.iter() {
-            if s.kv.len + s.tokens.len() > s.kv.ctx {
+            // The step's positions need blocks, and rotary tables (sized for st.ctx).
+            let room = s.kv.capacity().min(st.ctx);
+            if s.kv.len + s.tokens.len() > room {
                 return Err(ModelError::ContextFull {
                     pos: s.kv.len,
                     n: s.tokens.len(),
-                    ctx: s.kv.ctx,
+                    ctx: room,
                 });
             }
             if let Some(&bad) = s.tokens.iter().find(|&&t| t as usize >= c.vocab) {
                 return Err(ModelError::BadToken(bad));
             }
-            if s.kv.n_layer != c.n_layer || s.kv.kv_dim != c.kv_dim() || s.kv.ctx > st.ctx {
-                return Err(ModelError::BadConfig("KV cache does not belong to this model".into()));
+            if !pool.holds(s.kv) {
+                return Err(ModelError::BadConfig(
+                    "a block table names blocks outside the KV pool".into(),
+                ));
             }
         }
 
@@ -270,9 +287,9 @@ impl Model {
                 add_assign(k, &lw.bk);
                 k.chunks_exact_mut(hd).for_each(|h| rope_neox(h, cos, sin));
                 add_assign(&mut st.v[t * kvd..(t + 1) * kvd], &lw.bv);
-                seqs[st.tok_seq[t]].kv.write(l, p, k, &st.v[t * kvd..(t + 1) * kvd]);
+                pool.write(seqs[st.tok_seq[t]].kv, l, p, k, &st.v[t * kvd..(t + 1) * kvd]);
             }
-            self.attention(st, seqs, l, n, n_generated);
+            self.attention(st, pool, seqs, l, n, n_generated);
             // x += o_proj(att)
             layer_matmul(&w.mat(&lw.wo), &st.att[..n * qd], &mut st.proj[..n * dim], n_generated);
             add_assign(&mut st.x[..n * dim], &st.proj[..n * dim]);
@@ -375,7 +392,15 @@ impl Model {
     ///
     /// Prompt tokens take the tiled kernel where the CPU runs it (`prompt_attention`), generated
     /// tokens always this per-token path; the kind of token, never the batch, decides.
-    fn attention(&self, st: &mut RunState, seqs: &[SeqStep], layer: usize, n: usize, n_generated: usize) {
+    fn attention(
+        &self,
+        st: &mut RunState,
+        pool: &KvPool,
+        seqs: &[SeqStep],
+        layer: usize,
+        n: usize,
+        n_generated: usize,
+    ) {
         let c = &self.config;
         let hd = c.head_dim;
         let tiled = tandem_kernels::attention::available(hd);
@@ -388,7 +413,7 @@ impl Model {
             .enumerate()
             .for_each(|(i, out)| {
                 let (t, g) = (i / c.n_kv_head, i % c.n_kv_head);
-                let kv: &KvCache = seqs[tok_seq[t]].kv;
+                let kv = pool.view(seqs[tok_seq[t]].kv);
                 // q heads of this group: [group, hd]
                 let qg = &q[(t * c.n_head + g * group) * hd..(t * c.n_head + (g + 1) * group) * hd];
                 let off = g * hd;
@@ -407,7 +432,7 @@ impl Model {
             });
         if tiled {
             for (i, s) in seqs.iter().enumerate().filter(|(_, s)| s.prompt) {
-                self.prompt_attention(st, s, st.seq_first[i], layer);
+                self.prompt_attention(st, pool.view(s.kv), s, st.seq_first[i], layer);
             }
         }
     }
@@ -416,7 +441,7 @@ impl Model {
     /// `kv.len..kv.len + len`) on the tiled kernel: each KV head's keys and values up to the last
     /// position converted to f32 once, then tiles of `PROMPT_TILE` tokens × the heads sharing a KV
     /// head, in parallel. st.q → st.att, both [n, n_head, hd].
-    fn prompt_attention(&self, st: &mut RunState, s: &SeqStep, first: usize, layer: usize) {
+    fn prompt_attention(&self, st: &mut RunState, kv: KvView, s: &SeqStep, first: usize, layer: usize) {
         let c = &self.config;
         let kernel = tile_kernel(c.head_dim).expect("checked by attention()");
         let amx = kernel == TileKernel::Amx;
@@ -439,7 +464,6 @@ impl Model {
         }
         // Per KV head, in parallel: f32 keys and values, and (AMX) their bf16 tiles from them
         // while they are in cache.
-        let kv: &KvCache = s.kv;
         let per = hd * ld / 2;
         let f32_heads = st.head_keys[..nkv * hd * ld]
             .par_chunks_mut(hd * ld)

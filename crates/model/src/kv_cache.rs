@@ -1,10 +1,25 @@
-//! The KV cache: keys and values of every layer and position, allocated once for the context size,
-//! in f16 (half the memory and bandwidth; the default, as in llama.cpp) or f32 (exact).
+//! The KV cache in blocks (pages) of `KV_BLOCK` positions, in f16 (half the memory and bandwidth;
+//! the default, as in llama.cpp) or f32 (exact).
+//!
+//! A `KvPool` holds the keys and values of a fixed number of blocks, allocated once. A
+//! `BlockTable` maps one sequence's positions onto blocks: position p lives in block
+//! `blocks[p / KV_BLOCK]`, row `p % KV_BLOCK`. Sequences that share a prompt prefix can share its
+//! full blocks; which block belongs to whom is the engine's business (`tandem_engine::kv_blocks`):
+//! the forward pass only writes positions `len..` of the tables it is given and reads `0..len`.
+//! `KvCache` is one sequence with a pool of its own, for single-sequence callers (`forward`,
+//! `embed`, scoring).
+//!
+//! Attention reads a block's positions as one contiguous run (`kv_dim` apart), so the kernels
+//! see runs of up to `KV_BLOCK` rows; every result is bit-identical to one contiguous cache.
 
 use tandem_kernels::dispatch::dot_f32;
 use tandem_kernels::ops::{attend_f16, axpy, scores_f16, to_f16};
 
 use crate::Config;
+
+/// Positions per block: the granularity of sharing and of allocation. A multiple of the prompt
+/// attention's key panels (16) and of `keys_ld`'s rounding (32).
+pub const KV_BLOCK: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KvType {
@@ -21,30 +36,53 @@ impl KvType {
     }
 }
 
-/// k, v: [n_layer, ctx, kv_dim] each.
+/// k, v: [n_blocks, n_layer, KV_BLOCK, kv_dim] each.
 enum Store {
     F32 { k: Vec<f32>, v: Vec<f32> },
     F16 { k: Vec<u16>, v: Vec<u16> },
 }
 
-/// Positions `0..len` are filled.
-pub struct KvCache {
-    pub ctx: usize,
+/// The blocks of one model's KV cache.
+pub struct KvPool {
     pub kv_dim: usize,
     pub n_layer: usize,
+    n_blocks: usize,
     store: Store,
-    /// Number of positions filled.
+}
+
+/// One sequence's blocks: positions `0..len` are filled, `blocks.len() · KV_BLOCK` can be.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockTable {
+    pub blocks: Vec<u32>,
     pub len: usize,
 }
 
-impl KvCache {
-    /// An f16 cache.
-    pub fn new(cfg: &Config, ctx: usize) -> Self {
-        Self::with_type(cfg, ctx, KvType::F16)
+impl BlockTable {
+    /// A table over `blocks` with nothing filled.
+    pub fn new(blocks: Vec<u32>) -> Self {
+        Self { blocks, len: 0 }
     }
 
-    pub fn with_type(cfg: &Config, ctx: usize, ty: KvType) -> Self {
-        let n = cfg.n_layer * ctx * cfg.kv_dim();
+    /// Positions the table's blocks hold.
+    pub fn capacity(&self) -> usize {
+        self.blocks.len() * KV_BLOCK
+    }
+
+    /// Forgets positions from `len` on (e.g. to reuse a shared prompt prefix); keeps the blocks.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+}
+
+/// Blocks needed for `positions` positions.
+pub fn blocks_for(positions: usize) -> usize {
+    positions.div_ceil(KV_BLOCK)
+}
+
+impl KvPool {
+    /// `n_blocks` zeroed blocks (the allocator maps pages lazily, so untouched blocks cost no RAM).
+    pub fn new(cfg: &Config, n_blocks: usize, ty: KvType) -> Self {
+        let n = n_blocks * cfg.n_layer * KV_BLOCK * cfg.kv_dim();
         let store = match ty {
             KvType::F32 => Store::F32 {
                 k: vec![0.0; n],
@@ -56,12 +94,15 @@ impl KvCache {
             },
         };
         Self {
-            ctx,
             kv_dim: cfg.kv_dim(),
             n_layer: cfg.n_layer,
+            n_blocks,
             store,
-            len: 0,
         }
+    }
+
+    pub fn n_blocks(&self) -> usize {
+        self.n_blocks
     }
 
     pub fn kv_type(&self) -> KvType {
@@ -71,25 +112,26 @@ impl KvCache {
         }
     }
 
-    /// Bytes a cache of `ctx` positions takes for this model (K and V).
-    pub fn bytes_for(cfg: &Config, ctx: usize, ty: KvType) -> usize {
-        2 * cfg.n_layer * ctx * cfg.kv_dim() * ty.bytes()
+    /// Bytes one block takes for this model (K and V, every layer).
+    pub fn block_bytes(cfg: &Config, ty: KvType) -> usize {
+        2 * cfg.n_layer * KV_BLOCK * cfg.kv_dim() * ty.bytes()
     }
 
-    /// Forgets positions from `len` on (e.g. to reuse a shared prompt prefix).
-    pub fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
-    }
-
-    /// Index of (layer, pos, 0).
+    /// Index of (block, layer, row, 0).
     #[inline]
-    pub fn at(&self, layer: usize, pos: usize) -> usize {
-        (layer * self.ctx + pos) * self.kv_dim
+    fn at(&self, block: u32, layer: usize, row: usize) -> usize {
+        ((block as usize * self.n_layer + layer) * KV_BLOCK + row) * self.kv_dim
+    }
+
+    /// Index of (layer, pos, 0) through `table`.
+    #[inline]
+    fn pos_at(&self, table: &BlockTable, layer: usize, pos: usize) -> usize {
+        self.at(table.blocks[pos / KV_BLOCK], layer, pos % KV_BLOCK)
     }
 
     /// Stores the key and value rows ([kv_dim] each) of `pos` in `layer`.
-    pub fn write(&mut self, layer: usize, pos: usize, k_row: &[f32], v_row: &[f32]) {
-        let at = self.at(layer, pos);
+    pub fn write(&mut self, table: &BlockTable, layer: usize, pos: usize, k_row: &[f32], v_row: &[f32]) {
+        let at = self.pos_at(table, layer, pos);
         let n = self.kv_dim;
         match &mut self.store {
             Store::F32 { k, v } => {
@@ -103,19 +145,81 @@ impl KvCache {
         }
     }
 
+    /// Copies rows `0..rows` of every layer of block `src` into block `dst` (a shared block's
+    /// filled part becoming a sequence's own, to be written on).
+    pub fn copy_block(&mut self, src: u32, dst: u32, rows: usize) {
+        assert!(rows <= KV_BLOCK && src != dst && (src.max(dst) as usize) < self.n_blocks);
+        let n = rows * self.kv_dim;
+        for l in 0..self.n_layer {
+            let (s, d) = (self.at(src, l, 0), self.at(dst, l, 0));
+            match &mut self.store {
+                Store::F32 { k, v } => {
+                    k.copy_within(s..s + n, d);
+                    v.copy_within(s..s + n, d);
+                }
+                Store::F16 { k, v } => {
+                    k.copy_within(s..s + n, d);
+                    v.copy_within(s..s + n, d);
+                }
+            }
+        }
+    }
+
+    /// A pool for `count` sequences of `ctx` positions each, and their tables: sequence i owns a
+    /// fixed run of blocks (callers that run several sequences without sharing: the draft model,
+    /// benchmarks, tests).
+    pub fn with_tables(cfg: &Config, ty: KvType, ctx: usize, count: usize) -> (Self, Vec<BlockTable>) {
+        let per = blocks_for(ctx) as u32;
+        let tables = (0..count as u32)
+            .map(|i| BlockTable::new((i * per..(i + 1) * per).collect()))
+            .collect();
+        (Self::new(cfg, count * per as usize, ty), tables)
+    }
+
+    /// Whether every block of `table` is one of this pool's.
+    pub fn holds(&self, table: &BlockTable) -> bool {
+        table.blocks.iter().all(|&b| (b as usize) < self.n_blocks)
+    }
+
+    /// The cache of one sequence, for attention.
+    pub fn view<'a>(&'a self, table: &'a BlockTable) -> KvView<'a> {
+        KvView { pool: self, table }
+    }
+}
+
+/// One sequence's cache, read-only: what attention reads.
+#[derive(Clone, Copy)]
+pub struct KvView<'a> {
+    pool: &'a KvPool,
+    table: &'a BlockTable,
+}
+
+impl KvView<'_> {
+    /// The runs of positions `0..n` block by block: (first position, rows, index of the run's
+    /// first row in `layer`).
+    fn runs(&self, layer: usize, n: usize) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        (0..n).step_by(KV_BLOCK).map(move |p0| {
+            let rows = KV_BLOCK.min(n - p0);
+            (p0, rows, self.pool.at(self.table.blocks[p0 / KV_BLOCK], layer, 0))
+        })
+    }
+
     /// Scores of `g` query heads (q: [g, hd]) against K[layer][0..n][off..off + hd]:
     /// `scores[j·n + p] = q[j] · K[p] · scale`, each K row read once.
     #[allow(clippy::too_many_arguments)]
     pub fn scores(&self, layer: usize, off: usize, q: &[f32], g: usize, n: usize, scale: f32, scores: &mut [f32]) {
         let hd = q.len() / g;
-        let at = self.at(layer, 0) + off;
-        match &self.store {
-            Store::F16 { k, .. } => scores_f16(q, g, hd, &k[at..], self.kv_dim, n, scale, scores),
-            Store::F32 { k, .. } => {
-                for p in 0..n {
-                    let row = &k[at + p * self.kv_dim..][..hd];
-                    for j in 0..g {
-                        scores[j * n + p] = dot_f32(&q[j * hd..(j + 1) * hd], row) * scale;
+        let kv_dim = self.pool.kv_dim;
+        for (p0, rows, at) in self.runs(layer, n) {
+            let at = at + off;
+            match &self.pool.store {
+                Store::F16 { k, .. } => scores_f16(q, g, hd, &k[at..], kv_dim, rows, n, scale, &mut scores[p0..]),
+                Store::F32 { k, .. } => {
+                    for p in 0..rows {
+                        let row = &k[at + p * kv_dim..][..hd];
+                        for j in 0..g {
+                            scores[j * n + p0 + p] = dot_f32(&q[j * hd..(j + 1) * hd], row) * scale;
+                        }
                     }
                 }
             }
@@ -126,14 +230,17 @@ impl KvCache {
     /// position by position, each V row read once.
     pub fn attend(&self, layer: usize, off: usize, probs: &[f32], g: usize, n: usize, out: &mut [f32]) {
         let hd = out.len() / g;
-        let at = self.at(layer, 0) + off;
-        match &self.store {
-            Store::F16 { v, .. } => attend_f16(probs, g, n, &v[at..], self.kv_dim, hd, out),
-            Store::F32 { v, .. } => {
-                for p in 0..n {
-                    let row = &v[at + p * self.kv_dim..][..hd];
-                    for j in 0..g {
-                        axpy(probs[j * n + p], row, &mut out[j * hd..(j + 1) * hd]);
+        let kv_dim = self.pool.kv_dim;
+        for (p0, rows, at) in self.runs(layer, n) {
+            let at = at + off;
+            match &self.pool.store {
+                Store::F16 { v, .. } => attend_f16(&probs[p0..], g, rows, n, &v[at..], kv_dim, hd, out),
+                Store::F32 { v, .. } => {
+                    for p in 0..rows {
+                        let row = &v[at + p * kv_dim..][..hd];
+                        for j in 0..g {
+                            axpy(probs[j * n + p0 + p], row, &mut out[j * hd..(j + 1) * hd]);
+                        }
                     }
                 }
             }
@@ -145,38 +252,67 @@ impl KvCache {
     /// values [n][hd].
     pub fn head_f32(&self, layer: usize, off: usize, hd: usize, n: usize, keys_t: &mut [f32], values: &mut [f32]) {
         use tandem_kernels::attention::{keys_t_f16, keys_t_f32, values_f16, values_f32};
-        let at = self.at(layer, 0) + off;
-        match &self.store {
+        let row = |p: usize| self.pool.pos_at(self.table, layer, p) + off;
+        match &self.pool.store {
             Store::F16 { k, v } => {
-                keys_t_f16(&k[at..], self.kv_dim, hd, n, keys_t);
-                values_f16(&v[at..], self.kv_dim, hd, n, values);
+                keys_t_f16(|p| &k[row(p)..], hd, n, keys_t);
+                values_f16(|p| &v[row(p)..], hd, n, values);
             }
             Store::F32 { k, v } => {
-                keys_t_f32(&k[at..], self.kv_dim, hd, n, keys_t);
-                values_f32(&v[at..], self.kv_dim, hd, n, values);
+                keys_t_f32(|p| &k[row(p)..], hd, n, keys_t);
+                values_f32(|p| &v[row(p)..], hd, n, values);
             }
         }
     }
+}
 
-    /// Copies positions `0..len` of every layer from `other` (same model and type) and sets
-    /// `self.len = len`: `n` > 1 choices share one prefill this way.
-    pub fn copy_prefix_from(&mut self, other: &KvCache, len: usize) {
-        assert!(len <= other.len && len <= self.ctx && self.kv_dim == other.kv_dim && self.n_layer == other.n_layer);
-        let n = len * self.kv_dim;
-        for l in 0..self.n_layer {
-            let (src, dst) = (other.at(l, 0), self.at(l, 0));
-            match (&mut self.store, &other.store) {
-                (Store::F32 { k, v }, Store::F32 { k: ok, v: ov }) => {
-                    k[dst..dst + n].copy_from_slice(&ok[src..src + n]);
-                    v[dst..dst + n].copy_from_slice(&ov[src..src + n]);
-                }
-                (Store::F16 { k, v }, Store::F16 { k: ok, v: ov }) => {
-                    k[dst..dst + n].copy_from_slice(&ok[src..src + n]);
-                    v[dst..dst + n].copy_from_slice(&ov[src..src + n]);
-                }
-                _ => panic!("copy_prefix_from between caches of different types"),
-            }
+/// The cache of one sequence with a pool of its own, blocks in order: `ctx` positions.
+pub struct KvCache {
+    pub pool: KvPool,
+    pub table: BlockTable,
+    ctx: usize,
+}
+
+impl KvCache {
+    /// An f16 cache.
+    pub fn new(cfg: &Config, ctx: usize) -> Self {
+        Self::with_type(cfg, ctx, KvType::F16)
+    }
+
+    pub fn with_type(cfg: &Config, ctx: usize, ty: KvType) -> Self {
+        let n = blocks_for(ctx);
+        Self {
+            pool: KvPool::new(cfg, n, ty),
+            table: BlockTable::new((0..n as u32).collect()),
+            ctx,
         }
-        self.len = len;
+    }
+
+    pub fn kv_type(&self) -> KvType {
+        self.pool.kv_type()
+    }
+
+    /// Positions filled.
+    pub fn len(&self) -> usize {
+        self.table.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.len == 0
+    }
+
+    /// Positions it can hold.
+    pub fn ctx(&self) -> usize {
+        self.ctx
+    }
+
+    /// Bytes a cache of `ctx` positions takes for this model (K and V).
+    pub fn bytes_for(cfg: &Config, ctx: usize, ty: KvType) -> usize {
+        blocks_for(ctx) * KvPool::block_bytes(cfg, ty)
+    }
+
+    /// Forgets positions from `len` on (e.g. to reuse a shared prompt prefix).
+    pub fn truncate(&mut self, len: usize) {
+        self.table.truncate(len);
     }
 }

@@ -3,7 +3,8 @@
 //! Layout
 //! - `config`: `Config` read from GGUF metadata with the `{arch}.` key prefix; the supported architectures.
 //! - `weights`: `Weights` — every tensor located and shape-checked at load; small vectors dequantised.
-//! - `kv_cache`: `KvCache` — K and V for every layer and position, allocated once.
+//! - `kv_cache`: the paged KV cache — `KvPool` (blocks of K and V, allocated once), `BlockTable`
+//!   (a sequence's blocks), `KvCache` (one sequence with a pool of its own).
 //! - `state`: `RunState` — scratch buffers for a batch of tokens, allocated once.
 //! - `forward`: the qwen2 forward over a batch of tokens, built from the kernels' shared blocks.
 
@@ -15,7 +16,7 @@ mod weights;
 
 pub use config::{Arch, Config};
 pub use forward::{Logits, SeqStep};
-pub use kv_cache::{KvCache, KvType};
+pub use kv_cache::{blocks_for, BlockTable, KvCache, KvPool, KvType, KvView, KV_BLOCK};
 pub use state::RunState;
 pub use weights::Weights;
 

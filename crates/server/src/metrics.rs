@@ -134,7 +134,7 @@ impl Metrics {
             &mut o,
         );
         type Get = fn(&tandem_engine::EngineStats) -> f64;
-        let engine: [(&str, &str, &str, Get); 12] = [
+        let engine: [(&str, &str, &str, Get); 15] = [
             ("tandem_queue_depth", "Requests waiting for a slot.", "gauge", |s| {
                 s.waiting.load(Ordering::Relaxed) as f64
             }),
@@ -146,6 +146,24 @@ impl Metrics {
                 "KV-cache positions held by active sequences.",
                 "gauge",
                 |s| s.kv_used.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "tandem_kv_cache_blocks",
+                "KV-cache blocks in the pool (32 positions each).",
+                "gauge",
+                |s| s.kv_blocks_total.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "tandem_kv_cache_blocks_in_use",
+                "KV-cache blocks held by active sequences (a shared block counts once).",
+                "gauge",
+                |s| s.kv_blocks_in_use.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "tandem_kv_cache_blocks_cached",
+                "KV-cache blocks no sequence holds, kept for prefix reuse until their room is needed.",
+                "gauge",
+                |s| s.kv_blocks_cached.load(Ordering::Relaxed) as f64,
             ),
             ("tandem_forward_steps_total", "Forward passes run.", "counter", |s| {
                 s.steps.load(Ordering::Relaxed) as f64

@@ -31,7 +31,7 @@ impl Scheduler {
             let Phase::Decode(t) = s.phase else {
                 unreachable!("decoders decode")
             };
-            let kv_len = self.slots[s.slot].kv.len;
+            let kv_len = self.slots[s.slot].table.len;
             // k drafts make up to k + 1 tokens and need k + 1 positions.
             let cap = per
                 .min(s.max_tokens.saturating_sub(s.generated + 1))
@@ -77,7 +77,7 @@ impl Scheduler {
     /// accepted positions only.
     pub(super) fn verify(&mut self, k: usize, i: usize, fed: &[u32]) {
         let slot = self.active[i].slot;
-        let kv = &mut self.slots[slot].kv;
+        let kv = &mut self.slots[slot].table;
         kv.len -= fed.len() - 1; // positions of the draft tokens come back as they are accepted
         self.slots[slot].cached.push(fed[0]);
         let mut kept = 0;
@@ -92,7 +92,7 @@ impl Scheduler {
                 break;
             }
             kept += 1;
-            self.slots[slot].kv.len += 1;
+            self.slots[slot].table.len += 1;
             self.slots[slot].cached.push(fed[j + 1]);
         }
         if fed.len() > 1 {

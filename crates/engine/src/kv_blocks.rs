@@ -1,0 +1,327 @@
+//! Who holds which KV block, and the prefix cache over them (`tandem_model::KvPool` holds the
+//! numbers themselves).
+//!
+//! A block is free, held (by one or more sequences: a reference count), or cached (held by none,
+//! but its positions are a known token prefix, so a later prompt that starts the same way takes
+//! it instead of recomputing it). A full block whose tokens are known is entered in the index
+//! under the hash of its whole prefix: the chain `h_i = H(h_{i-1}, tokens of block i)`. A lookup
+//! walks a prompt's full blocks from the start and checks each candidate exactly (its tokens, and
+//! that its parent is the block matched before it, generation included), so a hash collision can
+//! never hand out the wrong keys and values. Cached blocks are evicted least recently released
+//! first when a free block is needed; evicting one bumps its generation, which orphans its
+//! descendants in the index (they no longer match and age out in turn).
+//!
+//! Admission reserves the blocks a sequence can grow into (its prompt and `max_tokens`, within
+//! the context), so a running sequence never finds the cache full: when the blocks are not there,
+//! a request waits in the queue instead.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+
+use tandem_model::KV_BLOCK;
+
+/// A cached block's identity: what its positions hold.
+struct Content {
+    hash: u64,
+    /// The block before it in the prefix (block, generation); `None` for a first block.
+    parent: Option<(u32, u32)>,
+    tokens: Box<[u32]>,
+}
+
+#[derive(Default)]
+struct Meta {
+    refs: u32,
+    /// Bumped when the block is evicted: references to its old content stop matching.
+    generation: u32,
+    content: Option<Content>,
+    /// Key in `lru` while the block is cached.
+    released: u64,
+}
+
+/// The allocation state of a pool of `n` blocks.
+pub struct KvBlocks {
+    meta: Vec<Meta>,
+    /// Blocks with nothing worth keeping, most recently freed last (their pages are warm).
+    free: Vec<u32>,
+    /// Cached blocks by release time, oldest first.
+    lru: BTreeMap<u64, u32>,
+    index: HashMap<u64, u32>,
+    clock: u64,
+    /// Blocks promised to admitted sequences and not yet taken.
+    reserved: usize,
+}
+
+/// The hash of a prefix whose last block holds `tokens` and whose earlier blocks hash to `parent`.
+fn chain(parent: u64, tokens: &[u32]) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    parent.hash(&mut h);
+    tokens.hash(&mut h);
+    h.finish()
+}
+
+/// The hash the chain starts from.
+const ROOT: u64 = 0x7a6e_6474_6b76_0001;
+
+impl KvBlocks {
+    pub fn new(n: usize) -> Self {
+        assert!(n <= u32::MAX as usize);
+        Self {
+            meta: (0..n).map(|_| Meta::default()).collect(),
+            // Popped from the end: block 0 first.
+            free: (0..n as u32).rev().collect(),
+            lru: BTreeMap::new(),
+            index: HashMap::new(),
+            clock: 0,
+            reserved: 0,
+        }
+    }
+
+    /// Blocks a new reservation can still have (free or cached, less those already promised).
+    pub fn available(&self) -> usize {
+        self.free.len() + self.lru.len() - self.reserved
+    }
+
+    /// Blocks that some sequence holds.
+    pub fn in_use(&self) -> usize {
+        self.meta.len() - self.free.len() - self.lru.len()
+    }
+
+    /// Blocks that no sequence holds but whose prefix is kept for reuse.
+    pub fn cached(&self) -> usize {
+        self.lru.len()
+    }
+
+    /// The longest run of cached or held full blocks that `tokens` starts with (their ids, in
+    /// order). Takes nothing: `acquire` what is used.
+    pub fn lookup(&self, tokens: &[u32]) -> Vec<u32> {
+        let mut found = Vec::new();
+        let (mut hash, mut parent) = (ROOT, None);
+        for chunk in tokens.chunks_exact(KV_BLOCK) {
+            hash = chain(hash, chunk);
+            let Some(&b) = self.index.get(&hash) else {
+                break;
+            };
+            let m = &self.meta[b as usize];
+            match &m.content {
+                Some(c) if c.parent == parent && *c.tokens == *chunk => {}
+                _ => break,
+            }
+            found.push(b);
+            parent = Some((b, m.generation));
+        }
+        found
+    }
+
+    /// How many of `blocks` no sequence holds (acquiring them takes them out of `available`).
+    pub fn unheld(&self, blocks: &[u32]) -> usize {
+        blocks.iter().filter(|&&b| self.meta[b as usize].refs == 0).count()
+    }
+
+    /// One more holder of `b` (a cached block stops being evictable).
+    pub fn acquire(&mut self, b: u32) {
+        let m = &mut self.meta[b as usize];
+        if m.refs == 0 {
+            let at = m.released;
+            assert!(
+                self.lru.remove(&at) == Some(b),
+                "acquiring block {b}: neither held nor cached"
+            );
+        }
+        m.refs += 1;
+    }
+
+    /// One holder fewer: at none, the block is cached if its content is indexed, else free.
+    pub fn release(&mut self, b: u32) {
+        let m = &mut self.meta[b as usize];
+        assert!(m.refs > 0, "releasing block {b}, which nobody holds");
+        m.refs -= 1;
+        if m.refs > 0 {
+            return;
+        }
+        if m.content.is_some() {
+            self.clock += 1;
+            m.released = self.clock;
+            self.lru.insert(self.clock, b);
+        } else {
+            self.free.push(b);
+        }
+    }
+
+    /// Promises `n` blocks to a sequence; false (and nothing promised) if they are not there.
+    pub fn reserve(&mut self, n: usize) -> bool {
+        if n > self.available() {
+            return false;
+        }
+        self.reserved += n;
+        true
+    }
+
+    /// Gives back what is left of a reservation.
+    pub fn unreserve(&mut self, n: usize) {
+        assert!(n <= self.reserved);
+        self.reserved -= n;
+    }
+
+    /// Takes one block of a reservation, held once: a free one, else the least recently released
+    /// cached one (forgotten).
+    pub fn take_reserved(&mut self) -> u32 {
+        assert!(self.reserved > 0, "taking a block nobody reserved");
+        self.reserved -= 1;
+        let b = match self.free.pop() {
+            Some(b) => b,
+            None => {
+                let (_, b) = self
+                    .lru
+                    .pop_first()
+                    .expect("reservations never exceed the free and cached blocks");
+                let m = &mut self.meta[b as usize];
+                let c = m.content.take().expect("cached blocks have content");
+                if self.index.get(&c.hash) == Some(&b) {
+                    self.index.remove(&c.hash);
+                }
+                m.generation = m.generation.wrapping_add(1);
+                b
+            }
+        };
+        self.meta[b as usize].refs = 1;
+        b
+    }
+
+    /// Enters the full block `b`, which follows `parent` (`None`: first block) and holds
+    /// `tokens`, in the index. A block already indexed, or whose prefix another block already
+    /// stands for (two sequences prefilled the same prompt at once), stays as it is.
+    pub fn register(&mut self, b: u32, parent: Option<u32>, tokens: &[u32]) {
+        assert_eq!(tokens.len(), KV_BLOCK);
+        let parent = match parent {
+            None => None,
+            Some(p) => match &self.meta[p as usize].content {
+                // A parent that is not indexed itself: its children could never be found.
+                None => return,
+                Some(c) => Some((p, c.hash, self.meta[p as usize].generation)),
+            },
+        };
+        if self.meta[b as usize].content.is_some() {
+            return;
+        }
+        let hash = chain(parent.map_or(ROOT, |(_, h, _)| h), tokens);
+        if self.index.contains_key(&hash) {
+            return;
+        }
+        self.index.insert(hash, b);
+        self.meta[b as usize].content = Some(Content {
+            hash,
+            parent: parent.map(|(p, _, g)| (p, g)),
+            tokens: tokens.into(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(seed: u32, blocks: usize) -> Vec<u32> {
+        (0..(blocks * KV_BLOCK) as u32).map(|i| seed * 1000 + i).collect()
+    }
+
+    /// A sequence of `tokens`: its blocks taken and registered, as the scheduler does.
+    fn fill(kb: &mut KvBlocks, tokens: &[u32]) -> Vec<u32> {
+        let n = tokens.len() / KV_BLOCK;
+        assert!(kb.reserve(n));
+        let mut got: Vec<u32> = Vec::new();
+        for (i, chunk) in tokens.chunks_exact(KV_BLOCK).enumerate() {
+            let b = kb.take_reserved();
+            kb.register(b, i.checked_sub(1).map(|j| got[j]), chunk);
+            got.push(b);
+        }
+        got
+    }
+
+    #[test]
+    fn a_prefix_is_found_block_by_block_while_held_and_after() {
+        let mut kb = KvBlocks::new(8);
+        let a = toks(1, 3);
+        let held = fill(&mut kb, &a);
+        assert_eq!(kb.in_use(), 3);
+        // The same start, another continuation: the first two blocks match.
+        let mut b = a[..2 * KV_BLOCK].to_vec();
+        b.extend(toks(2, 1));
+        assert_eq!(kb.lookup(&b), held[..2]);
+        // A partial block never matches; a different first token matches nothing.
+        assert_eq!(kb.lookup(&a[..KV_BLOCK + 5]), held[..1]);
+        let mut c = a.clone();
+        c[0] += 1;
+        assert!(kb.lookup(&c).is_empty());
+        // Released (last block first, as the scheduler does), the blocks stay cached.
+        for &x in held.iter().rev() {
+            kb.release(x);
+        }
+        assert_eq!((kb.in_use(), kb.cached(), kb.available()), (0, 3, 8));
+        assert_eq!(kb.lookup(&a), held);
+        // Acquiring a cached block makes it held again: no longer available to others.
+        assert_eq!(kb.unheld(&held[..2]), 2);
+        kb.acquire(held[0]);
+        assert_eq!((kb.in_use(), kb.cached(), kb.available()), (1, 2, 7));
+    }
+
+    #[test]
+    fn the_same_tokens_after_a_different_prefix_are_not_a_match() {
+        let mut kb = KvBlocks::new(8);
+        let (x, y) = (toks(1, 1), toks(2, 1));
+        let first = fill(&mut kb, &[x.clone(), y.clone()].concat());
+        // y alone, or after another block, is not the cached y (its keys depend on what came before).
+        assert!(kb.lookup(&y).is_empty());
+        let other = fill(&mut kb, &[toks(3, 1), y.clone()].concat());
+        assert_eq!(kb.lookup(&[x, y.clone()].concat()), first);
+        assert_eq!(kb.lookup(&[toks(3, 1), y].concat()), other);
+    }
+
+    #[test]
+    fn eviction_takes_the_oldest_cached_block_and_orphans_its_descendants() {
+        let mut kb = KvBlocks::new(4);
+        let a = toks(1, 2);
+        let held = fill(&mut kb, &a);
+        for &x in held.iter().rev() {
+            kb.release(x);
+        }
+        // Two free blocks, then the cached ones: the last block of `a` was released first.
+        assert!(kb.reserve(3));
+        let (f1, f2, e) = (kb.take_reserved(), kb.take_reserved(), kb.take_reserved());
+        assert!(!held.contains(&f1) && !held.contains(&f2));
+        assert_eq!(e, held[1], "the deepest block goes first");
+        assert_eq!(kb.lookup(&a), held[..1]);
+        // Evict the first block too and refill it with other content: a's second block, had it
+        // survived, could not be reached through it.
+        assert!(kb.reserve(1));
+        assert_eq!(kb.take_reserved(), held[0]);
+        assert!(kb.lookup(&a).is_empty());
+        assert_eq!(kb.available(), 0);
+        assert!(!kb.reserve(1), "nothing left to promise");
+    }
+
+    #[test]
+    fn a_prefix_computed_twice_keeps_one_index_entry() {
+        let mut kb = KvBlocks::new(4);
+        let a = toks(1, 1);
+        let first = fill(&mut kb, &a);
+        let second = fill(&mut kb, &a); // computed by a request admitted before the first finished
+        assert_ne!(first, second);
+        assert_eq!(kb.lookup(&a), first);
+        // The duplicate is not indexed, so released it is free again, not cached.
+        kb.release(second[0]);
+        assert_eq!((kb.cached(), kb.available()), (0, 3));
+    }
+
+    #[test]
+    fn reservations_bound_what_can_be_taken() {
+        let mut kb = KvBlocks::new(3);
+        assert!(kb.reserve(2));
+        assert!(!kb.reserve(2));
+        assert!(kb.reserve(1));
+        let b = kb.take_reserved();
+        kb.unreserve(2);
+        assert_eq!(kb.available(), 2);
+        kb.release(b);
+        assert_eq!(kb.available(), 3);
+    }
+}
