@@ -7,9 +7,12 @@
 //! under the hash of its whole prefix: the chain `h_i = H(h_{i-1}, tokens of block i)`. A lookup
 //! walks a prompt's full blocks from the start and checks each candidate exactly (its tokens, and
 //! that its parent is the block matched before it, generation included), so a hash collision can
-//! never hand out the wrong keys and values. Cached blocks are evicted least recently released
-//! first when a free block is needed; evicting one bumps its generation, which orphans its
-//! descendants in the index (they no longer match and age out in turn).
+//! never hand out the wrong keys and values. After the full blocks, the prompt's next tokens can
+//! still match the start of an indexed block that follows the last match (a prompt asked again,
+//! or one that ends inside a block of an earlier conversation): that block's matching rows are
+//! copied, so reuse is exact to the token there. Cached blocks are evicted least recently
+//! released first when a free block is needed; evicting one bumps its generation, which orphans
+//! its descendants in the index (they no longer match and age out in turn).
 //!
 //! Admission reserves the blocks a sequence can grow into (its prompt and `max_tokens`, within
 //! the context), so a running sequence never finds the cache full: when the blocks are not there,
@@ -46,9 +49,35 @@ pub struct KvBlocks {
     /// Cached blocks by release time, oldest first.
     lru: BTreeMap<u64, u32>,
     index: HashMap<u64, u32>,
+    /// Indexed blocks by what they follow (`None`: first blocks), for partial matches.
+    children: HashMap<Option<(u32, u32)>, Vec<u32>>,
     clock: u64,
     /// Blocks promised to admitted sequences and not yet taken.
     reserved: usize,
+}
+
+/// What a prompt can start from (`KvBlocks::lookup`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Prefix {
+    /// Full blocks, in order: positions `0..found.len() · KV_BLOCK`.
+    pub found: Vec<u32>,
+    /// The block after them whose first rows are the prompt's next tokens, and how many.
+    pub partial: Option<(u32, usize)>,
+}
+
+impl Prefix {
+    /// Positions that can be reused, at most `limit`.
+    pub fn reusable(&self, limit: usize) -> usize {
+        (self.found.len() * KV_BLOCK + self.partial.map_or(0, |(_, rows)| rows)).min(limit)
+    }
+
+    /// The block that holds position `pos` (< `reusable`) of the prefix.
+    pub fn block_at(&self, pos: usize) -> u32 {
+        match self.found.get(pos / KV_BLOCK) {
+            Some(&b) => b,
+            None => self.partial.expect("pos is within the prefix").0,
+        }
+    }
 }
 
 /// The hash of a prefix whose last block holds `tokens` and whose earlier blocks hash to `parent`.
@@ -71,6 +100,7 @@ impl KvBlocks {
             free: (0..n as u32).rev().collect(),
             lru: BTreeMap::new(),
             index: HashMap::new(),
+            children: HashMap::new(),
             clock: 0,
             reserved: 0,
         }
@@ -91,9 +121,11 @@ impl KvBlocks {
         self.lru.len()
     }
 
-    /// The longest run of cached or held full blocks that `tokens` starts with (their ids, in
-    /// order). Takes nothing: `acquire` what is used.
-    pub fn lookup(&self, tokens: &[u32]) -> Vec<u32> {
+    /// What `tokens` can start from: the longest run of indexed full blocks it begins with
+    /// (their ids, in order), then the indexed block after them whose first rows match the
+    /// tokens that follow longest (block, rows matched; rows < KV_BLOCK when it is a full match
+    /// that `found` could not take). Takes nothing: `acquire` what is used.
+    pub fn lookup(&self, tokens: &[u32]) -> Prefix {
         let mut found = Vec::new();
         let (mut hash, mut parent) = (ROOT, None);
         for chunk in tokens.chunks_exact(KV_BLOCK) {
@@ -109,7 +141,19 @@ impl KvBlocks {
             found.push(b);
             parent = Some((b, m.generation));
         }
-        found
+        let rest = &tokens[found.len() * KV_BLOCK..];
+        let partial = self
+            .children
+            .get(&parent)
+            .into_iter()
+            .flatten()
+            .map(|&b| {
+                let c = self.meta[b as usize].content.as_ref().expect("children are indexed");
+                (b, c.tokens.iter().zip(rest).take_while(|(x, y)| x == y).count())
+            })
+            .filter(|&(_, rows)| rows > 0)
+            .max_by_key(|&(b, rows)| (rows, std::cmp::Reverse(b)));
+        Prefix { found, partial }
     }
 
     /// How many of `blocks` no sequence holds (acquiring them takes them out of `available`).
@@ -179,6 +223,14 @@ impl KvBlocks {
                 if self.index.get(&c.hash) == Some(&b) {
                     self.index.remove(&c.hash);
                 }
+                if let Some(siblings) = self.children.get_mut(&c.parent) {
+                    siblings.retain(|&x| x != b);
+                    if siblings.is_empty() {
+                        self.children.remove(&c.parent);
+                    }
+                }
+                // Its own children can no longer be reached.
+                self.children.remove(&Some((b, m.generation)));
                 m.generation = m.generation.wrapping_add(1);
                 b
             }
@@ -208,6 +260,7 @@ impl KvBlocks {
             return;
         }
         self.index.insert(hash, b);
+        self.children.entry(parent.map(|(p, _, g)| (p, g))).or_default().push(b);
         self.meta[b as usize].content = Some(Content {
             hash,
             parent: parent.map(|(p, _, g)| (p, g)),
@@ -246,18 +299,19 @@ mod tests {
         // The same start, another continuation: the first two blocks match.
         let mut b = a[..2 * KV_BLOCK].to_vec();
         b.extend(toks(2, 1));
-        assert_eq!(kb.lookup(&b), held[..2]);
+        assert_eq!(kb.lookup(&b).found, held[..2]);
         // A partial block never matches; a different first token matches nothing.
-        assert_eq!(kb.lookup(&a[..KV_BLOCK + 5]), held[..1]);
+        let p = kb.lookup(&a[..KV_BLOCK + 5]);
+        assert_eq!((p.found, p.partial), (held[..1].to_vec(), Some((held[1], 5))));
         let mut c = a.clone();
         c[0] += 1;
-        assert!(kb.lookup(&c).is_empty());
+        assert_eq!(kb.lookup(&c), Prefix::default());
         // Released (last block first, as the scheduler does), the blocks stay cached.
         for &x in held.iter().rev() {
             kb.release(x);
         }
         assert_eq!((kb.in_use(), kb.cached(), kb.available()), (0, 3, 8));
-        assert_eq!(kb.lookup(&a), held);
+        assert_eq!(kb.lookup(&a).found, held);
         // Acquiring a cached block makes it held again: no longer available to others.
         assert_eq!(kb.unheld(&held[..2]), 2);
         kb.acquire(held[0]);
@@ -270,10 +324,10 @@ mod tests {
         let (x, y) = (toks(1, 1), toks(2, 1));
         let first = fill(&mut kb, &[x.clone(), y.clone()].concat());
         // y alone, or after another block, is not the cached y (its keys depend on what came before).
-        assert!(kb.lookup(&y).is_empty());
+        assert_eq!(kb.lookup(&y), Prefix::default());
         let other = fill(&mut kb, &[toks(3, 1), y.clone()].concat());
-        assert_eq!(kb.lookup(&[x, y.clone()].concat()), first);
-        assert_eq!(kb.lookup(&[toks(3, 1), y].concat()), other);
+        assert_eq!(kb.lookup(&[x, y.clone()].concat()).found, first);
+        assert_eq!(kb.lookup(&[toks(3, 1), y].concat()).found, other);
     }
 
     #[test]
@@ -289,12 +343,12 @@ mod tests {
         let (f1, f2, e) = (kb.take_reserved(), kb.take_reserved(), kb.take_reserved());
         assert!(!held.contains(&f1) && !held.contains(&f2));
         assert_eq!(e, held[1], "the deepest block goes first");
-        assert_eq!(kb.lookup(&a), held[..1]);
+        assert_eq!(kb.lookup(&a).found, held[..1]);
         // Evict the first block too and refill it with other content: a's second block, had it
         // survived, could not be reached through it.
         assert!(kb.reserve(1));
         assert_eq!(kb.take_reserved(), held[0]);
-        assert!(kb.lookup(&a).is_empty());
+        assert_eq!(kb.lookup(&a), Prefix::default());
         assert_eq!(kb.available(), 0);
         assert!(!kb.reserve(1), "nothing left to promise");
     }
@@ -306,7 +360,7 @@ mod tests {
         let first = fill(&mut kb, &a);
         let second = fill(&mut kb, &a); // computed by a request admitted before the first finished
         assert_ne!(first, second);
-        assert_eq!(kb.lookup(&a), first);
+        assert_eq!(kb.lookup(&a).found, first);
         // The duplicate is not indexed, so released it is free again, not cached.
         kb.release(second[0]);
         assert_eq!((kb.cached(), kb.available()), (0, 3));

@@ -431,9 +431,9 @@ impl Scheduler {
     }
 
     /// Moves waiting requests into free slots while their KV blocks can be reserved. A prompt
-    /// starts from the cached full blocks it begins with: those are shared, except one that would
-    /// hold the prompt's last token (which must run to give logits): its filled part is copied
-    /// into a block of the sequence's own.
+    /// starts from the cached blocks it begins with: the full ones are shared; where the reuse
+    /// ends inside a block (a partial match, or the block of the prompt's last token, which must
+    /// run to give logits) the matching rows are copied into a block of the sequence's own.
     fn admit(&mut self) {
         while let Some(at) = self.next_waiting() {
             let w = &self.waiting[at];
@@ -446,16 +446,22 @@ impl Scheduler {
                 return;
             }
             let plen = w.req.prompt.len();
-            let found = self.blocks.lookup(&w.req.prompt);
+            let prefix = self.blocks.lookup(&w.req.prompt);
             // Reuse at most plen - 1 positions: the last prompt token must run to give logits.
-            let reuse = (found.len() * KV_BLOCK).min(plen - 1);
+            let reuse = prefix.reusable(plen - 1);
             let shared = reuse / KV_BLOCK;
+            let found = &prefix.found[..shared];
+            // The filled part of the block after the shared ones, copied into one of its own.
+            let copy =
+                (reuse > shared * KV_BLOCK).then(|| (prefix.block_at(shared * KV_BLOCK), reuse - shared * KV_BLOCK));
             let grown = blocks_for((plen + w.req.max_tokens).min(self.cfg.ctx));
             let (lead, fork) = (grown - shared, grown - plen / KV_BLOCK);
             // Cached blocks stop being available when taken: the shared ones, and the copied one
             // while it is copied.
-            let taken = &found[..found.len().min(reuse.div_ceil(KV_BLOCK))];
-            let need = lead + (w.req.n - 1) * fork + self.blocks.unheld(taken);
+            let need = lead
+                + (w.req.n - 1) * fork
+                + self.blocks.unheld(found)
+                + copy.map_or(0, |(b, _)| self.blocks.unheld(&[b]));
             if need > self.blocks.available() {
                 return;
             }
@@ -483,19 +489,19 @@ impl Scheduler {
                 }
             };
             {
-                for &b in &found[..shared] {
+                for &b in found {
                     self.blocks.acquire(b);
                 }
                 assert!(self.blocks.reserve(lead), "checked above");
                 let s = &mut self.slots[free[0]];
-                s.table = BlockTable::new(found[..shared].to_vec());
+                s.table = BlockTable::new(found.to_vec());
                 s.reserve = lead;
-                if reuse > shared * KV_BLOCK {
-                    let src = found[shared];
+                if let Some((src, rows)) = copy {
+                    // Held while the copy's block is taken, so it cannot be the one evicted.
                     self.blocks.acquire(src);
                     let dst = self.blocks.take_reserved();
                     s.reserve -= 1;
-                    self.pool.copy_block(src, dst, reuse - shared * KV_BLOCK);
+                    self.pool.copy_block(src, dst, rows);
                     self.blocks.release(src);
                     s.table.blocks.push(dst);
                 }
