@@ -218,20 +218,7 @@ impl KvBlocks {
                     .lru
                     .pop_first()
                     .expect("reservations never exceed the free and cached blocks");
-                let m = &mut self.meta[b as usize];
-                let c = m.content.take().expect("cached blocks have content");
-                if self.index.get(&c.hash) == Some(&b) {
-                    self.index.remove(&c.hash);
-                }
-                if let Some(siblings) = self.children.get_mut(&c.parent) {
-                    siblings.retain(|&x| x != b);
-                    if siblings.is_empty() {
-                        self.children.remove(&c.parent);
-                    }
-                }
-                // Its own children can no longer be reached.
-                self.children.remove(&Some((b, m.generation)));
-                m.generation = m.generation.wrapping_add(1);
+                self.forget(b);
                 b
             }
         };
@@ -239,9 +226,29 @@ impl KvBlocks {
         b
     }
 
+    /// Takes the cached content of `b` out of the index; its descendants can no longer be reached.
+    fn forget(&mut self, b: u32) {
+        let m = &mut self.meta[b as usize];
+        let c = m.content.take().expect("forgetting a block with no content");
+        if self.index.get(&c.hash) == Some(&b) {
+            self.index.remove(&c.hash);
+        }
+        if let Some(siblings) = self.children.get_mut(&c.parent) {
+            siblings.retain(|&x| x != b);
+            if siblings.is_empty() {
+                self.children.remove(&c.parent);
+            }
+        }
+        self.children.remove(&Some((b, m.generation)));
+        m.generation = m.generation.wrapping_add(1);
+    }
+
     /// Enters the full block `b`, which follows `parent` (`None`: first block) and holds
-    /// `tokens`, in the index. A block already indexed, or whose prefix another block already
-    /// stands for (two sequences prefilled the same prompt at once), stays as it is.
+    /// `tokens`, in the index. Where another block stands for the same prefix already, a held
+    /// one wins (two sequences prefilled the same prompt at once: the later one's block stays
+    /// out), and an unheld one gives way and is freed, so the prefix lives on in the block that a
+    /// running sequence extends (a prompt asked again would otherwise leave its whole answer
+    /// unindexed behind its first block's cached twin).
     pub fn register(&mut self, b: u32, parent: Option<u32>, tokens: &[u32]) {
         assert_eq!(tokens.len(), KV_BLOCK);
         let parent = match parent {
@@ -256,8 +263,15 @@ impl KvBlocks {
             return;
         }
         let hash = chain(parent.map_or(ROOT, |(_, h, _)| h), tokens);
-        if self.index.contains_key(&hash) {
-            return;
+        if let Some(&old) = self.index.get(&hash) {
+            let m = &self.meta[old as usize];
+            if m.refs > 0 {
+                return;
+            }
+            let at = m.released;
+            assert!(self.lru.remove(&at) == Some(old), "an unheld indexed block is cached");
+            self.forget(old);
+            self.free.push(old);
         }
         self.index.insert(hash, b);
         self.children.entry(parent.map(|(p, _, g)| (p, g))).or_default().push(b);
@@ -360,10 +374,17 @@ mod tests {
         let first = fill(&mut kb, &a);
         let second = fill(&mut kb, &a); // computed by a request admitted before the first finished
         assert_ne!(first, second);
-        assert_eq!(kb.lookup(&a).found, first);
+        assert_eq!(kb.lookup(&a).found, first, "the held block keeps the entry");
         // The duplicate is not indexed, so released it is free again, not cached.
         kb.release(second[0]);
         assert_eq!((kb.cached(), kb.available()), (0, 3));
+        // Once the first is cached (unheld), a new copy of the same prefix takes its place: the
+        // old one is freed, not kept as a second cached block.
+        kb.release(first[0]);
+        assert_eq!(kb.cached(), 1);
+        let third = fill(&mut kb, &a);
+        assert_eq!(kb.lookup(&a).found, third);
+        assert_eq!((kb.cached(), kb.in_use(), kb.available()), (0, 1, 3));
     }
 
     #[test]

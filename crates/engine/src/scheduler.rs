@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use tandem_model::{blocks_for, BlockTable, KvCache, KvPool, Logits, RunState, SeqStep, KV_BLOCK};
+use tandem_model::{BlockTable, KvCache, KvPool, Logits, RunState, SeqStep, KV_BLOCK};
 use tandem_text::Detokenizer;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -26,6 +26,7 @@ use crate::request::{EngineConfig, EngineStats, Event, FinishReason, GenRequest,
 use crate::stop::{StopMatcher, StopOutcome};
 use crate::{EngineError, LoadedModel, ModelDrafter, Result, Sampler, SpecMode, SpecState};
 
+mod kv;
 mod speculate;
 
 enum Cmd {
@@ -369,55 +370,6 @@ impl Scheduler {
         self.reap();
     }
 
-    /// Frees the slots of finished sequences and lets go of their blocks (the indexed ones stay
-    /// cached for prefix reuse; the last block is released first, so a prefix is evicted from its
-    /// end).
-    fn reap(&mut self) {
-        let (slots, blocks) = (&mut self.slots, &mut self.blocks);
-        self.active.retain(|s| {
-            if s.done {
-                let slot = &mut slots[s.slot];
-                for &b in slot.table.blocks.iter().rev() {
-                    blocks.release(b);
-                }
-                blocks.unreserve(slot.reserve);
-                *slot = Slot::default();
-            }
-            !s.done
-        });
-    }
-
-    /// Gives the slot's table blocks for positions up to `positions`, from its reservation;
-    /// false if there are none left.
-    fn grow(&mut self, slot: usize, positions: usize) -> bool {
-        let s = &mut self.slots[slot];
-        while s.table.capacity() < positions {
-            if s.reserve == 0 {
-                // Reservations cover a sequence's prompt and max_tokens within the context, so a
-                // sequence never needs more; take a spare block if there is one all the same.
-                if !self.blocks.reserve(1) {
-                    return false;
-                }
-                s.reserve += 1;
-            }
-            s.reserve -= 1;
-            s.table.blocks.push(self.blocks.take_reserved());
-        }
-        true
-    }
-
-    /// Offers the slot's newly filled blocks to the prefix index.
-    fn index_full_blocks(&mut self, slot: usize) {
-        let s = &mut self.slots[slot];
-        while (s.indexed + 1) * KV_BLOCK <= s.table.len {
-            let i = s.indexed;
-            let parent = i.checked_sub(1).map(|j| s.table.blocks[j]);
-            self.blocks
-                .register(s.table.blocks[i], parent, &s.cached[i * KV_BLOCK..(i + 1) * KV_BLOCK]);
-            s.indexed += 1;
-        }
-    }
-
     /// The next waiting request to admit: of the front's priority, the one whose tenant has been
     /// served least (FIFO among equals).
     fn next_waiting(&self) -> Option<usize> {
@@ -445,26 +397,9 @@ impl Scheduler {
             if free.len() < w.req.n + keep {
                 return;
             }
-            let plen = w.req.prompt.len();
-            let prefix = self.blocks.lookup(&w.req.prompt);
-            // Reuse at most plen - 1 positions: the last prompt token must run to give logits.
-            let reuse = prefix.reusable(plen - 1);
-            let shared = reuse / KV_BLOCK;
-            let found = &prefix.found[..shared];
-            // The filled part of the block after the shared ones, copied into one of its own.
-            let copy =
-                (reuse > shared * KV_BLOCK).then(|| (prefix.block_at(shared * KV_BLOCK), reuse - shared * KV_BLOCK));
-            let grown = blocks_for((plen + w.req.max_tokens).min(self.cfg.ctx));
-            let (lead, fork) = (grown - shared, grown - plen / KV_BLOCK);
-            // Cached blocks stop being available when taken: the shared ones, and the copied one
-            // while it is copied.
-            let need = lead
-                + (w.req.n - 1) * fork
-                + self.blocks.unheld(found)
-                + copy.map_or(0, |(b, _)| self.blocks.unheld(&[b]));
-            if need > self.blocks.available() {
-                return;
-            }
+            let Some(start) = self.plan_start(&w.req) else {
+                return; // not enough KV blocks yet
+            };
             let Waiting { req, tx, .. } = self.waiting.remove(at).expect("index from next_waiting");
             *self.served.entry(req.tenant).or_insert(0) += 1;
             self.stats.waiting.fetch_sub(1, Ordering::AcqRel);
@@ -488,34 +423,14 @@ impl Scheduler {
                     continue;
                 }
             };
-            {
-                for &b in found {
-                    self.blocks.acquire(b);
-                }
-                assert!(self.blocks.reserve(lead), "checked above");
-                let s = &mut self.slots[free[0]];
-                s.table = BlockTable::new(found.to_vec());
-                s.reserve = lead;
-                if let Some((src, rows)) = copy {
-                    // Held while the copy's block is taken, so it cannot be the one evicted.
-                    self.blocks.acquire(src);
-                    let dst = self.blocks.take_reserved();
-                    s.reserve -= 1;
-                    self.pool.copy_block(src, dst, rows);
-                    self.blocks.release(src);
-                    s.table.blocks.push(dst);
-                }
-                s.table.len = reuse;
-                s.cached = prompt[..reuse].to_vec();
-                s.indexed = shared;
-            }
+            self.take_start(free[0], &prompt, &start);
             for (choice, &slot) in free.iter().take(req.n).enumerate() {
                 let s = &mut self.slots[slot];
                 s.busy = true;
                 if choice > 0 {
                     // Forks share the lead's prompt once it is prefilled (`start_forks`).
-                    assert!(self.blocks.reserve(fork), "checked above");
-                    s.reserve = fork;
+                    assert!(self.blocks.reserve(start.fork), "checked by plan_start");
+                    s.reserve = start.fork;
                 }
                 // Choices of a seeded request get distinct, reproducible seeds.
                 let mut params = req.params.clone();
@@ -544,10 +459,12 @@ impl Scheduler {
             self.stats
                 .prompt_tokens
                 .fetch_add(prompt.len() as u64, Ordering::Relaxed);
-            self.stats.cached_tokens.fetch_add(reuse as u64, Ordering::Relaxed);
+            self.stats
+                .cached_tokens
+                .fetch_add(start.reuse as u64, Ordering::Relaxed);
             let _ = tx.send(Event::Prefilled {
                 prompt_tokens: prompt.len(),
-                cached_tokens: reuse,
+                cached_tokens: start.reuse,
             });
         }
     }
@@ -707,25 +624,7 @@ impl Scheduler {
             .collect();
         for j in forks {
             let slot = self.active[j].slot;
-            let full = plen / KV_BLOCK;
-            let lead = &self.slots[lead_slot];
-            let (shared, cached) = (lead.table.blocks[..full].to_vec(), lead.cached[..plen].to_vec());
-            let tail = (plen % KV_BLOCK != 0).then(|| lead.table.blocks[full]);
-            for &b in &shared {
-                self.blocks.acquire(b);
-            }
-            let s = &mut self.slots[slot];
-            s.table = BlockTable::new(shared);
-            if let Some(src) = tail {
-                // The fork's reservation holds this block: it grows to at least the whole prompt.
-                let dst = self.blocks.take_reserved();
-                s.reserve -= 1;
-                self.pool.copy_block(src, dst, plen % KV_BLOCK);
-                s.table.blocks.push(dst);
-            }
-            s.table.len = plen;
-            s.cached = cached;
-            s.indexed = full;
+            self.share_prompt(lead_slot, slot, plen);
             let mut logits = raw.to_vec();
             let tok = sample(&mut self.active[j], &mut logits, &self.lm);
             self.accept(j, tok);

@@ -111,7 +111,10 @@ fn a_shared_prefix_is_reused_across_slots_and_changes_no_output() {
     let blocks = common_len / KV_BLOCK * KV_BLOCK;
     let a_full = a.len() / KV_BLOCK * KV_BLOCK;
     let want = if a_full > blocks { common_len } else { blocks };
-    assert_eq!(got_b.cached, want, "B starts from A's blocks ({common_len} tokens shared)");
+    assert_eq!(
+        got_b.cached, want,
+        "B starts from A's blocks ({common_len} tokens shared)"
+    );
     assert_eq!(got_b.texts, want_b.texts, "output from shared blocks differs");
     let stats = &engine.stats;
     assert!(stats.kv_blocks_in_use.load(std::sync::atomic::Ordering::Relaxed) > 0);
@@ -182,8 +185,25 @@ fn requests_wait_for_kv_blocks_instead_of_failing() {
         "the third request was admitted before any blocks came free: admitted {admitted:?} finished {finished:?}"
     );
 
-    // A request that could never fit is refused at once, naming the parameter.
+    // A request that needs the whole pool runs, and again when its own blocks are all that is
+    // cached (the second time it starts from a copy of its first rows, taken from the blocks it
+    // is about to evict).
     let p = lm.tokenizer.encode("Tell me about owls.", SpecialMode::None);
+    let whole = ctx - p.len();
+    assert_eq!(blocks_for(p.len() + whole), engine.config.pool_blocks());
+    let first = finish(
+        &mut engine.submit(GenRequest::new(p.clone(), greedy(&ban), whole)).unwrap(),
+        1,
+    );
+    let second = finish(
+        &mut engine.submit(GenRequest::new(p.clone(), greedy(&ban), whole)).unwrap(),
+        1,
+    );
+    assert_eq!(second.cached, p.len() - 1);
+    assert_eq!(second.texts, first.texts);
+    assert_eq!(second.tokens, vec![whole]);
+
+    // A request that could never fit is refused at once, naming the parameter.
     let mut wide = GenRequest::new(p, greedy(&ban), 200);
     wide.n = 4;
     match engine.submit(wide) {
