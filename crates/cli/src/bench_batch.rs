@@ -31,7 +31,7 @@ async fn ttfts(client: &reqwest::Client, url: &str, model: &str, base: usize, n:
     let mut v = Vec::with_capacity(n);
     for i in 0..n {
         tokio::time::sleep(Duration::from_millis((i as u64 * 7919) % 401)).await;
-        v.push(one(client, url, model, base + i, 16).await?.ttft);
+        v.push(one(client, url, model, base + i, 16, None).await?.ttft);
     }
     Ok(v)
 }
@@ -90,7 +90,7 @@ async fn batch_until(client: &reqwest::Client, url: &str, id: &str, done: impl F
 impl Scenario {
     pub async fn run(&self, client: &reqwest::Client, url: &str) -> Result<Value> {
         let m = &self.model;
-        one(client, url, m, 9 * PHASE, 4).await?; // warm-up: page the weights in
+        one(client, url, m, 9 * PHASE, 4, None).await?; // warm-up: page the weights in
         let mut alone = ttfts(client, url, m, PHASE, self.probes).await?;
 
         // The N requests interactively, `concurrency` in flight.
@@ -101,7 +101,7 @@ impl Scenario {
             let (client, url, m, sem, mt) = (client.clone(), url.to_string(), m.clone(), sem.clone(), self.max_tokens);
             tasks.push(tokio::spawn(async move {
                 let _p = sem.acquire().await.expect("open");
-                one(&client, &url, &m, 2 * PHASE + i, mt).await
+                one(&client, &url, &m, 2 * PHASE + i, mt, None).await
             }));
         }
         let mut inter_tokens = 0;

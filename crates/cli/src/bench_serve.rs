@@ -42,6 +42,25 @@ pub struct BenchServeArgs {
     /// Interactive requests timed in the batch scenario (one at a time).
     #[arg(long, default_value_t = 12)]
     probes: usize,
+    /// Put the same system prompt of about this many tokens before every request's own (unique)
+    /// message, as an application with a fixed instruction block does: what a prefix cache saves.
+    #[arg(long, default_value_t = 0)]
+    shared_prefix: usize,
+}
+
+/// A system prompt of about `tokens` tokens (~12 tokens a sentence), the same on every call.
+pub fn shared_system(tokens: usize) -> String {
+    let sentences = [
+        "You are the code-review assistant of a small team that ships a Rust web service.",
+        "Answer in plain English, cite the line you mean, and prefer the standard library.",
+        "Point out correctness problems before style, and say how to test every fix you suggest.",
+        "Never invent an API; when unsure, say so and propose how to find out.",
+    ];
+    let mut out = String::new();
+    for i in 0..tokens.div_ceil(16) {
+        out.push_str(&format!("Rule {}: {} ", i + 1, sentences[i % sentences.len()]));
+    }
+    out
 }
 
 /// A ~114-token instruction (the size BENCHMARKS.md's TTFT anchor uses), made unique per request
@@ -69,8 +88,13 @@ pub async fn one(
     model: &str,
     i: usize,
     max_tokens: usize,
+    system: Option<&str>,
 ) -> Result<RequestStats> {
-    let body = json!({"model": model, "messages": [{"role": "user", "content": prompt(i)}], "max_tokens": max_tokens,
+    let mut messages = vec![json!({"role": "user", "content": prompt(i)})];
+    if let Some(s) = system {
+        messages.insert(0, json!({"role": "system", "content": s}));
+    }
+    let body = json!({"model": model, "messages": messages, "max_tokens": max_tokens,
                       "temperature": 0.7, "seed": i, "stream": true, "stream_options": {"include_usage": true}});
     let start = Instant::now();
     let resp = client
@@ -220,8 +244,9 @@ pub fn bench_serve(home: &crate::Home, a: BenchServeArgs) -> Result<()> {
     }
     let mut rows = Vec::new();
     rt.block_on(async {
-        // Warm-up: page the weights in.
-        one(&client, &url, &a.model, 1_000_000, 4).await?;
+        // Warm-up: page the weights in (and compute the shared system prompt once).
+        let system = (a.shared_prefix > 0).then(|| shared_system(a.shared_prefix));
+        one(&client, &url, &a.model, 1_000_000, 4, system.as_deref()).await?;
         let mut next_id = 0usize;
         for &c in &levels {
             let n = a.requests.unwrap_or((2 * c).max(4));
@@ -230,12 +255,13 @@ pub fn bench_serve(home: &crate::Home, a: BenchServeArgs) -> Result<()> {
             let mut tasks = Vec::new();
             for _ in 0..n {
                 let (client, url, model, sem) = (client.clone(), url.clone(), a.model.clone(), sem.clone());
+                let system = system.clone();
                 next_id += 1;
                 let id = next_id;
                 let mt = a.max_tokens;
                 tasks.push(tokio::spawn(async move {
                     let _p = sem.acquire().await.expect("semaphore open");
-                    one(&client, &url, &model, id, mt).await
+                    one(&client, &url, &model, id, mt, system.as_deref()).await
                 }));
             }
             let mut ttft = Vec::new();
@@ -257,8 +283,9 @@ pub fn bench_serve(home: &crate::Home, a: BenchServeArgs) -> Result<()> {
         }
         anyhow::Ok(())
     })?;
-    let doc = json!({"server": label, "model": a.model, "max_tokens": a.max_tokens, "levels": rows});
-    if a.url.is_none() {
+    let doc = json!({"server": label, "model": a.model, "max_tokens": a.max_tokens,
+                     "shared_prefix": a.shared_prefix, "levels": rows});
+    if a.url.is_none() && a.shared_prefix == 0 {
         // tandem measured itself: keep it for `tandem report` (TTFT).
         let saved = crate::results::save(home, &format!("serve-{}", crate::results::key(&a.model)), doc.clone())?;
         eprintln!("tandem: results saved to {}", saved.display());
@@ -267,6 +294,12 @@ pub fn bench_serve(home: &crate::Home, a: BenchServeArgs) -> Result<()> {
         println!("{}", doc);
     } else {
         println!("{label} · model {} · {} tokens per request", a.model, a.max_tokens);
+        if a.shared_prefix > 0 {
+            println!(
+                "every request after a shared system prompt of ~{} tokens",
+                a.shared_prefix
+            );
+        }
         println!(
             "{:>5} {:>5} {:>10} {:>10} {:>9} {:>9} {:>10}",
             "conc", "reqs", "TTFT p50", "TTFT p95", "ITL p50", "ITL p95", "agg tok/s"
