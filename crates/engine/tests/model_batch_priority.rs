@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tandem_engine::{EngineConfig, EngineHandle, Event, GenRequest, Priority, SamplingParams};
+use tandem_engine::{EngineConfig, EngineHandle, Event, GenRequest, Priority};
 use tandem_text::SpecialMode;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -39,15 +39,6 @@ fn watch(rxs: &mut [(char, &mut UnboundedReceiver<Event>)], log: &mut Vec<Seen>,
     }
 }
 
-/// Greedy, with end-of-generation banned so every sequence runs its full max_tokens.
-fn greedy(ban: &[(u32, f32)]) -> SamplingParams {
-    SamplingParams {
-        temperature: 0.0,
-        logit_bias: ban.to_vec(),
-        ..SamplingParams::default()
-    }
-}
-
 #[test]
 fn interactive_requests_go_before_waiting_batch_lines() {
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -56,10 +47,10 @@ fn interactive_requests_go_before_waiting_batch_lines() {
         .tokenizer
         .encode("Write a long story about a lighthouse keeper.", SpecialMode::None);
     // Every sequence runs its full max_tokens: end-of-generation tokens are banned.
-    let ban: Vec<(u32, f32)> = lm.tokenizer.eog.iter().map(|&t| (t, -100.0)).collect();
+    let greedy = common::greedy_without_eog(&lm);
     let req = |priority, max_tokens| GenRequest {
         priority,
-        ..GenRequest::new(prompt.clone(), greedy(&ban), max_tokens)
+        ..GenRequest::new(prompt.clone(), greedy.clone(), max_tokens)
     };
     let cfg = EngineConfig {
         batch_reserve: 1,
@@ -106,10 +97,10 @@ fn one_tenants_burst_does_not_starve_another() {
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let lm = Arc::new(common::mini());
     let prompt = lm.tokenizer.encode("Count to ten.", SpecialMode::None);
-    let ban: Vec<(u32, f32)> = lm.tokenizer.eog.iter().map(|&t| (t, -100.0)).collect();
+    let greedy = common::greedy_without_eog(&lm);
     let req = |tenant| GenRequest {
         tenant,
-        ..GenRequest::new(prompt.clone(), greedy(&ban), 6)
+        ..GenRequest::new(prompt.clone(), greedy.clone(), 6)
     };
     let engine = EngineHandle::spawn(lm.clone(), EngineConfig::new(1, 128));
     let mut log = Vec::new();

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tandem_engine::{EngineConfig, EngineError, EngineHandle, Event, GenRequest, SamplingParams};
+use tandem_engine::{EngineConfig, EngineError, EngineHandle, Event, GenRequest};
 use tandem_model::{blocks_for, KV_BLOCK};
 use tandem_text::SpecialMode;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -68,14 +68,6 @@ fn first_token(rx: &mut UnboundedReceiver<Event>) -> usize {
     }
 }
 
-fn greedy(ban: &[(u32, f32)]) -> SamplingParams {
-    SamplingParams {
-        temperature: 0.0,
-        logit_bias: ban.to_vec(),
-        ..SamplingParams::default()
-    }
-}
-
 #[test]
 fn a_shared_prefix_is_reused_across_slots_and_changes_no_output() {
     let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -92,8 +84,8 @@ fn a_shared_prefix_is_reused_across_slots_and_changes_no_output() {
     );
     let common_len = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
     assert!(common_len >= 2 * KV_BLOCK, "the shared part is {common_len} tokens");
-    let ban: Vec<(u32, f32)> = lm.tokenizer.eog.iter().map(|&t| (t, -100.0)).collect();
-    let req = |p: &Vec<u32>, max: usize| GenRequest::new(p.clone(), greedy(&ban), max);
+    let greedy = common::greedy_without_eog(&lm);
+    let req = |p: &Vec<u32>, max: usize| GenRequest::new(p.clone(), greedy.clone(), max);
 
     // From scratch, on an engine that has seen nothing.
     let fresh = EngineHandle::spawn(lm.clone(), EngineConfig::new(2, 512));
@@ -145,7 +137,7 @@ fn requests_wait_for_kv_blocks_instead_of_failing() {
         ..EngineConfig::new(4, ctx)
     };
     let engine = EngineHandle::spawn(lm.clone(), cfg);
-    let ban: Vec<(u32, f32)> = lm.tokenizer.eog.iter().map(|&t| (t, -100.0)).collect();
+    let greedy = common::greedy_without_eog(&lm);
     let prompts = ["Tell me about owls.", "Tell me about rivers.", "Tell me about salt."];
     let max = 100; // each request reserves blocks_for(prompt + 100) = 4 blocks: two fit at once
     let mut rxs: Vec<_> = prompts
@@ -153,7 +145,7 @@ fn requests_wait_for_kv_blocks_instead_of_failing() {
         .map(|p| {
             let p = lm.tokenizer.encode(p, SpecialMode::None);
             assert_eq!(blocks_for(p.len() + max), 4);
-            engine.submit(GenRequest::new(p, greedy(&ban), max)).unwrap()
+            engine.submit(GenRequest::new(p, greedy.clone(), max)).unwrap()
         })
         .collect();
     // The first two are admitted; the third waits until one of them has finished.
@@ -192,11 +184,15 @@ fn requests_wait_for_kv_blocks_instead_of_failing() {
     let whole = ctx - p.len();
     assert_eq!(blocks_for(p.len() + whole), engine.config.pool_blocks());
     let first = finish(
-        &mut engine.submit(GenRequest::new(p.clone(), greedy(&ban), whole)).unwrap(),
+        &mut engine
+            .submit(GenRequest::new(p.clone(), greedy.clone(), whole))
+            .unwrap(),
         1,
     );
     let second = finish(
-        &mut engine.submit(GenRequest::new(p.clone(), greedy(&ban), whole)).unwrap(),
+        &mut engine
+            .submit(GenRequest::new(p.clone(), greedy.clone(), whole))
+            .unwrap(),
         1,
     );
     assert_eq!(second.cached, p.len() - 1);
@@ -204,7 +200,7 @@ fn requests_wait_for_kv_blocks_instead_of_failing() {
     assert_eq!(second.tokens, vec![whole]);
 
     // A request that could never fit is refused at once, naming the parameter.
-    let mut wide = GenRequest::new(p, greedy(&ban), 200);
+    let mut wide = GenRequest::new(p, greedy.clone(), 200);
     wide.n = 4;
     match engine.submit(wide) {
         Err(EngineError::BadParam { param: "n", problem }) => assert!(problem.contains("KV blocks"), "{problem}"),

@@ -29,3 +29,13 @@ pub fn golden(name: &str) -> serde_json::Value {
         .join(name);
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
 }
+
+/// Greedy sampling with end-of-generation banned, so a sequence runs its full max_tokens.
+#[allow(dead_code)]
+pub fn greedy_without_eog(lm: &LoadedModel) -> tandem_engine::SamplingParams {
+    tandem_engine::SamplingParams {
+        temperature: 0.0,
+        logit_bias: lm.tokenizer.eog.iter().map(|&t| (t, -100.0)).collect(),
+        ..tandem_engine::SamplingParams::default()
+    }
+}
