@@ -64,12 +64,18 @@ impl EngineConfig {
         }
     }
 
-    /// Blocks a request reserves at most (before any prefix is found cached): its first choice's
-    /// prompt and `max_tokens` within the context; each further choice the same less the
-    /// prompt's full blocks, which it shares with the first.
-    pub fn blocks_needed(&self, prompt: usize, max_tokens: usize, n: usize) -> usize {
+    /// The blocks one choice of a request can grow into (its prompt and `max_tokens` within the
+    /// context), and what each further choice reserves: the same less the prompt's full blocks,
+    /// which it shares with the first.
+    pub fn growth(&self, prompt: usize, max_tokens: usize) -> (usize, usize) {
         let grown = tandem_model::blocks_for((prompt + max_tokens).min(self.ctx));
-        grown + n.saturating_sub(1) * (grown - prompt / tandem_model::KV_BLOCK)
+        (grown, grown - prompt / tandem_model::KV_BLOCK)
+    }
+
+    /// Blocks a request of `n` choices reserves at most (before any prefix is found cached).
+    pub fn blocks_needed(&self, prompt: usize, max_tokens: usize, n: usize) -> usize {
+        let (grown, fork) = self.growth(prompt, max_tokens);
+        grown + n.saturating_sub(1) * fork
     }
 }
 

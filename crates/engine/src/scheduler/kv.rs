@@ -2,7 +2,7 @@
 //! shares, the blocks it reserves), how its table grows, which blocks enter the prefix index, and
 //! what a finished sequence gives back. `KvBlocks` keeps the accounts; the pool holds the numbers.
 
-use tandem_model::{blocks_for, BlockTable, KV_BLOCK};
+use tandem_model::{BlockTable, KV_BLOCK};
 
 use super::{Scheduler, Slot};
 use crate::GenRequest;
@@ -30,8 +30,8 @@ impl Scheduler {
         let shared = reuse / KV_BLOCK;
         let found = prefix.found[..shared].to_vec();
         let copy = (reuse > shared * KV_BLOCK).then(|| (prefix.block_at(shared * KV_BLOCK), reuse - shared * KV_BLOCK));
-        let grown = blocks_for((plen + req.max_tokens).min(self.cfg.ctx));
-        let (lead, fork) = (grown - shared, grown - plen / KV_BLOCK);
+        let (grown, fork) = self.cfg.growth(plen, req.max_tokens);
+        let lead = grown - shared;
         // Shared cached blocks stop being available when taken (the copied one is only read).
         let need = lead + (req.n - 1) * fork + self.blocks.unheld(&found);
         (need <= self.blocks.available()).then_some(Start {
