@@ -379,9 +379,8 @@ fn report(
     let doc = json!({"command": "tandem eval safety", "limit": a.limit, "judge": a.judge,
                      "max_tokens": a.max_tokens, "results": out});
     if a.limit.is_none() {
-        let results = home.0.join("results");
-        std::fs::create_dir_all(&results)?;
-        std::fs::write(results.join("eval-safety.json"), serde_json::to_string_pretty(&doc)?)?;
+        // Kept for `tandem report` (with the command and the date).
+        crate::results::save(home, "eval-safety", doc.clone())?;
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&doc)?);

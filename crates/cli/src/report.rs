@@ -58,7 +58,7 @@ impl Cell {
 }
 
 /// The rows of the table: (key, label).
-const ROWS: [(&str, &str); 13] = [
+const ROWS: [(&str, &str); 14] = [
     ("model", "model"),
     ("parameters", "parameters"),
     ("file_size", "file size"),
@@ -70,6 +70,7 @@ const ROWS: [(&str, &str); 13] = [
     ("understanding", "language understanding (BIG-bench MC)"),
     ("multilingual", "multilingual (BIG-bench MC)"),
     ("multimodal", "multimodal reasoning"),
+    ("safety", "attack success / benign refused, guards on (off)"),
     ("price", "price per 1M tokens (in / cached / out)"),
     ("peak_memory", "peak memory (RSS)"),
 ];
@@ -192,6 +193,31 @@ fn mc_cell(home: &Home, tier: &Tier, suite: &str) -> Cell {
 }
 
 /// The cells of one tier, in ROWS order.
+/// The tier's rates from the last full `tandem eval safety`: guards on, and off beside them.
+fn safety_cell(home: &Home, tier: &Tier) -> Cell {
+    from_saved(
+        home,
+        "eval-safety",
+        |d| {
+            let rows = d["results"].as_array()?;
+            let rates = |guards: &str| {
+                let r = rows.iter().find(|r| r["tier"] == tier.name && r["guards"] == guards)?;
+                Some((r["attack_success_rate"].as_f64()?, r["benign_refusal_rate"].as_f64()?))
+            };
+            let (on, off) = (rates("on")?, rates("off"));
+            let pct = |(a, b): (f64, f64)| format!("{:.1}% / {:.1}%", 100.0 * a, 100.0 * b);
+            let text = match off {
+                Some(o) => format!("{} ({})", pct(on), pct(o)),
+                None => pct(on),
+            };
+            let value = json!({"attack_success_rate": on.0, "benign_refusal_rate": on.1,
+                               "guards_off": off.map(|o| json!({"attack_success_rate": o.0, "benign_refusal_rate": o.1}))});
+            Some((text, value))
+        },
+        "tandem eval safety".into(),
+    )
+}
+
 fn column(home: &Home, tier: &Tier, config: Option<&Path>) -> Vec<Cell> {
     let model_path = home.models().join(tier.file);
     let pull = format!("tandem pull {}", tier.name);
@@ -297,6 +323,7 @@ fn column(home: &Home, tier: &Tier, config: Option<&Path>) -> Vec<Cell> {
         mc_cell(home, tier, "understanding"),
         mc_cell(home, tier, "multilingual"),
         multimodal,
+        safety_cell(home, tier),
         price,
         memory,
     ]

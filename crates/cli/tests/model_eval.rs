@@ -140,6 +140,10 @@ fn mc_slice_scores_resumes_and_reaches_the_report() {
     assert!(mini["humaneval"]["value"].is_null());
     assert_eq!(mini["humaneval"]["command"], "tandem eval humaneval --model mini");
     assert_eq!(mini["multimodal"]["value"], serde_json::Value::Null);
+    assert_eq!(
+        mini["safety"]["command"], "tandem eval safety",
+        "no safety run yet: {mini}"
+    );
     assert!(mini["price"]["value"]["output"].as_f64().unwrap() > 0.0);
     let table = tandem(home.path(), &["report"]);
     assert!(table.contains("| language understanding (BIG-bench MC) |"), "{table}");
@@ -147,4 +151,19 @@ fn mc_slice_scores_resumes_and_reaches_the_report() {
         table.contains("missing: run `tandem eval humaneval --model mini`"),
         "{table}"
     );
+
+    // A full `tandem eval safety` leaves its rates where the report reads them (written here in
+    // the shape `results::save` gives them: the run itself takes over an hour).
+    let rows = serde_json::json!([
+        {"tier": "mini", "guards": "off", "attack_success_rate": 0.269, "benign_refusal_rate": 0.13},
+        {"tier": "mini", "guards": "on", "attack_success_rate": 0.011, "benign_refusal_rate": 0.205},
+    ]);
+    let saved = serde_json::json!({"command": "tandem eval safety", "date": "2026-11-28", "data": {"results": rows}});
+    std::fs::write(home.path().join("results/eval-safety.json"), saved.to_string()).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&tandem(home.path(), &["report", "--json"])).unwrap();
+    let safety = &report["tiers"]["mini"]["safety"];
+    assert_eq!(safety["text"], "1.1% / 20.5% (26.9% / 13.0%)", "{safety}");
+    assert_eq!(safety["value"]["benign_refusal_rate"], 0.205);
+    assert_eq!(report["tiers"]["flagship"]["safety"]["command"], "tandem eval safety");
+    assert!(report["tiers"]["flagship"]["safety"]["value"].is_null());
 }
