@@ -21,6 +21,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 
+#[cfg(test)]
+use tandem_model::blocks_for;
 use tandem_model::KV_BLOCK;
 
 /// A cached block's identity: what its positions hold.
@@ -398,5 +400,126 @@ mod tests {
         assert_eq!(kb.available(), 2);
         kb.release(b);
         assert_eq!(kb.available(), 3);
+    }
+
+    /// The accounts stay consistent under a long random run of what the scheduler does —
+    /// sequences starting from what `lookup` offers (shared blocks, a copied partial block),
+    /// growing, filling and indexing blocks, finishing in any order — and every block `lookup`
+    /// hands out really holds the prompt's tokens (checked against a model of the pool's rows
+    /// that only the simulated writes change).
+    #[test]
+    fn random_runs_keep_the_accounts_and_hand_out_only_true_prefixes() {
+        const N: usize = 24;
+        let mut kb = KvBlocks::new(N);
+        // What each block's rows hold, as the forward pass would have written them.
+        let mut rows: Vec<Vec<u32>> = vec![Vec::new(); N];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        // A few shared beginnings, so prompts often share blocks or parts of them.
+        let bases: Vec<Vec<u32>> = (0..4).map(|i| toks(i + 1, 3)).collect();
+        let mut active: Vec<(Vec<u32>, usize)> = Vec::new(); // (blocks, reserve left)
+        for _ in 0..3000 {
+            if active.len() < 5 && rand(3) > 0 {
+                let base = &bases[rand(bases.len())];
+                let mut prompt = base[..rand(base.len() + 1)].to_vec();
+                prompt.extend((0..1 + rand(40)).map(|_| 9000 + rand(3) as u32));
+                let total: Vec<u32> = prompt
+                    .iter()
+                    .copied()
+                    .chain((0..rand(50)).map(|_| 7000 + rand(5) as u32))
+                    .collect();
+                let p = kb.lookup(&prompt);
+                for (i, &b) in p.found.iter().enumerate() {
+                    assert_eq!(
+                        rows[b as usize],
+                        prompt[i * KV_BLOCK..(i + 1) * KV_BLOCK],
+                        "block {b} handed out for the wrong tokens"
+                    );
+                }
+                if let Some((b, r)) = p.partial {
+                    let at = p.found.len() * KV_BLOCK;
+                    assert_eq!(rows[b as usize][..r], prompt[at..at + r], "partial block {b}");
+                }
+                let reuse = p.reusable(prompt.len() - 1);
+                let shared = reuse / KV_BLOCK;
+                let grown = blocks_for(total.len());
+                let need = grown - shared + kb.unheld(&p.found[..shared]);
+                if need > kb.available() {
+                    continue;
+                }
+                for &b in &p.found[..shared] {
+                    kb.acquire(b);
+                }
+                assert!(kb.reserve(grown - shared));
+                let mut blocks = p.found[..shared].to_vec();
+                if reuse > shared * KV_BLOCK {
+                    let src = p.block_at(shared * KV_BLOCK);
+                    let dst = kb.take_reserved();
+                    let r = reuse - shared * KV_BLOCK;
+                    if dst != src {
+                        rows[dst as usize] = rows[src as usize][..r].to_vec();
+                    } else {
+                        rows[dst as usize].truncate(r);
+                    }
+                    blocks.push(dst);
+                }
+                // Grow and fill to the end, indexing each block as it fills.
+                let mut left = grown - blocks.len();
+                for i in shared..grown {
+                    if i >= blocks.len() {
+                        blocks.push(kb.take_reserved());
+                        left -= 1;
+                        rows[blocks[i] as usize].clear();
+                    }
+                    let b = blocks[i] as usize;
+                    let end = total.len().min((i + 1) * KV_BLOCK);
+                    let have = rows[b].len();
+                    rows[b].extend_from_slice(&total[i * KV_BLOCK + have..end]);
+                    if rows[b].len() == KV_BLOCK {
+                        kb.register(
+                            blocks[i],
+                            i.checked_sub(1).map(|j| blocks[j]),
+                            &total[i * KV_BLOCK..end],
+                        );
+                    }
+                }
+                active.push((blocks, left));
+            } else if !active.is_empty() {
+                let (blocks, left) = active.swap_remove(rand(active.len()));
+                for &b in blocks.iter().rev() {
+                    kb.release(b);
+                }
+                kb.unreserve(left);
+            }
+            // The accounts.
+            let held: usize = kb.meta.iter().filter(|m| m.refs > 0).count();
+            assert_eq!(kb.free.len() + kb.lru.len() + held, N);
+            let refs: u32 = kb.meta.iter().map(|m| m.refs).sum();
+            assert_eq!(refs as usize, active.iter().map(|(b, _)| b.len()).sum::<usize>());
+            for &b in &kb.free {
+                let m = &kb.meta[b as usize];
+                assert!(m.refs == 0 && m.content.is_none(), "free block {b}");
+            }
+            for (&at, &b) in &kb.lru {
+                let m = &kb.meta[b as usize];
+                assert!(
+                    m.refs == 0 && m.content.is_some() && m.released == at,
+                    "cached block {b}"
+                );
+            }
+            for (&h, &b) in &kb.index {
+                assert_eq!(kb.meta[b as usize].content.as_ref().map(|c| c.hash), Some(h));
+            }
+            for (parent, kids) in &kb.children {
+                for &b in kids {
+                    assert_eq!(kb.meta[b as usize].content.as_ref().map(|c| c.parent), Some(*parent));
+                }
+            }
+        }
     }
 }
