@@ -438,13 +438,24 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
         // The KV pool: what the budget holds, up to a whole context for every slot, at least one
         // context. Sequences take blocks as they grow, so short requests can all run at once
         // even when the budget holds fewer whole contexts than slots.
+        // The draft model's caches (a whole f16 context per slot, `ModelDrafter`) come out of
+        // the same budget.
+        let draft_bytes = draft.as_ref().map_or(0, |d| {
+            parallel * tandem_model::KvCache::bytes_for(&d.model.config, ctx, tandem_model::KvType::F16)
+        });
         let block_bytes = tandem_model::KvPool::block_bytes(&lm.model.config, kv_type);
         let context_blocks = tandem_model::blocks_for(ctx);
-        let kv_blocks = (kv_budget / block_bytes).clamp(context_blocks, parallel * context_blocks);
+        let kv_blocks =
+            (kv_budget.saturating_sub(draft_bytes) / block_bytes).clamp(context_blocks, parallel * context_blocks);
         if kv_blocks < parallel * context_blocks {
             eprintln!(
-                "tandem: {name}: the KV budget of {} MiB holds {kv_blocks} blocks of {} positions: {:.1} full contexts of {ctx} for {parallel} slots (requests wait for blocks beyond that)",
+                "tandem: {name}: the KV budget of {} MiB{} holds {kv_blocks} blocks of {} positions: {:.1} full contexts of {ctx} for {parallel} slots (requests wait for blocks beyond that)",
                 kv_budget >> 20,
+                if draft_bytes > 0 {
+                    format!(" (less {} MiB for the draft model)", draft_bytes >> 20)
+                } else {
+                    String::new()
+                },
                 tandem_model::KV_BLOCK,
                 kv_blocks as f64 / context_blocks as f64
             );
@@ -473,9 +484,9 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
             "tandem: {name} ({id}) ready: {slots} slots of {ctx} tokens, {kv_blocks} KV blocks ({} MiB), speculation {}",
             (kv_blocks * block_bytes) >> 20,
             match mode {
-                SpecMode::Off => "off",
-                SpecMode::NGram => "ngram",
-                SpecMode::Draft => "draft (mini)",
+                SpecMode::Off => "off".to_string(),
+                SpecMode::NGram => "ngram".to_string(),
+                SpecMode::Draft => format!("draft (mini, {} MiB of draft KV)", draft_bytes >> 20),
             }
         );
         let (input, cached_input, output) = prices(spec, &name, &id, &path, price_table.as_ref())?;
