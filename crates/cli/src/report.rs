@@ -70,7 +70,7 @@ const ROWS: [(&str, &str); 14] = [
     ("understanding", "language understanding (BIG-bench MC)"),
     ("multilingual", "multilingual (BIG-bench MC)"),
     ("multimodal", "multimodal reasoning"),
-    ("safety", "attack success / benign refused, guards on (off)"),
+    ("safety", "attack success / benign refused, guards on (and off)"),
     ("price", "price per 1M tokens (in / cached / out)"),
     ("peak_memory", "peak memory (RSS)"),
 ];
@@ -200,17 +200,26 @@ fn safety_cell(home: &Home, tier: &Tier) -> Cell {
         "eval-safety",
         |d| {
             let rows = d["results"].as_array()?;
-            let rates = |guards: &str| {
-                let r = rows.iter().find(|r| r["tier"] == tier.name && r["guards"] == guards)?;
-                Some((r["attack_success_rate"].as_f64()?, r["benign_refusal_rate"].as_f64()?))
-            };
-            let (on, off) = (rates("on")?, rates("off"));
-            let pct = |(a, b): (f64, f64)| format!("{:.1}% / {:.1}%", 100.0 * a, 100.0 * b);
-            let text = match off {
-                Some(o) => format!("{} ({})", pct(on), pct(o)),
-                None => pct(on),
-            };
+            let row = |guards: &str| rows.iter().find(|r| r["tier"] == tier.name && r["guards"] == guards);
+            let rates = |r: &Value| Some((r["attack_success_rate"].as_f64()?, r["benign_refusal_rate"].as_f64()?));
+            let on_row = row("on")?;
+            let (on, off) = (rates(on_row)?, row("off").and_then(rates));
+            // Of the benign prompts refused, those the guards stopped (the rest the model declined).
+            let t = &on_row["tally"];
+            let by_guards = t["guarded_benign"]
+                .as_f64()
+                .zip(t["benign"].as_f64())
+                .map(|(g, n)| g / n.max(1.0));
+            let pct = |x: f64| format!("{:.1}%", 100.0 * x);
+            let mut text = format!("{} / {}", pct(on.0), pct(on.1));
+            if let Some(g) = by_guards {
+                text += &format!(" ({} by the guards)", pct(g));
+            }
+            if let Some(o) = off {
+                text += &format!("; off: {} / {}", pct(o.0), pct(o.1));
+            }
             let value = json!({"attack_success_rate": on.0, "benign_refusal_rate": on.1,
+                               "benign_stopped_by_guards_rate": by_guards,
                                "guards_off": off.map(|o| json!({"attack_success_rate": o.0, "benign_refusal_rate": o.1}))});
             Some((text, value))
         },

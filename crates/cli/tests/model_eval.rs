@@ -156,13 +156,18 @@ fn mc_slice_scores_resumes_and_reaches_the_report() {
     // the shape `results::save` gives them: the run itself takes over an hour).
     let rows = serde_json::json!([
         {"tier": "mini", "guards": "off", "attack_success_rate": 0.269, "benign_refusal_rate": 0.13},
-        {"tier": "mini", "guards": "on", "attack_success_rate": 0.011, "benign_refusal_rate": 0.205},
+        {"tier": "mini", "guards": "on", "attack_success_rate": 0.011, "benign_refusal_rate": 0.205,
+         "tally": {"benign": 200, "guarded_benign": 19}},
     ]);
     let saved = serde_json::json!({"command": "tandem eval safety", "date": "2026-11-28", "data": {"results": rows}});
     std::fs::write(home.path().join("results/eval-safety.json"), saved.to_string()).unwrap();
     let report: serde_json::Value = serde_json::from_str(&tandem(home.path(), &["report", "--json"])).unwrap();
     let safety = &report["tiers"]["mini"]["safety"];
-    assert_eq!(safety["text"], "1.1% / 20.5% (26.9% / 13.0%)", "{safety}");
+    assert_eq!(
+        safety["text"], "1.1% / 20.5% (9.5% by the guards); off: 26.9% / 13.0%",
+        "{safety}"
+    );
+    assert_eq!(safety["value"]["benign_stopped_by_guards_rate"], 0.095);
     assert_eq!(safety["value"]["benign_refusal_rate"], 0.205);
     assert_eq!(report["tiers"]["flagship"]["safety"]["command"], "tandem eval safety");
     assert!(report["tiers"]["flagship"]["safety"]["value"].is_null());
