@@ -440,9 +440,9 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
         // even when the budget holds fewer whole contexts than slots.
         // The draft model's caches (a whole f16 context per slot, `ModelDrafter`) come out of
         // the same budget.
-        let draft_bytes = draft.as_ref().map_or(0, |d| {
-            parallel * tandem_model::KvCache::bytes_for(&d.model.config, ctx, tandem_model::KvType::F16)
-        });
+        let draft_bytes = draft
+            .as_ref()
+            .map_or(0, |d| tandem_engine::ModelDrafter::kv_bytes(d, parallel, ctx));
         let block_bytes = tandem_model::KvPool::block_bytes(&lm.model.config, kv_type);
         let context_blocks = tandem_model::blocks_for(ctx);
         let kv_blocks =

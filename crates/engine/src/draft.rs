@@ -180,6 +180,9 @@ impl SpecState {
     }
 }
 
+/// The draft model's KV element type.
+const DRAFT_KV: tandem_model::KvType = tandem_model::KvType::F16;
+
 /// A smaller model drafting greedily, with a KV cache per scheduler slot that follows the slot's
 /// sequence (rolled back to the common prefix whenever the target rejected part of a draft): one
 /// pool, each slot's table a fixed run of a whole context's blocks.
@@ -217,7 +220,7 @@ impl ModelDrafter {
         }
         let mc = &draft.model.config;
         let cost = draft.model.weights.decode_bytes() as f32 / target.model.weights.decode_bytes() as f32;
-        let (pool, kvs) = KvPool::with_tables(mc, tandem_model::KvType::F16, ctx, slots);
+        let (pool, kvs) = KvPool::with_tables(mc, DRAFT_KV, ctx, slots);
         Ok(Self {
             st: RunState::new(mc, step.max(slots), slots, ctx),
             pool,
@@ -226,6 +229,12 @@ impl ModelDrafter {
             lm: draft,
             cost,
         })
+    }
+
+    /// Bytes the caches of a drafter of `draft` for `slots` slots of `ctx` positions take (what
+    /// `new` allocates), so a server can count them in its KV budget.
+    pub fn kv_bytes(draft: &LoadedModel, slots: usize, ctx: usize) -> usize {
+        slots * tandem_model::KvCache::bytes_for(&draft.model.config, ctx, DRAFT_KV)
     }
 
     /// Drafts for several sequences at once: `(slot, history, k)` → up to `k` greedy tokens to

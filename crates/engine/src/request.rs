@@ -52,9 +52,7 @@ impl EngineConfig {
             spec: crate::SpecConfig::default(),
         }
     }
-}
 
-impl EngineConfig {
     /// Blocks in the KV pool.
     pub fn pool_blocks(&self) -> usize {
         let context = tandem_model::blocks_for(self.ctx);
