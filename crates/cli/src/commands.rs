@@ -226,6 +226,12 @@ pub struct EmbedArgs {
     max_tokens: usize,
     #[arg(long)]
     threads: Option<usize>,
+    /// Embed the moderation segments of each text that the moderator reads in more than one
+    /// (`tandem_safety::moderator::segments`), one line per segment with `"segment": k`, instead of
+    /// whole texts; texts read whole give no line. The head is trained and calibrated on these too,
+    /// so it sees long texts the way `/v1/moderations` reads them.
+    #[arg(long)]
+    segments: bool,
 }
 
 /// `tandem embed`: each line's text → its embedding (mean of the final normed hidden states), one
@@ -251,7 +257,20 @@ pub fn embed(home: &Home, a: EmbedArgs) -> Result<()> {
         let Some(text) = v["text"].as_str() else {
             anyhow::bail!("{} line {}: no \"text\" string", a.input.display(), i + 1);
         };
-        let mut tokens = lm.tokenizer.encode(text, tandem_text::SpecialMode::None);
+        let encode = |s: &str| lm.tokenizer.encode(s, tandem_text::SpecialMode::None);
+        if a.segments {
+            let segments = tandem_safety::moderator::segments(text, encode);
+            if segments.len() > 1 {
+                for (k, tokens) in segments.iter().enumerate() {
+                    v["segment"] = serde_json::json!(k);
+                    v["embedding"] =
+                        serde_json::json!(lm.model.embed(&mut st, &mut kv, &tokens[..tokens.len().min(n)])?);
+                    writeln!(out, "{v}")?;
+                }
+            }
+            continue;
+        }
+        let mut tokens = encode(text);
         tokens.truncate(n);
         if tokens.is_empty() {
             anyhow::bail!("{} line {}: empty text", a.input.display(), i + 1);
