@@ -6,12 +6,16 @@ The head was trained on requests; answers are another kind of text (descriptions
 the output guard reads them a sentence or a line at a time, many windows per answer, any of which
 can cut it. With the input threshold the mini's answers to harmless requests were cut (a Python
 process "kill" line, gladiators in a Colosseum tour), so outputs get their own threshold: the one at
-which OUTPUT_CUT_TARGET of the mini's answers to harmless TRAINING prompts would be cut.
+which OUTPUT_CUT_TARGET of the tiers' answers to harmless TRAINING prompts would be cut (both tiers'
+answers together: the flagship writes longer, more varied answers than the mini).
 
-    tandem serve --models mini &                                   # guards off
-    python3 tools/moderation/calibrate_output.py answers http://127.0.0.1:8080 windows.jsonl
-    tandem embed --model mini windows.jsonl > windows.emb.jsonl
-    python3 tools/moderation/calibrate_output.py threshold windows.emb.jsonl crates/safety/data/moderation_head.json
+    tandem serve --models mini,flagship &                          # guards off
+    python3 tools/moderation/calibrate_output.py answers http://127.0.0.1:8080 mini.jsonl mini
+    python3 tools/moderation/calibrate_output.py answers http://127.0.0.1:8080 flagship.jsonl flagship
+    tandem embed --model mini mini.jsonl > mini.emb.jsonl          # the guard embeds with the mini
+    tandem embed --model mini flagship.jsonl > flagship.emb.jsonl
+    python3 tools/moderation/calibrate_output.py threshold mini.emb.jsonl flagship.emb.jsonl \
+        crates/safety/data/moderation_head.json
 
 `answers` asks the server (greedy, 128 tokens, like `tandem eval safety`) for every harmless prompt
 of a fixed sample of the training set (never the held-out set or the safety sample) and cuts each
@@ -42,15 +46,15 @@ def windows(text):
     return [w for w in out if w.strip()]
 
 
-def ask(url, prompt):
-    body = json.dumps({"model": "mini", "messages": [{"role": "user", "content": prompt}],
+def ask(url, prompt, model):
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": prompt}],
                        "max_tokens": 128, "temperature": 0}).encode()
     req = urllib.request.Request(url + "/v1/chat/completions", body, {"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=600) as r:
         return json.load(r)["choices"][0]["message"]["content"] or ""
 
 
-def answers(url, out_path):
+def answers(url, out_path, model="mini"):
     rows = [json.loads(l) for l in open(ROOT / "crates/safety/data/moderation_train.jsonl")]
     by_src = {}
     for r in rows:
@@ -59,18 +63,19 @@ def answers(url, out_path):
     rng = random.Random(20261128)
     prompts = [t for src in sorted(by_src) for t in rng.sample(by_src[src], min(PER_SOURCE, len(by_src[src])))]
     with ThreadPoolExecutor(8) as pool:
-        got = list(pool.map(lambda p: ask(url, p), prompts))
+        got = list(pool.map(lambda p: ask(url, p, model), prompts))
     with open(out_path, "w") as f:
         for i, a in enumerate(got):
             for w in windows(a):
-                f.write(json.dumps({"text": w, "answer": i}) + "\n")
-    print(len(prompts), "answers")
+                f.write(json.dumps({"text": w, "answer": f"{model}-{i}"}) + "\n")
+    print(len(prompts), "answers of", model)
 
 
-def threshold(emb_path, head_path):
+def threshold(*paths):
     import numpy as np
+    *emb_paths, head_path = paths
     head = json.load(open(head_path))
-    rows = [json.loads(l) for l in open(emb_path)]
+    rows = [json.loads(l) for p in emb_paths for l in open(p)]
     x = np.array([r["embedding"] for r in rows])
     half = x.shape[1] // 2
     x = {"mid": x[:, :half], "final": x[:, half:], "both": x}[head["features"]]
@@ -81,7 +86,7 @@ def threshold(emb_path, head_path):
     t_in = float(np.log(h["threshold"] / (1 - h["threshold"])))
     per_answer = {}
     for r, v in zip(rows, s):
-        per_answer[r["answer"]] = max(per_answer.get(r["answer"], 0.0), float(v))
+        per_answer[r["answer"]] = max(per_answer.get(r["answer"], -np.inf), float(v))
     m = np.sort(np.array(list(per_answer.values())))[::-1]
     t = max(float(m[int(np.floor(OUTPUT_CUT_TARGET * len(m)))]) + 1e-3, t_in)
     cut_at_input = float((m >= t_in).mean())
