@@ -3,10 +3,13 @@
 Reads the attack head's training negatives (crates/safety/data/attack_train.jsonl) of the given
 sources, sends each text and each of its sentences to a running `tandem serve` (the mini tier)
 through `/v1/moderations`, and prints per source: texts flagged whole, sentences flagged alone,
-and the categories. Training data only: nothing of the held-out sets or of `tandem eval safety`.
+and the categories. By default training data only (nothing of the held-out sets or of `tandem eval safety`).
 
     tandem serve --models mini --port 8095 &
-    python tools/moderation/prose_fpr.py http://127.0.0.1:8095 [SOURCE ...]
+    python tools/moderation/prose_fpr.py http://127.0.0.1:8095 [--heldout] [SOURCE ...]
+
+Since 2026-12-04 the 70 training passages are also moderation training negatives; `--heldout` reads
+the attack head's held-out file instead (its 30 other novel passages, fitted by neither head).
 
 Default sources: book-passages (70 novel excerpts) and moderation-bigbench-mc (299 questions).
 Needs httpx (tests/conformance/requirements.txt installs it).
@@ -37,8 +40,11 @@ def moderate(client, base, inputs):
 
 def main():
     base = sys.argv[1].rstrip("/")
-    sources = sys.argv[2:] or ["book-passages", "moderation-bigbench-mc"]
-    rows = [json.loads(l) for l in open(ROOT / "crates/safety/data/attack_train.jsonl")]
+    args = sys.argv[2:]
+    heldout = "--heldout" in args
+    sources = [a for a in args if a != "--heldout"] or ["book-passages", "moderation-bigbench-mc"]
+    name = "attack_heldout" if heldout else "attack_train"
+    rows = [json.loads(l) for l in open(ROOT / f"crates/safety/data/{name}.jsonl")]
     with httpx.Client(timeout=600) as c:
         for src in sources:
             docs = [r["text"] for r in rows if r["source"] == src and not r["attack"]]

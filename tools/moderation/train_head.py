@@ -37,7 +37,9 @@ CATS = [
     "violence/graphic",
 ]
 L2 = 1.0
-RECALL_TARGET = 0.85
+# 0.85 until 2026-12-04: with the look-alikes and book passages added as negatives it gave a held-out
+# recall of 78.3% (FPR 3.0%); 0.88 (cv false positives 4.1%) was chosen once, on training CV figures.
+RECALL_TARGET = 0.88
 FIT_SEGMENTS = 8
 SEED = 20261127
 
