@@ -6,16 +6,21 @@ The head was trained on requests; answers are another kind of text (descriptions
 the output guard reads them a sentence or a line at a time, many windows per answer, any of which
 can cut it. With the input threshold the mini's answers to harmless requests were cut (a Python
 process "kill" line, gladiators in a Colosseum tour), so outputs get their own threshold: the one at
-which OUTPUT_CUT_TARGET of the tiers' answers to harmless TRAINING prompts would be cut (both tiers'
-answers together: the flagship writes longer, more varied answers than the mini).
+which none of the tiers' answers to harmless TRAINING prompts would be cut (both tiers' answers
+together: the flagship writes longer, more varied answers than the mini), and at least the median
+score of the harmful training requests: a window is cut only when it scores like a typical harmful
+request. (Until 2026-12-04 the threshold cut 1% of those answers; with the retrained head that was
+logit 8.6, and the mini's guarded `tandem eval safety` run then cut 8 answers to look-alike
+requests — "kill a Python process" — so the rule became the one above, on training data only.)
 
     tandem serve --models mini,flagship &                          # guards off
     python3 tools/moderation/calibrate_output.py answers http://127.0.0.1:8080 mini.jsonl mini
     python3 tools/moderation/calibrate_output.py answers http://127.0.0.1:8080 flagship.jsonl flagship
     tandem embed --model mini mini.jsonl > mini.emb.jsonl          # the guard embeds with the mini
     tandem embed --model mini flagship.jsonl > flagship.emb.jsonl
+    tandem embed --model mini crates/safety/data/moderation_train.jsonl > train.emb.jsonl
     python3 tools/moderation/calibrate_output.py threshold mini.emb.jsonl flagship.emb.jsonl \
-        crates/safety/data/moderation_head.json
+        --requests train.emb.jsonl crates/safety/data/moderation_head.json
 
 `answers` asks the server (greedy, 128 tokens, like `tandem eval safety`) for every harmless prompt
 of a fixed sample of the training set (never the held-out set or the safety sample) and cuts each
@@ -33,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
-OUTPUT_CUT_TARGET = 0.01
+OUTPUT_CUT_TARGET = 0.0
 PER_SOURCE = 40
 
 
@@ -71,30 +76,50 @@ def answers(url, out_path, model="mini"):
     print(len(prompts), "answers of", model)
 
 
-def threshold(*paths):
+def scores(head, rows):
+    """The flagged head's logits of the rows' embeddings."""
     import numpy as np
-    *emb_paths, head_path = paths
-    head = json.load(open(head_path))
-    rows = [json.loads(l) for p in emb_paths for l in open(p)]
     x = np.array([r["embedding"] for r in rows])
     half = x.shape[1] // 2
     x = {"mid": x[:, :half], "final": x[:, half:], "both": x}[head["features"]]
     z = (x - np.array(head["mean"])) / np.array(head["std"])
     h = head["heads"]["flagged"]
     # Logits: scores this close to 1 are all 1.0 in f32.
-    s = z @ np.array(h["w"]) + h["b"]
+    return z @ np.array(h["w"]) + h["b"]
+
+
+def threshold(*args):
+    import numpy as np
+    args = list(args)
+    requests = None
+    if "--requests" in args:
+        i = args.index("--requests")
+        requests = args[i + 1]
+        del args[i:i + 2]
+    *emb_paths, head_path = args
+    head = json.load(open(head_path))
+    rows = [json.loads(l) for p in emb_paths for l in open(p)]
+    s = scores(head, rows)
+    h = head["heads"]["flagged"]
     t_in = float(np.log(h["threshold"] / (1 - h["threshold"])))
     per_answer = {}
     for r, v in zip(rows, s):
         per_answer[r["answer"]] = max(per_answer.get(r["answer"], -np.inf), float(v))
     m = np.sort(np.array(list(per_answer.values())))[::-1]
     t = max(float(m[int(np.floor(OUTPUT_CUT_TARGET * len(m)))]) + 1e-3, t_in)
+    typical = None
+    if requests:
+        req = [json.loads(l) for l in open(requests)]
+        typical = float(np.median(scores(head, [r for r in req if r["harmful"]])))
+        t = max(t, typical)
     cut_at_input = float((m >= t_in).mean())
     print(f"{len(m)} answers, {len(rows)} windows; cut at the input threshold (logit {t_in:.2f}): "
-          f"{cut_at_input:.1%}; output threshold logit {t:.2f} cuts {(m >= t).mean():.1%}")
+          f"{cut_at_input:.1%}; highest answer {m[0]:.2f}; median harmful request "
+          f"{'-' if typical is None else f'{typical:.2f}'}; output threshold logit {t:.2f} cuts {(m >= t).mean():.1%}")
     head.pop("output_threshold", None)
     head["output_threshold_logit"] = t
-    head["output_calibration"] = {"answers": len(m), "windows": len(rows), "cut_at_input_threshold": cut_at_input}
+    head["output_calibration"] = {"answers": len(m), "windows": len(rows), "cut_at_input_threshold": cut_at_input,
+                                  "highest_answer_logit": float(m[0]), "median_harmful_request_logit": typical}
     text = json.dumps(head)
     text = re.sub(r"-?\d+\.\d{7,}(e-?\d+)?", lambda mm: f"{float(mm.group(0)):.7g}", text)
     open(head_path, "w").write(text)
