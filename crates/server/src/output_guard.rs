@@ -1,7 +1,7 @@
 //! Output moderation (`--moderate output`) and redaction (`--redact`): the engine's events pass
 //! through a filter that holds each choice's new text until a sentence ends (or `HOLD_TOKENS`
 //! tokens pile up), moderates that window, and only then lets it through. Windows are judged
-//! against the head's output threshold (`Head::classify_output`: calibrated on the mini's answers
+//! against the head's output threshold (`Head::classify_output`: calibrated on the tiers' answers
 //! to harmless prompts, since answers are not requests). A flagged window under `block` is never
 //! sent: the choice ends there with `finish_reason: "content_filter"` (and when every choice has
 //! ended the engine's receiver is dropped, which stops generation). Under `flag` the text goes out
