@@ -11,7 +11,8 @@ and the categories. By default training data only (nothing of the held-out sets 
 Since 2026-12-04 the 70 training passages are also moderation training negatives; `--heldout` reads
 the attack head's held-out file instead (its 30 other novel passages, fitted by neither head).
 
-Default sources: book-passages (70 novel excerpts) and moderation-bigbench-mc (299 questions).
+Default sources: book-passages (70 novel excerpts; 30 with --heldout) and moderation-bigbench-mc
+(299 questions; none held out).
 Needs httpx (tests/conformance/requirements.txt installs it).
 """
 import collections
