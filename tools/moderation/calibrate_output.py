@@ -59,29 +59,38 @@ def ask(url, prompt, model):
         return json.load(r)["choices"][0]["message"]["content"] or ""
 
 
-def answers(url, out_path, model="mini"):
+def answers(url, out_path, model="mini", *opts):
+    """The sample: PER_SOURCE harmless prompts of each training source. `--extra SRC,SRC` asks instead
+    every harmless prompt of those sources that the sample left out (the two files together hold
+    each prompt of those sources once), keyed MODEL-extra-i."""
     rows = [json.loads(l) for l in open(ROOT / "crates/safety/data/moderation_train.jsonl")]
     by_src = {}
     for r in rows:
         if not r["harmful"]:
             by_src.setdefault(r["source"], []).append(r["text"])
     rng = random.Random(20261128)
-    prompts = [t for src in sorted(by_src) for t in rng.sample(by_src[src], min(PER_SOURCE, len(by_src[src])))]
+    sample = {src: rng.sample(by_src[src], min(PER_SOURCE, len(by_src[src]))) for src in sorted(by_src)}
+    prompts, key = [t for src in sorted(sample) for t in sample[src]], model
+    if opts:
+        if opts[0] != "--extra" or len(opts) != 2 or any(s not in by_src for s in opts[1].split(",")):
+            sys.exit(f"usage: answers URL OUT MODEL [--extra SOURCE,...]; sources: {', '.join(sorted(by_src))}")
+        prompts = [t for src in opts[1].split(",") for t in by_src[src] if t not in sample[src]]
+        key = f"{model}-extra"
     with ThreadPoolExecutor(8) as pool:
         got = list(pool.map(lambda p: ask(url, p, model), prompts))
     with open(out_path, "w") as f:
         for i, a in enumerate(got):
             for w in windows(a):
-                f.write(json.dumps({"text": w, "answer": f"{model}-{i}"}) + "\n")
+                f.write(json.dumps({"text": w, "answer": f"{key}-{i}"}) + "\n")
     print(len(prompts), "answers of", model)
 
 
 def scores(head, rows):
     """The flagged head's logits of the rows' embeddings."""
     import numpy as np
-    x = np.array([r["embedding"] for r in rows])
-    half = x.shape[1] // 2
-    x = {"mid": x[:, :half], "final": x[:, half:], "both": x}[head["features"]]
+    sys.path.insert(0, str(Path(__file__).parent))
+    from train_head import feature_part
+    x = feature_part(np.array([r["embedding"] for r in rows], dtype=np.float64), head["features"])
     z = (x - np.array(head["mean"])) / np.array(head["std"])
     h = head["heads"]["flagged"]
     # Logits: scores this close to 1 are all 1.0 in f32.

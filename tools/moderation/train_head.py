@@ -48,12 +48,16 @@ SEED = 20261127
 FEATURES = ("mid", "final", "both")
 
 
+def feature_part(x, features):
+    """The `features` part of embeddings `x` [..., 2h]: the first half, the second or all."""
+    half = x.shape[-1] // 2
+    return {"mid": x[..., :half], "final": x[..., half:], "both": x}[features]
+
+
 def load(path, features="both"):
     rows = [json.loads(l) for l in open(path) if l.strip()]
     x = np.array([r["embedding"] for r in rows], dtype=np.float64)
-    half = x.shape[1] // 2
-    x = {"mid": x[:, :half], "final": x[:, half:], "both": x}[features]
-    return rows, x
+    return rows, feature_part(x, features)
 
 
 def load_segments(path, features="both"):
@@ -65,8 +69,7 @@ def load_segments(path, features="both"):
         if l.strip():
             r = json.loads(l)
             e = np.array(r["embedding"], dtype=np.float64)
-            half = len(e) // 2
-            out.setdefault(r["text"], []).append({"mid": e[:half], "final": e[half:], "both": e}[features])
+            out.setdefault(r["text"], []).append(feature_part(e, features))
     return out
 
 
