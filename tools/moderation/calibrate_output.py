@@ -5,22 +5,28 @@ before `--moderate output` cuts an answer.
 The head was trained on requests; answers are another kind of text (descriptions, code lines), and
 the output guard reads them a sentence or a line at a time, many windows per answer, any of which
 can cut it. With the input threshold the mini's answers to harmless requests were cut (a Python
-process "kill" line, gladiators in a Colosseum tour), so outputs get their own threshold: the one at
-which none of the tiers' answers to harmless TRAINING prompts would be cut (both tiers' answers
-together: the flagship writes longer, more varied answers than the mini), and at least the median
-score of the harmful training requests: a window is cut only when it scores like a typical harmful
-request. (Until 2026-12-04 the threshold cut 1% of those answers; with the retrained head that was
-logit 8.6, and the mini's guarded `tandem eval safety` run then cut 8 answers to look-alike
-requests — "kill a Python process" — so the rule became the one above, on training data only.)
+process "kill" line, gladiators in a Colosseum tour), so outputs get their own threshold: the one that
+cuts at most OUTPUT_CUT_TARGET (0.5%) of the tiers' answers to harmless TRAINING prompts (both tiers'
+answers together: the flagship writes longer, more varied answers than the mini), and at least the
+median score of the harmful training requests: a window is cut only when it scores like a typical
+harmful request. History, all on training data: until 2026-12-04 the rule cut 1% of a 560-answer
+sample (logit 8.6; the mini's guarded `tandem eval safety` run then cut 8 answers to look-alike
+requests), then none of it (10.03); with the answers to EVERY training look-alike and
+written-benign prompt added (`--extra`, 1,026 answers) "none" meant logit 15.83, set by a few
+descriptive sentences ("Scammers target elderly people by ...", "Cutting a mango is ..."), at
+which an echoed pipe-bomb request was no longer cut (tests/conformance/test_guard.py), so the
+rule allows 0.5% of them: logit 10.75.
 
     tandem serve --models mini,flagship &                          # guards off
     python3 tools/moderation/calibrate_output.py answers http://127.0.0.1:8080 mini.jsonl mini
     python3 tools/moderation/calibrate_output.py answers http://127.0.0.1:8080 flagship.jsonl flagship
+    python3 tools/moderation/calibrate_output.py answers http://127.0.0.1:8080 mini.extra.jsonl mini \
+        --extra written-lookalike,written-benign                    # and flagship.extra.jsonl alike
     tandem embed --model mini mini.jsonl > mini.emb.jsonl          # the guard embeds with the mini
-    tandem embed --model mini flagship.jsonl > flagship.emb.jsonl
+    tandem embed --model mini flagship.jsonl > flagship.emb.jsonl    # and the two .extra files
     tandem embed --model mini crates/safety/data/moderation_train.jsonl > train.emb.jsonl
     python3 tools/moderation/calibrate_output.py threshold mini.emb.jsonl flagship.emb.jsonl \
-        --requests train.emb.jsonl crates/safety/data/moderation_head.json
+        mini.extra.emb.jsonl flagship.extra.emb.jsonl --requests train.emb.jsonl crates/safety/data/moderation_head.json
 
 `answers` asks the server (greedy, 128 tokens, like `tandem eval safety`) for every harmless prompt
 of a fixed sample of the training set (never the held-out set or the safety sample) and cuts each
@@ -38,7 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
-OUTPUT_CUT_TARGET = 0.0
+OUTPUT_CUT_TARGET = 0.005
 PER_SOURCE = 40
 
 

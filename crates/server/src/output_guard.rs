@@ -77,6 +77,7 @@ pub fn filter(state: Arc<AppState>, v: &ValidRequest, mut rx: UnboundedReceiver<
             if !(last || ends_sentence(&h.text) || pending >= HOLD_TOKENS) {
                 continue;
             }
+            let carry = if last { None } else { next_sentence_start(h) };
             let verdict = match state.moderator.as_ref() {
                 Some(m) if policy.output && !h.text.trim().is_empty() => m.classify_output(&h.text).await.ok(),
                 _ => None,
@@ -135,6 +136,10 @@ pub fn filter(state: Arc<AppState>, v: &ValidRequest, mut rx: UnboundedReceiver<
             if !forward(&tx, &mut h.events) {
                 return;
             }
+            if let Some((ev, text)) = carry {
+                h.events.push(ev);
+                h.text = text;
+            }
             if held.iter().all(|h| h.done) {
                 return;
             }
@@ -143,12 +148,66 @@ pub fn filter(state: Arc<AppState>, v: &ValidRequest, mut rx: UnboundedReceiver<
     out
 }
 
+/// Takes back the held window's last token when it starts the next sentence: a sentence is only
+/// seen to end when the token after its full stop arrives, and that token (" Give" after "Hello
+/// there.") begins the next window, as in the windows the output threshold was calibrated on
+/// (`tools/moderation/calibrate_output.py`: a window ends at the punctuation). Returns the token's
+/// event and text.
+fn next_sentence_start(h: &mut Held) -> Option<(Event, String)> {
+    let Some(Event::Token { text, .. }) = h.events.last() else {
+        return None;
+    };
+    let before = &h.text[..h.text.len() - text.len()];
+    let starts = text.starts_with(|c: char| c.is_ascii_whitespace()) && before.ends_with(['.', '!', '?']);
+    if !starts || h.events.len() < 2 {
+        return None;
+    }
+    let text = h.text.split_off(before.len());
+    Some((h.events.pop().expect("a last event"), text))
+}
+
 fn forward(tx: &UnboundedSender<Event>, events: &mut Vec<Event>) -> bool {
     events.drain(..).all(|e| tx.send(e).is_ok())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn held(tokens: &[&str]) -> Held {
+        let mut h = Held::default();
+        for t in tokens {
+            h.text.push_str(t);
+            h.tokens += 1;
+            h.events.push(Event::Token {
+                choice: 0,
+                text: t.to_string(),
+                logprobs: None,
+            });
+        }
+        h
+    }
+
+    #[test]
+    fn the_token_that_starts_the_next_sentence_goes_to_the_next_window() {
+        let mut h = held(&["Hello", " there", ".", " Give"]);
+        assert!(ends_sentence(&h.text));
+        let (_, text) = next_sentence_start(&mut h).expect("carried");
+        assert_eq!(
+            (h.text.as_str(), text.as_str(), h.events.len()),
+            ("Hello there.", " Give", 3)
+        );
+
+        // A token that holds the sentence's end itself stays in its window.
+        let mut h = held(&["Hello", " there", ". ", "Give"]);
+        assert!(next_sentence_start(&mut h).is_none());
+        let mut h = held(&["one", "\n"]);
+        assert!(next_sentence_start(&mut h).is_none() && h.text == "one\n");
+        // A window is never left empty.
+        let mut h = held(&[" Give"]);
+        assert!(next_sentence_start(&mut h).is_none());
+    }
+
     #[test]
     fn sentence_ends() {
         assert!(super::ends_sentence("Hello. "));
