@@ -19,7 +19,7 @@ const BUILTIN: &str = include_str!("../data/moderation_head.json");
 pub struct Head {
     probes: Probes,
     /// The `flagged` logit generated text must reach to be cut (`classify_output`); calibrated on
-    /// the mini's answers to harmless training prompts by `tools/moderation/calibrate_output.py`.
+    /// both tiers' answers to harmless training prompts by `tools/moderation/calibrate_output.py`.
     /// Never below the input threshold's.
     output_logit: f32,
 }
