@@ -20,11 +20,14 @@ use crate::state::{unix_now, AppState};
 /// Most tokens held back before a window is moderated without waiting for a sentence to end.
 pub const HOLD_TOKENS: usize = 64;
 
-/// Whether `text` has finished a sentence (a line, or `.`/`!`/`?` followed by a space).
-fn ends_sentence(text: &str) -> bool {
+/// Where the first sentence `text` has finished ends: the byte offset past its line's `\n`, or
+/// past a `.`/`!`/`?` that whitespace follows.
+fn sentence_end(text: &str) -> Option<usize> {
     let b = text.as_bytes();
-    b.iter().enumerate().any(|(i, &c)| {
-        c == b'\n' || (matches!(c, b'.' | b'!' | b'?') && b.get(i + 1).is_some_and(|n| n.is_ascii_whitespace()))
+    b.iter().enumerate().find_map(|(i, &c)| {
+        let ends =
+            c == b'\n' || (matches!(c, b'.' | b'!' | b'?') && b.get(i + 1).is_some_and(|n| n.is_ascii_whitespace()));
+        ends.then_some(i + 1)
     })
 }
 
@@ -74,7 +77,7 @@ pub fn filter(state: Arc<AppState>, v: &ValidRequest, mut rx: UnboundedReceiver<
             }
             h.events.push(ev);
             let pending = h.events.len();
-            if !(last || ends_sentence(&h.text) || pending >= HOLD_TOKENS) {
+            if !(last || sentence_end(&h.text).is_some() || pending >= HOLD_TOKENS) {
                 continue;
             }
             let carry = if last { None } else { next_sentence_start(h) };
@@ -151,18 +154,19 @@ pub fn filter(state: Arc<AppState>, v: &ValidRequest, mut rx: UnboundedReceiver<
 /// Takes back the held window's last token when it starts the next sentence: a sentence is only
 /// seen to end when the token after its full stop arrives, and that token (" Give" after "Hello
 /// there.") begins the next window, as in the windows the output threshold was calibrated on
-/// (`tools/moderation/calibrate_output.py`: a window ends at the punctuation). Returns the token's
-/// event and text.
+/// (`tools/moderation/calibrate_output.py`: a window ends at the punctuation). The token is carried
+/// when the held text's first sentence ends exactly where it begins (`sentence_end`, the rule
+/// that closed the window). Returns the token's event and text.
 fn next_sentence_start(h: &mut Held) -> Option<(Event, String)> {
+    let end = sentence_end(&h.text)?;
     let Some(Event::Token { text, .. }) = h.events.last() else {
         return None;
     };
-    let before = &h.text[..h.text.len() - text.len()];
-    let starts = text.starts_with(|c: char| c.is_ascii_whitespace()) && before.ends_with(['.', '!', '?']);
-    if !starts || h.events.len() < 2 {
+    let start = h.text.len() - text.len();
+    if start != end || h.events.len() < 2 {
         return None;
     }
-    let text = h.text.split_off(before.len());
+    let text = h.text.split_off(start);
     Some((h.events.pop().expect("a last event"), text))
 }
 
@@ -191,7 +195,7 @@ mod tests {
     #[test]
     fn the_token_that_starts_the_next_sentence_goes_to_the_next_window() {
         let mut h = held(&["Hello", " there", ".", " Give"]);
-        assert!(ends_sentence(&h.text));
+        assert_eq!(sentence_end(&h.text), Some(12));
         let (_, text) = next_sentence_start(&mut h).expect("carried");
         assert_eq!(
             (h.text.as_str(), text.as_str(), h.events.len()),
@@ -210,11 +214,12 @@ mod tests {
 
     #[test]
     fn sentence_ends() {
-        assert!(super::ends_sentence("Hello. "));
-        assert!(super::ends_sentence("line\n"));
-        assert!(!super::ends_sentence("version 1.2"));
-        assert!(
-            !super::ends_sentence("Hello."),
+        assert_eq!(sentence_end("Hello. "), Some(6));
+        assert_eq!(sentence_end("line\n"), Some(5));
+        assert_eq!(sentence_end("version 1.2"), None);
+        assert_eq!(
+            sentence_end("Hello."),
+            None,
             "the full stop may still be a decimal point"
         );
     }
