@@ -17,10 +17,17 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    fn open(&self, home: &Home) -> Result<(SqliteStore, KeyRing)> {
-        let dir = self.data_dir.clone().unwrap_or_else(|| home.data());
+    pub fn dir(&self, home: &Home) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| home.data())
+    }
+
+    pub fn open(&self, home: &Home) -> Result<(SqliteStore, KeyRing)> {
+        let dir = self.dir(home);
         let db = dir.join("tandem.sqlite");
         let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+        for note in store.migration_notes() {
+            eprintln!("{note}");
+        }
         let ring = KeyRing::open(&dir).with_context(|| format!("reading the server secret in {}", dir.display()))?;
         Ok((store, ring))
     }
@@ -56,6 +63,9 @@ enum KeysCmd {
         /// +attacks (prompt-attack detection), optionally :block or :flag (e.g. both+attacks:block).
         #[arg(long)]
         moderation: Option<String>,
+        /// The project (id or name) the key joins; default: a new project named after the key.
+        #[arg(long)]
+        project: Option<String>,
     },
     List {
         #[arg(long)]
@@ -95,7 +105,7 @@ fn check_moderation(m: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-fn check_budget(b: Option<f64>) -> Result<()> {
+pub fn check_budget(b: Option<f64>) -> Result<()> {
     if let Some(b) = b {
         if !(b.is_finite() && b >= 0.0) {
             bail!("--budget must be a non-negative number of dollars, got {b}");
@@ -104,14 +114,15 @@ fn check_budget(b: Option<f64>) -> Result<()> {
     Ok(())
 }
 
-fn limit(v: Option<u64>) -> String {
+pub fn limit(v: Option<u64>) -> String {
     v.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
 }
 
 fn print_key(k: &KeyRecord) {
     println!(
-        "{:<14} {:<16} {:<16} {:>5} {:>7} {:>8} {:>10} {:>10} {}",
+        "{:<14} {:<29} {:<16} {:<16} {:>5} {:>7} {:>8} {:>10} {:>10} {}",
         k.id,
+        k.project_id.as_deref().unwrap_or("-"),
         k.name,
         k.hint,
         if k.admin { "admin" } else { "" },
@@ -134,9 +145,13 @@ pub fn keys(home: &Home, a: KeysArgs) -> Result<()> {
             budget,
             admin,
             moderation,
+            project,
         } => {
             check_budget(budget)?;
             check_moderation(moderation.as_deref())?;
+            let project_id = project
+                .map(|p| crate::projects::find_project(&store, &p).map(|p| p.id))
+                .transpose()?;
             let spec = NewKey {
                 name,
                 admin,
@@ -144,9 +159,14 @@ pub fn keys(home: &Home, a: KeysArgs) -> Result<()> {
                 tpm,
                 budget,
                 moderation,
+                project_id,
             };
             let (rec, key) = tandem_store::create_key(&store, &ring, spec, now)?;
-            eprintln!("created {} — the key is shown once; store it now:", rec.id);
+            eprintln!(
+                "created {} in project {} — the key is shown once; store it now:",
+                rec.id,
+                rec.project_id.as_deref().unwrap_or("-")
+            );
             println!("{key}");
         }
         KeysCmd::List { json } => {
@@ -156,8 +176,8 @@ pub fn keys(home: &Home, a: KeysArgs) -> Result<()> {
                 println!("{}", serde_json::Value::Array(v));
             } else {
                 println!(
-                    "{:<14} {:<16} {:<16} {:>5} {:>7} {:>8} {:>10} {:>10} state",
-                    "id", "name", "key", "", "rpm", "tpm", "budget", "spent"
+                    "{:<14} {:<29} {:<16} {:<16} {:>5} {:>7} {:>8} {:>10} {:>10} state",
+                    "id", "project", "name", "key", "", "rpm", "tpm", "budget", "spent"
                 );
                 keys.iter().for_each(print_key);
             }
@@ -210,7 +230,7 @@ pub struct UsageArgs {
     /// Day after the last (YYYY-MM-DD) or unix seconds.
     #[arg(long)]
     until: Option<String>,
-    /// Group by any of day, key, model (comma-separated).
+    /// Group by any of day, key, model, project (comma-separated).
     #[arg(long, default_value = "day,key,model")]
     by: String,
     #[arg(long)]
@@ -231,11 +251,12 @@ fn time_arg(v: &Option<String>, what: &str) -> Result<Option<u64>> {
 
 pub fn usage(home: &Home, a: UsageArgs) -> Result<()> {
     let (store, _) = a.data.open(home)?;
-    let dims: Vec<UsageDim> =
-        a.by.split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| UsageDim::parse(s.trim()).with_context(|| format!("--by: {s:?} is not day, key or model")))
-            .collect::<Result<_>>()?;
+    let dims: Vec<UsageDim> = a
+        .by
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| UsageDim::parse(s.trim()).with_context(|| format!("--by: {s:?} is not day, key, model or project")))
+        .collect::<Result<_>>()?;
     let since = time_arg(&a.since, "since")?.unwrap_or(0);
     let until = time_arg(&a.until, "until")?.unwrap_or(u64::MAX);
     let rows = store.usage_summary(since, until, &dims)?;

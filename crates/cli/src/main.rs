@@ -30,6 +30,7 @@ mod eval_moderation;
 mod eval_route;
 mod eval_safety;
 mod keys;
+mod projects;
 mod pull;
 mod report;
 mod results;
@@ -96,7 +97,11 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// API keys: create (the key is printed once), list, revoke, update.
     Keys(keys::KeysArgs),
-    /// Usage and cost recorded by the server, grouped by day, key and model.
+    /// Projects (tenants): create, list, update limits, archive.
+    Projects(projects::ProjectsArgs),
+    /// Files no key reaches: list, assign to a project, delete.
+    Files(projects::FilesArgs),
+    /// Usage and cost recorded by the server, grouped by day, key, model and project.
     Usage(keys::UsageArgs),
     /// Quality evaluations (HumanEval pass@1, run in a sandbox).
     Eval(eval_cmd::EvalArgs),
@@ -195,6 +200,8 @@ fn real_main(cli: Cli) -> Result<()> {
         Cmd::Bench(args) => bench::bench(&home, args),
         Cmd::Keys(args) => keys::keys(&home, args),
         Cmd::Usage(args) => keys::usage(&home, args),
+        Cmd::Projects(args) => projects::projects(&home, args),
+        Cmd::Files(args) => projects::files(&home, args),
         Cmd::Eval(args) => eval_cmd::eval(&home, args),
         Cmd::Report(args) => report::report(&home, args),
     }

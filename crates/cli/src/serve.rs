@@ -339,6 +339,9 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
     // The store (and whether keys guard it) before the slow part, loading the models.
     let db = data_dir.join("tandem.sqlite");
     let store = tandem_store::SqliteStore::open(&db).with_context(|| format!("opening the store {}", db.display()))?;
+    for note in store.migration_notes() {
+        eprintln!("{note}");
+    }
     let blobs = tandem_store::BlobDir::open(&data_dir.join("files"))
         .with_context(|| format!("opening {}", data_dir.join("files").display()))?;
     let keyring = tandem_store::KeyRing::open(&data_dir).context("reading the server secret")?;

@@ -1,5 +1,7 @@
-//! Admin endpoints (an admin key, or an open server): keys over HTTP, and usage aggregates.
-//! `GET /v1/usage?since=&until=&by=day,key,model` · `GET|POST /v1/keys` · `POST|DELETE /v1/keys/{id}`
+//! Admin endpoints (an admin key, or an open server): keys over HTTP, and usage aggregates across
+//! projects. `GET /v1/usage?since=&until=&by=day,key,model,project` · `GET|POST /v1/keys` ·
+//! `POST|DELETE /v1/keys/{id}`. Projects are `projects`'. Least privilege: an admin key manages
+//! keys and projects and reads usage, but files and batches only of its own project.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,10 +22,10 @@ use crate::state::{unix_now, AppState};
 pub fn key_object(k: &KeyRecord) -> Value {
     json!({"id": k.id, "object": "api_key", "name": k.name, "redacted_value": k.hint, "created_at": k.created_at,
            "revoked_at": k.revoked_at, "admin": k.admin, "rpm": k.rpm, "tpm": k.tpm, "budget": k.budget,
-           "spent": k.spent, "moderation": k.moderation})
+           "spent": k.spent, "moderation": k.moderation, "project_id": k.project_id})
 }
 
-fn reply(r: Result<Value, ApiError>) -> Response {
+pub(crate) fn reply(r: Result<Value, ApiError>) -> Response {
     match r {
         Ok(v) => Json(v).into_response(),
         Err(e) => e.into_response(),
@@ -31,7 +33,7 @@ fn reply(r: Result<Value, ApiError>) -> Response {
 }
 
 /// A time bound: unix seconds or a `YYYY-MM-DD` day (its start, UTC).
-fn time_param(q: &HashMap<String, String>, k: &str) -> Result<Option<u64>, ApiError> {
+pub(crate) fn time_param(q: &HashMap<String, String>, k: &str) -> Result<Option<u64>, ApiError> {
     let Some(v) = q.get(k) else { return Ok(None) };
     v.parse::<u64>()
         .ok()
@@ -58,6 +60,7 @@ pub fn usage_json(rows: &[tandem_store::UsageRow], dims: &[UsageDim]) -> Vec<Val
                     UsageDim::Day => "day",
                     UsageDim::Key => "key_id",
                     UsageDim::Model => "model",
+                    UsageDim::Project => "project_id",
                 }] = json!(v);
             }
             o
@@ -73,7 +76,7 @@ fn parse_dims(by: &str) -> Result<Vec<UsageDim>, ApiError> {
                 ApiError::invalid(
                     "by",
                     "invalid_value",
-                    format!("Invalid 'by': '{s}'. Group by any of day, key, model."),
+                    format!("Invalid 'by': '{s}'. Group by any of day, key, model, project."),
                 )
             })
         })
@@ -109,7 +112,7 @@ pub async fn list_keys(State(state): State<Arc<AppState>>, Extension(caller): Ex
 
 /// `rpm`, `tpm` (non-negative integers), `budget` (dollars) and `moderation` (a policy such as
 /// `input:block`); `null` clears one.
-fn limits(f: &Fields) -> Result<KeyUpdate, ApiError> {
+pub(crate) fn limits(f: &Fields) -> Result<KeyUpdate, ApiError> {
     let int = |k: &str| -> Result<Option<Option<u64>>, ApiError> {
         match f.obj.get(k) {
             None => Ok(None),
@@ -158,7 +161,10 @@ pub async fn create_key(
         let b = b.map_err(|e| ApiError::bad_request(e.body_text()))?;
         let v = Fields::parse(&b)?;
         let f = Fields::new(&v);
-        f.check_known(&["name", "admin", "rpm", "tpm", "budget", "moderation"], false)?;
+        f.check_known(
+            &["name", "admin", "rpm", "tpm", "budget", "moderation", "project_id"],
+            false,
+        )?;
         let l = limits(&f)?;
         let spec = NewKey {
             name: f.string("name")?.unwrap_or("").to_string(),
@@ -167,10 +173,14 @@ pub async fn create_key(
             tpm: l.tpm.flatten(),
             budget: l.budget.flatten(),
             moderation: l.moderation.flatten(),
+            project_id: f.string("project_id")?.map(String::from),
         };
         let st = state.clone();
         let (rec, key) = state
-            .db(move |s| tandem_store::create_key(s, &st.keyring, spec, unix_now()))
+            .db_checked(
+                move |s| tandem_store::create_key(s, &st.keyring, spec, unix_now()),
+                "project_id",
+            )
             .await?;
         let mut o = key_object(&rec);
         o["value"] = json!(key);

@@ -5,6 +5,10 @@
 //! every key locks the server rather than opening it — every request needs
 //! `Authorization: Bearer tdm-…`. The key is looked up by its id part and its HMAC digest compared
 //! in constant time; the key itself is never stored or logged.
+//!
+//! Every key belongs to a project (`Caller::project`): what a request reads or stores is scoped
+//! to it, and another project's object answers 404 as if it did not exist. A caller of a server
+//! running open has no project and sees only the objects of no project.
 
 use std::sync::Arc;
 
@@ -12,7 +16,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tandem_store::KeyRecord;
+use tandem_store::{KeyRecord, ProjectRecord};
 
 use crate::error::ApiError;
 use crate::limits::{duration_text, Limits};
@@ -23,6 +27,8 @@ use crate::state::AppState;
 pub struct Caller {
     /// `None`: the server runs open.
     pub key: Option<KeyRecord>,
+    /// The key's project (always there with a key).
+    pub project: Option<ProjectRecord>,
 }
 
 impl Caller {
@@ -30,9 +36,28 @@ impl Caller {
         self.key.as_ref().map(|k| k.id.clone())
     }
 
-    /// The engine's fair-queuing tenant: a hash of the key id (0 when the server runs open).
+    pub fn project_id(&self) -> Option<String> {
+        self.project.as_ref().map(|p| p.id.clone())
+    }
+
+    /// Whether an object owned by `owner` is the caller's to see.
+    pub fn owns(&self, owner: Option<&str>) -> bool {
+        tandem_store::owned_by(owner, self.project.as_ref().map(|p| p.id.as_str()))
+    }
+
+    /// Who pays, for the request's records.
+    pub fn account(&self) -> crate::request::Account {
+        crate::request::Account {
+            key_id: self.key_id(),
+            project_id: self.project_id(),
+            tickets: Vec::new(),
+        }
+    }
+
+    /// The engine's fair-queuing tenant: a hash of the project id (0 when the server runs open),
+    /// so a customer with many keys gets one share.
     pub fn tenant(&self) -> u64 {
-        tenant_of(self.key.as_ref().map(|k| k.id.as_str()))
+        tenant_of(self.project.as_ref().map(|p| p.id.as_str()))
     }
 
     pub fn limits(&self) -> Option<Limits> {
@@ -40,14 +65,51 @@ impl Caller {
         (k.rpm.is_some() || k.tpm.is_some()).then_some(Limits { rpm: k.rpm, tpm: k.tpm })
     }
 
-    /// 429 `insufficient_quota` once the key's recorded spend reaches its budget.
+    /// The project's limits over all of its keys.
+    pub fn project_limits(&self) -> Option<Limits> {
+        let p = self.project.as_ref()?;
+        (p.rpm.is_some() || p.tpm.is_some()).then_some(Limits { rpm: p.rpm, tpm: p.tpm })
+    }
+
+    /// 429 `insufficient_quota` once the key's or the project's recorded spend reaches its budget.
     pub fn check_budget(&self) -> Result<(), ApiError> {
-        match &self.key {
-            Some(k) if k.budget.is_some_and(|b| k.spent >= b) => {
-                Err(ApiError::insufficient_quota(k.budget.unwrap_or(0.0), k.spent))
+        if let Some(k) = &self.key {
+            if let Some(b) = k.budget.filter(|&b| k.spent >= b) {
+                return Err(ApiError::insufficient_quota("key", b, k.spent));
             }
-            _ => Ok(()),
         }
+        if let Some(p) = &self.project {
+            if let Some(b) = p.budget.filter(|&b| p.spent >= b) {
+                return Err(ApiError::insufficient_quota("project", b, p.spent));
+            }
+        }
+        Ok(())
+    }
+
+    /// Admits a request estimated at `tokens` under the key's and then the project's per-minute
+    /// limits; the charges go into `account`. A refusal by either takes back the other's charge.
+    pub fn admit(
+        &self,
+        limiter: &crate::limits::RateLimiter,
+        account: &mut crate::request::Account,
+        tokens: u64,
+    ) -> Result<(), ApiError> {
+        let scopes = [
+            self.key.as_ref().map(|k| k.id.clone()).zip(self.limits()),
+            self.project.as_ref().map(|p| p.id.clone()).zip(self.project_limits()),
+        ];
+        for (scope, limits) in scopes.into_iter().flatten() {
+            match limiter.admit(&scope, limits, tokens) {
+                Ok(t) => account.tickets.push(t),
+                Err(d) => {
+                    for t in account.tickets.drain(..) {
+                        limiter.release(&t);
+                    }
+                    return Err(ApiError::rate_limited(&d));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Key management and usage reports need an admin key (or an open server).
@@ -106,7 +168,21 @@ async fn identify(state: &Arc<AppState>, bearer: Option<String>) -> Result<Calle
     if rec.revoked_at.is_some() {
         return Err(unauthorized(format!("The API key {} has been revoked.", masked(&key))));
     }
-    Ok(Caller { key: Some(rec) })
+    let project_id = rec
+        .project_id
+        .clone()
+        .ok_or_else(|| unauthorized(format!("The API key {} belongs to no project.", masked(&key))))?;
+    let project = state.db(move |s| s.project(&project_id)).await?;
+    match project {
+        Some(p) if p.archived_at.is_none() => Ok(Caller {
+            key: Some(rec),
+            project: Some(p),
+        }),
+        _ => Err(unauthorized(format!(
+            "The project of the API key {} has been archived.",
+            masked(&key)
+        ))),
+    }
 }
 
 /// Middleware: identifies the caller, then adds the `x-ratelimit-*` headers to the response.

@@ -382,6 +382,7 @@ async fn run_line(state: Arc<AppState>, b: BatchRecord, n: u32, mut stop: watch:
                 completion_tokens: body["usage"]["completion_tokens"].as_u64().unwrap_or(0),
                 cost: body["usage"]["cost"]["total"].as_f64().unwrap_or(0.0),
                 key_id: b.key_id.clone(),
+                project_id: b.project_id.clone(),
                 latency_ms: started.elapsed().as_millis() as u64,
                 status: 200,
             };
@@ -417,11 +418,29 @@ async fn run_line(state: Arc<AppState>, b: BatchRecord, n: u32, mut stop: watch:
     Ok(())
 }
 
-/// A line of a key whose budget is spent fails with 429 `insufficient_quota`, as a request would.
+/// The batch's key and project as the store has them now (limits and budgets move).
+async fn owner(state: &Arc<AppState>, b: &BatchRecord) -> Res<crate::auth::Caller> {
+    let (key_id, project_id) = (b.key_id.clone(), b.project_id.clone());
+    let (key, project) = state
+        .db(move |s| {
+            let key = match key_id {
+                Some(id) => s.key(&id)?.map(|(k, _)| k),
+                None => None,
+            };
+            let project = match project_id {
+                Some(id) => s.project(&id)?,
+                None => None,
+            };
+            Ok((key, project))
+        })
+        .await?;
+    Ok(crate::auth::Caller { key, project })
+}
+
+/// A line of a key or project whose budget is spent fails with 429 `insufficient_quota`, as a
+/// request would.
 async fn budget_left(state: &Arc<AppState>, b: &BatchRecord) -> Res<()> {
-    let Some(id) = b.key_id.clone() else { return Ok(()) };
-    let key = state.db(move |s| s.key(&id)).await?.map(|(k, _)| k);
-    crate::auth::Caller { key }.check_budget()
+    owner(state, b).await?.check_budget()
 }
 
 /// The line's request through the same validation and engine as an interactive one, at batch
@@ -439,14 +458,16 @@ async fn execute(state: &Arc<AppState>, b: &BatchRecord, line: &BatchLine) -> Re
         ));
     }
     v.gen.priority = Priority::Batch;
-    v.gen.tenant = crate::auth::tenant_of(b.key_id.as_deref());
-    v.account.key_id = b.key_id.clone();
+    let caller = owner(state, b).await?;
+    v.gen.tenant = caller.tenant();
+    v.account = crate::request::Account {
+        key_id: b.key_id.clone(),
+        project_id: b.project_id.clone(),
+        tickets: Vec::new(),
+    };
     // The same guards as an interactive request: the server's policy, or the batch key's.
-    if let Some(id) = b.key_id.clone() {
-        let key = state.db(move |s| s.key(&id)).await?.map(|(k, _)| k);
-        if let Some(spec) = key.as_ref().and_then(|k| k.moderation.as_deref()) {
-            v.moderation = v.moderation.overridden(spec).unwrap_or(v.moderation);
-        }
+    if let Some(spec) = caller.key.as_ref().and_then(|k| k.moderation.as_deref()) {
+        v.moderation = v.moderation.overridden(spec).unwrap_or(v.moderation);
     }
     let tier = &state.tiers[v.tier];
     if let crate::guard::InputCheck::Blocked(resp) = crate::guard::check_input(state, &v).await? {
@@ -522,6 +543,7 @@ async fn finalize(
                 filename: format!("{id}_{kind}.jsonl"),
                 purpose: "batch_output".into(),
                 expires_at: None,
+                project_id: b2.project_id.clone(),
             };
             st.blobs.write(&f.id, text.as_bytes())?;
             Ok(Some(f))

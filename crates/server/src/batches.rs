@@ -1,4 +1,6 @@
 //! The Batch API routes: create, retrieve, list, cancel. The work itself is `batch_worker`'s.
+//! A batch belongs to its creator's project, takes only that project's input files, and is
+//! answered to another project's keys exactly as a batch that does not exist.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,12 +50,15 @@ fn no_such_batch(id: &str) -> ApiError {
     }
 }
 
-/// Reads a batch with its counts and usage, as the API shows it.
-async fn load(state: &Arc<AppState>, id: String) -> Result<Value, ApiError> {
-    let key = id.clone();
+/// Reads the caller's batch with its counts and usage, as the API shows it.
+async fn load(state: &Arc<AppState>, caller: &Caller, id: String) -> Result<Value, ApiError> {
+    let (key, project) = (id.clone(), caller.project_id());
     let found = state
         .db(move |s| {
             let Some(b) = s.batch(&key)? else { return Ok(None) };
+            if !tandem_store::owned_by(b.project_id.as_deref(), project.as_deref()) {
+                return Ok(None);
+            }
             Ok(Some((s.request_counts(&key)?, s.batch_usage(&key)?, b)))
         })
         .await?;
@@ -141,21 +146,19 @@ pub async fn create(
             ));
         }
         let meta = metadata(f.get("metadata"))?;
-        let key = input.to_string();
-        let file = state.db(move |s| s.file(&key)).await?;
-        match file {
-            None => return Err(crate::files::no_such_file(input)),
-            Some(file) if file.purpose != "batch" => {
-                return Err(ApiError::invalid(
-                    "input_file_id",
-                    "invalid_value",
-                    format!(
-                        "File {input} has purpose '{}'; a batch needs a file uploaded with purpose 'batch'.",
-                        file.purpose
-                    ),
-                ))
-            }
-            Some(_) => {}
+        let file = crate::files::find(&state, &caller, input).await.map_err(|e| ApiError {
+            param: Some("input_file_id".into()),
+            ..e
+        })?;
+        if file.purpose != "batch" {
+            return Err(ApiError::invalid(
+                "input_file_id",
+                "invalid_value",
+                format!(
+                    "File {input} has purpose '{}'; a batch needs a file uploaded with purpose 'batch'.",
+                    file.purpose
+                ),
+            ));
         }
         let now = unix_now();
         let mut rec = BatchRecord::new(
@@ -167,6 +170,7 @@ pub async fn create(
         );
         rec.metadata = meta;
         rec.key_id = caller.key_id();
+        rec.project_id = caller.project_id();
         let r = rec.clone();
         state.db(move |s| s.insert_batch(&r)).await?;
         state.batch_wake.notify_one();
@@ -178,21 +182,29 @@ pub async fn create(
     }
 }
 
-pub async fn retrieve(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    match load(&state, id).await {
+pub async fn retrieve(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    match load(&state, &caller, id).await {
         Ok(v) => Json(v).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
 /// `GET /v1/batches?after=&limit=` (newest first).
-pub async fn list(State(state): State<Arc<AppState>>, Query(q): Query<HashMap<String, String>>) -> Response {
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let run = async {
         let limit = crate::files::limit_param(&q, 100, 20)?;
-        let after = q.get("after").cloned();
+        let (after, project) = (q.get("after").cloned(), caller.project_id());
         let mut rows = state
             .db(move |s| {
-                s.list_batches(after.as_deref(), limit + 1)?
+                s.list_batches(project.as_deref(), after.as_deref(), limit + 1)?
                     .into_iter()
                     .map(|b| Ok((s.request_counts(&b.id)?, s.batch_usage(&b.id)?, b)))
                     .collect::<tandem_store::Result<Vec<_>>>()
@@ -212,12 +224,19 @@ pub async fn list(State(state): State<Arc<AppState>>, Query(q): Query<HashMap<St
 }
 
 /// Moves a running batch to `cancelling`; the worker stops its lines and ends it as `cancelled`.
-pub async fn cancel(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+pub async fn cancel(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
     let run = async {
-        let key = id.clone();
+        let (key, project) = (id.clone(), caller.project_id());
         let (found, moved) = state
             .db(move |s| {
-                let Some(b) = s.batch(&key)? else {
+                let Some(b) = s
+                    .batch(&key)?
+                    .filter(|b| tandem_store::owned_by(b.project_id.as_deref(), project.as_deref()))
+                else {
                     return Ok((None, false));
                 };
                 let moved = s.transition(
@@ -240,7 +259,7 @@ pub async fn cancel(State(state): State<Arc<AppState>>, Path(id): Path<String>) 
             _ => {}
         }
         state.batch_wake.notify_one();
-        load(&state, id).await
+        load(&state, &caller, id).await
     };
     match run.await {
         Ok(v) => Json(v).into_response(),

@@ -97,14 +97,16 @@ impl ApiError {
     }
 
     /// 500: a bug, never bad input.
-    /// 429 `insufficient_quota`: the key's budget is spent.
-    pub fn insufficient_quota(budget: f64, spent: f64) -> Self {
+    /// 429 `insufficient_quota`: the budget of `who` (`key`, `project`) is spent.
+    pub fn insufficient_quota(who: &str, budget: f64, spent: f64) -> Self {
         Self {
             code: Some("insufficient_quota"),
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "insufficient_quota",
-                format!("You exceeded your current quota: this key has spent ${spent:.6} of its ${budget:.6} budget."),
+                format!(
+                    "You exceeded your current quota: this {who} has spent ${spent:.6} of its ${budget:.6} budget."
+                ),
             )
         }
     }

@@ -1,19 +1,21 @@
 //! The Files API: upload (multipart, streamed to disk), list, retrieve, content, delete.
 //! Bytes go to the blob directory first; the record is written only once they are safely on disk,
-//! so a file the API lists always has its bytes.
+//! so a file the API lists always has its bytes. Every file belongs to the uploader's project; a
+//! file of another project is answered exactly like one that does not exist.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::multipart::{Multipart, MultipartRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use tandem_store::FileRecord;
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::{new_id, unix_now, AppState};
 
@@ -40,14 +42,22 @@ fn multipart_error(e: axum::extract::multipart::MultipartError, limit: u64) -> A
     }
 }
 
-pub async fn upload(State(state): State<Arc<AppState>>, mp: Result<Multipart, MultipartRejection>) -> Response {
-    match upload_inner(&state, mp).await {
+pub async fn upload(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    mp: Result<Multipart, MultipartRejection>,
+) -> Response {
+    match upload_inner(&state, &caller, mp).await {
         Ok(v) => Json(v).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn upload_inner(state: &Arc<AppState>, mp: Result<Multipart, MultipartRejection>) -> Result<Value, ApiError> {
+async fn upload_inner(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    mp: Result<Multipart, MultipartRejection>,
+) -> Result<Value, ApiError> {
     let mut mp =
         mp.map_err(|e| ApiError::bad_request(format!("Expected a multipart/form-data body: {}", e.body_text())))?;
     let limit = state.config.max_file_bytes;
@@ -131,6 +141,7 @@ async fn upload_inner(state: &Arc<AppState>, mp: Result<Multipart, MultipartReje
         filename,
         purpose,
         expires_at: None,
+        project_id: caller.project_id(),
     };
     let rec2 = rec.clone();
     state
@@ -160,7 +171,11 @@ pub fn limit_param(q: &HashMap<String, String>, max: usize, default: usize) -> R
 }
 
 /// `GET /v1/files?purpose=&limit=&after=&order=asc|desc`
-pub async fn list(State(state): State<Arc<AppState>>, Query(q): Query<HashMap<String, String>>) -> Response {
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let run = async {
         let limit = limit_param(&q, 10_000, 10_000)?;
         let ascending = match q.get("order").map(String::as_str) {
@@ -174,9 +189,17 @@ pub async fn list(State(state): State<Arc<AppState>>, Query(q): Query<HashMap<St
                 ))
             }
         };
-        let (purpose, after) = (q.get("purpose").cloned(), q.get("after").cloned());
+        let (purpose, after, project) = (q.get("purpose").cloned(), q.get("after").cloned(), caller.project_id());
         let mut files = state
-            .db(move |s| s.list_files(purpose.as_deref(), after.as_deref(), limit + 1, ascending))
+            .db(move |s| {
+                s.list_files(
+                    project.as_deref(),
+                    purpose.as_deref(),
+                    after.as_deref(),
+                    limit + 1,
+                    ascending,
+                )
+            })
             .await?;
         let has_more = files.len() > limit;
         files.truncate(limit);
@@ -192,22 +215,35 @@ pub async fn list(State(state): State<Arc<AppState>>, Query(q): Query<HashMap<St
     }
 }
 
-async fn find(state: &Arc<AppState>, id: String) -> Result<FileRecord, ApiError> {
-    let key = id.clone();
-    state.db(move |s| s.file(&key)).await?.ok_or_else(|| no_such_file(&id))
+/// The caller's file `id`; another project's is `no_such_file`, as a missing one.
+pub async fn find(state: &Arc<AppState>, caller: &Caller, id: &str) -> Result<FileRecord, ApiError> {
+    let key = id.to_string();
+    state
+        .db(move |s| s.file(&key))
+        .await?
+        .filter(|f| caller.owns(f.project_id.as_deref()))
+        .ok_or_else(|| no_such_file(id))
 }
 
-pub async fn retrieve(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    match find(&state, id).await {
+pub async fn retrieve(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    match find(&state, &caller, &id).await {
         Ok(f) => Json(file_object(&f)).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
 /// The bytes, streamed from disk.
-pub async fn content(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+pub async fn content(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
     let run = async {
-        let f = find(&state, id).await?;
+        let f = find(&state, &caller, &id).await?;
         let file = tokio::fs::File::open(state.blobs.path(&f.id))
             .await
             .map_err(|e| ApiError::internal(format!("the bytes of {} are missing: {e}", f.id)))?;
@@ -233,12 +269,15 @@ pub async fn content(State(state): State<Arc<AppState>>, Path(id): Path<String>)
     run.await.unwrap_or_else(|e| e.into_response())
 }
 
-pub async fn delete(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    let key = id.clone();
-    let run = state.db(move |s| {
-        let found = s.delete_file(&key)?;
-        Ok(found)
-    });
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    let run = async {
+        let f = find(&state, &caller, &id).await?;
+        state.db(move |s| s.delete_file(&f.id)).await
+    };
     match run.await {
         Ok(true) => {
             // The record is gone first: a crash here leaves an orphan blob, never a dangling record.

@@ -157,6 +157,7 @@ pub async fn check_input(state: &Arc<AppState>, v: &ValidRequest) -> Result<Inpu
         created_at: unix_now(),
         request_id: request_id.clone(),
         key_id: v.account.key_id.clone(),
+        project_id: v.account.project_id.clone(),
         model: state.tiers[v.tier].id.clone(),
         direction: "input".into(),
         action: action.into(),

@@ -11,9 +11,10 @@
 //! - `respond`: engine events → a JSON response or an SSE stream; usage counted once there.
 //! - `metrics`: Prometheus text exposition.
 //! - `routes`: the router and the small endpoints.
-//! - `auth`: API keys (the `Caller` of each request) and the rate-limit headers; `limits`: the
-//!   per-key sliding-window rate limiter.
-//! - `admin`: keys over HTTP and usage aggregates (admin keys).
+//! - `auth`: API keys (the `Caller` of each request, with its project: the scope of everything it
+//!   reads and stores) and the rate-limit headers; `limits`: the per-key and per-project
+//!   sliding-window rate limiter.
+//! - `admin`: keys over HTTP and usage aggregates (admin keys); `projects`: projects over HTTP.
 //! - `files`: the Files API (uploads streamed to the blob directory).
 //! - `batches`: the Batch API routes; `batch_worker`: the task that runs batches.
 //! - `moderation`: `/v1/moderations` (the classifier is `tandem_safety::Moderator`); `guard`: the
@@ -33,6 +34,7 @@ mod metrics;
 mod moderation;
 mod output_guard;
 mod params;
+mod projects;
 mod request;
 mod respond;
 mod router;
@@ -48,6 +50,7 @@ pub use admin::{key_object, usage_json};
 pub use error::ApiError;
 pub use guard::{ModerationPolicy, REFUSAL};
 pub use hierarchy::APPLICATION_HEADER;
+pub use projects::project_object;
 pub use routes::router;
 pub use state::{unix_now, AppState, Pricing, ServerConfig, Tier};
 

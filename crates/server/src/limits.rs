@@ -175,6 +175,15 @@ impl RateLimiter {
         }
     }
 
+    /// Takes back an admitted request that will not run (a later limit refused it): it counts
+    /// neither as a request nor as tokens.
+    pub fn release(&self, t: &Ticket) {
+        let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(win) = w.get_mut(&t.key) {
+            win.entries.retain(|e| e.2 != t.id);
+        }
+    }
+
     pub fn snapshot(&self, key: &str, limits: Limits) -> Snapshot {
         let now = self.clock.now();
         let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());

@@ -45,7 +45,7 @@ pub fn filter(state: Arc<AppState>, v: &ValidRequest, mut rx: UnboundedReceiver<
     let (tx, out) = unbounded_channel();
     let n = v.gen.n;
     let model = state.tiers[v.tier].id.clone();
-    let key_id = v.account.key_id.clone();
+    let (key_id, project_id) = (v.account.key_id.clone(), v.account.project_id.clone());
     let request_id = v.id.clone();
     let policy = v.moderation;
     tokio::spawn(async move {
@@ -94,6 +94,7 @@ pub fn filter(state: Arc<AppState>, v: &ValidRequest, mut rx: UnboundedReceiver<
                         created_at: unix_now(),
                         request_id: request_id.clone(),
                         key_id: key_id.clone(),
+                        project_id: project_id.clone(),
                         model: model.clone(),
                         direction: "output".into(),
                         action: action.into(),

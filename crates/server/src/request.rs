@@ -57,7 +57,19 @@ fn content_text(c: &Value) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct Account {
     pub key_id: Option<String>,
-    pub ticket: Option<crate::limits::Ticket>,
+    /// The key's project: what the request stores (usage, moderation records) belongs to it.
+    pub project_id: Option<String>,
+    /// Rate-limit charges (the key's, the project's), settled when the response ends.
+    pub tickets: Vec<crate::limits::Ticket>,
+}
+
+impl Account {
+    /// Settles every charge to the tokens really used.
+    pub fn settle(&self, limiter: &crate::limits::RateLimiter, tokens: u64) {
+        for t in &self.tickets {
+            limiter.settle(t, tokens);
+        }
+    }
 }
 
 const CHAT_FIELDS: &[&str] = &[

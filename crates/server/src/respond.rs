@@ -142,7 +142,7 @@ pub async fn complete(state: Arc<AppState>, v: ValidRequest, rx: UnboundedReceiv
 pub fn record_attempt(state: &Arc<AppState>, v: &ValidRequest, start: Instant, cached: usize, completion: usize) {
     let mut g = UsageGuard::new(state, v, &v.id, start);
     // The rate-limit charge is settled once, by the response that is sent.
-    g.account.ticket = None;
+    g.account.tickets.clear();
     g.cached = cached;
     g.completion = completion;
     g.status = 200;
@@ -190,9 +190,8 @@ impl Drop for UsageGuard {
             self.prompt
         };
         let (.., cost) = t.pricing.cost(prompt, self.cached, self.completion);
-        if let Some(ticket) = &self.account.ticket {
-            self.state.limiter.settle(ticket, (prompt + self.completion) as u64);
-        }
+        self.account
+            .settle(&self.state.limiter, (prompt + self.completion) as u64);
         let rec = tandem_store::UsageRecord {
             created_at: unix_now(),
             request_id: std::mem::take(&mut self.id),
@@ -205,6 +204,7 @@ impl Drop for UsageGuard {
             completion_tokens: self.completion as u64,
             cost,
             key_id: self.account.key_id.clone(),
+            project_id: self.account.project_id.clone(),
             latency_ms: self.start.elapsed().as_millis() as u64,
             status: self.status,
         };

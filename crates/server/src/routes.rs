@@ -49,6 +49,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/usage", get(crate::admin::usage))
         .route("/v1/keys", get(crate::admin::list_keys).post(crate::admin::create_key))
         .route(
+            "/v1/organization/projects",
+            get(crate::projects::list).post(crate::projects::create),
+        )
+        .route(
+            "/v1/organization/projects/{id}",
+            get(crate::projects::retrieve).post(crate::projects::modify),
+        )
+        .route("/v1/organization/projects/{id}/archive", post(crate::projects::archive))
+        .route(
             "/v1/keys/{id}",
             post(crate::admin::update_key).delete(crate::admin::revoke_key),
         )
@@ -142,40 +151,33 @@ async fn generate(
         route = Some((r.tier, r.reason));
         cascade = r.cascade;
     }
-    v.account.key_id = caller.key_id();
+    v.account = caller.account();
     v.gen.tenant = caller.tenant();
     if let Some(spec) = caller.key.as_ref().and_then(|k| k.moderation.as_deref()) {
         // Validated when the key was set; a bad value left in the store falls back to the server's.
         v.moderation = v.moderation.overridden(spec).unwrap_or(v.moderation);
     }
-    if let (Some(id), Some(limits)) = (caller.key_id(), caller.limits()) {
-        // Tokens are charged as the prompt plus the most the answer may take, settled at the end.
-        let estimate = (v.gen.prompt.len() + v.gen.max_tokens * v.gen.n) as u64;
-        match state.limiter.admit(&id, limits, estimate) {
-            Ok(t) => v.account.ticket = Some(t),
-            Err(d) => return ApiError::rate_limited(&d).into_response(),
-        }
+    // Tokens are charged as the prompt plus the most the answer may take, settled at the end.
+    let estimate = (v.gen.prompt.len() + v.gen.max_tokens * v.gen.n) as u64;
+    if let Err(e) = caller.admit(&state.limiter, &mut v.account, estimate) {
+        return e.into_response();
     }
     let flagged = match crate::guard::check_input(&state, &v).await {
         Ok(crate::guard::InputCheck::Clear) => None,
         Ok(crate::guard::InputCheck::Flagged(h)) => Some(h),
         Ok(crate::guard::InputCheck::Blocked(resp)) => {
-            if let Some(t) = &v.account.ticket {
-                state.limiter.settle(t, 0);
-            }
+            v.account.settle(&state.limiter, 0);
             return resp;
         }
         Err(e) => {
-            if let Some(t) = &v.account.ticket {
-                state.limiter.settle(t, 0);
-            }
+            v.account.settle(&state.limiter, 0);
             return e.into_response();
         }
     };
     let mut route_header = route.map(|(tier, reason)| crate::router::header(&state, tier, reason, None));
     let submitted = match cascade {
         Some(large) => {
-            let ticket = v.account.ticket.clone();
+            let account = v.account.clone();
             match crate::router::cascade(&state, v, large, raw).await {
                 Ok((big, rx, out)) => {
                     route_header = Some(crate::router::header(&state, out.tier, out.reason, Some(out.detail)));
@@ -183,9 +185,7 @@ async fn generate(
                     Ok(rx)
                 }
                 Err(e) => {
-                    if let Some(t) = &ticket {
-                        state.limiter.settle(t, 0);
-                    }
+                    account.settle(&state.limiter, 0);
                     return e.into_response();
                 }
             }
@@ -195,9 +195,7 @@ async fn generate(
     let rx = match submitted {
         Ok(rx) => rx,
         Err(e) => {
-            if let Some(t) = &v.account.ticket {
-                state.limiter.settle(t, 0);
-            }
+            v.account.settle(&state.limiter, 0);
             return e.into_response();
         }
     };

@@ -150,15 +150,36 @@ impl AppState {
         self: &Arc<Self>,
         f: impl FnOnce(&dyn Store) -> tandem_store::Result<T> + Send + 'static,
     ) -> Result<T, ApiError> {
+        self.store_call(f)
+            .await?
+            .map_err(|e| ApiError::internal(format!("store: {e}")))
+    }
+
+    async fn store_call<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&dyn Store) -> tandem_store::Result<T> + Send + 'static,
+    ) -> Result<tandem_store::Result<T>, ApiError> {
         let st = self.clone();
         tokio::task::spawn_blocking(move || f(st.store.as_ref()))
             .await
-            .map_err(|e| ApiError::internal(format!("store task failed: {e}")))?
-            .map_err(|e| ApiError::internal(format!("store: {e}")))
+            .map_err(|e| ApiError::internal(format!("store task failed: {e}")))
     }
 }
 
 impl AppState {
+    /// `db`, where the store's refusal (`StoreError::Invalid`: an unknown or archived project)
+    /// is the client's error, a 400 naming `param`.
+    pub async fn db_checked<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&dyn Store) -> tandem_store::Result<T> + Send + 'static,
+        param: &'static str,
+    ) -> Result<T, ApiError> {
+        self.store_call(f).await?.map_err(|e| match e {
+            tandem_store::StoreError::Invalid(m) => ApiError::invalid(param, "invalid_value", m),
+            e => ApiError::internal(format!("store: {e}")),
+        })
+    }
+
     /// The tier for a request's `model`: a tier name or a canonical id.
     pub fn tier(&self, model: &str) -> Result<&Tier, ApiError> {
         self.tiers
@@ -175,20 +196,9 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// A random id with a prefix (`chatcmpl-…`), from the process's hash randomness and a counter.
+/// A random id with a prefix (`chatcmpl-…`, `file-…`, `batch_…`): 128 bits from the operating
+/// system's CSPRNG, so ids can be neither guessed nor enumerated.
 pub fn new_id(prefix: &str) -> String {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    let a = h.finish();
-    h.write_u64(a);
-    format!("{prefix}{a:016x}{:08x}", h.finish() as u32)
+    // The OS source failing means the kernel has none; nothing sensible can be served then.
+    tandem_store::random_id(prefix, 16).expect("the operating system's random source")
 }

@@ -38,6 +38,8 @@ pub struct KeyRecord {
     /// The key's moderation policy (`none`, `input`, `output` or `both`, optionally `:block` or
     /// `:flag`), over the server's; `None`: the server's.
     pub moderation: Option<String>,
+    /// The project the key belongs to; every key made since projects came in has one.
+    pub project_id: Option<String>,
 }
 
 /// A change to a key: `Some(None)` clears a limit.
@@ -122,12 +124,29 @@ pub struct NewKey {
     pub tpm: Option<u64>,
     pub budget: Option<f64>,
     pub moderation: Option<String>,
+    /// An existing, active project; `None`: a new project of its own, named after the key.
+    pub project_id: Option<String>,
 }
 
 /// Creates a key: stores its record and digest, returns both the record and the key (the only
 /// time the key exists outside the caller's hands).
 pub fn create_key(store: &dyn crate::Store, ring: &KeyRing, k: NewKey, now: u64) -> Result<(KeyRecord, String)> {
     let (id, key) = generate_key()?;
+    let project_id = match k.project_id {
+        Some(p) => match store.project(&p)? {
+            None => return Err(StoreError::Invalid(format!("no project {p}"))),
+            Some(p) if p.archived_at.is_some() => {
+                return Err(StoreError::Invalid(format!("project {} is archived", p.id)))
+            }
+            Some(p) => p.id,
+        },
+        None => {
+            let name = if k.name.is_empty() { id.clone() } else { k.name.clone() };
+            let p = crate::ProjectRecord::new(name, now)?;
+            store.insert_project(&p)?;
+            p.id
+        }
+    };
     let rec = KeyRecord {
         id,
         name: k.name,
@@ -140,6 +159,7 @@ pub fn create_key(store: &dyn crate::Store, ring: &KeyRing, k: NewKey, now: u64)
         budget: k.budget,
         spent: 0.0,
         moderation: k.moderation,
+        project_id: Some(project_id),
     };
     store.insert_key(&rec, &ring.digest(&key))?;
     Ok((rec, key))

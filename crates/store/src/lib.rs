@@ -6,17 +6,23 @@
 //! - `sqlite`: `SqliteStore`, the embedded implementation (one WAL database file, migrated on open).
 //! - `blobs`: `BlobDir`, file bytes on disk beside the database (written atomically).
 //! - `keys`: API key generation and the HMAC digests the store keeps instead of keys.
+//! - `projects`: the tenants that own keys, files, batches and usage.
+//! - `ids`: object ids from the OS's CSPRNG.
 //!
 //! The `Store` trait is synchronous: SQLite answers in microseconds and async callers wrap calls in
 //! `spawn_blocking`. A PostgreSQL implementation for many replicas implements the same trait.
 
 mod blobs;
+mod ids;
 mod keys;
+mod projects;
 mod sqlite;
 mod types;
 
 pub use blobs::{BlobDir, BlobWriter};
+pub use ids::random_id;
 pub use keys::{create_key, generate_key, hint, key_id, KeyRecord, KeyRing, KeyUpdate, NewKey};
+pub use projects::{Archived, ProjectRecord, ProjectUpdate};
 pub use sqlite::SqliteStore;
 pub use types::{
     day_start, utc_date, BatchLine, BatchRecord, BatchStatus, FileRecord, LineOutcome, LineResult, ModerationEvent,
@@ -33,6 +39,9 @@ pub enum StoreError {
     NewerSchema { path: String, found: i64, known: i64 },
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// A request the store refuses (an unknown or archived project); the message says which.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -40,10 +49,14 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// Storage of files metadata, batches and usage. Implementations must make each method atomic.
 pub trait Store: Send + Sync {
     fn insert_file(&self, f: &FileRecord) -> Result<()>;
+    /// Any project's file: callers that answer a client check `project_id` (see `owned_by`).
     fn file(&self, id: &str) -> Result<Option<FileRecord>>;
-    /// Files newest first (or oldest first with `ascending`), after the file `after` in that order.
+    /// The files of `project` (`None`: the files of no project) newest first (or oldest first
+    /// with `ascending`), after the file `after` in that order (a file of another project as
+    /// `after` gives an empty page).
     fn list_files(
         &self,
+        project: Option<&str>,
         purpose: Option<&str>,
         after: Option<&str>,
         limit: usize,
@@ -51,11 +64,13 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<FileRecord>>;
     /// Removes the record; `false` when there was none.
     fn delete_file(&self, id: &str) -> Result<bool>;
+    /// Gives a file of no project to `project`; `false` when the file is missing or owned.
+    fn assign_file(&self, id: &str, project: &str) -> Result<bool>;
 
     fn insert_batch(&self, b: &BatchRecord) -> Result<()>;
     fn batch(&self, id: &str) -> Result<Option<BatchRecord>>;
-    /// Batches newest first, after the batch `after`.
-    fn list_batches(&self, after: Option<&str>, limit: usize) -> Result<Vec<BatchRecord>>;
+    /// The batches of `project` newest first, after the batch `after` (of the same project).
+    fn list_batches(&self, project: Option<&str>, after: Option<&str>, limit: usize) -> Result<Vec<BatchRecord>>;
     /// Batches not in a final state, oldest first (what a worker has to carry on with).
     fn unfinished_batches(&self) -> Result<Vec<BatchRecord>>;
     /// Moves a batch to `to` (stamping its `*_at`) only if its status is one of `from`; `false` if not.
@@ -108,4 +123,19 @@ pub trait Store: Send + Sync {
     /// Whether any key was ever created (then every request must present a valid one; revoking
     /// them all locks the server instead of opening it).
     fn has_keys(&self) -> Result<bool>;
+
+    fn insert_project(&self, p: &ProjectRecord) -> Result<()>;
+    fn project(&self, id: &str) -> Result<Option<ProjectRecord>>;
+    /// Every project, oldest first.
+    fn list_projects(&self) -> Result<Vec<ProjectRecord>>;
+    fn update_project(&self, id: &str, u: &ProjectUpdate) -> Result<bool>;
+    /// Archives an active project in one transaction: revokes its keys and moves its unfinished
+    /// batches to `cancelling`. `None` when there is no such active project.
+    fn archive_project(&self, id: &str, at: u64) -> Result<Option<Archived>>;
+}
+
+/// Whether an object of `owner` may be shown to a caller of project `caller` (`None`: a caller on
+/// a server running open, who sees only the objects of no project).
+pub fn owned_by(owner: Option<&str>, caller: Option<&str>) -> bool {
+    owner == caller
 }

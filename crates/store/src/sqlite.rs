@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::keys::{KeyRecord, KeyUpdate};
+use crate::projects::{Archived, ProjectRecord, ProjectUpdate};
 use crate::types::*;
 use crate::{Result, Store, StoreError};
 
@@ -97,15 +98,66 @@ CREATE INDEX moderation_by_time ON moderation_events (created_at);
     r#"
 ALTER TABLE keys ADD COLUMN moderation TEXT;
 "#,
+    // Projects. Every existing key gets a project of its own, named after it; a batch goes to its
+    // key's project, and so do its input, output and error files when batches of exactly one
+    // project name them. Everything else (files no batch names, objects made while the server ran
+    // open, a file named by batches of several keys) belongs to no project: no key reaches it
+    // until an operator assigns it (`tandem files assign`).
+    r#"
+PRAGMA defer_foreign_keys = ON;
+CREATE TABLE projects (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    archived_at INTEGER,
+    rpm INTEGER,
+    tpm INTEGER,
+    budget REAL,
+    spent REAL NOT NULL DEFAULT 0
+);
+ALTER TABLE keys ADD COLUMN project_id TEXT REFERENCES projects (id);
+ALTER TABLE files ADD COLUMN project_id TEXT REFERENCES projects (id);
+ALTER TABLE batches ADD COLUMN project_id TEXT REFERENCES projects (id);
+ALTER TABLE usage ADD COLUMN project_id TEXT;
+ALTER TABLE moderation_events ADD COLUMN project_id TEXT;
+UPDATE keys SET project_id = 'proj_' || lower(hex(randomblob(12)));
+INSERT INTO projects (id, name, created_at, spent)
+    SELECT project_id, CASE WHEN name = '' THEN id ELSE name END, created_at, spent FROM keys;
+UPDATE batches SET project_id = (SELECT k.project_id FROM keys k WHERE k.id = batches.key_id);
+CREATE TEMP TABLE file_owners AS
+    SELECT f.id AS file_id, MIN(b.project_id) AS project_id,
+           COUNT(DISTINCT IFNULL(b.project_id, '')) AS owners
+    FROM files f JOIN batches b ON f.id IN (b.input_file_id, b.output_file_id, b.error_file_id)
+    GROUP BY f.id;
+UPDATE files SET project_id = (SELECT o.project_id FROM file_owners o WHERE o.file_id = files.id AND o.owners = 1);
+DROP TABLE file_owners;
+UPDATE usage SET project_id = (SELECT k.project_id FROM keys k WHERE k.id = usage.key_id);
+UPDATE moderation_events SET project_id = (SELECT k.project_id FROM keys k WHERE k.id = moderation_events.key_id);
+CREATE INDEX files_by_project ON files (project_id, created_at, id);
+CREATE INDEX batches_by_project ON batches (project_id, seq);
+CREATE INDEX usage_by_project ON usage (project_id, created_at);
+"#,
 ];
+
+/// The migration that brought in projects (1-based, as `user_version` counts).
+const PROJECTS_MIGRATION: usize = 4;
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    notes: Vec<String>,
 }
 
 impl SqliteStore {
     /// Opens (creating and migrating as needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_at(path, MIGRATIONS.len())
+    }
+
+    /// A database as an older release left it: migrated up to `version` only (tests of the
+    /// migrations start from one).
+    #[doc(hidden)]
+    pub fn open_at(path: &Path, version: usize) -> Result<Self> {
+        let target = version.min(MIGRATIONS.len());
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -123,13 +175,26 @@ impl SqliteStore {
                 known,
             });
         }
-        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let mut notes = Vec::new();
+        for (i, m) in MIGRATIONS.iter().enumerate().take(target).skip(version as usize) {
             let tx = conn.unchecked_transaction()?;
             tx.execute_batch(m)?;
+            // A new database has nothing to move: only an existing store's migration is reported.
+            if i + 1 == PROJECTS_MIGRATION && version > 0 {
+                notes.push(projects_report(&tx)?);
+            }
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
         }
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+            notes,
+        })
+    }
+
+    /// What the migrations applied by `open` did to existing data, one line each (for the log).
+    pub fn migration_notes(&self) -> &[String] {
+        &self.notes
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
@@ -140,6 +205,22 @@ impl SqliteStore {
     }
 }
 
+/// One line on what the projects migration did with an existing store's objects.
+fn projects_report(c: &Connection) -> rusqlite::Result<String> {
+    let n = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0));
+    Ok(format!(
+        "store migrated to projects: {} keys each in a project of their own; {} batches and {} files \
+         attributed to their key's project; {} batches and {} files belong to no project and are \
+         reachable by no key (list them with `tandem files list --unassigned`, give them to a \
+         project with `tandem files assign`)",
+        n("SELECT COUNT(*) FROM keys")?,
+        n("SELECT COUNT(*) FROM batches WHERE project_id IS NOT NULL")?,
+        n("SELECT COUNT(*) FROM files WHERE project_id IS NOT NULL")?,
+        n("SELECT COUNT(*) FROM batches WHERE project_id IS NULL")?,
+        n("SELECT COUNT(*) FROM files WHERE project_id IS NULL")?,
+    ))
+}
+
 fn file_row(r: &Row) -> rusqlite::Result<FileRecord> {
     Ok(FileRecord {
         id: r.get(0)?,
@@ -148,13 +229,14 @@ fn file_row(r: &Row) -> rusqlite::Result<FileRecord> {
         filename: r.get(3)?,
         purpose: r.get(4)?,
         expires_at: r.get::<_, Option<i64>>(5)?.map(|x| x as u64),
+        project_id: r.get(6)?,
     })
 }
 
-const FILE_COLS: &str = "id, bytes, created_at, filename, purpose, expires_at";
+const FILE_COLS: &str = "id, bytes, created_at, filename, purpose, expires_at, project_id";
 const BATCH_COLS: &str = "id, endpoint, input_file_id, completion_window, status, created_at, expires_at, \
     in_progress_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, \
-    output_file_id, error_file_id, errors, metadata, model, key_id";
+    output_file_id, error_file_id, errors, metadata, model, key_id, project_id";
 
 fn batch_row(r: &Row) -> rusqlite::Result<BatchRecord> {
     let t = |i: usize| -> rusqlite::Result<Option<u64>> { Ok(r.get::<_, Option<i64>>(i)?.map(|x| x as u64)) };
@@ -182,19 +264,21 @@ fn batch_row(r: &Row) -> rusqlite::Result<BatchRecord> {
         metadata: r.get(17)?,
         model: r.get(18)?,
         key_id: r.get(19)?,
+        project_id: r.get(20)?,
     })
 }
 
 fn insert_file(c: &Connection, f: &FileRecord) -> rusqlite::Result<()> {
     c.execute(
-        &format!("INSERT INTO files ({FILE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+        &format!("INSERT INTO files ({FILE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
         params![
             f.id,
             f.bytes as i64,
             f.created_at as i64,
             f.filename,
             f.purpose,
-            f.expires_at.map(|x| x as i64)
+            f.expires_at.map(|x| x as i64),
+            f.project_id
         ],
     )?;
     Ok(())
@@ -220,6 +304,7 @@ impl Store for SqliteStore {
 
     fn list_files(
         &self,
+        project: Option<&str>,
         purpose: Option<&str>,
         after: Option<&str>,
         limit: usize,
@@ -227,13 +312,16 @@ impl Store for SqliteStore {
     ) -> Result<Vec<FileRecord>> {
         let (cmp, dir) = if ascending { (">", "ASC") } else { ("<", "DESC") };
         self.with(|c| {
+            // `IS` so that `None` matches the files of no project. The cursor is looked up in the
+            // same project: another project's id finds no row and the page is empty.
             let sql = format!(
-                "SELECT {FILE_COLS} FROM files WHERE (?1 IS NULL OR purpose = ?1) AND \
-                 (?2 IS NULL OR (created_at, id) {cmp} (SELECT created_at, id FROM files WHERE id = ?2)) \
+                "SELECT {FILE_COLS} FROM files WHERE project_id IS ?4 AND (?1 IS NULL OR purpose = ?1) AND \
+                 (?2 IS NULL OR (created_at, id) {cmp} \
+                  (SELECT created_at, id FROM files WHERE id = ?2 AND project_id IS ?4)) \
                  ORDER BY created_at {dir}, id {dir} LIMIT ?3"
             );
             let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(params![purpose, after, limit as i64], file_row)?;
+            let rows = st.query_map(params![purpose, after, limit as i64, project], file_row)?;
             rows.collect()
         })
     }
@@ -242,11 +330,21 @@ impl Store for SqliteStore {
         self.with(|c| Ok(c.execute("DELETE FROM files WHERE id = ?1", [id])? == 1))
     }
 
+    fn assign_file(&self, id: &str, project: &str) -> Result<bool> {
+        self.with(|c| {
+            Ok(c.execute(
+                "UPDATE files SET project_id = ?2 WHERE id = ?1 AND project_id IS NULL \
+                 AND EXISTS (SELECT 1 FROM projects WHERE id = ?2)",
+                params![id, project],
+            )? == 1)
+        })
+    }
+
     fn insert_batch(&self, b: &BatchRecord) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "INSERT INTO batches (id, endpoint, input_file_id, completion_window, status, created_at, expires_at, \
-                 metadata, key_id, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
+                 metadata, key_id, project_id, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
                  (SELECT IFNULL(MAX(seq), 0) + 1 FROM batches))",
                 params![
                     b.id,
@@ -257,7 +355,8 @@ impl Store for SqliteStore {
                     b.created_at as i64,
                     b.expires_at as i64,
                     b.metadata,
-                    b.key_id
+                    b.key_id,
+                    b.project_id
                 ],
             )?;
             Ok(())
@@ -275,13 +374,14 @@ impl Store for SqliteStore {
         })
     }
 
-    fn list_batches(&self, after: Option<&str>, limit: usize) -> Result<Vec<BatchRecord>> {
+    fn list_batches(&self, project: Option<&str>, after: Option<&str>, limit: usize) -> Result<Vec<BatchRecord>> {
         self.with(|c| {
             let mut st = c.prepare(&format!(
-                "SELECT {BATCH_COLS} FROM batches WHERE (?1 IS NULL OR seq < (SELECT seq FROM batches WHERE id = ?1)) \
+                "SELECT {BATCH_COLS} FROM batches WHERE project_id IS ?3 AND \
+                 (?1 IS NULL OR seq < (SELECT seq FROM batches WHERE id = ?1 AND project_id IS ?3)) \
                  ORDER BY seq DESC LIMIT ?2"
             ))?;
-            let rows = st.query_map(params![after, limit as i64], batch_row)?;
+            let rows = st.query_map(params![after, limit as i64, project], batch_row)?;
             rows.collect()
         })
     }
@@ -505,8 +605,8 @@ impl Store for SqliteStore {
     fn insert_moderation(&self, e: &ModerationEvent) -> Result<()> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO moderation_events (created_at, request_id, key_id, model, direction, action, categories, text) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO moderation_events (created_at, request_id, key_id, model, direction, action, categories, \
+                 text, project_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     e.created_at as i64,
                     e.request_id,
@@ -515,7 +615,8 @@ impl Store for SqliteStore {
                     e.direction,
                     e.action,
                     e.categories.join(","),
-                    e.text
+                    e.text,
+                    e.project_id
                 ],
             )?;
             Ok(())
@@ -525,7 +626,7 @@ impl Store for SqliteStore {
     fn moderation_since(&self, since: u64) -> Result<Vec<ModerationEvent>> {
         self.with(|c| {
             let mut st = c.prepare(
-                "SELECT created_at, request_id, key_id, model, direction, action, categories, text \
+                "SELECT created_at, request_id, key_id, model, direction, action, categories, text, project_id \
                  FROM moderation_events WHERE created_at >= ?1 ORDER BY id",
             )?;
             let rows = st.query_map([since as i64], |r| {
@@ -539,6 +640,7 @@ impl Store for SqliteStore {
                     action: r.get(5)?,
                     categories: cats.split(',').filter(|c| !c.is_empty()).map(String::from).collect(),
                     text: r.get(7)?,
+                    project_id: r.get(8)?,
                 })
             })?;
             rows.collect()
@@ -549,7 +651,8 @@ impl Store for SqliteStore {
         self.with(|c| {
             let mut st = c.prepare(
                 "SELECT created_at, request_id, batch_id, line, model, tier, prompt_tokens, cached_tokens, \
-                 completion_tokens, cost, key_id, latency_ms, status FROM usage WHERE created_at >= ?1 ORDER BY id",
+                 completion_tokens, cost, key_id, latency_ms, status, project_id FROM usage WHERE created_at >= ?1 \
+                 ORDER BY id",
             )?;
             let rows = st.query_map([since as i64], |r| {
                 Ok(UsageRecord {
@@ -566,6 +669,7 @@ impl Store for SqliteStore {
                     key_id: r.get(10)?,
                     latency_ms: r.get::<_, i64>(11)? as u64,
                     status: r.get(12)?,
+                    project_id: r.get(13)?,
                 })
             })?;
             rows.collect()
@@ -608,7 +712,9 @@ impl Store for SqliteStore {
     fn insert_key(&self, k: &KeyRecord, digest: &[u8]) -> Result<()> {
         self.with(|c| {
             c.execute(
-                &format!("INSERT INTO keys ({KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+                &format!(
+                    "INSERT INTO keys ({KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                ),
                 params![
                     k.id,
                     k.name,
@@ -621,7 +727,8 @@ impl Store for SqliteStore {
                     k.budget,
                     k.spent,
                     digest,
-                    k.moderation
+                    k.moderation,
+                    k.project_id
                 ],
             )?;
             Ok(())
@@ -685,9 +792,122 @@ impl Store for SqliteStore {
     fn has_keys(&self) -> Result<bool> {
         self.with(|c| c.query_row("SELECT EXISTS (SELECT 1 FROM keys)", [], |r| r.get(0)))
     }
+
+    fn insert_project(&self, p: &ProjectRecord) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                &format!("INSERT INTO projects ({PROJECT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                params![
+                    p.id,
+                    p.name,
+                    p.created_at as i64,
+                    p.archived_at.map(|x| x as i64),
+                    p.rpm.map(|x| x as i64),
+                    p.tpm.map(|x| x as i64),
+                    p.budget,
+                    p.spent
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn project(&self, id: &str) -> Result<Option<ProjectRecord>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {PROJECT_COLS} FROM projects WHERE id = ?1"),
+                [id],
+                project_row,
+            )
+            .optional()
+        })
+    }
+
+    fn list_projects(&self) -> Result<Vec<ProjectRecord>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!("SELECT {PROJECT_COLS} FROM projects ORDER BY created_at, id"))?;
+            let rows = st.query_map([], project_row)?;
+            rows.collect()
+        })
+    }
+
+    fn update_project(&self, id: &str, u: &ProjectUpdate) -> Result<bool> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let n = tx.query_row("SELECT COUNT(*) FROM projects WHERE id = ?1", [id], |r| {
+                r.get::<_, i64>(0)
+            })?;
+            if let Some(name) = &u.name {
+                tx.execute("UPDATE projects SET name = ?2 WHERE id = ?1", params![id, name])?;
+            }
+            if let Some(v) = u.rpm {
+                tx.execute(
+                    "UPDATE projects SET rpm = ?2 WHERE id = ?1",
+                    params![id, v.map(|x| x as i64)],
+                )?;
+            }
+            if let Some(v) = u.tpm {
+                tx.execute(
+                    "UPDATE projects SET tpm = ?2 WHERE id = ?1",
+                    params![id, v.map(|x| x as i64)],
+                )?;
+            }
+            if let Some(v) = u.budget {
+                tx.execute("UPDATE projects SET budget = ?2 WHERE id = ?1", params![id, v])?;
+            }
+            tx.commit()?;
+            Ok(n == 1)
+        })
+    }
+
+    fn archive_project(&self, id: &str, at: u64) -> Result<Option<Archived>> {
+        let open = [BatchStatus::Validating, BatchStatus::InProgress];
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let n = tx.execute(
+                "UPDATE projects SET archived_at = ?2 WHERE id = ?1 AND archived_at IS NULL",
+                params![id, at as i64],
+            )?;
+            if n != 1 {
+                return Ok(None);
+            }
+            let keys_revoked = tx.execute(
+                "UPDATE keys SET revoked_at = ?2 WHERE project_id = ?1 AND revoked_at IS NULL",
+                params![id, at as i64],
+            )?;
+            let batches_cancelled = tx.execute(
+                &format!(
+                    "UPDATE batches SET status = 'cancelling', cancelling_at = ?2 WHERE project_id = ?1 AND {}",
+                    status_in(&open)
+                ),
+                params![id, at as i64],
+            )?;
+            tx.commit()?;
+            Ok(Some(Archived {
+                keys_revoked,
+                batches_cancelled,
+            }))
+        })
+    }
 }
 
-const KEY_COLS: &str = "id, name, hint, created_at, revoked_at, admin, rpm, tpm, budget, spent, digest, moderation";
+const PROJECT_COLS: &str = "id, name, created_at, archived_at, rpm, tpm, budget, spent";
+
+fn project_row(r: &Row) -> rusqlite::Result<ProjectRecord> {
+    Ok(ProjectRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        created_at: r.get::<_, i64>(2)? as u64,
+        archived_at: r.get::<_, Option<i64>>(3)?.map(|x| x as u64),
+        rpm: r.get::<_, Option<i64>>(4)?.map(|x| x as u64),
+        tpm: r.get::<_, Option<i64>>(5)?.map(|x| x as u64),
+        budget: r.get(6)?,
+        spent: r.get(7)?,
+    })
+}
+
+const KEY_COLS: &str =
+    "id, name, hint, created_at, revoked_at, admin, rpm, tpm, budget, spent, digest, moderation, project_id";
 
 fn key_row(r: &Row) -> rusqlite::Result<(KeyRecord, Vec<u8>)> {
     Ok((
@@ -703,6 +923,7 @@ fn key_row(r: &Row) -> rusqlite::Result<(KeyRecord, Vec<u8>)> {
             budget: r.get(8)?,
             spent: r.get(9)?,
             moderation: r.get(11)?,
+            project_id: r.get(12)?,
         },
         r.get(10)?,
     ))
@@ -711,7 +932,8 @@ fn key_row(r: &Row) -> rusqlite::Result<(KeyRecord, Vec<u8>)> {
 fn insert_usage(c: &Connection, u: &UsageRecord) -> rusqlite::Result<()> {
     c.execute(
         "INSERT INTO usage (created_at, request_id, batch_id, line, model, tier, prompt_tokens, cached_tokens, \
-         completion_tokens, cost, key_id, latency_ms, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         completion_tokens, cost, key_id, latency_ms, status, project_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
             u.created_at as i64,
             u.request_id,
@@ -725,12 +947,20 @@ fn insert_usage(c: &Connection, u: &UsageRecord) -> rusqlite::Result<()> {
             u.cost,
             u.key_id,
             u.latency_ms as i64,
-            u.status
+            u.status,
+            u.project_id
         ],
     )?;
-    // The key's running spend moves with its usage records, in the same transaction.
+    // The key's and the project's running spend move with their usage records, in the same
+    // transaction.
     if let Some(k) = &u.key_id {
         c.execute("UPDATE keys SET spent = spent + ?2 WHERE id = ?1", params![k, u.cost])?;
+    }
+    if let Some(p) = &u.project_id {
+        c.execute(
+            "UPDATE projects SET spent = spent + ?2 WHERE id = ?1",
+            params![p, u.cost],
+        )?;
     }
     Ok(())
 }

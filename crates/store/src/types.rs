@@ -12,6 +12,9 @@ pub struct FileRecord {
     /// `batch`, `user_data`, `batch_output`, …
     pub purpose: String,
     pub expires_at: Option<u64>,
+    /// The project that owns the file; `None`: created while the server ran open, or not
+    /// attributable when projects came in (reachable by no key until an operator assigns it).
+    pub project_id: Option<String>,
 }
 
 /// OpenAI's batch lifecycle: validating → in_progress → finalizing → completed, or failed (validation),
@@ -109,6 +112,8 @@ pub struct BatchRecord {
     pub model: Option<String>,
     /// The API key that created the batch (its lines' usage is that key's).
     pub key_id: Option<String>,
+    /// The project of that key: the batch, its lines' usage and its output files belong to it.
+    pub project_id: Option<String>,
 }
 
 impl BatchRecord {
@@ -135,6 +140,7 @@ impl BatchRecord {
             metadata: None,
             model: None,
             key_id: None,
+            project_id: None,
         }
     }
 }
@@ -187,6 +193,8 @@ pub struct UsageRecord {
     pub cost: f64,
     /// The API key that made the request (`None` when the server runs open).
     pub key_id: Option<String>,
+    /// That key's project.
+    pub project_id: Option<String>,
     /// From arrival to the last byte.
     pub latency_ms: u64,
     /// The HTTP status of the response (or of the batch line); 499 when the client left mid-stream.
@@ -200,6 +208,7 @@ pub struct ModerationEvent {
     pub created_at: u64,
     pub request_id: String,
     pub key_id: Option<String>,
+    pub project_id: Option<String>,
     pub model: String,
     /// `input` or `output`.
     pub direction: String,
@@ -226,6 +235,8 @@ pub enum UsageDim {
     /// Key id (`-` for requests made without a key).
     Key,
     Model,
+    /// Project id (`-` for requests made without a key).
+    Project,
 }
 
 impl UsageDim {
@@ -234,6 +245,7 @@ impl UsageDim {
             "day" => Some(Self::Day),
             "key" => Some(Self::Key),
             "model" => Some(Self::Model),
+            "project" => Some(Self::Project),
             _ => None,
         }
     }
@@ -243,6 +255,7 @@ impl UsageDim {
             Self::Day => "day",
             Self::Key => "key",
             Self::Model => "model",
+            Self::Project => "project",
         }
     }
 
@@ -251,6 +264,7 @@ impl UsageDim {
             Self::Day => "date(created_at, 'unixepoch')",
             Self::Key => "IFNULL(key_id, '-')",
             Self::Model => "model",
+            Self::Project => "IFNULL(project_id, '-')",
         }
     }
 }

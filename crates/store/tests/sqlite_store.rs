@@ -11,6 +11,7 @@ fn file(id: &str, t: u64, purpose: &str) -> FileRecord {
         filename: format!("{id}.jsonl"),
         purpose: purpose.into(),
         expires_at: None,
+        project_id: None,
     }
 }
 
@@ -29,6 +30,7 @@ fn usage(batch: &str, line: u32) -> UsageRecord {
         key_id: None,
         latency_ms: 12,
         status: 200,
+        project_id: None,
     }
 }
 
@@ -40,13 +42,16 @@ fn files_page_in_both_orders_and_filter_by_purpose() {
         s.insert_file(&file(&format!("file-{i}"), 10 + i as u64, p)).unwrap();
     }
     let ids = |v: Vec<FileRecord>| v.into_iter().map(|f| f.id).collect::<Vec<_>>();
-    assert_eq!(ids(s.list_files(None, None, 2, false).unwrap()), ["file-3", "file-2"]);
     assert_eq!(
-        ids(s.list_files(None, Some("file-2"), 10, false).unwrap()),
+        ids(s.list_files(None, None, None, 2, false).unwrap()),
+        ["file-3", "file-2"]
+    );
+    assert_eq!(
+        ids(s.list_files(None, None, Some("file-2"), 10, false).unwrap()),
         ["file-1", "file-0"]
     );
     assert_eq!(
-        ids(s.list_files(Some("batch"), Some("file-0"), 10, true).unwrap()),
+        ids(s.list_files(None, Some("batch"), Some("file-0"), 10, true).unwrap()),
         ["file-2", "file-3"]
     );
     assert_eq!(s.file("file-1").unwrap().unwrap().purpose, "user_data");
@@ -137,14 +142,14 @@ fn transitions_are_conditional_and_finishing_writes_the_files() {
         .unwrap();
     }
     assert_eq!(
-        s.list_batches(None, 10)
+        s.list_batches(None, None, 10)
             .unwrap()
             .iter()
             .map(|b| b.id.as_str())
             .collect::<Vec<_>>(),
         ["batch_3", "batch_2", "batch_1"]
     );
-    assert_eq!(s.list_batches(Some("batch_3"), 1).unwrap()[0].id, "batch_2");
+    assert_eq!(s.list_batches(None, Some("batch_3"), 1).unwrap()[0].id, "batch_2");
     assert!(s.fail_batch("batch_1", "{\"object\":\"list\",\"data\":[]}", 3).unwrap());
     assert!(!s.fail_batch("batch_1", "{}", 4).unwrap(), "final stays final");
     assert!(s
@@ -222,6 +227,7 @@ fn key(id: &str, budget: Option<f64>) -> KeyRecord {
         budget,
         spent: 0.0,
         moderation: None,
+        project_id: None,
     }
 }
 
@@ -292,19 +298,19 @@ fn a_version_one_database_migrates_and_keeps_moderation_events() {
     let path = dir.path().join("t.sqlite");
     {
         // A database as the first release left it: migration 1 only, with a usage row.
-        let s = SqliteStore::open(&path).unwrap();
-        s.insert_usage(&UsageRecord {
-            batch_id: None,
-            line: None,
-            ..usage("-", 0)
-        })
-        .unwrap();
-        drop(s);
+        drop(SqliteStore::open_at(&path, 1).unwrap());
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch(
-            "DROP TABLE moderation_events; ALTER TABLE keys DROP COLUMN moderation; PRAGMA user_version = 1;",
+        c.execute(
+            "INSERT INTO usage (created_at, request_id, model, tier, prompt_tokens, cached_tokens, \
+             completion_tokens, cost) VALUES (100, 'req_0', 'm', 'mini', 10, 2, 5, 0.5)",
+            [],
         )
         .unwrap();
+        assert_eq!(
+            c.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+                .unwrap(),
+            1
+        );
     }
     let s = SqliteStore::open(&path).unwrap();
     assert_eq!(s.usage_since(0).unwrap().len(), 1, "old rows survive the migration");
@@ -330,6 +336,7 @@ fn a_version_one_database_migrates_and_keeps_moderation_events() {
         action: "blocked".into(),
         categories: vec!["illicit".into(), "illicit/violent".into()],
         text: None,
+        project_id: None,
     };
     s.insert_moderation(&e).unwrap();
     s.insert_moderation(&ModerationEvent {
