@@ -75,8 +75,41 @@ def test_two_hundred_malformed_requests_get_4xx_and_the_server_keeps_serving(htt
     huge = b'{"model": "mini", "messages": [{"role": "user", "content": "' + b"x" * (9 << 20) + b'"}]}'
     r = http.post("/v1/chat/completions", content=huge, headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json()["error"]["message"]
-    assert http.get("/nope").status_code == 404 and http.get("/nope").json()["error"]
+    assert r.headers["connection"] == "close", "the unread body makes the connection unusable"
+    # The same keep-alive client goes on: its next requests must not land on the dropped connection.
+    for _ in range(3):
+        assert http.get("/nope").status_code == 404 and http.get("/nope").json()["error"]
+        r = http.post("/v1/chat/completions", content=huge, headers={"content-type": "application/json"})
+        assert r.status_code == 413
     assert client.chat.completions.create(model="mini", messages=Q, max_tokens=1).choices
+
+
+def test_a_refused_oversized_body_closes_its_connection_with_a_complete_answer(server):
+    """Raw socket, keep-alive asked for, the body sent past the limit but not whole: the 413 arrives whole,
+    says `Connection: close`, and the server then closes the connection (instead of leaving the client to
+    find out on its next request)."""
+    import socket
+    from urllib.parse import urlparse
+
+    u = urlparse(server)
+    with socket.create_connection((u.hostname, u.port), timeout=20) as s:
+        size = 9 << 20
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: " + str(size).encode() + b"\r\n\r\n"
+                  + b"{" + b" " * ((8 << 20) + (128 << 10)))  # past the 8 MiB limit, short of the whole
+        got = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            got += chunk
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), got[:200]
+    assert b"connection: close" in head.lower(), head
+    assert json.loads(body)["error"]["message"]
 
 
 def test_a_full_queue_gets_429_and_a_long_wait_gets_503(tmp_path):

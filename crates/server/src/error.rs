@@ -160,6 +160,12 @@ impl IntoResponse for ApiError {
         if let Some(s) = self.retry_after {
             r.headers_mut().insert("retry-after", HeaderValue::from(s));
         }
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The refused body is left unread on the connection, so it cannot carry another
+            // request: say so, and hyper closes it after this response (a keep-alive client
+            // otherwise reuses it and gets no answer).
+            r.headers_mut().insert("connection", HeaderValue::from_static("close"));
+        }
         r
     }
 }
