@@ -2,6 +2,7 @@
 OpenAI's refusal (no tokens generated or charged) or, with `--moderation-action flag`, an answer
 with an x-tandem-moderation header; both are recorded in the store with their categories, the text
 only with --moderation-log-text. Harmless requests pass untouched."""
+import json
 import sqlite3
 import tempfile
 
@@ -35,6 +36,10 @@ def test_block_refuses_streams_the_refusal_and_records_without_text():
         assert r.choices[0].finish_reason == "stop"
         assert r.usage.completion_tokens == 0 and r.usage.prompt_tokens == 0
         assert raw.headers["x-tandem-cost"] == "0"
+        # The same usage shape as any answer (it once lacked completion_tokens_details).
+        u = json.loads(raw.text)["usage"]
+        assert u["completion_tokens_details"]["reasoning_tokens"] == 0 and u["cost"]["total"] == 0, u
+        assert u["prompt_tokens_details"] == {"cached_tokens": 0, "audio_tokens": 0}, u
 
         # n=2: every choice refuses.
         r = client.chat.completions.create(model="mini", n=2, messages=[{"role": "user", "content": HARMFUL}])

@@ -45,12 +45,12 @@ impl Caller {
         tandem_store::owned_by(owner, self.project.as_ref().map(|p| p.id.as_str()))
     }
 
-    /// Who pays, for the request's records.
+    /// Who pays, for the request's records (no rate-limit charge: see `admit`).
     pub fn account(&self) -> crate::request::Account {
         crate::request::Account {
             key_id: self.key_id(),
             project_id: self.project_id(),
-            tickets: Vec::new(),
+            charge: None,
         }
     }
 
@@ -87,29 +87,28 @@ impl Caller {
     }
 
     /// Admits a request estimated at `tokens` under the key's and then the project's per-minute
-    /// limits; the charges go into `account`. A refusal by either takes back the other's charge.
+    /// limits: the charge to settle when it ends (`None` when no limit applies). A refusal by
+    /// either takes back the other's charge.
     pub fn admit(
         &self,
-        limiter: &crate::limits::RateLimiter,
-        account: &mut crate::request::Account,
+        limiter: &Arc<crate::limits::RateLimiter>,
         tokens: u64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Option<Arc<crate::limits::Charge>>, ApiError> {
         let scopes = [
             self.key.as_ref().map(|k| k.id.clone()).zip(self.limits()),
             self.project.as_ref().map(|p| p.id.clone()).zip(self.project_limits()),
         ];
+        let mut tickets = Vec::new();
         for (scope, limits) in scopes.into_iter().flatten() {
             match limiter.admit(&scope, limits, tokens) {
-                Ok(t) => account.tickets.push(t),
+                Ok(t) => tickets.push(t),
                 Err(d) => {
-                    for t in account.tickets.drain(..) {
-                        limiter.release(&t);
-                    }
+                    tickets.iter().for_each(|t| limiter.release(t));
                     return Err(ApiError::rate_limited(&d));
                 }
             }
         }
-        Ok(())
+        Ok((!tickets.is_empty()).then(|| Arc::new(crate::limits::Charge::new(limiter.clone(), tickets))))
     }
 
     /// Key management and usage reports need an admin key (or an open server).

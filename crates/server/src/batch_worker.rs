@@ -15,13 +15,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tandem_engine::{EngineError, Priority};
+
 use tandem_store::{BatchLine, BatchRecord, BatchStatus, FileRecord, LineOutcome, LineResult, UsageRecord};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::error::ApiError;
-use crate::request::{parse_chat, parse_completion};
+use crate::pipeline::{self, Outcome};
+use crate::request::Api;
 use crate::respond;
 use crate::state::{new_id, unix_now, AppState};
 
@@ -360,10 +361,7 @@ async fn run_line(state: Arc<AppState>, b: BatchRecord, n: u32, mut stop: watch:
     let request_id = new_id("req_");
     let started = Instant::now();
     let outcome = tokio::select! {
-        r = async {
-            budget_left(&state, &b).await?;
-            execute(&state, &b, &line).await
-        } => r,
+        r = execute(&state, &b, &line) => r,
         _ = stop.wait_for(|s| *s) => return Ok(()),
     };
     let (result, usage) = match outcome {
@@ -373,14 +371,12 @@ async fn run_line(state: Arc<AppState>, b: BatchRecord, n: u32, mut stop: watch:
                 request_id: request_id.clone(),
                 batch_id: Some(b.id.clone()),
                 line: Some(n),
-                model: usage.0,
-                tier: usage.1,
-                prompt_tokens: body["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
-                cached_tokens: body["usage"]["prompt_tokens_details"]["cached_tokens"]
-                    .as_u64()
-                    .unwrap_or(0),
-                completion_tokens: body["usage"]["completion_tokens"].as_u64().unwrap_or(0),
-                cost: body["usage"]["cost"]["total"].as_f64().unwrap_or(0.0),
+                model: usage.model,
+                tier: usage.tier,
+                prompt_tokens: usage.usage.prompt_tokens,
+                cached_tokens: usage.usage.prompt_tokens_details.cached_tokens,
+                completion_tokens: usage.usage.completion_tokens,
+                cost: usage.usage.cost.total,
                 key_id: b.key_id.clone(),
                 project_id: b.project_id.clone(),
                 latency_ms: started.elapsed().as_millis() as u64,
@@ -437,62 +433,45 @@ async fn owner(state: &Arc<AppState>, b: &BatchRecord) -> Res<crate::auth::Calle
     Ok(crate::auth::Caller { key, project })
 }
 
-/// A line of a key or project whose budget is spent fails with 429 `insufficient_quota`, as a
-/// request would.
-async fn budget_left(state: &Arc<AppState>, b: &BatchRecord) -> Res<()> {
-    owner(state, b).await?.check_budget()
-}
-
-/// The line's request through the same validation and engine as an interactive one, at batch
-/// priority and half price: the response body and (model id, tier name).
-async fn execute(state: &Arc<AppState>, b: &BatchRecord, line: &BatchLine) -> Res<(Value, (String, String))> {
-    let mut v = match b.endpoint.as_str() {
-        "/v1/chat/completions" => parse_chat(state, line.body.as_bytes())?,
-        _ => parse_completion(state, line.body.as_bytes())?,
+/// The line's request through the same pipeline as an interactive one, at batch priority, and
+/// rendered at half price: the response body and its usage.
+async fn execute(state: &Arc<AppState>, b: &BatchRecord, line: &BatchLine) -> Res<(Value, LineUsage)> {
+    let api = match b.endpoint.as_str() {
+        "/v1/chat/completions" => Api::Chat,
+        _ => Api::Completion,
     };
-    if v.stream {
-        return Err(ApiError::invalid(
-            "stream",
-            "invalid_value",
-            "Streaming is not available in a batch.",
-        ));
-    }
-    v.gen.priority = Priority::Batch;
     let caller = owner(state, b).await?;
-    v.gen.tenant = caller.tenant();
-    v.account = crate::request::Account {
-        key_id: b.key_id.clone(),
-        project_id: b.project_id.clone(),
-        tickets: Vec::new(),
+    let req = pipeline::Request {
+        api,
+        body: line.body.as_bytes(),
+        headers: None,
+        batch: true,
     };
-    // The same guards as an interactive request: the server's policy, or the batch key's.
-    if let Some(spec) = caller.key.as_ref().and_then(|k| k.moderation.as_deref()) {
-        v.moderation = v.moderation.overridden(spec).unwrap_or(v.moderation);
-    }
-    let tier = &state.tiers[v.tier];
-    if let crate::guard::InputCheck::Blocked(resp) = crate::guard::check_input(state, &v).await? {
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .map_err(|e| ApiError::internal(format!("refusal body: {e}")))?;
-        let body: Value =
-            serde_json::from_slice(&bytes).map_err(|e| ApiError::internal(format!("refusal body: {e}")))?;
-        return Ok((body, (tier.id.clone(), tier.name.clone())));
-    }
-    let rx = loop {
-        match tier.engine.submit(v.gen.clone()) {
-            Ok(rx) => break rx,
-            // Not the line's fault: wait and try again.
-            Err(EngineError::Overloaded { .. }) => tokio::time::sleep(Duration::from_millis(200)).await,
-            Err(e) => return Err(e.into()),
+    let (v, body) = match pipeline::run(state, &caller, req).await? {
+        Outcome::Refused { v, .. } => {
+            let body = respond::refusal_body(state, &v);
+            (v, body)
+        }
+        Outcome::Generated { v, rx, .. } => {
+            let pricing = state.tiers[v.tier].pricing.batch();
+            let body = respond::collect(state, &v, rx, Instant::now(), &pricing).await?;
+            (v, body)
         }
     };
-    let rx = if v.moderation.output || v.moderation.redact {
-        crate::output_guard::filter(state.clone(), &v, rx)
-    } else {
-        rx
+    let tier = &state.tiers[v.tier];
+    let usage = LineUsage {
+        model: tier.id.clone(),
+        tier: tier.name.clone(),
+        usage: body.usage(),
     };
-    let body = respond::collect(state, &v, rx, Instant::now(), &tier.pricing.batch()).await?;
-    Ok((body, (tier.id.clone(), tier.name.clone())))
+    Ok((body.to_value(), usage))
+}
+
+/// What a line's usage record needs of its response.
+struct LineUsage {
+    model: String,
+    tier: String,
+    usage: tandem_api::Usage,
 }
 
 /// Writes the output and error files from the stored results and ends the batch in `to`. With

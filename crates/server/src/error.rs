@@ -3,7 +3,6 @@
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -144,8 +143,15 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)
     }
 
-    pub fn body(&self) -> serde_json::Value {
-        json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}})
+    pub fn body(&self) -> tandem_api::ErrorBody {
+        tandem_api::ErrorBody {
+            error: tandem_api::ErrorDetail {
+                message: self.message.clone(),
+                kind: self.kind.into(),
+                param: self.param.clone(),
+                code: self.code.map(String::from),
+            },
+        }
     }
 }
 

@@ -5,16 +5,12 @@
 //! header (`flag`). Either way the decision is recorded in the store with its categories — the text
 //! only when the operator asks for it.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::response::sse::{Event as SseEvent, Sse};
-use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
 use tandem_safety::Verdict;
 
 use crate::error::ApiError;
-use crate::request::{Api, ValidRequest};
+use crate::request::ValidRequest;
 use crate::state::{unix_now, AppState};
 
 /// What a refused request gets as the assistant's refusal.
@@ -82,14 +78,15 @@ impl ModerationPolicy {
     }
 }
 
-/// The outcome of the input guard.
-pub enum InputCheck {
+/// The input guard's decision; each front door renders it (a refusal in its own shape).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
     /// Not moderated, or nothing found.
     Clear,
-    /// Flagged and let through: the header value to add.
+    /// Flagged and let through: the `x-tandem-moderation` value.
     Flagged(String),
-    /// Flagged and refused: the response to send instead.
-    Blocked(Response),
+    /// Flagged and refused: the `x-tandem-moderation` value; no tokens are generated.
+    Blocked(String),
 }
 
 /// The category a detected prompt attack is recorded and reported under.
@@ -97,10 +94,10 @@ pub const ATTACK_CATEGORY: &str = "prompt-attack";
 
 /// Moderates the request's user text and looks for prompt attacks in it and in tool results, as
 /// the policy says.
-pub async fn check_input(state: &Arc<AppState>, v: &ValidRequest) -> Result<InputCheck, ApiError> {
+pub async fn check_input(state: &Arc<AppState>, v: &ValidRequest) -> Result<Decision, ApiError> {
     let policy = v.moderation;
     if !(policy.input || policy.attack_user || policy.attack_tool) {
-        return Ok(InputCheck::Clear);
+        return Ok(Decision::Clear);
     }
     let moderator = state.moderator.as_ref().ok_or_else(|| {
         ApiError::overloaded(
@@ -149,13 +146,12 @@ pub async fn check_input(state: &Arc<AppState>, v: &ValidRequest) -> Result<Inpu
         categories.push(ATTACK_CATEGORY);
     }
     if categories.is_empty() {
-        return Ok(InputCheck::Clear);
+        return Ok(Decision::Clear);
     }
     let action = if policy.block { "blocked" } else { "flagged" };
-    let request_id = v.id.clone();
     let event = tandem_store::ModerationEvent {
         created_at: unix_now(),
-        request_id: request_id.clone(),
+        request_id: v.id.clone(),
         key_id: v.account.key_id.clone(),
         project_id: v.account.project_id.clone(),
         model: state.tiers[v.tier].id.clone(),
@@ -167,66 +163,11 @@ pub async fn check_input(state: &Arc<AppState>, v: &ValidRequest) -> Result<Inpu
     state.db(move |s| s.insert_moderation(&event)).await?;
     state.metrics.moderation(action);
     let header = format!("{action}; direction=input; categories={}", categories.join(","));
-    if !policy.block {
-        return Ok(InputCheck::Flagged(header));
-    }
-    let mut resp = refusal(state, v, request_id);
-    if let Ok(h) = axum::http::HeaderValue::from_str(&header) {
-        resp.headers_mut().insert("x-tandem-moderation", h);
-    }
-    Ok(InputCheck::Blocked(resp))
-}
-
-/// The refused answer, streamed or not: one choice per requested `n`, the refusal in
-/// `message.refusal` (chat) or an empty text with `finish_reason: "content_filter"` (completions,
-/// which have no refusal field); no tokens generated, none charged.
-fn refusal(state: &AppState, v: &ValidRequest, id: String) -> Response {
-    let t = &state.tiers[v.tier];
-    let created = unix_now();
-    let usage = json!({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0,
-                       "prompt_tokens_details": {"cached_tokens": 0},
-                       "cost": {"input": 0.0, "cached_input": 0.0, "output": 0.0, "total": 0.0}});
-    let chat = v.api == Api::Chat;
-    let choice = |i: usize, chunk: bool| -> Value {
-        match (chat, chunk) {
-            (true, false) => json!({"index": i, "message": {"role": "assistant", "content": null, "refusal": REFUSAL},
-                                    "logprobs": null, "finish_reason": "stop"}),
-            (true, true) => json!({"index": i, "delta": {"role": "assistant", "content": null, "refusal": REFUSAL},
-                                   "logprobs": null, "finish_reason": "stop"}),
-            (false, _) => json!({"index": i, "text": "", "logprobs": null, "finish_reason": "content_filter"}),
-        }
-    };
-    let object = match (chat, v.stream) {
-        (true, false) => "chat.completion",
-        (true, true) => "chat.completion.chunk",
-        (false, _) => "text_completion",
-    };
-    let n = v.gen.n;
-    let base = json!({"id": id, "object": object, "created": created, "model": t.id,
-                      "system_fingerprint": t.fingerprint});
-    if !v.stream {
-        let mut body = base;
-        body["choices"] = Value::Array((0..n).map(|i| choice(i, false)).collect());
-        body["usage"] = usage;
-        let mut resp = axum::Json(body).into_response();
-        resp.headers_mut()
-            .insert("x-tandem-cost", axum::http::HeaderValue::from_static("0"));
-        return resp;
-    }
-    let mut events: Vec<Result<SseEvent, Infallible>> = Vec::new();
-    for i in 0..n {
-        let mut c = base.clone();
-        c["choices"] = json!([choice(i, true)]);
-        events.push(Ok(SseEvent::default().data(c.to_string())));
-    }
-    if v.include_usage {
-        let mut c = base.clone();
-        c["choices"] = json!([]);
-        c["usage"] = usage;
-        events.push(Ok(SseEvent::default().data(c.to_string())));
-    }
-    events.push(Ok(SseEvent::default().data("[DONE]")));
-    Sse::new(tokio_stream::iter(events)).into_response()
+    Ok(if policy.block {
+        Decision::Blocked(header)
+    } else {
+        Decision::Flagged(header)
+    })
 }
 
 #[cfg(test)]

@@ -5,10 +5,13 @@
 //! - `hierarchy`: the operator's system prompt first, the request's system/developer text framed below it.
 //! - `error`: `ApiError`, the one error → status/JSON mapping.
 //! - `params`: typed reads of request fields with OpenAI's messages.
-//! - `request`: validation of chat and completion requests into `ValidRequest`.
+//! - `pipeline`: the one path of a chat or completion request, from any front door (HTTP, batch
+//!   line) to an `Outcome` the front door renders.
+//! - `request`: validation of chat and completion requests into `ValidRequest`, bound to a tier.
 //! - `structured`: `response_format` → a grammar the engine enforces; `tools`: function calling
 //!   (its grammar, and tool calls parsed out of the text).
-//! - `respond`: engine events → a JSON response or an SSE stream; usage counted once there.
+//! - `respond`: an `Outcome` → a JSON response, an SSE stream or a refusal, in `tandem_api`'s wire
+//!   types; usage counted once there.
 //! - `metrics`: Prometheus text exposition.
 //! - `routes`: the router and the small endpoints.
 //! - `auth`: API keys (the `Caller` of each request, with its project: the scope of everything it
@@ -34,6 +37,7 @@ mod metrics;
 mod moderation;
 mod output_guard;
 mod params;
+mod pipeline;
 mod projects;
 mod request;
 mod respond;

@@ -199,6 +199,45 @@ impl RateLimiter {
     }
 }
 
+/// An admitted request's charges (its key's, its project's): dropped, they are settled to the
+/// tokens recorded with `used` — 0 for a request that ended before generating, so every early exit
+/// gives its estimate back without saying so.
+pub struct Charge {
+    limiter: std::sync::Arc<RateLimiter>,
+    tickets: Vec<Ticket>,
+    used: AtomicU64,
+}
+
+impl Charge {
+    pub fn new(limiter: std::sync::Arc<RateLimiter>, tickets: Vec<Ticket>) -> Self {
+        Self {
+            limiter,
+            tickets,
+            used: AtomicU64::new(0),
+        }
+    }
+
+    /// The tokens the request really used (prompt + completion).
+    pub fn used(&self, tokens: u64) {
+        self.used.store(tokens, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        let used = self.used.load(Ordering::Relaxed);
+        for t in &self.tickets {
+            self.limiter.settle(t, used);
+        }
+    }
+}
+
+impl std::fmt::Debug for Charge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Charge").field("tickets", &self.tickets).finish()
+    }
+}
+
 /// A duration as OpenAI's headers write it: `20ms`, `1.5s`, `6m0s`.
 pub fn duration_text(secs: f64) -> String {
     if secs < 1.0 {

@@ -59,17 +59,8 @@ pub struct Account {
     pub key_id: Option<String>,
     /// The key's project: what the request stores (usage, moderation records) belongs to it.
     pub project_id: Option<String>,
-    /// Rate-limit charges (the key's, the project's), settled when the response ends.
-    pub tickets: Vec<crate::limits::Ticket>,
-}
-
-impl Account {
-    /// Settles every charge to the tokens really used.
-    pub fn settle(&self, limiter: &crate::limits::RateLimiter, tokens: u64) {
-        for t in &self.tickets {
-            limiter.settle(t, tokens);
-        }
-    }
+    /// Rate-limit charges, settled when the last clone of the request is dropped.
+    pub charge: Option<std::sync::Arc<crate::limits::Charge>>,
 }
 
 const CHAT_FIELDS: &[&str] = &[
@@ -265,22 +256,19 @@ fn model_tier(state: &AppState, f: &Fields, forced: Option<usize>) -> Result<(us
     Ok((t, false))
 }
 
-pub fn parse_chat(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiError> {
-    parse_chat_on(state, body, None)
-}
-
-/// A `model: "auto"` request of `api` validated again on `tier`, the router's choice.
-pub fn parse_on(state: &AppState, api: Api, body: &[u8], tier: usize) -> Result<ValidRequest, ApiError> {
+/// Validates a request of `api` (its JSON object, parsed once) and binds it to a tier: the one it
+/// names, or for `model: "auto"` the router's choice `forced` (the small tier until chosen).
+/// Binding renders the prompt with the tier's template and tokenizer, compiles grammars for its
+/// vocabulary and checks the budget against its context; the cascade binds the same object again.
+pub fn bind(state: &AppState, api: Api, body: &Value, forced: Option<usize>) -> Result<ValidRequest, ApiError> {
     match api {
-        Api::Chat => parse_chat_on(state, body, Some(tier)),
-        Api::Completion => parse_completion_on(state, body, Some(tier)),
+        Api::Chat => bind_chat(state, body, forced),
+        Api::Completion => bind_completion(state, body, forced),
     }
 }
 
-/// `parse_chat`, a `model: "auto"` request validated on tier `forced` (the router's choice).
-fn parse_chat_on(state: &AppState, body: &[u8], forced: Option<usize>) -> Result<ValidRequest, ApiError> {
-    let v = Fields::parse(body)?;
-    let f = Fields::new(&v);
+fn bind_chat(state: &AppState, v: &Value, forced: Option<usize>) -> Result<ValidRequest, ApiError> {
+    let f = Fields::new(v);
     f.check_known(CHAT_FIELDS, state.config.ignore_unknown_fields)?;
     let (tier, auto) = model_tier(state, &f, forced)?;
     let lm = &state.tiers[tier].engine.model;
@@ -528,14 +516,8 @@ fn parse_messages(v: Option<&Value>) -> Result<Vec<ChatMessage>, ApiError> {
     Ok(out)
 }
 
-pub fn parse_completion(state: &AppState, body: &[u8]) -> Result<ValidRequest, ApiError> {
-    parse_completion_on(state, body, None)
-}
-
-/// `parse_completion`, a `model: "auto"` request validated on tier `forced`.
-fn parse_completion_on(state: &AppState, body: &[u8], forced: Option<usize>) -> Result<ValidRequest, ApiError> {
-    let v = Fields::parse(body)?;
-    let f = Fields::new(&v);
+fn bind_completion(state: &AppState, v: &Value, forced: Option<usize>) -> Result<ValidRequest, ApiError> {
+    let f = Fields::new(v);
     f.check_known(COMPLETION_FIELDS, state.config.ignore_unknown_fields)?;
     let (tier, auto) = model_tier(state, &f, forced)?;
     let lm = &state.tiers[tier].engine.model;

@@ -1,5 +1,6 @@
-//! Turning engine events into responses: one JSON object, or a server-sent event stream of chunks.
-//! Usage is counted here, once per response, whichever way it goes out.
+//! Rendering a pipeline `Outcome`: engine events become one response object (`collect`) or a
+//! server-sent event stream of chunks (`stream`), a refusal becomes its refused answer; all in the
+//! wire types of `tandem_api`. Usage is counted here, once per response, whichever way it goes out.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -7,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
-use tandem_engine::{Event, Logprobs, Priority};
+use serde::Serialize;
+use tandem_api as api;
+use tandem_engine::{Event, FinishReason, Logprobs, Priority};
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -22,7 +24,6 @@ struct Head {
     created: u64,
     model: String,
     fingerprint: String,
-    api: Api,
 }
 
 impl Head {
@@ -33,53 +34,138 @@ impl Head {
             created: unix_now(),
             model: t.id.clone(),
             fingerprint: t.fingerprint.clone(),
-            api: v.api,
         }
     }
 
-    fn object(&self, chunk: bool) -> &'static str {
-        match (self.api, chunk) {
-            (Api::Chat, false) => "chat.completion",
-            (Api::Chat, true) => "chat.completion.chunk",
-            (Api::Completion, _) => "text_completion",
+    fn chat_chunk(&self, choices: Vec<api::ChunkChoice>, usage: api::ChunkUsage) -> api::ChatCompletionChunk {
+        api::ChatCompletionChunk {
+            id: self.id.clone(),
+            object: api::ChatCompletionChunk::OBJECT.into(),
+            created: self.created,
+            model: self.model.clone(),
+            system_fingerprint: self.fingerprint.clone(),
+            choices,
+            usage,
         }
+    }
+
+    fn text(&self, choices: Vec<api::TextChoice>, usage: api::ChunkUsage) -> api::TextCompletion {
+        api::TextCompletion {
+            id: self.id.clone(),
+            object: api::TextCompletion::OBJECT.into(),
+            created: self.created,
+            model: self.model.clone(),
+            system_fingerprint: self.fingerprint.clone(),
+            choices,
+            usage,
+        }
+    }
+}
+
+/// A whole (non-streamed) response.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Body {
+    Chat(api::ChatCompletion),
+    Text(api::TextCompletion),
+}
+
+impl Body {
+    pub fn usage(&self) -> api::Usage {
+        match self {
+            Body::Chat(c) => c.usage.clone(),
+            Body::Text(t) => t.usage().cloned().unwrap_or_default(),
+        }
+    }
+
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// The JSON response, its cost in `x-tandem-cost` (shortest round-trip decimal).
+    fn into_response(self) -> Response {
+        let total = self.usage().cost.total;
+        let mut resp = axum::Json(self).into_response();
+        if let Ok(h) = axum::http::HeaderValue::from_str(&total.to_string()) {
+            resp.headers_mut().insert("x-tandem-cost", h);
+        }
+        resp
     }
 }
 
 /// The one place usage and cost are counted, for every response (stream or not).
-fn usage(pricing: &Pricing, prompt: usize, cached: usize, completion: usize) -> Value {
+fn usage(pricing: &Pricing, prompt: usize, cached: usize, completion: usize) -> api::Usage {
     let (input, cached_input, output, total) = pricing.cost(prompt, cached, completion);
-    json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
-        "cost": {"input": input, "cached_input": cached_input, "output": output, "total": total},
-    })
+    let cost = api::Cost {
+        input,
+        cached_input,
+        output,
+        total,
+    };
+    api::Usage::new(prompt as u64, cached as u64, completion as u64, cost)
 }
 
-fn chat_logprob(l: &Logprobs) -> Value {
-    let e = |t: &tandem_engine::TokenLogprob| json!({"token": t.text, "logprob": t.logprob, "bytes": t.bytes});
-    let mut c = e(&l.chosen);
-    c["top_logprobs"] = Value::Array(l.top.iter().map(e).collect());
-    c
+fn chat_logprob(l: &Logprobs) -> api::TokenLogprob {
+    api::TokenLogprob {
+        token: l.chosen.text.clone(),
+        logprob: l.chosen.logprob,
+        bytes: l.chosen.bytes.clone(),
+        top_logprobs: l
+            .top
+            .iter()
+            .map(|t| api::TopLogprob {
+                token: t.text.clone(),
+                logprob: t.logprob,
+                bytes: t.bytes.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn chat_logprobs(lps: &[Logprobs]) -> api::ChatLogprobs {
+    api::ChatLogprobs {
+        content: lps.iter().map(chat_logprob).collect(),
+        refusal: None,
+    }
 }
 
 /// The legacy completions format: parallel arrays, `text_offset` counted in characters.
-fn completion_logprobs(lps: &[Logprobs], start_offset: usize, texts: &[String]) -> Value {
+fn completion_logprobs(lps: &[Logprobs], start_offset: usize, texts: &[String]) -> api::CompletionLogprobs {
     let mut offset = start_offset;
     let mut offsets = Vec::with_capacity(lps.len());
     for t in texts {
         offsets.push(offset);
         offset += t.chars().count();
     }
-    json!({
-        "tokens": lps.iter().map(|l| l.chosen.text.clone()).collect::<Vec<_>>(),
-        "token_logprobs": lps.iter().map(|l| l.chosen.logprob).collect::<Vec<_>>(),
-        "top_logprobs": lps.iter().map(|l| l.top.iter().map(|t| (t.text.clone(), json!(t.logprob))).collect::<serde_json::Map<_, _>>()).collect::<Vec<_>>(),
-        "text_offset": offsets,
-    })
+    api::CompletionLogprobs {
+        tokens: lps.iter().map(|l| l.chosen.text.clone()).collect(),
+        token_logprobs: lps.iter().map(|l| l.chosen.logprob).collect(),
+        top_logprobs: lps
+            .iter()
+            .map(|l| {
+                l.top
+                    .iter()
+                    .map(|t| (t.text.clone(), serde_json::json!(t.logprob)))
+                    .collect()
+            })
+            .collect(),
+        text_offset: offsets,
+    }
+}
+
+/// Tool calls as the API shows them, each with a fresh id.
+fn tool_calls(calls: &[crate::tools::Call]) -> Vec<api::ToolCall> {
+    calls
+        .iter()
+        .map(|(name, args)| api::ToolCall {
+            id: crate::state::new_id("call_"),
+            kind: "function".into(),
+            function: api::FunctionCall {
+                name: name.clone(),
+                arguments: args.clone(),
+            },
+        })
+        .collect()
 }
 
 #[derive(Default, Clone)]
@@ -113,22 +199,15 @@ impl Latency<'_> {
 /// Waits for every choice to finish and answers with one JSON object.
 pub async fn complete(state: Arc<AppState>, v: ValidRequest, rx: UnboundedReceiver<Event>, start: Instant) -> Response {
     let pricing = state.tiers[v.tier].pricing;
-    let mut guard = UsageGuard::new(&state, &v, "", start);
+    let mut guard = UsageGuard::new(&state, &v, start);
     match collect(&state, &v, rx, start, &pricing).await {
         Ok(body) => {
-            let n = |x: &Value| x.as_u64().unwrap_or(0) as usize;
-            guard.id = body["id"].as_str().unwrap_or_default().to_string();
-            guard.prompt = n(&body["usage"]["prompt_tokens"]);
-            guard.cached = n(&body["usage"]["prompt_tokens_details"]["cached_tokens"]);
-            guard.completion = n(&body["usage"]["completion_tokens"]);
+            let u = body.usage();
+            guard.prompt = u.prompt_tokens as usize;
+            guard.cached = u.prompt_tokens_details.cached_tokens as usize;
+            guard.completion = u.completion_tokens as usize;
             guard.status = 200;
-            let total = body["usage"]["cost"]["total"].as_f64().unwrap_or(0.0);
-            let mut resp = axum::Json(body).into_response();
-            // Full precision (shortest round-trip decimal), never exponent notation.
-            if let Ok(h) = axum::http::HeaderValue::from_str(&total.to_string()) {
-                resp.headers_mut().insert("x-tandem-cost", h);
-            }
-            resp
+            body.into_response()
         }
         Err(e) => {
             guard.status = e.status.as_u16();
@@ -140,9 +219,9 @@ pub async fn complete(state: Arc<AppState>, v: ValidRequest, rx: UnboundedReceiv
 /// Records the usage of a cascade's first attempt that was not kept (the small tier answered, the
 /// router escalated): it ran and is paid for, under the request's id.
 pub fn record_attempt(state: &Arc<AppState>, v: &ValidRequest, start: Instant, cached: usize, completion: usize) {
-    let mut g = UsageGuard::new(state, v, &v.id, start);
+    let mut g = UsageGuard::new(state, v, start);
     // The rate-limit charge is settled once, by the response that is sent.
-    g.account.tickets.clear();
+    g.account.charge = None;
     g.cached = cached;
     g.completion = completion;
     g.status = 200;
@@ -150,7 +229,7 @@ pub fn record_attempt(state: &Arc<AppState>, v: &ValidRequest, start: Instant, c
 
 /// Records one interactive response's usage when dropped — whichever way the response ends:
 /// finished (200), failed (its status) or abandoned by the client (499, with the tokens generated
-/// so far). Settles the rate-limit charge to the real token count. Batch lines record theirs with
+/// so far) — and tells the rate-limit charge what was really used. Batch lines record theirs with
 /// their result instead.
 struct UsageGuard {
     state: Arc<AppState>,
@@ -165,12 +244,12 @@ struct UsageGuard {
 }
 
 impl UsageGuard {
-    fn new(state: &Arc<AppState>, v: &ValidRequest, id: &str, start: Instant) -> Self {
+    fn new(state: &Arc<AppState>, v: &ValidRequest, start: Instant) -> Self {
         Self {
             state: state.clone(),
             tier: v.tier,
             account: v.account.clone(),
-            id: id.to_string(),
+            id: v.id.clone(),
             start,
             prompt: v.gen.prompt.len(),
             cached: 0,
@@ -190,8 +269,9 @@ impl Drop for UsageGuard {
             self.prompt
         };
         let (.., cost) = t.pricing.cost(prompt, self.cached, self.completion);
-        self.account
-            .settle(&self.state.limiter, (prompt + self.completion) as u64);
+        if let Some(c) = &self.account.charge {
+            c.used((prompt + self.completion) as u64);
+        }
         let rec = tandem_store::UsageRecord {
             created_at: unix_now(),
             request_id: std::mem::take(&mut self.id),
@@ -228,8 +308,7 @@ pub async fn collect(
     mut rx: UnboundedReceiver<Event>,
     start: Instant,
     pricing: &Pricing,
-) -> Result<Value, ApiError> {
-    let head = Head::new(state, v);
+) -> Result<Body, ApiError> {
     let mut choices = vec![Choice::default(); v.gen.n];
     let (mut prompt_tokens, mut cached) = (v.gen.prompt.len(), 0);
     let mut finished = 0;
@@ -267,61 +346,154 @@ pub async fn collect(
             None => return Err(ApiError::internal("the engine dropped the request")),
         }
     }
-    let completion_tokens: usize = choices.iter().map(|c| c.tokens).sum();
+    let head = Head::new(state, v);
     if state.config.log_content {
         for (i, c) in choices.iter().enumerate() {
             tracing::info!(id = %head.id, choice = i, prompt_tokens, completion = %c.text, "completion (--log-content)");
         }
     }
-    let logprobs_on = v.gen.top_logprobs.is_some();
-    let out: Vec<Value> = choices
-        .iter()
-        .enumerate()
-        .map(|(i, c)| match head.api {
-            Api::Chat => {
-                let mut message = json!({"role": "assistant", "content": c.text, "refusal": null, "annotations": []});
-                let mut finish = c.finish;
-                if v.tools {
-                    let (content, calls) = crate::tools::split_calls(&c.text);
-                    if !calls.is_empty() {
-                        message["content"] = if content.is_empty() { Value::Null } else { json!(content) };
-                        message["tool_calls"] = crate::tools::calls_json(&calls);
-                        if finish == Some("stop") {
-                            finish = Some("tool_calls");
-                        }
-                    }
-                }
-                json!({
-                    "index": i,
-                    "message": message,
-                    "logprobs": if logprobs_on { json!({"content": c.logprobs.iter().map(chat_logprob).collect::<Vec<_>>(), "refusal": null}) } else { Value::Null },
-                    "finish_reason": finish,
-                })
+    let completion_tokens: usize = choices.iter().map(|c| c.tokens).sum();
+    let u = usage(pricing, prompt_tokens, cached, completion_tokens);
+    Ok(match v.api {
+        Api::Chat => Body::Chat(api::ChatCompletion {
+            id: head.id,
+            object: api::ChatCompletion::OBJECT.into(),
+            created: head.created,
+            model: head.model,
+            choices: choices.iter().enumerate().map(|(i, c)| chat_choice(v, i, c)).collect(),
+            usage: u,
+            system_fingerprint: head.fingerprint,
+            service_tier: if v.gen.priority == Priority::Batch {
+                "batch"
+            } else {
+                "default"
             }
-            Api::Completion => {
-                let echo = v.echo.clone().unwrap_or_default();
-                json!({
-                    "text": format!("{echo}{}", c.text),
-                    "index": i,
-                    "logprobs": if logprobs_on { completion_logprobs(&c.logprobs, echo.chars().count(), &c.token_texts) } else { Value::Null },
-                    "finish_reason": c.finish,
-                })
+            .into(),
+        }),
+        Api::Completion => {
+            let choices = choices.iter().enumerate().map(|(i, c)| text_choice(v, i, c)).collect();
+            Body::Text(head.text(choices, Some(Some(u))))
+        }
+    })
+}
+
+fn chat_choice(v: &ValidRequest, index: usize, c: &Choice) -> api::ChatChoice {
+    let mut message = api::AssistantMessage::text(c.text.clone());
+    let mut finish = c.finish;
+    if v.tools {
+        let (content, calls) = crate::tools::split_calls(&c.text);
+        if !calls.is_empty() {
+            message.content = (!content.is_empty()).then_some(content);
+            message.tool_calls = Some(tool_calls(&calls));
+            if finish == Some("stop") {
+                finish = Some("tool_calls");
             }
-        })
-        .collect();
-    let mut body = json!({
-        "id": head.id, "object": head.object(false), "created": head.created, "model": head.model,
-        "choices": out, "usage": usage(pricing, prompt_tokens, cached, completion_tokens),
-        "system_fingerprint": head.fingerprint,
-    });
-    if head.api == Api::Chat {
-        body["service_tier"] = json!(if v.gen.priority == Priority::Batch {
-            "batch"
-        } else {
-            "default"
-        });
+        }
     }
-    Ok(body)
+    api::ChatChoice {
+        index,
+        message,
+        logprobs: v.gen.top_logprobs.map(|_| chat_logprobs(&c.logprobs)),
+        finish_reason: finish.map(String::from),
+    }
+}
+
+fn text_choice(v: &ValidRequest, index: usize, c: &Choice) -> api::TextChoice {
+    let echo = v.echo.clone().unwrap_or_default();
+    api::TextChoice {
+        text: format!("{echo}{}", c.text),
+        index,
+        logprobs: v
+            .gen
+            .top_logprobs
+            .map(|_| completion_logprobs(&c.logprobs, echo.chars().count(), &c.token_texts)),
+        finish_reason: c.finish.map(String::from),
+    }
+}
+
+/// The refused answer of a blocked request, as one object: one choice per requested `n`, the
+/// refusal in `message.refusal` (chat) or an empty text with `finish_reason: "content_filter"`
+/// (completions, which have no refusal field); no tokens generated, none charged.
+pub fn refusal_body(state: &AppState, v: &ValidRequest) -> Body {
+    let head = Head::new(state, v);
+    let u = api::Usage::default();
+    match v.api {
+        Api::Chat => Body::Chat(api::ChatCompletion {
+            id: head.id,
+            object: api::ChatCompletion::OBJECT.into(),
+            created: head.created,
+            model: head.model,
+            choices: (0..v.gen.n)
+                .map(|index| api::ChatChoice {
+                    index,
+                    message: api::AssistantMessage::refusal(crate::guard::REFUSAL),
+                    logprobs: None,
+                    finish_reason: Some("stop".into()),
+                })
+                .collect(),
+            usage: u,
+            system_fingerprint: head.fingerprint,
+            service_tier: if v.gen.priority == Priority::Batch {
+                "batch"
+            } else {
+                "default"
+            }
+            .into(),
+        }),
+        Api::Completion => Body::Text(head.text(refused_texts(0..v.gen.n), Some(Some(u)))),
+    }
+}
+
+fn refused_texts(range: std::ops::Range<usize>) -> Vec<api::TextChoice> {
+    range
+        .map(|index| api::TextChoice {
+            text: String::new(),
+            index,
+            logprobs: None,
+            finish_reason: Some(FinishReason::ContentFilter.as_str().into()),
+        })
+        .collect()
+}
+
+/// The refused answer over HTTP, streamed or not, with its `x-tandem-moderation` header.
+pub fn refusal(state: &AppState, v: &ValidRequest, moderation: &str) -> Response {
+    let mut resp = if !v.stream {
+        refusal_body(state, v).into_response()
+    } else {
+        let head = Head::new(state, v);
+        let usage = v.include_usage.then_some(None);
+        let mut events: Vec<SseEvent> = (0..v.gen.n)
+            .map(|index| match v.api {
+                Api::Chat => sse(&head.chat_chunk(
+                    vec![api::ChunkChoice {
+                        index,
+                        delta: api::Delta::refusal(crate::guard::REFUSAL),
+                        logprobs: None,
+                        finish_reason: Some("stop".into()),
+                    }],
+                    usage.clone(),
+                )),
+                Api::Completion => sse(&head.text(refused_texts(index..index + 1), usage.clone())),
+            })
+            .collect();
+        if v.include_usage {
+            let u = Some(Some(api::Usage::default()));
+            events.push(match v.api {
+                Api::Chat => sse(&head.chat_chunk(vec![], u)),
+                Api::Completion => sse(&head.text(vec![], u)),
+            });
+        }
+        events.push(SseEvent::default().data("[DONE]"));
+        Sse::new(tokio_stream::iter(events.into_iter().map(Ok::<_, Infallible>))).into_response()
+    };
+    if let Ok(h) = axum::http::HeaderValue::from_str(moderation) {
+        resp.headers_mut().insert("x-tandem-moderation", h);
+    }
+    resp
+}
+
+fn sse<T: Serialize>(x: &T) -> SseEvent {
+    SseEvent::default().data(serde_json::to_string(x).unwrap_or_default())
 }
 
 /// Streams chunks as server-sent events, ending with `data: [DONE]`. A client that goes away drops
@@ -329,181 +501,275 @@ pub async fn collect(
 pub fn stream(state: Arc<AppState>, v: ValidRequest, mut rx: UnboundedReceiver<Event>, start: Instant) -> Response {
     let (tx, out) = mpsc::channel::<Result<SseEvent, Infallible>>(64);
     tokio::spawn(async move {
-        let head = Head::new(&state, &v);
-        let chunk = |choices: Value| {
-            let mut c = json!({"id": head.id, "object": head.object(true), "created": head.created,
-                               "model": head.model, "system_fingerprint": head.fingerprint, "choices": choices});
-            if v.include_usage {
-                c["usage"] = Value::Null;
-            }
-            SseEvent::default().data(c.to_string())
-        };
-        let send = |e: SseEvent| {
+        let mut s = Streamer::new(&state, &v, start);
+        let send = |events: Vec<SseEvent>| {
             let tx = tx.clone();
-            async move { tx.send(Ok(e)).await.is_ok() }
-        };
-        if head.api == Api::Chat {
-            for i in 0..v.gen.n {
-                let first = json!([{"index": i, "delta": {"role": "assistant", "content": "", "refusal": null}, "logprobs": null, "finish_reason": null}]);
-                if !send(chunk(first)).await {
-                    return;
+            async move {
+                for e in events {
+                    if tx.send(Ok(e)).await.is_err() {
+                        return false;
+                    }
                 }
+                true
             }
-        }
-        let (mut prompt_tokens, mut cached, mut completion, mut finished) = (v.gen.prompt.len(), 0, 0, 0);
-        // Counts what the client was sent, should it leave before the end.
-        let mut guard = UsageGuard::new(&state, &v, &head.id, start);
-        let mut partial = vec![0usize; v.gen.n];
-        // With tools on, text from `<tool_call>` on is held back and sent as tool_calls deltas.
-        let mut held: Vec<Option<String>> = vec![None; v.gen.n];
-        let mut echoed = vec![false; v.gen.n];
-        let mut offsets = vec![v.echo.as_ref().map(|e| e.chars().count()).unwrap_or(0); v.gen.n];
-        let mut lat = Latency {
-            state: &state,
-            start,
-            last: None,
         };
-        while finished < v.gen.n {
+        if !send(s.opening()).await {
+            return;
+        }
+        while s.finished < v.gen.n {
             let ev = tokio::select! {
                 ev = rx.recv() => ev,
                 _ = tx.closed() => return, // client gone
             };
-            let piece = match ev {
-                Some(Event::Prefilled {
-                    prompt_tokens: p,
-                    cached_tokens: c,
-                }) => {
-                    (prompt_tokens, cached) = (p, c);
-                    (guard.prompt, guard.cached) = (p, c);
-                    continue;
-                }
-                Some(Event::Token { choice, text, logprobs }) => {
-                    lat.token();
-                    partial[choice] += 1;
-                    guard.completion = completion + partial.iter().sum::<usize>();
-                    if text.is_empty() && logprobs.is_none() {
-                        continue;
-                    }
-                    match head.api {
-                        Api::Chat => {
-                            let mut text = text;
-                            if v.tools {
-                                if let Some(h) = held[choice].as_mut() {
-                                    h.push_str(&text);
-                                    continue;
-                                }
-                                if let Some(at) = text.find(crate::tools::OPEN) {
-                                    held[choice] = Some(text.split_off(at));
-                                    if text.is_empty() {
-                                        continue;
-                                    }
-                                }
-                            }
-                            let lp = logprobs
-                                .as_ref()
-                                .map(|l| json!({"content": [chat_logprob(l)], "refusal": null}))
-                                .unwrap_or(Value::Null);
-                            json!([{"index": choice, "delta": {"content": text}, "logprobs": lp, "finish_reason": null}])
-                        }
-                        Api::Completion => {
-                            let mut t = text.clone();
-                            if !echoed[choice] {
-                                echoed[choice] = true;
-                                t = format!("{}{t}", v.echo.clone().unwrap_or_default());
-                            }
-                            let lp = logprobs
-                                .as_ref()
-                                .map(|l| {
-                                    completion_logprobs(
-                                        std::slice::from_ref(l),
-                                        offsets[choice],
-                                        std::slice::from_ref(&l.chosen.text),
-                                    )
-                                })
-                                .unwrap_or(Value::Null);
-                            offsets[choice] += l_chars(&logprobs);
-                            json!([{"text": t, "index": choice, "logprobs": lp, "finish_reason": null}])
-                        }
-                    }
-                }
-                Some(Event::Finished {
-                    choice,
-                    reason,
-                    completion_tokens,
-                }) => {
-                    finished += 1;
-                    completion += completion_tokens;
-                    partial[choice] = 0;
-                    guard.completion = completion + partial.iter().sum::<usize>();
-                    match head.api {
-                        Api::Chat => {
-                            let mut finish = reason.as_str();
-                            if let Some(h) = held[choice].take() {
-                                let (_, calls) = crate::tools::split_calls(&h);
-                                let deltas: Vec<Value> = if calls.is_empty() {
-                                    // Not calls after all (cut short): the text goes out as content.
-                                    vec![
-                                        json!([{"index": choice, "delta": {"content": h}, "logprobs": null, "finish_reason": null}]),
-                                    ]
-                                } else {
-                                    if finish == "stop" {
-                                        finish = "tool_calls";
-                                    }
-                                    // Per call: id, type and name first, then the arguments.
-                                    let ids = crate::tools::calls_json(&calls);
-                                    calls.iter().enumerate().flat_map(|(k, (name, args))| {
-                                        let first = json!({"index": k, "id": ids[k]["id"], "type": "function",
-                                                           "function": {"name": name, "arguments": ""}});
-                                        let second = json!({"index": k, "function": {"arguments": args}});
-                                        [first, second].map(|tc| json!([{"index": choice, "delta": {"tool_calls": [tc]}, "logprobs": null, "finish_reason": null}]))
-                                    }).collect()
-                                };
-                                for d in deltas {
-                                    if !send(chunk(d)).await {
-                                        return;
-                                    }
-                                }
-                            }
-                            json!([{"index": choice, "delta": {}, "logprobs": null, "finish_reason": finish}])
-                        }
-                        Api::Completion => {
-                            json!([{"text": "", "index": choice, "logprobs": null, "finish_reason": reason.as_str()}])
-                        }
-                    }
-                }
-                Some(Event::TimedOut) => {
-                    guard.status = 503;
-                    let _ = send(SseEvent::default().data(ApiError::queue_timeout().body().to_string())).await;
-                    return;
-                }
-                Some(Event::Failed(msg)) => {
-                    guard.status = 500;
-                    let _ = send(SseEvent::default().data(ApiError::internal(msg).body().to_string())).await;
-                    return;
-                }
-                None => return,
-            };
-            if !send(chunk(piece)).await {
+            let Some(ev) = ev else { return };
+            let (events, go_on) = s.event(ev);
+            if !send(events).await || !go_on {
                 return;
             }
         }
-        let u = usage(&state.tiers[v.tier].pricing, prompt_tokens, cached, completion);
-        guard.status = 200;
-        if v.include_usage {
-            let mut last = json!({"id": head.id, "object": head.object(true), "created": head.created,
-                                  "model": head.model, "system_fingerprint": head.fingerprint, "choices": []});
-            last["usage"] = u;
-            if !send(SseEvent::default().data(last.to_string())).await {
-                return;
-            }
-        }
-        let _ = send(SseEvent::default().data("[DONE]")).await;
+        send(s.closing()).await;
     });
     Sse::new(ReceiverStream::new(out))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(10)).text("keep-alive"))
         .into_response()
 }
 
-fn l_chars(l: &Option<Logprobs>) -> usize {
-    l.as_ref().map(|l| l.chosen.text.chars().count()).unwrap_or(0)
+/// One stream's state: what each choice has sent, what tool-call text is held back, and the usage
+/// counted so far (recorded by its guard whenever the stream ends).
+struct Streamer<'a> {
+    v: &'a ValidRequest,
+    head: Head,
+    pricing: Pricing,
+    guard: UsageGuard,
+    lat: Latency<'a>,
+    /// Tokens of each unfinished choice so far.
+    partial: Vec<usize>,
+    /// With tools on, text from `<tool_call>` on is held back and sent as tool_calls deltas.
+    held: Vec<Option<String>>,
+    /// Completions with `echo`: whether the prompt went out before the choice's first text.
+    echoed: Vec<bool>,
+    /// Completions' logprobs: the character offset of each choice's next token.
+    offsets: Vec<usize>,
+    completion: usize,
+    finished: usize,
+}
+
+impl<'a> Streamer<'a> {
+    fn new(state: &'a Arc<AppState>, v: &'a ValidRequest, start: Instant) -> Self {
+        let n = v.gen.n;
+        Self {
+            v,
+            head: Head::new(state, v),
+            pricing: state.tiers[v.tier].pricing,
+            guard: UsageGuard::new(state, v, start),
+            lat: Latency {
+                state,
+                start,
+                last: None,
+            },
+            partial: vec![0; n],
+            held: vec![None; n],
+            echoed: vec![false; n],
+            offsets: vec![v.echo.as_ref().map(|e| e.chars().count()).unwrap_or(0); n],
+            completion: 0,
+            finished: 0,
+        }
+    }
+
+    /// `usage: null` on every chunk when the client asked for a final usage chunk.
+    fn chunk_usage(&self) -> api::ChunkUsage {
+        self.v.include_usage.then_some(None)
+    }
+
+    fn chat(
+        &self,
+        index: usize,
+        delta: api::Delta,
+        logprobs: Option<api::ChatLogprobs>,
+        finish: Option<&str>,
+    ) -> SseEvent {
+        let choice = api::ChunkChoice {
+            index,
+            delta,
+            logprobs,
+            finish_reason: finish.map(String::from),
+        };
+        sse(&self.head.chat_chunk(vec![choice], self.chunk_usage()))
+    }
+
+    fn text(&self, choice: api::TextChoice) -> SseEvent {
+        sse(&self.head.text(vec![choice], self.chunk_usage()))
+    }
+
+    /// Chat streams open with each choice's role.
+    fn opening(&self) -> Vec<SseEvent> {
+        match self.v.api {
+            Api::Chat => (0..self.v.gen.n)
+                .map(|i| self.chat(i, api::Delta::start(), None, None))
+                .collect(),
+            Api::Completion => Vec::new(),
+        }
+    }
+
+    /// The chunks for one engine event, and whether the stream goes on.
+    fn event(&mut self, ev: Event) -> (Vec<SseEvent>, bool) {
+        match ev {
+            Event::Prefilled {
+                prompt_tokens,
+                cached_tokens,
+            } => {
+                (self.guard.prompt, self.guard.cached) = (prompt_tokens, cached_tokens);
+                (Vec::new(), true)
+            }
+            Event::Token { choice, text, logprobs } => (self.token(choice, text, logprobs), true),
+            Event::Finished {
+                choice,
+                reason,
+                completion_tokens,
+            } => (self.finish(choice, reason, completion_tokens), true),
+            Event::TimedOut => {
+                self.guard.status = 503;
+                (vec![sse(&ApiError::queue_timeout().body())], false)
+            }
+            Event::Failed(msg) => {
+                self.guard.status = 500;
+                (vec![sse(&ApiError::internal(msg).body())], false)
+            }
+        }
+    }
+
+    fn token(&mut self, choice: usize, text: String, logprobs: Option<Logprobs>) -> Vec<SseEvent> {
+        self.lat.token();
+        self.partial[choice] += 1;
+        self.guard.completion = self.completion + self.partial.iter().sum::<usize>();
+        if text.is_empty() && logprobs.is_none() {
+            return Vec::new();
+        }
+        match self.v.api {
+            Api::Chat => {
+                let mut text = text;
+                if self.v.tools {
+                    if let Some(h) = self.held[choice].as_mut() {
+                        h.push_str(&text);
+                        return Vec::new();
+                    }
+                    if let Some(at) = text.find(crate::tools::OPEN) {
+                        self.held[choice] = Some(text.split_off(at));
+                        if text.is_empty() {
+                            return Vec::new();
+                        }
+                    }
+                }
+                let lp = logprobs.as_ref().map(|l| chat_logprobs(std::slice::from_ref(l)));
+                vec![self.chat(choice, api::Delta::content(text), lp, None)]
+            }
+            Api::Completion => {
+                let mut t = text;
+                if !self.echoed[choice] {
+                    self.echoed[choice] = true;
+                    t = format!("{}{t}", self.v.echo.clone().unwrap_or_default());
+                }
+                let lp = logprobs.as_ref().map(|l| {
+                    completion_logprobs(
+                        std::slice::from_ref(l),
+                        self.offsets[choice],
+                        std::slice::from_ref(&l.chosen.text),
+                    )
+                });
+                self.offsets[choice] += logprobs.as_ref().map_or(0, |l| l.chosen.text.chars().count());
+                vec![self.text(api::TextChoice {
+                    text: t,
+                    index: choice,
+                    logprobs: lp,
+                    finish_reason: None,
+                })]
+            }
+        }
+    }
+
+    fn finish(&mut self, choice: usize, reason: FinishReason, completion_tokens: usize) -> Vec<SseEvent> {
+        self.finished += 1;
+        self.completion += completion_tokens;
+        self.partial[choice] = 0;
+        self.guard.completion = self.completion + self.partial.iter().sum::<usize>();
+        match self.v.api {
+            Api::Chat => {
+                let mut finish = reason.as_str();
+                let mut out = Vec::new();
+                if let Some(h) = self.held[choice].take() {
+                    let (_, calls) = crate::tools::split_calls(&h);
+                    if calls.is_empty() {
+                        // Not calls after all (cut short): the text goes out as content.
+                        out.push(self.chat(choice, api::Delta::content(h), None, None));
+                    } else {
+                        if finish == "stop" {
+                            finish = "tool_calls";
+                        }
+                        out.extend(self.tool_call_deltas(choice, &calls));
+                    }
+                }
+                out.push(self.chat(choice, api::Delta::default(), None, Some(finish)));
+                out
+            }
+            Api::Completion => vec![self.text(api::TextChoice {
+                text: String::new(),
+                index: choice,
+                logprobs: None,
+                finish_reason: Some(reason.as_str().into()),
+            })],
+        }
+    }
+
+    /// Per call: its id, type and name first, then the arguments.
+    fn tool_call_deltas(&self, choice: usize, calls: &[crate::tools::Call]) -> Vec<SseEvent> {
+        let delta = |tc: api::ToolCallDelta| api::Delta {
+            tool_calls: Some(vec![tc]),
+            ..Default::default()
+        };
+        tool_calls(calls)
+            .into_iter()
+            .enumerate()
+            .flat_map(|(k, call)| {
+                let first = api::ToolCallDelta {
+                    index: k,
+                    id: Some(call.id),
+                    kind: Some(call.kind),
+                    function: api::FunctionDelta {
+                        name: Some(call.function.name),
+                        arguments: String::new(),
+                    },
+                };
+                let second = api::ToolCallDelta {
+                    index: k,
+                    id: None,
+                    kind: None,
+                    function: api::FunctionDelta {
+                        name: None,
+                        arguments: call.function.arguments,
+                    },
+                };
+                [first, second].map(|tc| self.chat(choice, delta(tc), None, None))
+            })
+            .collect()
+    }
+
+    /// The usage chunk (when asked for) and `[DONE]`; the guard records a finished response.
+    fn closing(&mut self) -> Vec<SseEvent> {
+        self.guard.status = 200;
+        let mut out = Vec::new();
+        if self.v.include_usage {
+            let u = Some(Some(usage(
+                &self.pricing,
+                self.guard.prompt,
+                self.guard.cached,
+                self.completion,
+            )));
+            out.push(match self.v.api {
+                Api::Chat => sse(&self.head.chat_chunk(vec![], u)),
+                Api::Completion => sse(&self.head.text(vec![], u)),
+            });
+        }
+        out.push(SseEvent::default().data("[DONE]"));
+        out
+    }
 }

@@ -20,7 +20,7 @@ use tandem_engine::Event;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::error::ApiError;
-use crate::request::{parse_on, ValidRequest};
+use crate::request::{bind, ValidRequest};
 use crate::state::AppState;
 
 /// The model name that asks for routing.
@@ -118,14 +118,14 @@ pub struct CascadeOutcome {
 
 /// Runs the cascade: the small tier (`v.tier`) answers in full; if the mean log-probability of its
 /// tokens is at least the threshold its events are replayed as the answer, else its attempt is
-/// recorded as usage (it was paid for) and the large tier answers the same request (validated
-/// again on it, with the same id, account and moderation). Returns the request and the events the
+/// recorded as usage (it was paid for) and the large tier answers the same request (bound again
+/// on it, with the same id, account and moderation). Returns the request and the events the
 /// response is built from.
 pub async fn cascade(
     state: &std::sync::Arc<AppState>,
     v: ValidRequest,
     large: usize,
-    body: &[u8],
+    body: &serde_json::Value,
 ) -> Result<(ValidRequest, UnboundedReceiver<Event>, CascadeOutcome), ApiError> {
     let threshold = state.config.auto_threshold;
     let wanted = v.gen.top_logprobs;
@@ -175,7 +175,7 @@ pub async fn cascade(
         return Ok((v, replay, CascadeOutcome { tier, reason, detail }));
     }
     crate::respond::record_attempt(state, &v, start, cached, completion);
-    let mut big = parse_on(state, v.api, body, large)?;
+    let mut big = bind(state, v.api, body, Some(large))?;
     big.id = v.id.clone();
     big.account = v.account.clone();
     big.moderation = v.moderation;

@@ -18,7 +18,8 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::params::{wrong_type, Fields};
-use crate::request::{parse_chat, parse_completion, parse_on, ValidRequest};
+use crate::pipeline::{self, Outcome};
+use crate::request::Api;
 use crate::respond;
 use crate::state::{new_id, AppState};
 
@@ -122,98 +123,45 @@ pub(crate) fn body(b: Result<Bytes, BytesRejection>, limit: usize) -> Result<Byt
     })
 }
 
+/// The HTTP front door of chat and completions: the pipeline, then the outcome rendered as JSON
+/// or a stream, with the routing and moderation headers.
 async fn generate(
     state: Arc<AppState>,
-    mut v: ValidRequest,
+    api: Api,
     caller: Caller,
-    start: Instant,
-    headers: &HeaderMap,
-    raw: &[u8],
+    headers: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(e) = caller.check_budget() {
-        return e.into_response();
-    }
-    // model "auto": the router picks the tier (validated again on it when it is not the one the
-    // request was checked against), or starts a cascade.
-    let mut route: Option<(usize, &'static str)> = None;
-    let mut cascade = None;
-    if v.auto {
-        let r = match crate::router::quality(headers) {
-            Ok(q) => crate::router::choose(&state, q, v.stream, v.gen.n),
-            Err(e) => return e.into_response(),
-        };
-        if r.tier != v.tier {
-            match parse_on(&state, v.api, raw, r.tier) {
-                Ok(x) => v = x,
-                Err(e) => return e.into_response(),
-            }
-        }
-        route = Some((r.tier, r.reason));
-        cascade = r.cascade;
-    }
-    v.account = caller.account();
-    v.gen.tenant = caller.tenant();
-    if let Some(spec) = caller.key.as_ref().and_then(|k| k.moderation.as_deref()) {
-        // Validated when the key was set; a bad value left in the store falls back to the server's.
-        v.moderation = v.moderation.overridden(spec).unwrap_or(v.moderation);
-    }
-    // Tokens are charged as the prompt plus the most the answer may take, settled at the end.
-    let estimate = (v.gen.prompt.len() + v.gen.max_tokens * v.gen.n) as u64;
-    if let Err(e) = caller.admit(&state.limiter, &mut v.account, estimate) {
-        return e.into_response();
-    }
-    let flagged = match crate::guard::check_input(&state, &v).await {
-        Ok(crate::guard::InputCheck::Clear) => None,
-        Ok(crate::guard::InputCheck::Flagged(h)) => Some(h),
-        Ok(crate::guard::InputCheck::Blocked(resp)) => {
-            v.account.settle(&state.limiter, 0);
-            return resp;
-        }
-        Err(e) => {
-            v.account.settle(&state.limiter, 0);
-            return e.into_response();
-        }
+    let start = Instant::now();
+    let raw = match body(b, state.config.max_body_bytes) {
+        Ok(raw) => raw,
+        Err(e) => return e.into_response(),
     };
-    let mut route_header = route.map(|(tier, reason)| crate::router::header(&state, tier, reason, None));
-    let submitted = match cascade {
-        Some(large) => {
-            let account = v.account.clone();
-            match crate::router::cascade(&state, v, large, raw).await {
-                Ok((big, rx, out)) => {
-                    route_header = Some(crate::router::header(&state, out.tier, out.reason, Some(out.detail)));
-                    v = big;
-                    Ok(rx)
-                }
-                Err(e) => {
-                    account.settle(&state.limiter, 0);
-                    return e.into_response();
-                }
-            }
-        }
-        None => state.tiers[v.tier].engine.submit(v.gen.clone()).map_err(ApiError::from),
+    let req = pipeline::Request {
+        api,
+        body: &raw,
+        headers: Some(&headers),
+        batch: false,
     };
-    let rx = match submitted {
-        Ok(rx) => rx,
-        Err(e) => {
-            v.account.settle(&state.limiter, 0);
-            return e.into_response();
-        }
-    };
-    let rx = if v.moderation.output || v.moderation.redact {
-        crate::output_guard::filter(state.clone(), &v, rx)
-    } else {
-        rx
+    let (v, rx, route, moderation) = match pipeline::run(&state, &caller, req).await {
+        Err(e) => return e.into_response(),
+        Ok(Outcome::Refused { v, moderation }) => return respond::refusal(&state, &v, &moderation),
+        Ok(Outcome::Generated {
+            v,
+            rx,
+            route,
+            moderation,
+        }) => (v, rx, route, moderation),
     };
     let mut resp = if v.stream {
         respond::stream(state, v, rx, start)
     } else {
         respond::complete(state, v, rx, start).await
     };
-    if let Some(h) = flagged.and_then(|h| HeaderValue::from_str(&h).ok()) {
-        resp.headers_mut().insert("x-tandem-moderation", h);
-    }
-    if let Some(h) = route_header.and_then(|h| HeaderValue::from_str(&h).ok()) {
-        resp.headers_mut().insert("x-tandem-route", h);
+    for (name, value) in [("x-tandem-moderation", moderation), ("x-tandem-route", route)] {
+        if let Some(h) = value.and_then(|h| HeaderValue::from_str(&h).ok()) {
+            resp.headers_mut().insert(name, h);
+        }
     }
     resp
 }
@@ -224,15 +172,7 @@ async fn chat_completions(
     headers: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let start = Instant::now();
-    let raw = match body(b, state.config.max_body_bytes) {
-        Ok(raw) => raw,
-        Err(e) => return e.into_response(),
-    };
-    match parse_chat(&state, &raw) {
-        Ok(v) => generate(state, v, caller, start, &headers, &raw).await,
-        Err(e) => e.into_response(),
-    }
+    generate(state, Api::Chat, caller, headers, b).await
 }
 
 async fn completions(
@@ -241,15 +181,7 @@ async fn completions(
     headers: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let start = Instant::now();
-    let raw = match body(b, state.config.max_body_bytes) {
-        Ok(raw) => raw,
-        Err(e) => return e.into_response(),
-    };
-    match parse_completion(&state, &raw) {
-        Ok(v) => generate(state, v, caller, start, &headers, &raw).await,
-        Err(e) => e.into_response(),
-    }
+    generate(state, Api::Completion, caller, headers, b).await
 }
 
 fn model_object(t: &crate::state::Tier) -> Value {

@@ -110,7 +110,7 @@ pub struct AppState {
     pub batch_wake: tokio::sync::Notify,
     /// Digests API keys.
     pub keyring: KeyRing,
-    pub limiter: RateLimiter,
+    pub limiter: Arc<RateLimiter>,
     /// `/v1/moderations`: present when the tier the moderation head reads (the mini) is served.
     pub moderator: Option<tandem_safety::Moderator>,
 }
@@ -141,7 +141,7 @@ impl AppState {
             blobs,
             batch_wake: tokio::sync::Notify::new(),
             keyring,
-            limiter: RateLimiter::new(Box::new(SystemClock::default())),
+            limiter: Arc::new(RateLimiter::new(Box::new(SystemClock::default()))),
         }
     }
 

@@ -234,19 +234,6 @@ pub fn split_calls(text: &str) -> (String, Vec<Call>) {
     (text[..first].trim_end().to_string(), calls)
 }
 
-/// OpenAI's `tool_calls` array for a message.
-pub fn calls_json(calls: &[Call]) -> Value {
-    Value::Array(
-        calls
-            .iter()
-            .map(|(name, args)| {
-                json!({"id": crate::state::new_id("call_"), "type": "function",
-                       "function": {"name": name, "arguments": args}})
-            })
-            .collect(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

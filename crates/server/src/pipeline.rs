@@ -1,0 +1,152 @@
+//! The one request pipeline under every front door (HTTP chat and completions, batch lines):
+//!
+//! parse (the JSON object, once) → bind to a tier (`request::bind`: validate, tokenise) →
+//! route (`model: "auto"`: the router may bind again on its tier) → admit (budgets, rate-limit
+//! charge released on drop, the key's moderation policy) → input guard (a `Decision`) → submit
+//! (or the cascade, which binds the same object on the large tier) → output filter → `Outcome`.
+//!
+//! Front doors only render the `Outcome` (JSON, SSE, a batch line). Policy never builds a
+//! response here; usage is recorded where the response is rendered (`respond`), once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use serde_json::Value;
+use tandem_engine::{EngineError, Event, Priority};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::guard::Decision;
+use crate::params::Fields;
+use crate::request::{bind, Api, ValidRequest};
+use crate::state::AppState;
+
+/// How a request came in.
+pub struct Request<'a> {
+    pub api: Api,
+    /// The request body (JSON text).
+    pub body: &'a [u8],
+    /// HTTP headers (`x-tandem-quality` for routing); `None` for a batch line.
+    pub headers: Option<&'a HeaderMap>,
+    /// A batch line: batch priority, no streaming, no per-minute limits, no routing, and an
+    /// overloaded engine is waited for instead of refused.
+    pub batch: bool,
+}
+
+/// What the pipeline produced, for a front door to render.
+pub enum Outcome {
+    /// The input guard refused the request: nothing was generated. `moderation` is the
+    /// `x-tandem-moderation` value.
+    Refused { v: ValidRequest, moderation: String },
+    /// The engine's events (output-filtered) for the request as finally bound.
+    Generated {
+        v: ValidRequest,
+        rx: UnboundedReceiver<Event>,
+        /// The `x-tandem-route` value of a `model: "auto"` request.
+        route: Option<String>,
+        /// The `x-tandem-moderation` value of an input flagged and let through.
+        moderation: Option<String>,
+    },
+}
+
+/// Runs one request from its body to an `Outcome`.
+pub async fn run(state: &Arc<AppState>, caller: &Caller, req: Request<'_>) -> Result<Outcome, ApiError> {
+    let body = Fields::parse(req.body)?;
+    let mut v = bind(state, req.api, &body, None)?;
+    if req.batch && v.stream {
+        return Err(ApiError::invalid(
+            "stream",
+            "invalid_value",
+            "Streaming is not available in a batch.",
+        ));
+    }
+    caller.check_budget()?;
+    let route = match (v.auto && !req.batch, req.headers) {
+        (true, Some(headers)) => Some(route(state, &mut v, &body, headers)?),
+        _ => None,
+    };
+    admit(state, caller, &mut v, req.batch)?;
+    let moderation = match crate::guard::check_input(state, &v).await? {
+        Decision::Clear => None,
+        Decision::Flagged(h) => Some(h),
+        Decision::Blocked(h) => return Ok(Outcome::Refused { v, moderation: h }),
+    };
+    let (v, rx, route) = match route {
+        Some(Routed { large: Some(large), .. }) => {
+            let (big, rx, out) = crate::router::cascade(state, v, large, &body).await?;
+            let header = crate::router::header(state, out.tier, out.reason, Some(out.detail));
+            (big, rx, Some(header))
+        }
+        r => {
+            let rx = submit(state, &v, req.batch).await?;
+            (v, rx, r.map(|r| r.header))
+        }
+    };
+    let rx = if v.moderation.output || v.moderation.redact {
+        crate::output_guard::filter(state.clone(), &v, rx)
+    } else {
+        rx
+    };
+    Ok(Outcome::Generated {
+        v,
+        rx,
+        route,
+        moderation,
+    })
+}
+
+/// The router's choice for a `model: "auto"` request.
+struct Routed {
+    /// The `x-tandem-route` value when no cascade runs.
+    header: String,
+    /// Run a cascade up to this (large) tier.
+    large: Option<usize>,
+}
+
+/// Picks the tier of a `model: "auto"` request, binding it again there when it is not the one it
+/// was validated on.
+fn route(state: &AppState, v: &mut ValidRequest, body: &Value, headers: &HeaderMap) -> Result<Routed, ApiError> {
+    let q = crate::router::quality(headers)?;
+    let r = crate::router::choose(state, q, v.stream, v.gen.n);
+    if r.tier != v.tier {
+        *v = bind(state, v.api, body, Some(r.tier))?;
+    }
+    Ok(Routed {
+        header: crate::router::header(state, r.tier, r.reason, None),
+        large: r.cascade,
+    })
+}
+
+/// Who pays and under which rules: the account, fair-queuing tenant, priority, the key's
+/// moderation policy, and (interactive requests) the per-minute charge, estimated as the prompt
+/// plus the most the answer may take and settled when the response ends.
+fn admit(state: &AppState, caller: &Caller, v: &mut ValidRequest, batch: bool) -> Result<(), ApiError> {
+    v.account = caller.account();
+    v.gen.tenant = caller.tenant();
+    if batch {
+        v.gen.priority = Priority::Batch;
+    }
+    if let Some(spec) = caller.key.as_ref().and_then(|k| k.moderation.as_deref()) {
+        // Validated when the key was set; a bad value left in the store falls back to the server's.
+        v.moderation = v.moderation.overridden(spec).unwrap_or(v.moderation);
+    }
+    if !batch {
+        let estimate = (v.gen.prompt.len() + v.gen.max_tokens * v.gen.n) as u64;
+        v.account.charge = caller.admit(&state.limiter, estimate)?;
+    }
+    Ok(())
+}
+
+/// Hands the request to its tier's engine. A batch line waits while the engine is overloaded (not
+/// the line's fault); an interactive request gets the 429 at once.
+async fn submit(state: &AppState, v: &ValidRequest, batch: bool) -> Result<UnboundedReceiver<Event>, ApiError> {
+    loop {
+        match state.tiers[v.tier].engine.submit(v.gen.clone()) {
+            Ok(rx) => return Ok(rx),
+            Err(EngineError::Overloaded { .. }) if batch => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
