@@ -221,6 +221,7 @@ class World:
         self.marks = {n: set() for n in names}
         self.inputs = {n: [] for n in names}
         self.batches = {n: [] for n in names}
+        self.deleted = set()
 
     def foreign(self, who):
         return [x for n in self.ids if n != who for x in self.ids[n] | self.marks[n]]
@@ -319,6 +320,7 @@ def test_random_operations_never_show_one_project_another_projects_data(tenants)
                 assert status in (200, 409), (op, status, text)  # 409: cancelling a finished batch
                 if op == "delete" and call == c.files.delete:
                     w.ids[who].discard(sent)
+                    w.deleted.add(sent)
                     if sent in w.inputs[who]:
                         w.inputs[who].remove(sent)
             else:
@@ -342,7 +344,7 @@ def test_random_operations_never_show_one_project_another_projects_data(tenants)
             for fid in filter(None, [b["output_file_id"], b["error_file_id"]]):
                 w.ids[who].add(fid)
                 status, body = raw(clients[who].files.content, fid)
-                assert status == 200
+                assert status == (404 if fid in w.deleted else 200), (fid, body)
                 check(who, fid, status, body)
                 for other in names:
                     if other != who:

@@ -84,7 +84,8 @@ pub struct ChatLogprobs {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenLogprob {
     pub token: String,
-    pub logprob: f32,
+    /// The engine's f32, widened exactly (a client reads the model's number, not a rounding).
+    pub logprob: f64,
     pub bytes: Vec<u8>,
     pub top_logprobs: Vec<TopLogprob>,
 }
@@ -92,7 +93,7 @@ pub struct TokenLogprob {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopLogprob {
     pub token: String,
-    pub logprob: f32,
+    pub logprob: f64,
     pub bytes: Vec<u8>,
 }
 

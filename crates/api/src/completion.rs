@@ -30,9 +30,9 @@ pub struct TextChoice {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CompletionLogprobs {
     pub tokens: Vec<String>,
-    pub token_logprobs: Vec<f32>,
+    pub token_logprobs: Vec<f64>,
     /// Per token: alternative token text → log-probability, most likely first.
-    pub top_logprobs: Vec<serde_json::Map<String, serde_json::Value>>,
+    pub top_logprobs: Vec<crate::OrderedMap<f64>>,
     pub text_offset: Vec<usize>,
 }
 

@@ -6,11 +6,29 @@
 //! - `chat`: chat completions and their stream chunks.
 //! - `completion`: legacy text completions (responses and chunks share one shape).
 //! - `error`: the error body.
+//! - `lists`: list envelopes and delete answers.
+//! - `files`, `batches`: the Files and Batch APIs' objects and batch result lines.
+//! - `admin`: API keys, projects, usage rows.
+//! - `models`: models, moderation results, tokenize/detokenize, health.
 
+pub mod admin;
+pub mod batches;
 pub mod chat;
 pub mod completion;
 pub mod error;
+pub mod files;
+pub mod lists;
+pub mod models;
 pub mod usage;
+
+pub use admin::{ApiKey, Project, UsageRow};
+pub use batches::{
+    Batch, BatchError, BatchLineError, BatchLineResponse, BatchLineResult, BatchUsage, InputTokensDetails,
+    OutputTokensDetails, RequestCounts,
+};
+pub use files::FileObject;
+pub use lists::{Deleted, List, Page};
+pub use models::{Detokenized, Health, Model, ModelPricing, Moderation, ModerationResult, OrderedMap, Tokenized};
 
 pub use chat::{
     AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChatLogprobs, ChunkChoice, Delta, FunctionCall,

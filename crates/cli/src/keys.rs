@@ -173,7 +173,7 @@ pub fn keys(home: &Home, a: KeysArgs) -> Result<()> {
             let keys = store.list_keys()?;
             if json {
                 let v: Vec<_> = keys.iter().map(tandem_server::key_object).collect();
-                println!("{}", serde_json::Value::Array(v));
+                println!("{}", serde_json::to_string(&v)?);
             } else {
                 println!(
                     "{:<14} {:<29} {:<16} {:<16} {:>5} {:>7} {:>8} {:>10} {:>10} state",
@@ -262,7 +262,7 @@ pub fn usage(home: &Home, a: UsageArgs) -> Result<()> {
     let rows = store.usage_summary(since, until, &dims)?;
     if a.json {
         let data = tandem_server::usage_json(&rows, &dims);
-        println!("{}", serde_json::Value::Array(data));
+        println!("{}", serde_json::to_string(&data)?);
         return Ok(());
     }
     let head: Vec<&str> = dims.iter().map(|d| d.as_str()).collect();

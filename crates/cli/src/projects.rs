@@ -100,7 +100,7 @@ pub fn projects(home: &Home, a: ProjectsArgs) -> Result<()> {
             let all = store.list_projects()?;
             if json {
                 let v: Vec<_> = all.iter().map(tandem_server::project_object).collect();
-                println!("{}", serde_json::Value::Array(v));
+                println!("{}", serde_json::to_string(&v)?);
             } else {
                 println!(
                     "{:<29} {:<20} {:>7} {:>8} {:>10} {:>10} state",

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, Query, State};
-use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
+use tandem_api as api;
 use tandem_store::{KeyRecord, KeyUpdate, NewKey, UsageDim};
 
 use crate::auth::Caller;
@@ -19,16 +19,22 @@ use crate::error::ApiError;
 use crate::params::{wrong_type, Fields};
 use crate::state::{unix_now, AppState};
 
-pub fn key_object(k: &KeyRecord) -> Value {
-    json!({"id": k.id, "object": "api_key", "name": k.name, "redacted_value": k.hint, "created_at": k.created_at,
-           "revoked_at": k.revoked_at, "admin": k.admin, "rpm": k.rpm, "tpm": k.tpm, "budget": k.budget,
-           "spent": k.spent, "moderation": k.moderation, "project_id": k.project_id})
-}
-
-pub(crate) fn reply(r: Result<Value, ApiError>) -> Response {
-    match r {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => e.into_response(),
+pub fn key_object(k: &KeyRecord) -> api::ApiKey {
+    api::ApiKey {
+        id: k.id.clone(),
+        object: "api_key".into(),
+        name: k.name.clone(),
+        redacted_value: k.hint.clone(),
+        created_at: k.created_at,
+        revoked_at: k.revoked_at,
+        admin: k.admin,
+        rpm: k.rpm,
+        tpm: k.tpm,
+        budget: k.budget,
+        spent: k.spent,
+        moderation: k.moderation.clone(),
+        project_id: k.project_id.clone(),
+        value: None,
     }
 }
 
@@ -48,20 +54,26 @@ pub(crate) fn time_param(q: &HashMap<String, String>, k: &str) -> Result<Option<
         })
 }
 
-/// Usage rows as JSON objects: the group's values (`day`, `key_id`, `model`) and the totals.
-pub fn usage_json(rows: &[tandem_store::UsageRow], dims: &[UsageDim]) -> Vec<Value> {
+/// Usage rows as the API shows them: the group's values (`day`, `key_id`, `model`,
+/// `project_id`) and the totals.
+pub fn usage_json(rows: &[tandem_store::UsageRow], dims: &[UsageDim]) -> Vec<api::UsageRow> {
     rows.iter()
         .map(|r| {
-            let mut o = json!({"requests": r.totals.records, "input_tokens": r.totals.prompt_tokens,
-                "cached_tokens": r.totals.cached_tokens, "output_tokens": r.totals.completion_tokens,
-                "cost": r.totals.cost});
+            let mut o = api::UsageRow {
+                requests: r.totals.records,
+                input_tokens: r.totals.prompt_tokens,
+                cached_tokens: r.totals.cached_tokens,
+                output_tokens: r.totals.completion_tokens,
+                cost: r.totals.cost,
+                ..Default::default()
+            };
             for (d, v) in dims.iter().zip(&r.group) {
-                o[match d {
-                    UsageDim::Day => "day",
-                    UsageDim::Key => "key_id",
-                    UsageDim::Model => "model",
-                    UsageDim::Project => "project_id",
-                }] = json!(v);
+                *match d {
+                    UsageDim::Day => &mut o.day,
+                    UsageDim::Key => &mut o.key_id,
+                    UsageDim::Model => &mut o.model,
+                    UsageDim::Project => &mut o.project_id,
+                } = Some(v.clone());
             }
             o
         })
@@ -87,27 +99,23 @@ pub async fn usage(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let run = async {
-        caller.require_admin()?;
-        let since = time_param(&q, "since")?.unwrap_or(0);
-        let until = time_param(&q, "until")?.unwrap_or(u64::MAX);
-        let dims = parse_dims(q.get("by").map(String::as_str).unwrap_or("day,key,model"))?;
-        let d2 = dims.clone();
-        let rows = state.db(move |s| s.usage_summary(since, until, &d2)).await?;
-        let data = usage_json(&rows, &dims);
-        Ok(json!({"object": "list", "data": data}))
-    };
-    reply(run.await)
+) -> Result<Json<api::List<api::UsageRow>>, ApiError> {
+    caller.require_admin()?;
+    let since = time_param(&q, "since")?.unwrap_or(0);
+    let until = time_param(&q, "until")?.unwrap_or(u64::MAX);
+    let dims = parse_dims(q.get("by").map(String::as_str).unwrap_or("day,key,model"))?;
+    let d2 = dims.clone();
+    let rows = state.db(move |s| s.usage_summary(since, until, &d2)).await?;
+    Ok(Json(api::List::new(usage_json(&rows, &dims))))
 }
 
-pub async fn list_keys(State(state): State<Arc<AppState>>, Extension(caller): Extension<Caller>) -> Response {
-    let run = async {
-        caller.require_admin()?;
-        let keys = state.db(|s| s.list_keys()).await?;
-        Ok(json!({"object": "list", "data": keys.iter().map(key_object).collect::<Vec<_>>()}))
-    };
-    reply(run.await)
+pub async fn list_keys(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<api::List<api::ApiKey>>, ApiError> {
+    caller.require_admin()?;
+    let keys = state.db(|s| s.list_keys()).await?;
+    Ok(Json(api::List::new(keys.iter().map(key_object).collect())))
 }
 
 /// `rpm`, `tpm` (non-negative integers), `budget` (dollars) and `moderation` (a policy such as
@@ -155,38 +163,36 @@ pub async fn create_key(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     b: Result<Bytes, BytesRejection>,
-) -> Response {
-    let run = async {
-        caller.require_admin()?;
-        let b = b.map_err(|e| ApiError::bad_request(e.body_text()))?;
-        let v = Fields::parse(&b)?;
-        let f = Fields::new(&v);
-        f.check_known(
-            &["name", "admin", "rpm", "tpm", "budget", "moderation", "project_id"],
-            false,
-        )?;
-        let l = limits(&f)?;
-        let spec = NewKey {
-            name: f.string("name")?.unwrap_or("").to_string(),
-            admin: f.bool("admin")?.unwrap_or(false),
-            rpm: l.rpm.flatten(),
-            tpm: l.tpm.flatten(),
-            budget: l.budget.flatten(),
-            moderation: l.moderation.flatten(),
-            project_id: f.string("project_id")?.map(String::from),
-        };
-        let st = state.clone();
-        let (rec, key) = state
-            .db_checked(
-                move |s| tandem_store::create_key(s, &st.keyring, spec, unix_now()),
-                "project_id",
-            )
-            .await?;
-        let mut o = key_object(&rec);
-        o["value"] = json!(key);
-        Ok(o)
+) -> Result<Json<api::ApiKey>, ApiError> {
+    caller.require_admin()?;
+    let b = b.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let v = Fields::parse(&b)?;
+    let f = Fields::new(&v);
+    f.check_known(
+        &["name", "admin", "rpm", "tpm", "budget", "moderation", "project_id"],
+        false,
+    )?;
+    let l = limits(&f)?;
+    let spec = NewKey {
+        name: f.string("name")?.unwrap_or("").to_string(),
+        admin: f.bool("admin")?.unwrap_or(false),
+        rpm: l.rpm.flatten(),
+        tpm: l.tpm.flatten(),
+        budget: l.budget.flatten(),
+        moderation: l.moderation.flatten(),
+        project_id: f.string("project_id")?.map(String::from),
     };
-    reply(run.await)
+    let st = state.clone();
+    let (rec, key) = state
+        .db_checked(
+            move |s| tandem_store::create_key(s, &st.keyring, spec, unix_now()),
+            "project_id",
+        )
+        .await?;
+    Ok(Json(api::ApiKey {
+        value: Some(key),
+        ..key_object(&rec)
+    }))
 }
 
 pub async fn update_key(
@@ -194,51 +200,52 @@ pub async fn update_key(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     b: Result<Bytes, BytesRejection>,
-) -> Response {
-    let run = async {
-        caller.require_admin()?;
-        let b = b.map_err(|e| ApiError::bad_request(e.body_text()))?;
-        let v = Fields::parse(&b)?;
-        let f = Fields::new(&v);
-        f.check_known(&["name", "rpm", "tpm", "budget", "moderation"], false)?;
-        let u = KeyUpdate {
-            name: f.string("name")?.map(String::from),
-            ..limits(&f)?
-        };
-        let key = id.clone();
-        let found = state
-            .db(move |s| {
-                Ok(if s.update_key(&key, &u)? {
-                    s.key(&key)?.map(|(k, _)| k)
-                } else {
-                    None
-                })
-            })
-            .await?;
-        found
-            .map(|k| key_object(&k))
-            .ok_or_else(|| ApiError::not_found(format!("No such API key: {id}")))
+) -> Result<Json<api::ApiKey>, ApiError> {
+    caller.require_admin()?;
+    let b = b.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let v = Fields::parse(&b)?;
+    let f = Fields::new(&v);
+    f.check_known(&["name", "rpm", "tpm", "budget", "moderation"], false)?;
+    let u = KeyUpdate {
+        name: f.string("name")?.map(String::from),
+        ..limits(&f)?
     };
-    reply(run.await)
+    let key = id.clone();
+    let found = state
+        .db(move |s| {
+            Ok(if s.update_key(&key, &u)? {
+                s.key(&key)?.map(|(k, _)| k)
+            } else {
+                None
+            })
+        })
+        .await?;
+    found
+        .map(|k| Json(key_object(&k)))
+        .ok_or_else(|| ApiError::not_found(format!("No such API key: {id}")))
 }
 
 pub async fn revoke_key(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Response {
-    let run = async {
-        caller.require_admin()?;
-        let key = id.clone();
-        let found = state
-            .db(move |s| {
-                s.revoke_key(&key, unix_now())?;
-                Ok(s.key(&key)?.map(|(k, _)| k))
+) -> Result<Json<api::Deleted>, ApiError> {
+    caller.require_admin()?;
+    let key = id.clone();
+    let found = state
+        .db(move |s| {
+            s.revoke_key(&key, unix_now())?;
+            Ok(s.key(&key)?.map(|(k, _)| k))
+        })
+        .await?;
+    found
+        .map(|k| {
+            Json(api::Deleted {
+                id: k.id,
+                object: "api_key.deleted".into(),
+                deleted: true,
+                revoked_at: k.revoked_at,
             })
-            .await?;
-        found
-            .map(|k| json!({"id": k.id, "object": "api_key.deleted", "deleted": true, "revoked_at": k.revoked_at}))
-            .ok_or_else(|| ApiError::not_found(format!("No such API key: {id}")))
-    };
-    reply(run.await)
+        })
+        .ok_or_else(|| ApiError::not_found(format!("No such API key: {id}")))
 }

@@ -14,7 +14,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
+use tandem_api as api;
 
 use tandem_store::{BatchLine, BatchRecord, BatchStatus, FileRecord, LineOutcome, LineResult, UsageRecord};
 use tokio::sync::watch;
@@ -91,7 +92,7 @@ async fn drive(state: &Arc<AppState>, id: String) -> Res<()> {
                 }
                 Err(errors) => {
                     let key = id.clone();
-                    let text = json!({"object": "list", "data": errors}).to_string();
+                    let text = serde_json::to_string(&api::List::new(errors)).unwrap_or_default();
                     state.db(move |s| s.fail_batch(&key, &text, unix_now())).await?;
                 }
             },
@@ -145,14 +146,37 @@ async fn sweep_others(state: &Arc<AppState>, current: &str) -> Res<()> {
     Ok(())
 }
 
-fn verror(code: &str, message: String, param: Option<&str>, line: Option<usize>) -> Value {
-    json!({"code": code, "message": message, "param": param, "line": line})
+fn verror(code: &str, message: String, param: Option<&str>, line: Option<usize>) -> api::BatchError {
+    api::BatchError {
+        code: code.into(),
+        message,
+        param: param.map(String::from),
+        line,
+    }
+}
+
+/// A line of the output or error file (JSON text).
+fn line_json(
+    custom_id: String,
+    response: Option<api::BatchLineResponse>,
+    error: Option<api::BatchLineError>,
+) -> String {
+    let r = api::BatchLineResult {
+        id: new_id("batch_req_"),
+        custom_id,
+        response,
+        error,
+    };
+    serde_json::to_string(&r).unwrap_or_default()
 }
 
 /// Checks the input file as OpenAI does: every line a JSON object with a unique `custom_id`,
 /// `method` POST, the batch's `url`, a `body` naming one served model (the same on every line),
 /// and at most 50,000 lines. Request bodies themselves are checked when each line runs.
-async fn validate(state: &Arc<AppState>, b: &BatchRecord) -> Res<Result<(String, Vec<BatchLine>), Vec<Value>>> {
+async fn validate(
+    state: &Arc<AppState>,
+    b: &BatchRecord,
+) -> Res<Result<(String, Vec<BatchLine>), Vec<api::BatchError>>> {
     let file_id = b.input_file_id.clone();
     let (st, fid) = (state.clone(), file_id.clone());
     let bytes = tokio::task::spawn_blocking(move || -> tandem_store::Result<Option<Vec<u8>>> {
@@ -180,13 +204,13 @@ async fn validate(state: &Arc<AppState>, b: &BatchRecord) -> Res<Result<(String,
     Ok(check_lines(state, text, &b.endpoint))
 }
 
-fn check_lines(state: &AppState, text: &str, endpoint: &str) -> Result<(String, Vec<BatchLine>), Vec<Value>> {
+fn check_lines(state: &AppState, text: &str, endpoint: &str) -> Result<(String, Vec<BatchLine>), Vec<api::BatchError>> {
     let mut errors = Vec::new();
     let mut lines = Vec::new();
     let mut seen = HashSet::new();
     let mut model: Option<String> = None;
     let mut bad = 0usize;
-    let mut err = |e: Value| {
+    let mut err = |e: api::BatchError| {
         bad += 1;
         if errors.len() < MAX_ERRORS {
             errors.push(e);
@@ -382,26 +406,31 @@ async fn run_line(state: Arc<AppState>, b: BatchRecord, n: u32, mut stop: watch:
                 latency_ms: started.elapsed().as_millis() as u64,
                 status: 200,
             };
-            let j = json!({"id": new_id("batch_req_"), "custom_id": line.custom_id,
-                           "response": {"status_code": 200, "request_id": request_id, "body": body}, "error": null});
+            let response = api::BatchLineResponse {
+                status_code: 200,
+                request_id,
+                body,
+            };
             (
                 LineResult {
                     line: n,
                     outcome: LineOutcome::Completed,
-                    json: j.to_string(),
+                    json: line_json(line.custom_id, Some(response), None),
                 },
                 Some(u),
             )
         }
         Err(e) => {
-            let j = json!({"id": new_id("batch_req_"), "custom_id": line.custom_id,
-                           "response": {"status_code": e.status.as_u16(), "request_id": request_id, "body": e.body()},
-                           "error": null});
+            let response = api::BatchLineResponse {
+                status_code: e.status.as_u16(),
+                request_id,
+                body: serde_json::to_value(e.body()).unwrap_or_default(),
+            };
             (
                 LineResult {
                     line: n,
                     outcome: LineOutcome::Failed,
-                    json: j.to_string(),
+                    json: line_json(line.custom_id, Some(response), None),
                 },
                 None,
             )
@@ -489,12 +518,14 @@ async fn finalize(
         if let Some((code, message)) = unfinished {
             for n in s.pending_lines(id)? {
                 let custom_id = s.line(id, n)?.map(|l| l.custom_id).unwrap_or_default();
-                let j = json!({"id": new_id("batch_req_"), "custom_id": custom_id, "response": null,
-                               "error": {"code": code, "message": message}});
+                let error = api::BatchLineError {
+                    code: code.into(),
+                    message: message.into(),
+                };
                 let r = LineResult {
                     line: n,
                     outcome: LineOutcome::Failed,
-                    json: j.to_string(),
+                    json: line_json(custom_id, None, Some(error)),
                 };
                 s.complete_line(id, n, &r, None)?;
             }

@@ -12,7 +12,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use tandem_api as api;
 use tandem_store::FileRecord;
 
 use crate::auth::Caller;
@@ -22,9 +22,18 @@ use crate::state::{new_id, unix_now, AppState};
 /// Purposes a client may upload with.
 const PURPOSES: &[&str] = &["batch", "user_data"];
 
-pub fn file_object(f: &FileRecord) -> Value {
-    json!({"id": f.id, "object": "file", "bytes": f.bytes, "created_at": f.created_at, "filename": f.filename,
-           "purpose": f.purpose, "status": "processed", "expires_at": f.expires_at, "status_details": null})
+pub fn file_object(f: &FileRecord) -> api::FileObject {
+    api::FileObject {
+        id: f.id.clone(),
+        object: "file".into(),
+        bytes: f.bytes,
+        created_at: f.created_at,
+        filename: f.filename.clone(),
+        purpose: f.purpose.clone(),
+        status: "processed".into(),
+        expires_at: f.expires_at,
+        status_details: None,
+    }
 }
 
 pub fn no_such_file(id: &str) -> ApiError {
@@ -46,18 +55,7 @@ pub async fn upload(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     mp: Result<Multipart, MultipartRejection>,
-) -> Response {
-    match upload_inner(&state, &caller, mp).await {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn upload_inner(
-    state: &Arc<AppState>,
-    caller: &Caller,
-    mp: Result<Multipart, MultipartRejection>,
-) -> Result<Value, ApiError> {
+) -> Result<Json<api::FileObject>, ApiError> {
     let mut mp =
         mp.map_err(|e| ApiError::bad_request(format!("Expected a multipart/form-data body: {}", e.body_text())))?;
     let limit = state.config.max_file_bytes;
@@ -150,7 +148,7 @@ async fn upload_inner(
             s.insert_file(&rec2)
         })
         .await?;
-    Ok(file_object(&rec))
+    Ok(Json(file_object(&rec)))
 }
 
 pub fn limit_param(q: &HashMap<String, String>, max: usize, default: usize) -> Result<usize, ApiError> {
@@ -175,44 +173,35 @@ pub async fn list(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let run = async {
-        let limit = limit_param(&q, 10_000, 10_000)?;
-        let ascending = match q.get("order").map(String::as_str) {
-            None | Some("desc") => false,
-            Some("asc") => true,
-            Some(o) => {
-                return Err(ApiError::invalid(
-                    "order",
-                    "invalid_value",
-                    format!("Invalid 'order': '{o}'. Expected 'asc' or 'desc'."),
-                ))
-            }
-        };
-        let (purpose, after, project) = (q.get("purpose").cloned(), q.get("after").cloned(), caller.project_id());
-        let mut files = state
-            .db(move |s| {
-                s.list_files(
-                    project.as_deref(),
-                    purpose.as_deref(),
-                    after.as_deref(),
-                    limit + 1,
-                    ascending,
-                )
-            })
-            .await?;
-        let has_more = files.len() > limit;
-        files.truncate(limit);
-        Ok(
-            json!({"object": "list", "data": files.iter().map(file_object).collect::<Vec<_>>(),
-                  "first_id": files.first().map(|f| f.id.clone()), "last_id": files.last().map(|f| f.id.clone()),
-                  "has_more": has_more}),
-        )
+) -> Result<Json<api::Page<api::FileObject>>, ApiError> {
+    let limit = limit_param(&q, 10_000, 10_000)?;
+    let ascending = match q.get("order").map(String::as_str) {
+        None | Some("desc") => false,
+        Some("asc") => true,
+        Some(o) => {
+            return Err(ApiError::invalid(
+                "order",
+                "invalid_value",
+                format!("Invalid 'order': '{o}'. Expected 'asc' or 'desc'."),
+            ))
+        }
     };
-    match run.await {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => e.into_response(),
-    }
+    let (purpose, after, project) = (q.get("purpose").cloned(), q.get("after").cloned(), caller.project_id());
+    let mut files = state
+        .db(move |s| {
+            s.list_files(
+                project.as_deref(),
+                purpose.as_deref(),
+                after.as_deref(),
+                limit + 1,
+                ascending,
+            )
+        })
+        .await?;
+    let has_more = files.len() > limit;
+    files.truncate(limit);
+    let data = files.iter().map(file_object).collect();
+    Ok(Json(api::Page::new(data, has_more, |f: &api::FileObject| &f.id)))
 }
 
 /// The caller's file `id`; another project's is `no_such_file`, as a missing one.
@@ -229,11 +218,8 @@ pub async fn retrieve(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Response {
-    match find(&state, &caller, &id).await {
-        Ok(f) => Json(file_object(&f)).into_response(),
-        Err(e) => e.into_response(),
-    }
+) -> Result<Json<api::FileObject>, ApiError> {
+    Ok(Json(file_object(&find(&state, &caller, &id).await?)))
 }
 
 /// The bytes, streamed from disk.
@@ -241,50 +227,39 @@ pub async fn content(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Response {
-    let run = async {
-        let f = find(&state, &caller, &id).await?;
-        let file = tokio::fs::File::open(state.blobs.path(&f.id))
-            .await
-            .map_err(|e| ApiError::internal(format!("the bytes of {} are missing: {e}", f.id)))?;
-        let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
-        Ok::<_, ApiError>(
-            (
-                [
-                    ("content-type", "application/octet-stream".to_string()),
-                    ("content-length", f.bytes.to_string()),
-                    (
-                        "content-disposition",
-                        format!(
-                            "attachment; filename=\"{}\"",
-                            f.filename.replace(['"', '\\', '\r', '\n'], "_")
-                        ),
-                    ),
-                ],
-                body,
-            )
-                .into_response(),
-        )
-    };
-    run.await.unwrap_or_else(|e| e.into_response())
+) -> Result<Response, ApiError> {
+    let f = find(&state, &caller, &id).await?;
+    let file = tokio::fs::File::open(state.blobs.path(&f.id))
+        .await
+        .map_err(|e| ApiError::internal(format!("the bytes of {} are missing: {e}", f.id)))?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        f.filename.replace(['"', '\\', '\r', '\n'], "_")
+    );
+    let headers = [
+        ("content-type", "application/octet-stream".to_string()),
+        ("content-length", f.bytes.to_string()),
+        ("content-disposition", disposition),
+    ];
+    Ok((headers, body).into_response())
 }
 
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Response {
-    let run = async {
-        let f = find(&state, &caller, &id).await?;
-        state.db(move |s| s.delete_file(&f.id)).await
-    };
-    match run.await {
-        Ok(true) => {
-            // The record is gone first: a crash here leaves an orphan blob, never a dangling record.
-            let _ = state.blobs.remove(&id);
-            Json(json!({"id": id, "object": "file", "deleted": true})).into_response()
-        }
-        Ok(false) => no_such_file(&id).into_response(),
-        Err(e) => e.into_response(),
+) -> Result<Json<api::Deleted>, ApiError> {
+    let f = find(&state, &caller, &id).await?;
+    if !state.db(move |s| s.delete_file(&f.id)).await? {
+        return Err(no_such_file(&id));
     }
+    // The record is gone first: a crash here leaves an orphan blob, never a dangling record.
+    let _ = state.blobs.remove(&id);
+    Ok(Json(api::Deleted {
+        id,
+        object: "file".into(),
+        deleted: true,
+        revoked_at: None,
+    }))
 }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
+use tandem_api as api;
 use tandem_safety::{Verdict, CATEGORIES};
 
 use crate::error::ApiError;
@@ -98,26 +98,26 @@ fn inputs(v: Option<&Value>) -> Result<Vec<String>, ApiError> {
 }
 
 /// One result object, as OpenAI's omni-moderation returns it.
-pub fn result_json(v: &Verdict) -> Value {
-    let categories: Map<String, Value> = v.categories.iter().map(|(c, on)| (c.to_string(), json!(on))).collect();
-    let scores: Map<String, Value> = v
-        .category_scores
-        .iter()
-        .map(|(c, s)| (c.to_string(), json!(*s as f64)))
-        .collect();
-    let applied: Map<String, Value> = CATEGORIES.iter().map(|c| (c.to_string(), json!(["text"]))).collect();
-    json!({"flagged": v.flagged, "categories": categories, "category_scores": scores,
-           "category_applied_input_types": applied})
-}
-
-pub async fn create(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesRejection>) -> Response {
-    match run(&state, b).await {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => e.into_response(),
+fn result(v: &Verdict) -> api::ModerationResult {
+    api::ModerationResult {
+        flagged: v.flagged,
+        categories: v.categories.iter().map(|(c, on)| (c.to_string(), *on)).collect(),
+        category_scores: v
+            .category_scores
+            .iter()
+            .map(|(c, s)| (c.to_string(), *s as f64))
+            .collect(),
+        category_applied_input_types: CATEGORIES
+            .iter()
+            .map(|c| (c.to_string(), vec!["text".into()]))
+            .collect(),
     }
 }
 
-async fn run(state: &Arc<AppState>, b: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Json<api::Moderation>, ApiError> {
     let b = crate::routes::body(b, state.config.max_body_bytes)?;
     let v = Fields::parse(&b)?;
     let f = Fields::new(&v);
@@ -141,7 +141,11 @@ async fn run(state: &Arc<AppState>, b: Result<Bytes, BytesRejection>) -> Result<
             .classify(t)
             .await
             .map_err(|e| ApiError::internal(format!("moderation: {e}")))?;
-        results.push(result_json(&verdict));
+        results.push(result(&verdict));
     }
-    Ok(json!({"id": new_id("modr-"), "model": moderator.name(), "results": results}))
+    Ok(Json(api::Moderation {
+        id: new_id("modr-"),
+        model: moderator.name().to_string(),
+        results,
+    }))
 }

@@ -49,6 +49,25 @@ impl Head {
         }
     }
 
+    /// A whole chat response.
+    fn chat(self, v: &ValidRequest, choices: Vec<api::ChatChoice>, usage: api::Usage) -> Body {
+        let service_tier = if v.gen.priority == Priority::Batch {
+            "batch"
+        } else {
+            "default"
+        };
+        Body::Chat(api::ChatCompletion {
+            id: self.id,
+            object: api::ChatCompletion::OBJECT.into(),
+            created: self.created,
+            model: self.model,
+            choices,
+            usage,
+            system_fingerprint: self.fingerprint,
+            service_tier: service_tier.into(),
+        })
+    }
+
     fn text(&self, choices: Vec<api::TextChoice>, usage: api::ChunkUsage) -> api::TextCompletion {
         api::TextCompletion {
             id: self.id.clone(),
@@ -108,14 +127,14 @@ fn usage(pricing: &Pricing, prompt: usize, cached: usize, completion: usize) -> 
 fn chat_logprob(l: &Logprobs) -> api::TokenLogprob {
     api::TokenLogprob {
         token: l.chosen.text.clone(),
-        logprob: l.chosen.logprob,
+        logprob: l.chosen.logprob as f64,
         bytes: l.chosen.bytes.clone(),
         top_logprobs: l
             .top
             .iter()
             .map(|t| api::TopLogprob {
                 token: t.text.clone(),
-                logprob: t.logprob,
+                logprob: t.logprob as f64,
                 bytes: t.bytes.clone(),
             })
             .collect(),
@@ -139,15 +158,10 @@ fn completion_logprobs(lps: &[Logprobs], start_offset: usize, texts: &[String]) 
     }
     api::CompletionLogprobs {
         tokens: lps.iter().map(|l| l.chosen.text.clone()).collect(),
-        token_logprobs: lps.iter().map(|l| l.chosen.logprob).collect(),
+        token_logprobs: lps.iter().map(|l| l.chosen.logprob as f64).collect(),
         top_logprobs: lps
             .iter()
-            .map(|l| {
-                l.top
-                    .iter()
-                    .map(|t| (t.text.clone(), serde_json::json!(t.logprob)))
-                    .collect()
-            })
+            .map(|l| l.top.iter().map(|t| (t.text.clone(), t.logprob as f64)).collect())
             .collect(),
         text_offset: offsets,
     }
@@ -355,21 +369,10 @@ pub async fn collect(
     let completion_tokens: usize = choices.iter().map(|c| c.tokens).sum();
     let u = usage(pricing, prompt_tokens, cached, completion_tokens);
     Ok(match v.api {
-        Api::Chat => Body::Chat(api::ChatCompletion {
-            id: head.id,
-            object: api::ChatCompletion::OBJECT.into(),
-            created: head.created,
-            model: head.model,
-            choices: choices.iter().enumerate().map(|(i, c)| chat_choice(v, i, c)).collect(),
-            usage: u,
-            system_fingerprint: head.fingerprint,
-            service_tier: if v.gen.priority == Priority::Batch {
-                "batch"
-            } else {
-                "default"
-            }
-            .into(),
-        }),
+        Api::Chat => {
+            let choices = choices.iter().enumerate().map(|(i, c)| chat_choice(v, i, c)).collect();
+            head.chat(v, choices, u)
+        }
         Api::Completion => {
             let choices = choices.iter().enumerate().map(|(i, c)| text_choice(v, i, c)).collect();
             Body::Text(head.text(choices, Some(Some(u))))
@@ -418,28 +421,17 @@ pub fn refusal_body(state: &AppState, v: &ValidRequest) -> Body {
     let head = Head::new(state, v);
     let u = api::Usage::default();
     match v.api {
-        Api::Chat => Body::Chat(api::ChatCompletion {
-            id: head.id,
-            object: api::ChatCompletion::OBJECT.into(),
-            created: head.created,
-            model: head.model,
-            choices: (0..v.gen.n)
+        Api::Chat => {
+            let choices = (0..v.gen.n)
                 .map(|index| api::ChatChoice {
                     index,
                     message: api::AssistantMessage::refusal(crate::guard::REFUSAL),
                     logprobs: None,
                     finish_reason: Some("stop".into()),
                 })
-                .collect(),
-            usage: u,
-            system_fingerprint: head.fingerprint,
-            service_tier: if v.gen.priority == Priority::Batch {
-                "batch"
-            } else {
-                "default"
-            }
-            .into(),
-        }),
+                .collect();
+            head.chat(v, choices, u)
+        }
         Api::Completion => Body::Text(head.text(refused_texts(0..v.gen.n), Some(Some(u)))),
     }
 }

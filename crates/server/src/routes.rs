@@ -11,7 +11,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::Value;
+use tandem_api as api;
 use tandem_text::{chat, SpecialMode};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
@@ -184,103 +185,111 @@ async fn completions(
     generate(state, Api::Completion, caller, headers, b).await
 }
 
-fn model_object(t: &crate::state::Tier) -> Value {
-    let c = &t.engine.model.model.config;
+fn model_object(t: &crate::state::Tier) -> api::Model {
     let p = &t.pricing;
-    json!({"id": t.id, "object": "model", "created": t.created, "owned_by": "tandem",
-           "tier": t.name, "context_window": t.engine.config.ctx, "parameters_name": c.name,
-           "pricing": {"unit": "USD per 1M tokens", "input": p.input, "cached_input": p.cached_input, "output": p.output}})
-}
-
-async fn list_models(State(state): State<Arc<AppState>>) -> Json<Value> {
-    Json(json!({"object": "list", "data": state.tiers.iter().map(model_object).collect::<Vec<_>>()}))
-}
-
-async fn get_model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    match state.tier(&id) {
-        Ok(t) => Json(model_object(t)).into_response(),
-        Err(e) => e.into_response(),
+    api::Model {
+        id: t.id.clone(),
+        object: "model".into(),
+        created: t.created,
+        owned_by: "tandem".into(),
+        tier: t.name.clone(),
+        context_window: t.engine.config.ctx,
+        parameters_name: t.engine.model.model.config.name.clone(),
+        pricing: api::ModelPricing {
+            unit: "USD per 1M tokens".into(),
+            input: p.input,
+            cached_input: p.cached_input,
+            output: p.output,
+        },
     }
+}
+
+async fn list_models(State(state): State<Arc<AppState>>) -> Json<api::List<api::Model>> {
+    Json(api::List::new(state.tiers.iter().map(model_object).collect()))
+}
+
+async fn get_model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<api::Model>, ApiError> {
+    Ok(Json(model_object(state.tier(&id)?)))
 }
 
 /// `{"model", "prompt"}` (plain text) or `{"model", "messages"}` (rendered with the chat template) →
 /// `{"tokens", "count"}`.
-async fn tokenize(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesRejection>) -> Response {
-    let run = || -> Result<Value, ApiError> {
-        let b = body(b, state.config.max_body_bytes)?;
-        let v = Fields::parse(&b)?;
-        let f = Fields::new(&v);
-        f.check_known(&["model", "prompt", "messages", "add_generation_prompt"], false)?;
-        let model = f.string("model")?.unwrap_or(state.tiers[0].name.as_str());
-        let lm = &state.tier(model)?.engine.model;
-        let tokens = match (f.string("prompt")?, f.get("messages")) {
-            (Some(p), None) => lm.tokenizer.encode(p, SpecialMode::None),
-            (None, Some(m)) => {
-                let messages: Vec<tandem_text::ChatMessage> = serde_json::from_value(m.clone())
-                    .map_err(|e| ApiError::invalid("messages", "invalid_value", e.to_string()))?;
-                // What the model sees, the operator's prompt included.
-                let messages = crate::hierarchy::with_operator(
-                    messages,
-                    state.config.operator_prompt.as_deref(),
-                    state.config.tools_as_data,
-                );
-                let agp = f.bool("add_generation_prompt")?.unwrap_or(true);
-                let pieces = lm
-                    .template
-                    .render(&messages, None, agp)
-                    .map_err(|e| ApiError::invalid("messages", "invalid_value", e.to_string()))?;
-                chat::tokenize_pieces(&lm.tokenizer, &pieces)
-            }
-            _ => return Err(ApiError::bad_request("Give exactly one of 'prompt' or 'messages'.")),
-        };
-        Ok(json!({"tokens": tokens, "count": tokens.len()}))
+async fn tokenize(
+    State(state): State<Arc<AppState>>,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Json<api::Tokenized>, ApiError> {
+    let b = body(b, state.config.max_body_bytes)?;
+    let v = Fields::parse(&b)?;
+    let f = Fields::new(&v);
+    f.check_known(&["model", "prompt", "messages", "add_generation_prompt"], false)?;
+    let model = f.string("model")?.unwrap_or(state.tiers[0].name.as_str());
+    let lm = &state.tier(model)?.engine.model;
+    let tokens = match (f.string("prompt")?, f.get("messages")) {
+        (Some(p), None) => lm.tokenizer.encode(p, SpecialMode::None),
+        (None, Some(m)) => {
+            let messages: Vec<tandem_text::ChatMessage> = serde_json::from_value(m.clone())
+                .map_err(|e| ApiError::invalid("messages", "invalid_value", e.to_string()))?;
+            // What the model sees, the operator's prompt included.
+            let messages = crate::hierarchy::with_operator(
+                messages,
+                state.config.operator_prompt.as_deref(),
+                state.config.tools_as_data,
+            );
+            let agp = f.bool("add_generation_prompt")?.unwrap_or(true);
+            let pieces = lm
+                .template
+                .render(&messages, None, agp)
+                .map_err(|e| ApiError::invalid("messages", "invalid_value", e.to_string()))?;
+            chat::tokenize_pieces(&lm.tokenizer, &pieces)
+        }
+        _ => return Err(ApiError::bad_request("Give exactly one of 'prompt' or 'messages'.")),
     };
-    match run() {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => e.into_response(),
-    }
+    let count = tokens.len();
+    Ok(Json(api::Tokenized { tokens, count }))
 }
 
-async fn detokenize(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesRejection>) -> Response {
-    let run = || -> Result<Value, ApiError> {
-        let b = body(b, state.config.max_body_bytes)?;
-        let v = Fields::parse(&b)?;
-        let f = Fields::new(&v);
-        f.check_known(&["model", "tokens"], false)?;
-        let model = f.string("model")?.unwrap_or(state.tiers[0].name.as_str());
-        let lm = &state.tier(model)?.engine.model;
-        let vocab = lm.model.config.vocab;
-        let toks = f.get("tokens").ok_or_else(|| {
+async fn detokenize(
+    State(state): State<Arc<AppState>>,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Json<api::Detokenized>, ApiError> {
+    let b = body(b, state.config.max_body_bytes)?;
+    let v = Fields::parse(&b)?;
+    let f = Fields::new(&v);
+    f.check_known(&["model", "tokens"], false)?;
+    let model = f.string("model")?.unwrap_or(state.tiers[0].name.as_str());
+    let lm = &state.tier(model)?.engine.model;
+    let vocab = lm.model.config.vocab;
+    let toks = f.get("tokens").ok_or_else(|| {
+        ApiError::invalid(
+            "tokens",
+            "missing_required_parameter",
+            "Missing required parameter: 'tokens'.",
+        )
+    })?;
+    let Value::Array(a) = toks else {
+        return Err(wrong_type("tokens", "an array of token ids", toks));
+    };
+    let ids: Vec<u32> = a
+        .iter()
+        .map(|x| x.as_u64().filter(|&t| (t as usize) < vocab).map(|t| t as u32))
+        .collect::<Option<_>>()
+        .ok_or_else(|| {
             ApiError::invalid(
                 "tokens",
-                "missing_required_parameter",
-                "Missing required parameter: 'tokens'.",
+                "invalid_value",
+                format!("Token ids must be integers below {vocab}."),
             )
         })?;
-        let Value::Array(a) = toks else {
-            return Err(wrong_type("tokens", "an array of token ids", toks));
-        };
-        let ids: Vec<u32> = a
-            .iter()
-            .map(|x| x.as_u64().filter(|&t| (t as usize) < vocab).map(|t| t as u32))
-            .collect::<Option<_>>()
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "tokens",
-                    "invalid_value",
-                    format!("Token ids must be integers below {vocab}."),
-                )
-            })?;
-        Ok(json!({"prompt": String::from_utf8_lossy(&lm.tokenizer.decode_bytes(&ids))}))
-    };
-    match run() {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => e.into_response(),
-    }
+    Ok(Json(api::Detokenized {
+        prompt: String::from_utf8_lossy(&lm.tokenizer.decode_bytes(&ids)).into_owned(),
+    }))
 }
 
-async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
-    Json(json!({"status": "ok", "models": state.tiers.iter().map(|t| t.id.clone()).collect::<Vec<_>>()}))
+async fn health(State(state): State<Arc<AppState>>) -> Json<api::Health> {
+    Json(api::Health {
+        status: "ok".into(),
+        models: state.tiers.iter().map(|t| t.id.clone()).collect(),
+    })
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
