@@ -1,4 +1,5 @@
 """Models, completions (incl. fill-in-the-middle), tokenize, health, metrics, disconnects."""
+import re
 import concurrent.futures
 import time
 
@@ -49,6 +50,15 @@ def test_tokenize_round_trip(http):
     assert chat["tokens"][0] == 151644
 
 
+def series(text, name, **labels):
+    """The value of the series `name` with exactly these labels (in any order), or None."""
+    for line in text.splitlines():
+        m = re.fullmatch(r'(\w+)\{(.*)\} (\S+)', line)
+        if m and m.group(1) == name and dict(re.findall(r'(\w+)="([^"]*)"', m.group(2))) == labels:
+            return float(m.group(3))
+    return None
+
+
 def test_health_and_metrics_show_batching(server, client):
     assert httpx.get(server + "/health").json()["status"] == "ok"
     msgs = [[{"role": "user", "content": f"Tell me a fact about the number {i}."}] for i in range(4)]
@@ -57,8 +67,22 @@ def test_health_and_metrics_show_batching(server, client):
     text = httpx.get(server + "/metrics").text
     values = {l.split(" ")[0]: float(l.split(" ")[1]) for l in text.splitlines() if l and not l.startswith("#")}
     assert values[f'tandem_forward_step_sequences_max{{model="{MINI}"}}'] > 1
-    assert values["tandem_time_to_first_token_seconds_count"] > 0
+    # Latency per tier, requests by route template and status.
+    assert values[f'tandem_time_to_first_token_seconds_count{{model="{MINI}"}}'] >= 4
+    assert values[f'tandem_response_duration_seconds_count{{model="{MINI}"}}'] >= 4
+    assert series(text, "tandem_http_requests_total", route="/v1/chat/completions", method="POST", status="200") >= 4
     assert "tandem_queue_depth" in text and "tandem_kv_cache_used_positions" in text
+    httpx.get(server + "/v1/models/no-such-model")
+    text = httpx.get(server + "/metrics").text
+    assert series(text, "tandem_http_requests_total", route="/v1/models/{*id}", method="GET", status="404") >= 1
+
+
+def test_a_clients_request_id_is_kept_and_a_bad_one_replaced(server):
+    r = httpx.get(server + "/v1/models", headers={"x-request-id": "trace-7f3a.42"})
+    assert r.headers["x-request-id"] == "trace-7f3a.42"
+    r = httpx.get(server + "/v1/models", headers={"x-request-id": "has spaces"})
+    assert r.headers["x-request-id"].startswith("req_") and len(r.headers["x-request-id"]) == 4 + 32
+    assert httpx.get(server + "/v1/models").headers["x-request-id"].startswith("req_")
 
 
 def test_a_client_that_disconnects_frees_its_sequence(server, client):

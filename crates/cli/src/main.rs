@@ -35,6 +35,7 @@ mod pull;
 mod report;
 mod results;
 mod serve;
+mod settings;
 mod sys;
 mod tiers;
 
@@ -79,7 +80,10 @@ enum Cmd {
         quiet: bool,
     },
     /// Serve the OpenAI-compatible API (pulls the mini first if no tier is in the cache).
-    Serve(Box<serve::ServeArgs>),
+    Serve(Box<settings::Settings>),
+    /// The settings `serve` would run with (the same flags), each with its source: flag,
+    /// env (TANDEM_…), file (tandem.toml), default or auto.
+    Config(Box<settings::Settings>),
     /// Chat with a model once: streams the answer, then prints a one-line summary.
     Run(commands::RunArgs),
     /// Print the token ids of TEXT as a JSON array (llama.cpp's `--no-parse-special` mode).
@@ -193,6 +197,7 @@ fn real_main(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Serve(args) => serve::serve(&home, *args),
+        Cmd::Config(args) => serve::config(*args),
         Cmd::Run(args) => commands::run(&home, args),
         Cmd::Tokenize { model, text } => commands::tokenize(&home, &model.model, &text),
         Cmd::Logits(args) => commands::logits(&home, args),

@@ -161,7 +161,7 @@ pub async fn check_input(state: &Arc<AppState>, v: &ValidRequest) -> Result<Deci
         text: policy.log_text.then(|| flagged_text.join("\n")),
     };
     state.db(move |s| s.insert_moderation(&event)).await?;
-    state.metrics.moderation(action);
+    state.metrics.moderation("input", action);
     let header = format!("{action}; direction=input; categories={}", categories.join(","));
     Ok(if policy.block {
         Decision::Blocked(header)

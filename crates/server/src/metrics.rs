@@ -1,247 +1,300 @@
-//! Prometheus metrics: counters and fixed-bucket histograms kept in atomics, rendered in the text
-//! exposition format at `GET /metrics`, plus the engines' own counters.
+//! Prometheus metrics through the `prometheus` crate, in the text exposition format at
+//! `GET /metrics`: HTTP requests by route, method and status with their latency; time to first
+//! token, time between tokens and whole-response latency per tier; moderation decisions; and the
+//! engines' own counters and gauges (read from their atomics at each scrape).
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use prometheus::{
+    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 use crate::state::Tier;
-
-/// A histogram with fixed upper bounds (seconds).
-pub struct Histogram {
-    bounds: &'static [f64],
-    counts: Vec<AtomicU64>,
-    /// Sum in microseconds.
-    sum_us: AtomicU64,
-    count: AtomicU64,
-}
-
-impl Histogram {
-    pub fn new(bounds: &'static [f64]) -> Self {
-        Self {
-            bounds,
-            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            sum_us: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-        }
-    }
-
-    pub fn observe(&self, seconds: f64) {
-        for (b, c) in self.bounds.iter().zip(&self.counts) {
-            if seconds <= *b {
-                c.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.sum_us.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn render(&self, name: &str, help: &str, out: &mut String) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (b, c) in self.bounds.iter().zip(&self.counts) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {}", c.load(Ordering::Relaxed));
-        }
-        let n = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {n}");
-        let _ = writeln!(out, "{name}_sum {}", self.sum_us.load(Ordering::Relaxed) as f64 / 1e6);
-        let _ = writeln!(out, "{name}_count {n}");
-    }
-}
 
 const LATENCY: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 pub struct Metrics {
-    pub requests: AtomicU64,
-    pub responses_2xx: AtomicU64,
-    pub responses_4xx: AtomicU64,
-    pub responses_5xx: AtomicU64,
-    pub ttft: Histogram,
-    pub inter_token: Histogram,
-    /// Requests whose input moderation flagged them: let through, refused.
-    pub moderation_flagged: AtomicU64,
-    pub moderation_blocked: AtomicU64,
+    registry: Registry,
+    /// `tandem_http_requests_total{route, method, status}`
+    http: IntCounterVec,
+    /// `tandem_http_request_duration_seconds{route}`: arrival to the response head (a stream's
+    /// body goes on after it).
+    http_latency: HistogramVec,
+    /// `tandem_time_to_first_token_seconds{model}`
+    ttft: HistogramVec,
+    /// `tandem_inter_token_latency_seconds{model}`
+    inter_token: HistogramVec,
+    /// `tandem_response_duration_seconds{model}`: arrival to the last token.
+    response: HistogramVec,
+    /// `tandem_moderation_total{direction, action}`
+    moderation: IntCounterVec,
+    engine: EngineMetrics,
+}
+
+/// The engines' numbers, copied from their atomics at each scrape; the lock keeps two scrapes
+/// from adding the same counter increase twice.
+struct EngineMetrics {
+    gauges: Vec<(GaugeVec, Get)>,
+    counters: Vec<(CounterVec, Get)>,
+    refresh: Mutex<()>,
+}
+
+fn histogram(name: &str, help: &str, label: &str) -> HistogramVec {
+    HistogramVec::new(HistogramOpts::new(name, help).buckets(LATENCY.to_vec()), &[label]).expect("valid metric")
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self {
-            requests: AtomicU64::new(0),
-            responses_2xx: AtomicU64::new(0),
-            responses_4xx: AtomicU64::new(0),
-            responses_5xx: AtomicU64::new(0),
-            ttft: Histogram::new(LATENCY),
-            inter_token: Histogram::new(LATENCY),
-            moderation_flagged: AtomicU64::new(0),
-            moderation_blocked: AtomicU64::new(0),
+        let http = IntCounterVec::new(
+            Opts::new(
+                "tandem_http_requests_total",
+                "HTTP requests by route, method and status.",
+            ),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let registry = Registry::new();
+        let engine = EngineMetrics::new(&registry);
+        let m = Self {
+            registry,
+            http,
+            http_latency: histogram(
+                "tandem_http_request_duration_seconds",
+                "From a request's arrival to its response head, by route.",
+                "route",
+            ),
+            ttft: histogram(
+                "tandem_time_to_first_token_seconds",
+                "Time from request to first generated token, by model.",
+                "model",
+            ),
+            inter_token: histogram(
+                "tandem_inter_token_latency_seconds",
+                "Time between generated tokens of a response, by model.",
+                "model",
+            ),
+            response: histogram(
+                "tandem_response_duration_seconds",
+                "Time from request to its last generated token, by model.",
+                "model",
+            ),
+            moderation: IntCounterVec::new(
+                Opts::new(
+                    "tandem_moderation_total",
+                    "Moderation decisions, by direction and action.",
+                ),
+                &["direction", "action"],
+            )
+            .expect("valid metric"),
+            engine,
+        };
+        for c in [
+            &m.http as &dyn Collect,
+            &m.http_latency,
+            &m.ttft,
+            &m.inter_token,
+            &m.response,
+            &m.moderation,
+        ] {
+            c.register(&m.registry);
         }
+        m
+    }
+}
+
+/// Registering any metric vector (one registry, names checked once at start).
+trait Collect {
+    fn register(&self, r: &Registry);
+}
+
+impl<T: prometheus::core::Collector + Clone + 'static> Collect for T {
+    fn register(&self, r: &Registry) {
+        r.register(Box::new(self.clone())).expect("metric names are unique");
     }
 }
 
 impl Metrics {
-    /// Counts a moderation decision (`flagged` or `blocked`).
-    pub fn moderation(&self, action: &str) {
-        let c = if action == "blocked" {
-            &self.moderation_blocked
-        } else {
-            &self.moderation_flagged
-        };
-        c.fetch_add(1, Ordering::Relaxed);
+    pub fn http(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.http.with_label_values(&[route, method, &status.to_string()]).inc();
+        self.http_latency.with_label_values(&[route]).observe(seconds);
     }
 
+    pub fn first_token(&self, model: &str, seconds: f64) {
+        self.ttft.with_label_values(&[model]).observe(seconds);
+    }
+
+    pub fn next_token(&self, model: &str, seconds: f64) {
+        self.inter_token.with_label_values(&[model]).observe(seconds);
+    }
+
+    pub fn response(&self, model: &str, seconds: f64) {
+        self.response.with_label_values(&[model]).observe(seconds);
+    }
+
+    /// Counts a moderation decision (`input`/`output`, `flagged`/`blocked`).
+    pub fn moderation(&self, direction: &str, action: &str) {
+        self.moderation.with_label_values(&[direction, action]).inc();
+    }
+
+    /// The text exposition of every metric, the engines' read now.
     pub fn render(&self, tiers: &[Tier]) -> String {
-        let mut o = String::new();
-        let c = |o: &mut String, name: &str, help: &str, kind: &str, v: String| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{v}");
-        };
-        c(
-            &mut o,
-            "tandem_http_requests_total",
-            "HTTP requests received.",
-            "counter",
-            format!("tandem_http_requests_total {}", self.requests.load(Ordering::Relaxed)),
-        );
-        let by_class = format!(
-            "tandem_http_responses_total{{class=\"2xx\"}} {}\ntandem_http_responses_total{{class=\"4xx\"}} {}\ntandem_http_responses_total{{class=\"5xx\"}} {}",
-            self.responses_2xx.load(Ordering::Relaxed),
-            self.responses_4xx.load(Ordering::Relaxed),
-            self.responses_5xx.load(Ordering::Relaxed)
-        );
-        c(
-            &mut o,
-            "tandem_http_responses_total",
-            "HTTP responses by status class.",
-            "counter",
-            by_class,
-        );
-        c(
-            &mut o,
-            "tandem_moderation_total",
-            "Requests flagged by input moderation, by what was done.",
-            "counter",
-            format!(
-                "tandem_moderation_total{{action=\"flagged\"}} {}\ntandem_moderation_total{{action=\"blocked\"}} {}",
-                self.moderation_flagged.load(Ordering::Relaxed),
-                self.moderation_blocked.load(Ordering::Relaxed)
-            ),
-        );
-        self.ttft.render(
-            "tandem_time_to_first_token_seconds",
-            "Time from request to first generated token.",
-            &mut o,
-        );
-        self.inter_token.render(
-            "tandem_inter_token_latency_seconds",
-            "Time between generated tokens of a stream.",
-            &mut o,
-        );
-        type Get = fn(&tandem_engine::EngineStats) -> f64;
-        let engine: [(&str, &str, &str, Get); 15] = [
-            ("tandem_queue_depth", "Requests waiting for a slot.", "gauge", |s| {
-                s.waiting.load(Ordering::Relaxed) as f64
-            }),
-            ("tandem_active_sequences", "Sequences in slots.", "gauge", |s| {
-                s.active.load(Ordering::Relaxed) as f64
-            }),
-            (
-                "tandem_kv_cache_used_positions",
-                "KV-cache positions held by active sequences.",
-                "gauge",
-                |s| s.kv_used.load(Ordering::Relaxed) as f64,
-            ),
-            (
-                "tandem_kv_cache_blocks",
-                "KV-cache blocks in the pool (32 positions each).",
-                "gauge",
-                |s| s.kv_blocks_total.load(Ordering::Relaxed) as f64,
-            ),
-            (
-                "tandem_kv_cache_blocks_in_use",
-                "KV-cache blocks held by active sequences (a shared block counts once).",
-                "gauge",
-                |s| s.kv_blocks_in_use.load(Ordering::Relaxed) as f64,
-            ),
-            (
-                "tandem_kv_cache_blocks_cached",
-                "KV-cache blocks no sequence holds, kept for prefix reuse until their room is needed.",
-                "gauge",
-                |s| s.kv_blocks_cached.load(Ordering::Relaxed) as f64,
-            ),
-            ("tandem_forward_steps_total", "Forward passes run.", "counter", |s| {
-                s.steps.load(Ordering::Relaxed) as f64
-            }),
-            (
-                "tandem_forward_step_sequences_total",
-                "Sum over forward passes of the sequences in each.",
-                "counter",
-                |s| s.step_seqs.load(Ordering::Relaxed) as f64,
-            ),
-            (
-                "tandem_forward_step_sequences_max",
-                "Most sequences in one forward pass.",
-                "gauge",
-                |s| s.max_step_seqs.load(Ordering::Relaxed) as f64,
-            ),
-            (
-                "tandem_prompt_tokens_total",
-                "Prompt tokens admitted.",
-                "counter",
-                |s| s.prompt_tokens.load(Ordering::Relaxed) as f64,
-            ),
-            (
-                "tandem_cached_prompt_tokens_total",
-                "Prompt tokens served from the prefix cache.",
-                "counter",
-                |s| s.cached_tokens.load(Ordering::Relaxed) as f64,
-            ),
-            ("tandem_generated_tokens_total", "Tokens generated.", "counter", |s| {
-                s.generated_tokens.load(Ordering::Relaxed) as f64
-            }),
-            (
-                "tandem_spec_verifications_total",
-                "Speculative decoding: steps in which a sequence verified draft tokens.",
-                "counter",
-                |s| s.spec_verifications.load(Ordering::Relaxed) as f64,
-            ),
-            (
-                "tandem_spec_draft_tokens_total",
-                "Speculative decoding: draft tokens proposed.",
-                "counter",
-                |s| s.spec_proposed.load(Ordering::Relaxed) as f64,
-            ),
-            (
-                "tandem_spec_accepted_tokens_total",
-                "Speculative decoding: draft tokens the model kept.",
-                "counter",
-                |s| s.spec_accepted.load(Ordering::Relaxed) as f64,
-            ),
-        ];
-        for (name, help, kind, get) in engine {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for t in tiers {
-                let _ = writeln!(o, "{name}{{model=\"{}\"}} {}", t.id, get(&t.engine.stats));
+        self.engine.refresh(tiers);
+        let mut out = Vec::new();
+        // Writing to a Vec cannot fail, and every family is well-formed.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+type Get = fn(&Tier) -> f64;
+
+/// An engine counter's value (the engine keeps them in `AtomicU64` or `AtomicUsize`).
+fn load<A: Atomic>(a: &A) -> f64 {
+    a.read() as f64
+}
+
+trait Atomic {
+    fn read(&self) -> u64;
+}
+
+impl Atomic for std::sync::atomic::AtomicU64 {
+    fn read(&self) -> u64 {
+        self.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Atomic for std::sync::atomic::AtomicUsize {
+    fn read(&self) -> u64 {
+        self.load(std::sync::atomic::Ordering::Relaxed) as u64
+    }
+}
+
+/// Gauges: (name, help, read).
+const GAUGES: [(&str, &str, Get); 8] = [
+    ("tandem_queue_depth", "Requests waiting for a slot.", |t| {
+        load(&t.engine.stats.waiting)
+    }),
+    ("tandem_active_sequences", "Sequences in slots.", |t| {
+        load(&t.engine.stats.active)
+    }),
+    (
+        "tandem_kv_cache_used_positions",
+        "KV-cache positions held by active sequences.",
+        |t| load(&t.engine.stats.kv_used),
+    ),
+    (
+        "tandem_kv_cache_capacity_positions",
+        "KV-cache positions across all slots.",
+        |t| (t.engine.config.slots * t.engine.config.ctx) as f64,
+    ),
+    (
+        "tandem_kv_cache_blocks",
+        "KV-cache blocks in the pool (32 positions each).",
+        |t| load(&t.engine.stats.kv_blocks_total),
+    ),
+    (
+        "tandem_kv_cache_blocks_in_use",
+        "KV-cache blocks held by active sequences (a shared block counts once).",
+        |t| load(&t.engine.stats.kv_blocks_in_use),
+    ),
+    (
+        "tandem_kv_cache_blocks_cached",
+        "KV-cache blocks no sequence holds, kept for prefix reuse until their room is needed.",
+        |t| load(&t.engine.stats.kv_blocks_cached),
+    ),
+    (
+        "tandem_forward_step_sequences_max",
+        "Most sequences in one forward pass.",
+        |t| load(&t.engine.stats.max_step_seqs),
+    ),
+];
+
+/// Counters: (name, help, read).
+const COUNTERS: [(&str, &str, Get); 10] = [
+    ("tandem_forward_steps_total", "Forward passes run.", |t| {
+        load(&t.engine.stats.steps)
+    }),
+    (
+        "tandem_forward_step_sequences_total",
+        "Sum over forward passes of the sequences in each.",
+        |t| load(&t.engine.stats.step_seqs),
+    ),
+    ("tandem_prompt_tokens_total", "Prompt tokens admitted.", |t| {
+        load(&t.engine.stats.prompt_tokens)
+    }),
+    (
+        "tandem_cached_prompt_tokens_total",
+        "Prompt tokens served from the prefix cache.",
+        |t| load(&t.engine.stats.cached_tokens),
+    ),
+    ("tandem_generated_tokens_total", "Tokens generated.", |t| {
+        load(&t.engine.stats.generated_tokens)
+    }),
+    (
+        "tandem_spec_verifications_total",
+        "Speculative decoding: steps in which a sequence verified draft tokens.",
+        |t| load(&t.engine.stats.spec_verifications),
+    ),
+    (
+        "tandem_spec_draft_tokens_total",
+        "Speculative decoding: draft tokens proposed.",
+        |t| load(&t.engine.stats.spec_proposed),
+    ),
+    (
+        "tandem_spec_accepted_tokens_total",
+        "Speculative decoding: draft tokens the model kept.",
+        |t| load(&t.engine.stats.spec_accepted),
+    ),
+    // Constrained decoding: the cost of the per-token masks (seconds ÷ masks = per token).
+    (
+        "tandem_grammar_masks_total",
+        "Token masks computed for constrained decoding.",
+        |t| t.engine.model.grammar_stats().1 as f64,
+    ),
+    (
+        "tandem_grammar_mask_seconds_total",
+        "Time spent computing token masks.",
+        |t| t.engine.model.grammar_stats().0 as f64 / 1e9,
+    ),
+];
+
+impl EngineMetrics {
+    fn new(registry: &Registry) -> Self {
+        let gauges = GAUGES
+            .iter()
+            .map(|(name, help, get)| {
+                let g = GaugeVec::new(Opts::new(*name, *help), &["model"]).expect("valid metric");
+                g.register(registry);
+                (g, *get)
+            })
+            .collect();
+        let counters = COUNTERS
+            .iter()
+            .map(|(name, help, get)| {
+                let c = CounterVec::new(Opts::new(*name, *help), &["model"]).expect("valid metric");
+                c.register(registry);
+                (c, *get)
+            })
+            .collect();
+        Self {
+            gauges,
+            counters,
+            refresh: Mutex::new(()),
+        }
+    }
+
+    /// Copies the engines' numbers into the vectors: gauges set, counters moved up by what the
+    /// engine counted since the last scrape.
+    fn refresh(&self, tiers: &[Tier]) {
+        let _one_at_a_time = self.refresh.lock().unwrap_or_else(|p| p.into_inner());
+        for t in tiers {
+            for (g, get) in &self.gauges {
+                g.with_label_values(&[&t.id]).set(get(t));
+            }
+            for (c, get) in &self.counters {
+                let c = c.with_label_values(&[&t.id]);
+                c.inc_by((get(t) - c.get()).max(0.0));
             }
         }
-        let _ = writeln!(o, "# HELP tandem_kv_cache_capacity_positions KV-cache positions across all slots.\n# TYPE tandem_kv_cache_capacity_positions gauge");
-        for t in tiers {
-            let _ = writeln!(
-                o,
-                "tandem_kv_cache_capacity_positions{{model=\"{}\"}} {}",
-                t.id,
-                t.engine.config.slots * t.engine.config.ctx
-            );
-        }
-        // Constrained decoding: the cost of the per-token masks (seconds ÷ masks = per token).
-        let _ = writeln!(o, "# HELP tandem_grammar_masks_total Token masks computed for constrained decoding.\n# TYPE tandem_grammar_masks_total counter");
-        let _ = writeln!(o, "# HELP tandem_grammar_mask_seconds_total Time spent computing token masks.\n# TYPE tandem_grammar_mask_seconds_total counter");
-        for t in tiers {
-            let (ns, n) = t.engine.model.grammar_stats();
-            let _ = writeln!(o, "tandem_grammar_masks_total{{model=\"{}\"}} {n}", t.id);
-            let _ = writeln!(
-                o,
-                "tandem_grammar_mask_seconds_total{{model=\"{}\"}} {}",
-                t.id,
-                ns as f64 / 1e9
-            );
-        }
-        o
     }
 }

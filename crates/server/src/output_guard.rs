@@ -102,7 +102,7 @@ pub fn filter(state: Arc<AppState>, v: &ValidRequest, mut rx: UnboundedReceiver<
                         text: policy.log_text.then(|| h.text.clone()),
                     };
                     let _ = state.db(move |s| s.insert_moderation(&event)).await;
-                    state.metrics.moderation(action);
+                    state.metrics.moderation("output", action);
                 }
                 if policy.block {
                     h.done = true;

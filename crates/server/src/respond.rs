@@ -192,21 +192,44 @@ struct Choice {
     tokens: usize,
 }
 
-/// Observes latency metrics as token events pass.
+/// Observes a tier's latency metrics as token events pass; dropped, the whole response's.
 struct Latency<'a> {
     state: &'a AppState,
+    model: &'a str,
     start: Instant,
     last: Option<Instant>,
 }
 
-impl Latency<'_> {
+impl<'a> Latency<'a> {
+    fn new(state: &'a AppState, v: &ValidRequest, start: Instant) -> Self {
+        Self {
+            state,
+            model: &state.tiers[v.tier].id,
+            start,
+            last: None,
+        }
+    }
+
     fn token(&mut self) {
         let now = Instant::now();
         match self.last {
-            None => self.state.metrics.ttft.observe((now - self.start).as_secs_f64()),
-            Some(l) => self.state.metrics.inter_token.observe((now - l).as_secs_f64()),
+            None => self
+                .state
+                .metrics
+                .first_token(self.model, (now - self.start).as_secs_f64()),
+            Some(l) => self.state.metrics.next_token(self.model, (now - l).as_secs_f64()),
         }
         self.last = Some(now);
+    }
+}
+
+impl Drop for Latency<'_> {
+    fn drop(&mut self) {
+        if let Some(last) = self.last {
+            self.state
+                .metrics
+                .response(self.model, (last - self.start).as_secs_f64());
+        }
     }
 }
 
@@ -326,11 +349,7 @@ pub async fn collect(
     let mut choices = vec![Choice::default(); v.gen.n];
     let (mut prompt_tokens, mut cached) = (v.gen.prompt.len(), 0);
     let mut finished = 0;
-    let mut lat = Latency {
-        state,
-        start,
-        last: None,
-    };
+    let mut lat = Latency::new(state, v, start);
     while finished < v.gen.n {
         match rx.recv().await {
             Some(Event::Prefilled {
@@ -554,11 +573,7 @@ impl<'a> Streamer<'a> {
             head: Head::new(state, v),
             pricing: state.tiers[v.tier].pricing,
             guard: UsageGuard::new(state, v, start),
-            lat: Latency {
-                state,
-                start,
-                last: None,
-            },
+            lat: Latency::new(state, v, start),
             partial: vec![0; n],
             held: vec![None; n],
             echoed: vec![false; n],

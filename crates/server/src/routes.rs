@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Extension, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, MatchedPath, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -68,6 +68,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/detokenize", post(detokenize))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn(label_route))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(limit))
@@ -90,27 +91,43 @@ pub fn router(state: Arc<AppState>) -> Router {
     r
 }
 
-/// Every response: an `x-request-id`, and the request/response counters.
+/// The route a request matched (its path template), carried out on the response for `around`.
+#[derive(Clone)]
+struct RouteLabel(String);
+
+async fn label_route(path: MatchedPath, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    resp.extensions_mut().insert(RouteLabel(path.as_str().to_string()));
+    resp
+}
+
+/// A client's `x-request-id`, kept when it is a sane token (≤ 128 visible ASCII characters).
+fn client_request_id(req: &Request) -> Option<String> {
+    let v = req.headers().get("x-request-id")?.to_str().ok()?;
+    (!v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())).then(|| v.to_string())
+}
+
+/// Every response: an `x-request-id` (the client's, or a new one), the log line and the HTTP
+/// metrics (by route template, so ids in paths do not make new series).
 async fn around(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    use std::sync::atomic::Ordering::Relaxed;
-    state.metrics.requests.fetch_add(1, Relaxed);
-    let id = new_id("req_");
+    let id = client_request_id(&req).unwrap_or_else(|| new_id("req_"));
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let start = Instant::now();
     let mut resp = next.run(req).await;
     let s = resp.status();
+    let ms = start.elapsed().as_millis() as u64;
     // Never the body: prompts and completions stay out of the log (see --log-content).
-    tracing::info!(request_id = %id, %method, %path, status = s.as_u16(), ms = start.elapsed().as_millis() as u64, "request");
-    let counter = if s.is_server_error() {
-        &state.metrics.responses_5xx
-    } else if s.is_client_error() {
-        &state.metrics.responses_4xx
-    } else {
-        &state.metrics.responses_2xx
-    };
-    counter.fetch_add(1, Relaxed);
-    resp.headers_mut()
-        .insert("x-request-id", HeaderValue::from_str(&id).expect("ascii id"));
+    tracing::info!(request_id = %id, %method, %path, status = s.as_u16(), ms, "request");
+    let route = resp
+        .extensions()
+        .get::<RouteLabel>()
+        .map_or("unmatched", |r| r.0.as_str());
+    state
+        .metrics
+        .http(route, method.as_str(), s.as_u16(), start.elapsed().as_secs_f64());
+    if let Ok(h) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", h);
+    }
     resp
 }
 
