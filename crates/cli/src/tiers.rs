@@ -16,7 +16,7 @@ pub struct Tier {
     pub bytes: u64,
     pub sha256: &'static str,
     /// Default prices, USD per 1M tokens (input, cached input, output), from `tandem bench cost`
-    /// at $0.10/hour on a 2-vCPU machine (see README); override in tandem.toml.
+    /// at $0.10/hour on a 2-vCPU machine (docs/api.md, prices); override in tandem.toml.
     pub prices: (f64, f64, f64),
 }
 
