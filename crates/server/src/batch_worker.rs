@@ -205,105 +205,23 @@ async fn validate(
 }
 
 fn check_lines(state: &AppState, text: &str, endpoint: &str) -> Result<(String, Vec<BatchLine>), Vec<api::BatchError>> {
-    let mut errors = Vec::new();
-    let mut lines = Vec::new();
+    let (mut errors, mut lines, mut bad) = (Vec::new(), Vec::new(), 0usize);
     let mut seen = HashSet::new();
     let mut model: Option<String> = None;
-    let mut bad = 0usize;
-    let mut err = |e: api::BatchError| {
-        bad += 1;
-        if errors.len() < MAX_ERRORS {
-            errors.push(e);
-        }
-    };
     for (i, raw) in text.split('\n').enumerate() {
-        let n = i + 1;
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
         if raw.trim().is_empty() {
             continue;
         }
-        let v: Value = match serde_json::from_str(raw) {
-            Ok(v @ Value::Object(_)) => v,
-            Ok(_) => {
-                err(verror(
-                    "invalid_json_line",
-                    format!("Line {n} is not a JSON object."),
-                    None,
-                    Some(n),
-                ));
-                continue;
-            }
+        match check_line(state, i + 1, raw, endpoint, &mut model, &mut seen) {
+            Ok(line) => lines.push(line),
             Err(e) => {
-                err(verror(
-                    "invalid_json_line",
-                    format!("Line {n} is not valid JSON: {e}."),
-                    None,
-                    Some(n),
-                ));
-                continue;
-            }
-        };
-        let custom_id = match v.get("custom_id") {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            _ => {
-                let msg = format!("Line {n}: 'custom_id' must be a non-empty string.");
-                err(verror("missing_required_parameter", msg, Some("custom_id"), Some(n)));
-                continue;
-            }
-        };
-        if v.get("method").and_then(Value::as_str) != Some("POST") {
-            let msg = format!("Line {n}: 'method' must be 'POST'.");
-            err(verror("invalid_method", msg, Some("method"), Some(n)));
-            continue;
-        }
-        let url = v.get("url").and_then(Value::as_str).unwrap_or("");
-        if url != endpoint {
-            let msg = format!("Line {n}: the URL '{url}' does not match the batch's endpoint '{endpoint}'.");
-            err(verror("invalid_url", msg, Some("url"), Some(n)));
-            continue;
-        }
-        let Some(body @ Value::Object(_)) = v.get("body") else {
-            let msg = format!("Line {n}: 'body' must be a JSON object.");
-            err(verror("missing_required_parameter", msg, Some("body"), Some(n)));
-            continue;
-        };
-        let Some(m) = body.get("model").and_then(Value::as_str) else {
-            let msg = format!("Line {n}: the body has no 'model'.");
-            err(verror("missing_required_parameter", msg, Some("body.model"), Some(n)));
-            continue;
-        };
-        match &model {
-            None => {
-                if m == crate::router::AUTO && state.tier(m).is_err() {
-                    // The cascade answers interactively; a batch names the tier it wants.
-                    let msg = format!("Line {n}: model 'auto' is not available in batches; name a tier (e.g. 'mini').");
-                    err(verror("model_not_found", msg, Some("body.model"), Some(n)));
-                    continue;
+                bad += 1;
+                if errors.len() < MAX_ERRORS {
+                    errors.push(e);
                 }
-                if state.tier(m).is_err() {
-                    let msg = format!("Line {n}: the model '{m}' does not exist.");
-                    err(verror("model_not_found", msg, Some("body.model"), Some(n)));
-                    continue;
-                }
-                model = Some(m.to_string());
             }
-            Some(first) if first != m => {
-                let msg = format!("Line {n}: every request of a batch must use the same model ('{first}'), not '{m}'.");
-                err(verror("mismatched_model", msg, Some("body.model"), Some(n)));
-                continue;
-            }
-            Some(_) => {}
         }
-        if !seen.insert(custom_id.clone()) {
-            let msg = format!("Line {n}: the custom_id '{custom_id}' is used more than once.");
-            err(verror("duplicate_custom_id", msg, Some("custom_id"), Some(n)));
-            continue;
-        }
-        lines.push(BatchLine {
-            line: n as u32,
-            custom_id,
-            body: body.to_string(),
-        });
     }
     if lines.len() + bad > MAX_LINES {
         let msg = format!(
@@ -325,6 +243,98 @@ fn check_lines(state: &AppState, text: &str, endpoint: &str) -> Result<(String, 
             Ok((canonical, lines))
         }
         _ => Err(errors),
+    }
+}
+
+/// Line `n` of an input file: a JSON object with a unique `custom_id`, `POST`, the batch's URL and
+/// a body naming the batch's one model (the first line's, set in `model`).
+fn check_line(
+    state: &AppState,
+    n: usize,
+    raw: &str,
+    endpoint: &str,
+    model: &mut Option<String>,
+    seen: &mut HashSet<String>,
+) -> Result<BatchLine, api::BatchError> {
+    let fail = |code: &str, msg: String, param: Option<&str>| verror(code, msg, param, Some(n));
+    let v: Value = match serde_json::from_str(raw) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => {
+            return Err(fail(
+                "invalid_json_line",
+                format!("Line {n} is not a JSON object."),
+                None,
+            ))
+        }
+        Err(e) => {
+            return Err(fail(
+                "invalid_json_line",
+                format!("Line {n} is not valid JSON: {e}."),
+                None,
+            ))
+        }
+    };
+    let custom_id = match v.get("custom_id") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => {
+            let msg = format!("Line {n}: 'custom_id' must be a non-empty string.");
+            return Err(fail("missing_required_parameter", msg, Some("custom_id")));
+        }
+    };
+    if v.get("method").and_then(Value::as_str) != Some("POST") {
+        return Err(fail(
+            "invalid_method",
+            format!("Line {n}: 'method' must be 'POST'."),
+            Some("method"),
+        ));
+    }
+    let url = v.get("url").and_then(Value::as_str).unwrap_or("");
+    if url != endpoint {
+        let msg = format!("Line {n}: the URL '{url}' does not match the batch's endpoint '{endpoint}'.");
+        return Err(fail("invalid_url", msg, Some("url")));
+    }
+    let Some(body @ Value::Object(_)) = v.get("body") else {
+        let msg = format!("Line {n}: 'body' must be a JSON object.");
+        return Err(fail("missing_required_parameter", msg, Some("body")));
+    };
+    let Some(m) = body.get("model").and_then(Value::as_str) else {
+        let msg = format!("Line {n}: the body has no 'model'.");
+        return Err(fail("missing_required_parameter", msg, Some("body.model")));
+    };
+    check_model(state, n, m, model)?;
+    if !seen.insert(custom_id.clone()) {
+        let msg = format!("Line {n}: the custom_id '{custom_id}' is used more than once.");
+        return Err(fail("duplicate_custom_id", msg, Some("custom_id")));
+    }
+    Ok(BatchLine {
+        line: n as u32,
+        custom_id,
+        body: body.to_string(),
+    })
+}
+
+/// The batch's model: the first line's, which must be a served tier; every other line the same.
+fn check_model(state: &AppState, n: usize, m: &str, model: &mut Option<String>) -> Result<(), api::BatchError> {
+    let fail = |code: &str, msg: String| verror(code, msg, Some("body.model"), Some(n));
+    match model {
+        None if m == crate::router::AUTO && state.tier(m).is_err() => {
+            // The cascade answers interactively; a batch names the tier it wants.
+            let msg = format!("Line {n}: model 'auto' is not available in batches; name a tier (e.g. 'mini').");
+            Err(fail("model_not_found", msg))
+        }
+        None if state.tier(m).is_err() => Err(fail(
+            "model_not_found",
+            format!("Line {n}: the model '{m}' does not exist."),
+        )),
+        None => {
+            *model = Some(m.to_string());
+            Ok(())
+        }
+        Some(first) if first != m => {
+            let msg = format!("Line {n}: every request of a batch must use the same model ('{first}'), not '{m}'.");
+            Err(fail("mismatched_model", msg))
+        }
+        Some(_) => Ok(()),
     }
 }
 

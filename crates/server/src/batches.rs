@@ -113,6 +113,32 @@ fn metadata(v: Option<&Value>) -> Result<Option<String>, ApiError> {
     Ok(Some(v.to_string()))
 }
 
+/// The endpoint, the window and output expiry: what this server can run.
+fn check_options(endpoint: &str, window: &str, output_expiry: bool) -> Result<(), ApiError> {
+    if !ENDPOINTS.contains(&endpoint) {
+        return Err(ApiError::invalid(
+            "endpoint",
+            "invalid_value",
+            format!("Invalid value for 'endpoint': '{endpoint}'. Supported values are: '/v1/chat/completions' and '/v1/completions'."),
+        ));
+    }
+    if window != "24h" {
+        return Err(ApiError::invalid(
+            "completion_window",
+            "invalid_value",
+            format!("Invalid value for 'completion_window': '{window}'. Supported values are: '24h'."),
+        ));
+    }
+    if output_expiry {
+        return Err(ApiError::invalid(
+            "output_expires_after",
+            "unsupported_parameter",
+            "Output file expiry ('output_expires_after') is not supported yet.",
+        ));
+    }
+    Ok(())
+}
+
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -142,27 +168,7 @@ pub async fn create(
         })
     };
     let (input, endpoint, window) = (need("input_file_id")?, need("endpoint")?, need("completion_window")?);
-    if !ENDPOINTS.contains(&endpoint) {
-        return Err(ApiError::invalid(
-            "endpoint",
-            "invalid_value",
-            format!("Invalid value for 'endpoint': '{endpoint}'. Supported values are: '/v1/chat/completions' and '/v1/completions'."),
-        ));
-    }
-    if window != "24h" {
-        return Err(ApiError::invalid(
-            "completion_window",
-            "invalid_value",
-            format!("Invalid value for 'completion_window': '{window}'. Supported values are: '24h'."),
-        ));
-    }
-    if f.get("output_expires_after").is_some() {
-        return Err(ApiError::invalid(
-            "output_expires_after",
-            "unsupported_parameter",
-            "Output file expiry ('output_expires_after') is not supported yet.",
-        ));
-    }
+    check_options(endpoint, window, f.get("output_expires_after").is_some())?;
     let meta = metadata(f.get("metadata"))?;
     let file = crate::files::find(&state, &caller, input).await.map_err(|e| ApiError {
         param: Some("input_file_id".into()),

@@ -51,6 +51,53 @@ fn multipart_error(e: axum::extract::multipart::MultipartError, limit: u64) -> A
     }
 }
 
+/// A multipart field's bytes into a blob being written (not yet committed), within `limit`.
+async fn stream_to_blob(
+    state: &AppState,
+    id: &str,
+    field: &mut axum::extract::multipart::Field<'_>,
+    limit: u64,
+) -> Result<tandem_store::BlobWriter, ApiError> {
+    let store_error = |e: tandem_store::StoreError| ApiError::internal(format!("file store: {e}"));
+    let mut w = state.blobs.begin(id).map_err(store_error)?;
+    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
+        if w.written + chunk.len() as u64 > limit {
+            return Err(ApiError::payload_too_large(limit as usize));
+        }
+        // Small synchronous writes to the page cache; the one fsync happens at commit.
+        w.write(&chunk).map_err(store_error)?;
+    }
+    Ok(w)
+}
+
+/// The upload's purpose and file: both given, a known purpose, a batch input named `.jsonl`.
+fn check_upload<W>(purpose: Option<String>, blob: Option<(W, String)>) -> Result<(String, (W, String)), ApiError> {
+    let missing = |p: &str| {
+        ApiError::invalid(
+            p,
+            "missing_required_parameter",
+            format!("Missing required parameter: '{p}'."),
+        )
+    };
+    let purpose = purpose.ok_or_else(|| missing("purpose"))?;
+    if !PURPOSES.contains(&purpose.as_str()) {
+        return Err(ApiError::invalid(
+            "purpose",
+            "invalid_value",
+            format!("Invalid value for 'purpose': '{purpose}'. Supported values are: 'batch' and 'user_data'."),
+        ));
+    }
+    let (w, filename) = blob.ok_or_else(|| missing("file"))?;
+    if purpose == "batch" && !filename.ends_with(".jsonl") {
+        return Err(ApiError::invalid(
+            "file",
+            "invalid_file_format",
+            format!("Invalid file format for Batch API. Must be .jsonl (got '{filename}')."),
+        ));
+    }
+    Ok((purpose, (w, filename)))
+}
+
 pub async fn upload(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -75,19 +122,7 @@ pub async fn upload(
                     ));
                 }
                 let filename = field.file_name().unwrap_or("upload").to_string();
-                let mut w = state
-                    .blobs
-                    .begin(&id)
-                    .map_err(|e| ApiError::internal(format!("file store: {e}")))?;
-                while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
-                    if w.written + chunk.len() as u64 > limit {
-                        return Err(ApiError::payload_too_large(limit as usize));
-                    }
-                    // Small synchronous writes to the page cache; the one fsync happens at commit.
-                    w.write(&chunk)
-                        .map_err(|e| ApiError::internal(format!("file store: {e}")))?;
-                }
-                blob = Some((w, filename));
+                blob = Some((stream_to_blob(&state, &id, &mut field, limit).await?, filename));
             }
             "expires_after" | "expires_after[anchor]" | "expires_after[seconds]" => {
                 return Err(ApiError::invalid(
@@ -103,34 +138,7 @@ pub async fn upload(
             }
         }
     }
-    let purpose = purpose.ok_or_else(|| {
-        ApiError::invalid(
-            "purpose",
-            "missing_required_parameter",
-            "Missing required parameter: 'purpose'.",
-        )
-    })?;
-    if !PURPOSES.contains(&purpose.as_str()) {
-        return Err(ApiError::invalid(
-            "purpose",
-            "invalid_value",
-            format!("Invalid value for 'purpose': '{purpose}'. Supported values are: 'batch' and 'user_data'."),
-        ));
-    }
-    let (w, filename) = blob.ok_or_else(|| {
-        ApiError::invalid(
-            "file",
-            "missing_required_parameter",
-            "Missing required parameter: 'file'.",
-        )
-    })?;
-    if purpose == "batch" && !filename.ends_with(".jsonl") {
-        return Err(ApiError::invalid(
-            "file",
-            "invalid_file_format",
-            format!("Invalid file format for Batch API. Must be .jsonl (got '{filename}')."),
-        ));
-    }
+    let (purpose, (w, filename)) = check_upload(purpose, blob)?;
     let bytes = w.written;
     let rec = FileRecord {
         id: id.clone(),

@@ -7,7 +7,8 @@
 //! - `params`: typed reads of request fields with OpenAI's messages.
 //! - `pipeline`: the one path of a chat or completion request, from any front door (HTTP, batch
 //!   line) to an `Outcome` the front door renders.
-//! - `request`: validation of chat and completion requests into `ValidRequest`, bound to a tier.
+//! - `request`: validation of chat and completion requests into `ValidRequest`, bound to a tier;
+//!   `messages`: chat messages and their content parts.
 //! - `structured`: `response_format` → a grammar the engine enforces; `tools`: function calling
 //!   (its grammar, and tool calls parsed out of the text).
 //! - `respond`: an `Outcome` → a JSON response, an SSE stream or a refusal, in `tandem_api`'s wire
@@ -33,6 +34,7 @@ mod files;
 mod guard;
 mod hierarchy;
 pub mod limits;
+mod messages;
 mod metrics;
 mod moderation;
 mod output_guard;

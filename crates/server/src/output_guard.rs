@@ -14,8 +14,10 @@ use std::sync::Arc;
 use tandem_engine::{Event, FinishReason};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
+use crate::guard::ModerationPolicy;
 use crate::request::ValidRequest;
 use crate::state::{unix_now, AppState};
+use tandem_safety::Verdict;
 
 /// Most tokens held back before a window is moderated without waiting for a sentence to end.
 pub const HOLD_TOKENS: usize = 64;
@@ -40,13 +42,59 @@ struct Held {
     done: bool,
 }
 
+/// Who and what a flagged output's moderation record names.
+struct Record {
+    request_id: String,
+    key_id: Option<String>,
+    project_id: Option<String>,
+    model: String,
+}
+
+impl Record {
+    /// Stores the decision on a flagged window (its text only when the operator asks) and counts it.
+    async fn flagged(&self, state: &Arc<AppState>, policy: ModerationPolicy, verdict: &Verdict, text: &str) {
+        let action = if policy.block { "blocked" } else { "flagged" };
+        let event = tandem_store::ModerationEvent {
+            created_at: unix_now(),
+            request_id: self.request_id.clone(),
+            key_id: self.key_id.clone(),
+            project_id: self.project_id.clone(),
+            model: self.model.clone(),
+            direction: "output".into(),
+            action: action.into(),
+            categories: verdict.flagged_categories().iter().map(|c| c.to_string()).collect(),
+            text: policy.log_text.then(|| text.to_string()),
+        };
+        let _ = state.db(move |s| s.insert_moderation(&event)).await;
+        state.metrics.moderation("output", action);
+    }
+}
+
+/// With secrets or personal data in the held window, its tokens go out as one piece of redacted
+/// text (their per-token logprobs would name what was removed).
+fn redact_window(h: &mut Held, choice: usize) {
+    if let std::borrow::Cow::Owned(clean) = tandem_safety::redact::redact(&h.text) {
+        let finished = h.events.pop().filter(|e| matches!(e, Event::Finished { .. }));
+        h.events.clear();
+        h.events.push(Event::Token {
+            choice,
+            text: clean,
+            logprobs: None,
+        });
+        h.events.extend(finished);
+    }
+}
+
 /// The engine's events for `v`, filtered by output moderation.
 pub fn filter(state: Arc<AppState>, v: &ValidRequest, mut rx: UnboundedReceiver<Event>) -> UnboundedReceiver<Event> {
     let (tx, out) = unbounded_channel();
     let n = v.gen.n;
-    let model = state.tiers[v.tier].id.clone();
-    let (key_id, project_id) = (v.account.key_id.clone(), v.account.project_id.clone());
-    let request_id = v.id.clone();
+    let record = Record {
+        request_id: v.id.clone(),
+        key_id: v.account.key_id.clone(),
+        project_id: v.account.project_id.clone(),
+        model: state.tiers[v.tier].id.clone(),
+    };
     let policy = v.moderation;
     tokio::spawn(async move {
         let mut held: Vec<Held> = (0..n).map(|_| Held::default()).collect();
@@ -89,20 +137,7 @@ pub fn filter(state: Arc<AppState>, v: &ValidRequest, mut rx: UnboundedReceiver<
             if let Some(verdict) = flagged {
                 if !recorded {
                     recorded = true;
-                    let action = if policy.block { "blocked" } else { "flagged" };
-                    let event = tandem_store::ModerationEvent {
-                        created_at: unix_now(),
-                        request_id: request_id.clone(),
-                        key_id: key_id.clone(),
-                        project_id: project_id.clone(),
-                        model: model.clone(),
-                        direction: "output".into(),
-                        action: action.into(),
-                        categories: verdict.flagged_categories().iter().map(|c| c.to_string()).collect(),
-                        text: policy.log_text.then(|| h.text.clone()),
-                    };
-                    let _ = state.db(move |s| s.insert_moderation(&event)).await;
-                    state.metrics.moderation("output", action);
+                    record.flagged(&state, policy, verdict, &h.text).await;
                 }
                 if policy.block {
                     h.done = true;
@@ -122,18 +157,7 @@ pub fn filter(state: Arc<AppState>, v: &ValidRequest, mut rx: UnboundedReceiver<
                 }
             }
             if policy.redact {
-                if let std::borrow::Cow::Owned(clean) = tandem_safety::redact::redact(&h.text) {
-                    // The window's tokens go out as one piece of redacted text (their per-token
-                    // logprobs would name what was removed).
-                    let finished = h.events.pop().filter(|e| matches!(e, Event::Finished { .. }));
-                    h.events.clear();
-                    h.events.push(Event::Token {
-                        choice,
-                        text: clean,
-                        logprobs: None,
-                    });
-                    h.events.extend(finished);
-                }
+                redact_window(h, choice);
             }
             h.text.clear();
             h.done = last;

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use tandem_engine::{GenRequest, SamplingParams};
-use tandem_text::{chat, ChatMessage, SpecialMode};
+use tandem_text::{chat, SpecialMode};
 
 use crate::error::ApiError;
 use crate::params::{wrong_type, Fields};
@@ -267,14 +267,8 @@ pub fn bind(state: &AppState, api: Api, body: &Value, forced: Option<usize>) -> 
     }
 }
 
-fn bind_chat(state: &AppState, v: &Value, forced: Option<usize>) -> Result<ValidRequest, ApiError> {
-    let f = Fields::new(v);
-    f.check_known(CHAT_FIELDS, state.config.ignore_unknown_fields)?;
-    let (tier, auto) = model_tier(state, &f, forced)?;
-    let lm = &state.tiers[tier].engine.model;
-
-    // Known fields we cannot honour yet are refused, never dropped.
-    let tools = crate::tools::parse(&f)?;
+/// Known chat fields we cannot honour yet are refused, never dropped.
+fn refuse_unsupported(f: &Fields) -> Result<(), ApiError> {
     for (k, what) in [
         ("functions", "function calling"),
         ("function_call", "function calling"),
@@ -287,30 +281,49 @@ fn bind_chat(state: &AppState, v: &Value, forced: Option<usize>) -> Result<Valid
             return Err(unsupported(k, what));
         }
     }
-    let mut grammar = crate::structured::response_format(lm, f.get("response_format"))?;
-    let mut grammar_trigger = None;
-    if let Some((g, trigger)) = tools.as_ref().map(|t| t.grammar(lm)).transpose()?.flatten() {
-        if grammar.is_some() {
-            return Err(unsupported(
-                "response_format",
-                "a response_format together with tool calls",
-            ));
-        }
-        (grammar, grammar_trigger) = (Some(g), trigger);
-    }
-    let tool_defs = tools
-        .as_ref()
-        .filter(|t| t.choice != crate::tools::ToolChoice::None)
-        .map(|t| t.defs.clone());
     if let Some(m) = f.get("modalities") {
         if m != &serde_json::json!(["text"]) {
             return Err(unsupported("modalities", "output other than text"));
         }
     }
+    Ok(())
+}
+
+/// The grammar a chat answer is held to: its `response_format`, or its tools' (with the text that
+/// switches it on under `tool_choice: auto`: a token id); not both.
+fn chat_grammar(
+    f: &Fields,
+    lm: &tandem_engine::LoadedModel,
+    tools: Option<&crate::tools::Tools>,
+) -> Result<(Option<tandem_engine::Grammar>, Option<u32>), ApiError> {
+    let grammar = crate::structured::response_format(lm, f.get("response_format"))?;
+    match tools.map(|t| t.grammar(lm)).transpose()?.flatten() {
+        Some(_) if grammar.is_some() => Err(unsupported(
+            "response_format",
+            "a response_format together with tool calls",
+        )),
+        Some((g, trigger)) => Ok((Some(g), trigger)),
+        None => Ok((grammar, None)),
+    }
+}
+
+fn bind_chat(state: &AppState, v: &Value, forced: Option<usize>) -> Result<ValidRequest, ApiError> {
+    let f = Fields::new(v);
+    f.check_known(CHAT_FIELDS, state.config.ignore_unknown_fields)?;
+    let (tier, auto) = model_tier(state, &f, forced)?;
+    let lm = &state.tiers[tier].engine.model;
+
+    refuse_unsupported(&f)?;
+    let tools = crate::tools::parse(&f)?;
+    let (grammar, grammar_trigger) = chat_grammar(&f, lm, tools.as_ref())?;
+    let tool_defs = tools
+        .as_ref()
+        .filter(|t| t.choice != crate::tools::ToolChoice::None)
+        .map(|t| t.defs.clone());
     let _ = (f.string("user")?, f.bool("store")?);
 
     let messages = crate::hierarchy::with_operator(
-        parse_messages(f.get("messages"))?,
+        crate::messages::parse(f.get("messages"))?,
         state.config.operator_prompt.as_deref(),
         state.config.tools_as_data,
     );
@@ -369,153 +382,6 @@ fn bind_chat(state: &AppState, v: &Value, forced: Option<usize>) -> Result<Valid
     })
 }
 
-fn parse_messages(v: Option<&Value>) -> Result<Vec<ChatMessage>, ApiError> {
-    let v = v.ok_or_else(|| {
-        ApiError::invalid(
-            "messages",
-            "missing_required_parameter",
-            "Missing required parameter: 'messages'.",
-        )
-    })?;
-    let Value::Array(arr) = v else {
-        return Err(wrong_type("messages", "an array", v));
-    };
-    if arr.is_empty() {
-        return Err(ApiError::invalid(
-            "messages",
-            "empty_array",
-            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
-        ));
-    }
-    let mut out = Vec::with_capacity(arr.len());
-    for (i, m) in arr.iter().enumerate() {
-        let p = format!("messages[{i}]");
-        let Value::Object(o) = m else {
-            return Err(wrong_type(&p, "an object", m));
-        };
-        let role = match o.get("role") {
-            Some(Value::String(r)) => r.as_str(),
-            Some(r) => return Err(wrong_type(&format!("{p}.role"), "a string", r)),
-            None => {
-                return Err(ApiError::invalid(
-                    format!("{p}.role"),
-                    "missing_required_parameter",
-                    format!("Missing required parameter: '{p}.role'."),
-                ))
-            }
-        };
-        if !["system", "developer", "user", "assistant", "tool"].contains(&role) {
-            return Err(ApiError::invalid(
-                format!("{p}.role"),
-                "invalid_value",
-                format!("Invalid value: '{role}'. Supported values are: 'system', 'developer', 'user', 'assistant', and 'tool'."),
-            ));
-        }
-        let has_calls = o.get("tool_calls").is_some_and(|c| !c.is_null());
-        let content = o.get("content").cloned().unwrap_or(Value::Null);
-        match &content {
-            Value::String(_) => {}
-            Value::Null if role == "assistant" => {}
-            Value::Null => {
-                return Err(ApiError::invalid(
-                    format!("{p}.content"),
-                    "missing_required_parameter",
-                    format!("Missing required parameter: '{p}.content'."),
-                ))
-            }
-            Value::Array(parts) => {
-                for (j, part) in parts.iter().enumerate() {
-                    let pp = format!("{p}.content[{j}]");
-                    match part.get("type").and_then(Value::as_str) {
-                        Some("text") if part.get("text").is_some_and(Value::is_string) => {}
-                        Some("text") => {
-                            return Err(wrong_type(
-                                &format!("{pp}.text"),
-                                "a string",
-                                part.get("text").unwrap_or(&Value::Null),
-                            ))
-                        }
-                        Some("image_url") | Some("input_image") => {
-                            return Err(ApiError::invalid(
-                                pp,
-                                "unsupported_content",
-                                "Image input is not supported by this server yet.",
-                            ))
-                        }
-                        Some("input_audio") | Some("file") => {
-                            return Err(ApiError::invalid(
-                                pp,
-                                "unsupported_content",
-                                "Audio and file input are not supported by this server yet.",
-                            ))
-                        }
-                        Some(t) => {
-                            return Err(ApiError::invalid(
-                                pp,
-                                "invalid_value",
-                                format!("Invalid content part type '{t}'."),
-                            ))
-                        }
-                        None => {
-                            return Err(ApiError::invalid(
-                                &pp,
-                                "missing_required_parameter",
-                                format!("Missing required parameter: '{pp}.type'."),
-                            ))
-                        }
-                    }
-                }
-            }
-            other => {
-                return Err(wrong_type(
-                    &format!("{p}.content"),
-                    "a string or an array of content parts",
-                    other,
-                ))
-            }
-        }
-        let name = match o.get("name") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(v) => return Err(wrong_type(&format!("{p}.name"), "a string", v)),
-        };
-        let tool_calls = if has_calls {
-            if role != "assistant" {
-                return Err(ApiError::invalid(
-                    format!("{p}.tool_calls"),
-                    "invalid_value",
-                    "Only assistant messages can have 'tool_calls'.",
-                ));
-            }
-            match &o["tool_calls"] {
-                Value::Array(a) => Some(a.clone()),
-                v => return Err(wrong_type(&format!("{p}.tool_calls"), "an array", v)),
-            }
-        } else {
-            None
-        };
-        let tool_call_id = match (role, o.get("tool_call_id")) {
-            ("tool", Some(Value::String(s))) => Some(s.clone()),
-            ("tool", _) => {
-                return Err(ApiError::invalid(
-                    format!("{p}.tool_call_id"),
-                    "missing_required_parameter",
-                    format!("Missing required parameter: '{p}.tool_call_id'."),
-                ))
-            }
-            _ => None,
-        };
-        out.push(ChatMessage {
-            role: role.to_string(),
-            content,
-            name,
-            tool_calls,
-            tool_call_id,
-        });
-    }
-    Ok(out)
-}
-
 fn bind_completion(state: &AppState, v: &Value, forced: Option<usize>) -> Result<ValidRequest, ApiError> {
     let f = Fields::new(v);
     f.check_known(COMPLETION_FIELDS, state.config.ignore_unknown_fields)?;
@@ -526,6 +392,58 @@ fn bind_completion(state: &AppState, v: &Value, forced: Option<usize>) -> Result
     let vocab = lm.model.config.vocab;
     let _ = f.string("user")?;
 
+    let (text, tokens) = completion_prompt(&f, lm)?;
+    if tokens.is_empty() {
+        return Err(ApiError::invalid(
+            "prompt",
+            "invalid_value",
+            "Invalid 'prompt': the prompt is empty.",
+        ));
+    }
+    let mut c = common(&f, vocab, &["max_tokens"])?;
+    if f.get("max_tokens").is_none() {
+        c.max_tokens = Some(16); // the completions API's documented default
+    }
+    if let Some(b) = f.integer("best_of", 1, 128)? {
+        if b as usize != c.n {
+            return Err(unsupported("best_of", "best_of different from n"));
+        }
+    }
+    let top = f.integer("logprobs", 0, 5)?;
+    let echo = f.bool("echo")?.unwrap_or(false);
+    let echo_text = echo.then(|| {
+        text.clone()
+            .unwrap_or_else(|| String::from_utf8_lossy(&tok.decode_bytes(&tokens)).into_owned())
+    });
+    let max_tokens = completion_budget(state, tier, tokens.len(), c.max_tokens, "max_tokens")?;
+    let user_text = vec![String::from_utf8_lossy(&tok.decode_bytes(&tokens)).into_owned()];
+    Ok(ValidRequest {
+        user_text,
+        tool_text: Vec::new(),
+        id: crate::state::new_id("cmpl-"),
+        moderation: state.config.moderation,
+        api: Api::Completion,
+        tier,
+        auto,
+        gen: GenRequest {
+            stop: c.stop,
+            n: c.n,
+            top_logprobs: top.map(|k| k as usize),
+            grammar,
+            ..GenRequest::new(tokens, c.params, max_tokens)
+        },
+        stream: c.stream,
+        include_usage: c.include_usage,
+        echo: echo_text,
+        tools: false,
+        account: Account::default(),
+    })
+}
+
+/// A completion's prompt: as text (plain text: it never becomes a control token) or as token ids,
+/// with `suffix` for fill-in-the-middle. The text (when given) and the tokens.
+fn completion_prompt(f: &Fields, lm: &tandem_engine::LoadedModel) -> Result<(Option<String>, Vec<u32>), ApiError> {
+    let (tok, vocab) = (&lm.tokenizer, lm.model.config.vocab);
     let bad_prompt = || {
         wrong_type(
             "prompt",
@@ -595,49 +513,5 @@ fn bind_completion(state: &AppState, v: &Value, forced: Option<usize>) -> Result
         }
         (None, None) => {}
     }
-    if tokens.is_empty() {
-        return Err(ApiError::invalid(
-            "prompt",
-            "invalid_value",
-            "Invalid 'prompt': the prompt is empty.",
-        ));
-    }
-    let mut c = common(&f, vocab, &["max_tokens"])?;
-    if f.get("max_tokens").is_none() {
-        c.max_tokens = Some(16); // the completions API's documented default
-    }
-    if let Some(b) = f.integer("best_of", 1, 128)? {
-        if b as usize != c.n {
-            return Err(unsupported("best_of", "best_of different from n"));
-        }
-    }
-    let top = f.integer("logprobs", 0, 5)?;
-    let echo = f.bool("echo")?.unwrap_or(false);
-    let echo_text = echo.then(|| {
-        text.clone()
-            .unwrap_or_else(|| String::from_utf8_lossy(&tok.decode_bytes(&tokens)).into_owned())
-    });
-    let max_tokens = completion_budget(state, tier, tokens.len(), c.max_tokens, "max_tokens")?;
-    let user_text = vec![String::from_utf8_lossy(&tok.decode_bytes(&tokens)).into_owned()];
-    Ok(ValidRequest {
-        user_text,
-        tool_text: Vec::new(),
-        id: crate::state::new_id("cmpl-"),
-        moderation: state.config.moderation,
-        api: Api::Completion,
-        tier,
-        auto,
-        gen: GenRequest {
-            stop: c.stop,
-            n: c.n,
-            top_logprobs: top.map(|k| k as usize),
-            grammar,
-            ..GenRequest::new(tokens, c.params, max_tokens)
-        },
-        stream: c.stream,
-        include_usage: c.include_usage,
-        echo: echo_text,
-        tools: false,
-        account: Account::default(),
-    })
+    Ok((text, tokens))
 }

@@ -40,66 +40,56 @@ fn invalid(param: &str, message: String) -> ApiError {
 }
 
 /// Reads `tools`, `tool_choice` and `parallel_tool_calls`; `None` when no tools are given.
-pub fn parse(f: &Fields) -> Result<Option<Tools>, ApiError> {
-    let defs = match f.get("tools") {
-        None => Vec::new(),
-        Some(Value::Array(a)) => a.clone(),
-        Some(v) => return Err(wrong_type("tools", "an array", v)),
+/// Tool `p`: a function with a valid name and (default: no) parameters.
+fn function(p: &str, t: &Value) -> Result<(String, Value), ApiError> {
+    if t.get("type").and_then(Value::as_str) != Some("function") {
+        return Err(invalid(
+            &format!("{p}.type"),
+            format!("Invalid value for '{p}.type': only 'function' tools are supported."),
+        ));
+    }
+    let Some(func) = t.get("function").filter(|x| x.is_object()) else {
+        return Err(ApiError::invalid(
+            format!("{p}.function"),
+            "missing_required_parameter",
+            format!("Missing required parameter: '{p}.function'."),
+        ));
     };
-    let mut functions = Vec::new();
-    for (i, t) in defs.iter().enumerate() {
-        let p = format!("tools[{i}]");
-        if t.get("type").and_then(Value::as_str) != Some("function") {
-            return Err(invalid(
-                &format!("{p}.type"),
-                format!("Invalid value for '{p}.type': only 'function' tools are supported."),
-            ));
+    let name = match func.get("name") {
+        Some(Value::String(n))
+            if !n.is_empty()
+                && n.len() <= 64
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+        {
+            n.clone()
         }
-        let Some(func) = t.get("function").filter(|x| x.is_object()) else {
-            return Err(ApiError::invalid(
-                format!("{p}.function"),
-                "missing_required_parameter",
-                format!("Missing required parameter: '{p}.function'."),
-            ));
-        };
-        let name = match func.get("name") {
-            Some(Value::String(n))
-                if !n.is_empty()
-                    && n.len() <= 64
-                    && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
-            {
-                n.clone()
-            }
-            Some(v) => {
-                return Err(invalid(
-                    &format!("{p}.function.name"),
-                    format!("Invalid '{p}.function.name': {v} must be 1-64 characters of a-z, A-Z, 0-9, _ and -."),
-                ))
-            }
-            None => {
-                return Err(ApiError::invalid(
-                    format!("{p}.function.name"),
-                    "missing_required_parameter",
-                    format!("Missing required parameter: '{p}.function.name'."),
-                ))
-            }
-        };
-        if functions.iter().any(|(n, _)| n == &name) {
+        Some(v) => {
             return Err(invalid(
                 &format!("{p}.function.name"),
-                format!("Duplicate function name '{name}'."),
-            ));
+                format!("Invalid '{p}.function.name': {v} must be 1-64 characters of a-z, A-Z, 0-9, _ and -."),
+            ))
         }
-        let params = match func.get("parameters") {
-            None | Some(Value::Null) => json!({"type": "object", "properties": {}}),
-            Some(s @ Value::Object(_)) => s.clone(),
-            Some(v) => return Err(wrong_type(&format!("{p}.function.parameters"), "an object", v)),
-        };
-        functions.push((name, params));
-    }
-    let choice = match f.get("tool_choice") {
         None => {
-            if functions.is_empty() {
+            return Err(ApiError::invalid(
+                format!("{p}.function.name"),
+                "missing_required_parameter",
+                format!("Missing required parameter: '{p}.function.name'."),
+            ))
+        }
+    };
+    let params = match func.get("parameters") {
+        None | Some(Value::Null) => json!({"type": "object", "properties": {}}),
+        Some(s @ Value::Object(_)) => s.clone(),
+        Some(v) => return Err(wrong_type(&format!("{p}.function.parameters"), "an object", v)),
+    };
+    Ok((name, params))
+}
+
+/// `tool_choice` (default: `auto` with tools, `none` without).
+fn tool_choice(v: Option<&Value>, no_functions: bool) -> Result<ToolChoice, ApiError> {
+    Ok(match v {
+        None => {
+            if no_functions {
                 ToolChoice::None
             } else {
                 ToolChoice::Auto
@@ -126,7 +116,28 @@ pub fn parse(f: &Fields) -> Result<Option<Tools>, ApiError> {
             }
         },
         Some(v) => return Err(wrong_type("tool_choice", "a string or an object", v)),
+    })
+}
+
+pub fn parse(f: &Fields) -> Result<Option<Tools>, ApiError> {
+    let defs = match f.get("tools") {
+        None => Vec::new(),
+        Some(Value::Array(a)) => a.clone(),
+        Some(v) => return Err(wrong_type("tools", "an array", v)),
     };
+    let mut functions = Vec::new();
+    for (i, t) in defs.iter().enumerate() {
+        let p = format!("tools[{i}]");
+        let (name, params) = function(&p, t)?;
+        if functions.iter().any(|(n, _)| n == &name) {
+            return Err(invalid(
+                &format!("{p}.function.name"),
+                format!("Duplicate function name '{name}'."),
+            ));
+        }
+        functions.push((name, params));
+    }
+    let choice = tool_choice(f.get("tool_choice"), functions.is_empty())?;
     if choice != ToolChoice::None && functions.is_empty() {
         return Err(invalid(
             "tool_choice",
