@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Golden greedy continuations from llama.cpp, for tests/golden/greedy_llama_cpp.json.
 
-    python tools/llama_greedy.py LLAMA_BIN_DIR
+    python3 -m tools.llama_greedy LLAMA_BIN_DIR
 
 Renders each conversation with Python jinja2 (tools/render_templates.py's environment and message
 normalisation), runs `llama-completion --temp 0 -n 32` on the rendered text for each tier, and
@@ -13,8 +13,7 @@ import pathlib
 import subprocess
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from render_templates import DATA, environment, normalize  # noqa: E402
+from tools.render_templates import DATA, environment, normalize
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODELS = pathlib.Path(os.environ.get("TANDEM_HOME", pathlib.Path.home() / ".cache/tandem")) / "models"

@@ -3,7 +3,7 @@
 
 The tasks ship in the PyPI source package bigbench 1.0.0 (358 MB):
     pip download --no-deps --no-binary :all: bigbench==1.0.0 -d DIR
-    python3 tools/make_mc_sample.py DIR/bigbench-1.0.0.tar.gz crates/eval/data/mc
+    python3 -m tools.make_mc_sample DIR/bigbench-1.0.0.tar.gz crates/eval/data/mc
 
 Each example is formatted as BIG-bench's `default_format_fn` does (task_prefix + example_input_prefix +
 input [+ choice_prefix + choices] + example_output_prefix; defaults "\\nQ: ", "\\nA: ", "\\n  choice: ",

@@ -2,7 +2,7 @@
 """Writes crates/kernels/tests/data/dequant_vectors.json: random blocks of every quant type with their
 values as dequantised by the Python `gguf` package (`gguf.quants.dequantize`), an implementation
 independent of ours. Q8_K is not in `gguf.quants`; its values are computed here from the format
-(f32 d times int8 q). Run: python tools/quant_vectors.py (needs numpy and gguf)."""
+(f32 d times int8 q). Run: python3 -m tools.quant_vectors (needs numpy and gguf)."""
 import json
 import pathlib
 

@@ -2,7 +2,7 @@
 """Independent reference for the qwen2 forward pass: numpy over weights dequantised by the Python
 `gguf` package, written from the HF Qwen2 modelling code's math, sharing nothing with tandem.
 
-    python tools/reference_forward.py MODEL.gguf PROMPTS.json OUT.json
+    python3 -m tools.reference_forward MODEL.gguf PROMPTS.json OUT.json
 
 PROMPTS.json: [{"name": ..., "tokens": [ids...]}]. OUT.json gets, per prompt, the top-20 next-token
 logits after the whole prompt. The committed tests/golden/mini_reference_logits.json came from this

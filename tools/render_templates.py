@@ -3,7 +3,7 @@
 templates (trim_blocks, lstrip_blocks, loopcontrols, tojson = json.dumps(ensure_ascii=False)), after
 normalising OpenAI messages as MODELS.md prescribes — implemented here independently of tandem.
 
-    python tools/render_templates.py   # writes crates/text/tests/data/chat_golden.json"""
+    python3 -m tools.render_templates   # writes crates/text/tests/data/chat_golden.json"""
 import json
 import pathlib
 

@@ -5,7 +5,7 @@ actionable) and 30 harmless answer sentences on the same touchy topics (`answer_
 It measures what `--moderate output` can catch; it is never fitted or calibrated on.
 
     tandem embed --model mini tools/moderation/answer_style.jsonl > answer_style.emb.jsonl
-    python3 tools/moderation/answer_style.py answer_style.emb.jsonl crates/safety/data/moderation_head.json
+    python3 -m tools.moderation.answer_style answer_style.emb.jsonl crates/safety/data/moderation_head.json
 
 Prints, at the input and at the output threshold, how many of each half are flagged, and each
 sentence's logit. Needs numpy.
@@ -15,8 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from calibrate_output import scores  # noqa: E402
+from tools.moderation.calibrate_output import scores
 
 
 def main(emb_path, head_path):

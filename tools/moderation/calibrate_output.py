@@ -18,14 +18,14 @@ which an echoed pipe-bomb request was no longer cut (tests/conformance/test_guar
 rule allows 0.5% of them: logit 10.75.
 
     tandem serve --models mini,flagship &                          # guards off
-    python3 tools/moderation/calibrate_output.py answers http://127.0.0.1:8080 mini.jsonl mini
-    python3 tools/moderation/calibrate_output.py answers http://127.0.0.1:8080 flagship.jsonl flagship
-    python3 tools/moderation/calibrate_output.py answers http://127.0.0.1:8080 mini.extra.jsonl mini \
+    python3 -m tools.moderation.calibrate_output answers http://127.0.0.1:8080 mini.jsonl mini
+    python3 -m tools.moderation.calibrate_output answers http://127.0.0.1:8080 flagship.jsonl flagship
+    python3 -m tools.moderation.calibrate_output answers http://127.0.0.1:8080 mini.extra.jsonl mini \
         --extra written-lookalike,written-benign                    # and flagship.extra.jsonl alike
     tandem embed --model mini mini.jsonl > mini.emb.jsonl          # the guard embeds with the mini
     tandem embed --model mini flagship.jsonl > flagship.emb.jsonl    # and the two .extra files
     tandem embed --model mini crates/safety/data/moderation_train.jsonl > train.emb.jsonl
-    python3 tools/moderation/calibrate_output.py threshold mini.emb.jsonl flagship.emb.jsonl \
+    python3 -m tools.moderation.calibrate_output threshold mini.emb.jsonl flagship.emb.jsonl \
         mini.extra.emb.jsonl flagship.extra.emb.jsonl --requests train.emb.jsonl crates/safety/data/moderation_head.json
 
 `answers` asks the server (greedy, 128 tokens, like `tandem eval safety`) for every harmless prompt
@@ -94,8 +94,7 @@ def answers(url, out_path, model="mini", *opts):
 def scores(head, rows):
     """The flagged head's logits of the rows' embeddings."""
     import numpy as np
-    sys.path.insert(0, str(Path(__file__).parent))
-    from train_head import feature_part
+    from tools.moderation.train_head import feature_part
     x = feature_part(np.array([r["embedding"] for r in rows], dtype=np.float64), head["features"])
     z = (x - np.array(head["mean"])) / np.array(head["std"])
     h = head["heads"]["flagged"]

