@@ -33,7 +33,7 @@ mod error;
 mod files;
 mod guard;
 mod hierarchy;
-pub mod limits;
+mod limits;
 mod messages;
 mod metrics;
 mod moderation;
@@ -53,11 +53,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use admin::{key_object, usage_json};
-pub use error::ApiError;
 pub use guard::{ModerationPolicy, REFUSAL};
-pub use hierarchy::APPLICATION_HEADER;
 pub use projects::project_object;
-pub use routes::router;
+use routes::router;
 pub use state::{unix_now, AppState, Pricing, ServerConfig, Tier};
 
 /// Resolves when SIGTERM or Ctrl-C arrives.

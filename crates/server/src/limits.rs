@@ -32,15 +32,18 @@ impl Clock for SystemClock {
 }
 
 /// A clock that moves only when told (tests).
+#[cfg(test)]
 #[derive(Default)]
 pub struct ManualClock(AtomicU64);
 
+#[cfg(test)]
 impl ManualClock {
     pub fn advance_ms(&self, ms: u64) {
         self.0.fetch_add(ms, Ordering::SeqCst);
     }
 }
 
+#[cfg(test)]
 impl Clock for ManualClock {
     fn now(&self) -> f64 {
         self.0.load(Ordering::SeqCst) as f64 / 1e3
