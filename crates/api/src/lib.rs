@@ -10,6 +10,7 @@
 //! - `files`, `batches`: the Files and Batch APIs' objects and batch result lines.
 //! - `admin`: API keys, projects, usage rows.
 //! - `models`: models, moderation results, tokenize/detokenize, health.
+//! - `responses`: the Responses API's response object and output items.
 
 pub mod admin;
 pub mod batches;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod files;
 pub mod lists;
 pub mod models;
+pub mod responses;
 pub mod usage;
 
 pub use admin::{ApiKey, Project, UsageRow};
@@ -36,6 +38,7 @@ pub use chat::{
 };
 pub use completion::{CompletionLogprobs, TextChoice, TextCompletion};
 pub use error::{ErrorBody, ErrorDetail};
+pub use responses::{IncompleteDetails, OutputContent, OutputItem, Response, ResponseInputDetails, ResponseUsage};
 pub use usage::{CompletionTokensDetails, Cost, PromptTokensDetails, Usage};
 
 /// A chunk's `usage`: absent unless the client asked for it (`stream_options.include_usage`),

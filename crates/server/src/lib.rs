@@ -11,6 +11,8 @@
 //!   `messages`: chat messages and their content parts.
 //! - `structured`: `response_format` → a grammar the engine enforces; `tools`: function calling
 //!   (its grammar, and tool calls parsed out of the text).
+//! - `responses`: the Responses API, a front door on the pipeline (chat messages in, output items
+//!   out, stored per project).
 //! - `respond`: an `Outcome` → a JSON response, an SSE stream or a refusal, in `tandem_api`'s wire
 //!   types; usage counted once there.
 //! - `metrics`: Prometheus text exposition.
@@ -43,6 +45,7 @@ mod pipeline;
 mod projects;
 mod request;
 mod respond;
+mod responses;
 mod router;
 mod routes;
 mod state;

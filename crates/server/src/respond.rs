@@ -235,22 +235,33 @@ impl Drop for Latency<'_> {
 
 /// Waits for every choice to finish and answers with one JSON object.
 pub async fn complete(state: Arc<AppState>, v: ValidRequest, rx: UnboundedReceiver<Event>, start: Instant) -> Response {
+    match collect_recorded(&state, &v, rx, start).await {
+        Ok(body) => body.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `collect` at the tier's price, with the response's usage recorded (once, whichever way it ends).
+pub async fn collect_recorded(
+    state: &Arc<AppState>,
+    v: &ValidRequest,
+    rx: UnboundedReceiver<Event>,
+    start: Instant,
+) -> Result<Body, ApiError> {
     let pricing = state.tiers[v.tier].pricing;
-    let mut guard = UsageGuard::new(&state, &v, start);
-    match collect(&state, &v, rx, start, &pricing).await {
+    let mut guard = UsageGuard::new(state, v, start);
+    let r = collect(state, v, rx, start, &pricing).await;
+    match &r {
         Ok(body) => {
             let u = body.usage();
             guard.prompt = u.prompt_tokens as usize;
             guard.cached = u.prompt_tokens_details.cached_tokens as usize;
             guard.completion = u.completion_tokens as usize;
             guard.status = 200;
-            body.into_response()
         }
-        Err(e) => {
-            guard.status = e.status.as_u16();
-            e.into_response()
-        }
+        Err(e) => guard.status = e.status.as_u16(),
     }
+    r
 }
 
 /// Records the usage of a cascade's first attempt that was not kept (the small tier answered, the

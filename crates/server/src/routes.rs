@@ -64,6 +64,12 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(crate::admin::update_key).delete(crate::admin::revoke_key),
         )
         .route("/v1/moderations", post(crate::moderation::create))
+        .route("/v1/responses", post(crate::responses::create))
+        .route(
+            "/v1/responses/{id}",
+            get(crate::responses::retrieve).delete(crate::responses::delete),
+        )
+        .route("/v1/responses/{id}/input_items", get(crate::responses::input_items))
         .route("/tokenize", post(tokenize))
         .route("/detokenize", post(detokenize))
         .route("/health", get(health))

@@ -26,7 +26,7 @@ pub use projects::{Archived, ProjectRecord, ProjectUpdate};
 pub use sqlite::SqliteStore;
 pub use types::{
     day_start, utc_date, BatchLine, BatchRecord, BatchStatus, FileRecord, LineOutcome, LineResult, ModerationEvent,
-    RequestCounts, UsageDim, UsageRecord, UsageRow, UsageTotals,
+    RequestCounts, ResponseRecord, UsageDim, UsageRecord, UsageRow, UsageTotals,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +129,13 @@ pub trait Store: Send + Sync {
     /// Every project, oldest first.
     fn list_projects(&self) -> Result<Vec<ProjectRecord>>;
     fn update_project(&self, id: &str, u: &ProjectUpdate) -> Result<bool>;
+    fn insert_response(&self, r: &ResponseRecord) -> Result<()>;
+    /// Any project's response that has not expired at `now` (callers check `project_id`).
+    fn response(&self, id: &str, now: u64) -> Result<Option<ResponseRecord>>;
+    fn delete_response(&self, id: &str) -> Result<bool>;
+    /// Deletes the responses expired at `now`; how many.
+    fn sweep_responses(&self, now: u64) -> Result<usize>;
+
     /// Archives an active project in one transaction: revokes its keys and moves its unfinished
     /// batches to `cancelling`. `None` when there is no such active project.
     fn archive_project(&self, id: &str, at: u64) -> Result<Option<Archived>>;

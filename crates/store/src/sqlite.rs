@@ -137,6 +137,19 @@ CREATE INDEX files_by_project ON files (project_id, created_at, id);
 CREATE INDEX batches_by_project ON batches (project_id, seq);
 CREATE INDEX usage_by_project ON usage (project_id, created_at);
 "#,
+    r#"
+CREATE TABLE responses (
+    id TEXT PRIMARY KEY,
+    project_id TEXT,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    previous_response_id TEXT,
+    object TEXT NOT NULL,
+    messages TEXT NOT NULL,
+    input_items TEXT NOT NULL
+);
+CREATE INDEX responses_by_expiry ON responses (expires_at);
+"#,
 ];
 
 /// The migration that brought in projects (1-based, as `user_version` counts).
@@ -860,6 +873,44 @@ impl Store for SqliteStore {
         })
     }
 
+    fn insert_response(&self, r: &ResponseRecord) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                &format!("INSERT INTO responses ({RESPONSE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                params![
+                    r.id,
+                    r.project_id,
+                    r.created_at as i64,
+                    r.expires_at.min(i64::MAX as u64) as i64,
+                    r.previous_response_id,
+                    r.object,
+                    r.messages,
+                    r.input_items
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn response(&self, id: &str, now: u64) -> Result<Option<ResponseRecord>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {RESPONSE_COLS} FROM responses WHERE id = ?1 AND expires_at > ?2"),
+                params![id, now as i64],
+                response_row,
+            )
+            .optional()
+        })
+    }
+
+    fn delete_response(&self, id: &str) -> Result<bool> {
+        self.with(|c| Ok(c.execute("DELETE FROM responses WHERE id = ?1", [id])? == 1))
+    }
+
+    fn sweep_responses(&self, now: u64) -> Result<usize> {
+        self.with(|c| c.execute("DELETE FROM responses WHERE expires_at <= ?1", [now as i64]))
+    }
+
     fn archive_project(&self, id: &str, at: u64) -> Result<Option<Archived>> {
         let open = [BatchStatus::Validating, BatchStatus::InProgress];
         self.with(|c| {
@@ -889,6 +940,22 @@ impl Store for SqliteStore {
             }))
         })
     }
+}
+
+const RESPONSE_COLS: &str =
+    "id, project_id, created_at, expires_at, previous_response_id, object, messages, input_items";
+
+fn response_row(r: &Row) -> rusqlite::Result<ResponseRecord> {
+    Ok(ResponseRecord {
+        id: r.get(0)?,
+        project_id: r.get(1)?,
+        created_at: r.get::<_, i64>(2)? as u64,
+        expires_at: r.get::<_, i64>(3)? as u64,
+        previous_response_id: r.get(4)?,
+        object: r.get(5)?,
+        messages: r.get(6)?,
+        input_items: r.get(7)?,
+    })
 }
 
 const PROJECT_COLS: &str = "id, name, created_at, archived_at, rpm, tpm, budget, spent";

@@ -332,3 +332,22 @@ mod tests {
         assert_eq!(super::day_start("yesterday"), None);
     }
 }
+
+/// A stored Responses API response: what `GET /v1/responses/{id}` shows, and what a later request's
+/// `previous_response_id` continues from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseRecord {
+    pub id: String,
+    pub project_id: Option<String>,
+    pub created_at: u64,
+    /// Past it the response is gone (as if deleted).
+    pub expires_at: u64,
+    pub previous_response_id: Option<String>,
+    /// The response object as the API shows it (JSON text).
+    pub object: String,
+    /// The whole conversation up to and including this response's output, as chat messages
+    /// (JSON text of an array): the context a continuation starts from.
+    pub messages: String,
+    /// This request's input items with their ids (JSON text of an array).
+    pub input_items: String,
+}

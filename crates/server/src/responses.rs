@@ -1,0 +1,587 @@
+//! The Responses API, a front door on the one pipeline: a request's `instructions`, the stored
+//! conversation of its `previous_response_id` and its `input` items become chat messages; its
+//! function tools, `tool_choice` and `text.format` become their chat equivalents; the pipeline
+//! answers, and the chat answer is rendered as output items. Stored responses (`store`, default
+//! true) belong to the caller's project: `GET`, `DELETE` and `input_items`, 404 for any other
+//! project. Not yet: streaming, `background`, batch lines (each a 400 naming the field).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, Path, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde_json::{json, Map, Value};
+use tandem_api as api;
+use tandem_store::ResponseRecord;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::params::{wrong_type, Fields};
+use crate::pipeline::{self, Outcome};
+use crate::request::Api;
+use crate::state::{new_id, unix_now, AppState};
+
+/// How long a stored response is kept.
+const RETENTION_SECS: u64 = 30 * 24 * 3600;
+
+const FIELDS: &[&str] = &[
+    "model",
+    "input",
+    "instructions",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "text",
+    "max_output_tokens",
+    "temperature",
+    "top_p",
+    "store",
+    "previous_response_id",
+    "metadata",
+    "truncation",
+    "background",
+    "include",
+    "user",
+    "prompt_cache_key",
+    "service_tier",
+    "reasoning",
+    "stream",
+    "safety_identifier",
+];
+
+/// Hosted tools OpenAI runs on its side, which this server cannot.
+const HOSTED_TOOLS: &[&str] = &[
+    "web_search",
+    "web_search_preview",
+    "file_search",
+    "computer_use_preview",
+    "computer_use",
+    "code_interpreter",
+    "image_generation",
+    "mcp",
+    "local_shell",
+    "shell",
+    "custom",
+];
+
+fn unsupported(param: &str, what: &str) -> ApiError {
+    ApiError::invalid(
+        param,
+        "unsupported_parameter",
+        format!("Unsupported parameter: '{param}': {what} is not supported by this server yet."),
+    )
+}
+
+fn no_such_response(id: &str, param: &str) -> ApiError {
+    ApiError {
+        param: Some(param.into()),
+        ..ApiError::not_found(format!("No response found with id '{id}'."))
+    }
+}
+
+/// A request translated for the pipeline: the chat body, and what the response object echoes.
+struct Translated {
+    chat: Value,
+    /// The chat messages of this turn (after the stored conversation), without the instructions.
+    turn: Vec<Value>,
+    /// The conversation before this turn (from `previous_response_id`).
+    history: Vec<Value>,
+    input_items: Vec<Value>,
+}
+
+/// `POST /v1/responses`
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Json<api::Response>, ApiError> {
+    let start = Instant::now();
+    let raw = crate::routes::body(b, state.config.max_body_bytes)?;
+    let v = Fields::parse(&raw)?;
+    let f = Fields::new(&v);
+    f.check_known(FIELDS, state.config.ignore_unknown_fields)?;
+    if f.bool("stream")?.unwrap_or(false) {
+        return Err(unsupported("stream", "streaming a response"));
+    }
+    if f.bool("background")?.unwrap_or(false) {
+        return Err(unsupported("background", "running a response in the background"));
+    }
+    let store = f.bool("store")?.unwrap_or(true);
+    let previous = previous(&state, &caller, f.string("previous_response_id")?).await?;
+    let t = translate(&f, previous.as_ref())?;
+    let body = serde_json::to_vec(&t.chat).map_err(|e| ApiError::internal(e.to_string()))?;
+    let req = pipeline::Request {
+        api: Api::Chat,
+        body: &body,
+        headers: Some(&headers),
+        batch: false,
+    };
+    let answer = match pipeline::run(&state, &caller, req).await? {
+        Outcome::Refused { v, .. } => crate::respond::refusal_body(&state, &v),
+        Outcome::Generated { v, rx, .. } => crate::respond::collect_recorded(&state, &v, rx, start).await?,
+    };
+    let crate::respond::Body::Chat(chat) = answer else {
+        return Err(ApiError::internal("a chat request answered as a text completion"));
+    };
+    let response = render(&f, &chat, previous.as_ref().map(|p| p.id.clone()), store)?;
+    if store {
+        save(&state, &caller, &response, t, &chat).await?;
+    }
+    Ok(Json(response))
+}
+
+/// The stored response `previous_response_id` names, if the caller may see it.
+async fn previous(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    id: Option<&str>,
+) -> Result<Option<ResponseRecord>, ApiError> {
+    let Some(id) = id else { return Ok(None) };
+    find(state, caller, id)
+        .await
+        .map(Some)
+        .map_err(|_| no_such_response(id, "previous_response_id"))
+}
+
+async fn find(state: &Arc<AppState>, caller: &Caller, id: &str) -> Result<ResponseRecord, ApiError> {
+    let key = id.to_string();
+    state
+        .db(move |s| s.response(&key, unix_now()))
+        .await?
+        .filter(|r| caller.owns(r.project_id.as_deref()))
+        .ok_or_else(|| no_such_response(id, "response_id"))
+}
+
+/// The chat request this Responses request asks for.
+fn translate(f: &Fields, previous: Option<&ResponseRecord>) -> Result<Translated, ApiError> {
+    let history: Vec<Value> = match previous {
+        Some(p) => {
+            serde_json::from_str(&p.messages).map_err(|e| ApiError::internal(format!("stored response: {e}")))?
+        }
+        None => Vec::new(),
+    };
+    let (turn, input_items) = input(f.get("input"))?;
+    let mut messages = Vec::new();
+    if let Some(i) = f.string("instructions")? {
+        messages.push(json!({"role": "system", "content": i}));
+    }
+    messages.extend(history.iter().cloned());
+    messages.extend(turn.iter().cloned());
+    let mut chat = Map::new();
+    chat.insert("model".into(), f.get("model").cloned().unwrap_or(Value::Null));
+    chat.insert("messages".into(), Value::Array(messages));
+    if let Some(t) = tools(f.get("tools"))? {
+        chat.insert("tools".into(), t);
+    }
+    if let Some(c) = f.get("tool_choice") {
+        chat.insert("tool_choice".into(), tool_choice(c)?);
+    }
+    if let Some(rf) = text_format(f.get("text"))? {
+        chat.insert("response_format".into(), rf);
+    }
+    for (from, to) in [
+        ("max_output_tokens", "max_completion_tokens"),
+        ("temperature", "temperature"),
+        ("top_p", "top_p"),
+        ("parallel_tool_calls", "parallel_tool_calls"),
+        ("user", "user"),
+    ] {
+        if let Some(x) = f.get(from).filter(|x| !x.is_null()) {
+            chat.insert(to.into(), x.clone());
+        }
+    }
+    Ok(Translated {
+        chat: Value::Object(chat),
+        turn,
+        history,
+        input_items,
+    })
+}
+
+/// `input`: a string (one user message) or items. Returns the chat messages and the items as
+/// stored (each with an id).
+fn input(v: Option<&Value>) -> Result<(Vec<Value>, Vec<Value>), ApiError> {
+    let items = match v {
+        None | Some(Value::Null) => {
+            return Err(ApiError::invalid(
+                "input",
+                "missing_required_parameter",
+                "Missing required parameter: 'input'.",
+            ))
+        }
+        Some(Value::String(s)) => vec![json!({"type": "message", "role": "user", "content": s})],
+        Some(Value::Array(a)) => a.clone(),
+        Some(v) => return Err(wrong_type("input", "a string or an array of items", v)),
+    };
+    let mut messages: Vec<Value> = Vec::new();
+    let mut stored = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let p = format!("input[{i}]");
+        let Value::Object(o) = item else {
+            return Err(wrong_type(&p, "an object", item));
+        };
+        let kind = o.get("type").and_then(Value::as_str).unwrap_or("message");
+        match kind {
+            "message" => messages.push(message(&p, o)?),
+            "function_call" => function_call(&p, o, &mut messages)?,
+            "function_call_output" => messages.push(function_call_output(&p, o)?),
+            // Reasoning items carry nothing these models read.
+            "reasoning" => continue,
+            other => {
+                return Err(ApiError::invalid(
+                    format!("{p}.type"),
+                    "invalid_value",
+                    format!("Input items of type '{other}' are not supported by this server."),
+                ))
+            }
+        }
+        let mut kept = o.clone();
+        if !kept.contains_key("id") {
+            let prefix = match kind {
+                "message" => "msg_",
+                "function_call" => "fc_",
+                _ => "fco_",
+            };
+            kept.insert("id".into(), json!(new_id(prefix)));
+        }
+        kept.insert("type".into(), json!(kind));
+        stored.push(Value::Object(kept));
+    }
+    Ok((messages, stored))
+}
+
+/// A message item: its text parts joined (`input_text`, or `output_text` in replayed history).
+fn message(p: &str, o: &Map<String, Value>) -> Result<Value, ApiError> {
+    let role = o.get("role").and_then(Value::as_str).unwrap_or("");
+    if !["user", "assistant", "system", "developer"].contains(&role) {
+        return Err(ApiError::invalid(
+            format!("{p}.role"),
+            "invalid_value",
+            format!("Invalid value for '{p}.role': '{role}'. Supported values are: 'user', 'assistant', 'system' and 'developer'."),
+        ));
+    }
+    let text = match o.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts_text(&format!("{p}.content"), parts)?,
+        Some(v) => return Err(wrong_type(&format!("{p}.content"), "a string or an array of parts", v)),
+        None => {
+            return Err(ApiError::invalid(
+                format!("{p}.content"),
+                "missing_required_parameter",
+                format!("Missing required parameter: '{p}.content'."),
+            ))
+        }
+    };
+    Ok(json!({"role": role, "content": text}))
+}
+
+fn parts_text(p: &str, parts: &[Value]) -> Result<String, ApiError> {
+    let mut text = String::new();
+    for (j, part) in parts.iter().enumerate() {
+        let pp = format!("{p}[{j}]");
+        match part.get("type").and_then(Value::as_str) {
+            Some("input_text") | Some("output_text") => match part.get("text") {
+                Some(Value::String(t)) => text.push_str(t),
+                v => return Err(wrong_type(&format!("{pp}.text"), "a string", v.unwrap_or(&Value::Null))),
+            },
+            Some("refusal") => {}
+            Some("input_image") => return Err(unsupported(&pp, "image input")),
+            Some("input_file") => return Err(unsupported(&pp, "file input")),
+            Some("input_audio") => return Err(unsupported(&pp, "audio input")),
+            other => {
+                return Err(ApiError::invalid(
+                    format!("{pp}.type"),
+                    "invalid_value",
+                    format!("Invalid content part type {other:?}."),
+                ))
+            }
+        }
+    }
+    Ok(text)
+}
+
+fn string_field<'a>(p: &str, o: &'a Map<String, Value>, k: &str) -> Result<&'a str, ApiError> {
+    o.get(k).and_then(Value::as_str).ok_or_else(|| {
+        ApiError::invalid(
+            format!("{p}.{k}"),
+            "missing_required_parameter",
+            format!("Missing required parameter: '{p}.{k}' (a string)."),
+        )
+    })
+}
+
+/// A replayed function call: a tool call of an assistant message (consecutive calls share one).
+fn function_call(p: &str, o: &Map<String, Value>, messages: &mut Vec<Value>) -> Result<(), ApiError> {
+    let call = json!({"id": string_field(p, o, "call_id")?, "type": "function",
+                      "function": {"name": string_field(p, o, "name")?, "arguments": string_field(p, o, "arguments")?}});
+    match messages.last_mut() {
+        Some(m) if m["role"] == "assistant" && m["tool_calls"].is_array() => {
+            m["tool_calls"].as_array_mut().expect("checked").push(call);
+        }
+        _ => messages.push(json!({"role": "assistant", "content": null, "tool_calls": [call]})),
+    }
+    Ok(())
+}
+
+/// A function's result: a `tool` message answering its call.
+fn function_call_output(p: &str, o: &Map<String, Value>) -> Result<Value, ApiError> {
+    let output = match o.get("output") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts_text(&format!("{p}.output"), parts)?,
+        v => {
+            return Err(wrong_type(
+                &format!("{p}.output"),
+                "a string",
+                v.unwrap_or(&Value::Null),
+            ))
+        }
+    };
+    Ok(json!({"role": "tool", "tool_call_id": string_field(p, o, "call_id")?, "content": output}))
+}
+
+/// Function tools (flat, as the Responses API writes them) as chat tools; a hosted tool is a 400.
+fn tools(v: Option<&Value>) -> Result<Option<Value>, ApiError> {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let Value::Array(a) = v else {
+        return Err(wrong_type("tools", "an array", v));
+    };
+    let mut out = Vec::new();
+    for (i, t) in a.iter().enumerate() {
+        match t.get("type").and_then(Value::as_str) {
+            Some("function") => {
+                let mut function = Map::new();
+                for k in ["name", "description", "parameters", "strict"] {
+                    if let Some(x) = t.get(k).filter(|x| !x.is_null()) {
+                        function.insert(k.into(), x.clone());
+                    }
+                }
+                out.push(json!({"type": "function", "function": function}));
+            }
+            Some(h) if HOSTED_TOOLS.iter().any(|x| h.starts_with(x)) => {
+                return Err(unsupported(
+                    &format!("tools[{i}].type"),
+                    &format!("the hosted tool '{h}'"),
+                ))
+            }
+            other => {
+                return Err(ApiError::invalid(
+                    format!("tools[{i}].type"),
+                    "invalid_value",
+                    format!("Invalid tool type {other:?}: only 'function' tools run here."),
+                ))
+            }
+        }
+    }
+    Ok(Some(Value::Array(out)))
+}
+
+/// `tool_choice`: the modes as they are, `{type: function, name}` as chat's named choice.
+fn tool_choice(v: &Value) -> Result<Value, ApiError> {
+    match v {
+        Value::String(_) => Ok(v.clone()),
+        Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("function") => {
+            let name = string_field("tool_choice", o, "name")?;
+            Ok(json!({"type": "function", "function": {"name": name}}))
+        }
+        _ => Err(ApiError::invalid(
+            "tool_choice",
+            "invalid_value",
+            "Invalid 'tool_choice': 'none', 'auto', 'required' or {\"type\": \"function\", \"name\": …}.",
+        )),
+    }
+}
+
+/// `text.format` as chat's `response_format` (`verbosity` is accepted and changes nothing).
+fn text_format(v: Option<&Value>) -> Result<Option<Value>, ApiError> {
+    let Some(format) = v.and_then(|t| t.get("format")).filter(|x| !x.is_null()) else {
+        return Ok(None);
+    };
+    match format.get("type").and_then(Value::as_str) {
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(json!({"type": "json_object"}))),
+        Some("json_schema") => {
+            let mut schema = Map::new();
+            for k in ["name", "schema", "strict", "description"] {
+                if let Some(x) = format.get(k).filter(|x| !x.is_null()) {
+                    schema.insert(k.into(), x.clone());
+                }
+            }
+            Ok(Some(json!({"type": "json_schema", "json_schema": schema})))
+        }
+        other => Err(ApiError::invalid(
+            "text.format.type",
+            "invalid_value",
+            format!("Invalid 'text.format.type' {other:?}: 'text', 'json_object' or 'json_schema'."),
+        )),
+    }
+}
+
+/// The chat answer as a response object.
+fn render(
+    f: &Fields,
+    chat: &api::ChatCompletion,
+    previous_response_id: Option<String>,
+    store: bool,
+) -> Result<api::Response, ApiError> {
+    let choice = chat
+        .choices
+        .first()
+        .ok_or_else(|| ApiError::internal("an answer without a choice"))?;
+    let (status, incomplete_details) = match choice.finish_reason.as_deref() {
+        Some("length") => ("incomplete", Some("max_output_tokens")),
+        Some("content_filter") => ("incomplete", Some("content_filter")),
+        _ => ("completed", None),
+    };
+    let echo = |k: &str| f.get(k).filter(|x| !x.is_null()).cloned();
+    Ok(api::Response {
+        id: new_id("resp_"),
+        object: "response".into(),
+        created_at: chat.created,
+        status: status.into(),
+        error: None,
+        incomplete_details: incomplete_details.map(|r| api::IncompleteDetails { reason: r.into() }),
+        instructions: f.string("instructions")?.map(String::from),
+        max_output_tokens: f.get("max_output_tokens").and_then(Value::as_u64),
+        model: chat.model.clone(),
+        output: output_items(&choice.message, status),
+        parallel_tool_calls: f.bool("parallel_tool_calls")?.unwrap_or(true),
+        previous_response_id,
+        temperature: f.get("temperature").and_then(Value::as_f64).or(Some(1.0)),
+        top_p: f.get("top_p").and_then(Value::as_f64).or(Some(1.0)),
+        text: echo("text").unwrap_or_else(|| json!({"format": {"type": "text"}})),
+        tool_choice: echo("tool_choice").unwrap_or_else(|| json!("auto")),
+        tools: echo("tools").and_then(|t| t.as_array().cloned()).unwrap_or_default(),
+        truncation: f.string("truncation")?.unwrap_or("disabled").into(),
+        usage: Some(api::ResponseUsage::from(&chat.usage)),
+        user: f.string("user")?.map(String::from),
+        metadata: echo("metadata").unwrap_or_else(|| json!({})),
+        store,
+        background: false,
+        service_tier: "default".into(),
+    })
+}
+
+/// An assistant message as output items: its text (or refusal) as a message, each tool call as a
+/// function call.
+fn output_items(m: &api::AssistantMessage, status: &str) -> Vec<api::OutputItem> {
+    let mut out = Vec::new();
+    let content = match (&m.refusal, &m.content) {
+        (Some(r), _) => vec![api::OutputContent::Refusal { refusal: r.clone() }],
+        (None, Some(t)) if !t.is_empty() => vec![api::OutputContent::OutputText {
+            text: t.clone(),
+            annotations: Vec::new(),
+            logprobs: Vec::new(),
+        }],
+        _ => Vec::new(),
+    };
+    if !content.is_empty() {
+        out.push(api::OutputItem::Message {
+            id: new_id("msg_"),
+            role: "assistant".into(),
+            status: status.into(),
+            content,
+        });
+    }
+    for call in m.tool_calls.iter().flatten() {
+        out.push(api::OutputItem::FunctionCall {
+            id: new_id("fc_"),
+            call_id: call.id.clone(),
+            name: call.function.name.clone(),
+            arguments: call.function.arguments.clone(),
+            status: "completed".into(),
+        });
+    }
+    out
+}
+
+/// Stores the response with the conversation a continuation starts from.
+async fn save(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    response: &api::Response,
+    t: Translated,
+    chat: &api::ChatCompletion,
+) -> Result<(), ApiError> {
+    let mut messages = t.history;
+    messages.extend(t.turn);
+    if let Some(c) = chat.choices.first() {
+        messages.push(json!({"role": "assistant", "content": c.message.content,
+                             "tool_calls": c.message.tool_calls}));
+    }
+    let rec = ResponseRecord {
+        id: response.id.clone(),
+        project_id: caller.project_id(),
+        created_at: response.created_at,
+        expires_at: response.created_at + RETENTION_SECS,
+        previous_response_id: response.previous_response_id.clone(),
+        object: json_text(response),
+        messages: json_text(&messages),
+        input_items: json_text(&t.input_items),
+    };
+    state.db(move |s| s.insert_response(&rec)).await
+}
+
+/// JSON text of anything serialisable (the store keeps objects as text).
+fn json_text<T: serde::Serialize>(x: &T) -> String {
+    serde_json::to_string(x).unwrap_or_default()
+}
+
+/// `GET /v1/responses/{id}`
+pub async fn retrieve(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let r = find(&state, &caller, &id).await?;
+    serde_json::from_str(&r.object)
+        .map(Json)
+        .map_err(|e| ApiError::internal(format!("stored response: {e}")))
+}
+
+/// `DELETE /v1/responses/{id}`
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<api::Deleted>, ApiError> {
+    let r = find(&state, &caller, &id).await?;
+    state.db(move |s| s.delete_response(&r.id)).await?;
+    Ok(Json(api::Deleted {
+        id,
+        object: "response".into(),
+        deleted: true,
+        revoked_at: None,
+    }))
+}
+
+/// `GET /v1/responses/{id}/input_items` (newest first, as OpenAI lists them; `order=asc` for
+/// oldest first).
+pub async fn input_items(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<api::Page<Value>>, ApiError> {
+    let r = find(&state, &caller, &id).await?;
+    let mut items: Vec<Value> =
+        serde_json::from_str(&r.input_items).map_err(|e| ApiError::internal(format!("stored response: {e}")))?;
+    if q.get("order").map(String::as_str) != Some("asc") {
+        items.reverse();
+    }
+    let limit = crate::files::limit_param(&q, 100, 20)?;
+    if let Some(after) = q.get("after") {
+        let at = items.iter().position(|x| x["id"].as_str() == Some(after.as_str()));
+        items = at.map(|i| items.split_off(i + 1)).unwrap_or_default();
+    }
+    let has_more = items.len() > limit;
+    items.truncate(limit);
+    Ok(Json(api::Page::new(items, has_more, |x: &Value| {
+        x["id"].as_str().unwrap_or("")
+    })))
+}
