@@ -75,6 +75,34 @@ def test_a_function_call_loop(client):
         client.responses.retrieve(replay.id)
 
 
+def test_streaming_events_come_in_order_and_the_sdk_helper_assembles_them(client):
+    with client.responses.stream(model="mini", input="Say hi.", max_output_tokens=64, temperature=0) as s:
+        kinds = [e.type for e in s]
+        final = s.get_final_response()
+    assert kinds[:2] == ["response.created", "response.in_progress"] and kinds[-1] == "response.completed", kinds
+    assert kinds.index("response.output_item.added") < kinds.index("response.output_text.delta") < \
+        kinds.index("response.output_text.done") < kinds.index("response.output_item.done"), kinds
+    assert final.output_text and final.usage.output_tokens > 0 and final.status == "completed"
+    assert client.responses.retrieve(final.id).output_text == final.output_text, "a streamed response is stored"
+    events = list(client.responses.create(model="mini", input="Say hi.", stream=True, max_output_tokens=3))
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert events[-1].type == "response.incomplete"
+    assert events[-1].response.incomplete_details.reason == "max_output_tokens"
+
+
+def test_a_streamed_function_call(client):
+    events = list(client.responses.create(model="mini", input="What is the weather in Lyon?", tools=[WEATHER],
+                                          tool_choice="required", parallel_tool_calls=False, temperature=0,
+                                          max_output_tokens=64, stream=True))
+    done = [e for e in events if e.type == "response.function_call_arguments.done"]
+    assert len(done) == 1 and done[0].name == "get_weather" and json.loads(done[0].arguments)["city"], \
+        [e.type for e in events]
+    final = events[-1].response
+    assert events[-1].type == "response.completed"
+    call = [o for o in final.output if o.type == "function_call"][0]
+    assert call.id == done[0].item_id and call.arguments == done[0].arguments
+
+
 def test_structured_output_through_text_format(client):
     schema = {"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"],
               "additionalProperties": False}

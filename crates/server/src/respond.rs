@@ -113,7 +113,7 @@ impl Body {
 }
 
 /// The one place usage and cost are counted, for every response (stream or not).
-fn usage(pricing: &Pricing, prompt: usize, cached: usize, completion: usize) -> api::Usage {
+pub(crate) fn usage(pricing: &Pricing, prompt: usize, cached: usize, completion: usize) -> api::Usage {
     let (input, cached_input, output, total) = pricing.cost(prompt, cached, completion);
     let cost = api::Cost {
         input,
@@ -168,7 +168,7 @@ fn completion_logprobs(lps: &[Logprobs], start_offset: usize, texts: &[String]) 
 }
 
 /// Tool calls as the API shows them, each with a fresh id.
-fn tool_calls(calls: &[crate::tools::Call]) -> Vec<api::ToolCall> {
+pub(crate) fn tool_calls(calls: &[crate::tools::Call]) -> Vec<api::ToolCall> {
     calls
         .iter()
         .map(|(name, args)| api::ToolCall {
@@ -279,20 +279,20 @@ pub fn record_attempt(state: &Arc<AppState>, v: &ValidRequest, start: Instant, c
 /// finished (200), failed (its status) or abandoned by the client (499, with the tokens generated
 /// so far) — and tells the rate-limit charge what was really used. Batch lines record theirs with
 /// their result instead.
-struct UsageGuard {
+pub(crate) struct UsageGuard {
     state: Arc<AppState>,
     tier: usize,
     account: crate::request::Account,
     id: String,
     start: Instant,
-    prompt: usize,
-    cached: usize,
-    completion: usize,
-    status: u16,
+    pub(crate) prompt: usize,
+    pub(crate) cached: usize,
+    pub(crate) completion: usize,
+    pub(crate) status: u16,
 }
 
 impl UsageGuard {
-    fn new(state: &Arc<AppState>, v: &ValidRequest, start: Instant) -> Self {
+    pub(crate) fn new(state: &Arc<AppState>, v: &ValidRequest, start: Instant) -> Self {
         Self {
             state: state.clone(),
             tier: v.tier,

@@ -3,7 +3,8 @@
 //! function tools, `tool_choice` and `text.format` become their chat equivalents; the pipeline
 //! answers, and the chat answer is rendered as output items. Stored responses (`store`, default
 //! true) belong to the caller's project: `GET`, `DELETE` and `input_items`, 404 for any other
-//! project. Not yet: streaming, `background`, batch lines (each a 400 naming the field).
+//! project. `stream` renders the answer as response events (`responses_stream`). Not yet:
+//! `background`, batch lines (each a 400 naming the field).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,6 +13,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, State};
 use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Map, Value};
 use tandem_api as api;
@@ -98,21 +100,20 @@ pub async fn create(
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     b: Result<Bytes, BytesRejection>,
-) -> Result<Json<api::Response>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let start = Instant::now();
     let raw = crate::routes::body(b, state.config.max_body_bytes)?;
-    let v = Fields::parse(&raw)?;
-    let f = Fields::new(&v);
+    let request = Fields::parse(&raw)?;
+    let f = Fields::new(&request);
     f.check_known(FIELDS, state.config.ignore_unknown_fields)?;
-    if f.bool("stream")?.unwrap_or(false) {
-        return Err(unsupported("stream", "streaming a response"));
-    }
+    let streamed = f.bool("stream")?.unwrap_or(false);
     if f.bool("background")?.unwrap_or(false) {
         return Err(unsupported("background", "running a response in the background"));
     }
     let store = f.bool("store")?.unwrap_or(true);
     let previous = previous(&state, &caller, f.string("previous_response_id")?).await?;
-    let t = translate(&f, previous.as_ref())?;
+    let mut t = translate(&f, previous.as_ref())?;
+    t.chat["stream"] = json!(streamed);
     let body = serde_json::to_vec(&t.chat).map_err(|e| ApiError::internal(e.to_string()))?;
     let req = pipeline::Request {
         api: Api::Chat,
@@ -120,18 +121,100 @@ pub async fn create(
         headers: Some(&headers),
         batch: false,
     };
+    let previous_id = previous.as_ref().map(|p| p.id.clone());
     let answer = match pipeline::run(&state, &caller, req).await? {
         Outcome::Refused { v, .. } => crate::respond::refusal_body(&state, &v),
+        Outcome::Generated { v, rx, .. } if streamed => {
+            let finish = crate::responses_stream::Finish {
+                id: new_id("resp_"),
+                request: request.clone(),
+                previous_response_id: previous_id,
+                store,
+                save: saver(&state, &caller, t),
+            };
+            return Ok(crate::responses_stream::stream(state.clone(), v, rx, start, finish));
+        }
         Outcome::Generated { v, rx, .. } => crate::respond::collect_recorded(&state, &v, rx, start).await?,
     };
     let crate::respond::Body::Chat(chat) = answer else {
         return Err(ApiError::internal("a chat request answered as a text completion"));
     };
-    let response = render(&f, &chat, previous.as_ref().map(|p| p.id.clone()), store)?;
+    let response = render(new_id("resp_"), &f, &chat, previous_id, store)?;
     if store {
         save(&state, &caller, &response, t, &chat).await?;
     }
-    Ok(Json(response))
+    Ok(Json(response).into_response())
+}
+
+/// Stores a streamed response once it has finished.
+fn saver(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    t: Translated,
+) -> Box<dyn FnOnce(api::Response, api::ChatCompletion) -> tokio::task::JoinHandle<()> + Send + Sync> {
+    let (state, caller) = (state.clone(), caller.clone());
+    Box::new(move |response, chat| {
+        tokio::spawn(async move {
+            if let Err(e) = save(&state, &caller, &response, t, &chat).await {
+                tracing::error!(error = %e.message, "storing a streamed response");
+            }
+        })
+    })
+}
+
+/// The response object before any output: what `response.created` carries.
+pub(crate) fn skeleton(id: &str, request: &Value, model: &str, previous: Option<String>, store: bool) -> Value {
+    let f = Fields::new(request);
+    let chat = chat_answer(model, String::new(), Vec::new(), None, api::Usage::default());
+    let mut r = render(id.to_string(), &f, &chat, previous, store)
+        .map(|r| serde_json::to_value(r).unwrap_or_default())
+        .unwrap_or_default();
+    r["output"] = json!([]);
+    r["usage"] = Value::Null;
+    r
+}
+
+/// A streamed answer as the chat completion `render` reads.
+pub(crate) fn chat_answer(
+    model: &str,
+    text: String,
+    tool_calls: Vec<api::ToolCall>,
+    finish: Option<String>,
+    usage: api::Usage,
+) -> api::ChatCompletion {
+    let mut message = api::AssistantMessage::text(text);
+    if !tool_calls.is_empty() {
+        message.tool_calls = Some(tool_calls);
+    }
+    api::ChatCompletion {
+        id: String::new(),
+        object: api::ChatCompletion::OBJECT.into(),
+        created: unix_now(),
+        model: model.to_string(),
+        choices: vec![api::ChatChoice {
+            index: 0,
+            message,
+            logprobs: None,
+            finish_reason: finish,
+        }],
+        usage,
+        system_fingerprint: String::new(),
+        service_tier: "default".into(),
+    }
+}
+
+/// The finished streamed response.
+pub(crate) fn render_value(
+    f: &crate::responses_stream::Finish,
+    chat: &api::ChatCompletion,
+) -> Result<api::Response, ApiError> {
+    render(
+        f.id.clone(),
+        &Fields::new(&f.request),
+        chat,
+        f.previous_response_id.clone(),
+        f.store,
+    )
 }
 
 /// The stored response `previous_response_id` names, if the caller may see it.
@@ -424,6 +507,7 @@ fn text_format(v: Option<&Value>) -> Result<Option<Value>, ApiError> {
 
 /// The chat answer as a response object.
 fn render(
+    id: String,
     f: &Fields,
     chat: &api::ChatCompletion,
     previous_response_id: Option<String>,
@@ -440,7 +524,7 @@ fn render(
     };
     let echo = |k: &str| f.get(k).filter(|x| !x.is_null()).cloned();
     Ok(api::Response {
-        id: new_id("resp_"),
+        id,
         object: "response".into(),
         created_at: chat.created,
         status: status.into(),
