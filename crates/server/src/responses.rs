@@ -52,6 +52,8 @@ const FIELDS: &[&str] = &[
     "reasoning",
     "stream",
     "safety_identifier",
+    // Not OpenAI's for this endpoint: chat's seed, for reproducible sampling.
+    "seed",
 ];
 
 /// Hosted tools OpenAI runs on its side, which this server cannot.
@@ -272,6 +274,7 @@ fn translate(f: &Fields, previous: Option<&ResponseRecord>) -> Result<Translated
         ("top_p", "top_p"),
         ("parallel_tool_calls", "parallel_tool_calls"),
         ("user", "user"),
+        ("seed", "seed"),
     ] {
         if let Some(x) = f.get(from).filter(|x| !x.is_null()) {
             chat.insert(to.into(), x.clone());
