@@ -113,3 +113,31 @@ def test_cors_for_the_configured_origin_only(http):
     assert r.headers["access-control-allow-origin"] == "http://playground.test"
     other = http.get("/v1/models", headers={"Origin": "http://elsewhere.test"})
     assert "access-control-allow-origin" not in other.headers
+
+
+def test_openai_model_names_are_aliases_of_the_tiers(client):
+    r = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+    assert r.model == MINI
+    r = client.responses.create(model="gpt-4o-mini-2024-07-18", input="hi", max_output_tokens=2)
+    assert r.model == MINI
+    # This server serves the mini only: gpt-4o stands for the flagship, and the 404 says so.
+    with pytest.raises(openai.NotFoundError) as e:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+    assert e.value.body["param"] == "model" and "flagship" in e.value.body["message"]
+    assert "serves: mini" in e.value.body["message"]
+    assert client.models.retrieve("gpt-4o-mini").id == MINI
+
+
+def test_top_k_min_p_and_repetition_penalty_are_accepted_extensions(client):
+    msgs = [{"role": "user", "content": "Name three colours."}]
+    greedy = client.chat.completions.create(model="mini", messages=msgs, max_tokens=12, temperature=0)
+    top1 = client.chat.completions.create(model="mini", messages=msgs, max_tokens=12, temperature=1, seed=3,
+                                          extra_body={"top_k": 1})
+    assert top1.choices[0].message.content == greedy.choices[0].message.content, "top_k=1 is greedy"
+    r = client.completions.create(model="mini", prompt="def add(a, b):", max_tokens=8,
+                                  extra_body={"min_p": 0.1, "repetition_penalty": 1.2, "top_k": 40})
+    assert r.choices[0].text
+    for bad in [{"min_p": 2}, {"top_k": -1}, {"repetition_penalty": 0}]:
+        with pytest.raises(openai.BadRequestError) as e:
+            client.chat.completions.create(model="mini", messages=msgs, max_tokens=2, extra_body=bad)
+        assert e.value.body["param"] == next(iter(bad)), e.value.body

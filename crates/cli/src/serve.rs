@@ -369,7 +369,18 @@ fn server_config(s: &Settings) -> Result<ServerConfig> {
     if !(auto_threshold.is_finite() && auto_threshold <= 0.0) {
         bail!("--auto-threshold must be a log-probability (≤ 0), got {auto_threshold}");
     }
+    let mut aliases = std::collections::HashMap::new();
+    for pair in s.model_aliases.iter().flatten() {
+        let Some((alias, tier)) = pair
+            .split_once('=')
+            .filter(|(a, t)| !a.trim().is_empty() && !t.trim().is_empty())
+        else {
+            bail!("--model-alias {pair:?}: expected ALIAS=TIER, e.g. gpt-4o=flagship");
+        };
+        aliases.insert(alias.trim().to_string(), tier.trim().to_string());
+    }
     Ok(ServerConfig {
+        aliases,
         ignore_unknown_fields: s.ignore_unknown_fields.unwrap_or_default(),
         default_max_tokens: s.default_max_tokens.unwrap_or_default(),
         max_body_bytes: s.max_body_bytes.unwrap_or_default(),

@@ -149,6 +149,10 @@ pub struct Settings {
     /// is at least this, else let the large tier answer (default from `tandem eval route`).
     #[arg(long, env = "TANDEM_AUTO_THRESHOLD", allow_hyphen_values = true)]
     pub auto_threshold: Option<f64>,
+    /// Other model names that mean a tier, as ALIAS=TIER (repeatable or comma-separated; replaces
+    /// the defaults: gpt-4o and its dated names → flagship, gpt-4o-mini and its → mini).
+    #[arg(long = "model-alias", env = "TANDEM_MODEL_ALIASES", value_delimiter = ',')]
+    pub model_aliases: Option<Vec<String>>,
     /// Per-tier prices (`[prices.mini]` in tandem.toml only).
     #[arg(skip)]
     pub prices: Option<PriceTable>,
@@ -211,6 +215,12 @@ impl Settings {
             tool_output_as_data: Some(false),
             speculation: Some("ngram".into()),
             auto_threshold: Some(tandem_server::ServerConfig::default().auto_threshold),
+            model_aliases: Some(
+                tandem_server::DEFAULT_ALIASES
+                    .iter()
+                    .map(|(a, t)| format!("{a}={t}"))
+                    .collect(),
+            ),
             ..Self::default()
         }
     }
@@ -253,6 +263,7 @@ impl Settings {
 fn flag_name(key: &str) -> String {
     match key {
         "cors_origins" => "cors-origin".into(),
+        "model_aliases" => "model-alias".into(),
         k => k.replace('_', "-"),
     }
 }

@@ -60,7 +60,7 @@ pub use admin::{key_object, usage_json};
 pub use guard::{ModerationPolicy, REFUSAL};
 pub use projects::project_object;
 use routes::router;
-pub use state::{unix_now, AppState, Pricing, ServerConfig, Tier};
+pub use state::{unix_now, AppState, Pricing, ServerConfig, Tier, DEFAULT_ALIASES};
 
 /// Resolves when SIGTERM or Ctrl-C arrives.
 async fn shutdown_signal() {
@@ -86,6 +86,7 @@ pub async fn serve(
     drain: std::time::Duration,
 ) -> std::io::Result<()> {
     batch_worker::spawn(state.clone());
+    responses::spawn_sweeper(state.clone());
     let app = router(state);
     let (sig_tx, sig_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
@@ -118,6 +119,7 @@ pub async fn serve_tls(
 ) -> std::io::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     batch_worker::spawn(state.clone());
+    responses::spawn_sweeper(state.clone());
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await?;
     let handle = axum_server::Handle::new();
     let h = handle.clone();

@@ -98,6 +98,10 @@ const CHAT_FIELDS: &[&str] = &[
     "safety_identifier",
     "prompt_cache_key",
     "verbosity",
+    // Extensions (as vLLM and llama-server take them): more sampling controls.
+    "top_k",
+    "min_p",
+    "repetition_penalty",
 ];
 
 const COMPLETION_FIELDS: &[&str] = &[
@@ -121,6 +125,10 @@ const COMPLETION_FIELDS: &[&str] = &[
     "user",
     // Not OpenAI's for this endpoint, but the same structured outputs as chat (as vLLM accepts).
     "response_format",
+    // Extensions: more sampling controls.
+    "top_k",
+    "min_p",
+    "repetition_penalty",
 ];
 
 fn unsupported(param: &str, what: &str) -> ApiError {
@@ -181,6 +189,9 @@ fn common(f: &Fields, vocab: usize, max_tokens_keys: &[&str]) -> Result<Common, 
         frequency_penalty: f.number("frequency_penalty", -2.0, 2.0)?.unwrap_or(0.0) as f32,
         logit_bias: f.logit_bias(vocab)?,
         seed: f.integer("seed", i64::MIN, i64::MAX)?.map(|s| s as u64),
+        top_k: f.integer("top_k", 0, 1_000_000)?.unwrap_or(0) as usize,
+        min_p: f.number("min_p", 0.0, 1.0)?.unwrap_or(0.0) as f32,
+        repetition_penalty: f.number("repetition_penalty", 0.01, 10.0)?.unwrap_or(1.0) as f32,
         ..SamplingParams::default()
     };
     // OpenAI accepts top_p = 0 (it means greedy in practice); the sampler needs a positive value.

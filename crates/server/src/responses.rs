@@ -52,8 +52,11 @@ const FIELDS: &[&str] = &[
     "reasoning",
     "stream",
     "safety_identifier",
-    // Not OpenAI's for this endpoint: chat's seed, for reproducible sampling.
+    // Not OpenAI's for this endpoint: chat's seed and sampling extensions.
     "seed",
+    "top_k",
+    "min_p",
+    "repetition_penalty",
 ];
 
 /// Hosted tools OpenAI runs on its side, which this server cannot.
@@ -275,6 +278,9 @@ fn translate(f: &Fields, previous: Option<&ResponseRecord>) -> Result<Translated
         ("parallel_tool_calls", "parallel_tool_calls"),
         ("user", "user"),
         ("seed", "seed"),
+        ("top_k", "top_k"),
+        ("min_p", "min_p"),
+        ("repetition_penalty", "repetition_penalty"),
     ] {
         if let Some(x) = f.get(from).filter(|x| !x.is_null()) {
             chat.insert(to.into(), x.clone());
@@ -617,6 +623,20 @@ async fn save(
 /// JSON text of anything serialisable (the store keeps objects as text).
 fn json_text<T: serde::Serialize>(x: &T) -> String {
     serde_json::to_string(x).unwrap_or_default()
+}
+
+/// Deletes expired stored responses at start and then hourly (expired ones are already invisible).
+pub fn spawn_sweeper(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        loop {
+            match state.db(|s| s.sweep_responses(unix_now())).await {
+                Ok(n) if n > 0 => tracing::info!(deleted = n, "expired stored responses"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e.message, "sweeping stored responses"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
+    });
 }
 
 /// `GET /v1/responses/{id}`

@@ -78,7 +78,19 @@ pub struct ServerConfig {
     /// `model: "auto"`: the small tier's answer is kept when the mean log-probability of its
     /// tokens is at least this (see `router`).
     pub auto_threshold: f64,
+    /// Other names clients use for the tiers (`gpt-4o` → `flagship`).
+    pub aliases: std::collections::HashMap<String, String>,
 }
+
+/// OpenAI's names for the models the tiers stand in for, and their dated snapshots.
+pub const DEFAULT_ALIASES: &[(&str, &str)] = &[
+    ("gpt-4o", "flagship"),
+    ("gpt-4o-2024-05-13", "flagship"),
+    ("gpt-4o-2024-08-06", "flagship"),
+    ("gpt-4o-2024-11-20", "flagship"),
+    ("gpt-4o-mini", "mini"),
+    ("gpt-4o-mini-2024-07-18", "mini"),
+];
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -94,6 +106,10 @@ impl Default for ServerConfig {
             operator_prompt: None,
             tools_as_data: false,
             auto_threshold: crate::router::DEFAULT_THRESHOLD,
+            aliases: DEFAULT_ALIASES
+                .iter()
+                .map(|(a, t)| (a.to_string(), t.to_string()))
+                .collect(),
         }
     }
 }
@@ -181,11 +197,26 @@ impl AppState {
     }
 
     /// The tier for a request's `model`: a tier name or a canonical id.
+    /// The tier for a request's `model`: a tier name, a canonical id, or an alias of one
+    /// (`gpt-4o-mini` → `mini`). An alias of a tier not served is a 404 naming what is.
     pub fn tier(&self, model: &str) -> Result<&Tier, ApiError> {
-        self.tiers
-            .iter()
-            .find(|t| t.name == model || t.id == model)
-            .ok_or_else(|| ApiError::model_not_found(model))
+        let find = |m: &str| self.tiers.iter().find(|t| t.name == m || t.id == m);
+        if let Some(t) = find(model) {
+            return Ok(t);
+        }
+        match self.config.aliases.get(model) {
+            Some(target) => find(target).ok_or_else(|| {
+                let served: Vec<&str> = self.tiers.iter().map(|t| t.name.as_str()).collect();
+                ApiError {
+                    message: format!(
+                        "The model `{model}` stands for `{target}`, which this server does not serve (it serves: {}).",
+                        served.join(", ")
+                    ),
+                    ..ApiError::model_not_found(model)
+                }
+            }),
+            None => Err(ApiError::model_not_found(model)),
+        }
     }
 }
 

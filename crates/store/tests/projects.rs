@@ -254,3 +254,27 @@ fn keys_get_projects_and_archiving_revokes_them_and_cancels_open_batches() {
     // Its objects stay on disk.
     assert!(s.file("file-t").unwrap().is_some());
 }
+
+#[test]
+fn stored_responses_expire_and_are_swept() {
+    let d = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&d.path().join("t.sqlite")).unwrap();
+    let rec = |id: &str, expires_at: u64| ResponseRecord {
+        id: id.into(),
+        project_id: None,
+        created_at: 10,
+        expires_at,
+        previous_response_id: None,
+        object: "{}".into(),
+        messages: "[]".into(),
+        input_items: "[]".into(),
+    };
+    s.insert_response(&rec("resp_old", 100)).unwrap();
+    s.insert_response(&rec("resp_new", 1000)).unwrap();
+    assert!(s.response("resp_old", 99).unwrap().is_some());
+    assert!(s.response("resp_old", 100).unwrap().is_none(), "expired is gone");
+    assert_eq!(s.sweep_responses(500).unwrap(), 1);
+    assert!(s.response("resp_new", 500).unwrap().is_some());
+    assert!(s.delete_response("resp_new").unwrap());
+    assert!(!s.delete_response("resp_new").unwrap());
+}
