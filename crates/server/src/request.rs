@@ -192,7 +192,6 @@ fn common(f: &Fields, vocab: usize, max_tokens_keys: &[&str]) -> Result<Common, 
         top_k: f.integer("top_k", 0, 1_000_000)?.unwrap_or(0) as usize,
         min_p: f.number("min_p", 0.0, 1.0)?.unwrap_or(0.0) as f32,
         repetition_penalty: f.number("repetition_penalty", 0.01, 10.0)?.unwrap_or(1.0) as f32,
-        ..SamplingParams::default()
     };
     // OpenAI accepts top_p = 0 (it means greedy in practice); the sampler needs a positive value.
     let params = if params.top_p == 0.0 {
