@@ -477,6 +477,7 @@ async fn owner(state: &Arc<AppState>, b: &BatchRecord) -> Res<crate::auth::Calle
 async fn execute(state: &Arc<AppState>, b: &BatchRecord, line: &BatchLine) -> Res<(Value, LineUsage)> {
     let api = match b.endpoint.as_str() {
         "/v1/chat/completions" => Api::Chat,
+        "/v1/responses" => return execute_response(state, b, line).await,
         _ => Api::Completion,
     };
     let caller = owner(state, b).await?;
@@ -504,6 +505,32 @@ async fn execute(state: &Arc<AppState>, b: &BatchRecord, line: &BatchLine) -> Re
         usage: body.usage(),
     };
     Ok((body.to_value(), usage))
+}
+
+/// A `/v1/responses` line: the Responses front door on the batch lane.
+async fn execute_response(state: &Arc<AppState>, b: &BatchRecord, line: &BatchLine) -> Res<(Value, LineUsage)> {
+    let caller = owner(state, b).await?;
+    let request: Value = serde_json::from_str(&line.body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    match crate::responses::answer(state, &caller, request, crate::responses::Lane::Batch).await? {
+        crate::responses::Answered::Done(response, chat) => {
+            let tier = state
+                .tiers
+                .iter()
+                .find(|t| t.id == chat.model)
+                .map_or_else(|| chat.model.clone(), |t| t.name.clone());
+            let usage = LineUsage {
+                model: chat.model,
+                tier,
+                usage: chat.usage,
+            };
+            Ok((serde_json::to_value(response).unwrap_or_default(), usage))
+        }
+        crate::responses::Answered::Stream(_) => Err(ApiError::invalid(
+            "stream",
+            "invalid_value",
+            "Streaming is not available in a batch.",
+        )),
+    }
 }
 
 /// What a line's usage record needs of its response.

@@ -19,7 +19,7 @@ use crate::params::{wrong_type, Fields};
 use crate::state::{new_id, unix_now, AppState};
 
 /// Endpoints a batch may target.
-pub const ENDPOINTS: &[&str] = &["/v1/chat/completions", "/v1/completions"];
+pub const ENDPOINTS: &[&str] = &["/v1/chat/completions", "/v1/completions", "/v1/responses"];
 
 pub fn batch_object(b: &BatchRecord, counts: RequestCounts, usage: UsageTotals) -> api::Batch {
     let parse = |s: &Option<String>| s.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok());
@@ -119,7 +119,7 @@ fn check_options(endpoint: &str, window: &str, output_expiry: bool) -> Result<()
         return Err(ApiError::invalid(
             "endpoint",
             "invalid_value",
-            format!("Invalid value for 'endpoint': '{endpoint}'. Supported values are: '/v1/chat/completions' and '/v1/completions'."),
+            format!("Invalid value for 'endpoint': '{endpoint}'. Supported values are: '/v1/chat/completions', '/v1/completions' and '/v1/responses'."),
         ));
     }
     if window != "24h" {

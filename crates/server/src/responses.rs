@@ -106,9 +106,38 @@ pub async fn create(
     headers: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<axum::response::Response, ApiError> {
-    let start = Instant::now();
     let raw = crate::routes::body(b, state.config.max_body_bytes)?;
     let request = Fields::parse(&raw)?;
+    Ok(
+        match answer(&state, &caller, request, Lane::Http(&headers, Instant::now())).await? {
+            Answered::Stream(r) => r,
+            Answered::Done(response, _) => Json(response).into_response(),
+        },
+    )
+}
+
+/// What `answer` produced.
+pub(crate) enum Answered {
+    /// The event stream (it finishes, and stores the response, later).
+    Stream(axum::response::Response),
+    /// The response, and the chat answer it renders.
+    Done(api::Response, api::ChatCompletion),
+}
+
+/// Where a response is asked for: over HTTP (streamed or not, its usage recorded here), or as a
+/// batch line (at batch priority and price; the line records its usage with its result).
+pub(crate) enum Lane<'a> {
+    Http(&'a HeaderMap, Instant),
+    Batch,
+}
+
+/// Answers one Responses request.
+pub(crate) async fn answer(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    request: Value,
+    lane: Lane<'_>,
+) -> Result<Answered, ApiError> {
     let f = Fields::new(&request);
     f.check_known(FIELDS, state.config.ignore_unknown_fields)?;
     let streamed = f.bool("stream")?.unwrap_or(false);
@@ -116,39 +145,55 @@ pub async fn create(
         return Err(unsupported("background", "running a response in the background"));
     }
     let store = f.bool("store")?.unwrap_or(true);
-    let previous = previous(&state, &caller, f.string("previous_response_id")?).await?;
+    let previous = previous(state, caller, f.string("previous_response_id")?).await?;
     let mut t = translate(&f, previous.as_ref())?;
     t.chat["stream"] = json!(streamed);
     let body = serde_json::to_vec(&t.chat).map_err(|e| ApiError::internal(e.to_string()))?;
+    let headers = match &lane {
+        Lane::Http(h, _) => Some(*h),
+        Lane::Batch => None,
+    };
     let req = pipeline::Request {
         api: Api::Chat,
         body: &body,
-        headers: Some(&headers),
-        batch: false,
+        headers,
+        batch: matches!(lane, Lane::Batch),
     };
     let previous_id = previous.as_ref().map(|p| p.id.clone());
-    let answer = match pipeline::run(&state, &caller, req).await? {
-        Outcome::Refused { v, .. } => crate::respond::refusal_body(&state, &v),
-        Outcome::Generated { v, rx, .. } if streamed => {
+    let answer = match (pipeline::run(state, caller, req).await?, lane) {
+        (Outcome::Refused { v, .. }, _) => crate::respond::refusal_body(state, &v),
+        (Outcome::Generated { v, rx, .. }, Lane::Http(_, start)) if streamed => {
             let finish = crate::responses_stream::Finish {
                 id: new_id("resp_"),
                 request: request.clone(),
                 previous_response_id: previous_id,
                 store,
-                save: saver(&state, &caller, t),
+                save: saver(state, caller, t),
             };
-            return Ok(crate::responses_stream::stream(state.clone(), v, rx, start, finish));
+            return Ok(Answered::Stream(crate::responses_stream::stream(
+                state.clone(),
+                v,
+                rx,
+                start,
+                finish,
+            )));
         }
-        Outcome::Generated { v, rx, .. } => crate::respond::collect_recorded(&state, &v, rx, start).await?,
+        (Outcome::Generated { v, rx, .. }, Lane::Http(_, start)) => {
+            crate::respond::collect_recorded(state, &v, rx, start).await?
+        }
+        (Outcome::Generated { v, rx, .. }, Lane::Batch) => {
+            let pricing = state.tiers[v.tier].pricing.batch();
+            crate::respond::collect(state, &v, rx, Instant::now(), &pricing).await?
+        }
     };
     let crate::respond::Body::Chat(chat) = answer else {
         return Err(ApiError::internal("a chat request answered as a text completion"));
     };
     let response = render(new_id("resp_"), &f, &chat, previous_id, store)?;
     if store {
-        save(&state, &caller, &response, t, &chat).await?;
+        save(state, caller, &response, t, &chat).await?;
     }
-    Ok(Json(response).into_response())
+    Ok(Answered::Done(response, chat))
 }
 
 /// Stores a streamed response once it has finished.
