@@ -512,7 +512,8 @@ async fn execute_response(state: &Arc<AppState>, b: &BatchRecord, line: &BatchLi
     let caller = owner(state, b).await?;
     let request: Value = serde_json::from_str(&line.body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     match crate::responses::answer(state, &caller, request, crate::responses::Lane::Batch).await? {
-        crate::responses::Answered::Done(response, chat) => {
+        crate::responses::Answered::Done(done) => {
+            let (response, chat) = *done;
             let tier = state
                 .tiers
                 .iter()

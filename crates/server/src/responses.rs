@@ -111,7 +111,7 @@ pub async fn create(
     Ok(
         match answer(&state, &caller, request, Lane::Http(&headers, Instant::now())).await? {
             Answered::Stream(r) => r,
-            Answered::Done(response, _) => Json(response).into_response(),
+            Answered::Done(done) => Json(done.0).into_response(),
         },
     )
 }
@@ -121,7 +121,7 @@ pub(crate) enum Answered {
     /// The event stream (it finishes, and stores the response, later).
     Stream(axum::response::Response),
     /// The response, and the chat answer it renders.
-    Done(api::Response, api::ChatCompletion),
+    Done(Box<(api::Response, api::ChatCompletion)>),
 }
 
 /// Where a response is asked for: over HTTP (streamed or not, its usage recorded here), or as a
@@ -193,7 +193,7 @@ pub(crate) async fn answer(
     if store {
         save(state, caller, &response, t, &chat).await?;
     }
-    Ok(Answered::Done(response, chat))
+    Ok(Answered::Done(Box::new((response, chat))))
 }
 
 /// Stores a streamed response once it has finished.
