@@ -1,4 +1,5 @@
 """Models, completions (incl. fill-in-the-middle), tokenize, health, metrics, disconnects."""
+import json
 import re
 import concurrent.futures
 import time
@@ -141,3 +142,21 @@ def test_top_k_min_p_and_repetition_penalty_are_accepted_extensions(client):
         with pytest.raises(openai.BadRequestError) as e:
             client.chat.completions.create(model="mini", messages=msgs, max_tokens=2, extra_body=bad)
         assert e.value.body["param"] == next(iter(bad)), e.value.body
+
+
+def test_flex_runs_on_the_batch_lane_at_half_price(client):
+    msgs = [{"role": "user", "content": "Count from one to five."}]
+    plain = client.chat.completions.with_raw_response.create(model="mini", messages=msgs, max_tokens=8, temperature=0)
+    flex = client.chat.completions.with_raw_response.create(model="mini", messages=msgs, max_tokens=8, temperature=0,
+                                                           service_tier="flex")
+    p, f = plain.parse(), flex.parse()
+    assert p.service_tier == "default" and f.service_tier == "flex"
+    assert f.choices[0].message.content == p.choices[0].message.content, "the same greedy answer"
+    pc, fc = json.loads(plain.text)["usage"]["cost"], json.loads(flex.text)["usage"]["cost"]
+    assert f.usage.completion_tokens == p.usage.completion_tokens
+    assert abs(fc["output"] - pc["output"] / 2) < 1e-12, (pc, fc)
+    r = client.responses.create(model="mini", input="hi", max_output_tokens=4, service_tier="flex")
+    assert r.service_tier == "flex"
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model="mini", messages=msgs, max_tokens=2, service_tier="premium")
+    assert e.value.body["param"] == "service_tier"

@@ -125,7 +125,7 @@ fn route(state: &AppState, v: &mut ValidRequest, body: &Value, headers: &HeaderM
 fn admit(state: &AppState, caller: &Caller, v: &mut ValidRequest, batch: bool) -> Result<(), ApiError> {
     v.account = caller.account();
     v.gen.tenant = caller.tenant();
-    if batch {
+    if batch || v.flex {
         v.gen.priority = Priority::Batch;
     }
     if let Some(spec) = caller.key.as_ref().and_then(|k| k.moderation.as_deref()) {

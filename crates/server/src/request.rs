@@ -21,6 +21,8 @@ pub struct ValidRequest {
     pub tier: usize,
     /// The request named `model: "auto"` (the router picks `tier`).
     pub auto: bool,
+    /// `service_tier: "flex"`: runs on the batch lane at the batch price.
+    pub flex: bool,
     pub gen: GenRequest,
     pub stream: bool,
     pub include_usage: bool,
@@ -277,6 +279,20 @@ pub fn bind(state: &AppState, api: Api, body: &Value, forced: Option<usize>) -> 
     }
 }
 
+/// `service_tier`: `flex` runs the request on the batch lane at the batch price; `auto`,
+/// `default`, `scale` and `priority` run it as usual.
+fn service_tier(f: &Fields) -> Result<bool, ApiError> {
+    match f.string("service_tier")? {
+        None | Some("auto") | Some("default") | Some("scale") | Some("priority") => Ok(false),
+        Some("flex") => Ok(true),
+        Some(other) => Err(ApiError::invalid(
+            "service_tier",
+            "invalid_value",
+            format!("Invalid value for 'service_tier': '{other}'. Supported values are: 'auto', 'default', 'flex', 'scale' and 'priority'."),
+        )),
+    }
+}
+
 /// Known chat fields we cannot honour yet are refused, never dropped.
 fn refuse_unsupported(f: &Fields) -> Result<(), ApiError> {
     for (k, what) in [
@@ -376,6 +392,7 @@ fn bind_chat(state: &AppState, v: &Value, forced: Option<usize>) -> Result<Valid
         api: Api::Chat,
         tier,
         auto,
+        flex: service_tier(&f)?,
         gen: GenRequest {
             stop: c.stop,
             n: c.n,
@@ -435,6 +452,7 @@ fn bind_completion(state: &AppState, v: &Value, forced: Option<usize>) -> Result
         api: Api::Completion,
         tier,
         auto,
+        flex: service_tier(&f)?,
         gen: GenRequest {
             stop: c.stop,
             n: c.n,

@@ -51,10 +51,10 @@ impl Head {
 
     /// A whole chat response.
     fn chat(self, v: &ValidRequest, choices: Vec<api::ChatChoice>, usage: api::Usage) -> Body {
-        let service_tier = if v.gen.priority == Priority::Batch {
-            "batch"
-        } else {
-            "default"
+        let service_tier = match (v.flex, v.gen.priority) {
+            (true, _) => "flex",
+            (false, Priority::Batch) => "batch",
+            _ => "default",
         };
         Body::Chat(api::ChatCompletion {
             id: self.id,
@@ -113,6 +113,17 @@ impl Body {
 }
 
 /// The one place usage and cost are counted, for every response (stream or not).
+/// What the request's tokens cost: the tier's prices, halved on the batch lane (`service_tier:
+/// "flex"`; batch lines pass the batch price themselves).
+pub(crate) fn price(state: &AppState, v: &ValidRequest) -> Pricing {
+    let p = state.tiers[v.tier].pricing;
+    if v.flex {
+        p.batch()
+    } else {
+        p
+    }
+}
+
 pub(crate) fn usage(pricing: &Pricing, prompt: usize, cached: usize, completion: usize) -> api::Usage {
     let (input, cached_input, output, total) = pricing.cost(prompt, cached, completion);
     let cost = api::Cost {
@@ -248,7 +259,7 @@ pub async fn collect_recorded(
     rx: UnboundedReceiver<Event>,
     start: Instant,
 ) -> Result<Body, ApiError> {
-    let pricing = state.tiers[v.tier].pricing;
+    let pricing = price(state, v);
     let mut guard = UsageGuard::new(state, v, start);
     let r = collect(state, v, rx, start, &pricing).await;
     match &r {
@@ -281,6 +292,7 @@ pub fn record_attempt(state: &Arc<AppState>, v: &ValidRequest, start: Instant, c
 /// their result instead.
 pub(crate) struct UsageGuard {
     state: Arc<AppState>,
+    pricing: Pricing,
     tier: usize,
     account: crate::request::Account,
     id: String,
@@ -295,6 +307,7 @@ impl UsageGuard {
     pub(crate) fn new(state: &Arc<AppState>, v: &ValidRequest, start: Instant) -> Self {
         Self {
             state: state.clone(),
+            pricing: price(state, v),
             tier: v.tier,
             account: v.account.clone(),
             id: v.id.clone(),
@@ -316,7 +329,7 @@ impl Drop for UsageGuard {
         } else {
             self.prompt
         };
-        let (.., cost) = t.pricing.cost(prompt, self.cached, self.completion);
+        let (.., cost) = self.pricing.cost(prompt, self.cached, self.completion);
         if let Some(c) = &self.account.charge {
             c.used((prompt + self.completion) as u64);
         }
@@ -582,7 +595,7 @@ impl<'a> Streamer<'a> {
         Self {
             v,
             head: Head::new(state, v),
-            pricing: state.tiers[v.tier].pricing,
+            pricing: price(state, v),
             guard: UsageGuard::new(state, v, start),
             lat: Latency::new(state, v, start),
             partial: vec![0; n],

@@ -215,7 +215,7 @@ fn saver(
 /// The response object before any output: what `response.created` carries.
 pub(crate) fn skeleton(id: &str, request: &Value, model: &str, previous: Option<String>, store: bool) -> Value {
     let f = Fields::new(request);
-    let chat = chat_answer(model, String::new(), Vec::new(), None, api::Usage::default());
+    let chat = chat_answer(model, String::new(), Vec::new(), None, api::Usage::default(), "default");
     let mut r = render(id.to_string(), &f, &chat, previous, store)
         .map(|r| serde_json::to_value(r).unwrap_or_default())
         .unwrap_or_default();
@@ -231,6 +231,7 @@ pub(crate) fn chat_answer(
     tool_calls: Vec<api::ToolCall>,
     finish: Option<String>,
     usage: api::Usage,
+    service_tier: &str,
 ) -> api::ChatCompletion {
     let mut message = api::AssistantMessage::text(text);
     if !tool_calls.is_empty() {
@@ -249,7 +250,7 @@ pub(crate) fn chat_answer(
         }],
         usage,
         system_fingerprint: String::new(),
-        service_tier: "default".into(),
+        service_tier: service_tier.into(),
     }
 }
 
@@ -323,6 +324,7 @@ fn translate(f: &Fields, previous: Option<&ResponseRecord>) -> Result<Translated
         ("parallel_tool_calls", "parallel_tool_calls"),
         ("user", "user"),
         ("seed", "seed"),
+        ("service_tier", "service_tier"),
         ("top_k", "top_k"),
         ("min_p", "min_p"),
         ("repetition_penalty", "repetition_penalty"),
@@ -601,7 +603,7 @@ fn render(
         metadata: echo("metadata").unwrap_or_else(|| json!({})),
         store,
         background: false,
-        service_tier: "default".into(),
+        service_tier: chat.service_tier.clone(),
     })
 }
 

@@ -135,12 +135,13 @@ async fn run(
     }
     guard.status = 200;
     let usage = crate::respond::usage(
-        &state.tiers[v.tier].pricing,
+        &crate::respond::price(&state, &v),
         guard.prompt,
         guard.cached,
         guard.completion,
     );
-    finish(&mut ev, a, usage, &model, f).await;
+    let tier = if v.flex { "flex" } else { "default" };
+    finish(&mut ev, a, usage, (&model, tier), f).await;
 }
 
 /// One generated piece of text: held when it is (part of) a tool call, else a text delta.
@@ -190,7 +191,8 @@ async fn delta(ev: &mut Events, a: &mut Answer, text: String) -> bool {
 }
 
 /// Closes the message, sends the held tool calls, and the final response.
-async fn finish(ev: &mut Events, mut a: Answer, usage: api::Usage, model: &str, f: Finish) {
+/// `(model, service tier)` name what answered.
+async fn finish(ev: &mut Events, mut a: Answer, usage: api::Usage, (model, tier): (&str, &str), f: Finish) {
     let (_, calls) = crate::tools::split_calls(a.held.as_deref().unwrap_or(""));
     if calls.is_empty() {
         // Not calls after all (cut short): the held text goes out as text.
@@ -232,7 +234,7 @@ async fn finish(ev: &mut Events, mut a: Answer, usage: api::Usage, model: &str, 
         }
         ids.push(id);
     }
-    let chat = crate::responses::chat_answer(model, a.text, tool_calls, a.finish, usage);
+    let chat = crate::responses::chat_answer(model, a.text, tool_calls, a.finish, usage, tier);
     let Ok(mut response) = crate::responses::render_value(&f, &chat) else {
         return failed(ev, &f, model).await;
     };
