@@ -297,11 +297,16 @@ fn check_line(
         let msg = format!("Line {n}: 'body' must be a JSON object.");
         return Err(fail("missing_required_parameter", msg, Some("body")));
     };
-    let Some(m) = body.get("model").and_then(Value::as_str) else {
-        let msg = format!("Line {n}: the body has no 'model'.");
-        return Err(fail("missing_required_parameter", msg, Some("body.model")));
-    };
-    check_model(state, n, m, model)?;
+    if endpoint == "/v1/moderations" {
+        // Moderation names its classifier, not a tier (and may leave it out).
+        model.get_or_insert_with(|| "omni-moderation-latest".into());
+    } else {
+        let Some(m) = body.get("model").and_then(Value::as_str) else {
+            let msg = format!("Line {n}: the body has no 'model'.");
+            return Err(fail("missing_required_parameter", msg, Some("body.model")));
+        };
+        check_model(state, n, m, model)?;
+    }
     if !seen.insert(custom_id.clone()) {
         let msg = format!("Line {n}: the custom_id '{custom_id}' is used more than once.");
         return Err(fail("duplicate_custom_id", msg, Some("custom_id")));
@@ -478,6 +483,7 @@ async fn execute(state: &Arc<AppState>, b: &BatchRecord, line: &BatchLine) -> Re
     let api = match b.endpoint.as_str() {
         "/v1/chat/completions" => Api::Chat,
         "/v1/responses" => return execute_response(state, b, line).await,
+        "/v1/moderations" => return execute_moderation(state, line).await,
         _ => Api::Completion,
     };
     let caller = owner(state, b).await?;
@@ -505,6 +511,19 @@ async fn execute(state: &Arc<AppState>, b: &BatchRecord, line: &BatchLine) -> Re
         usage: body.usage(),
     };
     Ok((body.to_value(), usage))
+}
+
+/// A `/v1/moderations` line: free, like the endpoint (its usage record counts no tokens).
+async fn execute_moderation(state: &Arc<AppState>, line: &BatchLine) -> Res<(Value, LineUsage)> {
+    let request: Value = serde_json::from_str(&line.body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let m = crate::moderation::moderate(state, &request).await?;
+    let tier = state.tiers.iter().find(|t| t.id == m.model);
+    let usage = LineUsage {
+        model: m.model.clone(),
+        tier: tier.map_or_else(|| m.model.clone(), |t| t.name.clone()),
+        usage: tandem_api::Usage::default(),
+    };
+    Ok((serde_json::to_value(m).unwrap_or_default(), usage))
 }
 
 /// A `/v1/responses` line: the Responses front door on the batch lane.

@@ -19,7 +19,12 @@ use crate::params::{wrong_type, Fields};
 use crate::state::{new_id, unix_now, AppState};
 
 /// Endpoints a batch may target.
-pub const ENDPOINTS: &[&str] = &["/v1/chat/completions", "/v1/completions", "/v1/responses"];
+pub const ENDPOINTS: &[&str] = &[
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/responses",
+    "/v1/moderations",
+];
 
 pub fn batch_object(b: &BatchRecord, counts: RequestCounts, usage: UsageTotals) -> api::Batch {
     let parse = |s: &Option<String>| s.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok());
@@ -119,7 +124,7 @@ fn check_options(endpoint: &str, window: &str, output_expiry: bool) -> Result<()
         return Err(ApiError::invalid(
             "endpoint",
             "invalid_value",
-            format!("Invalid value for 'endpoint': '{endpoint}'. Supported values are: '/v1/chat/completions', '/v1/completions' and '/v1/responses'."),
+            format!("Invalid value for 'endpoint': '{endpoint}'. Supported values are: '/v1/chat/completions', '/v1/completions', '/v1/responses' and '/v1/moderations'."),
         ));
     }
     if window != "24h" {

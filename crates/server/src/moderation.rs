@@ -119,8 +119,12 @@ pub async fn create(
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Json<api::Moderation>, ApiError> {
     let b = crate::routes::body(b, state.config.max_body_bytes)?;
-    let v = Fields::parse(&b)?;
-    let f = Fields::new(&v);
+    Ok(Json(moderate(&state, &Fields::parse(&b)?).await?))
+}
+
+/// One moderation request (its JSON object): a verdict per input. Also a batch line's.
+pub(crate) async fn moderate(state: &AppState, v: &Value) -> Result<api::Moderation, ApiError> {
+    let f = Fields::new(v);
     f.check_known(&["input", "model"], state.config.ignore_unknown_fields)?;
     let Some(moderator) = state.moderator.as_ref() else {
         return Err(ApiError::invalid(
@@ -143,9 +147,9 @@ pub async fn create(
             .map_err(|e| ApiError::internal(format!("moderation: {e}")))?;
         results.push(result(&verdict));
     }
-    Ok(Json(api::Moderation {
+    Ok(api::Moderation {
         id: new_id("modr-"),
         model: moderator.name().to_string(),
         results,
-    }))
+    })
 }
