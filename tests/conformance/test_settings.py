@@ -47,3 +47,18 @@ def test_json_log_lines_carry_the_request_and_never_the_body():
     assert hit and hit[0]["path"] == "/v1/chat/completions" and hit[0]["status"] == 200, lines[-3:]
     assert secret not in open(log).read()
     shutil.rmtree(data, ignore_errors=True)
+
+
+def test_tandem_chat_streams_keeps_history_and_takes_commands(server):
+    script = "\n".join(["/model", "Reply with the single word: pong", "/history", "/system Be brief.",
+                        "/model gpt-4o-mini", "What did I ask you to reply?", "/history", "/clear", "/history",
+                        "/model no-such-model", "hello", "/exit", "never sent"]) + "\n"
+    out = subprocess.run([os.path.abspath(serverproc.binary()), "chat", "--url", server, "--max-tokens", "12",
+                          "--temperature", "0"], input=script, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = [x.removeprefix("> ").strip() for x in out.stdout.splitlines()]
+    assert "(model: mini)" in lines and "(model: gpt-4o-mini)" in lines
+    assert lines.count("(2 messages)") == 1 and "(4 messages)" in lines, lines
+    assert "(conversation cleared)" in lines and "(0 messages)" in lines
+    assert any("(error: HTTP 404" in x and "no-such-model" in x for x in lines), lines
+    assert "never sent" not in out.stdout

@@ -23,6 +23,7 @@ mod bench_cost;
 mod bench_json;
 mod bench_serve;
 mod bench_spec;
+mod chat;
 mod commands;
 mod eval_cmd;
 mod eval_mc;
@@ -81,6 +82,8 @@ enum Cmd {
     },
     /// Serve the OpenAI-compatible API (pulls the mini first if no tier is in the cache).
     Serve(Box<settings::Settings>),
+    /// Chat with a running server in the terminal (answers streamed; /model, /system, /clear).
+    Chat(chat::ChatArgs),
     /// The settings `serve` would run with (the same flags), each with its source: flag,
     /// env (TANDEM_…), file (tandem.toml), default or auto.
     Config(Box<settings::Settings>),
@@ -198,6 +201,7 @@ fn real_main(cli: Cli) -> Result<()> {
         }
         Cmd::Serve(args) => serve::serve(&home, *args),
         Cmd::Config(args) => serve::config(*args),
+        Cmd::Chat(args) => chat::chat(args),
         Cmd::Run(args) => commands::run(&home, args),
         Cmd::Tokenize { model, text } => commands::tokenize(&home, &model.model, &text),
         Cmd::Logits(args) => commands::logits(&home, args),
