@@ -118,7 +118,8 @@ def test_what_is_not_served_is_a_clear_400(client):
          "input[0].content[0]"),
         (dict(input=[{"role": "user", "content": [{"type": "input_file", "file_id": "file-x"}]}]),
          "input[0].content[0]"),
-        (dict(input="hi", background=True), "background"),
+        (dict(input="hi", background=True, store=False), "store"),
+        (dict(input="hi", background=True, stream=True), "background"),
         (dict(input="hi", text={"format": {"type": "yaml"}}), "text.format.type"),
         (dict(input=[{"type": "item_reference", "id": "msg_1"}]), "input[0].type"),
         (dict(), "input"),
@@ -183,3 +184,26 @@ def test_responses_run_as_batch_lines(client):
     err = json.loads(client.files.content(b.error_file_id).text.splitlines()[0])
     assert err["custom_id"] == "streamed" and err["response"]["status_code"] == 400
     assert b.usage.output_tokens > 0 and b.usage.cost > 0
+
+
+def test_background_responses_are_polled_and_cancelled(client):
+    import time
+    r = client.responses.create(model="mini", input="Say hi.", background=True, max_output_tokens=8, temperature=0)
+    assert r.status == "queued" and r.background is True and r.output == []
+    deadline = time.time() + 60
+    while (r := client.responses.retrieve(r.id)).status in ("queued", "in_progress"):
+        assert time.time() < deadline, r.status
+        time.sleep(0.1)
+    assert r.status in ("completed", "incomplete") and r.output_text and r.usage.output_tokens > 0
+    long = client.responses.create(model="mini", input="Write a very long essay about the history of rivers.",
+                                   background=True, max_output_tokens=400, temperature=0)
+    while client.responses.retrieve(long.id).status == "queued":
+        time.sleep(0.05)
+    time.sleep(0.5)
+    cancelled = client.responses.cancel(long.id)
+    assert cancelled.status == "cancelled", cancelled.status
+    assert 0 < cancelled.usage.output_tokens < 400, cancelled.usage
+    assert client.responses.retrieve(long.id).status == "cancelled"
+    plain = client.responses.create(model="mini", input="hi", max_output_tokens=2)
+    with pytest.raises(openai.BadRequestError):
+        client.responses.cancel(plain.id)

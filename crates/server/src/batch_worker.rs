@@ -492,6 +492,7 @@ async fn execute(state: &Arc<AppState>, b: &BatchRecord, line: &BatchLine) -> Re
         body: line.body.as_bytes(),
         headers: None,
         batch: true,
+        background: false,
     };
     let (v, body) = match pipeline::run(state, &caller, req).await? {
         Outcome::Refused { v, .. } => {
@@ -545,10 +546,11 @@ async fn execute_response(state: &Arc<AppState>, b: &BatchRecord, line: &BatchLi
             };
             Ok((serde_json::to_value(response).unwrap_or_default(), usage))
         }
-        crate::responses::Answered::Stream(_) => Err(ApiError::invalid(
+        // `answer` refuses both on the batch lane; never reached.
+        crate::responses::Answered::Stream(_) | crate::responses::Answered::Queued(_) => Err(ApiError::invalid(
             "stream",
             "invalid_value",
-            "Streaming is not available in a batch.",
+            "Streaming and background are not available in a batch.",
         )),
     }
 }

@@ -46,6 +46,7 @@ mod projects;
 mod request;
 mod respond;
 mod responses;
+mod responses_background;
 mod responses_stream;
 mod router;
 mod routes;

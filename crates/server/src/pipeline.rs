@@ -33,6 +33,9 @@ pub struct Request<'a> {
     /// A batch line: batch priority, no streaming, no per-minute limits, no routing, and an
     /// overloaded engine is waited for instead of refused.
     pub batch: bool,
+    /// A background response: batch priority and waiting while overloaded, like a batch line, but
+    /// under the caller's per-minute limits.
+    pub background: bool,
 }
 
 /// What the pipeline produced, for a front door to render.
@@ -68,6 +71,9 @@ pub async fn run(state: &Arc<AppState>, caller: &Caller, req: Request<'_>) -> Re
         _ => None,
     };
     admit(state, caller, &mut v, req.batch)?;
+    if req.background {
+        v.gen.priority = Priority::Batch;
+    }
     let moderation = match crate::guard::check_input(state, &v).await? {
         Decision::Clear => None,
         Decision::Flagged(h) => Some(h),
@@ -80,7 +86,7 @@ pub async fn run(state: &Arc<AppState>, caller: &Caller, req: Request<'_>) -> Re
             (big, rx, Some(header))
         }
         r => {
-            let rx = submit(state, &v, req.batch).await?;
+            let rx = submit(state, &v, req.batch || req.background).await?;
             (v, rx, r.map(|r| r.header))
         }
     };

@@ -90,8 +90,9 @@ fn no_such_response(id: &str, param: &str) -> ApiError {
 }
 
 /// A request translated for the pipeline: the chat body, and what the response object echoes.
-struct Translated {
-    chat: Value,
+#[derive(Clone)]
+pub(crate) struct Translated {
+    pub(crate) chat: Value,
     /// The chat messages of this turn (after the stored conversation), without the instructions.
     turn: Vec<Value>,
     /// The conversation before this turn (from `previous_response_id`).
@@ -111,6 +112,7 @@ pub async fn create(
     Ok(
         match answer(&state, &caller, request, Lane::Http(&headers, Instant::now())).await? {
             Answered::Stream(r) => r,
+            Answered::Queued(v) => Json(v).into_response(),
             Answered::Done(done) => Json(done.0).into_response(),
         },
     )
@@ -118,6 +120,8 @@ pub async fn create(
 
 /// What `answer` produced.
 pub(crate) enum Answered {
+    /// A background response, as stored when it was queued.
+    Queued(Value),
     /// The event stream (it finishes, and stores the response, later).
     Stream(axum::response::Response),
     /// The response, and the chat answer it renders.
@@ -141,12 +145,25 @@ pub(crate) async fn answer(
     let f = Fields::new(&request);
     f.check_known(FIELDS, state.config.ignore_unknown_fields)?;
     let streamed = f.bool("stream")?.unwrap_or(false);
-    if f.bool("background")?.unwrap_or(false) {
-        return Err(unsupported("background", "running a response in the background"));
-    }
+    let background = f.bool("background")?.unwrap_or(false);
     let store = f.bool("store")?.unwrap_or(true);
     let previous = previous(state, caller, f.string("previous_response_id")?).await?;
     let mut t = translate(&f, previous.as_ref())?;
+    if background {
+        if matches!(lane, Lane::Batch) || streamed || !store {
+            let (param, why) = if !store {
+                (
+                    "store",
+                    "a background response is stored: 'background' needs 'store' true",
+                )
+            } else {
+                ("background", "a background response that is streamed or a batch line")
+            };
+            return Err(ApiError::invalid(param, "invalid_value", why.to_string()));
+        }
+        let previous_id = previous.as_ref().map(|p| p.id.clone());
+        return crate::responses_background::start(state, caller, request.clone(), t, previous_id).await;
+    }
     t.chat["stream"] = json!(streamed);
     let body = serde_json::to_vec(&t.chat).map_err(|e| ApiError::internal(e.to_string()))?;
     let headers = match &lane {
@@ -158,6 +175,7 @@ pub(crate) async fn answer(
         body: &body,
         headers,
         batch: matches!(lane, Lane::Batch),
+        background: false,
     };
     let previous_id = previous.as_ref().map(|p| p.id.clone());
     let answer = match (pipeline::run(state, caller, req).await?, lane) {
@@ -281,7 +299,7 @@ async fn previous(
         .map_err(|_| no_such_response(id, "previous_response_id"))
 }
 
-async fn find(state: &Arc<AppState>, caller: &Caller, id: &str) -> Result<ResponseRecord, ApiError> {
+pub(crate) async fn find(state: &Arc<AppState>, caller: &Caller, id: &str) -> Result<ResponseRecord, ApiError> {
     let key = id.to_string();
     state
         .db(move |s| s.response(&key, unix_now()))
@@ -562,7 +580,7 @@ fn text_format(v: Option<&Value>) -> Result<Option<Value>, ApiError> {
 }
 
 /// The chat answer as a response object.
-fn render(
+pub(crate) fn render(
     id: String,
     f: &Fields,
     chat: &api::ChatCompletion,
@@ -648,13 +666,25 @@ async fn save(
     t: Translated,
     chat: &api::ChatCompletion,
 ) -> Result<(), ApiError> {
+    let rec = record(caller, response, t, Some(chat));
+    state.db(move |s| s.insert_response(&rec)).await
+}
+
+/// What the store keeps of a response: its object, the conversation through its answer (when
+/// there is one yet), and its input items.
+pub(crate) fn record(
+    caller: &Caller,
+    response: &api::Response,
+    t: Translated,
+    chat: Option<&api::ChatCompletion>,
+) -> ResponseRecord {
     let mut messages = t.history;
     messages.extend(t.turn);
-    if let Some(c) = chat.choices.first() {
+    if let Some(c) = chat.and_then(|c| c.choices.first()) {
         messages.push(json!({"role": "assistant", "content": c.message.content,
                              "tool_calls": c.message.tool_calls}));
     }
-    let rec = ResponseRecord {
+    ResponseRecord {
         id: response.id.clone(),
         project_id: caller.project_id(),
         created_at: response.created_at,
@@ -663,12 +693,11 @@ async fn save(
         object: json_text(response),
         messages: json_text(&messages),
         input_items: json_text(&t.input_items),
-    };
-    state.db(move |s| s.insert_response(&rec)).await
+    }
 }
 
 /// JSON text of anything serialisable (the store keeps objects as text).
-fn json_text<T: serde::Serialize>(x: &T) -> String {
+pub(crate) fn json_text<T: serde::Serialize>(x: &T) -> String {
     serde_json::to_string(x).unwrap_or_default()
 }
 

@@ -70,6 +70,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(crate::responses::retrieve).delete(crate::responses::delete),
         )
         .route("/v1/responses/{id}/input_items", get(crate::responses::input_items))
+        .route("/v1/responses/{id}/cancel", post(crate::responses_background::cancel))
         .route("/tokenize", post(tokenize))
         .route("/detokenize", post(detokenize))
         .route("/health", get(health))
@@ -166,6 +167,7 @@ async fn generate(
         body: &raw,
         headers: Some(&headers),
         batch: false,
+        background: false,
     };
     let (v, rx, route, moderation) = match pipeline::run(&state, &caller, req).await {
         Err(e) => return e.into_response(),

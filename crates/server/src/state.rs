@@ -129,6 +129,9 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// `/v1/moderations`: present when the tier the moderation head reads (the mini) is served.
     pub moderator: Option<tandem_safety::Moderator>,
+    /// Background responses still running: the switch that cancels each (std mutex: held only to
+    /// insert, take or signal, never across an await).
+    pub background: std::sync::Mutex<std::collections::HashMap<String, tokio::sync::watch::Sender<bool>>>,
 }
 
 impl AppState {
@@ -158,6 +161,7 @@ impl AppState {
             batch_wake: tokio::sync::Notify::new(),
             keyring,
             limiter: Arc::new(RateLimiter::new(Box::new(SystemClock::default()))),
+            background: Default::default(),
         }
     }
 

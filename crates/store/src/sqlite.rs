@@ -907,6 +907,15 @@ impl Store for SqliteStore {
         self.with(|c| Ok(c.execute("DELETE FROM responses WHERE id = ?1", [id])? == 1))
     }
 
+    fn update_response(&self, id: &str, object: &str, messages: &str) -> Result<bool> {
+        self.with(|c| {
+            Ok(c.execute(
+                "UPDATE responses SET object = ?2, messages = ?3 WHERE id = ?1",
+                params![id, object, messages],
+            )? == 1)
+        })
+    }
+
     fn sweep_responses(&self, now: u64) -> Result<usize> {
         self.with(|c| c.execute("DELETE FROM responses WHERE expires_at <= ?1", [now as i64]))
     }
