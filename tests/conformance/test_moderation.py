@@ -71,23 +71,15 @@ def test_bad_requests_are_clear(client):
 
 
 def test_moderations_run_as_batch_lines(client):
-    import io
-    import json
-    import time
+    from batchrun import results, run_batch
     lines = [{"custom_id": "bad", "method": "POST", "url": "/v1/moderations", "body": {"input": HARMFUL}},
              {"custom_id": "ok", "method": "POST", "url": "/v1/moderations",
               "body": {"input": [BENIGN], "model": "omni-moderation-latest"}},
              {"custom_id": "wrong", "method": "POST", "url": "/v1/moderations", "body": {"input": []}}]
-    f = client.files.create(file=("m.jsonl", io.BytesIO("".join(json.dumps(x) + "\n" for x in lines).encode())),
-                            purpose="batch")
-    b = client.batches.create(input_file_id=f.id, endpoint="/v1/moderations", completion_window="24h")
-    deadline = time.time() + 120
-    while (b := client.batches.retrieve(b.id)).status not in ("completed", "failed"):
-        assert time.time() < deadline, b.status
-        time.sleep(0.3)
+    b = run_batch(client, lines, "/v1/moderations")
     assert (b.status, b.request_counts.completed, b.request_counts.failed) == ("completed", 2, 1), b
-    out = {r["custom_id"]: r["response"]["body"] for r in map(json.loads, client.files.content(b.output_file_id).text.splitlines())}
+    out = {r["custom_id"]: r["response"]["body"] for r in results(client, b.output_file_id)}
     assert out["bad"]["results"][0]["flagged"] is True and out["ok"]["results"][0]["flagged"] is False
-    err = json.loads(client.files.content(b.error_file_id).text.splitlines()[0])
+    err = results(client, b.error_file_id)[0]
     assert err["custom_id"] == "wrong" and err["response"]["status_code"] == 400
     assert b.usage.cost == 0, "moderation is free"

@@ -161,27 +161,20 @@ def test_stored_responses_belong_to_their_project():
 
 
 def test_responses_run_as_batch_lines(client):
-    import io
-    import time
+    from batchrun import results, run_batch
     lines = [{"custom_id": f"r{i}", "method": "POST", "url": "/v1/responses",
               "body": {"model": "mini", "input": f"Say the number {i}.", "max_output_tokens": 4, "temperature": 0}}
              for i in range(2)]
     lines.append({"custom_id": "streamed", "method": "POST", "url": "/v1/responses",
                   "body": {"model": "mini", "input": "hi", "stream": True}})
-    f = client.files.create(file=("r.jsonl", io.BytesIO("".join(json.dumps(x) + "\n" for x in lines).encode())),
-                            purpose="batch")
-    b = client.batches.create(input_file_id=f.id, endpoint="/v1/responses", completion_window="24h")
-    deadline = time.time() + 120
-    while (b := client.batches.retrieve(b.id)).status not in ("completed", "failed"):
-        assert time.time() < deadline, b.status
-        time.sleep(0.3)
+    b = run_batch(client, lines, "/v1/responses")
     assert b.status == "completed" and b.request_counts.completed == 2 and b.request_counts.failed == 1, b
-    out = {r["custom_id"]: r for r in map(json.loads, client.files.content(b.output_file_id).text.splitlines())}
+    out = {r["custom_id"]: r for r in results(client, b.output_file_id)}
     for i in range(2):
         body = out[f"r{i}"]["response"]["body"]
         assert body["object"] == "response" and body["output"][0]["type"] == "message", body
         assert body["usage"]["output_tokens"] > 0
-    err = json.loads(client.files.content(b.error_file_id).text.splitlines()[0])
+    err = results(client, b.error_file_id)[0]
     assert err["custom_id"] == "streamed" and err["response"]["status_code"] == 400
     assert b.usage.output_tokens > 0 and b.usage.cost > 0
 

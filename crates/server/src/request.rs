@@ -452,7 +452,8 @@ fn bind_completion(state: &AppState, v: &Value, forced: Option<usize>) -> Result
         api: Api::Completion,
         tier,
         auto,
-        flex: service_tier(&f)?,
+        // The completions API has no service_tier.
+        flex: false,
         gen: GenRequest {
             stop: c.stop,
             n: c.n,
