@@ -200,3 +200,29 @@ def test_background_responses_are_polled_and_cancelled(client):
     plain = client.responses.create(model="mini", input="hi", max_output_tokens=2)
     with pytest.raises(openai.BadRequestError):
         client.responses.cancel(plain.id)
+
+
+def test_a_background_response_cut_by_a_crash_is_failed_on_restart():
+    import time
+    data = tempfile.mkdtemp(prefix="tandem-bg-")
+    args = ("--models", "mini", "--ctx-size", "1024", "--parallel", "1", "--data-dir", data)
+    proc, base = serverproc.start(*args)
+    try:
+        c = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0)
+        r = c.responses.create(model="mini", input="Write a very long essay about the history of rivers.",
+                               background=True, max_output_tokens=600, temperature=0)
+        while c.responses.retrieve(r.id).status == "queued":
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait(timeout=30)
+        proc, base = serverproc.start(*args)
+        c = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0)
+        deadline = time.time() + 20
+        while (got := c.responses.retrieve(r.id)).status in ("queued", "in_progress"):
+            assert time.time() < deadline, "an orphaned background response is never left pending"
+            time.sleep(0.1)
+        assert got.status == "failed" and "restarted" in got.error.message, got
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        shutil.rmtree(data, ignore_errors=True)

@@ -693,6 +693,7 @@ pub(crate) fn record(
         object: json_text(response),
         messages: json_text(&messages),
         input_items: json_text(&t.input_items),
+        pending: matches!(response.status.as_str(), "queued" | "in_progress"),
     }
 }
 
@@ -704,6 +705,11 @@ pub(crate) fn json_text<T: serde::Serialize>(x: &T) -> String {
 /// Deletes expired stored responses at start and then hourly (expired ones are already invisible).
 pub fn spawn_sweeper(state: Arc<AppState>) {
     tokio::spawn(async move {
+        match crate::responses_background::fail_orphans(&state).await {
+            Ok(n) if n > 0 => tracing::warn!(failed = n, "background responses left unfinished by a previous process"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e.message, "failing orphaned background responses"),
+        }
         loop {
             match state.db(|s| s.sweep_responses(unix_now())).await {
                 Ok(n) if n > 0 => tracing::info!(deleted = n, "expired stored responses"),

@@ -45,14 +45,18 @@ pub(crate) async fn start(
     );
     let mut queued = render(id.clone(), &f, &chat, previous_id.clone(), true)?;
     (queued.status, queued.background, queued.output, queued.usage) = ("queued".into(), true, Vec::new(), None);
-    let rec = record(caller, &queued, t.clone(), None);
-    state.db(move |s| s.insert_response(&rec)).await?;
+    // Registered before it is stored, so `fail_orphans` never takes it for a dead one.
     let (cancel, cancelled) = watch::channel(false);
     state
         .background
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(id.clone(), cancel);
+    let rec = record(caller, &queued, t.clone(), None);
+    if let Err(e) = state.db(move |s| s.insert_response(&rec)).await {
+        state.background.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        return Err(e);
+    }
     let job = Job {
         state: state.clone(),
         caller: caller.clone(),
@@ -134,11 +138,40 @@ impl Job {
     /// Stores the response's object as it stands (and, when answered, the conversation).
     async fn store(&self, response: &api::Response, chat: Option<&api::ChatCompletion>) {
         let (id, object) = (response.id.clone(), json_text(response));
-        let messages = record(&self.caller, response, self.t.clone(), chat).messages;
-        if let Err(e) = self.state.db(move |s| s.update_response(&id, &object, &messages)).await {
+        let rec = record(&self.caller, response, self.t.clone(), chat);
+        let (messages, pending) = (rec.messages, rec.pending);
+        if let Err(e) = self
+            .state
+            .db(move |s| s.update_response(&id, &object, &messages, pending))
+            .await
+        {
             tracing::error!(error = %e.message, "storing a background response");
         }
     }
+}
+
+/// Background responses a previous process left queued or running can never finish: they are
+/// stored as failed, so nobody polls them forever.
+pub(crate) async fn fail_orphans(state: &Arc<AppState>) -> Result<usize, ApiError> {
+    let mut pending = state.db(|s| s.pending_responses()).await?;
+    pending.retain(|r| {
+        !state
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&r.id)
+    });
+    let n = pending.len();
+    for r in pending {
+        let mut object: Value = serde_json::from_str(&r.object).unwrap_or_else(|_| json!({}));
+        object["status"] = json!("failed");
+        object["error"] = json!({"code": "server_error", "message": "The server restarted before this background response finished."});
+        let (id, text, messages) = (r.id, object.to_string(), r.messages);
+        state
+            .db(move |s| s.update_response(&id, &text, &messages, false))
+            .await?;
+    }
+    Ok(n)
 }
 
 /// The engine's events until a cancel arrives; then the answer ends there (its receiver is

@@ -133,8 +133,11 @@ pub trait Store: Send + Sync {
     /// Any project's response that has not expired at `now` (callers check `project_id`).
     fn response(&self, id: &str, now: u64) -> Result<Option<ResponseRecord>>;
     fn delete_response(&self, id: &str) -> Result<bool>;
-    /// Replaces a stored response's object and conversation (a background response as it runs).
-    fn update_response(&self, id: &str, object: &str, messages: &str) -> Result<bool>;
+    /// Replaces a stored response's object and conversation (a background response as it runs),
+    /// and whether it is still pending.
+    fn update_response(&self, id: &str, object: &str, messages: &str, pending: bool) -> Result<bool>;
+    /// Background responses not finished (queued or running when written).
+    fn pending_responses(&self) -> Result<Vec<ResponseRecord>>;
     /// Deletes the responses expired at `now`; how many.
     fn sweep_responses(&self, now: u64) -> Result<usize>;
 

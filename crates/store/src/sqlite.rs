@@ -146,9 +146,11 @@ CREATE TABLE responses (
     previous_response_id TEXT,
     object TEXT NOT NULL,
     messages TEXT NOT NULL,
-    input_items TEXT NOT NULL
+    input_items TEXT NOT NULL,
+    pending INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX responses_by_expiry ON responses (expires_at);
+CREATE INDEX responses_pending ON responses (pending) WHERE pending = 1;
 "#,
 ];
 
@@ -876,7 +878,7 @@ impl Store for SqliteStore {
     fn insert_response(&self, r: &ResponseRecord) -> Result<()> {
         self.with(|c| {
             c.execute(
-                &format!("INSERT INTO responses ({RESPONSE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                &format!("INSERT INTO responses ({RESPONSE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
                 params![
                     r.id,
                     r.project_id,
@@ -885,7 +887,8 @@ impl Store for SqliteStore {
                     r.previous_response_id,
                     r.object,
                     r.messages,
-                    r.input_items
+                    r.input_items,
+                    r.pending
                 ],
             )?;
             Ok(())
@@ -907,12 +910,20 @@ impl Store for SqliteStore {
         self.with(|c| Ok(c.execute("DELETE FROM responses WHERE id = ?1", [id])? == 1))
     }
 
-    fn update_response(&self, id: &str, object: &str, messages: &str) -> Result<bool> {
+    fn update_response(&self, id: &str, object: &str, messages: &str, pending: bool) -> Result<bool> {
         self.with(|c| {
             Ok(c.execute(
-                "UPDATE responses SET object = ?2, messages = ?3 WHERE id = ?1",
-                params![id, object, messages],
+                "UPDATE responses SET object = ?2, messages = ?3, pending = ?4 WHERE id = ?1",
+                params![id, object, messages, pending],
             )? == 1)
+        })
+    }
+
+    fn pending_responses(&self) -> Result<Vec<ResponseRecord>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!("SELECT {RESPONSE_COLS} FROM responses WHERE pending = 1"))?;
+            let rows = st.query_map([], response_row)?;
+            rows.collect()
         })
     }
 
@@ -952,7 +963,7 @@ impl Store for SqliteStore {
 }
 
 const RESPONSE_COLS: &str =
-    "id, project_id, created_at, expires_at, previous_response_id, object, messages, input_items";
+    "id, project_id, created_at, expires_at, previous_response_id, object, messages, input_items, pending";
 
 fn response_row(r: &Row) -> rusqlite::Result<ResponseRecord> {
     Ok(ResponseRecord {
@@ -964,6 +975,7 @@ fn response_row(r: &Row) -> rusqlite::Result<ResponseRecord> {
         object: r.get(5)?,
         messages: r.get(6)?,
         input_items: r.get(7)?,
+        pending: r.get(8)?,
     })
 }
 

@@ -350,4 +350,6 @@ pub struct ResponseRecord {
     pub messages: String,
     /// This request's input items with their ids (JSON text of an array).
     pub input_items: String,
+    /// A background response not finished yet.
+    pub pending: bool,
 }

@@ -268,6 +268,7 @@ fn stored_responses_expire_and_are_swept() {
         object: "{}".into(),
         messages: "[]".into(),
         input_items: "[]".into(),
+        pending: id == "resp_new",
     };
     s.insert_response(&rec("resp_old", 100)).unwrap();
     s.insert_response(&rec("resp_new", 1000)).unwrap();
@@ -275,6 +276,9 @@ fn stored_responses_expire_and_are_swept() {
     assert!(s.response("resp_old", 100).unwrap().is_none(), "expired is gone");
     assert_eq!(s.sweep_responses(500).unwrap(), 1);
     assert!(s.response("resp_new", 500).unwrap().is_some());
+    assert_eq!(s.pending_responses().unwrap().len(), 1);
+    assert!(s.update_response("resp_new", "{}", "[]", false).unwrap());
+    assert!(s.pending_responses().unwrap().is_empty());
     assert!(s.delete_response("resp_new").unwrap());
     assert!(!s.delete_response("resp_new").unwrap());
 }
