@@ -89,6 +89,53 @@ pub enum Decision {
     Blocked(String),
 }
 
+/// Who a moderation record names: the request, its caller and the model.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    request_id: String,
+    key_id: Option<String>,
+    project_id: Option<String>,
+    model: String,
+}
+
+impl Subject {
+    pub fn of(state: &AppState, v: &ValidRequest) -> Self {
+        Self {
+            request_id: v.id.clone(),
+            key_id: v.account.key_id.clone(),
+            project_id: v.account.project_id.clone(),
+            model: state.tiers[v.tier].id.clone(),
+        }
+    }
+
+    /// Stores a moderation decision (`direction` input or output, `action` flagged or blocked) with
+    /// its categories (and the text, when the operator asks for it), and counts it.
+    pub async fn record(
+        &self,
+        state: &Arc<AppState>,
+        direction: &'static str,
+        action: &'static str,
+        categories: Vec<String>,
+        text: Option<String>,
+    ) -> Result<(), ApiError> {
+        let event = tandem_store::ModerationEvent {
+            created_at: unix_now(),
+            request_id: self.request_id.clone(),
+            key_id: self.key_id.clone(),
+            project_id: self.project_id.clone(),
+            model: self.model.clone(),
+            direction: direction.into(),
+            action: action.into(),
+            categories,
+            text,
+        };
+        // Counted as decided, whether or not the record can be written.
+        state.metrics.moderation(direction, action);
+        state.db(move |s| s.insert_moderation(&event)).await?;
+        Ok(())
+    }
+}
+
 /// The category a detected prompt attack is recorded and reported under.
 pub const ATTACK_CATEGORY: &str = "prompt-attack";
 
@@ -149,19 +196,11 @@ pub async fn check_input(state: &Arc<AppState>, v: &ValidRequest) -> Result<Deci
         return Ok(Decision::Clear);
     }
     let action = if policy.block { "blocked" } else { "flagged" };
-    let event = tandem_store::ModerationEvent {
-        created_at: unix_now(),
-        request_id: v.id.clone(),
-        key_id: v.account.key_id.clone(),
-        project_id: v.account.project_id.clone(),
-        model: state.tiers[v.tier].id.clone(),
-        direction: "input".into(),
-        action: action.into(),
-        categories: categories.iter().map(|c| c.to_string()).collect(),
-        text: policy.log_text.then(|| flagged_text.join("\n")),
-    };
-    state.db(move |s| s.insert_moderation(&event)).await?;
-    state.metrics.moderation("input", action);
+    let categories_text = categories.iter().map(|c| c.to_string()).collect();
+    let text = policy.log_text.then(|| flagged_text.join("\n"));
+    Subject::of(state, v)
+        .record(state, "input", action, categories_text, text)
+        .await?;
     let header = format!("{action}; direction=input; categories={}", categories.join(","));
     Ok(if policy.block {
         Decision::Blocked(header)

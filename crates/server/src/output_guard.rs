@@ -14,10 +14,8 @@ use std::sync::Arc;
 use tandem_engine::{Event, FinishReason};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-use crate::guard::ModerationPolicy;
 use crate::request::ValidRequest;
-use crate::state::{unix_now, AppState};
-use tandem_safety::Verdict;
+use crate::state::AppState;
 
 /// Most tokens held back before a window is moderated without waiting for a sentence to end.
 pub const HOLD_TOKENS: usize = 64;
@@ -42,34 +40,6 @@ struct Held {
     done: bool,
 }
 
-/// Who and what a flagged output's moderation record names.
-struct Record {
-    request_id: String,
-    key_id: Option<String>,
-    project_id: Option<String>,
-    model: String,
-}
-
-impl Record {
-    /// Stores the decision on a flagged window (its text only when the operator asks) and counts it.
-    async fn flagged(&self, state: &Arc<AppState>, policy: ModerationPolicy, verdict: &Verdict, text: &str) {
-        let action = if policy.block { "blocked" } else { "flagged" };
-        let event = tandem_store::ModerationEvent {
-            created_at: unix_now(),
-            request_id: self.request_id.clone(),
-            key_id: self.key_id.clone(),
-            project_id: self.project_id.clone(),
-            model: self.model.clone(),
-            direction: "output".into(),
-            action: action.into(),
-            categories: verdict.flagged_categories().iter().map(|c| c.to_string()).collect(),
-            text: policy.log_text.then(|| text.to_string()),
-        };
-        let _ = state.db(move |s| s.insert_moderation(&event)).await;
-        state.metrics.moderation("output", action);
-    }
-}
-
 /// With secrets or personal data in the held window, its tokens go out as one piece of redacted
 /// text (their per-token logprobs would name what was removed).
 fn redact_window(h: &mut Held, choice: usize) {
@@ -89,12 +59,7 @@ fn redact_window(h: &mut Held, choice: usize) {
 pub fn filter(state: Arc<AppState>, v: &ValidRequest, mut rx: UnboundedReceiver<Event>) -> UnboundedReceiver<Event> {
     let (tx, out) = unbounded_channel();
     let n = v.gen.n;
-    let record = Record {
-        request_id: v.id.clone(),
-        key_id: v.account.key_id.clone(),
-        project_id: v.account.project_id.clone(),
-        model: state.tiers[v.tier].id.clone(),
-    };
+    let subject = crate::guard::Subject::of(&state, v);
     let policy = v.moderation;
     tokio::spawn(async move {
         let mut held: Vec<Held> = (0..n).map(|_| Held::default()).collect();
@@ -137,7 +102,11 @@ pub fn filter(state: Arc<AppState>, v: &ValidRequest, mut rx: UnboundedReceiver<
             if let Some(verdict) = flagged {
                 if !recorded {
                     recorded = true;
-                    record.flagged(&state, policy, verdict, &h.text).await;
+                    let action = if policy.block { "blocked" } else { "flagged" };
+                    let categories = verdict.flagged_categories().iter().map(|c| c.to_string()).collect();
+                    let text = policy.log_text.then(|| h.text.clone());
+                    // The answer goes on (or is cut) whether or not the record could be written.
+                    let _ = subject.record(&state, "output", action, categories, text).await;
                 }
                 if policy.block {
                     h.done = true;
