@@ -158,7 +158,20 @@ async fn identify(state: &Arc<AppState>, bearer: Option<String>) -> Result<Calle
     let Some(id) = tandem_store::key_id(&key) else {
         return Err(wrong());
     };
-    let Some((rec, digest)) = state.db(move |s| s.key(&id)).await? else {
+    // The key and its project in one store call: this runs on every request.
+    let found = state
+        .db(move |s| {
+            let Some((rec, digest)) = s.key(&id)? else {
+                return Ok(None);
+            };
+            let project = match &rec.project_id {
+                Some(p) => s.project(p)?,
+                None => None,
+            };
+            Ok(Some((rec, digest, project)))
+        })
+        .await?;
+    let Some((rec, digest, project)) = found else {
         return Err(wrong());
     };
     if !state.keyring.verify(&key, &digest) {
@@ -167,11 +180,12 @@ async fn identify(state: &Arc<AppState>, bearer: Option<String>) -> Result<Calle
     if rec.revoked_at.is_some() {
         return Err(unauthorized(format!("The API key {} has been revoked.", masked(&key))));
     }
-    let project_id = rec
-        .project_id
-        .clone()
-        .ok_or_else(|| unauthorized(format!("The API key {} belongs to no project.", masked(&key))))?;
-    let project = state.db(move |s| s.project(&project_id)).await?;
+    if rec.project_id.is_none() {
+        return Err(unauthorized(format!(
+            "The API key {} belongs to no project.",
+            masked(&key)
+        )));
+    }
     match project {
         Some(p) if p.archived_at.is_none() => Ok(Caller {
             key: Some(rec),
