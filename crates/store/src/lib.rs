@@ -3,7 +3,8 @@
 //!
 //! Layout
 //! - `types`: the records (`FileRecord`, `BatchRecord`, `BatchStatus`, `LineResult`, `UsageRecord`).
-//! - `sqlite`: `SqliteStore`, the embedded implementation (one WAL database file, migrated on open).
+//! - `sqlite`: `SqliteStore`, the embedded implementation (one WAL database file, migrated on open);
+//!   `migrations`: its schema, migration by migration; `rows`: its column lists and row mappers.
 //! - `blobs`: `BlobDir`, file bytes on disk beside the database (written atomically).
 //! - `keys`: API key generation and the HMAC digests the store keeps instead of keys.
 //! - `projects`: the tenants that own keys, files, batches and usage.
@@ -15,7 +16,9 @@
 mod blobs;
 mod ids;
 mod keys;
+mod migrations;
 mod projects;
+mod rows;
 mod sqlite;
 mod types;
 
