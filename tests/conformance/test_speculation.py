@@ -72,3 +72,45 @@ def test_bad_speculation_mode_is_refused():
                         "--data-dir", tempfile.mkdtemp()], capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert "--speculation" in r.stderr and "ngram" in r.stderr, r.stderr
+
+
+def test_predicted_outputs_keep_the_answer_and_count_the_prediction(plain):
+    """`prediction` drafts even with speculation off; the answer is the one without it, and usage
+    says how much of the prediction the answer kept (streamed or not)."""
+    p = PROMPTS[0]
+    prediction = {"type": "content", "content": CODE}
+    for stream in (False, True):
+        assert answer(plain, p, stream, temperature=0, prediction=prediction) == answer(plain, p, stream, temperature=0)
+    r = plain.chat.completions.create(model="mini", messages=[{"role": "user", "content": p}], max_tokens=80,
+                                      temperature=0, prediction=prediction)
+    d = r.usage.completion_tokens_details
+    assert d.accepted_prediction_tokens > 0, d
+    assert d.accepted_prediction_tokens + d.rejected_prediction_tokens == len_tokens(plain, CODE)
+    parts = {"type": "content", "content": [{"type": "text", "text": CODE[:20]}, {"type": "text", "text": CODE[20:]}]}
+    r2 = plain.chat.completions.create(model="mini", messages=[{"role": "user", "content": p}], max_tokens=80,
+                                       temperature=0, prediction=parts)
+    assert r2.choices[0].message.content == r.choices[0].message.content
+    plain_usage = plain.chat.completions.create(model="mini", messages=[{"role": "user", "content": p}],
+                                                max_tokens=80, temperature=0).usage
+    assert plain_usage.completion_tokens_details.accepted_prediction_tokens == 0
+    # Rejected prediction tokens are reported, not charged: the same answer costs the same.
+    assert r.usage.model_extra["cost"]["output"] == plain_usage.model_extra["cost"]["output"]
+
+
+def len_tokens(c, text):
+    """Tokens of `text` as a completion prompt (echo, no generation) counts them."""
+    r = c.completions.create(model="mini", prompt=text, max_tokens=1)
+    return r.usage.prompt_tokens
+
+
+@pytest.mark.parametrize("prediction, param", [
+    ({"type": "static", "content": "x"}, "prediction.type"),
+    ({"type": "content", "content": 5}, "prediction.content"),
+    ({"type": "content", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}, "prediction.content"),
+    ("def f(): pass", "prediction"),
+])
+def test_bad_predictions_are_refused(plain, prediction, param):
+    with pytest.raises(openai.BadRequestError) as e:
+        plain.chat.completions.create(model="mini", messages=[{"role": "user", "content": "hi"}], max_tokens=4,
+                                      prediction=prediction)
+    assert e.value.body["param"] == param, e.value.body

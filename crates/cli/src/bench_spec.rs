@@ -1,7 +1,8 @@
 //! `tandem bench spec`: what speculative decoding buys on this machine. The target model decodes
 //! the same prompts plainly, with n-gram (prompt-lookup) drafts, and with the draft model's
 //! drafts — interleaved per prompt, greedy, one sequence — on code-editing prompts (the answer
-//! repeats the prompt) and prose prompts. Decode speed counts from the first token to the last,
+//! repeats the prompt) and prose prompts; on the code prompts also n-gram decoding (the server's
+//! default) with the original code as a Predicted Output (`prediction` in the API). Decode speed counts from the first token to the last,
 //! so the drafter's own catch-up on the prompt is paid inside it. Outputs must be identical
 //! across modes (speculation never changes greedy output); the run fails otherwise.
 
@@ -13,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
 use tandem_engine::{EngineConfig, EngineHandle, Event, GenRequest, LoadedModel, SamplingParams, SpecConfig, SpecMode};
-use tandem_text::ChatMessage;
+use tandem_text::{ChatMessage, SpecialMode};
 
 use crate::Home;
 
@@ -136,21 +137,30 @@ pub fn bench_spec(home: &Home, a: BenchSpecArgs) -> Result<()> {
         .collect::<Result<_>>()
         .context("the draft model")?;
     let sets = ["code", "prose"];
-    let mut tally = [[Tally::default(); 3]; 2];
+    // Columns: the modes, then n-gram decoding with a prediction (code prompts only).
+    let mut tally = [[Tally::default(); 4]; 2];
     let greedy = SamplingParams::greedy();
     for rep in 0..a.reps {
         for (set, prompt) in prompts() {
             let s = sets.iter().position(|&x| x == set).expect("known set");
             let p = target.chat_prompt(&[ChatMessage::new("user", &prompt)])?;
             let mut texts = Vec::new();
-            for (m, e) in engines.iter().enumerate() {
+            let predicted = (set == "code").then(|| target.tokenizer.encode(CODE, SpecialMode::None));
+            let runs = engines.iter().map(|e| (e, Vec::new()));
+            // The prediction on top of n-gram drafts (the server's default speculation).
+            let runs = runs.chain(predicted.map(|pred| (&engines[1], pred)));
+            for (m, (e, prediction)) in runs.enumerate() {
                 let before = (
                     e.stats.spec_proposed.load(Relaxed),
                     e.stats.spec_accepted.load(Relaxed),
                     e.stats.spec_verifications.load(Relaxed),
                 );
-                let (text, n, secs) = generate(e, GenRequest::new(p.clone(), greedy.clone(), a.n_gen))?;
-                let t = &mut tally[s][m];
+                let req = GenRequest {
+                    prediction,
+                    ..GenRequest::new(p.clone(), greedy.clone(), a.n_gen)
+                };
+                let (text, n, secs) = generate(e, req)?;
+                let t = &mut tally[s][if m < modes.len() { m } else { 3 }];
                 t.tokens += n.saturating_sub(1);
                 t.secs += secs;
                 t.proposed += e.stats.spec_proposed.load(Relaxed) - before.0;
@@ -175,11 +185,13 @@ pub fn bench_spec(home: &Home, a: BenchSpecArgs) -> Result<()> {
     let mut rows = Vec::new();
     for (s, set) in sets.iter().enumerate() {
         let plain = tally[s][0].tokens as f64 / tally[s][0].secs.max(1e-9);
-        for (m, &mode) in modes.iter().enumerate() {
+        let columns = modes.iter().map(|&m| name(m)).enumerate();
+        let columns = columns.chain((*set == "code").then_some((3, "prediction")));
+        for (m, mode) in columns {
             let t = tally[s][m];
             let rate = t.tokens as f64 / t.secs.max(1e-9);
             rows.push(json!({
-                "prompts": set, "mode": name(mode), "decode_tok_s": rate, "speedup": rate / plain,
+                "prompts": set, "mode": mode, "decode_tok_s": rate, "speedup": rate / plain,
                 "draft_proposed": t.proposed, "draft_accepted": t.accepted,
                 "acceptance": if t.proposed > 0 { t.accepted as f64 / t.proposed as f64 } else { 0.0 },
                 "verifications": t.verifications,

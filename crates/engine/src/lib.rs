@@ -11,6 +11,7 @@
 //! - `kv_blocks`: who holds which KV block, and the prefix cache over full blocks.
 //! - `draft`: speculative decoding's drafters (n-gram prompt lookup, a smaller model) and the
 //!   adaptive draft length.
+//! - `prediction`: Predicted Outputs — the caller's expected answer as the speculative draft.
 //! - `stop`: stop strings matched across token boundaries.
 //! - `logprobs`: log-probabilities for the API's `logprobs`.
 //! - `grammar`: constrained decoding (llguidance): JSON schemas and Lark grammars as token masks.
@@ -20,6 +21,7 @@ mod grammar;
 mod kv_blocks;
 mod loaded;
 mod logprobs;
+mod prediction;
 mod request;
 mod rng;
 mod sampler;
@@ -32,6 +34,7 @@ pub use draft::{ngram_draft, ModelDrafter, SpecConfig, SpecMode, SpecState, VERI
 pub use grammar::{Grammar, Grammars};
 pub use loaded::LoadedModel;
 pub use logprobs::{Logprobs, TokenLogprob};
+pub use prediction::{Prediction, PredictionUsage, PREDICTION_MAX_DRAFT};
 pub use request::{EngineConfig, EngineStats, Event, FinishReason, GenRequest, Priority};
 pub use rng::Rng;
 pub use sampler::{argmax, Sampler, SamplingParams};

@@ -125,6 +125,9 @@ pub struct GenRequest {
     /// With a trigger, the grammar applies only from the token after the trigger token (a tool
     /// call the model chose to start); before it, output is free.
     pub grammar_trigger: Option<u32>,
+    /// Predicted Outputs: tokens the answer is expected to repeat, verified as speculative drafts
+    /// (empty: none).
+    pub prediction: Vec<u32>,
 }
 
 impl GenRequest {
@@ -142,6 +145,7 @@ impl GenRequest {
             tenant: 0,
             grammar: None,
             grammar_trigger: None,
+            prediction: Vec::new(),
         }
     }
 }
@@ -161,6 +165,8 @@ pub enum Event {
         choice: usize,
         reason: FinishReason,
         completion_tokens: usize,
+        /// What the choice made of the request's prediction, when it had one.
+        prediction: Option<crate::PredictionUsage>,
     },
     /// The request waited longer than the queue timeout for a slot and was dropped.
     TimedOut,

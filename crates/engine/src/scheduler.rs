@@ -24,7 +24,7 @@ use crate::kv_blocks::KvBlocks;
 use crate::logprobs::{logprobs, Logprobs};
 use crate::request::{EngineConfig, EngineStats, Event, FinishReason, GenRequest, Priority};
 use crate::stop::{StopMatcher, StopOutcome};
-use crate::{EngineError, LoadedModel, ModelDrafter, Result, Sampler, SpecMode, SpecState};
+use crate::{EngineError, LoadedModel, ModelDrafter, Prediction, Result, Sampler, SpecMode, SpecState};
 
 mod kv;
 mod speculate;
@@ -131,6 +131,12 @@ impl EngineHandle {
                 ctx: self.config.ctx,
             });
         }
+        if let Some(&t) = req.prediction.iter().find(|&&t| t as usize >= vocab) {
+            return Err(EngineError::BadParam {
+                param: "prediction",
+                problem: format!("token id {t} is outside the vocabulary of {vocab}"),
+            });
+        }
         if req.n == 0 || req.n > self.config.slots {
             return Err(EngineError::BadParam {
                 param: "n",
@@ -220,6 +226,8 @@ struct Seq {
     done: bool,
     /// Speculative decoding's acceptance estimate for this sequence.
     spec: SpecState,
+    /// The request's Predicted Output, followed along the answer.
+    prediction: Option<Prediction>,
 }
 
 struct Scheduler {
@@ -249,11 +257,11 @@ impl Scheduler {
         let n_blocks = cfg.pool_blocks();
         let pool = KvPool::new(mc, n_blocks, cfg.kv_type);
         stats.kv_blocks_total.store(n_blocks, Ordering::Relaxed);
-        // Logit rows: one per sequence, plus the verification rows of speculation.
-        let spec_rows = if cfg.spec.mode == SpecMode::Off {
-            0
-        } else {
-            cfg.spec.max_rows
+        // Logit rows: one per sequence, plus the verification rows of speculation (a request's
+        // prediction drafts even when the configured speculation is off).
+        let spec_rows = match cfg.spec.mode {
+            SpecMode::Off => crate::PREDICTION_MAX_DRAFT,
+            _ => cfg.spec.max_rows.max(crate::PREDICTION_MAX_DRAFT),
         };
         let st = RunState::new(mc, cfg.step_tokens.max(cfg.slots), cfg.slots, cfg.ctx)
             .with_logit_rows(cfg.slots + spec_rows);
@@ -454,6 +462,7 @@ impl Scheduler {
                     tx: tx.clone(),
                     done: false,
                     spec: SpecState::for_mode(self.cfg.spec.mode),
+                    prediction: (!req.prediction.is_empty()).then(|| Prediction::new(req.prediction.clone())),
                 });
             }
             self.stats
@@ -650,6 +659,7 @@ impl Scheduler {
                 choice: s.choice,
                 reason,
                 completion_tokens: s.generated,
+                prediction: s.prediction.as_ref().map(Prediction::usage),
             });
             s.done = true;
         };
@@ -663,6 +673,9 @@ impl Scheduler {
         s.generated += 1;
         self.stats.generated_tokens.fetch_add(1, Ordering::Relaxed);
         s.sampler.accept(tok);
+        if let Some(p) = s.prediction.as_mut() {
+            p.observe(tok);
+        }
         // The grammar is complete after this token: nothing may follow, so the choice ends here.
         let grammar_done = s
             .matcher
@@ -700,6 +713,7 @@ impl Scheduler {
                     choice: s.choice,
                     reason: FinishReason::Stop,
                     completion_tokens: s.generated,
+                    prediction: s.prediction.as_ref().map(Prediction::usage),
                 });
                 s.done = true;
                 return;

@@ -20,8 +20,10 @@ struct Answer {
     logprobs: Vec<f32>,
 }
 
+const CODE: &str = "def area(w, h):\n    return w * h\n\n\ndef perimeter(w, h):\n    return 2 * (w + h)\n";
+
 fn requests(lm: &LoadedModel) -> Vec<GenRequest> {
-    let code = "def area(w, h):\n    return w * h\n\n\ndef perimeter(w, h):\n    return 2 * (w + h)\n";
+    let code = CODE;
     let chats = [
         format!(
             "Rename the functions of this code to snake_case with a `rect_` prefix and repeat the whole code:\n{code}"
@@ -131,6 +133,25 @@ fn forced_speculation_gives_the_plain_output() {
     assert!(a > 0 && a < p, "{a} of {p}");
     // The same requests again: the drafter's caches roll back to each new prompt.
     assert_eq!(run(&draft, &reqs), plain, "model drafts, second round");
+
+    // Predicted Outputs on an engine whose own speculation is off: the code the prompts edit as
+    // the prediction of every request (right for the edits, wrong for the others).
+    let code = lm.tokenizer.encode(CODE, tandem_text::SpecialMode::None);
+    let predicted: Vec<GenRequest> = reqs
+        .iter()
+        .map(|r| GenRequest {
+            prediction: code.clone(),
+            ..r.clone()
+        })
+        .collect();
+    let engine = EngineHandle::spawn(lm.clone(), config(SpecMode::Off));
+    assert_eq!(run(&engine, &predicted), plain, "predicted outputs");
+    let (p, a) = (
+        engine.stats.spec_proposed.load(Relaxed),
+        engine.stats.spec_accepted.load(Relaxed),
+    );
+    eprintln!("prediction: {a} of {p} draft tokens accepted");
+    assert!(a > 0 && a < p, "{a} of {p}");
 }
 
 use std::sync::atomic::Ordering::Relaxed;

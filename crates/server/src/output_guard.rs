@@ -115,6 +115,7 @@ pub fn filter(state: Arc<AppState>, v: &ValidRequest, mut rx: UnboundedReceiver<
                         choice,
                         reason: FinishReason::ContentFilter,
                         completion_tokens: h.tokens,
+                        prediction: None,
                     };
                     if tx.send(cut).is_err() {
                         return;

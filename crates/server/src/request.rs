@@ -299,7 +299,6 @@ fn refuse_unsupported(f: &Fields) -> Result<(), ApiError> {
         ("functions", "function calling"),
         ("function_call", "function calling"),
         ("audio", "audio output"),
-        ("prediction", "predicted outputs"),
         ("web_search_options", "web search"),
         ("reasoning_effort", "reasoning effort (these models do not reason)"),
     ] {
@@ -313,6 +312,59 @@ fn refuse_unsupported(f: &Fields) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// Predicted Outputs: `{"type": "content", "content": string | text parts}`, as plain text tokens
+/// (never control tokens).
+fn prediction(f: &Fields, lm: &tandem_engine::LoadedModel, ctx: usize) -> Result<Vec<u32>, ApiError> {
+    let Some(p) = f.get("prediction") else {
+        return Ok(Vec::new());
+    };
+    let expected = r#"an object {"type": "content", "content": ...}"#;
+    let obj = p.as_object().ok_or_else(|| wrong_type("prediction", expected, p))?;
+    match obj.get("type").and_then(Value::as_str) {
+        Some("content") => {}
+        _ => {
+            return Err(ApiError::invalid(
+                "prediction.type",
+                "invalid_value",
+                "Invalid value for 'prediction.type': the supported value is 'content'.",
+            ))
+        }
+    }
+    let content = obj.get("content").unwrap_or(&Value::Null);
+    let text = match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts)
+            if parts
+                .iter()
+                .all(|x| x.get("type").and_then(Value::as_str) == Some("text")) =>
+        {
+            parts
+                .iter()
+                .filter_map(|x| x.get("text").and_then(Value::as_str))
+                .collect()
+        }
+        _ => {
+            return Err(wrong_type(
+                "prediction.content",
+                "a string or an array of text parts",
+                content,
+            ))
+        }
+    };
+    let tokens = lm.tokenizer.encode(&text, SpecialMode::None);
+    if tokens.len() >= ctx {
+        return Err(ApiError::invalid(
+            "prediction.content",
+            "invalid_value",
+            format!(
+                "The prediction is {} tokens; this model's context holds {ctx}.",
+                tokens.len()
+            ),
+        ));
+    }
+    Ok(tokens)
 }
 
 /// The grammar a chat answer is held to: its `response_format`, or its tools' (with the text that
@@ -399,6 +451,7 @@ fn bind_chat(state: &AppState, v: &Value, forced: Option<usize>) -> Result<Valid
             top_logprobs: logprobs.then_some(top.unwrap_or(0) as usize),
             grammar,
             grammar_trigger,
+            prediction: prediction(&f, lm, state.tiers[tier].engine.config.ctx)?,
             ..GenRequest::new(prompt, c.params, max_tokens)
         },
         stream: c.stream,

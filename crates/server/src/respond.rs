@@ -10,7 +10,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tandem_api as api;
-use tandem_engine::{Event, FinishReason, Logprobs, Priority};
+use tandem_engine::{Event, FinishReason, Logprobs, PredictionUsage, Priority};
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -135,6 +135,23 @@ pub(crate) fn usage(pricing: &Pricing, prompt: usize, cached: usize, completion:
     api::Usage::new(prompt as u64, cached as u64, completion as u64, cost)
 }
 
+/// Predicted Outputs' counts in `completion_tokens_details` (summed over choices). Rejected
+/// prediction tokens are reported and not charged: they cost a verification row, not a token.
+fn with_prediction(mut u: api::Usage, p: Option<PredictionUsage>) -> api::Usage {
+    if let Some(p) = p {
+        u.completion_tokens_details.accepted_prediction_tokens = p.accepted as u64;
+        u.completion_tokens_details.rejected_prediction_tokens = p.rejected as u64;
+    }
+    u
+}
+
+fn add_prediction(a: PredictionUsage, b: PredictionUsage) -> PredictionUsage {
+    PredictionUsage {
+        accepted: a.accepted + b.accepted,
+        rejected: a.rejected + b.rejected,
+    }
+}
+
 fn chat_logprob(l: &Logprobs) -> api::TokenLogprob {
     api::TokenLogprob {
         token: l.chosen.text.clone(),
@@ -201,6 +218,7 @@ struct Choice {
     /// Per logprob entry: the token's own text (for text offsets).
     token_texts: Vec<String>,
     tokens: usize,
+    prediction: Option<PredictionUsage>,
 }
 
 /// Observes a tier's latency metrics as token events pass; dropped, the whole response's.
@@ -393,9 +411,11 @@ pub async fn collect(
                 choice,
                 reason,
                 completion_tokens,
+                prediction,
             }) => {
                 choices[choice].finish = Some(reason.as_str());
                 choices[choice].tokens = completion_tokens;
+                choices[choice].prediction = prediction;
                 finished += 1;
             }
             Some(Event::TimedOut) => return Err(ApiError::queue_timeout()),
@@ -410,7 +430,8 @@ pub async fn collect(
         }
     }
     let completion_tokens: usize = choices.iter().map(|c| c.tokens).sum();
-    let u = usage(pricing, prompt_tokens, cached, completion_tokens);
+    let predicted = choices.iter().filter_map(|c| c.prediction).reduce(add_prediction);
+    let u = with_prediction(usage(pricing, prompt_tokens, cached, completion_tokens), predicted);
     Ok(match v.api {
         Api::Chat => {
             let choices = choices.iter().enumerate().map(|(i, c)| chat_choice(v, i, c)).collect();
@@ -587,6 +608,8 @@ struct Streamer<'a> {
     offsets: Vec<usize>,
     completion: usize,
     finished: usize,
+    /// Predicted Outputs' counts of the finished choices.
+    predicted: Option<PredictionUsage>,
 }
 
 impl<'a> Streamer<'a> {
@@ -604,6 +627,7 @@ impl<'a> Streamer<'a> {
             offsets: vec![v.echo.as_ref().map(|e| e.chars().count()).unwrap_or(0); n],
             completion: 0,
             finished: 0,
+            predicted: None,
         }
     }
 
@@ -657,7 +681,14 @@ impl<'a> Streamer<'a> {
                 choice,
                 reason,
                 completion_tokens,
-            } => (self.finish(choice, reason, completion_tokens), true),
+                prediction,
+            } => {
+                self.predicted = [self.predicted, prediction]
+                    .into_iter()
+                    .flatten()
+                    .reduce(add_prediction);
+                (self.finish(choice, reason, completion_tokens), true)
+            }
             Event::TimedOut => {
                 self.guard.status = 503;
                 (vec![sse(&ApiError::queue_timeout().body())], false)
@@ -789,12 +820,8 @@ impl<'a> Streamer<'a> {
         self.guard.status = 200;
         let mut out = Vec::new();
         if self.v.include_usage {
-            let u = Some(Some(usage(
-                &self.pricing,
-                self.guard.prompt,
-                self.guard.cached,
-                self.completion,
-            )));
+            let u = usage(&self.pricing, self.guard.prompt, self.guard.cached, self.completion);
+            let u = Some(Some(with_prediction(u, self.predicted)));
             out.push(match self.v.api {
                 Api::Chat => sse(&self.head.chat_chunk(vec![], u)),
                 Api::Completion => sse(&self.head.text(vec![], u)),

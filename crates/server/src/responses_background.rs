@@ -192,7 +192,7 @@ fn cancellable(mut rx: UnboundedReceiver<Event>, mut cancelled: watch::Receiver<
                     }
                 }
                 _ = cancelled.wait_for(|c| *c) => {
-                    let _ = tx.send(Event::Finished { choice: 0, reason: FinishReason::Stop, completion_tokens: tokens });
+                    let _ = tx.send(Event::Finished { choice: 0, reason: FinishReason::Stop, completion_tokens: tokens, prediction: None });
                     return;
                 }
             }
