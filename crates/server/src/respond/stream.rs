@@ -1,0 +1,302 @@
+//! The streamed rendering of an `Outcome`: engine events become chat or completion chunks as
+//! server-sent events, tool-call text is held back and sent as `tool_calls` deltas, and the usage
+//! counted so far is recorded by the stream's guard however it ends.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use tandem_api as api;
+use tandem_engine::{Event, FinishReason, Logprobs, PredictionUsage};
+use tokio::sync::mpsc::{self, UnboundedReceiver};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{
+    add_prediction, chat_logprobs, completion_logprobs, price, sse, tool_calls, usage, with_prediction, Head, Latency,
+    UsageGuard,
+};
+use crate::error::ApiError;
+use crate::request::{Api, ValidRequest};
+use crate::state::{AppState, Pricing};
+
+/// Streams chunks as server-sent events, ending with `data: [DONE]`. A client that goes away drops
+/// the stream; the bridge task notices, drops the engine's receiver, and the engine frees the slot.
+pub fn stream(state: Arc<AppState>, v: ValidRequest, mut rx: UnboundedReceiver<Event>, start: Instant) -> Response {
+    let (tx, out) = mpsc::channel::<Result<SseEvent, Infallible>>(64);
+    tokio::spawn(async move {
+        let mut s = Streamer::new(&state, &v, start);
+        let send = |events: Vec<SseEvent>| {
+            let tx = tx.clone();
+            async move {
+                for e in events {
+                    if tx.send(Ok(e)).await.is_err() {
+                        return false;
+                    }
+                }
+                true
+            }
+        };
+        if !send(s.opening()).await {
+            return;
+        }
+        while s.finished < v.gen.n {
+            let ev = tokio::select! {
+                ev = rx.recv() => ev,
+                _ = tx.closed() => return, // client gone
+            };
+            let Some(ev) = ev else { return };
+            let (events, go_on) = s.event(ev);
+            if !send(events).await || !go_on {
+                return;
+            }
+        }
+        send(s.closing()).await;
+    });
+    Sse::new(ReceiverStream::new(out))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(10)).text("keep-alive"))
+        .into_response()
+}
+
+/// One stream's state: what each choice has sent, what tool-call text is held back, and the usage
+/// counted so far (recorded by its guard whenever the stream ends).
+struct Streamer<'a> {
+    v: &'a ValidRequest,
+    head: Head,
+    pricing: Pricing,
+    guard: UsageGuard,
+    lat: Latency<'a>,
+    /// Tokens of each unfinished choice so far.
+    partial: Vec<usize>,
+    /// With tools on, text from `<tool_call>` on is held back and sent as tool_calls deltas.
+    held: Vec<Option<String>>,
+    /// Completions with `echo`: whether the prompt went out before the choice's first text.
+    echoed: Vec<bool>,
+    /// Completions' logprobs: the character offset of each choice's next token.
+    offsets: Vec<usize>,
+    completion: usize,
+    finished: usize,
+    /// Predicted Outputs' counts of the finished choices.
+    predicted: Option<PredictionUsage>,
+}
+
+impl<'a> Streamer<'a> {
+    fn new(state: &'a Arc<AppState>, v: &'a ValidRequest, start: Instant) -> Self {
+        let n = v.gen.n;
+        Self {
+            v,
+            head: Head::new(state, v),
+            pricing: price(state, v),
+            guard: UsageGuard::new(state, v, start),
+            lat: Latency::new(state, v, start),
+            partial: vec![0; n],
+            held: vec![None; n],
+            echoed: vec![false; n],
+            offsets: vec![v.echo.as_ref().map(|e| e.chars().count()).unwrap_or(0); n],
+            completion: 0,
+            finished: 0,
+            predicted: None,
+        }
+    }
+
+    /// `usage: null` on every chunk when the client asked for a final usage chunk.
+    fn chunk_usage(&self) -> api::ChunkUsage {
+        self.v.include_usage.then_some(None)
+    }
+
+    fn chat(
+        &self,
+        index: usize,
+        delta: api::Delta,
+        logprobs: Option<api::ChatLogprobs>,
+        finish: Option<&str>,
+    ) -> SseEvent {
+        let choice = api::ChunkChoice {
+            index,
+            delta,
+            logprobs,
+            finish_reason: finish.map(String::from),
+        };
+        sse(&self.head.chat_chunk(vec![choice], self.chunk_usage()))
+    }
+
+    fn text(&self, choice: api::TextChoice) -> SseEvent {
+        sse(&self.head.text(vec![choice], self.chunk_usage()))
+    }
+
+    /// Chat streams open with each choice's role.
+    fn opening(&self) -> Vec<SseEvent> {
+        match self.v.api {
+            Api::Chat => (0..self.v.gen.n)
+                .map(|i| self.chat(i, api::Delta::start(), None, None))
+                .collect(),
+            Api::Completion => Vec::new(),
+        }
+    }
+
+    /// The chunks for one engine event, and whether the stream goes on.
+    fn event(&mut self, ev: Event) -> (Vec<SseEvent>, bool) {
+        match ev {
+            Event::Prefilled {
+                prompt_tokens,
+                cached_tokens,
+            } => {
+                (self.guard.prompt, self.guard.cached) = (prompt_tokens, cached_tokens);
+                (Vec::new(), true)
+            }
+            Event::Token { choice, text, logprobs } => (self.token(choice, text, logprobs), true),
+            Event::Finished {
+                choice,
+                reason,
+                completion_tokens,
+                prediction,
+            } => {
+                self.predicted = [self.predicted, prediction]
+                    .into_iter()
+                    .flatten()
+                    .reduce(add_prediction);
+                (self.finish(choice, reason, completion_tokens), true)
+            }
+            Event::TimedOut => {
+                self.guard.status = 503;
+                (vec![sse(&ApiError::queue_timeout().body())], false)
+            }
+            Event::Failed(msg) => {
+                self.guard.status = 500;
+                (vec![sse(&ApiError::internal(msg).body())], false)
+            }
+        }
+    }
+
+    fn token(&mut self, choice: usize, text: String, logprobs: Option<Logprobs>) -> Vec<SseEvent> {
+        self.lat.token();
+        self.partial[choice] += 1;
+        self.guard.completion = self.completion + self.partial.iter().sum::<usize>();
+        if text.is_empty() && logprobs.is_none() {
+            return Vec::new();
+        }
+        match self.v.api {
+            Api::Chat => {
+                let mut text = text;
+                if self.v.tools {
+                    if let Some(h) = self.held[choice].as_mut() {
+                        h.push_str(&text);
+                        return Vec::new();
+                    }
+                    if let Some(at) = text.find(crate::tools::OPEN) {
+                        self.held[choice] = Some(text.split_off(at));
+                        if text.is_empty() {
+                            return Vec::new();
+                        }
+                    }
+                }
+                let lp = logprobs.as_ref().map(|l| chat_logprobs(std::slice::from_ref(l)));
+                vec![self.chat(choice, api::Delta::content(text), lp, None)]
+            }
+            Api::Completion => {
+                let mut t = text;
+                if !self.echoed[choice] {
+                    self.echoed[choice] = true;
+                    t = format!("{}{t}", self.v.echo.clone().unwrap_or_default());
+                }
+                let lp = logprobs.as_ref().map(|l| {
+                    completion_logprobs(
+                        std::slice::from_ref(l),
+                        self.offsets[choice],
+                        std::slice::from_ref(&l.chosen.text),
+                    )
+                });
+                self.offsets[choice] += logprobs.as_ref().map_or(0, |l| l.chosen.text.chars().count());
+                vec![self.text(api::TextChoice {
+                    text: t,
+                    index: choice,
+                    logprobs: lp,
+                    finish_reason: None,
+                })]
+            }
+        }
+    }
+
+    fn finish(&mut self, choice: usize, reason: FinishReason, completion_tokens: usize) -> Vec<SseEvent> {
+        self.finished += 1;
+        self.completion += completion_tokens;
+        self.partial[choice] = 0;
+        self.guard.completion = self.completion + self.partial.iter().sum::<usize>();
+        match self.v.api {
+            Api::Chat => {
+                let mut finish = reason.as_str();
+                let mut out = Vec::new();
+                if let Some(h) = self.held[choice].take() {
+                    let (_, calls) = crate::tools::split_calls(&h);
+                    if calls.is_empty() {
+                        // Not calls after all (cut short): the text goes out as content.
+                        out.push(self.chat(choice, api::Delta::content(h), None, None));
+                    } else {
+                        if finish == "stop" {
+                            finish = "tool_calls";
+                        }
+                        out.extend(self.tool_call_deltas(choice, &calls));
+                    }
+                }
+                out.push(self.chat(choice, api::Delta::default(), None, Some(finish)));
+                out
+            }
+            Api::Completion => vec![self.text(api::TextChoice {
+                text: String::new(),
+                index: choice,
+                logprobs: None,
+                finish_reason: Some(reason.as_str().into()),
+            })],
+        }
+    }
+
+    /// Per call: its id, type and name first, then the arguments.
+    fn tool_call_deltas(&self, choice: usize, calls: &[crate::tools::Call]) -> Vec<SseEvent> {
+        let delta = |tc: api::ToolCallDelta| api::Delta {
+            tool_calls: Some(vec![tc]),
+            ..Default::default()
+        };
+        tool_calls(calls)
+            .into_iter()
+            .enumerate()
+            .flat_map(|(k, call)| {
+                let first = api::ToolCallDelta {
+                    index: k,
+                    id: Some(call.id),
+                    kind: Some(call.kind),
+                    function: api::FunctionDelta {
+                        name: Some(call.function.name),
+                        arguments: String::new(),
+                    },
+                };
+                let second = api::ToolCallDelta {
+                    index: k,
+                    id: None,
+                    kind: None,
+                    function: api::FunctionDelta {
+                        name: None,
+                        arguments: call.function.arguments,
+                    },
+                };
+                [first, second].map(|tc| self.chat(choice, delta(tc), None, None))
+            })
+            .collect()
+    }
+
+    /// The usage chunk (when asked for) and `[DONE]`; the guard records a finished response.
+    fn closing(&mut self) -> Vec<SseEvent> {
+        self.guard.status = 200;
+        let mut out = Vec::new();
+        if self.v.include_usage {
+            let u = usage(&self.pricing, self.guard.prompt, self.guard.cached, self.completion);
+            let u = Some(Some(with_prediction(u, self.predicted)));
+            out.push(match self.v.api {
+                Api::Chat => sse(&self.head.chat_chunk(vec![], u)),
+                Api::Completion => sse(&self.head.text(vec![], u)),
+            });
+        }
+        out.push(SseEvent::default().data("[DONE]"));
+        out
+    }
+}
