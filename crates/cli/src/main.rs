@@ -33,6 +33,7 @@ mod eval_safety;
 mod keys;
 mod projects;
 mod pull;
+mod pull_embeddings;
 mod report;
 mod results;
 mod serve;
@@ -72,7 +73,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Download a tier's weights into the model cache: mini, flagship or all.
+    /// Download weights into the model cache: mini, flagship, embeddings (the sentence encoder
+    /// behind /v1/embeddings) or all.
     Pull {
         #[arg(default_value = "mini")]
         tier: String,
@@ -187,11 +189,15 @@ fn real_main(cli: Cli) -> Result<()> {
     let home = Home::new(cli.home)?;
     match cli.command {
         Cmd::Pull { tier, quiet } => {
+            if tier == "embeddings" || tier == "all" {
+                pull_embeddings::pull(&home.models(), quiet)?;
+            }
             let list: Vec<&tiers::Tier> = match tier.as_str() {
                 "all" => tiers::TIERS.iter().collect(),
+                "embeddings" => Vec::new(),
                 name => match tiers::find(name) {
                     Some(t) => vec![t],
-                    None => bail!("unknown tier {name:?}: expected mini, flagship or all"),
+                    None => bail!("unknown model {name:?}: expected mini, flagship, embeddings or all"),
                 },
             };
             for t in list {
