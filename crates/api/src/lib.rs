@@ -5,6 +5,7 @@
 //! - `usage`: token counts and the cost tandem adds (`Usage`).
 //! - `chat`: chat completions and their stream chunks.
 //! - `completion`: legacy text completions (responses and chunks share one shape).
+//! - `embeddings`: `/v1/embeddings`' list of vectors.
 //! - `error`: the error body.
 //! - `lists`: list envelopes and delete answers.
 //! - `files`, `batches`: the Files and Batch APIs' objects and batch result lines.
@@ -16,6 +17,7 @@ pub mod admin;
 pub mod batches;
 pub mod chat;
 pub mod completion;
+pub mod embeddings;
 pub mod error;
 pub mod files;
 pub mod lists;
@@ -37,6 +39,7 @@ pub use chat::{
     FunctionDelta, TokenLogprob, ToolCall, ToolCallDelta, TopLogprob,
 };
 pub use completion::{CompletionLogprobs, TextChoice, TextCompletion};
+pub use embeddings::{EmbeddingList, EmbeddingUsage, Vector};
 pub use error::{ErrorBody, ErrorDetail};
 pub use responses::{IncompleteDetails, OutputContent, OutputItem, Response, ResponseInputDetails, ResponseUsage};
 pub use usage::{CompletionTokensDetails, Cost, PromptTokensDetails, Usage};

@@ -23,6 +23,8 @@ pub enum BenchCmd {
     Json(crate::bench_json::BenchJsonArgs),
     /// Speculative decoding: plain vs n-gram vs draft-model decode speed and acceptance.
     Spec(crate::bench_spec::BenchSpecArgs),
+    /// The sentence encoder (/v1/embeddings): sentences/s one per call and batched, and its price.
+    Embed(crate::bench_embed::BenchEmbedArgs),
 }
 
 #[derive(Args)]
@@ -84,6 +86,7 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
         Some(BenchCmd::Cost(c)) => return crate::bench_cost::bench_cost(home, c),
         Some(BenchCmd::Json(j)) => return crate::bench_json::bench_json(home, j),
         Some(BenchCmd::Spec(j)) => return crate::bench_spec::bench_spec(home, j),
+        Some(BenchCmd::Embed(j)) => return crate::bench_embed::bench_embed(home, j),
         None => {}
     }
     crate::commands::set_threads(a.threads)?;

@@ -20,6 +20,7 @@
 mod bench;
 mod bench_batch;
 mod bench_cost;
+mod bench_embed;
 mod bench_json;
 mod bench_serve;
 mod bench_spec;

@@ -401,6 +401,29 @@ fn server_config(s: &Settings) -> Result<ServerConfig> {
     })
 }
 
+/// The sentence encoder behind /v1/embeddings (pulled when absent; a failed pull leaves the
+/// server without it, said on stderr, rather than stopping it).
+fn load_embedder(home: &Home, s: &Settings) -> Result<Option<Arc<tandem_server::Embedder>>> {
+    if !s.embeddings.unwrap_or_default() {
+        return Ok(None);
+    }
+    let dir = match crate::pull_embeddings::pull(&home.models(), true) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("tandem: serving without /v1/embeddings: {e:#}");
+            return Ok(None);
+        }
+    };
+    let encoder = tandem_embed::Encoder::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
+    let price = s
+        .prices
+        .as_ref()
+        .and_then(|t| t.get("embeddings").or_else(|| t.get(tandem_server::EMBEDDING_MODEL_ID)))
+        .and_then(|p| p.input)
+        .unwrap_or(crate::tiers::EMBEDDING_PRICE);
+    Ok(Some(Arc::new(tandem_server::Embedder::new(encoder, price))))
+}
+
 /// The certificate and key, both or neither.
 fn tls_files(s: &Settings) -> Result<Option<(PathBuf, PathBuf)>> {
     match (s.tls_cert.clone(), s.tls_key.clone()) {
@@ -427,13 +450,9 @@ pub fn serve(home: &Home, cli: Settings) -> Result<()> {
     // The store (and whether keys guard it) before the slow part, loading the models.
     let (store, blobs, keyring) = open_state(home, &s)?;
     let served = load_tiers(home, &model_specs(home, &s), &engine, s.prices.as_ref())?;
-    let state = Arc::new(AppState::new(
-        served,
-        server_config(&s)?,
-        Arc::new(store),
-        blobs,
-        keyring,
-    ));
+    let mut state = AppState::new(served, server_config(&s)?, Arc::new(store), blobs, keyring);
+    state.embedder = load_embedder(home, &s)?;
+    let state = Arc::new(state);
     let m = state.config.moderation;
     if (m.input || m.output) && state.moderator.is_none() {
         bail!("--moderate needs the mini tier (the moderation classifier reads its embeddings): add mini to --models");

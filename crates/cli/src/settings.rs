@@ -153,6 +153,9 @@ pub struct Settings {
     /// the defaults: gpt-4o and its dated names → flagship, gpt-4o-mini and its → mini).
     #[arg(long = "model-alias", env = "TANDEM_MODEL_ALIASES", value_delimiter = ',')]
     pub model_aliases: Option<Vec<String>>,
+    /// Serve /v1/embeddings with the sentence encoder (all-MiniLM-L6-v2, pulled when absent; 84 MB).
+    #[arg(long, env = "TANDEM_EMBEDDINGS", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub embeddings: Option<bool>,
     /// Per-tier prices (`[prices.mini]` in tandem.toml only).
     #[arg(skip)]
     pub prices: Option<PriceTable>,
@@ -212,6 +215,7 @@ impl Settings {
             moderation_log_text: Some(false),
             detect_attacks: Some("none".into()),
             redact: Some(false),
+            embeddings: Some(true),
             tool_output_as_data: Some(false),
             speculation: Some("ngram".into()),
             auto_threshold: Some(tandem_server::ServerConfig::default().auto_threshold),

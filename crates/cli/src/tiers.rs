@@ -25,6 +25,10 @@ pub struct Tier {
 const MINI_PRICES: (f64, f64, f64) = (0.15, 0.015, 0.36);
 const FLAGSHIP_PRICES: (f64, f64, f64) = (0.49, 0.049, 0.95);
 
+/// The sentence encoder's price, USD per 1M input tokens: `tandem bench embed` at $0.10/hour
+/// (2026-12-05, Intel Xeon 2 vCPU without AMX: 4,594 tokens/s embedding 32 sentences per call).
+pub const EMBEDDING_PRICE: f64 = 0.006;
+
 pub const TIERS: [Tier; 2] = [
     Tier {
         name: "mini",

@@ -40,7 +40,8 @@ pub fn embed(w: &Weights, c: &BertConfig, seqs: &[Vec<u32>]) -> Vec<Vec<f32>> {
         add_assign(&mut x, &linear(&layer.attn_out, &ctx));
         layer_norm(&mut x, &layer.attn_norm, c.eps);
         let mut up = linear(&layer.up, &x);
-        up.iter_mut().for_each(|v| *v = gelu(*v));
+        up.par_chunks_mut(c.ffn)
+            .for_each(|row| row.iter_mut().for_each(|v| *v = gelu(*v)));
         add_assign(&mut x, &linear(&layer.down, &up));
         layer_norm(&mut x, &layer.out_norm, c.eps);
     }
@@ -115,14 +116,14 @@ fn add_assign(x: &mut [f32], y: &[f32]) {
 /// Per row of `norm.w.len()`: (x − mean) / √(var + eps) · w + b.
 fn layer_norm(x: &mut [f32], norm: &Norm, eps: f32) {
     let h = norm.w.len();
-    for row in x.chunks_exact_mut(h) {
+    x.par_chunks_exact_mut(h).for_each(|row| {
         let mean = row.iter().sum::<f32>() / h as f32;
         let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / h as f32;
         let inv = 1.0 / (var + eps).sqrt();
         for ((v, w), b) in row.iter_mut().zip(&norm.w).zip(&norm.b) {
             *v = (*v - mean) * inv * w + b;
         }
-    }
+    });
 }
 
 /// BERT's exact GELU: x·Φ(x) = x/2 · (1 + erf(x/√2)).

@@ -300,6 +300,13 @@ fn check_line(
     if endpoint == "/v1/moderations" {
         // Moderation names its classifier, not a tier (and may leave it out).
         model.get_or_insert_with(|| "omni-moderation-latest".into());
+    } else if endpoint == "/v1/embeddings" {
+        let m = body.get("model").and_then(Value::as_str).unwrap_or("");
+        if !state.embedder.as_ref().is_some_and(|e| e.answers_to(m)) {
+            let msg = format!("Line {n}: the model '{m}' is not an embedding model this server serves.");
+            return Err(fail("model_not_found", msg, Some("body.model")));
+        }
+        model.get_or_insert_with(|| m.to_string());
     } else {
         let Some(m) = body.get("model").and_then(Value::as_str) else {
             let msg = format!("Line {n}: the body has no 'model'.");
@@ -484,6 +491,7 @@ async fn execute(state: &Arc<AppState>, b: &BatchRecord, line: &BatchLine) -> Re
         "/v1/chat/completions" => Api::Chat,
         "/v1/responses" => return execute_response(state, b, line).await,
         "/v1/moderations" => return execute_moderation(state, line).await,
+        "/v1/embeddings" => return execute_embedding(state, line).await,
         _ => Api::Completion,
     };
     let caller = owner(state, b).await?;
@@ -525,6 +533,19 @@ async fn execute_moderation(state: &Arc<AppState>, line: &BatchLine) -> Res<(Val
         usage: tandem_api::Usage::default(),
     };
     Ok((serde_json::to_value(m).unwrap_or_default(), usage))
+}
+
+/// A `/v1/embeddings` line, at the batch price.
+async fn execute_embedding(state: &Arc<AppState>, line: &BatchLine) -> Res<(Value, LineUsage)> {
+    let request: Value = serde_json::from_str(&line.body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let list = crate::embeddings::embed(state, &request, true).await?;
+    let cost = list.usage.cost.clone();
+    let usage = LineUsage {
+        model: list.model.clone(),
+        tier: "embeddings".into(),
+        usage: tandem_api::Usage::new(list.usage.prompt_tokens, 0, 0, cost),
+    };
+    Ok((serde_json::to_value(list).unwrap_or_default(), usage))
 }
 
 /// A `/v1/responses` line: the Responses front door on the batch lane.

@@ -24,6 +24,7 @@ pub const ENDPOINTS: &[&str] = &[
     "/v1/completions",
     "/v1/responses",
     "/v1/moderations",
+    "/v1/embeddings",
 ];
 
 pub fn batch_object(b: &BatchRecord, counts: RequestCounts, usage: UsageTotals) -> api::Batch {
@@ -124,7 +125,7 @@ fn check_options(endpoint: &str, window: &str, output_expiry: bool) -> Result<()
         return Err(ApiError::invalid(
             "endpoint",
             "invalid_value",
-            format!("Invalid value for 'endpoint': '{endpoint}'. Supported values are: '/v1/chat/completions', '/v1/completions', '/v1/responses' and '/v1/moderations'."),
+            format!("Invalid value for 'endpoint': '{endpoint}'. Supported values are: '/v1/chat/completions', '/v1/completions', '/v1/responses', '/v1/moderations' and '/v1/embeddings'."),
         ));
     }
     if window != "24h" {

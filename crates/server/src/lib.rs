@@ -26,11 +26,13 @@
 //! - `moderation`: `/v1/moderations` (the classifier is `tandem_safety::Moderator`); `guard`: the
 //!   input moderation of chat and completion requests (refuse or flag, recorded); `output_guard`:
 //!   output moderation, a filter over the engine's events that cuts a choice at a flagged window.
+//! - `embeddings`: `/v1/embeddings` on the sentence encoder (`tandem_embed::Encoder`).
 
 mod admin;
 mod auth;
 mod batch_worker;
 mod batches;
+mod embeddings;
 mod error;
 mod files;
 mod guard;
@@ -58,6 +60,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use admin::{key_object, usage_json};
+pub use embeddings::{Embedder, MODEL_ID as EMBEDDING_MODEL_ID};
 pub use guard::{ModerationPolicy, REFUSAL};
 pub use projects::project_object;
 use routes::router;

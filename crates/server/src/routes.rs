@@ -64,6 +64,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(crate::admin::update_key).delete(crate::admin::revoke_key),
         )
         .route("/v1/moderations", post(crate::moderation::create))
+        .route("/v1/embeddings", post(crate::embeddings::create))
         .route("/v1/responses", post(crate::responses::create))
         .route(
             "/v1/responses/{id}",
@@ -230,10 +231,15 @@ fn model_object(t: &crate::state::Tier) -> api::Model {
 }
 
 async fn list_models(State(state): State<Arc<AppState>>) -> Json<api::List<api::Model>> {
-    Json(api::List::new(state.tiers.iter().map(model_object).collect()))
+    let tiers = state.tiers.iter().map(model_object);
+    let embedder = state.embedder.iter().map(|e| e.model_object());
+    Json(api::List::new(tiers.chain(embedder).collect()))
 }
 
 async fn get_model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<api::Model>, ApiError> {
+    if let Some(e) = state.embedder.as_ref().filter(|e| e.answers_to(&id)) {
+        return Ok(Json(e.model_object()));
+    }
     Ok(Json(model_object(state.tier(&id)?)))
 }
 

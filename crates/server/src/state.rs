@@ -132,6 +132,8 @@ pub struct AppState {
     /// Background responses still running: the switch that cancels each (std mutex: held only to
     /// insert, take or signal, never across an await).
     pub background: std::sync::Mutex<std::collections::HashMap<String, tokio::sync::watch::Sender<bool>>>,
+    /// `/v1/embeddings`: the sentence encoder, when served.
+    pub embedder: Option<Arc<crate::embeddings::Embedder>>,
 }
 
 impl AppState {
@@ -162,6 +164,7 @@ impl AppState {
             keyring,
             limiter: Arc::new(RateLimiter::new(Box::new(SystemClock::default()))),
             background: Default::default(),
+            embedder: None,
         }
     }
 
