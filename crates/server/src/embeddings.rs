@@ -74,13 +74,7 @@ impl Embedder {
 
 /// The inputs as the encoder reads them: `[CLS] … [SEP]`, cut to its longest sequence.
 fn inputs(enc: &Encoder, v: Option<&Value>) -> Result<Vec<Vec<u32>>, ApiError> {
-    let v = v.ok_or_else(|| {
-        ApiError::invalid(
-            "input",
-            "missing_required_parameter",
-            "Missing required parameter: 'input'.",
-        )
-    })?;
+    let v = v.ok_or_else(|| ApiError::missing("input"))?;
     let empty = |param: String| {
         ApiError::invalid(
             param.clone(),
@@ -162,13 +156,7 @@ fn bind(state: &AppState, v: &Value) -> Result<(Arc<Embedder>, Valid), ApiError>
         &["model", "input", "encoding_format", "dimensions", "user"],
         state.config.ignore_unknown_fields,
     )?;
-    let model = f.string("model")?.ok_or_else(|| {
-        ApiError::invalid(
-            "model",
-            "missing_required_parameter",
-            "Missing required parameter: 'model'.",
-        )
-    })?;
+    let model = f.string("model")?.ok_or_else(|| ApiError::missing("model"))?;
     let Some(emb) = state.embedder.clone() else {
         return Err(ApiError::invalid(
             "model",

@@ -36,6 +36,15 @@ impl ApiError {
         }
     }
 
+    /// A required field is absent: OpenAI's message, the field named.
+    pub fn missing(param: &str) -> Self {
+        Self::invalid(
+            param,
+            "missing_required_parameter",
+            format!("Missing required parameter: '{param}'."),
+        )
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
     }

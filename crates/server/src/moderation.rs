@@ -29,13 +29,7 @@ const OPENAI_MODELS: [&str; 4] = [
 /// The texts to classify: a string, an array of strings, or an array of content parts (whose
 /// text parts are read as one input).
 fn inputs(v: Option<&Value>) -> Result<Vec<String>, ApiError> {
-    let v = v.ok_or_else(|| {
-        ApiError::invalid(
-            "input",
-            "missing_required_parameter",
-            "Missing required parameter: 'input'.",
-        )
-    })?;
+    let v = v.ok_or_else(|| ApiError::missing("input"))?;
     let texts = match v {
         Value::String(s) => vec![s.clone()],
         Value::Array(items) if items.iter().all(Value::is_string) => items

@@ -74,13 +74,11 @@ pub async fn create(
 ) -> Result<Json<api::Project>, ApiError> {
     caller.require_admin()?;
     let u = update(b)?;
-    let name = u.name.clone().filter(|n| !n.trim().is_empty()).ok_or_else(|| {
-        ApiError::invalid(
-            "name",
-            "missing_required_parameter",
-            "Missing required parameter: 'name'.",
-        )
-    })?;
+    let name = u
+        .name
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| ApiError::missing("name"))?;
     let mut p = ProjectRecord::new(name, unix_now()).map_err(|e| ApiError::internal(e.to_string()))?;
     p.rpm = u.rpm.flatten();
     p.tpm = u.tpm.flatten();

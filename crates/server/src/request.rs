@@ -547,13 +547,7 @@ fn completion_prompt(f: &Fields, lm: &tandem_engine::LoadedModel) -> Result<(Opt
     };
     // The prompt as text (plain text: it never becomes a control token) or as token ids.
     let (text, mut tokens): (Option<String>, Vec<u32>) = match f.get("prompt") {
-        None => {
-            return Err(ApiError::invalid(
-                "prompt",
-                "missing_required_parameter",
-                "Missing required parameter: 'prompt'.",
-            ))
-        }
+        None => return Err(ApiError::missing("prompt")),
         Some(Value::String(s)) => (Some(s.clone()), Vec::new()),
         Some(Value::Array(a)) if a.is_empty() => return Err(bad_prompt()),
         Some(Value::Array(a)) if a[0].is_number() => (None, ids(a)?),

@@ -363,13 +363,7 @@ fn translate(f: &Fields, previous: Option<&ResponseRecord>) -> Result<Translated
 /// stored (each with an id).
 fn input(v: Option<&Value>) -> Result<(Vec<Value>, Vec<Value>), ApiError> {
     let items = match v {
-        None | Some(Value::Null) => {
-            return Err(ApiError::invalid(
-                "input",
-                "missing_required_parameter",
-                "Missing required parameter: 'input'.",
-            ))
-        }
+        None | Some(Value::Null) => return Err(ApiError::missing("input")),
         Some(Value::String(s)) => vec![json!({"type": "message", "role": "user", "content": s})],
         Some(Value::Array(a)) => a.clone(),
         Some(v) => return Err(wrong_type("input", "a string or an array of items", v)),

@@ -290,13 +290,7 @@ async fn detokenize(
     let model = f.string("model")?.unwrap_or(state.tiers[0].name.as_str());
     let lm = &state.tier(model)?.engine.model;
     let vocab = lm.model.config.vocab;
-    let toks = f.get("tokens").ok_or_else(|| {
-        ApiError::invalid(
-            "tokens",
-            "missing_required_parameter",
-            "Missing required parameter: 'tokens'.",
-        )
-    })?;
+    let toks = f.get("tokens").ok_or_else(|| ApiError::missing("tokens"))?;
     let Value::Array(a) = toks else {
         return Err(wrong_type("tokens", "an array of token ids", toks));
     };
