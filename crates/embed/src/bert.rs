@@ -5,6 +5,7 @@
 
 use rayon::prelude::*;
 use tandem_kernels::matmul_prompt;
+use tandem_kernels::ops::gelu;
 
 use crate::weights::{BertConfig, Linear, Norm, Weights};
 
@@ -126,20 +127,6 @@ fn layer_norm(x: &mut [f32], norm: &Norm, eps: f32) {
     });
 }
 
-/// BERT's exact GELU: x·Φ(x) = x/2 · (1 + erf(x/√2)).
-fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
-}
-
-/// erf by Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7, below f32's resolution of GELU's
-/// outputs here); Rust's std has no erf.
-fn erf(x: f32) -> f32 {
-    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
-    let poly = t * (0.254_829_6 + t * (-0.284_496_72 + t * (1.421_413_8 + t * (-1.453_152_1 + t * 1.061_405_4))));
-    let y = 1.0 - poly * (-x * x).exp();
-    y.copysign(x)
-}
-
 /// The mean of `rows` ([len, h]), scaled to unit length.
 fn mean_normalised(rows: &[f32], h: usize) -> Vec<f32> {
     let len = (rows.len() / h).max(1);
@@ -156,18 +143,6 @@ fn mean_normalised(rows: &[f32], h: usize) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn erf_matches_known_values() {
-        for (x, want) in [
-            (0.0f32, 0.0f32),
-            (0.5, 0.520_499_9),
-            (1.0, 0.842_700_8),
-            (-2.0, -0.995_322_3),
-        ] {
-            assert!((erf(x) - want).abs() < 3e-7, "erf({x}) = {}", erf(x));
-        }
-    }
 
     #[test]
     fn pooled_vectors_have_unit_length() {

@@ -197,3 +197,31 @@ pub fn attend_f16(probs: &[f32], g: usize, n: usize, ld: usize, v: &[u16], strid
         }
     }
 }
+
+/// GELU with erf, as BERT and Whisper define it: x/2 · (1 + erf(x/√2)).
+pub fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// erf by Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7, below f32's resolution of GELU's
+/// outputs); Rust's std has no erf.
+pub fn erf(x: f32) -> f32 {
+    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
+    let poly = t * (0.254_829_6 + t * (-0.284_496_72 + t * (1.421_413_8 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    (1.0 - poly * (-x * x).exp()).copysign(x)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn erf_matches_known_values() {
+        for (x, want) in [
+            (0.0f32, 0.0f32),
+            (0.5, 0.520_499_9),
+            (1.0, 0.842_700_8),
+            (-2.0, -0.995_322_3),
+        ] {
+            assert!((super::erf(x) - want).abs() < 3e-7, "erf({x}) = {}", super::erf(x));
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! Hearing: Whisper speech-to-text on the project's kernels.
+//!
+//! Layout
+//! - `ct2`: CTranslate2's `model.bin`, read with every length checked.
+//! - `mel`: the log-mel front end (STFT, slaney mel filters, whisper's scaling).
+//! - `whisper`: the encoder and decoder math.
+//! - `vocab`: the byte-level vocabulary and the special tokens.
+//! - `greedy`: one window decoded at temperature 0 under whisper's logit filters.
+//! - `input`: audio files (wav, flac, mp3, ogg/vorbis, m4a) decoded and resampled to 16 kHz mono.
+//! - `transcriber`: `Transcriber` — a model directory loaded; audio → text and segments.
+
+pub mod ct2;
+mod greedy;
+pub mod input;
+pub mod mel;
+mod transcriber;
+mod vocab;
+mod whisper;
+
+pub use transcriber::{Segment, Transcriber, Transcript};
+pub use vocab::Vocab;
+pub use whisper::Whisper;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    #[error("{0}")]
+    Io(String),
+    #[error("bad model file: {0}")]
+    Format(String),
+    #[error("{0}")]
+    Input(String),
+}
+
+pub type Result<T> = std::result::Result<T, AudioError>;

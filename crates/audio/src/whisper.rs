@@ -1,0 +1,378 @@
+//! Whisper's math on our kernels: the encoder (two 1-D convolutions with GELU, sinusoidal
+//! positions, pre-norm transformer layers) over a 30-s log-mel window, and the decoder (learned
+//! positions, causal self-attention with a KV cache, cross-attention over the encoder's output)
+//! giving next-token logits. Weights come from CTranslate2's WhisperSpec, widened to f32 once at
+//! load (the exact f32 matmul path: transcripts are compared token for token with CTranslate2's
+//! float32 run).
+
+use rayon::prelude::*;
+use tandem_kernels::ops::gelu;
+use tandem_kernels::{matmul, GgmlType, QMatrix};
+
+use crate::ct2::Ct2Model;
+use crate::{AudioError, Result};
+
+/// Layer norm epsilon of Whisper's layers.
+const EPS: f32 = 1e-5;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    pub n_mels: usize,
+    pub d: usize,
+    pub heads: usize,
+    pub enc_layers: usize,
+    pub dec_layers: usize,
+    pub vocab: usize,
+    /// Encoder positions (1,500 for 30 s) and decoder positions (448).
+    pub audio_ctx: usize,
+    pub text_ctx: usize,
+}
+
+struct Linear {
+    w: Vec<u8>,
+    rows: usize,
+    cols: usize,
+    b: Vec<f32>,
+}
+
+impl Linear {
+    fn load(m: &Ct2Model, name: &str, rows: usize, cols: usize) -> Result<Self> {
+        let w = m.f32s(&format!("{name}/weight"), &[rows, cols])?;
+        Ok(Self {
+            w: w.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            rows,
+            cols,
+            b: m.f32s(&format!("{name}/bias"), &[rows])?,
+        })
+    }
+
+    /// x: [n, cols] → [n, rows].
+    fn apply(&self, x: &[f32]) -> Vec<f32> {
+        let q = QMatrix::new(GgmlType::F32, self.rows, self.cols, &self.w).expect("sizes checked at load");
+        let mut y = vec![0f32; x.len() / self.cols * self.rows];
+        matmul(&q, x, &mut y);
+        for row in y.chunks_exact_mut(self.rows) {
+            row.iter_mut().zip(&self.b).for_each(|(a, b)| *a += b);
+        }
+        y
+    }
+}
+
+struct Norm {
+    g: Vec<f32>,
+    b: Vec<f32>,
+}
+
+impl Norm {
+    fn load(m: &Ct2Model, name: &str, d: usize) -> Result<Self> {
+        Ok(Self {
+            g: m.f32s(&format!("{name}/gamma"), &[d])?,
+            b: m.f32s(&format!("{name}/beta"), &[d])?,
+        })
+    }
+
+    fn apply(&self, x: &[f32]) -> Vec<f32> {
+        let d = self.g.len();
+        let mut out = x.to_vec();
+        out.par_chunks_mut(d).for_each(|row| {
+            let mean = row.iter().sum::<f32>() / d as f32;
+            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
+            let inv = 1.0 / (var + EPS).sqrt();
+            for ((v, g), b) in row.iter_mut().zip(&self.g).zip(&self.b) {
+                *v = (*v - mean) * inv * g + b;
+            }
+        });
+        out
+    }
+}
+
+struct Ffn {
+    norm: Norm,
+    up: Linear,
+    down: Linear,
+}
+
+impl Ffn {
+    fn load(m: &Ct2Model, p: &str, d: usize) -> Result<Self> {
+        let ff = m.get(&format!("{p}/ffn/linear_0/bias"))?.dims[0];
+        Ok(Self {
+            norm: Norm::load(m, &format!("{p}/ffn/layer_norm"), d)?,
+            up: Linear::load(m, &format!("{p}/ffn/linear_0"), ff, d)?,
+            down: Linear::load(m, &format!("{p}/ffn/linear_1"), d, ff)?,
+        })
+    }
+
+    /// x += W₂·GELU(W₁·LN(x)).
+    fn residual(&self, x: &mut [f32]) {
+        let mut h = self.up.apply(&self.norm.apply(x));
+        h.par_chunks_mut(self.up.rows)
+            .for_each(|r| r.iter_mut().for_each(|v| *v = gelu(*v)));
+        add(x, &self.down.apply(&h));
+    }
+}
+
+struct EncoderLayer {
+    norm: Norm,
+    qkv: Linear,
+    out: Linear,
+    ffn: Ffn,
+}
+
+struct DecoderLayer {
+    self_norm: Norm,
+    self_qkv: Linear,
+    self_out: Linear,
+    cross_norm: Norm,
+    cross_q: Linear,
+    /// Keys and values of the encoder output, stacked: [2d, d].
+    cross_kv: Linear,
+    cross_out: Linear,
+    ffn: Ffn,
+}
+
+pub struct Whisper {
+    pub cfg: Config,
+    conv1: Linear,
+    conv2: Linear,
+    enc_pos: Vec<f32>,
+    enc_layers: Vec<EncoderLayer>,
+    enc_norm: Norm,
+    /// Token embeddings [vocab, d], also the output projection (as f32 bytes for the kernels).
+    embed: Vec<f32>,
+    embed_bytes: Vec<u8>,
+    dec_pos: Vec<f32>,
+    dec_layers: Vec<DecoderLayer>,
+    dec_norm: Norm,
+}
+
+/// The decoder's state for one window: per layer, the encoder output's keys and values
+/// ([audio_ctx, 2d]: a row's key then its value) and the self-attention cache in the same layout
+/// ([len, 2d], grown as tokens are fed).
+pub struct DecoderState {
+    cross: Vec<Vec<f32>>,
+    cache: Vec<Vec<f32>>,
+    pub len: usize,
+}
+
+impl Whisper {
+    pub fn load(m: &Ct2Model) -> Result<Self> {
+        if m.spec != "WhisperSpec" {
+            return Err(AudioError::Format(format!(
+                "model.bin holds a {}, not a WhisperSpec",
+                m.spec
+            )));
+        }
+        if m.scalar("decoder/activation")? != 3 || m.scalar("decoder/scale_embeddings")? != 0 {
+            return Err(AudioError::Format(
+                "unexpected Whisper variant (activation, embedding scale)".into(),
+            ));
+        }
+        let conv1 = m.get("encoder/conv1/weight")?.dims.clone();
+        let [d, n_mels, 3] = conv1[..] else {
+            return Err(AudioError::Format(format!("encoder/conv1 is {conv1:?}")));
+        };
+        let emb = m.get("decoder/embeddings/weight")?.dims.clone();
+        let cfg = Config {
+            n_mels,
+            d,
+            heads: m.scalar("encoder/num_heads")? as usize,
+            enc_layers: m.layers("encoder"),
+            dec_layers: m.layers("decoder"),
+            vocab: emb[0],
+            audio_ctx: m.get("encoder/position_encodings/encodings")?.dims[0],
+            text_ctx: m.get("decoder/position_encodings/encodings")?.dims[0],
+        };
+        if cfg.heads == 0 || d % cfg.heads != 0 || emb[1] != d {
+            return Err(AudioError::Format("inconsistent Whisper dimensions".into()));
+        }
+        let enc_layers = (0..cfg.enc_layers)
+            .map(|i| {
+                let p = format!("encoder/layer_{i}");
+                Ok(EncoderLayer {
+                    norm: Norm::load(m, &format!("{p}/self_attention/layer_norm"), d)?,
+                    qkv: Linear::load(m, &format!("{p}/self_attention/linear_0"), 3 * d, d)?,
+                    out: Linear::load(m, &format!("{p}/self_attention/linear_1"), d, d)?,
+                    ffn: Ffn::load(m, &p, d)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let dec_layers = (0..cfg.dec_layers)
+            .map(|i| {
+                let p = format!("decoder/layer_{i}");
+                Ok(DecoderLayer {
+                    self_norm: Norm::load(m, &format!("{p}/self_attention/layer_norm"), d)?,
+                    self_qkv: Linear::load(m, &format!("{p}/self_attention/linear_0"), 3 * d, d)?,
+                    self_out: Linear::load(m, &format!("{p}/self_attention/linear_1"), d, d)?,
+                    cross_norm: Norm::load(m, &format!("{p}/attention/layer_norm"), d)?,
+                    cross_q: Linear::load(m, &format!("{p}/attention/linear_0"), d, d)?,
+                    cross_kv: Linear::load(m, &format!("{p}/attention/linear_1"), 2 * d, d)?,
+                    cross_out: Linear::load(m, &format!("{p}/attention/linear_2"), d, d)?,
+                    ffn: Ffn::load(m, &p, d)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let embed = m.f32s("decoder/embeddings/weight", &[cfg.vocab, d])?;
+        Ok(Self {
+            conv1: conv(m, "encoder/conv1", d, n_mels)?,
+            conv2: conv(m, "encoder/conv2", d, d)?,
+            enc_pos: m.f32s("encoder/position_encodings/encodings", &[cfg.audio_ctx, d])?,
+            enc_layers,
+            enc_norm: Norm::load(m, "encoder/layer_norm", d)?,
+            embed_bytes: embed.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            embed,
+            dec_pos: m.f32s("decoder/position_encodings/encodings", &[cfg.text_ctx, d])?,
+            dec_layers,
+            dec_norm: Norm::load(m, "decoder/layer_norm", d)?,
+            cfg,
+        })
+    }
+
+    /// The encoder over one window: mel [n_mels, 2·audio_ctx] → [audio_ctx, d].
+    pub fn encode(&self, mel: &[f32]) -> Vec<f32> {
+        let (c, t) = (self.cfg.n_mels, 2 * self.cfg.audio_ctx);
+        assert_eq!(mel.len(), c * t, "one window of mel frames");
+        // conv1 (kernel 3, padding 1) as a matmul over [t, c·3] columns.
+        let cols = im2col(t, c * 3, |pos, ch| if pos < t { mel[ch * t + pos] } else { 0.0 }, 1);
+        let mut h = self.conv1.apply(&cols);
+        h.par_iter_mut().for_each(|v| *v = gelu(*v));
+        // conv2 (kernel 3, stride 2, padding 1) over h: [t, d] token-major.
+        let d = self.cfg.d;
+        let cols = im2col(
+            self.cfg.audio_ctx,
+            d * 3,
+            |pos, ch| if pos < t { h[pos * d + ch] } else { 0.0 },
+            2,
+        );
+        let mut x = self.conv2.apply(&cols);
+        x.par_iter_mut().zip(&self.enc_pos).for_each(|(v, p)| *v = gelu(*v) + p);
+        let n = self.cfg.audio_ctx;
+        for l in &self.enc_layers {
+            let qkv = l.qkv.apply(&l.norm.apply(&x));
+            let ctx = attention(&qkv, 3 * d, (0, d, 2 * d), &qkv, 3 * d, n, n, self.cfg.heads, d, false);
+            add(&mut x, &l.out.apply(&ctx));
+            l.ffn.residual(&mut x);
+        }
+        self.enc_norm.apply(&x)
+    }
+
+    /// A decoder state for one window's encoder output (its cross-attention keys and values).
+    pub fn start(&self, enc: &[f32]) -> DecoderState {
+        DecoderState {
+            cross: self.dec_layers.iter().map(|l| l.cross_kv.apply(enc)).collect(),
+            cache: vec![Vec::new(); self.dec_layers.len()],
+            len: 0,
+        }
+    }
+
+    /// Feeds `tokens` after what `st` holds; returns the logits after the last: [vocab].
+    pub fn step(&self, st: &mut DecoderState, tokens: &[u32]) -> Vec<f32> {
+        let d = self.cfg.d;
+        let n = tokens.len();
+        let mut x = Vec::with_capacity(n * d);
+        for (i, &t) in tokens.iter().enumerate() {
+            let e = &self.embed[t as usize * d..(t as usize + 1) * d];
+            let p = &self.dec_pos[(st.len + i) * d..(st.len + i + 1) * d];
+            x.extend(e.iter().zip(p).map(|(a, b)| a + b));
+        }
+        for (li, l) in self.dec_layers.iter().enumerate() {
+            let qkv = l.self_qkv.apply(&l.self_norm.apply(&x));
+            for row in qkv.chunks_exact(3 * d) {
+                st.cache[li].extend_from_slice(&row[d..]);
+            }
+            let (heads, total) = (self.cfg.heads, st.len + n);
+            let ctx = attention(&qkv, 3 * d, (0, 0, d), &st.cache[li], 2 * d, n, total, heads, d, true);
+            add(&mut x, &l.self_out.apply(&ctx));
+            let q = l.cross_q.apply(&l.cross_norm.apply(&x));
+            let nk = self.cfg.audio_ctx;
+            let ctx = attention(&q, d, (0, 0, d), &st.cross[li], 2 * d, n, nk, heads, d, false);
+            add(&mut x, &l.cross_out.apply(&ctx));
+            l.ffn.residual(&mut x);
+        }
+        st.len += n;
+        let last = self.dec_norm.apply(&x[(n - 1) * d..]);
+        let w = QMatrix::new(GgmlType::F32, self.cfg.vocab, d, &self.embed_bytes).expect("sizes checked at load");
+        let mut logits = vec![0f32; self.cfg.vocab];
+        matmul(&w, &last, &mut logits);
+        logits
+    }
+}
+
+fn conv(m: &Ct2Model, name: &str, out: usize, inp: usize) -> Result<Linear> {
+    // [out, in, 3] row-major is already [out, in·3] with column ch·3 + k.
+    let w = m.f32s(&format!("{name}/weight"), &[out, inp, 3])?;
+    Ok(Linear {
+        w: w.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        rows: out,
+        cols: inp * 3,
+        b: m.f32s(&format!("{name}/bias"), &[out])?,
+    })
+}
+
+/// Columns of a kernel-3, padding-1 convolution with `stride`: row o holds, for each input
+/// channel ch and tap k, `get(stride·o + k − 1, ch)` at column ch·3 + k (zero outside).
+fn im2col(outputs: usize, width: usize, get: impl Fn(usize, usize) -> f32 + Sync, stride: usize) -> Vec<f32> {
+    let mut cols = vec![0f32; outputs * width];
+    cols.par_chunks_mut(width).enumerate().for_each(|(o, row)| {
+        for k in 0..3 {
+            let Some(pos) = (stride * o + k).checked_sub(1) else {
+                continue;
+            };
+            for ch in 0..width / 3 {
+                row[ch * 3 + k] = get(pos, ch);
+            }
+        }
+    });
+    cols
+}
+
+/// Attention of `nq` query rows over `nk` key rows, per head (scale 1/√head_dim). Queries are
+/// rows of `q` (stride `qs`, at offset `offs.0`), keys and values rows of `kv` (stride `kvs`, at
+/// `offs.1` and `offs.2`). `causal`: query i sees keys ≤ i + (nk − nq). Returns [nq, d].
+#[allow(clippy::too_many_arguments)]
+fn attention(
+    q: &[f32],
+    qs: usize,
+    offs: (usize, usize, usize),
+    kv: &[f32],
+    kvs: usize,
+    nq: usize,
+    nk: usize,
+    heads: usize,
+    d: usize,
+    causal: bool,
+) -> Vec<f32> {
+    let hd = d / heads;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let parts: Vec<Vec<f32>> = (0..heads)
+        .into_par_iter()
+        .map(|h| {
+            let mut out = vec![0f32; nq * hd];
+            let mut s = vec![0f32; nk];
+            for i in 0..nq {
+                let qi = &q[i * qs + offs.0 + h * hd..][..hd];
+                let seen = if causal { nk - nq + i + 1 } else { nk };
+                for (j, sj) in s[..seen].iter_mut().enumerate() {
+                    let kj = &kv[j * kvs + offs.1 + h * hd..][..hd];
+                    *sj = qi.iter().zip(kj).map(|(a, b)| a * b).sum::<f32>() * scale;
+                }
+                tandem_kernels::ops::softmax(&mut s[..seen]);
+                let o = &mut out[i * hd..(i + 1) * hd];
+                for (j, &p) in s[..seen].iter().enumerate() {
+                    tandem_kernels::ops::axpy(p, &kv[j * kvs + offs.2 + h * hd..][..hd], o);
+                }
+            }
+            out
+        })
+        .collect();
+    let mut ctx = vec![0f32; nq * d];
+    for (h, part) in parts.iter().enumerate() {
+        for i in 0..nq {
+            ctx[i * d + h * hd..][..hd].copy_from_slice(&part[i * hd..(i + 1) * hd]);
+        }
+    }
+    ctx
+}
+
+fn add(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
+}

@@ -1,0 +1,106 @@
+//! Whisper tiny.en against the independent reference (`tools/whisper_reference.py`) on the 10 clips
+//! of Debian's pocketsphinx-testdata (copied to tests/data/audio): the log-mel frames of a numpy
+//! implementation (|Δ| ≤ 2e-3 on values of order 1), the encoder output of the CTranslate2 runtime
+//! (float32; |Δ| ≤ 2e-2 on values up to ~10), and CTranslate2's greedy token ids, with and without
+//! timestamps, on at least 9 of the 10 clips.
+
+use std::path::PathBuf;
+
+use base64::Engine;
+use tandem_audio::{mel, Transcriber};
+
+fn model_dir() -> PathBuf {
+    let home = std::env::var_os("TANDEM_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/tandem"));
+    let p = home.join("models/whisper-tiny-en");
+    assert!(
+        p.join(".verified").exists(),
+        "{} is missing: run `tandem pull speech` first (the README's test command does)",
+        p.display()
+    );
+    p
+}
+
+fn repo(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
+}
+
+fn f32s(b64: &serde_json::Value) -> Vec<f32> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.as_str().unwrap())
+        .unwrap();
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// 16-bit mono 16 kHz wav samples as f32 (the clips' format; other containers are the input
+/// module's and are tested there).
+fn wav(path: &PathBuf) -> Vec<f32> {
+    let b = std::fs::read(path).unwrap();
+    let data = b.windows(4).position(|w| w == b"data").expect("a data chunk") + 8;
+    b[data..]
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32 / 32768.0)
+        .collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn matches_the_reference_front_end_encoder_and_greedy_tokens() {
+    let t = Transcriber::load(&model_dir()).unwrap();
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("tests/golden/whisper_tiny_en_reference.json")).unwrap())
+            .unwrap();
+    let (mut same_plain, mut same_stamped) = (0, 0);
+    let items = golden["items"].as_array().unwrap();
+    for (k, it) in items.iter().enumerate() {
+        let clip = it["clip"].as_str().unwrap();
+        let audio = wav(&repo(&format!("tests/data/audio/{clip}")));
+        let full = t.mel(&audio);
+        let win = mel::window(&full, 80, 0);
+        let frames: Vec<f32> = (0..4)
+            .flat_map(|f| (0..80).map(move |m| (m, f)))
+            .map(|(m, f)| win[m * 3000 + f])
+            .collect();
+        let dm = max_diff(&frames, &f32s(&it["mel_frames_0_4"]));
+        let f100: Vec<f32> = (0..80).map(|m| win[m * 3000 + 100]).collect();
+        let dm = dm.max(max_diff(&f100, &f32s(&it["mel_frame_100"])));
+        assert!(dm <= 2e-3, "{clip}: mel differs by {dm}");
+        if k < 3 {
+            let enc = t.model.encode(&win);
+            let de = max_diff(&enc[..768], &f32s(&it["encoder_rows_0_2"]));
+            let de = de.max(max_diff(&enc[700 * 384..701 * 384], &f32s(&it["encoder_row_700"])));
+            assert!(de <= 2e-2, "{clip}: encoder output differs by {de}");
+        }
+        let want = |key: &str| -> Vec<u32> { serde_json::from_value(it[key].clone()).unwrap() };
+        let plain = t.decode_window(&win, false).tokens;
+        let stamped = t.decode_window(&win, true).tokens;
+        eprintln!("{clip}: {:?}", t.vocab.text(&plain));
+        same_plain += (plain == want("greedy_ids")) as usize;
+        same_stamped += (stamped == want("greedy_timestamp_ids")) as usize;
+    }
+    eprintln!("greedy tokens equal to CTranslate2's: {same_plain}/10 plain, {same_stamped}/10 with timestamps");
+    assert!(same_plain >= 9 && same_stamped >= 9);
+}
+
+#[test]
+fn a_transcript_has_timed_segments() {
+    let t = Transcriber::load(&model_dir()).unwrap();
+    let audio = wav(&repo("tests/data/audio/sense_and_sensibility_01_austen_64kb-0930.wav"));
+    let tr = t.transcribe(&audio);
+    assert_eq!(tr.text, "He might even have been made amiable himself.");
+    assert!(!tr.segments.is_empty());
+    let last = tr.segments.last().unwrap();
+    assert!(
+        tr.segments[0].start < 1.0 && last.end > 2.0 && last.end <= 3.5,
+        "{:?}",
+        tr.segments
+    );
+}
