@@ -19,11 +19,13 @@ pub struct Filters<'a> {
 }
 
 /// One decoded window: its tokens after the prompt (end of text excluded), the sum of their
-/// log-probabilities, and whether it ended (rather than hitting the length cap).
+/// log-probabilities, whether it ended (rather than hitting the length cap), and the probability
+/// of the no-speech token after the prompt.
 pub struct Decoded {
     pub tokens: Vec<u32>,
     pub sum_logprob: f32,
     pub ended: bool,
+    pub no_speech_prob: f32,
 }
 
 impl Filters<'_> {
@@ -87,10 +89,15 @@ impl Filters<'_> {
 pub fn decode(model: &Whisper, enc: &[f32], prompt: &[u32], f: &Filters, max_tokens: usize) -> Decoded {
     let mut st: DecoderState = model.start(enc);
     let mut logits = model.step(&mut st, prompt);
+    let no_speech_prob = f
+        .vocab
+        .no_speech
+        .map_or(0.0, |t| log_softmax(&logits)[t as usize].exp());
     let mut out = Decoded {
         tokens: Vec::new(),
         sum_logprob: 0.0,
         ended: false,
+        no_speech_prob,
     };
     while out.tokens.len() < max_tokens {
         f.apply(&mut logits, &out.tokens);

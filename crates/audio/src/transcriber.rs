@@ -17,12 +17,18 @@ pub struct Transcriber {
 }
 
 /// A stretch of speech between two timestamps, seconds from the start of the audio.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Segment {
+    pub id: usize,
+    /// The window it was decoded in (its first mel frame).
+    pub seek: usize,
     pub start: f32,
     pub end: f32,
     pub text: String,
     pub tokens: Vec<u32>,
+    /// Of the window's tokens, and the no-speech probability after its prompt.
+    pub avg_logprob: f32,
+    pub no_speech_prob: f32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -101,20 +107,40 @@ impl Transcriber {
         self.mel.compute(audio)
     }
 
-    /// The first 30-s window greedily, from its mel frames [n_mels, CHUNK_FRAMES].
+    /// One 30-s window decoded greedily from its mel frames [n_mels, CHUNK_FRAMES], alone in the
+    /// compute pool (generation steps of the text tiers wait for it, and it for them).
     pub fn decode_window(&self, window: &[f32], timestamps: bool) -> Decoded {
-        let enc = self.model.encode(window);
-        let prompt = self.prompt(timestamps);
-        let max = self.model.cfg.text_ctx - prompt.len();
-        decode(&self.model, &enc, &prompt, &self.filters(timestamps), max)
+        tandem_kernels::pool::install(|| {
+            let enc = self.model.encode(window);
+            let prompt = self.prompt(timestamps);
+            let max = self.model.cfg.text_ctx - prompt.len();
+            decode(&self.model, &enc, &prompt, &self.filters(timestamps), max)
+        })
     }
 
-    /// Transcribes up to the first 30 s of `audio` with timestamps.
-    pub fn transcribe(&self, audio: &[f32]) -> Transcript {
+    /// Transcribes `audio` (16 kHz mono) window by window as openai-whisper does: each 30-s
+    /// window decoded with timestamps, the next one starting at the last complete segment's end
+    /// (or after the window when its text ran to the end). `on_window` sees each window's
+    /// segments as soon as they are decoded.
+    pub fn transcribe(&self, audio: &[f32], mut on_window: impl FnMut(&[Segment])) -> Transcript {
         let n_mels = self.model.cfg.n_mels;
         let mel = self.mel(audio);
-        let d = self.decode_window(&mel::window(&mel, n_mels, 0), true);
-        let segments = self.segments(&d.tokens, 0.0);
+        let content = audio.len() / mel::HOP;
+        let mut segments: Vec<Segment> = Vec::new();
+        let mut seek = 0;
+        while seek < content {
+            let offset = seek as f32 * mel::HOP as f32 / mel::SAMPLE_RATE as f32;
+            let d = self.decode_window(&mel::window(&mel, n_mels, seek), true);
+            let window_frames = mel::CHUNK_FRAMES.min(content - seek);
+            let (mut found, advance) = self.window_segments(&d, offset, window_frames);
+            for s in found.iter_mut() {
+                s.id = segments.len();
+                s.seek = seek;
+                segments.push(s.clone());
+            }
+            on_window(&found);
+            seek += advance.max(1);
+        }
         Transcript {
             text: segments
                 .iter()
@@ -125,6 +151,34 @@ impl Transcriber {
             segments,
             duration: audio.len() as f32 / mel::SAMPLE_RATE as f32,
         }
+    }
+
+    /// A decoded window's segments, and how many frames to advance: to the end of the last
+    /// complete segment when the window ended on a timestamp pair, else the whole window.
+    fn window_segments(&self, d: &Decoded, offset: f32, window_frames: usize) -> (Vec<Segment>, usize) {
+        let tb = self.vocab.timestamp_begin;
+        let toks = &d.tokens;
+        let is_ts = |i: usize| toks[i] >= tb;
+        let single_ending = toks.len() >= 2 && !is_ts(toks.len() - 2) && is_ts(toks.len() - 1);
+        let pairs: Vec<usize> = (1..toks.len()).filter(|&i| is_ts(i) && is_ts(i - 1)).collect();
+        let avg_logprob = d.sum_logprob / (toks.len() + 1) as f32;
+        let mut out = self.segments(toks, offset);
+        for s in out.iter_mut() {
+            s.avg_logprob = avg_logprob;
+            s.no_speech_prob = d.no_speech_prob;
+        }
+        let window_end = offset + window_frames as f32 * mel::HOP as f32 / mel::SAMPLE_RATE as f32;
+        if let Some(last) = out.last_mut() {
+            // Text after the last timestamp runs to the end of the window.
+            if last.end <= last.start {
+                last.end = window_end;
+            }
+        }
+        let advance = match pairs.last() {
+            Some(&i) if !single_ending => (toks[i - 1] - tb) as usize * 2,
+            _ => window_frames,
+        };
+        (out, advance)
     }
 
     /// Segments between timestamp tokens (`<|t0|> text <|t1|>`), offset by `offset` seconds; text
@@ -144,6 +198,7 @@ impl Transcriber {
                             end: time(t),
                             text: self.vocab.text(&text),
                             tokens: std::mem::take(&mut text),
+                            ..Segment::default()
                         });
                         start = None;
                     }
@@ -160,6 +215,7 @@ impl Transcriber {
                 end: s,
                 text: self.vocab.text(&text),
                 tokens: text,
+                ..Segment::default()
             });
         }
         out

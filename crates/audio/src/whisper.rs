@@ -353,7 +353,7 @@ fn attention(
                 let seen = if causal { nk - nq + i + 1 } else { nk };
                 for (j, sj) in s[..seen].iter_mut().enumerate() {
                     let kj = &kv[j * kvs + offs.1 + h * hd..][..hd];
-                    *sj = qi.iter().zip(kj).map(|(a, b)| a * b).sum::<f32>() * scale;
+                    *sj = tandem_kernels::dispatch::dot_f32(qi, kj) * scale;
                 }
                 tandem_kernels::ops::softmax(&mut s[..seen]);
                 let o = &mut out[i * hd..(i + 1) * hd];

@@ -94,7 +94,7 @@ fn matches_the_reference_front_end_encoder_and_greedy_tokens() {
 fn a_transcript_has_timed_segments() {
     let t = Transcriber::load(&model_dir()).unwrap();
     let audio = wav(&repo("tests/data/audio/sense_and_sensibility_01_austen_64kb-0930.wav"));
-    let tr = t.transcribe(&audio);
+    let tr = t.transcribe(&audio, |_| {});
     assert_eq!(tr.text, "He might even have been made amiable himself.");
     assert!(!tr.segments.is_empty());
     let last = tr.segments.last().unwrap();
@@ -103,4 +103,34 @@ fn a_transcript_has_timed_segments() {
         "{:?}",
         tr.segments
     );
+}
+
+/// Past 30 s the transcript continues window by window: the five long clips one after another
+/// (≈ 25 s) twice over, 50 s in all, give each sentence twice, in order, with rising times.
+#[test]
+fn long_audio_is_transcribed_window_by_window() {
+    let t = Transcriber::load(&model_dir()).unwrap();
+    let clips = ["0870", "0880", "0890", "0920", "0930"];
+    let mut audio = Vec::new();
+    for _ in 0..2 {
+        for c in clips {
+            audio.extend(wav(&repo(&format!(
+                "tests/data/audio/sense_and_sensibility_01_austen_64kb-{c}.wav"
+            ))));
+        }
+    }
+    let mut windows = 0;
+    let tr = t.transcribe(&audio, |_| windows += 1);
+    assert!(windows >= 2, "{windows} windows");
+    assert!(tr.duration > 49.0 && tr.duration < 52.0);
+    let text = tr.text.to_lowercase();
+    eprintln!("{text}");
+    assert_eq!(text.matches("dashwood").count(), 2, "{text}");
+    assert_eq!(text.matches("amiable himself").count(), 2, "{text}");
+    assert!(
+        tr.segments.windows(2).all(|w| w[0].start <= w[1].start),
+        "{:?}",
+        tr.segments
+    );
+    assert!(tr.segments.last().unwrap().end > 45.0, "{:?}", tr.segments);
 }

@@ -84,7 +84,7 @@ fn attention(qkv: &[f32], spans: &[(usize, usize)], c: &BertConfig) -> Vec<f32> 
             for i in 0..len {
                 let q = row(i, 0);
                 for (j, sc) in scores.iter_mut().enumerate() {
-                    *sc = dot(q, row(j, 1)) * scale;
+                    *sc = tandem_kernels::dispatch::dot_f32(q, row(j, 1)) * scale;
                 }
                 tandem_kernels::ops::softmax(&mut scores);
                 let o = &mut out[i * hd..(i + 1) * hd];
@@ -104,10 +104,6 @@ fn attention(qkv: &[f32], spans: &[(usize, usize)], c: &BertConfig) -> Vec<f32> 
         }
     }
     ctx
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 fn add_assign(x: &mut [f32], y: &[f32]) {
