@@ -2,6 +2,7 @@
 //! beyond constructors; the server fills these and serialises them.
 //!
 //! Layout
+//! - `audio`: transcriptions and translations (`json`, `verbose_json`, usage).
 //! - `usage`: token counts and the cost tandem adds (`Usage`).
 //! - `chat`: chat completions and their stream chunks.
 //! - `completion`: legacy text completions (responses and chunks share one shape).
@@ -14,6 +15,7 @@
 //! - `responses`: the Responses API's response object and output items.
 
 pub mod admin;
+pub mod audio;
 pub mod batches;
 pub mod chat;
 pub mod completion;

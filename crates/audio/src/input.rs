@@ -110,7 +110,9 @@ fn resample(samples: &[f32], rate: usize) -> Result<Vec<f32>> {
         out.extend(&r.process(&[&samples[pos..pos + chunk]], None).map_err(bad)?[0]);
         pos += chunk;
     }
-    out.extend(&r.process_partial(Some(&[&samples[pos..]]), None).map_err(bad)?[0]);
+    if pos < samples.len() {
+        out.extend(&r.process_partial(Some(&[&samples[pos..]]), None).map_err(bad)?[0]);
+    }
     // Flush the filter's delay so the end of the audio is not lost, then trim to length.
     out.extend(&r.process_partial::<&[f32]>(None, None).map_err(bad)?[0]);
     let delay = r.output_delay();

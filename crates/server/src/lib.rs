@@ -26,9 +26,11 @@
 //! - `moderation`: `/v1/moderations` (the classifier is `tandem_safety::Moderator`); `guard`: the
 //!   input moderation of chat and completion requests (refuse or flag, recorded); `output_guard`:
 //!   output moderation, a filter over the engine's events that cuts a choice at a flagged window.
+//! - `audio`: `/v1/audio/transcriptions` and `/translations` on Whisper (`tandem_audio`).
 //! - `embeddings`: `/v1/embeddings` on the sentence encoder (`tandem_embed::Encoder`).
 
 mod admin;
+mod audio;
 mod auth;
 mod batch_worker;
 mod batches;
@@ -60,6 +62,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use admin::{key_object, usage_json};
+pub use audio::{Speech, MODEL_ID as SPEECH_MODEL_ID};
 pub use embeddings::{Embedder, MODEL_ID as EMBEDDING_MODEL_ID};
 pub use guard::{ModerationPolicy, REFUSAL};
 pub use projects::project_object;

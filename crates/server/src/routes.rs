@@ -65,6 +65,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/moderations", post(crate::moderation::create))
         .route("/v1/embeddings", post(crate::embeddings::create))
+        .route(
+            "/v1/audio/transcriptions",
+            post(crate::audio::transcriptions).layer(DefaultBodyLimit::max(crate::audio::MAX_FILE_BYTES + (64 << 10))),
+        )
+        .route(
+            "/v1/audio/translations",
+            post(crate::audio::translations).layer(DefaultBodyLimit::max(crate::audio::MAX_FILE_BYTES + (64 << 10))),
+        )
         .route("/v1/responses", post(crate::responses::create))
         .route(
             "/v1/responses/{id}",
@@ -233,12 +241,16 @@ fn model_object(t: &crate::state::Tier) -> api::Model {
 async fn list_models(State(state): State<Arc<AppState>>) -> Json<api::List<api::Model>> {
     let tiers = state.tiers.iter().map(model_object);
     let embedder = state.embedder.iter().map(|e| e.model_object());
-    Json(api::List::new(tiers.chain(embedder).collect()))
+    let speech = state.speech.iter().map(|s| s.model_object());
+    Json(api::List::new(tiers.chain(embedder).chain(speech).collect()))
 }
 
 async fn get_model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<api::Model>, ApiError> {
     if let Some(e) = state.embedder.as_ref().filter(|e| e.answers_to(&id)) {
         return Ok(Json(e.model_object()));
+    }
+    if let Some(s) = state.speech.as_ref().filter(|_| crate::audio::Speech::answers_to(&id)) {
+        return Ok(Json(s.model_object()));
     }
     Ok(Json(model_object(state.tier(&id)?)))
 }

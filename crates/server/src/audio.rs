@@ -1,0 +1,450 @@
+//! `POST /v1/audio/transcriptions` and `/v1/audio/translations` in OpenAI's shapes, on Whisper
+//! tiny.en (`tandem_audio::Transcriber`): a multipart upload decoded within limits, transcribed
+//! window by window, rendered as json, text, verbose_json, srt or vtt, with usage and cost
+//! recorded under the caller's project.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::{Extension, State};
+use axum::response::{IntoResponse, Response};
+use tandem_api::audio as wire;
+use tandem_audio::{Transcriber, Transcript};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::{unix_now, AppState};
+
+/// The served speech model's id, and the names that map to it: OpenAI's `whisper-1` (usage in
+/// seconds, as OpenAI reports it) and its gpt-4o transcribe models (usage in tokens).
+pub const MODEL_ID: &str = "whisper-tiny-en";
+const SECONDS_NAMES: [&str; 2] = [MODEL_ID, "whisper-1"];
+const TOKEN_NAMES: [&str; 2] = ["gpt-4o-transcribe", "gpt-4o-mini-transcribe"];
+/// OpenAI's cap on an uploaded audio file.
+pub const MAX_FILE_BYTES: usize = 25 << 20;
+/// The encoder's positions per second of audio (1,500 per 30 s): what usage calls audio tokens.
+const AUDIO_TOKENS_PER_SECOND: f64 = 50.0;
+
+pub struct Speech {
+    pub transcriber: Transcriber,
+    /// USD per minute of audio.
+    pub price_per_minute: f64,
+    pub created: u64,
+}
+
+impl Speech {
+    pub fn new(transcriber: Transcriber, price_per_minute: f64) -> Self {
+        Self {
+            transcriber,
+            price_per_minute,
+            created: unix_now(),
+        }
+    }
+
+    pub fn answers_to(name: &str) -> bool {
+        SECONDS_NAMES.contains(&name) || TOKEN_NAMES.contains(&name)
+    }
+
+    pub fn model_object(&self) -> tandem_api::Model {
+        tandem_api::Model {
+            id: MODEL_ID.into(),
+            object: "model".into(),
+            created: self.created,
+            owned_by: "tandem".into(),
+            tier: "speech".into(),
+            context_window: self.transcriber.model.cfg.text_ctx,
+            parameters_name: "whisper tiny.en".into(),
+            pricing: tandem_api::ModelPricing {
+                unit: "USD per minute of audio".into(),
+                input: self.price_per_minute,
+                cached_input: self.price_per_minute,
+                output: 0.0,
+            },
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Task {
+    Transcribe,
+    Translate,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Format {
+    Json,
+    Text,
+    Srt,
+    VerboseJson,
+    Vtt,
+}
+
+/// The multipart fields, as sent.
+#[derive(Default)]
+struct Form {
+    file: Option<(Vec<u8>, String)>,
+    model: Option<String>,
+    language: Option<String>,
+    prompt: Option<String>,
+    temperature: Option<String>,
+    response_format: Option<String>,
+    granularities: Vec<String>,
+    include: Vec<String>,
+    stream: Option<String>,
+}
+
+fn upload_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::payload_too_large(MAX_FILE_BYTES)
+    } else {
+        ApiError::bad_request(format!("Could not read the upload: {}", e.body_text()))
+    }
+}
+
+async fn read_form(mp: Result<Multipart, MultipartRejection>) -> Result<Form, ApiError> {
+    let mut mp =
+        mp.map_err(|e| ApiError::bad_request(format!("Expected a multipart/form-data body: {}", e.body_text())))?;
+    let mut f = Form::default();
+    while let Some(field) = mp.next_field().await.map_err(upload_error)? {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "file" {
+            let filename = field.file_name().unwrap_or("audio").to_string();
+            let bytes = field.bytes().await.map_err(upload_error)?;
+            if bytes.len() > MAX_FILE_BYTES {
+                return Err(ApiError::payload_too_large(MAX_FILE_BYTES));
+            }
+            f.file = Some((bytes.to_vec(), filename));
+            continue;
+        }
+        let value = field.text().await.map_err(upload_error)?;
+        match name.as_str() {
+            "model" => f.model = Some(value),
+            "language" => f.language = Some(value),
+            "prompt" => f.prompt = Some(value),
+            "temperature" => f.temperature = Some(value),
+            "response_format" => f.response_format = Some(value),
+            "timestamp_granularities[]" | "timestamp_granularities" => f.granularities.push(value),
+            "include[]" | "include" => f.include.push(value),
+            "stream" => f.stream = Some(value),
+            other => {
+                return Err(ApiError::invalid(
+                    other,
+                    "unknown_parameter",
+                    format!("Unrecognized request argument supplied: {other}"),
+                ))
+            }
+        }
+    }
+    Ok(f)
+}
+
+fn invalid(param: &str, message: impl Into<String>) -> ApiError {
+    ApiError::invalid(param, "invalid_value", message)
+}
+
+fn unsupported(param: &str, message: impl Into<String>) -> ApiError {
+    ApiError::invalid(param, "unsupported_value", message)
+}
+
+/// The checked request: the audio, what to render, and how usage is counted.
+struct Valid {
+    audio: Vec<u8>,
+    extension: Option<String>,
+    format: Format,
+    tokens_usage: bool,
+}
+
+fn validate(state: &AppState, f: Form, task: Task) -> Result<(Arc<Speech>, Valid), ApiError> {
+    let model = f.model.ok_or_else(|| ApiError::missing("model"))?;
+    let (audio, filename) = f.file.ok_or_else(|| ApiError::missing("file"))?;
+    if !Speech::answers_to(&model) {
+        return Err(ApiError::model_not_found(&model));
+    }
+    let speech = state.speech.clone().ok_or_else(|| {
+        ApiError::invalid(
+            "model",
+            "model_not_found",
+            "This server has no speech model: run `tandem pull speech` and start it with speech on (the default).",
+        )
+    })?;
+    if task == Task::Translate {
+        return Err(unsupported(
+            "model",
+            "whisper-tiny-en is English-only: it transcribes English and cannot translate. Translation needs whisper-base, which this server does not serve yet.",
+        ));
+    }
+    if let Some(l) = f.language.as_deref().filter(|l| !l.is_empty() && *l != "en") {
+        return Err(unsupported(
+            "language",
+            format!("whisper-tiny-en hears English only ('en'), not '{l}'."),
+        ));
+    }
+    if f.prompt.as_deref().is_some_and(|p| !p.trim().is_empty()) {
+        return Err(unsupported("prompt", "Conditioning on a prompt is not supported yet."));
+    }
+    match f.temperature.as_deref().map(str::parse::<f64>) {
+        None | Some(Ok(0.0)) => {}
+        Some(Ok(t)) if (0.0..=1.0).contains(&t) => {
+            return Err(unsupported(
+                "temperature",
+                "Only temperature 0 (greedy decoding) is supported yet.",
+            ))
+        }
+        _ => {
+            return Err(invalid(
+                "temperature",
+                "'temperature' must be a number between 0 and 1.",
+            ))
+        }
+    }
+    if f.stream.as_deref().is_some_and(|s| s == "true") {
+        return Err(unsupported("stream", "Streaming transcriptions are not supported yet."));
+    }
+    let format = match f.response_format.as_deref().unwrap_or("json") {
+        "json" => Format::Json,
+        "text" => Format::Text,
+        "srt" => Format::Srt,
+        "verbose_json" => Format::VerboseJson,
+        "vtt" => Format::Vtt,
+        other => {
+            return Err(invalid(
+                "response_format",
+                format!("Invalid value for 'response_format': '{other}'. Supported values are: 'json', 'text', 'srt', 'verbose_json' and 'vtt'."),
+            ))
+        }
+    };
+    for g in &f.granularities {
+        match g.as_str() {
+            "segment" if format == Format::VerboseJson => {}
+            "segment" => {
+                return Err(invalid(
+                    "timestamp_granularities",
+                    "timestamp_granularities needs response_format 'verbose_json'.",
+                ))
+            }
+            "word" => {
+                return Err(unsupported(
+                    "timestamp_granularities",
+                    "Word timestamps are not supported yet (they need the alignment heads); use 'segment'.",
+                ))
+            }
+            other => {
+                return Err(invalid(
+                    "timestamp_granularities",
+                    format!("Unknown granularity '{other}'."),
+                ))
+            }
+        }
+    }
+    if let Some(i) = f.include.first() {
+        return Err(unsupported(
+            "include",
+            format!("'include' of '{i}' is not supported yet."),
+        ));
+    }
+    let extension = std::path::Path::new(&filename)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let tokens_usage = TOKEN_NAMES.contains(&model.as_str());
+    Ok((
+        speech,
+        Valid {
+            audio,
+            extension,
+            format,
+            tokens_usage,
+        },
+    ))
+}
+
+pub async fn transcriptions(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    mp: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    handle(state, caller, mp, Task::Transcribe).await
+}
+
+pub async fn translations(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    mp: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    handle(state, caller, mp, Task::Translate).await
+}
+
+async fn handle(
+    state: Arc<AppState>,
+    caller: Caller,
+    mp: Result<Multipart, MultipartRejection>,
+    task: Task,
+) -> Result<Response, ApiError> {
+    let start = Instant::now();
+    caller.check_budget()?;
+    let (speech, v) = validate(&state, read_form(mp).await?, task)?;
+    let charge = caller.admit(&state.limiter, 0)?;
+    let worker = speech.clone();
+    let (audio, ext) = (v.audio, v.extension);
+    let transcript = tokio::task::spawn_blocking(move || {
+        let pcm = tandem_audio::input::decode(audio, ext.as_deref())?;
+        Ok::<_, tandem_audio::AudioError>(worker.transcriber.transcribe(&pcm, |_| {}))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the transcription task failed: {e}")))?
+    .map_err(|e| ApiError::invalid("file", "invalid_value", e.to_string()))?;
+    let usage = usage(&speech, &transcript, v.tokens_usage);
+    if let Some(c) = &charge {
+        c.used(audio_tokens(&transcript) + text_tokens(&transcript));
+    }
+    record(&state, &caller, &transcript, &usage, start);
+    Ok(render(&transcript, v.format, usage))
+}
+
+fn audio_tokens(t: &Transcript) -> u64 {
+    (t.duration as f64 * AUDIO_TOKENS_PER_SECOND).ceil() as u64
+}
+
+fn text_tokens(t: &Transcript) -> u64 {
+    t.segments.iter().map(|s| s.tokens.len() as u64).sum()
+}
+
+fn usage(speech: &Speech, t: &Transcript, tokens: bool) -> wire::AudioUsage {
+    let cost = t.duration as f64 / 60.0 * speech.price_per_minute;
+    if !tokens {
+        return wire::AudioUsage::Duration {
+            seconds: (t.duration as f64).ceil(),
+            cost,
+        };
+    }
+    let (audio, text) = (audio_tokens(t), text_tokens(t));
+    wire::AudioUsage::Tokens {
+        input_tokens: audio,
+        output_tokens: text,
+        total_tokens: audio + text,
+        input_token_details: wire::InputTokenDetails {
+            audio_tokens: audio,
+            text_tokens: 0,
+        },
+        cost,
+    }
+}
+
+fn cost_of(u: &wire::AudioUsage) -> f64 {
+    match u {
+        wire::AudioUsage::Duration { cost, .. } | wire::AudioUsage::Tokens { cost, .. } => *cost,
+    }
+}
+
+/// The request's usage record (in the background: the answer does not wait for the disk).
+fn record(state: &Arc<AppState>, caller: &Caller, t: &Transcript, u: &wire::AudioUsage, start: Instant) {
+    let account = caller.account();
+    let rec = tandem_store::UsageRecord {
+        created_at: unix_now(),
+        request_id: crate::state::new_id("transcr-"),
+        batch_id: None,
+        line: None,
+        model: MODEL_ID.into(),
+        tier: "speech".into(),
+        prompt_tokens: audio_tokens(t),
+        cached_tokens: 0,
+        completion_tokens: text_tokens(t),
+        cost: cost_of(u),
+        key_id: account.key_id,
+        project_id: account.project_id,
+        latency_ms: start.elapsed().as_millis() as u64,
+        status: 200,
+    };
+    let st = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = st.db(move |s| s.insert_usage(&rec)).await {
+            tracing::error!(error = %e.message, "recording usage");
+        }
+    });
+}
+
+fn render(t: &Transcript, format: Format, usage: wire::AudioUsage) -> Response {
+    let cost = cost_of(&usage);
+    let mut resp = match format {
+        Format::Json => axum::Json(wire::Transcription {
+            text: t.text.clone(),
+            usage,
+        })
+        .into_response(),
+        Format::VerboseJson => axum::Json(verbose(t, usage)).into_response(),
+        Format::Text => plain(format!("{}\n", t.text), "text/plain; charset=utf-8"),
+        Format::Srt => plain(subtitles(t, false), "application/x-subrip; charset=utf-8"),
+        Format::Vtt => plain(subtitles(t, true), "text/vtt; charset=utf-8"),
+    };
+    if let Ok(h) = axum::http::HeaderValue::from_str(&cost.to_string()) {
+        resp.headers_mut().insert("x-tandem-cost", h);
+    }
+    resp
+}
+
+fn plain(body: String, content_type: &'static str) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+fn verbose(t: &Transcript, usage: wire::AudioUsage) -> wire::VerboseTranscription {
+    wire::VerboseTranscription {
+        task: "transcribe".into(),
+        language: "english".into(),
+        duration: t.duration as f64,
+        text: t.text.clone(),
+        segments: t
+            .segments
+            .iter()
+            .map(|s| wire::TranscriptionSegment {
+                id: s.id,
+                seek: s.seek,
+                start: round2(s.start),
+                end: round2(s.end),
+                text: s.text.clone(),
+                tokens: s.tokens.clone(),
+                temperature: 0.0,
+                avg_logprob: s.avg_logprob as f64,
+                compression_ratio: compression_ratio(&s.text),
+                no_speech_prob: s.no_speech_prob as f64,
+            })
+            .collect(),
+        usage,
+    }
+}
+
+fn round2(x: f32) -> f64 {
+    (x as f64 * 100.0).round() / 100.0
+}
+
+/// Whisper's repetition measure: the text's bytes over their zlib-compressed size.
+fn compression_ratio(text: &str) -> f64 {
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    let _ = z.write_all(text.as_bytes());
+    let packed = z.finish().map(|v| v.len()).unwrap_or(1).max(1);
+    text.len() as f64 / packed as f64
+}
+
+/// SubRip (`00:00:01,500`, numbered cues) or WebVTT (`WEBVTT` header, `00:00:01.500`).
+fn subtitles(t: &Transcript, vtt: bool) -> String {
+    let stamp = |s: f32| {
+        let ms = (s.max(0.0) as f64 * 1000.0).round() as u64;
+        let (h, m, sec, milli) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+        let sep = if vtt { '.' } else { ',' };
+        format!("{h:02}:{m:02}:{sec:02}{sep}{milli:03}")
+    };
+    let mut out = String::from(if vtt { "WEBVTT\n\n" } else { "" });
+    for (i, s) in t.segments.iter().enumerate() {
+        if !vtt {
+            out.push_str(&format!("{}\n", i + 1));
+        }
+        out.push_str(&format!(
+            "{} --> {}\n{}\n\n",
+            stamp(s.start),
+            stamp(s.end),
+            s.text.trim()
+        ));
+    }
+    out
+}

@@ -1,0 +1,91 @@
+"""/v1/audio/transcriptions and /translations on Whisper tiny.en through the official SDK: every
+response format, the usage shapes of whisper-1 and the gpt-4o transcribe names, each input container
+(wav, 44.1 kHz stereo flac, mp3, ogg/vorbis, m4a/aac — re-encodings of a pocketsphinx-testdata clip,
+tests/data/audio/README.md), corrupt, empty and oversized audio, and the 400/404s naming the field."""
+import io
+import os
+
+import httpx
+import openai
+import pytest
+
+DATA = os.path.join(os.path.dirname(__file__), "../data/audio")
+CLIP = "sense_and_sensibility_01_austen_64kb-0930"
+SAID = "He might even have been made amiable himself."
+
+
+def audio(name):
+    return open(os.path.join(DATA, name), "rb")
+
+
+def test_json_text_and_usage_in_seconds(client):
+    r = client.audio.transcriptions.create(model="whisper-1", file=audio(CLIP + ".wav"))
+    assert r.text == SAID
+    assert r.usage.type == "duration" and r.usage.seconds == 4  # 3.3 s, rounded up as OpenAI does
+    text = client.audio.transcriptions.create(model="whisper-1", file=audio(CLIP + ".wav"), response_format="text")
+    assert text.strip() == SAID
+
+
+def test_gpt4o_names_report_tokens(client):
+    r = client.audio.transcriptions.create(model="gpt-4o-mini-transcribe", file=audio(CLIP + ".wav"))
+    assert r.text == SAID
+    u = r.usage
+    assert u.type == "tokens" and u.input_tokens == 165 and u.input_token_details.audio_tokens == 165
+    assert u.output_tokens > 5 and u.total_tokens == u.input_tokens + u.output_tokens
+
+
+def test_verbose_json_srt_and_vtt_carry_segments(client):
+    r = client.audio.transcriptions.create(model="whisper-1", file=audio(CLIP + ".wav"),
+                                           response_format="verbose_json", timestamp_granularities=["segment"])
+    assert (r.task, r.language, r.text) == ("transcribe", "english", SAID)
+    assert 3.2 < r.duration < 3.4
+    seg = r.segments[0]
+    assert seg.id == 0 and seg.start < 1.0 < seg.end <= 3.4 and seg.tokens and seg.temperature == 0
+    assert seg.avg_logprob < 0 and 0 <= seg.no_speech_prob < 0.5 and seg.compression_ratio > 0
+    srt = client.audio.transcriptions.create(model="whisper-1", file=audio(CLIP + ".wav"), response_format="srt")
+    assert srt.startswith("1\n00:00:0") and " --> 00:00:0" in srt and SAID in srt
+    vtt = client.audio.transcriptions.create(model="whisper-1", file=audio(CLIP + ".wav"), response_format="vtt")
+    assert vtt.startswith("WEBVTT\n\n00:00:0") and ".000 --> " not in vtt.split("\n")[0] and SAID in vtt
+
+
+@pytest.mark.parametrize("name", [CLIP + "-44k-stereo.flac", CLIP + ".mp3", CLIP + ".ogg", CLIP + ".m4a"])
+def test_every_container_and_rate_is_heard(client, name):
+    r = client.audio.transcriptions.create(model="whisper-1", file=audio(name))
+    assert r.text.lower().rstrip(".") == SAID.lower().rstrip("."), name
+
+
+@pytest.mark.parametrize("body, param, status", [
+    ({"model": "whisper-1", "file": ("x.wav", b"RIFF\x00\x00\x00\x00WAVEjunk")}, "file", 400),
+    ({"model": "whisper-1", "file": ("x.mp3", os.urandom(2048))}, "file", 400),
+    ({"model": "whisper-1"}, "file", 400),
+    ({"file": ("a.wav", b"x")}, "model", 400),
+    ({"model": "whisper-9", "file": ("a.wav", b"x")}, "model", 404),
+    ({"model": "whisper-1", "file": ("a.wav", b"x"), "response_format": "xml"}, "response_format", 400),
+    ({"model": "whisper-1", "file": ("a.wav", b"x"), "language": "fr"}, "language", 400),
+    ({"model": "whisper-1", "file": ("a.wav", b"x"), "timestamp_granularities[]": "word",
+      "response_format": "verbose_json"}, "timestamp_granularities", 400),
+    ({"model": "whisper-1", "file": ("a.wav", b"x"), "temperature": "7"}, "temperature", 400),
+])
+def test_bad_requests_name_the_field(http, body, param, status):
+    # Always multipart (as the SDK sends it), with or without a file part.
+    parts = [(k, v if k == "file" else (None, v)) for k, v in body.items()]
+    r = http.post("/v1/audio/transcriptions", files=parts)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["param"] == param, r.json()
+
+
+def test_oversized_audio_is_refused(http):
+    r = http.post("/v1/audio/transcriptions", data={"model": "whisper-1"},
+                  files={"file": ("big.wav", b"\0" * (26 << 20))})
+    assert r.status_code == 413, r.text
+
+
+def test_translation_says_the_model_is_english_only(client):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.audio.translations.create(model="whisper-1", file=audio(CLIP + ".wav"))
+    assert "English-only" in e.value.body["message"]
+
+
+def test_the_speech_model_is_listed(client):
+    assert "whisper-tiny-en" in {m.id for m in client.models.list().data}
+    assert client.models.retrieve("whisper-1").id == "whisper-tiny-en"
