@@ -89,3 +89,38 @@ def test_translation_says_the_model_is_english_only(client):
 def test_the_speech_model_is_listed(client):
     assert "whisper-tiny-en" in {m.id for m in client.models.list().data}
     assert client.models.retrieve("whisper-1").id == "whisper-tiny-en"
+
+
+def b64(name):
+    import base64
+    return base64.b64encode(open(os.path.join(DATA, name), "rb").read()).decode()
+
+
+def test_spoken_input_in_chat_reaches_the_tier_as_its_transcript(client, http):
+    """The tier answers the words: asked (by voice) to repeat what was said, the mini's greedy answer
+    contains the sentence; /tokenize of the same messages with the transcript as text shows the
+    prompt the tier saw."""
+    spoken = [{"type": "text", "text": "Repeat exactly what this recording says:"},
+              {"type": "input_audio", "input_audio": {"data": b64(CLIP + ".mp3"), "format": "mp3"}}]
+    r = client.chat.completions.create(model="gpt-4o-mini-audio-preview", temperature=0, max_tokens=30,
+                                       messages=[{"role": "user", "content": spoken}])
+    assert r.model == "qwen2.5-coder-0.5b-instruct"
+    assert "amiable himself" in r.choices[0].message.content.lower(), r.choices[0].message.content
+    written = [{"type": "text", "text": "Repeat exactly what this recording says:"}, {"type": "text", "text": SAID}]
+    w = client.chat.completions.create(model="mini", temperature=0, max_tokens=30,
+                                       messages=[{"role": "user", "content": written}])
+    assert w.usage.prompt_tokens == r.usage.prompt_tokens
+    assert w.choices[0].message.content == r.choices[0].message.content
+
+
+@pytest.mark.parametrize("part, param", [
+    ({"data": "!!notbase64", "format": "wav"}, "messages[0].content[0].input_audio.data"),
+    ({"data": "", "format": "flac"}, "messages[0].content[0].input_audio.format"),
+    ({"format": "wav"}, "messages[0].content[0].input_audio.data"),
+    ({"data": "UklGRgAAAABXQVZF", "format": "wav"}, "messages[0].content[0].input_audio.data"),
+])
+def test_bad_audio_parts_name_the_field(client, part, param):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model="mini", max_tokens=2, messages=[
+            {"role": "user", "content": [{"type": "input_audio", "input_audio": part}]}])
+    assert e.value.body["param"] == param, e.value.body

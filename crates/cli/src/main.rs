@@ -41,6 +41,7 @@ mod serve;
 mod settings;
 mod sys;
 mod tiers;
+mod transcribe;
 
 use std::path::PathBuf;
 
@@ -92,6 +93,8 @@ enum Cmd {
     Config(Box<settings::Settings>),
     /// Chat with a model once: streams the answer, then prints a one-line summary.
     Run(commands::RunArgs),
+    /// Transcribe an audio file with Whisper tiny.en (offline; `--segments` for timed lines).
+    Transcribe(transcribe::TranscribeArgs),
     /// Print the token ids of TEXT as a JSON array (llama.cpp's `--no-parse-special` mode).
     Tokenize {
         #[command(flatten)]
@@ -212,6 +215,7 @@ fn real_main(cli: Cli) -> Result<()> {
         Cmd::Config(args) => serve::config(*args),
         Cmd::Chat(args) => chat::chat(args),
         Cmd::Run(args) => commands::run(&home, args),
+        Cmd::Transcribe(args) => transcribe::transcribe(&home, args),
         Cmd::Tokenize { model, text } => commands::tokenize(&home, &model.model, &text),
         Cmd::Logits(args) => commands::logits(&home, args),
         Cmd::Embed(args) => commands::embed(&home, args),

@@ -338,6 +338,11 @@ fn cost_of(u: &wire::AudioUsage) -> f64 {
     }
 }
 
+/// The usage of audio heard in a chat request (priced as a transcription in seconds).
+pub(crate) fn record_heard(state: &Arc<AppState>, caller: &Caller, speech: &Speech, t: &Transcript, start: Instant) {
+    record(state, caller, t, &usage(speech, t, false), start);
+}
+
 /// The request's usage record (in the background: the answer does not wait for the disk).
 fn record(state: &Arc<AppState>, caller: &Caller, t: &Transcript, u: &wire::AudioUsage, start: Instant) {
     let account = caller.account();

@@ -27,6 +27,7 @@
 //!   input moderation of chat and completion requests (refuse or flag, recorded); `output_guard`:
 //!   output moderation, a filter over the engine's events that cuts a choice at a flagged window.
 //! - `audio`: `/v1/audio/transcriptions` and `/translations` on Whisper (`tandem_audio`).
+//! - `hearing`: chat `input_audio` parts transcribed into text before binding.
 //! - `embeddings`: `/v1/embeddings` on the sentence encoder (`tandem_embed::Encoder`).
 
 mod admin;
@@ -38,6 +39,7 @@ mod embeddings;
 mod error;
 mod files;
 mod guard;
+mod hearing;
 mod hierarchy;
 mod limits;
 mod messages;

@@ -100,8 +100,9 @@ fn check_part(pp: &str, part: &Value) -> Result<(), ApiError> {
             part.get("text").unwrap_or(&Value::Null),
         )),
         Some("image_url") | Some("input_image") => Err(unsupported("Image input is not supported by this server yet.")),
+        // Audio parts were transcribed before binding (`hearing`); one left here was not audio.
         Some("input_audio") | Some("file") => Err(unsupported(
-            "Audio and file input are not supported by this server yet.",
+            "File input is not supported by this server yet; audio needs the speech model.",
         )),
         Some(t) => Err(ApiError::invalid(
             pp,

@@ -57,6 +57,7 @@ pub enum Outcome {
 /// Runs one request from its body to an `Outcome`.
 pub async fn run(state: &Arc<AppState>, caller: &Caller, req: Request<'_>) -> Result<Outcome, ApiError> {
     let body = Fields::parse(req.body)?;
+    let body = crate::hearing::hear(state, caller, req.api, body).await?;
     let mut v = bind(state, req.api, &body, None)?;
     if req.batch && v.stream {
         return Err(ApiError::invalid(

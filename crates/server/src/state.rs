@@ -88,8 +88,10 @@ pub const DEFAULT_ALIASES: &[(&str, &str)] = &[
     ("gpt-4o-2024-05-13", "flagship"),
     ("gpt-4o-2024-08-06", "flagship"),
     ("gpt-4o-2024-11-20", "flagship"),
+    ("gpt-4o-audio-preview", "flagship"),
     ("gpt-4o-mini", "mini"),
     ("gpt-4o-mini-2024-07-18", "mini"),
+    ("gpt-4o-mini-audio-preview", "mini"),
 ];
 
 impl Default for ServerConfig {

