@@ -12,8 +12,10 @@ MINI = "qwen2.5-coder-0.5b-instruct"
 
 
 def test_models(client):
-    ids = [m.id for m in client.models.list().data]
-    assert ids == [MINI]
+    models = client.models.list().data
+    # The served tier, then the sentence encoder and the speech model (each with its own tier name).
+    assert [m.id for m in models] == [MINI, "all-minilm-l6-v2", "whisper-tiny-en"]
+    assert [m.model_extra["tier"] for m in models] == ["mini", "embeddings", "speech"]
     m = client.models.retrieve(MINI)
     assert m.id == MINI and m.object == "model" and m.owned_by
     assert client.models.retrieve("mini").id == MINI

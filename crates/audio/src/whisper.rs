@@ -137,9 +137,8 @@ pub struct Whisper {
     enc_pos: Vec<f32>,
     enc_layers: Vec<EncoderLayer>,
     enc_norm: Norm,
-    /// Token embeddings [vocab, d], also the output projection (as f32 bytes for the kernels).
+    /// Token embeddings [vocab, d], also the output projection.
     embed: Vec<f32>,
-    embed_bytes: Vec<u8>,
     dec_pos: Vec<f32>,
     dec_layers: Vec<DecoderLayer>,
     dec_norm: Norm,
@@ -218,7 +217,6 @@ impl Whisper {
             enc_pos: m.f32s("encoder/position_encodings/encodings", &[cfg.audio_ctx, d])?,
             enc_layers,
             enc_norm: Norm::load(m, "encoder/layer_norm", d)?,
-            embed_bytes: embed.iter().flat_map(|x| x.to_le_bytes()).collect(),
             embed,
             dec_pos: m.f32s("decoder/position_encodings/encodings", &[cfg.text_ctx, d])?,
             dec_layers,
@@ -248,7 +246,7 @@ impl Whisper {
         let n = self.cfg.audio_ctx;
         for l in &self.enc_layers {
             let qkv = l.qkv.apply(&l.norm.apply(&x));
-            let ctx = attention(&qkv, 3 * d, (0, d, 2 * d), &qkv, 3 * d, n, n, self.cfg.heads, d, false);
+            let ctx = self_attention_gemm(&qkv, n, self.cfg.heads, d);
             add(&mut x, &l.out.apply(&ctx));
             l.ffn.residual(&mut x);
         }
@@ -290,9 +288,15 @@ impl Whisper {
         }
         st.len += n;
         let last = self.dec_norm.apply(&x[(n - 1) * d..]);
-        let w = QMatrix::new(GgmlType::F32, self.cfg.vocab, d, &self.embed_bytes).expect("sizes checked at load");
+        // One row against the whole vocabulary: a GEMV straight over the f32 embeddings (the
+        // matmul's row path would first copy each f32 row through its dequantise scratch).
         let mut logits = vec![0f32; self.cfg.vocab];
-        matmul(&w, &last, &mut logits);
+        logits.par_chunks_mut(1024).enumerate().for_each(|(c, out)| {
+            for (i, l) in out.iter_mut().enumerate() {
+                let r = c * 1024 + i;
+                *l = tandem_kernels::dispatch::dot_f32(&self.embed[r * d..(r + 1) * d], &last);
+            }
+        });
         logits
     }
 }
@@ -368,6 +372,52 @@ fn attention(
     for (h, part) in parts.iter().enumerate() {
         for i in 0..nq {
             ctx[i * d + h * hd..][..hd].copy_from_slice(&part[i * hd..(i + 1) * hd]);
+        }
+    }
+    ctx
+}
+
+/// The encoder's self-attention as two matmuls per head (scores = Q·Kᵀ, context = P·V) on the
+/// kernels' tiles: qkv [n, 3d] (queries, keys, values) → context [n, d]. The key axis is padded
+/// to a multiple of 8 (zero keys whose probabilities are set to 0) so both matmuls take the SIMD
+/// dot products (they need rows of whole 8-lane groups).
+fn self_attention_gemm(qkv: &[f32], n: usize, heads: usize, d: usize) -> Vec<f32> {
+    let hd = d / heads;
+    let np = n.div_ceil(8) * 8;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut ctx = vec![0f32; n * d];
+    let (mut q, mut vt) = (vec![0f32; n * hd], vec![0f32; hd * np]);
+    let mut k = vec![0u8; np * hd * 4];
+    let mut scores = vec![0f32; n * np];
+    let mut out = vec![0f32; n * hd];
+    for h in 0..heads {
+        for t in 0..n {
+            let row = &qkv[t * 3 * d..(t + 1) * 3 * d];
+            for c in 0..hd {
+                q[t * hd + c] = row[h * hd + c] * scale;
+                vt[c * np + t] = row[2 * d + h * hd + c];
+                k[(t * hd + c) * 4..][..4].copy_from_slice(&row[d + h * hd + c].to_le_bytes());
+            }
+        }
+        // scores[i][j] = q_i · k_j: the keys are the weight rows.
+        matmul(
+            &QMatrix::new(GgmlType::F32, np, hd, &k).expect("[np, hd]"),
+            &q,
+            &mut scores,
+        );
+        scores.par_chunks_mut(np).for_each(|r| {
+            tandem_kernels::ops::softmax(&mut r[..n]);
+            r[n..].fill(0.0);
+        });
+        // out[i][c] = Σ_j p_ij v_jc: the transposed values are the weight rows.
+        let vb: Vec<u8> = vt.iter().flat_map(|x| x.to_le_bytes()).collect();
+        matmul(
+            &QMatrix::new(GgmlType::F32, hd, np, &vb).expect("[hd, np]"),
+            &scores,
+            &mut out,
+        );
+        for t in 0..n {
+            ctx[t * d + h * hd..][..hd].copy_from_slice(&out[t * hd..(t + 1) * hd]);
         }
     }
     ctx

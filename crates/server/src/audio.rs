@@ -362,12 +362,7 @@ fn record(state: &Arc<AppState>, caller: &Caller, t: &Transcript, u: &wire::Audi
         latency_ms: start.elapsed().as_millis() as u64,
         status: 200,
     };
-    let st = state.clone();
-    tokio::spawn(async move {
-        if let Err(e) = st.db(move |s| s.insert_usage(&rec)).await {
-            tracing::error!(error = %e.message, "recording usage");
-        }
-    });
+    state.record_usage(rec);
 }
 
 fn render(t: &Transcript, format: Format, usage: wire::AudioUsage) -> Response {

@@ -270,10 +270,5 @@ fn record(state: &Arc<AppState>, caller: &Caller, list: &api::EmbeddingList, sta
         latency_ms: start.elapsed().as_millis() as u64,
         status: 200,
     };
-    let st = state.clone();
-    tokio::spawn(async move {
-        if let Err(e) = st.db(move |s| s.insert_usage(&rec)).await {
-            tracing::error!(error = %e.message, "recording usage");
-        }
-    });
+    state.record_usage(rec);
 }

@@ -38,19 +38,20 @@ fn audio_of(part: &Value, pp: &str) -> Result<(Vec<u8>, &'static str), ApiError>
     let audio = part
         .get("input_audio")
         .ok_or_else(|| ApiError::missing(&format!("{pp}.input_audio")))?;
-    let format =
-        match audio.get("format").and_then(Value::as_str) {
-            Some("wav") => "wav",
-            Some("mp3") => "mp3",
-            Some(other) => return Err(ApiError::invalid(
+    let format = match audio.get("format").and_then(Value::as_str) {
+        Some("wav") => "wav",
+        Some("mp3") => "mp3",
+        Some(other) => {
+            return Err(ApiError::invalid(
                 format!("{pp}.input_audio.format"),
                 "invalid_value",
                 format!(
                     "Invalid value for '{pp}.input_audio.format': '{other}'. Supported values are: 'wav' and 'mp3'."
                 ),
-            )),
-            None => return Err(ApiError::missing(&format!("{pp}.input_audio.format"))),
-        };
+            ))
+        }
+        None => return Err(ApiError::missing(&format!("{pp}.input_audio.format"))),
+    };
     let data = audio
         .get("data")
         .and_then(Value::as_str)

@@ -369,15 +369,7 @@ impl Drop for UsageGuard {
             latency_ms: self.start.elapsed().as_millis() as u64,
             status: self.status,
         };
-        let st = self.state.clone();
-        // In the background: the answer does not wait for the disk; a failed write is logged.
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                if let Err(e) = st.db(move |s| s.insert_usage(&rec)).await {
-                    tracing::error!(error = %e.message, "recording usage");
-                }
-            });
-        }
+        self.state.record_usage(rec);
     }
 }
 

@@ -173,6 +173,19 @@ impl AppState {
         }
     }
 
+    /// Writes a usage record in the background (the answer does not wait for the disk); a failed
+    /// write is logged. Outside a runtime (a guard dropped at shutdown) nothing is written.
+    pub fn record_usage(self: &Arc<Self>, rec: tandem_store::UsageRecord) {
+        let st = self.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = st.db(move |s| s.insert_usage(&rec)).await {
+                    tracing::error!(error = %e.message, "recording usage");
+                }
+            });
+        }
+    }
+
     /// Runs a store call off the async threads (SQLite calls block, if only briefly).
     pub async fn db<T: Send + 'static>(
         self: &Arc<Self>,
