@@ -1,5 +1,5 @@
 """/v1/audio/transcriptions and /translations on Whisper tiny.en through the official SDK: every
-response format, the usage shapes of whisper-1 and the gpt-4o transcribe names, each input container
+response format, streaming (a delta per 30-s window, before the next window is decoded), the usage shapes of whisper-1 and the gpt-4o transcribe names, each input container
 (wav, 44.1 kHz stereo flac, mp3, ogg/vorbis, m4a/aac — re-encodings of a pocketsphinx-testdata clip,
 tests/data/audio/README.md), corrupt, empty and oversized audio, and the 400/404s naming the field."""
 import io
@@ -124,3 +124,32 @@ def test_bad_audio_parts_name_the_field(client, part, param):
         client.chat.completions.create(model="mini", max_tokens=2, messages=[
             {"role": "user", "content": [{"type": "input_audio", "input_audio": part}]}])
     assert e.value.body["param"] == param, e.value.body
+
+
+def test_streaming_sends_each_window_before_the_next_is_decoded(client, tmp_path):
+    """75 s of speech (the five long clips three times): the first delta arrives well before the
+    whole is done — each window is sent as soon as it is decoded — and the deltas add up to the text."""
+    import time
+    import wave
+    path = tmp_path / "long.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1), out.setsampwidth(2), out.setframerate(16000)
+        for _ in range(3):
+            for c in ("0870", "0880", "0890", "0920", "0930"):
+                with wave.open(os.path.join(DATA, f"sense_and_sensibility_01_austen_64kb-{c}.wav")) as w:
+                    out.writeframes(w.readframes(w.getnframes()))
+    start = time.time()
+    stream = client.audio.transcriptions.create(model="gpt-4o-mini-transcribe", file=open(path, "rb"), stream=True)
+    arrivals, deltas, done = [], [], None
+    for e in stream:
+        if e.type == "transcript.text.delta":
+            arrivals.append(time.time() - start)
+            deltas.append(e.delta)
+        elif e.type == "transcript.text.done":
+            done = e
+            end = time.time() - start
+    assert done is not None and len(deltas) >= 3, deltas
+    assert "".join(deltas).strip() == done.text and done.text.lower().count("dashwood") == 3
+    assert done.usage.type == "tokens" and done.usage.input_tokens > 3500
+    # Each window takes a similar time: the first delta comes within the first half of the wait.
+    assert arrivals[0] < end / 2, (arrivals, end)

@@ -55,3 +55,14 @@ pub struct InputTokenDetails {
     pub audio_tokens: u64,
     pub text_tokens: u64,
 }
+
+/// A streamed transcription's server-sent events: the text as each 30-s window is decoded, then
+/// the whole text with its usage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum TranscriptEvent {
+    #[serde(rename = "transcript.text.delta")]
+    Delta { delta: String },
+    #[serde(rename = "transcript.text.done")]
+    Done { text: String, usage: AudioUsage },
+}

@@ -121,8 +121,9 @@ impl Transcriber {
     /// Transcribes `audio` (16 kHz mono) window by window as openai-whisper does: each 30-s
     /// window decoded with timestamps, the next one starting at the last complete segment's end
     /// (or after the window when its text ran to the end). `on_window` sees each window's
-    /// segments as soon as they are decoded.
-    pub fn transcribe(&self, audio: &[f32], mut on_window: impl FnMut(&[Segment])) -> Transcript {
+    /// segments as soon as they are decoded, and stops the transcription by returning false (a
+    /// streaming client gone).
+    pub fn transcribe(&self, audio: &[f32], mut on_window: impl FnMut(&[Segment]) -> bool) -> Transcript {
         let n_mels = self.model.cfg.n_mels;
         let mel = self.mel(audio);
         let content = audio.len() / mel::HOP;
@@ -138,7 +139,9 @@ impl Transcriber {
                 s.seek = seek;
                 segments.push(s.clone());
             }
-            on_window(&found);
+            if !on_window(&found) {
+                break;
+            }
             seek += advance.max(1);
         }
         Transcript {

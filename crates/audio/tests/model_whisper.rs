@@ -94,7 +94,7 @@ fn matches_the_reference_front_end_encoder_and_greedy_tokens() {
 fn a_transcript_has_timed_segments() {
     let t = Transcriber::load(&model_dir()).unwrap();
     let audio = wav(&repo("tests/data/audio/sense_and_sensibility_01_austen_64kb-0930.wav"));
-    let tr = t.transcribe(&audio, |_| {});
+    let tr = t.transcribe(&audio, |_| true);
     assert_eq!(tr.text, "He might even have been made amiable himself.");
     assert!(!tr.segments.is_empty());
     let last = tr.segments.last().unwrap();
@@ -120,7 +120,10 @@ fn long_audio_is_transcribed_window_by_window() {
         }
     }
     let mut windows = 0;
-    let tr = t.transcribe(&audio, |_| windows += 1);
+    let tr = t.transcribe(&audio, |_| {
+        windows += 1;
+        true
+    });
     assert!(windows >= 2, "{windows} windows");
     assert!(tr.duration > 49.0 && tr.duration < 52.0);
     let text = tr.text.to_lowercase();

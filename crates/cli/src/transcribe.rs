@@ -31,6 +31,7 @@ pub fn transcribe(home: &Home, a: TranscribeArgs) -> Result<()> {
                 println!("[{:7.2} → {:7.2}] {}", s.start, s.end, s.text.trim());
             }
         }
+        true
     });
     if !a.segments {
         println!("{}", tr.text);

@@ -154,6 +154,7 @@ struct Valid {
     extension: Option<String>,
     format: Format,
     tokens_usage: bool,
+    stream: bool,
 }
 
 fn validate(state: &AppState, f: Form, task: Task) -> Result<(Arc<Speech>, Valid), ApiError> {
@@ -199,9 +200,16 @@ fn validate(state: &AppState, f: Form, task: Task) -> Result<(Arc<Speech>, Valid
             ))
         }
     }
-    if f.stream.as_deref().is_some_and(|s| s == "true") {
-        return Err(unsupported("stream", "Streaming transcriptions are not supported yet."));
-    }
+    let stream = match f.stream.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(invalid(
+                "stream",
+                format!("'stream' must be true or false, not '{other}'."),
+            ))
+        }
+    };
     let format = match f.response_format.as_deref().unwrap_or("json") {
         "json" => Format::Json,
         "text" => Format::Text,
@@ -256,6 +264,7 @@ fn validate(state: &AppState, f: Form, task: Task) -> Result<(Arc<Speech>, Valid
             extension,
             format,
             tokens_usage,
+            stream,
         },
     ))
 }
@@ -286,21 +295,89 @@ async fn handle(
     caller.check_budget()?;
     let (speech, v) = validate(&state, read_form(mp).await?, task)?;
     let charge = caller.admit(&state.limiter, 0)?;
-    let worker = speech.clone();
+    // Decoded before any answer starts, so a bad file is a 400 even when streaming.
     let (audio, ext) = (v.audio, v.extension);
-    let transcript = tokio::task::spawn_blocking(move || {
-        let pcm = tandem_audio::input::decode(audio, ext.as_deref())?;
-        Ok::<_, tandem_audio::AudioError>(worker.transcriber.transcribe(&pcm, |_| {}))
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("the transcription task failed: {e}")))?
-    .map_err(|e| ApiError::invalid("file", "invalid_value", e.to_string()))?;
-    let usage = usage(&speech, &transcript, v.tokens_usage);
-    if let Some(c) = &charge {
-        c.used(audio_tokens(&transcript) + text_tokens(&transcript));
+    let pcm = tokio::task::spawn_blocking(move || tandem_audio::input::decode(audio, ext.as_deref()))
+        .await
+        .map_err(|e| ApiError::internal(format!("the decoding task failed: {e}")))?
+        .map_err(|e| ApiError::invalid("file", "invalid_value", e.to_string()))?;
+    let done = Done {
+        state,
+        caller,
+        speech,
+        charge,
+        tokens_usage: v.tokens_usage,
+        start,
+    };
+    if v.stream {
+        return Ok(stream(done, pcm));
     }
-    record(&state, &caller, &transcript, &usage, start);
+    let worker = done.speech.clone();
+    let transcript = tokio::task::spawn_blocking(move || worker.transcriber.transcribe(&pcm, |_| true))
+        .await
+        .map_err(|e| ApiError::internal(format!("the transcription task failed: {e}")))?;
+    let usage = done.finish(&transcript);
     Ok(render(&transcript, v.format, usage))
+}
+
+/// What settles a transcription once its text is known: usage, the rate-limit charge, the record.
+struct Done {
+    state: Arc<AppState>,
+    caller: Caller,
+    speech: Arc<Speech>,
+    charge: Option<Arc<crate::limits::Charge>>,
+    tokens_usage: bool,
+    start: Instant,
+}
+
+impl Done {
+    fn finish(&self, t: &Transcript) -> wire::AudioUsage {
+        let u = usage(&self.speech, t, self.tokens_usage);
+        if let Some(c) = &self.charge {
+            c.used(audio_tokens(t) + text_tokens(t));
+        }
+        record(&self.state, &self.caller, t, &u, self.start);
+        u
+    }
+}
+
+/// Server-sent `transcript.text.delta` events as each window is decoded, then
+/// `transcript.text.done` with the whole text and its usage. A client that leaves stops the
+/// transcription at the next window.
+fn stream(done: Done, pcm: Vec<f32>) -> Response {
+    use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+    let (tx, out) = tokio::sync::mpsc::channel::<Result<SseEvent, std::convert::Infallible>>(64);
+    let sse = |e: &wire::TranscriptEvent| SseEvent::default().data(serde_json::to_string(e).unwrap_or_default());
+    tokio::spawn(async move {
+        let worker = done.speech.clone();
+        let window_tx = tx.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            let mut first = true;
+            worker.transcriber.transcribe(&pcm, |segments| {
+                let mut delta: String = segments.iter().map(|s| s.text.as_str()).collect();
+                if first {
+                    delta = delta.trim_start().to_string();
+                    first = delta.is_empty();
+                }
+                let e = sse(&wire::TranscriptEvent::Delta { delta });
+                window_tx.blocking_send(Ok(e)).is_ok()
+            })
+        });
+        let Ok(transcript) = job.await else { return };
+        let usage = done.finish(&transcript);
+        let end = wire::TranscriptEvent::Done {
+            text: transcript.text.clone(),
+            usage,
+        };
+        let _ = tx.send(Ok(sse(&end))).await;
+    });
+    Sse::new(tokio_stream::wrappers::ReceiverStream::new(out))
+        .keep_alive(
+            KeepAlive::new()
+                .interval(std::time::Duration::from_secs(10))
+                .text("keep-alive"),
+        )
+        .into_response()
 }
 
 fn audio_tokens(t: &Transcript) -> u64 {

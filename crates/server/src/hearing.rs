@@ -90,7 +90,7 @@ pub async fn hear(state: &Arc<AppState>, caller: &Caller, api: Api, mut body: Va
         let worker = speech.clone();
         let transcript = tokio::task::spawn_blocking(move || {
             let pcm = tandem_audio::input::decode(bytes, Some(format))?;
-            Ok::<_, tandem_audio::AudioError>(worker.transcriber.transcribe(&pcm, |_| {}))
+            Ok::<_, tandem_audio::AudioError>(worker.transcriber.transcribe(&pcm, |_| true))
         })
         .await
         .map_err(|e| ApiError::internal(format!("the transcription task failed: {e}")))?
