@@ -1,6 +1,6 @@
 """/v1/audio/transcriptions and /translations on Whisper tiny.en through the official SDK: every
 response format, streaming (a delta per 30-s window, before the next window is decoded), the usage shapes of whisper-1 and the gpt-4o transcribe names, each input container
-(wav, 44.1 kHz stereo flac, mp3, ogg/vorbis, m4a/aac — re-encodings of a pocketsphinx-testdata clip,
+(wav, 44.1 kHz stereo flac, mp3, ogg/vorbis, m4a/aac, ogg/opus, stereo webm/opus — re-encodings of a pocketsphinx-testdata clip,
 tests/data/audio/README.md), corrupt, empty and oversized audio, and the 400/404s naming the field."""
 import io
 import os
@@ -48,7 +48,8 @@ def test_verbose_json_srt_and_vtt_carry_segments(client):
     assert vtt.startswith("WEBVTT\n\n00:00:0") and ".000 --> " not in vtt.split("\n")[0] and SAID in vtt
 
 
-@pytest.mark.parametrize("name", [CLIP + "-44k-stereo.flac", CLIP + ".mp3", CLIP + ".ogg", CLIP + ".m4a"])
+@pytest.mark.parametrize("name", [CLIP + "-44k-stereo.flac", CLIP + ".mp3", CLIP + ".ogg", CLIP + ".m4a",
+                                  CLIP + ".opus.ogg", CLIP + "-stereo.webm"])
 def test_every_container_and_rate_is_heard(client, name):
     r = client.audio.transcriptions.create(model="whisper-1", file=audio(name))
     assert r.text.lower().rstrip(".") == SAID.lower().rstrip("."), name

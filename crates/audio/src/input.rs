@@ -1,5 +1,5 @@
 //! Audio files in, 16 kHz mono f32 out: any container and codec symphonia reads (wav, flac, mp3,
-//! ogg/vorbis, mp4/m4a with AAC), any sample rate and channel count (channels averaged, then
+//! ogg/vorbis, mp4/m4a with AAC), Opus in Ogg or WebM through the system's libopus, any sample rate and channel count (channels averaged, then
 //! resampled with a windowed-sinc filter). The bytes are hostile until decoded: lengths are
 //! capped and a corrupt stream is an error, never a panic.
 
@@ -7,7 +7,7 @@ use std::io::Cursor;
 
 use rubato::{Resampler, SincFixedIn, SincInterpolationParameters, SincInterpolationType, WindowFunction};
 use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::DecoderOptions;
+use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_OPUS};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::FormatOptions;
 use symphonia::core::io::MediaSourceStream;
@@ -46,6 +46,9 @@ fn decode_native(bytes: Vec<u8>, extension: Option<&str>) -> Result<(Vec<f32>, u
         .map_err(|e| bad(format!("unrecognised format ({e})")))?;
     let mut format = probed.format;
     let track = format.default_track().ok_or_else(|| bad("no audio track"))?.clone();
+    if track.codec_params.codec == CODEC_TYPE_OPUS {
+        return decode_opus(format.as_mut(), &track);
+    }
     let rate = track.codec_params.sample_rate.ok_or_else(|| bad("no sample rate"))? as usize;
     if !(1_000..=384_000).contains(&rate) {
         return Err(bad(format!("sample rate {rate} Hz")));
@@ -87,6 +90,36 @@ fn decode_native(bytes: Vec<u8>, extension: Option<&str>) -> Result<(Vec<f32>, u
         }
     }
     Ok((mono, rate))
+}
+
+/// An Opus track's mono samples at 48 kHz, the encoder's pre-skip dropped.
+fn decode_opus(
+    format: &mut dyn symphonia::core::formats::FormatReader,
+    track: &symphonia::core::formats::Track,
+) -> Result<(Vec<f32>, usize)> {
+    let channels = track.codec_params.channels.map(|c| c.count()).unwrap_or(1);
+    let mut dec = crate::opus::Decoder::new(channels)?;
+    let skip = track.codec_params.delay.unwrap_or(0) as usize;
+    let mut mono = Vec::new();
+    loop {
+        let packet = match format.next_packet() {
+            Ok(p) => p,
+            Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(bad(e)),
+        };
+        if packet.track_id() != track.id {
+            continue;
+        }
+        let pcm = dec.decode(&packet.data)?;
+        mono.extend(pcm.chunks(channels).map(|f| f.iter().sum::<f32>() / channels as f32));
+        if mono.len() > MAX_SECONDS * crate::opus::RATE {
+            return Err(AudioError::Input(format!(
+                "the audio is longer than {} hours",
+                MAX_SECONDS / 3600
+            )));
+        }
+    }
+    Ok((mono.split_off(skip.min(mono.len())), crate::opus::RATE))
 }
 
 /// `samples` at `rate` → 16 kHz (unchanged when already 16 kHz).

@@ -13,6 +13,7 @@ pub mod ct2;
 mod greedy;
 pub mod input;
 pub mod mel;
+mod opus;
 mod transcriber;
 mod vocab;
 mod whisper;
