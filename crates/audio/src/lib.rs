@@ -12,13 +12,14 @@
 pub mod ct2;
 mod greedy;
 pub mod input;
+pub mod languages;
 pub mod mel;
 mod opus;
 mod transcriber;
 mod vocab;
 mod whisper;
 
-pub use transcriber::{Segment, Transcriber, Transcript};
+pub use transcriber::{Options, Segment, Task, Transcriber, Transcript};
 pub use vocab::Vocab;
 pub use whisper::Whisper;
 

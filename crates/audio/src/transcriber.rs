@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::ct2::Ct2Model;
-use crate::greedy::{decode, Decoded, Filters};
+use crate::greedy::{decode, detect_language, no_speech_prob, Decoded, Filters};
 use crate::mel::{self, LogMel};
 use crate::{AudioError, Result, Vocab, Whisper};
 
@@ -37,6 +37,31 @@ pub struct Transcript {
     pub segments: Vec<Segment>,
     /// Seconds of audio heard.
     pub duration: f32,
+    /// The spoken language's code (`en`, `fr`, …): given, or detected on the first window.
+    pub language: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    Transcribe,
+    /// Into English (multilingual models).
+    Translate,
+}
+
+/// What to hear: the language (`None`: detect it; English-only models hear English) and the task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub language: Option<String>,
+    pub task: Task,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            language: None,
+            task: Task::Transcribe,
+        }
+    }
 }
 
 fn read(dir: &Path, name: &str) -> Result<Vec<u8>> {
@@ -80,19 +105,6 @@ impl Transcriber {
         self.model.cfg.vocab >= 51_865
     }
 
-    /// The decoder prompt of an English transcription.
-    fn prompt(&self, timestamps: bool) -> Vec<u32> {
-        let mut p = vec![self.vocab.sot];
-        if self.multilingual() {
-            p.extend(self.vocab.id("<|en|>"));
-            p.push(self.vocab.transcribe);
-        }
-        if !timestamps {
-            p.push(self.vocab.no_timestamps);
-        }
-        p
-    }
-
     fn filters(&self, timestamps: bool) -> Filters<'_> {
         Filters {
             vocab: &self.vocab,
@@ -107,14 +119,57 @@ impl Transcriber {
         self.mel.compute(audio)
     }
 
+    /// Whether `code` is a language this model hears (`<|code|>` is in its vocabulary).
+    pub fn knows_language(&self, code: &str) -> bool {
+        if self.multilingual() {
+            self.vocab.languages.iter().any(|l| l.0 == code)
+        } else {
+            code == "en"
+        }
+    }
+
     /// One 30-s window decoded greedily from its mel frames [n_mels, CHUNK_FRAMES], alone in the
-    /// compute pool (generation steps of the text tiers wait for it, and it for them).
-    pub fn decode_window(&self, window: &[f32], timestamps: bool) -> Decoded {
+    /// compute pool (generation steps of the text tiers wait for it, and it for them). The prompt
+    /// is `<|startoftranscript|>`, then on multilingual models the language (`language`, or the
+    /// likeliest after the start token) and the task, then `<|notimestamps|>` when timestamps are
+    /// off. Returns the window and the language it was decoded in.
+    pub fn decode_window(
+        &self,
+        window: &[f32],
+        timestamps: bool,
+        language: Option<&str>,
+        task: Task,
+    ) -> (Decoded, String) {
         tandem_kernels::pool::install(|| {
             let enc = self.model.encode(window);
-            let prompt = self.prompt(timestamps);
-            let max = self.model.cfg.text_ctx - prompt.len();
-            decode(&self.model, &enc, &prompt, &self.filters(timestamps), max)
+            let mut st = self.model.start(&enc);
+            let v = &self.vocab;
+            let at_sot = self.model.step(&mut st, &[v.sot]);
+            let no_speech = no_speech_prob(v, &at_sot);
+            let mut rest = Vec::new();
+            let lang = if self.multilingual() {
+                let lang = language.map(str::to_string).or_else(|| detect_language(v, &at_sot));
+                let lang = lang.unwrap_or_else(|| "en".into());
+                rest.extend(v.id(&format!("<|{lang}|>")));
+                rest.push(match task {
+                    Task::Translate => v.translate.unwrap_or(v.transcribe),
+                    Task::Transcribe => v.transcribe,
+                });
+                lang
+            } else {
+                "en".into()
+            };
+            if !timestamps {
+                rest.push(v.no_timestamps);
+            }
+            let logits = if rest.is_empty() {
+                at_sot
+            } else {
+                self.model.step(&mut st, &rest)
+            };
+            let max = self.model.cfg.text_ctx - 1 - rest.len();
+            let d = decode(&self.model, st, logits, &self.filters(timestamps), max, no_speech);
+            (d, lang)
         })
     }
 
@@ -123,15 +178,23 @@ impl Transcriber {
     /// (or after the window when its text ran to the end). `on_window` sees each window's
     /// segments as soon as they are decoded, and stops the transcription by returning false (a
     /// streaming client gone).
-    pub fn transcribe(&self, audio: &[f32], mut on_window: impl FnMut(&[Segment]) -> bool) -> Transcript {
+    pub fn transcribe(
+        &self,
+        audio: &[f32],
+        opts: &Options,
+        mut on_window: impl FnMut(&[Segment]) -> bool,
+    ) -> Transcript {
         let n_mels = self.model.cfg.n_mels;
         let mel = self.mel(audio);
         let content = audio.len() / mel::HOP;
         let mut segments: Vec<Segment> = Vec::new();
+        let mut language = opts.language.clone();
         let mut seek = 0;
         while seek < content {
             let offset = seek as f32 * mel::HOP as f32 / mel::SAMPLE_RATE as f32;
-            let d = self.decode_window(&mel::window(&mel, n_mels, seek), true);
+            let (d, lang) = self.decode_window(&mel::window(&mel, n_mels, seek), true, language.as_deref(), opts.task);
+            // The first window's language holds for the rest, as openai-whisper detects it once.
+            language.get_or_insert(lang);
             let window_frames = mel::CHUNK_FRAMES.min(content - seek);
             let (mut found, advance) = self.window_segments(&d, offset, window_frames);
             for s in found.iter_mut() {
@@ -153,6 +216,7 @@ impl Transcriber {
                 .to_string(),
             segments,
             duration: audio.len() as f32 / mel::SAMPLE_RATE as f32,
+            language: language.unwrap_or_else(|| "en".into()),
         }
     }
 

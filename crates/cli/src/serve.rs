@@ -432,15 +432,20 @@ fn load_embedder(home: &Home, s: &Settings) -> Result<Option<Arc<tandem_server::
     Ok(Some(Arc::new(tandem_server::Embedder::new(encoder, price))))
 }
 
-/// Whisper behind /v1/audio.
-fn load_speech(home: &Home, s: &Settings) -> Result<Option<Arc<tandem_server::Speech>>> {
+/// Whisper tiny.en behind /v1/audio (base joins it when it is in the cache: `tandem pull
+/// speech-base`).
+fn load_speech(home: &Home, s: &Settings) -> Result<Vec<Arc<tandem_server::Speech>>> {
     let Some(dir) = optional_model(home, s.speech, &crate::pull_wheel::SPEECH_TINY_EN, "/v1/audio") else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     let t = tandem_audio::Transcriber::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
     let names = ["speech", tandem_server::SPEECH_MODEL_ID];
     let price = price_override(s, names, crate::tiers::SPEECH_PRICE_PER_MINUTE);
-    Ok(Some(Arc::new(tandem_server::Speech::new(t, price))))
+    Ok(vec![Arc::new(tandem_server::Speech::new(
+        tandem_server::SPEECH_MODEL_ID,
+        t,
+        price,
+    ))])
 }
 
 /// The certificate and key, both or neither.
@@ -472,6 +477,16 @@ pub fn serve(home: &Home, cli: Settings) -> Result<()> {
     let mut state = AppState::new(served, server_config(&s)?, Arc::new(store), blobs, keyring);
     state.embedder = load_embedder(home, &s)?;
     state.speech = load_speech(home, &s)?;
+    if let Some(dir) = crate::pull_wheel::verified_dir(&home.models(), &crate::pull_wheel::SPEECH_BASE) {
+        let t = tandem_audio::Transcriber::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
+        let names = ["speech-base", tandem_server::SPEECH_BASE_ID];
+        let price = price_override(&s, names, crate::tiers::SPEECH_BASE_PRICE_PER_MINUTE);
+        state.speech.push(Arc::new(tandem_server::Speech::new(
+            tandem_server::SPEECH_BASE_ID,
+            t,
+            price,
+        )));
+    }
     let state = Arc::new(state);
     let m = state.config.moderation;
     if (m.input || m.output) && state.moderator.is_none() {

@@ -33,6 +33,10 @@ pub const EMBEDDING_PRICE: f64 = 0.006;
 /// (`model_whisper`'s long test: 50 s of speech in ~3 s, a real-time factor of ~0.06).
 pub const SPEECH_PRICE_PER_MINUTE: f64 = 0.0001;
 
+/// Whisper base: about three times tiny.en's compute (74 M parameters against 39 M, six layers of
+/// 512 against four of 384), priced in proportion until `tandem bench audio` measures it.
+pub const SPEECH_BASE_PRICE_PER_MINUTE: f64 = 0.0003;
+
 pub const TIERS: [Tier; 2] = [
     Tier {
         name: "mini",

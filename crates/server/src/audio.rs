@@ -17,10 +17,13 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::{unix_now, AppState};
 
-/// The served speech model's id, and the names that map to it: OpenAI's `whisper-1` (usage in
-/// seconds, as OpenAI reports it) and its gpt-4o transcribe models (usage in tokens).
+/// The speech models' ids, and OpenAI's names that map to them: `whisper-1` and
+/// `gpt-4o-transcribe` to base when it is served (else tiny.en), `gpt-4o-mini-transcribe` to
+/// tiny.en when served (else base). Whisper names report usage in seconds, as OpenAI does; the
+/// gpt-4o names in tokens.
 pub const MODEL_ID: &str = "whisper-tiny-en";
-const SECONDS_NAMES: [&str; 2] = [MODEL_ID, "whisper-1"];
+pub const BASE_ID: &str = "whisper-base";
+const SECONDS_NAMES: [&str; 3] = [MODEL_ID, BASE_ID, "whisper-1"];
 const TOKEN_NAMES: [&str; 2] = ["gpt-4o-transcribe", "gpt-4o-mini-transcribe"];
 /// OpenAI's cap on an uploaded audio file.
 pub const MAX_FILE_BYTES: usize = 25 << 20;
@@ -28,15 +31,40 @@ pub const MAX_FILE_BYTES: usize = 25 << 20;
 const AUDIO_TOKENS_PER_SECOND: f64 = 50.0;
 
 pub struct Speech {
+    /// `whisper-tiny-en` or `whisper-base`.
+    pub id: &'static str,
     pub transcriber: Transcriber,
     /// USD per minute of audio.
     pub price_per_minute: f64,
     pub created: u64,
 }
 
+/// The speech model `name` means among those served.
+pub fn resolve(state: &AppState, name: &str) -> Result<Arc<Speech>, ApiError> {
+    let by_id = |id: &str| state.speech.iter().find(|s| s.id == id).cloned();
+    let found = match name {
+        MODEL_ID | BASE_ID => by_id(name),
+        "whisper-1" | "gpt-4o-transcribe" => by_id(BASE_ID).or_else(|| by_id(MODEL_ID)),
+        "gpt-4o-mini-transcribe" => by_id(MODEL_ID).or_else(|| by_id(BASE_ID)),
+        _ => return Err(ApiError::model_not_found(name)),
+    };
+    found.ok_or_else(|| {
+        let served: Vec<&str> = state.speech.iter().map(|s| s.id).collect();
+        ApiError::invalid(
+            "model",
+            "model_not_found",
+            format!(
+                "The speech model '{name}' is not served here (served: {}); `tandem pull speech` (tiny.en) or `tandem pull speech-base`, then restart.",
+                if served.is_empty() { "none".to_string() } else { served.join(", ") }
+            ),
+        )
+    })
+}
+
 impl Speech {
-    pub fn new(transcriber: Transcriber, price_per_minute: f64) -> Self {
+    pub fn new(id: &'static str, transcriber: Transcriber, price_per_minute: f64) -> Self {
         Self {
+            id,
             transcriber,
             price_per_minute,
             created: unix_now(),
@@ -49,13 +77,18 @@ impl Speech {
 
     pub fn model_object(&self) -> tandem_api::Model {
         tandem_api::Model {
-            id: MODEL_ID.into(),
+            id: self.id.into(),
             object: "model".into(),
             created: self.created,
             owned_by: "tandem".into(),
             tier: "speech".into(),
             context_window: self.transcriber.model.cfg.text_ctx,
-            parameters_name: "whisper tiny.en".into(),
+            parameters_name: if self.transcriber.multilingual() {
+                "whisper base"
+            } else {
+                "whisper tiny.en"
+            }
+            .into(),
             pricing: tandem_api::ModelPricing {
                 unit: "USD per minute of audio".into(),
                 input: self.price_per_minute,
@@ -148,8 +181,9 @@ fn unsupported(param: &str, message: impl Into<String>) -> ApiError {
     ApiError::invalid(param, "unsupported_value", message)
 }
 
-/// The checked request: the audio, what to render, and how usage is counted.
+/// The checked request: the audio, what to hear and render, and how usage is counted.
 struct Valid {
+    opts: tandem_audio::Options,
     audio: Vec<u8>,
     extension: Option<String>,
     format: Format,
@@ -160,28 +194,33 @@ struct Valid {
 fn validate(state: &AppState, f: Form, task: Task) -> Result<(Arc<Speech>, Valid), ApiError> {
     let model = f.model.ok_or_else(|| ApiError::missing("model"))?;
     let (audio, filename) = f.file.ok_or_else(|| ApiError::missing("file"))?;
-    if !Speech::answers_to(&model) {
-        return Err(ApiError::model_not_found(&model));
-    }
-    let speech = state.speech.clone().ok_or_else(|| {
-        ApiError::invalid(
-            "model",
-            "model_not_found",
-            "This server has no speech model: run `tandem pull speech` and start it with speech on (the default).",
-        )
-    })?;
-    if task == Task::Translate {
+    let speech = resolve(state, &model)?;
+    let t = &speech.transcriber;
+    if task == Task::Translate && !t.multilingual() {
         return Err(unsupported(
             "model",
-            "whisper-tiny-en is English-only: it transcribes English and cannot translate. Translation needs whisper-base, which this server does not serve yet.",
+            format!("{} is English-only: it transcribes English and cannot translate. Translation needs whisper-base (`tandem pull speech-base`).", speech.id),
         ));
     }
-    if let Some(l) = f.language.as_deref().filter(|l| !l.is_empty() && *l != "en") {
+    let language = f.language.filter(|l| !l.is_empty());
+    if let Some(l) = language.as_deref().filter(|l| !t.knows_language(l)) {
+        let what = if t.multilingual() {
+            "an ISO-639-1 code Whisper knows"
+        } else {
+            "'en' (the model is English-only)"
+        };
         return Err(unsupported(
             "language",
-            format!("whisper-tiny-en hears English only ('en'), not '{l}'."),
+            format!("{} does not hear '{l}': expected {what}.", speech.id),
         ));
     }
+    let opts = tandem_audio::Options {
+        language,
+        task: match task {
+            Task::Transcribe => tandem_audio::Task::Transcribe,
+            Task::Translate => tandem_audio::Task::Translate,
+        },
+    };
     if f.prompt.as_deref().is_some_and(|p| !p.trim().is_empty()) {
         return Err(unsupported("prompt", "Conditioning on a prompt is not supported yet."));
     }
@@ -260,6 +299,7 @@ fn validate(state: &AppState, f: Form, task: Task) -> Result<(Arc<Speech>, Valid
     Ok((
         speech,
         Valid {
+            opts,
             audio,
             extension,
             format,
@@ -308,16 +348,17 @@ async fn handle(
         charge,
         tokens_usage: v.tokens_usage,
         start,
+        opts: v.opts,
     };
     if v.stream {
         return Ok(stream(done, pcm));
     }
-    let worker = done.speech.clone();
-    let transcript = tokio::task::spawn_blocking(move || worker.transcriber.transcribe(&pcm, |_| true))
+    let (worker, opts) = (done.speech.clone(), done.opts.clone());
+    let transcript = tokio::task::spawn_blocking(move || worker.transcriber.transcribe(&pcm, &opts, |_| true))
         .await
         .map_err(|e| ApiError::internal(format!("the transcription task failed: {e}")))?;
     let usage = done.finish(&transcript);
-    Ok(render(&transcript, v.format, usage))
+    Ok(render(&transcript, v.format, usage, done.opts.task))
 }
 
 /// What settles a transcription once its text is known: usage, the rate-limit charge, the record.
@@ -328,6 +369,7 @@ struct Done {
     charge: Option<Arc<crate::limits::Charge>>,
     tokens_usage: bool,
     start: Instant,
+    opts: tandem_audio::Options,
 }
 
 impl Done {
@@ -336,7 +378,7 @@ impl Done {
         if let Some(c) = &self.charge {
             c.used(audio_tokens(t) + text_tokens(t));
         }
-        record(&self.state, &self.caller, t, &u, self.start);
+        record(&self.state, &self.caller, &self.speech, t, &u, self.start);
         u
     }
 }
@@ -349,11 +391,11 @@ fn stream(done: Done, pcm: Vec<f32>) -> Response {
     let (tx, out) = tokio::sync::mpsc::channel::<Result<SseEvent, std::convert::Infallible>>(64);
     let sse = |e: &wire::TranscriptEvent| SseEvent::default().data(serde_json::to_string(e).unwrap_or_default());
     tokio::spawn(async move {
-        let worker = done.speech.clone();
+        let (worker, opts) = (done.speech.clone(), done.opts.clone());
         let window_tx = tx.clone();
         let job = tokio::task::spawn_blocking(move || {
             let mut first = true;
-            worker.transcriber.transcribe(&pcm, |segments| {
+            worker.transcriber.transcribe(&pcm, &opts, |segments| {
                 let mut delta: String = segments.iter().map(|s| s.text.as_str()).collect();
                 if first {
                     delta = delta.trim_start().to_string();
@@ -417,18 +459,25 @@ fn cost_of(u: &wire::AudioUsage) -> f64 {
 
 /// The usage of audio heard in a chat request (priced as a transcription in seconds).
 pub(crate) fn record_heard(state: &Arc<AppState>, caller: &Caller, speech: &Speech, t: &Transcript, start: Instant) {
-    record(state, caller, t, &usage(speech, t, false), start);
+    record(state, caller, speech, t, &usage(speech, t, false), start);
 }
 
 /// The request's usage record (in the background: the answer does not wait for the disk).
-fn record(state: &Arc<AppState>, caller: &Caller, t: &Transcript, u: &wire::AudioUsage, start: Instant) {
+fn record(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    speech: &Speech,
+    t: &Transcript,
+    u: &wire::AudioUsage,
+    start: Instant,
+) {
     let account = caller.account();
     let rec = tandem_store::UsageRecord {
         created_at: unix_now(),
         request_id: crate::state::new_id("transcr-"),
         batch_id: None,
         line: None,
-        model: MODEL_ID.into(),
+        model: speech.id.into(),
         tier: "speech".into(),
         prompt_tokens: audio_tokens(t),
         cached_tokens: 0,
@@ -442,7 +491,7 @@ fn record(state: &Arc<AppState>, caller: &Caller, t: &Transcript, u: &wire::Audi
     state.record_usage(rec);
 }
 
-fn render(t: &Transcript, format: Format, usage: wire::AudioUsage) -> Response {
+fn render(t: &Transcript, format: Format, usage: wire::AudioUsage, task: tandem_audio::Task) -> Response {
     let cost = cost_of(&usage);
     let mut resp = match format {
         Format::Json => axum::Json(wire::Transcription {
@@ -450,7 +499,7 @@ fn render(t: &Transcript, format: Format, usage: wire::AudioUsage) -> Response {
             usage,
         })
         .into_response(),
-        Format::VerboseJson => axum::Json(verbose(t, usage)).into_response(),
+        Format::VerboseJson => axum::Json(verbose(t, usage, task)).into_response(),
         Format::Text => plain(format!("{}\n", t.text), "text/plain; charset=utf-8"),
         Format::Srt => plain(subtitles(t, false), "application/x-subrip; charset=utf-8"),
         Format::Vtt => plain(subtitles(t, true), "text/vtt; charset=utf-8"),
@@ -465,10 +514,14 @@ fn plain(body: String, content_type: &'static str) -> Response {
     ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-fn verbose(t: &Transcript, usage: wire::AudioUsage) -> wire::VerboseTranscription {
+fn verbose(t: &Transcript, usage: wire::AudioUsage, task: tandem_audio::Task) -> wire::VerboseTranscription {
+    let task = match task {
+        tandem_audio::Task::Transcribe => "transcribe",
+        tandem_audio::Task::Translate => "translate",
+    };
     wire::VerboseTranscription {
-        task: "transcribe".into(),
-        language: "english".into(),
+        task: task.into(),
+        language: tandem_audio::languages::name(&t.language).into(),
         duration: t.duration as f64,
         text: t.text.clone(),
         segments: t

@@ -78,7 +78,8 @@ pub async fn hear(state: &Arc<AppState>, caller: &Caller, api: Api, mut body: Va
     }
     for (i, j) in at {
         let pp = format!("messages[{i}].content[{j}]");
-        let speech = state.speech.clone().ok_or_else(|| {
+        // The first model (tiny.en): chat hears English, the tiers' language, fastest with it.
+        let speech = state.speech.first().cloned().ok_or_else(|| {
             ApiError::invalid(
                 pp.as_str(),
                 "unsupported_content",
@@ -90,7 +91,11 @@ pub async fn hear(state: &Arc<AppState>, caller: &Caller, api: Api, mut body: Va
         let worker = speech.clone();
         let transcript = tokio::task::spawn_blocking(move || {
             let pcm = tandem_audio::input::decode(bytes, Some(format))?;
-            Ok::<_, tandem_audio::AudioError>(worker.transcriber.transcribe(&pcm, |_| true))
+            Ok::<_, tandem_audio::AudioError>(worker.transcriber.transcribe(
+                &pcm,
+                &tandem_audio::Options::default(),
+                |_| true,
+            ))
         })
         .await
         .map_err(|e| ApiError::internal(format!("the transcription task failed: {e}")))?

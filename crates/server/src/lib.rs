@@ -64,7 +64,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use admin::{key_object, usage_json};
-pub use audio::{Speech, MODEL_ID as SPEECH_MODEL_ID};
+pub use audio::{Speech, BASE_ID as SPEECH_BASE_ID, MODEL_ID as SPEECH_MODEL_ID};
 pub use embeddings::{Embedder, MODEL_ID as EMBEDDING_MODEL_ID};
 pub use guard::{ModerationPolicy, REFUSAL};
 pub use projects::project_object;

@@ -249,8 +249,8 @@ async fn get_model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
     if let Some(e) = state.embedder.as_ref().filter(|e| e.answers_to(&id)) {
         return Ok(Json(e.model_object()));
     }
-    if let Some(s) = state.speech.as_ref().filter(|_| crate::audio::Speech::answers_to(&id)) {
-        return Ok(Json(s.model_object()));
+    if crate::audio::Speech::answers_to(&id) {
+        return Ok(Json(crate::audio::resolve(&state, &id)?.model_object()));
     }
     Ok(Json(model_object(state.tier(&id)?)))
 }

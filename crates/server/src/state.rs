@@ -136,8 +136,8 @@ pub struct AppState {
     pub background: std::sync::Mutex<std::collections::HashMap<String, tokio::sync::watch::Sender<bool>>>,
     /// `/v1/embeddings`: the sentence encoder, when served.
     pub embedder: Option<Arc<crate::embeddings::Embedder>>,
-    /// `/v1/audio/*`: Whisper, when served.
-    pub speech: Option<Arc<crate::audio::Speech>>,
+    /// `/v1/audio/*`: the Whisper models served (tiny.en, base).
+    pub speech: Vec<Arc<crate::audio::Speech>>,
 }
 
 impl AppState {
@@ -169,7 +169,7 @@ impl AppState {
             limiter: Arc::new(RateLimiter::new(Box::new(SystemClock::default()))),
             background: Default::default(),
             embedder: None,
-            speech: None,
+            speech: Vec::new(),
         }
     }
 
