@@ -25,6 +25,8 @@ pub enum BenchCmd {
     Spec(crate::bench_spec::BenchSpecArgs),
     /// The sentence encoder (/v1/embeddings): sentences/s one per call and batched, and its price.
     Embed(crate::bench_embed::BenchEmbedArgs),
+    /// Whisper on audio files: seconds and real-time factor per model.
+    Audio(crate::bench_audio::BenchAudioArgs),
 }
 
 #[derive(Args)]
@@ -87,6 +89,7 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
         Some(BenchCmd::Json(j)) => return crate::bench_json::bench_json(home, j),
         Some(BenchCmd::Spec(j)) => return crate::bench_spec::bench_spec(home, j),
         Some(BenchCmd::Embed(j)) => return crate::bench_embed::bench_embed(home, j),
+        Some(BenchCmd::Audio(j)) => return crate::bench_audio::bench_audio(home, j),
         None => {}
     }
     crate::commands::set_threads(a.threads)?;

