@@ -195,6 +195,47 @@ fn validate(state: &AppState, f: Form, task: Task) -> Result<(Arc<Speech>, Valid
     let model = f.model.ok_or_else(|| ApiError::missing("model"))?;
     let (audio, filename) = f.file.ok_or_else(|| ApiError::missing("file"))?;
     let speech = resolve(state, &model)?;
+    let opts = options(&speech, f.language, task)?;
+    if f.prompt.as_deref().is_some_and(|p| !p.trim().is_empty()) {
+        return Err(unsupported("prompt", "Conditioning on a prompt is not supported yet."));
+    }
+    check_temperature(f.temperature.as_deref())?;
+    let stream = match f.stream.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(invalid(
+                "stream",
+                format!("'stream' must be true or false, not '{other}'."),
+            ))
+        }
+    };
+    let format = response_format(f.response_format.as_deref(), &f.granularities)?;
+    if let Some(i) = f.include.first() {
+        return Err(unsupported(
+            "include",
+            format!("'include' of '{i}' is not supported yet."),
+        ));
+    }
+    let extension = std::path::Path::new(&filename)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let tokens_usage = TOKEN_NAMES.contains(&model.as_str());
+    let valid = Valid {
+        opts,
+        audio,
+        extension,
+        format,
+        tokens_usage,
+        stream,
+    };
+    Ok((speech, valid))
+}
+
+/// The language (checked against what the model hears) and the task (translation needs a
+/// multilingual model).
+fn options(speech: &Speech, language: Option<String>, task: Task) -> Result<tandem_audio::Options, ApiError> {
     let t = &speech.transcriber;
     if task == Task::Translate && !t.multilingual() {
         return Err(unsupported(
@@ -202,7 +243,7 @@ fn validate(state: &AppState, f: Form, task: Task) -> Result<(Arc<Speech>, Valid
             format!("{} is English-only: it transcribes English and cannot translate. Translation needs whisper-base (`tandem pull speech-base`).", speech.id),
         ));
     }
-    let language = f.language.filter(|l| !l.is_empty());
+    let language = language.filter(|l| !l.is_empty());
     if let Some(l) = language.as_deref().filter(|l| !t.knows_language(l)) {
         let what = if t.multilingual() {
             "an ISO-639-1 code Whisper knows"
@@ -214,42 +255,31 @@ fn validate(state: &AppState, f: Form, task: Task) -> Result<(Arc<Speech>, Valid
             format!("{} does not hear '{l}': expected {what}.", speech.id),
         ));
     }
-    let opts = tandem_audio::Options {
-        language,
-        task: match task {
-            Task::Transcribe => tandem_audio::Task::Transcribe,
-            Task::Translate => tandem_audio::Task::Translate,
-        },
+    let task = match task {
+        Task::Transcribe => tandem_audio::Task::Transcribe,
+        Task::Translate => tandem_audio::Task::Translate,
     };
-    if f.prompt.as_deref().is_some_and(|p| !p.trim().is_empty()) {
-        return Err(unsupported("prompt", "Conditioning on a prompt is not supported yet."));
+    Ok(tandem_audio::Options { language, task })
+}
+
+/// Decoding is greedy: temperature 0 (or none) only, for now.
+fn check_temperature(t: Option<&str>) -> Result<(), ApiError> {
+    match t.map(str::parse::<f64>) {
+        None | Some(Ok(0.0)) => Ok(()),
+        Some(Ok(t)) if (0.0..=1.0).contains(&t) => Err(unsupported(
+            "temperature",
+            "Only temperature 0 (greedy decoding) is supported yet.",
+        )),
+        _ => Err(invalid(
+            "temperature",
+            "'temperature' must be a number between 0 and 1.",
+        )),
     }
-    match f.temperature.as_deref().map(str::parse::<f64>) {
-        None | Some(Ok(0.0)) => {}
-        Some(Ok(t)) if (0.0..=1.0).contains(&t) => {
-            return Err(unsupported(
-                "temperature",
-                "Only temperature 0 (greedy decoding) is supported yet.",
-            ))
-        }
-        _ => {
-            return Err(invalid(
-                "temperature",
-                "'temperature' must be a number between 0 and 1.",
-            ))
-        }
-    }
-    let stream = match f.stream.as_deref() {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(other) => {
-            return Err(invalid(
-                "stream",
-                format!("'stream' must be true or false, not '{other}'."),
-            ))
-        }
-    };
-    let format = match f.response_format.as_deref().unwrap_or("json") {
+}
+
+/// `response_format` (default json) and the timestamp granularities it allows.
+fn response_format(name: Option<&str>, granularities: &[String]) -> Result<Format, ApiError> {
+    let format = match name.unwrap_or("json") {
         "json" => Format::Json,
         "text" => Format::Text,
         "srt" => Format::Srt,
@@ -262,51 +292,26 @@ fn validate(state: &AppState, f: Form, task: Task) -> Result<(Arc<Speech>, Valid
             ))
         }
     };
-    for g in &f.granularities {
+    let param = "timestamp_granularities";
+    for g in granularities {
         match g.as_str() {
             "segment" if format == Format::VerboseJson => {}
             "segment" => {
                 return Err(invalid(
-                    "timestamp_granularities",
+                    param,
                     "timestamp_granularities needs response_format 'verbose_json'.",
                 ))
             }
             "word" => {
                 return Err(unsupported(
-                    "timestamp_granularities",
+                    param,
                     "Word timestamps are not supported yet (they need the alignment heads); use 'segment'.",
                 ))
             }
-            other => {
-                return Err(invalid(
-                    "timestamp_granularities",
-                    format!("Unknown granularity '{other}'."),
-                ))
-            }
+            other => return Err(invalid(param, format!("Unknown granularity '{other}'."))),
         }
     }
-    if let Some(i) = f.include.first() {
-        return Err(unsupported(
-            "include",
-            format!("'include' of '{i}' is not supported yet."),
-        ));
-    }
-    let extension = std::path::Path::new(&filename)
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    let tokens_usage = TOKEN_NAMES.contains(&model.as_str());
-    Ok((
-        speech,
-        Valid {
-            opts,
-            audio,
-            extension,
-            format,
-            tokens_usage,
-            stream,
-        },
-    ))
+    Ok(format)
 }
 
 pub async fn transcriptions(
