@@ -122,7 +122,7 @@ pub fn decode(
             (0, f32::NEG_INFINITY),
             |best, (i, &l)| if l > best.1 { (i, l) } else { best },
         );
-        out.sum_logprob += log_softmax(&logits)[tok];
+        out.sum_logprob += logits[tok] - log_sum_exp(&logits);
         if tok as u32 == f.vocab.eot {
             out.ended = true;
             break;

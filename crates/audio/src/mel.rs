@@ -94,16 +94,18 @@ impl LogMel {
         // The STFT has one frame more than whisper keeps (it drops the last).
         let frames = (x.len() - N_FFT) / HOP;
         let mut power = vec![0f32; frames * N_BINS];
-        power.chunks_mut(N_BINS).enumerate().for_each(|(t, row)| {
-            let mut buf: Vec<f32> = (0..N_FFT).map(|i| x[t * HOP + i] * self.window[i]).collect();
-            let mut spec = self.fft.make_output_vec();
+        let (mut buf, mut spec) = (self.fft.make_input_vec(), self.fft.make_output_vec());
+        for (t, row) in power.chunks_mut(N_BINS).enumerate() {
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = x[t * HOP + i] * self.window[i];
+            }
             self.fft
                 .process(&mut buf, &mut spec)
                 .expect("buffer sizes come from the plan");
             for (p, c) in row.iter_mut().zip(&spec) {
                 *p = c.re * c.re + c.im * c.im;
             }
-        });
+        }
         let mut mel = vec![0f32; self.n_mels * frames];
         for m in 0..self.n_mels {
             let f = &self.filters[m * N_BINS..(m + 1) * N_BINS];

@@ -277,12 +277,12 @@ impl Whisper {
             for row in qkv.chunks_exact(3 * d) {
                 st.cache[li].extend_from_slice(&row[d..]);
             }
-            let (heads, total) = (self.cfg.heads, st.len + n);
-            let ctx = attention(&qkv, 3 * d, (0, 0, d), &st.cache[li], 2 * d, n, total, heads, d, true);
+            let total = st.len + n;
+            let ctx = attention(&self.cfg, &qkv, 3 * d, &st.cache[li], (n, total), true);
             add(&mut x, &l.self_out.apply(&ctx));
             let q = l.cross_q.apply(&l.cross_norm.apply(&x));
             let nk = self.cfg.audio_ctx;
-            let ctx = attention(&q, d, (0, 0, d), &st.cross[li], 2 * d, n, nk, heads, d, false);
+            let ctx = attention(&self.cfg, &q, d, &st.cross[li], (n, nk), false);
             add(&mut x, &l.cross_out.apply(&ctx));
             l.ffn.residual(&mut x);
         }
@@ -329,22 +329,12 @@ fn im2col(outputs: usize, width: usize, get: impl Fn(usize, usize) -> f32 + Sync
     cols
 }
 
-/// Attention of `nq` query rows over `nk` key rows, per head (scale 1/√head_dim). Queries are
-/// rows of `q` (stride `qs`, at offset `offs.0`), keys and values rows of `kv` (stride `kvs`, at
-/// `offs.1` and `offs.2`). `causal`: query i sees keys ≤ i + (nk − nq). Returns [nq, d].
-#[allow(clippy::too_many_arguments)]
-fn attention(
-    q: &[f32],
-    qs: usize,
-    offs: (usize, usize, usize),
-    kv: &[f32],
-    kvs: usize,
-    nq: usize,
-    nk: usize,
-    heads: usize,
-    d: usize,
-    causal: bool,
-) -> Vec<f32> {
+/// The decoder's attention of `nq` query rows over `nk` cached rows, per head (scale
+/// 1/√head_dim). Queries are the first `d` values of each row of `q` (stride `qs`: a fused q|k|v
+/// row, or a plain query); `kv` rows are a key then its value ([nk, 2d], as `DecoderState` keeps
+/// them). `causal`: query i sees keys ≤ i + (nk − nq). Returns [nq, d].
+fn attention(cfg: &Config, q: &[f32], qs: usize, kv: &[f32], (nq, nk): (usize, usize), causal: bool) -> Vec<f32> {
+    let (heads, d) = (cfg.heads, cfg.d);
     let hd = d / heads;
     let scale = 1.0 / (hd as f32).sqrt();
     let parts: Vec<Vec<f32>> = (0..heads)
@@ -353,16 +343,16 @@ fn attention(
             let mut out = vec![0f32; nq * hd];
             let mut s = vec![0f32; nk];
             for i in 0..nq {
-                let qi = &q[i * qs + offs.0 + h * hd..][..hd];
+                let qi = &q[i * qs + h * hd..][..hd];
                 let seen = if causal { nk - nq + i + 1 } else { nk };
                 for (j, sj) in s[..seen].iter_mut().enumerate() {
-                    let kj = &kv[j * kvs + offs.1 + h * hd..][..hd];
+                    let kj = &kv[j * 2 * d + h * hd..][..hd];
                     *sj = tandem_kernels::dispatch::dot_f32(qi, kj) * scale;
                 }
                 tandem_kernels::ops::softmax(&mut s[..seen]);
                 let o = &mut out[i * hd..(i + 1) * hd];
                 for (j, &p) in s[..seen].iter().enumerate() {
-                    tandem_kernels::ops::axpy(p, &kv[j * kvs + offs.2 + h * hd..][..hd], o);
+                    tandem_kernels::ops::axpy(p, &kv[j * 2 * d + d + h * hd..][..hd], o);
                 }
             }
             out
