@@ -108,3 +108,43 @@ pub(crate) fn project_row(r: &Row) -> rusqlite::Result<ProjectRecord> {
         spent: r.get(7)?,
     })
 }
+
+pub(crate) const MODERATION_COLS: &str =
+    "created_at, request_id, key_id, model, direction, action, categories, text, project_id";
+
+pub(crate) fn moderation_row(r: &Row) -> rusqlite::Result<ModerationEvent> {
+    let cats: String = r.get(6)?;
+    Ok(ModerationEvent {
+        created_at: r.get::<_, i64>(0)? as u64,
+        request_id: r.get(1)?,
+        key_id: r.get(2)?,
+        model: r.get(3)?,
+        direction: r.get(4)?,
+        action: r.get(5)?,
+        categories: cats.split(',').filter(|c| !c.is_empty()).map(String::from).collect(),
+        text: r.get(7)?,
+        project_id: r.get(8)?,
+    })
+}
+
+pub(crate) const USAGE_COLS: &str = "created_at, request_id, batch_id, line, model, tier, prompt_tokens, \
+     cached_tokens, completion_tokens, cost, key_id, latency_ms, status, project_id";
+
+pub(crate) fn usage_row(r: &Row) -> rusqlite::Result<UsageRecord> {
+    Ok(UsageRecord {
+        created_at: r.get::<_, i64>(0)? as u64,
+        request_id: r.get(1)?,
+        batch_id: r.get(2)?,
+        line: r.get(3)?,
+        model: r.get(4)?,
+        tier: r.get(5)?,
+        prompt_tokens: r.get::<_, i64>(6)? as u64,
+        cached_tokens: r.get::<_, i64>(7)? as u64,
+        completion_tokens: r.get::<_, i64>(8)? as u64,
+        cost: r.get(9)?,
+        key_id: r.get(10)?,
+        latency_ms: r.get::<_, i64>(11)? as u64,
+        status: r.get(12)?,
+        project_id: r.get(13)?,
+    })
+}

@@ -434,53 +434,18 @@ impl Store for SqliteStore {
 
     fn moderation_since(&self, since: u64) -> Result<Vec<ModerationEvent>> {
         self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT created_at, request_id, key_id, model, direction, action, categories, text, project_id \
-                 FROM moderation_events WHERE created_at >= ?1 ORDER BY id",
-            )?;
-            let rows = st.query_map([since as i64], |r| {
-                let cats: String = r.get(6)?;
-                Ok(ModerationEvent {
-                    created_at: r.get::<_, i64>(0)? as u64,
-                    request_id: r.get(1)?,
-                    key_id: r.get(2)?,
-                    model: r.get(3)?,
-                    direction: r.get(4)?,
-                    action: r.get(5)?,
-                    categories: cats.split(',').filter(|c| !c.is_empty()).map(String::from).collect(),
-                    text: r.get(7)?,
-                    project_id: r.get(8)?,
-                })
-            })?;
+            let sql = format!("SELECT {MODERATION_COLS} FROM moderation_events WHERE created_at >= ?1 ORDER BY id");
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map([since as i64], moderation_row)?;
             rows.collect()
         })
     }
 
     fn usage_since(&self, since: u64) -> Result<Vec<UsageRecord>> {
         self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT created_at, request_id, batch_id, line, model, tier, prompt_tokens, cached_tokens, \
-                 completion_tokens, cost, key_id, latency_ms, status, project_id FROM usage WHERE created_at >= ?1 \
-                 ORDER BY id",
-            )?;
-            let rows = st.query_map([since as i64], |r| {
-                Ok(UsageRecord {
-                    created_at: r.get::<_, i64>(0)? as u64,
-                    request_id: r.get(1)?,
-                    batch_id: r.get(2)?,
-                    line: r.get(3)?,
-                    model: r.get(4)?,
-                    tier: r.get(5)?,
-                    prompt_tokens: r.get::<_, i64>(6)? as u64,
-                    cached_tokens: r.get::<_, i64>(7)? as u64,
-                    completion_tokens: r.get::<_, i64>(8)? as u64,
-                    cost: r.get(9)?,
-                    key_id: r.get(10)?,
-                    latency_ms: r.get::<_, i64>(11)? as u64,
-                    status: r.get(12)?,
-                    project_id: r.get(13)?,
-                })
-            })?;
+            let sql = format!("SELECT {USAGE_COLS} FROM usage WHERE created_at >= ?1 ORDER BY id");
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map([since as i64], usage_row)?;
             rows.collect()
         })
     }
