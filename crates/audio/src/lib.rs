@@ -21,7 +21,7 @@ mod whisper;
 
 pub use transcriber::{Options, Segment, Task, Transcriber, Transcript};
 pub use vocab::Vocab;
-pub use whisper::Whisper;
+pub use whisper::{Precision, Whisper};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use realfft::{RealFftPlanner, RealToComplex};
 
 pub const SAMPLE_RATE: usize = 16_000;
@@ -94,27 +95,31 @@ impl LogMel {
         // The STFT has one frame more than whisper keeps (it drops the last).
         let frames = (x.len() - N_FFT) / HOP;
         let mut power = vec![0f32; frames * N_BINS];
-        let (mut buf, mut spec) = (self.fft.make_input_vec(), self.fft.make_output_vec());
-        for (t, row) in power.chunks_mut(N_BINS).enumerate() {
-            for (i, b) in buf.iter_mut().enumerate() {
-                *b = x[t * HOP + i] * self.window[i];
-            }
-            self.fft
-                .process(&mut buf, &mut spec)
-                .expect("buffer sizes come from the plan");
-            for (p, c) in row.iter_mut().zip(&spec) {
-                *p = c.re * c.re + c.im * c.im;
-            }
-        }
+        let buffers = || (self.fft.make_input_vec(), self.fft.make_output_vec());
+        power
+            .par_chunks_mut(N_BINS)
+            .enumerate()
+            .for_each_init(buffers, |(buf, spec), (t, row)| {
+                for (i, b) in buf.iter_mut().enumerate() {
+                    *b = x[t * HOP + i] * self.window[i];
+                }
+                self.fft.process(buf, spec).expect("buffer sizes come from the plan");
+                for (p, c) in row.iter_mut().zip(spec.iter()) {
+                    *p = c.re * c.re + c.im * c.im;
+                }
+            });
         let mut mel = vec![0f32; self.n_mels * frames];
-        for m in 0..self.n_mels {
+        mel.par_chunks_mut(frames).enumerate().for_each(|(m, out)| {
+            // Only the filter's non-zero bins: adding the zero products would change no sum.
             let f = &self.filters[m * N_BINS..(m + 1) * N_BINS];
-            for t in 0..frames {
-                let p = &power[t * N_BINS..(t + 1) * N_BINS];
-                let v: f32 = f.iter().zip(p).map(|(a, b)| a * b).sum();
-                mel[m * frames + t] = v.max(1e-10).log10();
+            let lo = f.iter().position(|&w| w != 0.0).unwrap_or(0);
+            let hi = f.iter().rposition(|&w| w != 0.0).map_or(lo, |i| i + 1);
+            for (t, o) in out.iter_mut().enumerate() {
+                let p = &power[t * N_BINS + lo..t * N_BINS + hi];
+                let v: f32 = f[lo..hi].iter().zip(p).map(|(a, b)| a * b).sum();
+                *o = v.max(1e-10).log10();
             }
-        }
+        });
         let peak = mel.iter().copied().fold(f32::MIN, f32::max);
         for v in mel.iter_mut() {
             *v = (v.max(peak - 8.0) + 4.0) / 4.0;

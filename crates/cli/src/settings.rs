@@ -159,6 +159,10 @@ pub struct Settings {
     /// Serve /v1/audio/transcriptions with Whisper tiny.en (pulled when absent; 76 MB).
     #[arg(long, env = "TANDEM_SPEECH", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub speech: Option<bool>,
+    /// Whisper's arithmetic: `int8` (int8 weights and activations, CTranslate2 int8's scheme;
+    /// the default where the CPU has AVX-512 VNNI) or `exact` (f32, CTranslate2 float32's numbers).
+    #[arg(long, env = "TANDEM_SPEECH_PRECISION")]
+    pub speech_precision: Option<String>,
     /// Per-tier prices (`[prices.mini]` in tandem.toml only).
     #[arg(skip)]
     pub prices: Option<PriceTable>,

@@ -17,6 +17,17 @@ pub fn proc_kib(file: &str, key: &str) -> Option<u64> {
 }
 
 /// `--kv-type`: f16 or f32.
+/// `--speech-precision` / `--precision`: `int8`, `exact`, or unset for the fastest this CPU runs.
+pub fn speech_precision(s: Option<&str>) -> Result<tandem_audio::Precision> {
+    use tandem_audio::Precision;
+    match s {
+        None | Some("auto") => Ok(Precision::fastest()),
+        Some("int8") => Ok(Precision::Int8),
+        Some("exact") => Ok(Precision::Exact),
+        Some(other) => bail!("speech precision {other:?}: expected int8, exact or auto"),
+    }
+}
+
 pub fn kv_type(s: &str) -> Result<KvType> {
     match s {
         "f16" => Ok(KvType::F16),

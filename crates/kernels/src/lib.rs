@@ -8,6 +8,7 @@
 //! - `dispatch`: picks the implementation once at run time from the CPU's features.
 //! - `matmul`: `QMatrix` (a quantised weight matrix) and the parallel matmul over many tokens.
 //! - `q8`: generated tokens' arithmetic: activations rounded to int8 blocks, its contract and scalar twin.
+//! - `gemm_i8`: dense int8 matmul (per-row scales, VNNI) for models whose weights arrive as floats.
 //! - `decode`: generated tokens' matmul on the int8 kernels (`matmul_decode`).
 //! - `prompt`: prompt tokens' matmul on the CPU's matrix unit (AMX bf16) where there is one.
 //! - `pool`: the compute thread pool every forward step runs in.
@@ -17,6 +18,7 @@ pub mod attention;
 pub mod blocks;
 pub mod decode;
 pub mod dispatch;
+pub mod gemm_i8;
 pub mod matmul;
 pub mod ops;
 pub mod pool;

@@ -9,6 +9,7 @@
 //! - `bf16`: f32 → bf16 packing of the prompt path's operands (AVX-512).
 //! - `int8`: generated tokens' int8 dot products (activations rounded to int8, `crate::q8`);
 //!   `int8_512` the same on AVX-512 BW + VNNI, two blocks per instruction.
+//! - `gemm_i8`: the register tile of the dense int8 GEMM (`crate::gemm_i8`, AVX-512 VNNI).
 //! - here: shared helpers and the f32 register tiles of the GEMM.
 //!
 //! Every path computes a (row, token) output the same way: exact f32 weights, one 8-lane FMA
@@ -21,6 +22,7 @@ pub mod amx_attention;
 pub mod attend;
 pub mod avx512;
 pub mod bf16;
+pub mod gemm_i8;
 pub mod int8;
 pub mod int8_512;
 mod rows;
@@ -180,6 +182,41 @@ pub unsafe fn exp8(x: __m256) -> __m256 {
         23,
     ));
     _mm256_mul_ps(y, pow2n)
+}
+
+/// GELU in place, `ops::gelu`'s formula (Abramowitz & Stegun erf) on 8 lanes with the vector exp.
+///
+/// # Safety
+/// AVX2 and FMA must be available.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn gelu(x: &mut [f32]) {
+    let n8 = x.len() / 8 * 8;
+    let p = x.as_mut_ptr();
+    let c = |v: f32| _mm256_set1_ps(v);
+    let sign = c(-0.0);
+    let mut i = 0;
+    while i < n8 {
+        let v = _mm256_loadu_ps(p.add(i));
+        let z = _mm256_mul_ps(v, c(std::f32::consts::FRAC_1_SQRT_2));
+        let a = _mm256_andnot_ps(sign, z);
+        let t = _mm256_div_ps(c(1.0), _mm256_fmadd_ps(c(0.327_591_1), a, c(1.0)));
+        let mut poly = c(1.061_405_4);
+        for k in [-1.453_152_1, 1.421_413_8, -0.284_496_72, 0.254_829_6] {
+            poly = _mm256_fmadd_ps(poly, t, c(k));
+        }
+        poly = _mm256_mul_ps(poly, t);
+        let e = exp8(_mm256_xor_ps(_mm256_mul_ps(z, z), sign));
+        let erf_abs = _mm256_fnmadd_ps(poly, e, c(1.0));
+        let erf = _mm256_or_ps(erf_abs, _mm256_and_ps(sign, z));
+        _mm256_storeu_ps(
+            p.add(i),
+            _mm256_mul_ps(_mm256_mul_ps(c(0.5), v), _mm256_add_ps(c(1.0), erf)),
+        );
+        i += 8;
+    }
+    for v in x[n8..].iter_mut() {
+        *v = crate::ops::gelu(*v);
+    }
 }
 
 /// In-place softmax with the vector exp.
