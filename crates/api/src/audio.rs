@@ -6,7 +6,18 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transcription {
     pub text: String,
+    /// With `include[]=logprobs`: each text token's log-probability.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<Vec<TokenLogprob>>,
     pub usage: AudioUsage,
+}
+
+/// One token of a transcript with its log-probability and bytes (OpenAI's `logprobs` entries).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenLogprob {
+    pub token: String,
+    pub logprob: f64,
+    pub bytes: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,7 +73,16 @@ pub struct InputTokenDetails {
 #[serde(tag = "type")]
 pub enum TranscriptEvent {
     #[serde(rename = "transcript.text.delta")]
-    Delta { delta: String },
+    Delta {
+        delta: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        logprobs: Option<Vec<TokenLogprob>>,
+    },
     #[serde(rename = "transcript.text.done")]
-    Done { text: String, usage: AudioUsage },
+    Done {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        logprobs: Option<Vec<TokenLogprob>>,
+        usage: AudioUsage,
+    },
 }

@@ -5,12 +5,12 @@
 //! - `mel`: the log-mel front end (STFT, slaney mel filters, whisper's scaling).
 //! - `whisper`: the encoder and decoder math.
 //! - `vocab`: the byte-level vocabulary and the special tokens.
-//! - `greedy`: one window decoded at temperature 0 under whisper's logit filters.
+//! - `decoding`: one window decoded (greedy, sampled or beam search) under whisper's logit filters.
 //! - `input`: audio files (wav, flac, mp3, ogg/vorbis, m4a) decoded and resampled to 16 kHz mono.
 //! - `transcriber`: `Transcriber` — a model directory loaded; audio → text and segments.
 
 pub mod ct2;
-mod greedy;
+mod decoding;
 pub mod input;
 pub mod languages;
 pub mod mel;
@@ -19,6 +19,7 @@ mod transcriber;
 mod vocab;
 mod whisper;
 
+pub use decoding::{compression_ratio, Decoded, Strategy};
 pub use transcriber::{Options, Segment, Task, Transcriber, Transcript};
 pub use vocab::Vocab;
 pub use whisper::{Precision, Whisper};

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::ct2::Ct2Model;
-use crate::greedy::{decode, detect_language, no_speech_prob, Decoded, Filters};
+use crate::decoding::{compression_ratio, decode, detect_language, no_speech_prob, Decoded, Filters, Strategy};
 use crate::mel::{self, LogMel};
 use crate::{AudioError, Precision, Result, Vocab, Whisper};
 
@@ -26,9 +26,13 @@ pub struct Segment {
     pub end: f32,
     pub text: String,
     pub tokens: Vec<u32>,
+    /// Each of `tokens`' log-probability.
+    pub logprobs: Vec<f32>,
     /// Of the window's tokens, and the no-speech probability after its prompt.
     pub avg_logprob: f32,
     pub no_speech_prob: f32,
+    /// The temperature the window was decoded at (above 0 after a fallback).
+    pub temperature: f32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,11 +52,37 @@ pub enum Task {
     Translate,
 }
 
-/// What to hear: the language (`None`: detect it; English-only models hear English) and the task.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What to hear and how: the language (`None`: detect it; English-only models hear English), the
+/// task, and the decoding, as openai-whisper's `temperature` tuple: each window decoded at the
+/// first temperature — 0 is greedy (or beam search with `beam_size` > 1), above 0 sampled (seeded
+/// by `seed`: the same audio gives the same text) — and again at the next while it looks wrong
+/// (compression ratio above 2.4 or mean log-probability below −1, unless it looks silent).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     pub language: Option<String>,
     pub task: Task,
+    pub temperatures: Vec<f32>,
+    pub beam_size: usize,
+    pub seed: u64,
+}
+
+impl Options {
+    /// The default decoding with the API's `temperature`: 0 falls back through 0.2 … 1.0;
+    /// another value is used alone.
+    pub fn temperature(mut self, t: f32) -> Self {
+        self.temperatures = if t > 0.0 {
+            vec![t]
+        } else {
+            FALLBACK_TEMPERATURES.to_vec()
+        };
+        self
+    }
+
+    /// Temperature 0 alone: the greedy (or beam) result whatever it looks like.
+    pub fn no_fallback(mut self) -> Self {
+        self.temperatures = vec![0.0];
+        self
+    }
 }
 
 impl Default for Options {
@@ -60,8 +90,49 @@ impl Default for Options {
         Self {
             language: None,
             task: Task::Transcribe,
+            temperatures: FALLBACK_TEMPERATURES.to_vec(),
+            beam_size: 1,
+            seed: 0,
         }
     }
+}
+
+/// openai-whisper's thresholds: a window decoded again hotter when its text repeats itself
+/// (compression ratio) or the model doubted it (mean log-probability); a window whose no-speech
+/// probability is high and whose text was doubted is silence.
+const COMPRESSION_RATIO_MAX: f32 = 2.4;
+const LOGPROB_MIN: f32 = -1.0;
+const NO_SPEECH_MIN: f32 = 0.6;
+const FALLBACK_TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
+
+impl Decoded {
+    fn silent(&self) -> bool {
+        self.no_speech_prob > NO_SPEECH_MIN && self.avg_logprob() < LOGPROB_MIN
+    }
+}
+
+/// Decodes with `run` at the first temperature, then hotter ones while the result looks wrong
+/// (see `Options`); the last attempt stands. `text` renders tokens (timestamps dropped).
+fn with_fallback(opts: &Options, text: impl Fn(&[u32]) -> String, run: impl Fn(Strategy) -> Decoded) -> Decoded {
+    let mut last = None;
+    for (i, &t) in opts.temperatures.iter().enumerate() {
+        let strategy = match (t > 0.0, opts.beam_size > 1) {
+            (true, _) => Strategy::Sample {
+                temperature: t,
+                seed: opts.seed.wrapping_add(i as u64),
+            },
+            (false, true) => Strategy::Beam { size: opts.beam_size },
+            (false, false) => Strategy::Greedy,
+        };
+        let d = run(strategy);
+        let wrong = compression_ratio(&text(&d.tokens)) > COMPRESSION_RATIO_MAX || d.avg_logprob() < LOGPROB_MIN;
+        let done = !wrong || d.silent();
+        last = Some(d);
+        if done {
+            break;
+        }
+    }
+    last.unwrap_or_else(|| run(Strategy::Greedy))
 }
 
 fn read(dir: &Path, name: &str) -> Result<Vec<u8>> {
@@ -129,17 +200,17 @@ impl Transcriber {
         }
     }
 
-    /// One 30-s window decoded greedily from its mel frames [n_mels, CHUNK_FRAMES], alone in the
-    /// compute pool (generation steps of the text tiers wait for it, and it for them). The prompt
-    /// is `<|startoftranscript|>`, then on multilingual models the language (`language`, or the
-    /// likeliest after the start token) and the task, then `<|notimestamps|>` when timestamps are
-    /// off. Returns the window and the language it was decoded in.
+    /// One 30-s window decoded from its mel frames [n_mels, CHUNK_FRAMES] as `opts` says (with
+    /// the temperature fallback), alone in the compute pool (generation steps of the text tiers
+    /// wait for it, and it for them). The prompt is `<|startoftranscript|>`, then on multilingual
+    /// models the language (`language`, or the likeliest after the start token) and the task,
+    /// then `<|notimestamps|>` when timestamps are off. Returns the window and its language.
     pub fn decode_window(
         &self,
         window: &[f32],
         timestamps: bool,
         language: Option<&str>,
-        task: Task,
+        opts: &Options,
     ) -> (Decoded, String) {
         tandem_kernels::pool::install(|| {
             let enc = self.model.encode(window);
@@ -152,7 +223,7 @@ impl Transcriber {
                 let lang = language.map(str::to_string).or_else(|| detect_language(v, &at_sot));
                 let lang = lang.unwrap_or_else(|| "en".into());
                 rest.extend(v.id(&format!("<|{lang}|>")));
-                rest.push(match task {
+                rest.push(match opts.task {
                     Task::Translate => v.translate.unwrap_or(v.transcribe),
                     Task::Transcribe => v.transcribe,
                 });
@@ -169,7 +240,14 @@ impl Transcriber {
                 self.model.step(&mut st, &rest)
             };
             let max = self.model.cfg.text_ctx - 1 - rest.len();
-            let d = decode(&self.model, st, logits, &self.filters(timestamps), max, no_speech);
+            let filters = self.filters(timestamps);
+            let text = |t: &[u32]| self.vocab.text(t);
+            let mut d = with_fallback(opts, text, |strategy| {
+                let mut d = decode(&self.model, st.clone(), logits.clone(), &filters, max, strategy);
+                d.no_speech_prob = no_speech;
+                d
+            });
+            d.no_speech_prob = no_speech;
             (d, lang)
         })
     }
@@ -193,7 +271,7 @@ impl Transcriber {
         let mut seek = 0;
         while seek < content {
             let offset = seek as f32 * mel::HOP as f32 / mel::SAMPLE_RATE as f32;
-            let (d, lang) = self.decode_window(&mel::window(&mel, n_mels, seek), true, language.as_deref(), opts.task);
+            let (d, lang) = self.decode_window(&mel::window(&mel, n_mels, seek), true, language.as_deref(), opts);
             // The first window's language holds for the rest, as openai-whisper detects it once.
             language.get_or_insert(lang);
             let window_frames = mel::CHUNK_FRAMES.min(content - seek);
@@ -229,11 +307,15 @@ impl Transcriber {
         let is_ts = |i: usize| toks[i] >= tb;
         let single_ending = toks.len() >= 2 && !is_ts(toks.len() - 2) && is_ts(toks.len() - 1);
         let pairs: Vec<usize> = (1..toks.len()).filter(|&i| is_ts(i) && is_ts(i - 1)).collect();
-        let avg_logprob = d.sum_logprob / (toks.len() + 1) as f32;
-        let mut out = self.segments(toks, offset);
+        if d.silent() {
+            // openai-whisper skips the whole window as silence.
+            return (Vec::new(), window_frames);
+        }
+        let mut out = self.segments(toks, &d.logprobs, offset);
         for s in out.iter_mut() {
-            s.avg_logprob = avg_logprob;
+            s.avg_logprob = d.avg_logprob();
             s.no_speech_prob = d.no_speech_prob;
+            s.temperature = d.temperature;
         }
         let window_end = offset + window_frames as f32 * mel::HOP as f32 / mel::SAMPLE_RATE as f32;
         if let Some(last) = out.last_mut() {
@@ -251,13 +333,13 @@ impl Transcriber {
 
     /// Segments between timestamp tokens (`<|t0|> text <|t1|>`), offset by `offset` seconds; text
     /// after the last timestamp runs to its end.
-    fn segments(&self, tokens: &[u32], offset: f32) -> Vec<Segment> {
+    fn segments(&self, tokens: &[u32], logprobs: &[f32], offset: f32) -> Vec<Segment> {
         let tb = self.vocab.timestamp_begin;
         let time = |t: u32| offset + (t - tb) as f32 * 0.02;
         let mut out = Vec::new();
         let mut start = None;
-        let mut text = Vec::new();
-        for &t in tokens {
+        let (mut text, mut lps) = (Vec::new(), Vec::new());
+        for (&t, &lp) in tokens.iter().zip(logprobs) {
             if t >= tb {
                 match start {
                     Some(s) if !text.is_empty() => {
@@ -266,6 +348,7 @@ impl Transcriber {
                             end: time(t),
                             text: self.vocab.text(&text),
                             tokens: std::mem::take(&mut text),
+                            logprobs: std::mem::take(&mut lps),
                             ..Segment::default()
                         });
                         start = None;
@@ -274,6 +357,7 @@ impl Transcriber {
                 }
             } else if t < self.vocab.eot {
                 text.push(t);
+                lps.push(lp);
             }
         }
         if !text.is_empty() {
@@ -283,9 +367,66 @@ impl Transcriber {
                 end: s,
                 text: self.vocab.text(&text),
                 tokens: text,
+                logprobs: lps,
                 ..Segment::default()
             });
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A decode whose text is `text` repeated `times` (token i = char i) at `logprob` a token.
+    fn fake(s: Strategy, times: usize, logprob: f32, no_speech: f32) -> Decoded {
+        let tokens: Vec<u32> = (0..times * 10).map(|i| i as u32 % 10).collect();
+        Decoded {
+            sum_logprob: logprob * (tokens.len() + 1) as f32,
+            logprobs: vec![logprob; tokens.len()],
+            tokens,
+            ended: true,
+            no_speech_prob: no_speech,
+            temperature: match s {
+                Strategy::Sample { temperature, .. } => temperature,
+                _ => 0.0,
+            },
+        }
+    }
+
+    fn text(t: &[u32]) -> String {
+        t.iter().map(|&c| char::from(b'a' + c as u8)).collect()
+    }
+
+    #[test]
+    fn fallback_reheats_only_what_looks_wrong() {
+        let opts = Options::default();
+        // Fine at 0: one attempt.
+        let d = with_fallback(&opts, text, |s| fake(s, 1, -0.2, 0.0));
+        assert_eq!(d.temperature, 0.0);
+        // Repetitive (compression ratio > 2.4) until 0.6.
+        let d = with_fallback(&opts, text, |s| match fake(s, 1, -0.2, 0.0).temperature {
+            t if t < 0.5 => fake(s, 30, -0.2, 0.0),
+            _ => fake(s, 1, -0.2, 0.0),
+        });
+        assert!((d.temperature - 0.6).abs() < 1e-6, "{}", d.temperature);
+        // Doubtful everywhere: the last temperature stands.
+        let d = with_fallback(&opts, text, |s| fake(s, 1, -2.0, 0.0));
+        assert_eq!(d.temperature, 1.0);
+        // Doubtful but probably silence: no fallback.
+        let d = with_fallback(&opts, text, |s| fake(s, 1, -2.0, 0.9));
+        assert_eq!(d.temperature, 0.0);
+        // A temperature given alone, and the beam at 0.
+        let d = with_fallback(&Options::default().temperature(0.4), text, |s| fake(s, 1, -2.0, 0.0));
+        assert_eq!(d.temperature, 0.4);
+        let beam = Options {
+            beam_size: 5,
+            ..Options::default()
+        };
+        with_fallback(&beam, text, |s| {
+            assert!(matches!(s, Strategy::Beam { size: 5 } | Strategy::Sample { .. }));
+            fake(s, 1, -0.1, 0.0)
+        });
     }
 }

@@ -98,6 +98,14 @@ impl Vocab {
         self.by_name.get(name).copied()
     }
 
+    /// The bytes of one ordinary token (empty for specials and timestamps).
+    pub fn token_bytes(&self, t: u32) -> &[u8] {
+        match t < self.eot {
+            true => self.bytes.get(t as usize).map_or(&[], |b| b.as_slice()),
+            false => &[],
+        }
+    }
+
     /// The text of ordinary tokens (specials and timestamps are skipped); invalid UTF-8 across a
     /// cut becomes U+FFFD.
     pub fn text(&self, tokens: &[u32]) -> String {

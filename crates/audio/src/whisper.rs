@@ -190,9 +190,10 @@ pub struct Whisper {
 
 /// The decoder's state for one window: per layer, the encoder output's keys and values
 /// ([audio_ctx, 2d]: a row's key then its value) and the self-attention cache in the same layout
-/// ([len, 2d], grown as tokens are fed).
+/// ([len, 2d], grown as tokens are fed). A clone (a beam's branch) shares the encoder's part.
+#[derive(Clone)]
 pub struct DecoderState {
-    cross: Vec<Vec<f32>>,
+    cross: std::sync::Arc<Vec<Vec<f32>>>,
     cache: Vec<Vec<f32>>,
     pub len: usize,
 }
@@ -302,7 +303,7 @@ impl Whisper {
     /// A decoder state for one window's encoder output (its cross-attention keys and values).
     pub fn start(&self, enc: &[f32]) -> DecoderState {
         DecoderState {
-            cross: self.dec_layers.iter().map(|l| l.cross_kv.apply(enc)).collect(),
+            cross: std::sync::Arc::new(self.dec_layers.iter().map(|l| l.cross_kv.apply(enc)).collect()),
             cache: vec![Vec::new(); self.dec_layers.len()],
             len: 0,
         }

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use base64::Engine;
-use tandem_audio::{mel, Options, Precision, Task, Transcriber};
+use tandem_audio::{mel, Options, Precision, Transcriber};
 
 fn model_dir() -> PathBuf {
     let home = std::env::var_os("TANDEM_HOME")
@@ -47,6 +47,11 @@ fn wav(path: &PathBuf) -> Vec<f32> {
         .collect()
 }
 
+/// Temperature 0 without the fallback: the decoding CTranslate2's `generate` (beam 1) does.
+fn greedy() -> Options {
+    Options::default().no_fallback()
+}
+
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
@@ -80,8 +85,8 @@ fn matches_the_reference_front_end_encoder_and_greedy_tokens() {
             assert!(de <= 2e-2, "{clip}: encoder output differs by {de}");
         }
         let want = |key: &str| -> Vec<u32> { serde_json::from_value(it[key].clone()).unwrap() };
-        let plain = t.decode_window(&win, false, None, Task::Transcribe).0.tokens;
-        let stamped = t.decode_window(&win, true, None, Task::Transcribe).0.tokens;
+        let plain = t.decode_window(&win, false, None, &greedy()).0.tokens;
+        let stamped = t.decode_window(&win, true, None, &greedy()).0.tokens;
         eprintln!("{clip}: {:?}", t.vocab.text(&plain));
         same_plain += (plain == want("greedy_ids")) as usize;
         same_stamped += (stamped == want("greedy_timestamp_ids")) as usize;
@@ -103,13 +108,35 @@ fn int8_transcripts_match_the_reference_text() {
         let clip = it["clip"].as_str().unwrap();
         let win = mel::window(&t.mel(&wav(&repo(&format!("tests/data/audio/{clip}")))), 80, 0);
         let want: Vec<u32> = serde_json::from_value(it["greedy_ids"].clone()).unwrap();
-        let got = t
-            .vocab
-            .text(&t.decode_window(&win, false, None, Task::Transcribe).0.tokens);
+        let got = t.vocab.text(&t.decode_window(&win, false, None, &greedy()).0.tokens);
         eprintln!("{clip}: {got:?}");
         same += (got == t.vocab.text(&want)) as usize;
     }
     eprintln!("int8 transcripts equal to CTranslate2 float32's: {same}/10");
+    assert!(same >= 9);
+}
+
+/// Beam search (5 hypotheses, openai-whisper's rules) against CTranslate2's `beam_size=5`.
+#[test]
+fn beam_search_matches_the_reference() {
+    let t = Transcriber::load(&model_dir(), Precision::Exact).unwrap();
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("tests/golden/whisper_tiny_en_reference.json")).unwrap())
+            .unwrap();
+    let opts = Options {
+        beam_size: 5,
+        ..greedy()
+    };
+    let mut same = 0;
+    for it in golden["items"].as_array().unwrap() {
+        let clip = it["clip"].as_str().unwrap();
+        let win = mel::window(&t.mel(&wav(&repo(&format!("tests/data/audio/{clip}")))), 80, 0);
+        let want: Vec<u32> = serde_json::from_value(it["beam5_ids"].clone()).unwrap();
+        let got = t.decode_window(&win, false, None, &opts).0.tokens;
+        eprintln!("{clip}: {:?} / {:?}", t.vocab.text(&got), t.vocab.text(&want));
+        same += (got == want) as usize;
+    }
+    eprintln!("beam search ids equal to CTranslate2's: {same}/10");
     assert!(same >= 9);
 }
 
@@ -181,7 +208,7 @@ fn whisper_base_matches_ctranslate2() {
             let clip = it["clip"].as_str().unwrap();
             let audio = wav(&repo(&format!("tests/data/audio/{clip}")));
             let win = mel::window(&t.mel(&audio), 80, 0);
-            let (d, lang) = t.decode_window(&win, false, None, Task::Transcribe);
+            let (d, lang) = t.decode_window(&win, false, None, &greedy());
             let want: Vec<u32> = serde_json::from_value(it["greedy_ids"].clone()).unwrap();
             eprintln!("{precision:?} {clip}: {lang} {:?}", t.vocab.text(&d.tokens));
             assert_eq!(lang, it["language"].as_str().unwrap(), "{clip}");

@@ -454,7 +454,8 @@ fn load_speech(home: &Home, s: &Settings) -> Result<Vec<Arc<tandem_server::Speec
         let t =
             tandem_audio::Transcriber::load(&dir, precision).with_context(|| format!("loading {}", dir.display()))?;
         let price = price_override(s, [name, id], default_price);
-        out.push(Arc::new(tandem_server::Speech::new(id, t, price)));
+        let beam = s.speech_beam_size.unwrap_or(1);
+        out.push(Arc::new(tandem_server::Speech::new(id, t, price).with_beam_size(beam)));
     }
     Ok(out)
 }

@@ -163,6 +163,10 @@ pub struct Settings {
     /// the default where the CPU has AVX-512 VNNI) or `exact` (f32, CTranslate2 float32's numbers).
     #[arg(long, env = "TANDEM_SPEECH_PRECISION")]
     pub speech_precision: Option<String>,
+    /// Whisper's beam search at temperature 0: hypotheses kept (1: greedy, the default; openai-
+    /// whisper's command line uses 5). Each hypothesis is a decoder pass: 5 costs ~5× the decoding.
+    #[arg(long, env = "TANDEM_SPEECH_BEAM_SIZE")]
+    pub speech_beam_size: Option<usize>,
     /// Per-tier prices (`[prices.mini]` in tandem.toml only).
     #[arg(skip)]
     pub prices: Option<PriceTable>,

@@ -28,6 +28,12 @@ pub struct TranscribeArgs {
     /// Arithmetic: int8 or exact (default: int8 where the CPU has AVX-512 VNNI).
     #[arg(long)]
     precision: Option<String>,
+    /// Beam search with this many hypotheses at temperature 0 (1: greedy).
+    #[arg(long, default_value_t = 1)]
+    beam_size: usize,
+    /// Sampling temperature (0: greedy, falling back to hotter sampling where a window looks wrong).
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
 }
 
 pub fn transcribe(home: &Home, a: TranscribeArgs) -> Result<()> {
@@ -56,7 +62,10 @@ pub fn transcribe(home: &Home, a: TranscribeArgs) -> Result<()> {
         } else {
             tandem_audio::Task::Transcribe
         },
-    };
+        beam_size: a.beam_size.max(1),
+        ..Default::default()
+    }
+    .temperature(a.temperature);
     let tr = t.transcribe(&pcm, &opts, |segments| {
         if a.segments {
             for s in segments {

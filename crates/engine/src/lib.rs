@@ -1,7 +1,6 @@
 //! Turning a model into text generation.
 //!
 //! Layout
-//! - `rng`: a small seeded RNG (xoshiro256**) so the same seed gives the same output on every build.
 //! - `sampler`: `SamplingParams` and `Sampler` — logit bias, penalties, greedy/temperature/top-k/top-p/min-p.
 //! - `loaded`: `LoadedModel` — model, tokenizer and chat template from one GGUF file.
 //! - `single`: one sequence run directly on the model, for logits.
@@ -23,7 +22,6 @@ mod loaded;
 mod logprobs;
 mod prediction;
 mod request;
-mod rng;
 mod sampler;
 mod scheduler;
 mod scorer;
@@ -36,12 +34,12 @@ pub use loaded::LoadedModel;
 pub use logprobs::{Logprobs, TokenLogprob};
 pub use prediction::{Prediction, PredictionUsage, PREDICTION_MAX_DRAFT};
 pub use request::{EngineConfig, EngineStats, Event, FinishReason, GenRequest, Priority};
-pub use rng::Rng;
 pub use sampler::{argmax, Sampler, SamplingParams};
 pub use scheduler::{EngineHandle, EMBED_MAX_TOKENS};
 pub use scorer::{log_softmax_at, ContinuationScore, Scorer, SCORE_ROWS};
 pub use single::{SingleSequence, PREFILL_BATCH};
 pub use stop::{StopMatcher, StopOutcome};
+pub use tandem_kernels::rng::Rng;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

@@ -12,6 +12,7 @@
 //! - `decode`: generated tokens' matmul on the int8 kernels (`matmul_decode`).
 //! - `prompt`: prompt tokens' matmul on the CPU's matrix unit (AMX bf16) where there is one.
 //! - `pool`: the compute thread pool every forward step runs in.
+//! - `rng`: a small seeded RNG (xoshiro256**) so the same seed gives the same samples on every build.
 //! - `ops`: small f32 vector ops of the forward pass (rms_norm, softmax, silu, rope helpers).
 
 pub mod attention;
@@ -24,6 +25,7 @@ pub mod ops;
 pub mod pool;
 pub mod prompt;
 pub mod q8;
+pub mod rng;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;

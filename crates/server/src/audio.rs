@@ -3,7 +3,6 @@
 //! window by window, rendered as json, text, verbose_json, srt or vtt, with usage and cost
 //! recorded under the caller's project.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,6 +36,8 @@ pub struct Speech {
     /// USD per minute of audio.
     pub price_per_minute: f64,
     pub created: u64,
+    /// Hypotheses of the beam search at temperature 0 (1: greedy; `--speech-beam-size`).
+    pub beam_size: usize,
 }
 
 /// The speech model `name` means among those served.
@@ -68,7 +69,13 @@ impl Speech {
             transcriber,
             price_per_minute,
             created: unix_now(),
+            beam_size: 1,
         }
+    }
+
+    pub fn with_beam_size(mut self, n: usize) -> Self {
+        self.beam_size = n.max(1);
+        self
     }
 
     pub fn answers_to(name: &str) -> bool {
@@ -189,17 +196,18 @@ struct Valid {
     format: Format,
     tokens_usage: bool,
     stream: bool,
+    /// `include[]=logprobs`.
+    logprobs: bool,
 }
 
 fn validate(state: &AppState, f: Form, task: Task) -> Result<(Arc<Speech>, Valid), ApiError> {
     let model = f.model.ok_or_else(|| ApiError::missing("model"))?;
     let (audio, filename) = f.file.ok_or_else(|| ApiError::missing("file"))?;
     let speech = resolve(state, &model)?;
-    let opts = options(&speech, f.language, task)?;
+    let opts = options(&speech, f.language, task)?.temperature(temperature(f.temperature.as_deref())?);
     if f.prompt.as_deref().is_some_and(|p| !p.trim().is_empty()) {
         return Err(unsupported("prompt", "Conditioning on a prompt is not supported yet."));
     }
-    check_temperature(f.temperature.as_deref())?;
     let stream = match f.stream.as_deref() {
         None | Some("false") => false,
         Some("true") => true,
@@ -211,12 +219,7 @@ fn validate(state: &AppState, f: Form, task: Task) -> Result<(Arc<Speech>, Valid
         }
     };
     let format = response_format(f.response_format.as_deref(), &f.granularities)?;
-    if let Some(i) = f.include.first() {
-        return Err(unsupported(
-            "include",
-            format!("'include' of '{i}' is not supported yet."),
-        ));
-    }
+    let logprobs = include_logprobs(&f.include, format)?;
     let extension = std::path::Path::new(&filename)
         .extension()
         .and_then(|e| e.to_str())
@@ -229,8 +232,41 @@ fn validate(state: &AppState, f: Form, task: Task) -> Result<(Arc<Speech>, Valid
         format,
         tokens_usage,
         stream,
+        logprobs,
     };
     Ok((speech, valid))
+}
+
+/// `include[]`: only `logprobs`, and only with the `json` format (as OpenAI has it).
+fn include_logprobs(include: &[String], format: Format) -> Result<bool, ApiError> {
+    if let Some(i) = include.iter().find(|i| i.as_str() != "logprobs") {
+        return Err(invalid(
+            "include",
+            format!("'include' of '{i}' is not known: expected 'logprobs'."),
+        ));
+    }
+    if !include.is_empty() && format != Format::Json {
+        return Err(invalid(
+            "include",
+            "'include' of 'logprobs' needs response_format 'json'.",
+        ));
+    }
+    Ok(!include.is_empty())
+}
+
+/// Each text token of `segments` with its log-probability and bytes.
+fn token_logprobs(t: &Transcriber, segments: &[tandem_audio::Segment]) -> Vec<wire::TokenLogprob> {
+    let tokens = segments.iter().flat_map(|s| s.tokens.iter().zip(&s.logprobs));
+    tokens
+        .map(|(&tok, &lp)| {
+            let bytes = t.vocab.token_bytes(tok).to_vec();
+            wire::TokenLogprob {
+                token: String::from_utf8_lossy(&bytes).into_owned(),
+                logprob: lp as f64,
+                bytes,
+            }
+        })
+        .collect()
 }
 
 /// The language (checked against what the model hears) and the task (translation needs a
@@ -259,17 +295,19 @@ fn options(speech: &Speech, language: Option<String>, task: Task) -> Result<tand
         Task::Transcribe => tandem_audio::Task::Transcribe,
         Task::Translate => tandem_audio::Task::Translate,
     };
-    Ok(tandem_audio::Options { language, task })
+    Ok(tandem_audio::Options {
+        language,
+        task,
+        beam_size: speech.beam_size,
+        ..Default::default()
+    })
 }
 
-/// Decoding is greedy: temperature 0 (or none) only, for now.
-fn check_temperature(t: Option<&str>) -> Result<(), ApiError> {
-    match t.map(str::parse::<f64>) {
-        None | Some(Ok(0.0)) => Ok(()),
-        Some(Ok(t)) if (0.0..=1.0).contains(&t) => Err(unsupported(
-            "temperature",
-            "Only temperature 0 (greedy decoding) is supported yet.",
-        )),
+/// `temperature` in [0, 1] (default 0: greedy with the fallback to hotter sampling).
+fn temperature(t: Option<&str>) -> Result<f32, ApiError> {
+    match t.map(|t| t.trim().parse::<f32>()) {
+        None => Ok(0.0),
+        Some(Ok(t)) if (0.0..=1.0).contains(&t) => Ok(t),
         _ => Err(invalid(
             "temperature",
             "'temperature' must be a number between 0 and 1.",
@@ -354,6 +392,7 @@ async fn handle(
         tokens_usage: v.tokens_usage,
         start,
         opts: v.opts,
+        logprobs: v.logprobs,
     };
     if v.stream {
         return Ok(stream(done, pcm));
@@ -363,7 +402,10 @@ async fn handle(
         .await
         .map_err(|e| ApiError::internal(format!("the transcription task failed: {e}")))?;
     let usage = done.finish(&transcript);
-    Ok(render(&transcript, v.format, usage, done.opts.task))
+    let logprobs = v
+        .logprobs
+        .then(|| token_logprobs(&done.speech.transcriber, &transcript.segments));
+    Ok(render(&transcript, v.format, usage, done.opts.task, logprobs))
 }
 
 /// What settles a transcription once its text is known: usage, the rate-limit charge, the record.
@@ -375,6 +417,7 @@ struct Done {
     tokens_usage: bool,
     start: Instant,
     opts: tandem_audio::Options,
+    logprobs: bool,
 }
 
 impl Done {
@@ -396,7 +439,7 @@ fn stream(done: Done, pcm: Vec<f32>) -> Response {
     let (tx, out) = tokio::sync::mpsc::channel::<Result<SseEvent, std::convert::Infallible>>(64);
     let sse = |e: &wire::TranscriptEvent| SseEvent::default().data(serde_json::to_string(e).unwrap_or_default());
     tokio::spawn(async move {
-        let (worker, opts) = (done.speech.clone(), done.opts.clone());
+        let (worker, opts, logprobs) = (done.speech.clone(), done.opts.clone(), done.logprobs);
         let window_tx = tx.clone();
         let job = tokio::task::spawn_blocking(move || {
             let mut first = true;
@@ -406,14 +449,19 @@ fn stream(done: Done, pcm: Vec<f32>) -> Response {
                     delta = delta.trim_start().to_string();
                     first = delta.is_empty();
                 }
-                let e = sse(&wire::TranscriptEvent::Delta { delta });
+                let logprobs = logprobs.then(|| token_logprobs(&worker.transcriber, segments));
+                let e = sse(&wire::TranscriptEvent::Delta { delta, logprobs });
                 window_tx.blocking_send(Ok(e)).is_ok()
             })
         });
         let Ok(transcript) = job.await else { return };
         let usage = done.finish(&transcript);
+        let logprobs = done
+            .logprobs
+            .then(|| token_logprobs(&done.speech.transcriber, &transcript.segments));
         let end = wire::TranscriptEvent::Done {
             text: transcript.text.clone(),
+            logprobs,
             usage,
         };
         let _ = tx.send(Ok(sse(&end))).await;
@@ -496,11 +544,18 @@ fn record(
     state.record_usage(rec);
 }
 
-fn render(t: &Transcript, format: Format, usage: wire::AudioUsage, task: tandem_audio::Task) -> Response {
+fn render(
+    t: &Transcript,
+    format: Format,
+    usage: wire::AudioUsage,
+    task: tandem_audio::Task,
+    logprobs: Option<Vec<wire::TokenLogprob>>,
+) -> Response {
     let cost = cost_of(&usage);
     let mut resp = match format {
         Format::Json => axum::Json(wire::Transcription {
             text: t.text.clone(),
+            logprobs,
             usage,
         })
         .into_response(),
@@ -539,9 +594,9 @@ fn verbose(t: &Transcript, usage: wire::AudioUsage, task: tandem_audio::Task) ->
                 end: round2(s.end),
                 text: s.text.clone(),
                 tokens: s.tokens.clone(),
-                temperature: 0.0,
+                temperature: s.temperature as f64,
                 avg_logprob: s.avg_logprob as f64,
-                compression_ratio: compression_ratio(&s.text),
+                compression_ratio: tandem_audio::compression_ratio(&s.text) as f64,
                 no_speech_prob: s.no_speech_prob as f64,
             })
             .collect(),
@@ -551,14 +606,6 @@ fn verbose(t: &Transcript, usage: wire::AudioUsage, task: tandem_audio::Task) ->
 
 fn round2(x: f32) -> f64 {
     (x as f64 * 100.0).round() / 100.0
-}
-
-/// Whisper's repetition measure: the text's bytes over their zlib-compressed size.
-fn compression_ratio(text: &str) -> f64 {
-    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    let _ = z.write_all(text.as_bytes());
-    let packed = z.finish().map(|v| v.len()).unwrap_or(1).max(1);
-    text.len() as f64 / packed as f64
 }
 
 /// SubRip (`00:00:01,500`, numbered cues) or WebVTT (`WEBVTT` header, `00:00:01.500`).
