@@ -64,6 +64,16 @@ def test_temperature_and_token_logprobs(client):
     assert all(t.logprob <= 0 and bytes(int(b) for b in t.bytes).decode() == t.token for t in lp)
 
 
+def test_a_prompt_steers_what_the_speech_leaves_open(client):
+    clip = audio("sense_and_sensibility_01_austen_64kb-0880.wav")
+    plain = client.audio.transcriptions.create(model="whisper-tiny-en", file=clip)
+    assert plain.text == "He was not an old-sposed young man."
+    clip = audio("sense_and_sensibility_01_austen_64kb-0880.wav")
+    r = client.audio.transcriptions.create(model="whisper-tiny-en", file=clip,
+                                           prompt="Sense and Sensibility: ill-disposed, cold-hearted, amiable.")
+    assert r.text == "He was not an ill-disposed young man."
+
+
 @pytest.mark.parametrize("name", [CLIP + "-44k-stereo.flac", CLIP + ".mp3", CLIP + ".ogg", CLIP + ".m4a",
                                   CLIP + ".opus.ogg", CLIP + "-stereo.webm"])
 def test_every_container_and_rate_is_heard(client, name):

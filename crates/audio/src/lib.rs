@@ -5,10 +5,12 @@
 //! - `mel`: the log-mel front end (STFT, slaney mel filters, whisper's scaling).
 //! - `whisper`: the encoder and decoder math.
 //! - `vocab`: the byte-level vocabulary and the special tokens.
+//! - `bpe`: text to tokens (tiktoken's byte-pair encoding over the vocabulary's ranks), for prompts.
 //! - `decoding`: one window decoded (greedy, sampled or beam search) under whisper's logit filters.
 //! - `input`: audio files (wav, flac, mp3, ogg/vorbis, m4a) decoded and resampled to 16 kHz mono.
 //! - `transcriber`: `Transcriber` — a model directory loaded; audio → text and segments.
 
+mod bpe;
 pub mod ct2;
 mod decoding;
 pub mod input;
@@ -19,6 +21,7 @@ mod transcriber;
 mod vocab;
 mod whisper;
 
+pub use bpe::Encoder;
 pub use decoding::{compression_ratio, Decoded, Strategy};
 pub use transcriber::{Options, Segment, Task, Transcriber, Transcript};
 pub use vocab::Vocab;

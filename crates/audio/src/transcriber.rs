@@ -6,11 +6,12 @@ use std::path::Path;
 use crate::ct2::Ct2Model;
 use crate::decoding::{compression_ratio, decode, detect_language, no_speech_prob, Decoded, Filters, Strategy};
 use crate::mel::{self, LogMel};
-use crate::{AudioError, Precision, Result, Vocab, Whisper};
+use crate::{AudioError, Encoder, Precision, Result, Vocab, Whisper};
 
 pub struct Transcriber {
     pub model: Whisper,
     pub vocab: Vocab,
+    pub bpe: Encoder,
     mel: LogMel,
     suppress: Vec<u32>,
     suppress_begin: Vec<u32>,
@@ -64,6 +65,9 @@ pub struct Options {
     pub temperatures: Vec<f32>,
     pub beam_size: usize,
     pub seed: u64,
+    /// Text the first window continues (`prompt`: names, spelling, style), as openai-whisper's
+    /// `initial_prompt` with `condition_on_previous_text` off.
+    pub prompt: String,
 }
 
 impl Options {
@@ -93,6 +97,7 @@ impl Default for Options {
             temperatures: FALLBACK_TEMPERATURES.to_vec(),
             beam_size: 1,
             seed: 0,
+            prompt: String::new(),
         }
     }
 }
@@ -167,6 +172,7 @@ impl Transcriber {
             mel: LogMel::new(model.cfg.n_mels),
             suppress: ids(&config, "suppress_ids"),
             suppress_begin: ids(&config, "suppress_ids_begin"),
+            bpe: Encoder::new(&vocab),
             model,
             vocab,
         })
@@ -189,6 +195,19 @@ impl Transcriber {
     /// The log-mel spectrogram of `audio` (16 kHz mono), 30 s of silence appended.
     pub fn mel(&self, audio: &[f32]) -> Vec<f32> {
         self.mel.compute(audio)
+    }
+
+    /// `<|startofprev|>` and the prompt's last tokens (at most half the decoder's context, as
+    /// openai-whisper keeps), or nothing for an empty prompt.
+    fn prompt_tokens(&self, prompt: &str) -> Vec<u32> {
+        let (Some(prev), false) = (self.vocab.start_of_prev, prompt.trim().is_empty()) else {
+            return Vec::new();
+        };
+        let ids = self.bpe.encode(&format!(" {}", prompt.trim()));
+        let keep = self.model.cfg.text_ctx / 2 - 1;
+        std::iter::once(prev)
+            .chain(ids[ids.len().saturating_sub(keep)..].iter().copied())
+            .collect()
     }
 
     /// Whether `code` is a language this model hears (`<|code|>` is in its vocabulary).
@@ -216,7 +235,9 @@ impl Transcriber {
             let enc = self.model.encode(window);
             let mut st = self.model.start(&enc);
             let v = &self.vocab;
-            let at_sot = self.model.step(&mut st, &[v.sot]);
+            let mut first = self.prompt_tokens(&opts.prompt);
+            first.push(v.sot);
+            let at_sot = self.model.step(&mut st, &first);
             let no_speech = no_speech_prob(v, &at_sot);
             let mut rest = Vec::new();
             let lang = if self.multilingual() {
@@ -239,7 +260,7 @@ impl Transcriber {
             } else {
                 self.model.step(&mut st, &rest)
             };
-            let max = self.model.cfg.text_ctx - 1 - rest.len();
+            let max = self.model.cfg.text_ctx - 1 - rest.len() - first.len();
             let filters = self.filters(timestamps);
             let text = |t: &[u32]| self.vocab.text(t);
             let mut d = with_fallback(opts, text, |strategy| {
@@ -268,10 +289,18 @@ impl Transcriber {
         let content = audio.len() / mel::HOP;
         let mut segments: Vec<Segment> = Vec::new();
         let mut language = opts.language.clone();
+        let mut window_opts = opts.clone();
         let mut seek = 0;
         while seek < content {
             let offset = seek as f32 * mel::HOP as f32 / mel::SAMPLE_RATE as f32;
-            let (d, lang) = self.decode_window(&mel::window(&mel, n_mels, seek), true, language.as_deref(), opts);
+            let (d, lang) = self.decode_window(
+                &mel::window(&mel, n_mels, seek),
+                true,
+                language.as_deref(),
+                &window_opts,
+            );
+            // The prompt conditions the first window only.
+            window_opts.prompt.clear();
             // The first window's language holds for the rest, as openai-whisper detects it once.
             language.get_or_insert(lang);
             let window_frames = mel::CHUNK_FRAMES.min(content - seek);

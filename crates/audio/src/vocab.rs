@@ -14,6 +14,8 @@ pub struct Vocab {
     pub transcribe: u32,
     pub translate: Option<u32>,
     pub no_timestamps: u32,
+    /// `<|startofprev|>`: what precedes a prompt.
+    pub start_of_prev: Option<u32>,
     /// `<|0.00|>`: timestamp i is `timestamp_begin + i`, i × 20 ms.
     pub timestamp_begin: u32,
     pub no_speech: Option<u32>,
@@ -78,6 +80,7 @@ impl Vocab {
             transcribe: id("<|transcribe|>")?,
             translate: id("<|translate|>").ok(),
             no_timestamps: id("<|notimestamps|>")?,
+            start_of_prev: id("<|startofprev|>").ok(),
             timestamp_begin: id("<|0.00|>")?,
             no_speech: id("<|nospeech|>").or_else(|_| id("<|nocaptions|>")).ok(),
             languages,

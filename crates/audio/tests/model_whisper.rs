@@ -219,5 +219,51 @@ fn whisper_base_matches_ctranslate2() {
         }
         eprintln!("whisper base {precision:?}: equal to CTranslate2 float32's on {same}/10 clips");
         assert!(same >= 9);
+        let bpe: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(repo("tests/golden/whisper_base_bpe_reference.json")).unwrap(),
+        )
+        .unwrap();
+        for it in bpe["items"].as_array().unwrap() {
+            let want: Vec<u32> = serde_json::from_value(it["ids"].clone()).unwrap();
+            assert_eq!(t.bpe.encode(it["text"].as_str().unwrap()), want);
+        }
     }
+}
+
+/// The prompt encoder against tiktoken built from the same vocabulary
+/// (`tools/whisper_bpe_reference.py`): the same ids for every text.
+#[test]
+fn prompt_tokens_match_tiktoken() {
+    let t = Transcriber::load(&model_dir(), Precision::fastest()).unwrap();
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("tests/golden/whisper_bpe_reference.json")).unwrap())
+            .unwrap();
+    for it in golden["items"].as_array().unwrap() {
+        let text = it["text"].as_str().unwrap();
+        let want: Vec<u32> = serde_json::from_value(it["ids"].clone()).unwrap();
+        assert_eq!(t.bpe.encode(text), want, "{text:?}");
+        assert_eq!(t.vocab.text(&want), text);
+    }
+    // Long hostile text (control characters, lone combining marks, 20,000 characters) round-trips.
+    let hostile: String = (0..20_000u32)
+        .map(|i| char::from_u32((i * 7919) % 0x2FFF).unwrap_or(' '))
+        .collect();
+    assert_eq!(t.vocab.text(&t.bpe.encode(&hostile)), hostile);
+}
+
+/// A prompt steers what the speech leaves open: tiny.en hears "old-sposed" in clip 0880; a prompt
+/// of the book's vocabulary (not the sentence) gives "ill-disposed".
+#[test]
+fn a_prompt_conditions_the_first_window() {
+    let t = Transcriber::load(&model_dir(), Precision::fastest()).unwrap();
+    let audio = wav(&repo("tests/data/audio/sense_and_sensibility_01_austen_64kb-0880.wav"));
+    let plain = t.transcribe(&audio, &Options::default(), |_| true).text;
+    let opts = Options {
+        prompt: "Sense and Sensibility: ill-disposed, cold-hearted, amiable.".into(),
+        ..Options::default()
+    };
+    let prompted = t.transcribe(&audio, &opts, |_| true).text;
+    eprintln!("plain {plain:?} prompted {prompted:?}");
+    assert_eq!(plain, "He was not an old-sposed young man.");
+    assert_eq!(prompted, "He was not an ill-disposed young man.");
 }

@@ -34,6 +34,9 @@ pub struct TranscribeArgs {
     /// Sampling temperature (0: greedy, falling back to hotter sampling where a window looks wrong).
     #[arg(long, default_value_t = 0.0)]
     temperature: f32,
+    /// Text the first window continues: names, spellings, style.
+    #[arg(long, default_value = "")]
+    prompt: String,
 }
 
 pub fn transcribe(home: &Home, a: TranscribeArgs) -> Result<()> {
@@ -63,6 +66,7 @@ pub fn transcribe(home: &Home, a: TranscribeArgs) -> Result<()> {
             tandem_audio::Task::Transcribe
         },
         beam_size: a.beam_size.max(1),
+        prompt: a.prompt.clone(),
         ..Default::default()
     }
     .temperature(a.temperature);

@@ -204,10 +204,8 @@ fn validate(state: &AppState, f: Form, task: Task) -> Result<(Arc<Speech>, Valid
     let model = f.model.ok_or_else(|| ApiError::missing("model"))?;
     let (audio, filename) = f.file.ok_or_else(|| ApiError::missing("file"))?;
     let speech = resolve(state, &model)?;
-    let opts = options(&speech, f.language, task)?.temperature(temperature(f.temperature.as_deref())?);
-    if f.prompt.as_deref().is_some_and(|p| !p.trim().is_empty()) {
-        return Err(unsupported("prompt", "Conditioning on a prompt is not supported yet."));
-    }
+    let mut opts = options(&speech, f.language, task)?.temperature(temperature(f.temperature.as_deref())?);
+    opts.prompt = f.prompt.unwrap_or_default();
     let stream = match f.stream.as_deref() {
         None | Some("false") => false,
         Some("true") => true,
