@@ -1,6 +1,6 @@
 """/v1/audio/transcriptions and /translations on Whisper tiny.en through the official SDK: every
 response format, streaming (a delta per 30-s window, before the next window is decoded), the usage shapes of whisper-1 and the gpt-4o transcribe names, each input container
-(wav, 44.1 kHz stereo flac, mp3, ogg/vorbis, m4a/aac, ogg/opus, stereo webm/opus — re-encodings of a pocketsphinx-testdata clip,
+word timestamps, prompts, temperature and token logprobs (wav, 44.1 kHz stereo flac, mp3, ogg/vorbis, m4a/aac, ogg/opus, stereo webm/opus — re-encodings of a pocketsphinx-testdata clip,
 tests/data/audio/README.md), corrupt, empty and oversized audio, and the 400/404s naming the field."""
 import io
 import os
@@ -48,6 +48,21 @@ def test_verbose_json_srt_and_vtt_carry_segments(client):
     assert vtt.startswith("WEBVTT\n\n00:00:0") and ".000 --> " not in vtt.split("\n")[0] and SAID in vtt
 
 
+def test_word_timestamps(client):
+    r = client.audio.transcriptions.create(model="whisper-tiny-en", file=audio(CLIP + ".wav"),
+                                           response_format="verbose_json", timestamp_granularities=["word"])
+    assert r.text == SAID and not r.segments
+    words = r.words
+    assert " ".join(w.word for w in words) == SAID
+    assert all(w.start <= w.end for w in words)
+    assert all(a.end <= b.start + 0.02 for a, b in zip(words, words[1:]))
+    assert 0 <= words[0].start < 1.2 and 2.0 < words[-1].end <= 3.4
+    both = client.audio.transcriptions.create(model="whisper-tiny-en", file=audio(CLIP + ".wav"),
+                                              response_format="verbose_json",
+                                              timestamp_granularities=["word", "segment"])
+    assert both.segments and [w.word for w in both.words] == [w.word for w in words]
+
+
 def test_temperature_and_token_logprobs(client):
     """A temperature above 0 samples (seeded: the same file gives the same text) and is reported
     per segment; include[]=logprobs gives each text token with its log-probability and bytes."""
@@ -90,8 +105,8 @@ def test_every_container_and_rate_is_heard(client, name):
     ({"model": "whisper-1", "file": ("a.wav", b"x"), "response_format": "xml"}, "response_format", 400),
     ({"model": "whisper-tiny-en", "file": ("a.wav", b"x"), "language": "fr"}, "language", 400),
     ({"model": "whisper-tiny-en", "file": ("a.wav", b"x"), "language": "xx"}, "language", 400),
-    ({"model": "whisper-1", "file": ("a.wav", b"x"), "timestamp_granularities[]": "word",
-      "response_format": "verbose_json"}, "timestamp_granularities", 400),
+    ({"model": "whisper-1", "file": ("a.wav", b"x"), "timestamp_granularities[]": "word"},
+     "timestamp_granularities", 400),
     ({"model": "whisper-1", "file": ("a.wav", b"x"), "temperature": "7"}, "temperature", 400),
     ({"model": "whisper-1", "file": ("a.wav", b"x"), "include[]": "segments"}, "include", 400),
     ({"model": "whisper-1", "file": ("a.wav", b"x"), "include[]": "logprobs", "response_format": "text"},

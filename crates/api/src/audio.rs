@@ -26,8 +26,20 @@ pub struct VerboseTranscription {
     pub language: String,
     pub duration: f64,
     pub text: String,
-    pub segments: Vec<TranscriptionSegment>,
+    /// `timestamp_granularities[]=word`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub words: Option<Vec<TranscriptionWord>>,
+    /// With no granularity named, or `segment`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<Vec<TranscriptionSegment>>,
     pub usage: AudioUsage,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranscriptionWord {
+    pub word: String,
+    pub start: f64,
+    pub end: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

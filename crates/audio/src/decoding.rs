@@ -50,6 +50,8 @@ pub struct Decoded {
     pub ended: bool,
     pub no_speech_prob: f32,
     pub temperature: f32,
+    /// With word timestamps: when each text token starts (seconds into the window), then the end.
+    pub token_starts: Vec<f32>,
 }
 
 impl Decoded {
@@ -169,6 +171,7 @@ fn one_path(
         ended: false,
         no_speech_prob: 0.0,
         temperature: 0.0,
+        token_starts: Vec::new(),
     };
     while out.tokens.len() < max_tokens {
         f.apply(&mut logits, &out.tokens);
@@ -314,6 +317,7 @@ fn beam(model: &Whisper, st: DecoderState, logits: Vec<f32>, f: &Filters, max_to
         ended,
         no_speech_prob: 0.0,
         temperature: 0.0,
+        token_starts: Vec::new(),
     }
 }
 

@@ -5,11 +5,13 @@
 //! - `mel`: the log-mel front end (STFT, slaney mel filters, whisper's scaling).
 //! - `whisper`: the encoder and decoder math.
 //! - `vocab`: the byte-level vocabulary and the special tokens.
+//! - `alignment`: word timestamps (alignment heads' cross-attention, DTW, words).
 //! - `bpe`: text to tokens (tiktoken's byte-pair encoding over the vocabulary's ranks), for prompts.
 //! - `decoding`: one window decoded (greedy, sampled or beam search) under whisper's logit filters.
 //! - `input`: audio files (wav, flac, mp3, ogg/vorbis, m4a) decoded and resampled to 16 kHz mono.
 //! - `transcriber`: `Transcriber` — a model directory loaded; audio → text and segments.
 
+pub mod alignment;
 mod bpe;
 pub mod ct2;
 mod decoding;
@@ -23,7 +25,7 @@ mod whisper;
 
 pub use bpe::Encoder;
 pub use decoding::{compression_ratio, Decoded, Strategy};
-pub use transcriber::{Options, Segment, Task, Transcriber, Transcript};
+pub use transcriber::{Options, Segment, Task, Transcriber, Transcript, Word};
 pub use vocab::Vocab;
 pub use whisper::{Precision, Whisper};
 

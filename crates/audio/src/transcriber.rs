@@ -3,9 +3,11 @@
 
 use std::path::Path;
 
+use crate::alignment;
 use crate::ct2::Ct2Model;
 use crate::decoding::{compression_ratio, decode, detect_language, no_speech_prob, Decoded, Filters, Strategy};
 use crate::mel::{self, LogMel};
+use crate::whisper::DecoderState;
 use crate::{AudioError, Encoder, Precision, Result, Vocab, Whisper};
 
 pub struct Transcriber {
@@ -13,6 +15,8 @@ pub struct Transcriber {
     pub vocab: Vocab,
     pub bpe: Encoder,
     mel: LogMel,
+    /// (decoder layer, head) pairs whose cross-attention follows the speech (config.json).
+    alignment_heads: Vec<(usize, usize)>,
     suppress: Vec<u32>,
     suppress_begin: Vec<u32>,
 }
@@ -34,6 +38,17 @@ pub struct Segment {
     pub no_speech_prob: f32,
     /// The temperature the window was decoded at (above 0 after a fallback).
     pub temperature: f32,
+    /// With `Options::word_timestamps`: its words and their times.
+    pub words: Vec<Word>,
+}
+
+/// A word with its times (seconds from the start of the audio) and its tokens' mean probability.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Word {
+    pub word: String,
+    pub start: f32,
+    pub end: f32,
+    pub probability: f32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +80,8 @@ pub struct Options {
     pub temperatures: Vec<f32>,
     pub beam_size: usize,
     pub seed: u64,
+    /// Word times from the alignment heads (`timestamp_granularities[]=word`).
+    pub word_timestamps: bool,
     /// Text the first window continues (`prompt`: names, spelling, style), as openai-whisper's
     /// `initial_prompt` with `condition_on_previous_text` off.
     pub prompt: String,
@@ -98,6 +115,7 @@ impl Default for Options {
             beam_size: 1,
             seed: 0,
             prompt: String::new(),
+            word_timestamps: false,
         }
     }
 }
@@ -109,6 +127,29 @@ const COMPRESSION_RATIO_MAX: f32 = 2.4;
 const LOGPROB_MIN: f32 = -1.0;
 const NO_SPEECH_MIN: f32 = 0.6;
 const FALLBACK_TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
+
+/// openai-whisper's boundary rule: a segment's first word starting more than 0.5 s before the
+/// segment (its timestamp token) starts at the segment instead (no earlier than its end minus the
+/// median word length, ≤ 0.7 s), and a last word ending more than 0.5 s after it likewise.
+fn clamp_to_segments(segments: &mut [Segment]) {
+    let mut lengths: Vec<f32> = segments
+        .iter()
+        .flat_map(|s| &s.words)
+        .map(|w| w.end - w.start)
+        .filter(|&d| d > 0.0)
+        .collect();
+    lengths.sort_by(f32::total_cmp);
+    let median = lengths.get(lengths.len() / 2).copied().unwrap_or(0.0).min(0.7);
+    for s in segments.iter_mut() {
+        let (start, end) = (s.start, s.end);
+        if let Some(w) = s.words.first_mut().filter(|w| start < w.end && start - 0.5 > w.start) {
+            w.start = (w.end - median).min(start).max(0.0);
+        }
+        if let Some(w) = s.words.last_mut().filter(|w| end > w.start && end + 0.5 < w.end) {
+            w.end = (w.start + median).max(end);
+        }
+    }
+}
 
 impl Decoded {
     fn silent(&self) -> bool {
@@ -145,6 +186,14 @@ fn read(dir: &Path, name: &str) -> Result<Vec<u8>> {
     std::fs::read(&p).map_err(|e| AudioError::Io(format!("cannot read {}: {e}", p.display())))
 }
 
+fn heads(v: &serde_json::Value) -> Vec<(usize, usize)> {
+    let pair = |p: &serde_json::Value| Some((p.get(0)?.as_u64()? as usize, p.get(1)?.as_u64()? as usize));
+    v["alignment_heads"]
+        .as_array()
+        .map(|a| a.iter().filter_map(pair).collect())
+        .unwrap_or_default()
+}
+
 fn ids(v: &serde_json::Value, key: &str) -> Vec<u32> {
     v[key]
         .as_array()
@@ -170,6 +219,7 @@ impl Transcriber {
             .map_err(|e| AudioError::Format(format!("config.json: {e}")))?;
         Ok(Self {
             mel: LogMel::new(model.cfg.n_mels),
+            alignment_heads: heads(&config),
             suppress: ids(&config, "suppress_ids"),
             suppress_begin: ids(&config, "suppress_ids_begin"),
             bpe: Encoder::new(&vocab),
@@ -223,10 +273,12 @@ impl Transcriber {
     /// the temperature fallback), alone in the compute pool (generation steps of the text tiers
     /// wait for it, and it for them). The prompt is `<|startoftranscript|>`, then on multilingual
     /// models the language (`language`, or the likeliest after the start token) and the task,
-    /// then `<|notimestamps|>` when timestamps are off. Returns the window and its language.
+    /// then `<|notimestamps|>` when timestamps are off. `frames`: mel frames of audio in the
+    /// window (word alignment reads that many). Returns the window and its language.
     pub fn decode_window(
         &self,
         window: &[f32],
+        frames: usize,
         timestamps: bool,
         language: Option<&str>,
         opts: &Options,
@@ -234,6 +286,7 @@ impl Transcriber {
         tandem_kernels::pool::install(|| {
             let enc = self.model.encode(window);
             let mut st = self.model.start(&enc);
+            let fresh = st.clone();
             let v = &self.vocab;
             let mut first = self.prompt_tokens(&opts.prompt);
             first.push(v.sot);
@@ -269,8 +322,26 @@ impl Transcriber {
                 d
             });
             d.no_speech_prob = no_speech;
+            if opts.word_timestamps {
+                d.token_starts = self.token_starts(&fresh, &rest, &d.tokens, frames);
+            }
             (d, lang)
         })
+    }
+
+    /// When each text token of `tokens` starts (seconds into the window), then the end of text:
+    /// the alignment of the text after the start token, the language and task of `rest`, and
+    /// `<|notimestamps|>`, from a decoder state that has seen nothing yet.
+    fn token_starts(&self, fresh: &DecoderState, rest: &[u32], tokens: &[u32], frames: usize) -> Vec<f32> {
+        let v = &self.vocab;
+        let task = rest.iter().copied().filter(|&t| t != v.no_timestamps);
+        let prefix: Vec<u32> = [v.sot].into_iter().chain(task).chain([v.no_timestamps]).collect();
+        let text: Vec<u32> = tokens.iter().copied().filter(|&t| t < v.eot).collect();
+        if text.is_empty() || self.alignment_heads.is_empty() {
+            return Vec::new();
+        }
+        let heads = &self.alignment_heads;
+        alignment::align(&self.model, fresh, &prefix, &text, v.eot, heads, frames).1
     }
 
     /// Transcribes `audio` (16 kHz mono) window by window as openai-whisper does: each 30-s
@@ -293,8 +364,10 @@ impl Transcriber {
         let mut seek = 0;
         while seek < content {
             let offset = seek as f32 * mel::HOP as f32 / mel::SAMPLE_RATE as f32;
+            let window_frames = mel::CHUNK_FRAMES.min(content - seek);
             let (d, lang) = self.decode_window(
                 &mel::window(&mel, n_mels, seek),
+                window_frames,
                 true,
                 language.as_deref(),
                 &window_opts,
@@ -303,8 +376,8 @@ impl Transcriber {
             window_opts.prompt.clear();
             // The first window's language holds for the rest, as openai-whisper detects it once.
             language.get_or_insert(lang);
-            let window_frames = mel::CHUNK_FRAMES.min(content - seek);
-            let (mut found, advance) = self.window_segments(&d, offset, window_frames);
+            let spaceless = matches!(language.as_deref(), Some("zh" | "ja" | "th" | "lo" | "my" | "yue"));
+            let (mut found, advance) = self.window_segments(&d, offset, window_frames, spaceless);
             for s in found.iter_mut() {
                 s.id = segments.len();
                 s.seek = seek;
@@ -330,7 +403,13 @@ impl Transcriber {
 
     /// A decoded window's segments, and how many frames to advance: to the end of the last
     /// complete segment when the window ended on a timestamp pair, else the whole window.
-    fn window_segments(&self, d: &Decoded, offset: f32, window_frames: usize) -> (Vec<Segment>, usize) {
+    fn window_segments(
+        &self,
+        d: &Decoded,
+        offset: f32,
+        window_frames: usize,
+        spaceless: bool,
+    ) -> (Vec<Segment>, usize) {
         let tb = self.vocab.timestamp_begin;
         let toks = &d.tokens;
         let is_ts = |i: usize| toks[i] >= tb;
@@ -346,6 +425,9 @@ impl Transcriber {
             s.no_speech_prob = d.no_speech_prob;
             s.temperature = d.temperature;
         }
+        if !d.token_starts.is_empty() {
+            self.attach_words(&mut out, &d.token_starts, offset, spaceless);
+        }
         let window_end = offset + window_frames as f32 * mel::HOP as f32 / mel::SAMPLE_RATE as f32;
         if let Some(last) = out.last_mut() {
             // Text after the last timestamp runs to the end of the window.
@@ -358,6 +440,38 @@ impl Transcriber {
             _ => window_frames,
         };
         (out, advance)
+    }
+
+    /// The words of a window's segments, timed by `starts` (each text token's start in the
+    /// window, then the end of text; `alignment::align`), each word given to the segment holding
+    /// its first token; `spaceless`: a language written without spaces (words are characters).
+    fn attach_words(&self, segments: &mut [Segment], starts: &[f32], offset: f32, spaceless: bool) {
+        let tokens: Vec<u32> = segments.iter().flat_map(|s| s.tokens.iter().copied()).collect();
+        let lps: Vec<f32> = segments.iter().flat_map(|s| s.logprobs.iter().copied()).collect();
+        let pieces: Vec<&[u8]> = tokens.iter().map(|&t| self.vocab.token_bytes(t)).collect();
+        let mut first = 0;
+        let bounds: Vec<usize> = segments
+            .iter()
+            .map(|s| {
+                first += s.tokens.len();
+                first
+            })
+            .collect();
+        for w in alignment::words(&pieces, starts, spaceless) {
+            let seg = bounds
+                .iter()
+                .position(|&b| w.tokens.start < b)
+                .unwrap_or(segments.len() - 1);
+            let n = w.tokens.len().max(1) as f32;
+            let probability = lps[w.tokens.clone()].iter().map(|l| l.exp()).sum::<f32>() / n;
+            segments[seg].words.push(Word {
+                word: w.word,
+                start: offset + w.start,
+                end: offset + w.end,
+                probability,
+            });
+        }
+        clamp_to_segments(segments);
     }
 
     /// Segments between timestamp tokens (`<|t0|> text <|t1|>`), offset by `offset` seconds; text
@@ -414,6 +528,7 @@ mod tests {
         Decoded {
             sum_logprob: logprob * (tokens.len() + 1) as f32,
             logprobs: vec![logprob; tokens.len()],
+            token_starts: Vec::new(),
             tokens,
             ended: true,
             no_speech_prob: no_speech,

@@ -311,6 +311,23 @@ impl Whisper {
 
     /// Feeds `tokens` after what `st` holds; returns the logits after the last: [vocab].
     pub fn step(&self, st: &mut DecoderState, tokens: &[u32]) -> Vec<f32> {
+        self.step_capturing(st, tokens, &mut [])
+    }
+
+    /// `step`, also giving each `(layer, head)` of `heads` its cross-attention scores for the
+    /// fed tokens before the softmax (q·k/√head_dim): [tokens.len(), audio_ctx] each, in order.
+    pub fn cross_scores(&self, st: &mut DecoderState, tokens: &[u32], heads: &[(usize, usize)]) -> Vec<Vec<f32>> {
+        let mut capture: Vec<((usize, usize), Vec<f32>)> = heads.iter().map(|&h| (h, Vec::new())).collect();
+        self.step_capturing(st, tokens, &mut capture);
+        capture.into_iter().map(|c| c.1).collect()
+    }
+
+    fn step_capturing(
+        &self,
+        st: &mut DecoderState,
+        tokens: &[u32],
+        capture: &mut [((usize, usize), Vec<f32>)],
+    ) -> Vec<f32> {
         let d = self.cfg.d;
         let n = tokens.len();
         let mut x = Vec::with_capacity(n * d);
@@ -329,6 +346,9 @@ impl Whisper {
             add(&mut x, &l.self_out.apply(&ctx));
             let q = l.cross_q.apply(&l.cross_norm.apply(&x));
             let nk = self.cfg.audio_ctx;
+            for ((_, h), out) in capture.iter_mut().filter(|c| c.0 .0 == li) {
+                *out = cross_scores(&self.cfg, &q, &st.cross[li], *h);
+            }
             let ctx = attention(&self.cfg, &q, d, &st.cross[li], (n, nk), false);
             add(&mut x, &l.cross_out.apply(&ctx));
             l.ffn.residual(&mut x);
@@ -411,6 +431,21 @@ fn attention(cfg: &Config, q: &[f32], qs: usize, kv: &[f32], (nq, nk): (usize, u
         }
     }
     ctx
+}
+
+/// Head `h`'s scores q·k/√head_dim of every query row of `q` ([n, d]) against every key of `kv`
+/// ([audio_ctx, 2d] key|value rows): [n, audio_ctx].
+fn cross_scores(cfg: &Config, q: &[f32], kv: &[f32], h: usize) -> Vec<f32> {
+    let (d, hd) = (cfg.d, cfg.d / cfg.heads);
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut out = vec![0f32; q.len() / d * cfg.audio_ctx];
+    out.par_chunks_mut(cfg.audio_ctx).enumerate().for_each(|(i, row)| {
+        let qi = &q[i * d + h * hd..][..hd];
+        for (j, s) in row.iter_mut().enumerate() {
+            *s = tandem_kernels::dispatch::dot_f32(qi, &kv[j * 2 * d + h * hd..][..hd]) * scale;
+        }
+    });
+    out
 }
 
 /// The encoder's self-attention on the kernels' prompt-attention tiles (register-tiled scores

@@ -85,8 +85,11 @@ fn matches_the_reference_front_end_encoder_and_greedy_tokens() {
             assert!(de <= 2e-2, "{clip}: encoder output differs by {de}");
         }
         let want = |key: &str| -> Vec<u32> { serde_json::from_value(it[key].clone()).unwrap() };
-        let plain = t.decode_window(&win, false, None, &greedy()).0.tokens;
-        let stamped = t.decode_window(&win, true, None, &greedy()).0.tokens;
+        let plain = t
+            .decode_window(&win, mel::CHUNK_FRAMES, false, None, &greedy())
+            .0
+            .tokens;
+        let stamped = t.decode_window(&win, mel::CHUNK_FRAMES, true, None, &greedy()).0.tokens;
         eprintln!("{clip}: {:?}", t.vocab.text(&plain));
         same_plain += (plain == want("greedy_ids")) as usize;
         same_stamped += (stamped == want("greedy_timestamp_ids")) as usize;
@@ -108,7 +111,11 @@ fn int8_transcripts_match_the_reference_text() {
         let clip = it["clip"].as_str().unwrap();
         let win = mel::window(&t.mel(&wav(&repo(&format!("tests/data/audio/{clip}")))), 80, 0);
         let want: Vec<u32> = serde_json::from_value(it["greedy_ids"].clone()).unwrap();
-        let got = t.vocab.text(&t.decode_window(&win, false, None, &greedy()).0.tokens);
+        let got = t.vocab.text(
+            &t.decode_window(&win, mel::CHUNK_FRAMES, false, None, &greedy())
+                .0
+                .tokens,
+        );
         eprintln!("{clip}: {got:?}");
         same += (got == t.vocab.text(&want)) as usize;
     }
@@ -132,7 +139,7 @@ fn beam_search_matches_the_reference() {
         let clip = it["clip"].as_str().unwrap();
         let win = mel::window(&t.mel(&wav(&repo(&format!("tests/data/audio/{clip}")))), 80, 0);
         let want: Vec<u32> = serde_json::from_value(it["beam5_ids"].clone()).unwrap();
-        let got = t.decode_window(&win, false, None, &opts).0.tokens;
+        let got = t.decode_window(&win, mel::CHUNK_FRAMES, false, None, &opts).0.tokens;
         eprintln!("{clip}: {:?} / {:?}", t.vocab.text(&got), t.vocab.text(&want));
         same += (got == want) as usize;
     }
@@ -208,7 +215,7 @@ fn whisper_base_matches_ctranslate2() {
             let clip = it["clip"].as_str().unwrap();
             let audio = wav(&repo(&format!("tests/data/audio/{clip}")));
             let win = mel::window(&t.mel(&audio), 80, 0);
-            let (d, lang) = t.decode_window(&win, false, None, &greedy());
+            let (d, lang) = t.decode_window(&win, mel::CHUNK_FRAMES, false, None, &greedy());
             let want: Vec<u32> = serde_json::from_value(it["greedy_ids"].clone()).unwrap();
             eprintln!("{precision:?} {clip}: {lang} {:?}", t.vocab.text(&d.tokens));
             assert_eq!(lang, it["language"].as_str().unwrap(), "{clip}");
@@ -266,4 +273,58 @@ fn a_prompt_conditions_the_first_window() {
     eprintln!("plain {plain:?} prompted {prompted:?}");
     assert_eq!(plain, "He was not an old-sposed young man.");
     assert_eq!(prompted, "He was not an ill-disposed young man.");
+}
+
+/// Word timing against CTranslate2's `align` (`tools/whisper_align_reference.py`): the DTW path
+/// over the alignment heads for the greedy text of each clip — the same cells on ≥ 95% of the
+/// path, and each token's start within 40 ms on ≥ 90% of tokens.
+#[test]
+fn alignment_matches_the_reference() {
+    let t = Transcriber::load(&model_dir(), Precision::Exact).unwrap();
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("tests/golden/whisper_tiny_en_alignment.json")).unwrap())
+            .unwrap();
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("tests/golden/whisper_tiny_en_reference.json")).unwrap())
+            .unwrap();
+    let heads = [(1, 0), (2, 0), (2, 5), (3, 0), (3, 1), (3, 2), (3, 3), (3, 4)];
+    let (mut same_cells, mut cells, mut close, mut starts) = (0, 0, 0, 0);
+    for (it, r) in golden["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(reference["items"].as_array().unwrap())
+    {
+        let clip = it["clip"].as_str().unwrap();
+        let win = mel::window(&t.mel(&wav(&repo(&format!("tests/data/audio/{clip}")))), 80, 0);
+        let text: Vec<u32> = serde_json::from_value(r["greedy_ids"].clone()).unwrap();
+        let want: Vec<(usize, usize)> = serde_json::from_value(it["alignments"].clone()).unwrap();
+        let frames = it["num_frames"].as_u64().unwrap() as usize;
+        let st = t.model.start(&t.model.encode(&win));
+        let (path, jumps) =
+            tandem_audio::alignment::align(&t.model, &st, &[50257, 50362], &text, 50256, &heads, frames);
+        same_cells += path.iter().filter(|p| want.contains(p)).count();
+        cells += want.len();
+        let mut want_jumps = Vec::new();
+        for (k, &(i, j)) in want.iter().enumerate() {
+            if k == 0 || want[k - 1].0 != i {
+                want_jumps.push(j as f32 * 0.02);
+            }
+        }
+        close += jumps
+            .iter()
+            .zip(&want_jumps)
+            .filter(|(a, b)| (*a - *b).abs() <= 0.04)
+            .count();
+        starts += want_jumps.len();
+        eprintln!(
+            "{clip}: path {} vs {} cells, starts {:?} vs {:?}",
+            path.len(),
+            want.len(),
+            &jumps[..3.min(jumps.len())],
+            &want_jumps[..3.min(want_jumps.len())]
+        );
+    }
+    eprintln!("alignment: {same_cells}/{cells} path cells shared, {close}/{starts} token starts within 40 ms");
+    assert!(same_cells as f64 >= 0.95 * cells as f64 && close as f64 >= 0.9 * starts as f64);
 }

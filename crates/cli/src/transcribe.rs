@@ -34,6 +34,9 @@ pub struct TranscribeArgs {
     /// Sampling temperature (0: greedy, falling back to hotter sampling where a window looks wrong).
     #[arg(long, default_value_t = 0.0)]
     temperature: f32,
+    /// One line per word with its times (the alignment heads).
+    #[arg(long)]
+    words: bool,
     /// Text the first window continues: names, spellings, style.
     #[arg(long, default_value = "")]
     prompt: String,
@@ -67,18 +70,20 @@ pub fn transcribe(home: &Home, a: TranscribeArgs) -> Result<()> {
         },
         beam_size: a.beam_size.max(1),
         prompt: a.prompt.clone(),
+        word_timestamps: a.words,
         ..Default::default()
     }
     .temperature(a.temperature);
     let tr = t.transcribe(&pcm, &opts, |segments| {
-        if a.segments {
-            for s in segments {
-                println!("[{:7.2} → {:7.2}] {}", s.start, s.end, s.text.trim());
-            }
+        for s in segments.iter().filter(|_| a.segments) {
+            println!("[{:7.2} → {:7.2}] {}", s.start, s.end, s.text.trim());
+        }
+        for w in segments.iter().flat_map(|s| &s.words) {
+            println!("  {:7.2} {:7.2}  {} ({:.2})", w.start, w.end, w.word.trim(), w.probability);
         }
         true
     });
-    if !a.segments {
+    if !a.segments && !a.words {
         println!("{}", tr.text);
     }
     eprintln!("language: {}", tr.language);

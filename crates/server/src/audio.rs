@@ -198,6 +198,8 @@ struct Valid {
     stream: bool,
     /// `include[]=logprobs`.
     logprobs: bool,
+    /// verbose_json's segments (asked for, or no granularity named).
+    segments: bool,
 }
 
 fn validate(state: &AppState, f: Form, task: Task) -> Result<(Arc<Speech>, Valid), ApiError> {
@@ -206,6 +208,8 @@ fn validate(state: &AppState, f: Form, task: Task) -> Result<(Arc<Speech>, Valid
     let speech = resolve(state, &model)?;
     let mut opts = options(&speech, f.language, task)?.temperature(temperature(f.temperature.as_deref())?);
     opts.prompt = f.prompt.unwrap_or_default();
+    opts.word_timestamps = f.granularities.iter().any(|g| g == "word");
+    let segments = f.granularities.is_empty() || f.granularities.iter().any(|g| g == "segment");
     let stream = match f.stream.as_deref() {
         None | Some("false") => false,
         Some("true") => true,
@@ -231,6 +235,7 @@ fn validate(state: &AppState, f: Form, task: Task) -> Result<(Arc<Speech>, Valid
         tokens_usage,
         stream,
         logprobs,
+        segments,
     };
     Ok((speech, valid))
 }
@@ -331,17 +336,11 @@ fn response_format(name: Option<&str>, granularities: &[String]) -> Result<Forma
     let param = "timestamp_granularities";
     for g in granularities {
         match g.as_str() {
-            "segment" if format == Format::VerboseJson => {}
-            "segment" => {
+            "segment" | "word" if format == Format::VerboseJson => {}
+            "segment" | "word" => {
                 return Err(invalid(
                     param,
                     "timestamp_granularities needs response_format 'verbose_json'.",
-                ))
-            }
-            "word" => {
-                return Err(unsupported(
-                    param,
-                    "Word timestamps are not supported yet (they need the alignment heads); use 'segment'.",
                 ))
             }
             other => return Err(invalid(param, format!("Unknown granularity '{other}'."))),
@@ -403,7 +402,12 @@ async fn handle(
     let logprobs = v
         .logprobs
         .then(|| token_logprobs(&done.speech.transcriber, &transcript.segments));
-    Ok(render(&transcript, v.format, usage, done.opts.task, logprobs))
+    let shape = Shape {
+        task: done.opts.task,
+        segments: v.segments,
+        words: done.opts.word_timestamps,
+    };
+    Ok(render(&transcript, v.format, usage, shape, logprobs))
 }
 
 /// What settles a transcription once its text is known: usage, the rate-limit charge, the record.
@@ -542,11 +546,19 @@ fn record(
     state.record_usage(rec);
 }
 
+/// What a verbose_json answer holds.
+#[derive(Clone, Copy)]
+struct Shape {
+    task: tandem_audio::Task,
+    segments: bool,
+    words: bool,
+}
+
 fn render(
     t: &Transcript,
     format: Format,
     usage: wire::AudioUsage,
-    task: tandem_audio::Task,
+    shape: Shape,
     logprobs: Option<Vec<wire::TokenLogprob>>,
 ) -> Response {
     let cost = cost_of(&usage);
@@ -557,7 +569,7 @@ fn render(
             usage,
         })
         .into_response(),
-        Format::VerboseJson => axum::Json(verbose(t, usage, task)).into_response(),
+        Format::VerboseJson => axum::Json(verbose(t, usage, shape)).into_response(),
         Format::Text => plain(format!("{}\n", t.text), "text/plain; charset=utf-8"),
         Format::Srt => plain(subtitles(t, false), "application/x-subrip; charset=utf-8"),
         Format::Vtt => plain(subtitles(t, true), "text/vtt; charset=utf-8"),
@@ -572,8 +584,8 @@ fn plain(body: String, content_type: &'static str) -> Response {
     ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-fn verbose(t: &Transcript, usage: wire::AudioUsage, task: tandem_audio::Task) -> wire::VerboseTranscription {
-    let task = match task {
+fn verbose(t: &Transcript, usage: wire::AudioUsage, shape: Shape) -> wire::VerboseTranscription {
+    let task = match shape.task {
         tandem_audio::Task::Transcribe => "transcribe",
         tandem_audio::Task::Translate => "translate",
     };
@@ -582,23 +594,33 @@ fn verbose(t: &Transcript, usage: wire::AudioUsage, task: tandem_audio::Task) ->
         language: tandem_audio::languages::name(&t.language).into(),
         duration: t.duration as f64,
         text: t.text.clone(),
-        segments: t
-            .segments
-            .iter()
-            .map(|s| wire::TranscriptionSegment {
-                id: s.id,
-                seek: s.seek,
-                start: round2(s.start),
-                end: round2(s.end),
-                text: s.text.clone(),
-                tokens: s.tokens.clone(),
-                temperature: s.temperature as f64,
-                avg_logprob: s.avg_logprob as f64,
-                compression_ratio: tandem_audio::compression_ratio(&s.text) as f64,
-                no_speech_prob: s.no_speech_prob as f64,
-            })
-            .collect(),
+        words: shape.words.then(|| {
+            let words = t.segments.iter().flat_map(|s| &s.words);
+            words
+                .map(|w| wire::TranscriptionWord {
+                    word: w.word.trim().to_string(),
+                    start: round2(w.start),
+                    end: round2(w.end),
+                })
+                .collect()
+        }),
+        segments: shape.segments.then(|| t.segments.iter().map(segment).collect()),
         usage,
+    }
+}
+
+fn segment(s: &tandem_audio::Segment) -> wire::TranscriptionSegment {
+    wire::TranscriptionSegment {
+        id: s.id,
+        seek: s.seek,
+        start: round2(s.start),
+        end: round2(s.end),
+        text: s.text.clone(),
+        tokens: s.tokens.clone(),
+        temperature: s.temperature as f64,
+        avg_logprob: s.avg_logprob as f64,
+        compression_ratio: tandem_audio::compression_ratio(&s.text) as f64,
+        no_speech_prob: s.no_speech_prob as f64,
     }
 }
 
