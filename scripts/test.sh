@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command (README): builds optimised, makes sure the mini tier, the sentence
-# encoder and Whisper tiny.en are in the model cache (`tandem pull`: a no-op when already there and verified), runs every Rust test
+# encoder, Whisper tiny.en, the voice and ONNX Runtime are in the model cache (`tandem pull`: a no-op when already there and verified), runs every Rust test
 # (model-backed ones one at a time, .config/nextest.toml), then the OpenAI-SDK conformance suite
 # against a real `tandem serve` on 127.0.0.1 (tests/conformance, pinned in its requirements.txt,
 # installed into a venv outside the clone).

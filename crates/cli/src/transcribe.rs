@@ -79,7 +79,13 @@ pub fn transcribe(home: &Home, a: TranscribeArgs) -> Result<()> {
             println!("[{:7.2} → {:7.2}] {}", s.start, s.end, s.text.trim());
         }
         for w in segments.iter().flat_map(|s| &s.words) {
-            println!("  {:7.2} {:7.2}  {} ({:.2})", w.start, w.end, w.word.trim(), w.probability);
+            println!(
+                "  {:7.2} {:7.2}  {} ({:.2})",
+                w.start,
+                w.end,
+                w.word.trim(),
+                w.probability
+            );
         }
         true
     });

