@@ -13,14 +13,16 @@ MINI = "qwen2.5-coder-0.5b-instruct"
 
 def test_models(client):
     models = client.models.list().data
-    # The served tier, then the sentence encoder and the speech model (each with its own tier name).
-    # Whisper base joins when `tandem pull speech-base` put it in the cache (CI has tiny.en only).
-    ids = [m.id for m in models if m.id != "whisper-base"]
-    assert ids == [MINI, "all-minilm-l6-v2", "whisper-tiny-en"]
-    assert [m.model_extra["tier"] for m in models][:3] == ["mini", "embeddings", "speech"]
+    # The served tier, then the sentence encoder, the speech model and the voice (each with its own
+    # tier name). Whisper base joins when `tandem pull speech-base` put it in the cache (CI has
+    # tiny.en only).
+    models = [m for m in models if m.id != "whisper-base"]
+    assert [m.id for m in models] == [MINI, "all-minilm-l6-v2", "whisper-tiny-en", "piper-joe"]
+    assert [m.model_extra["tier"] for m in models] == ["mini", "embeddings", "speech", "voice"]
     m = client.models.retrieve(MINI)
     assert m.id == MINI and m.object == "model" and m.owned_by
     assert client.models.retrieve("mini").id == MINI
+    assert client.models.retrieve("tts-1").id == "piper-joe"
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("nope")
 

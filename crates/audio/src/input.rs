@@ -31,7 +31,7 @@ pub fn decode(bytes: Vec<u8>, extension: Option<&str>) -> Result<Vec<f32>> {
     if samples.is_empty() {
         return Err(AudioError::Input("the audio holds no samples".into()));
     }
-    resample(&samples, rate)
+    resample_to_16k(&samples, rate)
 }
 
 /// Mono samples at the file's own rate.
@@ -123,8 +123,13 @@ fn decode_opus(
 }
 
 /// `samples` at `rate` → 16 kHz (unchanged when already 16 kHz).
-fn resample(samples: &[f32], rate: usize) -> Result<Vec<f32>> {
-    if rate == SAMPLE_RATE {
+fn resample_to_16k(samples: &[f32], rate: usize) -> Result<Vec<f32>> {
+    resample(samples, rate, SAMPLE_RATE)
+}
+
+/// Mono `samples` at `rate` resampled to `to` (band-limited sinc, rubato), the same length in time.
+pub fn resample(samples: &[f32], rate: usize, to: usize) -> Result<Vec<f32>> {
+    if rate == to {
         return Ok(samples.to_vec());
     }
     let params = SincInterpolationParameters {
@@ -135,7 +140,7 @@ fn resample(samples: &[f32], rate: usize) -> Result<Vec<f32>> {
         window: WindowFunction::BlackmanHarris2,
     };
     let chunk = 4096;
-    let ratio = SAMPLE_RATE as f64 / rate as f64;
+    let ratio = to as f64 / rate as f64;
     let mut r = SincFixedIn::<f32>::new(ratio, 1.0, params, chunk, 1).map_err(bad)?;
     let mut out = Vec::with_capacity((samples.len() as f64 * ratio) as usize + chunk);
     let mut pos = 0;

@@ -18,7 +18,7 @@ mod decoding;
 pub mod input;
 pub mod languages;
 pub mod mel;
-mod opus;
+pub mod opus;
 mod transcriber;
 mod vocab;
 mod whisper;

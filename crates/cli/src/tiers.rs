@@ -32,6 +32,9 @@ pub const EMBEDDING_PRICE: f64 = 0.006;
 /// Whisper tiny.en's price, USD per minute of audio: compute time per audio minute at $0.10/hour
 /// (`model_whisper`'s long test: 50 s of speech in ~3 s, a real-time factor of ~0.06).
 pub const SPEECH_PRICE_PER_MINUTE: f64 = 0.0001;
+/// USD per 1M characters spoken: ~15 characters a second of speech at real-time factor 0.046
+/// (2 threads) is ~0.85 machine-hours per 1M characters, at $0.10/hour.
+pub const VOICE_PRICE_PER_MILLION_CHARS: f64 = 0.09;
 
 /// Whisper base: about three times tiny.en's compute (74 M parameters against 39 M, six layers of
 /// 512 against four of 384), priced in proportion until `tandem bench audio` measures it.

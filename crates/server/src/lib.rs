@@ -28,6 +28,7 @@
 //!   output moderation, a filter over the engine's events that cuts a choice at a flagged window.
 //! - `audio`: `/v1/audio/transcriptions` and `/translations` on Whisper (`tandem_audio`).
 //! - `hearing`: chat `input_audio` parts transcribed into text before binding.
+//! - `speech`: `/v1/audio/speech` on the Piper voice (`tandem_voice`).
 //! - `embeddings`: `/v1/embeddings` on the sentence encoder (`tandem_embed::Encoder`).
 
 mod admin;
@@ -56,6 +57,7 @@ mod responses_background;
 mod responses_stream;
 mod router;
 mod routes;
+mod speech;
 mod state;
 mod structured;
 mod tools;
@@ -69,6 +71,7 @@ pub use embeddings::{Embedder, MODEL_ID as EMBEDDING_MODEL_ID};
 pub use guard::{ModerationPolicy, REFUSAL};
 pub use projects::project_object;
 use routes::router;
+pub use speech::{Speaker, VOICE_ID};
 pub use state::{unix_now, AppState, Pricing, ServerConfig, Tier, DEFAULT_ALIASES};
 
 /// Resolves when SIGTERM or Ctrl-C arrives.

@@ -73,6 +73,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/audio/translations",
             post(crate::audio::translations).layer(DefaultBodyLimit::max(crate::audio::MAX_FILE_BYTES + (64 << 10))),
         )
+        .route("/v1/audio/speech", post(crate::speech::create))
         .route("/v1/responses", post(crate::responses::create))
         .route(
             "/v1/responses/{id}",
@@ -242,7 +243,10 @@ async fn list_models(State(state): State<Arc<AppState>>) -> Json<api::List<api::
     let tiers = state.tiers.iter().map(model_object);
     let embedder = state.embedder.iter().map(|e| e.model_object());
     let speech = state.speech.iter().map(|s| s.model_object());
-    Json(api::List::new(tiers.chain(embedder).chain(speech).collect()))
+    let speaker = state.speaker.iter().map(|s| s.model_object());
+    Json(api::List::new(
+        tiers.chain(embedder).chain(speech).chain(speaker).collect(),
+    ))
 }
 
 async fn get_model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<api::Model>, ApiError> {
@@ -251,6 +255,13 @@ async fn get_model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
     }
     if crate::audio::Speech::answers_to(&id) {
         return Ok(Json(crate::audio::resolve(&state, &id)?.model_object()));
+    }
+    if let Some(sp) = state
+        .speaker
+        .as_ref()
+        .filter(|_| crate::speech::Speaker::answers_to(&id))
+    {
+        return Ok(Json(sp.model_object()));
     }
     Ok(Json(model_object(state.tier(&id)?)))
 }

@@ -138,6 +138,8 @@ pub struct AppState {
     pub embedder: Option<Arc<crate::embeddings::Embedder>>,
     /// `/v1/audio/*`: the Whisper models served (tiny.en, base).
     pub speech: Vec<Arc<crate::audio::Speech>>,
+    /// The voice behind /v1/audio/speech.
+    pub speaker: Option<Arc<crate::speech::Speaker>>,
 }
 
 impl AppState {
@@ -170,6 +172,7 @@ impl AppState {
             background: Default::default(),
             embedder: None,
             speech: Vec::new(),
+            speaker: None,
         }
     }
 

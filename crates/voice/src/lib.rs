@@ -4,8 +4,10 @@
 //!
 //! Layout
 //! - `phonemes`: espeak-ng's IPA per clause, each with the punctuation that ended it, by sentence.
+//! - `encode`: the response formats (mp3, opus, flac, wav, pcm).
 //! - `voice`: the voice's config (`.onnx.json`), phoneme ids, and synthesis on ONNX Runtime.
 
+pub mod encode;
 pub mod phonemes;
 pub mod voice;
 

@@ -1,0 +1,332 @@
+//! `POST /v1/audio/speech`: text spoken by the Piper voice (`tandem_voice`) in OpenAI's shape —
+//! `model` (`piper-joe`; `tts-1`, `tts-1-hd`, `gpt-4o-mini-tts` mean it), `voice` (OpenAI's voice
+//! names all mean the one installed voice), `input` (≤ 4,096 characters), `response_format`
+//! (mp3 by default, opus, flac, wav, pcm; aac has no encoder here), `speed` 0.25–4,
+//! `instructions` (accepted, not honoured: one voice, one style), `stream_format` `audio` (a
+//! chunked body, a sentence at a time) or `sse` (`speech.audio.delta` / `speech.audio.done`).
+//! Usage is counted in characters and recorded once, under the caller's project.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, State};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use tandem_voice::encode::Format;
+use tandem_voice::{Phonemizer, Voice};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::params::Fields;
+use crate::state::{unix_now, AppState};
+
+pub const VOICE_ID: &str = "piper-joe";
+const NAMES: [&str; 4] = [VOICE_ID, "tts-1", "tts-1-hd", "gpt-4o-mini-tts"];
+/// OpenAI's voices; each is spoken by the installed voice (joe).
+const OPENAI_VOICES: [&str; 13] = [
+    "alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse", "marin", "cedar",
+];
+pub const MAX_INPUT_CHARS: usize = 4096;
+
+/// The served voice, its phonemizer (none when espeak-ng is missing) and its price.
+pub struct Speaker {
+    pub voice: Voice,
+    pub phonemizer: Option<Phonemizer>,
+    /// USD per 1M input characters.
+    pub price: f64,
+    pub created: u64,
+}
+
+impl Speaker {
+    pub fn new(voice: Voice, price: f64) -> Self {
+        let phonemizer = Phonemizer::find(&voice.espeak_voice);
+        Self {
+            voice,
+            phonemizer,
+            price,
+            created: unix_now(),
+        }
+    }
+
+    pub fn answers_to(name: &str) -> bool {
+        NAMES.contains(&name)
+    }
+
+    pub fn model_object(&self) -> tandem_api::Model {
+        tandem_api::Model {
+            id: VOICE_ID.into(),
+            object: "model".into(),
+            created: self.created,
+            owned_by: "tandem".into(),
+            tier: "voice".into(),
+            context_window: MAX_INPUT_CHARS,
+            parameters_name: "Piper en_US-joe-medium (VITS)".into(),
+            pricing: tandem_api::ModelPricing {
+                unit: "USD per 1M characters".into(),
+                input: self.price,
+                cached_input: self.price,
+                output: 0.0,
+            },
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Stream {
+    No,
+    Audio,
+    Sse,
+}
+
+struct Valid {
+    input: String,
+    format: Format,
+    speed: f32,
+    stream: Stream,
+}
+
+fn invalid(param: &str, msg: impl Into<String>) -> ApiError {
+    ApiError::invalid(param, "invalid_value", msg.into())
+}
+
+fn bind(state: &AppState, v: &serde_json::Value) -> Result<(Arc<Speaker>, Valid), ApiError> {
+    let f = Fields::new(v);
+    let known = [
+        "model",
+        "input",
+        "voice",
+        "instructions",
+        "response_format",
+        "speed",
+        "stream_format",
+    ];
+    f.check_known(&known, state.config.ignore_unknown_fields)?;
+    let model = f.string("model")?.ok_or_else(|| ApiError::missing("model"))?;
+    if !Speaker::answers_to(model) {
+        return Err(ApiError::model_not_found(model));
+    }
+    let Some(sp) = state.speaker.clone() else {
+        return Err(invalid(
+            "model",
+            "This server has no voice: run `tandem pull speech` and start it with speech on (the default).",
+        ));
+    };
+    if sp.phonemizer.is_none() {
+        return Err(invalid(
+            "model",
+            format!("{VOICE_ID} needs the espeak-ng program for its phonemes (Debian: apt-get install espeak-ng)."),
+        ));
+    }
+    let voice = f.string("voice")?.ok_or_else(|| ApiError::missing("voice"))?;
+    if voice != "joe" && !OPENAI_VOICES.contains(&voice) {
+        return Err(invalid(
+            "voice",
+            format!(
+                "Unknown voice '{voice}': expected one of {} or joe (all are spoken by the installed voice, joe).",
+                OPENAI_VOICES.join(", ")
+            ),
+        ));
+    }
+    let input = f.string("input")?.ok_or_else(|| ApiError::missing("input"))?;
+    if input.trim().is_empty() {
+        return Err(invalid("input", "'input' must not be empty."));
+    }
+    if input.chars().count() > MAX_INPUT_CHARS {
+        return Err(invalid(
+            "input",
+            format!("'input' is longer than {MAX_INPUT_CHARS} characters."),
+        ));
+    }
+    let format = match f.string("response_format")? {
+        None => Format::Mp3,
+        Some("aac") => return Err(invalid("response_format", "'aac' is not available: no AAC encoder ships in a package tandem can use. Use mp3, opus, flac, wav or pcm.")),
+        Some(name) => Format::parse(name).ok_or_else(|| invalid("response_format", format!("Invalid value for 'response_format': '{name}'. Supported values are: 'mp3', 'opus', 'flac', 'wav' and 'pcm'.")))?,
+    };
+    let speed = f.number("speed", 0.25, 4.0)?.unwrap_or(1.0);
+    let _ = f.string("instructions")?;
+    let stream = match f.string("stream_format")? {
+        None => Stream::No,
+        Some("audio") => Stream::Audio,
+        Some("sse") => Stream::Sse,
+        Some(other) => {
+            return Err(invalid(
+                "stream_format",
+                format!("Invalid value for 'stream_format': '{other}'. Supported values are: 'audio' and 'sse'."),
+            ))
+        }
+    };
+    Ok((
+        sp,
+        Valid {
+            input: input.to_string(),
+            format,
+            speed: speed as f32,
+            stream,
+        },
+    ))
+}
+
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let start = Instant::now();
+    let b = crate::routes::body(b, state.config.max_body_bytes)?;
+    caller.check_budget()?;
+    let v = Fields::parse(&b)?;
+    let (sp, valid) = bind(&state, &v)?;
+    let chars = valid.input.chars().count() as u64;
+    let charge = caller.admit(&state.limiter, chars / 4)?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Piece>(8);
+    let (format, stream) = (valid.format, valid.stream);
+    let cost = chars as f64 * sp.price / 1e6;
+    // The work, then (once all audio is out) the usage: charged and recorded once.
+    let worker = sp.clone();
+    tokio::spawn(async move {
+        let done_tx = tx.clone();
+        let ok = tokio::task::spawn_blocking(move || speak(&worker, &valid, &tx))
+            .await
+            .unwrap_or(false);
+        if let Some(c) = &charge {
+            c.used(chars / 4);
+        }
+        if ok {
+            record(&state, &caller, chars, cost, start);
+            let _ = done_tx.send(Piece::Done).await;
+        }
+    });
+    if stream == Stream::No {
+        let mut out = Vec::new();
+        while let Some(p) = rx.recv().await {
+            match p {
+                Piece::Audio(a) => out.extend(a),
+                Piece::Failed(e) => return Err(ApiError::internal(format!("speech failed: {e}"))),
+                Piece::Done => break,
+            }
+        }
+        return Ok(answer(Body::from(out), format.content_type(), cost));
+    }
+    let sse = stream == Stream::Sse;
+    let body = tokio_stream::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), move |p| {
+        frame(p, sse, chars)
+    });
+    let ct = if sse {
+        "text/event-stream"
+    } else {
+        format.content_type()
+    };
+    Ok(answer(Body::from_stream(body), ct, cost))
+}
+
+/// What the synthesis sends: encoded audio, a failure, or the end (after the usage is recorded).
+enum Piece {
+    Audio(Vec<u8>),
+    Failed(String),
+    Done,
+}
+
+/// A piece as the streamed body carries it: raw audio, or `speech.audio.delta` /
+/// `speech.audio.done` events (OpenAI's usage shape, counted in characters).
+fn frame(p: Piece, sse: bool, chars: u64) -> Result<Bytes, std::io::Error> {
+    let event = |e: serde_json::Value| Bytes::from(format!("data: {e}\n\n"));
+    match p {
+        Piece::Failed(e) => Err(std::io::Error::other(e)),
+        Piece::Audio(a) if sse => {
+            let audio = base64::engine::general_purpose::STANDARD.encode(a);
+            Ok(event(serde_json::json!({"type": "speech.audio.delta", "audio": audio})))
+        }
+        Piece::Audio(a) => Ok(Bytes::from(a)),
+        Piece::Done if sse => Ok(event(serde_json::json!({"type": "speech.audio.done",
+            "usage": {"input_tokens": chars, "output_tokens": 0, "total_tokens": chars}}))),
+        Piece::Done => Ok(Bytes::new()),
+    }
+}
+
+fn answer(body: Body, content_type: &str, cost: f64) -> Response {
+    let mut resp = Response::new(body);
+    if let Ok(h) = axum::http::HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(axum::http::header::CONTENT_TYPE, h);
+    }
+    if let Ok(h) = axum::http::HeaderValue::from_str(&cost.to_string()) {
+        resp.headers_mut().insert("x-tandem-cost", h);
+    }
+    resp.into_response()
+}
+
+/// Synthesises sentence by sentence, sending each sentence's encoded audio (mp3, wav after its
+/// header, pcm) as soon as it is made; flac and opus, whose containers need the whole stream,
+/// and an unstreamed wav go once at the end. False when it failed or the client left.
+fn speak(sp: &Speaker, v: &Valid, tx: &tokio::sync::mpsc::Sender<Piece>) -> bool {
+    let send = |p: Piece| tx.blocking_send(p).is_ok();
+    let fail = |e: String| {
+        send(Piece::Failed(e));
+        false
+    };
+    let Some(ph) = &sp.phonemizer else {
+        return fail("espeak-ng is not installed".into());
+    };
+    let sentences = match ph.sentences(&v.input) {
+        Ok(s) => s,
+        Err(e) => return fail(e.to_string()),
+    };
+    let mut scales = sp.voice.scales;
+    scales.length /= v.speed;
+    let rate = sp.voice.sample_rate;
+    // A whole answer's wav carries its length; a streamed one's header comes first, sizes unknown.
+    let whole = matches!(v.format, Format::Flac | Format::Opus) || (v.format == Format::Wav && v.stream == Stream::No);
+    if v.format == Format::Wav && !whole && !send(Piece::Audio(tandem_voice::encode::wav_header(rate))) {
+        return false;
+    }
+    let mut all = Vec::new();
+    for s in &sentences {
+        let audio = match sp.voice.synthesize(&sp.voice.ids(s), scales) {
+            Ok(a) => a,
+            Err(e) => return fail(e.to_string()),
+        };
+        if whole {
+            all.extend(audio);
+            continue;
+        }
+        let bytes = match v.format {
+            Format::Wav => Ok(tandem_voice::encode::pcm16_bytes(&audio)),
+            f => tandem_voice::encode::encode(&audio, rate, f),
+        };
+        let sent = match bytes {
+            Ok(b) => send(Piece::Audio(b)),
+            Err(e) => return fail(e.to_string()),
+        };
+        if !sent {
+            return false;
+        }
+    }
+    if whole {
+        return match tandem_voice::encode::encode(&all, rate, v.format) {
+            Ok(b) => send(Piece::Audio(b)),
+            Err(e) => fail(e.to_string()),
+        };
+    }
+    true
+}
+
+fn record(state: &Arc<AppState>, caller: &Caller, chars: u64, cost: f64, start: Instant) {
+    let account = caller.account();
+    state.record_usage(tandem_store::UsageRecord {
+        created_at: unix_now(),
+        request_id: crate::state::new_id("speech-"),
+        batch_id: None,
+        line: None,
+        model: VOICE_ID.into(),
+        tier: "voice".into(),
+        prompt_tokens: chars,
+        cached_tokens: 0,
+        completion_tokens: 0,
+        cost,
+        key_id: account.key_id,
+        project_id: account.project_id,
+        latency_ms: start.elapsed().as_millis() as u64,
+        status: 200,
+    });
+}

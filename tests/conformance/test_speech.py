@@ -1,0 +1,79 @@
+"""/v1/audio/speech on the Piper voice through the official SDK: every response format (mp3 by
+default), both stream formats, speed, OpenAI's model and voice names, the round trip through
+Whisper, and the 400s naming the field (unknown voice, unknown model, aac, oversized input)."""
+import io
+import json
+import wave
+
+import pytest
+
+SAID = "The quick brown fox jumps over the lazy dog."
+
+
+def speak(client, **kw):
+    args = {"model": "tts-1", "voice": "alloy", "input": SAID}
+    args.update(kw)
+    return client.audio.speech.create(**args).content
+
+
+def test_mp3_by_default_and_every_format(client):
+    mp3 = speak(client)
+    assert mp3[:3] == b"ID3" or (mp3[0] == 0xFF and mp3[1] & 0xE0 == 0xE0)
+    wav = speak(client, response_format="wav")
+    with wave.open(io.BytesIO(wav)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (22050, 1, 2)
+        seconds = w.getnframes() / 22050
+    assert 1.5 < seconds < 5
+    pcm = speak(client, response_format="pcm")
+    # OpenAI's pcm: 24 kHz 16-bit. (Durations vary a little between calls: the voice samples them.)
+    assert len(pcm) % 2 == 0 and 0.8 * seconds < len(pcm) / 2 / 24000 < 1.25 * seconds
+    assert speak(client, response_format="flac")[:4] == b"fLaC"
+    opus = speak(client, response_format="opus")
+    assert opus[:4] == b"OggS" and b"OpusHead" in opus[:64]
+
+
+def test_spoken_words_are_heard_back(client):
+    wav = speak(client, response_format="wav")
+    r = client.audio.transcriptions.create(model="whisper-tiny-en", file=("s.wav", wav))
+    assert r.text.lower().strip(" .") == SAID.lower().strip(" .")
+
+
+def test_speed_changes_the_length(client):
+    def secs(speed):
+        with wave.open(io.BytesIO(speak(client, response_format="wav", speed=speed))) as w:
+            return w.getnframes() / 22050
+    assert secs(2.0) < 0.7 * secs(1.0)
+
+
+def test_audio_stream_arrives_in_sentences(client):
+    text = "First sentence here. Second sentence there. And a third one."
+    with client.audio.speech.with_streaming_response.create(
+            model="gpt-4o-mini-tts", voice="nova", input=text, response_format="pcm",
+            extra_body={"stream_format": "audio"}) as r:
+        chunks = [c for c in r.iter_bytes() if c]
+    assert len(chunks) >= 3 and sum(map(len, chunks)) > 24000 * 2 * 2
+
+
+def test_sse_stream(http):
+    r = http.post("/v1/audio/speech", json={"model": "gpt-4o-mini-tts", "voice": "coral", "input": "One. Two.",
+                                            "stream_format": "sse", "response_format": "pcm"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    events = [json.loads(l[6:]) for l in r.text.splitlines() if l.startswith("data: ")]
+    assert [e["type"] for e in events][-1] == "speech.audio.done"
+    assert all(e["type"] == "speech.audio.delta" and e["audio"] for e in events[:-1]) and len(events) >= 3
+    assert events[-1]["usage"]["input_tokens"] == len("One. Two.")
+
+
+@pytest.mark.parametrize("body, param, status", [
+    ({"model": "tts-1", "voice": "robot", "input": "hi"}, "voice", 400),
+    ({"model": "tts-9", "voice": "alloy", "input": "hi"}, "model", 404),
+    ({"model": "tts-1", "voice": "alloy", "input": "hi", "response_format": "aac"}, "response_format", 400),
+    ({"model": "tts-1", "voice": "alloy", "input": "x" * 4097}, "input", 400),
+    ({"model": "tts-1", "voice": "alloy", "input": ""}, "input", 400),
+    ({"model": "tts-1", "voice": "alloy", "input": "hi", "speed": 9}, "speed", 400),
+    ({"model": "tts-1", "input": "hi"}, "voice", 400),
+])
+def test_bad_requests_name_the_field(http, body, param, status):
+    r = http.post("/v1/audio/speech", json=body)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["param"] == param
