@@ -1,6 +1,7 @@
 """/v1/audio/speech on the Piper voice through the official SDK: every response format (mp3 by
 default), both stream formats, speed, OpenAI's model and voice names, the round trip through
 Whisper, and the 400s naming the field (unknown voice, unknown model, aac, oversized input)."""
+import base64
 import io
 import json
 import wave
@@ -76,4 +77,49 @@ def test_sse_stream(http):
 def test_bad_requests_name_the_field(http, body, param, status):
     r = http.post("/v1/audio/speech", json=body)
     assert r.status_code == status, r.text
+    assert r.json()["error"]["param"] == param
+
+
+def test_chat_answers_that_talk(client):
+    """modalities ["text", "audio"]: the answer spoken into message.audio (content null, the words
+    in audio.transcript); a later turn names it by id."""
+    r = client.chat.completions.create(model="mini", temperature=0, max_tokens=20,
+                                       modalities=["text", "audio"], audio={"voice": "alloy", "format": "wav"},
+                                       messages=[{"role": "user", "content": "Say hello in one short sentence."}])
+    m = r.choices[0].message
+    assert m.content is None and m.audio.transcript.strip()
+    with wave.open(io.BytesIO(base64.b64decode(m.audio.data))) as w:
+        assert w.getframerate() == 22050 and w.getnframes() > 2000
+    assert m.audio.expires_at > r.created
+    again = client.chat.completions.create(model="mini", temperature=0, max_tokens=5, messages=[
+        {"role": "user", "content": "Say hello in one short sentence."},
+        {"role": "assistant", "audio": {"id": m.audio.id}},
+        {"role": "user", "content": "Thanks."}])
+    assert again.choices[0].message.content is not None
+
+
+def test_chat_audio_streams_while_the_text_is_written(client):
+    stream = client.chat.completions.create(
+        model="mini", temperature=0, max_tokens=60, stream=True, modalities=["text", "audio"],
+        audio={"voice": "nova", "format": "pcm16"},
+        messages=[{"role": "user", "content": "Write two short sentences about the sea."}])
+    audio = [c.choices[0].delta.audio for c in stream if c.choices and c.choices[0].delta.audio]
+    assert audio and all(p.id == audio[0].id for p in audio)
+    assert sum(len(base64.b64decode(p.data)) for p in audio) > 24000  # > 0.5 s of pcm16
+    assert "".join(p.transcript for p in audio).strip() and audio[-1].expires_at
+
+
+@pytest.mark.parametrize("extra, param", [
+    ({"modalities": ["text", "audio"]}, "audio"),
+    ({"modalities": ["text", "audio"], "audio": {"voice": "robot", "format": "wav"}}, "audio.voice"),
+    ({"audio": {"voice": "alloy", "format": "wav"}}, "audio"),
+    ({"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}, "stream": True}, "audio.format"),
+    ({"messages": [{"role": "assistant", "audio": {"id": "audio_nope"}}, {"role": "user", "content": "hi"}]},
+     "messages[0].audio.id"),
+])
+def test_bad_chat_audio_names_the_field(http, extra, param):
+    body = {"model": "mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
+    body.update(extra)
+    r = http.post("/v1/chat/completions", json=body)
+    assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == param

@@ -38,6 +38,19 @@ pub struct AssistantMessage {
     pub annotations: Vec<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCall>>,
+    /// With `modalities: ["text", "audio"]`: the answer spoken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<MessageAudio>,
+}
+
+/// A spoken answer: its id (a later turn may name it instead of repeating the text), the audio
+/// (base64, in the requested format), when the id stops working, and the words spoken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageAudio {
+    pub id: String,
+    pub data: String,
+    pub expires_at: u64,
+    pub transcript: String,
 }
 
 impl AssistantMessage {
@@ -48,6 +61,7 @@ impl AssistantMessage {
             refusal: None,
             annotations: Vec::new(),
             tool_calls: None,
+            audio: None,
         }
     }
 
@@ -133,6 +147,10 @@ pub struct Delta {
     pub refusal: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCallDelta>>,
+    /// A streamed spoken answer's piece: `{id, data (base64 pcm16, 24 kHz), transcript}`, the last
+    /// with `expires_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<serde_json::Value>,
 }
 
 impl Delta {
@@ -143,6 +161,7 @@ impl Delta {
             content: Some(Some(String::new())),
             refusal: Some(None),
             tool_calls: None,
+            audio: None,
         }
     }
 
@@ -159,6 +178,7 @@ impl Delta {
             content: Some(None),
             refusal: Some(Some(text.into())),
             tool_calls: None,
+            audio: None,
         }
     }
 }

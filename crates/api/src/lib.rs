@@ -38,7 +38,7 @@ pub use models::{Detokenized, Health, Model, ModelPricing, Moderation, Moderatio
 
 pub use chat::{
     AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChatLogprobs, ChunkChoice, Delta, FunctionCall,
-    FunctionDelta, TokenLogprob, ToolCall, ToolCallDelta, TopLogprob,
+    FunctionDelta, MessageAudio, TokenLogprob, ToolCall, ToolCallDelta, TopLogprob,
 };
 pub use completion::{CompletionLogprobs, TextChoice, TextCompletion};
 pub use embeddings::{EmbeddingList, EmbeddingUsage, Vector};

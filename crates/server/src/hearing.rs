@@ -69,9 +69,46 @@ fn audio_of(part: &Value, pp: &str) -> Result<(Vec<u8>, &'static str), ApiError>
     Ok((bytes, format))
 }
 
-/// `body` with every chat `input_audio` part replaced by its transcript (unchanged when it has
-/// none, or for other APIs).
+/// Earlier spoken answers named by id (`{"role": "assistant", "audio": {"id": …}}`) become their
+/// transcript as the message's content; an unknown or expired id is a 400 naming it.
+fn recall_spoken(state: &AppState, body: &mut Value) -> Result<(), ApiError> {
+    let Some(messages) = body.get_mut("messages").and_then(Value::as_array_mut) else {
+        return Ok(());
+    };
+    for (i, m) in messages.iter_mut().enumerate() {
+        let Some(obj) = m.as_object_mut() else { continue };
+        let Some(audio) = obj.remove("audio") else { continue };
+        let param = format!("messages[{i}].audio.id");
+        let id = audio
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::missing(&param))?;
+        let now = crate::state::unix_now();
+        let known = state
+            .spoken
+            .lock()
+            .ok()
+            .and_then(|s| s.get(id).filter(|v| v.1 > now).map(|v| v.0.clone()));
+        let text = known.ok_or_else(|| {
+            ApiError::invalid(
+                param.as_str(),
+                "invalid_value",
+                format!("No spoken answer '{id}' is kept (unknown, or past its expires_at)."),
+            )
+        })?;
+        if obj.get("content").is_none_or(Value::is_null) {
+            obj.insert("content".into(), Value::String(text));
+        }
+    }
+    Ok(())
+}
+
+/// `body` with every chat `input_audio` part replaced by its transcript, and earlier spoken
+/// answers named by id replaced by their words (unchanged when it has none, or for other APIs).
 pub async fn hear(state: &Arc<AppState>, caller: &Caller, api: Api, mut body: Value) -> Result<Value, ApiError> {
+    if api == Api::Chat {
+        recall_spoken(state, &mut body)?;
+    }
     let at = audio_parts(&body);
     if api != Api::Chat || at.is_empty() {
         return Ok(body);

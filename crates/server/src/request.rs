@@ -41,6 +41,8 @@ pub struct ValidRequest {
     pub id: String,
     /// What is moderated: the server's policy, or the caller's key's (set at admission).
     pub moderation: crate::guard::ModerationPolicy,
+    /// Chat with `modalities: ["text", "audio"]`: the answer is also spoken.
+    pub audio_out: Option<crate::speech::ChatAudio>,
 }
 
 /// The text of a message's content: a string, or the text parts of an array.
@@ -298,17 +300,11 @@ fn refuse_unsupported(f: &Fields) -> Result<(), ApiError> {
     for (k, what) in [
         ("functions", "function calling"),
         ("function_call", "function calling"),
-        ("audio", "audio output"),
         ("web_search_options", "web search"),
         ("reasoning_effort", "reasoning effort (these models do not reason)"),
     ] {
         if f.get(k).is_some() {
             return Err(unsupported(k, what));
-        }
-    }
-    if let Some(m) = f.get("modalities") {
-        if m != &serde_json::json!(["text"]) {
-            return Err(unsupported("modalities", "output other than text"));
         }
     }
     Ok(())
@@ -392,6 +388,7 @@ fn bind_chat(state: &AppState, v: &Value, forced: Option<usize>) -> Result<Valid
     let lm = &state.tiers[tier].engine.model;
 
     refuse_unsupported(&f)?;
+    let audio_out = crate::speech::chat_audio(state, &f)?;
     let tools = crate::tools::parse(&f)?;
     let (grammar, grammar_trigger) = chat_grammar(&f, lm, tools.as_ref())?;
     let tool_defs = tools
@@ -406,6 +403,13 @@ fn bind_chat(state: &AppState, v: &Value, forced: Option<usize>) -> Result<Valid
         state.config.tools_as_data,
     );
     let c = common(&f, lm.model.config.vocab, &["max_tokens", "max_completion_tokens"])?;
+    if c.stream && audio_out.is_some_and(|a| a.format != tandem_voice::encode::Format::Pcm) {
+        return Err(ApiError::invalid(
+            "audio.format",
+            "invalid_value",
+            "A streamed spoken answer is pcm16 (24 kHz, 16-bit): set audio.format to 'pcm16'.",
+        ));
+    }
     let logprobs = f.bool("logprobs")?.unwrap_or(false);
     let top = f.integer("top_logprobs", 0, 20)?;
     if top.is_some() && !logprobs {
@@ -457,6 +461,7 @@ fn bind_chat(state: &AppState, v: &Value, forced: Option<usize>) -> Result<Valid
         stream: c.stream,
         include_usage: c.include_usage,
         echo: None,
+        audio_out,
         tools: tool_defs.is_some(),
         account: Account::default(),
     })
@@ -517,6 +522,7 @@ fn bind_completion(state: &AppState, v: &Value, forced: Option<usize>) -> Result
         stream: c.stream,
         include_usage: c.include_usage,
         echo: echo_text,
+        audio_out: None,
         tools: false,
         account: Account::default(),
     })

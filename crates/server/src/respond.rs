@@ -266,10 +266,35 @@ impl Drop for Latency<'_> {
 
 /// Waits for every choice to finish and answers with one JSON object.
 pub async fn complete(state: Arc<AppState>, v: ValidRequest, rx: UnboundedReceiver<Event>, start: Instant) -> Response {
-    match collect_recorded(&state, &v, rx, start).await {
-        Ok(body) => body.into_response(),
-        Err(e) => e.into_response(),
+    let body = match collect_recorded(&state, &v, rx, start).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    match (v.audio_out, body) {
+        (Some(a), Body::Chat(mut c)) => match spoken(&state, &v, &mut c, a).await {
+            Ok(()) => Body::Chat(c).into_response(),
+            Err(e) => e.into_response(),
+        },
+        (_, body) => body.into_response(),
     }
+}
+
+/// Each choice's text spoken into its `message.audio` (the text is final: output moderation has
+/// run); as OpenAI answers, the words are then in `audio.transcript` and `content` is null.
+async fn spoken(
+    state: &Arc<AppState>,
+    v: &ValidRequest,
+    c: &mut api::ChatCompletion,
+    a: crate::speech::ChatAudio,
+) -> Result<(), ApiError> {
+    for choice in c.choices.iter_mut() {
+        let Some(text) = choice.message.content.clone().filter(|t| !t.trim().is_empty()) else {
+            continue;
+        };
+        choice.message.audio = Some(crate::speech::speak_answer(state, &v.account, &text, a).await?);
+        choice.message.content = None;
+    }
+    Ok(())
 }
 
 /// `collect` at the tier's price, with the response's usage recorded (once, whichever way it ends).

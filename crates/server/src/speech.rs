@@ -312,7 +312,10 @@ fn speak(sp: &Speaker, v: &Valid, tx: &tokio::sync::mpsc::Sender<Piece>) -> bool
 }
 
 fn record(state: &Arc<AppState>, caller: &Caller, chars: u64, cost: f64, start: Instant) {
-    let account = caller.account();
+    record_for(state, &caller.account(), chars, cost, start);
+}
+
+fn record_for(state: &Arc<AppState>, account: &crate::request::Account, chars: u64, cost: f64, start: Instant) {
     state.record_usage(tandem_store::UsageRecord {
         created_at: unix_now(),
         request_id: crate::state::new_id("speech-"),
@@ -324,9 +327,225 @@ fn record(state: &Arc<AppState>, caller: &Caller, chars: u64, cost: f64, start: 
         cached_tokens: 0,
         completion_tokens: 0,
         cost,
-        key_id: account.key_id,
-        project_id: account.project_id,
+        key_id: account.key_id.clone(),
+        project_id: account.project_id.clone(),
         latency_ms: start.elapsed().as_millis() as u64,
         status: 200,
     });
+}
+
+/// Seconds a spoken chat answer's id can be named by a later turn (OpenAI keeps them an hour).
+const SPOKEN_TTL: u64 = 3600;
+
+/// Chat's `audio: {voice, format}` with `modalities` including "audio": checked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChatAudio {
+    pub format: Format,
+}
+
+/// The chat request's audio output, if it asks for one: `modalities` with "audio" needs `audio`
+/// (a known voice; format wav, mp3, flac, opus or pcm16) and a working voice; `audio` alone is a
+/// 400, as OpenAI has it.
+pub(crate) fn chat_audio(state: &AppState, f: &Fields) -> Result<Option<ChatAudio>, ApiError> {
+    let modalities: Vec<&str> = match f.get("modalities") {
+        None => vec!["text"],
+        Some(serde_json::Value::Array(a)) => a.iter().filter_map(serde_json::Value::as_str).collect(),
+        Some(v) => return Err(crate::params::wrong_type("modalities", "an array of strings", v)),
+    };
+    if let Some(m) = modalities.iter().find(|m| !matches!(**m, "text" | "audio")) {
+        return Err(invalid(
+            "modalities",
+            format!("Unknown modality '{m}': expected 'text' and 'audio'."),
+        ));
+    }
+    let audio = f.get("audio");
+    if !modalities.contains(&"audio") {
+        return match audio {
+            Some(_) => Err(invalid("audio", "'audio' needs 'modalities' to include \"audio\".")),
+            None => Ok(None),
+        };
+    }
+    let a = audio.ok_or_else(|| ApiError::missing("audio"))?;
+    let voice = a
+        .get("voice")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| ApiError::missing("audio.voice"))?;
+    if voice != "joe" && !OPENAI_VOICES.contains(&voice) {
+        return Err(invalid("audio.voice", format!("Unknown voice '{voice}'.")));
+    }
+    let format = match a.get("format").and_then(serde_json::Value::as_str) {
+        Some("pcm16") => Format::Pcm,
+        Some(name @ ("wav" | "mp3" | "flac" | "opus")) => Format::parse(name).unwrap_or(Format::Wav),
+        Some(other) => return Err(invalid("audio.format", format!("Invalid value for 'audio.format': '{other}'. Supported values are: 'wav', 'mp3', 'flac', 'opus' and 'pcm16'."))),
+        None => return Err(ApiError::missing("audio.format")),
+    };
+    match &state.speaker {
+        Some(sp) if sp.phonemizer.is_some() => Ok(Some(ChatAudio { format })),
+        _ => Err(invalid(
+            "modalities",
+            "Audio output needs the voice and the espeak-ng program: run `tandem pull speech` and install espeak-ng.",
+        )),
+    }
+}
+
+/// `text` spoken as a chat answer's `audio`: encoded, given an id a later turn may name (kept
+/// until `expires_at`), its characters recorded as voice usage.
+pub(crate) async fn speak_answer(
+    state: &Arc<AppState>,
+    account: &crate::request::Account,
+    text: &str,
+    a: ChatAudio,
+) -> Result<tandem_api::MessageAudio, ApiError> {
+    let sp = state
+        .speaker
+        .clone()
+        .ok_or_else(|| invalid("modalities", "no voice is served"))?;
+    let start = Instant::now();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Piece>(64);
+    let v = Valid {
+        input: text.to_string(),
+        format: a.format,
+        speed: 1.0,
+        stream: Stream::No,
+    };
+    let worker = sp.clone();
+    let ok = tokio::task::spawn_blocking(move || speak(&worker, &v, &tx))
+        .await
+        .unwrap_or(false);
+    let mut bytes = Vec::new();
+    while let Some(p) = rx.recv().await {
+        match p {
+            Piece::Audio(b) => bytes.extend(b),
+            Piece::Failed(e) => return Err(ApiError::internal(format!("speech failed: {e}"))),
+            Piece::Done => break,
+        }
+    }
+    if !ok {
+        return Err(ApiError::internal("speech failed"));
+    }
+    let chars = text.chars().count() as u64;
+    record_for(state, account, chars, chars as f64 * sp.price / 1e6, start);
+    let id = crate::state::new_id("audio_");
+    let expires_at = unix_now() + SPOKEN_TTL;
+    if let Ok(mut m) = state.spoken.lock() {
+        let now = unix_now();
+        m.retain(|_, v| v.1 > now);
+        m.insert(id.clone(), (text.to_string(), expires_at));
+    }
+    Ok(tandem_api::MessageAudio {
+        id,
+        data: base64::engine::general_purpose::STANDARD.encode(bytes),
+        expires_at,
+        transcript: text.to_string(),
+    })
+}
+
+/// A streamed chat answer spoken as it is written: complete sentences go to the voice one at a
+/// time (in order, on a blocking thread) while the text is still being generated; each comes
+/// back as pcm16 at 24 kHz (what OpenAI streams) with its words.
+pub(crate) struct Narrator {
+    say: tokio::sync::mpsc::UnboundedSender<(usize, String, bool)>,
+    heard: tokio::sync::mpsc::UnboundedReceiver<Spoken>,
+    pending: Vec<String>,
+    /// Choices whose last piece of audio has come back.
+    pub done: usize,
+    pub id: String,
+    pub expires_at: u64,
+}
+
+/// One sentence of a choice spoken (`last`: the choice's end), or the failure that stopped it.
+pub(crate) struct Spoken {
+    pub choice: usize,
+    pub pcm16: Result<Vec<u8>, String>,
+    pub transcript: String,
+    pub last: bool,
+}
+
+impl Narrator {
+    pub fn start(state: &Arc<AppState>, account: crate::request::Account, n: usize) -> Option<Self> {
+        let sp = state.speaker.clone()?;
+        let (say, mut said) = tokio::sync::mpsc::unbounded_channel::<(usize, String, bool)>();
+        let (back, heard) = tokio::sync::mpsc::unbounded_channel::<Spoken>();
+        let id = crate::state::new_id("audio_");
+        let expires_at = unix_now() + SPOKEN_TTL;
+        let (state, id2) = (state.clone(), id.clone());
+        tokio::spawn(async move {
+            let (start, mut all) = (Instant::now(), String::new());
+            while let Some((choice, text, last)) = said.recv().await {
+                let (worker, words) = (sp.clone(), text.clone());
+                let pcm16 = tokio::task::spawn_blocking(move || pcm16_of(&worker, &words))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+                all.push_str(&text);
+                if back
+                    .send(Spoken {
+                        choice,
+                        pcm16,
+                        transcript: text,
+                        last,
+                    })
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            let chars = all.chars().count() as u64;
+            record_for(&state, &account, chars, chars as f64 * sp.price / 1e6, start);
+            if let Ok(mut m) = state.spoken.lock() {
+                m.insert(id2, (all, expires_at));
+            }
+        });
+        Some(Self {
+            say,
+            heard,
+            pending: vec![String::new(); n],
+            done: 0,
+            id,
+            expires_at,
+        })
+    }
+
+    /// More text of `choice`: its complete sentences are spoken.
+    pub fn text(&mut self, choice: usize, text: &str) {
+        let p = &mut self.pending[choice];
+        p.push_str(text);
+        // A sentence ends at . ! ? (or a line break) followed by whitespace.
+        let cut = p
+            .char_indices()
+            .zip(p.chars().skip(1))
+            .filter(|((_, c), next)| matches!(c, '.' | '!' | '?' | '\n') && next.is_whitespace())
+            .map(|((i, c), _)| i + c.len_utf8())
+            .last();
+        if let Some(at) = cut {
+            let rest = p.split_off(at);
+            let sentence = std::mem::replace(p, rest);
+            let _ = self.say.send((choice, sentence, false));
+        }
+    }
+
+    /// `choice` is written: the rest is spoken, marked last.
+    pub fn finish(&mut self, choice: usize) {
+        let rest = std::mem::take(&mut self.pending[choice]);
+        let _ = self.say.send((choice, rest, true));
+    }
+
+    pub async fn recv(&mut self) -> Option<Spoken> {
+        self.heard.recv().await
+    }
+}
+
+/// `text` (may be empty) as 24-kHz pcm16 bytes.
+fn pcm16_of(sp: &Speaker, text: &str) -> Result<Vec<u8>, String> {
+    let Some(ph) = &sp.phonemizer else {
+        return Err("espeak-ng is not installed".into());
+    };
+    let mut audio = Vec::new();
+    for s in ph.sentences(text).map_err(|e| e.to_string())? {
+        audio.extend(
+            sp.voice
+                .synthesize(&sp.voice.ids(&s), sp.voice.scales)
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    tandem_voice::encode::pcm_bytes(&audio, sp.voice.sample_rate).map_err(|e| e.to_string())
 }

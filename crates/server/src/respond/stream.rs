@@ -19,7 +19,9 @@ use super::{
 };
 use crate::error::ApiError;
 use crate::request::{Api, ValidRequest};
+use crate::speech::{Narrator, Spoken};
 use crate::state::{AppState, Pricing};
+use base64::Engine;
 
 /// Streams chunks as server-sent events, ending with `data: [DONE]`. A client that goes away drops
 /// the stream; the bridge task notices, drops the engine's receiver, and the engine frees the slot.
@@ -41,13 +43,37 @@ pub fn stream(state: Arc<AppState>, v: ValidRequest, mut rx: UnboundedReceiver<E
         if !send(s.opening()).await {
             return;
         }
-        while s.finished < v.gen.n {
-            let ev = tokio::select! {
-                ev = rx.recv() => ev,
+        let n = v.gen.n;
+        let mut narrator = match (v.audio_out, v.api) {
+            (Some(_), Api::Chat) => Narrator::start(&state, v.account.clone(), n),
+            _ => None,
+        };
+        s.spoken = narrator.is_some();
+        while s.finished < n || narrator.as_ref().is_some_and(|na| na.done < n) {
+            let next = tokio::select! {
+                ev = rx.recv(), if s.finished < n => Next::Engine(ev),
+                heard = heard(&mut narrator) => Next::Audio(heard),
                 _ = tx.closed() => return, // client gone
             };
-            let Some(ev) = ev else { return };
-            let (events, go_on) = s.event(ev);
+            let (events, go_on) = match next {
+                Next::Engine(None) | Next::Audio(None) => return,
+                Next::Engine(Some(ev)) => {
+                    let out = s.event(ev);
+                    if let Some(na) = narrator.as_mut() {
+                        for (choice, text) in s.to_say.drain(..) {
+                            match text {
+                                Some(t) => na.text(choice, &t),
+                                None => na.finish(choice),
+                            }
+                        }
+                    }
+                    out
+                }
+                Next::Audio(Some(sp)) => match narrator.as_mut() {
+                    Some(na) => s.spoken_delta(na, sp),
+                    None => return,
+                },
+            };
             if !send(events).await || !go_on {
                 return;
             }
@@ -57,6 +83,19 @@ pub fn stream(state: Arc<AppState>, v: ValidRequest, mut rx: UnboundedReceiver<E
     Sse::new(ReceiverStream::new(out))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(10)).text("keep-alive"))
         .into_response()
+}
+
+enum Next {
+    Engine(Option<Event>),
+    Audio(Option<Spoken>),
+}
+
+/// The narrator's next spoken sentence, or never when the answer is not spoken.
+async fn heard(n: &mut Option<Narrator>) -> Option<Spoken> {
+    match n {
+        Some(n) => n.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// One stream's state: what each choice has sent, what tool-call text is held back, and the usage
@@ -79,6 +118,10 @@ struct Streamer<'a> {
     finished: usize,
     /// Predicted Outputs' counts of the finished choices.
     predicted: Option<PredictionUsage>,
+    /// The answer is spoken (`modalities` with audio): text goes to the narrator, not `content`.
+    spoken: bool,
+    /// Text for the narrator (None: the choice is written).
+    to_say: Vec<(usize, Option<String>)>,
 }
 
 impl<'a> Streamer<'a> {
@@ -97,7 +140,34 @@ impl<'a> Streamer<'a> {
             completion: 0,
             finished: 0,
             predicted: None,
+            spoken: false,
+            to_say: Vec::new(),
         }
+    }
+
+    /// A spoken sentence as an audio delta (OpenAI's streamed shape: base64 pcm16 and the words;
+    /// the choice's last with `expires_at`), or the failure that ends the stream.
+    fn spoken_delta(&mut self, na: &mut Narrator, sp: Spoken) -> (Vec<SseEvent>, bool) {
+        let data = match sp.pcm16 {
+            Ok(d) => d,
+            Err(e) => {
+                return (
+                    vec![sse(&ApiError::internal(format!("speech failed: {e}")).body())],
+                    false,
+                )
+            }
+        };
+        let mut audio = serde_json::json!({"id": na.id, "data": base64::engine::general_purpose::STANDARD.encode(data),
+                                            "transcript": sp.transcript});
+        if sp.last {
+            na.done += 1;
+            audio["expires_at"] = na.expires_at.into();
+        }
+        let delta = api::Delta {
+            audio: Some(audio),
+            ..api::Delta::default()
+        };
+        (vec![self.chat(sp.choice, delta, None, None)], true)
     }
 
     /// `usage: null` on every chunk when the client asked for a final usage chunk.
@@ -191,6 +261,10 @@ impl<'a> Streamer<'a> {
                         }
                     }
                 }
+                if self.spoken {
+                    self.to_say.push((choice, Some(text)));
+                    return Vec::new();
+                }
                 let lp = logprobs.as_ref().map(|l| chat_logprobs(std::slice::from_ref(l)));
                 vec![self.chat(choice, api::Delta::content(text), lp, None)]
             }
@@ -220,6 +294,9 @@ impl<'a> Streamer<'a> {
 
     fn finish(&mut self, choice: usize, reason: FinishReason, completion_tokens: usize) -> Vec<SseEvent> {
         self.finished += 1;
+        if self.spoken {
+            self.to_say.push((choice, None));
+        }
         self.completion += completion_tokens;
         self.partial[choice] = 0;
         self.guard.completion = self.completion + self.partial.iter().sum::<usize>();
