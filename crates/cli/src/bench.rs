@@ -27,6 +27,8 @@ pub enum BenchCmd {
     Embed(crate::bench_embed::BenchEmbedArgs),
     /// Whisper on audio files: seconds and real-time factor per model.
     Audio(crate::bench_audio::BenchAudioArgs),
+    /// The Piper voice: time to first audio, real-time factor, and the mini's decode while it speaks.
+    Voice(crate::bench_voice::BenchVoiceArgs),
 }
 
 #[derive(Args)]
@@ -96,6 +98,7 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
         Some(BenchCmd::Spec(j)) => return crate::bench_spec::bench_spec(home, j),
         Some(BenchCmd::Embed(j)) => return crate::bench_embed::bench_embed(home, j),
         Some(BenchCmd::Audio(j)) => return crate::bench_audio::bench_audio(home, j),
+        Some(BenchCmd::Voice(j)) => return crate::bench_voice::bench_voice(home, j),
         None => {}
     }
     crate::commands::set_threads(a.threads)?;
