@@ -103,8 +103,12 @@ def test_chat_audio_streams_while_the_text_is_written(client):
         model="mini", temperature=0, max_tokens=60, stream=True, modalities=["text", "audio"],
         audio={"voice": "nova", "format": "pcm16"},
         messages=[{"role": "user", "content": "Write two short sentences about the sea."}])
-    audio = [c.choices[0].delta.audio for c in stream if c.choices and c.choices[0].delta.audio]
+    chunks = [c for c in stream if c.choices]
+    audio = [c.choices[0].delta.audio for c in chunks if c.choices[0].delta.audio]
     assert audio and all(p.id == audio[0].id for p in audio)
+    # As OpenAI orders them: the finish reason after the choice's last audio.
+    assert chunks[-1].choices[0].finish_reason and not chunks[-1].choices[0].delta.audio
+    assert chunks[-2].choices[0].delta.audio and chunks[-2].choices[0].delta.audio.expires_at
     assert sum(len(base64.b64decode(p.data)) for p in audio) > 24000  # > 0.5 s of pcm16
     assert "".join(p.transcript for p in audio).strip() and audio[-1].expires_at
 

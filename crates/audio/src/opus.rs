@@ -177,7 +177,11 @@ fn ogg_pages(lib: &Lib, st: *mut c_void, pcm: &[f32]) -> Result<Vec<u8>> {
     let io = |e: std::io::Error| AudioError::Input(format!("ogg: {e}"));
     w.write_packet(head, serial, End::EndPage, 0).map_err(io)?;
     w.write_packet(tags, serial, End::EndPage, 0).map_err(io)?;
-    let frames = pcm.len().div_ceil(ENC_FRAME).max(1);
+    // Granules count decoded 48-kHz samples, pre-skip included: encode until the look-ahead is
+    // flushed too, and end the stream at pre-skip + the speech (RFC 7845 §4).
+    let total = PRE_SKIP as u64 + (pcm.len() * 48_000 / ENC_RATE) as u64;
+    let per_frame = (ENC_FRAME * 48_000 / ENC_RATE) as u64;
+    let frames = (total.div_ceil(per_frame) as usize).max(1);
     let mut frame = vec![0f32; ENC_FRAME];
     let mut packet = vec![0u8; 4000];
     for f in 0..frames {
@@ -198,7 +202,7 @@ fn ogg_pages(lib: &Lib, st: *mut c_void, pcm: &[f32]) -> Result<Vec<u8>> {
             return Err(AudioError::Input(format!("libopus could not encode (error {n})")));
         }
         let last = f + 1 == frames;
-        let granule = PRE_SKIP as u64 + (((f * ENC_FRAME + chunk.len()) * 48_000 / ENC_RATE) as u64);
+        let granule = if last { total } else { (f as u64 + 1) * per_frame };
         let end = if last { End::EndStream } else { End::NormalPacket };
         w.write_packet(packet[..n as usize].to_vec(), serial, end, granule)
             .map_err(io)?;

@@ -71,7 +71,7 @@ fn audio_of(part: &Value, pp: &str) -> Result<(Vec<u8>, &'static str), ApiError>
 
 /// Earlier spoken answers named by id (`{"role": "assistant", "audio": {"id": …}}`) become their
 /// transcript as the message's content; an unknown or expired id is a 400 naming it.
-fn recall_spoken(state: &AppState, body: &mut Value) -> Result<(), ApiError> {
+fn recall_spoken(state: &AppState, project_id: Option<&str>, body: &mut Value) -> Result<(), ApiError> {
     let Some(messages) = body.get_mut("messages").and_then(Value::as_array_mut) else {
         return Ok(());
     };
@@ -83,13 +83,7 @@ fn recall_spoken(state: &AppState, body: &mut Value) -> Result<(), ApiError> {
             .get("id")
             .and_then(Value::as_str)
             .ok_or_else(|| ApiError::missing(&param))?;
-        let now = crate::state::unix_now();
-        let known = state
-            .spoken
-            .lock()
-            .ok()
-            .and_then(|s| s.get(id).filter(|v| v.1 > now).map(|v| v.0.clone()));
-        let text = known.ok_or_else(|| {
+        let text = crate::speech::recall(state, id, project_id).ok_or_else(|| {
             ApiError::invalid(
                 param.as_str(),
                 "invalid_value",
@@ -107,7 +101,7 @@ fn recall_spoken(state: &AppState, body: &mut Value) -> Result<(), ApiError> {
 /// answers named by id replaced by their words (unchanged when it has none, or for other APIs).
 pub async fn hear(state: &Arc<AppState>, caller: &Caller, api: Api, mut body: Value) -> Result<Value, ApiError> {
     if api == Api::Chat {
-        recall_spoken(state, &mut body)?;
+        recall_spoken(state, caller.account().project_id.as_deref(), &mut body)?;
     }
     let at = audio_parts(&body);
     if api != Api::Chat || at.is_empty() {

@@ -193,18 +193,23 @@ pub async fn create(
         if let Some(c) = &charge {
             c.used(chars / 4);
         }
-        if ok {
+        let last = if ok {
             record(&state, &caller, chars, cost, start);
-            let _ = done_tx.send(Piece::Done).await;
-        }
+            Piece::Done
+        } else {
+            // A worker that panicked sent nothing: the client must not take silence for success.
+            Piece::Failed("the speech task failed".into())
+        };
+        let _ = done_tx.send(last).await;
     });
     if stream == Stream::No {
         let mut out = Vec::new();
-        while let Some(p) = rx.recv().await {
-            match p {
-                Piece::Audio(a) => out.extend(a),
-                Piece::Failed(e) => return Err(ApiError::internal(format!("speech failed: {e}"))),
-                Piece::Done => break,
+        loop {
+            match rx.recv().await {
+                Some(Piece::Audio(a)) => out.extend(a),
+                Some(Piece::Done) => break,
+                Some(Piece::Failed(e)) => return Err(ApiError::internal(format!("speech failed: {e}"))),
+                None => return Err(ApiError::internal("speech failed")),
             }
         }
         return Ok(answer(Body::from(out), format.content_type(), cost));
@@ -337,6 +342,30 @@ fn record_for(state: &Arc<AppState>, account: &crate::request::Account, chars: u
 /// Seconds a spoken chat answer's id can be named by a later turn (OpenAI keeps them an hour).
 const SPOKEN_TTL: u64 = 3600;
 
+/// A spoken chat answer kept for later turns: its words, until when, and whose it is (only the
+/// same project may name it).
+pub struct SpokenAnswer {
+    pub transcript: String,
+    pub expires_at: u64,
+    pub project_id: Option<String>,
+}
+
+/// Keeps `id`, dropping what has expired.
+fn keep_spoken(state: &AppState, id: String, a: SpokenAnswer) {
+    if let Ok(mut m) = state.spoken.lock() {
+        let now = unix_now();
+        m.retain(|_, v| v.expires_at > now);
+        m.insert(id, a);
+    }
+}
+
+/// The words of spoken answer `id` for `project_id`, while it is kept.
+pub(crate) fn recall(state: &AppState, id: &str, project_id: Option<&str>) -> Option<String> {
+    let m = state.spoken.lock().ok()?;
+    let a = m.get(id)?;
+    (a.expires_at > unix_now() && a.project_id.as_deref() == project_id).then(|| a.transcript.clone())
+}
+
 /// Chat's `audio: {voice, format}` with `modalities` including "audio": checked.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ChatAudio {
@@ -409,9 +438,8 @@ pub(crate) async fn speak_answer(
         stream: Stream::No,
     };
     let worker = sp.clone();
-    let ok = tokio::task::spawn_blocking(move || speak(&worker, &v, &tx))
-        .await
-        .unwrap_or(false);
+    // Read while the worker speaks: it sends a piece per sentence and would block on a full channel.
+    let job = tokio::task::spawn_blocking(move || speak(&worker, &v, &tx));
     let mut bytes = Vec::new();
     while let Some(p) = rx.recv().await {
         match p {
@@ -420,18 +448,23 @@ pub(crate) async fn speak_answer(
             Piece::Done => break,
         }
     }
-    if !ok {
+    if !job.await.unwrap_or(false) {
         return Err(ApiError::internal("speech failed"));
     }
     let chars = text.chars().count() as u64;
     record_for(state, account, chars, chars as f64 * sp.price / 1e6, start);
     let id = crate::state::new_id("audio_");
     let expires_at = unix_now() + SPOKEN_TTL;
-    if let Ok(mut m) = state.spoken.lock() {
-        let now = unix_now();
-        m.retain(|_, v| v.1 > now);
-        m.insert(id.clone(), (text.to_string(), expires_at));
-    }
+    let project_id = account.project_id.clone();
+    keep_spoken(
+        state,
+        id.clone(),
+        SpokenAnswer {
+            transcript: text.to_string(),
+            expires_at,
+            project_id,
+        },
+    );
     Ok(tandem_api::MessageAudio {
         id,
         data: base64::engine::general_purpose::STANDARD.encode(bytes),
@@ -491,9 +524,16 @@ impl Narrator {
             }
             let chars = all.chars().count() as u64;
             record_for(&state, &account, chars, chars as f64 * sp.price / 1e6, start);
-            if let Ok(mut m) = state.spoken.lock() {
-                m.insert(id2, (all, expires_at));
-            }
+            let project_id = account.project_id.clone();
+            keep_spoken(
+                &state,
+                id2,
+                SpokenAnswer {
+                    transcript: all,
+                    expires_at,
+                    project_id,
+                },
+            );
         });
         Some(Self {
             say,

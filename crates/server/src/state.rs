@@ -140,8 +140,8 @@ pub struct AppState {
     pub speech: Vec<Arc<crate::audio::Speech>>,
     /// The voice behind /v1/audio/speech.
     pub speaker: Option<Arc<crate::speech::Speaker>>,
-    /// Spoken chat answers by audio id: (transcript, expires_at), for later turns that name them.
-    pub spoken: std::sync::Mutex<std::collections::HashMap<String, (String, u64)>>,
+    /// Spoken chat answers by audio id, for later turns that name them.
+    pub spoken: std::sync::Mutex<std::collections::HashMap<String, crate::speech::SpokenAnswer>>,
 }
 
 impl AppState {

@@ -122,6 +122,8 @@ struct Streamer<'a> {
     spoken: bool,
     /// Text for the narrator (None: the choice is written).
     to_say: Vec<(usize, Option<String>)>,
+    /// Spoken answers: each choice's finish chunk, sent after its last audio (OpenAI's order).
+    finish_later: Vec<Option<SseEvent>>,
 }
 
 impl<'a> Streamer<'a> {
@@ -142,6 +144,7 @@ impl<'a> Streamer<'a> {
             predicted: None,
             spoken: false,
             to_say: Vec::new(),
+            finish_later: vec![None; n],
         }
     }
 
@@ -167,7 +170,11 @@ impl<'a> Streamer<'a> {
             audio: Some(audio),
             ..api::Delta::default()
         };
-        (vec![self.chat(sp.choice, delta, None, None)], true)
+        let mut out = vec![self.chat(sp.choice, delta, None, None)];
+        if sp.last {
+            out.extend(self.finish_later[sp.choice].take());
+        }
+        (out, true)
     }
 
     /// `usage: null` on every chunk when the client asked for a final usage chunk.
@@ -316,7 +323,12 @@ impl<'a> Streamer<'a> {
                         out.extend(self.tool_call_deltas(choice, &calls));
                     }
                 }
-                out.push(self.chat(choice, api::Delta::default(), None, Some(finish)));
+                let end = self.chat(choice, api::Delta::default(), None, Some(finish));
+                if self.spoken {
+                    self.finish_later[choice] = Some(end);
+                } else {
+                    out.push(end);
+                }
                 out
             }
             Api::Completion => vec![self.text(api::TextChoice {
