@@ -45,7 +45,8 @@ pub fn say(home: &Home, a: SayArgs) -> Result<()> {
         audio.extend(voice.synthesize(&voice.ids(&sentence), scales)?);
     }
     let secs = start.elapsed().as_secs_f64();
-    write_wav(&a.output, &audio, voice.sample_rate).with_context(|| format!("writing {}", a.output.display()))?;
+    let wav = tandem_voice::encode::encode(&audio, voice.sample_rate, tandem_voice::encode::Format::Wav)?;
+    std::fs::write(&a.output, wav).with_context(|| format!("writing {}", a.output.display()))?;
     let dur = audio.len() as f64 / voice.sample_rate as f64;
     eprintln!(
         "{dur:.1} s of speech in {secs:.2} s (real-time factor {:.3}, {threads} threads) → {}",
@@ -53,26 +54,4 @@ pub fn say(home: &Home, a: SayArgs) -> Result<()> {
         a.output.display()
     );
     Ok(())
-}
-
-/// 16-bit PCM mono wav.
-fn write_wav(path: &std::path::Path, audio: &[f32], rate: u32) -> std::io::Result<()> {
-    let data = (audio.len() * 2) as u32;
-    let mut b = Vec::with_capacity(44 + data as usize);
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(36 + data).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    b.extend_from_slice(&16u32.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&rate.to_le_bytes());
-    b.extend_from_slice(&(rate * 2).to_le_bytes());
-    b.extend_from_slice(&2u16.to_le_bytes());
-    b.extend_from_slice(&16u16.to_le_bytes());
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&data.to_le_bytes());
-    for s in audio {
-        b.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes());
-    }
-    std::fs::write(path, b)
 }

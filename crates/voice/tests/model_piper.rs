@@ -32,6 +32,13 @@ fn voice() -> Voice {
     Voice::load(&onnx, &lib, 2).unwrap()
 }
 
+/// Both noises 0: the graph is deterministic.
+const SILENT: Scales = Scales {
+    noise: 0.0,
+    length: 1.0,
+    noise_w: 0.0,
+};
+
 fn golden() -> serde_json::Value {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden/piper_reference.json");
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
@@ -78,16 +85,7 @@ fn the_waveform_is_the_graphs() {
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
-    let got = v
-        .synthesize(
-            &ids,
-            Scales {
-                noise: 0.0,
-                length: 1.0,
-                noise_w: 0.0,
-            },
-        )
-        .unwrap();
+    let got = v.synthesize(&ids, SILENT).unwrap();
     assert_eq!(got.len(), want.len());
     let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     eprintln!("{} samples, max |Δ| {diff:e}", got.len());
@@ -103,16 +101,7 @@ fn every_format_decodes_back() {
     let v = voice();
     let g = golden();
     let ids: Vec<i64> = serde_json::from_value(g["audio_ids"].clone()).unwrap();
-    let audio = v
-        .synthesize(
-            &ids,
-            Scales {
-                noise: 0.0,
-                length: 1.0,
-                noise_w: 0.0,
-            },
-        )
-        .unwrap();
+    let audio = v.synthesize(&ids, SILENT).unwrap();
     let seconds = audio.len() as f64 / v.sample_rate as f64;
     for (f, ext) in [(Format::Wav, "wav"), (Format::Mp3, "mp3"), (Format::Opus, "ogg")] {
         let bytes = encode(&audio, v.sample_rate, f).unwrap();
