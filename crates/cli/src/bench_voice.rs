@@ -28,6 +28,9 @@ pub struct BenchVoiceArgs {
     /// Decode tokens for the interference measure (0: skip it).
     #[arg(short = 'n', long, default_value_t = 64)]
     gen: usize,
+    /// ONNX Runtime's threads for the voice (default: the compute threads).
+    #[arg(long)]
+    voice_threads: Option<usize>,
 }
 
 pub fn bench_voice(home: &Home, a: BenchVoiceArgs) -> Result<()> {

@@ -468,9 +468,10 @@ fn load_speaker(home: &Home, s: &Settings) -> Result<Option<Arc<tandem_server::S
     let (Some(voice), Some(runtime)) = (voice, runtime) else {
         return Ok(None);
     };
-    let threads = tandem_kernels::pool::threads();
+    // One ONNX Runtime thread: as fast as two on this graph (RTF 0.050 vs 0.047, `tandem bench
+    // voice --voice-threads 1|2`), and half the CPU taken from the tiers.
     let onnx = voice.join("en_US-joe-medium.onnx");
-    let v = tandem_voice::Voice::load(&onnx, &runtime.join("libonnxruntime.so.1.32.0"), threads)
+    let v = tandem_voice::Voice::load(&onnx, &runtime.join("libonnxruntime.so.1.32.0"), 1)
         .with_context(|| format!("loading {}", onnx.display()))?;
     let price = price_override(
         s,
