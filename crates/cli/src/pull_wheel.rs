@@ -126,6 +126,53 @@ pub const VOICE: WheelModel = WheelModel {
     ],
 };
 
+/// The espeak-ng 1.52 data the voice's phonemes were made with (piper-tts 1.8.0 bundles it;
+/// Debian's espeak-ng 1.51 program reads it with `--path`): only what `-v en-us` loads.
+pub const ESPEAK_DATA: WheelModel = WheelModel {
+    name: "espeak-data",
+    dir: "espeak-ng-data-1.52",
+    packages: &["piper-tts==1.8.0"],
+    size: "33 MB",
+    files: &[
+        one(
+            "espeak-ng-data/phondata",
+            594_464,
+            "e4e698524686da9e207c79c1e6c896a024b0b4412741cdd28f059ebae0a78112",
+            &["piper/espeak-ng-data/phondata"],
+        ),
+        one(
+            "espeak-ng-data/phonindex",
+            48_584,
+            "093104ededac06529465db6c51769d0bf8311f9eaec7a0b881599734e40a230e",
+            &["piper/espeak-ng-data/phonindex"],
+        ),
+        one(
+            "espeak-ng-data/phontab",
+            63_700,
+            "cfee959088c75a2f9a8b78535f34eeea3ed7cac24615a57581ae3a9060de68c2",
+            &["piper/espeak-ng-data/phontab"],
+        ),
+        one(
+            "espeak-ng-data/intonations",
+            2_584,
+            "c4ff28c76c30cf7d9f07643e08ec39e68769ef648098269b5c0ab7731218e219",
+            &["piper/espeak-ng-data/intonations"],
+        ),
+        one(
+            "espeak-ng-data/en_dict",
+            168_294,
+            "e287f8e93e02fa0d4cd246d954309d932c2b71c803dc52176368534bf884173e",
+            &["piper/espeak-ng-data/en_dict"],
+        ),
+        one(
+            "espeak-ng-data/lang/gmw/en-US",
+            257,
+            "41534c2a22df5dd4f1052ff9e1a33a3ea7bff5a26b5c02bdad5ba8ddb7524704",
+            &["piper/espeak-ng-data/lang/gmw/en-US"],
+        ),
+    ],
+};
+
 /// ONNX Runtime's shared library as the PyPI wheel ships it (the CPython 3.11 manylinux x86_64
 /// build), loaded at run time to run the voice: pinned by the library's own hash, since the
 /// wheel's name depends on the Python version.
@@ -252,7 +299,11 @@ fn fetch(m: &WheelModel, work: &Path, partial: &Path, quiet: bool) -> Result<()>
                 f.sha256
             );
         }
-        fs::write(partial.join(f.name), &data)?;
+        let to = partial.join(f.name);
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::write(to, &data)?;
     }
     fs::write(partial.join(MARKER), marker_text(m))?;
     Ok(())

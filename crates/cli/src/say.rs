@@ -34,7 +34,8 @@ pub fn say(home: &Home, a: SayArgs) -> Result<()> {
         &runtime.join("libonnxruntime.so.1.32.0"),
         threads,
     )?;
-    let Some(phonemizer) = tandem_voice::Phonemizer::find(&voice.espeak_voice) else {
+    let data = crate::pull_wheel::pull(&models, &crate::pull_wheel::ESPEAK_DATA, true)?;
+    let Some(phonemizer) = tandem_voice::Phonemizer::find(&voice.espeak_voice, Some(&data)) else {
         bail!("the espeak-ng program is not installed (Debian: apt-get install espeak-ng)");
     };
     let start = Instant::now();

@@ -478,7 +478,13 @@ fn load_speaker(home: &Home, s: &Settings) -> Result<Option<Arc<tandem_server::S
         ["voice", tandem_server::VOICE_ID],
         crate::tiers::VOICE_PRICE_PER_MILLION_CHARS,
     );
-    let sp = tandem_server::Speaker::new(v, price);
+    let data = optional_model(
+        home,
+        s.speech,
+        &crate::pull_wheel::ESPEAK_DATA,
+        "the voice's espeak-ng data",
+    );
+    let sp = tandem_server::Speaker::new(v, data.as_deref(), price);
     if sp.phonemizer.is_none() {
         eprintln!("tandem: the voice is off: the espeak-ng program is not installed (Debian: apt-get install espeak-ng); /v1/audio/speech answers 400");
     }

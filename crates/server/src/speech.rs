@@ -40,8 +40,10 @@ pub struct Speaker {
 }
 
 impl Speaker {
-    pub fn new(voice: Voice, price: f64) -> Self {
-        let phonemizer = Phonemizer::find(&voice.espeak_voice);
+    /// `espeak_data`: a directory holding the `espeak-ng-data` the voice was trained with (else
+    /// the program's own).
+    pub fn new(voice: Voice, espeak_data: Option<&std::path::Path>, price: f64) -> Self {
+        let phonemizer = Phonemizer::find(&voice.espeak_voice, espeak_data);
         Self {
             voice,
             phonemizer,

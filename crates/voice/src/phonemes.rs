@@ -20,6 +20,8 @@ use crate::{Result, VoiceError};
 pub struct Phonemizer {
     program: PathBuf,
     voice: String,
+    /// A directory holding `espeak-ng-data` to read instead of the program's own (`--path`).
+    data: Option<PathBuf>,
 }
 
 /// A clause-ending mark found in the text: what Piper keeps (`""` for an ellipsis), whether it
@@ -32,9 +34,10 @@ struct Mark {
 }
 
 impl Phonemizer {
-    /// `espeak-ng` from PATH, speaking as `voice` (the voice config's `espeak.voice`); `None`
-    /// when the program is not installed.
-    pub fn find(voice: &str) -> Option<Self> {
+    /// `espeak-ng` from PATH, speaking as `voice` (the voice config's `espeak.voice`), reading
+    /// `data/espeak-ng-data` when given (the data the voice was trained with); `None` when the
+    /// program is not installed.
+    pub fn find(voice: &str, data: Option<&std::path::Path>) -> Option<Self> {
         let ok = Command::new("espeak-ng")
             .arg("--version")
             .stdout(Stdio::null())
@@ -44,6 +47,7 @@ impl Phonemizer {
         ok.then(|| Self {
             program: PathBuf::from("espeak-ng"),
             voice: voice.to_string(),
+            data: data.map(PathBuf::from),
         })
     }
 
@@ -71,7 +75,11 @@ impl Phonemizer {
 
     /// espeak-ng's IPA, one string per clause.
     fn clauses(&self, text: &str) -> Result<Vec<String>> {
-        let mut child = Command::new(&self.program)
+        let mut cmd = Command::new(&self.program);
+        if let Some(d) = &self.data {
+            cmd.arg(format!("--path={}", d.display()));
+        }
+        let mut child = cmd
             .args(["-q", "--ipa", "-v", &self.voice])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
