@@ -59,7 +59,7 @@ pub fn bench_voice(home: &Home, a: BenchVoiceArgs) -> Result<()> {
             let sentences = ph.sentences(text)?;
             let mut audio = Vec::new();
             for (i, s) in sentences.iter().enumerate() {
-                let part = voice.synthesize(&voice.ids(s), voice.scales)?;
+                let part = voice.speak_sentence(s, voice.scales)?;
                 if i == 0 {
                     encode(&part, voice.sample_rate, Format::Mp3)?;
                     first.push(t.elapsed().as_secs_f64());
@@ -101,7 +101,7 @@ fn decode_interference(home: &Home, voice: &Voice, ph: &Phonemizer, n: usize) ->
         let h = sc.spawn(|| {
             while speaking.load(Ordering::Relaxed) {
                 for s in &sentences {
-                    let _ = voice.synthesize(&voice.ids(s), voice.scales);
+                    let _ = voice.speak_sentence(s, voice.scales);
                 }
             }
         });

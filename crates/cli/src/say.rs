@@ -41,10 +41,7 @@ pub fn say(home: &Home, a: SayArgs) -> Result<()> {
     let start = Instant::now();
     let mut scales = voice.scales;
     scales.length /= a.speed;
-    let mut audio = Vec::new();
-    for sentence in phonemizer.sentences(&a.text)? {
-        audio.extend(voice.synthesize(&voice.ids(&sentence), scales)?);
-    }
+    let audio = voice.speak(&phonemizer, &a.text, scales)?;
     let secs = start.elapsed().as_secs_f64();
     let wav = tandem_voice::encode::encode(&audio, voice.sample_rate, tandem_voice::encode::Format::Wav)?;
     std::fs::write(&a.output, wav).with_context(|| format!("writing {}", a.output.display()))?;

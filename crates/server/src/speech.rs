@@ -289,7 +289,7 @@ fn speak(sp: &Speaker, v: &Valid, tx: &tokio::sync::mpsc::Sender<Piece>) -> bool
     }
     let mut all = Vec::new();
     for s in &sentences {
-        let audio = match sp.voice.synthesize(&sp.voice.ids(s), scales) {
+        let audio = match sp.voice.speak_sentence(s, scales) {
             Ok(a) => a,
             Err(e) => return fail(e.to_string()),
         };
@@ -581,13 +581,6 @@ fn pcm16_of(sp: &Speaker, text: &str) -> Result<Vec<u8>, String> {
     let Some(ph) = &sp.phonemizer else {
         return Err("espeak-ng is not installed".into());
     };
-    let mut audio = Vec::new();
-    for s in ph.sentences(text).map_err(|e| e.to_string())? {
-        audio.extend(
-            sp.voice
-                .synthesize(&sp.voice.ids(&s), sp.voice.scales)
-                .map_err(|e| e.to_string())?,
-        );
-    }
+    let audio = sp.voice.speak(ph, text, sp.voice.scales).map_err(|e| e.to_string())?;
     tandem_voice::encode::pcm_bytes(&audio, sp.voice.sample_rate).map_err(|e| e.to_string())
 }

@@ -59,7 +59,7 @@ pub fn pcm16_bytes(samples: &[f32]) -> Vec<u8> {
 pub fn encode(samples: &[f32], rate: u32, format: Format) -> Result<Vec<u8>> {
     match format {
         Format::Wav => Ok(wav(&pcm16(samples), rate)),
-        Format::Pcm => Ok(pcm_bytes(samples, rate)?),
+        Format::Pcm => pcm_bytes(samples, rate),
         Format::Flac => flac(&pcm16(samples), rate),
         Format::Mp3 => mp3(&pcm16(samples), rate),
         Format::Opus => {
@@ -75,7 +75,7 @@ pub fn encode(samples: &[f32], rate: u32, format: Format) -> Result<Vec<u8>> {
 pub fn pcm_bytes(samples: &[f32], rate: u32) -> Result<Vec<u8>> {
     let at24 = tandem_audio::input::resample(samples, rate as usize, PCM_RATE as usize)
         .map_err(|e| VoiceError::Format(e.to_string()))?;
-    Ok(pcm16(&at24).iter().flat_map(|s| s.to_le_bytes()).collect())
+    Ok(pcm16_bytes(&at24))
 }
 
 /// A 16-bit PCM mono wav file.

@@ -88,6 +88,20 @@ impl Voice {
         out
     }
 
+    /// One sentence's phonemes spoken: its ids through the graph.
+    pub fn speak_sentence(&self, phonemes: &[char], s: Scales) -> Result<Vec<f32>> {
+        self.synthesize(&self.ids(phonemes), s)
+    }
+
+    /// `text` spoken sentence by sentence into one waveform.
+    pub fn speak(&self, ph: &crate::Phonemizer, text: &str, s: Scales) -> Result<Vec<f32>> {
+        let mut audio = Vec::new();
+        for sentence in ph.sentences(text)? {
+            audio.extend(self.speak_sentence(&sentence, s)?);
+        }
+        Ok(audio)
+    }
+
     /// The waveform of one sentence's ids, f32 at `sample_rate`.
     pub fn synthesize(&self, ids: &[i64], s: Scales) -> Result<Vec<f32>> {
         let n = ids.len();
