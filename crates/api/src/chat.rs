@@ -43,6 +43,17 @@ pub struct AssistantMessage {
     pub audio: Option<MessageAudio>,
 }
 
+/// A streamed spoken answer's piece: base64 pcm16 (24 kHz) and its words; the choice's last
+/// piece carries `expires_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudioDelta {
+    pub id: String,
+    pub data: String,
+    pub transcript: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+}
+
 /// A spoken answer: its id (a later turn may name it instead of repeating the text), the audio
 /// (base64, in the requested format), when the id stops working, and the words spoken.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,10 +158,8 @@ pub struct Delta {
     pub refusal: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCallDelta>>,
-    /// A streamed spoken answer's piece: `{id, data (base64 pcm16, 24 kHz), transcript}`, the last
-    /// with `expires_at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audio: Option<serde_json::Value>,
+    pub audio: Option<AudioDelta>,
 }
 
 impl Delta {

@@ -37,8 +37,8 @@ pub use lists::{Deleted, List, Page};
 pub use models::{Detokenized, Health, Model, ModelPricing, Moderation, ModerationResult, OrderedMap, Tokenized};
 
 pub use chat::{
-    AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChatLogprobs, ChunkChoice, Delta, FunctionCall,
-    FunctionDelta, MessageAudio, TokenLogprob, ToolCall, ToolCallDelta, TopLogprob,
+    AssistantMessage, AudioDelta, ChatChoice, ChatCompletion, ChatCompletionChunk, ChatLogprobs, ChunkChoice, Delta,
+    FunctionCall, FunctionDelta, MessageAudio, TokenLogprob, ToolCall, ToolCallDelta, TopLogprob,
 };
 pub use completion::{CompletionLogprobs, TextChoice, TextCompletion};
 pub use embeddings::{EmbeddingList, EmbeddingUsage, Vector};

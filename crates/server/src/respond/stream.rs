@@ -160,12 +160,15 @@ impl<'a> Streamer<'a> {
                 )
             }
         };
-        let mut audio = serde_json::json!({"id": na.id, "data": base64::engine::general_purpose::STANDARD.encode(data),
-                                            "transcript": sp.transcript});
         if sp.last {
             na.done += 1;
-            audio["expires_at"] = na.expires_at.into();
         }
+        let audio = api::AudioDelta {
+            id: na.id.clone(),
+            data: base64::engine::general_purpose::STANDARD.encode(data),
+            transcript: sp.transcript,
+            expires_at: sp.last.then_some(na.expires_at),
+        };
         let delta = api::Delta {
             audio: Some(audio),
             ..api::Delta::default()
