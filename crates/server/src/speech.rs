@@ -30,6 +30,11 @@ const OPENAI_VOICES: [&str; 13] = [
 ];
 pub const MAX_INPUT_CHARS: usize = 4096;
 
+/// Whether `name` is a voice a request may ask for (all spoken by joe).
+fn known_voice(name: &str) -> bool {
+    name == "joe" || OPENAI_VOICES.contains(&name)
+}
+
 /// The served voice, its phonemizer (none when espeak-ng is missing) and its price.
 pub struct Speaker {
     pub voice: Voice,
@@ -122,7 +127,7 @@ fn bind(state: &AppState, v: &serde_json::Value) -> Result<(Arc<Speaker>, Valid)
         ));
     }
     let voice = f.string("voice")?.ok_or_else(|| ApiError::missing("voice"))?;
-    if voice != "joe" && !OPENAI_VOICES.contains(&voice) {
+    if !known_voice(voice) {
         return Err(invalid(
             "voice",
             format!(
@@ -352,8 +357,22 @@ pub struct SpokenAnswer {
     pub project_id: Option<String>,
 }
 
-/// Keeps `id`, dropping what has expired.
-fn keep_spoken(state: &AppState, id: String, a: SpokenAnswer) {
+/// A spoken chat answer's end: its characters recorded as voice usage, and its words kept under
+/// `id` for later turns of the same project (what has expired is dropped).
+fn settle_spoken(
+    state: &Arc<AppState>,
+    account: &crate::request::Account,
+    price: f64,
+    (id, transcript, expires_at): (String, String, u64),
+    start: Instant,
+) {
+    let chars = transcript.chars().count() as u64;
+    record_for(state, account, chars, chars as f64 * price / 1e6, start);
+    let a = SpokenAnswer {
+        transcript,
+        expires_at,
+        project_id: account.project_id.clone(),
+    };
     if let Ok(mut m) = state.spoken.lock() {
         let now = unix_now();
         m.retain(|_, v| v.expires_at > now);
@@ -401,7 +420,7 @@ pub(crate) fn chat_audio(state: &AppState, f: &Fields) -> Result<Option<ChatAudi
         .get("voice")
         .and_then(serde_json::Value::as_str)
         .ok_or_else(|| ApiError::missing("audio.voice"))?;
-    if voice != "joe" && !OPENAI_VOICES.contains(&voice) {
+    if !known_voice(voice) {
         return Err(invalid("audio.voice", format!("Unknown voice '{voice}'.")));
     }
     let format = match a.get("format").and_then(serde_json::Value::as_str) {
@@ -453,19 +472,14 @@ pub(crate) async fn speak_answer(
     if !job.await.unwrap_or(false) {
         return Err(ApiError::internal("speech failed"));
     }
-    let chars = text.chars().count() as u64;
-    record_for(state, account, chars, chars as f64 * sp.price / 1e6, start);
     let id = crate::state::new_id("audio_");
     let expires_at = unix_now() + SPOKEN_TTL;
-    let project_id = account.project_id.clone();
-    keep_spoken(
+    settle_spoken(
         state,
-        id.clone(),
-        SpokenAnswer {
-            transcript: text.to_string(),
-            expires_at,
-            project_id,
-        },
+        account,
+        sp.price,
+        (id.clone(), text.to_string(), expires_at),
+        start,
     );
     Ok(tandem_api::MessageAudio {
         id,
@@ -524,18 +538,7 @@ impl Narrator {
                     break;
                 }
             }
-            let chars = all.chars().count() as u64;
-            record_for(&state, &account, chars, chars as f64 * sp.price / 1e6, start);
-            let project_id = account.project_id.clone();
-            keep_spoken(
-                &state,
-                id2,
-                SpokenAnswer {
-                    transcript: all,
-                    expires_at,
-                    project_id,
-                },
-            );
+            settle_spoken(&state, &account, sp.price, (id2, all, expires_at), start);
         });
         Some(Self {
             say,
