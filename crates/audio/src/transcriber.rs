@@ -321,7 +321,6 @@ impl Transcriber {
                 d.no_speech_prob = no_speech;
                 d
             });
-            d.no_speech_prob = no_speech;
             if opts.word_timestamps {
                 d.token_starts = self.token_starts(&fresh, &rest, &d.tokens, frames);
             }
