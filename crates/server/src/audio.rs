@@ -574,9 +574,7 @@ fn render(
         Format::Srt => plain(subtitles(t, false), "application/x-subrip; charset=utf-8"),
         Format::Vtt => plain(subtitles(t, true), "text/vtt; charset=utf-8"),
     };
-    if let Ok(h) = axum::http::HeaderValue::from_str(&cost.to_string()) {
-        resp.headers_mut().insert("x-tandem-cost", h);
-    }
+    crate::routes::set_cost(&mut resp, cost);
     resp
 }
 

@@ -245,9 +245,7 @@ pub async fn create(
     record(&state, &caller, &list, start);
     let total = list.usage.cost.total;
     let mut resp = axum::Json(list).into_response();
-    if let Ok(h) = axum::http::HeaderValue::from_str(&total.to_string()) {
-        resp.headers_mut().insert("x-tandem-cost", h);
-    }
+    crate::routes::set_cost(&mut resp, total);
     Ok(resp)
 }
 

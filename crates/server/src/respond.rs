@@ -107,9 +107,7 @@ impl Body {
     fn into_response(self) -> Response {
         let total = self.usage().cost.total;
         let mut resp = axum::Json(self).into_response();
-        if let Ok(h) = axum::http::HeaderValue::from_str(&total.to_string()) {
-            resp.headers_mut().insert("x-tandem-cost", h);
-        }
+        crate::routes::set_cost(&mut resp, total);
         resp
     }
 }

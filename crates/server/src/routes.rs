@@ -148,6 +148,13 @@ async fn around(State(state): State<Arc<AppState>>, req: Request, next: Next) ->
     resp
 }
 
+/// A response's cost in `x-tandem-cost` (USD, the shortest round-trip decimal).
+pub(crate) fn set_cost(resp: &mut Response, cost: f64) {
+    if let Ok(h) = axum::http::HeaderValue::from_str(&cost.to_string()) {
+        resp.headers_mut().insert("x-tandem-cost", h);
+    }
+}
+
 pub(crate) fn body(b: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
     b.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {

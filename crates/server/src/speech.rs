@@ -12,7 +12,7 @@ use std::time::Instant;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine;
 use tandem_voice::encode::Format;
 use tandem_voice::{Phonemizer, Voice};
@@ -262,10 +262,8 @@ fn answer(body: Body, content_type: &str, cost: f64) -> Response {
     if let Ok(h) = axum::http::HeaderValue::from_str(content_type) {
         resp.headers_mut().insert(axum::http::header::CONTENT_TYPE, h);
     }
-    if let Ok(h) = axum::http::HeaderValue::from_str(&cost.to_string()) {
-        resp.headers_mut().insert("x-tandem-cost", h);
-    }
-    resp.into_response()
+    crate::routes::set_cost(&mut resp, cost);
+    resp
 }
 
 /// Synthesises sentence by sentence, sending each sentence's encoded audio (mp3, wav after its
