@@ -26,6 +26,11 @@ fn repo(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
 }
 
+/// A golden file of tests/golden, parsed.
+fn read_golden(name: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(repo(&format!("tests/golden/{name}"))).unwrap()).unwrap()
+}
+
 fn f32s(b64: &serde_json::Value) -> Vec<f32> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b64.as_str().unwrap())
@@ -60,9 +65,7 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn matches_the_reference_front_end_encoder_and_greedy_tokens() {
     let t = Transcriber::load(&model_dir(), Precision::Exact).unwrap();
-    let golden: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo("tests/golden/whisper_tiny_en_reference.json")).unwrap())
-            .unwrap();
+    let golden = read_golden("whisper_tiny_en_reference.json");
     let (mut same_plain, mut same_stamped) = (0, 0);
     let items = golden["items"].as_array().unwrap();
     for (k, it) in items.iter().enumerate() {
@@ -103,9 +106,7 @@ fn matches_the_reference_front_end_encoder_and_greedy_tokens() {
 #[test]
 fn int8_transcripts_match_the_reference_text() {
     let t = Transcriber::load(&model_dir(), Precision::Int8).unwrap();
-    let golden: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo("tests/golden/whisper_tiny_en_reference.json")).unwrap())
-            .unwrap();
+    let golden = read_golden("whisper_tiny_en_reference.json");
     let mut same = 0;
     for it in golden["items"].as_array().unwrap() {
         let clip = it["clip"].as_str().unwrap();
@@ -127,9 +128,7 @@ fn int8_transcripts_match_the_reference_text() {
 #[test]
 fn beam_search_matches_the_reference() {
     let t = Transcriber::load(&model_dir(), Precision::Exact).unwrap();
-    let golden: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo("tests/golden/whisper_tiny_en_reference.json")).unwrap())
-            .unwrap();
+    let golden = read_golden("whisper_tiny_en_reference.json");
     let opts = Options {
         beam_size: 5,
         ..greedy()
@@ -203,9 +202,7 @@ fn long_audio_is_transcribed_window_by_window() {
 #[ignore = "needs `tandem pull speech-base` (CI pulls tiny.en only)"]
 fn whisper_base_matches_ctranslate2() {
     let dir = model_dir().with_file_name("whisper-base");
-    let golden: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo("tests/golden/whisper_base_reference.json")).unwrap())
-            .unwrap();
+    let golden = read_golden("whisper_base_reference.json");
     // Exact: the same ids; int8: the same language and text.
     for precision in [Precision::Exact, Precision::Int8] {
         let t = Transcriber::load(&dir, precision).unwrap();
@@ -226,10 +223,7 @@ fn whisper_base_matches_ctranslate2() {
         }
         eprintln!("whisper base {precision:?}: equal to CTranslate2 float32's on {same}/10 clips");
         assert!(same >= 9);
-        let bpe: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(repo("tests/golden/whisper_base_bpe_reference.json")).unwrap(),
-        )
-        .unwrap();
+        let bpe = read_golden("whisper_base_bpe_reference.json");
         for it in bpe["items"].as_array().unwrap() {
             let want: Vec<u32> = serde_json::from_value(it["ids"].clone()).unwrap();
             assert_eq!(t.bpe.encode(it["text"].as_str().unwrap()), want);
@@ -242,9 +236,7 @@ fn whisper_base_matches_ctranslate2() {
 #[test]
 fn prompt_tokens_match_tiktoken() {
     let t = Transcriber::load(&model_dir(), Precision::fastest()).unwrap();
-    let golden: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo("tests/golden/whisper_bpe_reference.json")).unwrap())
-            .unwrap();
+    let golden = read_golden("whisper_bpe_reference.json");
     for it in golden["items"].as_array().unwrap() {
         let text = it["text"].as_str().unwrap();
         let want: Vec<u32> = serde_json::from_value(it["ids"].clone()).unwrap();
@@ -281,12 +273,8 @@ fn a_prompt_conditions_the_first_window() {
 #[test]
 fn alignment_matches_the_reference() {
     let t = Transcriber::load(&model_dir(), Precision::Exact).unwrap();
-    let golden: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo("tests/golden/whisper_tiny_en_alignment.json")).unwrap())
-            .unwrap();
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo("tests/golden/whisper_tiny_en_reference.json")).unwrap())
-            .unwrap();
+    let golden = read_golden("whisper_tiny_en_alignment.json");
+    let reference = read_golden("whisper_tiny_en_reference.json");
     let heads = [(1, 0), (2, 0), (2, 5), (3, 0), (3, 1), (3, 2), (3, 3), (3, 4)];
     let (mut same_cells, mut cells, mut close, mut starts) = (0, 0, 0, 0);
     for (it, r) in golden["items"]
