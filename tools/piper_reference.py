@@ -6,6 +6,9 @@ noise_scale and noise_w 0 (deterministic), whose waveform tandem's must match.
 Writes tests/golden/piper_reference.json.
 
 Run: python3 -m tools.piper_reference VOICE.onnx
+Held-out phonemes (no audio): python3 -m tools.piper_reference VOICE.onnx SENTENCES.txt OUT.json,
+then `TANDEM_PIPER_GOLDEN=OUT.json cargo test --release -p tandem-voice --test model_piper
+phoneme_ids -- --nocapture` prints how many of them tandem's phonemes equal.
 """
 import base64
 import json
@@ -17,17 +20,27 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def phonemes(voice, sentences_file):
+    items = []
+    for line in sentences_file.read_text().splitlines():
+        sentences = voice.phonemize(line)
+        items.append({"text": line, "phonemes": ["".join(s) for s in sentences],
+                      "ids": [voice.phonemes_to_ids(s) for s in sentences]})
+    return items
+
+
 def main():
     import onnxruntime
     from piper import PiperVoice
 
     onnx_path = Path(sys.argv[1])
     voice = PiperVoice.load(str(onnx_path))
-    items = []
-    for line in (ROOT / "tools/data/piper_sentences.txt").read_text().splitlines():
-        sentences = voice.phonemize(line)
-        items.append({"text": line, "phonemes": ["".join(s) for s in sentences],
-                      "ids": [voice.phonemes_to_ids(s) for s in sentences]})
+    if len(sys.argv) == 4:
+        items = phonemes(voice, Path(sys.argv[2]))
+        Path(sys.argv[3]).write_text(json.dumps({"items": items}, ensure_ascii=False) + "\n")
+        print(len(items), "sentences")
+        return
+    items = phonemes(voice, ROOT / "tools/data/piper_sentences.txt")
     ids = items[0]["ids"][0]
     opts = onnxruntime.SessionOptions()
     opts.intra_op_num_threads = 2

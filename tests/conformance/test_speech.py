@@ -1,6 +1,6 @@
 """/v1/audio/speech on the Piper voice through the official SDK: every response format (mp3 by
 default), both stream formats, speed, OpenAI's model and voice names, the round trip through
-Whisper, and the 400s naming the field (unknown voice, unknown model, aac, oversized input)."""
+Whisper, and the 400s naming the field (unknown voice, unknown model, unknown format, oversized input)."""
 import base64
 import io
 import json
@@ -33,10 +33,23 @@ def test_mp3_by_default_and_every_format(client):
     assert opus[:4] == b"OggS" and b"OpusHead" in opus[:64]
 
 
-def test_spoken_words_are_heard_back(client):
-    wav = speak(client, response_format="wav")
-    r = client.audio.transcriptions.create(model="whisper-tiny-en", file=("s.wav", wav))
+@pytest.mark.parametrize("fmt", ["wav", "aac", "flac", "mp3"])
+def test_spoken_words_are_heard_back(client, fmt):
+    """Each encoding decodes (by the server's own decoder) to the same words."""
+    audio = speak(client, response_format=fmt)
+    if fmt == "aac":
+        assert audio[0] == 0xFF and audio[1] & 0xF6 == 0xF0  # ADTS sync word, layer 0
+    r = client.audio.transcriptions.create(model="whisper-tiny-en", file=(f"s.{fmt}", audio))
     assert r.text.lower().strip(" .") == SAID.lower().strip(" .")
+
+
+def test_aac_streams_as_adts_frames(client):
+    with client.audio.speech.with_streaming_response.create(
+            model="tts-1", voice="echo", input="One sentence. And another one.", response_format="aac",
+            extra_body={"stream_format": "audio"}) as r:
+        assert r.headers["content-type"] == "audio/aac"
+        body = b"".join(r.iter_bytes())
+    assert body[0] == 0xFF and body[1] & 0xF6 == 0xF0 and len(body) > 2000
 
 
 def test_speed_changes_the_length(client):
@@ -68,7 +81,7 @@ def test_sse_stream(http):
 @pytest.mark.parametrize("body, param, status", [
     ({"model": "tts-1", "voice": "robot", "input": "hi"}, "voice", 400),
     ({"model": "tts-9", "voice": "alloy", "input": "hi"}, "model", 404),
-    ({"model": "tts-1", "voice": "alloy", "input": "hi", "response_format": "aac"}, "response_format", 400),
+    ({"model": "tts-1", "voice": "alloy", "input": "hi", "response_format": "m4a"}, "response_format", 400),
     ({"model": "tts-1", "voice": "alloy", "input": "x" * 4097}, "input", 400),
     ({"model": "tts-1", "voice": "alloy", "input": ""}, "input", 400),
     ({"model": "tts-1", "voice": "alloy", "input": "hi", "speed": 9}, "speed", 400),
@@ -111,6 +124,20 @@ def test_chat_audio_streams_while_the_text_is_written(client):
     assert chunks[-2].choices[0].delta.audio and chunks[-2].choices[0].delta.audio.expires_at
     assert sum(len(base64.b64decode(p.data)) for p in audio) > 24000  # > 0.5 s of pcm16
     assert "".join(p.transcript for p in audio).strip() and audio[-1].expires_at
+
+
+def test_each_streamed_choice_speaks_under_its_own_id(client):
+    stream = client.chat.completions.create(
+        model="mini", temperature=1, seed=3, n=2, max_tokens=12, stream=True, modalities=["text", "audio"],
+        audio={"voice": "nova", "format": "pcm16"},
+        messages=[{"role": "user", "content": "Name a colour in one short sentence."}])
+    ids = {}
+    for c in stream:
+        for ch in c.choices:
+            if ch.delta.audio and getattr(ch.delta.audio, "id", None):
+                ids.setdefault(ch.index, set()).add(ch.delta.audio.id)
+    assert sorted(ids) == [0, 1] and all(len(v) == 1 for v in ids.values())
+    assert ids[0] != ids[1]
 
 
 @pytest.mark.parametrize("extra, param", [

@@ -484,7 +484,12 @@ fn load_speaker(home: &Home, s: &Settings) -> Result<Option<Arc<tandem_server::S
         s.speech,
         &crate::pull_wheel::ESPEAK_DATA,
         "the voice's espeak-ng data",
-    );
+    )
+    .and_then(|d| {
+        tandem_voice::espeak_data::with_linking_glide(&d)
+            .map_err(|e| eprintln!("tandem: the voice reads espeak-ng's data without Piper's glides: {e}"))
+            .ok()
+    });
     let sp = tandem_server::Speaker::new(v, data.as_deref(), price);
     if sp.phonemizer.is_none() {
         eprintln!("tandem: the voice is off: the espeak-ng program is not installed (Debian: apt-get install espeak-ng); /v1/audio/speech answers 400");

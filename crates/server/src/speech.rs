@@ -1,7 +1,7 @@
 //! `POST /v1/audio/speech`: text spoken by the Piper voice (`tandem_voice`) in OpenAI's shape —
 //! `model` (`piper-joe`; `tts-1`, `tts-1-hd`, `gpt-4o-mini-tts` mean it), `voice` (OpenAI's voice
 //! names all mean the one installed voice), `input` (≤ 4,096 characters), `response_format`
-//! (mp3 by default, opus, flac, wav, pcm; aac has no encoder here), `speed` 0.25–4,
+//! (mp3 by default, opus, aac via the ffmpeg program, flac, wav, pcm), `speed` 0.25–4,
 //! `instructions` (accepted, not honoured: one voice, one style), `stream_format` `audio` (a
 //! chunked body, a sentence at a time) or `sse` (`speech.audio.delta` / `speech.audio.done`).
 //! Usage is counted in characters and recorded once, under the caller's project.
@@ -94,6 +94,17 @@ struct Valid {
     stream: Stream,
 }
 
+/// aac is encoded by the ffmpeg program: where it is missing, asking for aac is the caller's 400.
+fn aac_here(format: Format, param: &str) -> Result<(), ApiError> {
+    if format == Format::Aac && !tandem_voice::encode::aac_available() {
+        return Err(invalid(
+            param,
+            "'aac' needs the ffmpeg program on the server (Debian `ffmpeg`); use mp3, opus, flac, wav or pcm.",
+        ));
+    }
+    Ok(())
+}
+
 fn invalid(param: &str, msg: impl Into<String>) -> ApiError {
     ApiError::invalid(param, "invalid_value", msg.into())
 }
@@ -148,9 +159,9 @@ fn bind(state: &AppState, v: &serde_json::Value) -> Result<(Arc<Speaker>, Valid)
     }
     let format = match f.string("response_format")? {
         None => Format::Mp3,
-        Some("aac") => return Err(invalid("response_format", "'aac' is not available: no AAC encoder ships in a package tandem can use. Use mp3, opus, flac, wav or pcm.")),
-        Some(name) => Format::parse(name).ok_or_else(|| invalid("response_format", format!("Invalid value for 'response_format': '{name}'. Supported values are: 'mp3', 'opus', 'flac', 'wav' and 'pcm'.")))?,
+        Some(name) => Format::parse(name).ok_or_else(|| invalid("response_format", format!("Invalid value for 'response_format': '{name}'. Supported values are: 'mp3', 'opus', 'aac', 'flac', 'wav' and 'pcm'.")))?,
     };
+    aac_here(format, "response_format")?;
     let speed = f.number("speed", 0.25, 4.0)?.unwrap_or(1.0);
     let _ = f.string("instructions")?;
     let stream = match f.string("stream_format")? {
@@ -361,20 +372,23 @@ fn settle_spoken(
     state: &Arc<AppState>,
     account: &crate::request::Account,
     price: f64,
-    (id, transcript, expires_at): (String, String, u64),
+    answers: Vec<(String, String)>,
+    expires_at: u64,
     start: Instant,
 ) {
-    let chars = transcript.chars().count() as u64;
+    let chars: u64 = answers.iter().map(|(_, t)| t.chars().count() as u64).sum();
     record_for(state, account, chars, chars as f64 * price / 1e6, start);
-    let a = SpokenAnswer {
-        transcript,
-        expires_at,
-        project_id: account.project_id.clone(),
-    };
     if let Ok(mut m) = state.spoken.lock() {
         let now = unix_now();
         m.retain(|_, v| v.expires_at > now);
-        m.insert(id, a);
+        for (id, transcript) in answers {
+            let a = SpokenAnswer {
+                transcript,
+                expires_at,
+                project_id: account.project_id.clone(),
+            };
+            m.insert(id, a);
+        }
     }
 }
 
@@ -423,10 +437,11 @@ pub(crate) fn chat_audio(state: &AppState, f: &Fields) -> Result<Option<ChatAudi
     }
     let format = match a.get("format").and_then(serde_json::Value::as_str) {
         Some("pcm16") => Format::Pcm,
-        Some(name @ ("wav" | "mp3" | "flac" | "opus")) => Format::parse(name).unwrap_or(Format::Wav),
-        Some(other) => return Err(invalid("audio.format", format!("Invalid value for 'audio.format': '{other}'. Supported values are: 'wav', 'mp3', 'flac', 'opus' and 'pcm16'."))),
+        Some(name @ ("wav" | "mp3" | "flac" | "opus" | "aac")) => Format::parse(name).unwrap_or(Format::Wav),
+        Some(other) => return Err(invalid("audio.format", format!("Invalid value for 'audio.format': '{other}'. Supported values are: 'wav', 'aac', 'mp3', 'flac', 'opus' and 'pcm16'."))),
         None => return Err(ApiError::missing("audio.format")),
     };
+    aac_here(format, "audio.format")?;
     match &state.speaker {
         Some(sp) if sp.phonemizer.is_some() => Ok(Some(ChatAudio { format })),
         _ => Err(invalid(
@@ -476,7 +491,8 @@ pub(crate) async fn speak_answer(
         state,
         account,
         sp.price,
-        (id.clone(), text.to_string(), expires_at),
+        vec![(id.clone(), text.to_string())],
+        expires_at,
         start,
     );
     Ok(tandem_api::MessageAudio {
@@ -496,7 +512,8 @@ pub(crate) struct Narrator {
     pending: Vec<String>,
     /// Choices whose last piece of audio has come back.
     pub done: usize,
-    pub id: String,
+    /// Each choice's audio id: a later turn names one answer.
+    pub ids: Vec<String>,
     pub expires_at: u64,
 }
 
@@ -513,17 +530,17 @@ impl Narrator {
         let sp = state.speaker.clone()?;
         let (say, mut said) = tokio::sync::mpsc::unbounded_channel::<(usize, String, bool)>();
         let (back, heard) = tokio::sync::mpsc::unbounded_channel::<Spoken>();
-        let id = crate::state::new_id("audio_");
+        let ids: Vec<String> = (0..n).map(|_| crate::state::new_id("audio_")).collect();
         let expires_at = unix_now() + SPOKEN_TTL;
-        let (state, id2) = (state.clone(), id.clone());
+        let (state, kept) = (state.clone(), ids.clone());
         tokio::spawn(async move {
-            let (start, mut all) = (Instant::now(), String::new());
+            let (start, mut all) = (Instant::now(), vec![String::new(); n]);
             while let Some((choice, text, last)) = said.recv().await {
                 let (worker, words) = (sp.clone(), text.clone());
                 let pcm16 = tokio::task::spawn_blocking(move || pcm16_of(&worker, &words))
                     .await
                     .unwrap_or_else(|e| Err(e.to_string()));
-                all.push_str(&text);
+                all[choice].push_str(&text);
                 if back
                     .send(Spoken {
                         choice,
@@ -536,14 +553,15 @@ impl Narrator {
                     break;
                 }
             }
-            settle_spoken(&state, &account, sp.price, (id2, all, expires_at), start);
+            let answers = kept.into_iter().zip(all).collect();
+            settle_spoken(&state, &account, sp.price, answers, expires_at, start);
         });
         Some(Self {
             say,
             heard,
             pending: vec![String::new(); n],
             done: 0,
-            id,
+            ids,
             expires_at,
         })
     }

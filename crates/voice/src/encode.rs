@@ -1,7 +1,12 @@
 //! Speech as the bytes `/v1/audio/speech` answers with: mp3 (LAME, built from source by
-//! `mp3lame-sys`, 64 kbit/s), flac (`flacenc`, pure Rust), wav (16-bit PCM), pcm (OpenAI's raw
-//! 24 kHz 16-bit little-endian, resampled), opus (the system's libopus in an Ogg stream, 24 kHz).
-//! AAC has no encoder in a reachable package: a clear error.
+//! `mp3lame-sys`, 64 kbit/s), flac (`flacenc`, pure Rust, one STREAMINFO field mended), wav (16-bit PCM), pcm (OpenAI's raw
+//! 24 kHz 16-bit little-endian, resampled), opus (the system's libopus in an Ogg stream, 24 kHz),
+//! aac (ADTS, 64 kbit/s, from the `ffmpeg` program's native AAC encoder: no crate or library
+//! binding ships one, so it is run like espeak-ng; without ffmpeg, aac is unavailable).
+
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use crate::{Result, VoiceError};
 
@@ -65,9 +70,7 @@ pub fn encode(samples: &[f32], rate: u32, format: Format) -> Result<Vec<u8>> {
         Format::Opus => {
             tandem_audio::opus::ogg_opus(samples, rate as usize).map_err(|e| VoiceError::Format(e.to_string()))
         }
-        Format::Aac => Err(VoiceError::Format(
-            "aac: no AAC encoder ships in a package tandem can use; choose mp3, opus, flac, wav or pcm".into(),
-        )),
+        Format::Aac => aac(&pcm16(samples), rate),
     }
 }
 
@@ -126,7 +129,20 @@ fn flac(pcm: &[i16], rate: u32) -> Result<Vec<u8>> {
     stream
         .write(&mut sink)
         .map_err(|e| VoiceError::Format(format!("flac: {e:?}")))?;
-    Ok(sink.as_slice().to_vec())
+    let mut bytes = sink.as_slice().to_vec();
+    fixed_block_bounds(&mut bytes);
+    Ok(bytes)
+}
+
+/// flacenc counts the short last block in STREAMINFO's minimum block size; the format excludes it
+/// ("fLaC", a 4-byte block header, then min and max block size as big-endian u16). A fixed-size
+/// stream whose minimum differs from its maximum reads as variable-size to strict decoders
+/// (symphonia rejects every frame), so the minimum is set to the maximum.
+fn fixed_block_bounds(flac: &mut [u8]) {
+    if flac.len() >= 12 && &flac[..4] == b"fLaC" {
+        let max = [flac[10], flac[11]];
+        flac[8..10].copy_from_slice(&max);
+    }
 }
 
 fn mp3(pcm: &[i16], rate: u32) -> Result<Vec<u8>> {
@@ -148,4 +164,30 @@ fn mp3(pcm: &[i16], rate: u32) -> Result<Vec<u8>> {
     enc.flush_to_vec::<FlushNoGap>(&mut out)
         .map_err(|e| bad(format!("{e:?}")))?;
     Ok(out)
+}
+
+/// Whether the `ffmpeg` program (Debian `ffmpeg`) is here to encode aac; asked once.
+pub fn aac_available() -> bool {
+    static FOUND: OnceLock<bool> = OnceLock::new();
+    *FOUND.get_or_init(|| {
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-hide_banner", "-version"]);
+        crate::program::run(cmd, Vec::new(), Duration::from_secs(10)).is_ok()
+    })
+}
+
+/// ADTS frames: a stream of them needs no container, so per-sentence pieces concatenate.
+fn aac(pcm: &[i16], rate: u32) -> Result<Vec<u8>> {
+    if !aac_available() {
+        return Err(VoiceError::Format(
+            "aac needs the ffmpeg program, which is not installed".into(),
+        ));
+    }
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-f", "s16le", "-ac", "1", "-ar"])
+        .arg(rate.to_string())
+        .args(["-i", "pipe:0", "-c:a", "aac", "-b:a", "64k", "-f", "adts", "pipe:1"]);
+    let bytes: Vec<u8> = pcm.iter().flat_map(|s| s.to_le_bytes()).collect();
+    // ~100x real time: a 4,096-character answer (~5 min of speech) takes ~3 s.
+    crate::program::run(cmd, bytes, Duration::from_secs(60)).map_err(|e| VoiceError::Format(format!("aac: {e}")))
 }

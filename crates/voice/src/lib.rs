@@ -3,12 +3,16 @@
 //! loaded at run time (`tract` 0.23.9 cannot analyse this graph; see docs/voice.md).
 //!
 //! Layout
+//! - `espeak_data`: the pinned espeak-ng 1.52 data with Piper's build's linking glide shown.
 //! - `phonemes`: espeak-ng's IPA per clause, each with the punctuation that ended it, by sentence.
-//! - `encode`: the response formats (mp3, opus, flac, wav, pcm).
+//! - `encode`: the response formats (mp3, opus, aac, flac, wav, pcm).
+//! - `program`: running a helper program (espeak-ng, ffmpeg) on bytes, with a deadline.
 //! - `voice`: the voice's config (`.onnx.json`), phoneme ids, and synthesis on ONNX Runtime.
 
 pub mod encode;
+pub mod espeak_data;
 pub mod phonemes;
+pub mod program;
 pub mod voice;
 
 pub use phonemes::Phonemizer;

@@ -9,13 +9,15 @@
 //! clauses. When espeak-ng kept a mark inside a clause (its abbreviations: "Mr.", "U.S."), the
 //! likeliest abbreviations' periods are dropped until the counts agree.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use unicode_normalization::UnicodeNormalization;
 
 use crate::{Result, VoiceError};
+
+/// Far above what 4,096 characters take (~50 ms); only a wedged program reaches it.
+const ESPEAK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 pub struct Phonemizer {
     program: PathBuf,
@@ -79,27 +81,11 @@ impl Phonemizer {
         if let Some(d) = &self.data {
             cmd.arg(format!("--path={}", d.display()));
         }
-        let mut child = cmd
-            .args(["-q", "--ipa", "-v", &self.voice])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| VoiceError::Phonemes(format!("cannot run espeak-ng: {e}")))?;
+        cmd.args(["-q", "--ipa", "-v", &self.voice]);
         // One line: espeak-ng would read a line break as a pause of its own.
         let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        let mut stdin = child.stdin.take().expect("piped");
-        let writer = std::thread::spawn(move || stdin.write_all(line.as_bytes()));
-        let out = child
-            .wait_with_output()
-            .map_err(|e| VoiceError::Phonemes(format!("espeak-ng failed: {e}")))?;
-        let _ = writer.join();
-        if !out.status.success() {
-            return Err(VoiceError::Phonemes(
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ));
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
+        let out = crate::program::run(cmd, line.into_bytes(), ESPEAK_TIMEOUT).map_err(VoiceError::Phonemes)?;
+        let text = String::from_utf8_lossy(&out);
         Ok(text
             .lines()
             .map(|l| l.trim().to_string())

@@ -3,11 +3,9 @@
 //! the waveform of fixed ids equal to onnxruntime's run of the same graph within 1e-4 (values in
 //! [-1, 1]). Needs `tandem pull speech` (the voice and ONNX Runtime) and the espeak-ng program.
 //!
-//! The target for the ids is 95%. Debian's espeak-ng 1.51 program reading the espeak-ng
-//! 1.52 data piper-tts bundles (`tandem pull speech` pins it) gives 41/50; the nine others differ
-//! only by 1.52's linking glides (`ʲ` after an i-vowel before a vowel: "the answer" `ðɪʲ ˈænsɚ`),
-//! which the 1.51 program never writes. The clause marks, sentence splits and id mapping —
-//! tandem's own part — agree on all 50. The assertion holds that level (docs/voice.md).
+//! The target for the ids is 95%. Debian's espeak-ng 1.51 program reading the data
+//! piper-tts bundles (`tandem pull speech` pins it), with the linking glide its espeak-ng build
+//! prints shown (`tandem_voice::espeak_data`), agrees on all 50 (docs/voice.md; 147/150 held out).
 
 use std::path::PathBuf;
 
@@ -52,8 +50,15 @@ fn phoneme_ids_match_piper() {
         data.join(".verified").exists(),
         "run `tandem pull speech` first (the espeak-ng 1.52 data)"
     );
+    let data = tandem_voice::espeak_data::with_linking_glide(&data).unwrap();
     let p = Phonemizer::find(&v.espeak_voice, Some(&data)).expect("espeak-ng is installed");
-    let g = golden();
+    // A held-out set from the same tool (`TANDEM_PIPER_GOLDEN`, see tools/piper_reference.py) is
+    // counted and printed; the committed 50 are asserted.
+    let held_out = std::env::var_os("TANDEM_PIPER_GOLDEN");
+    let g = match &held_out {
+        Some(p) => serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap(),
+        None => golden(),
+    };
     let items = g["items"].as_array().unwrap();
     let mut same = 0;
     for it in items {
@@ -72,7 +77,9 @@ fn phoneme_ids_match_piper() {
         "phoneme ids equal to piper-tts 1.8.0's on {same}/{} sentences",
         items.len()
     );
-    assert!(same >= 41, "{same}/50: fewer than measured (41) with the 1.52 data");
+    if held_out.is_none() {
+        assert_eq!(same, items.len(), "{same}/{}: fewer than measured (all)", items.len());
+    }
 }
 
 #[test]

@@ -164,7 +164,7 @@ impl<'a> Streamer<'a> {
             na.done += 1;
         }
         let audio = api::AudioDelta {
-            id: na.id.clone(),
+            id: na.ids[sp.choice].clone(),
             data: base64::engine::general_purpose::STANDARD.encode(data),
             transcript: sp.transcript,
             expires_at: sp.last.then_some(na.expires_at),
