@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command (README): builds optimised, makes sure the mini tier, the sentence
-# encoder, Whisper tiny.en, the voice and ONNX Runtime are in the model cache (`tandem pull`: a no-op when already there and verified), runs every Rust test
+# encoder, Whisper tiny.en, the voice, ONNX Runtime and the image classifier are in the model cache (`tandem pull`: a no-op when already there and verified), runs every Rust test
 # (model-backed ones one at a time, .config/nextest.toml), then the OpenAI-SDK conformance suite
 # against a real `tandem serve` on 127.0.0.1 (tests/conformance, pinned in its requirements.txt,
 # installed into a venv outside the clone).
@@ -12,6 +12,7 @@ cargo build --release --locked
 "$target/release/tandem" pull mini
 "$target/release/tandem" pull embeddings
 "$target/release/tandem" pull speech
+"$target/release/tandem" pull vision
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --release --locked --workspace --no-fail-fast
 else

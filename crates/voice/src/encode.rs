@@ -172,7 +172,7 @@ pub fn aac_available() -> bool {
     *FOUND.get_or_init(|| {
         let mut cmd = Command::new("ffmpeg");
         cmd.args(["-hide_banner", "-version"]);
-        crate::program::run(cmd, Vec::new(), Duration::from_secs(10)).is_ok()
+        tandem_process::run(cmd, Vec::new(), Duration::from_secs(10)).is_ok()
     })
 }
 
@@ -189,5 +189,5 @@ fn aac(pcm: &[i16], rate: u32) -> Result<Vec<u8>> {
         .args(["-i", "pipe:0", "-c:a", "aac", "-b:a", "64k", "-f", "adts", "pipe:1"]);
     let bytes: Vec<u8> = pcm.iter().flat_map(|s| s.to_le_bytes()).collect();
     // ~100x real time: a 4,096-character answer (~5 min of speech) takes ~3 s.
-    crate::program::run(cmd, bytes, Duration::from_secs(60)).map_err(|e| VoiceError::Format(format!("aac: {e}")))
+    tandem_process::run(cmd, bytes, Duration::from_secs(60)).map_err(|e| VoiceError::Format(format!("aac: {e}")))
 }

@@ -6,13 +6,11 @@
 //! - `espeak_data`: the pinned espeak-ng 1.52 data with Piper's build's linking glide shown.
 //! - `phonemes`: espeak-ng's IPA per clause, each with the punctuation that ended it, by sentence.
 //! - `encode`: the response formats (mp3, opus, aac, flac, wav, pcm).
-//! - `program`: running a helper program (espeak-ng, ffmpeg) on bytes, with a deadline.
 //! - `voice`: the voice's config (`.onnx.json`), phoneme ids, and synthesis on ONNX Runtime.
 
 pub mod encode;
 pub mod espeak_data;
 pub mod phonemes;
-pub mod program;
 pub mod voice;
 
 pub use phonemes::Phonemizer;

@@ -84,7 +84,7 @@ impl Phonemizer {
         cmd.args(["-q", "--ipa", "-v", &self.voice]);
         // One line: espeak-ng would read a line break as a pause of its own.
         let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        let out = crate::program::run(cmd, line.into_bytes(), ESPEAK_TIMEOUT).map_err(VoiceError::Phonemes)?;
+        let out = tandem_process::run(cmd, line.into_bytes(), ESPEAK_TIMEOUT).map_err(VoiceError::Phonemes)?;
         let text = String::from_utf8_lossy(&out);
         Ok(text
             .lines()

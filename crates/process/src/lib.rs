@@ -1,4 +1,4 @@
-//! Running a helper program (espeak-ng, ffmpeg) on bytes: input written from its own thread so a
+//! Running a helper program (espeak-ng, ffmpeg, tesseract) on bytes: input written from its own thread so a
 //! full output pipe cannot deadlock the writer, output read to the end, and the child killed when
 //! it runs past a deadline (a wedged helper must not hold a request forever).
 
