@@ -52,7 +52,7 @@ def test_long_text_is_read_to_the_end(client):
 def test_bad_requests_are_clear(client):
     with pytest.raises(openai.BadRequestError) as e:
         client.moderations.create(input=[{"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}])
-    assert e.value.body["param"] == "input[0]" and "not supported" in e.value.body["message"]
+    assert e.value.body["param"] == "input[0].image_url.url" and "does not fetch" in e.value.body["message"]
     with pytest.raises(openai.NotFoundError) as e:
         client.moderations.create(input="hi", model="no-such-moderation-model")
     assert e.value.body["code"] == "model_not_found"

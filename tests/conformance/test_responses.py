@@ -117,7 +117,9 @@ def test_what_is_not_served_is_a_clear_400(client):
     cases = [
         (dict(input="hi", tools=[{"type": "web_search"}]), "tools[0].type"),
         (dict(input=[{"role": "user", "content": [{"type": "input_image", "image_url": "data:,", "detail": "auto"}]}]),
-         "input[0].content[0]"),
+         "input[0].content[0].image_url"),
+        (dict(input=[{"role": "user", "content": [{"type": "input_image", "image_url": "data:,", "detail": "max"}]}]),
+         "input[0].content[0].detail"),
         (dict(input=[{"role": "user", "content": [{"type": "input_file", "file_id": "file-x"}]}]),
          "input[0].content[0]"),
         (dict(input="hi", background=True, store=False), "store"),

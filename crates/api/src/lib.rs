@@ -34,7 +34,10 @@ pub use batches::{
 };
 pub use files::FileObject;
 pub use lists::{Deleted, List, Page};
-pub use models::{Detokenized, Health, Model, ModelPricing, Moderation, ModerationResult, OrderedMap, Tokenized};
+pub use models::{
+    Detokenized, Health, Model, ModelPricing, Moderation, ModerationResult, OrderedMap, Perceived, Share, TextLine,
+    Tokenized,
+};
 
 pub use chat::{
     AssistantMessage, AudioDelta, ChatChoice, ChatCompletion, ChatCompletionChunk, ChatLogprobs, ChunkChoice, Delta,

@@ -13,6 +13,13 @@ pub struct Model {
     pub context_window: usize,
     pub parameters_name: String,
     pub pricing: ModelPricing,
+    /// What the model takes: `text`, and for the tiers `audio` (heard through Whisper) and `image`
+    /// (seen through the perception stage) when those are served.
+    #[serde(default)]
+    pub input_modalities: Vec<String>,
+    /// How a tier sees images, when it does (`perception stage: efficientnet-lite0, tesseract`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vision: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +82,35 @@ impl<T> FromIterator<(String, T)> for OrderedMap<T> {
 pub struct Tokenized {
     pub tokens: Vec<u32>,
     pub count: usize,
+}
+
+/// `POST /perceive` (tandem's): what the perception stage found in an image, and the block the
+/// tiers read in its place.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Perceived {
+    pub block: String,
+    pub width: u32,
+    pub height: u32,
+    pub format: String,
+    pub colours: Vec<Share>,
+    pub labels: Vec<Share>,
+    /// The lines read, in reading order; `null` when no OCR ran (`detail` low, or none found under
+    /// `auto`).
+    pub text: Option<Vec<TextLine>>,
+    pub engines: Vec<String>,
+}
+
+/// A name with its share of the image (colours) or probability (labels).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Share {
+    pub name: String,
+    pub value: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextLine {
+    pub text: String,
+    pub confidence: f32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -398,6 +398,15 @@ fn server_config(s: &Settings) -> Result<ServerConfig> {
         operator_prompt: operator_prompt.filter(|p| !p.trim().is_empty()),
         tools_as_data: s.tool_output_as_data.unwrap_or_default(),
         auto_threshold,
+        image_urls: tandem_server::ImageUrls::parse(s.image_urls.as_deref().unwrap_or_default()).with_context(
+            || {
+                format!(
+                    "--image-urls {:?}: expected off, on or on-allow-loopback",
+                    s.image_urls.as_deref().unwrap_or_default()
+                )
+            },
+        )?,
+        max_images: s.max_images.unwrap_or_default(),
     })
 }
 
@@ -497,6 +506,34 @@ fn load_speaker(home: &Home, s: &Settings) -> Result<Option<Arc<tandem_server::S
     Ok(Some(Arc::new(sp)))
 }
 
+/// Image input (with `--vision`): the classifier (pulled when absent) and tesseract where
+/// installed, reading every installed language pack tandem knows (English first).
+fn load_seer(home: &Home, s: &Settings) -> Result<Option<Arc<tandem_server::Seer>>> {
+    let Some(dir) = optional_model(home, s.vision, &crate::pull_wheel::VISION, "image input") else {
+        return Ok(None);
+    };
+    let classifier = tandem_vision::Classifier::load(&dir, tandem_vision::Precision::fastest())
+        .with_context(|| format!("loading {}", dir.display()))?;
+    let ocr = tandem_vision::tesseract::Tesseract::find(OCR_LANGUAGES);
+    match &ocr {
+        Some(t) => eprintln!("tandem: vision: efficientnet-lite0 and tesseract ({})", t.languages),
+        None => eprintln!("tandem: vision: efficientnet-lite0; no OCR: the tesseract program is not installed (Debian: apt-get install tesseract-ocr)"),
+    }
+    let stage = tandem_vision::PerceptionStage {
+        classifier: Some(classifier),
+        ocr,
+    };
+    Ok(Some(Arc::new(tandem_server::Seer::new(
+        Arc::new(stage),
+        Default::default(),
+    ))))
+}
+
+/// Tesseract language packs read when installed (Debian `tesseract-ocr-<lang>`).
+const OCR_LANGUAGES: &[&str] = &[
+    "eng", "deu", "fra", "spa", "ita", "por", "nld", "chi_sim", "jpn", "kor", "rus",
+];
+
 /// The certificate and key, both or neither.
 fn tls_files(s: &Settings) -> Result<Option<(PathBuf, PathBuf)>> {
     match (s.tls_cert.clone(), s.tls_key.clone()) {
@@ -527,6 +564,7 @@ pub fn serve(home: &Home, cli: Settings) -> Result<()> {
     state.embedder = load_embedder(home, &s)?;
     state.speech = load_speech(home, &s)?;
     state.speaker = load_speaker(home, &s)?;
+    state.seer = load_seer(home, &s)?;
     let state = Arc::new(state);
     let m = state.config.moderation;
     if (m.input || m.output) && state.moderator.is_none() {

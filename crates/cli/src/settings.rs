@@ -167,6 +167,17 @@ pub struct Settings {
     /// whisper's command line uses 5). Each hypothesis is a decoder pass: 5 costs ~5× the decoding.
     #[arg(long, env = "TANDEM_SPEECH_BEAM_SIZE")]
     pub speech_beam_size: Option<usize>,
+    /// Image input through the perception stage: EfficientNet-Lite0 (pulled when absent; 20 MB)
+    /// and OCR by the `tesseract` program where installed.
+    #[arg(long, env = "TANDEM_VISION", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub vision: Option<bool>,
+    /// Fetch http(s) image URLs: `off` (the default: a 400), `on` (public addresses only, the
+    /// resolved address pinned, no redirects), or `on-allow-loopback` (also 127.0.0.1: tests).
+    #[arg(long, env = "TANDEM_IMAGE_URLS")]
+    pub image_urls: Option<String>,
+    /// Images one request may hold.
+    #[arg(long, env = "TANDEM_MAX_IMAGES")]
+    pub max_images: Option<usize>,
     /// Per-tier prices (`[prices.mini]` in tandem.toml only).
     #[arg(skip)]
     pub prices: Option<PriceTable>,
@@ -228,6 +239,9 @@ impl Settings {
             redact: Some(false),
             embeddings: Some(true),
             speech: Some(true),
+            vision: Some(true),
+            image_urls: Some("off".into()),
+            max_images: Some(8),
             tool_output_as_data: Some(false),
             speculation: Some("ngram".into()),
             auto_threshold: Some(tandem_server::ServerConfig::default().auto_threshold),

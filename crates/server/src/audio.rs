@@ -102,6 +102,8 @@ impl Speech {
                 cached_input: self.price_per_minute,
                 output: 0.0,
             },
+            input_modalities: vec!["audio".to_string()],
+            vision: None,
         }
     }
 }

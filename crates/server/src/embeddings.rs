@@ -68,6 +68,8 @@ impl Embedder {
                 cached_input: self.price,
                 output: 0.0,
             },
+            input_modalities: vec!["text".to_string()],
+            vision: None,
         }
     }
 }

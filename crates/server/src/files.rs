@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::state::{new_id, unix_now, AppState};
 
 /// Purposes a client may upload with.
-const PURPOSES: &[&str] = &["batch", "user_data"];
+const PURPOSES: &[&str] = &["batch", "user_data", "vision"];
 
 pub fn file_object(f: &FileRecord) -> api::FileObject {
     api::FileObject {
@@ -84,7 +84,9 @@ fn check_upload<W>(purpose: Option<String>, blob: Option<(W, String)>) -> Result
         return Err(ApiError::invalid(
             "purpose",
             "invalid_value",
-            format!("Invalid value for 'purpose': '{purpose}'. Supported values are: 'batch' and 'user_data'."),
+            format!(
+                "Invalid value for 'purpose': '{purpose}'. Supported values are: 'batch', 'user_data' and 'vision'."
+            ),
         ));
     }
     let (w, filename) = blob.ok_or_else(|| missing("file"))?;

@@ -29,6 +29,8 @@
 //! - `audio`: `/v1/audio/transcriptions` and `/translations` on Whisper (`tandem_audio`).
 //! - `hearing`: chat `input_audio` parts transcribed into text before binding.
 //! - `speech`: `/v1/audio/speech` on the Piper voice (`tandem_voice`).
+//! - `seeing`: chat `image_url` parts seen by the perception stage (`tandem_vision`) and replaced
+//!   by their blocks before binding; `image_fetch`: image URLs, only public addresses, pinned.
 //! - `embeddings`: `/v1/embeddings` on the sentence encoder (`tandem_embed::Encoder`).
 
 mod admin;
@@ -42,6 +44,7 @@ mod files;
 mod guard;
 mod hearing;
 mod hierarchy;
+mod image_fetch;
 mod limits;
 mod messages;
 mod metrics;
@@ -57,6 +60,7 @@ mod responses_background;
 mod responses_stream;
 mod router;
 mod routes;
+mod seeing;
 mod speech;
 mod state;
 mod structured;
@@ -69,8 +73,10 @@ pub use admin::{key_object, usage_json};
 pub use audio::{Speech, BASE_ID as SPEECH_BASE_ID, MODEL_ID as SPEECH_MODEL_ID};
 pub use embeddings::{Embedder, MODEL_ID as EMBEDDING_MODEL_ID};
 pub use guard::{ModerationPolicy, REFUSAL};
+pub use image_fetch::ImageUrls;
 pub use projects::project_object;
 use routes::router;
+pub use seeing::Seer;
 pub use speech::{Speaker, VOICE_ID};
 pub use state::{unix_now, AppState, Pricing, ServerConfig, Tier, DEFAULT_ALIASES};
 

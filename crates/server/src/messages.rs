@@ -99,7 +99,10 @@ fn check_part(pp: &str, part: &Value) -> Result<(), ApiError> {
             "a string",
             part.get("text").unwrap_or(&Value::Null),
         )),
-        Some("image_url") | Some("input_image") => Err(unsupported("Image input is not supported by this server yet.")),
+        // Image parts were seen before binding (`seeing`); one left here came by another door.
+        Some("image_url") | Some("input_image") => Err(unsupported(
+            "Image input needs the vision models: run `tandem pull vision` and serve with vision on.",
+        )),
         // Audio parts were transcribed before binding (`hearing`); one left here was not audio.
         Some("input_audio") | Some("file") => Err(unsupported(
             "File input is not supported by this server yet; audio needs the speech model.",

@@ -1,6 +1,6 @@
 //! The one request pipeline under every front door (HTTP chat and completions, batch lines):
 //!
-//! parse (the JSON object, once) → bind to a tier (`request::bind`: validate, tokenise) →
+//! parse (the JSON object, once) → hear and see (audio and image parts become text) → bind to a tier (`request::bind`: validate, tokenise) →
 //! route (`model: "auto"`: the router may bind again on its tier) → admit (budgets, rate-limit
 //! charge released on drop, the key's moderation policy) → input guard (a `Decision`) → submit
 //! (or the cascade, which binds the same object on the large tier) → output filter → `Outcome`.
@@ -58,6 +58,10 @@ pub enum Outcome {
 pub async fn run(state: &Arc<AppState>, caller: &Caller, req: Request<'_>) -> Result<Outcome, ApiError> {
     let body = Fields::parse(req.body)?;
     let body = crate::hearing::hear(state, caller, req.api, body).await?;
+    let (body, image_blocks) = match req.api {
+        Api::Chat => crate::seeing::see(state, caller, body).await?,
+        _ => (body, Vec::new()),
+    };
     let mut v = bind(state, req.api, &body, None)?;
     if req.batch && v.stream {
         return Err(ApiError::invalid(
@@ -72,6 +76,8 @@ pub async fn run(state: &Arc<AppState>, caller: &Caller, req: Request<'_>) -> Re
         _ => None,
     };
     admit(state, caller, &mut v, req.batch)?;
+    // Text read from images is data, like tool output: the attack detector reads it as such.
+    v.tool_text.extend(image_blocks);
     if req.background {
         v.gen.priority = Priority::Batch;
     }

@@ -417,7 +417,9 @@ fn message(p: &str, o: &Map<String, Value>) -> Result<Value, ApiError> {
     }
     let text = match o.get("content") {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts_text(&format!("{p}.content"), parts)?,
+        Some(Value::Array(parts)) => {
+            return Ok(json!({"role": role, "content": parts_content(&format!("{p}.content"), parts)?}))
+        }
         Some(v) => return Err(wrong_type(&format!("{p}.content"), "a string or an array of parts", v)),
         None => {
             return Err(ApiError::invalid(
@@ -430,29 +432,67 @@ fn message(p: &str, o: &Map<String, Value>) -> Result<Value, ApiError> {
     Ok(json!({"role": role, "content": text}))
 }
 
+/// A message's parts as chat content: the text joined when there is only text, else chat parts
+/// in order — each `input_image` (`image_url` or `file_id`, `detail`) as an `image_url` part the
+/// pipeline's seeing stage reads.
+fn parts_content(p: &str, parts: &[Value]) -> Result<Value, ApiError> {
+    if !parts
+        .iter()
+        .any(|x| x.get("type").and_then(Value::as_str) == Some("input_image"))
+    {
+        return Ok(Value::String(parts_text(p, parts)?));
+    }
+    let mut out = Vec::new();
+    for (j, part) in parts.iter().enumerate() {
+        let pp = format!("{p}[{j}]");
+        if part.get("type").and_then(Value::as_str) != Some("input_image") {
+            if let Some(t) = part_text(&pp, part)? {
+                out.push(json!({"type": "text", "text": t}));
+            }
+            continue;
+        }
+        let mut img = Map::new();
+        match (part.get("image_url"), part.get("file_id")) {
+            (Some(Value::String(u)), _) => img.insert("url".into(), json!(u)),
+            (_, Some(Value::String(id))) => img.insert("file_id".into(), json!(id)),
+            _ => return Err(ApiError::missing(&format!("{pp}.image_url"))),
+        };
+        if let Some(d) = part.get("detail") {
+            img.insert("detail".into(), d.clone());
+        }
+        // `_param`: the seeing stage names this path, not the chat message's, in its errors.
+        out.push(json!({"type": "image_url", "image_url": img, "_param": pp}));
+    }
+    Ok(Value::Array(out))
+}
+
 fn parts_text(p: &str, parts: &[Value]) -> Result<String, ApiError> {
     let mut text = String::new();
     for (j, part) in parts.iter().enumerate() {
-        let pp = format!("{p}[{j}]");
-        match part.get("type").and_then(Value::as_str) {
-            Some("input_text") | Some("output_text") => match part.get("text") {
-                Some(Value::String(t)) => text.push_str(t),
-                v => return Err(wrong_type(&format!("{pp}.text"), "a string", v.unwrap_or(&Value::Null))),
-            },
-            Some("refusal") => {}
-            Some("input_image") => return Err(unsupported(&pp, "image input")),
-            Some("input_file") => return Err(unsupported(&pp, "file input")),
-            Some("input_audio") => return Err(unsupported(&pp, "audio input")),
-            other => {
-                return Err(ApiError::invalid(
-                    format!("{pp}.type"),
-                    "invalid_value",
-                    format!("Invalid content part type {other:?}."),
-                ))
-            }
+        if let Some(t) = part_text(&format!("{p}[{j}]"), part)? {
+            text.push_str(&t);
         }
     }
     Ok(text)
+}
+
+/// A text part's text (`None` for a refusal); any other part is an error naming it.
+fn part_text(pp: &str, part: &Value) -> Result<Option<String>, ApiError> {
+    match part.get("type").and_then(Value::as_str) {
+        Some("input_text") | Some("output_text") => match part.get("text") {
+            Some(Value::String(t)) => Ok(Some(t.clone())),
+            v => Err(wrong_type(&format!("{pp}.text"), "a string", v.unwrap_or(&Value::Null))),
+        },
+        Some("refusal") => Ok(None),
+        Some("input_image") => Err(unsupported(pp, "image input here")),
+        Some("input_file") => Err(unsupported(pp, "file input")),
+        Some("input_audio") => Err(unsupported(pp, "audio input")),
+        other => Err(ApiError::invalid(
+            format!("{pp}.type"),
+            "invalid_value",
+            format!("Invalid content part type {other:?}."),
+        )),
+    }
 }
 
 fn string_field<'a>(p: &str, o: &'a Map<String, Value>, k: &str) -> Result<&'a str, ApiError> {

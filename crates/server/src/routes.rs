@@ -81,6 +81,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/responses/{id}/input_items", get(crate::responses::input_items))
         .route("/v1/responses/{id}/cancel", post(crate::responses_background::cancel))
+        .route("/perceive", post(crate::seeing::perceive))
         .route("/tokenize", post(tokenize))
         .route("/detokenize", post(detokenize))
         .route("/health", get(health))
@@ -227,8 +228,15 @@ async fn completions(
     generate(state, Api::Completion, caller, headers, b).await
 }
 
-fn model_object(t: &crate::state::Tier) -> api::Model {
+fn model_object(state: &AppState, t: &crate::state::Tier) -> api::Model {
     let p = &t.pricing;
+    let mut input_modalities = vec!["text".to_string()];
+    if !state.speech.is_empty() {
+        input_modalities.push("audio".into());
+    }
+    if state.seer.is_some() {
+        input_modalities.push("image".into());
+    }
     api::Model {
         id: t.id.clone(),
         object: "model".into(),
@@ -243,11 +251,13 @@ fn model_object(t: &crate::state::Tier) -> api::Model {
             cached_input: p.cached_input,
             output: p.output,
         },
+        input_modalities,
+        vision: state.seer.as_ref().map(|s| s.describes()),
     }
 }
 
 async fn list_models(State(state): State<Arc<AppState>>) -> Json<api::List<api::Model>> {
-    let tiers = state.tiers.iter().map(model_object);
+    let tiers = state.tiers.iter().map(|t| model_object(&state, t));
     let embedder = state.embedder.iter().map(|e| e.model_object());
     let speech = state.speech.iter().map(|s| s.model_object());
     let speaker = state.speaker.iter().map(|s| s.model_object());
@@ -270,7 +280,7 @@ async fn get_model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
     {
         return Ok(Json(sp.model_object()));
     }
-    Ok(Json(model_object(state.tier(&id)?)))
+    Ok(Json(model_object(&state, state.tier(&id)?)))
 }
 
 /// `{"model", "prompt"}` (plain text) or `{"model", "messages"}` (rendered with the chat template) →

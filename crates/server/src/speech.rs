@@ -76,6 +76,8 @@ impl Speaker {
                 cached_input: self.price,
                 output: 0.0,
             },
+            input_modalities: vec!["text".to_string()],
+            vision: None,
         }
     }
 }

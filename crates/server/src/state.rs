@@ -80,6 +80,10 @@ pub struct ServerConfig {
     pub auto_threshold: f64,
     /// Other names clients use for the tiers (`gpt-4o` → `flagship`).
     pub aliases: std::collections::HashMap<String, String>,
+    /// Whether http(s) image URLs are fetched (`image_fetch`).
+    pub image_urls: crate::image_fetch::ImageUrls,
+    /// Images one request may hold.
+    pub max_images: usize,
 }
 
 /// OpenAI's names for the models the tiers stand in for, and their dated snapshots.
@@ -112,6 +116,8 @@ impl Default for ServerConfig {
                 .iter()
                 .map(|(a, t)| (a.to_string(), t.to_string()))
                 .collect(),
+            image_urls: Default::default(),
+            max_images: 8,
         }
     }
 }
@@ -142,6 +148,8 @@ pub struct AppState {
     pub speaker: Option<Arc<crate::speech::Speaker>>,
     /// Spoken chat answers by audio id, for later turns that name them.
     pub spoken: std::sync::Mutex<std::collections::HashMap<String, crate::speech::SpokenAnswer>>,
+    /// Image input: the perception stage, when served.
+    pub seer: Option<Arc<crate::seeing::Seer>>,
 }
 
 impl AppState {
@@ -176,6 +184,7 @@ impl AppState {
             speech: Vec::new(),
             speaker: None,
             spoken: Default::default(),
+            seer: None,
         }
     }
 
