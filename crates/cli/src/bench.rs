@@ -29,6 +29,8 @@ pub enum BenchCmd {
     Audio(crate::bench_audio::BenchAudioArgs),
     /// The Piper voice: time to first audio, real-time factor, and the mini's decode while it speaks.
     Voice(crate::bench_voice::BenchVoiceArgs),
+    /// The perception stage (image input): time per image by stage, at 640×480 and 1920×1080.
+    Vision(crate::bench_vision::BenchVisionArgs),
 }
 
 #[derive(Args)]
@@ -99,6 +101,7 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
         Some(BenchCmd::Embed(j)) => return crate::bench_embed::bench_embed(home, j),
         Some(BenchCmd::Audio(j)) => return crate::bench_audio::bench_audio(home, j),
         Some(BenchCmd::Voice(j)) => return crate::bench_voice::bench_voice(home, j),
+        Some(BenchCmd::Vision(j)) => return crate::bench_vision::bench_vision(home, j),
         None => {}
     }
     crate::commands::set_threads(a.threads)?;
