@@ -46,14 +46,14 @@ pub fn bench_vision(home: &Home, a: BenchVisionArgs) -> Result<()> {
     let exact = Classifier::load(&dir, Precision::Exact)?;
     let stage = PerceptionStage {
         classifier: Some(Classifier::load(&dir, Precision::fastest())?),
-        ocr: tandem_vision::tesseract::Tesseract::find(&["eng"]),
+        ocr: crate::serve::ocr_reader(home, "auto", &dir)?,
     };
     let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/vision");
     println!(
         "perception stage · {} compute threads · classifier {:?} (exact for comparison) · OCR {} · median of {}",
         tandem_kernels::pool::threads(),
         Precision::fastest(),
-        if stage.ocr.is_some() { "tesseract (eng)" } else { "none" },
+        stage.ocr.as_ref().map_or("none", |r| r.name()),
         a.reps
     );
     let crop = tandem_vision::preprocess::crop(&image::open(data.join("chelsea.png"))?.to_rgb8());

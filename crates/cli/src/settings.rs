@@ -171,6 +171,11 @@ pub struct Settings {
     /// and OCR by the `tesseract` program where installed.
     #[arg(long, env = "TANDEM_VISION", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub vision: Option<bool>,
+    /// The OCR engine of image input: `auto` (PP-OCRv4 on ONNX Runtime, pulled with the vision
+    /// models; tesseract where PP-OCR cannot load), `ppocr`, `tesseract` (the program, every
+    /// installed language pack tandem knows) or `off`.
+    #[arg(long, env = "TANDEM_OCR")]
+    pub ocr: Option<String>,
     /// Fetch http(s) image URLs: `off` (the default: a 400), `on` (public addresses only, the
     /// resolved address pinned, no redirects), or `on-allow-loopback` (also 127.0.0.1: tests).
     #[arg(long, env = "TANDEM_IMAGE_URLS")]
@@ -240,6 +245,7 @@ impl Settings {
             embeddings: Some(true),
             speech: Some(true),
             vision: Some(true),
+            ocr: Some("auto".into()),
             image_urls: Some("off".into()),
             max_images: Some(8),
             tool_output_as_data: Some(false),

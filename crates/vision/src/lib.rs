@@ -11,6 +11,7 @@
 //! - `preprocess`: the crop and scaling the classifier's weights were trained with.
 //! - `labels`: ImageNet class names (timm's synset and lemma lists).
 //! - `colours`: dominant colours by name.
+//! - `ppocr`: OCR by PP-OCRv4 on ONNX Runtime; `text_boxes`: its detector's map → text boxes.
 //! - `tesseract`: OCR by the `tesseract` program.
 //! - `block`: the perception block's text.
 
@@ -20,8 +21,10 @@ pub mod efficientnet;
 pub mod labels;
 pub mod pickle;
 pub mod picture;
+pub mod ppocr;
 pub mod preprocess;
 pub mod tesseract;
+pub mod text_boxes;
 
 use std::path::Path;
 
@@ -141,10 +144,37 @@ pub const WEIGHTS: &str = "efficientnet-lite0.pth";
 pub const SYNSETS: &str = "imagenet_synsets.txt";
 pub const LEMMAS: &str = "imagenet_synset_to_lemma.txt";
 
+/// An OCR engine: the lines of text in an image, in reading order.
+pub trait Reader: Send + Sync {
+    fn read(&self, img: &image::RgbImage) -> Result<Vec<Line>>;
+    /// What `/v1/models` and the block call it.
+    fn name(&self) -> &'static str;
+}
+
+impl Reader for ppocr::PpOcr {
+    fn read(&self, img: &image::RgbImage) -> Result<Vec<Line>> {
+        ppocr::PpOcr::read(self, img)
+    }
+
+    fn name(&self) -> &'static str {
+        "pp-ocrv4"
+    }
+}
+
+impl Reader for tesseract::Tesseract {
+    fn read(&self, img: &image::RgbImage) -> Result<Vec<Line>> {
+        tesseract::Tesseract::read(self, img)
+    }
+
+    fn name(&self) -> &'static str {
+        "tesseract"
+    }
+}
+
 /// The perception stage: colours always, the classifier and the OCR engine where present.
 pub struct PerceptionStage {
     pub classifier: Option<Classifier>,
-    pub ocr: Option<tesseract::Tesseract>,
+    pub ocr: Option<Box<dyn Reader>>,
 }
 
 /// Labels shown: the top five, those of at least 2% (and always the first).
@@ -183,8 +213,8 @@ impl Vision for PerceptionStage {
         if self.classifier.is_some() {
             e.push("efficientnet-lite0");
         }
-        if self.ocr.is_some() {
-            e.push("tesseract");
+        if let Some(r) = &self.ocr {
+            e.push(r.name());
         }
         e
     }

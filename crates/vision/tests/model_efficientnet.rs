@@ -19,7 +19,7 @@ fn model_dir() -> PathBuf {
     let home = std::env::var_os("TANDEM_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/tandem"));
-    let d = home.join("models/efficientnet-lite0");
+    let d = home.join("models/vision");
     assert!(
         d.join(".verified").exists(),
         "run `tandem pull vision` first (the README's test command does)"

@@ -7,10 +7,11 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use ort::session::Session;
 use ort::value::Tensor;
+use tandem_onnx::ort;
 
 use crate::{Result, VoiceError};
 
@@ -32,16 +33,6 @@ pub struct Voice {
     ids: HashMap<char, Vec<i64>>,
 }
 
-static ENV: OnceLock<std::result::Result<ort::environment::Environment, String>> = OnceLock::new();
-
-fn runtime(lib: &Path) -> Result<&'static ort::environment::Environment> {
-    let env = ENV.get_or_init(|| {
-        let builder = ort::init_from(lib).map_err(|e| format!("cannot load {}: {e}", lib.display()))?;
-        builder.with_name("tandem").build().map_err(|e| e.to_string())
-    });
-    env.as_ref().map_err(|e| VoiceError::Runtime(e.clone()))
-}
-
 impl Voice {
     /// The voice `onnx` (its config beside it as `<onnx>.json`) on the ONNX Runtime library
     /// `runtime_lib`, with `threads` intra-op threads.
@@ -52,13 +43,7 @@ impl Voice {
         )
         .map_err(|e| VoiceError::Format(format!("{}: {e}", cfg_path.display())))?;
         let ids = id_map(&cfg)?;
-        let env = runtime(runtime_lib)?;
-        let fail = |e: String| VoiceError::Runtime(format!("{}: {e}", onnx.display()));
-        let builder = Session::builder(env).map_err(|e| fail(e.to_string()))?;
-        let mut builder = builder
-            .with_intra_threads(threads.max(1))
-            .map_err(|e| fail(e.to_string()))?;
-        let session = builder.commit_from_file(onnx).map_err(|e| fail(e.to_string()))?;
+        let session = tandem_onnx::session(onnx, runtime_lib, threads).map_err(VoiceError::Runtime)?;
         let inf = &cfg["inference"];
         let f = |v: &serde_json::Value, d: f32| v.as_f64().map_or(d, |x| x as f32);
         Ok(Self {
