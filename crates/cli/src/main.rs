@@ -197,6 +197,7 @@ fn main() {
 }
 
 fn real_main(cli: Cli) -> Result<()> {
+    tandem_server::install_crypto_provider();
     let home = Home::new(cli.home)?;
     match cli.command {
         Cmd::Pull { tier, quiet } => {

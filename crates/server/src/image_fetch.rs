@@ -109,7 +109,7 @@ pub async fn fetch(
             format!("'{host}' is a private, loopback or reserved address; image URLs must be public."),
         ));
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::install_crypto_provider();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .resolve(&host, addr)

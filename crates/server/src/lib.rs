@@ -127,6 +127,12 @@ pub async fn serve(
     }
 }
 
+/// Makes ring rustls's process-wide crypto provider (TLS serving, image URLs, and every reqwest
+/// client of the binary: features unify, so the CLI's clients need it too). Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// As `serve`, over TLS (rustls) with a PEM certificate chain and private key.
 pub async fn serve_tls(
     listener: std::net::TcpListener,
@@ -135,7 +141,7 @@ pub async fn serve_tls(
     state: Arc<AppState>,
     drain: std::time::Duration,
 ) -> std::io::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_crypto_provider();
     batch_worker::spawn(state.clone());
     responses::spawn_sweeper(state.clone());
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await?;
