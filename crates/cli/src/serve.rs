@@ -529,31 +529,45 @@ fn load_seer(home: &Home, s: &Settings) -> Result<Option<Arc<tandem_server::Seer
     ))))
 }
 
-/// The OCR engine `choice` names: `auto` (PP-OCRv4, else tesseract where installed), `ppocr`,
-/// `tesseract` or `off`. PP-OCR runs on ONNX Runtime on one thread (the tiers keep the cores).
+/// The OCR engine `choice` names: `auto` (PP-OCRv4, with tesseract for the installed packs of
+/// scripts PP-OCR lacks; tesseract alone where PP-OCR cannot load), `ppocr`, `tesseract` or
+/// `off`. PP-OCR runs on ONNX Runtime on one thread (the tiers keep the cores).
 pub(crate) fn ocr_reader(home: &Home, choice: &str, dir: &Path) -> Result<Option<Box<dyn tandem_vision::Reader>>> {
-    let ppocr = || -> Result<Box<dyn tandem_vision::Reader>> {
+    use tandem_vision::tesseract::Tesseract;
+    let ppocr = || -> Result<tandem_vision::ppocr::PpOcr> {
         let runtime = crate::pull_wheel::pull(&home.models(), &crate::pull_wheel::ONNX_RUNTIME, true)?;
         let lib = runtime.join(crate::pull_wheel::ONNX_RUNTIME_LIB);
-        Ok(Box::new(tandem_vision::ppocr::PpOcr::load(dir, &lib, 1)?))
+        Ok(tandem_vision::ppocr::PpOcr::load(dir, &lib, 1)?)
     };
-    let tesseract = || {
-        tandem_vision::tesseract::Tesseract::find(OCR_LANGUAGES).map(|t| Box::new(t) as Box<dyn tandem_vision::Reader>)
-    };
+    let boxed = |r: Tesseract| Box::new(r) as Box<dyn tandem_vision::Reader>;
     Ok(match choice {
         "off" => None,
-        "ppocr" => Some(ppocr()?),
-        "tesseract" => Some(tesseract().context("--ocr tesseract: the tesseract program is not installed")?),
-        "auto" => match ppocr() {
-            Ok(r) => Some(r),
-            Err(e) => {
+        "ppocr" => Some(Box::new(ppocr()?)),
+        "tesseract" => Some(boxed(
+            Tesseract::find(OCR_LANGUAGES).context("--ocr tesseract: the tesseract program is not installed")?,
+        )),
+        // English read alongside: Latin text must not come out as Cyrillic or Greek look-alikes.
+        "auto" => match (
+            ppocr(),
+            Tesseract::find(OTHER_SCRIPTS).map(|t| Tesseract {
+                languages: format!("eng+{}", t.languages),
+            }),
+        ) {
+            (Ok(ppocr), Some(tesseract)) => Some(Box::new(tandem_vision::WithOtherScripts { ppocr, tesseract })),
+            (Ok(ppocr), None) => Some(Box::new(ppocr)),
+            (Err(e), _) => {
                 eprintln!("tandem: PP-OCR is off ({e:#}); reading images with tesseract where installed");
-                tesseract()
+                Tesseract::find(OCR_LANGUAGES).map(boxed)
             }
         },
         other => bail!("--ocr {other:?}: expected auto, ppocr, tesseract or off"),
     })
 }
+
+/// Tesseract packs of scripts PP-OCRv4's Chinese + English recogniser does not read.
+const OTHER_SCRIPTS: &[&str] = &[
+    "rus", "ukr", "bul", "srp", "ell", "jpn", "kor", "ara", "fas", "heb", "hin", "tha",
+];
 
 /// Tesseract language packs read when installed (Debian `tesseract-ocr-<lang>`).
 const OCR_LANGUAGES: &[&str] = &[

@@ -171,6 +171,36 @@ impl Reader for tesseract::Tesseract {
     }
 }
 
+/// PP-OCR, with tesseract for the scripts PP-OCR lacks: tesseract runs too, with the installed
+/// packs of languages PP-OCR does not read (Cyrillic, Greek, Japanese, Korean, Arabic, …), and its
+/// lines that are mostly letters outside PP-OCR's character list are added after PP-OCR's.
+pub struct WithOtherScripts {
+    pub ppocr: ppocr::PpOcr,
+    pub tesseract: tesseract::Tesseract,
+}
+
+impl WithOtherScripts {
+    /// Whether at least half of the line's letters are ones PP-OCR cannot output.
+    fn other_script(&self, line: &str) -> bool {
+        let letters: Vec<char> = line.chars().filter(|c| c.is_alphabetic()).collect();
+        let unknown = letters.iter().filter(|&&c| !self.ppocr.knows(c)).count();
+        !letters.is_empty() && 2 * unknown >= letters.len()
+    }
+}
+
+impl Reader for WithOtherScripts {
+    fn read(&self, img: &image::RgbImage) -> Result<Vec<Line>> {
+        let mut lines = self.ppocr.read(img)?;
+        let other = self.tesseract.read(img)?;
+        lines.extend(other.into_iter().filter(|l| self.other_script(&l.text)));
+        Ok(lines)
+    }
+
+    fn name(&self) -> &'static str {
+        "pp-ocrv4 + tesseract"
+    }
+}
+
 /// The perception stage: colours always, the classifier and the OCR engine where present.
 pub struct PerceptionStage {
     pub classifier: Option<Classifier>,

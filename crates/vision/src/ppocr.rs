@@ -39,6 +39,8 @@ pub struct PpOcr {
     rec: Mutex<Session>,
     /// Index → text: blank, the characters, a space.
     table: Vec<String>,
+    /// The characters the recogniser can output.
+    charset: std::collections::HashSet<char>,
 }
 
 fn runtime_err(e: impl std::fmt::Display) -> VisionError {
@@ -58,12 +60,19 @@ impl PpOcr {
         let mut table = vec![String::new()];
         table.extend(chars.lines().map(str::to_string));
         table.push(" ".into());
+        let charset = table.iter().flat_map(|t| t.chars()).collect();
         Ok(Self {
+            charset,
             det: Mutex::new(open(DET)?),
             cls: Mutex::new(open(CLS)?),
             rec: Mutex::new(rec),
             table,
         })
+    }
+
+    /// Whether the recogniser can output `c` (its Chinese + English character list).
+    pub fn knows(&self, c: char) -> bool {
+        self.charset.contains(&c)
     }
 
     /// The lines of text in `img`, in reading order, with the recogniser's confidence.
