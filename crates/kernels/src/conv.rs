@@ -40,6 +40,24 @@ pub fn conv_shape(x: Shape, k: usize, s: usize, c_out: usize) -> Shape {
     }
 }
 
+/// The taps of a k×k, stride-s window at output (oy, ox) that fall inside the image (padding
+/// (top, left) before it): (ky·k + kx, iy·w + ix).
+fn window(
+    xs: Shape,
+    k: usize,
+    s: usize,
+    (pt, pl): (usize, usize),
+    (oy, ox): (usize, usize),
+) -> impl Iterator<Item = (usize, usize)> {
+    (0..k)
+        .flat_map(move |ky| (0..k).map(move |kx| (ky, kx)))
+        .filter_map(move |(ky, kx)| {
+            let iy = (oy * s + ky).checked_sub(pt).filter(|&y| y < xs.h)?;
+            let ix = (ox * s + kx).checked_sub(pl).filter(|&x| x < xs.w)?;
+            Some((ky * k + kx, iy * xs.w + ix))
+        })
+}
+
 /// im2col for a k×k, stride-s SAME convolution: out[oy·ow + ox][(ky·k + kx)·c + ci] (zeros where
 /// the window leaves the image), so a [c_out, k·k·c] weight matrix in (ky, kx, ci) order makes the
 /// convolution one matmul.
@@ -52,17 +70,8 @@ pub fn im2col(x: &[f32], xs: Shape, k: usize, s: usize, out: &mut Vec<f32>) {
     out.par_chunks_mut(ow * cols).enumerate().for_each(|(oy, row)| {
         for ox in 0..ow {
             let dst = &mut row[ox * cols..(ox + 1) * cols];
-            for ky in 0..k {
-                let Some(iy) = (oy * s + ky).checked_sub(pt).filter(|&y| y < xs.h) else {
-                    continue;
-                };
-                for kx in 0..k {
-                    let Some(ix) = (ox * s + kx).checked_sub(pl).filter(|&x| x < xs.w) else {
-                        continue;
-                    };
-                    let src = &x[(iy * xs.w + ix) * xs.c..][..xs.c];
-                    dst[(ky * k + kx) * xs.c..][..xs.c].copy_from_slice(src);
-                }
+            for (tap, px) in window(xs, k, s, (pt, pl), (oy, ox)) {
+                dst[tap * xs.c..][..xs.c].copy_from_slice(&x[px * xs.c..][..xs.c]);
             }
         }
     });
@@ -94,19 +103,10 @@ impl Depthwise {
             for ox in 0..ow {
                 let acc = &mut row[ox * c..(ox + 1) * c];
                 acc.copy_from_slice(&self.b);
-                for ky in 0..k {
-                    let Some(iy) = (oy * s + ky).checked_sub(pt).filter(|&y| y < xs.h) else {
-                        continue;
-                    };
-                    for kx in 0..k {
-                        let Some(ix) = (ox * s + kx).checked_sub(pl).filter(|&x| x < xs.w) else {
-                            continue;
-                        };
-                        let src = &x[(iy * xs.w + ix) * c..][..c];
-                        let tap = &self.w[(ky * k + kx) * c..][..c];
-                        for ((a, v), t) in acc.iter_mut().zip(src).zip(tap) {
-                            *a += v * t;
-                        }
+                for (tap, px) in window(xs, k, s, (pt, pl), (oy, ox)) {
+                    let (src, w) = (&x[px * c..][..c], &self.w[tap * c..][..c]);
+                    for ((a, v), t) in acc.iter_mut().zip(src).zip(w) {
+                        *a += v * t;
                     }
                 }
                 if relu6 {
