@@ -5,7 +5,8 @@ expected word. Resumable: results append to a JSONL file and done questions are 
 Reported as it is: shape questions are not what an ImageNet classifier answers.
 
 Run against `tandem serve --models mini,flagship`:
-    python3 -m tools.easy_vqa_eval [URL] [RESULTS.jsonl]
+    python3 -m tools.easy_vqa_eval [URL] [RESULTS.jsonl] [SPLIT] [PER_TYPE]
+(SPLIT `test`, the measurement, or `train`, for developing changes; PER_TYPE 100.)
 """
 import base64
 import collections
@@ -29,21 +30,21 @@ def kind(answer):
     return "colour" if answer in COLOURS else "shape" if answer in SHAPES else "yes/no"
 
 
-def dataset():
+def dataset(split):
     d = Path(tempfile.mkdtemp())
     subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(d), "easy-vqa==1.0"],
                    check=True)
     z = zipfile.ZipFile(next(d.glob("easy_vqa-*.whl")))
-    questions = json.loads(z.read("easy_vqa/data/test/questions.json"))
-    return questions, lambda i: z.read(f"easy_vqa/data/test/images/{i}.png")
+    questions = json.loads(z.read(f"easy_vqa/data/{split}/questions.json"))
+    return questions, lambda i: z.read(f"easy_vqa/data/{split}/images/{i}.png")
 
 
-def sample(questions):
+def sample(questions, per_type):
     by = collections.defaultdict(list)
     for n, (q, a, img) in enumerate(questions):
         by[kind(a)].append((n, q, a, img))
     rng = random.Random(0)
-    return [x for k in ("colour", "shape", "yes/no") for x in rng.sample(by[k], PER_TYPE)]
+    return [x for k in ("colour", "shape", "yes/no") for x in rng.sample(by[k], per_type)]
 
 
 def first_word(answer):
@@ -66,9 +67,11 @@ def main():
     url = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8080"
     out = Path(sys.argv[2] if len(sys.argv) > 2 else "easy_vqa_results.jsonl")
     done = {(r["n"], r["tier"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
-    questions, image = dataset()
+    split = sys.argv[3] if len(sys.argv) > 3 else "test"
+    per_type = int(sys.argv[4]) if len(sys.argv) > 4 else PER_TYPE
+    questions, image = dataset(split)
     with out.open("a") as f:
-        for n, q, a, img in sample(questions):
+        for n, q, a, img in sample(questions, per_type):
             for tier in TIERS:
                 if (n, tier) in done:
                     continue

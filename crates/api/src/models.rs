@@ -92,6 +92,8 @@ pub struct Perceived {
     pub width: u32,
     pub height: u32,
     pub format: String,
+    /// The colour of most of the image's border, when one holds at least 60% of it.
+    pub background: Option<String>,
     pub colours: Vec<Share>,
     pub labels: Vec<Share>,
     /// The lines read, in reading order; `null` when no OCR ran (`detail` low, or none found under

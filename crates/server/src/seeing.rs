@@ -343,7 +343,8 @@ pub async fn perceive(
         width: p.width,
         height: p.height,
         format: p.format.to_string(),
-        colours: p.colours.iter().map(|(n, v)| share(n, *v)).collect(),
+        background: p.colours.background.map(str::to_string),
+        colours: p.colours.shares.iter().map(|(n, v)| share(n, *v)).collect(),
         labels: p.labels.iter().map(|(n, v)| share(n, *v)).collect(),
         text: p.text.as_ref().map(|l| {
             l.iter()

@@ -55,28 +55,74 @@ fn lab([r, g, b]: [u8; 3]) -> [f32; 3] {
     [116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)]
 }
 
-/// (name, share of the image) for names covering ≥ 5%, largest first.
-pub fn dominant(img: &RgbImage) -> Vec<(&'static str, f32)> {
-    let thumb = image::imageops::thumbnail(img, 64.min(img.width()), 64.min(img.height()));
-    let palette: Vec<[f32; 3]> = PALETTE.iter().map(|(_, c)| lab(*c)).collect();
+/// The colours of an image by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Colours {
+    /// The colour of at least 60% of the border: what the picture sits on.
+    pub background: Option<&'static str>,
+    /// (name, share of the image) for names covering ≥ 5%, largest first (the background's
+    /// included).
+    pub shares: Vec<(&'static str, f32)>,
+    /// With a background: (name, share of the rest) for names covering ≥ 15% of what is not
+    /// background — a small object's colour, however little of the image it covers.
+    pub foreground: Vec<(&'static str, f32)>,
+}
+
+/// The nearest palette name of an sRGB pixel.
+fn name(palette: &[[f32; 3]], p: [u8; 3]) -> &'static str {
+    let l = lab(p);
+    let d = |c: &[f32; 3]| (0..3).map(|i| (c[i] - l[i]).powi(2)).sum::<f32>();
+    let best = (0..palette.len())
+        .min_by(|&a, &b| d(&palette[a]).total_cmp(&d(&palette[b])))
+        .expect("palette is not empty");
+    PALETTE[best].0
+}
+
+/// Each name's share of `names`, largest first.
+fn shares(names: impl Iterator<Item = &'static str>) -> Vec<(&'static str, f32)> {
     let mut counts: Vec<(&'static str, usize)> = Vec::new();
-    for p in thumb.pixels() {
-        let l = lab(p.0);
-        let d = |c: &[f32; 3]| (0..3).map(|i| (c[i] - l[i]).powi(2)).sum::<f32>();
-        let best = (0..palette.len())
-            .min_by(|&a, &b| d(&palette[a]).total_cmp(&d(&palette[b])))
-            .expect("palette is not empty");
-        let name = PALETTE[best].0;
-        match counts.iter_mut().find(|(n, _)| *n == name) {
+    let mut total = 0usize;
+    for n in names {
+        total += 1;
+        match counts.iter_mut().find(|(c, _)| *c == n) {
             Some(c) => c.1 += 1,
-            None => counts.push((name, 1)),
+            None => counts.push((n, 1)),
         }
     }
-    let total = thumb.pixels().len().max(1) as f32;
-    let mut shares: Vec<(&'static str, f32)> = counts.into_iter().map(|(n, c)| (n, c as f32 / total)).collect();
-    shares.sort_by(|a, b| b.1.total_cmp(&a.1));
-    shares.retain(|(_, s)| *s >= 0.05);
-    shares
+    let mut s: Vec<(&'static str, f32)> = counts
+        .into_iter()
+        .map(|(n, c)| (n, c as f32 / total.max(1) as f32))
+        .collect();
+    s.sort_by(|a, b| b.1.total_cmp(&a.1));
+    s
+}
+
+/// The image's colours: its background (from the border of a ≤ 64 × 64 thumbnail) and the
+/// names covering at least 5% of it.
+pub fn dominant(img: &RgbImage) -> Colours {
+    let thumb = image::imageops::thumbnail(img, 64.min(img.width()), 64.min(img.height()));
+    let palette: Vec<[f32; 3]> = PALETTE.iter().map(|(_, c)| lab(*c)).collect();
+    let (w, h) = thumb.dimensions();
+    let border = thumb
+        .enumerate_pixels()
+        .filter(|(x, y, _)| *x == 0 || *y == 0 || *x + 1 == w || *y + 1 == h)
+        .map(|(_, _, p)| name(&palette, p.0));
+    let background = shares(border).first().filter(|(_, s)| *s >= 0.6).map(|(n, _)| *n);
+    let mut all = shares(thumb.pixels().map(|p| name(&palette, p.0)));
+    all.retain(|(_, s)| *s >= 0.05);
+    let foreground = match background {
+        Some(bg) => {
+            let mut f = shares(thumb.pixels().map(|p| name(&palette, p.0)).filter(|n| *n != bg));
+            f.retain(|(_, s)| *s >= 0.15);
+            f
+        }
+        None => Vec::new(),
+    };
+    Colours {
+        background,
+        shares: all,
+        foreground,
+    }
 }
 
 #[cfg(test)]
@@ -92,8 +138,28 @@ mod tests {
             _ => image::Rgb([250, 250, 250]),
         });
         let d = dominant(&img);
-        let names: Vec<&str> = d.iter().map(|(n, _)| *n).collect();
+        let names: Vec<&str> = d.shares.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, ["red", "white", "blue"], "{d:?}");
-        assert!((d[0].1 - 0.4375).abs() < 0.01);
+        assert!((d.shares[0].1 - 0.4375).abs() < 0.01);
+        // The border is red, white and blue: no colour holds 60% of it.
+        assert_eq!(d.background, None);
+    }
+
+    #[test]
+    fn finds_the_background() {
+        // A blue disc on white.
+        let img = RgbImage::from_fn(64, 64, |x, y| {
+            let (dx, dy) = (x as i32 - 32, y as i32 - 32);
+            if dx * dx + dy * dy < 400 {
+                image::Rgb([30, 60, 190])
+            } else {
+                image::Rgb([255, 255, 255])
+            }
+        });
+        let d = dominant(&img);
+        assert_eq!(d.background, Some("white"));
+        assert_eq!(d.shares[1].0, "blue");
+        assert_eq!(d.foreground.len(), 1);
+        assert_eq!(d.foreground[0].0, "blue");
     }
 }

@@ -79,7 +79,7 @@ pub struct Perception {
     pub width: u32,
     pub height: u32,
     pub format: &'static str,
-    pub colours: Vec<(&'static str, f32)>,
+    pub colours: colours::Colours,
     /// Class names with probabilities, most likely first (empty without a classifier).
     pub labels: Vec<(String, f32)>,
     /// The text read, in reading order; `None` when no reader ran.
