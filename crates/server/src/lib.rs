@@ -12,7 +12,7 @@
 //! - `structured`: `response_format` → a grammar the engine enforces; `tools`: function calling
 //!   (its grammar, and tool calls parsed out of the text).
 //! - `responses`: the Responses API, a front door on the pipeline (chat messages in, output items
-//!   out, stored per project).
+//!   out, stored per project); `responses_request`: a request → the chat request it asks for.
 //! - `respond`: an `Outcome` → a JSON response, an SSE stream or a refusal, in `tandem_api`'s wire
 //!   types; usage counted once there.
 //! - `metrics`: Prometheus text exposition.
@@ -57,6 +57,7 @@ mod request;
 mod respond;
 mod responses;
 mod responses_background;
+mod responses_request;
 mod responses_stream;
 mod router;
 mod routes;

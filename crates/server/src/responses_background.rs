@@ -20,7 +20,8 @@ use crate::error::ApiError;
 use crate::params::Fields;
 use crate::pipeline::{self, Outcome};
 use crate::request::Api;
-use crate::responses::{json_text, record, render, Answered, Translated};
+use crate::responses::{json_text, record, render, Answered};
+use crate::responses_request::Translated;
 use crate::state::{new_id, AppState};
 
 /// Stores the queued response and starts its task.
