@@ -237,6 +237,31 @@ async fn file_bytes(
         .map_err(|e| ApiError::internal(format!("the bytes of {id} are missing: {e}")))
 }
 
+/// The part's bytes and `detail`: decoded from a data: URL, fetched (when `urls` allows it), or
+/// read from a file of the caller's project (`files`; without it a file id is refused).
+async fn load(
+    part: &Value,
+    p: &Params,
+    limits: Limits,
+    urls: crate::image_fetch::ImageUrls,
+    files: Option<(&Arc<AppState>, &Caller)>,
+) -> Result<(Vec<u8>, Detail), ApiError> {
+    let (source, detail) = source_of(part, p, limits)?;
+    let bytes = match (source, files) {
+        (Source::Data(b), _) => b,
+        (Source::Url(u), _) => crate::image_fetch::fetch(urls, &u, &p.url, limits).await?,
+        (Source::File(id), Some((state, caller))) => file_bytes(state, caller, &id, &p.image, limits).await?,
+        (Source::File(_), None) => {
+            return Err(ApiError::invalid(
+                p.url.as_str(),
+                "invalid_value",
+                "Moderation takes images as data: URLs (or http(s) URLs where fetching is on), not file ids.",
+            ))
+        }
+    };
+    Ok((bytes, detail))
+}
+
 /// `body` with every chat `image_url` part replaced by its perception block, and the blocks.
 pub async fn see(state: &Arc<AppState>, caller: &Caller, mut body: Value) -> Result<(Value, Vec<String>), ApiError> {
     let at = image_parts(&body);
@@ -266,12 +291,7 @@ pub async fn see(state: &Arc<AppState>, caller: &Caller, mut body: Value) -> Res
     for (n, (i, j)) in at.into_iter().enumerate() {
         let part = &body["messages"][i]["content"][j];
         let p = Params::of(part, &format!("messages[{i}].content[{j}]"));
-        let (source, detail) = source_of(part, &p, seer.limits)?;
-        let bytes = match source {
-            Source::Data(b) => b,
-            Source::File(id) => file_bytes(state, caller, &id, &p.image, seer.limits).await?,
-            Source::Url(u) => crate::image_fetch::fetch(state.config.image_urls, &u, &p.url, seer.limits).await?,
-        };
+        let (bytes, detail) = load(part, &p, seer.limits, state.config.image_urls, Some((state, caller))).await?;
         let seen = seer.perceive(bytes, detail, &p.image).await?;
         let block = tandem_vision::block::render(n + 1, &seen);
         body["messages"][i]["content"][j] = json!({"type": "text", "text": block});
@@ -288,17 +308,7 @@ pub async fn moderation_text(state: &AppState, part: &Value, pp: &str) -> Result
         .clone()
         .ok_or_else(|| ApiError::invalid(pp, "unsupported_value", "no vision models"))?;
     let p = Params::of(part, pp);
-    let bytes = match source_of(part, &p, seer.limits)?.0 {
-        Source::Data(b) => b,
-        Source::Url(u) => crate::image_fetch::fetch(state.config.image_urls, &u, &p.url, seer.limits).await?,
-        Source::File(_) => {
-            return Err(ApiError::invalid(
-                p.url.as_str(),
-                "invalid_value",
-                "Moderation takes images as data: URLs (or http(s) URLs where fetching is on), not file ids.",
-            ))
-        }
-    };
+    let (bytes, _) = load(part, &p, seer.limits, state.config.image_urls, None).await?;
     let p = seer.perceive(bytes, Detail::High, &p.image).await?;
     let mut text: Vec<String> = p.text.iter().flatten().map(|l| l.text.clone()).collect();
     text.extend(p.labels.iter().map(|(name, _)| name.clone()));
@@ -327,12 +337,7 @@ pub async fn perceive(
         url: "image_url.url".into(),
         detail: "image_url.detail".into(),
     };
-    let (source, detail) = source_of(&v, &p, seer.limits)?;
-    let bytes = match source {
-        Source::Data(b) => b,
-        Source::File(id) => file_bytes(&state, &caller, &id, "image_url", seer.limits).await?,
-        Source::Url(u) => crate::image_fetch::fetch(state.config.image_urls, &u, "image_url.url", seer.limits).await?,
-    };
+    let (bytes, detail) = load(&v, &p, seer.limits, state.config.image_urls, Some((&state, &caller))).await?;
     let p = seer.perceive(bytes, detail, "image_url").await?;
     let share = |n: &str, v: f32| tandem_api::Share {
         name: n.to_string(),
