@@ -108,11 +108,12 @@ pub fn dominant(img: &RgbImage) -> Colours {
         .filter(|(x, y, _)| *x == 0 || *y == 0 || *x + 1 == w || *y + 1 == h)
         .map(|(_, _, p)| name(&palette, p.0));
     let background = shares(border).first().filter(|(_, s)| *s >= 0.6).map(|(n, _)| *n);
-    let mut all = shares(thumb.pixels().map(|p| name(&palette, p.0)));
+    let names: Vec<&'static str> = thumb.pixels().map(|p| name(&palette, p.0)).collect();
+    let mut all = shares(names.iter().copied());
     all.retain(|(_, s)| *s >= 0.05);
     let foreground = match background {
         Some(bg) => {
-            let mut f = shares(thumb.pixels().map(|p| name(&palette, p.0)).filter(|n| *n != bg));
+            let mut f = shares(names.iter().copied().filter(|n| *n != bg));
             f.retain(|(_, s)| *s >= 0.15);
             f
         }

@@ -154,26 +154,25 @@ fn hull(points: &[[i32; 2]]) -> Vec<Pt> {
         return p.iter().map(|q| [q[0] as f32, q[1] as f32]).collect();
     }
     let cross = |o: [i64; 2], a: [i64; 2], b: [i64; 2]| (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
-    let mut h: Vec<[i64; 2]> = Vec::with_capacity(2 * p.len());
-    for pass in 0..2 {
-        let start = h.len();
-        let iter: Box<dyn Iterator<Item = &[i64; 2]>> = if pass == 0 {
-            Box::new(p.iter())
-        } else {
-            Box::new(p.iter().rev())
-        };
-        for &q in iter {
-            while h.len() >= start + 2 && cross(h[h.len() - 2], h[h.len() - 1], q) <= 0 {
+    // One chain over the points in order (lower hull), one in reverse (upper hull); each drops its
+    // last point, the other chain's first.
+    let chain = |pts: &mut dyn Iterator<Item = &[i64; 2]>| {
+        let mut h: Vec<[i64; 2]> = Vec::new();
+        for &q in pts {
+            while h.len() >= 2 && cross(h[h.len() - 2], h[h.len() - 1], q) <= 0 {
                 h.pop();
             }
             h.push(q);
         }
         h.pop();
-    }
+        h
+    };
+    let mut h = chain(&mut p.iter());
+    h.extend(chain(&mut p.iter().rev()));
     h.iter().map(|q| [q[0] as f32, q[1] as f32]).collect()
 }
 
-/// A rotated rectangle: centre, side along `angle` (w) and across it (h).
+/// A rotated rectangle: centre, the side along `u` (w) and the side across it (h).
 #[derive(Debug, Clone, Copy)]
 struct Rect {
     c: Pt,

@@ -31,11 +31,10 @@ pub fn with_linking_glide(pulled: &Path) -> Result<PathBuf> {
     let out = pulled.with_file_name(format!("{name}-piper"));
     let io = |e: std::io::Error| VoiceError::Io(format!("{}: {e}", out.display()));
     let index = std::fs::read(pulled.join("espeak-ng-data/phonindex")).map_err(io)?;
-    let done = out.join("espeak-ng-data/phonindex");
-    if std::fs::read(&done).is_ok_and(|b| b == patched(&index).unwrap_or_default()) {
+    let glide = patched(&index)?;
+    if std::fs::read(out.join("espeak-ng-data/phonindex")).is_ok_and(|b| b == glide) {
         return Ok(out);
     }
-    let glide = patched(&index)?;
     let tmp = pulled.with_file_name(format!("{name}-piper.partial"));
     let _ = std::fs::remove_dir_all(&tmp);
     for f in FILES {
