@@ -397,6 +397,11 @@ fn server_config(s: &Settings) -> Result<ServerConfig> {
         )?,
         operator_prompt: operator_prompt.filter(|p| !p.trim().is_empty()),
         tools_as_data: s.tool_output_as_data.unwrap_or_default(),
+        tool_calls: match s.tool_calls.as_deref().unwrap_or_default() {
+            "enforced" => tandem_server::ToolCalls::Enforced,
+            "plain" => tandem_server::ToolCalls::Plain,
+            other => bail!("--tool-calls: expected enforced or plain, got '{other}'"),
+        },
         auto_threshold,
         image_urls: tandem_server::ImageUrls::parse(s.image_urls.as_deref().unwrap_or_default()).with_context(
             || {

@@ -140,6 +140,11 @@ pub struct Settings {
     /// it made the mini repeat its tool call instead of using the result).
     #[arg(long, env = "TANDEM_TOOL_OUTPUT_AS_DATA", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub tool_output_as_data: Option<bool>,
+    /// Tool calls: `enforced` (a grammar makes every call exact; under `tool_choice: auto` the
+    /// model's own forms — a bare JSON call, a ```json block — count when they validate) or
+    /// `plain` (the model's output as it comes, `<tool_call>` tags only: for comparisons).
+    #[arg(long, env = "TANDEM_TOOL_CALLS")]
+    pub tool_calls: Option<String>,
     /// Speculative decoding: `ngram` (drafts looked up in the sequence's own text, free; 1.4–1.9×
     /// on code edits here, no loss on prose), `draft` (the mini drafts for the larger tiers; the
     /// mini itself uses ngram) or `off`. Output is identical either way.
@@ -249,6 +254,7 @@ impl Settings {
             image_urls: Some("off".into()),
             max_images: Some(8),
             tool_output_as_data: Some(false),
+            tool_calls: Some("enforced".into()),
             speculation: Some("ngram".into()),
             auto_threshold: Some(tandem_server::ServerConfig::default().auto_threshold),
             model_aliases: Some(

@@ -42,6 +42,8 @@ pub struct Grammars {
     /// Time spent computing masks, and how many (for the per-token cost).
     pub mask_ns: AtomicU64,
     pub masks: AtomicU64,
+    /// The model's end-of-generation tokens: where the grammar may end, any of them may.
+    eog: Vec<u32>,
 }
 
 impl Grammars {
@@ -65,6 +67,7 @@ impl Grammars {
         factory.quiet();
         Ok(Self {
             factory,
+            eog: tok.eog.clone(),
             mask_ns: AtomicU64::new(0),
             masks: AtomicU64::new(0),
         })
@@ -88,10 +91,22 @@ impl Grammars {
             Ok(v) => v,
             Err(_) => return false,
         };
+        let may_end = self.eog.iter().any(|&t| allowed.is_allowed(t));
+        let ends: Vec<(usize, f32)> = match may_end {
+            true => self
+                .eog
+                .iter()
+                .filter_map(|&t| Some((t as usize, *logits.get(t as usize)?)))
+                .collect(),
+            false => Vec::new(),
+        };
         for (i, l) in logits.iter_mut().enumerate() {
             if !allowed.is_allowed(i as u32) {
                 *l = f32::NEG_INFINITY;
             }
+        }
+        for (i, l) in ends {
+            logits[i] = l;
         }
         self.mask_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
         self.masks.fetch_add(1, Ordering::Relaxed);

@@ -65,6 +65,7 @@ mod seeing;
 mod speech;
 mod state;
 mod structured;
+mod tool_calls;
 mod tools;
 
 use std::net::SocketAddr;
@@ -80,6 +81,7 @@ use routes::router;
 pub use seeing::Seer;
 pub use speech::{Speaker, VOICE_ID};
 pub use state::{unix_now, AppState, Pricing, ServerConfig, Tier, DEFAULT_ALIASES};
+pub use tools::ToolCalls;
 
 /// Resolves when SIGTERM or Ctrl-C arrives.
 async fn shutdown_signal() {

@@ -30,8 +30,8 @@ pub struct ValidRequest {
     pub echo: Option<String>,
     /// Who pays: the caller's key and its rate-limit charge (set after admission).
     pub account: Account,
-    /// Tools are on: the output is parsed for tool calls.
-    pub tools: bool,
+    /// Tools are on: the functions the output's calls may name.
+    pub tools: Option<std::sync::Arc<crate::tool_calls::Declared>>,
     /// What input moderation reads: the user messages' text (chat) or the prompt (completions).
     pub user_text: Vec<String>,
     /// What prompt-attack detection reads besides the user's text: the `tool` messages' results.
@@ -390,11 +390,11 @@ fn bind_chat(state: &AppState, v: &Value, forced: Option<usize>) -> Result<Valid
     refuse_unsupported(&f)?;
     let audio_out = crate::speech::chat_audio(state, &f)?;
     let tools = crate::tools::parse(&f)?;
-    let (grammar, grammar_trigger) = chat_grammar(&f, lm, tools.as_ref())?;
-    let tool_defs = tools
-        .as_ref()
-        .filter(|t| t.choice != crate::tools::ToolChoice::None)
-        .map(|t| t.defs.clone());
+    let enforced = state.config.tool_calls == crate::tools::ToolCalls::Enforced;
+    let (grammar, grammar_trigger) = chat_grammar(&f, lm, tools.as_ref().filter(|_| enforced))?;
+    let offered = tools.as_ref().filter(|t| t.choice != crate::tools::ToolChoice::None);
+    let tool_defs = offered.map(|t| t.defs.clone());
+    let declared = offered.map(|t| t.declared(enforced && t.choice == crate::tools::ToolChoice::Auto));
     let _ = (f.string("user")?, f.bool("store")?);
 
     let messages = crate::hierarchy::with_operator(
@@ -462,7 +462,7 @@ fn bind_chat(state: &AppState, v: &Value, forced: Option<usize>) -> Result<Valid
         include_usage: c.include_usage,
         echo: None,
         audio_out,
-        tools: tool_defs.is_some(),
+        tools: declared,
         account: Account::default(),
     })
 }
@@ -523,7 +523,7 @@ fn bind_completion(state: &AppState, v: &Value, forced: Option<usize>) -> Result
         include_usage: c.include_usage,
         echo: echo_text,
         audio_out: None,
-        tools: false,
+        tools: None,
         account: Account::default(),
     })
 }

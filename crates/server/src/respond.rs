@@ -464,8 +464,8 @@ pub async fn collect(
 fn chat_choice(v: &ValidRequest, index: usize, c: &Choice) -> api::ChatChoice {
     let mut message = api::AssistantMessage::text(c.text.clone());
     let mut finish = c.finish;
-    if v.tools {
-        let (content, calls) = crate::tools::split_calls(&c.text);
+    if let Some(declared) = &v.tools {
+        let (content, calls) = declared.parse(&c.text);
         if !calls.is_empty() {
             message.content = (!content.is_empty()).then_some(content);
             message.tool_calls = Some(tool_calls(&calls));

@@ -2,8 +2,8 @@
 //! `sequence_number` — `response.created`, `response.in_progress`, then per output item
 //! `output_item.added` → (`content_part.added` → `output_text.delta`… → `output_text.done` →
 //! `content_part.done`) or (`function_call_arguments.delta` → `.done`) → `output_item.done`, and
-//! last `response.completed` (or `.incomplete`, `.failed`). Text after `<tool_call>` is held back
-//! and sent as function calls when the answer ends. Usage is recorded by the same guard as chat.
+//! last `response.completed` (or `.incomplete`, `.failed`). Text that may be tool calls is held back
+//! (`tool_calls::CallReader`) and sent as function calls when the answer ends. Usage is recorded by the same guard as chat.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::request::ValidRequest;
 use crate::respond::UsageGuard;
 use crate::state::{new_id, AppState};
+use crate::tool_calls::CallReader;
 
 /// What the stream needs to render and store the response at its end.
 pub struct Finish {
@@ -52,8 +53,9 @@ impl Events {
 #[derive(Default)]
 struct Answer {
     text: String,
-    /// From `<tool_call>` on (tools on): sent as function calls at the end.
-    held: Option<String>,
+    /// With tools on, the reader of calls (text that may be calls is held back, sent as function
+    /// calls at the end).
+    calls: Option<CallReader>,
     /// The message item, once its first text went out.
     message_id: Option<String>,
     finish: Option<String>,
@@ -96,7 +98,10 @@ async fn run(
             return;
         }
     }
-    let mut a = Answer::default();
+    let mut a = Answer {
+        calls: v.tools.clone().map(CallReader::new),
+        ..Answer::default()
+    };
     while a.finish.is_none() {
         let e = tokio::select! {
             e = rx.recv() => e,
@@ -112,7 +117,7 @@ async fn run(
             }
             Some(Event::Token { text, .. }) => {
                 guard.completion += 1;
-                token(&mut ev, &mut a, text, v.tools).await
+                token(&mut ev, &mut a, text).await
             }
             Some(Event::Finished {
                 reason,
@@ -145,15 +150,9 @@ async fn run(
 }
 
 /// One generated piece of text: held when it is (part of) a tool call, else a text delta.
-async fn token(ev: &mut Events, a: &mut Answer, mut text: String, tools: bool) -> bool {
-    if tools {
-        if let Some(h) = a.held.as_mut() {
-            h.push_str(&text);
-            return true;
-        }
-        if let Some(at) = text.find(crate::tools::OPEN) {
-            a.held = Some(text.split_off(at));
-        }
+async fn token(ev: &mut Events, a: &mut Answer, mut text: String) -> bool {
+    if let Some(r) = a.calls.as_mut() {
+        text = r.push(&text);
     }
     if text.is_empty() {
         return true;
@@ -193,14 +192,10 @@ async fn delta(ev: &mut Events, a: &mut Answer, text: String) -> bool {
 /// Closes the message, sends the held tool calls, and the final response.
 /// `(model, service tier)` name what answered.
 async fn finish(ev: &mut Events, mut a: Answer, usage: api::Usage, (model, tier): (&str, &str), f: Finish) {
-    let (_, calls) = crate::tools::split_calls(a.held.as_deref().unwrap_or(""));
-    if calls.is_empty() {
-        // Not calls after all (cut short): the held text goes out as text.
-        if let Some(h) = a.held.take() {
-            if !delta(ev, &mut a, h).await {
-                return;
-            }
-        }
+    let (held, calls) = a.calls.take().map(|mut r| r.finish()).unwrap_or_default();
+    // Not calls after all (plain JSON, or cut short): the held text goes out as text.
+    if !held.is_empty() && !delta(ev, &mut a, held).await {
+        return;
     }
     let mut ids = Vec::new();
     if let Some(id) = a.message_id.clone() {

@@ -75,6 +75,8 @@ pub struct ServerConfig {
     pub operator_prompt: Option<String>,
     /// Frame tool results as data, not instructions (`hierarchy`).
     pub tools_as_data: bool,
+    /// Grammar-enforced tool calls, or the model's plain output (`tools`).
+    pub tool_calls: crate::tools::ToolCalls,
     /// `model: "auto"`: the small tier's answer is kept when the mean log-probability of its
     /// tokens is at least this (see `router`).
     pub auto_threshold: f64,
@@ -111,6 +113,7 @@ impl Default for ServerConfig {
             moderation: Default::default(),
             operator_prompt: None,
             tools_as_data: false,
+            tool_calls: Default::default(),
             auto_threshold: crate::router::DEFAULT_THRESHOLD,
             aliases: DEFAULT_ALIASES
                 .iter()

@@ -16,6 +16,17 @@ use crate::params::{wrong_type, Fields};
 pub const OPEN: &str = "<tool_call>";
 pub const CLOSE: &str = "</tool_call>";
 
+/// How the server holds the model to its tools (`--tool-calls`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum ToolCalls {
+    /// Calls made exact by a grammar; under `auto` the model's own call forms are read too.
+    #[default]
+    Enforced,
+    /// The model's own output, `<tool_call>` tags only: no grammar, no other forms (what a server
+    /// without either gives; for comparisons).
+    Plain,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ToolChoice {
     None,
@@ -33,6 +44,14 @@ pub struct Tools {
     pub functions: Vec<(String, Value)>,
     pub choice: ToolChoice,
     pub parallel: bool,
+}
+
+impl Tools {
+    /// The declared functions, for reading calls out of the answer; `lenient`: the model's own
+    /// forms count too (`tool_calls`).
+    pub fn declared(&self, lenient: bool) -> std::sync::Arc<crate::tool_calls::Declared> {
+        std::sync::Arc::new(crate::tool_calls::Declared::new(&self.functions, lenient))
+    }
 }
 
 fn invalid(param: &str, message: String) -> ApiError {
@@ -190,11 +209,14 @@ impl Tools {
             .collect();
         let schema = json!({"anyOf": alternatives,
             "x-guidance": {"whitespace_flexible": false, "item_separator": ", ", "key_separator": ": "}});
+        // After a call the tiers write "\n" whether or not another follows; the grammar then
+        // lets them end there (any end-of-generation token), so a "\n" never forces an
+        // invented call.
         let more = self.parallel && !matches!(self.choice, ToolChoice::Named(_));
         let rest = if more {
-            format!(" (\"\\n\" <[{open}]> body)*")
+            format!(" (\"\\n\" <[{open}]> body)* \"\\n\"?")
         } else {
-            String::new()
+            " \"\\n\"?".to_string()
         };
         let (start, trigger) = match self.choice {
             ToolChoice::Auto => (format!("start: body{rest}"), Some(open)),
@@ -217,49 +239,3 @@ impl Tools {
 
 /// One parsed call: (name, arguments as a JSON string).
 pub type Call = (String, String);
-
-/// Splits generated text into the content before the first call and the calls. Text that does not
-/// parse as calls (a reply cut short by max_tokens) stays content.
-pub fn split_calls(text: &str) -> (String, Vec<Call>) {
-    let Some(first) = text.find(OPEN) else {
-        return (text.to_string(), Vec::new());
-    };
-    let mut calls = Vec::new();
-    let mut rest = &text[first..];
-    while let Some(s) = rest.find(OPEN) {
-        let after = &rest[s + OPEN.len()..];
-        let Some(e) = after.find(CLOSE) else { break };
-        let body: Option<Value> = serde_json::from_str(after[..e].trim()).ok();
-        match body
-            .as_ref()
-            .and_then(|b| Some((b.get("name")?.as_str()?, b.get("arguments")?)))
-        {
-            Some((name, args)) => calls.push((name.to_string(), args.to_string())),
-            None => return (text.to_string(), Vec::new()),
-        }
-        rest = &after[e + CLOSE.len()..];
-    }
-    if calls.is_empty() {
-        return (text.to_string(), Vec::new());
-    }
-    (text[..first].trim_end().to_string(), calls)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn calls_split_from_text() {
-        let t = "Let me check.\n<tool_call>\n{\"name\": \"w\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"t\", \"arguments\": {}}\n</tool_call>";
-        let (c, calls) = split_calls(t);
-        assert_eq!(c, "Let me check.");
-        assert_eq!(
-            calls,
-            vec![("w".into(), "{\"city\":\"Oslo\"}".into()), ("t".into(), "{}".into())]
-        );
-        assert_eq!(split_calls("plain").1.len(), 0);
-        let cut = "<tool_call>\n{\"name\": \"w\", \"argu";
-        assert_eq!(split_calls(cut), (cut.to_string(), vec![]));
-    }
-}

@@ -1,5 +1,6 @@
 //! The streamed rendering of an `Outcome`: engine events become chat or completion chunks as
-//! server-sent events, tool-call text is held back and sent as `tool_calls` deltas, and the usage
+//! server-sent events, text that may be tool calls is held back and sent as `tool_calls` deltas
+//! when it is (`tool_calls::CallReader`), and the usage
 //! counted so far is recorded by the stream's guard however it ends.
 
 use std::convert::Infallible;
@@ -21,6 +22,7 @@ use crate::error::ApiError;
 use crate::request::{Api, ValidRequest};
 use crate::speech::{Narrator, Spoken};
 use crate::state::{AppState, Pricing};
+use crate::tool_calls::CallReader;
 use base64::Engine;
 
 /// Streams chunks as server-sent events, ending with `data: [DONE]`. A client that goes away drops
@@ -108,8 +110,8 @@ struct Streamer<'a> {
     lat: Latency<'a>,
     /// Tokens of each unfinished choice so far.
     partial: Vec<usize>,
-    /// With tools on, text from `<tool_call>` on is held back and sent as tool_calls deltas.
-    held: Vec<Option<String>>,
+    /// With tools on, each choice's reader of calls (text that may be calls is held back).
+    calls: Vec<Option<CallReader>>,
     /// Completions with `echo`: whether the prompt went out before the choice's first text.
     echoed: Vec<bool>,
     /// Completions' logprobs: the character offset of each choice's next token.
@@ -136,7 +138,7 @@ impl<'a> Streamer<'a> {
             guard: UsageGuard::new(state, v, start),
             lat: Latency::new(state, v, start),
             partial: vec![0; n],
-            held: vec![None; n],
+            calls: (0..n).map(|_| v.tools.clone().map(CallReader::new)).collect(),
             echoed: vec![false; n],
             offsets: vec![v.echo.as_ref().map(|e| e.chars().count()).unwrap_or(0); n],
             completion: 0,
@@ -259,17 +261,12 @@ impl<'a> Streamer<'a> {
         match self.v.api {
             Api::Chat => {
                 let mut text = text;
-                if self.v.tools {
-                    if let Some(h) = self.held[choice].as_mut() {
-                        h.push_str(&text);
-                        return Vec::new();
+                if let Some(r) = self.calls[choice].as_mut() {
+                    let shown = r.push(&text);
+                    if shown.is_empty() && !text.is_empty() {
+                        return Vec::new(); // held: may be a call
                     }
-                    if let Some(at) = text.find(crate::tools::OPEN) {
-                        self.held[choice] = Some(text.split_off(at));
-                        if text.is_empty() {
-                            return Vec::new();
-                        }
-                    }
+                    text = shown;
                 }
                 if self.spoken {
                     self.to_say.push((choice, Some(text)));
@@ -314,12 +311,13 @@ impl<'a> Streamer<'a> {
             Api::Chat => {
                 let mut finish = reason.as_str();
                 let mut out = Vec::new();
-                if let Some(h) = self.held[choice].take() {
-                    let (_, calls) = crate::tools::split_calls(&h);
-                    if calls.is_empty() {
-                        // Not calls after all (cut short): the text goes out as content.
-                        out.push(self.chat(choice, api::Delta::content(h), None, None));
-                    } else {
+                if let Some(mut r) = self.calls[choice].take() {
+                    let (held, calls) = r.finish();
+                    if !held.is_empty() {
+                        // Not calls after all (plain JSON, or cut short): the text goes out as content.
+                        out.push(self.chat(choice, api::Delta::content(held), None, None));
+                    }
+                    if !calls.is_empty() {
                         if finish == "stop" {
                             finish = "tool_calls";
                         }
