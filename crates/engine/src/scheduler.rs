@@ -228,6 +228,8 @@ struct Seq {
     spec: SpecState,
     /// The request's Predicted Output, followed along the answer.
     prediction: Option<Prediction>,
+    /// The request's early end, with the choice's text so far (kept only when there is one).
+    end_check: Option<(crate::EndCheck, String)>,
 }
 
 struct Scheduler {
@@ -463,6 +465,7 @@ impl Scheduler {
                     done: false,
                     spec: SpecState::for_mode(self.cfg.spec.mode),
                     prediction: (!req.prediction.is_empty()).then(|| Prediction::new(req.prediction.clone())),
+                    end_check: req.end_check.clone().map(|e| (e, String::new())),
                 });
             }
             self.stats
@@ -693,6 +696,13 @@ impl Scheduler {
             }
         }
         let piece = s.detok.push(&lm.tokenizer, tok);
+        let ended_early = match s.end_check.as_mut() {
+            Some((check, text)) => {
+                text.push_str(&piece);
+                tok == check.token && (check.judge)(text)
+            }
+            None => false,
+        };
         match s.stop.push(&piece) {
             StopOutcome::Emit(text) => {
                 let _ = s.tx.send(Event::Token {
@@ -719,7 +729,7 @@ impl Scheduler {
                 return;
             }
         }
-        if grammar_done {
+        if grammar_done || ended_early {
             finish(s, FinishReason::Stop);
             return;
         }

@@ -394,7 +394,6 @@ fn bind_chat(state: &AppState, v: &Value, forced: Option<usize>) -> Result<Valid
     let (grammar, grammar_trigger) = chat_grammar(&f, lm, tools.as_ref().filter(|_| enforced))?;
     let offered = tools.as_ref().filter(|t| t.choice != crate::tools::ToolChoice::None);
     let tool_defs = offered.map(|t| t.defs.clone());
-    let declared = offered.map(|t| t.declared(enforced && t.choice == crate::tools::ToolChoice::Auto));
     let _ = (f.string("user")?, f.bool("store")?);
 
     let messages = crate::hierarchy::with_operator(
@@ -430,16 +429,23 @@ fn bind_chat(state: &AppState, v: &Value, forced: Option<usize>) -> Result<Valid
         "messages"
     };
     let max_tokens = completion_budget(state, tier, prompt.len(), c.max_tokens, param)?;
-    let user_text = messages
+    let user_text: Vec<String> = messages
         .iter()
         .filter(|m| m.role == "user")
         .map(|m| content_text(&m.content))
         .collect();
-    let tool_text = messages
+    let tool_text: Vec<String> = messages
         .iter()
         .filter(|m| m.role == "tool")
         .map(|m| content_text(&m.content))
         .collect();
+    let context = [&user_text[..], &tool_text[..]].concat().join("\n");
+    let lenient = |t: &crate::tools::Tools| enforced && t.choice == crate::tools::ToolChoice::Auto;
+    let declared = offered.map(|t| t.declared(lenient(t), &context));
+    let end_check = offered
+        .zip(declared.as_ref())
+        .filter(|_| enforced)
+        .and_then(|(t, d)| t.end_check(lm, d));
     Ok(ValidRequest {
         user_text,
         tool_text,
@@ -456,6 +462,7 @@ fn bind_chat(state: &AppState, v: &Value, forced: Option<usize>) -> Result<Valid
             grammar,
             grammar_trigger,
             prediction: prediction(&f, lm, state.tiers[tier].engine.config.ctx)?,
+            end_check,
             ..GenRequest::new(prompt, c.params, max_tokens)
         },
         stream: c.stream,

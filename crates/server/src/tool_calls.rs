@@ -22,17 +22,63 @@ pub struct Declared {
     functions: Vec<(String, Option<jsonschema::Validator>)>,
     /// Read the model's own forms too (else only `<tool_call>` tags).
     lenient: bool,
+    /// The conversation's user and tool text, lower-cased: what a further call must draw on.
+    context: String,
 }
 
 impl Declared {
     /// `functions`: (name, parameters schema). A schema the validator cannot compile (the grammar
     /// compiler accepted it) leaves that function's arguments unchecked beyond being an object.
-    pub fn new(functions: &[(String, Value)], lenient: bool) -> Self {
+    pub fn new(functions: &[(String, Value)], lenient: bool, context: &str) -> Self {
         let functions = functions
             .iter()
             .map(|(n, s)| (n.clone(), jsonschema::validator_for(s).ok()))
             .collect();
-        Self { functions, lenient }
+        Self {
+            functions,
+            lenient,
+            context: context.to_lowercase(),
+        }
+    }
+
+    /// Whether the last of the answer's tagged calls adds nothing (`adds_nothing`): then the list
+    /// of parallel calls is complete and generation may end (the engine's `EndCheck`).
+    pub fn last_call_adds_nothing(&self, text: &str) -> bool {
+        let calls = text.find(OPEN).map(|at| tagged(&text[at..])).unwrap_or_default();
+        match calls.split_last() {
+            Some((last, earlier)) if !earlier.is_empty() => self.adds_nothing(earlier, last),
+            _ => false,
+        }
+    }
+
+    /// A call after the first adds nothing when it repeats an earlier one, when none of its
+    /// argument values (strings of two or more characters, numbers as written) occurs in the
+    /// user's or the tools' text, or when it calls a function already called without any such
+    /// value that no earlier call used. Held to calls by a grammar, the tiers go on after the
+    /// calls they were asked for with invented ones (`add(3, 4)`, `add(0, 5)`…) or the same call
+    /// again in another unit. A call without values adds something only under a new name.
+    fn adds_nothing(&self, earlier: &[Call], call: &Call) -> bool {
+        if earlier.contains(call) {
+            return true;
+        }
+        let values = |c: &Call| {
+            let mut out = Vec::new();
+            if let Ok(args) = serde_json::from_str::<Value>(&c.1) {
+                leaves(&args, &mut out);
+            }
+            out
+        };
+        let mine = values(call);
+        let same_name = earlier.iter().any(|(n, _)| n == &call.0);
+        if mine.is_empty() {
+            return same_name;
+        }
+        let grounded: Vec<&String> = mine.iter().filter(|v| occurs(&self.context, v)).collect();
+        if grounded.is_empty() {
+            return true;
+        }
+        let used: Vec<String> = earlier.iter().flat_map(values).collect();
+        same_name && grounded.iter().all(|v| used.contains(v))
     }
 
     /// The whole answer at once: (content, calls).
@@ -176,6 +222,18 @@ impl Declared {
         }
     }
 
+    /// The calls up to the first that adds nothing (`adds_nothing`).
+    fn without_invented(&self, calls: Vec<Call>) -> Vec<Call> {
+        let mut kept: Vec<Call> = Vec::new();
+        for c in calls {
+            if !kept.is_empty() && self.adds_nothing(&kept, &c) {
+                break;
+            }
+            kept.push(c);
+        }
+        kept
+    }
+
     /// The scanned values as calls, each validated; `None` when any is not a valid call.
     fn calls(&self, values: &[Value]) -> Option<Vec<Call>> {
         let mut calls = Vec::new();
@@ -304,7 +362,7 @@ impl CallReader {
         let held = std::mem::take(&mut self.held);
         let calls = match self.state {
             State::Text => return (held, Vec::new()),
-            State::Tagged => Some(tagged(&held)).filter(|c| !c.is_empty()),
+            State::Tagged => Some(self.declared.without_invented(tagged(&held))).filter(|c| !c.is_empty()),
             State::Opening => match self.declared.scan(&held) {
                 Scan::Calls(values) => self.declared.calls(&values),
                 _ => None,
@@ -315,6 +373,34 @@ impl CallReader {
             None => (held, Vec::new()),
         }
     }
+}
+
+/// The values of a call's arguments that can show where it came from: strings of two or more
+/// characters (lower-cased) and numbers as written.
+fn leaves(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) if s.chars().count() >= 2 => out.push(s.to_lowercase()),
+        Value::Number(n) => out.push(match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+            _ => n.to_string(),
+        }),
+        Value::Array(a) => a.iter().for_each(|x| leaves(x, out)),
+        Value::Object(o) => o.values().for_each(|x| leaves(x, out)),
+        _ => {}
+    }
+}
+
+/// Whether `value` occurs in `text`; a number only where no digit is beside it (5 is not in 25).
+fn occurs(text: &str, value: &str) -> bool {
+    let numeric = value.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-');
+    if !numeric {
+        return text.contains(value);
+    }
+    text.match_indices(value).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + value.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
+    })
 }
 
 /// The calls of `<tool_call>` tags from the first tag on (the grammar made each one valid);
@@ -347,9 +433,11 @@ mod tests {
         let weather = json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
         let add = json!({"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
                          "required": ["a", "b"], "additionalProperties": false});
+        let context = "What is the weather in Lyon? And in Paris? Add 2 and 3.";
         Arc::new(Declared::new(
             &[("get_weather".into(), weather), ("add".into(), add)],
             lenient,
+            context,
         ))
     }
 
@@ -434,5 +522,35 @@ mod tests {
         assert_eq!(shown.concat(), "Ok.");
         assert_eq!(r.finish(), (String::new(), vec![lyon()]));
         assert_eq!(stream(&d, json).0, json);
+    }
+
+    #[test]
+    fn further_calls_that_add_nothing_end_the_list() {
+        let d = declared(false);
+        let call = |n: &str, a: &str| format!("{OPEN}\n{{\"name\": \"{n}\", \"arguments\": {a}}}\n{CLOSE}\n");
+        let lyon = call("get_weather", r#"{"city": "Lyon"}"#);
+        let paris = call("get_weather", r#"{"city": "Paris"}"#);
+        let sum = call("add", r#"{"a": 2, "b": 3}"#);
+        let invented = call("add", r#"{"a": 10, "b": 52}"#);
+        assert!(!d.last_call_adds_nothing(&format!("{lyon}{paris}")));
+        assert!(!d.last_call_adds_nothing(&format!("{lyon}{paris}{sum}")));
+        assert!(
+            d.last_call_adds_nothing(&format!("{lyon}{invented}")),
+            "5 is not in 52, 10 nowhere"
+        );
+        assert!(d.last_call_adds_nothing(&format!("{lyon}{lyon}")), "a repeat");
+        assert!(!d.last_call_adds_nothing(&invented), "the first call always counts");
+        let fahrenheit = call("get_weather", r#"{"city": "Lyon", "unit": "f"}"#);
+        assert!(
+            d.last_call_adds_nothing(&format!("{lyon}{fahrenheit}")),
+            "nothing new for the same function"
+        );
+        let twice = call("add", r#"{"a": 3, "b": 3}"#);
+        assert!(
+            !d.last_call_adds_nothing(&format!("{lyon}{twice}")),
+            "a value reused by another function"
+        );
+        let all = format!("{lyon}{paris}{invented}{sum}");
+        assert_eq!(d.parse(&all).1.len(), 2, "calls end at the first that adds nothing");
     }
 }

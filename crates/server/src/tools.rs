@@ -49,8 +49,24 @@ pub struct Tools {
 impl Tools {
     /// The declared functions, for reading calls out of the answer; `lenient`: the model's own
     /// forms count too (`tool_calls`).
-    pub fn declared(&self, lenient: bool) -> std::sync::Arc<crate::tool_calls::Declared> {
-        std::sync::Arc::new(crate::tool_calls::Declared::new(&self.functions, lenient))
+    /// `context`: the conversation's user and tool text (what further calls must draw on).
+    pub fn declared(&self, lenient: bool, context: &str) -> std::sync::Arc<crate::tool_calls::Declared> {
+        std::sync::Arc::new(crate::tool_calls::Declared::new(&self.functions, lenient, context))
+    }
+
+    /// With parallel calls under a grammar: end the answer at the `</tool_call>` of a call that
+    /// adds nothing (`tool_calls::Declared::last_call_adds_nothing`).
+    pub fn end_check(
+        &self,
+        lm: &LoadedModel,
+        declared: &std::sync::Arc<crate::tool_calls::Declared>,
+    ) -> Option<tandem_engine::EndCheck> {
+        let close = lm.tokenizer.added_id(CLOSE)?;
+        let d = declared.clone();
+        (self.parallel && self.choice != ToolChoice::None).then(|| tandem_engine::EndCheck {
+            token: close,
+            judge: std::sync::Arc::new(move |text: &str| d.last_call_adds_nothing(text)),
+        })
     }
 }
 
@@ -209,12 +225,13 @@ impl Tools {
             .collect();
         let schema = json!({"anyOf": alternatives,
             "x-guidance": {"whitespace_flexible": false, "item_separator": ", ", "key_separator": ": "}});
-        // After a call the tiers write "\n" whether or not another follows; the grammar then
-        // lets them end there (any end-of-generation token), so a "\n" never forces an
-        // invented call.
+        // After a call the tiers write "\n" and then want to end, even when the question asked
+        // for more calls (the mini gives <tool_call> there less than e^-11). With parallel calls,
+        // "\n" leads to another call, and the list ends at the first call that adds nothing
+        // (`end_check`); with one call, "\n" may end the answer.
         let more = self.parallel && !matches!(self.choice, ToolChoice::Named(_));
         let rest = if more {
-            format!(" (\"\\n\" <[{open}]> body)* \"\\n\"?")
+            format!(" (\"\\n\" <[{open}]> body)*")
         } else {
             " \"\\n\"?".to_string()
         };
