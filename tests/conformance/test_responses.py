@@ -230,3 +230,14 @@ def test_a_background_response_cut_by_a_crash_is_failed_on_restart():
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
         shutil.rmtree(data, ignore_errors=True)
+
+
+def test_the_minis_own_call_form_is_a_function_call_item(client):
+    # Under auto the mini writes its call as a ```json block; it still becomes a function_call item.
+    tools = [{"type": "function", "name": "get_weather", "description": "Current weather for a city",
+              "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+    ask = dict(model="mini", input="What is the weather in Oslo right now?", tools=tools, temperature=0)
+    r = client.responses.create(**ask)
+    assert [(o.type, o.name) for o in r.output] == [("function_call", "get_weather")]
+    events = [e.type for e in client.responses.create(stream=True, **ask)]
+    assert "response.output_text.delta" not in events and "response.function_call_arguments.done" in events

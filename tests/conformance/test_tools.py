@@ -113,3 +113,76 @@ def test_bad_tool_requests_name_the_parameter(client, kw, param):
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(model="mini", messages=ASK, max_tokens=5, **kw)
     assert e.value.body["param"] == param, e.value.body
+
+
+# The tiers' own habits (issue: auto, runaway parallel calls, code kept as text).
+ADD = {"type": "function", "function": {
+    "name": "add", "description": "Add two numbers",
+    "parameters": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+                   "required": ["a", "b"]}}}
+CODE = [{"role": "user", "content": "Complete this Python function and explain it briefly:\n"
+                                    "```python\ndef is_even(n):\n```"}]
+JSON_ANSWER = [{"role": "user", "content": "Show me how a city with its name, country and population would look as JSON."}]
+
+
+def test_auto_reads_the_minis_own_call_forms(client):
+    # Under auto the mini writes its calls as a ```json block or a bare object, not <tool_call> tags.
+    for messages, tools, name in [(ASK, TOOLS, "get_weather"),
+                                  ([{"role": "user", "content": "What is 2+2?"}], [ADD], "add")]:
+        r = client.chat.completions.create(model="mini", messages=messages, tools=tools, temperature=0, max_tokens=80)
+        c = r.choices[0]
+        assert c.finish_reason == "tool_calls" and c.message.content is None, c
+        assert [t.function.name for t in c.message.tool_calls] == [name]
+        if name == "get_weather":
+            assert "oslo" in check_call(c.message.tool_calls[0])["city"].lower()
+        else:
+            assert json.loads(c.message.tool_calls[0].function.arguments) == {"a": 2, "b": 2}
+
+
+def test_required_parallel_calls_end_by_themselves(client):
+    one = client.chat.completions.create(model="mini", messages=ASK, tools=TOOLS + [ADD], tool_choice="required",
+                                         temperature=0, max_tokens=300)
+    c = one.choices[0]
+    assert c.finish_reason == "tool_calls" and len(c.message.tool_calls) == 1, c
+    assert one.usage.completion_tokens < 100
+    two = client.chat.completions.create(model="mini", tools=TOOLS + [ADD], tool_choice="required", temperature=0,
+                                         messages=[{"role": "user", "content": "Weather in Oslo and in Paris?"}],
+                                         max_tokens=300)
+    c = two.choices[0]
+    assert c.finish_reason == "tool_calls", c
+    cities = sorted(check_call(t)["city"].lower() for t in c.message.tool_calls)
+    assert cities == ["oslo", "paris"]
+
+
+def test_code_and_json_answers_stay_text_with_tools_declared(client):
+    for messages, start in [(CODE, "```python"), (JSON_ANSWER, "```json")]:
+        r = client.chat.completions.create(model="mini", messages=messages, tools=TOOLS + [ADD], temperature=0,
+                                           max_tokens=120)
+        c = r.choices[0]
+        assert c.message.tool_calls is None and c.finish_reason in ("stop", "length"), c
+        assert c.message.content.startswith(start)
+
+
+def chunks(client, **kw):
+    with client.chat.completions.stream(model="mini", temperature=0, **kw) as s:
+        events = [e for e in s if e.type == "content.delta" and e.delta]
+        return events, s.get_final_completion()
+
+
+def test_streams_hold_text_only_while_a_call_is_possible(client):
+    # A call in the mini's own form: no text goes out, the call comes as tool_calls deltas.
+    events, final = chunks(client, messages=ASK, tools=TOOLS, max_tokens=80)
+    c = final.choices[0]
+    assert events == [] and c.finish_reason == "tool_calls"
+    assert c.message.tool_calls[0].function.name == "get_weather"
+    # Tags (required): the same.
+    events, final = chunks(client, messages=ASK, tools=TOOLS, tool_choice="required", max_tokens=200)
+    assert events == [] and final.choices[0].finish_reason == "tool_calls"
+    # Code and JSON answers stream as they come: released once they cannot be calls.
+    for messages in (CODE, JSON_ANSWER):
+        events, final = chunks(client, messages=messages, tools=TOOLS + [ADD], max_tokens=120)
+        plain = client.chat.completions.create(model="mini", messages=messages, tools=TOOLS + [ADD], temperature=0,
+                                               max_tokens=120)
+        assert final.choices[0].message.tool_calls is None
+        assert len(events) > 10, "held back to the end"
+        assert "".join(e.delta for e in events) == plain.choices[0].message.content
