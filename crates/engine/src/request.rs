@@ -132,13 +132,18 @@ pub struct GenRequest {
     pub end_check: Option<EndCheck>,
 }
 
+/// A judge of a choice's text so far.
+pub type TextJudge = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// Ends a choice at a `token` when `judge`, reading the choice's text so far, says the answer is
 /// complete: the server's rule that a further tool call adding nothing ends a list of parallel
-/// calls (the grammar cannot know it).
+/// calls (the grammar cannot know it). And the other way: where the model ends, `go_on` may say
+/// the answer goes on with its token instead (another tool call after the model's own call form).
 #[derive(Clone)]
 pub struct EndCheck {
     pub token: u32,
-    pub judge: std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    pub judge: TextJudge,
+    pub go_on: Option<(u32, TextJudge)>,
 }
 
 impl std::fmt::Debug for EndCheck {

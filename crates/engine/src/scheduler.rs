@@ -647,7 +647,13 @@ impl Scheduler {
     fn accept(&mut self, i: usize, sampled: (u32, Option<Logprobs>)) {
         let lm = &self.lm;
         let s = &mut self.active[i];
-        let (tok, lp) = sampled;
+        let (mut tok, mut lp) = sampled;
+        if let Some((check, text)) = s.end_check.as_ref().filter(|_| lm.tokenizer.is_eog(tok)) {
+            if let Some((instead, _)) = check.go_on.as_ref().filter(|(_, judge)| judge(text)) {
+                tok = *instead;
+                lp = None; // not what was sampled
+            }
+        }
         let kv_len = self.slots[s.slot].table.len;
         let finish = |s: &mut Seq, reason: FinishReason| {
             let rest = format!("{}{}", s.stop.finish(), s.detok.finish());

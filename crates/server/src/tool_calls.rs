@@ -44,19 +44,20 @@ impl Declared {
     /// Whether the last of the answer's tagged calls adds nothing (`adds_nothing`): then the list
     /// of parallel calls is complete and generation may end (the engine's `EndCheck`).
     pub fn last_call_adds_nothing(&self, text: &str) -> bool {
-        let calls = text.find(OPEN).map(|at| tagged(&text[at..])).unwrap_or_default();
+        let calls = self.calls_so_far(text).unwrap_or_default();
         match calls.split_last() {
             Some((last, earlier)) if !earlier.is_empty() => self.adds_nothing(earlier, last),
             _ => false,
         }
     }
 
-    /// A call after the first adds nothing when it repeats an earlier one, when none of its
-    /// argument values (strings of two or more characters, numbers as written) occurs in the
-    /// user's or the tools' text, or when it calls a function already called without any such
-    /// value that no earlier call used. Held to calls by a grammar, the tiers go on after the
-    /// calls they were asked for with invented ones (`add(3, 4)`, `add(0, 5)`…) or the same call
-    /// again in another unit. A call without values adds something only under a new name.
+    /// A call after the first adds nothing when it repeats an earlier one, or when none of its
+    /// argument values (strings of two or more characters, numbers as written) both occurs in the
+    /// user's or the tools' text and was not already a value of an earlier call. Held to calls by
+    /// a grammar, the tiers go on after the calls they were asked for with invented ones
+    /// (`add(3, 4)`, `add(0, 5)`…), the same call in another unit, or the question's values
+    /// passed to every other function declared. A call without values adds something only under
+    /// a new name.
     fn adds_nothing(&self, earlier: &[Call], call: &Call) -> bool {
         if earlier.contains(call) {
             return true;
@@ -78,7 +79,7 @@ impl Declared {
             return true;
         }
         let used: Vec<String> = earlier.iter().flat_map(values).collect();
-        same_name && grounded.iter().all(|v| used.contains(v))
+        grounded.iter().all(|v| used.contains(v))
     }
 
     /// The whole answer at once: (content, calls).
@@ -173,6 +174,10 @@ impl Declared {
         let mut values = Vec::new();
         let mut rest = text.trim_start();
         while !rest.is_empty() {
+            if rest.starts_with(OPEN) && !values.is_empty() {
+                // The model's own form, then tags (the calls went on after `go_on`).
+                return Scan::Calls(values, Some(text.len() - rest.len()));
+            }
             let fenced = match fence_open(rest) {
                 Fence::Partial => return Scan::Open,
                 Fence::Other => return Scan::Not,
@@ -205,8 +210,28 @@ impl Declared {
         if values.is_empty() {
             Scan::Open
         } else {
-            Scan::Calls(values)
+            Scan::Calls(values, None)
         }
+    }
+
+    /// Every call of the answer so far, validated: the model's own forms and any tags after them,
+    /// or the tags from the first on; `None` when the own forms are not valid calls.
+    fn calls_so_far(&self, text: &str) -> Option<Vec<Call>> {
+        if self.lenient {
+            if let Scan::Calls(values, tail) = self.scan(text) {
+                let mut calls = self.calls(&values)?;
+                calls.extend(tail.map(|t| tagged(&text[t..])).unwrap_or_default());
+                return Some(calls);
+            }
+        }
+        Some(text.find(OPEN).map(|at| tagged(&text[at..])).unwrap_or_default())
+    }
+
+    /// Whether an answer that is about to end may go on with another call: it is, so far, valid
+    /// calls in the model's own form only (the tiers end after one such call even when asked for
+    /// several; the call that follows is kept only if it adds something).
+    pub fn may_go_on(&self, text: &str) -> bool {
+        self.lenient && matches!(self.scan(text), Scan::Calls(ref v, None) if self.calls(v).is_some())
     }
 
     /// One JSON value at the start of `s` that may be (a list of) calls.
@@ -252,8 +277,9 @@ impl Declared {
 }
 
 enum Scan {
-    /// Complete values that name declared functions (validated only at the end).
-    Calls(Vec<Value>),
+    /// Complete values that name declared functions (validated only at the end), and where tags
+    /// follow them, if they do.
+    Calls(Vec<Value>, Option<usize>),
     /// Still undecided.
     Open,
     /// Not calls.
@@ -334,7 +360,7 @@ impl CallReader {
             State::Opening => {
                 self.held.push_str(text);
                 match self.declared.scan(&self.held) {
-                    Scan::Open | Scan::Calls(_) => String::new(),
+                    Scan::Open | Scan::Calls(..) => String::new(),
                     Scan::Not => {
                         self.state = State::Text;
                         let held = std::mem::take(&mut self.held);
@@ -364,7 +390,10 @@ impl CallReader {
             State::Text => return (held, Vec::new()),
             State::Tagged => Some(self.declared.without_invented(tagged(&held))).filter(|c| !c.is_empty()),
             State::Opening => match self.declared.scan(&held) {
-                Scan::Calls(values) => self.declared.calls(&values),
+                Scan::Calls(..) => self
+                    .declared
+                    .calls_so_far(&held)
+                    .map(|c| self.declared.without_invented(c)),
                 _ => None,
             },
         };
@@ -457,8 +486,18 @@ mod tests {
         let (c, calls) = d.parse(&two);
         assert_eq!((c.as_str(), calls.len()), ("", 2));
         assert_eq!(calls[1], ("add".into(), "{\"a\":2,\"b\":3}".into()));
-        let array = format!("```json\n[{bare}, {bare}]\n```\n```json\n{bare}\n```");
+        let paris = bare.replace("Lyon", "Paris");
+        let sum = "{\"name\": \"add\", \"arguments\": {\"a\": 2, \"b\": 3}}";
+        let array = format!("```json\n[{bare}, {paris}]\n```\n```json\n{sum}\n```");
         assert_eq!(d.parse(&array).1.len(), 3);
+        // The model's own form, then tags (after `go_on`); a repeat ends the list.
+        let mixed = format!("```json\n{bare}\n```{OPEN}\n{paris}\n{CLOSE}\n{OPEN}\n{bare}\n{CLOSE}");
+        assert_eq!(
+            d.parse(&mixed).1,
+            vec![lyon(), ("get_weather".into(), "{\"city\":\"Paris\"}".into())]
+        );
+        assert!(d.may_go_on(&format!("```json\n{bare}\n```")) && d.may_go_on(bare));
+        assert!(!d.may_go_on(&mixed) && !d.may_go_on("```json\n{\"name\": \"Buddy\"}\n```"));
         let tags =
             "Checking.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Lyon\"}}\n</tool_call>\n";
         assert_eq!(d.parse(tags), ("Checking.".to_string(), vec![lyon()]));
@@ -545,10 +584,10 @@ mod tests {
             d.last_call_adds_nothing(&format!("{lyon}{fahrenheit}")),
             "nothing new for the same function"
         );
-        let twice = call("add", r#"{"a": 3, "b": 3}"#);
+        let more = call("get_weather", r#"{"days": 3, "hours": 2}"#);
         assert!(
-            !d.last_call_adds_nothing(&format!("{lyon}{twice}")),
-            "a value reused by another function"
+            d.last_call_adds_nothing(&format!("{sum}{more}")),
+            "no value earlier calls did not use"
         );
         let all = format!("{lyon}{paris}{invented}{sum}");
         assert_eq!(d.parse(&all).1.len(), 2, "calls end at the first that adds nothing");

@@ -55,17 +55,20 @@ impl Tools {
     }
 
     /// With parallel calls under a grammar: end the answer at the `</tool_call>` of a call that
-    /// adds nothing (`tool_calls::Declared::last_call_adds_nothing`).
+    /// adds nothing (`tool_calls::Declared::last_call_adds_nothing`); and where the model would
+    /// end after calls in its own form (`auto`), go on with `<tool_call>`, which starts the
+    /// grammar for one more call (`may_go_on`).
     pub fn end_check(
         &self,
         lm: &LoadedModel,
         declared: &std::sync::Arc<crate::tool_calls::Declared>,
     ) -> Option<tandem_engine::EndCheck> {
-        let close = lm.tokenizer.added_id(CLOSE)?;
-        let d = declared.clone();
+        let (open, close) = (lm.tokenizer.added_id(OPEN)?, lm.tokenizer.added_id(CLOSE)?);
+        let (d, more) = (declared.clone(), declared.clone());
         (self.parallel && self.choice != ToolChoice::None).then(|| tandem_engine::EndCheck {
             token: close,
             judge: std::sync::Arc::new(move |text: &str| d.last_call_adds_nothing(text)),
+            go_on: Some((open, std::sync::Arc::new(move |text: &str| more.may_go_on(text)))),
         })
     }
 }
