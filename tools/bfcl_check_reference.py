@@ -68,7 +68,8 @@ def load_checker(wheel):
 def verdict(checker, language, data, r):
     cat = r["category"]
     calls = r.get("calls") or []
-    if cat == "irrelevance":
+    if cat == "irrelevance" or cat.startswith("no_call"):
+        # tandem's false-call sets score as irrelevance does: any call is wrong.
         return len(calls) == 0
     if not calls:
         return False

@@ -139,6 +139,16 @@ def test_auto_reads_the_minis_own_call_forms(client):
             assert json.loads(c.message.tool_calls[0].function.arguments) == {"a": 2, "b": 2}
 
 
+def test_auto_parallel_calls_go_on_after_the_minis_own_form(client):
+    # The mini writes one ```json call and would end; the server lets it go on with tags while the
+    # calls add something.
+    r = client.chat.completions.create(model="mini", tools=TOOLS + [ADD], temperature=0, max_tokens=300,
+                                       messages=[{"role": "user", "content": "Weather in Oslo and in Paris?"}])
+    c = r.choices[0]
+    assert c.finish_reason == "tool_calls" and c.message.content is None, c
+    assert sorted(check_call(t)["city"].lower() for t in c.message.tool_calls) == ["oslo", "paris"]
+
+
 def test_required_parallel_calls_end_by_themselves(client):
     one = client.chat.completions.create(model="mini", messages=ASK, tools=TOOLS + [ADD], tool_choice="required",
                                          temperature=0, max_tokens=300)

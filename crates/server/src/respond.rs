@@ -464,14 +464,12 @@ pub async fn collect(
 fn chat_choice(v: &ValidRequest, index: usize, c: &Choice) -> api::ChatChoice {
     let mut message = api::AssistantMessage::text(c.text.clone());
     let mut finish = c.finish;
-    if let Some(declared) = &v.tools {
-        let (content, calls) = declared.parse(&c.text);
+    if let (Some(declared), Some(reason)) = (&v.tools, finish) {
+        let (content, calls, reason) = declared.read(&c.text, reason);
         if !calls.is_empty() {
             message.content = (!content.is_empty()).then_some(content);
             message.tool_calls = Some(tool_calls(&calls));
-            if finish == Some("stop") {
-                finish = Some("tool_calls");
-            }
+            finish = Some(reason);
         }
     }
     api::ChatChoice {

@@ -58,7 +58,7 @@ struct Answer {
     calls: Option<CallReader>,
     /// The message item, once its first text went out.
     message_id: Option<String>,
-    finish: Option<String>,
+    finish: Option<&'static str>,
 }
 
 /// Streams `rx` as response events.
@@ -125,7 +125,7 @@ async fn run(
                 ..
             }) => {
                 guard.completion = completion_tokens;
-                a.finish = Some(reason.as_str().to_string());
+                a.finish = Some(reason.as_str());
                 true
             }
             Some(Event::TimedOut) | Some(Event::Failed(_)) | None => {
@@ -192,7 +192,14 @@ async fn delta(ev: &mut Events, a: &mut Answer, text: String) -> bool {
 /// Closes the message, sends the held tool calls, and the final response.
 /// `(model, service tier)` name what answered.
 async fn finish(ev: &mut Events, mut a: Answer, usage: api::Usage, (model, tier): (&str, &str), f: Finish) {
-    let (held, calls) = a.calls.take().map(|mut r| r.finish()).unwrap_or_default();
+    let (held, calls) = match a.calls.take() {
+        Some(mut r) => {
+            let (held, calls) = r.finish();
+            a.finish = a.finish.map(|reason| r.finish_reason(reason, &calls));
+            (held, calls)
+        }
+        None => Default::default(),
+    };
     // Not calls after all (plain JSON, or cut short): the held text goes out as text.
     if !held.is_empty() && !delta(ev, &mut a, held).await {
         return;
@@ -201,7 +208,7 @@ async fn finish(ev: &mut Events, mut a: Answer, usage: api::Usage, (model, tier)
     if let Some(id) = a.message_id.clone() {
         let part = json!({"type": "output_text", "text": a.text, "annotations": [], "logprobs": []});
         let at = json!({"item_id": id, "output_index": 0, "content_index": 0});
-        let status = match a.finish.as_deref() {
+        let status = match a.finish {
             Some("length") | Some("content_filter") => "incomplete",
             _ => "completed",
         };
@@ -229,7 +236,7 @@ async fn finish(ev: &mut Events, mut a: Answer, usage: api::Usage, (model, tier)
         }
         ids.push(id);
     }
-    let chat = crate::responses::chat_answer(model, a.text, tool_calls, a.finish, usage, tier);
+    let chat = crate::responses::chat_answer(model, a.text, tool_calls, a.finish.map(String::from), usage, tier);
     let Ok(mut response) = crate::responses::render_value(&f, &chat) else {
         return failed(ev, &f, model).await;
     };

@@ -83,15 +83,24 @@ impl Declared {
     }
 
     /// The whole answer at once: (content, calls).
-    pub fn parse(self: &Arc<Self>, text: &str) -> (String, Vec<Call>) {
+    #[cfg(test)]
+    fn parse(self: &Arc<Self>, text: &str) -> (String, Vec<Call>) {
+        let (content, calls, _) = self.read(text, "stop");
+        (content, calls)
+    }
+
+    /// The whole answer at once, ended for the engine's `reason`: (content, calls, the finish
+    /// reason to report; `CallReader::finish_reason`).
+    pub fn read(self: &Arc<Self>, text: &str, reason: &'static str) -> (String, Vec<Call>, &'static str) {
         let mut r = CallReader::new(self.clone());
         let mut content = r.push(text);
         let (rest, calls) = r.finish();
         content.push_str(&rest);
+        let reason = r.finish_reason(reason, &calls);
         if calls.is_empty() {
-            return (content, calls);
+            return (content, calls, reason);
         }
-        (content.trim_end().to_string(), calls)
+        (content.trim_end().to_string(), calls, reason)
     }
 
     /// `v` as a call: `{"name": declared, "arguments" | "parameters": object or JSON string of
@@ -342,6 +351,8 @@ pub struct CallReader {
     declared: Arc<Declared>,
     state: State,
     held: String,
+    /// The answer went on after calls in the model's own form (`Declared::may_go_on`).
+    went_on: bool,
 }
 
 impl CallReader {
@@ -351,6 +362,7 @@ impl CallReader {
             declared,
             state,
             held: String::new(),
+            went_on: false,
         }
     }
 
@@ -383,6 +395,17 @@ impl CallReader {
         }
     }
 
+    /// The finish reason to report for the engine's `reason`: `tool_calls` when calls end the
+    /// answer; also when max_tokens cut only the call the server asked for after the model's own
+    /// (the model had ended its answer).
+    pub fn finish_reason(&self, reason: &'static str, calls: &[Call]) -> &'static str {
+        match reason {
+            "stop" if !calls.is_empty() => "tool_calls",
+            "length" if !calls.is_empty() && self.went_on => "tool_calls",
+            r => r,
+        }
+    }
+
     /// At the end: the held text that turned out not to be calls, and the calls.
     pub fn finish(&mut self) -> (String, Vec<Call>) {
         let held = std::mem::take(&mut self.held);
@@ -390,10 +413,12 @@ impl CallReader {
             State::Text => return (held, Vec::new()),
             State::Tagged => Some(self.declared.without_invented(tagged(&held))).filter(|c| !c.is_empty()),
             State::Opening => match self.declared.scan(&held) {
-                Scan::Calls(..) => self
-                    .declared
-                    .calls_so_far(&held)
-                    .map(|c| self.declared.without_invented(c)),
+                Scan::Calls(_, tail) => {
+                    self.went_on = tail.is_some();
+                    self.declared
+                        .calls_so_far(&held)
+                        .map(|c| self.declared.without_invented(c))
+                }
                 _ => None,
             },
         };
@@ -498,6 +523,11 @@ mod tests {
         );
         assert!(d.may_go_on(&format!("```json\n{bare}\n```")) && d.may_go_on(bare));
         assert!(!d.may_go_on(&mixed) && !d.may_go_on("```json\n{\"name\": \"Buddy\"}\n```"));
+        // max_tokens cut only the call the server asked for: the model's own call stands.
+        let cut = format!("```json\n{bare}\n```{OPEN}\n{{\"name\": \"get_we");
+        assert_eq!(d.read(&cut, "length"), (String::new(), vec![lyon()], "tool_calls"));
+        let cut_tags = format!("{OPEN}\n{bare}\n{CLOSE}\n{OPEN}\n{{\"name\": \"get_we");
+        assert_eq!(d.read(&cut_tags, "length").2, "length");
         let tags =
             "Checking.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Lyon\"}}\n</tool_call>\n";
         assert_eq!(d.parse(tags), ("Checking.".to_string(), vec![lyon()]));

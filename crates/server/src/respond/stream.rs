@@ -318,9 +318,7 @@ impl<'a> Streamer<'a> {
                         out.push(self.chat(choice, api::Delta::content(held), None, None));
                     }
                     if !calls.is_empty() {
-                        if finish == "stop" {
-                            finish = "tool_calls";
-                        }
+                        finish = r.finish_reason(finish, &calls);
                         out.extend(self.tool_call_deltas(choice, &calls));
                     }
                 }
