@@ -10,7 +10,8 @@
 //! - `request`: validation of chat and completion requests into `ValidRequest`, bound to a tier;
 //!   `messages`: chat messages and their content parts.
 //! - `structured`: `response_format` → a grammar the engine enforces; `tools`: function calling
-//!   (its grammar, and tool calls parsed out of the text).
+//!   (the request, its grammar, the engine's `EndCheck`); `tool_calls`: the calls read out of an
+//!   answer, whole or as it streams (tags, and the tiers' own forms under `auto`).
 //! - `responses`: the Responses API, a front door on the pipeline (chat messages in, output items
 //!   out, stored per project); `responses_request`: a request → the chat request it asks for.
 //! - `respond`: an `Outcome` → a JSON response, an SSE stream or a refusal, in `tandem_api`'s wire
