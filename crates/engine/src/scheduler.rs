@@ -644,7 +644,8 @@ impl Scheduler {
     }
 
     /// Takes a sampled token: emits its text, checks the end conditions, or queues it for decoding.
-    fn accept(&mut self, i: usize, sampled: (u32, Option<Logprobs>)) {
+    /// Returns the token taken (`EndCheck::go_on` may take another in place of an end).
+    fn accept(&mut self, i: usize, sampled: (u32, Option<Logprobs>)) -> u32 {
         let lm = &self.lm;
         let s = &mut self.active[i];
         let (mut tok, mut lp) = sampled;
@@ -677,7 +678,7 @@ impl Scheduler {
             s.generated += 1;
             self.stats.generated_tokens.fetch_add(1, Ordering::Relaxed);
             finish(s, FinishReason::Stop);
-            return;
+            return tok;
         }
         s.generated += 1;
         self.stats.generated_tokens.fetch_add(1, Ordering::Relaxed);
@@ -697,7 +698,7 @@ impl Scheduler {
                 Err(e) => {
                     let _ = s.tx.send(Event::Failed(format!("grammar: {e}")));
                     s.done = true;
-                    return;
+                    return tok;
                 }
             }
         }
@@ -732,18 +733,19 @@ impl Scheduler {
                     prediction: s.prediction.as_ref().map(Prediction::usage),
                 });
                 s.done = true;
-                return;
+                return tok;
             }
         }
         if grammar_done || ended_early {
             finish(s, FinishReason::Stop);
-            return;
+            return tok;
         }
         if s.generated >= s.max_tokens || kv_len >= self.cfg.ctx {
             finish(s, FinishReason::Length);
-            return;
+            return tok;
         }
         s.phase = Phase::Decode(tok);
+        tok
     }
 }
 

@@ -440,8 +440,7 @@ fn bind_chat(state: &AppState, v: &Value, forced: Option<usize>) -> Result<Valid
         .map(|m| content_text(&m.content))
         .collect();
     let context = [&user_text[..], &tool_text[..]].concat().join("\n");
-    let lenient = |t: &crate::tools::Tools| enforced && t.choice == crate::tools::ToolChoice::Auto;
-    let declared = offered.map(|t| t.declared(lenient(t), &context));
+    let declared = offered.map(|t| t.declared(enforced, &context));
     let end_check = offered
         .zip(declared.as_ref())
         .filter(|_| enforced)

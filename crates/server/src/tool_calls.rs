@@ -24,12 +24,16 @@ pub struct Declared {
     lenient: bool,
     /// The conversation's user and tool text, lower-cased: what a further call must draw on.
     context: String,
+    /// A grammar leads on to further calls: lists end at the first call that adds nothing.
+    bounded: bool,
 }
 
 impl Declared {
     /// `functions`: (name, parameters schema). A schema the validator cannot compile (the grammar
     /// compiler accepted it) leaves that function's arguments unchecked beyond being an object.
-    pub fn new(functions: &[(String, Value)], lenient: bool, context: &str) -> Self {
+    /// `lenient`: read the model's own forms; `bounded`: lists of calls end at the first that adds
+    /// nothing (a grammar leads on to more calls); `context`: the user's and tools' text.
+    pub fn new(functions: &[(String, Value)], lenient: bool, bounded: bool, context: &str) -> Self {
         let functions = functions
             .iter()
             .map(|(n, s)| (n.clone(), jsonschema::validator_for(s).ok()))
@@ -38,6 +42,7 @@ impl Declared {
             functions,
             lenient,
             context: context.to_lowercase(),
+            bounded,
         }
     }
 
@@ -184,8 +189,12 @@ impl Declared {
         let mut rest = text.trim_start();
         while !rest.is_empty() {
             if rest.starts_with(OPEN) && !values.is_empty() {
-                // The model's own form, then tags (the calls went on after `go_on`).
-                return Scan::Calls(values, Some(text.len() - rest.len()));
+                // The model's own form, then tags (the calls went on after `go_on`); own forms
+                // that are not valid calls are text before the tags.
+                return match self.calls(&values) {
+                    Some(_) => Scan::Calls(values, Some(text.len() - rest.len())),
+                    None => Scan::Not,
+                };
             }
             let fenced = match fence_open(rest) {
                 Fence::Partial => return Scan::Open,
@@ -258,6 +267,9 @@ impl Declared {
 
     /// The calls up to the first that adds nothing (`adds_nothing`).
     fn without_invented(&self, calls: Vec<Call>) -> Vec<Call> {
+        if !self.bounded {
+            return calls;
+        }
         let mut kept: Vec<Call> = Vec::new();
         for c in calls {
             if !kept.is_empty() && self.adds_nothing(&kept, &c) {
@@ -353,6 +365,8 @@ pub struct CallReader {
     held: String,
     /// The answer went on after calls in the model's own form (`Declared::may_go_on`).
     went_on: bool,
+    /// The last scan found an open value (`push`).
+    open: bool,
 }
 
 impl CallReader {
@@ -363,6 +377,7 @@ impl CallReader {
             state,
             held: String::new(),
             went_on: false,
+            open: false,
         }
     }
 
@@ -371,7 +386,16 @@ impl CallReader {
         match self.state {
             State::Opening => {
                 self.held.push_str(text);
-                match self.declared.scan(&self.held) {
+                // Past the first 256 bytes (a key and a function name are decided by then),
+                // only a closing `}`, `]`, fence or tag can change an open value's fate: skip
+                // the re-scan otherwise, so a long held answer costs linear time.
+                let closes = text.contains(['}', ']', '`', '<']);
+                if self.open && self.held.len() > 256 && !closes {
+                    return String::new();
+                }
+                let scan = self.declared.scan(&self.held);
+                self.open = matches!(scan, Scan::Open);
+                match scan {
                     Scan::Open | Scan::Calls(..) => String::new(),
                     Scan::Not => {
                         self.state = State::Text;
@@ -491,6 +515,7 @@ mod tests {
         Arc::new(Declared::new(
             &[("get_weather".into(), weather), ("add".into(), add)],
             lenient,
+            true,
             context,
         ))
     }
@@ -523,6 +548,29 @@ mod tests {
         );
         assert!(d.may_go_on(&format!("```json\n{bare}\n```")) && d.may_go_on(bare));
         assert!(!d.may_go_on(&mixed) && !d.may_go_on("```json\n{\"name\": \"Buddy\"}\n```"));
+        // An own form that is not a valid call, then a tag: the own form is text.
+        let bad = "{\"name\": \"add\", \"arguments\": {\"a\": 2}}";
+        let then_tag = format!("{bad}\n{OPEN}\n{sum}\n{CLOSE}");
+        assert_eq!(
+            d.parse(&then_tag),
+            (bad.to_string(), vec![("add".into(), "{\"a\":2,\"b\":3}".into())])
+        );
+        // Without the grammar nothing is dropped.
+        let plain = Arc::new(Declared::new(&[("get_weather".into(), json!({}))], false, false, ""));
+        assert_eq!(
+            plain
+                .parse(&format!("{OPEN}\n{bare}\n{CLOSE}\n{OPEN}\n{bare}\n{CLOSE}"))
+                .1
+                .len(),
+            2
+        );
+        // A long open value is held without re-scanning each piece, and still decided at its end.
+        let long = format!("{{\"arguments\": \"{}\"}}", "word ".repeat(400));
+        assert_eq!(
+            stream(&d, &long),
+            (long.clone(), String::new(), vec![]),
+            "released at its end"
+        );
         // max_tokens cut only the call the server asked for: the model's own call stands.
         let cut = format!("```json\n{bare}\n```{OPEN}\n{{\"name\": \"get_we");
         assert_eq!(d.read(&cut, "length"), (String::new(), vec![lyon()], "tool_calls"));

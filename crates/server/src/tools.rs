@@ -50,8 +50,15 @@ impl Tools {
     /// The declared functions, for reading calls out of the answer; `lenient`: the model's own
     /// forms count too (`tool_calls`).
     /// `context`: the conversation's user and tool text (what further calls must draw on).
-    pub fn declared(&self, lenient: bool, context: &str) -> std::sync::Arc<crate::tool_calls::Declared> {
-        std::sync::Arc::new(crate::tool_calls::Declared::new(&self.functions, lenient, context))
+    /// `enforced`: under the grammar (`ToolCalls::Enforced`).
+    pub fn declared(&self, enforced: bool, context: &str) -> std::sync::Arc<crate::tool_calls::Declared> {
+        let lenient = enforced && self.choice == ToolChoice::Auto;
+        std::sync::Arc::new(crate::tool_calls::Declared::new(
+            &self.functions,
+            lenient,
+            enforced,
+            context,
+        ))
     }
 
     /// With parallel calls under a grammar: end the answer at the `</tool_call>` of a call that

@@ -119,8 +119,7 @@ impl Scheduler {
                 break;
             };
             let sampled = sample(&mut self.active[i], logits, &self.lm);
-            let tok = sampled.0;
-            self.accept(i, sampled);
+            let tok = self.accept(i, sampled);
             if self.active[i].done || j + 1 == fed.len() || tok != fed[j + 1] {
                 break;
             }
