@@ -186,12 +186,7 @@ pub fn eval_bfcl(home: &Home, a: BfclArgs) -> Result<()> {
     let path = dir.join(format!("{}.jsonl", a.label));
     let done = stored(&path)?;
     let todo: Vec<&Item> = all.iter().filter(|i| !done.contains_key(&i.id)).collect();
-    let bar = indicatif::ProgressBar::new(all.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("bfcl {msg} [{bar:40}] {pos}/{len} eta {eta}").expect("template"),
-    );
-    bar.set_position(done.len() as u64);
-    bar.set_message(a.label.clone());
+    let bar = crate::eval_cmd::progress(all.len(), done.len(), &format!("bfcl {}", a.label), false);
     let mut out = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -40,6 +40,8 @@ enum EvalCmd {
     Safety(crate::eval_safety::SafetyArgs),
     /// Function-calling accuracy on BFCL's single-turn categories, asked of a running server.
     Bfcl(crate::eval_bfcl::BfclArgs),
+    /// Short-answer questions (arithmetic, word problems, dates, strings), scored by the final answer.
+    Qa(crate::eval_qa::QaArgs),
 }
 
 #[derive(Args)]
@@ -185,7 +187,20 @@ pub fn eval(home: &Home, a: EvalArgs) -> Result<()> {
         EvalCmd::Route(a) => crate::eval_route::eval_route(home, a),
         EvalCmd::Safety(a) => crate::eval_safety::eval_safety(home, a),
         EvalCmd::Bfcl(a) => crate::eval_bfcl::eval_bfcl(home, a),
+        EvalCmd::Qa(a) => crate::eval_qa::eval_qa(home, a),
     }
+}
+
+/// An evaluation's progress bar (`name [bar] done/all msg eta`), hidden for `--json`.
+pub(crate) fn progress(all: usize, done: usize, name: &str, hidden: bool) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(all as u64);
+    let template = format!("{name} [{{bar:40}}] {{pos}}/{{len}} {{msg}} eta {{eta}}");
+    bar.set_style(indicatif::ProgressStyle::with_template(&template).expect("template"));
+    bar.set_position(done as u64);
+    if hidden {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar
 }
 
 /// The default results file of HumanEval for a model.
@@ -256,15 +271,7 @@ fn humaneval(home: &Home, a: HumanevalArgs) -> Result<()> {
             ..EngineConfig::new(slots, 2048)
         };
         let engine = EngineHandle::spawn(lm.clone(), cfg);
-        let bar = indicatif::ProgressBar::new(all.len() as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("humaneval [{bar:40}] {pos}/{len} {msg} eta {eta}")
-                .expect("template"),
-        );
-        bar.set_position(done.len() as u64);
-        if a.json {
-            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-        }
+        let bar = progress(all.len(), done.len(), "humaneval", a.json);
         let mut out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -33,6 +33,7 @@ mod eval_bfcl;
 mod eval_cmd;
 mod eval_mc;
 mod eval_moderation;
+mod eval_qa;
 mod eval_route;
 mod eval_safety;
 mod keys;

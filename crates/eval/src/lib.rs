@@ -7,11 +7,13 @@
 //!   unprivileged user, with resource and time limits.
 //! - `humaneval`: the problems, EvalPlus's instruct prompt, the program the sandbox runs.
 //! - `mc`: multiple-choice suites (BIG-bench samples) scored by log-likelihood.
+//! - `qa`: short-answer questions (reasoning-gym samples) scored by their final answer.
 //! - `safety`: the safety sample, the refusal detector and the judge's prompt and reading.
 
 pub mod bfcl;
 pub mod humaneval;
 pub mod mc;
+pub mod qa;
 pub mod safety;
 pub mod sandbox;
 
