@@ -164,15 +164,7 @@ pub async fn create(
         ],
         state.config.ignore_unknown_fields,
     )?;
-    let need = |k: &str| {
-        f.string(k)?.ok_or_else(|| {
-            ApiError::invalid(
-                k,
-                "missing_required_parameter",
-                format!("Missing required parameter: '{k}'."),
-            )
-        })
-    };
+    let need = |k: &str| f.string(k)?.ok_or_else(|| ApiError::missing(k));
     let (input, endpoint, window) = (need("input_file_id")?, need("endpoint")?, need("completion_window")?);
     check_options(endpoint, window, f.get("output_expires_after").is_some())?;
     let meta = metadata(f.get("metadata"))?;

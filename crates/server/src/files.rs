@@ -72,13 +72,7 @@ async fn stream_to_blob(
 
 /// The upload's purpose and file: both given, a known purpose, a batch input named `.jsonl`.
 fn check_upload<W>(purpose: Option<String>, blob: Option<(W, String)>) -> Result<(String, (W, String)), ApiError> {
-    let missing = |p: &str| {
-        ApiError::invalid(
-            p,
-            "missing_required_parameter",
-            format!("Missing required parameter: '{p}'."),
-        )
-    };
+    let missing = ApiError::missing;
     let purpose = purpose.ok_or_else(|| missing("purpose"))?;
     if !PURPOSES.contains(&purpose.as_str()) {
         return Err(ApiError::invalid(

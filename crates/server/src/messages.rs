@@ -9,14 +9,9 @@ use crate::params::wrong_type;
 
 const ROLES: [&str; 5] = ["system", "developer", "user", "assistant", "tool"];
 
-fn missing(param: String) -> ApiError {
-    let message = format!("Missing required parameter: '{param}'.");
-    ApiError::invalid(param, "missing_required_parameter", message)
-}
-
 /// The request's `messages`: a non-empty array of message objects.
 pub fn parse(v: Option<&Value>) -> Result<Vec<ChatMessage>, ApiError> {
-    let v = v.ok_or_else(|| missing("messages".into()))?;
+    let v = v.ok_or_else(|| ApiError::missing("messages"))?;
     let Value::Array(arr) = v else {
         return Err(wrong_type("messages", "an array", v));
     };
@@ -41,7 +36,7 @@ fn message(p: &str, m: &Value) -> Result<ChatMessage, ApiError> {
     let role = match o.get("role") {
         Some(Value::String(r)) => r.as_str(),
         Some(r) => return Err(wrong_type(&format!("{p}.role"), "a string", r)),
-        None => return Err(missing(format!("{p}.role"))),
+        None => return Err(ApiError::missing(&format!("{p}.role"))),
     };
     if !ROLES.contains(&role) {
         return Err(ApiError::invalid(
@@ -59,7 +54,7 @@ fn message(p: &str, m: &Value) -> Result<ChatMessage, ApiError> {
     };
     let tool_call_id = match (role, o.get("tool_call_id")) {
         ("tool", Some(Value::String(s))) => Some(s.clone()),
-        ("tool", _) => return Err(missing(format!("{p}.tool_call_id"))),
+        ("tool", _) => return Err(ApiError::missing(&format!("{p}.tool_call_id"))),
         _ => None,
     };
     Ok(ChatMessage {
@@ -76,7 +71,7 @@ fn check_content(p: &str, role: &str, content: &Value) -> Result<(), ApiError> {
     match content {
         Value::String(_) => Ok(()),
         Value::Null if role == "assistant" => Ok(()),
-        Value::Null => Err(missing(format!("{p}.content"))),
+        Value::Null => Err(ApiError::missing(&format!("{p}.content"))),
         Value::Array(parts) => parts
             .iter()
             .enumerate()
@@ -112,7 +107,7 @@ fn check_part(pp: &str, part: &Value) -> Result<(), ApiError> {
             "invalid_value",
             format!("Invalid content part type '{t}'."),
         )),
-        None => Err(missing(format!("{pp}.type"))),
+        None => Err(ApiError::missing(&format!("{pp}.type"))),
     }
 }
 

@@ -51,13 +51,7 @@ fn inputs(v: Option<&Value>) -> Result<Vec<String>, ApiError> {
                                 text.push_str(t);
                             }
                             Some(other) => return Err(wrong_type(&format!("{param}.text"), "a string", other)),
-                            None => {
-                                return Err(ApiError::invalid(
-                                    format!("{param}.text"),
-                                    "missing_required_parameter",
-                                    format!("Missing required parameter: '{param}.text'."),
-                                ))
-                            }
+                            None => return Err(ApiError::missing(&format!("{param}.text"))),
                         },
                         // Seen and replaced by their text before this (`see_images`); one left here
                         // means no vision models are served.

@@ -158,13 +158,7 @@ fn message(p: &str, o: &Map<String, Value>) -> Result<Value, ApiError> {
             return Ok(json!({"role": role, "content": parts_content(&format!("{p}.content"), parts)?}))
         }
         Some(v) => return Err(wrong_type(&format!("{p}.content"), "a string or an array of parts", v)),
-        None => {
-            return Err(ApiError::invalid(
-                format!("{p}.content"),
-                "missing_required_parameter",
-                format!("Missing required parameter: '{p}.content'."),
-            ))
-        }
+        None => return Err(ApiError::missing(&format!("{p}.content"))),
     };
     Ok(json!({"role": role, "content": text}))
 }

@@ -27,11 +27,7 @@ pub fn response_format(lm: &LoadedModel, rf: Option<&Value>) -> Result<Option<Gr
         Some("json_schema") => {
             let p = "response_format.json_schema";
             let Some(Value::Object(js)) = o.get("json_schema") else {
-                return Err(ApiError::invalid(
-                    p,
-                    "missing_required_parameter",
-                    "Missing required parameter: 'response_format.json_schema'.".to_string(),
-                ));
+                return Err(ApiError::missing(p));
             };
             match js.get("name") {
                 Some(Value::String(n))
@@ -46,11 +42,7 @@ pub fn response_format(lm: &LoadedModel, rf: Option<&Value>) -> Result<Option<Gr
                 }
                 Some(v) => return Err(wrong_type("response_format.json_schema.name", "a string", v)),
                 None => {
-                    return Err(ApiError::invalid(
-                        "response_format.json_schema.name",
-                        "missing_required_parameter",
-                        "Missing required parameter: 'response_format.json_schema.name'.".to_string(),
-                    ))
+                    return Err(ApiError::missing("response_format.json_schema.name"))
                 }
             }
             if let Some(s) = js.get("strict").filter(|s| !s.is_null() && !s.is_boolean()) {

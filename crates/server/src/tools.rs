@@ -94,11 +94,7 @@ fn function(p: &str, t: &Value) -> Result<(String, Value), ApiError> {
         ));
     }
     let Some(func) = t.get("function").filter(|x| x.is_object()) else {
-        return Err(ApiError::invalid(
-            format!("{p}.function"),
-            "missing_required_parameter",
-            format!("Missing required parameter: '{p}.function'."),
-        ));
+        return Err(ApiError::missing(&format!("{p}.function")));
     };
     let name = match func.get("name") {
         Some(Value::String(n))
