@@ -16,18 +16,25 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use tandem_model::{BlockTable, KvCache, KvPool, Logits, RunState, SeqStep, KV_BLOCK};
+use tandem_model::{BlockTable, Logits, SeqStep, KV_BLOCK};
 use tandem_text::Detokenizer;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::kv_blocks::KvBlocks;
-use crate::logprobs::{logprobs, Logprobs};
-use crate::request::{EngineConfig, EngineStats, Event, FinishReason, GenRequest, Priority};
-use crate::stop::{StopMatcher, StopOutcome};
+use crate::request::{EngineConfig, EngineStats, Event, GenRequest, Priority};
+use crate::stop::StopMatcher;
 use crate::{EngineError, LoadedModel, ModelDrafter, Prediction, Result, Sampler, SpecMode, SpecState};
+use forward::{Forward, ModelForward, TextSide};
+use output::sample;
+use plan::{Plan, Work};
 
+mod forward;
 mod kv;
+mod output;
+mod plan;
 mod speculate;
+#[cfg(test)]
+mod tests;
 
 enum Cmd {
     Submit(Box<GenRequest>, UnboundedSender<Event>, std::time::Instant),
@@ -73,7 +80,8 @@ impl EngineHandle {
         };
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(EngineStats::default());
-        let mut sched = Scheduler::new(model.clone(), config.clone(), stats.clone(), drafter);
+        let forward = Box::new(ModelForward::new(model.clone(), &config));
+        let mut sched = Scheduler::new(model.clone(), forward, config.clone(), stats.clone(), drafter);
         std::thread::Builder::new()
             .name(format!("sched-{}", model.model.config.name))
             .spawn(move || sched.run(rx))
@@ -233,53 +241,46 @@ struct Seq {
 }
 
 struct Scheduler {
-    lm: Arc<LoadedModel>,
+    /// The vocabulary: detokenising, end of generation, grammars.
+    text: Arc<dyn TextSide>,
+    /// The model's steps and the numbers in its KV pool.
+    model: Box<dyn Forward>,
     cfg: EngineConfig,
     stats: Arc<EngineStats>,
     slots: Vec<Slot>,
-    /// The KV blocks of every sequence, and who holds which.
-    pool: KvPool,
+    /// Who holds which KV block of the pool.
     blocks: KvBlocks,
-    st: RunState,
     waiting: VecDeque<Waiting>,
     active: Vec<Seq>,
     next_request: u64,
     /// Requests admitted per tenant (fair-queuing virtual time; see `command`).
     served: std::collections::HashMap<u64, u64>,
-    /// The cache `embed` runs in, made on first use: [EMBED_MAX_TOKENS] positions.
-    embed_kv: Option<KvCache>,
     /// The draft model (speculation mode `draft`).
     drafter: Option<ModelDrafter>,
 }
 
 impl Scheduler {
-    fn new(lm: Arc<LoadedModel>, cfg: EngineConfig, stats: Arc<EngineStats>, drafter: Option<ModelDrafter>) -> Self {
-        let mc = &lm.model.config;
+    fn new(
+        text: Arc<dyn TextSide>,
+        model: Box<dyn Forward>,
+        cfg: EngineConfig,
+        stats: Arc<EngineStats>,
+        drafter: Option<ModelDrafter>,
+    ) -> Self {
         let slots = (0..cfg.slots).map(|_| Slot::default()).collect();
         let n_blocks = cfg.pool_blocks();
-        let pool = KvPool::new(mc, n_blocks, cfg.kv_type);
         stats.kv_blocks_total.store(n_blocks, Ordering::Relaxed);
-        // Logit rows: one per sequence, plus the verification rows of speculation (a request's
-        // prediction drafts even when the configured speculation is off).
-        let spec_rows = match cfg.spec.mode {
-            SpecMode::Off => crate::PREDICTION_MAX_DRAFT,
-            _ => cfg.spec.max_rows.max(crate::PREDICTION_MAX_DRAFT),
-        };
-        let st = RunState::new(mc, cfg.step_tokens.max(cfg.slots), cfg.slots, cfg.ctx)
-            .with_logit_rows(cfg.slots + spec_rows);
         Self {
-            lm,
+            text,
+            model,
             cfg,
             stats,
             slots,
-            pool,
             blocks: KvBlocks::new(n_blocks),
-            st,
             waiting: VecDeque::new(),
             active: Vec::new(),
             next_request: 0,
             served: Default::default(),
-            embed_kv: None,
             drafter,
         }
     }
@@ -296,35 +297,33 @@ impl Scheduler {
             while let Ok(cmd) = rx.try_recv() {
                 self.command(cmd);
             }
-            self.drop_cancelled();
-            self.admit();
-            if !self.active.is_empty() {
-                self.step();
-            }
-            self.stats.active.store(self.active.len(), Ordering::Relaxed);
-            let used = self.slots.iter().filter(|s| s.busy).map(|s| s.table.len).sum();
-            self.stats.kv_used.store(used, Ordering::Relaxed);
-            self.stats
-                .kv_blocks_in_use
-                .store(self.blocks.in_use(), Ordering::Relaxed);
-            self.stats
-                .kv_blocks_cached
-                .store(self.blocks.cached(), Ordering::Relaxed);
+            self.tick(std::time::Instant::now());
         }
+    }
+
+    /// One round at time `now`: the queue cleaned, requests admitted, one step run, the gauges
+    /// updated.
+    fn tick(&mut self, now: std::time::Instant) {
+        self.drop_cancelled(now);
+        self.admit();
+        if !self.active.is_empty() {
+            self.step();
+        }
+        self.stats.active.store(self.active.len(), Ordering::Relaxed);
+        let used = self.slots.iter().filter(|s| s.busy).map(|s| s.table.len).sum();
+        self.stats.kv_used.store(used, Ordering::Relaxed);
+        self.stats
+            .kv_blocks_in_use
+            .store(self.blocks.in_use(), Ordering::Relaxed);
+        self.stats
+            .kv_blocks_cached
+            .store(self.blocks.cached(), Ordering::Relaxed);
     }
 
     fn command(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Embed(tokens, tx) => {
-                let mc = &self.lm.model.config;
-                let ctx = EMBED_MAX_TOKENS.min(self.cfg.ctx);
-                let kv = self.embed_kv.get_or_insert_with(|| KvCache::new(mc, ctx));
-                let r = self
-                    .lm
-                    .model
-                    .embed(&mut self.st, kv, &tokens)
-                    .map_err(EngineError::from);
-                let _ = tx.send(r);
+                let _ = tx.send(self.model.embed(&tokens));
             }
             Cmd::Submit(req, tx, since) => {
                 // A tenant with nothing queued or running starts level with the least-served
@@ -356,14 +355,14 @@ impl Scheduler {
 
     /// Drops waiting requests whose client left or whose queue time ran out, and finished or
     /// abandoned sequences.
-    fn drop_cancelled(&mut self) {
+    fn drop_cancelled(&mut self, now: std::time::Instant) {
         let timeout = self.cfg.queue_timeout;
         let before = self.waiting.len();
         self.waiting.retain(|w| {
             if w.tx.is_closed() {
                 return false;
             }
-            if w.req.priority == Priority::Interactive && w.since.elapsed() > timeout {
+            if w.req.priority == Priority::Interactive && now.saturating_duration_since(w.since) > timeout {
                 let _ = w.tx.send(Event::TimedOut);
                 return false;
             }
@@ -422,7 +421,7 @@ impl Scheduler {
                 None => Ok((0..req.n).map(|_| None).collect()),
                 Some(_) if req.grammar_trigger.is_some() => Ok((0..req.n).map(|_| None).collect()),
                 Some(g) => self
-                    .lm
+                    .text
                     .grammars()
                     .and_then(|gs| (0..req.n).map(|_| gs.matcher(g).map(Some)).collect()),
             };
@@ -481,145 +480,109 @@ impl Scheduler {
         }
     }
 
+    /// One forward step: plan it, give each planned sequence the blocks its positions need, run
+    /// the model, and take what it computed.
     fn step(&mut self) {
-        // Plan: every decoding sequence feeds one token; prefilling ones share what is left of the
-        // token budget, oldest first (chunked prefill keeps long prompts from stalling decodes).
-        // A step that prefills an interactive prompt carries no batch work at all (its time is
-        // that request's time to first token); batch prompts run in small chunks otherwise.
-        let prefilling = |s: &Seq, p: Priority| matches!(s.phase, Phase::Prefill) && s.priority == p;
-        let interactive_prefill = self.active.iter().any(|s| prefilling(s, Priority::Interactive));
-        let mut budget = self.st.max_batch;
-        let mut plan: Vec<(usize, usize, usize)> = Vec::new(); // (active index, from, to) in its token stream
-        let decoders: Vec<usize> = (0..self.active.len())
-            .filter(|&i| {
-                let s = &self.active[i];
-                matches!(s.phase, Phase::Decode(_)) && !(interactive_prefill && s.priority == Priority::Batch)
-            })
-            .collect();
-        // What each decoding sequence feeds: its next token, then any draft tokens to verify.
-        let mut feeds: Vec<Vec<u32>> = Vec::with_capacity(decoders.len());
-        for (&i, draft) in decoders.iter().zip(self.drafts(&decoders)) {
-            let Phase::Decode(t) = self.active[i].phase else {
-                unreachable!("decoders decode")
-            };
-            let mut f = Vec::with_capacity(1 + draft.len());
-            f.push(t);
-            f.extend(draft);
-            plan.push((i, 0, f.len()));
-            budget -= f.len();
-            feeds.push(f);
-        }
-        let mut batch_budget = if interactive_prefill {
-            0
-        } else {
-            self.cfg.batch_prefill_chunk.max(1)
-        };
-        for p in [Priority::Interactive, Priority::Batch] {
-            for (i, s) in self.active.iter().enumerate() {
-                if !prefilling(s, p) {
-                    continue;
-                }
-                let cap = if p == Priority::Batch {
-                    budget.min(batch_budget)
-                } else {
-                    budget
-                };
-                if cap == 0 {
-                    break;
-                }
-                let from = self.slots[s.slot].table.len;
-                let to = (from + cap).min(s.prompt.len());
-                plan.push((i, from, to));
-                budget -= to - from;
-                if p == Priority::Batch {
-                    batch_budget -= to - from;
-                }
-            }
-        }
+        let plan = self.schedule();
         if plan.is_empty() {
             return;
         }
-        // Blocks for this step's positions, from each sequence's reservation.
-        let mut short = false;
-        for (k, &(i, _, to)) in plan.iter().enumerate() {
-            let slot = self.active[i].slot;
-            let end = match self.active[i].phase {
-                Phase::Decode(_) => self.slots[slot].table.len + feeds[k].len(),
-                _ => to,
-            };
-            if !self.grow(slot, end) {
-                let _ = self.active[i]
-                    .tx
-                    .send(Event::Failed("the KV cache has no block left for this sequence".into()));
-                self.active[i].done = true;
-                short = true;
-            }
-        }
-        if short {
+        if !self.grow_for(&plan) {
             self.reap();
             return;
         }
-
-        {
-            // Disjoint mutable borrows of the planned slots' tables.
-            let mut kvs: Vec<Option<&mut BlockTable>> = self.slots.iter_mut().map(|s| Some(&mut s.table)).collect();
-            let mut steps: Vec<SeqStep> = Vec::with_capacity(plan.len());
-            for (k, &(i, from, to)) in plan.iter().enumerate() {
-                let s = &self.active[i];
-                let kv = kvs[s.slot].take().expect("one sequence per slot");
-                let (tokens, logits, prompt) = match s.phase {
-                    Phase::Decode(_) if feeds[k].len() > 1 => (&feeds[k][..], Logits::Every, false),
-                    Phase::Decode(_) => (&feeds[k][..], Logits::Last, false),
-                    _ => (&s.prompt[from..to], Logits::last_if(to == s.prompt.len()), true),
-                };
-                steps.push(SeqStep {
-                    kv,
-                    tokens,
-                    logits,
-                    prompt,
-                });
+        if let Err(e) = self.execute(&plan) {
+            for w in &plan.items {
+                let _ = self.active[w.seq]
+                    .tx
+                    .send(Event::Failed(format!("forward step failed: {e}")));
+                self.active[w.seq].done = true;
             }
-            if let Err(e) = self.lm.model.step(&mut self.st, &mut self.pool, &mut steps) {
-                drop(steps);
-                for &(i, _, _) in &plan {
-                    let _ = self.active[i]
-                        .tx
-                        .send(Event::Failed(format!("forward step failed: {e}")));
-                    self.active[i].done = true;
-                }
-                self.reap();
-                return;
-            }
+            self.reap();
+            return;
         }
-        let n_seqs = plan.len();
+        let n_seqs = plan.items.len();
         self.stats.steps.fetch_add(1, Ordering::Relaxed);
         self.stats.step_seqs.fetch_add(n_seqs as u64, Ordering::Relaxed);
         self.stats.max_step_seqs.fetch_max(n_seqs, Ordering::Relaxed);
+        self.update(&plan);
+        self.reap();
+    }
 
-        for (k, &(i, from, to)) in plan.iter().enumerate() {
-            let slot = self.active[i].slot;
-            if let Phase::Decode(_) = self.active[i].phase {
-                self.verify(k, i, &feeds[k]);
-                continue;
+    /// Blocks for the plan's positions, from each sequence's reservation; a sequence that cannot
+    /// get them fails (false: the step does not run).
+    fn grow_for(&mut self, plan: &Plan) -> bool {
+        let mut ok = true;
+        for w in &plan.items {
+            let slot = self.active[w.seq].slot;
+            let end = match &w.work {
+                Work::Decode { feed } => self.slots[slot].table.len + feed.len(),
+                Work::Prefill { to, .. } => *to,
+            };
+            if !self.grow(slot, end) {
+                let _ = self.active[w.seq]
+                    .tx
+                    .send(Event::Failed("the KV cache has no block left for this sequence".into()));
+                self.active[w.seq].done = true;
+                ok = false;
             }
+        }
+        ok
+    }
+
+    /// Runs the model on the plan: the k-th work item is the step's k-th sequence.
+    fn execute(&mut self, plan: &Plan) -> Result<()> {
+        // Disjoint mutable borrows of the planned slots' tables.
+        let mut kvs: Vec<Option<&mut BlockTable>> = self.slots.iter_mut().map(|s| Some(&mut s.table)).collect();
+        let mut steps: Vec<SeqStep> = Vec::with_capacity(plan.items.len());
+        for w in &plan.items {
+            let s = &self.active[w.seq];
+            let kv = kvs[s.slot].take().expect("one sequence per slot");
+            let (tokens, logits, prompt) = match &w.work {
+                Work::Decode { feed } if feed.len() > 1 => (&feed[..], Logits::Every, false),
+                Work::Decode { feed } => (&feed[..], Logits::Last, false),
+                Work::Prefill { from, to } => (&s.prompt[*from..*to], Logits::last_if(*to == s.prompt.len()), true),
+            };
+            steps.push(SeqStep {
+                kv,
+                tokens,
+                logits,
+                prompt,
+            });
+        }
+        self.model.step(&mut steps)
+    }
+
+    /// Takes the step's outputs: decode rows are sampled (and drafts verified), prompt chunks
+    /// extend what the slot holds, and a finished prompt samples its first token (and starts its
+    /// forks); newly filled blocks enter the prefix index.
+    fn update(&mut self, plan: &Plan) {
+        for (k, w) in plan.items.iter().enumerate() {
+            let i = w.seq;
+            let slot = self.active[i].slot;
+            let (from, to) = match &w.work {
+                Work::Decode { feed } => {
+                    self.verify(k, i, feed);
+                    continue;
+                }
+                Work::Prefill { from, to } => (*from, *to),
+            };
             let p = self.active[i].prompt.clone();
             self.slots[slot].cached.extend_from_slice(&p[from..to]);
-            let Some(logits) = self.st.logits_of_mut(k) else {
+            let Some(logits) = self.model.logit_row_mut(k, 0) else {
                 continue;
             };
-            let raw =
-                (self.active[i].choice == 0 && matches!(self.active[i].phase, Phase::Prefill)).then(|| logits.to_vec());
-            if let Some(raw) = raw {
+            if self.active[i].choice == 0 {
+                let raw = logits.to_vec();
                 self.start_forks(i, &raw);
             }
-            let logits = self.st.logits_of_mut(k).expect("checked above");
-            let tok = sample(&mut self.active[i], logits, &self.lm);
+            let logits = self.model.logit_row_mut(k, 0).expect("checked above");
+            let tok = sample(&mut self.active[i], logits, &*self.text);
             self.accept(i, tok);
         }
-        for &(i, _, _) in &plan {
-            self.index_full_blocks(self.active[i].slot);
+        for w in &plan.items {
+            self.index_full_blocks(self.active[w.seq].slot);
         }
-        self.reap();
     }
 
     /// Choice 0 of a request finished the prompt: its other choices share the prompt's full blocks
@@ -638,135 +601,8 @@ impl Scheduler {
             let slot = self.active[j].slot;
             self.share_prompt(lead_slot, slot, plen);
             let mut logits = raw.to_vec();
-            let tok = sample(&mut self.active[j], &mut logits, &self.lm);
+            let tok = sample(&mut self.active[j], &mut logits, &*self.text);
             self.accept(j, tok);
-        }
-    }
-
-    /// Takes a sampled token: emits its text, checks the end conditions, or queues it for decoding.
-    /// Returns the token taken (`EndCheck::go_on` may take another in place of an end).
-    fn accept(&mut self, i: usize, sampled: (u32, Option<Logprobs>)) -> u32 {
-        let lm = &self.lm;
-        let s = &mut self.active[i];
-        let (mut tok, mut lp) = sampled;
-        if let Some((check, text)) = s.end_check.as_ref().filter(|_| lm.tokenizer.is_eog(tok)) {
-            if let Some((instead, _)) = check.go_on.as_ref().filter(|(_, judge)| judge(text)) {
-                tok = *instead;
-                lp = None; // not what was sampled
-            }
-        }
-        let kv_len = self.slots[s.slot].table.len;
-        let finish = |s: &mut Seq, reason: FinishReason| {
-            let rest = format!("{}{}", s.stop.finish(), s.detok.finish());
-            if !rest.is_empty() {
-                let _ = s.tx.send(Event::Token {
-                    choice: s.choice,
-                    text: rest,
-                    logprobs: None,
-                });
-            }
-            let _ = s.tx.send(Event::Finished {
-                choice: s.choice,
-                reason,
-                completion_tokens: s.generated,
-                prediction: s.prediction.as_ref().map(Prediction::usage),
-            });
-            s.done = true;
-        };
-        if lm.tokenizer.is_eog(tok) {
-            // The end-of-generation token counts as generated (OpenAI counts it too) but has no text.
-            s.generated += 1;
-            self.stats.generated_tokens.fetch_add(1, Ordering::Relaxed);
-            finish(s, FinishReason::Stop);
-            return tok;
-        }
-        s.generated += 1;
-        self.stats.generated_tokens.fetch_add(1, Ordering::Relaxed);
-        s.sampler.accept(tok);
-        if let Some(p) = s.prediction.as_mut() {
-            p.observe(tok);
-        }
-        // The grammar is complete after this token: nothing may follow, so the choice ends here.
-        let grammar_done = s
-            .matcher
-            .as_mut()
-            .is_some_and(|m| m.consume_token(tok).is_err() || m.is_stopped());
-        if s.pending.as_ref().is_some_and(|(t, _)| *t == tok) {
-            let (_, g) = s.pending.take().expect("checked");
-            match lm.grammars().and_then(|gs| gs.matcher(&g)) {
-                Ok(m) => s.matcher = Some(m),
-                Err(e) => {
-                    let _ = s.tx.send(Event::Failed(format!("grammar: {e}")));
-                    s.done = true;
-                    return tok;
-                }
-            }
-        }
-        let piece = s.detok.push(&lm.tokenizer, tok);
-        let ended_early = match s.end_check.as_mut() {
-            Some((check, text)) => {
-                text.push_str(&piece);
-                tok == check.token && (check.judge)(text)
-            }
-            None => false,
-        };
-        match s.stop.push(&piece) {
-            StopOutcome::Emit(text) => {
-                let _ = s.tx.send(Event::Token {
-                    choice: s.choice,
-                    text,
-                    logprobs: lp,
-                });
-            }
-            StopOutcome::Stopped(text) => {
-                let _ = s.tx.send(Event::Token {
-                    choice: s.choice,
-                    text,
-                    logprobs: lp,
-                });
-                s.stop = StopMatcher::default();
-                s.detok = Detokenizer::new();
-                let _ = s.tx.send(Event::Finished {
-                    choice: s.choice,
-                    reason: FinishReason::Stop,
-                    completion_tokens: s.generated,
-                    prediction: s.prediction.as_ref().map(Prediction::usage),
-                });
-                s.done = true;
-                return tok;
-            }
-        }
-        if grammar_done || ended_early {
-            finish(s, FinishReason::Stop);
-            return tok;
-        }
-        if s.generated >= s.max_tokens || kv_len >= self.cfg.ctx {
-            finish(s, FinishReason::Length);
-            return tok;
-        }
-        s.phase = Phase::Decode(tok);
-        tok
-    }
-}
-
-/// Samples the next token of `s` from `logits` (modified in place by bias and penalties); with
-/// logprobs requested they are computed from the raw logits first.
-fn sample(s: &mut Seq, logits: &mut [f32], lm: &LoadedModel) -> (u32, Option<Logprobs>) {
-    let raw = s.top_logprobs.map(|_| logits.to_vec());
-    if let Some(m) = s.matcher.as_mut() {
-        // The mask comes first: bias and penalties then act only among the allowed tokens.
-        if let Ok(g) = lm.grammars() {
-            if !g.mask(m, logits) {
-                s.matcher = None;
-            }
-        }
-    }
-    match s.top_logprobs {
-        None => (s.sampler.sample(logits), None),
-        Some(k) => {
-            let raw = raw.expect("copied when logprobs are on");
-            let tok = s.sampler.sample(logits);
-            (tok, Some(logprobs(&lm.tokenizer, &raw, tok, k)))
         }
     }
 }

@@ -10,8 +10,9 @@ use crate::bytes::{byte_to_char_table, char_to_byte};
 use crate::{Result, TextError};
 
 /// GGUF `tokenizer.ggml.token_type` values.
-const TYPE_CONTROL: i32 = 3;
-const TYPE_USER_DEFINED: i32 = 4;
+pub const TYPE_NORMAL: i32 = 1;
+pub const TYPE_CONTROL: i32 = 3;
+pub const TYPE_USER_DEFINED: i32 = 4;
 
 /// The qwen2 pre-tokenizer split (as llama.cpp and HF define it for Qwen2).
 const QWEN2_SPLIT: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -59,10 +60,35 @@ impl Tokenizer {
             )));
         }
         let tokens = f.get_array("tokenizer.ggml.tokens")?;
+        let tokens: Vec<&str> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| t.as_str().ok_or_else(|| err(format!("token {i} is not a string"))))
+            .collect::<Result<_>>()?;
         let types: Vec<i32> = match f.get_array("tokenizer.ggml.token_type") {
             Ok(a) => a.iter().map(|v| v.as_int().unwrap_or(1) as i32).collect(),
             Err(_) => vec![1; tokens.len()],
         };
+        let merges = f.get_array("tokenizer.ggml.merges")?;
+        let merges: Vec<&str> = merges
+            .iter()
+            .enumerate()
+            .map(|(rank, m)| m.as_str().ok_or_else(|| err(format!("merge {rank} is not a string"))))
+            .collect::<Result<_>>()?;
+        let mut eog = Vec::new();
+        for key in ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"] {
+            if let Ok(id) = f.get_usize(key) {
+                eog.push(id as u32);
+            }
+        }
+        Self::from_vocab(&tokens, &types, &merges, eog)
+    }
+
+    /// A tokenizer from its vocabulary: each token's text in GPT-2's byte alphabet (added tokens
+    /// literally), its GGUF type, the merges by rank ("a b"), and end-of-generation ids besides
+    /// the chat markers found by name. Tests build small vocabularies with it.
+    pub fn from_vocab(tokens: &[&str], types: &[i32], merge_list: &[&str], mut eog: Vec<u32>) -> Result<Self> {
+        let err = |m: String| TextError::Tokenizer(m);
         if types.len() != tokens.len() {
             return Err(err("token_type and tokens differ in length".into()));
         }
@@ -70,8 +96,7 @@ impl Tokenizer {
         let mut ids: HashMap<&str, u32> = HashMap::with_capacity(tokens.len());
         let mut token_bytes = Vec::with_capacity(tokens.len());
         let mut added = Vec::new();
-        for (i, t) in tokens.iter().enumerate() {
-            let s = t.as_str().ok_or_else(|| err(format!("token {i} is not a string")))?;
+        for (i, &s) in tokens.iter().enumerate() {
             ids.insert(s, i as u32);
             let ty = types[i];
             if ty == TYPE_CONTROL || ty == TYPE_USER_DEFINED {
@@ -95,10 +120,8 @@ impl Tokenizer {
                 .ok_or_else(|| err(format!("vocabulary lacks the byte token {c:?}")))?;
         }
 
-        let merge_list = f.get_array("tokenizer.ggml.merges")?;
         let mut merges = HashMap::with_capacity(merge_list.len());
-        for (rank, m) in merge_list.iter().enumerate() {
-            let m = m.as_str().ok_or_else(|| err(format!("merge {rank} is not a string")))?;
+        for (rank, &m) in merge_list.iter().enumerate() {
             let (a, b) = m
                 .split_once(' ')
                 .ok_or_else(|| err(format!("merge {rank} {m:?} has no space")))?;
@@ -108,12 +131,6 @@ impl Tokenizer {
             }
         }
 
-        let mut eog = Vec::new();
-        for key in ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"] {
-            if let Ok(id) = f.get_usize(key) {
-                eog.push(id as u32);
-            }
-        }
         for name in ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>"] {
             if let Some(&id) = ids.get(name) {
                 eog.push(id);
@@ -125,7 +142,7 @@ impl Tokenizer {
         let split = Regex::new(QWEN2_SPLIT).map_err(|e| err(format!("split regex: {e}")))?;
         Ok(Self {
             token_bytes,
-            token_types: types,
+            token_types: types.to_vec(),
             merges,
             byte_ids,
             added,

@@ -12,7 +12,8 @@ mod bytes;
 pub mod chat;
 mod detok;
 
-pub use bpe::{SpecialMode, Tokenizer};
+pub use bpe::{SpecialMode, Tokenizer, TYPE_CONTROL, TYPE_NORMAL, TYPE_USER_DEFINED};
+pub use bytes::byte_to_char_table;
 pub use chat::{ChatMessage, ChatTemplate, PromptPiece};
 pub use detok::Detokenizer;
 

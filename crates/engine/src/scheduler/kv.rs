@@ -1,6 +1,6 @@
 //! The scheduler's side of the paged KV cache: where a new sequence starts (the cached prefix it
 //! shares, the blocks it reserves), how its table grows, which blocks enter the prefix index, and
-//! what a finished sequence gives back. `KvBlocks` keeps the accounts; the pool holds the numbers.
+//! what a finished sequence gives back. `KvBlocks` keeps the accounts; the model's pool holds the numbers.
 
 use tandem_model::{BlockTable, KV_BLOCK};
 
@@ -59,7 +59,7 @@ impl Scheduler {
             // Taking a block evicts at most one cached block: when that was `src` itself, it is
             // now ours with its rows as they were, and there is nothing to copy.
             if dst != src {
-                self.pool.copy_block(src, dst, rows);
+                self.model.copy_block(src, dst, rows);
             }
             s.table.blocks.push(dst);
         }
@@ -84,7 +84,7 @@ impl Scheduler {
             // The fork's reservation holds this block: it grows to at least the whole prompt.
             let dst = self.blocks.take_reserved();
             s.reserve -= 1;
-            self.pool.copy_block(src, dst, plen % KV_BLOCK);
+            self.model.copy_block(src, dst, plen % KV_BLOCK);
             s.table.blocks.push(dst);
         }
         s.table.len = plen;

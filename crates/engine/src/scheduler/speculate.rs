@@ -3,7 +3,8 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{sample, Phase, Scheduler};
+use super::output::sample;
+use super::{Phase, Scheduler};
 use crate::{ngram_draft, SpecMode};
 
 impl Scheduler {
@@ -13,8 +14,8 @@ impl Scheduler {
     pub(super) fn drafts(&mut self, decoders: &[usize]) -> Vec<Vec<u32>> {
         let n = decoders.len();
         let mut out = vec![Vec::new(); n];
-        let extra = self.st.logit_capacity().saturating_sub(self.cfg.slots);
-        let mut room = extra.min(self.st.max_batch.saturating_sub(n));
+        let extra = self.model.logit_capacity().saturating_sub(self.cfg.slots);
+        let mut room = extra.min(self.model.max_batch().saturating_sub(n));
         let predicted: Vec<usize> = (0..n)
             .filter(|&j| self.active[decoders[j]].prediction.is_some())
             .collect();
@@ -115,10 +116,10 @@ impl Scheduler {
         self.slots[slot].cached.push(fed[0]);
         let mut kept = 0;
         for j in 0..fed.len() {
-            let Some(logits) = self.st.logit_row_mut(k, j) else {
+            let Some(logits) = self.model.logit_row_mut(k, j) else {
                 break;
             };
-            let sampled = sample(&mut self.active[i], logits, &self.lm);
+            let sampled = sample(&mut self.active[i], logits, &*self.text);
             let tok = self.accept(i, sampled);
             if self.active[i].done || j + 1 == fed.len() || tok != fed[j + 1] {
                 break;
