@@ -3,8 +3,54 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::blocks::as_blocks;
+use crate::blocks::{as_blocks, Block, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0};
 use crate::{scalar, GgmlType};
+
+/// A weight block type with SIMD kernels: its row kernels (`x86::RowKernels`) and int8 views
+/// (`Int8Block`, `Int8Pairs`).
+#[cfg(target_arch = "x86_64")]
+pub(crate) trait KernelBlock:
+    Block + crate::x86::RowKernels + crate::x86::int8::Int8Block + crate::x86::int8_512::Int8Pairs
+{
+}
+#[cfg(target_arch = "x86_64")]
+impl<B: Block + crate::x86::RowKernels + crate::x86::int8::Int8Block + crate::x86::int8_512::Int8Pairs> KernelBlock
+    for B
+{
+}
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) trait KernelBlock: Block {}
+#[cfg(not(target_arch = "x86_64"))]
+impl<B: Block> KernelBlock for B {}
+
+/// Something done with a weight block type's kernels (a closure generic over the type).
+pub(crate) trait WithBlock {
+    type Out;
+    fn run<B: KernelBlock>(self) -> Self::Out;
+}
+
+/// The table of weight types with SIMD kernels: `f` run with `ty`'s block type, `None` for a type
+/// without kernels (the scalar reference serves it). A new quant type joins here, once, with its
+/// `KernelBlock` impls.
+pub(crate) fn with_quant<F: WithBlock>(ty: GgmlType, f: F) -> Option<F::Out> {
+    match ty {
+        GgmlType::Q8_0 => Some(f.run::<BlockQ8_0>()),
+        GgmlType::Q5_0 => Some(f.run::<BlockQ5_0>()),
+        GgmlType::Q4K => Some(f.run::<BlockQ4K>()),
+        GgmlType::Q6K => Some(f.run::<BlockQ6K>()),
+        _ => None,
+    }
+}
+
+/// Whether `ty` has SIMD kernels (fused rows, int8 dot products).
+pub fn has_kernels(ty: GgmlType) -> bool {
+    struct Probe;
+    impl WithBlock for Probe {
+        type Out = ();
+        fn run<B: KernelBlock>(self) {}
+    }
+    with_quant(ty, Probe).is_some()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isa {
@@ -160,33 +206,24 @@ pub fn dot_q8<const R: usize, const T: usize>(
     t0: usize,
 ) -> [[f32; T]; R] {
     #[cfg(target_arch = "x86_64")]
-    if avx512_int8() {
-        use crate::blocks::{BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0};
-        use crate::x86::int8_512::dot;
-        // SAFETY: AVX-512 F/BW/VNNI and the AVX2 set detected; the kernel asserts the block counts.
-        unsafe {
-            match ty {
-                GgmlType::Q8_0 => return dot::<BlockQ8_0, R, T>(rows.map(as_blocks), acts, t0),
-                GgmlType::Q5_0 => return dot::<BlockQ5_0, R, T>(rows.map(as_blocks), acts, t0),
-                GgmlType::Q4K => return dot::<BlockQ4K, R, T>(rows.map(as_blocks), acts, t0),
-                GgmlType::Q6K => return dot::<BlockQ6K, R, T>(rows.map(as_blocks), acts, t0),
-                _ => {}
+    if isa() == Isa::Avx2 {
+        struct Dot<'a, const R: usize, const T: usize>([&'a [u8]; R], &'a crate::q8::QuantActs, usize, bool);
+        impl<const R: usize, const T: usize> WithBlock for Dot<'_, R, T> {
+            type Out = [[f32; T]; R];
+            fn run<B: KernelBlock>(self) -> Self::Out {
+                let Dot(rows, acts, t0, wide) = self;
+                // SAFETY: the features `wide` or the AVX2 set were detected; the kernels assert
+                // the block counts against `acts`.
+                unsafe {
+                    match wide {
+                        true => crate::x86::int8_512::dot::<B, R, T>(rows.map(as_blocks), acts, t0),
+                        false => crate::x86::int8::dot::<B, R, T>(rows.map(as_blocks), acts, t0),
+                    }
+                }
             }
         }
-    }
-    #[cfg(target_arch = "x86_64")]
-    if isa() == Isa::Avx2 {
-        use crate::blocks::{BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0};
-        use crate::x86::int8::dot;
-        // SAFETY: features detected; the kernel asserts the block counts against `acts`.
-        unsafe {
-            match ty {
-                GgmlType::Q8_0 => return dot::<BlockQ8_0, R, T>(rows.map(as_blocks), acts, t0),
-                GgmlType::Q5_0 => return dot::<BlockQ5_0, R, T>(rows.map(as_blocks), acts, t0),
-                GgmlType::Q4K => return dot::<BlockQ4K, R, T>(rows.map(as_blocks), acts, t0),
-                GgmlType::Q6K => return dot::<BlockQ6K, R, T>(rows.map(as_blocks), acts, t0),
-                _ => {}
-            }
+        if let Some(v) = with_quant(ty, Dot::<R, T>(rows, acts, t0, avx512_int8())) {
+            return v;
         }
     }
     std::array::from_fn(|r| std::array::from_fn(|t| crate::q8::dot_scalar(ty, rows[r], acts, t0 + t)))
@@ -237,16 +274,20 @@ thread_local! {
 pub fn dequantize(ty: GgmlType, row: &[u8], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if isa() == Isa::Avx2 {
-        use crate::x86;
-        // SAFETY: AVX2, FMA and F16C were detected; the kernels assert the lengths.
-        unsafe {
-            match ty {
-                GgmlType::Q8_0 if out.len() == row.len() / 34 * 32 => return x86::dequant_q8_0(as_blocks(row), out),
-                GgmlType::Q5_0 if out.len() == row.len() / 22 * 32 => return x86::dequant_q5_0(as_blocks(row), out),
-                GgmlType::Q4K if out.len() == row.len() / 144 * 256 => return x86::dequant_q4k(as_blocks(row), out),
-                GgmlType::Q6K if out.len() == row.len() / 210 * 256 => return x86::dequant_q6k(as_blocks(row), out),
-                _ => {}
+        struct Dequant<'a>(&'a [u8], &'a mut [f32]);
+        impl WithBlock for Dequant<'_> {
+            type Out = bool;
+            fn run<B: KernelBlock>(self) -> bool {
+                let whole = self.1.len() == self.0.len() / std::mem::size_of::<B>() * B::SUBS * 32;
+                // SAFETY: AVX2, FMA and F16C were detected; the length is checked just above.
+                whole && {
+                    unsafe { B::dequant(as_blocks(self.0), self.1) };
+                    true
+                }
             }
+        }
+        if with_quant(ty, Dequant(row, out)) == Some(true) {
+            return;
         }
     }
     scalar::dequantize_row(ty, row, out)
@@ -281,19 +322,22 @@ fn dot8_scalar(a: &[f32], b: &[f32]) -> f32 {
 /// Four rows of the same type dotted with `x` in one pass (`None`: no fused kernel for `ty`).
 /// Each result equals `dot_row` of that row, bit for bit.
 pub fn dot_rows4(ty: GgmlType, rows: [&[u8]; 4], x: &[f32]) -> Option<[f32; 4]> {
+    dot_rows(ty, rows, x)
+}
+
+/// `R` rows dotted with `x` on the fused kernels (`None`: none for `ty` on this ISA).
+fn dot_rows<const R: usize>(ty: GgmlType, rows: [&[u8]; R], x: &[f32]) -> Option<[f32; R]> {
     #[cfg(target_arch = "x86_64")]
     if isa() == Isa::Avx2 {
-        use crate::x86;
-        // SAFETY: features detected; the kernel asserts the block counts against x.
-        unsafe {
-            return match ty {
-                GgmlType::Q8_0 => Some(x86::dot_rows_q8_0(rows.map(as_blocks), x)),
-                GgmlType::Q5_0 => Some(x86::dot_rows_q5_0(rows.map(as_blocks), x)),
-                GgmlType::Q4K => Some(x86::dot_rows_q4k(rows.map(as_blocks), x)),
-                GgmlType::Q6K => Some(x86::dot_rows_q6k(rows.map(as_blocks), x)),
-                _ => None,
-            };
+        struct Rows<'a, const R: usize>([&'a [u8]; R], &'a [f32]);
+        impl<const R: usize> WithBlock for Rows<'_, R> {
+            type Out = [f32; R];
+            fn run<B: KernelBlock>(self) -> [f32; R] {
+                // SAFETY: features detected; the kernel asserts the block counts against x.
+                unsafe { B::dot_rows(self.0.map(as_blocks), self.1) }
+            }
         }
+        return with_quant(ty, Rows(rows, x));
     }
     let _ = (ty, rows, x);
     None
@@ -302,7 +346,7 @@ pub fn dot_rows4(ty: GgmlType, rows: [&[u8]; 4], x: &[f32]) -> Option<[f32; 4]> 
 /// Whether `ty` has fused dequantise-and-dot row kernels on the chosen ISA (`dot_rows4`,
 /// `dot_tokens`).
 pub fn fused_rows(ty: GgmlType) -> bool {
-    isa() == Isa::Avx2 && matches!(ty, GgmlType::Q8_0 | GgmlType::Q5_0 | GgmlType::Q4K | GgmlType::Q6K)
+    isa() == Isa::Avx2 && has_kernels(ty)
 }
 
 /// `R` rows of the same type dotted with `T` tokens (`x`: [T, cols] from its start) in one pass
@@ -316,17 +360,15 @@ pub fn dot_tokens<const R: usize, const T: usize>(
 ) -> Option<[[f32; T]; R]> {
     #[cfg(target_arch = "x86_64")]
     if isa() == Isa::Avx2 {
-        use crate::x86;
-        // SAFETY: features detected; the kernel asserts the block counts against cols and x.
-        unsafe {
-            return match ty {
-                GgmlType::Q8_0 => Some(x86::dot_tokens_q8_0(rows.map(as_blocks), x, cols)),
-                GgmlType::Q5_0 => Some(x86::dot_tokens_q5_0(rows.map(as_blocks), x, cols)),
-                GgmlType::Q4K => Some(x86::dot_tokens_q4k(rows.map(as_blocks), x, cols)),
-                GgmlType::Q6K => Some(x86::dot_tokens_q6k(rows.map(as_blocks), x, cols)),
-                _ => None,
-            };
+        struct Tokens<'a, const R: usize, const T: usize>([&'a [u8]; R], &'a [f32], usize);
+        impl<const R: usize, const T: usize> WithBlock for Tokens<'_, R, T> {
+            type Out = [[f32; T]; R];
+            fn run<B: KernelBlock>(self) -> Self::Out {
+                // SAFETY: features detected; the kernel asserts the block counts against cols and x.
+                unsafe { B::dot_tokens(self.0.map(as_blocks), self.1, self.2) }
+            }
         }
+        return with_quant(ty, Tokens::<R, T>(rows, x, cols));
     }
     let _ = (ty, rows, x, cols);
     None
@@ -343,17 +385,15 @@ pub fn dot_pairs<const R: usize, const P: usize>(
 ) -> Option<[[(f32, f32); P]; R]> {
     #[cfg(target_arch = "x86_64")]
     if avx512() {
-        use crate::x86;
-        // SAFETY: AVX-512F and the AVX2 set detected; the kernel asserts the block counts.
-        unsafe {
-            return match ty {
-                GgmlType::Q8_0 => Some(x86::dot_pairs_q8_0(rows.map(as_blocks), xp, cols)),
-                GgmlType::Q5_0 => Some(x86::dot_pairs_q5_0(rows.map(as_blocks), xp, cols)),
-                GgmlType::Q4K => Some(x86::dot_pairs_q4k(rows.map(as_blocks), xp, cols)),
-                GgmlType::Q6K => Some(x86::dot_pairs_q6k(rows.map(as_blocks), xp, cols)),
-                _ => None,
-            };
+        struct Pairs<'a, const R: usize, const P: usize>([&'a [u8]; R], &'a [f32], usize);
+        impl<const R: usize, const P: usize> WithBlock for Pairs<'_, R, P> {
+            type Out = [[(f32, f32); P]; R];
+            fn run<B: KernelBlock>(self) -> Self::Out {
+                // SAFETY: AVX-512F and the AVX2 set detected; the kernel asserts the block counts.
+                unsafe { B::dot_pairs(self.0.map(as_blocks), self.1, self.2) }
+            }
         }
+        return with_quant(ty, Pairs::<R, P>(rows, xp, cols));
     }
     let _ = (ty, rows, xp, cols);
     None
@@ -362,19 +402,8 @@ pub fn dot_pairs<const R: usize, const P: usize>(
 /// Dot product of one quantised row with f32 activations: `dot_exact(dequantize(row), x)`, fused
 /// in registers where a kernel exists.
 pub fn dot_row(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if isa() == Isa::Avx2 {
-        use crate::x86;
-        // SAFETY: features detected; the kernel asserts the block count against x.
-        unsafe {
-            match ty {
-                GgmlType::Q8_0 => return x86::dot_rows_q8_0([as_blocks(row)], x)[0],
-                GgmlType::Q5_0 => return x86::dot_rows_q5_0([as_blocks(row)], x)[0],
-                GgmlType::Q4K => return x86::dot_rows_q4k([as_blocks(row)], x)[0],
-                GgmlType::Q6K => return x86::dot_rows_q6k([as_blocks(row)], x)[0],
-                _ => {}
-            }
-        }
+    if let Some([v]) = dot_rows(ty, [row], x) {
+        return v;
     }
     ROW.with(|b| {
         let mut b = b.borrow_mut();

@@ -59,7 +59,7 @@ impl QuantActs {
 
 /// The weight types with int8 kernels.
 pub fn supported(ty: GgmlType) -> bool {
-    matches!(ty, GgmlType::Q8_0 | GgmlType::Q5_0 | GgmlType::Q4K | GgmlType::Q6K)
+    crate::dispatch::has_kernels(ty)
 }
 
 /// Quantises `x` ([n, cols]) into `out` on the chosen ISA (bit-identical to `quantize_scalar`).

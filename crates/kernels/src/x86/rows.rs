@@ -5,7 +5,29 @@
 use std::arch::x86_64::*;
 
 use super::{hsum, prefetch_at, weights};
-use crate::blocks::{BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0};
+use crate::blocks::{Block, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0};
+
+/// The row kernels of one weight block type, generated for each type by `row_kernels!`, so the
+/// dispatch reaches them through the type (`dispatch::with_quant`). Every method needs AVX2, FMA
+/// and F16C, and the lengths its kernel documents.
+pub trait RowKernels: Block {
+    /// # Safety
+    /// As the type's `dequant_*` kernel.
+    unsafe fn dequant(blocks: &[Self], out: &mut [f32]);
+    /// # Safety
+    /// As the type's `dot_rows_*` kernel.
+    unsafe fn dot_rows<const R: usize>(rows: [&[Self]; R], x: &[f32]) -> [f32; R];
+    /// # Safety
+    /// As the type's `dot_tokens_*` kernel.
+    unsafe fn dot_tokens<const R: usize, const T: usize>(rows: [&[Self]; R], x: &[f32], cols: usize) -> [[f32; T]; R];
+    /// # Safety
+    /// As the type's `dot_pairs_*` kernel (AVX-512F besides).
+    unsafe fn dot_pairs<const R: usize, const P: usize>(
+        rows: [&[Self]; R],
+        xp: &[f32],
+        cols: usize,
+    ) -> [[(f32, f32); P]; R];
+}
 
 macro_rules! row_kernels {
     ($block:ty, $subs:expr, $scales:path, $weights:path, $dequant:ident, $dot:ident, $dot_tokens:ident, $dot_pairs:ident) => {
@@ -177,6 +199,29 @@ macro_rules! row_kernels {
                 }
             }
             out
+        }
+
+        impl RowKernels for $block {
+            unsafe fn dequant(blocks: &[Self], out: &mut [f32]) {
+                $dequant(blocks, out)
+            }
+            unsafe fn dot_rows<const R: usize>(rows: [&[Self]; R], x: &[f32]) -> [f32; R] {
+                $dot(rows, x)
+            }
+            unsafe fn dot_tokens<const R: usize, const T: usize>(
+                rows: [&[Self]; R],
+                x: &[f32],
+                cols: usize,
+            ) -> [[f32; T]; R] {
+                $dot_tokens(rows, x, cols)
+            }
+            unsafe fn dot_pairs<const R: usize, const P: usize>(
+                rows: [&[Self]; R],
+                xp: &[f32],
+                cols: usize,
+            ) -> [[(f32, f32); P]; R] {
+                $dot_pairs(rows, xp, cols)
+            }
         }
     };
 }
