@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 use tandem_engine::{LoadedModel, Rng};
-use tandem_model::{KvCache, KvPool, KvType, Logits, RunState, SeqStep};
+use tandem_model::{KvCache, KvPool, KvType, Logits, RunState, SeqStep, TokenPath};
 
 use crate::{tiers, Home};
 
@@ -71,7 +71,7 @@ pub fn bench_cost(home: &Home, a: BenchCostArgs) -> Result<()> {
                 kv,
                 tokens: &p,
                 logits: Logits::None,
-                prompt: true,
+                path: TokenPath::Prompt,
             }];
             lm.model.step(&mut st, &mut pool, &mut one)?;
         }
@@ -86,7 +86,7 @@ pub fn bench_cost(home: &Home, a: BenchCostArgs) -> Result<()> {
                     kv,
                     tokens: std::slice::from_ref(tok),
                     logits: Logits::Last,
-                    prompt: false,
+                    path: TokenPath::Generated,
                 })
                 .collect();
             lm.model.step(&mut st, &mut pool, &mut batch)?;

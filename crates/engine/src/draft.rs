@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 
-use tandem_model::{BlockTable, KvPool, Logits, RunState, SeqStep};
+use tandem_model::{BlockTable, KvPool, Logits, RunState, SeqStep, TokenPath};
 
 use crate::{argmax, LoadedModel};
 
@@ -302,7 +302,10 @@ impl ModelDrafter {
                     logits: Logits::last_if(*drafts),
                     // Drafts only steer speed (the target verifies them), so the path may follow
                     // the size: long catch-ups (a new prompt) on the prompt path.
-                    prompt: r.len() > DRAFT_PROMPT_PATH_FROM,
+                    path: match r.len() > DRAFT_PROMPT_PATH_FROM {
+                        true => TokenPath::Prompt,
+                        false => TokenPath::Generated,
+                    },
                 })
                 .collect();
             if self.lm.model.step(&mut self.st, &mut self.pool, &mut steps).is_err() {

@@ -131,6 +131,17 @@ impl Sampler {
 
     /// Applies bias and penalties to `logits` in place, then picks a token.
     pub fn sample(&mut self, logits: &mut [f32]) -> u32 {
+        self.adjust(logits);
+        if self.params.temperature == 0.0 {
+            return argmax(logits);
+        }
+        self.candidates(logits);
+        let (sorted, len) = self.truncate();
+        self.draw(sorted, len)
+    }
+
+    /// Logit bias, then the repetition, presence and frequency penalties, in place.
+    fn adjust(&self, logits: &mut [f32]) {
         let p = &self.params;
         for &(id, b) in &p.logit_bias {
             logits[id as usize] += b;
@@ -150,10 +161,12 @@ impl Sampler {
                 logits[t as usize] -= p.presence_penalty + p.frequency_penalty * n as f32;
             }
         }
-        if p.temperature == 0.0 {
-            return argmax(logits);
-        }
+    }
 
+    /// `cand` ← the tokens within reach of the best, top-k applied, with their probabilities
+    /// (softmax at the temperature over the candidates).
+    fn candidates(&mut self, logits: &[f32]) {
+        let p = &self.params;
         // Tokens more than 30 nats below the best have probability < 1e-13 relative to it: dropping
         // them before sorting changes nothing measurable and saves sorting 150k entries.
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -184,7 +197,12 @@ impl Sampler {
         for c in self.cand.iter_mut() {
             c.1 = (c.1 as f64 / sum) as f32;
         }
-        // cand[..sorted] is in final order; cand[..len] is still in play.
+    }
+
+    /// Top-p and min-p over `cand`: (sorted, len) — `cand[..sorted]` is in final order and
+    /// `cand[..len]` still in play.
+    fn truncate(&mut self) -> (usize, usize) {
+        let p = &self.params;
         let (mut sorted, mut len) = (0, self.cand.len());
         if p.top_p < 1.0 {
             let mut acc = 0f32;
@@ -218,6 +236,12 @@ impl Sampler {
             }
             len = i.max(1);
         }
+        (sorted, len)
+    }
+
+    /// Draws from `cand[..len]` by probability, sorting further than `sorted` only as the walk
+    /// needs.
+    fn draw(&mut self, mut sorted: usize, len: usize) -> u32 {
         let total: f64 = self.cand[..len].iter().map(|c| c.1 as f64).sum();
         let mut r = self.rng.next_f64() * total;
         for i in 0..len {

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use tandem_model::{BlockTable, Logits, SeqStep, KV_BLOCK};
+use tandem_model::{BlockTable, Logits, SeqStep, TokenPath, KV_BLOCK};
 use tandem_text::Detokenizer;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -412,26 +412,16 @@ impl Scheduler {
             let Waiting { req, tx, .. } = self.waiting.remove(at).expect("index from next_waiting");
             *self.served.entry(req.tenant).or_insert(0) += 1;
             self.stats.waiting.fetch_sub(1, Ordering::AcqRel);
-            let prompt = Arc::new(req.prompt);
-            let id = self.next_request;
-            self.next_request += 1;
-            // One matcher per choice, compiled now (the server compiled it once already to
-            // refuse what llguidance cannot express, so this does not fail in practice).
-            let matchers: std::result::Result<Vec<_>, String> = match &req.grammar {
-                None => Ok((0..req.n).map(|_| None).collect()),
-                Some(_) if req.grammar_trigger.is_some() => Ok((0..req.n).map(|_| None).collect()),
-                Some(g) => self
-                    .text
-                    .grammars()
-                    .and_then(|gs| (0..req.n).map(|_| gs.matcher(g).map(Some)).collect()),
-            };
-            let mut matchers = match matchers {
+            let mut matchers = match self.matchers(&req) {
                 Ok(m) => m.into_iter(),
                 Err(e) => {
                     let _ = tx.send(Event::Failed(format!("grammar: {e}")));
                     continue;
                 }
             };
+            let prompt = Arc::new(req.prompt);
+            let id = self.next_request;
+            self.next_request += 1;
             self.take_start(free[0], &prompt, &start);
             for (choice, &slot) in free.iter().take(req.n).enumerate() {
                 let s = &mut self.slots[slot];
@@ -477,6 +467,19 @@ impl Scheduler {
                 prompt_tokens: prompt.len(),
                 cached_tokens: start.reuse,
             });
+        }
+    }
+
+    /// One grammar matcher per choice of `req`, compiled now (the server compiled the grammar once
+    /// already to refuse what llguidance cannot express, so this does not fail in practice); none
+    /// where the grammar waits for its trigger.
+    fn matchers(&self, req: &GenRequest) -> std::result::Result<Vec<Option<llguidance::Matcher>>, String> {
+        match &req.grammar {
+            Some(g) if req.grammar_trigger.is_none() => {
+                let gs = self.text.grammars()?;
+                (0..req.n).map(|_| gs.matcher(g).map(Some)).collect()
+            }
+            _ => Ok((0..req.n).map(|_| None).collect()),
         }
     }
 
@@ -538,16 +541,20 @@ impl Scheduler {
         for w in &plan.items {
             let s = &self.active[w.seq];
             let kv = kvs[s.slot].take().expect("one sequence per slot");
-            let (tokens, logits, prompt) = match &w.work {
-                Work::Decode { feed } if feed.len() > 1 => (&feed[..], Logits::Every, false),
-                Work::Decode { feed } => (&feed[..], Logits::Last, false),
-                Work::Prefill { from, to } => (&s.prompt[*from..*to], Logits::last_if(*to == s.prompt.len()), true),
+            let (tokens, logits, path) = match &w.work {
+                Work::Decode { feed } if feed.len() > 1 => (&feed[..], Logits::Every, TokenPath::Generated),
+                Work::Decode { feed } => (&feed[..], Logits::Last, TokenPath::Generated),
+                Work::Prefill { from, to } => (
+                    &s.prompt[*from..*to],
+                    Logits::last_if(*to == s.prompt.len()),
+                    TokenPath::Prompt,
+                ),
             };
             steps.push(SeqStep {
                 kv,
                 tokens,
                 logits,
-                prompt,
+                path,
             });
         }
         self.model.step(&mut steps)

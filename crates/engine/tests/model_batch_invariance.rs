@@ -4,7 +4,7 @@
 mod common;
 
 use tandem_engine::argmax;
-use tandem_model::{BlockTable, KvCache, KvPool, KvType, Logits, RunState, SeqStep, KV_BLOCK};
+use tandem_model::{BlockTable, KvCache, KvPool, KvType, Logits, RunState, SeqStep, TokenPath, KV_BLOCK};
 
 #[test]
 fn logits_do_not_depend_on_the_batch() {
@@ -37,7 +37,7 @@ fn logits_do_not_depend_on_the_batch() {
             kv,
             tokens: p,
             logits: Logits::None,
-            prompt: true,
+            path: TokenPath::Prompt,
         }];
         lm.model.step(&mut st, &mut pool, &mut one).unwrap();
     }
@@ -47,25 +47,25 @@ fn logits_do_not_depend_on_the_batch() {
             kv: &mut kv_a,
             tokens: &prompt,
             logits: Logits::Last,
-            prompt: true,
+            path: TokenPath::Prompt,
         },
         SeqStep {
             kv: kv1,
             tokens: &others[0],
             logits: Logits::Last,
-            prompt: true,
+            path: TokenPath::Prompt,
         },
         SeqStep {
             kv: kv2,
             tokens: &[17],
             logits: Logits::Last,
-            prompt: false,
+            path: TokenPath::Generated,
         },
         SeqStep {
             kv: kv3,
             tokens: &[18],
             logits: Logits::Last,
-            prompt: false,
+            path: TokenPath::Generated,
         },
     ];
     lm.model.step(&mut st, &mut pool, &mut steps).unwrap();
@@ -83,13 +83,13 @@ fn logits_do_not_depend_on_the_batch() {
             kv: kv1,
             tokens: &filler,
             logits: Logits::Last,
-            prompt: false,
+            path: TokenPath::Generated,
         },
         SeqStep {
             kv: &mut kv_c,
             tokens: &prompt[..5],
             logits: Logits::None,
-            prompt: true,
+            path: TokenPath::Prompt,
         },
     ];
     lm.model.step(&mut st, &mut pool, &mut steps).unwrap();
@@ -97,7 +97,7 @@ fn logits_do_not_depend_on_the_batch() {
         kv: &mut kv_c,
         tokens: &prompt[5..],
         logits: Logits::Last,
-        prompt: true,
+        path: TokenPath::Prompt,
     }];
     lm.model.step(&mut st, &mut pool, &mut steps).unwrap();
     assert_eq!(
@@ -115,25 +115,25 @@ fn logits_do_not_depend_on_the_batch() {
                 kv: kv1,
                 tokens: &fillers[0..1],
                 logits: Logits::Last,
-                prompt: false,
+                path: TokenPath::Generated,
             },
             SeqStep {
                 kv: &mut kv_a,
                 tokens: std::slice::from_ref(&next),
                 logits: Logits::Last,
-                prompt: false,
+                path: TokenPath::Generated,
             },
             SeqStep {
                 kv: kv2,
                 tokens: &fillers[1..2],
                 logits: Logits::None,
-                prompt: false,
+                path: TokenPath::Generated,
             },
             SeqStep {
                 kv: kv3,
                 tokens: &fillers[2..3],
                 logits: Logits::Last,
-                prompt: false,
+                path: TokenPath::Generated,
             },
         ];
         lm.model.step(&mut st, &mut pool, &mut steps).unwrap();
@@ -183,7 +183,7 @@ fn paged_blocks_shared_or_copied_give_the_contiguous_logits() {
                 kv: &mut *table,
                 tokens: &prompt[at..to],
                 logits: Logits::last_if(to == plen),
-                prompt: true,
+                path: TokenPath::Prompt,
             }];
             lm.model.step(&mut st, pool, &mut s).unwrap();
             at = to;
@@ -195,7 +195,7 @@ fn paged_blocks_shared_or_copied_give_the_contiguous_logits() {
                 kv: &mut *table,
                 tokens: &[next],
                 logits: Logits::Last,
-                prompt: false,
+                path: TokenPath::Generated,
             }];
             lm.model.step(&mut st, pool, &mut s).unwrap();
             got.push(st.logits_of(0).unwrap().to_vec());
@@ -230,7 +230,7 @@ fn paged_blocks_shared_or_copied_give_the_contiguous_logits() {
         kv: &mut short,
         tokens: &prompt[..KV_BLOCK + 1],
         logits: Logits::Last,
-        prompt: true,
+        path: TokenPath::Prompt,
     }];
     assert!(lm.model.step(&mut st, &mut pool, &mut s).is_err());
 }

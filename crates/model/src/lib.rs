@@ -6,17 +6,22 @@
 //! - `kv_cache`: the paged KV cache — `KvPool` (blocks of K and V, allocated once), `BlockTable`
 //!   (a sequence's blocks), `KvCache` (one sequence with a pool of its own).
 //! - `state`: `RunState` — scratch buffers for a batch of tokens, allocated once.
-//! - `forward`: the qwen2 forward over a batch of tokens, built from the kernels' shared blocks.
+//! - `layout`: `StepLayout` — where a step's tokens and logit rows go; `TokenPath`.
+//! - `forward`: the qwen2 layer math over a step's tokens, built from the kernels' shared blocks.
+//! - `attention`: a step's attention, the per-token and tiled kernels chosen inside.
 
+mod attention;
 mod config;
 mod forward;
 mod kv_cache;
+mod layout;
 mod state;
 mod weights;
 
 pub use config::{Arch, Config};
-pub use forward::{Logits, SeqStep};
+pub use forward::{Logits, Output, SeqStep};
 pub use kv_cache::{blocks_for, BlockTable, KvCache, KvPool, KvType, KvView, KV_BLOCK};
+pub use layout::{StepLayout, TokenPath};
 pub use state::RunState;
 pub use weights::Weights;
 

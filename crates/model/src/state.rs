@@ -1,7 +1,7 @@
 //! Scratch buffers for one forward step of up to `max_batch` tokens in up to `max_seqs` sequences,
 //! allocated once.
 
-use crate::Config;
+use crate::{Config, StepLayout};
 
 pub struct RunState {
     pub max_batch: usize,
@@ -25,18 +25,13 @@ pub struct RunState {
     pub gate: Vec<f32>,
     pub up: Vec<f32>,
     /// Logits rows: [logit_capacity, vocab] (max_seqs rows unless `with_logit_rows` asks for
-    /// more); `logit_row[i]` is sequence i's first row (usize::MAX: none), `logit_n[i]` its count.
+    /// more), in the order of `layout.row_token`.
     pub logits: Vec<f32>,
-    pub logit_row: Vec<usize>,
-    pub logit_n: Vec<usize>,
     /// RoPE tables for every position of the context: [ctx, head_dim / 2]
     pub rope_cos: Vec<f32>,
     pub rope_sin: Vec<f32>,
-    /// Token layout of the current step: per token its sequence and position.
-    pub tok_seq: Vec<usize>,
-    /// [seqs]: each sequence's first token in the step's layout.
-    pub seq_first: Vec<usize>,
-    pub tok_pos: Vec<usize>,
+    /// Where the current step's tokens and logit rows are.
+    pub layout: StepLayout,
     /// Middle-layer rows for `Model::embed`: [max_batch, dim], sized on first use (empty otherwise).
     pub mid: Vec<f32>,
     /// A prompt chunk's KV heads as f32 for the tiled prompt attention: keys [n_kv_head, hd ·
@@ -79,13 +74,9 @@ impl RunState {
             gate: vec![0.0; max_batch * cfg.ffn_dim],
             up: vec![0.0; max_batch * cfg.ffn_dim],
             logits: vec![0.0; max_seqs * cfg.vocab],
-            logit_row: Vec::with_capacity(max_seqs),
-            logit_n: Vec::with_capacity(max_seqs),
             rope_cos,
             rope_sin,
-            tok_seq: Vec::with_capacity(max_batch),
-            seq_first: Vec::with_capacity(max_seqs),
-            tok_pos: Vec::with_capacity(max_batch),
+            layout: StepLayout::default(),
             mid: Vec::new(),
             head_keys: Vec::new(),
             head_values: Vec::new(),
@@ -111,15 +102,14 @@ impl RunState {
     /// Row `j` of sequence `i`'s logit rows, mutable (the sampler applies bias and penalties in
     /// place): [vocab].
     pub fn logit_row_mut(&mut self, i: usize, j: usize) -> Option<&mut [f32]> {
-        let r = *self.logit_row.get(i)?;
-        (r != usize::MAX && j < self.logit_n[i])
-            .then(|| &mut self.logits[(r + j) * self.vocab..(r + j + 1) * self.vocab])
+        let r = self.layout.row(i, j)?;
+        Some(&mut self.logits[r * self.vocab..(r + 1) * self.vocab])
     }
 
     /// The logits of sequence `i` of the last step, if it asked for them: [vocab].
     pub fn logits_of(&self, i: usize) -> Option<&[f32]> {
-        let r = *self.logit_row.get(i)?;
-        (r != usize::MAX).then(|| &self.logits[r * self.vocab..(r + 1) * self.vocab])
+        let r = self.layout.row(i, 0)?;
+        Some(&self.logits[r * self.vocab..(r + 1) * self.vocab])
     }
 
     /// Mutable logits of sequence `i` (the sampler applies bias and penalties in place): its first

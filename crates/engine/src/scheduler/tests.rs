@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tandem_model::{Logits, SeqStep, KV_BLOCK};
+use tandem_model::{Logits, SeqStep, TokenPath, KV_BLOCK};
 use tandem_text::{byte_to_char_table, Tokenizer, TYPE_CONTROL, TYPE_NORMAL};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -104,7 +104,7 @@ impl Forward for FakeForward {
         self.rows.clear();
         let mut log = Vec::new();
         for s in seqs.iter_mut() {
-            log.push((s.prompt, s.tokens.to_vec()));
+            log.push((s.path == TokenPath::Prompt, s.tokens.to_vec()));
             let mut rows = Vec::new();
             for (j, &t) in s.tokens.iter().enumerate() {
                 let pos = s.kv.len + j;
@@ -563,4 +563,91 @@ fn every_block_comes_back_when_the_work_is_done() {
     r.settle(200);
     assert_eq!(r.sched.blocks.in_use(), 0);
     assert_eq!(r.sched.blocks.available(), r.sched.cfg.pool_blocks());
+}
+
+#[test]
+fn a_waiting_request_whose_client_left_leaves_the_queue() {
+    let mut r = Rig::new(cfg(1, 256), next_letter());
+    let _running = r.submit(req("abc", 50));
+    r.tick();
+    let gone = r.submit(req("abc", 2));
+    let mut next = r.submit(req("xyz", 2));
+    drop(gone);
+    r.tick();
+    assert_eq!(r.sched.waiting.len(), 1);
+    assert_eq!(r.sched.stats.waiting.load(std::sync::atomic::Ordering::Acquire), 1);
+    r.settle(100);
+    assert_eq!(answer(&drain(&mut next), 0).0, ".");
+}
+
+#[test]
+fn the_end_of_the_context_finishes_with_length() {
+    let mut r = Rig::new(cfg(1, KV_BLOCK), period_three());
+    let prompt = "abc".repeat(9); // 27 of the 32 positions
+    let mut rx = r.submit(req(&prompt, 100));
+    r.settle(20);
+    let (text, fin) = answer(&drain(&mut rx), 0);
+    assert_eq!(fin.map(|f| f.0), Some(FinishReason::Length));
+    // The last token sampled needs no position of its own.
+    assert_eq!(text.len(), KV_BLOCK - prompt.len() + 1);
+}
+
+#[test]
+fn a_prediction_is_verified_as_drafts() {
+    let run = |prediction: &str| {
+        let mut r = Rig::new(cfg(1, 256), next_letter());
+        let mut rx = r.submit(GenRequest {
+            prediction: tokens(prediction),
+            ..req("abc", 12)
+        });
+        r.settle(50);
+        let ev = drain(&mut rx);
+        let usage = ev.iter().find_map(|e| match e {
+            Event::Finished { prediction, .. } => *prediction,
+            _ => None,
+        });
+        (answer(&ev, 0).0, r.steps().len(), usage)
+    };
+    let (plain, plain_steps, _) = run("");
+    let (text, steps, usage) = run("defghijkxxxx");
+    assert_eq!(plain, "defghijklmno");
+    assert_eq!(text, plain);
+    assert!(
+        steps < plain_steps,
+        "{steps} steps with the prediction, {plain_steps} without"
+    );
+    assert_eq!(usage.map(|u| (u.accepted, u.rejected)), Some((8, 4)));
+}
+
+#[test]
+fn logprobs_name_the_chosen_token_and_the_likeliest() {
+    let mut r = Rig::new(cfg(1, 256), next_letter());
+    let mut rx = r.submit(GenRequest {
+        top_logprobs: Some(2),
+        ..req("abc", 2)
+    });
+    r.settle(10);
+    let lps: Vec<_> = drain(&mut rx)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Token { logprobs, .. } => logprobs,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lps.len(), 2);
+    assert_eq!(lps[0].chosen.text, "d");
+    assert_eq!(lps[0].top.len(), 2);
+    assert_eq!(lps[0].top[0].text, "d");
+    assert!(lps[0].chosen.logprob > -1e-3 && lps[0].top[1].logprob < -10.0);
+}
+
+#[test]
+fn an_embedding_runs_between_steps() {
+    let mut r = Rig::new(cfg(1, 256), next_letter());
+    let _running = r.submit(req("abc", 5));
+    r.tick();
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    r.sched.command(Cmd::Embed(tokens("hello"), tx));
+    assert_eq!(rx.try_recv().expect("answered at once").expect("embedded"), [5.0]);
+    r.settle(10);
 }

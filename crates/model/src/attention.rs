@@ -1,0 +1,165 @@
+//! Attention of a step's tokens over their own sequences' caches, with the choice of kernel inside:
+//! generated tokens take the per-token path (each cached K/V row read once for the query heads
+//! that share it), prompt tokens the tiled kernel (AVX-512 f32 or AMX bf16 tiles) where the CPU
+//! runs it. The layer math calls `Model::attention` once per layer.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+use tandem_kernels::attention::{
+    keys_ld, prompt_tile, prompt_tile_amx, tile_kernel, to_tiles, TileKernel, TileScratch,
+};
+use tandem_kernels::ops::softmax;
+
+use crate::{KvPool, KvView, Model, RunState, SeqStep, TokenPath};
+
+thread_local! {
+    /// Attention scores of one (token, head): [positions]
+    static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// A prompt attention tile's query rows, outputs, position limits and kernel scratch.
+    static TILE: RefCell<TileBuffers> = RefCell::new(Default::default());
+}
+
+type TileBuffers = (Vec<f32>, Vec<f32>, Vec<usize>, TileScratch);
+
+/// Prompt tokens per tile of the tiled attention (× the query heads of a KV head: 24–28 rows for
+/// the tiers), small enough that a tile's scores stay in L2 at depth 4096.
+const PROMPT_TILE: usize = 4;
+
+impl Model {
+    /// Causal grouped-query attention of the step's tokens over their own sequences' caches.
+    /// st.q: [n, n_head, hd] → st.att: [n, n_head, hd]. The `group` query heads that share KV head g
+    /// (heads g·group .. (g+1)·group) are done together, so each cached K and V row is read once
+    /// for all of them.
+    ///
+    /// Prompt tokens take the tiled kernel where the CPU runs it (`prompt_attention`), generated
+    /// tokens always this per-token path; the kind of token, never the batch, decides.
+    pub(crate) fn attention(
+        &self,
+        st: &mut RunState,
+        pool: &KvPool,
+        seqs: &[SeqStep],
+        layer: usize,
+        n: usize,
+        n_generated: usize,
+    ) {
+        let c = &self.config;
+        let hd = c.head_dim;
+        let tiled = tandem_kernels::attention::available(hd);
+        let n = if tiled { n_generated } else { n };
+        let group = c.n_head / c.n_kv_head;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let (q, tok_seq, tok_pos) = (&st.q, &st.layout.tok_seq, &st.layout.tok_pos);
+        st.att[..n * c.n_head * hd]
+            .par_chunks_mut(group * hd)
+            .enumerate()
+            .for_each(|(i, out)| {
+                let (t, g) = (i / c.n_kv_head, i % c.n_kv_head);
+                let kv = pool.view(seqs[tok_seq[t]].kv);
+                // q heads of this group: [group, hd]
+                let qg = &q[(t * c.n_head + g * group) * hd..(t * c.n_head + (g + 1) * group) * hd];
+                let off = g * hd;
+                let n_ctx = tok_pos[t] + 1;
+                SCORES.with(|s| {
+                    let mut s = s.borrow_mut();
+                    // scores: [group, n_ctx]
+                    s.resize(group * n_ctx, 0.0);
+                    kv.scores(layer, off, qg, group, n_ctx, scale, &mut s);
+                    for j in 0..group {
+                        softmax(&mut s[j * n_ctx..(j + 1) * n_ctx]);
+                    }
+                    out.fill(0.0);
+                    kv.attend(layer, off, &s, group, n_ctx, out);
+                });
+            });
+        if tiled {
+            for (i, s) in seqs.iter().enumerate().filter(|(_, s)| s.path == TokenPath::Prompt) {
+                self.prompt_attention(st, pool.view(s.kv), s, st.layout.seq_first[i], layer);
+            }
+        }
+    }
+
+    /// Causal attention of one sequence's prompt tokens (step layout `first..first + len`, positions
+    /// `kv.len..kv.len + len`) on the tiled kernel: each KV head's keys and values up to the last
+    /// position converted to f32 once, then tiles of `PROMPT_TILE` tokens × the heads sharing a KV
+    /// head, in parallel. st.q → st.att, both [n, n_head, hd].
+    fn prompt_attention(&self, st: &mut RunState, kv: KvView, s: &SeqStep, first: usize, layer: usize) {
+        let c = &self.config;
+        let kernel = tile_kernel(c.head_dim).expect("checked by attention()");
+        let amx = kernel == TileKernel::Amx;
+        let (hd, nkv) = (c.head_dim, c.n_kv_head);
+        let group = c.n_head / nkv;
+        let (len, pos0) = (s.tokens.len(), s.kv.len);
+        let n = pos0 + len;
+        let ld = keys_ld(n);
+        if st.head_keys.len() < nkv * hd * ld {
+            st.head_keys.resize(nkv * hd * ld, 0.0);
+        }
+        if st.head_values.len() < nkv * n * hd {
+            st.head_values.resize(nkv * n * hd, 0.0);
+        }
+        // Tiles of bf16 pairs for the matrix unit: half the f32 elements.
+        let nt = if amx { nkv * hd * ld / 2 } else { 0 };
+        if st.head_key_tiles.len() < nt {
+            st.head_key_tiles.resize(nt, 0);
+            st.head_value_tiles.resize(nt, 0);
+        }
+        // Per KV head, in parallel: f32 keys and values, and (AMX) their bf16 tiles from them
+        // while they are in cache.
+        let per = hd * ld / 2;
+        let f32_heads = st.head_keys[..nkv * hd * ld]
+            .par_chunks_mut(hd * ld)
+            .zip(st.head_values[..nkv * n * hd].par_chunks_mut(n * hd))
+            .enumerate();
+        if amx {
+            let tiles = st.head_key_tiles[..nt]
+                .par_chunks_mut(per)
+                .zip(st.head_value_tiles[..nt].par_chunks_mut(per));
+            f32_heads.zip(tiles).for_each(|((g, (keys, values)), (kt, vt))| {
+                kv.head_f32(layer, g * hd, hd, n, keys, values);
+                to_tiles(keys, values, hd, n, kt, vt);
+            });
+        } else {
+            f32_heads.for_each(|(g, (keys, values))| kv.head_f32(layer, g * hd, hd, n, keys, values));
+        }
+        let scale = 1.0 / (hd as f32).sqrt();
+        let row = c.n_head * hd;
+        let (q, keys, values) = (&st.q, &st.head_keys, &st.head_values);
+        let (key_tiles, value_tiles) = (&st.head_key_tiles, &st.head_value_tiles);
+        st.att[first * row..(first + len) * row]
+            .par_chunks_mut(PROMPT_TILE * row)
+            .enumerate()
+            .for_each(|(tile, att)| {
+                let t0 = tile * PROMPT_TILE;
+                let nt = att.len() / row;
+                TILE.with(|b| {
+                    let (qs, out, limits, scratch) = &mut *b.borrow_mut();
+                    for g in 0..nkv {
+                        // The tile's query rows for KV head g: (token t, head j) → row t·group + j.
+                        qs.clear();
+                        limits.clear();
+                        for t in 0..nt {
+                            let at = (first + t0 + t) * row + g * group * hd;
+                            qs.extend_from_slice(&q[at..at + group * hd]);
+                            limits.extend(std::iter::repeat_n(pos0 + t0 + t + 1, group));
+                        }
+                        out.resize(qs.len(), 0.0);
+                        if amx {
+                            let (k, v) = (&key_tiles[g * per..(g + 1) * per], &value_tiles[g * per..(g + 1) * per]);
+                            prompt_tile_amx(qs, hd, limits, k, v, n, scale, scratch, out);
+                        } else {
+                            let (k, v) = (
+                                &keys[g * hd * ld..(g + 1) * hd * ld],
+                                &values[g * n * hd..(g + 1) * n * hd],
+                            );
+                            prompt_tile(qs, hd, limits, k, ld, v, scale, scratch, out);
+                        }
+                        for t in 0..nt {
+                            let at = t * row + g * group * hd;
+                            att[at..at + group * hd].copy_from_slice(&out[t * group * hd..(t + 1) * group * hd]);
+                        }
+                    }
+                });
+            });
+    }
+}
