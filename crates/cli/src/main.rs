@@ -180,17 +180,19 @@ impl Home {
 fn main() {
     let cli = Cli::parse();
     {
-        use tandem_kernels::dispatch::{force_decode_kernel, force_prompt_kernel, DecodeKernel, PromptKernel};
-        force_decode_kernel(match cli.decode_kernel.as_str() {
+        use tandem_kernels::{DecodeKernel, KernelChoice, PromptKernel};
+        let decode = match cli.decode_kernel.as_str() {
             "exact" => DecodeKernel::Exact,
             _ => DecodeKernel::Int8,
-        });
-        force_prompt_kernel(match cli.prompt_kernel.as_str() {
+        };
+        let prompt = match cli.prompt_kernel.as_str() {
             "amx" => Some(PromptKernel::Amx),
             "bf16" => Some(PromptKernel::Bf16Dot),
             "exact" => Some(PromptKernel::Exact),
             _ => None,
-        });
+        };
+        // Before any model loads: each takes this choice.
+        tandem_kernels::dispatch::choose_for_process(KernelChoice::new(prompt, decode));
     }
     if let Err(e) = real_main(cli) {
         eprintln!("error: {e:#}");

@@ -9,35 +9,31 @@
 mod common;
 
 use tandem_engine::SingleSequence;
-use tandem_kernels::dispatch::{
-    decode_kernel, force_decode_kernel, force_prompt_kernel, prompt_kernel, DecodeKernel, PromptKernel,
-};
+use tandem_kernels::{KernelChoice, PromptKernel};
 
 /// Tokens at the end of each prompt run as generated tokens in the decode check.
 const DECODED: usize = 16;
 
 #[test]
 fn mini_matches_the_numpy_reference() {
-    // One test (the kernels are chosen process-wide): the exact paths, then the default ones.
-    force_prompt_kernel(Some(PromptKernel::Exact));
-    force_decode_kernel(DecodeKernel::Exact);
-    check(0.05, 0);
-    check(0.05, DECODED);
-    force_prompt_kernel(None);
-    force_decode_kernel(DecodeKernel::Int8);
-    if prompt_kernel() != PromptKernel::Exact {
-        check(0.1, 0);
+    // The exact paths, then the best ones.
+    check(KernelChoice::exact(), 0.05, 0);
+    check(KernelChoice::exact(), 0.05, DECODED);
+    let best = KernelChoice::best();
+    if best.prompt != PromptKernel::Exact {
+        check(best, 0.1, 0);
     }
     // Measured worst 0.107–0.179 as the kernels' float roundings moved (top-1 unchanged
     // everywhere): int8 activations in every layer and the logits matmul, over 16 tokens whose
     // own KV entries carry the rounding. Rounding to int8 is a step function, so an ulp upstream
     // can flip a value by one step: the deviation is noise of that size, not drift.
-    check(0.25, DECODED);
+    check(best, 0.25, DECODED);
 }
 
 /// Prompts through the prompt path, or (`decoded` > 0) with their last tokens decoded one at a time.
-fn check(tolerance: f32, decoded: usize) {
-    let lm = common::mini();
+fn check(kernels: KernelChoice, tolerance: f32, decoded: usize) {
+    let mut lm = common::mini();
+    lm.model.kernels = kernels;
     let cases = common::golden("mini_reference_logits.json");
     let mut worst = 0f32;
     for case in cases.as_array().unwrap() {
@@ -66,15 +62,11 @@ fn check(tolerance: f32, decoded: usize) {
             worst = worst.max(diff);
             assert!(
                 diff <= tolerance,
-                "{:?} {:?} decoded {decoded}: {name}: token {id} relative logit {ours} vs reference {theirs}",
-                prompt_kernel(),
-                decode_kernel()
+                "{kernels:?} decoded {decoded}: {name}: token {id} relative logit {ours} vs reference {theirs}"
             );
         }
     }
     eprintln!(
-        "prompt {:?}, decode {:?}, last {decoded} tokens decoded: largest top-5 relative-logit difference from the reference: {worst:.6}",
-        prompt_kernel(),
-        decode_kernel()
+        "{kernels:?}, last {decoded} tokens decoded: largest top-5 relative-logit difference from the reference: {worst:.6}"
     );
 }

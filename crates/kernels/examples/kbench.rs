@@ -4,7 +4,7 @@
 //! 256 MiB of matrices read in turn (memory bound): per token, and as weight bytes per second.
 use std::time::Instant;
 
-use tandem_kernels::dispatch::{force_decode_kernel, DecodeKernel};
+use tandem_kernels::DecodeKernel;
 use tandem_kernels::{matmul_decode, GgmlType, QMatrix};
 
 /// Arguments filter the runs: a type name (Q5_0…), `int8`/`exact`, a token count.
@@ -40,7 +40,6 @@ fn main() {
             if !wanted(&format!("{kernel:?}").to_lowercase()) {
                 continue;
             }
-            force_decode_kernel(kernel);
             for n_tok in [1usize, 4, 8] {
                 if !wanted(&n_tok.to_string()) {
                     continue;
@@ -53,12 +52,12 @@ fn main() {
                 ] {
                     let ws: Vec<QMatrix> = mats.iter().map(|d| QMatrix::new(ty, rows, cols, d).unwrap()).collect();
                     let mut y = vec![0f32; n_tok * rows];
-                    matmul_decode(&ws[0], &x, &mut y);
+                    matmul_decode(&ws[0], &x, &mut y, kernel);
                     let reps = if name == "L2" { 200 } else { 4 };
                     let t = Instant::now();
                     for _ in 0..reps {
                         for w in &ws {
-                            matmul_decode(w, &x, &mut y);
+                            matmul_decode(w, &x, &mut y, kernel);
                         }
                     }
                     let secs = t.elapsed().as_secs_f64();

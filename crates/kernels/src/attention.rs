@@ -16,6 +16,8 @@
 // Index loops over register tiles and the twin's chains.
 #![allow(clippy::needless_range_loop)]
 
+use crate::dispatch::{DecodeKernel, KernelChoice, PromptKernel};
+
 /// Which tiled kernel prompt attention runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TileKernel {
@@ -25,19 +27,25 @@ pub enum TileKernel {
     Avx512,
 }
 
-/// The tiled kernel for head size `hd` on this CPU, `None` where callers keep the per-token
-/// kernels (the choice is per machine and `--prompt-kernel`, never per batch).
-pub fn tile_kernel(hd: usize) -> Option<TileKernel> {
+/// The tiled kernel for head size `hd` on this CPU with the prompt kernel `prompt` (a
+/// `KernelChoice`'s), `None` where callers keep the per-token kernels (the choice is per machine
+/// and `--prompt-kernel`, never per batch).
+pub fn tile_kernel(hd: usize, prompt: PromptKernel) -> Option<TileKernel> {
     if !f32_tiles_run(hd) {
         return None;
     }
-    Some(
-        if crate::dispatch::prompt_kernel() == crate::dispatch::PromptKernel::Amx {
-            TileKernel::Amx
-        } else {
-            TileKernel::Avx512
-        },
-    )
+    Some(match prompt {
+        PromptKernel::Amx => TileKernel::Amx,
+        _ => TileKernel::Avx512,
+    })
+}
+
+/// Whether the AMX tiles run here for head size `hd`.
+fn amx_tiles_run(hd: usize) -> bool {
+    tile_kernel(
+        hd,
+        KernelChoice::new(Some(PromptKernel::Amx), DecodeKernel::Int8).prompt,
+    ) == Some(TileKernel::Amx)
 }
 
 /// Whether the f32 register tiles run on this CPU for head size `hd` (AVX-512, hd 64 or 128).
@@ -47,7 +55,7 @@ fn f32_tiles_run(hd: usize) -> bool {
 
 /// Whether a tiled kernel runs on this CPU for head size `hd`.
 pub fn available(hd: usize) -> bool {
-    tile_kernel(hd).is_some()
+    f32_tiles_run(hd)
 }
 
 /// Positions rounded up to whole tiles of 32: `keys_t` holds `keys_ld(n) · hd` values.
@@ -67,10 +75,7 @@ pub struct TileScratch {
 /// [n][hd]): each `keys_ld(n) · hd / 2` u32 (bf16 pairs).
 pub fn to_tiles(keys_t: &[f32], values: &[f32], hd: usize, n: usize, key_tiles: &mut [u32], value_tiles: &mut [u32]) {
     let ld = keys_ld(n);
-    assert!(
-        tile_kernel(hd) == Some(TileKernel::Amx),
-        "AMX attention where it does not run"
-    );
+    assert!(amx_tiles_run(hd), "AMX attention where it does not run");
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512F detected (tile_kernel); the kernels assert the lengths.
     unsafe {
@@ -94,10 +99,7 @@ pub fn prompt_tile_amx(
     out: &mut [f32],
 ) {
     let ld = keys_ld(n);
-    assert!(
-        tile_kernel(hd) == Some(TileKernel::Amx),
-        "AMX attention where it does not run"
-    );
+    assert!(amx_tiles_run(hd), "AMX attention where it does not run");
     assert!(q.len() == limits.len() * hd && out.len() == q.len());
     assert!(key_tiles.len() == ld * hd / 2 && value_tiles.len() == ld * hd / 2);
     assert!(

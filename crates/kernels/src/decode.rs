@@ -10,7 +10,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use crate::dispatch::{decode_kernel, dot_q8, DecodeKernel};
+use crate::dispatch::{dot_q8, DecodeKernel};
 use crate::matmul::{matmul, OutPtr, QMatrix};
 use crate::q8::{self, QuantActs};
 
@@ -25,8 +25,8 @@ const ROW_BLOCK: usize = 16;
 
 /// `y[t][r] = Σ_c x[t][c] · W[r][c]` for generated tokens. x: [n_tok, cols], y: [n_tok, rows].
 /// Int8 kernels for the types that have them (unless `--decode-kernel exact`), else `matmul`.
-pub fn matmul_decode(w: &QMatrix, x: &[f32], y: &mut [f32]) {
-    if decode_kernel() == DecodeKernel::Exact || !q8::supported(w.ty) || !w.cols.is_multiple_of(32) {
+pub fn matmul_decode(w: &QMatrix, x: &[f32], y: &mut [f32], kernel: DecodeKernel) {
+    if kernel == DecodeKernel::Exact || !q8::supported(w.ty) || !w.cols.is_multiple_of(32) {
         return matmul(w, x, y);
     }
     let n_tok = x.len() / w.cols;

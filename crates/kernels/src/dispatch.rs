@@ -127,21 +127,6 @@ pub enum PromptKernel {
     Exact,
 }
 
-/// 0 = the best the CPU has, else 1 + the forced kernel's index (Amx, Bf16Dot, Exact).
-static PROMPT_FORCED: AtomicU8 = AtomicU8::new(0);
-
-/// Forces the prompt kernel (`None`: automatic, see `prompt_kernel`). Asking for one the CPU
-/// lacks gives the exact path. `Some(Exact)` keeps prompts on the exact f32 path (`--prompt-kernel exact`).
-pub fn force_prompt_kernel(k: Option<PromptKernel>) {
-    let v = match k {
-        None => 0,
-        Some(PromptKernel::Amx) => 1,
-        Some(PromptKernel::Bf16Dot) => 2,
-        Some(PromptKernel::Exact) => 3,
-    };
-    PROMPT_FORCED.store(v, Ordering::Relaxed);
-}
-
 /// Whether the CPU (and OS) offer the AVX-512 BF16 dot product.
 pub fn has_bf16_dot() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -153,21 +138,21 @@ pub fn has_bf16_dot() -> bool {
     false
 }
 
-/// The prompt kernel in use: AMX where the CPU and OS offer it (auto, or forced), AVX-512 BF16
-/// only when forced (on the Xeon it was measured on it is no faster than the exact path: flagship
-/// pp512 70.6 vs 68.5 tok/s; unmeasured on Zen 4, where it may pay), else exact.
-pub fn prompt_kernel() -> PromptKernel {
-    let forced = PROMPT_FORCED.load(Ordering::Relaxed);
+/// The prompt kernel for a request (`None`: automatic): AMX where the CPU and OS offer it (auto,
+/// or asked for), AVX-512 BF16 only when asked for (on the Xeon it was measured on it is no faster
+/// than the exact path: flagship pp512 70.6 vs 68.5 tok/s; unmeasured on Zen 4, where it may pay),
+/// else exact — also for a kernel the CPU lacks.
+fn resolve_prompt(asked: Option<PromptKernel>) -> PromptKernel {
     #[cfg(target_arch = "x86_64")]
     {
-        if forced <= 1 && avx512() && crate::x86::amx::available() {
+        if matches!(asked, None | Some(PromptKernel::Amx)) && avx512() && crate::x86::amx::available() {
             return PromptKernel::Amx;
         }
-        if forced == 2 && has_bf16_dot() {
+        if asked == Some(PromptKernel::Bf16Dot) && has_bf16_dot() {
             return PromptKernel::Bf16Dot;
         }
     }
-    let _ = forced;
+    let _ = asked;
     PromptKernel::Exact
 }
 
@@ -181,19 +166,50 @@ pub enum DecodeKernel {
     Exact,
 }
 
-static DECODE_EXACT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Forces the decode kernel (`--decode-kernel`); the default is `Int8`.
-pub fn force_decode_kernel(k: DecodeKernel) {
-    DECODE_EXACT.store(k == DecodeKernel::Exact, Ordering::Relaxed);
+/// How the matmuls of prompt and generated tokens are computed: chosen once (CPU features, the
+/// `--prompt-kernel` and `--decode-kernel` flags), held by each model and passed to every call, so
+/// two models (or two tests) can run different choices side by side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelChoice {
+    pub prompt: PromptKernel,
+    pub decode: DecodeKernel,
 }
 
-pub fn decode_kernel() -> DecodeKernel {
-    if DECODE_EXACT.load(Ordering::Relaxed) {
-        DecodeKernel::Exact
-    } else {
-        DecodeKernel::Int8
+impl KernelChoice {
+    /// `prompt`: the kernel asked for (`None`: the best the CPU offers; one it lacks gives the
+    /// exact path).
+    pub fn new(prompt: Option<PromptKernel>, decode: DecodeKernel) -> Self {
+        Self {
+            prompt: resolve_prompt(prompt),
+            decode,
+        }
     }
+
+    /// The best the CPU offers: AMX prompts where there are tiles, int8 decode.
+    pub fn best() -> Self {
+        Self::new(None, DecodeKernel::Int8)
+    }
+
+    /// The exact f32 kernels for both (reference checks).
+    pub fn exact() -> Self {
+        Self {
+            prompt: PromptKernel::Exact,
+            decode: DecodeKernel::Exact,
+        }
+    }
+}
+
+static PROCESS_CHOICE: std::sync::OnceLock<KernelChoice> = std::sync::OnceLock::new();
+
+/// Sets the choice models take at load (`main`, from its flags, before loading any); false if it
+/// was set or read already.
+pub fn choose_for_process(c: KernelChoice) -> bool {
+    PROCESS_CHOICE.set(c).is_ok()
+}
+
+/// The choice models take at load unless given another: `choose_for_process`'s, else the best.
+pub fn process_choice() -> KernelChoice {
+    *PROCESS_CHOICE.get_or_init(KernelChoice::best)
 }
 
 /// `R` rows of type `ty` dotted with tokens `t0..t0 + T` of `acts` on the int8 kernels:
@@ -257,12 +273,13 @@ pub fn cpu_features() -> String {
             f.push("amx-bf16");
         }
     }
+    let k = process_choice();
     format!(
         "isa={:?} features=[{}] prompt={:?} decode={:?}",
         isa(),
         f.join(","),
-        prompt_kernel(),
-        decode_kernel()
+        k.prompt,
+        k.decode
     )
 }
 

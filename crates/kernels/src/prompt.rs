@@ -1,5 +1,5 @@
 //! Prompt tokens through the CPU's bf16 units: AMX tiles (Intel Xeon since Sapphire Rapids), or
-//! AVX-512 BF16 dot products (AMD Zen 4+; opt-in, see `dispatch::prompt_kernel`), else the exact
+//! AVX-512 BF16 dot products (AMD Zen 4+; opt-in, see `dispatch::KernelChoice`), else the exact
 //! f32 `matmul`.
 //!
 //! A prompt is processed many tokens at a time, so its matmuls are compute-bound, and the f32 FMA
@@ -23,7 +23,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use crate::dispatch::{dequantize, prompt_kernel, PromptKernel};
+use crate::dispatch::{dequantize, PromptKernel};
 use crate::matmul::{matmul, OutPtr as Out, QMatrix};
 use crate::scalar::bf16;
 
@@ -46,9 +46,9 @@ thread_local! {
     static PANEL: RefCell<(Vec<u16>, Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
-/// Whether `matmul_prompt` runs `w` on a bf16 kernel (else it is `matmul`).
-pub fn uses_matrix_unit(w: &QMatrix) -> bool {
-    fits(w, prompt_kernel())
+/// Whether `matmul_prompt` with `kernel` runs `w` on a bf16 kernel (else it is `matmul`).
+pub fn uses_matrix_unit(w: &QMatrix, kernel: PromptKernel) -> bool {
+    fits(w, kernel)
 }
 
 /// Whether `kernel` is a bf16 one and `w`'s shape suits the panels.
@@ -61,10 +61,9 @@ fn fits(w: &QMatrix, kernel: PromptKernel) -> bool {
 }
 
 /// `y[t][r] = Σ_c x[t][c] · W[r][c]` for prompt tokens (x: [n_tok, cols], y: [n_tok, rows]), on
-/// the matrix unit where there is one (see the module's notes for its arithmetic).
-pub fn matmul_prompt(w: &QMatrix, x: &[f32], y: &mut [f32]) {
-    // Read once: the tasks below must all run the kernel that was checked.
-    let kernel = prompt_kernel();
+/// the matrix unit where `kernel` (a `KernelChoice`'s, so one the CPU runs) says (see the module's
+/// notes for its arithmetic).
+pub fn matmul_prompt(w: &QMatrix, x: &[f32], y: &mut [f32], kernel: PromptKernel) {
     if !fits(w, kernel) {
         return matmul(w, x, y);
     }
@@ -139,7 +138,7 @@ fn task_rows(
         f32_rows.resize(32 * STAGE, 0.0);
         acc.resize(n_pad * 32, 0.0);
         if amx {
-            // SAFETY: `prompt_kernel()` found AMX usable; the tile state is this thread's.
+            // SAFETY: the `KernelChoice` found AMX usable; the tile state is this thread's.
             unsafe { amx::configure() };
         }
         for (kbi, k0) in (0..k).step_by(kb).enumerate() {
@@ -176,7 +175,7 @@ fn task_rows(
                         for g in 0..n_pad / 8 {
                             let (j, t0) = (g / 2, 8 * (g % 2));
                             let a = packed[((j * (k / 32) + s0) * 16 + t0) * 32..].as_ptr();
-                            // SAFETY: `prompt_kernel()` found AVX-512 BF16; a: tokens 8g..8g+8 of
+                            // SAFETY: the `KernelChoice` found AVX-512 BF16; a: tokens 8g..8g+8 of
                             // `chunk` packed step tiles; b: `chunk` tiles of each half of the
                             // panel; c: 8 rows of 32 floats of acc.
                             unsafe {

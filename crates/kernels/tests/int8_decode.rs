@@ -2,9 +2,7 @@
 //! CPU has: AVX2 and scalar), against the exact arithmetic they approximate, and the decode
 //! matmul's batch invariance.
 
-use tandem_kernels::dispatch::{
-    avx512_int8, dot_q8, force_avx512, force_decode_kernel, force_isa, isa, DecodeKernel, Isa,
-};
+use tandem_kernels::dispatch::{avx512_int8, dot_q8, force_avx512, force_isa, isa, DecodeKernel, Isa};
 use tandem_kernels::q8::{self, QuantActs};
 use tandem_kernels::{matmul_decode, scalar, GgmlType, QMatrix};
 
@@ -162,7 +160,6 @@ fn int8_dots_match_the_scalar_twin_and_the_exact_sum() {
 #[test]
 fn decode_matmul_is_batch_invariant_and_close_to_f32() {
     let _serial = serial();
-    force_decode_kernel(DecodeKernel::Int8);
     for (ty, cols) in TYPES {
         let n_rows = 37; // not a multiple of the row groups, to cover the edges
         let data: Vec<u8> = (0..n_rows).flat_map(|r| random_row(ty, cols, 300 + r as u64)).collect();
@@ -179,7 +176,7 @@ fn decode_matmul_is_batch_invariant_and_close_to_f32() {
             }
             for n_tok in [1, 2, 3, 4, 5, 8, 9] {
                 let mut y = vec![0f32; n_tok * n_rows];
-                matmul_decode(&w, &x[..n_tok * cols], &mut y);
+                matmul_decode(&w, &x[..n_tok * cols], &mut y, DecodeKernel::Int8);
                 for t in 0..n_tok {
                     for r in 0..n_rows {
                         let got = y[t * n_rows + r];

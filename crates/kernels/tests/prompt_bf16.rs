@@ -3,9 +3,9 @@
 //! f32 summation error, and a token's outputs are bit-identical whatever else shares the call
 //! (token count, tail tiles, K-blocking). A kernel the CPU or OS lacks is skipped, saying so.
 
-use tandem_kernels::dispatch::{force_prompt_kernel, prompt_kernel, PromptKernel};
 use tandem_kernels::prompt::{matmul_prompt, uses_matrix_unit};
 use tandem_kernels::scalar::{bf16, bf16_to_f32};
+use tandem_kernels::{DecodeKernel, KernelChoice, PromptKernel};
 use tandem_kernels::{GgmlType, QMatrix};
 
 mod common;
@@ -37,34 +37,32 @@ fn reference(w: &QMatrix, r: usize, x: &[f32]) -> (f64, f64) {
     (sum, mag)
 }
 
-fn run(w: &QMatrix, x: &[f32]) -> Vec<f32> {
+fn run(w: &QMatrix, x: &[f32], kernel: PromptKernel) -> Vec<f32> {
     let mut y = vec![f32::NAN; x.len() / w.cols * w.rows];
-    matmul_prompt(w, x, &mut y);
+    matmul_prompt(w, x, &mut y, kernel);
     y
 }
 
 #[test]
 fn bf16_prompt_kernels_match_the_scalar_twin_and_are_batch_invariant() {
     for kernel in [PromptKernel::Amx, PromptKernel::Bf16Dot] {
-        force_prompt_kernel(Some(kernel));
-        if prompt_kernel() != kernel {
+        if KernelChoice::new(Some(kernel), DecodeKernel::Int8).prompt != kernel {
             eprintln!("{kernel:?}: not on this CPU/OS, skipped");
             continue;
         }
         check(kernel);
     }
-    force_prompt_kernel(None);
 }
 
 fn check(kernel: PromptKernel) {
     for (ty, cols) in TYPES {
         let data = matrix(ty, cols);
         let w = QMatrix::new(ty, ROWS, cols, &data).unwrap();
-        assert!(uses_matrix_unit(&w), "{ty:?}");
+        assert!(uses_matrix_unit(&w, kernel), "{ty:?}");
         // 600 tokens make K-blocks (1 MiB of packed activations holds < 896 columns of 608 tokens).
         let n_max = 600;
         let x = activations(n_max * cols, 0.3);
-        let full = run(&w, &x);
+        let full = run(&w, &x, kernel);
         for t in [0, 1, 15, 16, 31, 32, 599] {
             for r in [0, 1, 17, 31, 32, 95] {
                 let got = full[t * ROWS + r] as f64;
@@ -76,7 +74,7 @@ fn check(kernel: PromptKernel) {
             }
         }
         for n in [1, 2, 17, 33, 40, 64, 70] {
-            let part = run(&w, &x[..n * cols]);
+            let part = run(&w, &x[..n * cols], kernel);
             assert!(
                 part.iter().zip(&full).all(|(a, b)| a.to_bits() == b.to_bits()),
                 "{kernel:?} {ty:?}: {n} tokens differ from the same tokens among {n_max}"

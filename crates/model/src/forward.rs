@@ -13,7 +13,7 @@
 //! `SeqStep::prompt` says which, so the choice never depends on the batch.
 
 use tandem_kernels::ops::{add_assign, rms_norm, rope_neox, swiglu};
-use tandem_kernels::{matmul, matmul_decode, matmul_prompt, QMatrix};
+use tandem_kernels::{matmul, matmul_decode, matmul_prompt, KernelChoice, QMatrix};
 
 use crate::{BlockTable, KvCache, KvPool, Model, ModelError, Result, RunState, TokenPath};
 
@@ -199,15 +199,16 @@ impl Model {
     fn layer(&self, l: usize, st: &mut RunState, pool: &mut KvPool, seqs: &[SeqStep]) {
         let (c, lw) = (&self.config, &self.weights.layers[l]);
         let mat = |t| self.weights.mat(t);
+        let k = self.kernels;
         let n = st.layout.tokens();
         let ng = st.layout.n_generated;
         let (dim, qd, kvd, hd, f) = (c.dim, c.n_head * c.head_dim, c.kv_dim(), c.head_dim, c.ffn_dim);
         let hd2 = hd / 2;
         // xb = rms_norm(x) * attn_norm; q: [n, qd], k, v: [n, kvd]
         norm_rows(&mut st.xb[..n * dim], &st.x[..n * dim], &lw.attn_norm, c.rms_eps);
-        layer_matmul(&mat(&lw.wq), &st.xb[..n * dim], &mut st.q[..n * qd], ng);
-        layer_matmul(&mat(&lw.wk), &st.xb[..n * dim], &mut st.k[..n * kvd], ng);
-        layer_matmul(&mat(&lw.wv), &st.xb[..n * dim], &mut st.v[..n * kvd], ng);
+        layer_matmul(&mat(&lw.wq), &st.xb[..n * dim], &mut st.q[..n * qd], ng, k);
+        layer_matmul(&mat(&lw.wk), &st.xb[..n * dim], &mut st.k[..n * kvd], ng, k);
+        layer_matmul(&mat(&lw.wv), &st.xb[..n * dim], &mut st.v[..n * kvd], ng, k);
         for t in 0..n {
             let p = st.layout.tok_pos[t];
             let (cos, sin) = (
@@ -225,14 +226,14 @@ impl Model {
         }
         self.attention(st, pool, seqs, l, n, ng);
         // x += o_proj(att)
-        layer_matmul(&mat(&lw.wo), &st.att[..n * qd], &mut st.proj[..n * dim], ng);
+        layer_matmul(&mat(&lw.wo), &st.att[..n * qd], &mut st.proj[..n * dim], ng, k);
         add_assign(&mut st.x[..n * dim], &st.proj[..n * dim]);
         // x += down(silu(gate(xb)) * up(xb)), xb = rms_norm(x) * ffn_norm
         norm_rows(&mut st.xb[..n * dim], &st.x[..n * dim], &lw.ffn_norm, c.rms_eps);
-        layer_matmul(&mat(&lw.w_gate), &st.xb[..n * dim], &mut st.gate[..n * f], ng);
-        layer_matmul(&mat(&lw.w_up), &st.xb[..n * dim], &mut st.up[..n * f], ng);
+        layer_matmul(&mat(&lw.w_gate), &st.xb[..n * dim], &mut st.gate[..n * f], ng, k);
+        layer_matmul(&mat(&lw.w_up), &st.xb[..n * dim], &mut st.up[..n * f], ng, k);
         swiglu(&mut st.gate[..n * f], &st.up[..n * f]);
-        layer_matmul(&mat(&lw.w_down), &st.gate[..n * f], &mut st.proj[..n * dim], ng);
+        layer_matmul(&mat(&lw.w_down), &st.gate[..n * f], &mut st.proj[..n * dim], ng, k);
         add_assign(&mut st.x[..n * dim], &st.proj[..n * dim]);
     }
 
@@ -274,7 +275,7 @@ impl Model {
         let (xg, xp) = st.xb[..rows * dim].split_at(rg * dim);
         let (yg, yp) = st.logits[..rows * v].split_at_mut(rg * v);
         if !xg.is_empty() {
-            matmul_decode(&output, xg, yg);
+            matmul_decode(&output, xg, yg, self.kernels.decode);
         }
         if !xp.is_empty() {
             matmul(&output, xp, yp);
@@ -292,13 +293,13 @@ fn norm_rows(out: &mut [f32], x: &[f32], gain: &[f32], eps: f32) {
 
 /// `y = x · Wᵀ` for a layer's weight: tokens `0..n_generated` (generated) on the int8 path, the rest
 /// (prompt) on the prompt path. x: [n, w.cols], y: [n, w.rows].
-fn layer_matmul(w: &QMatrix, x: &[f32], y: &mut [f32], n_generated: usize) {
+fn layer_matmul(w: &QMatrix, x: &[f32], y: &mut [f32], n_generated: usize, k: KernelChoice) {
     let (xg, xp) = x.split_at(n_generated * w.cols);
     let (yg, yp) = y.split_at_mut(n_generated * w.rows);
     if !xg.is_empty() {
-        matmul_decode(w, xg, yg);
+        matmul_decode(w, xg, yg, k.decode);
     }
     if !xp.is_empty() {
-        matmul_prompt(w, xp, yp);
+        matmul_prompt(w, xp, yp, k.prompt);
     }
 }

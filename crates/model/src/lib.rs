@@ -46,11 +46,13 @@ pub enum ModelError {
 
 pub type Result<T> = std::result::Result<T, ModelError>;
 
-/// A loaded model: the mapped file, its config and its weights.
+/// A loaded model: the mapped file, its config and its weights, and the kernels its matmuls run
+/// on (the process's choice at load; a caller may set another before use).
 pub struct Model {
     pub file: Arc<GgufFile>,
     pub config: Config,
     pub weights: Weights,
+    pub kernels: tandem_kernels::KernelChoice,
 }
 
 impl Model {
@@ -61,6 +63,11 @@ impl Model {
     pub fn from_gguf(file: Arc<GgufFile>) -> Result<Self> {
         let config = Config::from_gguf(&file)?;
         let weights = Weights::load(&file, &config)?;
-        Ok(Self { file, config, weights })
+        Ok(Self {
+            file,
+            config,
+            weights,
+            kernels: tandem_kernels::process_choice(),
+        })
     }
 }

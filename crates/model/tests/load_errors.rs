@@ -81,8 +81,8 @@ fn tiny_model_runs_prefill_and_decode_consistently() {
     assert_eq!(batch, chunked);
     // On the exact path (prompts too): prefill, and one prompt token then four generated ones,
     // agree within f32 summation error. (Nothing else in this test binary runs the model.)
-    use tandem_kernels::dispatch::{force_prompt_kernel, PromptKernel};
-    force_prompt_kernel(Some(PromptKernel::Exact));
+    let mut m = m;
+    m.kernels.prompt = tandem_kernels::PromptKernel::Exact;
     kv.truncate(0);
     let batch = m.forward(&mut st, &mut kv, &[1, 2, 3, 4, 5]).unwrap().to_vec();
     kv.truncate(0);
@@ -91,7 +91,6 @@ fn tiny_model_runs_prefill_and_decode_consistently() {
     for t in [2, 3, 4, 5] {
         step = m.decode(&mut st, &mut kv, t).unwrap().to_vec();
     }
-    force_prompt_kernel(None);
     for (a, b) in batch.iter().zip(&step) {
         assert!((a - b).abs() < 1e-4, "{a} vs {b}");
     }
