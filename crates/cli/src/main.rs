@@ -192,7 +192,8 @@ fn main() {
             _ => None,
         };
         // Before any model loads: each takes this choice.
-        tandem_kernels::dispatch::choose_for_process(KernelChoice::new(prompt, decode));
+        let set = tandem_kernels::dispatch::choose_for_process(KernelChoice::new(prompt, decode));
+        assert!(set, "the kernel choice was read before main set it");
     }
     if let Err(e) = real_main(cli) {
         eprintln!("error: {e:#}");

@@ -56,7 +56,7 @@ fn linear(l: &Linear, x: &[f32]) -> Vec<f32> {
     let m = l.w.view();
     let n = x.len() / m.cols;
     let mut y = vec![0f32; n * m.rows];
-    matmul_prompt(&m, x, &mut y, tandem_kernels::process_choice().prompt);
+    matmul_prompt(&m, x, &mut y, tandem_kernels::process_choice().prompt());
     for row in y.chunks_exact_mut(m.rows) {
         add_assign(row, &l.b);
     }

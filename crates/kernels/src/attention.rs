@@ -16,7 +16,7 @@
 // Index loops over register tiles and the twin's chains.
 #![allow(clippy::needless_range_loop)]
 
-use crate::dispatch::{DecodeKernel, KernelChoice, PromptKernel};
+use crate::dispatch::PromptKernel;
 
 /// Which tiled kernel prompt attention runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,17 +35,14 @@ pub fn tile_kernel(hd: usize, prompt: PromptKernel) -> Option<TileKernel> {
         return None;
     }
     Some(match prompt {
-        PromptKernel::Amx => TileKernel::Amx,
+        PromptKernel::Amx if crate::dispatch::prompt_kernel_runs(prompt) => TileKernel::Amx,
         _ => TileKernel::Avx512,
     })
 }
 
 /// Whether the AMX tiles run here for head size `hd`.
 fn amx_tiles_run(hd: usize) -> bool {
-    tile_kernel(
-        hd,
-        KernelChoice::new(Some(PromptKernel::Amx), DecodeKernel::Int8).prompt,
-    ) == Some(TileKernel::Amx)
+    tile_kernel(hd, PromptKernel::Amx) == Some(TileKernel::Amx)
 }
 
 /// Whether the f32 register tiles run on this CPU for head size `hd` (AVX-512, hd 64 or 128).

@@ -169,10 +169,13 @@ pub enum DecodeKernel {
 /// How the matmuls of prompt and generated tokens are computed: chosen once (CPU features, the
 /// `--prompt-kernel` and `--decode-kernel` flags), held by each model and passed to every call, so
 /// two models (or two tests) can run different choices side by side.
+///
+/// The fields are private: a choice is only ever built resolved against the CPU, so no safe
+/// caller can hand a kernel the CPU lacks to `matmul_prompt`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelChoice {
-    pub prompt: PromptKernel,
-    pub decode: DecodeKernel,
+    prompt: PromptKernel,
+    decode: DecodeKernel,
 }
 
 impl KernelChoice {
@@ -197,6 +200,24 @@ impl KernelChoice {
             decode: DecodeKernel::Exact,
         }
     }
+
+    /// The same with the prompt kernel asked for (resolved as in `new`).
+    pub fn with_prompt(self, prompt: Option<PromptKernel>) -> Self {
+        Self::new(prompt, self.decode)
+    }
+
+    pub fn prompt(&self) -> PromptKernel {
+        self.prompt
+    }
+
+    pub fn decode(&self) -> DecodeKernel {
+        self.decode
+    }
+}
+
+/// Whether the CPU runs `kernel` (a safe caller may pass any value to `matmul_prompt`).
+pub(crate) fn prompt_kernel_runs(kernel: PromptKernel) -> bool {
+    kernel == PromptKernel::Exact || resolve_prompt(Some(kernel)) == kernel
 }
 
 static PROCESS_CHOICE: std::sync::OnceLock<KernelChoice> = std::sync::OnceLock::new();
@@ -278,8 +299,8 @@ pub fn cpu_features() -> String {
         "isa={:?} features=[{}] prompt={:?} decode={:?}",
         isa(),
         f.join(","),
-        k.prompt,
-        k.decode
+        k.prompt(),
+        k.decode()
     )
 }
 

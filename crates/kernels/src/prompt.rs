@@ -54,6 +54,7 @@ pub fn uses_matrix_unit(w: &QMatrix, kernel: PromptKernel) -> bool {
 /// Whether `kernel` is a bf16 one and `w`'s shape suits the panels.
 fn fits(w: &QMatrix, kernel: PromptKernel) -> bool {
     kernel != PromptKernel::Exact
+        && crate::dispatch::prompt_kernel_runs(kernel)
         && w.rows.is_multiple_of(32)
         && w.cols.is_multiple_of(32)
         && w.cols.is_multiple_of(w.ty.block_len())

@@ -113,7 +113,7 @@ fn bf16(x: f32) -> f64 {
 /// operands, and every row bit-equal to itself computed alone.
 #[test]
 fn amx_tiles_match_bf16_attention_and_each_other() {
-    let amx = tandem_kernels::KernelChoice::best().prompt;
+    let amx = tandem_kernels::KernelChoice::best().prompt();
     if tile_kernel(64, amx) != Some(TileKernel::Amx) {
         eprintln!("no AMX here: nothing to check");
         return;

@@ -46,7 +46,7 @@ fn run(w: &QMatrix, x: &[f32], kernel: PromptKernel) -> Vec<f32> {
 #[test]
 fn bf16_prompt_kernels_match_the_scalar_twin_and_are_batch_invariant() {
     for kernel in [PromptKernel::Amx, PromptKernel::Bf16Dot] {
-        if KernelChoice::new(Some(kernel), DecodeKernel::Int8).prompt != kernel {
+        if KernelChoice::new(Some(kernel), DecodeKernel::Int8).prompt() != kernel {
             eprintln!("{kernel:?}: not on this CPU/OS, skipped");
             continue;
         }

@@ -45,7 +45,7 @@ impl Model {
     ) {
         let c = &self.config;
         let hd = c.head_dim;
-        let tiled = tile_kernel(hd, self.kernels.prompt).is_some();
+        let tiled = tile_kernel(hd, self.kernels.prompt()).is_some();
         let n = if tiled { n_generated } else { n };
         let group = c.n_head / c.n_kv_head;
         let scale = 1.0 / (hd as f32).sqrt();
@@ -85,7 +85,7 @@ impl Model {
     /// head, in parallel. st.q → st.att, both [n, n_head, hd].
     fn prompt_attention(&self, st: &mut RunState, kv: KvView, s: &SeqStep, first: usize, layer: usize) {
         let c = &self.config;
-        let kernel = tile_kernel(c.head_dim, self.kernels.prompt).expect("checked by attention()");
+        let kernel = tile_kernel(c.head_dim, self.kernels.prompt()).expect("checked by attention()");
         let amx = kernel == TileKernel::Amx;
         let (hd, nkv) = (c.head_dim, c.n_kv_head);
         let group = c.n_head / nkv;

@@ -10,7 +10,7 @@
 //! not depend on what shares its step. Two arithmetics exist: prompt tokens take the matrix unit
 //! where the CPU has one (`matmul_prompt`, bf16 products), generated tokens the int8 kernels
 //! (`matmul_decode`: activations rounded to int8 blocks, integer dot products);
-//! `SeqStep::prompt` says which, so the choice never depends on the batch.
+//! `SeqStep::path` (`TokenPath`) says which, so the choice never depends on the batch.
 
 use tandem_kernels::ops::{add_assign, rms_norm, rope_neox, swiglu};
 use tandem_kernels::{matmul, matmul_decode, matmul_prompt, KernelChoice, QMatrix};
@@ -163,15 +163,8 @@ impl Model {
 
     /// A step leaving `out` behind.
     fn step_in_pool(&self, st: &mut RunState, pool: &mut KvPool, seqs: &mut [SeqStep], out: Output) -> Result<()> {
-        crate::layout::check(&self.config, st, pool, seqs)?;
+        crate::layout::check(&self.config, st, pool, seqs, out)?;
         st.layout.plan(seqs);
-        if out == Output::Logits && st.layout.rows() > st.logit_capacity() {
-            return Err(ModelError::BadConfig(format!(
-                "{} logit rows requested, the scratch holds {}",
-                st.layout.rows(),
-                st.logit_capacity()
-            )));
-        }
         let w = &self.weights;
         let dim = self.config.dim;
         // x: [n, dim] ← embedding rows
@@ -275,7 +268,7 @@ impl Model {
         let (xg, xp) = st.xb[..rows * dim].split_at(rg * dim);
         let (yg, yp) = st.logits[..rows * v].split_at_mut(rg * v);
         if !xg.is_empty() {
-            matmul_decode(&output, xg, yg, self.kernels.decode);
+            matmul_decode(&output, xg, yg, self.kernels.decode());
         }
         if !xp.is_empty() {
             matmul(&output, xp, yp);
@@ -297,9 +290,9 @@ fn layer_matmul(w: &QMatrix, x: &[f32], y: &mut [f32], n_generated: usize, k: Ke
     let (xg, xp) = x.split_at(n_generated * w.cols);
     let (yg, yp) = y.split_at_mut(n_generated * w.rows);
     if !xg.is_empty() {
-        matmul_decode(w, xg, yg, k.decode);
+        matmul_decode(w, xg, yg, k.decode());
     }
     if !xp.is_empty() {
-        matmul_prompt(w, xp, yp, k.prompt);
+        matmul_prompt(w, xp, yp, k.prompt());
     }
 }

@@ -3,7 +3,7 @@
 //! per arithmetic (`TokenPath`); logit rows follow the same order. The forward pass reads this
 //! layout and never works it out itself.
 
-use crate::{Config, KvPool, Logits, ModelError, Result, RunState, SeqStep};
+use crate::{Config, KvPool, Logits, ModelError, Output, Result, RunState, SeqStep};
 
 /// Which arithmetic a sequence's tokens take in the layer matmuls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,9 +89,10 @@ impl StepLayout {
     }
 }
 
-/// Refuses a step the scratch, the pool or the model cannot take: too many tokens or sequences,
-/// positions without blocks or rotary tables, tokens outside the vocabulary, foreign blocks.
-pub(crate) fn check(c: &Config, st: &RunState, pool: &KvPool, seqs: &[SeqStep]) -> Result<()> {
+/// Refuses a step the scratch, the pool or the model cannot take: too many tokens, sequences or
+/// logit rows, positions without blocks or rotary tables, tokens outside the vocabulary, foreign
+/// blocks. Nothing is changed before it passes.
+pub(crate) fn check(c: &Config, st: &RunState, pool: &KvPool, seqs: &[SeqStep], out: Output) -> Result<()> {
     let n: usize = seqs.iter().map(|s| s.tokens.len()).sum();
     if n == 0 {
         return Err(ModelError::BadConfig("forward called with no tokens".into()));
@@ -104,10 +105,29 @@ pub(crate) fn check(c: &Config, st: &RunState, pool: &KvPool, seqs: &[SeqStep]) 
             st.max_seqs
         )));
     }
+    let rows: usize = seqs
+        .iter()
+        .map(|s| match s.logits {
+            Logits::None => 0,
+            Logits::Last => 1,
+            Logits::Every => s.tokens.len(),
+        })
+        .sum();
+    if out == Output::Logits && rows > st.logit_capacity() {
+        return Err(ModelError::BadConfig(format!(
+            "{rows} logit rows requested, the scratch holds {}",
+            st.logit_capacity()
+        )));
+    }
     if pool.n_layer != c.n_layer || pool.kv_dim != c.kv_dim() {
         return Err(ModelError::BadConfig("KV cache does not belong to this model".into()));
     }
     for s in seqs {
+        if s.tokens.is_empty() && s.logits != Logits::None {
+            return Err(ModelError::BadConfig(
+                "logits asked of a sequence with no tokens".into(),
+            ));
+        }
         // The step's positions need blocks, and rotary tables (sized for st.ctx).
         let room = s.kv.capacity().min(st.ctx);
         if s.kv.len + s.tokens.len() > room {

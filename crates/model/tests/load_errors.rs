@@ -82,7 +82,7 @@ fn tiny_model_runs_prefill_and_decode_consistently() {
     // On the exact path (prompts too): prefill, and one prompt token then four generated ones,
     // agree within f32 summation error. (Nothing else in this test binary runs the model.)
     let mut m = m;
-    m.kernels.prompt = tandem_kernels::PromptKernel::Exact;
+    m.kernels = m.kernels.with_prompt(Some(tandem_kernels::PromptKernel::Exact));
     kv.truncate(0);
     let batch = m.forward(&mut st, &mut kv, &[1, 2, 3, 4, 5]).unwrap().to_vec();
     kv.truncate(0);
