@@ -13,6 +13,7 @@ use crate::{Result, TextError};
 pub const TYPE_NORMAL: i32 = 1;
 pub const TYPE_CONTROL: i32 = 3;
 pub const TYPE_USER_DEFINED: i32 = 4;
+pub const TYPE_BYTE: i32 = 6;
 
 /// The qwen2 pre-tokenizer split (as llama.cpp and HF define it for Qwen2).
 const QWEN2_SPLIT: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -42,15 +43,20 @@ pub struct Tokenizer {
     split: Regex,
     /// End-of-generation tokens (`eos`, `eot`, `<|im_end|>`, `<|endoftext|>`).
     pub eog: Vec<u32>,
+    /// A SentencePiece vocabulary encodes plain text by scores instead of `split` and `merges`.
+    spm: Option<crate::spm::Spm>,
 }
 
 impl Tokenizer {
     pub fn from_gguf(f: &GgufFile) -> Result<Self> {
         let err = |m: String| TextError::Tokenizer(m);
         let model = f.get_str("tokenizer.ggml.model")?;
+        if model == "llama" {
+            return Self::spm_from_gguf(f);
+        }
         if model != "gpt2" {
             return Err(err(format!(
-                "tokenizer model {model:?} is not supported (supported: gpt2 byte-level BPE)"
+                "tokenizer model {model:?} is not supported (supported: gpt2 byte-level BPE, llama SentencePiece)"
             )));
         }
         let pre = f.get_str("tokenizer.ggml.pre").unwrap_or("default");
@@ -148,6 +154,84 @@ impl Tokenizer {
             added,
             split,
             eog,
+            spm: None,
+        })
+    }
+
+    fn spm_from_gguf(f: &GgufFile) -> Result<Self> {
+        let err = |m: String| TextError::Tokenizer(m);
+        let tokens = f.get_array("tokenizer.ggml.tokens")?;
+        let tokens: Vec<&str> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| t.as_str().ok_or_else(|| err(format!("token {i} is not a string"))))
+            .collect::<Result<_>>()?;
+        let scores: Vec<f32> = f
+            .get_array("tokenizer.ggml.scores")?
+            .iter()
+            .map(|v| v.as_f64().unwrap_or(0.0) as f32)
+            .collect();
+        let types: Vec<i32> = f
+            .get_array("tokenizer.ggml.token_type")?
+            .iter()
+            .map(|v| v.as_int().unwrap_or(1) as i32)
+            .collect();
+        let mut eog = Vec::new();
+        for key in ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"] {
+            if let Ok(id) = f.get_usize(key) {
+                eog.push(id as u32);
+            }
+        }
+        Self::from_spm_vocab(&tokens, &scores, &types, eog)
+    }
+
+    /// A SentencePiece tokenizer from its pieces (`▁` for a space, `<0xXX>` byte pieces), their
+    /// scores and GGUF types, and end-of-generation ids besides the chat markers found by name.
+    pub fn from_spm_vocab(pieces: &[&str], scores: &[f32], types: &[i32], mut eog: Vec<u32>) -> Result<Self> {
+        let err = |m: String| TextError::Tokenizer(m);
+        if types.len() != pieces.len() || scores.len() != pieces.len() {
+            return Err(err("token_type, scores and tokens differ in length".into()));
+        }
+        let mut byte_ids = [u32::MAX; 256];
+        let mut token_bytes = Vec::with_capacity(pieces.len());
+        let mut added = Vec::new();
+        for (i, (&p, &ty)) in pieces.iter().zip(types).enumerate() {
+            let byte = (ty == TYPE_BYTE)
+                .then(|| p.strip_prefix("<0x")?.strip_suffix('>'))
+                .flatten()
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match byte {
+                Some(b) => {
+                    byte_ids[b as usize] = i as u32;
+                    token_bytes.push(vec![b]);
+                }
+                None => token_bytes.push(p.replace('▁', " ").into_bytes()),
+            }
+            if (ty == TYPE_CONTROL || ty == TYPE_USER_DEFINED) && !p.is_empty() {
+                added.push((p.to_string(), i as u32, ty == TYPE_CONTROL));
+            }
+        }
+        if let Some(b) = byte_ids.iter().position(|&id| id == u32::MAX) {
+            return Err(err(format!("vocabulary lacks the byte piece <0x{b:02X}>")));
+        }
+        added.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+        for name in ["<end_of_turn>", "<eos>"] {
+            if let Some(i) = pieces.iter().position(|&p| p == name) {
+                eog.push(i as u32);
+            }
+        }
+        eog.sort_unstable();
+        eog.dedup();
+        let split = Regex::new(QWEN2_SPLIT).map_err(|e| err(format!("split regex: {e}")))?;
+        Ok(Self {
+            token_bytes,
+            token_types: types.to_vec(),
+            merges: HashMap::new(),
+            byte_ids,
+            added,
+            split,
+            eog,
+            spm: Some(crate::spm::Spm::new(pieces, scores, types)),
         })
     }
 
@@ -235,8 +319,11 @@ impl Tokenizer {
         best
     }
 
-    /// Plain text: pre-tokenise, then BPE each piece.
+    /// Plain text: pre-tokenise, then BPE each piece (or SentencePiece merges by score).
     fn encode_plain(&self, text: &str, out: &mut Vec<u32>) {
+        if let Some(spm) = &self.spm {
+            return spm.encode(text, &self.byte_ids, out);
+        }
         let mut start = 0;
         for m in self.split.find_iter(text) {
             let Ok(m) = m else {

@@ -3,6 +3,7 @@
 //! Layout
 //! - `bytes`: the GPT-2 byte ↔ unicode mapping of byte-level BPE vocabularies.
 //! - `bpe`: `Tokenizer` — vocabulary and merges from GGUF, the qwen2 pre-tokenizer, special-token modes.
+//! - `spm`: SentencePiece BPE by piece scores (Gemma's vocabularies), inside `Tokenizer`.
 //! - `detok`: `Detokenizer` — incremental, never emits a broken UTF-8 sequence.
 //! - `chat`: `ChatTemplate` — the model's own Jinja template rendered with minijinja after normalising
 //!   OpenAI-style messages; user text is tokenised so it can never produce a control token.
@@ -11,8 +12,9 @@ mod bpe;
 mod bytes;
 pub mod chat;
 mod detok;
+mod spm;
 
-pub use bpe::{SpecialMode, Tokenizer, TYPE_CONTROL, TYPE_NORMAL, TYPE_USER_DEFINED};
+pub use bpe::{SpecialMode, Tokenizer, TYPE_BYTE, TYPE_CONTROL, TYPE_NORMAL, TYPE_USER_DEFINED};
 pub use bytes::byte_to_char_table;
 pub use chat::{ChatMessage, ChatTemplate, PromptPiece};
 pub use detok::Detokenizer;
