@@ -44,6 +44,17 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     swiglu_scalar(gate, up)
 }
 
+/// gate ← gelu_tanh(gate) · up (Gemma's GeGLU, the tanh approximation of GELU:
+/// x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³)))). Scalar only: Gemma's FFN is small.
+pub fn geglu_tanh(gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len());
+    const C: f32 = 0.797_884_6; // √(2/π)
+    for (g, &u) in gate.iter_mut().zip(up) {
+        let x = *g;
+        *g = 0.5 * x * (1.0 + (C * (x + 0.044715 * x * x * x)).tanh()) * u;
+    }
+}
+
 /// The scalar twin of `swiglu`.
 pub fn swiglu_scalar(gate: &mut [f32], up: &[f32]) {
     for (g, &u) in gate.iter_mut().zip(up) {

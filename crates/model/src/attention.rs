@@ -45,7 +45,9 @@ impl Model {
     ) {
         let c = &self.config;
         let hd = c.head_dim;
-        let tiled = tile_kernel(hd, self.kernels.prompt()).is_some();
+        // Sliding-window layers take the per-token path, which masks the positions out of reach.
+        let window = c.window(layer);
+        let tiled = window.is_none() && tile_kernel(hd, self.kernels.prompt()).is_some();
         let n = if tiled { n_generated } else { n };
         let group = c.n_head / c.n_kv_head;
         let scale = 1.0 / (hd as f32).sqrt();
@@ -65,8 +67,14 @@ impl Model {
                     // scores: [group, n_ctx]
                     s.resize(group * n_ctx, 0.0);
                     kv.scores(layer, off, qg, group, n_ctx, scale, &mut s);
+                    // Positions before the window weigh nothing (they are still read: a later
+                    // kernel can start at the window).
+                    let before = window.map_or(0, |w| n_ctx.saturating_sub(w));
                     for j in 0..group {
+                        s[j * n_ctx..j * n_ctx + before].fill(f32::NEG_INFINITY);
                         softmax(&mut s[j * n_ctx..(j + 1) * n_ctx]);
+                        // The vector exp clamps −∞ to e^−87: make those weights exactly zero.
+                        s[j * n_ctx..j * n_ctx + before].fill(0.0);
                     }
                     out.fill(0.0);
                     kv.attend(layer, off, &s, group, n_ctx, out);

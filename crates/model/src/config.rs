@@ -8,6 +8,18 @@ use crate::{ModelError, Result};
 pub enum Arch {
     /// Qwen2 / Qwen2.5: llama-like with q/k/v bias and NEOX rotary embedding.
     Qwen2,
+    /// Gemma 3: no biases; q/k RMS-normed per head; post-attention and post-FFN norms; GELU-tanh
+    /// gate; the embedding scaled by sqrt(dim); five sliding-window layers to one global.
+    Gemma3,
+}
+
+/// The FFN's gate activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// silu(gate) · up.
+    SwiGlu,
+    /// gelu_tanh(gate) · up.
+    GeGlu,
 }
 
 #[derive(Debug, Clone)]
@@ -26,6 +38,19 @@ pub struct Config {
     pub rms_eps: f32,
     /// Context length the model was trained for.
     pub ctx_train: usize,
+    pub activation: Activation,
+    /// The embedding rows are multiplied by this (Gemma: sqrt(dim)).
+    pub embed_scale: f32,
+    /// Sliding-window layers: each sees the latest `window` positions (itself included) and
+    /// rotates with `rope_base_local`; every `global_every`-th layer is global.
+    pub sliding: Option<Sliding>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Sliding {
+    pub window: usize,
+    pub global_every: usize,
+    pub rope_base_local: f32,
 }
 
 impl Config {
@@ -33,6 +58,7 @@ impl Config {
         let arch_name = f.get_str("general.architecture")?;
         let arch = match arch_name {
             "qwen2" => Arch::Qwen2,
+            "gemma3" => Arch::Gemma3,
             other => return Err(ModelError::UnsupportedArch(other.to_string())),
         };
         let k = |s: &str| format!("{arch_name}.{s}");
@@ -50,12 +76,38 @@ impl Config {
             dim,
             n_head,
             n_kv_head,
-            head_dim: dim.checked_div(n_head).unwrap_or(0),
+            head_dim: match f.get_usize(&k("attention.key_length")) {
+                Ok(hd) => hd,
+                Err(_) if n_head > 0 && dim.is_multiple_of(n_head) => dim / n_head,
+                Err(_) => {
+                    return Err(ModelError::BadConfig(format!(
+                        "embedding_length {dim} is not a multiple of head_count {n_head}"
+                    )))
+                }
+            },
             ffn_dim: f.get_usize(&k("feed_forward_length"))?,
             vocab,
             rope_base: f.get_f64(&k("rope.freq_base")).unwrap_or(10_000.0) as f32,
             rms_eps: f.get_f64(&k("attention.layer_norm_rms_epsilon"))? as f32,
             ctx_train: f.get_usize(&k("context_length"))?,
+            activation: Activation::SwiGlu,
+            embed_scale: 1.0,
+            sliding: None,
+        };
+        let cfg = match arch {
+            Arch::Qwen2 => cfg,
+            Arch::Gemma3 => Config {
+                activation: Activation::GeGlu,
+                embed_scale: (dim as f32).sqrt(),
+                // llama.cpp's values for Gemma 3: the local base and the 5:1 pattern are not in
+                // the file.
+                sliding: f.get_usize(&k("attention.sliding_window")).ok().map(|window| Sliding {
+                    window,
+                    global_every: 6,
+                    rope_base_local: 10_000.0,
+                }),
+                ..cfg
+            },
         };
         cfg.validate()?;
         Ok(cfg)
@@ -66,11 +118,14 @@ impl Config {
         if self.n_layer == 0 || self.n_layer > 1024 {
             return bad(format!("block_count {} out of range 1..=1024", self.n_layer));
         }
-        if self.n_head == 0 || self.dim == 0 || !self.dim.is_multiple_of(self.n_head) {
+        if self.n_head == 0 || self.dim == 0 || self.head_dim == 0 || self.head_dim > 1024 {
             return bad(format!(
-                "embedding_length {} is not a multiple of head_count {}",
-                self.dim, self.n_head
+                "head_count {} or head dimension {} out of range",
+                self.n_head, self.head_dim
             ));
+        }
+        if self.sliding.is_some_and(|s| s.window == 0 || s.global_every == 0) {
+            return bad("sliding window of 0 positions".into());
         }
         if self.n_kv_head == 0 || !self.n_head.is_multiple_of(self.n_kv_head) {
             return bad(format!(
@@ -97,5 +152,12 @@ impl Config {
 
     pub fn kv_dim(&self) -> usize {
         self.n_kv_head * self.head_dim
+    }
+
+    /// The window of layer `l`, `None` for a global layer.
+    pub fn window(&self, l: usize) -> Option<usize> {
+        self.sliding
+            .filter(|s| !(l + 1).is_multiple_of(s.global_every))
+            .map(|s| s.window)
     }
 }

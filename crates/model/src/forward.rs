@@ -12,10 +12,10 @@
 //! (`matmul_decode`: activations rounded to int8 blocks, integer dot products);
 //! `SeqStep::path` (`TokenPath`) says which, so the choice never depends on the batch.
 
-use tandem_kernels::ops::{add_assign, rms_norm, rope_neox, swiglu};
+use tandem_kernels::ops::{add_assign, geglu_tanh, rms_norm, rope_neox, swiglu};
 use tandem_kernels::{matmul, matmul_decode, matmul_prompt, KernelChoice, QMatrix};
 
-use crate::{BlockTable, KvCache, KvPool, Model, ModelError, Result, RunState, TokenPath};
+use crate::{Activation, BlockTable, KvCache, KvPool, Model, ModelError, Result, RunState, TokenPath};
 
 /// Which logit rows a sequence wants from a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,7 +172,11 @@ impl Model {
         for (s, &first) in seqs.iter().zip(&st.layout.seq_first) {
             for (j, &tok) in s.tokens.iter().enumerate() {
                 let t = first + j;
-                embd.dequantize_row(tok as usize, &mut st.x[t * dim..(t + 1) * dim]);
+                let row = &mut st.x[t * dim..(t + 1) * dim];
+                embd.dequantize_row(tok as usize, row);
+                if self.config.embed_scale != 1.0 {
+                    row.iter_mut().for_each(|v| *v *= self.config.embed_scale);
+                }
             }
         }
         for l in 0..w.layers.len() {
@@ -202,32 +206,59 @@ impl Model {
         layer_matmul(&mat(&lw.wq), &st.xb[..n * dim], &mut st.q[..n * qd], ng, k);
         layer_matmul(&mat(&lw.wk), &st.xb[..n * dim], &mut st.k[..n * kvd], ng, k);
         layer_matmul(&mat(&lw.wv), &st.xb[..n * dim], &mut st.v[..n * kvd], ng, k);
+        // Sliding-window layers rotate with their own base.
+        let (rope_cos, rope_sin) = match (c.window(l), &st.rope_local) {
+            (Some(_), Some((cos, sin))) => (cos, sin),
+            _ => (&st.rope_cos, &st.rope_sin),
+        };
         for t in 0..n {
             let p = st.layout.tok_pos[t];
-            let (cos, sin) = (
-                &st.rope_cos[p * hd2..(p + 1) * hd2],
-                &st.rope_sin[p * hd2..(p + 1) * hd2],
+            let (cos, sin) = (&rope_cos[p * hd2..(p + 1) * hd2], &rope_sin[p * hd2..(p + 1) * hd2]);
+            let (q, kk, v) = (
+                &mut st.q[t * qd..(t + 1) * qd],
+                &mut st.k[t * kvd..(t + 1) * kvd],
+                &mut st.v[t * kvd..(t + 1) * kvd],
             );
-            let q = &mut st.q[t * qd..(t + 1) * qd];
-            add_assign(q, &lw.bq);
+            if let Some([bq, bk, bv]) = &lw.bias {
+                add_assign(q, bq);
+                add_assign(kk, bk);
+                add_assign(v, bv);
+            }
+            if let Some([nq, nk]) = &lw.qk_norm {
+                q.chunks_exact_mut(hd).for_each(|h| rms_norm_in_place(h, nq, c.rms_eps));
+                kk.chunks_exact_mut(hd)
+                    .for_each(|h| rms_norm_in_place(h, nk, c.rms_eps));
+            }
             q.chunks_exact_mut(hd).for_each(|h| rope_neox(h, cos, sin));
-            let k = &mut st.k[t * kvd..(t + 1) * kvd];
-            add_assign(k, &lw.bk);
-            k.chunks_exact_mut(hd).for_each(|h| rope_neox(h, cos, sin));
-            add_assign(&mut st.v[t * kvd..(t + 1) * kvd], &lw.bv);
-            pool.write(seqs[st.layout.tok_seq[t]].kv, l, p, k, &st.v[t * kvd..(t + 1) * kvd]);
+            kk.chunks_exact_mut(hd).for_each(|h| rope_neox(h, cos, sin));
+            pool.write(seqs[st.layout.tok_seq[t]].kv, l, p, kk, v);
         }
         self.attention(st, pool, seqs, l, n, ng);
-        // x += o_proj(att)
+        // x += o_proj(att) (normed first where the model has post-norms)
         layer_matmul(&mat(&lw.wo), &st.att[..n * qd], &mut st.proj[..n * dim], ng, k);
-        add_assign(&mut st.x[..n * dim], &st.proj[..n * dim]);
+        self.add_residual(st, lw.post_norm.as_ref().map(|p| &p[0][..]), n);
         // x += down(silu(gate(xb)) * up(xb)), xb = rms_norm(x) * ffn_norm
         norm_rows(&mut st.xb[..n * dim], &st.x[..n * dim], &lw.ffn_norm, c.rms_eps);
         layer_matmul(&mat(&lw.w_gate), &st.xb[..n * dim], &mut st.gate[..n * f], ng, k);
         layer_matmul(&mat(&lw.w_up), &st.xb[..n * dim], &mut st.up[..n * f], ng, k);
-        swiglu(&mut st.gate[..n * f], &st.up[..n * f]);
+        match c.activation {
+            Activation::SwiGlu => swiglu(&mut st.gate[..n * f], &st.up[..n * f]),
+            Activation::GeGlu => geglu_tanh(&mut st.gate[..n * f], &st.up[..n * f]),
+        }
         layer_matmul(&mat(&lw.w_down), &st.gate[..n * f], &mut st.proj[..n * dim], ng, k);
-        add_assign(&mut st.x[..n * dim], &st.proj[..n * dim]);
+        self.add_residual(st, lw.post_norm.as_ref().map(|p| &p[1][..]), n);
+    }
+
+    /// x += proj, or x += rms_norm(proj) · `post_norm` (through xb): x, proj: [n, dim].
+    fn add_residual(&self, st: &mut RunState, post_norm: Option<&[f32]>, n: usize) {
+        let dim = self.config.dim;
+        match post_norm {
+            None => add_assign(&mut st.x[..n * dim], &st.proj[..n * dim]),
+            Some(w) => {
+                norm_rows(&mut st.xb[..n * dim], &st.proj[..n * dim], w, self.config.rms_eps);
+                add_assign(&mut st.x[..n * dim], &st.xb[..n * dim]);
+            }
+        }
     }
 
     /// mid: [n, dim] ← x / rms(x), the embedding's first half.
@@ -274,6 +305,13 @@ impl Model {
             matmul(&output, xp, yp);
         }
     }
+}
+
+/// x ← rms_norm(x) · gain, in place (Gemma's per-head q/k norms): x, gain: [head_dim].
+fn rms_norm_in_place(x: &mut [f32], gain: &[f32], eps: f32) {
+    let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    let r = 1.0 / (ms + eps).sqrt();
+    x.iter_mut().zip(gain).for_each(|(v, &g)| *v = *v * r * g);
 }
 
 /// out = rms_norm(x) * gain, row by row: x, out: [n, gain.len()].

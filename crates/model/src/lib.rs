@@ -18,7 +18,7 @@ mod layout;
 mod state;
 mod weights;
 
-pub use config::{Arch, Config};
+pub use config::{Activation, Arch, Config, Sliding};
 pub use forward::{Logits, Output, SeqStep};
 pub use kv_cache::{blocks_for, BlockTable, KvCache, KvPool, KvType, KvView, KV_BLOCK};
 pub use layout::{StepLayout, TokenPath};
@@ -34,7 +34,7 @@ use tandem_gguf::GgufFile;
 pub enum ModelError {
     #[error(transparent)]
     Gguf(#[from] tandem_gguf::GgufError),
-    #[error("unsupported architecture {0:?} (supported: qwen2)")]
+    #[error("unsupported architecture {0:?} (supported: qwen2, gemma3)")]
     UnsupportedArch(String),
     #[error("invalid model config: {0}")]
     BadConfig(String),

@@ -27,6 +27,8 @@ pub struct RunState {
     /// Logits rows: [logit_capacity, vocab] (max_seqs rows unless `with_logit_rows` asks for
     /// more), in the order of `layout.row_token`.
     pub logits: Vec<f32>,
+    /// The sliding-window layers' RoPE tables (their own base), when the model has such layers.
+    pub rope_local: Option<(Vec<f32>, Vec<f32>)>,
     /// RoPE tables for every position of the context: [ctx, head_dim / 2]
     pub rope_cos: Vec<f32>,
     pub rope_sin: Vec<f32>,
@@ -46,18 +48,8 @@ pub struct RunState {
 
 impl RunState {
     pub fn new(cfg: &Config, max_batch: usize, max_seqs: usize, ctx: usize) -> Self {
-        let hd2 = cfg.head_dim / 2;
-        let mut rope_cos = vec![0.0; ctx * hd2];
-        let mut rope_sin = vec![0.0; ctx * hd2];
-        for p in 0..ctx {
-            for i in 0..hd2 {
-                // θ_i = base^(−2i/d), computed in f64 so long positions keep their precision.
-                let theta = (cfg.rope_base as f64).powf(-2.0 * i as f64 / cfg.head_dim as f64);
-                let a = p as f64 * theta;
-                rope_cos[p * hd2 + i] = a.cos() as f32;
-                rope_sin[p * hd2 + i] = a.sin() as f32;
-            }
-        }
+        let (rope_cos, rope_sin) = rope_table(cfg.rope_base, cfg.head_dim, ctx);
+        let rope_local = cfg.sliding.map(|s| rope_table(s.rope_base_local, cfg.head_dim, ctx));
         let qd = cfg.n_head * cfg.head_dim;
         let max_seqs = max_seqs.max(1);
         Self {
@@ -76,6 +68,7 @@ impl RunState {
             logits: vec![0.0; max_seqs * cfg.vocab],
             rope_cos,
             rope_sin,
+            rope_local,
             layout: StepLayout::default(),
             mid: Vec::new(),
             head_keys: Vec::new(),
@@ -117,4 +110,21 @@ impl RunState {
     pub fn logits_of_mut(&mut self, i: usize) -> Option<&mut [f32]> {
         self.logit_row_mut(i, 0)
     }
+}
+
+/// cos and sin of p · θ_i for every position p < ctx, θ_i = base^(−2i/d): [ctx, d / 2] each,
+/// computed in f64 so long positions keep their precision.
+fn rope_table(base: f32, head_dim: usize, ctx: usize) -> (Vec<f32>, Vec<f32>) {
+    let hd2 = head_dim / 2;
+    let mut cos = vec![0.0; ctx * hd2];
+    let mut sin = vec![0.0; ctx * hd2];
+    for p in 0..ctx {
+        for i in 0..hd2 {
+            let theta = (base as f64).powf(-2.0 * i as f64 / head_dim as f64);
+            let a = p as f64 * theta;
+            cos[p * hd2 + i] = a.cos() as f32;
+            sin[p * hd2 + i] = a.sin() as f32;
+        }
+    }
+    (cos, sin)
 }

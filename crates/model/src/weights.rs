@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tandem_gguf::{GgmlType, GgufError, GgufFile};
 use tandem_kernels::{scalar, QMatrix};
 
-use crate::{Config, Result};
+use crate::{Arch, Config, Result};
 
 /// A weight matrix in the mapped file: `rows` rows of `cols` elements (GGUF dims `[cols, rows]`).
 #[derive(Debug, Clone, Copy)]
@@ -20,16 +20,19 @@ pub struct MatRef {
 pub struct Layer {
     pub attn_norm: Vec<f32>, // [dim]
     pub wq: MatRef,          // [n_head*head_dim, dim]
-    pub bq: Vec<f32>,        // [n_head*head_dim]
     pub wk: MatRef,          // [kv_dim, dim]
-    pub bk: Vec<f32>,        // [kv_dim]
     pub wv: MatRef,          // [kv_dim, dim]
-    pub bv: Vec<f32>,        // [kv_dim]
     pub wo: MatRef,          // [dim, n_head*head_dim]
     pub ffn_norm: Vec<f32>,  // [dim]
     pub w_gate: MatRef,      // [ffn_dim, dim]
     pub w_up: MatRef,        // [ffn_dim, dim]
     pub w_down: MatRef,      // [dim, ffn_dim]
+    /// Qwen2's q, k, v biases: [n_head*head_dim], [kv_dim], [kv_dim].
+    pub bias: Option<[Vec<f32>; 3]>,
+    /// Gemma's per-head q and k norms: [head_dim] each.
+    pub qk_norm: Option<[Vec<f32>; 2]>,
+    /// Gemma's norms of the attention and FFN outputs before the residual add: [dim] each.
+    pub post_norm: Option<[Vec<f32>; 2]>,
 }
 
 pub struct Weights {
@@ -82,19 +85,37 @@ impl Weights {
         let mut layers = Vec::with_capacity(c.n_layer);
         for i in 0..c.n_layer {
             let n = |s: &str| format!("blk.{i}.{s}");
+            let gemma = c.arch == Arch::Gemma3;
+            let hd = c.head_dim as u64;
             layers.push(Layer {
                 attn_norm: vec(&n("attn_norm.weight"), dim)?,
                 wq: mat(&n("attn_q.weight"), dim, qd)?,
-                bq: vec(&n("attn_q.bias"), qd)?,
                 wk: mat(&n("attn_k.weight"), dim, kvd)?,
-                bk: vec(&n("attn_k.bias"), kvd)?,
                 wv: mat(&n("attn_v.weight"), dim, kvd)?,
-                bv: vec(&n("attn_v.bias"), kvd)?,
                 wo: mat(&n("attn_output.weight"), qd, dim)?,
                 ffn_norm: vec(&n("ffn_norm.weight"), dim)?,
                 w_gate: mat(&n("ffn_gate.weight"), dim, ffn)?,
                 w_up: mat(&n("ffn_up.weight"), dim, ffn)?,
                 w_down: mat(&n("ffn_down.weight"), ffn, dim)?,
+                bias: match gemma {
+                    true => None,
+                    false => Some([
+                        vec(&n("attn_q.bias"), qd)?,
+                        vec(&n("attn_k.bias"), kvd)?,
+                        vec(&n("attn_v.bias"), kvd)?,
+                    ]),
+                },
+                qk_norm: match gemma {
+                    true => Some([vec(&n("attn_q_norm.weight"), hd)?, vec(&n("attn_k_norm.weight"), hd)?]),
+                    false => None,
+                },
+                post_norm: match gemma {
+                    true => Some([
+                        vec(&n("post_attention_norm.weight"), dim)?,
+                        vec(&n("post_ffw_norm.weight"), dim)?,
+                    ]),
+                    false => None,
+                },
             });
         }
         let token_embd = mat("token_embd.weight", dim, vocab)?;

@@ -105,8 +105,8 @@ fn broken_files_are_clear_errors() {
     let cases: Vec<(&str, Edit, &str)> = vec![
         (
             "unknown architecture",
-            Box::new(|_, k| k[0].1 = Value::String("gemma3".into())),
-            "unsupported architecture \"gemma3\"",
+            Box::new(|_, k| k[0].1 = Value::String("mamba".into())),
+            "unsupported architecture \"mamba\"",
         ),
         (
             "wrong shape",

@@ -1,0 +1,70 @@
+//! Gemma 3 270M (the second architecture) against the independent numpy reference
+//! (`tools/reference_gemma3.py`, HF `modeling_gemma3` math over gguf-dequantised weights):
+//! `tests/golden/gemma3_reference_logits.json` holds the top-20 next-token logits after three
+//! prompts (BOS + sentencepiece ids). Same top-1 token; the top-5 logits relative to the top-1
+//! within 0.05 on the exact f32 kernels (prompt, and its last 4 tokens decoded one by one), within
+//! 0.3 on the default kernels (bf16 prompts where the CPU has AMX, int8 decode).
+//! Ignored until the model has a `tandem pull` name:
+//! `TANDEM_GEMMA3_GGUF=path cargo test --release -p tandem-model --test model_gemma3 -- --ignored`.
+
+use tandem_kernels::KernelChoice;
+use tandem_model::{KvCache, Model, RunState};
+
+fn check(m: &Model, tolerance: f32, decoded: usize) -> f32 {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/golden/gemma3_reference_logits.json"
+    );
+    let cases: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut worst = 0f32;
+    for case in cases.as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let tokens: Vec<u32> = case["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let top: Vec<(usize, f32)> = case["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_u64().unwrap() as usize, p[1].as_f64().unwrap() as f32))
+            .collect();
+        let mut kv = KvCache::new(&m.config, 64);
+        let mut st = RunState::new(&m.config, 64, 1, 64);
+        // The last `decoded` tokens as generated ones, one step each (the int8 path).
+        let split = tokens.len() - decoded;
+        let mut logits = m.forward(&mut st, &mut kv, &tokens[..split]).unwrap().to_vec();
+        for &t in &tokens[split..] {
+            logits = m.decode(&mut st, &mut kv, t).unwrap().to_vec();
+        }
+        let ours_top1 = (0..logits.len())
+            .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+            .unwrap();
+        assert_eq!(ours_top1, top[0].0, "{name}: top-1 differs from the reference");
+        for &(id, r) in &top[..5] {
+            let diff = ((logits[id] - logits[ours_top1]) - (r - top[0].1)).abs();
+            worst = worst.max(diff);
+            assert!(diff <= tolerance, "{name}: token {id}: {diff} from the reference");
+        }
+    }
+    worst
+}
+
+#[test]
+#[ignore = "needs the Gemma 3 270M GGUF (TANDEM_GEMMA3_GGUF)"]
+fn gemma3_matches_the_numpy_reference() {
+    let path = std::env::var("TANDEM_GEMMA3_GGUF").expect("TANDEM_GEMMA3_GGUF names the GGUF");
+    let mut m = Model::load(path).unwrap();
+    m.kernels = KernelChoice::exact();
+    let exact = check(&m, 0.05, 0);
+    let exact_decoded = check(&m, 0.05, 4);
+    m.kernels = KernelChoice::best();
+    let best = check(&m, 0.3, 4);
+    eprintln!(
+        "largest top-5 relative-logit difference: exact {exact:.4}, exact with 4 decoded {exact_decoded:.4}, \
+         {:?} with 4 decoded {best:.4}",
+        KernelChoice::best()
+    );
+}
