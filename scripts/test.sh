@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command (README): builds optimised, makes sure the mini tier, the sentence
+# The project's test command (README): builds optimised, makes sure the mini tier, Gemma 3 270M, the sentence
 # encoder, Whisper tiny.en, the voice, ONNX Runtime and the image classifier are in the model cache (`tandem pull`: a no-op when already there and verified), runs every Rust test
 # (model-backed ones one at a time, .config/nextest.toml), then the OpenAI-SDK conformance suite
 # against a real `tandem serve` on 127.0.0.1 (tests/conformance, pinned in its requirements.txt,
@@ -13,6 +13,7 @@ cargo build --release --locked
 "$target/release/tandem" pull embeddings
 "$target/release/tandem" pull speech
 "$target/release/tandem" pull vision
+"$target/release/tandem" pull gemma3-270m
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --release --locked --workspace --no-fail-fast
 else

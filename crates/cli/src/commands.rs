@@ -79,7 +79,9 @@ pub fn run(home: &Home, a: RunArgs) -> Result<()> {
     let path = home.resolve_model(&a.model.model)?;
     let lm = LoadedModel::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let prompt = if a.raw {
-        lm.tokenizer.encode(&a.prompt, SpecialMode::All)
+        let mut p: Vec<u32> = lm.tokenizer.bos.into_iter().collect();
+        lm.tokenizer.encode_into(&a.prompt, SpecialMode::All, &mut p);
+        p
     } else {
         let mut messages = Vec::new();
         if let Some(s) = &a.system {

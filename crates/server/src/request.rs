@@ -578,6 +578,10 @@ fn completion_prompt(f: &Fields, lm: &tandem_engine::LoadedModel) -> Result<(Opt
         Some(_) => return Err(bad_prompt()),
     };
     let suffix = f.string("suffix")?;
+    // A model that starts every prompt with BOS (Gemma) gets it before a text prompt.
+    if let (Some(_), Some(bos)) = (&text, tok.bos) {
+        tokens.push(bos);
+    }
     match (&text, suffix) {
         (Some(t), Some(sfx)) => {
             // Fill-in-the-middle with the Coder models' own FIM tokens.

@@ -45,6 +45,8 @@ pub struct Tokenizer {
     pub eog: Vec<u32>,
     /// A SentencePiece vocabulary encodes plain text by scores instead of `split` and `merges`.
     spm: Option<crate::spm::Spm>,
+    /// The token a raw prompt starts with (`tokenizer.ggml.add_bos_token`; Gemma's `<bos>`).
+    pub bos: Option<u32>,
 }
 
 impl Tokenizer {
@@ -155,6 +157,7 @@ impl Tokenizer {
             split,
             eog,
             spm: None,
+            bos: None,
         })
     }
 
@@ -182,7 +185,14 @@ impl Tokenizer {
                 eog.push(id as u32);
             }
         }
-        Self::from_spm_vocab(&tokens, &scores, &types, eog)
+        let mut tok = Self::from_spm_vocab(&tokens, &scores, &types, eog)?;
+        let add_bos = f.get("tokenizer.ggml.add_bos_token").and_then(|v| v.as_bool()) == Some(true);
+        tok.bos = f
+            .get_usize("tokenizer.ggml.bos_token_id")
+            .ok()
+            .filter(|&b| add_bos && b < tokens.len())
+            .map(|b| b as u32);
+        Ok(tok)
     }
 
     /// A SentencePiece tokenizer from its pieces (`▁` for a space, `<0xXX>` byte pieces), their
@@ -232,6 +242,7 @@ impl Tokenizer {
             split,
             eog,
             spm: Some(crate::spm::Spm::new(pieces, scores, types)),
+            bos: None,
         })
     }
 

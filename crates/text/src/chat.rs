@@ -49,7 +49,17 @@ pub struct PromptPiece {
 
 pub struct ChatTemplate {
     env: Environment<'static>,
+    /// The template's `bos_token` ("" unless the model adds one to every prompt).
+    bos: String,
 }
+
+/// Gemma's turn format (the instruction-tuned models' template; a base model's GGUF carries none):
+/// a leading system message joins the first user turn.
+const GEMMA_TEMPLATE: &str = "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{% set first = \
+messages[0]['content'] + '\n\n' %}{% set messages = messages[1:] %}{% else %}{% set first = '' %}{% endif %}\
+{% for m in messages %}{% set role = 'model' if m['role'] == 'assistant' else m['role'] %}<start_of_turn>{{ role }}\n\
+{% if loop.first %}{{ first }}{% endif %}{{ m['content'] | trim }}<end_of_turn>\n{% endfor %}\
+{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}";
 
 const OPEN: char = '\u{E000}';
 const CLOSE: char = '\u{E001}';
@@ -69,12 +79,30 @@ impl ChatTemplate {
         );
         env.add_template_owned("chat", source.to_string())
             .map_err(|e| TextError::Template(format!("cannot parse the model's template: {e}")))?;
-        Ok(Self { env })
+        Ok(Self {
+            env,
+            bos: String::new(),
+        })
     }
 
-    /// The template of a GGUF file (`tokenizer.chat_template`).
+    /// The template of a GGUF file (`tokenizer.chat_template`; Gemma's turn format for a Gemma
+    /// file without one), with the model's BOS text where it adds one to every prompt.
     pub fn from_gguf(f: &tandem_gguf::GgufFile) -> Result<Self> {
-        Self::new(f.get_str("tokenizer.chat_template")?)
+        let source = match f.get_str("tokenizer.chat_template") {
+            Ok(s) => s,
+            Err(_) if f.get_str("general.architecture").ok() == Some("gemma3") => GEMMA_TEMPLATE,
+            Err(e) => return Err(e.into()),
+        };
+        let mut t = Self::new(source)?;
+        let adds_bos = f.get("tokenizer.ggml.add_bos_token").and_then(|v| v.as_bool()) == Some(true);
+        if let (true, Ok(id), Ok(tokens)) = (
+            adds_bos,
+            f.get_usize("tokenizer.ggml.bos_token_id"),
+            f.get_array("tokenizer.ggml.tokens"),
+        ) {
+            t.bos = tokens.get(id).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        }
+        Ok(t)
     }
 
     /// Renders to plain text (the form the golden tests compare with Python jinja2).
@@ -125,7 +153,7 @@ impl ChatTemplate {
             );
         }
         ctx.insert("add_generation_prompt".into(), Value::Bool(add_generation_prompt));
-        ctx.insert("bos_token".into(), Value::String(String::new()));
+        ctx.insert("bos_token".into(), Value::String(self.bos.clone()));
         ctx.insert("eos_token".into(), Value::String("<|im_end|>".into()));
         let tmpl = self.env.get_template("chat").expect("added in new()");
         let text = tmpl

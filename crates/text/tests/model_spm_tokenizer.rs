@@ -58,13 +58,21 @@ fn control_pieces_never_come_from_text() {
 }
 
 /// The same on Gemma 3 270M's own vocabulary (262,144 pieces, user-defined ones included):
-/// `tools/spm_reference.py gguf` wrote `data/spm_gemma3.json` from the GGUF. Ignored until the
-/// model has a `tandem pull` name: `TANDEM_GEMMA3_GGUF=path cargo test -p tandem-text --test
-/// spm_tokenizer -- --ignored`.
+/// `tools/spm_reference.py gguf` wrote `data/spm_gemma3.json` from the GGUF, which
+/// `tandem pull gemma3-270m` puts in the model cache (the README's test command runs it).
 #[test]
-#[ignore = "needs the Gemma 3 270M GGUF (TANDEM_GEMMA3_GGUF)"]
 fn gemma3_ids_equal_sentencepiece() {
-    let path = std::env::var("TANDEM_GEMMA3_GGUF").expect("TANDEM_GEMMA3_GGUF names the GGUF");
+    let home = std::env::var_os("TANDEM_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/tandem")
+        });
+    let path = home.join("models/gemma-3-270m-q4_k_m.gguf");
+    assert!(
+        path.exists(),
+        "{} is missing: run `tandem pull gemma3-270m` first",
+        path.display()
+    );
     let file = tandem_gguf::GgufFile::open(path).unwrap();
     let tok = Tokenizer::from_gguf(&file).unwrap();
     let golden = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/spm_gemma3.json");
