@@ -59,71 +59,16 @@ impl Weights {
 
     pub fn load(file: &Arc<GgufFile>, c: &Config) -> Result<Self> {
         let f = file.as_ref();
-        let (dim, qd, kvd, ffn) = (
-            c.dim as u64,
-            (c.n_head * c.head_dim) as u64,
-            c.kv_dim() as u64,
-            c.ffn_dim as u64,
-        );
-        let vocab = c.vocab as u64;
-        let mat = |name: &str, cols: u64, rows: u64| -> Result<MatRef> {
-            let t = f.tensor_with_dims(name, &[cols, rows])?;
-            Ok(MatRef {
-                ty: t.ty,
-                rows: rows as usize,
-                cols: cols as usize,
-                offset: t.offset as usize,
-                len: t.n_bytes as usize,
-            })
-        };
-        let vec = |name: &str, n: u64| -> Result<Vec<f32>> {
-            let t = f.tensor_with_dims(name, &[n])?;
-            let mut out = vec![0f32; n as usize];
-            scalar::dequantize_row(t.ty, f.data(t), &mut out);
-            Ok(out)
-        };
-        let mut layers = Vec::with_capacity(c.n_layer);
-        for i in 0..c.n_layer {
-            let n = |s: &str| format!("blk.{i}.{s}");
-            let gemma = c.arch == Arch::Gemma3;
-            let hd = c.head_dim as u64;
-            layers.push(Layer {
-                attn_norm: vec(&n("attn_norm.weight"), dim)?,
-                wq: mat(&n("attn_q.weight"), dim, qd)?,
-                wk: mat(&n("attn_k.weight"), dim, kvd)?,
-                wv: mat(&n("attn_v.weight"), dim, kvd)?,
-                wo: mat(&n("attn_output.weight"), qd, dim)?,
-                ffn_norm: vec(&n("ffn_norm.weight"), dim)?,
-                w_gate: mat(&n("ffn_gate.weight"), dim, ffn)?,
-                w_up: mat(&n("ffn_up.weight"), dim, ffn)?,
-                w_down: mat(&n("ffn_down.weight"), ffn, dim)?,
-                bias: match gemma {
-                    true => None,
-                    false => Some([
-                        vec(&n("attn_q.bias"), qd)?,
-                        vec(&n("attn_k.bias"), kvd)?,
-                        vec(&n("attn_v.bias"), kvd)?,
-                    ]),
-                },
-                qk_norm: match gemma {
-                    true => Some([vec(&n("attn_q_norm.weight"), hd)?, vec(&n("attn_k_norm.weight"), hd)?]),
-                    false => None,
-                },
-                post_norm: match gemma {
-                    true => Some([
-                        vec(&n("post_attention_norm.weight"), dim)?,
-                        vec(&n("post_ffw_norm.weight"), dim)?,
-                    ]),
-                    false => None,
-                },
-            });
-        }
-        let token_embd = mat("token_embd.weight", dim, vocab)?;
+        let (dim, vocab) = (c.dim as u64, c.vocab as u64);
+        let layers = (0..c.n_layer)
+            .map(|i| load_layer(f, c, i))
+            .collect::<Result<Vec<_>>>()?;
+        let token_embd = mat(f, "token_embd.weight", dim, vocab)?;
         let output = match f.tensor("output.weight") {
-            Some(_) => mat("output.weight", dim, vocab)?,
+            Some(_) => mat(f, "output.weight", dim, vocab)?,
             None => token_embd,
         };
-        let output_norm = vec("output_norm.weight", dim)?;
+        let output_norm = vector(f, "output_norm.weight", dim)?;
         // Every matrix must have whole blocks per row (the reader checked the tensor as a whole).
         for m in [token_embd, output] {
             if m.ty.bytes_for(m.cols as u64).is_none() {
@@ -150,4 +95,71 @@ impl Weights {
             .expect("tensor bounds checked at parse");
         QMatrix::new(m.ty, m.rows, m.cols, data).expect("shape checked at load")
     }
+}
+
+/// The matrix `name` with GGUF dims [cols, rows], located and shape-checked.
+fn mat(f: &GgufFile, name: &str, cols: u64, rows: u64) -> Result<MatRef> {
+    let t = f.tensor_with_dims(name, &[cols, rows])?;
+    Ok(MatRef {
+        ty: t.ty,
+        rows: rows as usize,
+        cols: cols as usize,
+        offset: t.offset as usize,
+        len: t.n_bytes as usize,
+    })
+}
+
+/// The vector `name` of `n` elements, dequantised.
+fn vector(f: &GgufFile, name: &str, n: u64) -> Result<Vec<f32>> {
+    let t = f.tensor_with_dims(name, &[n])?;
+    let mut out = vec![0f32; n as usize];
+    scalar::dequantize_row(t.ty, f.data(t), &mut out);
+    Ok(out)
+}
+
+/// Layer `i`'s tensors (`blk.{i}.…`), with the architecture's extras.
+fn load_layer(f: &GgufFile, c: &Config, i: usize) -> Result<Layer> {
+    let (dim, qd, kvd, ffn, hd) = (
+        c.dim as u64,
+        (c.n_head * c.head_dim) as u64,
+        c.kv_dim() as u64,
+        c.ffn_dim as u64,
+        c.head_dim as u64,
+    );
+    let n = |s: &str| format!("blk.{i}.{s}");
+    let (mat, vec) = (
+        |s: &str, cols, rows| mat(f, &n(s), cols, rows),
+        |s: &str, len| vector(f, &n(s), len),
+    );
+    let gemma = c.arch == Arch::Gemma3;
+    Ok(Layer {
+        attn_norm: vec("attn_norm.weight", dim)?,
+        wq: mat("attn_q.weight", dim, qd)?,
+        wk: mat("attn_k.weight", dim, kvd)?,
+        wv: mat("attn_v.weight", dim, kvd)?,
+        wo: mat("attn_output.weight", qd, dim)?,
+        ffn_norm: vec("ffn_norm.weight", dim)?,
+        w_gate: mat("ffn_gate.weight", dim, ffn)?,
+        w_up: mat("ffn_up.weight", dim, ffn)?,
+        w_down: mat("ffn_down.weight", ffn, dim)?,
+        bias: match gemma {
+            true => None,
+            false => Some([
+                vec("attn_q.bias", qd)?,
+                vec("attn_k.bias", kvd)?,
+                vec("attn_v.bias", kvd)?,
+            ]),
+        },
+        qk_norm: match gemma {
+            true => Some([vec("attn_q_norm.weight", hd)?, vec("attn_k_norm.weight", hd)?]),
+            false => None,
+        },
+        post_norm: match gemma {
+            true => Some([
+                vec("post_attention_norm.weight", dim)?,
+                vec("post_ffw_norm.weight", dim)?,
+            ]),
+            false => None,
+        },
+    })
 }
