@@ -3,7 +3,7 @@
 
 The router (`model: "auto"`) learns from the tiers' results on generative items; these are the short
 question-answer part beside HumanEval and BFCL: arithmetic, word problems, counting, dates, strings,
-kinship — easy and hard for each tier. Generated once, with fixed seeds, in a throwaway venv:
+kinship — and trivial sums and products. Generated once, with fixed seeds, in a throwaway venv:
 
     python3 -m venv /tmp/rg && /tmp/rg/bin/pip install reasoning-gym==0.1.25
     /tmp/rg/bin/python tools/make_qa_items.py crates/eval/data/qa/items.jsonl
@@ -35,13 +35,29 @@ SOURCES = [
 ]
 
 
+# Trivial questions both tiers answer ("Calculate 3 + 4."): the router must learn to keep these on
+# the mini; the generators' defaults are harder than what people ask in passing.
+EASY = {
+    "basic_arithmetic_easy": ("basic_arithmetic", dict(min_terms=2, max_terms=2, min_digits=1, max_digits=1,
+                                                       operators=("+", "-", "*"), allow_parentheses=False,
+                                                       allow_negation=False)),
+    "chain_sum_easy": ("chain_sum", dict(min_terms=2, max_terms=2, min_digits=1, max_digits=1, allow_negation=False)),
+}
+
+
+def write(f, name, data):
+    for i, x in enumerate(data):
+        row = {"id": f"{name}/{i}", "source": name, "question": x["question"], "answer": str(x["answer"])}
+        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
 def main(out):
     with open(out, "w") as f:
         for k, source in enumerate(SOURCES):
-            data = reasoning_gym.create_dataset(source, size=PER_SOURCE, seed=SEED + k)
-            for i, x in enumerate(data):
-                row = {"id": f"{source}/{i}", "source": source, "question": x["question"], "answer": str(x["answer"])}
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            write(f, source, reasoning_gym.create_dataset(source, size=PER_SOURCE, seed=SEED + k))
+        for k, (name, (source, config)) in enumerate(EASY.items()):
+            data = reasoning_gym.create_dataset(source, size=PER_SOURCE, seed=SEED + 100 + k, **config)
+            write(f, name, data)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """`model: "auto"`: the router's documented choices on fixed examples. Two tiers are served from
-the mini's file (the second under another name, `big`, a symlink) so the cascade runs for real
-without the flagship's download; the escalation threshold is set so each path is taken for sure."""
+the mini's file (the second under another name, `big`, a symlink) so the head and the cascade run
+for real without the flagship's download (the head reads the small tier's embeddings, the mini's;
+what the large tier then answers does not matter here). The cascade's escalation threshold is set
+so each path is taken for sure."""
 import os
 import sqlite3
 import pathlib
@@ -28,10 +30,12 @@ def two_tiers():
     big = pathlib.Path(d) / "big.gguf"
     big.symlink_to(mini_file())
     servers = {}
-    for name, threshold in [("escalate", "0"), ("keep", "-100")]:
+    for name, policy in [("escalate", ["--auto-policy", "cascade", "--auto-threshold", "0"]),
+                         ("keep", ["--auto-policy", "cascade", "--auto-threshold", "-100"]),
+                         ("head", [])]:
         data = tempfile.mkdtemp()
         proc, base = serverproc.start("--models", f"mini,{big}", "--parallel", "2", "--ctx-size", "512",
-                                      "--auto-threshold", threshold, "--data-dir", data)
+                                      *policy, "--data-dir", data)
         servers[name] = (proc, httpx.Client(base_url=base, timeout=120))
         servers[name][1].data_dir = data
     yield {k: c for k, (_, c) in servers.items()}
@@ -110,3 +114,42 @@ def test_cascade_keeps_a_confident_answer(two_tiers):
     plain = c.post("/v1/chat/completions", json={**Q}).json()
     assert plain["choices"][0]["logprobs"] is None
     assert plain["choices"][0]["message"] == body["choices"][0]["message"]
+
+
+EASY = {**Q, "messages": [{"role": "user", "content": "What is 2 + 2?"}]}
+# A QA item of the head's own kind (reasoning-gym basic_arithmetic/2, as `tandem eval qa` asks it):
+# predicted gain 0.31 against the head's threshold 0.12.
+HARD = {**Q, "max_tokens": 4, "messages": [{"role": "user", "content": (
+    "Calculate 73 - -18 + 58 - -40 * 33 * 54.\n\nThink it through step by step, then give the final "
+    "answer on the last line in the form `Answer: <answer>`.")}]}
+
+
+def test_head_keeps_a_trivial_prompt_on_the_small_tier(two_tiers):
+    c = two_tiers["head"]
+    r = c.post("/v1/chat/completions", json=EASY)
+    assert r.status_code == 200, r.text
+    assert r.json()["model"] == "qwen2.5-coder-0.5b-instruct"
+    assert route(r).startswith("mini; reason=head; p_small="), route(r)
+    # The head routes streams too: the decision comes before any token.
+    with c.stream("POST", "/v1/chat/completions", json={**EASY, "stream": True}) as s:
+        assert route(s).startswith("mini; reason=head; p_small=")
+
+
+def test_head_sends_a_hard_prompt_to_the_large_tier(two_tiers):
+    c = two_tiers["head"]
+    r = c.post("/v1/chat/completions", json=HARD)
+    assert r.status_code == 200, r.text
+    assert r.json()["model"] == "big", route(r)
+    assert route(r).startswith("big; reason=head; p_small="), route(r)
+    with c.stream("POST", "/v1/chat/completions", json={**HARD, "stream": True}) as s:
+        assert route(s).startswith("big; reason=head")
+    # The quality header still wins over the head.
+    low = c.post("/v1/chat/completions", json=HARD, headers={"x-tandem-quality": "low"})
+    assert route(low) == "mini; reason=quality-low"
+
+
+def test_head_without_user_text_stays_small(two_tiers):
+    c = two_tiers["head"]
+    r = c.post("/v1/chat/completions", json={**Q, "messages": [{"role": "system", "content": "Say hi."}]})
+    assert r.status_code == 200, r.text
+    assert route(r) == "mini; reason=no-text"

@@ -63,7 +63,7 @@ pub struct BfclArgs {
 }
 
 /// The sampled items of the categories, from the pinned wheel (downloaded on first use).
-fn items(dir: &Path, categories: &[&str], per_category: usize) -> Result<Vec<Item>> {
+pub(crate) fn items(dir: &Path, categories: &[&str], per_category: usize) -> Result<Vec<Item>> {
     let mut z = crate::eval_cmd::eval_wheel(dir, PACKAGE, WHEEL)?;
     let mut read = |name: &str| -> Result<String> {
         let mut s = String::new();
@@ -162,7 +162,7 @@ fn results_dir(home: &Home, a: &BfclArgs) -> PathBuf {
     a.results.clone().unwrap_or_else(|| home.0.join("eval").join("bfcl"))
 }
 
-fn stored(path: &Path) -> Result<HashMap<String, Value>> {
+pub(crate) fn stored(path: &Path) -> Result<HashMap<String, Value>> {
     let mut done = HashMap::new();
     if let Ok(f) = std::fs::File::open(path) {
         for line in std::io::BufReader::new(f).lines() {

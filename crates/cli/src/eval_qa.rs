@@ -44,13 +44,21 @@ pub fn results_path(home: &Home, model: &str) -> PathBuf {
         .join(format!("qa-{}.jsonl", crate::results::key(model)))
 }
 
-/// Stored results by item id.
+/// Stored results by item id, scored again from their replies (the scoring may have changed
+/// since they were written; the replies do not).
 pub fn read_results(path: &PathBuf) -> Result<HashMap<String, Scored>> {
+    let items: HashMap<String, Item> = qa::items().into_iter().map(|i| (i.id.clone(), i)).collect();
     let mut done = HashMap::new();
     if let Ok(f) = std::fs::File::open(path) {
         for line in std::io::BufReader::new(f).lines() {
-            if let Ok(s) = serde_json::from_str::<Scored>(&line?) {
-                done.insert(s.id.clone(), s);
+            let Ok(s) = serde_json::from_str::<Scored>(&line?) else {
+                continue;
+            };
+            if let Some(item) = items.get(&s.id) {
+                done.insert(
+                    s.id.clone(),
+                    qa::score(item, s.reply, s.prompt_tokens, s.completion_tokens),
+                );
             }
         }
     }
@@ -95,6 +103,7 @@ pub fn eval_qa(home: &Home, a: QaArgs) -> Result<()> {
         let lm = Arc::new(LoadedModel::load(&home.resolve_model(&a.model.model)?)?);
         let cfg = EngineConfig {
             queue_timeout: Duration::from_secs(7 * 24 * 3600),
+            max_queue: todo.len() + 1,
             ..EngineConfig::new(a.parallel.max(1), 2048)
         };
         let engine = EngineHandle::spawn(lm.clone(), cfg);
@@ -133,7 +142,10 @@ fn report(a: &QaArgs, items: &[Item], done: &HashMap<String, Scored>) -> Result<
     let (k, n) = by_source.values().fold((0, 0), |(k, n), (a, b)| (k + a, n + b));
     let (lo, hi) = tandem_eval::bfcl::wilson(k, n);
     if a.json {
-        let sources: BTreeMap<_, _> = by_source.iter().map(|(s, (k, n))| (*s, json!({"passed": k, "n": n}))).collect();
+        let sources: BTreeMap<_, _> = by_source
+            .iter()
+            .map(|(s, (k, n))| (*s, json!({"passed": k, "n": n})))
+            .collect();
         let out = json!({"model": a.model.model, "passed": k, "n": n, "accuracy": k as f64 / n.max(1) as f64,
                          "ci95": [lo, hi], "sources": sources});
         println!("{}", serde_json::to_string_pretty(&out)?);

@@ -369,6 +369,12 @@ fn server_config(s: &Settings) -> Result<ServerConfig> {
     if !(auto_threshold.is_finite() && auto_threshold <= 0.0) {
         bail!("--auto-threshold must be a log-probability (≤ 0), got {auto_threshold}");
     }
+    let auto_policy: tandem_server::AutoPolicy = s
+        .auto_policy
+        .as_deref()
+        .unwrap_or("head")
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--auto-policy {e}"))?;
     let mut aliases = std::collections::HashMap::new();
     for pair in s.model_aliases.iter().flatten() {
         let Some((alias, tier)) = pair
@@ -403,6 +409,7 @@ fn server_config(s: &Settings) -> Result<ServerConfig> {
             other => bail!("--tool-calls: expected enforced or plain, got '{other}'"),
         },
         auto_threshold,
+        auto_policy,
         image_urls: tandem_server::ImageUrls::parse(s.image_urls.as_deref().unwrap_or_default()).with_context(
             || {
                 format!(

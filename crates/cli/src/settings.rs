@@ -154,6 +154,11 @@ pub struct Settings {
     /// is at least this, else let the large tier answer (default from `tandem eval route`).
     #[arg(long, env = "TANDEM_AUTO_THRESHOLD", allow_hyphen_values = true)]
     pub auto_threshold: Option<f64>,
+    /// `model: "auto"` at balanced quality: `head` (the router head picks the tier before
+    /// generating; streams too) or `cascade` (the small tier answers, the large one when the
+    /// small one was not confident).
+    #[arg(long, env = "TANDEM_AUTO_POLICY")]
+    pub auto_policy: Option<String>,
     /// Other model names that mean a tier, as ALIAS=TIER (repeatable or comma-separated; replaces
     /// the defaults: gpt-4o and its dated names → flagship, gpt-4o-mini and its → mini).
     #[arg(long = "model-alias", env = "TANDEM_MODEL_ALIASES", value_delimiter = ',')]
@@ -257,6 +262,7 @@ impl Settings {
             tool_calls: Some("enforced".into()),
             speculation: Some("ngram".into()),
             auto_threshold: Some(tandem_server::ServerConfig::default().auto_threshold),
+            auto_policy: Some("head".into()),
             model_aliases: Some(
                 tandem_server::DEFAULT_ALIASES
                     .iter()

@@ -40,10 +40,13 @@ pub fn items() -> Vec<Item> {
         .collect()
 }
 
-/// The user message: the question and where the answer goes.
+/// The user message: the question and where the answer goes. Asked only for an `Answer:` line,
+/// both tiers answer at once without working and get 7–13% (measured on 300 and 61 items): the
+/// request to think first is what a person would get by asking plainly.
 pub fn instruction(item: &Item) -> String {
     format!(
-        "{}\n\nEnd your reply with a last line of the form `Answer: <your answer>`.",
+        "{}\n\nThink it through step by step, then give the final answer on the last line in the form \
+         `Answer: <answer>`.",
         item.question.trim()
     )
 }
@@ -51,16 +54,19 @@ pub fn instruction(item: &Item) -> String {
 /// The final answer in a reply: what follows the last `Answer:` (else the last non-empty line),
 /// without Markdown emphasis, code ticks, `\boxed{}`, quotes or a final full stop.
 pub fn final_answer(reply: &str) -> String {
-    let lower = reply.to_lowercase();
-    let tail = match lower.rfind("answer:") {
+    // ASCII lower-casing keeps byte offsets, so the match indexes the reply itself.
+    let tail = match reply.to_ascii_lowercase().rfind("answer:") {
         Some(at) => &reply[at + "answer:".len()..],
         None => reply.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(""),
     };
     let tail = tail.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    let mut s: String = tail.chars().filter(|c| !matches!(c, '*' | '`' | '$')).collect();
-    if let Some(inner) = s.trim().strip_prefix("\\boxed{").and_then(|r| r.strip_suffix('}')) {
-        s = inner.to_string();
-    }
+    let tail = boxed(tail).unwrap_or(tail);
+    let s: String = ["\\(", "\\)", "\\[", "\\]"]
+        .iter()
+        .fold(tail.to_string(), |t, delimiter| t.replace(delimiter, ""))
+        .chars()
+        .filter(|c| !matches!(c, '*' | '`' | '$'))
+        .collect();
     s.trim()
         .trim_end_matches('.')
         .trim_matches(|c| c == '"' || c == '\'')
@@ -68,47 +74,89 @@ pub fn final_answer(reply: &str) -> String {
         .to_string()
 }
 
-/// Whether the final answer `given` is the expected `answer`: the same number (the last number in
-/// `given`, commas between digit groups allowed), or the same text ignoring case and spaces, or
-/// a sentence ending in it ("The weekday is Sunday").
+/// The content of the last `\boxed{…}` in `line` (braces balanced), if any.
+fn boxed(line: &str) -> Option<&str> {
+    let start = line.rfind("\\boxed{")? + "\\boxed{".len();
+    let mut depth = 1;
+    for (i, c) in line[start..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            _ => {}
+        }
+        if depth == 0 {
+            return Some(&line[start..start + i]);
+        }
+    }
+    None
+}
+
+/// Whether the final answer `given` is the expected `answer`.
+/// - A number: the first number after the last `=` of `given`, asides in parentheses left out,
+///   has its value, so "79 (check: 481 − 83·79 = −6076)" and "1 - 0 + -9 = -8" read as the
+///   answer the line gives, and a hedge ("2 or 3") counts as its first choice.
+/// - Yes/no: the first word.
+/// - Other text: the same words ignoring case, after a lead-in ending in " is " / " was "
+///   ("The weekday is Sunday"); a time's hours may drop their leading zero.
 pub fn matches(given: &str, answer: &str) -> bool {
-    if let Ok(want) = answer.trim().parse::<f64>() {
-        return last_number(given).is_some_and(|got| (got - want).abs() <= 1e-9 * want.abs().max(1.0));
+    let answer = answer.trim();
+    if let Ok(want) = answer.parse::<f64>() {
+        let bare = without_parentheses(given).replace('\u{2212}', "-");
+        let got = first_number(bare.rsplit('=').next().unwrap_or(&bare));
+        return got.is_some_and(|got| (got - want).abs() <= 1e-9 * want.abs().max(1.0));
     }
     let norm = |s: &str| s.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
     let (g, a) = (norm(given), norm(answer));
-    if g == a {
-        return true;
+    if a == "yes" || a == "no" {
+        return g.split(|c: char| !c.is_alphanumeric()).next() == Some(a.as_str());
     }
-    g.strip_suffix(&a)
-        .is_some_and(|head| head.ends_with(|c: char| !c.is_alphanumeric() && c != '-' && c != ':'))
+    let g = [" is ", " was "]
+        .iter()
+        .filter_map(|lead| g.rfind(lead).map(|at| &g[at + lead.len()..]))
+        .next()
+        .map_or(g.as_str(), |rest| rest);
+    let unpad = |s: &str| {
+        s.strip_prefix('0')
+            .filter(|r| r.len() > 1 && r.as_bytes()[1] == b':')
+            .unwrap_or(s)
+            .to_string()
+    };
+    g == a || unpad(g) == unpad(&a)
 }
 
-/// The last number written in `s` (sign, digits with optional `,` groups, decimals).
-fn last_number(s: &str) -> Option<f64> {
+/// `s` without its parenthesised asides.
+fn without_parentheses(s: &str) -> String {
+    let mut depth = 0usize;
+    s.chars()
+        .filter(|&c| {
+            match c {
+                '(' => depth += 1,
+                ')' => depth = depth.saturating_sub(1),
+                _ => return depth == 0,
+            }
+            false
+        })
+        .collect()
+}
+
+/// The first number written in `s` (sign, digits with optional `,` groups, decimals).
+fn first_number(s: &str) -> Option<f64> {
     let chars: Vec<char> = s.chars().collect();
-    let mut end = chars.len();
-    while end > 0 && !chars[end - 1].is_ascii_digit() {
-        end -= 1;
-    }
-    if end == 0 {
-        return None;
-    }
-    let mut start = end;
-    while start > 0 {
-        let c = chars[start - 1];
-        let grouping = c == ',' && start >= 2 && chars[start - 2].is_ascii_digit();
-        if c.is_ascii_digit() || c == '.' || grouping {
-            start -= 1;
+    let start = chars.iter().position(|c| c.is_ascii_digit())?;
+    let mut end = start;
+    while end < chars.len() {
+        let c = chars[end];
+        let grouping = c == ',' && chars.get(end + 1).is_some_and(|d| d.is_ascii_digit());
+        let decimal = c == '.' && chars.get(end + 1).is_some_and(|d| d.is_ascii_digit());
+        if c.is_ascii_digit() || grouping || decimal {
+            end += 1;
         } else {
             break;
         }
     }
-    if start > 0 && chars[start - 1] == '-' {
-        start -= 1;
-    }
+    let negative = start > 0 && chars[start - 1] == '-';
     let text: String = chars[start..end].iter().filter(|&&c| c != ',').collect();
-    text.trim_start_matches('.').parse().ok()
+    text.parse::<f64>().ok().map(|v| if negative { -v } else { v })
 }
 
 /// Scores one reply.
@@ -132,7 +180,7 @@ mod tests {
     #[test]
     fn the_items_load_with_unique_ids() {
         let all = items();
-        assert_eq!(all.len(), 300);
+        assert_eq!(all.len(), 350);
         let ids: std::collections::HashSet<_> = all.iter().map(|i| &i.id).collect();
         assert_eq!(ids.len(), all.len());
     }
@@ -142,23 +190,46 @@ mod tests {
         assert_eq!(final_answer("2 + 2 = 4.\nAnswer: **4**"), "4");
         assert_eq!(final_answer("Answer: 3\nwait, no.\n\nAnswer: `5`."), "5");
         assert_eq!(final_answer("The result is\n\n\\boxed{12}"), "12");
+        assert_eq!(final_answer("Therefore, \\( j \\) is \\(\\boxed{16}\\)."), "16");
+        assert_eq!(final_answer("\\[ \\boxed{\\frac{13}{12}} \\]"), "\\frac{13}{12}");
         assert_eq!(final_answer("Answer:\n\"larohc\""), "larohc");
         assert_eq!(final_answer(""), "");
     }
 
     #[test]
-    fn numbers_match_by_value_and_text_by_its_end() {
+    fn numbers_match_by_the_value_the_line_gives() {
         assert!(matches("-2", "-2"));
         assert!(matches("-2.0", "-2"));
+        assert!(matches("\u{2212}2", "-2"));
         assert!(matches("The total is 1,786 legs", "1786"));
+        assert!(matches("1 - 0 + -9 = -8", "-8"));
+        assert!(matches("79 (check: 481 - 83*79 = -6076)", "79"));
+        assert!(matches("34 days", "34"));
         assert!(!matches("-2", "2"));
         assert!(!matches("12", "1"));
+        assert!(!matches("2 or 3", "3"));
         assert!(!matches("none", "3"));
+    }
+
+    #[test]
+    fn text_matches_whole_after_a_lead_in() {
         assert!(matches("Sunday", "sunday"));
-        assert!(matches("It was a Sunday", "Sunday"));
+        assert!(matches("The weekday is Sunday", "Sunday"));
+        assert!(!matches("Monday through Sunday", "Sunday"));
         assert!(!matches("grandson", "son"));
+        assert!(!matches("not Emily's son", "son"));
+        assert!(!matches("husband or son", "son"));
         assert!(matches("09:33:21.480", "09:33:21.480"));
+        assert!(matches("9:37", "09:37"));
         assert!(!matches("19:33:21.480", "09:33:21.480"));
+        assert!(!matches("1 day, 00:29", "00:29"));
         assert!(matches("138/583", "138/583"));
+        assert!(matches("No, it is not.", "No"));
+        assert!(!matches("Not sure", "No"));
+    }
+
+    #[test]
+    fn final_answer_survives_case_changing_letters() {
+        assert_eq!(final_answer("\u{130}stanbul. Answer: 42"), "42");
     }
 }

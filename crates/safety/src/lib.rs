@@ -16,7 +16,7 @@ pub mod attack;
 pub mod categories;
 pub mod head;
 pub mod moderator;
-mod probe;
+pub mod probe;
 pub mod redact;
 
 pub use attack::{AttackHead, AttackVerdict};

@@ -9,9 +9,9 @@ use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HeadError {
-    #[error("moderation head: {0}")]
+    #[error("head file: {0}")]
     Format(String),
-    #[error("the moderation head was trained on {trained}'s embeddings ({dim} wide), not {model}'s ({got} wide)")]
+    #[error("the head was trained on {trained}'s embeddings ({dim} wide), not {model}'s ({got} wide)")]
     WrongModel {
         trained: String,
         dim: usize,
@@ -20,12 +20,12 @@ pub enum HeadError {
     },
 }
 
-pub(crate) fn sigmoid(t: f32) -> f32 {
+pub fn sigmoid(t: f32) -> f32 {
     1.0 / (1.0 + (-t).exp())
 }
 
 #[derive(Deserialize)]
-pub(crate) struct Logistic {
+pub struct Logistic {
     w: Vec<f32>,
     b: f32,
     pub threshold: f32,
@@ -59,7 +59,7 @@ enum Features {
 }
 
 #[derive(Deserialize)]
-pub(crate) struct Probes {
+pub struct Probes {
     /// Canonical id of the model whose embeddings the probes read.
     model: String,
     features: Features,

@@ -72,7 +72,7 @@ pub async fn run(state: &Arc<AppState>, caller: &Caller, req: Request<'_>) -> Re
     }
     caller.check_budget()?;
     let route = match (v.auto && !req.batch, req.headers) {
-        (true, Some(headers)) => Some(route(state, &mut v, &body, headers)?),
+        (true, Some(headers)) => Some(route(state, &mut v, &body, headers).await?),
         _ => None,
     };
     admit(state, caller, &mut v, req.batch)?;
@@ -118,16 +118,23 @@ struct Routed {
     large: Option<usize>,
 }
 
-/// Picks the tier of a `model: "auto"` request, binding it again there when it is not the one it
-/// was validated on.
-fn route(state: &AppState, v: &mut ValidRequest, body: &Value, headers: &HeaderMap) -> Result<Routed, ApiError> {
+/// Picks the tier of a `model: "auto"` request (asking the router head where the policy says
+/// so), binding it again there when it is not the one it was validated on.
+async fn route(state: &AppState, v: &mut ValidRequest, body: &Value, headers: &HeaderMap) -> Result<Routed, ApiError> {
     let q = crate::router::quality(headers)?;
     let r = crate::router::choose(state, q, v.stream, v.gen.n);
     if r.tier != v.tier {
         *v = bind(state, v.api, body, Some(r.tier))?;
     }
+    let (tier, reason, detail) = match r.head {
+        Some(head) => crate::router::ask_head(state, v, head).await,
+        None => (r.tier, r.reason, None),
+    };
+    if tier != v.tier {
+        *v = bind(state, v.api, body, Some(tier))?;
+    }
     Ok(Routed {
-        header: crate::router::header(state, r.tier, r.reason, None),
+        header: crate::router::header(state, tier, reason, detail),
         large: r.cascade,
     })
 }

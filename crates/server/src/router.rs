@@ -2,18 +2,23 @@
 //!
 //! - `x-tandem-quality: high` → the large tier; `low` → the small tier (reason `quality-high` /
 //!   `quality-low`).
-//! - `balanced` (the default), one non-streamed choice → a cascade: the small tier answers, and
-//!   the answer is kept when the small model was confident in it — the mean over its tokens of the
-//!   log-probability of the most likely token at least `ServerConfig::auto_threshold` — or else
-//!   the large tier answers instead
-//!   (`confident` / `low-confidence`). The threshold comes from `tandem eval route`, tuned on one
-//!   half of HumanEval and measured on the other.
-//! - `balanced` streams (and `n` > 1) cannot take back what was sent, so they go to the small tier
-//!   (`stream`): its speed is what streaming is for; ask for `high` to stream from the large one.
+//! - `balanced` (the default), policy `head` (the default): before anything is generated, the
+//!   small tier embeds the request's routing text (`router_head::routing_text`: tool names and
+//!   the user's text) and the router head predicts whether each tier's answer would pass; the
+//!   request goes to the large tier when the predicted gain is above the head's threshold
+//!   (`head`, with the probabilities in the header). Streams and `n` > 1 are routed the same
+//!   way. A request without user text goes to the small tier (`no-text`). The head reads the
+//!   mini's embeddings: with another small tier the cascade decides instead.
+//! - `balanced`, policy `cascade` (`--auto-policy cascade`), one non-streamed choice: the small
+//!   tier answers, and the answer is kept when the small model was confident in it — the mean
+//!   over its tokens of the log-probability of the most likely token at least
+//!   `ServerConfig::auto_threshold` — or else the large tier answers instead (`confident` /
+//!   `low-confidence`); streams and `n` > 1 go to the small tier (`stream`).
 //! - Only one tier served → that tier (`only-tier`).
 //!
 //! "Small" and "large" are the served tiers with the lowest and highest output price. The response's
-//! `model` is the tier that answered, and `x-tandem-route` says which and why.
+//! `model` is the tier that answered, and `x-tandem-route` says which and why. `tandem eval route`
+//! measures both policies on held-out items.
 
 use axum::http::HeaderMap;
 use tandem_engine::Event;
@@ -21,6 +26,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::error::ApiError;
 use crate::request::{bind, ValidRequest};
+use crate::router_head::{routing_text, RouterHead};
 use crate::state::AppState;
 
 /// The model name that asks for routing.
@@ -29,6 +35,25 @@ pub const AUTO: &str = "auto";
 /// Default escalation threshold on the small tier's mean token log-probability (see
 /// `tandem eval route`).
 pub const DEFAULT_THRESHOLD: f64 = -0.068;
+
+/// How `balanced` requests are routed (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AutoPolicy {
+    #[default]
+    Head,
+    Cascade,
+}
+
+impl std::str::FromStr for AutoPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "head" => Ok(Self::Head),
+            "cascade" => Ok(Self::Cascade),
+            _ => Err(format!("{s:?}: expected head or cascade")),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quality {
@@ -70,12 +95,14 @@ pub fn small_and_large(state: &AppState) -> (usize, usize) {
 }
 
 /// Where a request goes first.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Route {
     pub tier: usize,
     pub reason: &'static str,
     /// Answer with `tier` (the small one), then escalate to `large` if it was not confident.
     pub cascade: Option<usize>,
+    /// Ask the router head whether to send the request to `large` instead of `tier` (the small one).
+    pub head: Option<(&'static RouterHead, usize)>,
 }
 
 /// The routing decision before generation (see the module docs).
@@ -85,20 +112,63 @@ pub fn choose(state: &AppState, quality: Quality, stream: bool, n: usize) -> Rou
         tier,
         reason,
         cascade: None,
+        head: None,
     };
     if small == large {
         return to(small, "only-tier");
     }
+    let asked_head = (state.config.auto_policy == AutoPolicy::Head)
+        .then(|| head(state))
+        .flatten();
     match quality {
         Quality::High => to(large, "quality-high"),
         Quality::Low => to(small, "quality-low"),
+        // Without a head for the small tier, the cascade decides.
+        Quality::Balanced if asked_head.is_some() => Route {
+            head: asked_head.map(|h| (h, large)),
+            ..to(small, "head")
+        },
         Quality::Balanced if stream || n > 1 => to(small, "stream"),
         Quality::Balanced => Route {
-            tier: small,
-            reason: "cascade",
             cascade: Some(large),
+            ..to(small, "cascade")
         },
     }
+}
+
+/// The router head, when it reads the small tier's embeddings.
+fn head(state: &AppState) -> Option<&'static RouterHead> {
+    let small = &state.tiers[small_and_large(state).0];
+    let head = RouterHead::builtin().ok()?;
+    head.fits(&small.id, small.engine.model.model.config.dim)
+        .then_some(head)
+}
+
+/// The head's choice for `v` (bound on the small tier): the tier, the reason and the header's
+/// detail. The small tier embeds the routing text between two engine steps; if it cannot, the
+/// small tier answers (`head-error`), as it would have without a router.
+pub async fn ask_head(
+    state: &AppState,
+    v: &ValidRequest,
+    (head, large): (&'static RouterHead, usize),
+) -> (usize, &'static str, Option<String>) {
+    let names: Vec<&str> = v.tools.as_ref().map(|d| d.names().collect()).unwrap_or_default();
+    let text = routing_text(names, &v.user_text);
+    let engine = &state.tiers[v.tier].engine;
+    let tokens = engine.model.tokenizer.encode(&text, tandem_text::SpecialMode::None);
+    if tokens.is_empty() {
+        return (v.tier, "no-text", None);
+    }
+    let embedding = match engine.embed(tokens) {
+        Ok(rx) => rx.await.ok().and_then(Result::ok),
+        Err(_) => None,
+    };
+    let Some(embedding) = embedding else {
+        return (v.tier, "head-error", None);
+    };
+    let p = head.predict(&embedding);
+    let detail = format!("p_small={:.3}; p_large={:.3}", p.small, p.large);
+    (if p.escalate { large } else { v.tier }, "head", Some(detail))
 }
 
 /// The `x-tandem-route` header value: `TIER; reason=WHY` (plus the cascade's numbers).

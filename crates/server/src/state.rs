@@ -80,6 +80,8 @@ pub struct ServerConfig {
     /// `model: "auto"`: the small tier's answer is kept when the mean log-probability of its
     /// tokens is at least this (see `router`).
     pub auto_threshold: f64,
+    /// `model: "auto"` with balanced quality: the router head, or the cascade (see `router`).
+    pub auto_policy: crate::router::AutoPolicy,
     /// Other names clients use for the tiers (`gpt-4o` → `flagship`).
     pub aliases: std::collections::HashMap<String, String>,
     /// Whether http(s) image URLs are fetched (`image_fetch`).
@@ -115,6 +117,7 @@ impl Default for ServerConfig {
             tools_as_data: false,
             tool_calls: Default::default(),
             auto_threshold: crate::router::DEFAULT_THRESHOLD,
+            auto_policy: crate::router::AutoPolicy::Head,
             aliases: DEFAULT_ALIASES
                 .iter()
                 .map(|(a, t)| (a.to_string(), t.to_string()))

@@ -46,6 +46,11 @@ impl Declared {
         }
     }
 
+    /// The declared functions' names, in declaration order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.functions.iter().map(|(n, _)| n.as_str())
+    }
+
     /// Whether the last of the answer's tagged calls adds nothing (`adds_nothing`): then the list
     /// of parallel calls is complete and generation may end (the engine's `EndCheck`).
     pub fn last_call_adds_nothing(&self, text: &str) -> bool {
