@@ -30,7 +30,7 @@ fn top2(logits: &[f32]) -> ((u32, f32), (u32, f32)) {
     (best, second)
 }
 
-fn check_tier(tier: &str, path: &Path) {
+fn check_tier(tier: &str, path: &Path, noise: f32) {
     let lm = LoadedModel::load(path).unwrap();
     let cfg = &lm.model.config;
     let golden = common::golden("greedy_llama_cpp.json");
@@ -65,7 +65,7 @@ fn check_tier(tier: &str, path: &Path) {
             let next = format!("{ours}{}", detok.push(&lm.tokenizer, tok));
             if !theirs.starts_with(&next) {
                 assert!(
-                    l1 - l2 < NOISE,
+                    l1 - l2 < noise,
                     "{tier}/{name}: token {step} diverges with a clear margin {:.3}:\n ours:      {next:?}\n llama.cpp: {theirs:?}",
                     l1 - l2
                 );
@@ -85,7 +85,19 @@ fn check_tier(tier: &str, path: &Path) {
 
 #[test]
 fn mini_greedy_matches_llama_cpp() {
-    check_tier("mini", &common::mini_path());
+    check_tier("mini", &common::mini_path(), NOISE);
+}
+
+/// The second architecture: raw prompts of the base model, BOS first (tools/llama_greedy_gemma3.py).
+/// Gemma's logits run larger, and so does the noise: at token 23 of `fibonacci` llama.cpp writes
+/// `elif n == 1` where tandem writes `elif n == 2` with a top-2 margin of 0.338 — and the
+/// independent numpy reference (tools/reference_gemma3.py, f32) prefers `2` by 0.263, exactly as
+/// tandem's exact kernels do (27.025 vs 26.762): llama.cpp's 8-bit activations flip it.
+const GEMMA_NOISE: f32 = 0.4;
+
+#[test]
+fn gemma3_greedy_matches_llama_cpp() {
+    check_tier("gemma3-270m", &common::gemma3_path(), GEMMA_NOISE);
 }
 
 /// The flagship is not pulled in CI (1.1 GB); run with
@@ -95,5 +107,5 @@ fn mini_greedy_matches_llama_cpp() {
 fn flagship_greedy_matches_llama_cpp() {
     let p = common::mini_path().with_file_name("qwen2.5-coder-1.5b-instruct.gguf");
     assert!(p.exists(), "{} is missing: run `tandem pull flagship`", p.display());
-    check_tier("flagship", &p);
+    check_tier("flagship", &p, NOISE);
 }

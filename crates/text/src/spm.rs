@@ -2,8 +2,9 @@
 //! llama.cpp's `llm_tokenizer_spm` and SentencePiece itself encode: spaces become `▁`, the text
 //! starts as one symbol per character, and the adjacent pair whose concatenation is the
 //! highest-scoring piece merges first (leftmost on ties) until no pair is a piece; a symbol that is
-//! no piece falls back to its bytes (`<0xXX>`). User-defined pieces are atomic: matched whole
-//! before merging, as SentencePiece's normaliser does.
+//! no piece falls back to its bytes (`<0xXX>`). User-defined pieces are atomic: matched whole in
+//! the raw text before merging, as llama.cpp does (SentencePiece itself, given the GGUF's pieces,
+//! cannot match the pieces made of spaces: the one place the two references differ).
 
 use std::collections::{BinaryHeap, HashMap};
 
@@ -64,17 +65,18 @@ impl Spm {
     /// Encodes plain text (no control tokens come out of it); `byte_ids` maps each byte to its
     /// `<0xXX>` token.
     pub fn encode(&self, text: &str, byte_ids: &[u32; 256], out: &mut Vec<u32>) {
-        let text = text.replace(' ', "▁");
-        let mut rest = text.as_str();
+        // User-defined pieces match the raw text (Gemma's runs of spaces are pieces of their
+        // own), as llama.cpp splits them out before the rest becomes ▁-text.
+        let mut rest = text;
         while !rest.is_empty() {
             match self.find_user(rest) {
                 Some((at, len, id)) => {
-                    self.merge(&rest[..at], byte_ids, out);
+                    self.merge(&rest[..at].replace(' ', "▁"), byte_ids, out);
                     out.push(id);
                     rest = &rest[at + len..];
                 }
                 None => {
-                    self.merge(rest, byte_ids, out);
+                    self.merge(&rest.replace(' ', "▁"), byte_ids, out);
                     break;
                 }
             }

@@ -4,6 +4,18 @@ use std::path::PathBuf;
 
 use tandem_engine::LoadedModel;
 
+/// Gemma 3 270M in the model cache (`tandem pull gemma3-270m`; the README's test command runs it).
+#[allow(dead_code)] // one test binary uses it
+pub fn gemma3_path() -> PathBuf {
+    let p = mini_path().with_file_name("gemma-3-270m-q4_k_m.gguf");
+    assert!(
+        p.exists(),
+        "{} is missing: run `tandem pull gemma3-270m` first (the README's test command does)",
+        p.display()
+    );
+    p
+}
+
 pub fn mini_path() -> PathBuf {
     let home = std::env::var_os("TANDEM_HOME")
         .map(PathBuf::from)
