@@ -21,7 +21,10 @@ impl LoadedModel {
         let file = Arc::new(GgufFile::open(path)?);
         let model = Model::from_gguf(file.clone())?;
         let tokenizer = Tokenizer::from_gguf(&file)?;
-        let template = ChatTemplate::from_gguf(&file)?;
+        let bos = tokenizer
+            .bos
+            .map(|b| String::from_utf8_lossy(tokenizer.token_bytes(b)).into_owned());
+        let template = ChatTemplate::from_gguf(&file)?.with_bos(bos.unwrap_or_default());
         Ok(Self {
             model,
             tokenizer,

@@ -29,6 +29,15 @@ pub enum Logits {
 }
 
 impl Logits {
+    /// The rows a sequence of `tokens` tokens asks for.
+    pub fn rows(self, tokens: usize) -> usize {
+        match self {
+            Logits::None => 0,
+            Logits::Last => 1,
+            Logits::Every => tokens,
+        }
+    }
+
     /// `Last` when `yes`, else `None`.
     pub fn last_if(yes: bool) -> Self {
         if yes {

@@ -55,15 +55,13 @@ impl StepLayout {
                     self.tok_seq.push(i);
                     self.tok_pos.push(s.kv.len + j);
                 }
-                let end = first + s.tokens.len();
-                let from = match s.logits {
-                    Logits::None => continue,
-                    Logits::Last => end - 1,
-                    Logits::Every => first,
-                };
+                let (end, rows) = (first + s.tokens.len(), s.logits.rows(s.tokens.len()));
+                if rows == 0 {
+                    continue;
+                }
                 self.logit_row[i] = self.row_token.len();
-                self.logit_n[i] = end - from;
-                self.row_token.extend(from..end);
+                self.logit_n[i] = rows;
+                self.row_token.extend(end - rows..end);
             }
             if path == TokenPath::Generated {
                 self.n_generated = self.tok_seq.len();
@@ -105,14 +103,7 @@ pub(crate) fn check(c: &Config, st: &RunState, pool: &KvPool, seqs: &[SeqStep], 
             st.max_seqs
         )));
     }
-    let rows: usize = seqs
-        .iter()
-        .map(|s| match s.logits {
-            Logits::None => 0,
-            Logits::Last => 1,
-            Logits::Every => s.tokens.len(),
-        })
-        .sum();
+    let rows: usize = seqs.iter().map(|s| s.logits.rows(s.tokens.len())).sum();
     if out == Output::Logits && rows > st.logit_capacity() {
         return Err(ModelError::BadConfig(format!(
             "{rows} logit rows requested, the scratch holds {}",

@@ -49,6 +49,26 @@ pub struct Tokenizer {
     pub bos: Option<u32>,
 }
 
+/// The vocabulary's token texts (`tokenizer.ggml.tokens`).
+fn gguf_tokens(f: &GgufFile) -> Result<Vec<&str>> {
+    f.get_array("tokenizer.ggml.tokens")?
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            t.as_str()
+                .ok_or_else(|| TextError::Tokenizer(format!("token {i} is not a string")))
+        })
+        .collect()
+}
+
+/// The end-of-generation ids the file names (`eos`, `eot`).
+fn gguf_eog(f: &GgufFile) -> Vec<u32> {
+    ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"]
+        .iter()
+        .filter_map(|key| f.get_usize(key).ok().map(|id| id as u32))
+        .collect()
+}
+
 impl Tokenizer {
     pub fn from_gguf(f: &GgufFile) -> Result<Self> {
         let err = |m: String| TextError::Tokenizer(m);
@@ -67,12 +87,7 @@ impl Tokenizer {
                 "pre-tokenizer {pre:?} is not supported (supported: qwen2)"
             )));
         }
-        let tokens = f.get_array("tokenizer.ggml.tokens")?;
-        let tokens: Vec<&str> = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| t.as_str().ok_or_else(|| err(format!("token {i} is not a string"))))
-            .collect::<Result<_>>()?;
+        let tokens = gguf_tokens(f)?;
         let types: Vec<i32> = match f.get_array("tokenizer.ggml.token_type") {
             Ok(a) => a.iter().map(|v| v.as_int().unwrap_or(1) as i32).collect(),
             Err(_) => vec![1; tokens.len()],
@@ -83,13 +98,7 @@ impl Tokenizer {
             .enumerate()
             .map(|(rank, m)| m.as_str().ok_or_else(|| err(format!("merge {rank} is not a string"))))
             .collect::<Result<_>>()?;
-        let mut eog = Vec::new();
-        for key in ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"] {
-            if let Ok(id) = f.get_usize(key) {
-                eog.push(id as u32);
-            }
-        }
-        Self::from_vocab(&tokens, &types, &merges, eog)
+        Self::from_vocab(&tokens, &types, &merges, gguf_eog(f))
     }
 
     /// A tokenizer from its vocabulary: each token's text in GPT-2's byte alphabet (added tokens
@@ -162,13 +171,7 @@ impl Tokenizer {
     }
 
     fn spm_from_gguf(f: &GgufFile) -> Result<Self> {
-        let err = |m: String| TextError::Tokenizer(m);
-        let tokens = f.get_array("tokenizer.ggml.tokens")?;
-        let tokens: Vec<&str> = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| t.as_str().ok_or_else(|| err(format!("token {i} is not a string"))))
-            .collect::<Result<_>>()?;
+        let tokens = gguf_tokens(f)?;
         let scores: Vec<f32> = f
             .get_array("tokenizer.ggml.scores")?
             .iter()
@@ -179,13 +182,7 @@ impl Tokenizer {
             .iter()
             .map(|v| v.as_int().unwrap_or(1) as i32)
             .collect();
-        let mut eog = Vec::new();
-        for key in ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"] {
-            if let Ok(id) = f.get_usize(key) {
-                eog.push(id as u32);
-            }
-        }
-        let mut tok = Self::from_spm_vocab(&tokens, &scores, &types, eog)?;
+        let mut tok = Self::from_spm_vocab(&tokens, &scores, &types, gguf_eog(f))?;
         let add_bos = f.get("tokenizer.ggml.add_bos_token").and_then(|v| v.as_bool()) == Some(true);
         tok.bos = f
             .get_usize("tokenizer.ggml.bos_token_id")

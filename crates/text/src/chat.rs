@@ -86,23 +86,21 @@ impl ChatTemplate {
     }
 
     /// The template of a GGUF file (`tokenizer.chat_template`; Gemma's turn format for a Gemma
-    /// file without one), with the model's BOS text where it adds one to every prompt.
+    /// file without one).
     pub fn from_gguf(f: &tandem_gguf::GgufFile) -> Result<Self> {
         let source = match f.get_str("tokenizer.chat_template") {
             Ok(s) => s,
             Err(_) if f.get_str("general.architecture").ok() == Some("gemma3") => GEMMA_TEMPLATE,
             Err(e) => return Err(e.into()),
         };
-        let mut t = Self::new(source)?;
-        let adds_bos = f.get("tokenizer.ggml.add_bos_token").and_then(|v| v.as_bool()) == Some(true);
-        if let (true, Ok(id), Ok(tokens)) = (
-            adds_bos,
-            f.get_usize("tokenizer.ggml.bos_token_id"),
-            f.get_array("tokenizer.ggml.tokens"),
-        ) {
-            t.bos = tokens.get(id).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-        }
-        Ok(t)
+        Self::new(source)
+    }
+
+    /// The same with `bos` as the template's `bos_token`: the model's BOS text where its
+    /// tokenizer adds one to every prompt (`Tokenizer::bos`).
+    pub fn with_bos(mut self, bos: String) -> Self {
+        self.bos = bos;
+        self
     }
 
     /// Renders to plain text (the form the golden tests compare with Python jinja2).

@@ -10,6 +10,15 @@ fn reference() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// A JSON array of token ids.
+fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .expect("an array of ids")
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect()
+}
+
 fn tokenizer(doc: &serde_json::Value) -> Tokenizer {
     let vocab = doc["vocab"].as_array().unwrap();
     let pieces: Vec<&str> = vocab.iter().map(|v| v[0].as_str().unwrap()).collect();
@@ -26,12 +35,7 @@ fn ids_equal_sentencepiece() {
     assert!(cases.len() >= 10);
     for c in cases {
         let text = c["text"].as_str().unwrap();
-        let want: Vec<u32> = c["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+        let want: Vec<u32> = ids(&c["ids"]);
         assert_eq!(tok.encode(text, SpecialMode::None), want, "{text:?}");
     }
 }
@@ -79,21 +83,11 @@ fn gemma3_ids_equal_llama_cpp_and_sentencepiece() {
     let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(golden).unwrap()).unwrap();
     for c in doc["cases"].as_array().unwrap() {
         let text = c["text"].as_str().unwrap();
-        let want: Vec<u32> = c["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+        let want: Vec<u32> = ids(&c["ids"]);
         // llama.cpp's llama-tokenize (tools/llama_greedy_gemma3.py) is the reference; sentencepiece
         // agrees except on runs of spaces, which Gemma's vocabulary holds as user-defined pieces
         // (llama.cpp matches them in the raw text; sentencepiece, given the GGUF's pieces, cannot).
-        let llama: Vec<u32> = c["llama_cpp_ids"]
-            .as_array()
-            .expect("llama_cpp_ids")
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+        let llama: Vec<u32> = ids(&c["llama_cpp_ids"]);
         let ours = tok.encode(text, SpecialMode::None);
         assert_eq!(ours, llama, "{text:?}");
         if !text.contains("  ") {
