@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use tandem_kernels::dense::Dense as Linear;
 pub use tandem_kernels::dense::Precision;
 use tandem_kernels::ops::gelu_slice;
+use tandem_kernels::Isa;
 
 use crate::ct2::Ct2Model;
 use crate::{AudioError, Result};
@@ -88,7 +89,8 @@ impl Ffn {
     /// x += W₂·GELU(W₁·LN(x)).
     fn residual(&self, x: &mut [f32]) {
         let mut h = self.up.apply(&self.norm.apply(x));
-        h.par_chunks_mut(self.up.rows).for_each(gelu_slice);
+        h.par_chunks_mut(self.up.rows)
+            .for_each(|x| gelu_slice(x, Isa::detected()));
         add(x, &self.down.apply(&h));
     }
 }
@@ -219,7 +221,7 @@ impl Whisper {
         let cols = im2col(t, c * 3, |pos, ch| if pos < t { mel[ch * t + pos] } else { 0.0 }, 1);
         let mut h = self.conv1.apply(&cols);
         let d = self.cfg.d;
-        h.par_chunks_mut(d).for_each(gelu_slice);
+        h.par_chunks_mut(d).for_each(|x| gelu_slice(x, Isa::detected()));
         // conv2 (kernel 3, stride 2, padding 1) over h: [t, d] token-major.
         let cols = im2col(
             self.cfg.audio_ctx,
@@ -228,7 +230,7 @@ impl Whisper {
             2,
         );
         let mut x = self.conv2.apply(&cols);
-        x.par_chunks_mut(d).for_each(gelu_slice);
+        x.par_chunks_mut(d).for_each(|x| gelu_slice(x, Isa::detected()));
         add(&mut x, &self.enc_pos);
         let n = self.cfg.audio_ctx;
         for l in &self.enc_layers {
@@ -304,7 +306,7 @@ impl Whisper {
         logits.par_chunks_mut(1024).enumerate().for_each(|(c, out)| {
             for (i, l) in out.iter_mut().enumerate() {
                 let r = c * 1024 + i;
-                *l = tandem_kernels::dispatch::dot_f32(&self.embed[r * d..(r + 1) * d], &last);
+                *l = tandem_kernels::dispatch::dot_f32(&self.embed[r * d..(r + 1) * d], &last, Isa::detected());
             }
         });
         logits
@@ -353,12 +355,12 @@ fn attention(cfg: &Config, q: &[f32], qs: usize, kv: &[f32], (nq, nk): (usize, u
                 let seen = if causal { nk - nq + i + 1 } else { nk };
                 for (j, sj) in s[..seen].iter_mut().enumerate() {
                     let kj = &kv[j * 2 * d + h * hd..][..hd];
-                    *sj = tandem_kernels::dispatch::dot_f32(qi, kj) * scale;
+                    *sj = tandem_kernels::dispatch::dot_f32(qi, kj, Isa::detected()) * scale;
                 }
-                tandem_kernels::ops::softmax(&mut s[..seen]);
+                tandem_kernels::ops::softmax(&mut s[..seen], Isa::detected());
                 let o = &mut out[i * hd..(i + 1) * hd];
                 for (j, &p) in s[..seen].iter().enumerate() {
-                    tandem_kernels::ops::axpy(p, &kv[j * 2 * d + d + h * hd..][..hd], o);
+                    tandem_kernels::ops::axpy(p, &kv[j * 2 * d + d + h * hd..][..hd], o, Isa::detected());
                 }
             }
             out
@@ -382,7 +384,7 @@ fn cross_scores(cfg: &Config, q: &[f32], kv: &[f32], h: usize) -> Vec<f32> {
     out.par_chunks_mut(cfg.audio_ctx).enumerate().for_each(|(i, row)| {
         let qi = &q[i * d + h * hd..][..hd];
         for (j, s) in row.iter_mut().enumerate() {
-            *s = tandem_kernels::dispatch::dot_f32(qi, &kv[j * 2 * d + h * hd..][..hd]) * scale;
+            *s = tandem_kernels::dispatch::dot_f32(qi, &kv[j * 2 * d + h * hd..][..hd], Isa::detected()) * scale;
         }
     });
     out
@@ -417,7 +419,18 @@ fn self_attention(qkv: &[f32], n: usize, heads: usize, d: usize) -> Vec<f32> {
             let q: Vec<f32> = rows.clone().flat_map(|t| row(t, 0, h).iter().copied()).collect();
             let mut out = vec![0f32; q.len()];
             let (kt, v) = &kv[h];
-            prompt_tile(&q, hd, &limits[..rows.len()], kt, ld, v, scale, scratch, &mut out);
+            prompt_tile(
+                &q,
+                hd,
+                &limits[..rows.len()],
+                kt,
+                ld,
+                v,
+                scale,
+                scratch,
+                &mut out,
+                Isa::detected(),
+            );
             out
         })
         .collect();

@@ -6,6 +6,7 @@
 use rayon::prelude::*;
 use tandem_kernels::matmul_prompt;
 use tandem_kernels::ops::gelu_slice;
+use tandem_kernels::Isa;
 
 use crate::weights::{BertConfig, Linear, Norm, Weights};
 
@@ -41,7 +42,7 @@ pub fn embed(w: &Weights, c: &BertConfig, seqs: &[Vec<u32>]) -> Vec<Vec<f32>> {
         add_assign(&mut x, &linear(&layer.attn_out, &ctx));
         layer_norm(&mut x, &layer.attn_norm, c.eps);
         let mut up = linear(&layer.up, &x);
-        up.par_chunks_mut(c.ffn).for_each(gelu_slice);
+        up.par_chunks_mut(c.ffn).for_each(|x| gelu_slice(x, Isa::detected()));
         add_assign(&mut x, &linear(&layer.down, &up));
         layer_norm(&mut x, &layer.out_norm, c.eps);
     }
@@ -56,7 +57,7 @@ fn linear(l: &Linear, x: &[f32]) -> Vec<f32> {
     let m = l.w.view();
     let n = x.len() / m.cols;
     let mut y = vec![0f32; n * m.rows];
-    matmul_prompt(&m, x, &mut y, tandem_kernels::process_choice().prompt());
+    matmul_prompt(&m, x, &mut y, tandem_kernels::process_choice());
     for row in y.chunks_exact_mut(m.rows) {
         add_assign(row, &l.b);
     }
@@ -83,12 +84,12 @@ fn attention(qkv: &[f32], spans: &[(usize, usize)], c: &BertConfig) -> Vec<f32> 
             for i in 0..len {
                 let q = row(i, 0);
                 for (j, sc) in scores.iter_mut().enumerate() {
-                    *sc = tandem_kernels::dispatch::dot_f32(q, row(j, 1)) * scale;
+                    *sc = tandem_kernels::dispatch::dot_f32(q, row(j, 1), Isa::detected()) * scale;
                 }
-                tandem_kernels::ops::softmax(&mut scores);
+                tandem_kernels::ops::softmax(&mut scores, Isa::detected());
                 let o = &mut out[i * hd..(i + 1) * hd];
                 for (j, &p) in scores.iter().enumerate() {
-                    tandem_kernels::ops::axpy(p, row(j, 2), o);
+                    tandem_kernels::ops::axpy(p, row(j, 2), o, Isa::detected());
                 }
             }
             out

@@ -4,8 +4,8 @@
 //! 256 MiB of matrices read in turn (memory bound): per token, and as weight bytes per second.
 use std::time::Instant;
 
-use tandem_kernels::DecodeKernel;
 use tandem_kernels::{matmul_decode, GgmlType, QMatrix};
+use tandem_kernels::{DecodeKernel, KernelChoice};
 
 /// Arguments filter the runs: a type name (Q5_0…), `int8`/`exact`, a token count.
 fn main() {
@@ -52,12 +52,12 @@ fn main() {
                 ] {
                     let ws: Vec<QMatrix> = mats.iter().map(|d| QMatrix::new(ty, rows, cols, d).unwrap()).collect();
                     let mut y = vec![0f32; n_tok * rows];
-                    matmul_decode(&ws[0], &x, &mut y, kernel);
+                    matmul_decode(&ws[0], &x, &mut y, KernelChoice::new(None, kernel));
                     let reps = if name == "L2" { 200 } else { 4 };
                     let t = Instant::now();
                     for _ in 0..reps {
                         for w in &ws {
-                            matmul_decode(w, &x, &mut y, kernel);
+                            matmul_decode(w, &x, &mut y, KernelChoice::new(None, kernel));
                         }
                     }
                     let secs = t.elapsed().as_secs_f64();

@@ -16,7 +16,7 @@
 // Index loops over register tiles and the twin's chains.
 #![allow(clippy::needless_range_loop)]
 
-use crate::dispatch::PromptKernel;
+use crate::dispatch::{Isa, KernelChoice, PromptKernel};
 
 /// Which tiled kernel prompt attention runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,32 +27,32 @@ pub enum TileKernel {
     Avx512,
 }
 
-/// The tiled kernel for head size `hd` on this CPU with the prompt kernel `prompt` (a
-/// `KernelChoice`'s), `None` where callers keep the per-token kernels (the choice is per machine
-/// and `--prompt-kernel`, never per batch).
-pub fn tile_kernel(hd: usize, prompt: PromptKernel) -> Option<TileKernel> {
-    if !f32_tiles_run(hd) {
+/// The tiled kernel for head size `hd` under the kernel choice `k` (its ISA and prompt kernel),
+/// `None` where callers keep the per-token kernels (the choice is per machine and
+/// `--prompt-kernel`, never per batch).
+pub fn tile_kernel(hd: usize, k: KernelChoice) -> Option<TileKernel> {
+    if !f32_tiles_run(hd, k.isa()) {
         return None;
     }
-    Some(match prompt {
-        PromptKernel::Amx if crate::dispatch::prompt_kernel_runs(prompt) => TileKernel::Amx,
+    Some(match k.prompt() {
+        PromptKernel::Amx => TileKernel::Amx,
         _ => TileKernel::Avx512,
     })
 }
 
-/// Whether the AMX tiles run here for head size `hd`.
-fn amx_tiles_run(hd: usize) -> bool {
-    tile_kernel(hd, PromptKernel::Amx) == Some(TileKernel::Amx)
+/// Whether the AMX tiles run under `k` for head size `hd`.
+fn amx_tiles_run(hd: usize, k: KernelChoice) -> bool {
+    tile_kernel(hd, k) == Some(TileKernel::Amx)
 }
 
-/// Whether the f32 register tiles run on this CPU for head size `hd` (AVX-512, hd 64 or 128).
-fn f32_tiles_run(hd: usize) -> bool {
-    crate::dispatch::avx512() && (hd == 64 || hd == 128)
+/// Whether the f32 register tiles run at `isa` for head size `hd` (AVX-512, hd 64 or 128).
+fn f32_tiles_run(hd: usize, isa: Isa) -> bool {
+    isa.avx512() && (hd == 64 || hd == 128)
 }
 
-/// Whether a tiled kernel runs on this CPU for head size `hd`.
-pub fn available(hd: usize) -> bool {
-    f32_tiles_run(hd)
+/// Whether a tiled kernel runs at `isa` for head size `hd`.
+pub fn available(hd: usize, isa: Isa) -> bool {
+    f32_tiles_run(hd, isa)
 }
 
 /// Positions rounded up to whole tiles of 32: `keys_t` holds `keys_ld(n) · hd` values.
@@ -69,10 +69,17 @@ pub struct TileScratch {
 }
 
 /// Key and value tiles for `prompt_tile_amx` from the f32 operands (`keys_t` panels and values
-/// [n][hd]): each `keys_ld(n) · hd / 2` u32 (bf16 pairs).
-pub fn to_tiles(keys_t: &[f32], values: &[f32], hd: usize, n: usize, key_tiles: &mut [u32], value_tiles: &mut [u32]) {
+/// [n][hd]): each `keys_ld(n) · hd / 2` u32 (bf16 pairs). `k` must run the AMX tiles.
+pub fn to_tiles(
+    keys_t: &[f32],
+    values: &[f32],
+    hd: usize,
+    n: usize,
+    (key_tiles, value_tiles): (&mut [u32], &mut [u32]),
+    k: KernelChoice,
+) {
     let ld = keys_ld(n);
-    assert!(amx_tiles_run(hd), "AMX attention where it does not run");
+    assert!(amx_tiles_run(hd, k), "AMX attention where it does not run");
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512F detected (tile_kernel); the kernels assert the lengths.
     unsafe {
@@ -82,21 +89,21 @@ pub fn to_tiles(keys_t: &[f32], values: &[f32], hd: usize, n: usize, key_tiles: 
 }
 
 /// `prompt_tile` on the matrix unit: query, keys, E and values rounded to bf16, sums in f32;
-/// key and value tiles from `to_tiles` for `n` positions.
+/// key and value tiles from `to_tiles` for `n` positions. `k` must run the AMX tiles.
 #[allow(clippy::too_many_arguments)]
 pub fn prompt_tile_amx(
     q: &[f32],
     hd: usize,
     limits: &[usize],
-    key_tiles: &[u32],
-    value_tiles: &[u32],
+    (key_tiles, value_tiles): (&[u32], &[u32]),
     n: usize,
     scale: f32,
     scratch: &mut TileScratch,
     out: &mut [f32],
+    k: KernelChoice,
 ) {
     let ld = keys_ld(n);
-    assert!(amx_tiles_run(hd), "AMX attention where it does not run");
+    assert!(amx_tiles_run(hd, k), "AMX attention where it does not run");
     assert!(q.len() == limits.len() * hd && out.len() == q.len());
     assert!(key_tiles.len() == ld * hd / 2 && value_tiles.len() == ld * hd / 2);
     assert!(
@@ -130,6 +137,7 @@ pub fn prompt_tile(
     scale: f32,
     scratch: &mut TileScratch,
     out: &mut [f32],
+    isa: Isa,
 ) {
     let nq = limits.len();
     let n = values.len() / hd;
@@ -141,19 +149,19 @@ pub fn prompt_tile(
     let scores = &mut scratch.scores;
     scores.resize(nq * ld, 0.0);
     #[cfg(target_arch = "x86_64")]
-    if f32_tiles_run(hd) {
+    if f32_tiles_run(hd, isa) {
         // SAFETY: AVX-512F and the AVX2 set were detected; the lengths were checked above.
         unsafe { crate::x86::tile_attention::prompt_tile(q, hd, limits, keys_t, ld, values, scale, scores, out) };
         return;
     }
-    prompt_tile_scalar(q, hd, limits, keys_t, ld, values, scale, scratch, out)
+    prompt_tile_scalar(q, hd, limits, keys_t, ld, values, scale, scratch, out, isa)
 }
 
 /// `x[p] = e^(x[p] − max x)`, returning their sum: the AVX-512 kernel's own where it runs (so the
 /// twin below checks the tiles' chains bit for bit), else in scalar code.
-pub fn exp_row(x: &mut [f32]) -> f32 {
+pub fn exp_row(x: &mut [f32], isa: Isa) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if crate::dispatch::avx512() {
+    if isa.avx512() {
         // SAFETY: AVX-512F and the AVX2 set were detected; `x` holds `x.len()` floats.
         return unsafe { crate::x86::tile_attention::exp_row(x.as_mut_ptr(), x.len(), 1.0) };
     }
@@ -178,6 +186,7 @@ pub fn prompt_tile_scalar(
     scale: f32,
     scratch: &mut TileScratch,
     out: &mut [f32],
+    isa: Isa,
 ) {
     let scores = &mut scratch.scores;
     scores.resize(limits.len() * ld, 0.0);
@@ -190,7 +199,7 @@ pub fn prompt_tile_scalar(
             }
             *sp = acc * scale;
         }
-        let inv = 1.0 / exp_row(s);
+        let inv = 1.0 / exp_row(s, isa);
         for d in 0..hd {
             let mut acc = 0f32;
             for p in 0..lim {
@@ -204,8 +213,8 @@ pub fn prompt_tile_scalar(
 /// One KV head's keys, positions `0..n`, to f32 in panels: `dst[key_at(p, d)] = row(p)[d]`
 /// (positions `n..keys_ld(n)` zero). `row(p)` is position p's key for this head (hd long or
 /// more), wherever the cache keeps it: a paged cache finds each position in its block.
-pub fn keys_t_f16<'a>(row: impl Fn(usize) -> &'a [u16], hd: usize, n: usize, dst: &mut [f32]) {
-    keys_t(n, hd, dst, |p, out| f16_row(&row(p)[..hd], out));
+pub fn keys_t_f16<'a>(row: impl Fn(usize) -> &'a [u16], hd: usize, n: usize, dst: &mut [f32], isa: Isa) {
+    keys_t(n, hd, dst, |p, out| f16_row(&row(p)[..hd], out, isa));
 }
 
 /// As `keys_t_f16` for an f32 cache.
@@ -232,10 +241,10 @@ fn keys_t(n: usize, hd: usize, dst: &mut [f32], row_of: impl Fn(usize, &mut [f32
 }
 
 /// One KV head's values, positions `0..n`, to f32: dst: [n, hd]; `row(p)` as in `keys_t_f16`.
-pub fn values_f16<'a>(row: impl Fn(usize) -> &'a [u16], hd: usize, n: usize, dst: &mut [f32]) {
+pub fn values_f16<'a>(row: impl Fn(usize) -> &'a [u16], hd: usize, n: usize, dst: &mut [f32], isa: Isa) {
     assert_eq!(dst.len(), n * hd);
     for (p, out) in dst.chunks_exact_mut(hd).enumerate() {
-        f16_row(&row(p)[..hd], out);
+        f16_row(&row(p)[..hd], out, isa);
     }
 }
 
@@ -248,9 +257,9 @@ pub fn values_f32<'a>(row: impl Fn(usize) -> &'a [f32], hd: usize, n: usize, dst
 }
 
 /// f16 bits → f32 (exact).
-fn f16_row(src: &[u16], dst: &mut [f32]) {
+fn f16_row(src: &[u16], dst: &mut [f32], isa: Isa) {
     #[cfg(target_arch = "x86_64")]
-    if crate::dispatch::isa() == crate::Isa::Avx2 && src.len().is_multiple_of(8) {
+    if isa.simd() && src.len().is_multiple_of(8) {
         // SAFETY: AVX2 and F16C were detected; equal lengths, a multiple of 8.
         return unsafe { crate::x86::from_f16(src, dst) };
     }

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use crate::dispatch::{dot_q8, DecodeKernel};
+use crate::dispatch::{dot_q8, DecodeKernel, Isa, KernelChoice};
 use crate::matmul::{matmul, OutPtr, QMatrix};
 use crate::q8::{self, QuantActs};
 
@@ -25,9 +25,10 @@ const ROW_BLOCK: usize = 16;
 
 /// `y[t][r] = Σ_c x[t][c] · W[r][c]` for generated tokens. x: [n_tok, cols], y: [n_tok, rows].
 /// Int8 kernels for the types that have them (unless `--decode-kernel exact`), else `matmul`.
-pub fn matmul_decode(w: &QMatrix, x: &[f32], y: &mut [f32], kernel: DecodeKernel) {
-    if kernel == DecodeKernel::Exact || !q8::supported(w.ty) || !w.cols.is_multiple_of(32) {
-        return matmul(w, x, y);
+pub fn matmul_decode(w: &QMatrix, x: &[f32], y: &mut [f32], k: KernelChoice) {
+    let isa = k.isa();
+    if k.decode() == DecodeKernel::Exact || !q8::supported(w.ty) || !w.cols.is_multiple_of(32) {
+        return matmul(w, x, y, isa);
     }
     let n_tok = x.len() / w.cols;
     assert_eq!(x.len(), n_tok * w.cols, "x is not a whole number of rows");
@@ -39,7 +40,7 @@ pub fn matmul_decode(w: &QMatrix, x: &[f32], y: &mut [f32], kernel: DecodeKernel
     let chunk = ROW_BLOCK * (rows / (threads * 4 * ROW_BLOCK)).clamp(1, 64);
     ACTS.with(|acts| {
         let mut acts = acts.borrow_mut();
-        q8::quantize(x, w.cols, &mut acts);
+        q8::quantize(x, w.cols, &mut acts, isa);
         let acts = &*acts;
         (0..rows.div_ceil(chunk)).into_par_iter().for_each(|c| {
             let end = ((c + 1) * chunk).min(rows);
@@ -49,10 +50,10 @@ pub fn matmul_decode(w: &QMatrix, x: &[f32], y: &mut [f32], kernel: DecodeKernel
                 while t < n_tok {
                     let nt = (n_tok - t).min(4);
                     match nt {
-                        1 => pass::<4, 1>(w, r0, r1, acts, t, out),
-                        2 => pass::<2, 2>(w, r0, r1, acts, t, out),
-                        3 => pass::<2, 3>(w, r0, r1, acts, t, out),
-                        _ => pass::<2, 4>(w, r0, r1, acts, t, out),
+                        1 => pass::<4, 1>(w, (r0, r1), acts, t, out, isa),
+                        2 => pass::<2, 2>(w, (r0, r1), acts, t, out, isa),
+                        3 => pass::<2, 3>(w, (r0, r1), acts, t, out, isa),
+                        _ => pass::<2, 4>(w, (r0, r1), acts, t, out, isa),
                     }
                     t += nt;
                 }
@@ -62,7 +63,14 @@ pub fn matmul_decode(w: &QMatrix, x: &[f32], y: &mut [f32], kernel: DecodeKernel
 }
 
 /// Rows `r0..r1` in steps of `R` (the last few one at a time) for tokens `t0..t0 + T`.
-fn pass<const R: usize, const T: usize>(w: &QMatrix, r0: usize, r1: usize, acts: &QuantActs, t0: usize, out: OutPtr) {
+fn pass<const R: usize, const T: usize>(
+    w: &QMatrix,
+    (r0, r1): (usize, usize),
+    acts: &QuantActs,
+    t0: usize,
+    out: OutPtr,
+    isa: Isa,
+) {
     let ld = w.rows;
     let put = |r: usize, v: &[f32; T]| {
         for (t, &y) in v.iter().enumerate() {
@@ -72,13 +80,13 @@ fn pass<const R: usize, const T: usize>(w: &QMatrix, r0: usize, r1: usize, acts:
     };
     let mut r = r0;
     while r + R <= r1 {
-        let v = dot_q8::<R, T>(w.ty, std::array::from_fn(|i| w.row(r + i)), acts, t0);
+        let v = dot_q8::<R, T>(w.ty, std::array::from_fn(|i| w.row(r + i)), acts, t0, isa);
         for (i, v) in v.iter().enumerate() {
             put(r + i, v);
         }
         r += R;
     }
     for r in r..r1 {
-        put(r, &dot_q8::<1, T>(w.ty, [w.row(r)], acts, t0)[0]);
+        put(r, &dot_q8::<1, T>(w.ty, [w.row(r)], acts, t0, isa)[0]);
     }
 }

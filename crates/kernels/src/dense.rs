@@ -2,7 +2,7 @@
 //! the chosen kernels take them: f32 rows for the exact matmul, or int8 rows for the int8 GEMM.
 
 use crate::gemm_i8::{matmul_i8, I8Matrix};
-use crate::{matmul, GgmlType, QMatrix};
+use crate::{matmul, GgmlType, Isa, QMatrix};
 
 /// How a model's weight matrices are held and multiplied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,7 +17,7 @@ pub enum Precision {
 impl Precision {
     /// Int8 where the CPU has the VNNI kernel, else exact (the int8 GEMM's scalar twin is slow).
     pub fn fastest() -> Self {
-        if crate::gemm_i8::fast() {
+        if crate::gemm_i8::fast(Isa::detected()) {
             Self::Int8
         } else {
             Self::Exact
@@ -37,6 +37,8 @@ pub struct Dense {
     pub rows: usize,
     pub cols: usize,
     pub b: Vec<f32>,
+    /// The SIMD level its matmuls run at: the CPU's best.
+    isa: Isa,
 }
 
 impl Dense {
@@ -48,7 +50,13 @@ impl Dense {
         } else {
             Weights::F32(w.iter().flat_map(|x| x.to_le_bytes()).collect())
         };
-        Self { w, rows, cols, b }
+        Self {
+            w,
+            rows,
+            cols,
+            b,
+            isa: Isa::detected(),
+        }
     }
 
     /// x: [n, cols] → [n, rows].
@@ -57,9 +65,9 @@ impl Dense {
         match &self.w {
             Weights::F32(w) => {
                 let q = QMatrix::new(GgmlType::F32, self.rows, self.cols, w).expect("sizes checked at load");
-                matmul(&q, x, &mut y);
+                matmul(&q, x, &mut y, self.isa);
             }
-            Weights::Int8(w) => matmul_i8(w, x, &mut y),
+            Weights::Int8(w) => matmul_i8(w, x, &mut y, self.isa),
         }
         for row in y.chunks_exact_mut(self.rows) {
             row.iter_mut().zip(&self.b).for_each(|(a, b)| *a += b);

@@ -1,8 +1,6 @@
 //! Run-time choice of kernels. Chosen once from the CPU's features (never from compile-time
 //! `target-cpu`, so one binary runs on any x86_64), overridable for tests and benchmarks.
 
-use std::sync::atomic::{AtomicU8, Ordering};
-
 use crate::blocks::{as_blocks, Block, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0};
 use crate::{scalar, GgmlType};
 
@@ -52,68 +50,92 @@ pub fn has_kernels(ty: GgmlType) -> bool {
     with_quant(ty, Probe).is_some()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isa {
+/// SIMD levels; each includes the ones below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
     Scalar,
     /// x86_64 with AVX2, FMA and F16C.
     Avx2,
+    /// AVX-512F on top of the AVX2 set (the 512-bit f32 tiles).
+    Avx512,
+    /// AVX-512 BW and VNNI on top (the 512-bit int8 kernels).
+    Avx512Vnni,
 }
 
-/// 0 = not yet detected, 1 = scalar, 2 = AVX2.
-static CHOSEN: AtomicU8 = AtomicU8::new(0);
+/// The SIMD level the kernels run at. A value: detected once from the CPU (`Isa::detected`, a
+/// fact that never changes), capped where a flag or a test asks (`at_most`), carried by
+/// `KernelChoice` and passed to every kernel with SIMD paths, so two models or two tests can run
+/// different levels side by side. Only built from the detected level, so a safe caller cannot
+/// hand a kernel an instruction set the CPU lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Isa(Level);
 
-fn detect() -> Isa {
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c") {
-        return Isa::Avx2;
+impl Isa {
+    /// The best level this CPU runs.
+    pub fn detected() -> Isa {
+        static DETECTED: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
+        Isa(*DETECTED.get_or_init(detect))
     }
-    Isa::Scalar
-}
 
-/// The instruction set the kernels use.
-pub fn isa() -> Isa {
-    match CHOSEN.load(Ordering::Relaxed) {
-        1 => Isa::Scalar,
-        2 => Isa::Avx2,
-        _ => {
-            let isa = detect();
-            CHOSEN.store(if isa == Isa::Avx2 { 2 } else { 1 }, Ordering::Relaxed);
-            isa
+    /// The scalar kernels (the twins every SIMD kernel is checked against).
+    pub fn scalar() -> Isa {
+        Isa(Level::Scalar)
+    }
+
+    /// This level, or `cap` where that is lower.
+    pub fn at_most(self, cap: Level) -> Isa {
+        Isa(self.0.min(cap))
+    }
+
+    pub fn level(self) -> Level {
+        self.0
+    }
+
+    /// Whether the AVX2 kernels run.
+    pub fn simd(self) -> bool {
+        self.0 >= Level::Avx2
+    }
+
+    /// Whether the AVX-512 f32 kernels run.
+    pub fn avx512(self) -> bool {
+        self.0 >= Level::Avx512
+    }
+
+    /// Whether the 512-bit int8 kernels run.
+    pub fn avx512_int8(self) -> bool {
+        self.0 >= Level::Avx512Vnni
+    }
+
+    /// Whether the AVX-512 BF16 dot product (`vdpbf16ps`) runs: AVX-512 and the CPU's BF16.
+    pub fn bf16_dot(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+            self.avx512()
+                && *HAS.get_or_init(|| is_x86_feature_detected!("avx512bf16") && is_x86_feature_detected!("avx512bw"))
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        false
     }
 }
 
-/// Set by `force_avx512(false)`: the AVX-512 kernels are not used even where the CPU has them.
-static NO_AVX512: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Turns the AVX-512 kernels off (or back on where the CPU has them), so tests on an AVX-512
-/// machine also cover the AVX2 paths.
-pub fn force_avx512(on: bool) {
-    NO_AVX512.store(!on, Ordering::Relaxed);
+#[cfg(target_arch = "x86_64")]
+fn detect() -> Level {
+    if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")) {
+        return Level::Scalar;
+    }
+    if !is_x86_feature_detected!("avx512f") {
+        return Level::Avx2;
+    }
+    match is_x86_feature_detected!("avx512bw") && is_x86_feature_detected!("avx512vnni") {
+        true => Level::Avx512Vnni,
+        false => Level::Avx512,
+    }
 }
 
-/// Whether the AVX-512 tile can be used (AVX-512F on top of the AVX2 set, and not forced off).
-pub fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        isa() == Isa::Avx2
-            && !NO_AVX512.load(Ordering::Relaxed)
-            && *HAS.get_or_init(|| is_x86_feature_detected!("avx512f"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
-/// Whether the 512-bit int8 kernels can be used: AVX-512 (not forced off) with BW and VNNI.
-pub fn avx512_int8() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        avx512() && *HAS.get_or_init(|| is_x86_feature_detected!("avx512bw") && is_x86_feature_detected!("avx512vnni"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+#[cfg(not(target_arch = "x86_64"))]
+fn detect() -> Level {
+    Level::Scalar
 }
 
 /// How prompt tokens' matmuls are computed (`prompt::matmul_prompt`).
@@ -127,32 +149,21 @@ pub enum PromptKernel {
     Exact,
 }
 
-/// Whether the CPU (and OS) offer the AVX-512 BF16 dot product.
-pub fn has_bf16_dot() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        avx512() && *HAS.get_or_init(|| is_x86_feature_detected!("avx512bf16") && is_x86_feature_detected!("avx512bw"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
 /// The prompt kernel for a request (`None`: automatic): AMX where the CPU and OS offer it (auto,
 /// or asked for), AVX-512 BF16 only when asked for (on the Xeon it was measured on it is no faster
 /// than the exact path: flagship pp512 70.6 vs 68.5 tok/s; unmeasured on Zen 4, where it may pay),
 /// else exact — also for a kernel the CPU lacks.
-fn resolve_prompt(asked: Option<PromptKernel>) -> PromptKernel {
+fn resolve_prompt(asked: Option<PromptKernel>, isa: Isa) -> PromptKernel {
     #[cfg(target_arch = "x86_64")]
     {
-        if matches!(asked, None | Some(PromptKernel::Amx)) && avx512() && crate::x86::amx::available() {
+        if matches!(asked, None | Some(PromptKernel::Amx)) && isa.avx512() && crate::x86::amx::available() {
             return PromptKernel::Amx;
         }
-        if asked == Some(PromptKernel::Bf16Dot) && has_bf16_dot() {
+        if asked == Some(PromptKernel::Bf16Dot) && isa.bf16_dot() {
             return PromptKernel::Bf16Dot;
         }
     }
-    let _ = asked;
+    let _ = (asked, isa);
     PromptKernel::Exact
 }
 
@@ -176,15 +187,21 @@ pub enum DecodeKernel {
 pub struct KernelChoice {
     prompt: PromptKernel,
     decode: DecodeKernel,
+    isa: Isa,
 }
 
 impl KernelChoice {
     /// `prompt`: the kernel asked for (`None`: the best the CPU offers; one it lacks gives the
     /// exact path).
     pub fn new(prompt: Option<PromptKernel>, decode: DecodeKernel) -> Self {
+        Self::resolve(prompt, decode, Isa::detected())
+    }
+
+    fn resolve(prompt: Option<PromptKernel>, decode: DecodeKernel, isa: Isa) -> Self {
         Self {
-            prompt: resolve_prompt(prompt),
+            prompt: resolve_prompt(prompt, isa),
             decode,
+            isa,
         }
     }
 
@@ -198,12 +215,23 @@ impl KernelChoice {
         Self {
             prompt: PromptKernel::Exact,
             decode: DecodeKernel::Exact,
+            isa: Isa::detected(),
         }
     }
 
     /// The same with the prompt kernel asked for (resolved as in `new`).
     pub fn with_prompt(self, prompt: Option<PromptKernel>) -> Self {
-        Self::new(prompt, self.decode)
+        Self::resolve(prompt, self.decode, self.isa)
+    }
+
+    /// The same with the SIMD level capped at `cap` (a prompt kernel the capped level cannot
+    /// run falls back to the exact one).
+    pub fn with_isa_at_most(self, cap: Level) -> Self {
+        Self::resolve(Some(self.prompt), self.decode, self.isa.at_most(cap))
+    }
+
+    pub fn isa(&self) -> Isa {
+        self.isa
     }
 
     pub fn prompt(&self) -> PromptKernel {
@@ -213,11 +241,6 @@ impl KernelChoice {
     pub fn decode(&self) -> DecodeKernel {
         self.decode
     }
-}
-
-/// Whether the CPU runs `kernel` (a safe caller may pass any value to `matmul_prompt`).
-pub(crate) fn prompt_kernel_runs(kernel: PromptKernel) -> bool {
-    kernel == PromptKernel::Exact || resolve_prompt(Some(kernel)) == kernel
 }
 
 static PROCESS_CHOICE: std::sync::OnceLock<KernelChoice> = std::sync::OnceLock::new();
@@ -241,9 +264,10 @@ pub fn dot_q8<const R: usize, const T: usize>(
     rows: [&[u8]; R],
     acts: &crate::q8::QuantActs,
     t0: usize,
+    isa: Isa,
 ) -> [[f32; T]; R] {
     #[cfg(target_arch = "x86_64")]
-    if isa() == Isa::Avx2 {
+    if isa.simd() {
         struct Dot<'a, const R: usize, const T: usize>([&'a [u8]; R], &'a crate::q8::QuantActs, usize, bool);
         impl<const R: usize, const T: usize> WithBlock for Dot<'_, R, T> {
             type Out = [[f32; T]; R];
@@ -259,17 +283,11 @@ pub fn dot_q8<const R: usize, const T: usize>(
                 }
             }
         }
-        if let Some(v) = with_quant(ty, Dot::<R, T>(rows, acts, t0, avx512_int8())) {
+        if let Some(v) = with_quant(ty, Dot::<R, T>(rows, acts, t0, isa.avx512_int8())) {
             return v;
         }
     }
     std::array::from_fn(|r| std::array::from_fn(|t| crate::q8::dot_scalar(ty, rows[r], acts, t0 + t)))
-}
-
-/// Forces `isa` (e.g. scalar, to compare paths). Asking for an ISA the CPU lacks gives the best it has.
-pub fn force_isa(isa: Isa) {
-    let isa = if isa == Isa::Avx2 { detect() } else { isa };
-    CHOSEN.store(if isa == Isa::Avx2 { 2 } else { 1 }, Ordering::Relaxed);
 }
 
 /// A one-line description of the CPU features that matter here, for logs and bench reports.
@@ -297,7 +315,7 @@ pub fn cpu_features() -> String {
     let k = process_choice();
     format!(
         "isa={:?} features=[{}] prompt={:?} decode={:?}",
-        isa(),
+        k.isa().level(),
         f.join(","),
         k.prompt(),
         k.decode()
@@ -309,9 +327,9 @@ thread_local! {
 }
 
 /// Dequantises a row on the chosen ISA; the values are bit-identical to `scalar::dequantize_row`.
-pub fn dequantize(ty: GgmlType, row: &[u8], out: &mut [f32]) {
+pub fn dequantize(ty: GgmlType, row: &[u8], out: &mut [f32], isa: Isa) {
     #[cfg(target_arch = "x86_64")]
-    if isa() == Isa::Avx2 {
+    if isa.simd() {
         struct Dequant<'a>(&'a [u8], &'a mut [f32]);
         impl WithBlock for Dequant<'_> {
             type Out = bool;
@@ -333,10 +351,10 @@ pub fn dequantize(ty: GgmlType, row: &[u8], out: &mut [f32]) {
 
 /// The dot product every matmul path uses for one (row, token) pair, given the row's exact f32
 /// weights: one 8-lane accumulator in element order, then a fixed horizontal sum.
-pub fn dot_exact(w: &[f32], x: &[f32]) -> f32 {
+pub fn dot_exact(w: &[f32], x: &[f32], isa: Isa) -> f32 {
     assert_eq!(w.len(), x.len());
     #[cfg(target_arch = "x86_64")]
-    if isa() == Isa::Avx2 && w.len().is_multiple_of(8) {
+    if isa.simd() && w.len().is_multiple_of(8) {
         // SAFETY: features detected; equal lengths, multiple of 8.
         return unsafe { crate::x86::tile_1x1(w.as_ptr(), x.as_ptr(), w.len()) };
     }
@@ -359,14 +377,14 @@ fn dot8_scalar(a: &[f32], b: &[f32]) -> f32 {
 
 /// Four rows of the same type dotted with `x` in one pass (`None`: no fused kernel for `ty`).
 /// Each result equals `dot_row` of that row, bit for bit.
-pub fn dot_rows4(ty: GgmlType, rows: [&[u8]; 4], x: &[f32]) -> Option<[f32; 4]> {
-    dot_rows(ty, rows, x)
+pub fn dot_rows4(ty: GgmlType, rows: [&[u8]; 4], x: &[f32], isa: Isa) -> Option<[f32; 4]> {
+    dot_rows(ty, rows, x, isa)
 }
 
 /// `R` rows dotted with `x` on the fused kernels (`None`: none for `ty` on this ISA).
-fn dot_rows<const R: usize>(ty: GgmlType, rows: [&[u8]; R], x: &[f32]) -> Option<[f32; R]> {
+fn dot_rows<const R: usize>(ty: GgmlType, rows: [&[u8]; R], x: &[f32], isa: Isa) -> Option<[f32; R]> {
     #[cfg(target_arch = "x86_64")]
-    if isa() == Isa::Avx2 {
+    if isa.simd() {
         struct Rows<'a, const R: usize>([&'a [u8]; R], &'a [f32]);
         impl<const R: usize> WithBlock for Rows<'_, R> {
             type Out = [f32; R];
@@ -377,14 +395,14 @@ fn dot_rows<const R: usize>(ty: GgmlType, rows: [&[u8]; R], x: &[f32]) -> Option
         }
         return with_quant(ty, Rows(rows, x));
     }
-    let _ = (ty, rows, x);
+    let _ = (ty, rows, x, isa);
     None
 }
 
 /// Whether `ty` has fused dequantise-and-dot row kernels on the chosen ISA (`dot_rows4`,
 /// `dot_tokens`).
-pub fn fused_rows(ty: GgmlType) -> bool {
-    isa() == Isa::Avx2 && has_kernels(ty)
+pub fn fused_rows(ty: GgmlType, isa: Isa) -> bool {
+    isa.simd() && has_kernels(ty)
 }
 
 /// `R` rows of the same type dotted with `T` tokens (`x`: [T, cols] from its start) in one pass
@@ -395,9 +413,10 @@ pub fn dot_tokens<const R: usize, const T: usize>(
     rows: [&[u8]; R],
     x: &[f32],
     cols: usize,
+    isa: Isa,
 ) -> Option<[[f32; T]; R]> {
     #[cfg(target_arch = "x86_64")]
-    if isa() == Isa::Avx2 {
+    if isa.simd() {
         struct Tokens<'a, const R: usize, const T: usize>([&'a [u8]; R], &'a [f32], usize);
         impl<const R: usize, const T: usize> WithBlock for Tokens<'_, R, T> {
             type Out = [[f32; T]; R];
@@ -408,7 +427,7 @@ pub fn dot_tokens<const R: usize, const T: usize>(
         }
         return with_quant(ty, Tokens::<R, T>(rows, x, cols));
     }
-    let _ = (ty, rows, x, cols);
+    let _ = (ty, rows, x, cols, isa);
     None
 }
 
@@ -420,9 +439,10 @@ pub fn dot_pairs<const R: usize, const P: usize>(
     rows: [&[u8]; R],
     xp: &[f32],
     cols: usize,
+    isa: Isa,
 ) -> Option<[[(f32, f32); P]; R]> {
     #[cfg(target_arch = "x86_64")]
-    if avx512() {
+    if isa.avx512() {
         struct Pairs<'a, const R: usize, const P: usize>([&'a [u8]; R], &'a [f32], usize);
         impl<const R: usize, const P: usize> WithBlock for Pairs<'_, R, P> {
             type Out = [[(f32, f32); P]; R];
@@ -433,29 +453,29 @@ pub fn dot_pairs<const R: usize, const P: usize>(
         }
         return with_quant(ty, Pairs::<R, P>(rows, xp, cols));
     }
-    let _ = (ty, rows, xp, cols);
+    let _ = (ty, rows, xp, cols, isa);
     None
 }
 
 /// Dot product of one quantised row with f32 activations: `dot_exact(dequantize(row), x)`, fused
 /// in registers where a kernel exists.
-pub fn dot_row(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
-    if let Some([v]) = dot_rows(ty, [row], x) {
+pub fn dot_row(ty: GgmlType, row: &[u8], x: &[f32], isa: Isa) -> f32 {
+    if let Some([v]) = dot_rows(ty, [row], x, isa) {
         return v;
     }
     ROW.with(|b| {
         let mut b = b.borrow_mut();
         b.resize(x.len(), 0.0);
-        dequantize(ty, row, &mut b);
-        dot_exact(&b, x)
+        dequantize(ty, row, &mut b, isa);
+        dot_exact(&b, x, isa)
     })
 }
 
 /// f32 dot product on the chosen ISA (attention; not part of the matmul's exactness contract).
-pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+pub fn dot_f32(a: &[f32], b: &[f32], isa: Isa) -> f32 {
     assert_eq!(a.len(), b.len());
     #[cfg(target_arch = "x86_64")]
-    if isa() == Isa::Avx2 && a.len().is_multiple_of(8) {
+    if isa.simd() && a.len().is_multiple_of(8) {
         // SAFETY: features detected; equal lengths, multiple of 8.
         return unsafe { crate::x86::dot_f32(a, b) };
     }

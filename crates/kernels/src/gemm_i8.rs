@@ -19,6 +19,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
+use crate::dispatch::Isa;
 use crate::matmul::OutPtr;
 
 /// Tokens per task: their activations (≤ 96 × 1,536 bytes) stay in L2 while every row panel of
@@ -82,11 +83,11 @@ pub struct I8Acts {
 }
 
 /// Rounds each token of `x` ([n, cols]) as the contract says.
-pub fn quantize_acts(x: &[f32], cols: usize, out: &mut I8Acts) {
+pub fn quantize_acts(x: &[f32], cols: usize, out: &mut I8Acts, isa: Isa) {
     let n = x.len() / cols;
     out.qu.resize(n * cols, 0);
     out.d.resize(n, 0.0);
-    let simd = fast();
+    let simd = fast(isa);
     let rows = out
         .qu
         .par_chunks_mut(cols)
@@ -119,20 +120,20 @@ thread_local! {
 }
 
 /// Whether the VNNI kernel runs (else the scalar twin: correct, slow).
-pub fn fast() -> bool {
-    crate::dispatch::avx512_int8()
+pub fn fast(isa: Isa) -> bool {
+    isa.avx512_int8()
 }
 
 /// `y[t][r] = Σ_c x[t][c] · W[r][c]` under the contract above. x: [n_tok, cols], y: [n_tok, rows].
-pub fn matmul_i8(w: &I8Matrix, x: &[f32], y: &mut [f32]) {
+pub fn matmul_i8(w: &I8Matrix, x: &[f32], y: &mut [f32], isa: Isa) {
     let n = x.len() / w.cols;
     assert_eq!(x.len(), n * w.cols, "x is not a whole number of rows");
     assert_eq!(y.len(), n * w.rows, "y has the wrong size");
-    let simd = fast();
+    let simd = fast(isa);
     let out = OutPtr(y.as_mut_ptr());
     ACTS.with(|acts| {
         let mut acts = acts.borrow_mut();
-        quantize_acts(x, w.cols, &mut acts);
+        quantize_acts(x, w.cols, &mut acts, isa);
         let acts = &*acts;
         let pairs = w.rows_pad() / 32;
         let token_chunks = n.div_ceil(TOKEN_CHUNK);
@@ -246,9 +247,9 @@ mod tests {
             x[..cols].fill(0.0); // a silent token: amax 0
             let m = I8Matrix::quantize(&w, rows, cols);
             let mut fast_y = vec![0f32; n * rows];
-            matmul_i8(&m, &x, &mut fast_y);
+            matmul_i8(&m, &x, &mut fast_y, Isa::detected());
             let mut acts = I8Acts::default();
-            quantize_acts(&x, cols, &mut acts);
+            quantize_acts(&x, cols, &mut acts, Isa::detected());
             let mut q = vec![0u8; cols];
             for (t, xt) in x.chunks(cols).enumerate() {
                 assert_eq!(quantize_row_scalar(xt, &mut q), acts.d[t]);

@@ -35,7 +35,7 @@ pub mod scalar;
 pub mod x86;
 
 pub use decode::matmul_decode;
-pub use dispatch::{cpu_features, process_choice, DecodeKernel, Isa, KernelChoice, PromptKernel};
+pub use dispatch::{cpu_features, process_choice, DecodeKernel, Isa, KernelChoice, Level, PromptKernel};
 pub use matmul::{matmul, QMatrix};
 pub use prompt::matmul_prompt;
 pub use tandem_gguf::GgmlType;

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use crate::dispatch::{dequantize, dot_exact, dot_row, dot_rows4, dot_tokens, isa, Isa};
+use crate::dispatch::{dequantize, dot_exact, dot_row, dot_rows4, dot_tokens, Isa};
 use crate::{scalar, GgmlType};
 
 /// A weight matrix of `rows` rows of `cols` elements, each row stored contiguously as `ty`
@@ -75,7 +75,7 @@ thread_local! {
 /// register tiles over the tokens: each weight read once for all of them). Both compute every
 /// output as `dot_exact(dequantize(row), x[t])`, so results are bit-identical whichever path and
 /// whatever else is in the batch (batch invariance).
-pub fn matmul(w: &QMatrix, x: &[f32], y: &mut [f32]) {
+pub fn matmul(w: &QMatrix, x: &[f32], y: &mut [f32], isa: Isa) {
     let n_tok = x.len() / w.cols;
     assert_eq!(x.len(), n_tok * w.cols, "x is not a whole number of rows");
     assert_eq!(y.len(), n_tok * w.rows, "y has the wrong size");
@@ -90,7 +90,7 @@ pub fn matmul(w: &QMatrix, x: &[f32], y: &mut [f32]) {
             let mut r = r_begin;
             while r + 4 <= r_end {
                 let quad = [w.row(r), w.row(r + 1), w.row(r + 2), w.row(r + 3)];
-                let Some(v) = dot_rows4(w.ty, quad, x) else { break };
+                let Some(v) = dot_rows4(w.ty, quad, x, isa) else { break };
                 for (i, v) in v.into_iter().enumerate() {
                     // SAFETY: row r + i is written only by the task that owns it.
                     unsafe { *out.at(r + i) = v };
@@ -99,35 +99,32 @@ pub fn matmul(w: &QMatrix, x: &[f32], y: &mut [f32]) {
             }
             for r in r..r_end {
                 // SAFETY: as above.
-                unsafe { *out.at(r) = dot_row(w.ty, w.row(r), x) };
+                unsafe { *out.at(r) = dot_row(w.ty, w.row(r), x, isa) };
             }
         });
         return;
     }
-    if (ROW_PAIRS_FROM..=ROW_PAIRS_TOKENS).contains(&n_tok)
-        && crate::dispatch::fused_rows(w.ty)
-        && crate::dispatch::avx512()
-    {
+    if (ROW_PAIRS_FROM..=ROW_PAIRS_TOKENS).contains(&n_tok) && crate::dispatch::fused_rows(w.ty, isa) && isa.avx512() {
         PAIRS.with(|pairs| {
             let mut pairs = pairs.borrow_mut();
             crate::x86::avx512::pack_pairs(x, n_tok, w.cols, &mut pairs);
             let xp = &pairs[..];
             let chunk = 8 * (rows / (threads * 128)).clamp(1, 128);
             (0..rows.div_ceil(chunk)).into_par_iter().for_each(|c| {
-                row_pairs(w, c * chunk, ((c + 1) * chunk).min(rows), xp, n_tok, out);
+                row_pairs(w, c * chunk, ((c + 1) * chunk).min(rows), xp, n_tok, out, isa);
             });
         });
         return;
     }
-    if n_tok <= ROW_PATH_TOKENS && crate::dispatch::fused_rows(w.ty) {
+    if n_tok <= ROW_PATH_TOKENS && crate::dispatch::fused_rows(w.ty, isa) {
         let chunk = 4 * (rows / (threads * 64)).clamp(1, 256);
         (0..rows.div_ceil(chunk)).into_par_iter().for_each(|c| {
-            row_tokens(w, c * chunk, ((c + 1) * chunk).min(rows), x, n_tok, out);
+            row_tokens(w, c * chunk, ((c + 1) * chunk).min(rows), x, n_tok, out, isa);
         });
         return;
     }
     let chunk = ROW_BLOCK * (rows / (threads * 4 * ROW_BLOCK)).clamp(1, 64);
-    let use_512 = crate::dispatch::avx512() && n_tok >= 4 && w.cols.is_multiple_of(8);
+    let use_512 = isa.avx512() && n_tok >= 4 && w.cols.is_multiple_of(8);
     PAIRS.with(|pairs| {
         let mut pairs = pairs.borrow_mut();
         if use_512 {
@@ -143,10 +140,10 @@ pub fn matmul(w: &QMatrix, x: &[f32], y: &mut [f32]) {
                 for r0 in (r_begin..r_end).step_by(ROW_BLOCK) {
                     let nr = ROW_BLOCK.min(r_end - r0);
                     for i in 0..nr {
-                        dequantize(w.ty, w.row(r0 + i), &mut s[i * w.cols..(i + 1) * w.cols]);
+                        dequantize(w.ty, w.row(r0 + i), &mut s[i * w.cols..(i + 1) * w.cols], isa);
                     }
                     // SAFETY: this task owns rows r0..r0+nr of every token's output.
-                    unsafe { gemm_block(&s[..nr * w.cols], nr, x, xp, n_tok, w.cols, out.at(r0), rows) };
+                    unsafe { gemm_block(&s[..nr * w.cols], nr, x, xp, n_tok, w.cols, out.at(r0), rows, isa) };
                 }
             });
         });
@@ -167,16 +164,23 @@ pub const ROW_PAIRS_TOKENS: usize = 8;
 
 /// Rows `r0..r1` for every token through the AVX-512 pair kernels: `R × P` accumulators per pass,
 /// at least 8 independent FMA chains to hide the FMA latency.
-fn row_pairs(w: &QMatrix, r0: usize, r1: usize, xp: &[f32], n_tok: usize, out: OutPtr) {
+fn row_pairs(w: &QMatrix, r0: usize, r1: usize, xp: &[f32], n_tok: usize, out: OutPtr, isa: Isa) {
     match n_tok.div_ceil(2) {
-        3 => pair_pass::<3, 3>(w, r0, r1, xp, n_tok, out),
-        4 => pair_pass::<2, 4>(w, r0, r1, xp, n_tok, out),
+        3 => pair_pass::<3, 3>(w, (r0, r1), xp, n_tok, out, isa),
+        4 => pair_pass::<2, 4>(w, (r0, r1), xp, n_tok, out, isa),
         p => unreachable!("{p} pairs: the pair path takes {ROW_PAIRS_FROM}..={ROW_PAIRS_TOKENS} tokens"),
     }
 }
 
 /// Rows `r0..r1` in steps of `R` (the last few one at a time), `P` token pairs.
-fn pair_pass<const R: usize, const P: usize>(w: &QMatrix, r0: usize, r1: usize, xp: &[f32], n_tok: usize, out: OutPtr) {
+fn pair_pass<const R: usize, const P: usize>(
+    w: &QMatrix,
+    (r0, r1): (usize, usize),
+    xp: &[f32],
+    n_tok: usize,
+    out: OutPtr,
+    isa: Isa,
+) {
     let (ty, cols, ld) = (w.ty, w.cols, w.rows);
     let put = |r: usize, v: &[(f32, f32); P]| {
         for (p, &(a, b)) in v.iter().enumerate() {
@@ -191,14 +195,14 @@ fn pair_pass<const R: usize, const P: usize>(w: &QMatrix, r0: usize, r1: usize, 
     let mut r = r0;
     while r + R <= r1 {
         let rows: [&[u8]; R] = std::array::from_fn(|i| w.row(r + i));
-        let v = crate::dispatch::dot_pairs::<R, P>(ty, rows, xp, cols).expect("avx512 checked");
+        let v = crate::dispatch::dot_pairs::<R, P>(ty, rows, xp, cols, isa).expect("avx512 checked");
         for (i, vi) in v.iter().enumerate() {
             put(r + i, vi);
         }
         r += R;
     }
     for r in r..r1 {
-        let v = crate::dispatch::dot_pairs::<1, P>(ty, [w.row(r)], xp, cols).expect("avx512 checked");
+        let v = crate::dispatch::dot_pairs::<1, P>(ty, [w.row(r)], xp, cols, isa).expect("avx512 checked");
         put(r, &v[0]);
     }
 }
@@ -206,29 +210,29 @@ fn pair_pass<const R: usize, const P: usize>(w: &QMatrix, r0: usize, r1: usize, 
 /// Rows `r0..r1` of `w` for every token. Each pass keeps `R × T` accumulators (`R` rows, `T`
 /// tokens) in registers; at least 8 independent FMA chains hide the FMA latency, and the 16 AVX2
 /// registers must also hold a block's dequantised weights (4).
-fn row_tokens(w: &QMatrix, r0: usize, r1: usize, x: &[f32], n_tok: usize, out: OutPtr) {
+fn row_tokens(w: &QMatrix, r0: usize, r1: usize, x: &[f32], n_tok: usize, out: OutPtr, isa: Isa) {
     // Measured on the flagship (Zen 4, 2 threads): two rows per pass up to 5 tokens, one above.
     match n_tok {
-        2 => pass::<2, 2>(w, r0, r1, x, out),
-        3 => pass::<2, 3>(w, r0, r1, x, out),
-        4 => pass::<2, 4>(w, r0, r1, x, out),
-        5 => pass::<2, 5>(w, r0, r1, x, out),
-        6 => pass::<1, 6>(w, r0, r1, x, out),
-        _ => pass::<1, 7>(w, r0, r1, x, out),
+        2 => pass::<2, 2>(w, (r0, r1), x, out, isa),
+        3 => pass::<2, 3>(w, (r0, r1), x, out, isa),
+        4 => pass::<2, 4>(w, (r0, r1), x, out, isa),
+        5 => pass::<2, 5>(w, (r0, r1), x, out, isa),
+        6 => pass::<1, 6>(w, (r0, r1), x, out, isa),
+        _ => pass::<1, 7>(w, (r0, r1), x, out, isa),
     }
 }
 
 /// All `T` tokens, rows `r0..r1` in steps of `R` (the last few one at a time).
-fn pass<const R: usize, const T: usize>(w: &QMatrix, r0: usize, r1: usize, x: &[f32], out: OutPtr) {
+fn pass<const R: usize, const T: usize>(w: &QMatrix, (r0, r1): (usize, usize), x: &[f32], out: OutPtr, isa: Isa) {
     let (ty, cols, ld) = (w.ty, w.cols, w.rows);
     let mut r = r0;
     while r + R <= r1 {
         let rows: [&[u8]; R] = std::array::from_fn(|i| w.row(r + i));
-        put(ld, r, out, dot_tokens::<R, T>(ty, rows, x, cols));
+        put(ld, r, out, dot_tokens::<R, T>(ty, rows, x, cols, isa));
         r += R;
     }
     for r in r..r1 {
-        put(ld, r, out, dot_tokens::<1, T>(ty, [w.row(r)], x, cols));
+        put(ld, r, out, dot_tokens::<1, T>(ty, [w.row(r)], x, cols, isa));
     }
 }
 
@@ -257,9 +261,10 @@ unsafe fn gemm_block(
     k: usize,
     out: *mut f32,
     ld: usize,
+    isa: Isa,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if isa() == Isa::Avx2 && k.is_multiple_of(8) {
+    if isa.simd() && k.is_multiple_of(8) {
         // With AVX-512: the 4-row × 4-token tiles, blocked over k; the tokens they leave (n_tok % 4)
         // go through the AVX2 tiles below, with the same arithmetic.
         let t_done = match xp {
@@ -297,7 +302,7 @@ unsafe fn gemm_block(
     }
     for r in 0..nr {
         for t in 0..n_tok {
-            *out.add(t * ld + r) = dot_exact(&wf[r * k..(r + 1) * k], &x[t * k..(t + 1) * k]);
+            *out.add(t * ld + r) = dot_exact(&wf[r * k..(r + 1) * k], &x[t * k..(t + 1) * k], isa);
         }
     }
 }
@@ -317,7 +322,7 @@ thread_local! {
 /// of 4, packed in pairs in `xp`) — tiles of 8 tokens, then one of 4 if left — blocked over k.
 ///
 /// # Safety
-/// As `gemm_block`; AVX-512F must be available (`dispatch::avx512()`).
+/// As `gemm_block`; AVX-512F must be available (`Isa::avx512`).
 #[cfg(target_arch = "x86_64")]
 unsafe fn gemm_block_512(wf: &[f32], nr: usize, xp: &[f32], n_tok: usize, k: usize, out: *mut f32, ld: usize) {
     let octets = n_tok / 8;

@@ -1,4 +1,7 @@
-//! Small f32 vector operations of the forward pass. Not hot enough to need SIMD by hand.
+//! Small f32 vector operations of the forward pass, with SIMD paths where they pay (each takes
+//! the `Isa` to run at; the `_scalar` twins are the references).
+
+use crate::dispatch::Isa;
 
 /// out = x / sqrt(mean(x²) + eps) * w          (x, w, out: [n])
 pub fn rms_norm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
@@ -10,9 +13,9 @@ pub fn rms_norm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
 }
 
 /// In-place softmax over `x` (vector exp where the CPU has AVX2).
-pub fn softmax(x: &mut [f32]) {
+pub fn softmax(x: &mut [f32], isa: Isa) {
     #[cfg(target_arch = "x86_64")]
-    if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 {
+    if isa.simd() {
         // SAFETY: AVX2, FMA and F16C were detected.
         return unsafe { crate::x86::softmax(x) };
     }
@@ -35,9 +38,9 @@ pub fn softmax_scalar(x: &mut [f32]) {
 
 /// gate = silu(gate) * up = gate * sigmoid(gate) * up       (gate, up: [n]), vector exp where
 /// the CPU has AVX2.
-pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+pub fn swiglu(gate: &mut [f32], up: &[f32], isa: Isa) {
     #[cfg(target_arch = "x86_64")]
-    if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 {
+    if isa.simd() {
         // SAFETY: AVX2, FMA and F16C were detected; the kernel asserts the lengths.
         return unsafe { crate::x86::swiglu(gate, up) };
     }
@@ -63,10 +66,10 @@ pub fn swiglu_scalar(gate: &mut [f32], up: &[f32]) {
 }
 
 /// y += a · x
-pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+pub fn axpy(a: f32, x: &[f32], y: &mut [f32], isa: Isa) {
     assert_eq!(x.len(), y.len());
     #[cfg(target_arch = "x86_64")]
-    if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 && x.len().is_multiple_of(8) {
+    if isa.simd() && x.len().is_multiple_of(8) {
         // SAFETY: features detected; equal lengths, multiple of 8.
         return unsafe { crate::x86::axpy(a, x, y) };
     }
@@ -94,10 +97,10 @@ pub fn rope_neox(head: &mut [f32], cos: &[f32], sin: &[f32]) {
 }
 
 /// f32 → f16 bits, round to nearest even (F16C's and `half`'s rounding agree).
-pub fn to_f16(src: &[f32], dst: &mut [u16]) {
+pub fn to_f16(src: &[f32], dst: &mut [u16], isa: Isa) {
     assert_eq!(src.len(), dst.len());
     #[cfg(target_arch = "x86_64")]
-    if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 && src.len().is_multiple_of(8) {
+    if isa.simd() && src.len().is_multiple_of(8) {
         // SAFETY: features detected; equal lengths, multiple of 8.
         return unsafe { crate::x86::to_f16(src, dst) };
     }
@@ -107,10 +110,10 @@ pub fn to_f16(src: &[f32], dst: &mut [u16]) {
 }
 
 /// `Σ q[i] · k[i]` with `k` in f16.
-pub fn dot_f16(q: &[f32], k: &[u16]) -> f32 {
+pub fn dot_f16(q: &[f32], k: &[u16], isa: Isa) -> f32 {
     assert_eq!(q.len(), k.len());
     #[cfg(target_arch = "x86_64")]
-    if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 && q.len().is_multiple_of(8) {
+    if isa.simd() && q.len().is_multiple_of(8) {
         // SAFETY: features detected; equal lengths, multiple of 8.
         return unsafe { crate::x86::dot_f16(q, k) };
     }
@@ -121,10 +124,10 @@ pub fn dot_f16(q: &[f32], k: &[u16]) -> f32 {
 }
 
 /// `y += a · x` with `x` in f16.
-pub fn axpy_f16(a: f32, x: &[u16], y: &mut [f32]) {
+pub fn axpy_f16(a: f32, x: &[u16], y: &mut [f32], isa: Isa) {
     assert_eq!(x.len(), y.len());
     #[cfg(target_arch = "x86_64")]
-    if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 && x.len().is_multiple_of(8) {
+    if isa.simd() && x.len().is_multiple_of(8) {
         // SAFETY: features detected; equal lengths, multiple of 8.
         return unsafe { crate::x86::axpy_f16(a, x, y) };
     }
@@ -164,17 +167,18 @@ pub fn scores_f16(
     ld: usize,
     scale: f32,
     scores: &mut [f32],
+    isa: Isa,
 ) {
     assert_eq!(q.len(), g * hd);
     #[cfg(target_arch = "x86_64")]
-    if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 && hd.is_multiple_of(8) {
+    if isa.simd() && hd.is_multiple_of(8) {
         use crate::x86::attend::scores_f16 as s;
         // SAFETY: features detected; the kernel asserts the shapes.
         unsafe { by_group!(g, s(q, hd, k, stride, n, ld, scale, scores)) }
     }
     for p in 0..n {
         for j in 0..g {
-            scores[j * ld + p] = dot_f16(&q[j * hd..(j + 1) * hd], &k[p * stride..p * stride + hd]) * scale;
+            scores[j * ld + p] = dot_f16(&q[j * hd..(j + 1) * hd], &k[p * stride..p * stride + hd], isa) * scale;
         }
     }
 }
@@ -184,16 +188,26 @@ pub fn scores_f16(
 /// row p of v at `p · stride`. Calls over consecutive runs of positions add up to one call over
 /// all of them bit for bit (each element's FMAs stay in position order).
 #[allow(clippy::too_many_arguments)]
-pub fn attend_f16(probs: &[f32], g: usize, n: usize, ld: usize, v: &[u16], stride: usize, hd: usize, out: &mut [f32]) {
+pub fn attend_f16(
+    probs: &[f32],
+    g: usize,
+    n: usize,
+    ld: usize,
+    v: &[u16],
+    stride: usize,
+    hd: usize,
+    out: &mut [f32],
+    isa: Isa,
+) {
     assert_eq!(out.len(), g * hd);
     #[cfg(target_arch = "x86_64")]
-    if crate::dispatch::avx512() && hd.is_multiple_of(32) {
+    if isa.avx512() && hd.is_multiple_of(32) {
         use crate::x86::attend::attend_f16_512 as a;
         // SAFETY: AVX-512F and the AVX2 set detected; the kernel asserts the shapes.
         unsafe { by_group!(g, a(probs, n, ld, v, stride, hd, out)) }
     }
     #[cfg(target_arch = "x86_64")]
-    if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 && hd.is_multiple_of(16) {
+    if isa.simd() && hd.is_multiple_of(16) {
         use crate::x86::attend::attend_f16 as a;
         // SAFETY: features detected; the kernel asserts the shapes.
         unsafe { by_group!(g, a(probs, n, ld, v, stride, hd, out)) }
@@ -204,6 +218,7 @@ pub fn attend_f16(probs: &[f32], g: usize, n: usize, ld: usize, v: &[u16], strid
                 probs[j * ld + p],
                 &v[p * stride..p * stride + hd],
                 &mut out[j * hd..(j + 1) * hd],
+                isa,
             );
         }
     }
@@ -211,9 +226,9 @@ pub fn attend_f16(probs: &[f32], g: usize, n: usize, ld: usize, v: &[u16], strid
 
 /// `gelu` over a slice, 8 lanes at a time where AVX2 runs (the vector exp: within a few ulp of
 /// the scalar twin `gelu`).
-pub fn gelu_slice(x: &mut [f32]) {
+pub fn gelu_slice(x: &mut [f32], isa: Isa) {
     #[cfg(target_arch = "x86_64")]
-    if crate::dispatch::isa() == crate::dispatch::Isa::Avx2 {
+    if isa.simd() {
         // SAFETY: AVX2, FMA and F16C were detected.
         return unsafe { crate::x86::gelu(x) };
     }
@@ -240,7 +255,7 @@ mod tests {
         let mut x: Vec<f32> = (0..2003).map(|i| (i as f32 - 1000.0) / 97.0).collect();
         x.extend([0.0, -0.0, 1e-8, -1e-8, 30.0, -30.0, 100.0, -100.0]);
         let want: Vec<f32> = x.iter().map(|&v| super::gelu(v)).collect();
-        super::gelu_slice(&mut x);
+        super::gelu_slice(&mut x, crate::Isa::detected());
         for (g, w) in x.iter().zip(&want) {
             assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "{g} vs {w}");
         }

@@ -23,7 +23,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use crate::dispatch::{dequantize, PromptKernel};
+use crate::dispatch::{dequantize, Isa, KernelChoice, PromptKernel};
 use crate::matmul::{matmul, OutPtr as Out, QMatrix};
 use crate::scalar::bf16;
 
@@ -47,14 +47,14 @@ thread_local! {
 }
 
 /// Whether `matmul_prompt` with `kernel` runs `w` on a bf16 kernel (else it is `matmul`).
-pub fn uses_matrix_unit(w: &QMatrix, kernel: PromptKernel) -> bool {
-    fits(w, kernel)
+pub fn uses_matrix_unit(w: &QMatrix, k: KernelChoice) -> bool {
+    fits(w, k)
 }
 
-/// Whether `kernel` is a bf16 one and `w`'s shape suits the panels.
-fn fits(w: &QMatrix, kernel: PromptKernel) -> bool {
-    kernel != PromptKernel::Exact
-        && crate::dispatch::prompt_kernel_runs(kernel)
+/// Whether `k`'s prompt kernel is a bf16 one (a `KernelChoice` only holds one its ISA runs) and
+/// `w`'s shape suits the panels.
+fn fits(w: &QMatrix, k: KernelChoice) -> bool {
+    k.prompt() != PromptKernel::Exact
         && w.rows.is_multiple_of(32)
         && w.cols.is_multiple_of(32)
         && w.cols.is_multiple_of(w.ty.block_len())
@@ -62,13 +62,14 @@ fn fits(w: &QMatrix, kernel: PromptKernel) -> bool {
 }
 
 /// `y[t][r] = Σ_c x[t][c] · W[r][c]` for prompt tokens (x: [n_tok, cols], y: [n_tok, rows]), on
-/// the matrix unit where `kernel` (a `KernelChoice`'s, so one the CPU runs) says (see the module's
+/// the matrix unit where `k` says (see the module's
 /// notes for its arithmetic).
-pub fn matmul_prompt(w: &QMatrix, x: &[f32], y: &mut [f32], kernel: PromptKernel) {
-    if !fits(w, kernel) {
-        return matmul(w, x, y);
+pub fn matmul_prompt(w: &QMatrix, x: &[f32], y: &mut [f32], k: KernelChoice) {
+    if !fits(w, k) {
+        return matmul(w, x, y, k.isa());
     }
-    let (k, rows) = (w.cols, w.rows);
+    let (kc, rows) = (k, w.rows);
+    let k = w.cols;
     let n_tok = x.len() / k;
     assert_eq!(x.len(), n_tok * k, "x is not a whole number of rows");
     assert_eq!(y.len(), n_tok * rows, "y has the wrong size");
@@ -89,7 +90,7 @@ pub fn matmul_prompt(w: &QMatrix, x: &[f32], y: &mut [f32], kernel: PromptKernel
             .for_each(|(tile, x)| {
                 for (t, x) in x.chunks_exact(k).enumerate() {
                     for (s, x) in x.chunks_exact(32).enumerate() {
-                        pack_bf16(x, &mut tile[(s * 16 + t) * 32..][..32]);
+                        pack_bf16(x, &mut tile[(s * 16 + t) * 32..][..32], kc.isa());
                     }
                 }
             });
@@ -102,7 +103,7 @@ pub fn matmul_prompt(w: &QMatrix, x: &[f32], y: &mut [f32], kernel: PromptKernel
         (0..tasks).into_par_iter().for_each(|task| {
             let (rb0, rb1) = (task * per, ((task + 1) * per).min(n_rb));
             if rb0 < rb1 {
-                task_rows(w, kernel, packed, n_tok, kb, rb0, rb1, out);
+                task_rows(w, kc, packed, n_tok, kb, rb0, rb1, out);
             }
         });
     });
@@ -110,25 +111,16 @@ pub fn matmul_prompt(w: &QMatrix, x: &[f32], y: &mut [f32], kernel: PromptKernel
 
 /// Row blocks `rb0..rb1` (32 rows each) for every token, K-block by K-block.
 #[cfg(not(target_arch = "x86_64"))]
-fn task_rows(_: &QMatrix, _: PromptKernel, _: &[u16], _: usize, _: usize, _: usize, _: usize, _: Out) {
+fn task_rows(_: &QMatrix, _: KernelChoice, _: &[u16], _: usize, _: usize, _: usize, _: usize, _: Out) {
     unreachable!("no matrix unit off x86_64 (`uses_matrix_unit` is false)")
 }
 
 /// Row blocks `rb0..rb1` (32 rows each) for every token, K-block by K-block.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
-fn task_rows(
-    w: &QMatrix,
-    kernel: PromptKernel,
-    packed: &[u16],
-    n_tok: usize,
-    kb: usize,
-    rb0: usize,
-    rb1: usize,
-    out: Out,
-) {
+fn task_rows(w: &QMatrix, kc: KernelChoice, packed: &[u16], n_tok: usize, kb: usize, rb0: usize, rb1: usize, out: Out) {
     use crate::x86::{amx, bf16::block_dot_8x32};
-    let amx = kernel == PromptKernel::Amx;
+    let (amx, isa) = (kc.prompt() == PromptKernel::Amx, kc.isa());
     let (k, rows) = (w.cols, w.rows);
     let n_pad = n_tok.div_ceil(32) * 32;
     let (bl, bb) = (w.ty.block_len(), w.ty.block_bytes());
@@ -152,9 +144,9 @@ fn task_rows(
                     let len = STAGE.min(k1 - c);
                     for r in 0..32 {
                         let row = &w.row(r0 + r)[c / bl * bb..(c + len) / bl * bb];
-                        dequantize(w.ty, row, &mut f32_rows[r * STAGE..r * STAGE + len]);
+                        dequantize(w.ty, row, &mut f32_rows[r * STAGE..r * STAGE + len], isa);
                     }
-                    fill_panel(f32_rows, STAGE, len / 32, panel, (steps, (c - k0) / 32));
+                    fill_panel(f32_rows, STAGE, len / 32, panel, (steps, (c - k0) / 32), isa);
                 }
                 // acc: [n_pad][32] f32 — this row block's outputs so far, contiguous so the
                 // tiles' loads and stores between L1 chunks stay in cache (y's rows are far
@@ -221,9 +213,9 @@ fn task_rows(
 }
 
 /// `dst[i] = bf16(src[i])`, vectorised where the CPU allows (always, where AMX is).
-fn pack_bf16(src: &[f32], dst: &mut [u16]) {
+fn pack_bf16(src: &[f32], dst: &mut [u16], isa: Isa) {
     #[cfg(target_arch = "x86_64")]
-    if crate::dispatch::avx512() {
+    if isa.avx512() {
         // SAFETY: AVX-512F detected.
         return unsafe { crate::x86::bf16::to_bf16(src, dst) };
     }
@@ -233,10 +225,10 @@ fn pack_bf16(src: &[f32], dst: &mut [u16]) {
 /// Converts 32 rows of f32 weights (`f32_rows`: [32][stride], `steps` × 32 columns used) to bf16
 /// in the B-operand layout: [tile (16 rows)][step][k-pair][row][2], as steps `first..first +
 /// steps` of a panel of `total` steps (`at = (total, first)`).
-fn fill_panel(f32_rows: &[f32], stride: usize, steps: usize, panel: &mut [u16], at: (usize, usize)) {
+fn fill_panel(f32_rows: &[f32], stride: usize, steps: usize, panel: &mut [u16], at: (usize, usize), isa: Isa) {
     let (total, first) = at;
     #[cfg(target_arch = "x86_64")]
-    if crate::dispatch::avx512() {
+    if isa.avx512() {
         assert!(f32_rows.len() >= 31 * stride + 32 * steps && first + steps <= total && panel.len() >= 2 * total * 512);
         for tile in 0..2 {
             for s in 0..steps {
@@ -300,19 +292,19 @@ mod tests {
     fn vector_packing_equals_the_scalar_twin() {
         let src = values(32 * 200 + 9);
         let (mut a, mut b) = (vec![0u16; src.len()], vec![0u16; src.len()]);
-        pack_bf16(&src, &mut a);
+        pack_bf16(&src, &mut a, Isa::detected());
         b.iter_mut().zip(&src).for_each(|(d, &s)| *d = bf16(s));
         assert_eq!(a, b);
 
         let (stride, steps) = (200, 6);
         let rows = values(32 * stride);
         let (mut a, mut b) = (vec![0u16; 2 * steps * 512], vec![1u16; 2 * steps * 512]);
-        fill_panel(&rows, stride, steps, &mut a, (steps, 0));
+        fill_panel(&rows, stride, steps, &mut a, (steps, 0), Isa::detected());
         fill_panel_scalar(&rows, stride, steps, &mut b, (steps, 0));
         assert_eq!(a, b);
         // The same columns as the second half of a panel twice as long.
         let (mut a, mut b) = (vec![0u16; 4 * steps * 512], vec![1u16; 4 * steps * 512]);
-        fill_panel(&rows, stride, steps, &mut a, (2 * steps, steps));
+        fill_panel(&rows, stride, steps, &mut a, (2 * steps, steps), Isa::detected());
         fill_panel_scalar(&rows, stride, steps, &mut b, (2 * steps, steps));
         let part =
             |v: &[u16], tile: usize| v[(tile * 2 * steps + steps) * 512..(tile * 2 * steps + 2 * steps) * 512].to_vec();

@@ -63,12 +63,12 @@ pub fn supported(ty: GgmlType) -> bool {
 }
 
 /// Quantises `x` ([n, cols]) into `out` on the chosen ISA (bit-identical to `quantize_scalar`).
-pub fn quantize(x: &[f32], cols: usize, out: &mut QuantActs) {
+pub fn quantize(x: &[f32], cols: usize, out: &mut QuantActs, isa: crate::Isa) {
     let n = x.len() / cols;
     assert_eq!(n * cols, x.len(), "x is not a whole number of rows");
     out.reset(n, cols);
     #[cfg(target_arch = "x86_64")]
-    if crate::dispatch::isa() == crate::Isa::Avx2 {
+    if isa.simd() {
         // SAFETY: AVX2, FMA and F16C were detected; the buffers were sized by `reset` above.
         unsafe { crate::x86::int8::quantize(x, &mut out.qs, &mut out.qu, &mut out.d, &mut out.s) };
         return;

@@ -2,19 +2,12 @@
 //! CPU has: AVX2 and scalar), against the exact arithmetic they approximate, and the decode
 //! matmul's batch invariance.
 
-use tandem_kernels::dispatch::{avx512_int8, dot_q8, force_avx512, force_isa, isa, DecodeKernel, Isa};
+use tandem_kernels::dispatch::{dot_q8, DecodeKernel, Isa, KernelChoice, Level};
 use tandem_kernels::q8::{self, QuantActs};
 use tandem_kernels::{matmul_decode, scalar, GgmlType, QMatrix};
 
 mod common;
 use common::{activations, random_row};
-
-/// `force_isa` switches kernels process-wide: every test here takes this lock.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Odd block counts (96, 992 columns) cover the 512-bit kernels' single last block.
 const TYPES: [(GgmlType, usize); 6] = [
@@ -76,10 +69,9 @@ fn rows_of(ty: GgmlType, cols: usize) -> Vec<Vec<u8>> {
 
 #[test]
 fn quantisation_matches_the_scalar_twin() {
-    let _serial = serial();
     for x in [activations(4096, 1.0), awkward_activations(4096)] {
         let mut simd = QuantActs::default();
-        q8::quantize(&x, 1024, &mut simd);
+        q8::quantize(&x, 1024, &mut simd, Isa::detected());
         let mut twin = QuantActs::default();
         twin.reset(4, 1024);
         q8::quantize_scalar(&x, &mut twin);
@@ -107,20 +99,18 @@ fn quantisation_matches_the_scalar_twin() {
 
 #[test]
 fn int8_dots_match_the_scalar_twin_and_the_exact_sum() {
-    let _serial = serial();
-    if isa() == Isa::Scalar {
+    let best = Isa::detected();
+    if !best.simd() {
         eprintln!("no SIMD on this CPU: only the scalar twin runs");
     }
     for (ty, cols) in TYPES {
         let rows = rows_of(ty, cols);
         for x in [activations(3 * cols, 2.0), awkward_activations(3 * cols)] {
             let mut acts = QuantActs::default();
-            q8::quantize(&x, cols, &mut acts);
+            q8::quantize(&x, cols, &mut acts, best);
             for (n, row) in rows.iter().enumerate() {
-                force_avx512(false);
-                let narrow = dot_q8::<1, 3>(ty, [row], &acts, 0)[0];
-                force_avx512(true);
-                let got = dot_q8::<1, 3>(ty, [row], &acts, 0)[0];
+                let narrow = dot_q8::<1, 3>(ty, [row], &acts, 0, best.at_most(Level::Avx2))[0];
+                let got = dot_q8::<1, 3>(ty, [row], &acts, 0, best)[0];
                 assert_eq!(
                     got.map(f32::to_bits),
                     narrow.map(f32::to_bits),
@@ -159,24 +149,20 @@ fn int8_dots_match_the_scalar_twin_and_the_exact_sum() {
 /// stays within int8 rounding of the f32 product.
 #[test]
 fn decode_matmul_is_batch_invariant_and_close_to_f32() {
-    let _serial = serial();
     for (ty, cols) in TYPES {
         let n_rows = 37; // not a multiple of the row groups, to cover the edges
         let data: Vec<u8> = (0..n_rows).flat_map(|r| random_row(ty, cols, 300 + r as u64)).collect();
         let w = QMatrix::new(ty, n_rows, cols, &data).unwrap();
         let x = activations(9 * cols, 3.0);
         let mut acts = QuantActs::default();
-        q8::quantize(&x, cols, &mut acts);
+        q8::quantize(&x, cols, &mut acts, Isa::detected());
         // The best kernels this CPU has, then AVX2 without AVX-512, then the scalar twin.
-        for path in 0..3 {
-            match path {
-                1 => force_avx512(false),
-                2 => force_isa(Isa::Scalar),
-                _ => eprintln!("{}: 512-bit int8 kernels: {}", ty.name(), avx512_int8()),
-            }
+        for cap in [Level::Avx512Vnni, Level::Avx2, Level::Scalar] {
+            let k = KernelChoice::new(None, DecodeKernel::Int8).with_isa_at_most(cap);
+            eprintln!("{}: {:?}", ty.name(), k.isa().level());
             for n_tok in [1, 2, 3, 4, 5, 8, 9] {
                 let mut y = vec![0f32; n_tok * n_rows];
-                matmul_decode(&w, &x[..n_tok * cols], &mut y, DecodeKernel::Int8);
+                matmul_decode(&w, &x[..n_tok * cols], &mut y, k);
                 for t in 0..n_tok {
                     for r in 0..n_rows {
                         let got = y[t * n_rows + r];
@@ -201,7 +187,5 @@ fn decode_matmul_is_batch_invariant_and_close_to_f32() {
                 }
             }
         }
-        force_isa(Isa::Avx2);
-        force_avx512(true);
     }
 }

@@ -6,6 +6,8 @@ use tandem_kernels::attention::{
     values_f32, TileKernel, TileScratch,
 };
 
+use tandem_kernels::Isa;
+
 mod common;
 use common::activations;
 
@@ -47,16 +49,38 @@ fn run(c: &Case, limits: &[usize], q: &[f32], scalar: bool) -> Vec<f32> {
     let scale = 1.0 / (c.hd as f32).sqrt();
     let ld = keys_ld(c.n);
     if scalar {
-        prompt_tile_scalar(q, c.hd, limits, &c.keys, ld, &c.values, scale, &mut scores, &mut out);
+        prompt_tile_scalar(
+            q,
+            c.hd,
+            limits,
+            &c.keys,
+            ld,
+            &c.values,
+            scale,
+            &mut scores,
+            &mut out,
+            Isa::detected(),
+        );
     } else {
-        prompt_tile(q, c.hd, limits, &c.keys, ld, &c.values, scale, &mut scores, &mut out);
+        prompt_tile(
+            q,
+            c.hd,
+            limits,
+            &c.keys,
+            ld,
+            &c.values,
+            scale,
+            &mut scores,
+            &mut out,
+            Isa::detected(),
+        );
     }
     out
 }
 
 #[test]
 fn tiles_match_the_twin_the_f64_attention_and_each_other() {
-    if !available(64) {
+    if !available(64, Isa::detected()) {
         eprintln!("no AVX-512: the scalar twin is the path; comparing it with f64 only");
     }
     for (hd, n, rows, group) in [
@@ -113,8 +137,8 @@ fn bf16(x: f32) -> f64 {
 /// operands, and every row bit-equal to itself computed alone.
 #[test]
 fn amx_tiles_match_bf16_attention_and_each_other() {
-    let amx = tandem_kernels::KernelChoice::best().prompt();
-    if tile_kernel(64, amx) != Some(TileKernel::Amx) {
+    let k = tandem_kernels::KernelChoice::best();
+    if tile_kernel(64, k) != Some(TileKernel::Amx) {
         eprintln!("no AMX here: nothing to check");
         return;
     }
@@ -128,12 +152,12 @@ fn amx_tiles_match_bf16_attention_and_each_other() {
         let c = case(hd, n, rows, group);
         let ld = keys_ld(n);
         let (mut kt, mut vt) = (vec![0u32; ld * hd / 2], vec![0u32; ld * hd / 2]);
-        to_tiles(&c.keys, &c.values, hd, n, &mut kt, &mut vt);
+        to_tiles(&c.keys, &c.values, hd, n, (&mut kt, &mut vt), k);
         let scale = 1.0 / (hd as f32).sqrt();
         let mut scratch = TileScratch::default();
         let run = |limits: &[usize], q: &[f32], scratch: &mut TileScratch| {
             let mut out = vec![0f32; limits.len() * hd];
-            prompt_tile_amx(q, hd, limits, &kt, &vt, n, scale, scratch, &mut out);
+            prompt_tile_amx(q, hd, limits, (&kt, &vt), n, scale, scratch, &mut out, k);
             out
         };
         let fast = run(&c.limits, &c.q, &mut scratch);

@@ -37,7 +37,7 @@ fn reference(w: &QMatrix, r: usize, x: &[f32]) -> (f64, f64) {
     (sum, mag)
 }
 
-fn run(w: &QMatrix, x: &[f32], kernel: PromptKernel) -> Vec<f32> {
+fn run(w: &QMatrix, x: &[f32], kernel: KernelChoice) -> Vec<f32> {
     let mut y = vec![f32::NAN; x.len() / w.cols * w.rows];
     matmul_prompt(w, x, &mut y, kernel);
     y
@@ -46,15 +46,16 @@ fn run(w: &QMatrix, x: &[f32], kernel: PromptKernel) -> Vec<f32> {
 #[test]
 fn bf16_prompt_kernels_match_the_scalar_twin_and_are_batch_invariant() {
     for kernel in [PromptKernel::Amx, PromptKernel::Bf16Dot] {
-        if KernelChoice::new(Some(kernel), DecodeKernel::Int8).prompt() != kernel {
+        let choice = KernelChoice::new(Some(kernel), DecodeKernel::Int8);
+        if choice.prompt() != kernel {
             eprintln!("{kernel:?}: not on this CPU/OS, skipped");
             continue;
         }
-        check(kernel);
+        check(choice);
     }
 }
 
-fn check(kernel: PromptKernel) {
+fn check(kernel: KernelChoice) {
     for (ty, cols) in TYPES {
         let data = matrix(ty, cols);
         let w = QMatrix::new(ty, ROWS, cols, &data).unwrap();

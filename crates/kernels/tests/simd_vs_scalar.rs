@@ -1,18 +1,15 @@
 //! Every optimised kernel against its scalar twin: dot products per type, and the matmul's decode
 //! (row-at-a-time) and prefill (GEMM tile) paths against scalar dot products.
 
-use tandem_kernels::dispatch::{dot_row, force_isa, isa, Isa};
+use tandem_kernels::dispatch::{dot_row, Isa, Level};
 use tandem_kernels::{matmul, scalar, GgmlType, QMatrix};
 
 mod common;
 use common::{activations, random_row};
 
-/// Some tests switch kernels process-wide (`force_isa`, `force_avx512`); every test here takes this
-/// lock so none sees another's switch half-way.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+/// The best level this CPU runs: every SIMD path it has is checked against the scalar twins.
+fn best() -> Isa {
+    Isa::detected()
 }
 
 const TYPES: [(GgmlType, usize); 5] = [
@@ -25,8 +22,7 @@ const TYPES: [(GgmlType, usize); 5] = [
 
 #[test]
 fn dot_products_match_scalar() {
-    let _serial = serial();
-    if isa() == Isa::Scalar {
+    if !best().simd() {
         eprintln!("no SIMD on this CPU: the dispatch path is the scalar one");
     }
     for (ty, cols) in TYPES {
@@ -34,7 +30,7 @@ fn dot_products_match_scalar() {
             let row = random_row(ty, cols, seed);
             let x = activations(cols, seed as f32);
             let want = scalar::dot_row(ty, &row, &x);
-            let got = dot_row(ty, &row, &x);
+            let got = dot_row(ty, &row, &x, best());
             // Error budget: f32 accumulation over `cols` terms, relative to Σ|w·x|.
             let mut w = vec![0f32; cols];
             scalar::dequantize_row(ty, &row, &mut w);
@@ -50,7 +46,6 @@ fn dot_products_match_scalar() {
 
 #[test]
 fn matmul_paths_match_scalar() {
-    let _serial = serial();
     for (ty, cols) in TYPES {
         let rows = 37; // not a multiple of the tile or row block, to cover the edges
         let data: Vec<u8> = (0..rows).flat_map(|r| random_row(ty, cols, 100 + r as u64)).collect();
@@ -58,7 +53,7 @@ fn matmul_paths_match_scalar() {
         for n_tok in [1, 2, 3, 4, 5, 7, 8, 9, 12, 16] {
             let x = activations(n_tok * cols, n_tok as f32);
             let mut y = vec![0f32; n_tok * rows];
-            matmul(&w, &x, &mut y);
+            matmul(&w, &x, &mut y, best());
             for t in 0..n_tok {
                 for r in 0..rows {
                     let xr = &x[t * cols..(t + 1) * cols];
@@ -80,18 +75,14 @@ fn matmul_paths_match_scalar() {
 
 #[test]
 fn forced_scalar_isa_gives_the_same_matmul() {
-    let _serial = serial();
     let (ty, cols, rows) = (GgmlType::Q5_0, 256, 8);
     let data: Vec<u8> = (0..rows).flat_map(|r| random_row(ty, cols, r as u64)).collect();
     let w = QMatrix::new(ty, rows, cols, &data).unwrap();
     let x = activations(4 * cols, 0.5);
     let mut fast = vec![0f32; 4 * rows];
-    matmul(&w, &x, &mut fast);
-    let before = isa();
-    force_isa(Isa::Scalar);
+    matmul(&w, &x, &mut fast, best());
     let mut slow = vec![0f32; 4 * rows];
-    matmul(&w, &x, &mut slow);
-    force_isa(before);
+    matmul(&w, &x, &mut slow, Isa::scalar());
     for (a, b) in fast.iter().zip(&slow) {
         assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
     }
@@ -102,28 +93,24 @@ fn forced_scalar_isa_gives_the_same_matmul() {
 /// sits in the batch.
 #[test]
 fn outputs_do_not_depend_on_the_other_tokens() {
-    let _serial = serial();
-    check_batch_invariance();
+    check_batch_invariance(best());
 }
 
 /// The same with the AVX-512 kernels off, so an AVX-512 machine also tests the AVX2 paths (and
 /// both give the same bits).
 #[test]
 fn outputs_do_not_depend_on_the_other_tokens_without_avx512() {
-    let _serial = serial();
-    tandem_kernels::dispatch::force_avx512(false);
-    check_batch_invariance();
-    tandem_kernels::dispatch::force_avx512(true);
+    check_batch_invariance(best().at_most(Level::Avx2));
 }
 
-fn check_batch_invariance() {
+fn check_batch_invariance(isa: Isa) {
     for (ty, cols) in TYPES {
         let rows = 37;
         let data: Vec<u8> = (0..rows).flat_map(|r| random_row(ty, cols, 7 + r as u64)).collect();
         let w = QMatrix::new(ty, rows, cols, &data).unwrap();
         let probe = activations(cols, 0.25);
         let mut alone = vec![0f32; rows];
-        matmul(&w, &probe, &mut alone);
+        matmul(&w, &probe, &mut alone, isa);
         for (n_tok, at) in [
             (2, 0),
             (2, 1),
@@ -141,7 +128,7 @@ fn check_batch_invariance() {
             let mut x = activations(n_tok * cols, 9.0);
             x[at * cols..(at + 1) * cols].copy_from_slice(&probe);
             let mut y = vec![0f32; n_tok * rows];
-            matmul(&w, &x, &mut y);
+            matmul(&w, &x, &mut y, isa);
             assert_eq!(
                 &y[at * rows..(at + 1) * rows],
                 &alone[..],
@@ -155,14 +142,13 @@ fn check_batch_invariance() {
 /// The SIMD dequantisation gives exactly the scalar reference's values.
 #[test]
 fn simd_dequantisation_is_bit_exact() {
-    let _serial = serial();
     for (ty, cols) in TYPES {
         for seed in 0..4 {
             let row = random_row(ty, cols, 50 + seed);
             let mut a = vec![0f32; cols];
             let mut b = vec![0f32; cols];
             scalar::dequantize_row(ty, &row, &mut a);
-            tandem_kernels::dispatch::dequantize(ty, &row, &mut b);
+            tandem_kernels::dispatch::dequantize(ty, &row, &mut b, best());
             assert_eq!(a, b, "{}", ty.name());
         }
     }
@@ -170,12 +156,11 @@ fn simd_dequantisation_is_bit_exact() {
 
 #[test]
 fn vector_softmax_and_axpy_match_their_scalar_twins() {
-    let _serial = serial();
     use tandem_kernels::ops::{axpy, softmax, softmax_scalar};
     for n in [1usize, 7, 8, 33, 1000] {
         let base: Vec<f32> = (0..n).map(|i| ((i as f32 * 1.37).sin() * 30.0) - 5.0).collect();
         let (mut a, mut b) = (base.clone(), base.clone());
-        softmax(&mut a);
+        softmax(&mut a, best());
         softmax_scalar(&mut b);
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() <= 1e-6 + 2e-6 * y.abs(), "n {n}: {x} vs {y}");
@@ -185,7 +170,7 @@ fn vector_softmax_and_axpy_match_their_scalar_twins() {
     let x: Vec<f32> = (0..64).map(|i| i as f32 * 0.1).collect();
     let mut y1 = vec![1.0f32; 64];
     let mut y2 = y1.clone();
-    axpy(0.5, &x, &mut y1);
+    axpy(0.5, &x, &mut y1, best());
     for (o, v) in y2.iter_mut().zip(&x) {
         *o += 0.5 * v;
     }
@@ -196,13 +181,12 @@ fn vector_softmax_and_axpy_match_their_scalar_twins() {
 
 #[test]
 fn f16_kv_helpers_match_their_scalar_twins() {
-    let _serial = serial();
     use tandem_kernels::ops::{axpy_f16, dot_f16, to_f16};
     let x: Vec<f32> = (0..64)
         .map(|i| ((i as f32) * 0.77).sin() * 3.0 + if i == 5 { 60000.0 } else { 0.0 })
         .collect();
     let mut h = vec![0u16; 64];
-    to_f16(&x, &mut h);
+    to_f16(&x, &mut h, best());
     for (a, &b) in x.iter().zip(&h) {
         assert_eq!(half::f16::from_f32(*a).to_bits(), b, "rounding of {a}");
     }
@@ -212,10 +196,10 @@ fn f16_kv_helpers_match_their_scalar_twins() {
         .zip(&h)
         .map(|(a, &b)| a * half::f16::from_bits(b).to_f32())
         .sum();
-    assert!((dot_f16(&q, &h) - want).abs() <= 1e-3 * want.abs().max(1.0));
+    assert!((dot_f16(&q, &h, best()) - want).abs() <= 1e-3 * want.abs().max(1.0));
     let mut y1 = vec![0.5f32; 64];
     let mut y2 = y1.clone();
-    axpy_f16(0.25, &h, &mut y1);
+    axpy_f16(0.25, &h, &mut y1, best());
     for (o, &b) in y2.iter_mut().zip(&h) {
         *o += 0.25 * half::f16::from_bits(b).to_f32();
     }
@@ -227,7 +211,6 @@ fn f16_kv_helpers_match_their_scalar_twins() {
 /// The vector swiglu stays within a few ulp of the scalar one, saturating ends included.
 #[test]
 fn vector_swiglu_matches_its_scalar_twin() {
-    let _serial = serial();
     use tandem_kernels::ops::{swiglu, swiglu_scalar};
     let gate: Vec<f32> = (0..1003)
         .map(|i| match i % 97 {
@@ -239,7 +222,7 @@ fn vector_swiglu_matches_its_scalar_twin() {
         .collect();
     let up: Vec<f32> = (0..1003).map(|i| ((i as f32) * 0.11).cos() * 3.0).collect();
     let (mut a, mut b) = (gate.clone(), gate);
-    swiglu(&mut a, &up);
+    swiglu(&mut a, &up, best());
     swiglu_scalar(&mut b, &up);
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
         assert!(
@@ -254,30 +237,27 @@ fn vector_swiglu_matches_its_scalar_twin() {
 /// and one it does not.
 #[test]
 fn grouped_attention_equals_one_head_at_a_time() {
-    let _serial = serial();
     // With AVX-512 (where the CPU has it) and without: both kernel sets equal the one-head ones.
-    for avx512 in [true, false] {
-        tandem_kernels::dispatch::force_avx512(avx512);
-        check_grouped_attention();
+    for cap in [Level::Avx512Vnni, Level::Avx2] {
+        check_grouped_attention(best().at_most(cap));
     }
-    tandem_kernels::dispatch::force_avx512(true);
 }
 
-fn check_grouped_attention() {
+fn check_grouped_attention(isa: Isa) {
     use tandem_kernels::ops::{attend_f16, axpy_f16, dot_f16, scores_f16, to_f16};
     for hd in [64, 128] {
         let (n, stride) = (37, 2 * hd + 16); // odd: the AVX-512 scores' last position is alone
         let ld = n + 5; // each head's row of scores longer than n, as a paged cache uses it
         let kv: Vec<f32> = (0..n * stride).map(|i| ((i as f32) * 0.37).sin() * 2.0).collect();
         let mut h = vec![0u16; kv.len()];
-        to_f16(&kv, &mut h);
+        to_f16(&kv, &mut h, isa);
         for g in [1, 2, 3, 6, 7, 8] {
             let q: Vec<f32> = (0..g * hd).map(|i| ((i as f32) * 0.11).cos()).collect();
             let mut got = vec![f32::NAN; g * ld];
-            scores_f16(&q, g, hd, &h[8..], stride, n, ld, 0.125, &mut got);
+            scores_f16(&q, g, hd, &h[8..], stride, n, ld, 0.125, &mut got, isa);
             for p in 0..n {
                 for j in 0..g {
-                    let want = dot_f16(&q[j * hd..(j + 1) * hd], &h[8 + p * stride..8 + p * stride + hd]) * 0.125;
+                    let want = dot_f16(&q[j * hd..(j + 1) * hd], &h[8 + p * stride..8 + p * stride + hd], isa) * 0.125;
                     assert_eq!(
                         got[j * ld + p].to_bits(),
                         want.to_bits(),
@@ -291,7 +271,7 @@ fn check_grouped_attention() {
             );
             // The same scores in two runs of positions (a block boundary at 32).
             let mut runs = vec![f32::NAN; g * ld];
-            scores_f16(&q, g, hd, &h[8..], stride, 32, ld, 0.125, &mut runs);
+            scores_f16(&q, g, hd, &h[8..], stride, 32, ld, 0.125, &mut runs, isa);
             scores_f16(
                 &q,
                 g,
@@ -302,6 +282,7 @@ fn check_grouped_attention() {
                 ld,
                 0.125,
                 &mut runs[32..],
+                isa,
             );
             assert!(
                 (0..g).all(|j| (0..n).all(|p| runs[j * ld + p].to_bits() == got[j * ld + p].to_bits())),
@@ -309,11 +290,11 @@ fn check_grouped_attention() {
             );
             let mut out = vec![0.5f32; g * hd];
             let mut want = out.clone();
-            attend_f16(&got, g, n, ld, &h[8..], stride, hd, &mut out);
+            attend_f16(&got, g, n, ld, &h[8..], stride, hd, &mut out, isa);
             for p in 0..n {
                 for j in 0..g {
                     let row = &h[8 + p * stride..8 + p * stride + hd];
-                    axpy_f16(got[j * ld + p], row, &mut want[j * hd..(j + 1) * hd]);
+                    axpy_f16(got[j * ld + p], row, &mut want[j * hd..(j + 1) * hd], isa);
                 }
             }
             assert!(
@@ -321,7 +302,7 @@ fn check_grouped_attention() {
                 "attend g={g} hd={hd}"
             );
             let mut in_runs = vec![0.5f32; g * hd];
-            attend_f16(&got, g, 32, ld, &h[8..], stride, hd, &mut in_runs);
+            attend_f16(&got, g, 32, ld, &h[8..], stride, hd, &mut in_runs, isa);
             attend_f16(
                 &got[32..],
                 g,
@@ -331,6 +312,7 @@ fn check_grouped_attention() {
                 stride,
                 hd,
                 &mut in_runs,
+                isa,
             );
             assert!(
                 in_runs.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
@@ -345,7 +327,6 @@ fn check_grouped_attention() {
 /// arithmetic on those values (finite inputs give finite, equal results).
 #[test]
 fn adversarial_blocks_agree_with_the_scalar_reference() {
-    let _serial = serial();
     let scales: [f32; 5] = [0.0, 6.0e-8, 1.0e-4, 1.0, 60000.0];
     for (ty, cols) in TYPES {
         let n = ty.bytes_for(cols as u64).unwrap() as usize;
@@ -369,11 +350,11 @@ fn adversarial_blocks_agree_with_the_scalar_reference() {
                 let mut a = vec![0f32; cols];
                 let mut b = vec![0f32; cols];
                 scalar::dequantize_row(ty, &row, &mut a);
-                tandem_kernels::dispatch::dequantize(ty, &row, &mut b);
+                tandem_kernels::dispatch::dequantize(ty, &row, &mut b, best());
                 assert_eq!(a, b, "{} fill {fill:#x} scale {scale}", ty.name());
                 let x = activations(cols, 1.5);
-                let exact = tandem_kernels::dispatch::dot_exact(&a, &x);
-                let fused = dot_row(ty, &row, &x);
+                let exact = tandem_kernels::dispatch::dot_exact(&a, &x, best());
+                let fused = dot_row(ty, &row, &x, best());
                 assert_eq!(
                     exact.to_bits(),
                     fused.to_bits(),

@@ -47,7 +47,8 @@ impl Model {
         let hd = c.head_dim;
         // Sliding-window layers take the per-token path, which masks the positions out of reach.
         let window = c.window(layer);
-        let tiled = window.is_none() && tile_kernel(hd, self.kernels.prompt()).is_some();
+        let tiled = window.is_none() && tile_kernel(hd, self.kernels).is_some();
+        let isa = self.kernels.isa();
         let n = if tiled { n_generated } else { n };
         let group = c.n_head / c.n_kv_head;
         let scale = 1.0 / (hd as f32).sqrt();
@@ -66,18 +67,18 @@ impl Model {
                     let mut s = s.borrow_mut();
                     // scores: [group, n_ctx]
                     s.resize(group * n_ctx, 0.0);
-                    kv.scores(layer, off, qg, group, n_ctx, scale, &mut s);
+                    kv.scores(layer, off, qg, group, n_ctx, scale, &mut s, isa);
                     // Positions before the window weigh nothing (they are still read: a later
                     // kernel can start at the window).
                     let before = window.map_or(0, |w| n_ctx.saturating_sub(w));
                     for j in 0..group {
                         s[j * n_ctx..j * n_ctx + before].fill(f32::NEG_INFINITY);
-                        softmax(&mut s[j * n_ctx..(j + 1) * n_ctx]);
+                        softmax(&mut s[j * n_ctx..(j + 1) * n_ctx], isa);
                         // The vector exp clamps −∞ to e^−87: make those weights exactly zero.
                         s[j * n_ctx..j * n_ctx + before].fill(0.0);
                     }
                     out.fill(0.0);
-                    kv.attend(layer, off, &s, group, n_ctx, out);
+                    kv.attend(layer, off, &s, group, n_ctx, out, isa);
                 });
             });
         if tiled {
@@ -93,7 +94,8 @@ impl Model {
     /// head, in parallel. st.q → st.att, both [n, n_head, hd].
     fn prompt_attention(&self, st: &mut RunState, kv: KvView, s: &SeqStep, first: usize, layer: usize) {
         let c = &self.config;
-        let kernel = tile_kernel(c.head_dim, self.kernels.prompt()).expect("checked by attention()");
+        let (k, isa) = (self.kernels, self.kernels.isa());
+        let kernel = tile_kernel(c.head_dim, k).expect("checked by attention()");
         let amx = kernel == TileKernel::Amx;
         let (hd, nkv) = (c.head_dim, c.n_kv_head);
         let group = c.n_head / nkv;
@@ -124,11 +126,11 @@ impl Model {
                 .par_chunks_mut(per)
                 .zip(st.head_value_tiles[..nt].par_chunks_mut(per));
             f32_heads.zip(tiles).for_each(|((g, (keys, values)), (kt, vt))| {
-                kv.head_f32(layer, g * hd, hd, n, keys, values);
-                to_tiles(keys, values, hd, n, kt, vt);
+                kv.head_f32(layer, g * hd, hd, n, keys, values, isa);
+                to_tiles(keys, values, hd, n, (kt, vt), k);
             });
         } else {
-            f32_heads.for_each(|(g, (keys, values))| kv.head_f32(layer, g * hd, hd, n, keys, values));
+            f32_heads.for_each(|(g, (keys, values))| kv.head_f32(layer, g * hd, hd, n, keys, values, isa));
         }
         let scale = 1.0 / (hd as f32).sqrt();
         let row = c.n_head * hd;
@@ -153,14 +155,14 @@ impl Model {
                         }
                         out.resize(qs.len(), 0.0);
                         if amx {
-                            let (k, v) = (&key_tiles[g * per..(g + 1) * per], &value_tiles[g * per..(g + 1) * per]);
-                            prompt_tile_amx(qs, hd, limits, k, v, n, scale, scratch, out);
+                            let tiles = (&key_tiles[g * per..(g + 1) * per], &value_tiles[g * per..(g + 1) * per]);
+                            prompt_tile_amx(qs, hd, limits, tiles, n, scale, scratch, out, k);
                         } else {
-                            let (k, v) = (
+                            let (kt, v) = (
                                 &keys[g * hd * ld..(g + 1) * hd * ld],
                                 &values[g * n * hd..(g + 1) * n * hd],
                             );
-                            prompt_tile(qs, hd, limits, k, ld, v, scale, scratch, out);
+                            prompt_tile(qs, hd, limits, kt, ld, v, scale, scratch, out, isa);
                         }
                         for t in 0..nt {
                             let at = t * row + g * group * hd;

@@ -240,7 +240,7 @@ impl Model {
             }
             q.chunks_exact_mut(hd).for_each(|h| rope_neox(h, cos, sin));
             kk.chunks_exact_mut(hd).for_each(|h| rope_neox(h, cos, sin));
-            pool.write(seqs[st.layout.tok_seq[t]].kv, l, p, kk, v);
+            pool.write(seqs[st.layout.tok_seq[t]].kv, l, p, (kk, v), k.isa());
         }
         self.attention(st, pool, seqs, l, n, ng);
         // x += o_proj(att) (normed first where the model has post-norms)
@@ -251,7 +251,7 @@ impl Model {
         layer_matmul(&mat(&lw.w_gate), &st.xb[..n * dim], &mut st.gate[..n * f], ng, k);
         layer_matmul(&mat(&lw.w_up), &st.xb[..n * dim], &mut st.up[..n * f], ng, k);
         match c.activation {
-            Activation::SwiGlu => swiglu(&mut st.gate[..n * f], &st.up[..n * f]),
+            Activation::SwiGlu => swiglu(&mut st.gate[..n * f], &st.up[..n * f], k.isa()),
             Activation::GeGlu => geglu_tanh(&mut st.gate[..n * f], &st.up[..n * f]),
         }
         layer_matmul(&mat(&lw.w_down), &st.gate[..n * f], &mut st.proj[..n * dim], ng, k);
@@ -308,10 +308,10 @@ impl Model {
         let (xg, xp) = st.xb[..rows * dim].split_at(rg * dim);
         let (yg, yp) = st.logits[..rows * v].split_at_mut(rg * v);
         if !xg.is_empty() {
-            matmul_decode(&output, xg, yg, self.kernels.decode());
+            matmul_decode(&output, xg, yg, self.kernels);
         }
         if !xp.is_empty() {
-            matmul(&output, xp, yp);
+            matmul(&output, xp, yp, self.kernels.isa());
         }
     }
 }
@@ -337,9 +337,9 @@ fn layer_matmul(w: &QMatrix, x: &[f32], y: &mut [f32], n_generated: usize, k: Ke
     let (xg, xp) = x.split_at(n_generated * w.cols);
     let (yg, yp) = y.split_at_mut(n_generated * w.rows);
     if !xg.is_empty() {
-        matmul_decode(w, xg, yg, k.decode());
+        matmul_decode(w, xg, yg, k);
     }
     if !xp.is_empty() {
-        matmul_prompt(w, xp, yp, k.prompt());
+        matmul_prompt(w, xp, yp, k);
     }
 }

@@ -14,6 +14,7 @@
 
 use tandem_kernels::dispatch::dot_f32;
 use tandem_kernels::ops::{attend_f16, axpy, scores_f16, to_f16};
+use tandem_kernels::Isa;
 
 use crate::Config;
 
@@ -130,7 +131,7 @@ impl KvPool {
     }
 
     /// Stores the key and value rows ([kv_dim] each) of `pos` in `layer`.
-    pub fn write(&mut self, table: &BlockTable, layer: usize, pos: usize, k_row: &[f32], v_row: &[f32]) {
+    pub fn write(&mut self, table: &BlockTable, layer: usize, pos: usize, (k_row, v_row): (&[f32], &[f32]), isa: Isa) {
         let at = self.pos_at(table, layer, pos);
         let n = self.kv_dim;
         match &mut self.store {
@@ -139,8 +140,8 @@ impl KvPool {
                 v[at..at + n].copy_from_slice(v_row);
             }
             Store::F16 { k, v } => {
-                to_f16(k_row, &mut k[at..at + n]);
-                to_f16(v_row, &mut v[at..at + n]);
+                to_f16(k_row, &mut k[at..at + n], isa);
+                to_f16(v_row, &mut v[at..at + n], isa);
             }
         }
     }
@@ -207,18 +208,28 @@ impl KvView<'_> {
     /// Scores of `g` query heads (q: [g, hd]) against K[layer][0..n][off..off + hd]:
     /// `scores[j·n + p] = q[j] · K[p] · scale`, each K row read once.
     #[allow(clippy::too_many_arguments)]
-    pub fn scores(&self, layer: usize, off: usize, q: &[f32], g: usize, n: usize, scale: f32, scores: &mut [f32]) {
+    pub fn scores(
+        &self,
+        layer: usize,
+        off: usize,
+        q: &[f32],
+        g: usize,
+        n: usize,
+        scale: f32,
+        scores: &mut [f32],
+        isa: Isa,
+    ) {
         let hd = q.len() / g;
         let kv_dim = self.pool.kv_dim;
         for (p0, rows, at) in self.runs(layer, n) {
             let at = at + off;
             match &self.pool.store {
-                Store::F16 { k, .. } => scores_f16(q, g, hd, &k[at..], kv_dim, rows, n, scale, &mut scores[p0..]),
+                Store::F16 { k, .. } => scores_f16(q, g, hd, &k[at..], kv_dim, rows, n, scale, &mut scores[p0..], isa),
                 Store::F32 { k, .. } => {
                     for p in 0..rows {
                         let row = &k[at + p * kv_dim..][..hd];
                         for j in 0..g {
-                            scores[j * n + p0 + p] = dot_f32(&q[j * hd..(j + 1) * hd], row) * scale;
+                            scores[j * n + p0 + p] = dot_f32(&q[j * hd..(j + 1) * hd], row, isa) * scale;
                         }
                     }
                 }
@@ -228,18 +239,19 @@ impl KvView<'_> {
 
     /// `out[j] += Σ_p probs[j·n + p] · V[layer][p][off..off + hd]` for `g` heads (out: [g, hd]),
     /// position by position, each V row read once.
-    pub fn attend(&self, layer: usize, off: usize, probs: &[f32], g: usize, n: usize, out: &mut [f32]) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn attend(&self, layer: usize, off: usize, probs: &[f32], g: usize, n: usize, out: &mut [f32], isa: Isa) {
         let hd = out.len() / g;
         let kv_dim = self.pool.kv_dim;
         for (p0, rows, at) in self.runs(layer, n) {
             let at = at + off;
             match &self.pool.store {
-                Store::F16 { v, .. } => attend_f16(&probs[p0..], g, rows, n, &v[at..], kv_dim, hd, out),
+                Store::F16 { v, .. } => attend_f16(&probs[p0..], g, rows, n, &v[at..], kv_dim, hd, out, isa),
                 Store::F32 { v, .. } => {
                     for p in 0..rows {
                         let row = &v[at + p * kv_dim..][..hd];
                         for j in 0..g {
-                            axpy(probs[j * n + p0 + p], row, &mut out[j * hd..(j + 1) * hd]);
+                            axpy(probs[j * n + p0 + p], row, &mut out[j * hd..(j + 1) * hd], isa);
                         }
                     }
                 }
@@ -250,13 +262,23 @@ impl KvView<'_> {
     /// Head `off / hd`'s keys and values at positions `0..n` of `layer` as f32, the operands of
     /// the prompt attention (`tandem_kernels::attention`): keys_t in panels ([keys_ld(n) / 16][hd][16]),
     /// values [n][hd].
-    pub fn head_f32(&self, layer: usize, off: usize, hd: usize, n: usize, keys_t: &mut [f32], values: &mut [f32]) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn head_f32(
+        &self,
+        layer: usize,
+        off: usize,
+        hd: usize,
+        n: usize,
+        keys_t: &mut [f32],
+        values: &mut [f32],
+        isa: Isa,
+    ) {
         use tandem_kernels::attention::{keys_t_f16, keys_t_f32, values_f16, values_f32};
         let row = |p: usize| self.pool.pos_at(self.table, layer, p) + off;
         match &self.pool.store {
             Store::F16 { k, v } => {
-                keys_t_f16(|p| &k[row(p)..], hd, n, keys_t);
-                values_f16(|p| &v[row(p)..], hd, n, values);
+                keys_t_f16(|p| &k[row(p)..], hd, n, keys_t, isa);
+                values_f16(|p| &v[row(p)..], hd, n, values, isa);
             }
             Store::F32 { k, v } => {
                 keys_t_f32(|p| &k[row(p)..], hd, n, keys_t);
