@@ -29,6 +29,7 @@ mod bench_vision;
 mod bench_voice;
 mod chat;
 mod commands;
+mod context_plan;
 mod eval_bfcl;
 mod eval_cmd;
 mod eval_mc;

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use tandem_engine::{EngineConfig, EngineHandle, LoadedModel, SpecConfig, SpecMode};
 use tandem_server::{AppState, ModerationPolicy, ServerConfig, Tier};
 
+use crate::context_plan::ContextPlan;
 use crate::settings::{read_file, PriceTable, Settings};
 use crate::{pull, tiers, Home};
 
@@ -183,7 +184,9 @@ fn model_specs(home: &Home, s: &Settings) -> Vec<String> {
 
 /// What every tier's engine shares.
 struct EngineSettings {
-    ctx_size: usize,
+    /// `--ctx-size` (`None`: planned per tier, `context_plan`).
+    ctx_size: Option<usize>,
+    rope_scaling: tandem_model::RopeScaling,
     parallel: usize,
     step_tokens: usize,
     kv_type: tandem_model::KvType,
@@ -199,7 +202,13 @@ struct EngineSettings {
 impl EngineSettings {
     fn from(s: &Settings) -> Result<Self> {
         let e = Self {
-            ctx_size: s.ctx_size.unwrap_or_default(),
+            ctx_size: s.ctx_size,
+            rope_scaling: s
+                .rope_scaling
+                .as_deref()
+                .unwrap_or("auto")
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--rope-scaling {e}"))?,
             parallel: s.parallel.unwrap_or_default(),
             step_tokens: s.step_tokens.unwrap_or_default(),
             kv_type: crate::sys::kv_type(s.kv_type.as_deref().unwrap_or_default())?,
@@ -218,7 +227,7 @@ impl EngineSettings {
                 .parse()
                 .map_err(|e: String| anyhow::anyhow!("--speculation: {e}"))?,
         };
-        if e.parallel == 0 || e.ctx_size < 16 || e.step_tokens == 0 {
+        if e.parallel == 0 || e.ctx_size.is_some_and(|c| c < 16) || e.step_tokens == 0 {
             bail!("--parallel and --step-tokens must be at least 1 and --ctx-size at least 16");
         }
         Ok(e)
@@ -254,7 +263,9 @@ fn load_tiers(
     let mut served: Vec<Tier> = Vec::new();
     for spec in specs {
         let path = home.resolve_model(spec)?;
-        let lm = Arc::new(LoadedModel::load(&path).with_context(|| format!("loading {}", path.display()))?);
+        let mut lm = LoadedModel::load(&path).with_context(|| format!("loading {}", path.display()))?;
+        let plan = crate::context_plan::plan(&mut lm.model.config, e.ctx_size, e.rope_scaling, e.kv_budget, e.kv_type);
+        let lm = Arc::new(lm);
         let is_mini = mini_path.as_deref().is_some_and(|m| same_file(m, &path));
         let mode = match e.speculation {
             SpecMode::Draft if is_mini => SpecMode::NGram,
@@ -275,7 +286,7 @@ fn load_tiers(
         if served.iter().any(|t| t.name == name) {
             bail!("model {name} is listed twice");
         }
-        let engine = start_engine(&name, &id, lm, draft, mode, e)?;
+        let engine = start_engine(&name, &id, (lm, &plan), draft, mode, e)?;
         let (input, cached_input, output) = prices(spec, &name, &id, &path, prices_table)?;
         served.push(Tier {
             name,
@@ -300,13 +311,14 @@ fn load_tiers(
 fn start_engine(
     name: &str,
     id: &str,
-    lm: Arc<LoadedModel>,
+    (lm, plan): (Arc<LoadedModel>, &ContextPlan),
     draft: Option<Arc<LoadedModel>>,
     mode: SpecMode,
     e: &EngineSettings,
 ) -> Result<EngineHandle> {
     let (parallel, kv_budget) = (e.parallel, e.kv_budget);
-    let ctx = e.ctx_size.min(lm.model.config.ctx_train);
+    let ctx = plan.ctx;
+    say_context(name, &lm.model.config, plan, e);
     let draft_bytes = draft
         .as_ref()
         .map_or(0, |d| tandem_engine::ModelDrafter::kv_bytes(d, parallel, ctx));
@@ -339,6 +351,7 @@ fn start_engine(
             mode,
             ..SpecConfig::default()
         },
+        yarn_past: plan.yarn_past,
         ..batch_settings(EngineConfig::new(parallel, ctx), e.batch_reserve, e.batch_prefill_chunk)
     };
     let engine = EngineHandle::spawn_with_draft(lm, config, draft).map_err(anyhow::Error::msg)?;
@@ -352,6 +365,23 @@ fn start_engine(
         (kv_blocks * block_bytes) >> 20,
     );
     Ok(engine)
+}
+
+/// The startup line of a tier's context: its length, how its RoPE reaches it, and what the KV
+/// budget holds.
+fn say_context(name: &str, cfg: &tandem_model::Config, plan: &ContextPlan, e: &EngineSettings) {
+    let per_pos = tandem_model::KvPool::block_bytes(cfg, e.kv_type) / tandem_model::KV_BLOCK;
+    eprintln!(
+        "tandem: {name}: context {} tokens (RoPE {}); KV {:?} {} KiB per position: the budget of {} MiB holds {} positions = {:.1} full contexts{}",
+        plan.ctx,
+        plan.rope_words(cfg),
+        e.kv_type,
+        per_pos as f64 / 1024.0,
+        e.kv_budget >> 20,
+        plan.budget_positions,
+        plan.budget_positions as f64 / plan.ctx as f64,
+        plan.note.as_ref().map_or(String::new(), |n| format!(" ({n})")),
+    );
 }
 
 /// The HTTP layer's settings.

@@ -40,9 +40,16 @@ pub struct Settings {
     /// Compute threads (default: the cores).
     #[arg(long, env = "TANDEM_THREADS")]
     pub threads: Option<usize>,
-    /// Context size of each sequence slot, in tokens.
+    /// Context size of each sequence slot, in tokens (default: each model's full context —
+    /// 131,072 for the Qwen tiers, with YaRN — where the KV budget holds one, else the most it
+    /// holds; said at startup).
     #[arg(long, env = "TANDEM_CTX_SIZE")]
     pub ctx_size: Option<usize>,
+    /// RoPE past the trained context: auto (YaRN ×4 for Qwen models, only for the requests whose
+    /// prompt and max_tokens reach past the trained 32,768; shorter ones keep the trained RoPE),
+    /// yarn or yarn:FACTOR (every request), none (the trained context at most).
+    #[arg(long, env = "TANDEM_ROPE_SCALING")]
+    pub rope_scaling: Option<String>,
     /// Sequences each tier runs at once (KV-cache slots).
     #[arg(long, env = "TANDEM_PARALLEL")]
     pub parallel: Option<usize>,
@@ -231,7 +238,8 @@ impl Settings {
         Self {
             host: Some("127.0.0.1".into()),
             port: Some(8080),
-            ctx_size: Some(4096),
+            ctx_size: None,
+            rope_scaling: Some("auto".into()),
             parallel: Some(8),
             step_tokens: Some(256),
             kv_type: Some("f16".into()),
@@ -391,7 +399,7 @@ mod tests {
         let s = cli.s.clone().load().unwrap();
         assert_eq!(s.port, Some(7000), "flag over file");
         assert_eq!(s.parallel, Some(2), "file over default");
-        assert_eq!(s.ctx_size, Some(4096), "default");
+        assert_eq!(s.ctx_size, None, "planned at start");
         assert_eq!(s.redact, Some(true));
         assert_eq!(s.log_content, Some(true), "a bare boolean flag means true");
         assert_eq!(s.models, Some(vec!["mini".into(), "flagship".into()]));
@@ -401,7 +409,7 @@ mod tests {
         let src = |k: &str| report.iter().find(|r| r.0 == k).unwrap().2;
         assert_eq!(src("port"), Source::Flag);
         assert_eq!(src("parallel"), Source::File);
-        assert_eq!(src("ctx_size"), Source::Default);
+        assert_eq!(src("ctx_size"), Source::Auto);
         assert_eq!(src("threads"), Source::Auto);
     }
 

@@ -23,11 +23,13 @@ use std::hash::{Hash, Hasher};
 
 #[cfg(test)]
 use tandem_model::blocks_for;
-use tandem_model::KV_BLOCK;
+use tandem_model::{Rope, KV_BLOCK};
 
 /// A cached block's identity: what its positions hold.
 struct Content {
     hash: u64,
+    /// How its keys were rotated (a first block's own; its descendants' through the chain).
+    rope: Rope,
     /// The block before it in the prefix (block, generation); `None` for a first block.
     parent: Option<(u32, u32)>,
     tokens: Box<[u32]>,
@@ -90,8 +92,14 @@ fn chain(parent: u64, tokens: &[u32]) -> u64 {
     h.finish()
 }
 
-/// The hash the chain starts from.
-const ROOT: u64 = 0x7a6e_6474_6b76_0001;
+/// The hash the chain starts from, one per RoPE: the same tokens rotated another way are other
+/// keys.
+fn root(rope: Rope) -> u64 {
+    match rope {
+        Rope::Plain => 0x7a6e_6474_6b76_0001,
+        Rope::Yarn => 0x7a6e_6474_6b76_0002,
+    }
+}
 
 impl KvBlocks {
     pub fn new(n: usize) -> Self {
@@ -127,9 +135,9 @@ impl KvBlocks {
     /// (their ids, in order), then the indexed block after them whose first rows match the
     /// tokens that follow longest (block, rows matched; rows < KV_BLOCK when it is a full match
     /// that `found` could not take). Takes nothing: `acquire` what is used.
-    pub fn lookup(&self, tokens: &[u32]) -> Prefix {
+    pub fn lookup(&self, tokens: &[u32], rope: Rope) -> Prefix {
         let mut found = Vec::new();
-        let (mut hash, mut parent) = (ROOT, None);
+        let (mut hash, mut parent) = (root(rope), None);
         for chunk in tokens.chunks_exact(KV_BLOCK) {
             hash = chain(hash, chunk);
             let Some(&b) = self.index.get(&hash) else {
@@ -137,7 +145,7 @@ impl KvBlocks {
             };
             let m = &self.meta[b as usize];
             match &m.content {
-                Some(c) if c.parent == parent && *c.tokens == *chunk => {}
+                Some(c) if c.parent == parent && c.rope == rope && *c.tokens == *chunk => {}
                 _ => break,
             }
             found.push(b);
@@ -149,9 +157,9 @@ impl KvBlocks {
             .get(&parent)
             .into_iter()
             .flatten()
-            .map(|&b| {
+            .filter_map(|&b| {
                 let c = self.meta[b as usize].content.as_ref().expect("children are indexed");
-                (b, c.tokens.iter().zip(rest).take_while(|(x, y)| x == y).count())
+                (c.rope == rope).then(|| (b, c.tokens.iter().zip(rest).take_while(|(x, y)| x == y).count()))
             })
             .filter(|&(_, rows)| rows > 0)
             .max_by_key(|&(b, rows)| (rows, std::cmp::Reverse(b)));
@@ -251,7 +259,7 @@ impl KvBlocks {
     /// out), and an unheld one gives way and is freed, so the prefix lives on in the block that a
     /// running sequence extends (a prompt asked again would otherwise leave its whole answer
     /// unindexed behind its first block's cached twin).
-    pub fn register(&mut self, b: u32, parent: Option<u32>, tokens: &[u32]) {
+    pub fn register(&mut self, b: u32, parent: Option<u32>, tokens: &[u32], rope: Rope) {
         assert_eq!(tokens.len(), KV_BLOCK);
         let parent = match parent {
             None => None,
@@ -264,7 +272,7 @@ impl KvBlocks {
         if self.meta[b as usize].content.is_some() {
             return;
         }
-        let hash = chain(parent.map_or(ROOT, |(_, h, _)| h), tokens);
+        let hash = chain(parent.map_or(root(rope), |(_, h, _)| h), tokens);
         if let Some(&old) = self.index.get(&hash) {
             let m = &self.meta[old as usize];
             if m.refs > 0 {
@@ -279,6 +287,7 @@ impl KvBlocks {
         self.children.entry(parent.map(|(p, _, g)| (p, g))).or_default().push(b);
         self.meta[b as usize].content = Some(Content {
             hash,
+            rope,
             parent: parent.map(|(p, _, g)| (p, g)),
             tokens: tokens.into(),
         });
@@ -300,10 +309,30 @@ mod tests {
         let mut got: Vec<u32> = Vec::new();
         for (i, chunk) in tokens.chunks_exact(KV_BLOCK).enumerate() {
             let b = kb.take_reserved();
-            kb.register(b, i.checked_sub(1).map(|j| got[j]), chunk);
+            kb.register(b, i.checked_sub(1).map(|j| got[j]), chunk, Rope::Plain);
             got.push(b);
         }
         got
+    }
+
+    /// A prefix rotated one way is never handed to a prompt rotated the other: not its full
+    /// blocks, not a partial match of its first block.
+    #[test]
+    fn a_prefix_is_found_only_under_its_own_rope() {
+        let mut kb = KvBlocks::new(8);
+        let a = toks(1, 2);
+        let held = fill(&mut kb, &a);
+        assert_eq!(kb.lookup(&a, Rope::Plain).found, held);
+        assert_eq!(kb.lookup(&a, Rope::Yarn), Prefix::default());
+        assert_eq!(kb.lookup(&a[..5], Rope::Yarn), Prefix::default());
+        // The same tokens registered under YaRN are a prefix of their own.
+        assert!(kb.reserve(2));
+        let (b0, b1) = (kb.take_reserved(), kb.take_reserved());
+        kb.register(b0, None, &a[..KV_BLOCK], Rope::Yarn);
+        kb.register(b1, Some(b0), &a[KV_BLOCK..], Rope::Yarn);
+        assert_eq!(kb.lookup(&a, Rope::Yarn).found, vec![b0, b1]);
+        assert_eq!(kb.lookup(&a, Rope::Plain).found, held);
+        assert_eq!(kb.lookup(&a[..5], Rope::Yarn).partial, Some((b0, 5)));
     }
 
     #[test]
@@ -315,19 +344,19 @@ mod tests {
         // The same start, another continuation: the first two blocks match.
         let mut b = a[..2 * KV_BLOCK].to_vec();
         b.extend(toks(2, 1));
-        assert_eq!(kb.lookup(&b).found, held[..2]);
+        assert_eq!(kb.lookup(&b, Rope::Plain).found, held[..2]);
         // A partial block never matches; a different first token matches nothing.
-        let p = kb.lookup(&a[..KV_BLOCK + 5]);
+        let p = kb.lookup(&a[..KV_BLOCK + 5], Rope::Plain);
         assert_eq!((p.found, p.partial), (held[..1].to_vec(), Some((held[1], 5))));
         let mut c = a.clone();
         c[0] += 1;
-        assert_eq!(kb.lookup(&c), Prefix::default());
+        assert_eq!(kb.lookup(&c, Rope::Plain), Prefix::default());
         // Released (last block first, as the scheduler does), the blocks stay cached.
         for &x in held.iter().rev() {
             kb.release(x);
         }
         assert_eq!((kb.in_use(), kb.cached(), kb.available()), (0, 3, 8));
-        assert_eq!(kb.lookup(&a).found, held);
+        assert_eq!(kb.lookup(&a, Rope::Plain).found, held);
         // Acquiring a cached block makes it held again: no longer available to others.
         assert_eq!(kb.unheld(&held[..2]), 2);
         kb.acquire(held[0]);
@@ -340,10 +369,10 @@ mod tests {
         let (x, y) = (toks(1, 1), toks(2, 1));
         let first = fill(&mut kb, &[x.clone(), y.clone()].concat());
         // y alone, or after another block, is not the cached y (its keys depend on what came before).
-        assert_eq!(kb.lookup(&y), Prefix::default());
+        assert_eq!(kb.lookup(&y, Rope::Plain), Prefix::default());
         let other = fill(&mut kb, &[toks(3, 1), y.clone()].concat());
-        assert_eq!(kb.lookup(&[x, y.clone()].concat()).found, first);
-        assert_eq!(kb.lookup(&[toks(3, 1), y].concat()).found, other);
+        assert_eq!(kb.lookup(&[x, y.clone()].concat(), Rope::Plain).found, first);
+        assert_eq!(kb.lookup(&[toks(3, 1), y].concat(), Rope::Plain).found, other);
     }
 
     #[test]
@@ -359,12 +388,12 @@ mod tests {
         let (f1, f2, e) = (kb.take_reserved(), kb.take_reserved(), kb.take_reserved());
         assert!(!held.contains(&f1) && !held.contains(&f2));
         assert_eq!(e, held[1], "the deepest block goes first");
-        assert_eq!(kb.lookup(&a).found, held[..1]);
+        assert_eq!(kb.lookup(&a, Rope::Plain).found, held[..1]);
         // Evict the first block too and refill it with other content: a's second block, had it
         // survived, could not be reached through it.
         assert!(kb.reserve(1));
         assert_eq!(kb.take_reserved(), held[0]);
-        assert_eq!(kb.lookup(&a), Prefix::default());
+        assert_eq!(kb.lookup(&a, Rope::Plain), Prefix::default());
         assert_eq!(kb.available(), 0);
         assert!(!kb.reserve(1), "nothing left to promise");
     }
@@ -376,7 +405,7 @@ mod tests {
         let first = fill(&mut kb, &a);
         let second = fill(&mut kb, &a); // computed by a request admitted before the first finished
         assert_ne!(first, second);
-        assert_eq!(kb.lookup(&a).found, first, "the held block keeps the entry");
+        assert_eq!(kb.lookup(&a, Rope::Plain).found, first, "the held block keeps the entry");
         // The duplicate is not indexed, so released it is free again, not cached.
         kb.release(second[0]);
         assert_eq!((kb.cached(), kb.available()), (0, 3));
@@ -385,7 +414,7 @@ mod tests {
         kb.release(first[0]);
         assert_eq!(kb.cached(), 1);
         let third = fill(&mut kb, &a);
-        assert_eq!(kb.lookup(&a).found, third);
+        assert_eq!(kb.lookup(&a, Rope::Plain).found, third);
         assert_eq!((kb.cached(), kb.in_use(), kb.available()), (0, 1, 3));
     }
 
@@ -433,7 +462,7 @@ mod tests {
                     .copied()
                     .chain((0..rand(50)).map(|_| 7000 + rand(5) as u32))
                     .collect();
-                let p = kb.lookup(&prompt);
+                let p = kb.lookup(&prompt, Rope::Plain);
                 for (i, &b) in p.found.iter().enumerate() {
                     assert_eq!(
                         rows[b as usize],
@@ -485,6 +514,7 @@ mod tests {
                             blocks[i],
                             i.checked_sub(1).map(|j| blocks[j]),
                             &total[i * KV_BLOCK..end],
+                            Rope::Plain,
                         );
                     }
                 }

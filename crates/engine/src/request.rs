@@ -34,6 +34,10 @@ pub struct EngineConfig {
     pub batch_prefill_chunk: usize,
     /// Speculative decoding (off by default).
     pub spec: crate::SpecConfig,
+    /// Sequences whose prompt and `max_tokens` reach past this many positions rotate with the
+    /// model's YaRN scaling for their whole life (`None`: none do, `Some(0)`: all do); the
+    /// others keep the trained RoPE, bit for bit. The model must have `Config::yarn` for `Some`.
+    pub yarn_past: Option<usize>,
 }
 
 impl EngineConfig {
@@ -50,6 +54,15 @@ impl EngineConfig {
             batch_reserve: (slots / 4).max(1).min(slots.saturating_sub(1)),
             batch_prefill_chunk: 16,
             spec: crate::SpecConfig::default(),
+            yarn_past: None,
+        }
+    }
+
+    /// The RoPE of a sequence that may reach `positions` positions.
+    pub fn rope_for(&self, positions: usize) -> tandem_model::Rope {
+        match self.yarn_past {
+            Some(n) if positions > n => tandem_model::Rope::Yarn,
+            _ => tandem_model::Rope::Plain,
         }
     }
 

@@ -15,7 +15,7 @@
 use tandem_kernels::ops::{add_assign, geglu_tanh, rms_norm, rope_neox, swiglu};
 use tandem_kernels::{matmul, matmul_decode, matmul_prompt, KernelChoice, QMatrix};
 
-use crate::{Activation, BlockTable, KvCache, KvPool, Model, ModelError, Result, RunState, TokenPath};
+use crate::{Activation, BlockTable, KvCache, KvPool, Model, ModelError, Result, Rope, RunState, TokenPath};
 
 /// Which logit rows a sequence wants from a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,13 +215,15 @@ impl Model {
         layer_matmul(&mat(&lw.wq), &st.xb[..n * dim], &mut st.q[..n * qd], ng, k);
         layer_matmul(&mat(&lw.wk), &st.xb[..n * dim], &mut st.k[..n * kvd], ng, k);
         layer_matmul(&mat(&lw.wv), &st.xb[..n * dim], &mut st.v[..n * kvd], ng, k);
-        // Sliding-window layers rotate with their own base.
-        let (rope_cos, rope_sin) = match (c.window(l), &st.rope_local) {
-            (Some(_), Some((cos, sin))) => (cos, sin),
-            _ => (&st.rope_cos, &st.rope_sin),
-        };
         for t in 0..n {
             let p = st.layout.tok_pos[t];
+            // Sliding-window layers rotate with their own base; a sequence with YaRN with its
+            // table (checked to exist).
+            let (rope_cos, rope_sin) = match (c.window(l), &st.rope_local, seqs[st.layout.tok_seq[t]].kv.rope) {
+                (Some(_), Some((cos, sin)), _) => (cos, sin),
+                (_, _, Rope::Yarn) => st.rope_yarn.as_ref().map(|(c, s)| (c, s)).expect("checked"),
+                _ => (&st.rope_cos, &st.rope_sin),
+            };
             let (cos, sin) = (&rope_cos[p * hd2..(p + 1) * hd2], &rope_sin[p * hd2..(p + 1) * hd2]);
             let (q, kk, v) = (
                 &mut st.q[t * qd..(t + 1) * qd],

@@ -56,12 +56,35 @@ pub struct KvPool {
 pub struct BlockTable {
     pub blocks: Vec<u32>,
     pub len: usize,
+    /// How its keys were rotated: the sequence's RoPE for its whole life (a key rotated one way
+    /// is never read by a query rotated the other).
+    pub rope: Rope,
+}
+
+/// The rotary embedding of a sequence's positions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Rope {
+    /// The trained RoPE.
+    #[default]
+    Plain,
+    /// The model's YaRN scaling (`Config::yarn`), for sequences that reach past the trained
+    /// context.
+    Yarn,
 }
 
 impl BlockTable {
     /// A table over `blocks` with nothing filled.
     pub fn new(blocks: Vec<u32>) -> Self {
-        Self { blocks, len: 0 }
+        Self {
+            blocks,
+            len: 0,
+            rope: Rope::Plain,
+        }
+    }
+
+    /// The same with its positions rotated by `rope`.
+    pub fn with_rope(self, rope: Rope) -> Self {
+        Self { rope, ..self }
     }
 
     /// Positions the table's blocks hold.
@@ -336,5 +359,11 @@ impl KvCache {
     /// Forgets positions from `len` on (e.g. to reuse a shared prompt prefix).
     pub fn truncate(&mut self, len: usize) {
         self.table.truncate(len);
+    }
+
+    /// Empties the cache and rotates what comes next by `rope`.
+    pub fn reset(&mut self, rope: Rope) {
+        self.table.truncate(0);
+        self.table.rope = rope;
     }
 }

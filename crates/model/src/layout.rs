@@ -128,6 +128,11 @@ pub(crate) fn check(c: &Config, st: &RunState, pool: &KvPool, seqs: &[SeqStep], 
                 ctx: room,
             });
         }
+        if s.kv.rope == crate::Rope::Yarn && st.rope_yarn.is_none() {
+            return Err(ModelError::BadConfig(
+                "a sequence rotates with YaRN, which this model's state was built without".into(),
+            ));
+        }
         if let Some(&bad) = s.tokens.iter().find(|&&t| t as usize >= c.vocab) {
             return Err(ModelError::BadToken(bad));
         }

@@ -1,7 +1,7 @@
 //! Scratch buffers for one forward step of up to `max_batch` tokens in up to `max_seqs` sequences,
 //! allocated once.
 
-use crate::{Config, StepLayout};
+use crate::{Config, StepLayout, Yarn};
 
 pub struct RunState {
     pub max_batch: usize,
@@ -32,6 +32,8 @@ pub struct RunState {
     /// RoPE tables for every position of the context: [ctx, head_dim / 2]
     pub rope_cos: Vec<f32>,
     pub rope_sin: Vec<f32>,
+    /// The same with the model's YaRN scaling, for sequences that rotate with it (`Rope::Yarn`).
+    pub rope_yarn: Option<(Vec<f32>, Vec<f32>)>,
     /// Where the current step's tokens and logit rows are.
     pub layout: StepLayout,
     /// Middle-layer rows for `Model::embed`: [max_batch, dim], sized on first use (empty otherwise).
@@ -48,8 +50,9 @@ pub struct RunState {
 
 impl RunState {
     pub fn new(cfg: &Config, max_batch: usize, max_seqs: usize, ctx: usize) -> Self {
-        let (rope_cos, rope_sin) = rope_table(cfg.rope_base, cfg.head_dim, ctx);
-        let rope_local = cfg.sliding.map(|s| rope_table(s.rope_base_local, cfg.head_dim, ctx));
+        let (rope_cos, rope_sin) = rope_table(cfg.rope_base, cfg.head_dim, ctx, None);
+        let rope_yarn = cfg.yarn.map(|y| rope_table(cfg.rope_base, cfg.head_dim, ctx, Some(y)));
+        let rope_local = cfg.sliding.map(|s| rope_table(s.rope_base_local, cfg.head_dim, ctx, None));
         let qd = cfg.n_head * cfg.head_dim;
         let max_seqs = max_seqs.max(1);
         Self {
@@ -68,6 +71,7 @@ impl RunState {
             logits: vec![0.0; max_seqs * cfg.vocab],
             rope_cos,
             rope_sin,
+            rope_yarn,
             rope_local,
             layout: StepLayout::default(),
             mid: Vec::new(),
@@ -112,18 +116,25 @@ impl RunState {
     }
 }
 
-/// cos and sin of p · θ_i for every position p < ctx, θ_i = base^(−2i/d): [ctx, d / 2] each,
-/// computed in f64 so long positions keep their precision.
-fn rope_table(base: f32, head_dim: usize, ctx: usize) -> (Vec<f32>, Vec<f32>) {
+/// cos and sin of p · θ_i for every position p < ctx, θ_i = base^(−2i/d) (or YaRN's frequencies,
+/// both scaled by its temperature): [ctx, d / 2] each, computed in f64 so long positions keep
+/// their precision.
+pub fn rope_table(base: f32, head_dim: usize, ctx: usize, yarn: Option<Yarn>) -> (Vec<f32>, Vec<f32>) {
     let hd2 = head_dim / 2;
+    let theta: Vec<f64> = (0..hd2)
+        .map(|i| match yarn {
+            Some(y) => y.inv_freq(base as f64, head_dim, i),
+            None => (base as f64).powf(-2.0 * i as f64 / head_dim as f64),
+        })
+        .collect();
+    let m = yarn.map_or(1.0, |y| y.mscale());
     let mut cos = vec![0.0; ctx * hd2];
     let mut sin = vec![0.0; ctx * hd2];
     for p in 0..ctx {
-        for i in 0..hd2 {
-            let theta = (base as f64).powf(-2.0 * i as f64 / head_dim as f64);
-            let a = p as f64 * theta;
-            cos[p * hd2 + i] = a.cos() as f32;
-            sin[p * hd2 + i] = a.sin() as f32;
+        for (i, t) in theta.iter().enumerate() {
+            let a = p as f64 * t;
+            cos[p * hd2 + i] = (a.cos() * m) as f32;
+            sin[p * hd2 + i] = (a.sin() * m) as f32;
         }
     }
     (cos, sin)

@@ -2,7 +2,7 @@
 //! shares, the blocks it reserves), how its table grows, which blocks enter the prefix index, and
 //! what a finished sequence gives back. `KvBlocks` keeps the accounts; the model's pool holds the numbers.
 
-use tandem_model::{BlockTable, KV_BLOCK};
+use tandem_model::{BlockTable, Rope, KV_BLOCK};
 
 use super::{Scheduler, Slot};
 use crate::GenRequest;
@@ -18,13 +18,16 @@ pub(super) struct Start {
     /// Blocks the first choice reserves, and each further choice.
     lead: usize,
     pub fork: usize,
+    /// Its RoPE (the prefix it shares was rotated the same way).
+    rope: Rope,
 }
 
 impl Scheduler {
     /// Where `req` would start, if the blocks it can grow into can be reserved now.
     pub(super) fn plan_start(&self, req: &GenRequest) -> Option<Start> {
         let plen = req.prompt.len();
-        let prefix = self.blocks.lookup(&req.prompt);
+        let rope = self.cfg.rope_for(plen + req.max_tokens);
+        let prefix = self.blocks.lookup(&req.prompt, rope);
         // Reuse at most plen - 1 positions: the last prompt token must run to give logits.
         let reuse = prefix.reusable(plen - 1);
         let shared = reuse / KV_BLOCK;
@@ -40,6 +43,7 @@ impl Scheduler {
             reuse,
             lead,
             fork,
+            rope,
         })
     }
 
@@ -51,7 +55,7 @@ impl Scheduler {
         }
         assert!(self.blocks.reserve(start.lead), "checked by plan_start");
         let s = &mut self.slots[slot];
-        s.table = BlockTable::new(start.found.clone());
+        s.table = BlockTable::new(start.found.clone()).with_rope(start.rope);
         s.reserve = start.lead;
         if let Some((src, rows)) = start.copy {
             let dst = self.blocks.take_reserved();
@@ -74,12 +78,13 @@ impl Scheduler {
         let full = plen / KV_BLOCK;
         let lead = &self.slots[lead_slot];
         let (shared, cached) = (lead.table.blocks[..full].to_vec(), lead.cached[..plen].to_vec());
+        let rope = lead.table.rope;
         let tail = (!plen.is_multiple_of(KV_BLOCK)).then(|| lead.table.blocks[full]);
         for &b in &shared {
             self.blocks.acquire(b);
         }
         let s = &mut self.slots[slot];
-        s.table = BlockTable::new(shared);
+        s.table = BlockTable::new(shared).with_rope(rope);
         if let Some(src) = tail {
             // The fork's reservation holds this block: it grows to at least the whole prompt.
             let dst = self.blocks.take_reserved();
@@ -135,8 +140,12 @@ impl Scheduler {
         while (s.indexed + 1) * KV_BLOCK <= s.table.len {
             let i = s.indexed;
             let parent = i.checked_sub(1).map(|j| s.table.blocks[j]);
-            self.blocks
-                .register(s.table.blocks[i], parent, &s.cached[i * KV_BLOCK..(i + 1) * KV_BLOCK]);
+            self.blocks.register(
+                s.table.blocks[i],
+                parent,
+                &s.cached[i * KV_BLOCK..(i + 1) * KV_BLOCK],
+                s.table.rope,
+            );
             s.indexed += 1;
         }
     }
