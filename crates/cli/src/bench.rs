@@ -56,6 +56,10 @@ pub struct BenchArgs {
     /// KV-cache element type: f16 or f32.
     #[arg(long, default_value = "f16")]
     kv_type: String,
+    /// RoPE past the trained context (as `serve --rope-scaling`): auto puts the tests that
+    /// reach past it on YaRN.
+    #[arg(long, default_value = "auto")]
+    rope_scaling: String,
     /// Output: md (a table) or json (llama-bench's fields).
     #[arg(short = 'o', long, default_value = "md")]
     output: String,
@@ -111,10 +115,22 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
         bail!("-o {:?}: expected md or json", a.output);
     }
     let path = home.resolve_model(&a.model.model)?;
-    let lm = LoadedModel::load(&path).with_context(|| format!("loading {}", path.display()))?;
-    let cfg = &lm.model.config;
+    let mut lm = LoadedModel::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let longest = prompts.iter().chain(&gens).copied().max().unwrap_or(1);
     let ctx = depths.iter().copied().max().unwrap_or(0) + longest + 1;
+    let mode: tandem_model::RopeScaling = a
+        .rope_scaling
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--rope-scaling {e}"))?;
+    if ctx > lm.model.config.full_context(mode) {
+        bail!(
+            "depth {ctx} is past the model's {} positions under --rope-scaling {}",
+            lm.model.config.full_context(mode),
+            a.rope_scaling
+        );
+    }
+    let yarn_past = lm.model.config.set_rope_for(ctx, mode);
+    let cfg = &lm.model.config;
     let mut kv = KvCache::with_type(cfg, ctx, kv_type);
     let mut st = RunState::new(cfg, tandem_engine::PREFILL_BATCH, 1, ctx);
     let mut rng = Rng::new(42);
@@ -133,8 +149,12 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
     for (np, ng, depth) in tests {
         let depth_tokens = tokens(depth);
         let mut samples = Vec::with_capacity(reps);
+        let rope = match yarn_past {
+            Some(n) if depth + np + ng > n => tandem_model::Rope::Yarn,
+            _ => tandem_model::Rope::Plain,
+        };
         for _ in 0..reps {
-            kv.truncate(0);
+            kv.reset(rope);
             if depth > 0 {
                 lm.model.forward(&mut st, &mut kv, &depth_tokens)?;
             }
@@ -158,6 +178,7 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
             "model_type": cfg.name, "model_size": file_size, "n_threads": threads, "type_k": a.kv_type, "type_v": a.kv_type,
             "n_prompt": np, "n_gen": ng, "n_depth": depth, "avg_ts": avg, "stddev_ts": sd, "samples_ts": samples,
             "cpu_info": tandem_kernels::cpu_features(), "max_rss_bytes": peak_rss(),
+            "kv_positions": kv.len(), "rope": format!("{rope:?}"),
         }));
     }
     let saved = crate::results::save(
@@ -173,8 +194,8 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&results)?);
         return Ok(());
     }
-    println!("| model | size | threads | kv | test | t/s | peak RSS |");
-    println!("|---|---:|---:|---|---:|---:|---:|");
+    println!("| model | size | threads | kv | test | t/s | KV held | RoPE | peak RSS |");
+    println!("|---|---:|---:|---|---:|---:|---:|---|---:|");
     for r in &results {
         let (np, ng, d) = (
             r["n_prompt"].as_u64().unwrap_or(0),
@@ -184,7 +205,7 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
         let test = if np > 0 { format!("pp{np}") } else { format!("tg{ng}") };
         let test = if d > 0 { format!("{test} @ d{d}") } else { test };
         println!(
-            "| {} | {:.2} GiB | {} | {} | {} | {:.2} ± {:.2} | {} MiB |",
+            "| {} | {:.2} GiB | {} | {} | {} | {:.2} ± {:.2} | {} | {} | {} MiB |",
             r["model_type"].as_str().unwrap_or(""),
             file_size as f64 / (1u64 << 30) as f64,
             threads,
@@ -192,6 +213,8 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
             test,
             r["avg_ts"].as_f64().unwrap_or(0.0),
             r["stddev_ts"].as_f64().unwrap_or(0.0),
+            r["kv_positions"].as_u64().unwrap_or(0),
+            r["rope"].as_str().unwrap_or(""),
             r["max_rss_bytes"].as_u64().unwrap_or(0) >> 20
         );
     }

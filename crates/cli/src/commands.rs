@@ -63,6 +63,10 @@ pub struct LogitsArgs {
     /// Exact mode: f32 activations and an f32 KV cache (the default caches K and V in f16).
     #[arg(long)]
     exact: bool,
+    /// RoPE as `serve --rope-scaling` (yarn: rotate these tokens with YaRN, to measure its drift
+    /// at short context).
+    #[arg(long, default_value = "auto")]
+    rope_scaling: String,
     #[arg(long)]
     threads: Option<usize>,
 }
@@ -202,13 +206,21 @@ pub fn logits(home: &Home, a: LogitsArgs) -> Result<()> {
         bail!("--tokens is empty");
     }
     let path = home.resolve_model(&a.model.model)?;
-    let lm = LoadedModel::load(&path)?;
+    let mut lm = LoadedModel::load(&path)?;
+    let mode: tandem_model::RopeScaling = a
+        .rope_scaling
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--rope-scaling {e}"))?;
+    let rope = match lm.model.config.set_rope_for(ids.len() + 1, mode) {
+        Some(n) if ids.len() + 1 > n => tandem_model::Rope::Yarn,
+        _ => tandem_model::Rope::Plain,
+    };
     let kv_type = if a.exact {
         tandem_model::KvType::F32
     } else {
         tandem_model::KvType::F16
     };
-    let mut gen = SingleSequence::with_kv_type(&lm, ids.len() + 1, kv_type);
+    let mut gen = SingleSequence::with_kv_type(&lm, ids.len() + 1, kv_type).with_rope(rope);
     let logits = gen.logits(&ids)?;
     let mut idx: Vec<usize> = (0..logits.len()).collect();
     idx.sort_by(|&x, &y| logits[y].total_cmp(&logits[x]).then(x.cmp(&y)));

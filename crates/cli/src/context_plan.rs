@@ -29,7 +29,9 @@ pub fn plan(cfg: &mut Config, asked: Option<usize>, mode: RopeScaling, budget: u
     let (ctx, note) = match asked {
         Some(c) if c > full => (
             full,
-            Some(format!("--ctx-size {c} is past the model's {full} under --rope-scaling")),
+            Some(format!(
+                "--ctx-size {c} is past the model's {full} under --rope-scaling"
+            )),
         ),
         Some(c) => (c, None),
         None if budget_positions >= full => (full, None),
@@ -54,7 +56,10 @@ impl ContextPlan {
     pub fn rope_words(&self, cfg: &Config) -> String {
         match (self.yarn_past, cfg.yarn) {
             (Some(0), Some(y)) => format!("YaRN ×{} for every request", y.factor),
-            (Some(n), Some(y)) => format!("trained up to {n} positions, YaRN ×{} for requests reaching past", y.factor),
+            (Some(n), Some(y)) => format!(
+                "trained up to {n} positions, YaRN ×{} for requests reaching past",
+                y.factor
+            ),
             _ => format!("trained, {} positions at most", cfg.ctx_train),
         }
     }

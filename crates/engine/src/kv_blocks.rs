@@ -405,7 +405,11 @@ mod tests {
         let first = fill(&mut kb, &a);
         let second = fill(&mut kb, &a); // computed by a request admitted before the first finished
         assert_ne!(first, second);
-        assert_eq!(kb.lookup(&a, Rope::Plain).found, first, "the held block keeps the entry");
+        assert_eq!(
+            kb.lookup(&a, Rope::Plain).found,
+            first,
+            "the held block keeps the entry"
+        );
         // The duplicate is not indexed, so released it is free again, not cached.
         kb.release(second[0]);
         assert_eq!((kb.cached(), kb.available()), (0, 3));

@@ -30,6 +30,12 @@ impl<'m> SingleSequence<'m> {
         }
     }
 
+    /// The same with its positions rotated by `rope` (the model must have YaRN for `Rope::Yarn`).
+    pub fn with_rope(mut self, rope: tandem_model::Rope) -> Self {
+        self.kv.reset(rope);
+        self
+    }
+
     pub fn ctx(&self) -> usize {
         self.kv.ctx()
     }

@@ -227,7 +227,10 @@ impl Config {
         let eps_ok = self.rms_eps > 0.0 && self.rms_eps < 1.0; // false for NaN too
         let base_ok = self.rope_base > 1.0;
         if let Some(y) = self.yarn {
-            if !(y.factor >= 1.0 && y.factor <= 64.0) || y.orig_ctx == 0 || !(y.beta_fast > y.beta_slow && y.beta_slow > 0.0) {
+            if !(y.factor >= 1.0 && y.factor <= 64.0)
+                || y.orig_ctx == 0
+                || !(y.beta_fast > y.beta_slow && y.beta_slow > 0.0)
+            {
                 return bad(format!(
                     "YaRN factor {} (1..=64), original context {} or betas {}/{} out of range",
                     y.factor, y.orig_ctx, y.beta_fast, y.beta_slow

@@ -119,19 +119,19 @@ pub(crate) fn check(c: &Config, st: &RunState, pool: &KvPool, seqs: &[SeqStep], 
                 "logits asked of a sequence with no tokens".into(),
             ));
         }
-        // The step's positions need blocks, and rotary tables (sized for st.ctx).
-        let room = s.kv.capacity().min(st.ctx);
+        if s.kv.rope == crate::Rope::Yarn && st.rope_yarn.is_none() {
+            return Err(ModelError::BadConfig(
+                "a sequence rotates with YaRN, which this model's state was built without".into(),
+            ));
+        }
+        // The step's positions need blocks, and rotary tables (their RoPE's).
+        let room = s.kv.capacity().min(st.ctx).min(st.rope_len(s.kv.rope));
         if s.kv.len + s.tokens.len() > room {
             return Err(ModelError::ContextFull {
                 pos: s.kv.len,
                 n: s.tokens.len(),
                 ctx: room,
             });
-        }
-        if s.kv.rope == crate::Rope::Yarn && st.rope_yarn.is_none() {
-            return Err(ModelError::BadConfig(
-                "a sequence rotates with YaRN, which this model's state was built without".into(),
-            ));
         }
         if let Some(&bad) = s.tokens.iter().find(|&&t| t as usize >= c.vocab) {
             return Err(ModelError::BadToken(bad));

@@ -19,10 +19,10 @@ mod state;
 mod weights;
 
 pub use config::{Activation, Arch, Config, RopeScaling, Sliding, Yarn};
-pub use state::rope_table;
 pub use forward::{Logits, Output, SeqStep};
 pub use kv_cache::{blocks_for, BlockTable, KvCache, KvPool, KvType, KvView, Rope, KV_BLOCK};
 pub use layout::{StepLayout, TokenPath};
+pub use state::rope_table;
 pub use state::RunState;
 pub use weights::Weights;
 

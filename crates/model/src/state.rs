@@ -46,13 +46,23 @@ pub struct RunState {
     pub head_key_tiles: Vec<u32>,
     pub head_value_tiles: Vec<u32>,
     vocab: usize,
+    /// head_dim / 2: the width of a RoPE table row.
+    rope_half: usize,
 }
 
 impl RunState {
     pub fn new(cfg: &Config, max_batch: usize, max_seqs: usize, ctx: usize) -> Self {
-        let (rope_cos, rope_sin) = rope_table(cfg.rope_base, cfg.head_dim, ctx, None);
+        // With YaRN, sequences on the trained RoPE stay within the trained context.
+        let plain = if cfg.yarn.is_some() {
+            ctx.min(cfg.ctx_train)
+        } else {
+            ctx
+        };
+        let (rope_cos, rope_sin) = rope_table(cfg.rope_base, cfg.head_dim, plain, None);
         let rope_yarn = cfg.yarn.map(|y| rope_table(cfg.rope_base, cfg.head_dim, ctx, Some(y)));
-        let rope_local = cfg.sliding.map(|s| rope_table(s.rope_base_local, cfg.head_dim, ctx, None));
+        let rope_local = cfg
+            .sliding
+            .map(|s| rope_table(s.rope_base_local, cfg.head_dim, ctx, None));
         let qd = cfg.n_head * cfg.head_dim;
         let max_seqs = max_seqs.max(1);
         Self {
@@ -80,6 +90,7 @@ impl RunState {
             head_key_tiles: Vec::new(),
             head_value_tiles: Vec::new(),
             vocab: cfg.vocab,
+            rope_half: cfg.head_dim / 2,
         }
     }
 
@@ -89,6 +100,15 @@ impl RunState {
         let rows = rows.max(self.logit_capacity());
         self.logits.resize(rows * self.vocab, 0.0);
         self
+    }
+
+    /// Positions the RoPE table of `rope` covers.
+    pub fn rope_len(&self, rope: crate::Rope) -> usize {
+        match (rope, &self.rope_yarn) {
+            (crate::Rope::Yarn, Some((cos, _))) => cos.len() / self.rope_half,
+            (crate::Rope::Yarn, None) => 0,
+            (crate::Rope::Plain, _) => self.rope_cos.len() / self.rope_half,
+        }
     }
 
     /// Most logit rows one step can produce.

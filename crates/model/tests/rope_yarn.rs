@@ -16,9 +16,17 @@ fn yarn_tables_match_the_numpy_reference() {
         assert!((y.mscale() - f("attention_factor")).abs() < 1e-12);
         for (i, want) in c["inv_freq"].as_array().unwrap().iter().enumerate() {
             let (got, want) = (y.inv_freq(base, hd, i), want.as_f64().unwrap());
-            assert!((got - want).abs() <= 1e-12 * want, "base {base} hd {hd} pair {i}: {got} vs {want}");
+            assert!(
+                (got - want).abs() <= 1e-12 * want,
+                "base {base} hd {hd} pair {i}: {got} vs {want}"
+            );
         }
-        let positions: Vec<usize> = c["positions"].as_array().unwrap().iter().map(|p| p.as_u64().unwrap() as usize).collect();
+        let positions: Vec<usize> = c["positions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_u64().unwrap() as usize)
+            .collect();
         let ctx = positions.iter().max().unwrap() + 1;
         let (cos, sin) = rope_table(base as f32, hd, ctx, Some(y));
         let hd2 = hd / 2;
@@ -27,7 +35,10 @@ fn yarn_tables_match_the_numpy_reference() {
                 let want = c[name][k].as_array().unwrap();
                 for i in 0..hd2 {
                     let (got, want) = (table[p * hd2 + i] as f64, want[i].as_f64().unwrap());
-                    assert!((got - want).abs() <= 2e-6, "{name} base {base} hd {hd} pos {p} pair {i}: {got} vs {want}");
+                    assert!(
+                        (got - want).abs() <= 2e-6,
+                        "{name} base {base} hd {hd} pos {p} pair {i}: {got} vs {want}"
+                    );
                 }
             }
         }
