@@ -2,11 +2,13 @@
 """Independent reference for the qwen2 forward pass: numpy over weights dequantised by the Python
 `gguf` package, written from the HF Qwen2 modelling code's math, sharing nothing with tandem.
 
-    python3 -m tools.reference_forward MODEL.gguf PROMPTS.json OUT.json
+    python3 -m tools.reference_forward MODEL.gguf PROMPTS.json OUT.json [YARN_FACTOR]
 
 PROMPTS.json: [{"name": ..., "tokens": [ids...]}]. OUT.json gets, per prompt, the top-20 next-token
 logits after the whole prompt. The committed tests/golden/mini_reference_logits.json came from this
-script on the mini tier; CI compares tandem against it without rerunning it."""
+script on the mini tier; CI compares tandem against it without rerunning it. With YARN_FACTOR the
+rotations are YaRN's over the file's trained context (tools/reference_yarn.py, HF's formula), as
+tests/golden/mini_reference_logits_yarn.json was made with 4."""
 import json
 import sys
 
@@ -14,8 +16,10 @@ import numpy as np
 from gguf import GGUFReader
 from gguf.quants import dequantize
 
+from tools.reference_yarn import yarn_inv_freq
 
-def main(model_path, prompts_path, out_path):
+
+def main(model_path, prompts_path, out_path, yarn_factor=None):
     r = GGUFReader(model_path)
 
     def meta(key):
@@ -59,8 +63,12 @@ def main(model_path, prompts_path, out_path):
         x = emb[toks]  # [T, dim]
         pos = np.arange(T)[:, None]
         inv = base ** (-np.arange(0, hd, 2, dtype=np.float64) / hd)
+        temperature = 1.0
+        if yarn_factor is not None:
+            inv, temperature = yarn_inv_freq(base, hd, float(yarn_factor), meta(f"{arch}.context_length"))
         ang = pos * inv[None, :]  # [T, hd/2]
-        cos, sin = np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
+        cos = (np.cos(ang) * temperature).astype(np.float32)
+        sin = (np.sin(ang) * temperature).astype(np.float32)
 
         def rope(t):  # t: [T, heads, hd], HF rotate_half layout
             a, b = t[..., : hd // 2], t[..., hd // 2:]
@@ -94,4 +102,4 @@ def main(model_path, prompts_path, out_path):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

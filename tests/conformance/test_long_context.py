@@ -2,6 +2,10 @@
 `--rope-scaling auto`) on real text (the Python standard library's own source), and the planned
 context's boundary answered with `context_length_exceeded` naming the limit.
 
+The long request costs ~8 minutes of the 2 CI cores today (measured: 26,968 tokens in 5 min 30 s;
+attention at depth is compute-bound f32, docs/long-context.md), over this issue's CI budget: it runs
+where TANDEM_LONG_TESTS=1 is set, and CI runs the boundary test.
+
 The server plans its context from a small KV budget here (no --ctx-size): 512 MiB of f16 holds
 43,690 positions of the mini (12 KiB each), so it serves 43,680 (whole 32-position blocks)."""
 import os
@@ -35,14 +39,17 @@ def long_server():
         yield client
 
 
+@pytest.mark.skipif(os.environ.get("TANDEM_LONG_TESTS") != "1", reason="~8 min on 2 cores: TANDEM_LONG_TESTS=1")
 def test_a_prompt_past_the_trained_context_is_answered(long_server):
-    text = stdlib_text(112_000)
+    # ~4.15 characters per token of this source for the mini's tokenizer: ~33,000 tokens.
+    text = stdlib_text(137_000)
     cut = len(text) // 10
     prompt = (text[:cut] + "\n# " + NEEDLE + "\n" + text[cut:] +
               "\n\nQuestion: what is the vault code for the archive room, stated in a comment above? "
               "Answer with the number only.")
     r = long_server.with_options(timeout=1200).chat.completions.create(
         model="mini", messages=[{"role": "user", "content": prompt}], max_tokens=8, temperature=0)
+    print("prompt tokens", r.usage.prompt_tokens, "answer", repr(r.choices[0].message.content))
     assert 32_768 < r.usage.prompt_tokens < PLANNED, r.usage
     assert r.choices[0].finish_reason in ("stop", "length")
     assert "7291" in r.choices[0].message.content, r.choices[0].message.content
@@ -55,7 +62,7 @@ def test_the_planned_context_is_the_limit(long_server):
     with pytest.raises(openai.BadRequestError) as e:
         long_server.chat.completions.create(model="mini", messages=msgs, max_tokens=PLANNED - k + 1)
     err = e.value.body
-    assert err["code"] == "context_length_exceeded" and err["param"] == "max_tokens", err
+    assert err["code"] == "context_length_exceeded" and err["param"] == "messages", err
     assert f"maximum context length is {PLANNED} tokens" in err["message"], err
     assert f"({PLANNED + 1} in total)" in err["message"], err
     # A prompt longer than the whole context.
