@@ -32,6 +32,7 @@ pub fn kv_type(s: &str) -> Result<KvType> {
     match s {
         "f16" => Ok(KvType::F16),
         "f32" => Ok(KvType::F32),
-        other => bail!("--kv-type {other:?}: expected f16 or f32"),
+        "q8_0" | "q8" => Ok(KvType::Q8_0),
+        other => bail!("--kv-type {other:?}: expected f16, f32 or q8_0"),
     }
 }

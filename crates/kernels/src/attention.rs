@@ -222,6 +222,11 @@ pub fn keys_t_f32<'a>(row: impl Fn(usize) -> &'a [f32], hd: usize, n: usize, dst
     keys_t(n, hd, dst, |p, out| out.copy_from_slice(&row(p)[..hd]));
 }
 
+/// As `keys_t_f16` for any cache: `row_of(p, out)` writes position p's key for this head ([hd]).
+pub fn keys_t_with(hd: usize, n: usize, dst: &mut [f32], row_of: impl Fn(usize, &mut [f32])) {
+    keys_t(n, hd, dst, row_of)
+}
+
 fn keys_t(n: usize, hd: usize, dst: &mut [f32], row_of: impl Fn(usize, &mut [f32])) {
     let ld = keys_ld(n);
     assert_eq!(dst.len(), hd * ld);

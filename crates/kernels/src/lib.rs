@@ -24,6 +24,7 @@ pub mod decode;
 pub mod dense;
 pub mod dispatch;
 pub mod gemm_i8;
+pub mod kv_q8;
 pub mod matmul;
 pub mod ops;
 pub mod pool;

@@ -14,6 +14,7 @@
 
 use tandem_kernels::dispatch::dot_f32;
 use tandem_kernels::ops::{attend_f16, axpy, scores_f16, to_f16};
+use tandem_kernels::kv_q8 as q8;
 use tandem_kernels::Isa;
 
 use crate::Config;
@@ -26,21 +27,26 @@ pub const KV_BLOCK: usize = 32;
 pub enum KvType {
     F16,
     F32,
+    /// ggml's q8_0 blocks (`tandem_kernels::kv_q8`): 34 bytes per 32 values.
+    Q8_0,
 }
 
 impl KvType {
-    pub fn bytes(self) -> usize {
+    /// Bytes of a row of `n` values (n a multiple of 32 for q8_0).
+    pub fn row_bytes(self, n: usize) -> usize {
         match self {
-            KvType::F16 => 2,
-            KvType::F32 => 4,
+            KvType::F16 => 2 * n,
+            KvType::F32 => 4 * n,
+            KvType::Q8_0 => n + n / q8::QK * 2,
         }
     }
 }
 
-/// k, v: [n_blocks, n_layer, KV_BLOCK, kv_dim] each.
+/// k, v: [n_blocks, n_layer, KV_BLOCK, kv_dim] each (q8_0: quants so, scales [.., kv_dim / 32]).
 enum Store {
     F32 { k: Vec<f32>, v: Vec<f32> },
     F16 { k: Vec<u16>, v: Vec<u16> },
+    Q8 { k: Vec<i8>, kd: Vec<u16>, v: Vec<i8>, vd: Vec<u16> },
 }
 
 /// The blocks of one model's KV cache.
@@ -106,6 +112,10 @@ pub fn blocks_for(positions: usize) -> usize {
 impl KvPool {
     /// `n_blocks` zeroed blocks (the allocator maps pages lazily, so untouched blocks cost no RAM).
     pub fn new(cfg: &Config, n_blocks: usize, ty: KvType) -> Self {
+        assert!(
+            ty != KvType::Q8_0 || cfg.head_dim.is_multiple_of(q8::QK),
+            "a q8_0 KV cache needs heads of a multiple of 32 values"
+        );
         let n = n_blocks * cfg.n_layer * KV_BLOCK * cfg.kv_dim();
         let store = match ty {
             KvType::F32 => Store::F32 {
@@ -115,6 +125,12 @@ impl KvPool {
             KvType::F16 => Store::F16 {
                 k: vec![0; n],
                 v: vec![0; n],
+            },
+            KvType::Q8_0 => Store::Q8 {
+                k: vec![0; n],
+                kd: vec![0; n / q8::QK],
+                v: vec![0; n],
+                vd: vec![0; n / q8::QK],
             },
         };
         Self {
@@ -133,12 +149,13 @@ impl KvPool {
         match self.store {
             Store::F32 { .. } => KvType::F32,
             Store::F16 { .. } => KvType::F16,
+            Store::Q8 { .. } => KvType::Q8_0,
         }
     }
 
     /// Bytes one block takes for this model (K and V, every layer).
     pub fn block_bytes(cfg: &Config, ty: KvType) -> usize {
-        2 * cfg.n_layer * KV_BLOCK * cfg.kv_dim() * ty.bytes()
+        2 * cfg.n_layer * KV_BLOCK * ty.row_bytes(cfg.kv_dim())
     }
 
     /// Index of (block, layer, row, 0).
@@ -166,6 +183,11 @@ impl KvPool {
                 to_f16(k_row, &mut k[at..at + n], isa);
                 to_f16(v_row, &mut v[at..at + n], isa);
             }
+            Store::Q8 { k, kd, v, vd } => {
+                let (s, e) = (at / q8::QK, (at + n) / q8::QK);
+                q8::quantize_row(k_row, &mut k[at..at + n], &mut kd[s..e]);
+                q8::quantize_row(v_row, &mut v[at..at + n], &mut vd[s..e]);
+            }
         }
     }
 
@@ -184,6 +206,13 @@ impl KvPool {
                 Store::F16 { k, v } => {
                     k.copy_within(s..s + n, d);
                     v.copy_within(s..s + n, d);
+                }
+                Store::Q8 { k, kd, v, vd } => {
+                    k.copy_within(s..s + n, d);
+                    v.copy_within(s..s + n, d);
+                    let (s, d, n) = (s / q8::QK, d / q8::QK, n / q8::QK);
+                    kd.copy_within(s..s + n, d);
+                    vd.copy_within(s..s + n, d);
                 }
             }
         }
@@ -248,6 +277,10 @@ impl KvView<'_> {
             let at = at + off;
             match &self.pool.store {
                 Store::F16 { k, .. } => scores_f16(q, g, hd, &k[at..], kv_dim, rows, n, scale, &mut scores[p0..], isa),
+                Store::Q8 { k, kd, .. } => {
+                    let rows_q8 = q8_rows(k, kd, at, kv_dim, hd);
+                    q8::scores(q, g, rows_q8, rows, n, scale, &mut scores[p0..], isa)
+                }
                 Store::F32 { k, .. } => {
                     for p in 0..rows {
                         let row = &k[at + p * kv_dim..][..hd];
@@ -270,6 +303,7 @@ impl KvView<'_> {
             let at = at + off;
             match &self.pool.store {
                 Store::F16 { v, .. } => attend_f16(&probs[p0..], g, rows, n, &v[at..], kv_dim, hd, out, isa),
+                Store::Q8 { v, vd, .. } => q8::attend(&probs[p0..], g, rows, n, q8_rows(v, vd, at, kv_dim, hd), out, isa),
                 Store::F32 { v, .. } => {
                     for p in 0..rows {
                         let row = &v[at + p * kv_dim..][..hd];
@@ -296,7 +330,7 @@ impl KvView<'_> {
         values: &mut [f32],
         isa: Isa,
     ) {
-        use tandem_kernels::attention::{keys_t_f16, keys_t_f32, values_f16, values_f32};
+        use tandem_kernels::attention::{keys_t_f16, keys_t_f32, keys_t_with, values_f16, values_f32};
         let row = |p: usize| self.pool.pos_at(self.table, layer, p) + off;
         match &self.pool.store {
             Store::F16 { k, v } => {
@@ -307,7 +341,25 @@ impl KvView<'_> {
                 keys_t_f32(|p| &k[row(p)..], hd, n, keys_t);
                 values_f32(|p| &v[row(p)..], hd, n, values);
             }
+            Store::Q8 { k, kd, v, vd } => {
+                // Positions are found block by block (`row`), so each is read as a one-row run.
+                let one = |qs, ds, p: usize, out: &mut [f32]| q8_rows(qs, ds, row(p), 0, hd).row(0, out, isa);
+                keys_t_with(hd, n, keys_t, |p, out| one(k, kd, p, out));
+                for (p, out) in values.chunks_exact_mut(hd).enumerate().take(n) {
+                    one(v, vd, p, out);
+                }
+            }
         }
+    }
+}
+
+/// A q8_0 store's rows of one head from index `at` (a multiple of 32) on, `stride` apart.
+fn q8_rows<'a>(qs: &'a [i8], ds: &'a [u16], at: usize, stride: usize, hd: usize) -> q8::Rows<'a> {
+    q8::Rows {
+        qs: &qs[at..],
+        ds: &ds[at / q8::QK..],
+        stride,
+        hd,
     }
 }
 

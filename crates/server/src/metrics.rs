@@ -170,7 +170,7 @@ impl Atomic for std::sync::atomic::AtomicUsize {
 }
 
 /// Gauges: (name, help, read).
-const GAUGES: [(&str, &str, Get); 8] = [
+const GAUGES: [(&str, &str, Get); 10] = [
     ("tandem_queue_depth", "Requests waiting for a slot.", |t| {
         load(&t.engine.stats.waiting)
     }),
@@ -186,6 +186,16 @@ const GAUGES: [(&str, &str, Get); 8] = [
         "tandem_kv_cache_capacity_positions",
         "KV-cache positions across all slots.",
         |t| (t.engine.config.slots * t.engine.config.ctx) as f64,
+    ),
+    (
+        "tandem_context_length_tokens",
+        "Context each sequence may reach (planned at start: docs/long-context.md).",
+        |t| t.engine.config.ctx as f64,
+    ),
+    (
+        "tandem_kv_cache_pool_positions",
+        "Positions the KV pool holds, all sequences together.",
+        |t| load(&t.engine.stats.kv_blocks_total) * tandem_engine::KV_BLOCK as f64,
     ),
     (
         "tandem_kv_cache_blocks",
