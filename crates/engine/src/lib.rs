@@ -38,9 +38,9 @@ pub use sampler::{argmax, Sampler, SamplingParams};
 pub use scheduler::{EngineHandle, EMBED_MAX_TOKENS};
 pub use scorer::{log_softmax_at, ContinuationScore, Scorer, SCORE_ROWS};
 pub use single::{SingleSequence, PREFILL_BATCH};
-pub use tandem_model::KV_BLOCK;
 pub use stop::{StopMatcher, StopOutcome};
 pub use tandem_kernels::rng::Rng;
+pub use tandem_model::KV_BLOCK;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

@@ -158,7 +158,11 @@ mod tests {
         let (mut qs, mut ds) = (vec![0i8; n * kv_dim], vec![0u16; n * kv_dim / QK]);
         for p in 0..n {
             let r = p * kv_dim;
-            quantize_row(&kv[r..r + kv_dim], &mut qs[r..r + kv_dim], &mut ds[r / QK..(r + kv_dim) / QK]);
+            quantize_row(
+                &kv[r..r + kv_dim],
+                &mut qs[r..r + kv_dim],
+                &mut ds[r / QK..(r + kv_dim) / QK],
+            );
         }
         let q = values(g * hd, 3.0);
         let rows = Rows {

@@ -13,8 +13,8 @@
 //! see runs of up to `KV_BLOCK` rows; every result is bit-identical to one contiguous cache.
 
 use tandem_kernels::dispatch::dot_f32;
-use tandem_kernels::ops::{attend_f16, axpy, scores_f16, to_f16};
 use tandem_kernels::kv_q8 as q8;
+use tandem_kernels::ops::{attend_f16, axpy, scores_f16, to_f16};
 use tandem_kernels::Isa;
 
 use crate::Config;
@@ -44,9 +44,20 @@ impl KvType {
 
 /// k, v: [n_blocks, n_layer, KV_BLOCK, kv_dim] each (q8_0: quants so, scales [.., kv_dim / 32]).
 enum Store {
-    F32 { k: Vec<f32>, v: Vec<f32> },
-    F16 { k: Vec<u16>, v: Vec<u16> },
-    Q8 { k: Vec<i8>, kd: Vec<u16>, v: Vec<i8>, vd: Vec<u16> },
+    F32 {
+        k: Vec<f32>,
+        v: Vec<f32>,
+    },
+    F16 {
+        k: Vec<u16>,
+        v: Vec<u16>,
+    },
+    Q8 {
+        k: Vec<i8>,
+        kd: Vec<u16>,
+        v: Vec<i8>,
+        vd: Vec<u16>,
+    },
 }
 
 /// The blocks of one model's KV cache.
@@ -303,7 +314,9 @@ impl KvView<'_> {
             let at = at + off;
             match &self.pool.store {
                 Store::F16 { v, .. } => attend_f16(&probs[p0..], g, rows, n, &v[at..], kv_dim, hd, out, isa),
-                Store::Q8 { v, vd, .. } => q8::attend(&probs[p0..], g, rows, n, q8_rows(v, vd, at, kv_dim, hd), out, isa),
+                Store::Q8 { v, vd, .. } => {
+                    q8::attend(&probs[p0..], g, rows, n, q8_rows(v, vd, at, kv_dim, hd), out, isa)
+                }
                 Store::F32 { v, .. } => {
                     for p in 0..rows {
                         let row = &v[at + p * kv_dim..][..hd];
