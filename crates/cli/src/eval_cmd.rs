@@ -42,6 +42,8 @@ enum EvalCmd {
     Bfcl(crate::eval_bfcl::BfclArgs),
     /// Short-answer questions (arithmetic, word problems, dates, strings), scored by the final answer.
     Qa(crate::eval_qa::QaArgs),
+    /// Long-context recall: needles in real text, lengths × depths × tasks, with a heatmap.
+    Longctx(crate::eval_longctx::LongctxArgs),
 }
 
 #[derive(Args)]
@@ -188,6 +190,7 @@ pub fn eval(home: &Home, a: EvalArgs) -> Result<()> {
         EvalCmd::Safety(a) => crate::eval_safety::eval_safety(home, a),
         EvalCmd::Bfcl(a) => crate::eval_bfcl::eval_bfcl(home, a),
         EvalCmd::Qa(a) => crate::eval_qa::eval_qa(home, a),
+        EvalCmd::Longctx(a) => crate::eval_longctx::eval_longctx(home, a),
     }
 }
 

@@ -32,6 +32,7 @@ mod commands;
 mod context_plan;
 mod eval_bfcl;
 mod eval_cmd;
+mod eval_longctx;
 mod eval_mc;
 mod eval_moderation;
 mod eval_qa;

@@ -12,6 +12,7 @@
 
 pub mod bfcl;
 pub mod humaneval;
+pub mod longctx;
 pub mod mc;
 pub mod qa;
 pub mod safety;

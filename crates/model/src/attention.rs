@@ -45,7 +45,7 @@ impl Model {
     ) {
         let c = &self.config;
         let hd = c.head_dim;
-        // Sliding-window layers take the per-token path, which masks the positions out of reach.
+        // Sliding-window layers take the per-token path, which reads only the positions in reach.
         let window = c.window(layer);
         let tiled = window.is_none() && tile_kernel(hd, self.kernels).is_some();
         let isa = self.kernels.isa();
@@ -65,20 +65,16 @@ impl Model {
                 let n_ctx = tok_pos[t] + 1;
                 SCORES.with(|s| {
                     let mut s = s.borrow_mut();
-                    // scores: [group, n_ctx]
+                    // scores: [group, n_ctx], read and written for the positions in reach only
+                    // (a sliding window's last `w`).
+                    let from = window.map_or(0, |w| n_ctx.saturating_sub(w));
                     s.resize(group * n_ctx, 0.0);
-                    kv.scores(layer, off, qg, group, n_ctx, scale, &mut s, isa);
-                    // Positions before the window weigh nothing (they are still read: a later
-                    // kernel can start at the window).
-                    let before = window.map_or(0, |w| n_ctx.saturating_sub(w));
+                    kv.scores(layer, off, qg, group, from..n_ctx, scale, &mut s, isa);
                     for j in 0..group {
-                        s[j * n_ctx..j * n_ctx + before].fill(f32::NEG_INFINITY);
-                        softmax(&mut s[j * n_ctx..(j + 1) * n_ctx], isa);
-                        // The vector exp clamps −∞ to e^−87: make those weights exactly zero.
-                        s[j * n_ctx..j * n_ctx + before].fill(0.0);
+                        softmax(&mut s[j * n_ctx + from..(j + 1) * n_ctx], isa);
                     }
                     out.fill(0.0);
-                    kv.attend(layer, off, &s, group, n_ctx, out, isa);
+                    kv.attend(layer, off, &s, group, from..n_ctx, out, isa);
                 });
             });
         if tiled {

@@ -17,6 +17,8 @@ use tandem_kernels::kv_q8 as q8;
 use tandem_kernels::ops::{attend_f16, axpy, scores_f16, to_f16};
 use tandem_kernels::Isa;
 
+use std::ops::Range;
+
 use crate::Config;
 
 /// Positions per block: the granularity of sharing and of allocation. A multiple of the prompt
@@ -259,17 +261,20 @@ pub struct KvView<'a> {
 }
 
 impl KvView<'_> {
-    /// The runs of positions `0..n` block by block: (first position, rows, index of the run's
+    /// The runs of positions `pos` block by block: (first position, rows, index of the run's
     /// first row in `layer`).
-    fn runs(&self, layer: usize, n: usize) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
-        (0..n).step_by(KV_BLOCK).map(move |p0| {
-            let rows = KV_BLOCK.min(n - p0);
-            (p0, rows, self.pool.at(self.table.blocks[p0 / KV_BLOCK], layer, 0))
+    fn runs(&self, layer: usize, pos: Range<usize>) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        let first = pos.start / KV_BLOCK;
+        (first..pos.end.div_ceil(KV_BLOCK)).map(move |b| {
+            let p0 = (b * KV_BLOCK).max(pos.start);
+            let rows = ((b + 1) * KV_BLOCK).min(pos.end) - p0;
+            (p0, rows, self.pool.at(self.table.blocks[b], layer, p0 % KV_BLOCK))
         })
     }
 
-    /// Scores of `g` query heads (q: [g, hd]) against K[layer][0..n][off..off + hd]:
-    /// `scores[j·n + p] = q[j] · K[p] · scale`, each K row read once.
+    /// Scores of `g` query heads (q: [g, hd]) against K[layer][pos][off..off + hd], n = pos.end:
+    /// `scores[j·n + p] = q[j] · K[p] · scale` for p in `pos`, each K row read once (a sliding
+    /// window reads only its positions).
     #[allow(clippy::too_many_arguments)]
     pub fn scores(
         &self,
@@ -277,14 +282,14 @@ impl KvView<'_> {
         off: usize,
         q: &[f32],
         g: usize,
-        n: usize,
+        pos: Range<usize>,
         scale: f32,
         scores: &mut [f32],
         isa: Isa,
     ) {
-        let hd = q.len() / g;
+        let (hd, n) = (q.len() / g, pos.end);
         let kv_dim = self.pool.kv_dim;
-        for (p0, rows, at) in self.runs(layer, n) {
+        for (p0, rows, at) in self.runs(layer, pos) {
             let at = at + off;
             match &self.pool.store {
                 Store::F16 { k, .. } => scores_f16(q, g, hd, &k[at..], kv_dim, rows, n, scale, &mut scores[p0..], isa),
@@ -304,13 +309,22 @@ impl KvView<'_> {
         }
     }
 
-    /// `out[j] += Σ_p probs[j·n + p] · V[layer][p][off..off + hd]` for `g` heads (out: [g, hd]),
-    /// position by position, each V row read once.
+    /// `out[j] += Σ_{p in pos} probs[j·n + p] · V[layer][p][off..off + hd]` for `g` heads (out:
+    /// [g, hd], n = pos.end), position by position, each V row read once.
     #[allow(clippy::too_many_arguments)]
-    pub fn attend(&self, layer: usize, off: usize, probs: &[f32], g: usize, n: usize, out: &mut [f32], isa: Isa) {
-        let hd = out.len() / g;
+    pub fn attend(
+        &self,
+        layer: usize,
+        off: usize,
+        probs: &[f32],
+        g: usize,
+        pos: Range<usize>,
+        out: &mut [f32],
+        isa: Isa,
+    ) {
+        let (hd, n) = (out.len() / g, pos.end);
         let kv_dim = self.pool.kv_dim;
-        for (p0, rows, at) in self.runs(layer, n) {
+        for (p0, rows, at) in self.runs(layer, pos) {
             let at = at + off;
             match &self.pool.store {
                 Store::F16 { v, .. } => attend_f16(&probs[p0..], g, rows, n, &v[at..], kv_dim, hd, out, isa),

@@ -1,0 +1,78 @@
+//! A KV view read over a range of positions (a sliding window's) gives exactly what the whole
+//! read gives at those positions, for every cache type and for ranges that start inside a block.
+
+use tandem_kernels::Isa;
+use tandem_model::{Activation, Arch, BlockTable, Config, KvPool, KvType};
+
+fn config() -> Config {
+    Config {
+        arch: Arch::Gemma3,
+        name: "t".into(),
+        n_layer: 2,
+        dim: 128,
+        n_head: 4,
+        n_kv_head: 2,
+        head_dim: 64,
+        ffn_dim: 256,
+        vocab: 16,
+        rope_base: 1e4,
+        rms_eps: 1e-6,
+        ctx_train: 512,
+        yarn: None,
+        activation: Activation::GeGlu,
+        embed_scale: 1.0,
+        sliding: None,
+    }
+}
+
+#[test]
+fn a_range_reads_what_the_whole_read_gives_there() {
+    let cfg = config();
+    let (n, g, hd, kv_dim) = (150, 2, 64, 128);
+    for ty in [KvType::F32, KvType::F16, KvType::Q8_0] {
+        let mut pool = KvPool::new(&cfg, 8, ty);
+        // Blocks out of order, as a paged cache hands them out.
+        let table = BlockTable::new(vec![5, 2, 7, 0, 3]);
+        for p in 0..n {
+            let row = |s: f32| {
+                (0..kv_dim)
+                    .map(|i| ((p * kv_dim + i) as f32 * 0.37 + s).sin())
+                    .collect::<Vec<f32>>()
+            };
+            pool.write(&table, 1, p, (&row(0.0), &row(1.0)), Isa::detected());
+        }
+        let view = pool.view(&table);
+        let q: Vec<f32> = (0..g * hd).map(|i| (i as f32 * 0.11).cos()).collect();
+        let mut whole = vec![0f32; g * n];
+        view.scores(1, hd, &q, g, 0..n, 0.125, &mut whole, Isa::detected());
+        for from in [0, 1, 31, 32, 33, 100, 149] {
+            let mut part = vec![f32::NAN; g * n];
+            view.scores(1, hd, &q, g, from..n, 0.125, &mut part, Isa::detected());
+            for j in 0..g {
+                assert!(
+                    part[j * n..j * n + from].iter().all(|x| x.is_nan()),
+                    "{ty:?}: nothing before {from}"
+                );
+                assert_eq!(
+                    part[j * n + from..(j + 1) * n],
+                    whole[j * n + from..(j + 1) * n],
+                    "{ty:?} from {from}"
+                );
+            }
+            // Sums over the range equal the whole sums with zero weights before it.
+            let mut probs = whole.clone();
+            for j in 0..g {
+                probs[j * n..j * n + from].fill(0.0);
+            }
+            let (mut a, mut b) = (vec![0f32; g * hd], vec![0f32; g * hd]);
+            view.attend(1, hd, &probs, g, from..n, &mut a, Isa::detected());
+            view.attend(1, hd, &probs, g, 0..n, &mut b, Isa::detected());
+            for (x, y) in a.iter().zip(&b) {
+                assert!(
+                    (x - y).abs() <= 1e-5 * y.abs().max(1.0),
+                    "{ty:?} from {from}: {x} vs {y}"
+                );
+            }
+        }
+    }
+}
