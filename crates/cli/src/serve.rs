@@ -326,17 +326,10 @@ fn start_engine(
     let context_blocks = tandem_model::blocks_for(ctx);
     let kv_blocks =
         (kv_budget.saturating_sub(draft_bytes) / block_bytes).clamp(context_blocks, parallel * context_blocks);
-    if kv_blocks < parallel * context_blocks {
-        let less = if draft_bytes > 0 {
-            format!(" (less {} MiB for the draft model)", draft_bytes >> 20)
-        } else {
-            String::new()
-        };
+    if draft_bytes > 0 {
         eprintln!(
-            "tandem: {name}: the KV budget of {} MiB{less} holds {kv_blocks} blocks of {} positions: {:.1} full contexts of {ctx} for {parallel} slots (requests wait for blocks beyond that)",
-            kv_budget >> 20,
-            tandem_model::KV_BLOCK,
-            kv_blocks as f64 / context_blocks as f64
+            "tandem: {name}: the draft model's caches take {} MiB of the KV budget",
+            draft_bytes >> 20
         );
     }
     let config = EngineConfig {
