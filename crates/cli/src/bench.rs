@@ -149,10 +149,7 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
     for (np, ng, depth) in tests {
         let depth_tokens = tokens(depth);
         let mut samples = Vec::with_capacity(reps);
-        let rope = match yarn_past {
-            Some(n) if depth + np + ng > n => tandem_model::Rope::Yarn,
-            _ => tandem_model::Rope::Plain,
-        };
+        let rope = tandem_model::Rope::reaching(depth + np + ng, yarn_past);
         for _ in 0..reps {
             kv.reset(rope);
             if depth > 0 {

@@ -211,10 +211,8 @@ pub fn logits(home: &Home, a: LogitsArgs) -> Result<()> {
         .rope_scaling
         .parse()
         .map_err(|e: String| anyhow::anyhow!("--rope-scaling {e}"))?;
-    let rope = match lm.model.config.set_rope_for(ids.len() + 1, mode) {
-        Some(n) if ids.len() + 1 > n => tandem_model::Rope::Yarn,
-        _ => tandem_model::Rope::Plain,
-    };
+    let yarn_past = lm.model.config.set_rope_for(ids.len() + 1, mode);
+    let rope = tandem_model::Rope::reaching(ids.len() + 1, yarn_past);
     let kv_type = if a.exact {
         tandem_model::KvType::F32
     } else {

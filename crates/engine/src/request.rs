@@ -60,10 +60,7 @@ impl EngineConfig {
 
     /// The RoPE of a sequence that may reach `positions` positions.
     pub fn rope_for(&self, positions: usize) -> tandem_model::Rope {
-        match self.yarn_past {
-            Some(n) if positions > n => tandem_model::Rope::Yarn,
-            _ => tandem_model::Rope::Plain,
-        }
+        tandem_model::Rope::reaching(positions, self.yarn_past)
     }
 
     /// Blocks in the KV pool.

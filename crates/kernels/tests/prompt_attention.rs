@@ -48,33 +48,19 @@ fn run(c: &Case, limits: &[usize], q: &[f32], scalar: bool) -> Vec<f32> {
     let mut scores = TileScratch::default();
     let scale = 1.0 / (c.hd as f32).sqrt();
     let ld = keys_ld(c.n);
-    if scalar {
-        prompt_tile_scalar(
-            q,
-            c.hd,
-            limits,
-            &c.keys,
-            ld,
-            &c.values,
-            scale,
-            &mut scores,
-            &mut out,
-            Isa::detected(),
-        );
-    } else {
-        prompt_tile(
-            q,
-            c.hd,
-            limits,
-            &c.keys,
-            ld,
-            &c.values,
-            scale,
-            &mut scores,
-            &mut out,
-            Isa::detected(),
-        );
-    }
+    let tile = if scalar { prompt_tile_scalar } else { prompt_tile };
+    tile(
+        q,
+        c.hd,
+        limits,
+        &c.keys,
+        ld,
+        &c.values,
+        scale,
+        &mut scores,
+        &mut out,
+        Isa::detected(),
+    );
     out
 }
 

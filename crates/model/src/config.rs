@@ -270,25 +270,16 @@ impl Config {
     /// their numbers do not change; the file's own scaling, or `Yarn`, rotates every sequence.
     pub fn set_rope_for(&mut self, ctx: usize, mode: RopeScaling) -> Option<usize> {
         let from_file = self.yarn.is_some();
-        self.yarn = self.yarn_for(mode);
+        let yarn = self.yarn_for(mode);
         let past = match mode {
+            _ if yarn.is_none() => None,
             RopeScaling::Off => None,
             RopeScaling::Yarn(_) => Some(0),
             RopeScaling::Auto if from_file => Some(0),
             RopeScaling::Auto => (ctx > self.ctx_train).then_some(self.ctx_train),
         };
-        if past.is_none() {
-            self.yarn = None;
-        }
-        past.filter(|_| self.yarn.is_some())
-    }
-
-    /// The longest context the model's RoPE covers: the trained one, stretched by YaRN's factor.
-    pub fn ctx_max(&self) -> usize {
-        match self.yarn {
-            Some(y) => y.reach(),
-            None => self.ctx_train,
-        }
+        self.yarn = past.and(yarn);
+        past
     }
 
     pub fn kv_dim(&self) -> usize {

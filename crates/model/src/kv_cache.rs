@@ -91,6 +91,17 @@ pub enum Rope {
     Yarn,
 }
 
+impl Rope {
+    /// The RoPE of a sequence that may reach `positions` positions, where sequences reaching past
+    /// `yarn_past` rotate with YaRN (`Config::set_rope_for`'s answer; `None`: none do).
+    pub fn reaching(positions: usize, yarn_past: Option<usize>) -> Rope {
+        match yarn_past {
+            Some(n) if positions > n => Rope::Yarn,
+            _ => Rope::Plain,
+        }
+    }
+}
+
 impl BlockTable {
     /// A table over `blocks` with nothing filled.
     pub fn new(blocks: Vec<u32>) -> Self {
