@@ -25,4 +25,10 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r tests/conformance/requirements.txt
+# axe-core (accessibility rules) for the playground's browser tests, vendored from npm outside the clone.
+axe="${TANDEM_AXE_DIR:-$HOME/.cache/tandem-ci/axe}"
+if [ ! -f "$axe/node_modules/axe-core/axe.min.js" ]; then
+  npm install --silent --no-audit --no-fund --prefix "$axe" axe-core@4.14.1
+fi
+export TANDEM_AXE_JS="$axe/node_modules/axe-core/axe.min.js"
 TANDEM_BIN="$target/release/tandem" "$venv/bin/python" -m pytest -q tests/conformance

@@ -47,6 +47,9 @@ pub struct Project {
 pub struct UsageRow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub day: Option<String>,
+    /// UTC hour `YYYY-MM-DDTHH` (`by=hour`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hour: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

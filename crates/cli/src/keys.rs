@@ -255,7 +255,9 @@ pub fn usage(home: &Home, a: UsageArgs) -> Result<()> {
         .by
         .split(',')
         .filter(|s| !s.trim().is_empty())
-        .map(|s| UsageDim::parse(s.trim()).with_context(|| format!("--by: {s:?} is not day, key, model or project")))
+        .map(|s| {
+            UsageDim::parse(s.trim()).with_context(|| format!("--by: {s:?} is not day, hour, key, model or project"))
+        })
         .collect::<Result<_>>()?;
     let since = time_arg(&a.since, "since")?.unwrap_or(0);
     let until = time_arg(&a.until, "until")?.unwrap_or(u64::MAX);

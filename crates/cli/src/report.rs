@@ -357,6 +357,29 @@ fn hardware() -> String {
     )
 }
 
+/// The report as JSON: `{date, hardware, rows: [{key, label}], tiers: {TIER: {KEY: cell}}}`.
+fn as_json(columns: &[(&Tier, Vec<Cell>)], date: &str, hw: &str) -> Value {
+    let tiers: serde_json::Map<String, Value> = columns
+        .iter()
+        .map(|(t, cells)| {
+            let m: serde_json::Map<String, Value> = ROWS
+                .iter()
+                .zip(cells)
+                .map(|((k, _), c)| (k.to_string(), c.json()))
+                .collect();
+            (t.name.to_string(), Value::Object(m))
+        })
+        .collect();
+    let rows: Vec<Value> = ROWS.iter().map(|(k, l)| json!({"key": k, "label": l})).collect();
+    json!({"date": date, "hardware": hw, "rows": rows, "tiers": tiers})
+}
+
+/// What `GET /v1/report` answers: the same JSON as `tandem report --json`, built on each call.
+pub fn json_for_server(home: &Home, config: Option<&Path>) -> Value {
+    let columns: Vec<(&Tier, Vec<Cell>)> = TIERS.iter().map(|t| (t, column(home, t, config))).collect();
+    as_json(&columns, &tandem_store::utc_date(results::now()), &hardware())
+}
+
 pub fn report(home: &Home, a: ReportArgs) -> Result<()> {
     let columns: Vec<(&Tier, Vec<Cell>)> = TIERS
         .iter()
@@ -365,21 +388,7 @@ pub fn report(home: &Home, a: ReportArgs) -> Result<()> {
     let date = tandem_store::utc_date(results::now());
     let hw = hardware();
     if a.json {
-        let tiers: serde_json::Map<String, Value> = columns
-            .iter()
-            .map(|(t, cells)| {
-                let m: serde_json::Map<String, Value> = ROWS
-                    .iter()
-                    .zip(cells)
-                    .map(|((k, _), c)| (k.to_string(), c.json()))
-                    .collect();
-                (t.name.to_string(), Value::Object(m))
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"date": date, "hardware": hw, "tiers": tiers}))?
-        );
+        println!("{}", serde_json::to_string_pretty(&as_json(&columns, &date, &hw))?);
         return Ok(());
     }
     println!("tandem report · {date} · {hw}\n");

@@ -415,6 +415,7 @@ fn server_config(s: &Settings) -> Result<ServerConfig> {
         max_body_bytes: s.max_body_bytes.unwrap_or_default(),
         cors_origins: s.cors_origins.clone().unwrap_or_default(),
         log_content: s.log_content.unwrap_or_default(),
+        playground: s.playground.unwrap_or(true),
         max_file_bytes: s.max_file_bytes.unwrap_or_default(),
         batch_window: Duration::from_secs(s.batch_window_seconds.unwrap_or_default()),
         moderation: moderation_policy(
@@ -640,6 +641,10 @@ pub fn serve(home: &Home, cli: Settings) -> Result<()> {
     state.speech = load_speech(home, &s)?;
     state.speaker = load_speaker(home, &s)?;
     state.seer = load_seer(home, &s)?;
+    let (report_home, report_config) = (crate::Home(home.0.clone()), s.config.clone());
+    state.report = Some(Arc::new(move || {
+        crate::report::json_for_server(&report_home, report_config.as_deref())
+    }));
     let state = Arc::new(state);
     let m = state.config.moderation;
     if (m.input || m.output) && state.moderator.is_none() {

@@ -90,6 +90,9 @@ pub struct Settings {
     /// Allowed CORS origin (repeatable, or comma-separated; `*` for any).
     #[arg(long = "cors-origin", env = "TANDEM_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Option<Vec<String>>,
+    /// Serve the playground (chat page and dashboard) at `/` (default true).
+    #[arg(long, env = "TANDEM_PLAYGROUND", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub playground: Option<bool>,
     /// Log prompts and completions (off by default).
     #[arg(long, env = "TANDEM_LOG_CONTENT", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub log_content: Option<bool>,
@@ -251,6 +254,7 @@ impl Settings {
             ignore_unknown_fields: Some(false),
             cors_origins: Some(Vec::new()),
             log_content: Some(false),
+            playground: Some(true),
             log_format: Some("text".into()),
             drain_seconds: Some(30),
             max_file_bytes: Some(200 << 20),

@@ -1,5 +1,5 @@
 //! Admin endpoints (an admin key, or an open server): keys over HTTP, and usage aggregates across
-//! projects. `GET /v1/usage?since=&until=&by=day,key,model,project` · `GET|POST /v1/keys` ·
+//! projects. `GET /v1/usage?since=&until=&by=day,hour,key,model,project` · `GET|POST /v1/keys` ·
 //! `POST|DELETE /v1/keys/{id}`. Projects are `projects`'. Least privilege: an admin key manages
 //! keys and projects and reads usage, but files and batches only of its own project.
 
@@ -70,6 +70,7 @@ pub fn usage_json(rows: &[tandem_store::UsageRow], dims: &[UsageDim]) -> Vec<api
             for (d, v) in dims.iter().zip(&r.group) {
                 *match d {
                     UsageDim::Day => &mut o.day,
+                    UsageDim::Hour => &mut o.hour,
                     UsageDim::Key => &mut o.key_id,
                     UsageDim::Model => &mut o.model,
                     UsageDim::Project => &mut o.project_id,
@@ -88,7 +89,7 @@ fn parse_dims(by: &str) -> Result<Vec<UsageDim>, ApiError> {
                 ApiError::invalid(
                     "by",
                     "invalid_value",
-                    format!("Invalid 'by': '{s}'. Group by any of day, key, model, project."),
+                    format!("Invalid 'by': '{s}'. Group by any of day, hour, key, model, project."),
                 )
             })
         })

@@ -33,6 +33,7 @@
 //! - `seeing`: chat `image_url` parts seen by the perception stage (`tandem_vision`) and replaced
 //!   by their blocks before binding; `image_fetch`: image URLs, only public addresses, pinned.
 //! - `embeddings`: `/v1/embeddings` on the sentence encoder (`tandem_embed::Encoder`).
+//! - `web`: the playground page at `/` and its embedded assets, with their security headers.
 
 mod admin;
 mod audio;
@@ -69,6 +70,7 @@ mod state;
 mod structured;
 mod tool_calls;
 mod tools;
+mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

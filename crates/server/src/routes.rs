@@ -27,6 +27,7 @@ use crate::state::{new_id, AppState};
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.max_body_bytes;
     let origins = state.config.cors_origins.clone();
+    let page = state.config.playground;
     let mut r = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/completions", post(completions))
@@ -86,6 +87,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/detokenize", post(detokenize))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/v1/report", get(report))
+        .merge(if page { crate::web::routes() } else { Router::new() })
         .route_layer(middleware::from_fn(label_route))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
@@ -147,6 +150,19 @@ async fn around(State(state): State<Arc<AppState>>, req: Request, next: Next) ->
         resp.headers_mut().insert("x-request-id", h);
     }
     resp
+}
+
+/// `GET /v1/report`: the tiers' comparison table as `tandem report --json` prints it (any key).
+async fn report(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let Some(f) = state.report.clone() else {
+        return Err(ApiError::not_found(
+            "This server has no report: it was not started by `tandem serve`.",
+        ));
+    };
+    let v = tokio::task::spawn_blocking(move || f())
+        .await
+        .map_err(|e| ApiError::internal(format!("report: {e}")))?;
+    Ok(Json(v))
 }
 
 /// A response's cost in `x-tandem-cost` (USD, the shortest round-trip decimal).

@@ -88,6 +88,8 @@ pub struct ServerConfig {
     pub image_urls: crate::image_fetch::ImageUrls,
     /// Images one request may hold.
     pub max_images: usize,
+    /// Serve the playground page at `/`.
+    pub playground: bool,
 }
 
 /// OpenAI's names for the models the tiers stand in for, and their dated snapshots.
@@ -124,6 +126,7 @@ impl Default for ServerConfig {
                 .collect(),
             image_urls: Default::default(),
             max_images: 8,
+            playground: true,
         }
     }
 }
@@ -156,7 +159,13 @@ pub struct AppState {
     pub spoken: std::sync::Mutex<std::collections::HashMap<String, crate::speech::SpokenAnswer>>,
     /// Image input: the perception stage, when served.
     pub seer: Option<Arc<crate::seeing::Seer>>,
+    /// `GET /v1/report`: the comparison table of the tiers (`tandem report --json`), when the
+    /// binary that serves knows where its measurements live.
+    pub report: Option<ReportFn>,
 }
+
+/// Builds the report's JSON on demand (it reads result files: called off the async threads).
+pub type ReportFn = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 impl AppState {
     pub fn new(
@@ -191,6 +200,7 @@ impl AppState {
             speaker: None,
             spoken: Default::default(),
             seer: None,
+            report: None,
         }
     }
 

@@ -232,6 +232,8 @@ pub struct UsageTotals {
 pub enum UsageDim {
     /// UTC date, `YYYY-MM-DD`.
     Day,
+    /// UTC hour, `YYYY-MM-DDTHH`.
+    Hour,
     /// Key id (`-` for requests made without a key).
     Key,
     Model,
@@ -243,6 +245,7 @@ impl UsageDim {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "day" => Some(Self::Day),
+            "hour" => Some(Self::Hour),
             "key" => Some(Self::Key),
             "model" => Some(Self::Model),
             "project" => Some(Self::Project),
@@ -253,6 +256,7 @@ impl UsageDim {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Day => "day",
+            Self::Hour => "hour",
             Self::Key => "key",
             Self::Model => "model",
             Self::Project => "project",
@@ -262,6 +266,7 @@ impl UsageDim {
     pub(crate) fn sql(self) -> &'static str {
         match self {
             Self::Day => "date(created_at, 'unixepoch')",
+            Self::Hour => "strftime('%Y-%m-%dT%H', created_at, 'unixepoch')",
             Self::Key => "IFNULL(key_id, '-')",
             Self::Model => "model",
             Self::Project => "IFNULL(project_id, '-')",
