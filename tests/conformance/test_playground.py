@@ -220,6 +220,12 @@ def test_switch_model_to_auto_shows_the_tier_and_why(site, browser):
     b.refresh()
     wait(b, "return document.querySelector('#chat-model')")
     assert js(b, "return document.querySelector('#chat-model').value") == "auto"
+    # An alias reaches its tier; the answer names the model that answered.
+    Select(el(b, "#chat-model")).select_by_value("gpt-4o-mini")
+    send(b, "Say bonjour.")
+    wait(b, "const a = [...document.querySelectorAll('article.msg-assistant')].pop(); return a && a.dataset.state === 'done'")
+    stats = js(b, "return [...document.querySelectorAll('article.msg-assistant')].pop().querySelector('.stats').innerText")
+    assert "0.5b" in stats and "routed:" not in stats, stats
 
 
 def test_compare_streams_mini_and_auto_side_by_side(site, browser):
@@ -345,6 +351,11 @@ def test_dashboard_numbers_equal_the_usage_api(site, browser, tmp_path):
             assert float(v["cost"][0]) == a["cost"] and abs(float(v["cost"][1]) - a["cost"]) <= 1e-5 * a["cost"] + 1e-12
     assert sum(a["requests"] for a in httpx.get(site["base"] + "/v1/usage?by=model&since=0",
                                                 headers=site["auth"]).json()["data"]) >= 5, "the tests' own requests"
+    # The chart split by key names the test's key.
+    key_id = page_rows(b, "key_id")[0]["id"]
+    Select(el(b, "#usage-split")).select_by_value("key")
+    wait(b, "return document.querySelector('.legend') && document.querySelector('.legend').innerText.includes(arguments[0])",
+         30, key_id)
     # The tiers' report, live state from /metrics, and a batch uploaded and finished from the page.
     wait(b, "return document.querySelectorAll('table.report tbody tr').length >= 10")
     wait(b, "return document.querySelectorAll('.live-grid dd').length >= 6")
@@ -415,20 +426,43 @@ def test_axe_finds_no_serious_violations(site, browser, theme):
     assert not bad, json.dumps(bad, indent=1)
 
 
+def populate(b, view):
+    """Gives a view something to show: a comparison run, a constrained answer."""
+    if view == "compare":
+        el(b, "#compare-prompt").send_keys("Write a Python function that reverses a string.")
+        el(b, ".compare-form button[type=submit]").click()
+        wait(b, "return [...document.querySelectorAll('.pane')].every(p => p.dataset.state === 'done')")
+    elif view == "tools":
+        el(b, ".tools-form button[type=submit]").click()
+        wait(b, "return document.querySelector('.tools-out .stats')")
+    elif view == "dashboard":
+        wait(b, "return document.querySelectorAll('table.report tbody tr').length && document.querySelector('.live-grid dd')")
+
+
 def test_phone_width_and_screenshots(site, browser):
     b = browser
     enter_key(b, site)
-    for width, height, name in ((1280, 900, "desktop"), (390, 844, "phone")):
-        b.set_window_size(width, height)
-        for view in ("chat", "compare", "tools", "dashboard"):
-            b.get(site["base"] + f"/#{view}")
-            b.refresh()
-            wait(b, f"return !document.querySelector('#view-{view}').hidden && document.querySelector('#view-{view}').children.length")
-            time.sleep(1.0)
+    for view in ("chat", "compare", "tools", "dashboard"):
+        b.set_window_size(1280, 900)
+        b.get(site["base"] + f"/#{view}")
+        b.refresh()
+        wait(b, f"return !document.querySelector('#view-{view}').hidden && document.querySelector('#view-{view}').children.length")
+        if SHOTS:
+            populate(b, view)
+        for width, height, name in ((1280, 900, "desktop"), (390, 844, "phone")):
+            b.set_window_size(width, height)
+            time.sleep(0.5)
             # Neither the page nor the view scrolls sideways (wide tables scroll inside their own box).
             overflow = js(b, "const v = document.querySelector(`#view-${arguments[0]}`), d = document.documentElement;"
                              "return Math.max(d.scrollWidth - d.clientWidth, v.scrollWidth - v.clientWidth)", view)
             assert overflow <= 1, f"{view} at {width}px scrolls sideways by {overflow}px"
             if SHOTS:
                 b.save_screenshot(str(pathlib.Path(SHOTS) / f"{view}-{name}.png"))
+    if SHOTS:
+        b.set_window_size(1280, 900)
+        el(b, "#theme-toggle").click()
+        b.get(site["base"] + "/#chat")
+        time.sleep(1.0)
+        b.save_screenshot(str(pathlib.Path(SHOTS) / "chat-dark-desktop.png"))
+        js(b, "localStorage.removeItem('tandem.theme')")
     b.set_window_size(1280, 900)

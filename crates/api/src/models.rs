@@ -20,6 +20,9 @@ pub struct Model {
     /// How a tier sees images, when it does (`perception stage: efficientnet-lite0, tesseract`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vision: Option<String>,
+    /// Other names that reach this model (`gpt-4o-mini` for the mini tier), sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

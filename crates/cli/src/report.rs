@@ -301,7 +301,14 @@ fn column(home: &Home, tier: &Tier, config: Option<&Path>) -> Vec<Cell> {
         },
         format!("tandem bench serve --model {} --concurrency 1", tier.name),
     );
-    let multimodal = Cell::found("unsupported (image input not built yet)".into(), Value::Null, "", "");
+    // Images reach the tiers as the perception stage's text, not through a vision encoder: say so,
+    // and point at where that stage's accuracy is measured.
+    let multimodal = Cell::found(
+        "images via the perception stage (no vision encoder)".into(),
+        Value::Null,
+        "docs/vision.md",
+        "python3 -m tools.easy_vqa_eval",
+    );
     let price = match crate::serve::tier_prices(tier, config, &model_path) {
         Ok((i, c, o)) => Cell::found(
             format!("${i:.3} / ${c:.3} / ${o:.3}"),

@@ -104,6 +104,8 @@ impl Speech {
             },
             input_modalities: vec!["audio".to_string()],
             vision: None,
+            // Whisper's OpenAI names depend on the request (`whisper-1` vs the token-priced ones).
+            aliases: Vec::new(),
         }
     }
 }

@@ -70,6 +70,7 @@ impl Embedder {
             },
             input_modalities: vec!["text".to_string()],
             vision: None,
+            aliases: OPENAI_NAMES.iter().map(|n| n.to_string()).collect(),
         }
     }
 }

@@ -269,6 +269,14 @@ fn model_object(state: &AppState, t: &crate::state::Tier) -> api::Model {
         },
         input_modalities,
         vision: state.seer.as_ref().map(|s| s.describes()),
+        aliases: {
+            let mut a: Vec<String> = (state.config.aliases.iter())
+                .filter(|(_, tier)| **tier == t.name || **tier == t.id)
+                .map(|(alias, _)| alias.clone())
+                .collect();
+            a.sort();
+            a
+        },
     }
 }
 

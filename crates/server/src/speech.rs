@@ -78,6 +78,11 @@ impl Speaker {
             },
             input_modalities: vec!["text".to_string()],
             vision: None,
+            aliases: NAMES
+                .iter()
+                .filter(|n| **n != VOICE_ID)
+                .map(|n| n.to_string())
+                .collect(),
         }
     }
 }

@@ -166,6 +166,16 @@ function renderAll(s) {
   ui.system.value = s.current.system || '';
   for (const k of ['temperature', 'top_p', 'max_tokens']) ui[k].value = s.current.params[k] ?? '';
   ui.messages.replaceChildren(...s.current.messages.map((m, i) => messageEl(s, m, i)));
+  toBottom(ui.messages);
+}
+
+// Follow a streaming answer only when the reader was already at the end of the conversation.
+function nearBottom(el) {
+  return el.scrollHeight - el.scrollTop - el.clientHeight < 80;
+}
+
+function toBottom(el) {
+  el.scrollTop = el.scrollHeight;
 }
 
 function messageEl(s, m, i) {
@@ -219,7 +229,8 @@ async function generate(s) {
   el.setAttribute('aria-busy', 'true');
   s.ui.messages.append(el);
   const body = el.querySelector('.msg-body');
-  const live = liveRenderer(body);
+  const pinned = nearBottom(s.ui.messages);
+  const live = liveRenderer(body, () => { if (pinned) toBottom(s.ui.messages); });
   setBusy(s, new AbortController());
   let run = null;
   try {

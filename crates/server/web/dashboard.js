@@ -25,6 +25,8 @@ export function dashboardView(root) {
 }
 
 const RANGES = [['1', 'Last 24 hours'], ['7', 'Last 7 days'], ['30', 'Last 30 days'], ['0', 'All time']];
+const SPLITS = [['model', 'Model'], ['key', 'Key'], ['project', 'Project']];
+const SPLIT_FIELD = { model: 'model', key: 'key_id', project: 'project_id' };
 const METRICS = {
   cost: { label: 'Cost', get: (r) => r.cost, format: (v) => fmt.usd(v) },
   requests: { label: 'Requests', get: (r) => r.requests, format: (v) => fmt.int(Math.round(v)) },
@@ -35,39 +37,40 @@ function usageSection(card) {
   const range = h('select', { id: 'usage-range' }, RANGES.map(([v, t]) => h('option', { value: v, text: t })));
   const step = h('select', { id: 'usage-step' }, h('option', { value: 'hour', text: 'Hour' }), h('option', { value: 'day', text: 'Day' }));
   const metric = h('select', { id: 'usage-metric' }, Object.entries(METRICS).map(([k, m]) => h('option', { value: k, text: m.label })));
+  const split = h('select', { id: 'usage-split' }, SPLITS.map(([v, t]) => h('option', { value: v, text: t })));
   const refreshBtn = h('button', { type: 'button', text: 'Refresh' });
   const body = h('div', { class: 'usage-body' });
-  card.append(h('div', { class: 'row' }, field('Range', range), field('Per', step), field('Show', metric), h('span', { class: 'grow' }), refreshBtn), body);
+  card.append(h('div', { class: 'row' }, field('Range', range), field('Per', step), field('Show', metric), field('Split by', split), h('span', { class: 'grow' }), refreshBtn), body);
   const refresh = async () => {
     const days = Number(range.value);
     const since = days ? Math.floor(Date.now() / 1000) - days * 86400 : 0;
     try {
       const q = (by) => getJSON(`/v1/usage?by=${by}&since=${since}`).then((r) => r.data);
-      const [series, byModel, byKey, byProject] = await Promise.all([q(`${step.value},model`), q('model'), q('key'), q('project')]);
-      body.replaceChildren(usageChart(series, step.value, METRICS[metric.value]),
+      const [series, byModel, byKey, byProject] = await Promise.all([q(`${step.value},${split.value}`), q('model'), q('key'), q('project')]);
+      body.replaceChildren(usageChart(series, step.value, SPLIT_FIELD[split.value], METRICS[metric.value]),
         usageTable('Per model', 'model', byModel), usageTable('Per key', 'key_id', byKey), usageTable('Per project', 'project_id', byProject));
     } catch (e) {
       const admin = e.status === 403 ? ' Usage across keys needs an admin key (tandem keys create --admin).' : '';
       body.replaceChildren(errorBox(errorText(e) + admin));
     }
   };
-  for (const c of [range, step, metric]) c.addEventListener('change', refresh);
+  for (const c of [range, step, metric, split]) c.addEventListener('change', refresh);
   refreshBtn.addEventListener('click', refresh);
   return { refresh };
 }
 
-function usageChart(rows, step, metric) {
+function usageChart(rows, step, by, metric) {
   const labels = [...new Set(rows.map((r) => r[step]))].sort();
-  const models = [...new Set(rows.map((r) => r.model))].sort();
+  const groups = [...new Set(rows.map((r) => r[by]))].sort();
   if (!labels.length) return h('p', { class: 'hint', text: 'No usage recorded in this range yet.' });
-  const series = models.map((m) => ({
-    name: m,
-    values: labels.map((l) => rows.filter((r) => r[step] === l && r.model === m).reduce((a, r) => a + metric.get(r), 0)),
+  const series = groups.map((g) => ({
+    name: g,
+    values: labels.map((l) => rows.filter((r) => r[step] === l && r[by] === g).reduce((a, r) => a + metric.get(r), 0)),
   }));
   const shown = labels.map((l) => (step === 'hour' ? `${l.slice(5, 10)} ${l.slice(11)}h` : l.slice(5)));
   return h('figure', { class: 'chart-box' },
-    stackedBars({ labels: shown, series, format: metric.format, title: `${metric.label} per ${step} and model` }),
-    h('figcaption', {}, legend(models)));
+    stackedBars({ labels: shown, series, format: metric.format, title: `${metric.label} per ${step} and ${by.replace('_id', '')}` }),
+    h('figcaption', {}, legend(groups)));
 }
 
 const COLUMNS = [

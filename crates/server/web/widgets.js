@@ -4,13 +4,18 @@ import { h, fmt } from './dom.js';
 import { decodeRate } from './api.js';
 import { renderMarkdown } from './markdown.js';
 
-// A <select> of the served chat models, plus `auto` (the router picks the tier per request).
+// A <select> of the served chat models, `auto` (the router picks the tier per request) and the
+// other names clients use for the tiers (`gpt-4o-mini`).
 export function modelSelect(served, value, label = 'Model') {
   const sel = h('select', { 'aria-label': label, class: 'model-select' });
   for (const m of served.tiers) {
     sel.append(h('option', { value: m.id, text: m.tier && m.tier !== m.id ? `${m.id} (${m.tier})` : m.id }));
   }
   if (served.tiers.length) sel.append(h('option', { value: 'auto', text: 'auto (router picks the tier)' }));
+  const aliases = served.tiers.flatMap((m) => (m.aliases || []).map((a) => [a, m.tier || m.id]));
+  if (aliases.length) {
+    sel.append(h('optgroup', { label: 'Aliases' }, aliases.map(([a, t]) => h('option', { value: a, text: `${a} → ${t}` }))));
+  }
   if (value && [...sel.options].some((o) => o.value === value)) sel.value = value;
   return sel;
 }
@@ -48,14 +53,16 @@ export function statsLine(meta) {
   return line;
 }
 
-// Re-renders a growing answer at most once per frame, so a fast stream costs one render a frame.
-export function liveRenderer(body) {
+// Re-renders a growing answer at most once per frame, so a fast stream costs one render a frame;
+// `after` runs after each render (the chat keeps the newest text in view).
+export function liveRenderer(body, after = () => {}) {
   let pending = null;
   let frame = 0;
   const flush = () => {
     frame = 0;
     if (pending != null) body.replaceChildren(renderMarkdown(pending));
     pending = null;
+    after();
   };
   return {
     update(text) {
@@ -68,6 +75,7 @@ export function liveRenderer(body) {
       frame = 0;
       pending = null;
       body.replaceChildren(renderMarkdown(text));
+      after();
     },
   };
 }
