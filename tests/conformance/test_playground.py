@@ -251,7 +251,9 @@ def test_answers_with_html_stay_inert(site, browser, tmp_path):
             '[click](javascript:window.__pwned=3) **bold**\n\n```html\n<script>window.__pwned=4</script>\n```')
     conv = {"format": "tandem.conversations.v1", "conversations": [
         {"id": "evil1", "title": "evil", "model": "auto", "system": "", "params": {"temperature": 0.7},
-         "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": evil}]}]}
+         "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": evil}]},
+        # Hand-written: no params, no model, an image part without a url.
+        {"id": "sparse1", "messages": [{"role": "user", "content": [{"type": "image_url"}, {"type": "text", "text": "x"}]}]}]}
     f = tmp_path / "conv.json"
     f.write_text(json.dumps(conv))
     el(b, "#import-file").send_keys(str(f))
@@ -261,6 +263,12 @@ def test_answers_with_html_stay_inert(site, browser, tmp_path):
                 js: m.querySelectorAll('a[href^="javascript"]').length,
                 bold: m.querySelectorAll('strong').length, pwned: window.__pwned === undefined ? null : window.__pwned}""")
     assert found == {"imgs": 0, "js": 0, "bold": 1, "pwned": None}, found
+    # The sparse conversation opens too, and survives a reload.
+    from selenium.webdriver.common.by import By
+    b.find_element(By.XPATH, "//button[contains(@class, 'conv') and text()='x']").click()
+    wait(b, "return [...document.querySelectorAll('.msg-user .msg-body')].some(m => m.innerText === 'x')", 10)
+    b.refresh()
+    wait(b, "return document.querySelectorAll('.conv').length >= 2", 10)
     # A live answer held by a schema to an HTML string, shown in the tools panel.
     b.get(site["base"] + "/#tools")
     wait(b, "return document.querySelector('#tools-spec')")
@@ -376,6 +384,15 @@ def test_a_keyboard_only_flow(site, browser):
     from selenium.webdriver.common.keys import Keys
     b = browser
     enter_key(b, site)
+    b.get(site["base"] + "/#compare")
+    b.refresh()
+    wait(b, "return document.querySelector('#compare-prompt')")
+    # The skip link moves focus to the content without leaving the view.
+    ActionChains(b).send_keys(Keys.TAB).perform()
+    assert js(b, "return document.activeElement.className") == "skip"
+    ActionChains(b).send_keys(Keys.ENTER).perform()
+    time.sleep(0.3)
+    assert js(b, "return !document.querySelector('#view-compare').hidden && document.activeElement.id === 'main'")
     b.get(site["base"] + "/#chat")
     b.refresh()
     wait(b, "return document.querySelector('#chat-prompt')")

@@ -61,10 +61,12 @@ const ASSETS: &[Asset] = &[
     asset!("icon.svg", "image/svg+xml"),
 ];
 
-/// An asset's bytes gzipped and its ETag, computed once.
+/// An asset's bytes gzipped and the ETags of both encodings (they differ: RFC 9110 §8.8.3),
+/// computed once.
 struct Packed {
     gzip: Vec<u8>,
     etag: HeaderValue,
+    etag_gzip: HeaderValue,
 }
 
 fn packed(i: usize) -> &'static Packed {
@@ -82,6 +84,7 @@ fn pack(a: &Asset) -> Packed {
     Packed {
         gzip,
         etag: HeaderValue::from_str(&format!("\"{hex}\"")).expect("hex is a valid header"),
+        etag_gzip: HeaderValue::from_str(&format!("\"{hex}-gz\"")).expect("hex is a valid header"),
     }
 }
 
@@ -108,14 +111,18 @@ async fn asset(State(_): State<Arc<AppState>>, Path(name): Path<String>, headers
 
 fn serve(i: usize, req: &HeaderMap) -> Response {
     let (a, p) = (&ASSETS[i], packed(i));
-    let fresh = req
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/") == p.etag));
     let gzip = req
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|e| e.trim().split(';').next() == Some("gzip")));
+        .is_some_and(accepts_gzip);
+    let etag = if gzip { &p.etag_gzip } else { &p.etag };
+    let fresh = req
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == etag)
+        });
     let mut resp = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else if gzip {
@@ -128,11 +135,23 @@ fn serve(i: usize, req: &HeaderMap) -> Response {
     };
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.mime));
-    h.insert(header::ETAG, p.etag.clone());
+    h.insert(header::ETAG, etag.clone());
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     secure(h);
     resp
+}
+
+/// Whether `Accept-Encoding` takes gzip (`gzip;q=0` refuses it).
+fn accepts_gzip(v: &str) -> bool {
+    v.split(',').any(|e| {
+        let mut parts = e.split(';').map(str::trim);
+        parts.next() == Some("gzip")
+            && parts.all(|p| {
+                p.strip_prefix("q=")
+                    .is_none_or(|q| q.parse::<f32>().is_ok_and(|q| q > 0.0))
+            })
+    })
 }
 
 /// The headers that keep the page inert to injected content and out of other sites' frames.
@@ -204,6 +223,14 @@ mod tests {
             assert!(!text.contains(".innerHTML"), "{} writes innerHTML", a.name);
             assert!(!text.contains("insertAdjacentHTML"), "{} writes HTML", a.name);
         }
+    }
+
+    #[test]
+    fn gzip_is_taken_unless_refused() {
+        assert!(accepts_gzip("gzip, deflate, br"));
+        assert!(accepts_gzip("br;q=1.0, gzip;q=0.8"));
+        assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip("identity"));
     }
 
     #[test]

@@ -56,26 +56,31 @@ export async function call(path, { method = 'GET', json, body, signal, headers =
 export const getJSON = async (path, opts) => (await call(path, opts)).json();
 export const postJSON = async (path, json, opts = {}) => (await call(path, { ...opts, method: 'POST', json })).json();
 
-// Each `data:` payload of a server-sent event stream, parsed, until `[DONE]`.
+// Each `data:` payload of a server-sent event stream, parsed, until `[DONE]`. A stream that ends
+// without `[DONE]` was cut off: that is an error, not a complete answer.
 export async function* events(resp) {
   const reader = resp.body.getReader();
   const dec = new TextDecoder();
   let buf = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buf += dec.decode(value, { stream: true }).replace(/\r\n/g, '\n');
-    let i;
-    while ((i = buf.indexOf('\n\n')) >= 0) {
-      const block = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      const data = block.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n');
-      if (!data) continue;
-      if (data === '[DONE]') return;
-      const obj = JSON.parse(data);
-      if (obj.error) throw new ApiError(resp.status, obj);
-      yield obj;
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) throw new ApiError(0, { error: { message: 'The stream ended before the answer was complete.' } });
+      buf = (buf + dec.decode(value, { stream: true })).replace(/\r\n/g, '\n');
+      let i;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const data = block.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n');
+        if (!data) continue;
+        if (data === '[DONE]') return;
+        const obj = JSON.parse(data);
+        if (obj.error) throw new ApiError(0, obj);
+        yield obj;
+      }
     }
+  } finally {
+    reader.cancel().catch(() => {});
   }
 }
 

@@ -17,6 +17,7 @@ const VIEWS = {
 
 let served = null;
 let shown = null;
+let starts = 0;
 const made = {};
 
 theme();
@@ -24,15 +25,26 @@ keyDialog();
 start();
 
 async function start() {
+  const mine = ++starts;
+  let got;
   try {
-    served = await loadServed();
+    got = await loadServed();
   } catch (e) {
+    if (mine !== starts) return;
     if (e.status === 401) openKey('This server needs an API key: paste one to start.');
     else banner(errorText(e));
     return;
   }
+  if (mine !== starts) return;
+  served = got;
   $('#banner').hidden = true;
-  for (const k of Object.keys(made)) delete made[k];
+  // Views built with the previous key stop their streams and timers before new ones are made.
+  for (const k of Object.keys(made)) {
+    const v = made[k];
+    if (v.hide) v.hide();
+    if (v.destroy) v.destroy();
+    delete made[k];
+  }
   shown = null;
   route();
 }
@@ -54,6 +66,8 @@ function route() {
 }
 
 window.addEventListener('hashchange', () => {
+  // Other fragments (the skip link's #main) are not views.
+  if (!VIEWS[location.hash.slice(1)]) return;
   route();
   if (served && made[shown] && made[shown].focus) made[shown].focus();
 });
@@ -76,7 +90,8 @@ function keyDialog() {
   $('#key-button').addEventListener('click', () => openKey(''));
   $('#key-form').addEventListener('submit', (e) => {
     e.preventDefault();
-    setKey(input.value, remember.checked);
+    // An empty field keeps the key in use (the checkbox may still move it between storages).
+    setKey(input.value.trim() || apiKey(), remember.checked);
     input.value = '';
     dialog.close();
     start();
@@ -88,6 +103,9 @@ function keyDialog() {
     start();
   });
   $('#key-cancel').addEventListener('click', () => dialog.close());
+  dialog.addEventListener('close', () => {
+    if (!served) banner('This server needs an API key: press "API key" to enter one.');
+  });
 }
 
 function openKey(why) {

@@ -6,20 +6,24 @@ import { h, field, announce, banner, download, readFile, errorText } from './dom
 import { streamChat } from './api.js';
 import * as convs from './conversations.js';
 import { renderMarkdown } from './markdown.js';
-import { record, transcribe, speak } from './media.js';
+import { record, transcribe, speak, stopSpeaking } from './media.js';
 import { modelSelect, metaOf, statsLine, liveRenderer, copyCodeOnClick, copyText, errorBox } from './widgets.js';
 
 const MAX_IMAGE_BYTES = 5 << 20;
 
 export function chatView(root, served) {
   const s = {
-    served, root, list: convs.load(), current: null, controller: null, images: [], ui: {},
+    served, root, list: convs.load(defaultModel(served)), current: null, controller: null, images: [], ui: {}, dead: false,
   };
   if (!s.list.length) s.list.push(convs.create(defaultModel(served)));
   s.current = s.list[0];
   build(s);
   renderAll(s);
-  return { focus: () => s.ui.prompt.focus() };
+  return {
+    focus: () => s.ui.prompt.focus(),
+    // A view replaced (the key changed) stops its stream and never writes again.
+    destroy() { s.dead = true; stop(s); },
+  };
 }
 
 function defaultModel(served) {
@@ -29,7 +33,7 @@ function defaultModel(served) {
 function build(s) {
   const ui = s.ui;
   ui.convList = h('ul', { class: 'conv-list' });
-  const importInput = h('input', { type: 'file', accept: 'application/json,.json', class: 'visually-hidden', id: 'import-file' });
+  const importInput = h('input', { type: 'file', accept: 'application/json,.json', class: 'visually-hidden', id: 'import-file', tabindex: '-1' });
   importInput.addEventListener('change', () => importFile(s, importInput));
   const sidebar = h('aside', { class: 'sidebar', 'aria-label': 'Conversations' },
     h('button', { type: 'button', class: 'primary', text: 'New chat', onclick: () => newChat(s) }),
@@ -90,7 +94,7 @@ function composer(s) {
 }
 
 function imageButton(s) {
-  const input = h('input', { type: 'file', accept: 'image/*', multiple: true, class: 'visually-hidden', id: 'chat-image' });
+  const input = h('input', { type: 'file', accept: 'image/*', multiple: true, class: 'visually-hidden', id: 'chat-image', tabindex: '-1' });
   input.addEventListener('change', async () => { await attach(s, [...input.files]); input.value = ''; });
   const label = h('label', { for: 'chat-image', class: 'button', tabindex: '0', role: 'button', text: 'Attach image' });
   label.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); input.click(); } });
@@ -101,6 +105,8 @@ function micButton(s) {
   let rec = null;
   const btn = h('button', { type: 'button', 'aria-pressed': 'false', text: 'Speak' });
   btn.addEventListener('click', async () => {
+    if (btn.dataset.busy) return;
+    btn.dataset.busy = '1';
     try {
       if (!rec) {
         rec = await record();
@@ -120,6 +126,7 @@ function micButton(s) {
       rec = null;
       banner(errorText(e));
     } finally {
+      delete btn.dataset.busy;
       if (!rec) btn.textContent = 'Speak';
     }
   });
@@ -161,12 +168,26 @@ function renderAll(s) {
   const ui = s.ui;
   ui.convList.replaceChildren(...s.list.map((c) => h('li', {},
     h('button', { type: 'button', class: 'conv', 'aria-current': c === s.current ? 'true' : false, text: c.title || 'New chat',
-      onclick: () => { s.current = c; renderAll(s); } }))));
-  ui.model.value = [...ui.model.options].some((o) => o.value === s.current.model) ? s.current.model : ui.model.value;
+      onclick: () => select(s, c) }))));
+  // A conversation whose model is not served here takes the one the picker shows, so what is
+  // sent is what is shown.
+  if ([...ui.model.options].some((o) => o.value === s.current.model)) ui.model.value = s.current.model;
+  else s.current.model = ui.model.value;
   ui.system.value = s.current.system || '';
   for (const k of ['temperature', 'top_p', 'max_tokens']) ui[k].value = s.current.params[k] ?? '';
+  const hadFocus = s.root.contains(document.activeElement);
   ui.messages.replaceChildren(...s.current.messages.map((m, i) => messageEl(s, m, i)));
   toBottom(ui.messages);
+  // Rebuilt nodes drop focus to <body>: keep the keyboard user in the conversation.
+  if (hadFocus && !s.root.contains(document.activeElement)) {
+    (ui.convList.querySelector('[aria-current="true"]') || ui.prompt).focus();
+  }
+}
+
+function select(s, c) {
+  stop(s);
+  s.current = c;
+  renderAll(s);
 }
 
 // Follow a streaming answer only when the reader was already at the end of the conversation.
@@ -185,7 +206,7 @@ function messageEl(s, m, i) {
   const el = h('article', { class: `msg msg-${m.role}`, 'aria-label': user ? 'You' : 'Assistant' },
     h('div', { class: 'msg-role', text: user ? 'You' : (m.meta && m.meta.model) || 'Assistant' }),
     images.length ? h('div', { class: 'msg-images' }, images.map((p) => h('img', { src: p.image_url.url, alt: 'attached image' }))) : null,
-    body, m.meta && m.meta.error ? errorBox(m.meta.error) : null, user ? null : statsLine(m.meta), actions(s, m, i));
+    body, m.meta && m.meta.error ? errorBox(m.meta.error, false) : null, user ? null : statsLine(m.meta), actions(s, m, i));
   return el;
 }
 
@@ -198,7 +219,7 @@ function actions(s, m, i) {
   if (m.role === 'assistant' && last) row.append(h('button', { type: 'button', class: 'small', text: 'Regenerate', onclick: () => regenerate(s) }));
   if (m.role === 'assistant' && s.served.voiceModel && text) {
     row.append(h('button', { type: 'button', class: 'small', text: 'Read aloud',
-      onclick: () => speak(text, s.served.voiceModel).catch((e) => banner(errorText(e))) }));
+      onclick: (e) => readAloud(e.currentTarget, text, s.served.voiceModel) }));
   }
   return row;
 }
@@ -227,9 +248,10 @@ async function generate(s) {
   const el = messageEl(s, reply, conv.messages.length - 1);
   el.dataset.state = 'streaming';
   el.setAttribute('aria-busy', 'true');
-  s.ui.messages.append(el);
-  const body = el.querySelector('.msg-body');
   const pinned = nearBottom(s.ui.messages);
+  s.ui.messages.append(el);
+  if (pinned) toBottom(s.ui.messages);
+  const body = el.querySelector('.msg-body');
   const live = liveRenderer(body, () => { if (pinned) toBottom(s.ui.messages); });
   setBusy(s, new AbortController());
   let run = null;
@@ -241,13 +263,14 @@ async function generate(s) {
     reply.content = run ? run.text : '';
     reply.meta = e.name === 'AbortError' ? { model: conv.model, finish: 'stopped' } : { model: conv.model, error: errorText(e) };
   }
+  if (s.dead) return;
   live.finish(reply.content);
   setBusy(s, null);
   persist(s);
   const done = messageEl(s, reply, conv.messages.length - 1);
   done.dataset.state = reply.meta.error ? 'error' : reply.meta.finish === 'stopped' ? 'stopped' : 'done';
   el.replaceWith(done);
-  announce(reply.meta.error ? 'The answer failed.' : 'Answer complete.');
+  announce(reply.meta.error ? `The answer failed: ${reply.meta.error}` : 'Answer complete.');
 }
 
 function request(conv, messages) {
@@ -270,6 +293,8 @@ function wireMessages(conv) {
 }
 
 function setBusy(s, controller) {
+  // A focused button about to be disabled would drop focus to <body>.
+  if ([s.ui.stop, s.ui.send].includes(document.activeElement)) s.ui.prompt.focus();
   s.controller = controller;
   s.ui.stop.disabled = !controller;
   s.ui.send.disabled = !!controller;
@@ -308,6 +333,7 @@ function edit(s, i) {
 }
 
 function newChat(s) {
+  stop(s);
   const c = convs.create(s.ui.model.value || defaultModel(s.served));
   s.list.unshift(c);
   s.current = c;
@@ -317,6 +343,7 @@ function newChat(s) {
 }
 
 function deleteChat(s) {
+  stop(s);
   s.list = s.list.filter((c) => c !== s.current);
   if (!s.list.length) s.list.push(convs.create(defaultModel(s.served)));
   s.current = s.list[0];
@@ -329,12 +356,13 @@ async function importFile(s, input) {
   input.value = '';
   if (!file) return;
   try {
-    const list = convs.parseImport(await readFile(file));
+    const list = convs.parseImport(await readFile(file), defaultModel(s.served));
     const known = new Set(s.list.map((c) => c.id));
+    stop(s);
     s.list = [...list.filter((c) => !known.has(c.id)), ...s.list];
     s.current = s.list[0];
-    persist(s);
     renderAll(s);
+    persist(s);
     announce(`Imported ${list.length} conversations.`);
   } catch (e) {
     banner(`Import failed: ${e.message}`);
@@ -345,4 +373,22 @@ function persist(s) {
   s.current.title = convs.titleOf(s.current);
   const problem = convs.save(s.list);
   if (problem) banner(problem);
+}
+
+// "Read aloud" plays the answer; pressed again while it plays ("Stop reading"), it stops.
+async function readAloud(btn, text, model) {
+  if (btn.dataset.playing) {
+    stopSpeaking();
+    return;
+  }
+  btn.dataset.playing = '1';
+  btn.textContent = 'Stop reading';
+  try {
+    await speak(text, model);
+  } catch (e) {
+    banner(errorText(e));
+  } finally {
+    delete btn.dataset.playing;
+    btn.textContent = 'Read aloud';
+  }
 }

@@ -26,6 +26,7 @@ export function compareView(root, served) {
     e.preventDefault();
     if (controller || !prompt.value.trim()) return;
     controller = new AbortController();
+    if (document.activeElement === run) prompt.focus();
     run.disabled = true;
     stop.disabled = false;
     const how = mode.value;
@@ -33,6 +34,7 @@ export function compareView(root, served) {
     if (how === 'together') await Promise.all(panes.map(go));
     else for (const p of panes) await go(p);
     controller = null;
+    if (document.activeElement === stop) prompt.focus();
     run.disabled = false;
     stop.disabled = true;
   });

@@ -5,10 +5,10 @@
 const STORE = 'tandem.conversations';
 export const FORMAT = 'tandem.conversations.v1';
 
-export function load() {
+export function load(model) {
   try {
     const list = JSON.parse(localStorage.getItem(STORE) || '[]');
-    return Array.isArray(list) ? list.filter(valid) : [];
+    return Array.isArray(list) ? list.filter(valid).map((c) => normalise(c, model)) : [];
   } catch {
     return [];
   }
@@ -52,7 +52,7 @@ export function exportBlob(list) {
 }
 
 // Parses an exported file; throws an Error saying what is wrong with it.
-export function parseImport(text) {
+export function parseImport(text, model) {
   let doc;
   try {
     doc = JSON.parse(text);
@@ -63,7 +63,28 @@ export function parseImport(text) {
   if (!Array.isArray(list)) throw new Error(`Expected {"format": "${FORMAT}", "conversations": [...]}.`);
   const bad = list.findIndex((c) => !valid(c));
   if (bad >= 0) throw new Error(`Conversation ${bad} lacks an id or a messages list of {role, content}.`);
-  return list;
+  return list.map((c) => normalise(c, model));
+}
+
+// Fills what an older or hand-written file may lack, and keeps only the content parts the page
+// can show (text with a string, image_url with a string url).
+function normalise(c, model) {
+  const params = { temperature: 0.7, top_p: 1, max_tokens: 512, ...(c.params && typeof c.params === 'object' ? c.params : {}) };
+  const messages = c.messages.map((m) => ({
+    role: m.role,
+    content: typeof m.content === 'string' ? m.content : m.content.filter((p) => p && (
+      (p.type === 'text' && typeof p.text === 'string')
+      || (p.type === 'image_url' && p.image_url && typeof p.image_url.url === 'string'))),
+    ...(m.meta && typeof m.meta === 'object' ? { meta: m.meta } : {}),
+  }));
+  return {
+    id: c.id,
+    title: typeof c.title === 'string' ? c.title : titleOf({ messages }),
+    model: typeof c.model === 'string' ? c.model : model,
+    system: typeof c.system === 'string' ? c.system : '',
+    params,
+    messages,
+  };
 }
 
 function valid(c) {

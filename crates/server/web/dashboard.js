@@ -41,15 +41,19 @@ function usageSection(card) {
   const refreshBtn = h('button', { type: 'button', text: 'Refresh' });
   const body = h('div', { class: 'usage-body' });
   card.append(h('div', { class: 'row' }, field('Range', range), field('Per', step), field('Show', metric), field('Split by', split), h('span', { class: 'grow' }), refreshBtn), body);
+  let seq = 0;
   const refresh = async () => {
+    const mine = ++seq;
     const days = Number(range.value);
     const since = days ? Math.floor(Date.now() / 1000) - days * 86400 : 0;
     try {
       const q = (by) => getJSON(`/v1/usage?by=${by}&since=${since}`).then((r) => r.data);
       const [series, byModel, byKey, byProject] = await Promise.all([q(`${step.value},${split.value}`), q('model'), q('key'), q('project')]);
+      if (mine !== seq) return;
       body.replaceChildren(usageChart(series, step.value, SPLIT_FIELD[split.value], METRICS[metric.value]),
         usageTable('Per model', 'model', byModel), usageTable('Per key', 'key_id', byKey), usageTable('Per project', 'project_id', byProject));
     } catch (e) {
+      if (mine !== seq) return;
       const admin = e.status === 403 ? ' Usage across keys needs an admin key (tandem keys create --admin).' : '';
       body.replaceChildren(errorBox(errorText(e) + admin));
     }
@@ -147,8 +151,11 @@ function liveSection(card) {
   card.append(grid, spark, h('p', { class: 'hint', text: 'From /metrics every 2 seconds while this page is open.' }));
   let timer = 0;
   let prev = null;
+  let inFlight = false;
   const rates = [];
   const tick = async () => {
+    if (inFlight) return;
+    inFlight = true;
     try {
       const m = parseMetrics(await (await call('/metrics')).text());
       const now = performance.now();
@@ -160,6 +167,8 @@ function liveSection(card) {
       spark.replaceChildren(sparkline(rates, 'Generated tokens per second, last two minutes'));
     } catch (e) {
       grid.replaceChildren(errorBox(errorText(e)));
+    } finally {
+      inFlight = false;
     }
   };
   return {
@@ -194,13 +203,15 @@ function batchSection(card) {
   const form = h('form', { class: 'batch-form' }, field('Input file (JSONL)', file), field('Endpoint', endpoint), create, note);
   card.append(form, list);
   let timer = 0;
+  let active = false;
   const refresh = async () => {
+    active = true;
     try {
       const batches = (await getJSON('/v1/batches?limit=20')).data || [];
       list.replaceChildren(batchTable(batches));
       const running = batches.some((b) => ['validating', 'in_progress', 'finalizing', 'cancelling'].includes(b.status));
       clearTimeout(timer);
-      if (running) timer = setTimeout(refresh, 2000);
+      if (running && active) timer = setTimeout(refresh, 2000);
     } catch (e) {
       list.replaceChildren(errorBox(errorText(e)));
     }
@@ -221,7 +232,7 @@ function batchSection(card) {
       note.replaceChildren(errorBox(errorText(err)));
     }
   });
-  return { refresh, stop: () => clearTimeout(timer) };
+  return { refresh, stop: () => { active = false; clearTimeout(timer); } };
 }
 
 function batchTable(batches) {

@@ -8,8 +8,11 @@ export function h(tag, attrs = {}, ...children) {
     if (k === 'class') el.className = v;
     else if (k === 'text') el.textContent = v;
     else if (k === 'dataset') Object.assign(el.dataset, v);
-    else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? '' : String(v));
+    else if (k.startsWith('on')) {
+      // Never an inline handler: only functions become listeners.
+      if (typeof v !== 'function') throw new TypeError(`h(): ${k} must be a function`);
+      el.addEventListener(k.slice(2), v);
+    } else el.setAttribute(k, v === true ? '' : String(v));
   }
   for (const c of children.flat(Infinity)) {
     if (c != null && c !== false) el.append(c instanceof Node ? c : String(c));

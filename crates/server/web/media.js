@@ -35,16 +35,29 @@ export async function transcribe(blob, model) {
 
 let playing = null;
 
-// Reads `text` aloud (stopping whatever was playing); resolves when playback starts.
+// Reads `text` aloud, replacing whatever was playing; resolves when playback ends or is stopped.
 export async function speak(text, model) {
-  if (playing) playing.pause();
   const resp = await call('/v1/audio/speech', {
     method: 'POST',
     json: { model, input: text.slice(0, 4096), voice: 'alloy', response_format: 'wav' },
   });
   const url = URL.createObjectURL(await resp.blob());
+  stopSpeaking();
   const audio = new Audio(url);
-  audio.onended = () => URL.revokeObjectURL(url);
   playing = audio;
-  await audio.play();
+  try {
+    await new Promise((resolve, reject) => {
+      audio.onended = resolve;
+      audio.onpause = resolve;
+      audio.play().catch(reject);
+    });
+  } finally {
+    URL.revokeObjectURL(url);
+    if (playing === audio) playing = null;
+  }
+}
+
+export function stopSpeaking() {
+  if (playing) playing.pause();
+  playing = null;
 }

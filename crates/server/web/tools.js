@@ -50,10 +50,17 @@ export function toolsView(root, served) {
       'A json_schema object {name, schema} or a tools array, as the API takes them.'),
     field('Prompt', prompt),
     h('div', { class: 'row' }, h('span', { class: 'grow' }), h('button', { type: 'submit', class: 'primary', text: 'Run' })));
+  const run = form.querySelector('button[type=submit]');
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
+    if (run.disabled) return;
+    run.disabled = true;
     out.replaceChildren(h('p', { class: 'stats', text: 'Running…' }));
-    out.replaceChildren(...await runOnce(kind.value, spec.value, choice.value, model.value, prompt.value));
+    try {
+      out.replaceChildren(...await runOnce(kind.value, spec.value, choice.value, model.value, prompt.value));
+    } finally {
+      run.disabled = false;
+    }
   });
   root.replaceChildren(form, out);
   return { focus: () => spec.focus() };
@@ -66,6 +73,7 @@ async function runOnce(kind, specText, choice, model, prompt) {
   } catch (e) {
     return [errorBox(`The ${kind === 'tools' ? 'tools' : 'schema'} is not valid JSON: ${e.message}`)];
   }
+  if (!spec || typeof spec !== 'object') return [errorBox('Expected a JSON object or array.')];
   const body = { model, messages: [{ role: 'user', content: prompt }] };
   if (kind === 'tools') {
     body.tools = Array.isArray(spec) ? spec : [spec];
@@ -83,9 +91,10 @@ async function runOnce(kind, specText, choice, model, prompt) {
 
 function result(run) {
   const parts = [];
-  if (run.toolCalls.length) {
-    parts.push(h('h3', { text: `Tool calls (${run.toolCalls.length})` }));
-    for (const c of run.toolCalls) {
+  const calls = run.toolCalls.filter(Boolean);
+  if (calls.length) {
+    parts.push(h('h3', { text: `Tool calls (${calls.length})` }));
+    for (const c of calls) {
       parts.push(h('div', { class: 'tool-call' }, h('strong', { text: c.name }), h('pre', { class: 'mono', text: pretty(c.arguments) })));
     }
   }

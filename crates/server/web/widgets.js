@@ -102,6 +102,7 @@ export async function copyText(text, btn) {
   setTimeout(() => { btn.textContent = label; }, 1500);
 }
 
-export function errorBox(text) {
-  return h('div', { class: 'error', role: 'alert' }, h('strong', { text: 'Something went wrong. ' }), text);
+// An error shown in place; `live` (a new error) makes screen readers say it once.
+export function errorBox(text, live = true) {
+  return h('div', { class: 'error', role: live ? 'alert' : null }, h('strong', { text: 'Something went wrong. ' }), text);
 }
