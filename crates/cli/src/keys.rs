@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use tandem_store::{KeyRecord, KeyRing, KeyUpdate, NewKey, SqliteStore, Store, UsageDim};
+use tandem_store::{KeyRecord, KeyRing, KeyUpdate, NewKey, Store, UsageDim};
 
 use crate::Home;
 
@@ -14,6 +14,9 @@ pub struct DataDir {
     /// State directory (env TANDEM_DATA; default $TANDEM_HOME/data), as `serve` takes it.
     #[arg(long, env = "TANDEM_DATA", global = true)]
     data_dir: Option<PathBuf>,
+    /// PostgreSQL holding the state instead of the data directory's SQLite file, as `serve` takes it.
+    #[arg(long, env = "TANDEM_DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
 }
 
 impl DataDir {
@@ -21,15 +24,8 @@ impl DataDir {
         self.data_dir.clone().unwrap_or_else(|| home.data())
     }
 
-    pub fn open(&self, home: &Home) -> Result<(SqliteStore, KeyRing)> {
-        let dir = self.dir(home);
-        let db = dir.join("tandem.sqlite");
-        let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
-        for note in store.migration_notes() {
-            eprintln!("{note}");
-        }
-        let ring = KeyRing::open(&dir).with_context(|| format!("reading the server secret in {}", dir.display()))?;
-        Ok((store, ring))
+    pub fn open(&self, home: &Home) -> Result<(Box<dyn Store>, KeyRing)> {
+        crate::store_open::open_store(&self.dir(home), self.database_url.as_deref())
     }
 }
 
@@ -136,6 +132,7 @@ fn print_key(k: &KeyRecord) {
 
 pub fn keys(home: &Home, a: KeysArgs) -> Result<()> {
     let (store, ring) = a.data.open(home)?;
+    let store = &*store;
     let now = tandem_server::unix_now();
     match a.cmd {
         KeysCmd::Create {
@@ -150,7 +147,7 @@ pub fn keys(home: &Home, a: KeysArgs) -> Result<()> {
             check_budget(budget)?;
             check_moderation(moderation.as_deref())?;
             let project_id = project
-                .map(|p| crate::projects::find_project(&store, &p).map(|p| p.id))
+                .map(|p| crate::projects::find_project(store, &p).map(|p| p.id))
                 .transpose()?;
             let spec = NewKey {
                 name,
@@ -161,7 +158,7 @@ pub fn keys(home: &Home, a: KeysArgs) -> Result<()> {
                 moderation,
                 project_id,
             };
-            let (rec, key) = tandem_store::create_key(&store, &ring, spec, now)?;
+            let (rec, key) = tandem_store::create_key(store, &ring, spec, now)?;
             eprintln!(
                 "created {} in project {} — the key is shown once; store it now:",
                 rec.id,
@@ -251,6 +248,7 @@ fn time_arg(v: &Option<String>, what: &str) -> Result<Option<u64>> {
 
 pub fn usage(home: &Home, a: UsageArgs) -> Result<()> {
     let (store, _) = a.data.open(home)?;
+    let store = &*store;
     let dims: Vec<UsageDim> = a
         .by
         .split(',')

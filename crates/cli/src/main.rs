@@ -47,6 +47,7 @@ mod results;
 mod say;
 mod serve;
 mod settings;
+mod store_open;
 mod sys;
 mod tiers;
 mod transcribe;

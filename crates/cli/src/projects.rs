@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use tandem_store::{BlobDir, FileRecord, ProjectRecord, ProjectUpdate, SqliteStore, Store};
+use tandem_store::{BlobDir, FileRecord, ProjectRecord, ProjectUpdate, Store};
 
 use crate::keys::{check_budget, limit, DataDir};
 use crate::Home;
@@ -56,7 +56,7 @@ enum ProjectsCmd {
 }
 
 /// A project by id, or by name when exactly one project has it.
-pub fn find_project(store: &SqliteStore, p: &str) -> Result<ProjectRecord> {
+pub fn find_project(store: &dyn Store, p: &str) -> Result<ProjectRecord> {
     if let Some(rec) = store.project(p)? {
         return Ok(rec);
     }
@@ -83,6 +83,7 @@ fn print_project(p: &ProjectRecord) {
 
 pub fn projects(home: &Home, a: ProjectsArgs) -> Result<()> {
     let (store, _) = a.data.open(home)?;
+    let store = &*store;
     let now = tandem_server::unix_now();
     match a.cmd {
         ProjectsCmd::Create { name, rpm, tpm, budget } => {
@@ -118,7 +119,7 @@ pub fn projects(home: &Home, a: ProjectsArgs) -> Result<()> {
             no_budget,
         } => {
             check_budget(budget)?;
-            let id = find_project(&store, &project)?.id;
+            let id = find_project(store, &project)?.id;
             let u = ProjectUpdate {
                 name,
                 rpm: rpm.map(|r| (r > 0).then_some(r)),
@@ -126,10 +127,10 @@ pub fn projects(home: &Home, a: ProjectsArgs) -> Result<()> {
                 budget: if no_budget { Some(None) } else { budget.map(Some) },
             };
             store.update_project(&id, &u)?;
-            print_project(&find_project(&store, &id)?);
+            print_project(&find_project(store, &id)?);
         }
         ProjectsCmd::Archive { project } => {
-            let id = find_project(&store, &project)?.id;
+            let id = find_project(store, &project)?.id;
             match store.archive_project(&id, now)? {
                 Some(a) => eprintln!(
                     "archived {id}: {} keys revoked, {} unfinished batches cancelled; its files stay on disk \
@@ -183,9 +184,10 @@ fn print_file(f: &FileRecord) {
 
 pub fn files(home: &Home, a: FilesArgs) -> Result<()> {
     let (store, _) = a.data.open(home)?;
+    let store = &*store;
     match a.cmd {
         FilesCmd::List { project, .. } => {
-            let project = project.map(|p| find_project(&store, &p).map(|p| p.id)).transpose()?;
+            let project = project.map(|p| find_project(store, &p).map(|p| p.id)).transpose()?;
             println!(
                 "{:<37} {:>10} {:>12} {:<13} filename",
                 "id", "bytes", "created", "purpose"
@@ -201,7 +203,7 @@ pub fn files(home: &Home, a: FilesArgs) -> Result<()> {
             }
         }
         FilesCmd::Assign { file, project } => {
-            let p = find_project(&store, &project)?;
+            let p = find_project(store, &project)?;
             match store.file(&file)? {
                 None => bail!("no file {file}"),
                 Some(f) if f.project_id.is_some() => {

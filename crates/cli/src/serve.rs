@@ -130,19 +130,18 @@ fn init_logging(format: &str) -> Result<()> {
 fn open_state(
     home: &Home,
     s: &Settings,
-) -> Result<(tandem_store::SqliteStore, tandem_store::BlobDir, tandem_store::KeyRing)> {
+) -> Result<(
+    Box<dyn tandem_store::Store>,
+    tandem_store::BlobDir,
+    tandem_store::KeyRing,
+)> {
     let data_dir = s.data_dir.clone().unwrap_or_else(|| home.data());
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
-    let db = data_dir.join("tandem.sqlite");
-    let store = tandem_store::SqliteStore::open(&db).with_context(|| format!("opening the store {}", db.display()))?;
-    for note in store.migration_notes() {
-        eprintln!("{note}");
-    }
+    let (store, keyring) = crate::store_open::open_store(&data_dir, s.database_url.as_deref())?;
     let blobs = tandem_store::BlobDir::open(&data_dir.join("files"))
         .with_context(|| format!("opening {}", data_dir.join("files").display()))?;
-    let keyring = tandem_store::KeyRing::open(&data_dir).context("reading the server secret")?;
-    let has_keys = tandem_store::Store::has_keys(&store)?;
+    let has_keys = store.has_keys()?;
     let host = s.host.clone().unwrap_or_default();
     let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
     if !has_keys && !loopback && !s.insecure_no_auth.unwrap_or(false) {
@@ -157,7 +156,8 @@ fn open_state(
     } else {
         "no API keys: open to whoever can connect"
     };
-    eprintln!("tandem: state in {}; {keys}", data_dir.display());
+    let at = crate::store_open::describe(&data_dir, s.database_url.as_deref());
+    eprintln!("tandem: state in {at}; {keys}");
     Ok((store, blobs, keyring))
 }
 
@@ -636,7 +636,7 @@ pub fn serve(home: &Home, cli: Settings) -> Result<()> {
     // The store (and whether keys guard it) before the slow part, loading the models.
     let (store, blobs, keyring) = open_state(home, &s)?;
     let served = load_tiers(home, &model_specs(home, &s), &engine, s.prices.as_ref())?;
-    let mut state = AppState::new(served, server_config(&s)?, Arc::new(store), blobs, keyring);
+    let mut state = AppState::new(served, server_config(&s)?, Arc::from(store), blobs, keyring);
     state.embedder = load_embedder(home, &s)?;
     state.speech = load_speech(home, &s)?;
     state.speaker = load_speaker(home, &s)?;

@@ -207,6 +207,10 @@ pub struct Settings {
     /// Per-tier prices (`[prices.mini]` in tandem.toml only).
     #[arg(skip)]
     pub prices: Option<PriceTable>,
+    /// PostgreSQL for the state (keys, projects, usage, files' records, batches) instead of the
+    /// data directory's SQLite file: what replicas share (`postgres://user:password@host/db`).
+    #[arg(long, env = "TANDEM_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// Settings file (default: ./tandem.toml if present).
     #[arg(long, env = "TANDEM_CONFIG")]
     #[serde(skip)]
@@ -329,10 +333,12 @@ fn flag_name(key: &str) -> String {
     }
 }
 
-/// Operator prompts can hold what an operator keeps private: shown by length only.
+/// Operator prompts can hold what an operator keeps private: shown by length only; a database
+/// URL without its password.
 fn mask(key: &str, v: Value) -> Value {
     match (key, &v) {
         ("operator_prompt", Value::String(s)) => Value::String(format!("<{} characters>", s.chars().count())),
+        ("database_url", Value::String(s)) => Value::String(crate::store_open::redact(s)),
         _ => v,
     }
 }

@@ -60,6 +60,18 @@ pub struct KeyRing {
 const PREFIX: &str = "tdm-";
 
 impl KeyRing {
+    /// A ring over a secret kept elsewhere (PostgreSQL's `server_secret`, shared by replicas).
+    pub fn from_secret(secret: [u8; 32]) -> Self {
+        Self { secret }
+    }
+
+    /// A fresh random secret (what a new store keeps).
+    pub fn random_secret() -> Result<[u8; 32]> {
+        let mut secret = [0u8; 32];
+        getrandom::getrandom(&mut secret).map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(secret)
+    }
+
     /// Reads `<dir>/server.secret`, creating it (random, owner-only) on first use.
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)?;

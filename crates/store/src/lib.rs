@@ -5,18 +5,24 @@
 //! - `types`: the records (`FileRecord`, `BatchRecord`, `BatchStatus`, `LineResult`, `UsageRecord`).
 //! - `sqlite`: `SqliteStore`, the embedded implementation (one WAL database file, migrated on open);
 //!   `migrations`: its schema, migration by migration; `rows`: its column lists and row mappers.
+//! - `pg_store`: `PgStore`, the same contract on PostgreSQL for many replicas; `pg_migrations`:
+//!   its schema (the SQLite schema's latest shape in PostgreSQL's types); `pg_rows`: its row mappers.
 //! - `blobs`: `BlobDir`, file bytes on disk beside the database (written atomically).
 //! - `keys`: API key generation and the HMAC digests the store keeps instead of keys.
 //! - `projects`: the tenants that own keys, files, batches and usage.
 //! - `ids`: object ids from the OS's CSPRNG.
 //!
 //! The `Store` trait is synchronous: SQLite answers in microseconds and async callers wrap calls in
-//! `spawn_blocking`. A PostgreSQL implementation for many replicas implements the same trait.
+//! `spawn_blocking`; `PgStore` keeps it so (the synchronous `postgres` client on those same
+//! blocking threads), so the server has one code path for both backends.
 
 mod blobs;
 mod ids;
 mod keys;
 mod migrations;
+mod pg_migrations;
+mod pg_rows;
+mod pg_store;
 mod projects;
 mod rows;
 mod sqlite;
@@ -25,6 +31,7 @@ mod types;
 pub use blobs::{BlobDir, BlobWriter};
 pub use ids::random_id;
 pub use keys::{create_key, generate_key, hint, key_id, KeyRecord, KeyRing, KeyUpdate, NewKey};
+pub use pg_store::PgStore;
 pub use projects::{Archived, ProjectRecord, ProjectUpdate};
 pub use sqlite::SqliteStore;
 pub use types::{
@@ -36,6 +43,8 @@ pub use types::{
 pub enum StoreError {
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Pg(#[from] ::postgres::Error),
     #[error("file store: {0}")]
     Io(#[from] std::io::Error),
     #[error("the database at {path} was written by a newer tandem (schema {found}, this build knows {known})")]

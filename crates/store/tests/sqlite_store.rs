@@ -1,5 +1,8 @@
-//! The SQLite store on real database files: migrations, pagination, conditional transitions, and
+//! The store contract on both backends (a SQLite file and a throwaway PostgreSQL cluster), and the
+//! SQLite store on real database files: migrations, pagination, conditional transitions, and
 //! the exactly-once recording of batch lines and their usage.
+
+mod common;
 
 use tandem_store::*;
 
@@ -36,168 +39,172 @@ fn usage(batch: &str, line: u32) -> UsageRecord {
 
 #[test]
 fn files_page_in_both_orders_and_filter_by_purpose() {
-    let d = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(&d.path().join("db/tandem.sqlite")).unwrap();
-    for (i, p) in ["batch", "user_data", "batch", "batch"].iter().enumerate() {
-        s.insert_file(&file(&format!("file-{i}"), 10 + i as u64, p)).unwrap();
+    for b in common::backends() {
+        let s = b.open();
+        let s = s.as_ref();
+        for (i, p) in ["batch", "user_data", "batch", "batch"].iter().enumerate() {
+            s.insert_file(&file(&format!("file-{i}"), 10 + i as u64, p)).unwrap();
+        }
+        let ids = |v: Vec<FileRecord>| v.into_iter().map(|f| f.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(s.list_files(None, None, None, 2, false).unwrap()),
+            ["file-3", "file-2"]
+        );
+        assert_eq!(
+            ids(s.list_files(None, None, Some("file-2"), 10, false).unwrap()),
+            ["file-1", "file-0"]
+        );
+        assert_eq!(
+            ids(s.list_files(None, Some("batch"), Some("file-0"), 10, true).unwrap()),
+            ["file-2", "file-3"]
+        );
+        assert_eq!(s.file("file-1").unwrap().unwrap().purpose, "user_data");
+        assert!(s.delete_file("file-1").unwrap());
+        assert!(!s.delete_file("file-1").unwrap());
+        assert!(s.file("file-1").unwrap().is_none());
     }
-    let ids = |v: Vec<FileRecord>| v.into_iter().map(|f| f.id).collect::<Vec<_>>();
-    assert_eq!(
-        ids(s.list_files(None, None, None, 2, false).unwrap()),
-        ["file-3", "file-2"]
-    );
-    assert_eq!(
-        ids(s.list_files(None, None, Some("file-2"), 10, false).unwrap()),
-        ["file-1", "file-0"]
-    );
-    assert_eq!(
-        ids(s.list_files(None, Some("batch"), Some("file-0"), 10, true).unwrap()),
-        ["file-2", "file-3"]
-    );
-    assert_eq!(s.file("file-1").unwrap().unwrap().purpose, "user_data");
-    assert!(s.delete_file("file-1").unwrap());
-    assert!(!s.delete_file("file-1").unwrap());
-    assert!(s.file("file-1").unwrap().is_none());
 }
 
 #[test]
 fn lines_and_usage_are_recorded_exactly_once_and_survive_reopen() {
-    let d = tempfile::tempdir().unwrap();
-    let path = d.path().join("tandem.sqlite");
-    {
-        let s = SqliteStore::open(&path).unwrap();
-        s.insert_batch(&BatchRecord::new(
-            "batch_a".into(),
-            "/v1/chat/completions".into(),
-            "file-x".into(),
-            5,
-            50,
-        ))
-        .unwrap();
-        let lines: Vec<BatchLine> = (1..=3)
-            .map(|i| BatchLine {
-                line: i,
-                custom_id: format!("c{i}"),
-                body: "{}".into(),
-            })
-            .collect();
-        assert!(s.start_batch("batch_a", "m", &lines, 6).unwrap());
-        assert!(
-            !s.start_batch("batch_a", "m", &lines, 6).unwrap(),
-            "only from validating"
-        );
-        let r = LineResult {
-            line: 2,
-            outcome: LineOutcome::Completed,
-            json: "{\"custom_id\":\"c2\"}".into(),
-        };
-        assert!(s.complete_line("batch_a", 2, &r, Some(&usage("batch_a", 2))).unwrap());
-        // A second answer for the same line (a retry after a crash) is dropped, usage too.
-        assert!(!s.complete_line("batch_a", 2, &r, Some(&usage("batch_a", 2))).unwrap());
-        let f = LineResult {
-            line: 3,
-            outcome: LineOutcome::Failed,
-            json: "{}".into(),
-        };
-        assert!(s.complete_line("batch_a", 3, &f, None).unwrap());
-    }
-    let s = SqliteStore::open(&path).unwrap();
-    let b = s.batch("batch_a").unwrap().unwrap();
-    assert_eq!(
-        (b.status, b.in_progress_at, b.model.as_deref()),
-        (BatchStatus::InProgress, Some(6), Some("m"))
-    );
-    assert_eq!(s.pending_lines("batch_a").unwrap(), [1]);
-    assert_eq!(
-        s.request_counts("batch_a").unwrap(),
-        RequestCounts {
-            total: 3,
-            completed: 1,
-            failed: 1
+    for b in common::backends() {
+        {
+            let s = b.open();
+            s.insert_batch(&BatchRecord::new(
+                "batch_a".into(),
+                "/v1/chat/completions".into(),
+                "file-x".into(),
+                5,
+                50,
+            ))
+            .unwrap();
+            let lines: Vec<BatchLine> = (1..=3)
+                .map(|i| BatchLine {
+                    line: i,
+                    custom_id: format!("c{i}"),
+                    body: "{}".into(),
+                })
+                .collect();
+            assert!(s.start_batch("batch_a", "m", &lines, 6).unwrap());
+            assert!(
+                !s.start_batch("batch_a", "m", &lines, 6).unwrap(),
+                "only from validating"
+            );
+            let r = LineResult {
+                line: 2,
+                outcome: LineOutcome::Completed,
+                json: "{\"custom_id\":\"c2\"}".into(),
+            };
+            assert!(s.complete_line("batch_a", 2, &r, Some(&usage("batch_a", 2))).unwrap());
+            // A second answer for the same line (a retry after a crash) is dropped, usage too.
+            assert!(!s.complete_line("batch_a", 2, &r, Some(&usage("batch_a", 2))).unwrap());
+            let f = LineResult {
+                line: 3,
+                outcome: LineOutcome::Failed,
+                json: "{}".into(),
+            };
+            assert!(s.complete_line("batch_a", 3, &f, None).unwrap());
         }
-    );
-    let u = s.batch_usage("batch_a").unwrap();
-    assert_eq!(
-        (u.records, u.prompt_tokens, u.completion_tokens, u.cost),
-        (1, 10, 5, 0.5)
-    );
-    assert_eq!(s.line("batch_a", 1).unwrap().unwrap().custom_id, "c1");
-    let res = s.line_results("batch_a").unwrap();
-    assert_eq!(res.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 3]);
-    assert_eq!(s.usage_since(0).unwrap().len(), 1);
+        let s = b.open();
+        let b = s.batch("batch_a").unwrap().unwrap();
+        assert_eq!(
+            (b.status, b.in_progress_at, b.model.as_deref()),
+            (BatchStatus::InProgress, Some(6), Some("m"))
+        );
+        assert_eq!(s.pending_lines("batch_a").unwrap(), [1]);
+        assert_eq!(
+            s.request_counts("batch_a").unwrap(),
+            RequestCounts {
+                total: 3,
+                completed: 1,
+                failed: 1
+            }
+        );
+        let u = s.batch_usage("batch_a").unwrap();
+        assert_eq!(
+            (u.records, u.prompt_tokens, u.completion_tokens, u.cost),
+            (1, 10, 5, 0.5)
+        );
+        assert_eq!(s.line("batch_a", 1).unwrap().unwrap().custom_id, "c1");
+        let res = s.line_results("batch_a").unwrap();
+        assert_eq!(res.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(s.usage_since(0).unwrap().len(), 1);
+    }
 }
 
 #[test]
 fn transitions_are_conditional_and_finishing_writes_the_files() {
-    let d = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(&d.path().join("t.sqlite")).unwrap();
-    for id in ["batch_1", "batch_2", "batch_3"] {
-        s.insert_batch(&BatchRecord::new(
-            id.into(),
-            "/v1/completions".into(),
-            "file-i".into(),
-            1,
-            99,
-        ))
-        .unwrap();
+    for b in common::backends() {
+        let s = b.open();
+        let s = s.as_ref();
+        for id in ["batch_1", "batch_2", "batch_3"] {
+            s.insert_batch(&BatchRecord::new(
+                id.into(),
+                "/v1/completions".into(),
+                "file-i".into(),
+                1,
+                99,
+            ))
+            .unwrap();
+        }
+        assert_eq!(
+            s.list_batches(None, None, 10)
+                .unwrap()
+                .iter()
+                .map(|b| b.id.as_str())
+                .collect::<Vec<_>>(),
+            ["batch_3", "batch_2", "batch_1"]
+        );
+        assert_eq!(s.list_batches(None, Some("batch_3"), 1).unwrap()[0].id, "batch_2");
+        assert!(s.fail_batch("batch_1", "{\"object\":\"list\",\"data\":[]}", 3).unwrap());
+        assert!(!s.fail_batch("batch_1", "{}", 4).unwrap(), "final stays final");
+        assert!(s
+            .transition(
+                "batch_2",
+                &[BatchStatus::Validating, BatchStatus::InProgress],
+                BatchStatus::Cancelling,
+                7
+            )
+            .unwrap());
+        assert!(!s
+            .transition("batch_2", &[BatchStatus::InProgress], BatchStatus::Finalizing, 8)
+            .unwrap());
+        let out = file("file-out", 9, "batch_output");
+        assert!(s
+            .finish_batch(
+                "batch_2",
+                &[BatchStatus::Cancelling],
+                BatchStatus::Cancelled,
+                Some(&out),
+                None,
+                9
+            )
+            .unwrap());
+        // Running the same finish again (a crash between blob and commit) cannot double anything.
+        assert!(!s
+            .finish_batch(
+                "batch_2",
+                &[BatchStatus::Cancelling],
+                BatchStatus::Cancelled,
+                Some(&out),
+                None,
+                9
+            )
+            .unwrap());
+        let b = s.batch("batch_2").unwrap().unwrap();
+        assert_eq!(
+            (b.status, b.cancelling_at, b.cancelled_at),
+            (BatchStatus::Cancelled, Some(7), Some(9))
+        );
+        assert_eq!(b.output_file_id.as_deref(), Some("file-out"));
+        assert!(s.file("file-out").unwrap().is_some());
+        let open: Vec<String> = s.unfinished_batches().unwrap().into_iter().map(|b| b.id).collect();
+        assert_eq!(open, ["batch_3"]);
+        assert_eq!(
+            s.batch("batch_1").unwrap().unwrap().errors.as_deref(),
+            Some("{\"object\":\"list\",\"data\":[]}")
+        );
     }
-    assert_eq!(
-        s.list_batches(None, None, 10)
-            .unwrap()
-            .iter()
-            .map(|b| b.id.as_str())
-            .collect::<Vec<_>>(),
-        ["batch_3", "batch_2", "batch_1"]
-    );
-    assert_eq!(s.list_batches(None, Some("batch_3"), 1).unwrap()[0].id, "batch_2");
-    assert!(s.fail_batch("batch_1", "{\"object\":\"list\",\"data\":[]}", 3).unwrap());
-    assert!(!s.fail_batch("batch_1", "{}", 4).unwrap(), "final stays final");
-    assert!(s
-        .transition(
-            "batch_2",
-            &[BatchStatus::Validating, BatchStatus::InProgress],
-            BatchStatus::Cancelling,
-            7
-        )
-        .unwrap());
-    assert!(!s
-        .transition("batch_2", &[BatchStatus::InProgress], BatchStatus::Finalizing, 8)
-        .unwrap());
-    let out = file("file-out", 9, "batch_output");
-    assert!(s
-        .finish_batch(
-            "batch_2",
-            &[BatchStatus::Cancelling],
-            BatchStatus::Cancelled,
-            Some(&out),
-            None,
-            9
-        )
-        .unwrap());
-    // Running the same finish again (a crash between blob and commit) cannot double anything.
-    assert!(!s
-        .finish_batch(
-            "batch_2",
-            &[BatchStatus::Cancelling],
-            BatchStatus::Cancelled,
-            Some(&out),
-            None,
-            9
-        )
-        .unwrap());
-    let b = s.batch("batch_2").unwrap().unwrap();
-    assert_eq!(
-        (b.status, b.cancelling_at, b.cancelled_at),
-        (BatchStatus::Cancelled, Some(7), Some(9))
-    );
-    assert_eq!(b.output_file_id.as_deref(), Some("file-out"));
-    assert!(s.file("file-out").unwrap().is_some());
-    let open: Vec<String> = s.unfinished_batches().unwrap().into_iter().map(|b| b.id).collect();
-    assert_eq!(open, ["batch_3"]);
-    assert_eq!(
-        s.batch("batch_1").unwrap().unwrap().errors.as_deref(),
-        Some("{\"object\":\"list\",\"data\":[]}")
-    );
 }
 
 #[test]
@@ -233,63 +240,65 @@ fn key(id: &str, budget: Option<f64>) -> KeyRecord {
 
 #[test]
 fn keys_track_spend_with_their_usage_and_summaries_group_it() {
-    let d = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(&d.path().join("t.sqlite")).unwrap();
-    assert!(!s.has_keys().unwrap());
-    s.insert_key(&key("key_a", Some(1.0)), b"digest-a").unwrap();
-    s.insert_key(&key("key_b", None), b"digest-b").unwrap();
-    assert!(s.has_keys().unwrap());
-    let day = 86_400;
-    for (t, k, model, cost) in [
-        (day, Some("key_a"), "m1", 0.25),
-        (day + 5, Some("key_a"), "m2", 0.5),
-        (2 * day, Some("key_b"), "m1", 1.0),
-        (2 * day, None, "m1", 2.0),
-    ] {
-        s.insert_usage(&UsageRecord {
-            created_at: t,
-            batch_id: None,
-            line: None,
-            key_id: k.map(String::from),
-            model: model.into(),
-            cost,
-            ..usage("x", 0)
-        })
-        .unwrap();
-    }
-    let (a, dg) = s.key("key_a").unwrap().unwrap();
-    assert_eq!((a.spent, dg.as_slice(), a.rpm), (0.75, &b"digest-a"[..], Some(60)));
-    let by = s.usage_summary(0, u64::MAX, &[UsageDim::Day, UsageDim::Key]).unwrap();
-    let flat: Vec<(Vec<String>, u64, f64)> = by
-        .into_iter()
-        .map(|r| (r.group, r.totals.records, r.totals.cost))
-        .collect();
-    assert_eq!(
-        flat,
-        vec![
-            (vec!["1970-01-02".to_string(), "key_a".to_string()], 2, 0.75),
-            (vec!["1970-01-03".to_string(), "-".to_string()], 1, 2.0),
-            (vec!["1970-01-03".to_string(), "key_b".to_string()], 1, 1.0),
-        ]
-    );
-    let all = s.usage_summary(day + 1, 2 * day, &[]).unwrap();
-    assert_eq!((all.len(), all[0].totals.records, all[0].totals.cost), (1, 1, 0.5));
-    assert!(s.usage_summary(10 * day, 11 * day, &[]).unwrap().is_empty());
+    for b in common::backends() {
+        let s = b.open();
+        let s = s.as_ref();
+        assert!(!s.has_keys().unwrap());
+        s.insert_key(&key("key_a", Some(1.0)), b"digest-a").unwrap();
+        s.insert_key(&key("key_b", None), b"digest-b").unwrap();
+        assert!(s.has_keys().unwrap());
+        let day = 86_400;
+        for (t, k, model, cost) in [
+            (day, Some("key_a"), "m1", 0.25),
+            (day + 5, Some("key_a"), "m2", 0.5),
+            (2 * day, Some("key_b"), "m1", 1.0),
+            (2 * day, None, "m1", 2.0),
+        ] {
+            s.insert_usage(&UsageRecord {
+                created_at: t,
+                batch_id: None,
+                line: None,
+                key_id: k.map(String::from),
+                model: model.into(),
+                cost,
+                ..usage("x", 0)
+            })
+            .unwrap();
+        }
+        let (a, dg) = s.key("key_a").unwrap().unwrap();
+        assert_eq!((a.spent, dg.as_slice(), a.rpm), (0.75, &b"digest-a"[..], Some(60)));
+        let by = s.usage_summary(0, u64::MAX, &[UsageDim::Day, UsageDim::Key]).unwrap();
+        let flat: Vec<(Vec<String>, u64, f64)> = by
+            .into_iter()
+            .map(|r| (r.group, r.totals.records, r.totals.cost))
+            .collect();
+        assert_eq!(
+            flat,
+            vec![
+                (vec!["1970-01-02".to_string(), "key_a".to_string()], 2, 0.75),
+                (vec!["1970-01-03".to_string(), "-".to_string()], 1, 2.0),
+                (vec!["1970-01-03".to_string(), "key_b".to_string()], 1, 1.0),
+            ]
+        );
+        let all = s.usage_summary(day + 1, 2 * day, &[]).unwrap();
+        assert_eq!((all.len(), all[0].totals.records, all[0].totals.cost), (1, 1, 0.5));
+        assert!(s.usage_summary(10 * day, 11 * day, &[]).unwrap().is_empty());
 
-    let upd = KeyUpdate {
-        budget: Some(Some(5.0)),
-        rpm: Some(None),
-        ..Default::default()
-    };
-    assert!(s.update_key("key_a", &upd).unwrap());
-    assert!(!s.update_key("key_zz", &upd).unwrap());
-    let a = s.key("key_a").unwrap().unwrap().0;
-    assert_eq!((a.budget, a.rpm, a.name.as_str()), (Some(5.0), None, "alice"));
-    assert!(s.revoke_key("key_a", 9).unwrap());
-    assert!(!s.revoke_key("key_a", 10).unwrap());
-    assert!(s.revoke_key("key_b", 9).unwrap());
-    assert!(s.has_keys().unwrap(), "revoked keys still close the server");
-    assert_eq!(s.list_keys().unwrap().len(), 2);
+        let upd = KeyUpdate {
+            budget: Some(Some(5.0)),
+            rpm: Some(None),
+            ..Default::default()
+        };
+        assert!(s.update_key("key_a", &upd).unwrap());
+        assert!(!s.update_key("key_zz", &upd).unwrap());
+        let a = s.key("key_a").unwrap().unwrap().0;
+        assert_eq!((a.budget, a.rpm, a.name.as_str()), (Some(5.0), None, "alice"));
+        assert!(s.revoke_key("key_a", 9).unwrap());
+        assert!(!s.revoke_key("key_a", 10).unwrap());
+        assert!(s.revoke_key("key_b", 9).unwrap());
+        assert!(s.has_keys().unwrap(), "revoked keys still close the server");
+        assert_eq!(s.list_keys().unwrap().len(), 2);
+    }
 }
 
 #[test]
