@@ -418,6 +418,7 @@ fn server_config(s: &Settings) -> Result<ServerConfig> {
         playground: s.playground.unwrap_or(true),
         max_file_bytes: s.max_file_bytes.unwrap_or_default(),
         batch_window: Duration::from_secs(s.batch_window_seconds.unwrap_or_default()),
+        batch_lease: Duration::from_secs(s.batch_lease_seconds.unwrap_or(60).max(2)),
         moderation: moderation_policy(
             s.moderate.as_deref(),
             s.moderation_action.as_deref(),

@@ -114,6 +114,10 @@ pub struct Settings {
     /// Seconds a batch may run before it expires (its completion_window is "24h": 86400).
     #[arg(long, env = "TANDEM_BATCH_WINDOW_SECONDS")]
     pub batch_window_seconds: Option<u64>,
+    /// Seconds a replica holds a batch line it runs before another may take it over (renewed
+    /// while the line runs; a replica that died loses its lines when this runs out).
+    #[arg(long, env = "TANDEM_BATCH_LEASE_SECONDS")]
+    pub batch_lease_seconds: Option<u64>,
     /// Serve a non-loopback address without API keys (anyone who can reach it may use it).
     #[arg(long, env = "TANDEM_INSECURE_NO_AUTH", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub insecure_no_auth: Option<bool>,
@@ -263,6 +267,7 @@ impl Settings {
             drain_seconds: Some(30),
             max_file_bytes: Some(200 << 20),
             batch_window_seconds: Some(24 * 3600),
+            batch_lease_seconds: Some(60),
             insecure_no_auth: Some(false),
             moderate: Some("none".into()),
             moderation_action: Some("block".into()),

@@ -9,6 +9,11 @@
 //! stored results and the batch completes. A cancelled or expired batch keeps its finished results;
 //! its unfinished lines get error results (`batch_cancelled`, `batch_expired`), so every input line
 //! has exactly one result line in the end.
+//!
+//! Replicas sharing a store (PostgreSQL) each run this worker: lines are claimed for a lease
+//! (`--batch-lease-seconds`) renewed while they run, so the replicas split a batch's lines and the
+//! lines of a replica that died are taken over when its leases run out; every status change is
+//! conditional, so only one replica moves a batch on.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -39,6 +44,12 @@ type Res<T> = Result<T, ApiError>;
 /// Starts the worker; it runs until the process ends.
 pub fn spawn(state: Arc<AppState>) {
     tokio::spawn(async move {
+        // An embedded store has one server: claims in it were this process's predecessor's.
+        if !state.store.is_shared() {
+            if let Err(e) = state.db(|s| s.release_claims()).await {
+                tracing::error!(error = %e.message, "batch worker: releasing old claims");
+            }
+        }
         loop {
             if let Err(e) = pass(&state).await {
                 tracing::error!(error = %e.message, "batch worker");
@@ -350,11 +361,11 @@ fn check_model(state: &AppState, n: usize, m: &str, model: &mut Option<String>) 
     }
 }
 
-/// Runs the batch's pending lines, a few at a time, until none is left (`true`) or the batch is
-/// cancelled or expires (`false`; the lines in flight are stopped and stay pending).
+/// Runs the batch's lines a few at a time, each claimed from the store for a lease this replica
+/// renews while the line runs, so replicas sharing a store split the lines and a replica that
+/// dies loses its lines to the others when its leases run out. `true` once no line is left
+/// unanswered; `false` when the batch stopped being in progress (cancelled or expired).
 async fn run_lines(state: &Arc<AppState>, b: &BatchRecord) -> Res<bool> {
-    let key = b.id.clone();
-    let pending = state.db(move |s| s.pending_lines(&key)).await?;
     // A model no longer served (the server restarted with other --models): its lines fail one by
     // one with the same 404 an interactive request would get.
     let width = match state.tier(b.model.as_deref().unwrap_or("")) {
@@ -366,25 +377,37 @@ async fn run_lines(state: &Arc<AppState>, b: &BatchRecord) -> Res<bool> {
             .max(1),
         Err(_) => 1,
     };
+    let lease = state.config.batch_lease;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut queue = pending.into_iter();
-    let mut set: JoinSet<Res<()>> = JoinSet::new();
+    let mut set: JoinSet<Res<u32>> = JoinSet::new();
+    let mut held: HashSet<u32> = HashSet::new();
+    let mut renewed = Instant::now();
     let result = loop {
-        while set.len() < width {
-            let Some(n) = queue.next() else { break };
-            set.spawn(run_line(state.clone(), b.clone(), n, stop_rx.clone()));
+        if set.len() < width {
+            for n in claim(state, &b.id, width - set.len()).await? {
+                held.insert(n);
+                let (st, bb, rx) = (state.clone(), b.clone(), stop_rx.clone());
+                set.spawn(async move { run_line(st, bb, n, rx).await.map(|()| n) });
+            }
         }
-        if set.is_empty() {
+        if set.is_empty() && unanswered(state, &b.id).await? == 0 {
             break Ok(true);
         }
+        // With nothing of ours running, the rest is held by other replicas: look again after a
+        // tick (their leases may run out).
         tokio::select! {
-            r = set.join_next() => match r {
-                Some(Ok(Ok(()))) | None => {}
+            r = set.join_next(), if !set.is_empty() => match r {
+                Some(Ok(Ok(n))) => { held.remove(&n); }
+                None => {}
                 Some(Ok(Err(e))) => break Err(e),
                 Some(Err(e)) => break Err(ApiError::internal(format!("batch line task: {e}"))),
             },
             _ = state.batch_wake.notified() => {}
             _ = tokio::time::sleep(TICK) => {}
+        }
+        if renewed.elapsed() >= lease / 3 && !held.is_empty() {
+            renew(state, &b.id, &held).await?;
+            renewed = Instant::now();
         }
         let now = batch(state, &b.id).await?;
         if now.status != BatchStatus::InProgress || unix_now() >= now.expires_at {
@@ -396,6 +419,37 @@ async fn run_lines(state: &Arc<AppState>, b: &BatchRecord) -> Res<bool> {
     let _ = stop_tx.send(true);
     while set.join_next().await.is_some() {}
     result
+}
+
+async fn claim(state: &Arc<AppState>, id: &str, n: usize) -> Res<Vec<u32>> {
+    let (key, worker, lease) = (
+        id.to_string(),
+        state.worker_id.clone(),
+        state.config.batch_lease.as_secs(),
+    );
+    state
+        .db(move |s| {
+            let now = unix_now();
+            s.claim_lines(&key, &worker, n, now, now + lease)
+        })
+        .await
+}
+
+async fn renew(state: &Arc<AppState>, id: &str, held: &HashSet<u32>) -> Res<()> {
+    let (key, worker, lease) = (
+        id.to_string(),
+        state.worker_id.clone(),
+        state.config.batch_lease.as_secs(),
+    );
+    let lines: Vec<u32> = held.iter().copied().collect();
+    state
+        .db(move |s| s.renew_lines(&key, &worker, &lines, unix_now() + lease))
+        .await
+}
+
+async fn unanswered(state: &Arc<AppState>, id: &str) -> Res<usize> {
+    let key = id.to_string();
+    Ok(state.db(move |s| s.pending_lines(&key)).await?.len())
 }
 
 /// Runs one line and records its result with its usage, unless `stop` fires first.

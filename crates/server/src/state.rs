@@ -69,6 +69,8 @@ pub struct ServerConfig {
     pub max_file_bytes: u64,
     /// How long a batch may take before it expires (`completion_window` "24h"; shorter in tests).
     pub batch_window: std::time::Duration,
+    /// How long a batch line stays claimed by this replica without a renewal (`batch_worker`).
+    pub batch_lease: std::time::Duration,
     /// Input moderation of chat and completion requests (off by default).
     pub moderation: crate::guard::ModerationPolicy,
     /// The operator's system prompt, first in every chat conversation (`hierarchy`).
@@ -114,6 +116,7 @@ impl Default for ServerConfig {
             log_content: false,
             max_file_bytes: 200 << 20,
             batch_window: std::time::Duration::from_secs(24 * 3600),
+            batch_lease: std::time::Duration::from_secs(60),
             moderation: Default::default(),
             operator_prompt: None,
             tools_as_data: false,
@@ -159,6 +162,8 @@ pub struct AppState {
     pub spoken: std::sync::Mutex<std::collections::HashMap<String, crate::speech::SpokenAnswer>>,
     /// Image input: the perception stage, when served.
     pub seer: Option<Arc<crate::seeing::Seer>>,
+    /// This process's name on the batch lines it claims (`batch_worker`).
+    pub worker_id: String,
     /// `GET /v1/report`: the comparison table of the tiers (`tandem report --json`), when the
     /// binary that serves knows where its measurements live.
     pub report: Option<ReportFn>,
@@ -201,6 +206,7 @@ impl AppState {
             spoken: Default::default(),
             seer: None,
             report: None,
+            worker_id: new_id("worker_"),
         }
     }
 

@@ -93,6 +93,20 @@ pub trait Store: Send + Sync {
     fn start_batch(&self, id: &str, model: &str, lines: &[BatchLine], at: u64) -> Result<bool>;
     /// Line numbers of the batch not yet answered, ascending.
     fn pending_lines(&self, id: &str) -> Result<Vec<u32>>;
+    /// Claims up to `n` of the batch's unanswered lines for `worker` until `until` (unix
+    /// seconds): lines nobody holds, or whose holder's lease ran out at `now` (its process died).
+    /// Ascending. Two workers never get the same line while its lease lasts (PostgreSQL: `FOR
+    /// UPDATE SKIP LOCKED`); a result is still recorded once however many ran it (`complete_line`).
+    fn claim_lines(&self, id: &str, worker: &str, n: usize, now: u64, until: u64) -> Result<Vec<u32>>;
+    /// Extends `worker`'s lease on those of `lines` it still holds unanswered.
+    fn renew_lines(&self, id: &str, worker: &str, lines: &[u32], until: u64) -> Result<()>;
+    /// Drops every claim (an embedded store at startup: whoever held them is gone).
+    fn release_claims(&self) -> Result<()>;
+    /// Whether other processes share this store (replicas on PostgreSQL): claims held by others
+    /// are then live work, not leftovers of a crash.
+    fn is_shared(&self) -> bool {
+        false
+    }
     fn line(&self, id: &str, line: u32) -> Result<Option<BatchLine>>;
     /// Records a line's result and its usage in one transaction, only if the line is still pending:
     /// `false` means it was answered before (the caller's result is dropped, nothing is counted twice).

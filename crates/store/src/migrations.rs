@@ -143,6 +143,11 @@ CREATE TABLE responses (
 CREATE INDEX responses_by_expiry ON responses (expires_at);
 CREATE INDEX responses_pending ON responses (pending) WHERE pending = 1;
 "#,
+    // Batch lines claimed by a worker for a while (many replicas on one store).
+    r#"
+ALTER TABLE batch_lines ADD COLUMN claimed_by TEXT;
+ALTER TABLE batch_lines ADD COLUMN lease_until INTEGER;
+"#,
 ];
 
 /// The migration that brought in projects (1-based, as `user_version` counts).

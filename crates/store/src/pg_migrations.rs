@@ -8,7 +8,8 @@
 //! nullability.
 
 /// Applied in order; `schema_version` holds the number applied.
-pub(crate) const PG_MIGRATIONS: &[&str] = &[r#"
+pub(crate) const PG_MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE projects (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -122,4 +123,10 @@ CREATE TABLE server_secret (
     one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
     secret BYTEA NOT NULL
 );
-"#];
+"#,
+    // Batch lines claimed by a worker for a while (SQLite's migration 6).
+    r#"
+ALTER TABLE batch_lines ADD COLUMN claimed_by TEXT;
+ALTER TABLE batch_lines ADD COLUMN lease_until BIGINT;
+"#,
+];

@@ -321,6 +321,47 @@ impl Store for PgStore {
         rows(rs, |r| u32_at(r, 0))
     }
 
+    fn claim_lines(&self, id: &str, worker: &str, n: usize, now: u64, until: u64) -> Result<Vec<u32>> {
+        let rs = self.with(|c| {
+            c.query(
+                "UPDATE batch_lines SET claimed_by = $2, lease_until = $4 WHERE batch_id = $1 AND line IN \
+                 (SELECT line FROM batch_lines WHERE batch_id = $1 AND state = 'pending' \
+                  AND (lease_until IS NULL OR lease_until <= $3) ORDER BY line LIMIT $5 FOR UPDATE SKIP LOCKED) \
+                 RETURNING line",
+                &[&id, &worker, &i(now), &i(until), &(n as i64)],
+            )
+        })?;
+        let mut lines = rows(rs, |r| u32_at(r, 0))?;
+        lines.sort_unstable();
+        Ok(lines)
+    }
+
+    fn renew_lines(&self, id: &str, worker: &str, lines: &[u32], until: u64) -> Result<()> {
+        let lines: Vec<i64> = lines.iter().map(|&l| i64::from(l)).collect();
+        self.with(|c| {
+            c.execute(
+                "UPDATE batch_lines SET lease_until = $4 WHERE batch_id = $1 AND claimed_by = $2 \
+                 AND line = ANY($3) AND state = 'pending'",
+                &[&id, &worker, &lines, &i(until)],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn release_claims(&self) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE batch_lines SET claimed_by = NULL, lease_until = NULL WHERE claimed_by IS NOT NULL",
+                &[],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
     fn line(&self, id: &str, line: u32) -> Result<Option<BatchLine>> {
         let r = self.with(|c| {
             c.query_opt(

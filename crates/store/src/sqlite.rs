@@ -269,6 +269,44 @@ impl Store for SqliteStore {
         })
     }
 
+    fn claim_lines(&self, id: &str, worker: &str, n: usize, now: u64, until: u64) -> Result<Vec<u32>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "UPDATE batch_lines SET claimed_by = ?2, lease_until = ?4 WHERE batch_id = ?1 AND line IN \
+                 (SELECT line FROM batch_lines WHERE batch_id = ?1 AND state = 'pending' \
+                  AND (lease_until IS NULL OR lease_until <= ?3) ORDER BY line LIMIT ?5) RETURNING line",
+            )?;
+            let rows = st.query_map(params![id, worker, now as i64, until as i64, n as i64], |r| r.get(0))?;
+            let mut lines = rows.collect::<rusqlite::Result<Vec<u32>>>()?;
+            lines.sort_unstable();
+            Ok(lines)
+        })
+    }
+
+    fn renew_lines(&self, id: &str, worker: &str, lines: &[u32], until: u64) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            for l in lines {
+                tx.execute(
+                    "UPDATE batch_lines SET lease_until = ?4 WHERE batch_id = ?1 AND line = ?3 AND claimed_by = ?2 \
+                     AND state = 'pending'",
+                    params![id, worker, l, until as i64],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
+    fn release_claims(&self) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE batch_lines SET claimed_by = NULL, lease_until = NULL WHERE claimed_by IS NOT NULL",
+                [],
+            )?;
+            Ok(())
+        })
+    }
+
     fn line(&self, id: &str, line: u32) -> Result<Option<BatchLine>> {
         self.with(|c| {
             c.query_row(

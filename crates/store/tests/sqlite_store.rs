@@ -359,3 +359,94 @@ fn a_version_one_database_migrates_and_keeps_moderation_events() {
     assert_eq!(s.moderation_since(100).unwrap(), vec![e]);
     assert_eq!(s.moderation_since(0).unwrap().len(), 2);
 }
+
+fn started_batch(s: &dyn Store, id: &str, n: u32) {
+    s.insert_batch(&BatchRecord::new(
+        id.into(),
+        "/v1/chat/completions".into(),
+        "file-x".into(),
+        5,
+        50,
+    ))
+    .unwrap();
+    let lines: Vec<BatchLine> = (1..=n)
+        .map(|i| BatchLine {
+            line: i,
+            custom_id: format!("c{i}"),
+            body: "{}".into(),
+        })
+        .collect();
+    assert!(s.start_batch(id, "m", &lines, 6).unwrap());
+}
+
+#[test]
+fn claimed_lines_go_to_one_worker_until_its_lease_runs_out() {
+    for b in common::backends() {
+        let s = b.open();
+        let s = s.as_ref();
+        started_batch(s, "batch_c", 3);
+        assert_eq!(
+            s.claim_lines("batch_c", "wa", 2, 100, 130).unwrap(),
+            [1, 2],
+            "{}",
+            b.name()
+        );
+        assert_eq!(s.claim_lines("batch_c", "wb", 5, 100, 130).unwrap(), [3]);
+        assert!(
+            s.claim_lines("batch_c", "wb", 5, 110, 140).unwrap().is_empty(),
+            "all held"
+        );
+        // wa renews line 1 only; at 135 line 2's lease has run out and wb takes it over.
+        s.renew_lines("batch_c", "wa", &[1], 160).unwrap();
+        s.renew_lines("batch_c", "wb", &[3], 160).unwrap();
+        s.renew_lines("batch_c", "wb", &[1], 999).unwrap(); // not wb's: no effect
+        assert_eq!(s.claim_lines("batch_c", "wb", 5, 135, 165).unwrap(), [2]);
+        // Both finish line 2: recorded once, with one usage record.
+        let r = LineResult {
+            line: 2,
+            outcome: LineOutcome::Completed,
+            json: "{}".into(),
+        };
+        assert!(s.complete_line("batch_c", 2, &r, Some(&usage("batch_c", 2))).unwrap());
+        assert!(!s.complete_line("batch_c", 2, &r, Some(&usage("batch_c", 2))).unwrap());
+        assert_eq!(s.batch_usage("batch_c").unwrap().records, 1);
+        // An answered line is never claimed again; released claims are free at once.
+        assert!(
+            s.claim_lines("batch_c", "wc", 5, 150, 180).unwrap().is_empty(),
+            "1 and 3 renewed"
+        );
+        assert_eq!(s.claim_lines("batch_c", "wc", 5, 1000, 1030).unwrap(), [1, 3]);
+        s.release_claims().unwrap();
+        assert_eq!(s.claim_lines("batch_c", "wd", 5, 1001, 1031).unwrap(), [1, 3]);
+        assert_eq!(s.pending_lines("batch_c").unwrap(), [1, 3]);
+    }
+}
+
+#[test]
+fn concurrent_claims_on_postgres_never_share_a_line() {
+    let pg = common::TestPg::start();
+    let s = PgStore::open(&pg.url).unwrap();
+    started_batch(&s, "batch_p", 200);
+    let got: Vec<Vec<u32>> = std::thread::scope(|scope| {
+        let hs: Vec<_> = (0..4)
+            .map(|w| {
+                let s = PgStore::open(&pg.url).unwrap();
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let c = s.claim_lines("batch_p", &format!("w{w}"), 7, 100, 200).unwrap();
+                        if c.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(c);
+                    }
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut all: Vec<u32> = got.concat();
+    all.sort_unstable();
+    assert_eq!(all, (1..=200).collect::<Vec<_>>(), "every line claimed exactly once");
+    assert!(s.is_shared());
+}
