@@ -166,3 +166,12 @@ def test_flex_runs_on_the_batch_lane_at_half_price(client):
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(model="mini", messages=msgs, max_tokens=2, service_tier="premium")
     assert e.value.body["param"] == "service_tier"
+
+
+def test_liveness_and_readiness_for_orchestrators(server):
+    live = httpx.get(server + "/livez")
+    assert live.status_code == 200 and live.json() == {"status": "alive"}
+    ready = httpx.get(server + "/readyz")
+    assert ready.status_code == 200, ready.text
+    body = ready.json()
+    assert body["status"] == "ready" and body["store"] == "ok" and body["models"]

@@ -1,5 +1,5 @@
-//! Who is calling: API keys, checked on every request but `/health`, `/metrics` and the playground's
-//! page and assets (the page then sends a key like any client).
+//! Who is calling: API keys, checked on every request but `/health`, `/livez`, `/readyz`, `/metrics`
+//! and the playground's page and assets (the page then sends a key like any client).
 //!
 //! With no key in the store the server runs open (the CLI refuses to bind a non-loopback address
 //! that way unless told `--insecure-no-auth`); once a key exists — even a revoked one, so revoking
@@ -202,8 +202,7 @@ async fn identify(state: &Arc<AppState>, bearer: Option<String>) -> Result<Calle
 /// Middleware: identifies the caller, then adds the `x-ratelimit-*` headers to the response.
 pub async fn authenticate(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if path == "/health"
-        || path == "/metrics"
+    if matches!(path, "/health" | "/metrics" | "/livez" | "/readyz")
         || crate::web::is_public(path)
         || req.method() == axum::http::Method::OPTIONS
     {

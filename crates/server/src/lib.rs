@@ -113,10 +113,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     batch_worker::spawn(state.clone());
     responses::spawn_sweeper(state.clone());
-    let app = router(state);
+    let app = router(state.clone());
     let (sig_tx, sig_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown_signal().await;
+        state.draining.store(true, std::sync::atomic::Ordering::SeqCst);
         eprintln!(
             "tandem: shutting down: no new requests; finishing those in flight (at most {}s)",
             drain.as_secs()
@@ -155,8 +156,10 @@ pub async fn serve_tls(
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await?;
     let handle = axum_server::Handle::new();
     let h = handle.clone();
+    let st = state.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
+        st.draining.store(true, std::sync::atomic::Ordering::SeqCst);
         eprintln!(
             "tandem: shutting down: no new requests; finishing those in flight (at most {}s)",
             drain.as_secs()

@@ -86,6 +86,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/tokenize", post(tokenize))
         .route("/detokenize", post(detokenize))
         .route("/health", get(health))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/report", get(report))
         .merge(if page { crate::web::routes() } else { Router::new() })
@@ -379,6 +381,29 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<api::Health> {
         status: "ok".into(),
         models: state.tiers.iter().map(|t| t.id.clone()).collect(),
     })
+}
+
+/// Liveness for orchestrators: the process answers (restart it when this stops).
+async fn livez() -> Json<Value> {
+    Json(serde_json::json!({"status": "alive"}))
+}
+
+/// Readiness: the tiers are loaded (they are before the port opens), the store answers, and the
+/// server is not draining. 503 otherwise, saying which, so a load balancer sends work elsewhere.
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        let body = serde_json::json!({"status": "draining", "store": "unchecked"});
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
+    match state.db(|s| s.has_keys()).await {
+        Ok(_) => Json(serde_json::json!({"status": "ready", "store": "ok",
+            "models": state.tiers.iter().map(|t| t.id.clone()).collect::<Vec<_>>()}))
+        .into_response(),
+        Err(e) => {
+            let body = serde_json::json!({"status": "unavailable", "store": e.message});
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {

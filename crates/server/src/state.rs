@@ -164,6 +164,8 @@ pub struct AppState {
     pub seer: Option<Arc<crate::seeing::Seer>>,
     /// This process's name on the batch lines it claims (`batch_worker`).
     pub worker_id: String,
+    /// Set when shutdown begins: `/readyz` answers 503 so load balancers stop sending work.
+    pub draining: std::sync::atomic::AtomicBool,
     /// `GET /v1/report`: the comparison table of the tiers (`tandem report --json`), when the
     /// binary that serves knows where its measurements live.
     pub report: Option<ReportFn>,
@@ -207,6 +209,7 @@ impl AppState {
             seer: None,
             report: None,
             worker_id: new_id("worker_"),
+            draining: Default::default(),
         }
     }
 
