@@ -4,11 +4,18 @@
 //! are settled to the real count when the response ends.
 //!
 //! Time comes from a `Clock`, so tests drive a simulated minute instead of waiting for one.
+//!
+//! Replicas sharing a PostgreSQL store count in the database instead (`RateLimiter::shared`):
+//! each admission locks its subject, reads the window's charges and decides with the same rules,
+//! so a limit holds across replicas (within the requests racing one admission: none, the lock
+//! serialises them). Should the database fail, a replica falls back to its own window and says so.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use tandem_store::Store;
 
 const WINDOW: f64 = 60.0;
 
@@ -62,6 +69,8 @@ pub struct Limits {
 pub struct Ticket {
     key: String,
     id: u64,
+    /// Recorded in the shared store (its charge id is `id`).
+    shared: bool,
 }
 
 /// Why a request was refused.
@@ -82,6 +91,38 @@ struct Window {
 }
 
 impl Window {
+    /// A window from a shared store's charges, `(age, tokens)`, at time 0.
+    fn from_ages(held: &[(f64, u64)]) -> Self {
+        Self {
+            entries: held.iter().map(|&(age, tokens)| (-age, tokens, 0)).collect(),
+        }
+    }
+
+    /// Whether one more request of `tokens` fits under `limits` at `now`, or why not.
+    fn decide(&self, now: f64, limits: Limits, tokens: u64) -> Result<(), Denied> {
+        if let Some(rpm) = limits.rpm {
+            if self.entries.len() as u64 + 1 > rpm {
+                return Err(Denied {
+                    which: "requests",
+                    limit: rpm,
+                    retry_after: (rpm > 0).then(|| self.wait_for(now, rpm, 1, |_| 1)),
+                    requested: 1,
+                });
+            }
+        }
+        if let Some(tpm) = limits.tpm {
+            if self.tokens() + tokens > tpm {
+                return Err(Denied {
+                    which: "tokens",
+                    limit: tpm,
+                    retry_after: (tokens <= tpm).then(|| self.wait_for(now, tpm, tokens, |e| e.1)),
+                    requested: tokens,
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn purge(&mut self, now: f64) {
         while self.entries.front().is_some_and(|e| e.0 <= now - WINDOW) {
             self.entries.pop_front();
@@ -122,6 +163,17 @@ pub struct RateLimiter {
     clock: Box<dyn Clock>,
     windows: Mutex<HashMap<String, Window>>,
     next: AtomicU64,
+    /// Replicas' shared store, where windows are counted when present.
+    shared: Option<Arc<dyn Store>>,
+}
+
+/// Runs a store call from async code: on a multi-threaded runtime the worker thread hands its
+/// other tasks away while it waits (`block_in_place`).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 impl RateLimiter {
@@ -130,45 +182,66 @@ impl RateLimiter {
             clock,
             windows: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
+            shared: None,
+        }
+    }
+
+    /// A limiter whose windows live in `store`, shared by every replica using it.
+    pub fn shared(store: Arc<dyn Store>) -> Self {
+        Self {
+            shared: Some(store),
+            ..Self::new(Box::new(SystemClock::default()))
         }
     }
 
     /// Admits one request estimated at `tokens`, or says when it would fit.
     pub fn admit(&self, key: &str, limits: Limits, tokens: u64) -> Result<Ticket, Denied> {
+        if let Some(store) = &self.shared {
+            let mut denied = None;
+            let r = blocking(|| {
+                store.rate_admit(key, WINDOW, tokens, &mut |held| {
+                    let d = Window::from_ages(held).decide(0.0, limits, tokens);
+                    let ok = d.is_ok();
+                    denied = d.err();
+                    ok
+                })
+            });
+            match r {
+                Ok(Some(id)) => {
+                    return Ok(Ticket {
+                        key: key.to_string(),
+                        id: id as u64,
+                        shared: true,
+                    })
+                }
+                Ok(None) => return Err(denied.expect("a refusal says why")),
+                Err(e) => tracing::error!(error = %e, "shared rate limit: counting on this replica alone"),
+            }
+        }
         let now = self.clock.now();
         let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         let win = w.entry(key.to_string()).or_default();
         win.purge(now);
-        if let Some(rpm) = limits.rpm {
-            if win.entries.len() as u64 + 1 > rpm {
-                return Err(Denied {
-                    which: "requests",
-                    limit: rpm,
-                    retry_after: (rpm > 0).then(|| win.wait_for(now, rpm, 1, |_| 1)),
-                    requested: 1,
-                });
-            }
-        }
-        if let Some(tpm) = limits.tpm {
-            if win.tokens() + tokens > tpm {
-                return Err(Denied {
-                    which: "tokens",
-                    limit: tpm,
-                    retry_after: (tokens <= tpm).then(|| win.wait_for(now, tpm, tokens, |e| e.1)),
-                    requested: tokens,
-                });
-            }
-        }
+        win.decide(now, limits, tokens)?;
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         win.entries.push_back((now, tokens, id));
         Ok(Ticket {
             key: key.to_string(),
             id,
+            shared: false,
         })
     }
 
     /// Replaces an admitted request's token estimate with what it really used.
     pub fn settle(&self, t: &Ticket, tokens: u64) {
+        if t.shared {
+            if let Some(store) = &self.shared {
+                if let Err(e) = blocking(|| store.rate_settle(t.id as i64, tokens)) {
+                    tracing::error!(error = %e, "shared rate limit: settling a charge");
+                }
+            }
+            return;
+        }
         let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = w
             .get_mut(&t.key)
@@ -181,6 +254,14 @@ impl RateLimiter {
     /// Takes back an admitted request that will not run (a later limit refused it): it counts
     /// neither as a request nor as tokens.
     pub fn release(&self, t: &Ticket) {
+        if t.shared {
+            if let Some(store) = &self.shared {
+                if let Err(e) = blocking(|| store.rate_release(t.id as i64)) {
+                    tracing::error!(error = %e, "shared rate limit: releasing a charge");
+                }
+            }
+            return;
+        }
         let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(win) = w.get_mut(&t.key) {
             win.entries.retain(|e| e.2 != t.id);
@@ -188,10 +269,22 @@ impl RateLimiter {
     }
 
     pub fn snapshot(&self, key: &str, limits: Limits) -> Snapshot {
+        if let Some(store) = &self.shared {
+            if let Ok(held) = blocking(|| store.rate_window(key, WINDOW)) {
+                return Window::from_ages(&held).snapshot(0.0, limits);
+            }
+        }
         let now = self.clock.now();
         let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         let win = w.entry(key.to_string()).or_default();
         win.purge(now);
+        win.snapshot(now, limits)
+    }
+}
+
+impl Window {
+    fn snapshot(&self, now: f64, limits: Limits) -> Snapshot {
+        let win = self;
         let reset = win.entries.back().map(|e| (e.0 + WINDOW - now).max(0.0)).unwrap_or(0.0);
         Snapshot {
             requests_remaining: limits.rpm.unwrap_or(0).saturating_sub(win.entries.len() as u64),

@@ -191,6 +191,12 @@ impl AppState {
                 Err(_) => m,
             })
         });
+        // Replicas sharing a store count rate limits there; one server counts in memory.
+        let limiter = Arc::new(if store.is_shared() {
+            RateLimiter::shared(store.clone())
+        } else {
+            RateLimiter::new(Box::new(SystemClock::default()))
+        });
         Self {
             moderator,
             tiers,
@@ -200,7 +206,7 @@ impl AppState {
             blobs,
             batch_wake: tokio::sync::Notify::new(),
             keyring,
-            limiter: Arc::new(RateLimiter::new(Box::new(SystemClock::default()))),
+            limiter,
             background: Default::default(),
             embedder: None,
             speech: Vec::new(),

@@ -103,9 +103,36 @@ pub trait Store: Send + Sync {
     /// Drops every claim (an embedded store at startup: whoever held them is gone).
     fn release_claims(&self) -> Result<()>;
     /// Whether other processes share this store (replicas on PostgreSQL): claims held by others
-    /// are then live work, not leftovers of a crash.
+    /// are then live work, not leftovers of a crash, and rate limits are counted here.
     fn is_shared(&self) -> bool {
         false
+    }
+
+    /// A shared sliding rate window (replicas): under a lock on `subject`, forgets charges older
+    /// than `window` seconds, shows `decide` the rest (`(age in seconds, tokens)`, oldest first)
+    /// and, when it says yes, records a charge of `tokens` now; its id, or `None` when refused.
+    /// The time is the database's, so replicas' clocks need not agree. Only shared stores count
+    /// here (an embedded store's one server keeps its windows in memory).
+    fn rate_admit(
+        &self,
+        _subject: &str,
+        _window: f64,
+        _tokens: u64,
+        _decide: &mut dyn FnMut(&[(f64, u64)]) -> bool,
+    ) -> Result<Option<i64>> {
+        Err(StoreError::Invalid("this store keeps no shared rate windows".into()))
+    }
+    /// Sets a recorded charge's tokens (the request's real count).
+    fn rate_settle(&self, _charge: i64, _tokens: u64) -> Result<()> {
+        Ok(())
+    }
+    /// Removes a recorded charge (the request did not run).
+    fn rate_release(&self, _charge: i64) -> Result<()> {
+        Ok(())
+    }
+    /// The charges of `subject` within `window` seconds, `(age, tokens)` oldest first.
+    fn rate_window(&self, _subject: &str, _window: f64) -> Result<Vec<(f64, u64)>> {
+        Ok(Vec::new())
     }
     fn line(&self, id: &str, line: u32) -> Result<Option<BatchLine>>;
     /// Records a line's result and its usage in one transaction, only if the line is still pending:

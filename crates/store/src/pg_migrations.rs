@@ -129,4 +129,15 @@ CREATE TABLE server_secret (
 ALTER TABLE batch_lines ADD COLUMN claimed_by TEXT;
 ALTER TABLE batch_lines ADD COLUMN lease_until BIGINT;
 "#,
+    // Rate-limit charges shared by replicas (PostgreSQL only: SQLite's one server keeps them in
+    // memory). `at` is the database's clock, in unix seconds.
+    r#"
+CREATE TABLE rate_charges (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    subject TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    tokens BIGINT NOT NULL
+);
+CREATE INDEX rate_charges_by_subject ON rate_charges (subject, at);
+"#,
 ];

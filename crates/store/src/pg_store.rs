@@ -167,6 +167,22 @@ fn insert_usage(c: &mut impl GenericClient, u: &UsageRecord) -> std::result::Res
     Ok(())
 }
 
+/// The charges of `subject`, `(age in seconds at now, tokens)`, oldest first.
+fn charges(
+    c: &mut impl GenericClient,
+    subject: &str,
+    now: f64,
+) -> std::result::Result<Vec<(f64, u64)>, postgres::Error> {
+    let rs = c.query(
+        "SELECT at, tokens FROM rate_charges WHERE subject = $1 ORDER BY at, id",
+        &[&subject],
+    )?;
+    Ok(rs
+        .iter()
+        .map(|r| (now - r.get::<_, f64>(0), r.get::<_, i64>(1).max(0) as u64))
+        .collect())
+}
+
 /// `status IN (...)` for a list of statuses (their names are fixed identifiers, not client input).
 fn status_in(from: &[BatchStatus]) -> String {
     let names: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
@@ -360,6 +376,63 @@ impl Store for PgStore {
 
     fn is_shared(&self) -> bool {
         true
+    }
+
+    fn rate_admit(
+        &self,
+        subject: &str,
+        window: f64,
+        tokens: u64,
+        decide: &mut dyn FnMut(&[(f64, u64)]) -> bool,
+    ) -> Result<Option<i64>> {
+        self.tx(|tx| {
+            // One admission per subject at a time, across replicas; the lock ends with the
+            // transaction.
+            tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&subject])?;
+            let now: f64 = tx
+                .query_one("SELECT extract(epoch FROM clock_timestamp())::float8", &[])?
+                .get(0);
+            tx.execute(
+                "DELETE FROM rate_charges WHERE subject = $1 AND at <= $2",
+                &[&subject, &(now - window)],
+            )?;
+            let held = charges(tx, subject, now)?;
+            if !decide(&held) {
+                return Ok(None);
+            }
+            let id: i64 = tx
+                .query_one(
+                    "INSERT INTO rate_charges (subject, at, tokens) VALUES ($1, $2, $3) RETURNING id",
+                    &[&subject, &now, &i(tokens)],
+                )?
+                .get(0);
+            Ok(Some(id))
+        })
+    }
+
+    fn rate_settle(&self, charge: i64, tokens: u64) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE rate_charges SET tokens = $2 WHERE id = $1",
+                &[&charge, &i(tokens)],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn rate_release(&self, charge: i64) -> Result<()> {
+        self.with(|c| c.execute("DELETE FROM rate_charges WHERE id = $1", &[&charge]))?;
+        Ok(())
+    }
+
+    fn rate_window(&self, subject: &str, window: f64) -> Result<Vec<(f64, u64)>> {
+        self.with(|c| {
+            let now: f64 = c
+                .query_one("SELECT extract(epoch FROM clock_timestamp())::float8", &[])?
+                .get(0);
+            let held = charges(c, subject, now)?;
+            Ok(held.into_iter().filter(|(age, _)| *age < window).collect())
+        })
     }
 
     fn line(&self, id: &str, line: u32) -> Result<Option<BatchLine>> {

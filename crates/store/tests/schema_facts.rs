@@ -12,8 +12,9 @@ use tandem_store::{PgStore, SqliteStore};
 type Columns = BTreeSet<(String, String, bool)>;
 
 /// Tables only one side has, and why: SQLite keeps the server secret in a file beside the
-/// database and its schema version in `PRAGMA user_version`.
-const PG_ONLY: &[&str] = &["schema_version", "server_secret"];
+/// database, its schema version in `PRAGMA user_version`, and its one server's rate windows in
+/// memory.
+const PG_ONLY: &[&str] = &["schema_version", "server_secret", "rate_charges"];
 
 fn sqlite_facts() -> (Columns, BTreeSet<String>) {
     let d = tempfile::tempdir().unwrap();
@@ -60,8 +61,8 @@ fn pg_facts(url: &str) -> (Columns, BTreeSet<String>) {
     let idx = c
         .query(
             "SELECT indexname::text FROM pg_indexes i WHERE schemaname = 'public' AND NOT EXISTS \
-             (SELECT 1 FROM pg_constraint k WHERE k.conname = i.indexname)",
-            &[],
+             (SELECT 1 FROM pg_constraint k WHERE k.conname = i.indexname) AND tablename::text <> ALL($1)",
+            &[&PG_ONLY],
         )
         .unwrap()
         .iter()

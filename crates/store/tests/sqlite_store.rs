@@ -450,3 +450,48 @@ fn concurrent_claims_on_postgres_never_share_a_line() {
     assert_eq!(all, (1..=200).collect::<Vec<_>>(), "every line claimed exactly once");
     assert!(s.is_shared());
 }
+
+#[test]
+fn shared_rate_windows_admit_exactly_the_limit_across_connections() {
+    let pg = common::TestPg::start();
+    let limit = 50;
+    let admitted: usize = std::thread::scope(|scope| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                let s = PgStore::open(&pg.url).unwrap();
+                scope.spawn(move || {
+                    (0..30)
+                        .filter(|_| {
+                            s.rate_admit("key_x", 60.0, 10, &mut |held| held.len() < limit)
+                                .unwrap()
+                                .is_some()
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(admitted, limit, "the subject's lock serialises admissions");
+    let s = PgStore::open(&pg.url).unwrap();
+    let held = s.rate_window("key_x", 60.0).unwrap();
+    assert_eq!(held.len(), limit);
+    assert!(held
+        .iter()
+        .all(|&(age, tokens)| (0.0..60.0).contains(&age) && tokens == 10));
+    // Settling and releasing change what the next admission sees; other subjects are apart.
+    let id = s.rate_admit("key_y", 60.0, 500, &mut |_| true).unwrap().unwrap();
+    s.rate_settle(id, 7).unwrap();
+    assert_eq!(s.rate_window("key_y", 60.0).unwrap()[0].1, 7);
+    s.rate_release(id).unwrap();
+    assert!(s.rate_window("key_y", 60.0).unwrap().is_empty());
+    // A charge older than the window is forgotten at the next admission.
+    assert!(s.rate_window("key_x", 0.0).unwrap().is_empty());
+    assert!(
+        SqliteStore::open(&tempfile::tempdir().unwrap().path().join("t.sqlite"))
+            .unwrap()
+            .rate_admit("k", 60.0, 1, &mut |_| true)
+            .is_err(),
+        "an embedded store keeps no shared windows"
+    );
+}
