@@ -58,6 +58,9 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Decides on a shared rate window's charges, `(age in seconds, tokens)` oldest first: admit?
+pub type RateDecision<'a> = dyn FnMut(&[(f64, u64)]) -> bool + 'a;
+
 /// Storage of files metadata, batches and usage. Implementations must make each method atomic.
 pub trait Store: Send + Sync {
     fn insert_file(&self, f: &FileRecord) -> Result<()>;
@@ -118,7 +121,7 @@ pub trait Store: Send + Sync {
         _subject: &str,
         _window: f64,
         _tokens: u64,
-        _decide: &mut dyn FnMut(&[(f64, u64)]) -> bool,
+        _decide: &mut RateDecision<'_>,
     ) -> Result<Option<i64>> {
         Err(StoreError::Invalid("this store keeps no shared rate windows".into()))
     }

@@ -383,7 +383,7 @@ impl Store for PgStore {
         subject: &str,
         window: f64,
         tokens: u64,
-        decide: &mut dyn FnMut(&[(f64, u64)]) -> bool,
+        decide: &mut crate::RateDecision<'_>,
     ) -> Result<Option<i64>> {
         self.tx(|tx| {
             // One admission per subject at a time, across replicas; the lock ends with the
