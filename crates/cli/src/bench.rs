@@ -31,6 +31,8 @@ pub enum BenchCmd {
     Voice(crate::bench_voice::BenchVoiceArgs),
     /// The perception stage (image input): time per image by stage, at 640×480 and 1920×1080.
     Vision(crate::bench_vision::BenchVisionArgs),
+    /// The state's cost per request: usage writes, batch-line claims, the shared rate limiter (SQLite vs PostgreSQL).
+    Store(crate::bench_store::BenchStoreArgs),
 }
 
 #[derive(Args)]
@@ -106,6 +108,7 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
         Some(BenchCmd::Audio(j)) => return crate::bench_audio::bench_audio(home, j),
         Some(BenchCmd::Voice(j)) => return crate::bench_voice::bench_voice(home, j),
         Some(BenchCmd::Vision(j)) => return crate::bench_vision::bench_vision(home, j),
+        Some(BenchCmd::Store(j)) => return crate::bench_store::bench_store(home, j),
         None => {}
     }
     crate::commands::set_threads(a.threads)?;

@@ -25,6 +25,7 @@ mod bench_embed;
 mod bench_json;
 mod bench_serve;
 mod bench_spec;
+mod bench_store;
 mod bench_vision;
 mod bench_voice;
 mod chat;
