@@ -14,6 +14,9 @@ pub struct DataDir {
     /// State directory (env TANDEM_DATA; default $TANDEM_HOME/data), as `serve` takes it.
     #[arg(long, env = "TANDEM_DATA", global = true)]
     data_dir: Option<PathBuf>,
+    /// Where file bytes live (default: the data directory's `files`), as `serve` takes it.
+    #[arg(long, env = "TANDEM_FILES_DIR", global = true)]
+    files_dir: Option<PathBuf>,
     /// PostgreSQL holding the state instead of the data directory's SQLite file, as `serve` takes it.
     #[arg(long, env = "TANDEM_DATABASE_URL", global = true, hide_env_values = true)]
     database_url: Option<String>,
@@ -22,6 +25,10 @@ pub struct DataDir {
 impl DataDir {
     pub fn dir(&self, home: &Home) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| home.data())
+    }
+
+    pub fn files(&self, home: &Home) -> PathBuf {
+        self.files_dir.clone().unwrap_or_else(|| self.dir(home).join("files"))
     }
 
     pub fn open(&self, home: &Home) -> Result<(Box<dyn Store>, KeyRing)> {

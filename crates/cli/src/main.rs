@@ -40,6 +40,7 @@ mod eval_qa;
 mod eval_route;
 mod eval_safety;
 mod keys;
+mod migrate_store;
 mod projects;
 mod pull;
 mod pull_wheel;
@@ -130,6 +131,8 @@ enum Cmd {
     Files(projects::FilesArgs),
     /// Usage and cost recorded by the server, grouped by day, key, model and project.
     Usage(keys::UsageArgs),
+    /// Move a data directory's SQLite store into an empty PostgreSQL database (for replicas).
+    MigrateStore(migrate_store::MigrateStoreArgs),
     /// Quality evaluations (HumanEval pass@1, run in a sandbox).
     Eval(eval_cmd::EvalArgs),
     /// The comparison table of the tiers, from the measurements stored under $TANDEM_HOME.
@@ -258,6 +261,7 @@ fn real_main(cli: Cli) -> Result<()> {
         Cmd::Bench(args) => bench::bench(&home, args),
         Cmd::Keys(args) => keys::keys(&home, args),
         Cmd::Usage(args) => keys::usage(&home, args),
+        Cmd::MigrateStore(args) => migrate_store::migrate_store(&home, args),
         Cmd::Projects(args) => projects::projects(&home, args),
         Cmd::Files(args) => projects::files(&home, args),
         Cmd::Eval(args) => eval_cmd::eval(&home, args),

@@ -224,7 +224,7 @@ pub fn files(home: &Home, a: FilesArgs) -> Result<()> {
                 bail!("no file {file}");
             }
             // The record first: a crash between the two leaves an orphan blob, never a dangling record.
-            let blobs = BlobDir::open(&a.data.dir(home).join("files"))?;
+            let blobs = BlobDir::open(&a.data.files(home))?;
             blobs.remove(&file)?;
             eprintln!("deleted {file}");
         }

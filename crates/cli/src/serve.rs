@@ -139,8 +139,8 @@ fn open_state(
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let (store, keyring) = crate::store_open::open_store(&data_dir, s.database_url.as_deref())?;
-    let blobs = tandem_store::BlobDir::open(&data_dir.join("files"))
-        .with_context(|| format!("opening {}", data_dir.join("files").display()))?;
+    let files = s.files_dir.clone().unwrap_or_else(|| data_dir.join("files"));
+    let blobs = tandem_store::BlobDir::open(&files).with_context(|| format!("opening {}", files.display()))?;
     let has_keys = store.has_keys()?;
     let host = s.host.clone().unwrap_or_default();
     let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());

@@ -211,6 +211,10 @@ pub struct Settings {
     /// Per-tier prices (`[prices.mini]` in tandem.toml only).
     #[arg(skip)]
     pub prices: Option<PriceTable>,
+    /// Where uploaded and batch-output file bytes live (default: the data directory's `files`);
+    /// replicas sharing PostgreSQL must share this directory too.
+    #[arg(long, env = "TANDEM_FILES_DIR")]
+    pub files_dir: Option<PathBuf>,
     /// PostgreSQL for the state (keys, projects, usage, files' records, batches) instead of the
     /// data directory's SQLite file: what replicas share (`postgres://user:password@host/db`).
     #[arg(long, env = "TANDEM_DATABASE_URL", hide_env_values = true)]

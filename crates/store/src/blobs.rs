@@ -1,10 +1,16 @@
-//! File bytes on disk: one file per id in a directory beside the database. A blob is written under a
-//! temporary name, synced, and renamed into place, so a crash never leaves a half-written blob under
-//! a real id.
+//! File bytes on disk: one file per id in a directory beside the database (or one directory every
+//! replica mounts, `--files-dir`). A blob is written under a temporary name of its own process,
+//! synced, and renamed into place, so a crash never leaves a half-written blob under a real id and
+//! two replicas writing the same id (a batch finalized twice) never mix their bytes.
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// Temporary files older than this are a crashed writer's leftovers (a live upload renames
+/// its file long before); younger ones may be another replica's write in progress.
+const STALE: Duration = Duration::from_secs(3600);
 
 use crate::Result;
 
@@ -25,8 +31,13 @@ impl BlobDir {
     pub fn open(dir: &Path) -> Result<Self> {
         fs::create_dir_all(dir)?;
         // Leftovers of writes a crash interrupted.
+        let now = SystemTime::now();
         for e in fs::read_dir(dir)?.flatten() {
-            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > STALE);
+            if e.file_name().to_string_lossy().starts_with(".tmp-") && old {
                 let _ = fs::remove_file(e.path());
             }
         }
@@ -40,7 +51,9 @@ impl BlobDir {
     }
 
     pub fn begin(&self, id: &str) -> Result<BlobWriter> {
-        let tmp = self.dir.join(format!(".tmp-{id}"));
+        // Unique to this write: a random name per call (containers on several machines may all
+        // be process 1).
+        let tmp = self.dir.join(format!(".tmp-{id}-{}", crate::random_id("", 8)?));
         let file = File::create(&tmp)?;
         Ok(BlobWriter {
             tmp,

@@ -7,6 +7,7 @@
 //!   `migrations`: its schema, migration by migration; `rows`: its column lists and row mappers.
 //! - `pg_store`: `PgStore`, the same contract on PostgreSQL for many replicas; `pg_migrations`:
 //!   its schema (the SQLite schema's latest shape in PostgreSQL's types); `pg_rows`: its row mappers.
+//! - `copy`: an embedded store moved into PostgreSQL (`tandem migrate-store`).
 //! - `blobs`: `BlobDir`, file bytes on disk beside the database (written atomically).
 //! - `keys`: API key generation and the HMAC digests the store keeps instead of keys.
 //! - `projects`: the tenants that own keys, files, batches and usage.
@@ -17,6 +18,7 @@
 //! blocking threads), so the server has one code path for both backends.
 
 mod blobs;
+mod copy;
 mod ids;
 mod keys;
 mod migrations;
@@ -29,6 +31,7 @@ mod sqlite;
 mod types;
 
 pub use blobs::{BlobDir, BlobWriter};
+pub use copy::{copy_into_postgres, Copied};
 pub use ids::random_id;
 pub use keys::{create_key, generate_key, hint, key_id, KeyRecord, KeyRing, KeyUpdate, NewKey};
 pub use pg_store::PgStore;
