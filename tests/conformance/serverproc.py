@@ -17,11 +17,13 @@ def binary():
     return os.environ.get("TANDEM_BIN") or str(ROOT / "target/release/tandem")
 
 
-def start(*args, log=None):
-    """`tandem serve --port 0 ARGS…`; returns (process, base URL) once it listens. Its stderr is
-    drained in the background so it never blocks on a full pipe (into the file `log` if given)."""
-    proc = subprocess.Popen([binary(), "serve", "--port", "0", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start(*args, log=None, port=0, env=None):
+    """`tandem serve --port PORT ARGS…` (0: any free port); returns (process, base URL) once it
+    listens. Its stderr is drained in the background so it never blocks on a full pipe (into the
+    file `log` if given)."""
+    proc = subprocess.Popen([binary(), "serve", "--port", str(port), *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=None if env is None else {**os.environ, **env})
     deadline = time.time() + 120
     while time.time() < deadline:
         line = proc.stdout.readline()
