@@ -2,8 +2,9 @@
 //!
 //! parse (the JSON object, once) → hear and see (audio and image parts become text) → bind to a tier (`request::bind`: validate, tokenise) →
 //! route (`model: "auto"`: the router may bind again on its tier) → admit (budgets, rate-limit
-//! charge released on drop, the key's moderation policy) → input guard (a `Decision`) → submit
-//! (or the cascade, which binds the same object on the large tier) → output filter → `Outcome`.
+//! charge released on drop, the key's moderation policy) → input guard (a `Decision`) → spend hold
+//! (budgets, until the usage record) → submit (or the cascade, which binds the same object on the
+//! large tier) → output filter → `Outcome`.
 //!
 //! Front doors only render the `Outcome` (JSON, SSE, a batch line). Policy never builds a
 //! response here; usage is recorded where the response is rendered (`respond`), once.
@@ -86,15 +87,28 @@ pub async fn run(state: &Arc<AppState>, caller: &Caller, req: Request<'_>) -> Re
         Decision::Flagged(h) => Some(h),
         Decision::Blocked(h) => return Ok(Outcome::Refused { v, moderation: h }),
     };
-    let (v, rx, route) = match route {
+    let held = hold_spend(state, caller, &v, req.batch).await?;
+    let started = match route {
         Some(Routed { large: Some(large), .. }) => {
-            let (big, rx, out) = crate::router::cascade(state, v, large, &body).await?;
-            let header = crate::router::header(state, out.tier, out.reason, Some(out.detail));
-            (big, rx, Some(header))
+            crate::router::cascade(state, v, large, &body)
+                .await
+                .map(|(big, rx, out)| {
+                    let header = crate::router::header(state, out.tier, out.reason, Some(out.detail));
+                    (big, rx, Some(header))
+                })
         }
-        r => {
-            let rx = submit(state, &v, req.batch || req.background).await?;
-            (v, rx, r.map(|r| r.header))
+        r => submit(state, &v, req.batch || req.background)
+            .await
+            .map(|rx| (v, rx, r.map(|r| r.header))),
+    };
+    let (v, rx, route) = match started {
+        Ok(s) => s,
+        Err(e) => {
+            // Nothing ran, so no usage will end the hold: end it here.
+            if let Some(id) = held {
+                let _ = state.db(move |s| s.release_spend(&id)).await;
+            }
+            return Err(e);
         }
     };
     let rx = if v.moderation.output || v.moderation.redact {
@@ -157,6 +171,36 @@ fn admit(state: &AppState, caller: &Caller, v: &mut ValidRequest, batch: bool) -
         v.account.charge = caller.admit(&state.limiter, estimate)?;
     }
     Ok(())
+}
+
+/// Holds the request's largest possible cost (its prompt and all of `max_tokens` for each
+/// choice) against its key's and project's budgets, where they have one, until its usage is
+/// recorded under the same id — so requests of one key running at once overspend a budget by at
+/// most one request's cost, on one server or many. Batch lines are checked when their batch is
+/// created. `Some(id)` when a hold was taken.
+async fn hold_spend(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    v: &ValidRequest,
+    batch: bool,
+) -> Result<Option<String>, ApiError> {
+    let budgeted = caller.key.as_ref().is_some_and(|k| k.budget.is_some())
+        || caller.project.as_ref().is_some_and(|p| p.budget.is_some());
+    if batch || !budgeted {
+        return Ok(None);
+    }
+    let (.., amount) = crate::respond::price(state, v).cost(v.gen.prompt.len(), 0, v.gen.max_tokens * v.gen.n);
+    let h = tandem_store::SpendHold {
+        id: v.id.clone(),
+        key_id: caller.key_id(),
+        project_id: caller.project_id(),
+        amount,
+        created_at: crate::state::unix_now(),
+    };
+    match state.db(move |s| s.hold_spend(&h)).await? {
+        None => Ok(Some(v.id.clone())),
+        Some(r) => Err(ApiError::insufficient_quota(r.scope, r.budget, r.committed)),
+    }
 }
 
 /// Hands the request to its tier's engine. A batch line waits while the engine is overloaded (not

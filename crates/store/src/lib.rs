@@ -38,8 +38,8 @@ pub use pg_store::PgStore;
 pub use projects::{Archived, ProjectRecord, ProjectUpdate};
 pub use sqlite::SqliteStore;
 pub use types::{
-    day_start, utc_date, BatchLine, BatchRecord, BatchStatus, FileRecord, LineOutcome, LineResult, ModerationEvent,
-    RequestCounts, ResponseRecord, UsageDim, UsageRecord, UsageRow, UsageTotals,
+    day_start, utc_date, BatchLine, BatchRecord, BatchStatus, BudgetReached, FileRecord, LineOutcome, LineResult,
+    ModerationEvent, RequestCounts, ResponseRecord, SpendHold, UsageDim, UsageRecord, UsageRow, UsageTotals, HOLD_TTL,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -161,8 +161,18 @@ pub trait Store: Send + Sync {
         at: u64,
     ) -> Result<bool>;
 
-    /// Records one response's usage and adds its cost to its key's spend, in one transaction.
+    /// Records one response's usage and adds its cost to its key's spend, in one transaction; a
+    /// spend hold of the same request id ends in it too.
     fn insert_usage(&self, u: &UsageRecord) -> Result<()>;
+    /// Holds `amount` dollars of a running request's possible cost against its key's and its
+    /// project's budgets — if each one's recorded spend plus the holds of requests still running is
+    /// below it — until the request's usage is recorded (same id) or `release_spend`. So however
+    /// many requests of one key run at once, a budget is overspent by at most one request's cost.
+    /// `Some` names the budget that is reached. Holds older than an hour (a replica that died
+    /// mid-request) no longer count.
+    fn hold_spend(&self, h: &SpendHold) -> Result<Option<BudgetReached>>;
+    /// Ends a hold whose request records no usage (it failed before running).
+    fn release_spend(&self, id: &str) -> Result<()>;
     /// Usage records created at or after `since` (unix seconds), oldest first.
     fn usage_since(&self, since: u64) -> Result<Vec<UsageRecord>>;
     /// Records a moderation decision (a flagged or blocked input or output).

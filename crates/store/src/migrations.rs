@@ -148,6 +148,18 @@ CREATE INDEX responses_pending ON responses (pending) WHERE pending = 1;
 ALTER TABLE batch_lines ADD COLUMN claimed_by TEXT;
 ALTER TABLE batch_lines ADD COLUMN lease_until INTEGER;
 "#,
+    // Running requests' possible costs, held against budgets until their usage is recorded.
+    r#"
+CREATE TABLE spend_holds (
+    id TEXT PRIMARY KEY,
+    key_id TEXT,
+    project_id TEXT,
+    amount REAL NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX spend_holds_by_key ON spend_holds (key_id);
+CREATE INDEX spend_holds_by_project ON spend_holds (project_id);
+"#,
 ];
 
 /// The migration that brought in projects (1-based, as `user_version` counts).

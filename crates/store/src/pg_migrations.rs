@@ -140,4 +140,16 @@ CREATE TABLE rate_charges (
 );
 CREATE INDEX rate_charges_by_subject ON rate_charges (subject, at);
 "#,
+    // Running requests' possible costs (SQLite's migration 7).
+    r#"
+CREATE TABLE spend_holds (
+    id TEXT PRIMARY KEY,
+    key_id TEXT,
+    project_id TEXT,
+    amount DOUBLE PRECISION NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX spend_holds_by_key ON spend_holds (key_id);
+CREATE INDEX spend_holds_by_project ON spend_holds (project_id);
+"#,
 ];

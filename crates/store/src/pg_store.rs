@@ -157,7 +157,8 @@ fn insert_usage(c: &mut impl GenericClient, u: &UsageRecord) -> std::result::Res
         ],
     )?;
     // The key's and the project's running spend move with their usage records, in the same
-    // transaction.
+    // transaction, and the request's spend hold ends there.
+    c.execute("DELETE FROM spend_holds WHERE id = $1", &[&u.request_id])?;
     if let Some(k) = &u.key_id {
         c.execute("UPDATE keys SET spent = spent + $2 WHERE id = $1", &[k, &u.cost])?;
     }
@@ -550,6 +551,55 @@ impl Store for PgStore {
         let sql = format!("SELECT {USAGE_COLS} FROM usage WHERE created_at >= $1 ORDER BY id");
         let rs = self.with(|c| c.query(&sql, &[&i(since)]))?;
         rows(rs, usage_row)
+    }
+
+    fn hold_spend(&self, h: &SpendHold) -> Result<Option<BudgetReached>> {
+        self.tx(|tx| {
+            tx.execute(
+                "DELETE FROM spend_holds WHERE created_at < $1",
+                &[&i(h.created_at.saturating_sub(HOLD_TTL))],
+            )?;
+            // The key's row, then the project's, locked in that order (as usage inserts update
+            // them): concurrent holds of one key or project wait for each other here.
+            let scopes = [("key", "keys", &h.key_id), ("project", "projects", &h.project_id)];
+            for (scope, table, id) in scopes {
+                let Some(id) = id else { continue };
+                let Some(row) = tx.query_opt(
+                    &format!("SELECT budget, spent FROM {table} WHERE id = $1 FOR UPDATE"),
+                    &[id],
+                )?
+                else {
+                    continue;
+                };
+                let (budget, spent): (Option<f64>, f64) = (row.get(0), row.get(1));
+                let Some(budget) = budget else { continue };
+                let held: f64 = tx
+                    .query_one(
+                        &format!(
+                            "SELECT COALESCE(SUM(amount), 0)::DOUBLE PRECISION FROM spend_holds WHERE {scope}_id = $1"
+                        ),
+                        &[id],
+                    )?
+                    .get(0);
+                if spent + held >= budget {
+                    return Ok(Some(BudgetReached {
+                        scope,
+                        budget,
+                        committed: spent + held,
+                    }));
+                }
+            }
+            tx.execute(
+                "INSERT INTO spend_holds (id, key_id, project_id, amount, created_at) VALUES ($1, $2, $3, $4, $5)",
+                &[&h.id, &h.key_id, &h.project_id, &h.amount, &i(h.created_at)],
+            )?;
+            Ok(None)
+        })
+    }
+
+    fn release_spend(&self, id: &str) -> Result<()> {
+        self.with(|c| c.execute("DELETE FROM spend_holds WHERE id = $1", &[&id]))?;
+        Ok(())
     }
 
     fn insert_moderation(&self, e: &ModerationEvent) -> Result<()> {

@@ -449,6 +449,50 @@ impl Store for SqliteStore {
         })
     }
 
+    fn hold_spend(&self, h: &SpendHold) -> Result<Option<BudgetReached>> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let stale = h.created_at.saturating_sub(HOLD_TTL) as i64;
+            tx.execute("DELETE FROM spend_holds WHERE created_at < ?1", [stale])?;
+            let scopes = [("key", "keys", &h.key_id), ("project", "projects", &h.project_id)];
+            for (scope, table, id) in scopes {
+                let Some(id) = id else { continue };
+                let row: Option<(Option<f64>, f64, f64)> = tx
+                    .query_row(
+                        &format!(
+                            "SELECT budget, spent, (SELECT IFNULL(SUM(amount), 0.0) FROM spend_holds \
+                             WHERE {scope}_id = ?1) FROM {table} WHERE id = ?1"
+                        ),
+                        [id],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?;
+                if let Some((Some(budget), spent, held)) = row {
+                    if spent + held >= budget {
+                        return Ok(Some(BudgetReached {
+                            scope,
+                            budget,
+                            committed: spent + held,
+                        }));
+                    }
+                }
+            }
+            tx.execute(
+                "INSERT INTO spend_holds (id, key_id, project_id, amount, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![h.id, h.key_id, h.project_id, h.amount, h.created_at as i64],
+            )?;
+            tx.commit()?;
+            Ok(None)
+        })
+    }
+
+    fn release_spend(&self, id: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM spend_holds WHERE id = ?1", [id])?;
+            Ok(())
+        })
+    }
+
     fn insert_moderation(&self, e: &ModerationEvent) -> Result<()> {
         self.with(|c| {
             c.execute(
@@ -782,7 +826,8 @@ fn insert_usage(c: &Connection, u: &UsageRecord) -> rusqlite::Result<()> {
         ],
     )?;
     // The key's and the project's running spend move with their usage records, in the same
-    // transaction.
+    // transaction, and the request's spend hold ends there.
+    c.execute("DELETE FROM spend_holds WHERE id = ?1", [&u.request_id])?;
     if let Some(k) = &u.key_id {
         c.execute("UPDATE keys SET spent = spent + ?2 WHERE id = ?1", params![k, u.cost])?;
     }

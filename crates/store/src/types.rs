@@ -358,3 +358,26 @@ pub struct ResponseRecord {
     /// A background response not finished yet.
     pub pending: bool,
 }
+
+/// A running request's possible cost, held against its key's and project's budgets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpendHold {
+    /// The request's id: its usage record carries the same.
+    pub id: String,
+    pub key_id: Option<String>,
+    pub project_id: Option<String>,
+    /// Dollars: the request's cost if it uses all of `max_tokens`.
+    pub amount: f64,
+    pub created_at: u64,
+}
+
+/// The budget a hold would pass: whose (`key` or `project`), the budget and what is spent and held.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetReached {
+    pub scope: &'static str,
+    pub budget: f64,
+    pub committed: f64,
+}
+
+/// Holds older than this no longer count (their replica died mid-request).
+pub const HOLD_TTL: u64 = 3600;
