@@ -65,6 +65,10 @@ pub struct BenchArgs {
     /// Output: md (a table) or json (llama-bench's fields).
     #[arg(short = 'o', long, default_value = "md")]
     output: String,
+    /// Also measure the memory read bandwidth of the compute threads (a 1 GiB buffer, after the
+    /// tests) and each decode test's share of it.
+    #[arg(long)]
+    bandwidth: bool,
 }
 
 fn list(s: &str, what: &str) -> Result<Vec<usize>> {
@@ -190,6 +194,7 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
         "tandem: results saved to {} (tandem report reads them)",
         saved.display()
     );
+    let ceiling = a.bandwidth.then(|| bandwidth(&path, &mut results, threads));
     if a.output == "json" {
         println!("{}", serde_json::to_string_pretty(&results)?);
         return Ok(());
@@ -218,5 +223,54 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
             r["max_rss_bytes"].as_u64().unwrap_or(0) >> 20
         );
     }
+    if let Some(gbps) = ceiling {
+        print_bandwidth(&results, gbps, threads);
+    }
     Ok(())
+}
+
+/// Measures the read ceiling (`tandem_kernels::bandwidth`, best of 5 passes over 1 GiB on the
+/// compute threads) and adds to each decode test the bytes of weights it reads per token — every
+/// tensor but the token-embedding table, of which a step reads one row — and the share of the
+/// ceiling its speed implies. Returns the ceiling in GB/s.
+fn bandwidth(path: &std::path::Path, results: &mut [serde_json::Value], threads: usize) -> f64 {
+    let buf = tandem_kernels::bandwidth::probe_buffer(1 << 30);
+    let gbps = tandem_kernels::bandwidth::read_gbps(&buf, 5, tandem_kernels::dispatch::Isa::detected());
+    drop(buf);
+    let per_token = tandem_gguf::GgufFile::open(path).map_or(0, |f| {
+        f.tensors()
+            .iter()
+            .filter(|t| t.name != "token_embd.weight")
+            .map(|t| t.n_bytes)
+            .sum::<u64>()
+    });
+    for r in results.iter_mut().filter(|r| r["n_gen"].as_u64().unwrap_or(0) > 0) {
+        let read = per_token as f64 * r["avg_ts"].as_f64().unwrap_or(0.0) / 1e9;
+        r["weights_bytes_per_token"] = json!(per_token);
+        r["read_gbps"] = json!(read);
+        r["ceiling_gbps"] = json!(gbps);
+        r["ceiling_fraction"] = json!(read / gbps);
+    }
+    eprintln!("tandem: memory read ceiling {gbps:.1} GB/s ({threads} threads, 1 GiB, best of 5)");
+    gbps
+}
+
+fn print_bandwidth(results: &[serde_json::Value], gbps: f64, threads: usize) {
+    println!("\nmemory read ceiling: {gbps:.1} GB/s ({threads} threads, measured in this run)\n");
+    println!("| test | weights read per token | read rate | share of the ceiling |");
+    println!("|---|---:|---:|---:|");
+    for r in results.iter().filter(|r| r.get("ceiling_fraction").is_some()) {
+        let (ng, d) = (r["n_gen"].as_u64().unwrap_or(0), r["n_depth"].as_u64().unwrap_or(0));
+        let test = if d > 0 {
+            format!("tg{ng} @ d{d}")
+        } else {
+            format!("tg{ng}")
+        };
+        println!(
+            "| {test} | {:.0} MiB | {:.1} GB/s | {:.0}% |",
+            r["weights_bytes_per_token"].as_u64().unwrap_or(0) as f64 / (1u64 << 20) as f64,
+            r["read_gbps"].as_f64().unwrap_or(0.0),
+            100.0 * r["ceiling_fraction"].as_f64().unwrap_or(0.0)
+        );
+    }
 }

@@ -18,6 +18,7 @@
 //! - `ops`: small f32 vector ops of the forward pass (rms_norm, softmax, silu, rope helpers).
 
 pub mod attention;
+pub mod bandwidth;
 pub mod blocks;
 pub mod conv;
 pub mod decode;
