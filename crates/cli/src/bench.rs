@@ -125,10 +125,7 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
     let mut lm = LoadedModel::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let longest = prompts.iter().chain(&gens).copied().max().unwrap_or(1);
     let ctx = depths.iter().copied().max().unwrap_or(0) + longest + 1;
-    let mode: tandem_model::RopeScaling = a
-        .rope_scaling
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("--rope-scaling {e}"))?;
+    let mode = crate::sys::rope_scaling(&a.rope_scaling)?;
     if ctx > lm.model.config.full_context(mode) {
         bail!(
             "depth {ctx} is past the model's {} positions under --rope-scaling {}",

@@ -207,10 +207,7 @@ pub fn logits(home: &Home, a: LogitsArgs) -> Result<()> {
     }
     let path = home.resolve_model(&a.model.model)?;
     let mut lm = LoadedModel::load(&path)?;
-    let mode: tandem_model::RopeScaling = a
-        .rope_scaling
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("--rope-scaling {e}"))?;
+    let mode = crate::sys::rope_scaling(&a.rope_scaling)?;
     let yarn_past = lm.model.config.set_rope_for(ids.len() + 1, mode);
     let rope = tandem_model::Rope::reaching(ids.len() + 1, yarn_past);
     let kv_type = if a.exact {

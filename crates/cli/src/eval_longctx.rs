@@ -126,10 +126,7 @@ pub fn eval_longctx(home: &Home, a: LongctxArgs) -> Result<()> {
     if !todo.is_empty() {
         let mut lm = LoadedModel::load(home.resolve_model(&a.model.model)?)?;
         let ctx = a.lengths.iter().copied().max().unwrap_or(0) + 128;
-        let mode = a
-            .rope_scaling
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("--rope-scaling {e}"))?;
+        let mode = crate::sys::rope_scaling(&a.rope_scaling)?;
         let kv_type = crate::sys::kv_type(&a.kv_type)?;
         let plan = crate::context_plan::plan(&mut lm.model.config, Some(ctx), mode, usize::MAX, kv_type);
         if plan.ctx < ctx {

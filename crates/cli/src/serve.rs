@@ -203,12 +203,7 @@ impl EngineSettings {
     fn from(s: &Settings) -> Result<Self> {
         let e = Self {
             ctx_size: s.ctx_size,
-            rope_scaling: s
-                .rope_scaling
-                .as_deref()
-                .unwrap_or("auto")
-                .parse()
-                .map_err(|e: String| anyhow::anyhow!("--rope-scaling {e}"))?,
+            rope_scaling: crate::sys::rope_scaling(s.rope_scaling.as_deref().unwrap_or("auto"))?,
             parallel: s.parallel.unwrap_or_default(),
             step_tokens: s.step_tokens.unwrap_or_default(),
             kv_type: crate::sys::kv_type(s.kv_type.as_deref().unwrap_or_default())?,

@@ -28,6 +28,11 @@ pub fn speech_precision(s: Option<&str>) -> Result<tandem_audio::Precision> {
     }
 }
 
+/// `--rope-scaling auto|none|yarn|yarn:F`, as every command that takes it reads it.
+pub fn rope_scaling(s: &str) -> Result<tandem_model::RopeScaling> {
+    s.parse().map_err(|e: String| anyhow::anyhow!("--rope-scaling {e}"))
+}
+
 pub fn kv_type(s: &str) -> Result<KvType> {
     match s {
         "f16" => Ok(KvType::F16),
