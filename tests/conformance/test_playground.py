@@ -176,7 +176,7 @@ def test_stop_ends_the_stream_and_frees_the_server(site, browser):
     wait(b, "const a = [...document.querySelectorAll('article.msg-assistant')].pop();"
             "return a && a.dataset.state === 'streaming' && a.querySelector('.msg-body').innerText.length > 40")
     el(b, "#chat-stop").click()
-    wait(b, "const a = [...document.querySelectorAll('article.msg-assistant')].pop(); return a.dataset.state === 'stopped'", 10)
+    wait(b, "const a = [...document.querySelectorAll('article.msg-assistant')].pop(); return a.dataset.state === 'stopped'", 20)
     first = js(b, "return [...document.querySelectorAll('article.msg-assistant')].pop().querySelector('.msg-body').innerText")
     time.sleep(1.5)
     later = js(b, "return [...document.querySelectorAll('article.msg-assistant')].pop().querySelector('.msg-body').innerText")

@@ -101,7 +101,9 @@ export async function streamChat(body, { signal, onDelta } = {}) {
       if (onDelta) onDelta(run);
     }
   } catch (e) {
-    if (e.name !== 'AbortError') throw e;
+    // Stopped by the user: however the stream ended after the abort (a rejected read, or a
+    // closed body that looks cut off), it is a stop, not an error.
+    if (e.name !== 'AbortError' && !(signal && signal.aborted)) throw e;
     run.finish = 'stopped';
   }
   run.elapsed = performance.now() - t0;

@@ -253,15 +253,17 @@ async function generate(s) {
   if (pinned) toBottom(s.ui.messages);
   const body = el.querySelector('.msg-body');
   const live = liveRenderer(body, () => { if (pinned) toBottom(s.ui.messages); });
-  setBusy(s, new AbortController());
+  const controller = new AbortController();
+  setBusy(s, controller);
   let run = null;
   try {
-    run = await streamChat(request(conv, wire), { signal: s.controller.signal, onDelta: (r) => { run = r; live.update(r.text); } });
+    run = await streamChat(request(conv, wire), { signal: controller.signal, onDelta: (r) => { run = r; live.update(r.text); } });
     reply.content = run.text;
     reply.meta = metaOf(run);
   } catch (e) {
     reply.content = run ? run.text : '';
-    reply.meta = e.name === 'AbortError' ? { model: conv.model, finish: 'stopped' } : { model: conv.model, error: errorText(e) };
+    const stopped = e.name === 'AbortError' || controller.signal.aborted;
+    reply.meta = stopped ? { model: conv.model, finish: 'stopped' } : { model: conv.model, error: errorText(e) };
   }
   if (s.dead) return;
   live.finish(reply.content);

@@ -64,9 +64,10 @@ function pane(name, served, model) {
         foot.replaceChildren(statsLine(metaOf(r)), h('p', { class: 'hint', text: measuredAs(how) }));
         el.dataset.state = r.finish === 'stopped' ? 'stopped' : 'done';
       } catch (e) {
+        const stopped = e.name === 'AbortError' || signal.aborted;
         live.finish(last ? last.text : '');
-        foot.replaceChildren(e.name === 'AbortError' ? h('p', { class: 'stats', text: 'Stopped.' }) : errorBox(errorText(e)));
-        el.dataset.state = e.name === 'AbortError' ? 'stopped' : 'error';
+        foot.replaceChildren(stopped ? h('p', { class: 'stats', text: 'Stopped.' }) : errorBox(errorText(e)));
+        el.dataset.state = stopped ? 'stopped' : 'error';
       }
     },
   };
