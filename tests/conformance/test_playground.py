@@ -95,8 +95,10 @@ def send(b, text):
     el(b, "#chat-send").click()
 
 
-def last_answer_state(b):
-    return js(b, "const a = [...document.querySelectorAll('article.msg-assistant')].pop(); return a && a.dataset.state")
+def wait_answer(b, state, timeout=90):
+    """Waits until the newest assistant message is in `state` (streaming, done, stopped, error)."""
+    wait(b, "const a = [...document.querySelectorAll('article.msg-assistant')].pop(); "
+            "return a && a.dataset.state === arguments[0]", timeout, state)
 
 
 def new_chat(b):
@@ -159,7 +161,7 @@ def test_key_dialog_then_an_answer_streams_in_several_renders(site, browser):
           if (a && a.dataset.state === 'streaming' && r.target.classList.contains('msg-body')) window.__renders++; } })
         .observe(document.querySelector('.messages'), {childList: true, subtree: true});""")
     send(b, "Count from 1 to 30, separated by commas.")
-    wait(b, "const a = [...document.querySelectorAll('article.msg-assistant')].pop(); return a && a.dataset.state === 'done'")
+    wait_answer(b, 'done')
     renders = js(b, "return window.__renders")
     assert renders >= 3, f"{renders} intermediate renders"
     stats = js(b, "return [...document.querySelectorAll('article.msg-assistant')].pop().querySelector('.stats').innerText")
@@ -176,7 +178,7 @@ def test_stop_ends_the_stream_and_frees_the_server(site, browser):
     wait(b, "const a = [...document.querySelectorAll('article.msg-assistant')].pop();"
             "return a && a.dataset.state === 'streaming' && a.querySelector('.msg-body').innerText.length > 40")
     el(b, "#chat-stop").click()
-    wait(b, "const a = [...document.querySelectorAll('article.msg-assistant')].pop(); return a.dataset.state === 'stopped'", 20)
+    wait_answer(b, 'stopped', 20)
     first = js(b, "return [...document.querySelectorAll('article.msg-assistant')].pop().querySelector('.msg-body').innerText")
     time.sleep(1.5)
     later = js(b, "return [...document.querySelectorAll('article.msg-assistant')].pop().querySelector('.msg-body').innerText")
@@ -201,7 +203,7 @@ def test_an_api_error_is_shown_readably(site, browser):
     t.send_keys("7")
     el(b, "#chat-prompt").click()
     send(b, "Hello")
-    wait(b, "return [...document.querySelectorAll('article.msg-assistant')].pop().dataset.state === 'error'", 30)
+    wait_answer(b, 'error', 30)
     err = js(b, "return [...document.querySelectorAll('article.msg-assistant')].pop().querySelector('.error').innerText")
     assert "400" in err and "temperature" in err, err
 
@@ -213,7 +215,7 @@ def test_switch_model_to_auto_shows_the_tier_and_why(site, browser):
     new_chat(b)
     Select(el(b, "#chat-model")).select_by_value("auto")
     send(b, "Say hello in French.")
-    wait(b, "const a = [...document.querySelectorAll('article.msg-assistant')].pop(); return a && a.dataset.state === 'done'")
+    wait_answer(b, 'done')
     stats = js(b, "return [...document.querySelectorAll('article.msg-assistant')].pop().querySelector('.stats').innerText")
     assert "routed:" in stats and "reason=" in stats, stats
     # The choice is kept with the conversation.
@@ -223,7 +225,7 @@ def test_switch_model_to_auto_shows_the_tier_and_why(site, browser):
     # An alias reaches its tier; the answer names the model that answered.
     Select(el(b, "#chat-model")).select_by_value("gpt-4o-mini")
     send(b, "Say bonjour.")
-    wait(b, "const a = [...document.querySelectorAll('article.msg-assistant')].pop(); return a && a.dataset.state === 'done'")
+    wait_answer(b, 'done')
     stats = js(b, "return [...document.querySelectorAll('article.msg-assistant')].pop().querySelector('.stats').innerText")
     assert "0.5b" in stats and "routed:" not in stats, stats
 
@@ -305,7 +307,7 @@ def test_images_speech_and_read_aloud_when_served(site, browser):
     el(b, "#chat-image").send_keys(str(pathlib.Path(__file__).parent.parent.parent / "tests/data/vision/chelsea.png"))
     wait(b, "return document.querySelectorAll('.attachments img').length === 1")
     send(b, "What is in this picture? One sentence.")
-    wait(b, "const a = [...document.querySelectorAll('article.msg-assistant')].pop(); return a && a.dataset.state === 'done'", 120)
+    wait_answer(b, 'done', 120)
     assert js(b, "return document.querySelectorAll('.msg-user .msg-images img').length") == 1
     speak = [x for x in b.find_elements("css selector", "form.composer button") if x.text == "Speak"][0]
     speak.click()
@@ -406,7 +408,7 @@ def test_a_keyboard_only_flow(site, browser):
 
     tab_to("a.id === 'chat-prompt'")
     ActionChains(b).send_keys("Say hi.").send_keys(Keys.ENTER).perform()
-    wait(b, "const a = [...document.querySelectorAll('article.msg-assistant')].pop(); return a && a.dataset.state === 'done'")
+    wait_answer(b, 'done')
     tab_to("a.getAttribute('href') === '#compare'", 200)
     ActionChains(b).send_keys(Keys.ENTER).perform()
     wait(b, "return !document.querySelector('#view-compare').hidden && document.activeElement.id === 'compare-prompt'", 10)

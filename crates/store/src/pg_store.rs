@@ -184,12 +184,6 @@ fn charges(
         .collect())
 }
 
-/// `status IN (...)` for a list of statuses (their names are fixed identifiers, not client input).
-fn status_in(from: &[BatchStatus]) -> String {
-    let names: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
-    format!("status IN ({})", names.join(", "))
-}
-
 fn rows<T>(rs: Vec<Row>, f: impl Fn(&Row) -> Result<T>) -> Result<Vec<T>> {
     rs.iter().map(f).collect()
 }

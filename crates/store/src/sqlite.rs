@@ -93,12 +93,6 @@ fn insert_file(c: &Connection, f: &FileRecord) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// `status IN (...)` for a list of statuses (their names are fixed identifiers, not client input).
-fn status_in(from: &[BatchStatus]) -> String {
-    let names: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
-    format!("status IN ({})", names.join(", "))
-}
-
 impl Store for SqliteStore {
     fn insert_file(&self, f: &FileRecord) -> Result<()> {
         self.with(|c| insert_file(c, f))

@@ -31,6 +31,13 @@ pub enum BatchStatus {
     Cancelled,
 }
 
+/// `status IN (...)` for a list of statuses, in both dialects (their names are fixed identifiers,
+/// not client input).
+pub(crate) fn status_in(from: &[BatchStatus]) -> String {
+    let names: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    format!("status IN ({})", names.join(", "))
+}
+
 impl BatchStatus {
     pub const ALL: [BatchStatus; 8] = [
         Self::Validating,
