@@ -11,6 +11,7 @@
 //! - `gemm_i8`: dense int8 matmul (per-row scales, VNNI) for models whose weights arrive as floats.
 //! - `dense`: a dense layer from float weights, held as f32 or int8 rows (`Precision`).
 //! - `decode`: generated tokens' matmul on the int8 kernels (`matmul_decode`).
+//! - `packed`: weights repacked at load into 16-row panels for generated tokens (`matmul_packed`).
 //! - `prompt`: prompt tokens' matmul on the CPU's matrix unit (AMX bf16) where there is one.
 //! - `pool`: the compute thread pool every forward step runs in.
 //! - `rng`: a small seeded RNG (xoshiro256**) so the same seed gives the same samples on every build.
@@ -28,6 +29,7 @@ pub mod gemm_i8;
 pub mod kv_q8;
 pub mod matmul;
 pub mod ops;
+pub mod packed;
 pub mod pool;
 pub mod prompt;
 pub mod q8;
