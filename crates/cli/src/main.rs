@@ -70,15 +70,17 @@ struct Cli {
     #[arg(long, env = "TANDEM_HOME", global = true)]
     home: Option<PathBuf>,
     /// How prompt tokens are multiplied (matmuls and attention): auto (AMX tiles where the CPU has
-    /// them, else exact), amx, bf16 (AVX-512 BF16 dot products: opt-in, not measured faster yet),
-    /// or exact (f32 kernels: slower prompts, f32 instead of bf16 products). A kernel the CPU lacks
-    /// gives exact.
-    #[arg(long, env = "TANDEM_PROMPT_KERNEL", global = true, default_value = "auto", value_parser = ["auto", "amx", "bf16", "exact"])]
+    /// them, else int8 where generated tokens run on packed int8 weights, else exact), amx, bf16
+    /// (AVX-512 BF16 dot products: opt-in, not measured faster yet), int8 (the generated tokens'
+    /// kernels) or exact (f32 kernels: slower prompts). A kernel the CPU lacks gives exact.
+    #[arg(long, env = "TANDEM_PROMPT_KERNEL", global = true, default_value = "auto", value_parser = ["auto", "amx", "bf16", "int8", "exact"])]
     prompt_kernel: String,
     /// How generated tokens are multiplied: int8 (activations rounded to 8-bit blocks of 32,
-    /// integer dot products with the weights' own integers: the fast path) or exact (f32
-    /// activations against the dequantised weights: ~2x slower decoding).
-    #[arg(long, env = "TANDEM_DECODE_KERNEL", global = true, default_value = "int8", value_parser = ["int8", "exact"])]
+    /// integer dot products with the weights' own integers, on a copy of the weights packed at
+    /// load where the CPU has AVX-512 VNNI: the fast path), int8-rows (the same rounding on the
+    /// file's own rows: no packed copy, slower) or exact (f32 activations against the dequantised
+    /// weights).
+    #[arg(long, env = "TANDEM_DECODE_KERNEL", global = true, default_value = "int8", value_parser = ["int8", "int8-rows", "exact"])]
     decode_kernel: String,
     #[command(subcommand)]
     command: Cmd,
@@ -191,10 +193,12 @@ fn main() {
         use tandem_kernels::{DecodeKernel, KernelChoice, PromptKernel};
         let decode = match cli.decode_kernel.as_str() {
             "exact" => DecodeKernel::Exact,
+            "int8-rows" => DecodeKernel::Int8Rows,
             _ => DecodeKernel::Int8,
         };
         let prompt = match cli.prompt_kernel.as_str() {
             "amx" => Some(PromptKernel::Amx),
+            "int8" => Some(PromptKernel::Int8),
             "bf16" => Some(PromptKernel::Bf16Dot),
             "exact" => Some(PromptKernel::Exact),
             _ => None,

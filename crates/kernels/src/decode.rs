@@ -12,6 +12,7 @@ use rayon::prelude::*;
 
 use crate::dispatch::{dot_q8, DecodeKernel, Isa, KernelChoice};
 use crate::matmul::{matmul, OutPtr, QMatrix};
+use crate::packed;
 use crate::q8::{self, QuantActs};
 
 thread_local! {
@@ -24,11 +25,19 @@ thread_local! {
 const ROW_BLOCK: usize = 16;
 
 /// `y[t][r] = Σ_c x[t][c] · W[r][c]` for generated tokens. x: [n_tok, cols], y: [n_tok, rows].
-/// Int8 kernels for the types that have them (unless `--decode-kernel exact`), else `matmul`.
+/// Int8 kernels for the types that have them (unless `--decode-kernel exact`): the packed panels'
+/// where `w` carries them and the CPU runs them (`crate::packed`), else the row kernels here;
+/// `matmul` for the rest.
 pub fn matmul_decode(w: &QMatrix, x: &[f32], y: &mut [f32], k: KernelChoice) {
     let isa = k.isa();
     if k.decode() == DecodeKernel::Exact || !q8::supported(w.ty) || !w.cols.is_multiple_of(32) {
         return matmul(w, x, y, isa);
+    }
+    if let Some(p) = w
+        .packed
+        .filter(|_| k.decode() == DecodeKernel::Int8 && packed::packs(isa))
+    {
+        return packed::matmul_packed(p, x, y, isa);
     }
     let n_tok = x.len() / w.cols;
     assert_eq!(x.len(), n_tok * w.cols, "x is not a whole number of rows");

@@ -9,23 +9,41 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use crate::dispatch::{dequantize, dot_exact, dot_row, dot_rows4, dot_tokens, Isa};
+use crate::packed::{PackedMatrix, LANES};
 use crate::{scalar, GgmlType};
 
 /// A weight matrix of `rows` rows of `cols` elements, each row stored contiguously as `ty`
-/// (GGUF dims `[cols, rows]`).
+/// (GGUF dims `[cols, rows]`), and its packed copy for generated tokens where one was made.
 #[derive(Clone, Copy)]
 pub struct QMatrix<'a> {
     pub ty: GgmlType,
     pub rows: usize,
     pub cols: usize,
     pub data: &'a [u8],
+    pub packed: Option<&'a PackedMatrix>,
 }
 
 impl<'a> QMatrix<'a> {
     /// Checks that `data` holds exactly `rows × cols` elements of `ty`, rows of whole blocks.
     pub fn new(ty: GgmlType, rows: usize, cols: usize, data: &'a [u8]) -> Option<Self> {
         let row_bytes = ty.bytes_for(cols as u64)? as usize;
-        (row_bytes.checked_mul(rows)? == data.len()).then_some(Self { ty, rows, cols, data })
+        (row_bytes.checked_mul(rows)? == data.len()).then_some(Self {
+            ty,
+            rows,
+            cols,
+            data,
+            packed: None,
+        })
+    }
+
+    /// The same matrix with its packed copy (`PackedMatrix::pack` of it), which `matmul_decode`
+    /// then reads.
+    pub fn with_packed(self, packed: &'a PackedMatrix) -> Self {
+        assert!(packed.ty == self.ty && packed.rows == self.rows && packed.cols == self.cols);
+        Self {
+            packed: Some(packed),
+            ..self
+        }
     }
 
     pub fn row_bytes(&self) -> usize {
@@ -74,11 +92,17 @@ thread_local! {
 /// a block's weights sit in registers; more take the tile path (a block of rows dequantised to f32 once, then
 /// register tiles over the tokens: each weight read once for all of them). Both compute every
 /// output as `dot_exact(dequantize(row), x[t])`, so results are bit-identical whichever path and
-/// whatever else is in the batch (batch invariance).
+/// whatever else is in the batch (batch invariance). A matrix with a packed copy always takes the
+/// tile path, its panels dequantised to the same f32 values (its mapped rows are not read).
 pub fn matmul(w: &QMatrix, x: &[f32], y: &mut [f32], isa: Isa) {
     let n_tok = x.len() / w.cols;
     assert_eq!(x.len(), n_tok * w.cols, "x is not a whole number of rows");
     assert_eq!(y.len(), n_tok * w.rows, "y has the wrong size");
+    if let Some(p) = w.packed.filter(|_| crate::packed::packs(isa)) {
+        return tiles(w, x, y, isa, |r0, _, s| {
+            p.dequantize_panel(r0 / LANES, (0, w.cols), s, w.cols, isa)
+        });
+    }
     let rows = w.rows;
     let out = OutPtr(y.as_mut_ptr());
     let threads = rayon::current_num_threads().max(1);
@@ -123,6 +147,19 @@ pub fn matmul(w: &QMatrix, x: &[f32], y: &mut [f32], isa: Isa) {
         });
         return;
     }
+    tiles(w, x, y, isa, |r0, nr, s| {
+        for i in 0..nr {
+            dequantize(w.ty, w.row(r0 + i), &mut s[i * w.cols..(i + 1) * w.cols], isa);
+        }
+    });
+}
+
+/// The tile path: `ROW_BLOCK` rows at a time dequantised to f32 by `fill(r0, nr, scratch)` (rows
+/// r0..r0 + nr, row-major), then register tiles over every token.
+fn tiles(w: &QMatrix, x: &[f32], y: &mut [f32], isa: Isa, fill: impl Fn(usize, usize, &mut [f32]) + Sync) {
+    let (rows, n_tok) = (w.rows, x.len() / w.cols);
+    let out = OutPtr(y.as_mut_ptr());
+    let threads = rayon::current_num_threads().max(1);
     let chunk = ROW_BLOCK * (rows / (threads * 4 * ROW_BLOCK)).clamp(1, 64);
     let use_512 = isa.avx512() && n_tok >= 4 && w.cols.is_multiple_of(8);
     PAIRS.with(|pairs| {
@@ -139,9 +176,7 @@ pub fn matmul(w: &QMatrix, x: &[f32], y: &mut [f32], isa: Isa) {
                 s.resize(ROW_BLOCK * w.cols, 0.0);
                 for r0 in (r_begin..r_end).step_by(ROW_BLOCK) {
                     let nr = ROW_BLOCK.min(r_end - r0);
-                    for i in 0..nr {
-                        dequantize(w.ty, w.row(r0 + i), &mut s[i * w.cols..(i + 1) * w.cols], isa);
-                    }
+                    fill(r0, nr, &mut s[..nr * w.cols]);
                     // SAFETY: this task owns rows r0..r0+nr of every token's output.
                     unsafe { gemm_block(&s[..nr * w.cols], nr, x, xp, n_tok, w.cols, out.at(r0), rows, isa) };
                 }

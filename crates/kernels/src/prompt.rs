@@ -1,6 +1,7 @@
 //! Prompt tokens through the CPU's bf16 units: AMX tiles (Intel Xeon since Sapphire Rapids), or
-//! AVX-512 BF16 dot products (AMD Zen 4+; opt-in, see `dispatch::KernelChoice`), else the exact
-//! f32 `matmul`.
+//! AVX-512 BF16 dot products (AMD Zen 4+; opt-in, see `dispatch::KernelChoice`); or the generated
+//! tokens' int8 kernels (`PromptKernel::Int8`: CPUs with VNNI but no AMX); else the exact f32
+//! `matmul`.
 //!
 //! A prompt is processed many tokens at a time, so its matmuls are compute-bound, and the f32 FMA
 //! tile of `matmul` is at the FMA units' limit. AMX does ~16× the multiply-adds per cycle on bf16,
@@ -54,7 +55,7 @@ pub fn uses_matrix_unit(w: &QMatrix, k: KernelChoice) -> bool {
 /// Whether `k`'s prompt kernel is a bf16 one (a `KernelChoice` only holds one its ISA runs) and
 /// `w`'s shape suits the panels.
 fn fits(w: &QMatrix, k: KernelChoice) -> bool {
-    k.prompt() != PromptKernel::Exact
+    matches!(k.prompt(), PromptKernel::Amx | PromptKernel::Bf16Dot)
         && w.rows.is_multiple_of(32)
         && w.cols.is_multiple_of(32)
         && w.cols.is_multiple_of(w.ty.block_len())
@@ -65,6 +66,9 @@ fn fits(w: &QMatrix, k: KernelChoice) -> bool {
 /// the matrix unit where `k` says (see the module's
 /// notes for its arithmetic).
 pub fn matmul_prompt(w: &QMatrix, x: &[f32], y: &mut [f32], k: KernelChoice) {
+    if k.prompt() == PromptKernel::Int8 {
+        return crate::decode::matmul_decode(w, x, y, k);
+    }
     if !fits(w, k) {
         return matmul(w, x, y, k.isa());
     }
@@ -142,9 +146,20 @@ fn task_rows(w: &QMatrix, kc: KernelChoice, packed: &[u16], n_tok: usize, kb: us
                 // Dequantised STAGE columns at a time, so the f32 staging stays in L1.
                 for c in (k0..k1).step_by(STAGE) {
                     let len = STAGE.min(k1 - c);
-                    for r in 0..32 {
-                        let row = &w.row(r0 + r)[c / bl * bb..(c + len) / bl * bb];
-                        dequantize(w.ty, row, &mut f32_rows[r * STAGE..r * STAGE + len], isa);
+                    match w.packed.filter(|_| crate::packed::packs(isa)) {
+                        // The packed copy's panels (16 rows each), same values as the rows'.
+                        Some(p) => {
+                            for half in 0..2 {
+                                let dst = &mut f32_rows[half * 16 * STAGE..(half + 1) * 16 * STAGE];
+                                p.dequantize_panel(r0 / 16 + half, (c, c + len), dst, STAGE, isa);
+                            }
+                        }
+                        None => {
+                            for r in 0..32 {
+                                let row = &w.row(r0 + r)[c / bl * bb..(c + len) / bl * bb];
+                                dequantize(w.ty, row, &mut f32_rows[r * STAGE..r * STAGE + len], isa);
+                            }
+                        }
                     }
                     fill_panel(f32_rows, STAGE, len / 32, panel, (steps, (c - k0) / 32), isa);
                 }

@@ -23,7 +23,10 @@ const TYPES: [(GgmlType, usize); 5] = [
 fn matrix(ty: GgmlType, cols: usize) -> Vec<u8> {
     let rb = ty.bytes_for(cols as u64).unwrap() as usize;
     let mut data: Vec<u8> = (0..40).flat_map(|r| random_row(ty, cols, 900 + r)).collect();
-    for (n, fill) in [0x00u8, 0xFF, 0x80, 0x7F, 0x55, 0xAA, 0x0F, 0xF0].into_iter().enumerate() {
+    for (n, fill) in [0x00u8, 0xFF, 0x80, 0x7F, 0x55, 0xAA, 0x0F, 0xF0]
+        .into_iter()
+        .enumerate()
+    {
         let mut row = random_row(ty, cols, 50 + n as u64);
         let scales: Vec<usize> = (0..rb).step_by(ty.block_bytes()).collect();
         let keep = |i: usize| {
@@ -139,6 +142,39 @@ fn the_twin_is_the_exact_product_within_float_rounding() {
                     "{} row {r} token {t}: {got} vs {exact} (Σ|wx| {mag})",
                     ty.name()
                 );
+            }
+        }
+    }
+}
+
+/// Panels back to f32 rows, whole or by column ranges, equal the GGUF rows' dequantisation bit
+/// for bit (the prompt path multiplies these), with AVX-512 and on the scalar fallback.
+#[test]
+fn panels_dequantise_to_the_rows_values() {
+    let isa = Isa::detected();
+    for (ty, cols) in TYPES {
+        let data = matrix(ty, cols);
+        let w = QMatrix::new(ty, 48, cols, &data).unwrap();
+        let p = PackedMatrix::pack(&w).unwrap();
+        let g = p.group();
+        let ranges = [(0, cols), (g, cols), (0, g), (cols - g, cols)];
+        for cap in [Level::Avx512Vnni, Level::Scalar] {
+            for (c0, c1) in ranges {
+                let stride = c1 - c0 + 3;
+                for panel in 0..3 {
+                    let mut out = vec![f32::NAN; 16 * stride];
+                    p.dequantize_panel(panel, (c0, c1), &mut out, stride, isa.at_most(cap));
+                    for l in 0..LANES {
+                        let mut want = vec![0f32; cols];
+                        scalar::dequantize_row(ty, w.row(16 * panel + l), &mut want);
+                        let got = &out[l * stride..l * stride + c1 - c0];
+                        assert!(
+                            got.iter().zip(&want[c0..c1]).all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "{} {cap:?} panel {panel} row {l} columns {c0}..{c1}",
+                            ty.name()
+                        );
+                    }
+                }
             }
         }
     }

@@ -13,7 +13,7 @@
 //! `SeqStep::path` (`TokenPath`) says which, so the choice never depends on the batch.
 
 use tandem_kernels::ops::{add_assign, geglu_tanh, rms_norm, rope_neox, swiglu};
-use tandem_kernels::{matmul, matmul_decode, matmul_prompt, KernelChoice, QMatrix};
+use tandem_kernels::{matmul, matmul_decode, matmul_prompt, KernelChoice, PromptKernel, QMatrix};
 
 use crate::{Activation, BlockTable, KvCache, KvPool, Model, ModelError, Result, Rope, RunState, TokenPath};
 
@@ -287,9 +287,9 @@ impl Model {
     }
 
     /// logits = output · rms_norm(x) * output_norm for the tokens of the layout's logit rows; the
-    /// normed rows are left in xb: [rows, dim]. The output matmul takes the int8 kernels for
-    /// generated tokens like the layers, and the exact f32 kernels for prompts (a prompt's logits,
-    /// its first token's and scoring's, stay exact).
+    /// normed rows are left in xb: [rows, dim]. The output matmul takes the decode kernels (int8)
+    /// for every row, except prompt rows under the exact prompt kernel (`--prompt-kernel exact`:
+    /// a prompt's logits, its first token's and scoring's, then stay exact).
     fn head(&self, st: &mut RunState, out: Output) {
         let (c, w) = (&self.config, &self.weights);
         let (dim, rows) = (c.dim, st.layout.rows());
@@ -309,11 +309,16 @@ impl Model {
         let rg = st.layout.rows_generated;
         let (xg, xp) = st.xb[..rows * dim].split_at(rg * dim);
         let (yg, yp) = st.logits[..rows * v].split_at_mut(rg * v);
-        if !xg.is_empty() {
-            matmul_decode(&output, xg, yg, self.kernels);
-        }
-        if !xp.is_empty() {
+        // Prompt rows exact only when prompts are (the logits of a whole prompt row cost as much
+        // as a generated token's: the int8 kernels are the fast way for either).
+        let exact_prompt = self.kernels.prompt() == PromptKernel::Exact;
+        if !xp.is_empty() && exact_prompt {
             matmul(&output, xp, yp, self.kernels.isa());
+        }
+        match exact_prompt {
+            true if !xg.is_empty() => matmul_decode(&output, xg, yg, self.kernels),
+            true => {}
+            false => matmul_decode(&output, &st.xb[..rows * dim], &mut st.logits[..rows * v], self.kernels),
         }
     }
 }

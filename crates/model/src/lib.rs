@@ -30,6 +30,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tandem_gguf::GgufFile;
+use tandem_kernels::packed::packs;
+use tandem_kernels::DecodeKernel;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -63,12 +65,17 @@ impl Model {
 
     pub fn from_gguf(file: Arc<GgufFile>) -> Result<Self> {
         let config = Config::from_gguf(&file)?;
-        let weights = Weights::load(&file, &config)?;
+        let mut weights = Weights::load(&file, &config)?;
+        let kernels = tandem_kernels::process_choice();
+        if kernels.decode() == DecodeKernel::Int8 && packs(kernels.isa()) {
+            // On the compute threads (the global pool may be smaller).
+            tandem_kernels::pool::install(|| weights.pack());
+        }
         Ok(Self {
             file,
             config,
             weights,
-            kernels: tandem_kernels::process_choice(),
+            kernels,
         })
     }
 }

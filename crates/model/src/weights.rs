@@ -1,8 +1,10 @@
 //! Every tensor of the model, located in the mapped file and shape-checked at load.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tandem_gguf::{GgmlType, GgufError, GgufFile};
+use tandem_kernels::packed::PackedMatrix;
 use tandem_kernels::{scalar, QMatrix};
 
 use crate::{Arch, Config, Result};
@@ -37,6 +39,8 @@ pub struct Layer {
 
 pub struct Weights {
     file: Arc<GgufFile>,
+    /// Packed copies for generated tokens' kernels, by tensor offset (`Weights::pack`).
+    packed: HashMap<usize, PackedMatrix>,
     pub token_embd: MatRef, // [vocab, dim]
     pub layers: Vec<Layer>,
     pub output_norm: Vec<f32>, // [dim]
@@ -81,6 +85,7 @@ impl Weights {
         }
         Ok(Self {
             file: file.clone(),
+            packed: HashMap::new(),
             token_embd,
             layers,
             output_norm,
@@ -93,7 +98,40 @@ impl Weights {
             .file
             .slice(m.offset, m.len)
             .expect("tensor bounds checked at parse");
-        QMatrix::new(m.ty, m.rows, m.cols, data).expect("shape checked at load")
+        let q = QMatrix::new(m.ty, m.rows, m.cols, data).expect("shape checked at load");
+        match self.packed.get(&m.offset) {
+            Some(p) => q.with_packed(p),
+            None => q,
+        }
+    }
+
+    /// Packs every matrix a generated token multiplies (the layers' and the output's) whose type
+    /// and shape have a packed layout; returns the bytes the copies hold.
+    pub fn pack(&mut self) -> usize {
+        let mut mats: Vec<MatRef> = self
+            .layers
+            .iter()
+            .flat_map(|l| [l.wq, l.wk, l.wv, l.wo, l.w_gate, l.w_up, l.w_down])
+            .collect();
+        mats.push(self.output);
+        // Largest first: while a matrix is packed both copies are resident, so the peak is the
+        // packed total plus the largest matrix packed after most of the rest, not the output's
+        // 2 × 138 MiB (mini) on top of everything else.
+        mats.sort_by_key(|m| std::cmp::Reverse(m.len));
+        for m in mats {
+            if self.packed.contains_key(&m.offset) {
+                continue;
+            }
+            if let Some(p) = PackedMatrix::pack(&self.mat(&m)) {
+                self.packed.insert(m.offset, p);
+                // The copy replaces the mapped rows (every matmul path reads the panels), except
+                // a tied embedding table, whose rows the token lookup still reads.
+                if m.offset != self.token_embd.offset {
+                    self.file.release(m.offset, m.len);
+                }
+            }
+        }
+        self.packed.values().map(PackedMatrix::bytes).sum()
     }
 }
 

@@ -3,10 +3,10 @@
 //! `tests/golden/gemma3_reference_logits.json` holds the top-20 next-token logits after three
 //! prompts (BOS + sentencepiece ids). Same top-1 token; the top-5 logits relative to the top-1
 //! within 0.05 on the exact f32 kernels (prompt, and its last 4 tokens decoded one by one), within
-//! 0.3 on the default kernels (bf16 prompts where the CPU has AMX, int8 decode).
+//! 0.45 on the default kernels (bf16 prompts where the CPU has AMX, else int8; int8 decode).
 //! The model comes from `tandem pull gemma3-270m` (the README's test command runs it).
 
-use tandem_kernels::KernelChoice;
+use tandem_kernels::{KernelChoice, PromptKernel};
 use tandem_model::{KvCache, Model, RunState};
 
 fn check(m: &Model, tolerance: f32, decoded: usize) -> f32 {
@@ -72,11 +72,17 @@ fn gemma3_matches_the_numpy_reference() {
     m.kernels = KernelChoice::exact();
     let exact = check(&m, 0.05, 0);
     let exact_decoded = check(&m, 0.05, 4);
+    // Int8 activations round by steps, so arithmetic equal to 1e-7 (packed panels vs GGUF rows,
+    // measured on these matrices) lands 0.19–0.36 from the reference depending on which values
+    // flip: exact prompt + int8 rows 0.186, + packed panels 0.363; int8 prompts on rows 0.237,
+    // on panels 0.308.
+    m.kernels = KernelChoice::best().with_prompt(Some(PromptKernel::Exact));
+    let exact_prompt = check(&m, 0.45, 4);
     m.kernels = KernelChoice::best();
-    let best = check(&m, 0.3, 4);
+    let best = check(&m, 0.45, 4);
     eprintln!(
         "largest top-5 relative-logit difference: exact {exact:.4}, exact with 4 decoded {exact_decoded:.4}, \
-         {:?} with 4 decoded {best:.4}",
+         exact prompt + int8 decode {exact_prompt:.4}, {:?} with 4 decoded {best:.4}",
         KernelChoice::best()
     );
 }

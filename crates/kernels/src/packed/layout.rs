@@ -100,20 +100,34 @@ pub(super) fn q5(blk: &BlockQ5_0, e: usize) -> u8 {
     nib | (((u32::from_le_bytes(blk.qh) >> e) & 1) as u8) << 4
 }
 
-/// 32 unsigned 4-bit values per lane (`v(l, e)`, e in 0..32) as 4 nibble vectors and, where
-/// given, the fifth bits as 8 u64 masks: the integer part of a Q5_0 / Q4_K block.
-fn put_ints(out: &mut [u8], v: impl Fn(usize, usize) -> u8, masks: bool) {
-    for l in 0..LANES {
-        for e in 0..32 {
-            let (vec, step, j) = (e / 8, e / 4 % 2, e % 4);
-            out[64 * vec + at(l, j)] |= (v(l, e) & 0x0F) << (4 * step);
-            if masks && v(l, e) & 0x10 != 0 {
-                let m = 256 + 8 * (e / 4);
-                let bit = at(l, j);
-                out[m + bit / 8] |= 1 << (bit % 8);
+/// A block's 32 unsigned values for each of the 16 rows.
+type BlockValues = [[u8; 32]; LANES];
+
+/// 32 unsigned values per lane as 4 nibble vectors (their low 4 bits) and, where `masks`, their
+/// fifth bits as 8 u64 masks: the integer part of a Q5_0 / Q4_K / Q6_K block.
+fn put_ints(out: &mut [u8], v: &BlockValues, masks: bool) {
+    let mut m = [0u64; 8];
+    for (l, v) in v.iter().enumerate() {
+        for vec in 0..4 {
+            for j in 0..4 {
+                out[64 * vec + at(l, j)] = (v[8 * vec + j] & 0x0F) | (v[8 * vec + 4 + j] & 0x0F) << 4;
             }
         }
+        for (s, m) in m.iter_mut().enumerate() {
+            let bits = (0..4).fold(0u64, |b, j| b | (((v[4 * s + j] >> 4) & 1) as u64) << j);
+            *m |= bits << (4 * l);
+        }
     }
+    if masks {
+        for (s, m) in m.iter().enumerate() {
+            out[256 + 8 * s..256 + 8 * s + 8].copy_from_slice(&m.to_le_bytes());
+        }
+    }
+}
+
+/// Each row's values of one block: `f(row, element)`.
+fn values(f: impl Fn(usize, usize) -> u8) -> BlockValues {
+    std::array::from_fn(|l| std::array::from_fn(|e| f(l, e)))
 }
 
 /// The inverse of `put_ints`: value `e` of lane `l`.
@@ -135,7 +149,8 @@ fn pack_q5_0(rows: &[&[BlockQ5_0]; LANES], out: &mut [u8]) {
             for (l, row) in rows.iter().enumerate() {
                 o[32 * h + 2 * l..32 * h + 2 * l + 2].copy_from_slice(&row[b].d);
             }
-            put_ints(&mut o[64 + 320 * h..64 + 320 * (h + 1)], |l, e| q5(&rows[l][b], e), true);
+            let v = values(|l, e| q5(&rows[l][b], e));
+            put_ints(&mut o[64 + 320 * h..64 + 320 * (h + 1)], &v, true);
         }
     }
 }
@@ -168,7 +183,7 @@ fn unpack_q5_0(panel: &[u8], rows: &mut [&mut [u8]; LANES]) {
 /// Nibble `i` (0..32) of Q4_K sub-block `j`.
 fn q4k(blk: &BlockQ4K, j: usize, i: usize) -> u8 {
     let byte = blk.qs[32 * (j / 2) + i];
-    if j % 2 == 0 {
+    if j.is_multiple_of(2) {
         byte & 0x0F
     } else {
         byte >> 4
@@ -189,7 +204,8 @@ fn pack_q4k(rows: &[&[BlockQ4K]; LANES], out: &mut [u8]) {
             }
         }
         for j in 0..8 {
-            put_ints(&mut o[320 + 256 * j..320 + 256 * (j + 1)], |l, i| q4k(&rows[l][k], j, i), false);
+            let v = values(|l, i| q4k(&rows[l][k], j, i));
+            put_ints(&mut o[320 + 256 * j..320 + 256 * (j + 1)], &v, false);
         }
     }
 }
@@ -219,7 +235,11 @@ fn unpack_q4k(panel: &[u8], rows: &mut [&mut [u8]; LANES]) {
                 for i in 0..32 {
                     let v = get_int(data, l, i, false);
                     let byte = &mut blk[16 + 32 * (j / 2) + i];
-                    *byte = if j % 2 == 0 { (*byte & 0xF0) | v } else { (*byte & 0x0F) | v << 4 };
+                    *byte = if j.is_multiple_of(2) {
+                        (*byte & 0xF0) | v
+                    } else {
+                        (*byte & 0x0F) | v << 4
+                    };
                 }
             }
         }
@@ -230,7 +250,12 @@ fn unpack_q4k(panel: &[u8], rows: &mut [&mut [u8]; LANES]) {
 /// nibble shift, the `qh` byte and 2-bit shift.
 fn q6k_bits(j: usize, i: usize) -> (usize, u32, usize, u32) {
     let (half, r) = (j / 4, j % 4);
-    (64 * half + 32 * (r % 2) + i, 4 * (r as u32 / 2), 32 * half + i, 2 * r as u32)
+    (
+        64 * half + 32 * (r % 2) + i,
+        4 * (r as u32 / 2),
+        32 * half + i,
+        2 * r as u32,
+    )
 }
 
 /// Element `i` of Q6_K 32-block `j` as its unsigned 6-bit value.
@@ -251,11 +276,12 @@ fn pack_q6k(rows: &[&[BlockQ6K]; LANES], out: &mut [u8]) {
         }
         for j in 0..8 {
             let data = &mut o[320 + 384 * j..320 + 384 * (j + 1)];
-            put_ints(data, |l, i| q6k(&rows[l][k], j, i), false);
-            for l in 0..LANES {
-                for i in 0..32 {
+            let v = values(|l, i| q6k(&rows[l][k], j, i));
+            put_ints(data, &v, false);
+            for (l, v) in v.iter().enumerate() {
+                for (i, &v) in v.iter().enumerate() {
                     let (h, k2, jj) = (i / 16, i / 4 % 4, i % 4);
-                    data[256 + 64 * h + at(l, jj)] |= (q6k(&rows[l][k], j, i) >> 4) << (2 * k2);
+                    data[256 + 64 * h + at(l, jj)] |= (v >> 4) << (2 * k2);
                 }
             }
         }

@@ -89,6 +89,42 @@ impl PackedMatrix {
     }
 }
 
+impl PackedMatrix {
+    /// Columns `c0..c1` of the panel's 16 rows as f32, equal to `scalar::dequantize_row` of the
+    /// GGUF rows, into `out[l · stride + c − c0]`. `c0` and `c1` are multiples of `group()`.
+    pub fn dequantize_panel(&self, p: usize, (c0, c1): (usize, usize), out: &mut [f32], stride: usize, isa: Isa) {
+        let g = self.group();
+        assert!(c0.is_multiple_of(g) && c1.is_multiple_of(g) && c0 < c1 && c1 <= self.cols);
+        assert!(
+            stride >= c1 - c0 && out.len() >= 15 * stride + (c1 - c0),
+            "out holds 16 rows"
+        );
+        #[cfg(target_arch = "x86_64")]
+        if packs(isa) {
+            // SAFETY: AVX-512 checked by `packs`; `out` holds 16 rows of `stride` (asserted).
+            unsafe { crate::x86::packed_dequant::dequantize(self, p, c0, c1, out.as_mut_ptr(), stride) };
+            return;
+        }
+        let _ = isa;
+        let rb = self.ty.bytes_for(self.cols as u64).expect("whole blocks") as usize;
+        let mut rows = vec![0u8; LANES * rb];
+        self.unpack_panel(p, &mut rows);
+        let (bl, bb) = (self.ty.block_len(), self.ty.block_bytes());
+        for (l, row) in rows.chunks_exact(rb).enumerate() {
+            let bytes = &row[c0 / bl * bb..c1 / bl * bb];
+            crate::scalar::dequantize_row(self.ty, bytes, &mut out[l * stride..l * stride + c1 - c0]);
+        }
+    }
+
+    /// Columns per packed group: the alignment `dequantize_panel` needs.
+    pub fn group(&self) -> usize {
+        match self.ty {
+            GgmlType::Q8_0 | GgmlType::Q5_0 => 64,
+            _ => 256,
+        }
+    }
+}
+
 fn as_bytes(lines: &[Line]) -> &[u8] {
     // SAFETY: `Line` is 64 plain bytes with no padding.
     unsafe { std::slice::from_raw_parts(lines.as_ptr() as *const u8, lines.len() * 64) }
@@ -112,7 +148,11 @@ fn corrections(ty: GgmlType, acts: &QuantActs, out: &mut Vec<i32>) {
         }
     };
     out.clear();
-    out.extend(acts.qs.chunks_exact(group).map(|g| -offset * g.iter().map(|&q| q as i32).sum::<i32>()));
+    out.extend(
+        acts.qs
+            .chunks_exact(group)
+            .map(|g| -offset * g.iter().map(|&q| q as i32).sum::<i32>()),
+    );
 }
 
 /// Corrections per token (as `corrections` lays them out).

@@ -9,7 +9,8 @@
 //! - `bf16`: f32 → bf16 packing of the prompt path's operands (AVX-512).
 //! - `int8`: generated tokens' int8 dot products (activations rounded to int8, `crate::q8`);
 //!   `int8_512` the same on AVX-512 BW + VNNI, two blocks per instruction.
-//! - `packed`: the packed panels' int8 kernels (`crate::packed`, AVX-512 VNNI, 16 rows per register).
+//! - `packed`: the packed panels' int8 kernels (`crate::packed`, AVX-512 VNNI, 16 rows per register);
+//!   `packed_dequant` the panels back to f32 rows.
 //! - `stream`: the bandwidth probe's streaming reads.
 //! - `gemm_i8`: the register tile of the dense int8 GEMM (`crate::gemm_i8`, AVX-512 VNNI).
 //! - here: shared helpers and the f32 register tiles of the GEMM.
@@ -28,6 +29,7 @@ pub mod gemm_i8;
 pub mod int8;
 pub mod int8_512;
 pub mod packed;
+pub mod packed_dequant;
 mod rows;
 mod stream;
 pub mod tile_attention;

@@ -157,7 +157,7 @@ unsafe fn q8_0<const T: usize>(panel: *const u8, nb: usize, k: &Tokens<T>) -> [_
 /// Steps 2v and 2v + 1 of a nibble vector: low nibbles, high nibbles.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
-unsafe fn nibbles(v: *const u8) -> (__m512i, __m512i) {
+pub(super) unsafe fn nibbles(v: *const u8) -> (__m512i, __m512i) {
     let m4 = _mm512_set1_epi8(0x0F);
     let n = _mm512_load_si512(v as *const __m512i);
     (_mm512_and_si512(n, m4), _mm512_and_si512(_mm512_srli_epi16::<4>(n), m4))
@@ -195,7 +195,7 @@ unsafe fn q5_0<const T: usize>(panel: *const u8, nb: usize, k: &Tokens<T>) -> [_
 /// 16 bytes at `p` as f32 lanes, zero- (`signed` false) or sign-extended.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
-unsafe fn bytes_f32(p: *const u8, signed: bool) -> __m512 {
+pub(super) unsafe fn bytes_f32(p: *const u8, signed: bool) -> __m512 {
     let v = _mm_load_si128(p as *const __m128i);
     _mm512_cvtepi32_ps(if signed {
         _mm512_cvtepi8_epi32(v)
@@ -242,7 +242,7 @@ unsafe fn q4k<const T: usize>(panel: *const u8, nsb: usize, k: &Tokens<T>) -> [_
 /// (other bits are masked by the caller).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
-unsafe fn high2(hv: __m512i, kk: usize) -> __m512i {
+pub(super) unsafe fn high2(hv: __m512i, kk: usize) -> __m512i {
     match kk {
         0 => _mm512_slli_epi16::<4>(hv),
         1 => _mm512_slli_epi16::<2>(hv),
