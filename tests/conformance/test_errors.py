@@ -120,11 +120,12 @@ def test_a_full_queue_gets_429_and_a_long_wait_gets_503(tmp_path):
     import httpx
 
     proc, base = serverproc.start("--models", "mini", "--parallel", "1", "--max-queue", "1", "--queue-timeout", "2",
-                                  "--ctx-size", "512", "--data-dir", tmp_path)
+                                  "--ctx-size", "4096", "--data-dir", tmp_path)
     try:
-        # Greedy, and the end-of-generation tokens banned: it holds the only slot for all 400 tokens.
+        # Greedy, and the end-of-generation tokens banned: it holds the only slot for all 3,500
+        # tokens (its repetitive text speculates well: 400 took under 2 s).
         long_req = {"model": "mini", "messages": [{"role": "user", "content": "Write a long essay about rivers."}],
-                    "max_tokens": 400, "stream": True, "temperature": 0, "logit_bias": {"151645": -100, "151643": -100}}
+                    "max_tokens": 3500, "stream": True, "temperature": 0, "logit_bias": {"151645": -100, "151643": -100}}
         with httpx.Client(base_url=base, timeout=60) as c, c.stream("POST", "/v1/chat/completions", json=long_req) as busy:
             assert busy.status_code == 200
             lines = busy.iter_lines()  # keep the iterator: dropping it closes the connection
