@@ -31,6 +31,9 @@ pub enum BenchCmd {
     Voice(crate::bench_voice::BenchVoiceArgs),
     /// The perception stage (image input): time per image by stage, at 640×480 and 1920×1080.
     Vision(crate::bench_vision::BenchVisionArgs),
+    /// A long mixed load (many streams, mixed prompt lengths, clients that disconnect): steady
+    /// throughput and memory, every KV block returned.
+    Soak(crate::bench_soak::BenchSoakArgs),
     /// The state's cost per request: usage writes, batch-line claims, the shared rate limiter (SQLite vs PostgreSQL).
     Store(crate::bench_store::BenchStoreArgs),
 }
@@ -113,6 +116,7 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
         Some(BenchCmd::Voice(j)) => return crate::bench_voice::bench_voice(home, j),
         Some(BenchCmd::Vision(j)) => return crate::bench_vision::bench_vision(home, j),
         Some(BenchCmd::Store(j)) => return crate::bench_store::bench_store(home, j),
+        Some(BenchCmd::Soak(j)) => return crate::bench_soak::bench_soak(j),
         None => {}
     }
     crate::commands::set_threads(a.threads)?;

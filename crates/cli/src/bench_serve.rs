@@ -156,6 +156,11 @@ pub fn pct(v: &mut [f64], p: f64) -> f64 {
 /// A `tandem serve` started for the benchmark, with a throwaway data directory; killed and
 /// removed on drop.
 pub struct Spawned(Child, PathBuf);
+impl Spawned {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
 impl Drop for Spawned {
     fn drop(&mut self) {
         let _ = self.0.kill();

@@ -24,6 +24,7 @@ mod bench_cost;
 mod bench_embed;
 mod bench_json;
 mod bench_serve;
+mod bench_soak;
 mod bench_spec;
 mod bench_store;
 mod bench_vision;
