@@ -83,6 +83,10 @@ struct Cli {
     /// weights).
     #[arg(long, env = "TANDEM_DECODE_KERNEL", global = true, default_value = "int8", value_parser = ["int8", "int8-rows", "exact"])]
     decode_kernel: String,
+    /// The highest SIMD level the kernels may use: auto (what the CPU has), avx512-vnni, avx512,
+    /// avx2 or scalar — to measure or test the paths of CPUs with less than this one.
+    #[arg(long, env = "TANDEM_SIMD", global = true, default_value = "auto", value_parser = ["auto", "avx512-vnni", "avx512", "avx2", "scalar"])]
+    simd: String,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -191,7 +195,7 @@ impl Home {
 fn main() {
     let cli = Cli::parse();
     {
-        use tandem_kernels::{DecodeKernel, KernelChoice, PromptKernel};
+        use tandem_kernels::{DecodeKernel, KernelChoice, Level, PromptKernel};
         let decode = match cli.decode_kernel.as_str() {
             "exact" => DecodeKernel::Exact,
             "int8-rows" => DecodeKernel::Int8Rows,
@@ -204,8 +208,15 @@ fn main() {
             "exact" => Some(PromptKernel::Exact),
             _ => None,
         };
+        let cap = match cli.simd.as_str() {
+            "scalar" => Level::Scalar,
+            "avx2" => Level::Avx2,
+            "avx512" => Level::Avx512,
+            _ => Level::Avx512Vnni,
+        };
         // Before any model loads: each takes this choice.
-        let set = tandem_kernels::dispatch::choose_for_process(KernelChoice::new(prompt, decode));
+        let choice = KernelChoice::new(prompt, decode).with_isa_at_most(cap);
+        let set = tandem_kernels::dispatch::choose_for_process(choice);
         assert!(set, "the kernel choice was read before main set it");
     }
     if let Err(e) = real_main(cli) {
