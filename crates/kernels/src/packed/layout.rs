@@ -12,13 +12,14 @@
 //! - Q5_0, per pair of 32-blocks (704 B): f16 scales [2][16] · then per block 4 vectors × [16][4]
 //!   nibbles (low nibble: step 2v, high: step 2v + 1) and 8 u64 masks of the fifth bits (bit
 //!   4l + j of mask s: row l, weight 4s + j).
-//! - Q4_K, per 256-weight super-block (2,368 B): f16 d [16] · f16 dmin [16] · u8 scales [8][16] ·
-//!   u8 mins [8][16] · then per 32-weight sub-block 4 nibble vectors as Q5_0's.
+//! - Q4_K, per 256-weight super-block (2,304 B, as in the file): f16 d [16] · f16 dmin [16] · the
+//!   12 packed 6-bit scale/min bytes [12][16] · then per 32-weight sub-block 4 nibble vectors as
+//!   Q5_0's.
 //! - Q6_K, per super-block (3,392 B): f16 d [16], 32 bytes of padding · i8 scales [16][16] · then per 32-block 4 nibble
 //!   vectors of the low bits as above and 2 vectors of the high 2 bits (vector h, bits 2k..2k+1:
 //!   step 4h + k).
 
-use crate::blocks::{as_blocks, scale_min_k4, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0};
+use crate::blocks::{as_blocks, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0};
 use crate::GgmlType;
 
 /// Rows per panel (the 16 i32 lanes of a 512-bit register).
@@ -30,7 +31,7 @@ pub fn panel_bytes(ty: GgmlType, cols: usize) -> Option<usize> {
     let (group, bytes) = match ty {
         GgmlType::Q8_0 => (64, 1088),
         GgmlType::Q5_0 => (64, 704),
-        GgmlType::Q4K => (256, 2368),
+        GgmlType::Q4K => (256, 2304),
         GgmlType::Q6K => (256, 3392),
         _ => return None,
     };
@@ -192,46 +193,33 @@ fn q4k(blk: &BlockQ4K, j: usize, i: usize) -> u8 {
 
 fn pack_q4k(rows: &[&[BlockQ4K]; LANES], out: &mut [u8]) {
     out.fill(0);
-    for (k, o) in out.chunks_exact_mut(2368).enumerate() {
+    for (k, o) in out.chunks_exact_mut(2304).enumerate() {
         for (l, row) in rows.iter().enumerate() {
             let blk = &row[k];
             o[2 * l..2 * l + 2].copy_from_slice(&blk.d);
             o[32 + 2 * l..32 + 2 * l + 2].copy_from_slice(&blk.dmin);
-            for j in 0..8 {
-                let (sc, m) = scale_min_k4(j, &blk.scales);
-                o[64 + 16 * j + l] = sc;
-                o[192 + 16 * j + l] = m;
+            for (i, &b) in blk.scales.iter().enumerate() {
+                o[64 + 16 * i + l] = b;
             }
         }
         for j in 0..8 {
             let v = values(|l, i| q4k(&rows[l][k], j, i));
-            put_ints(&mut o[320 + 256 * j..320 + 256 * (j + 1)], &v, false);
+            put_ints(&mut o[256 + 256 * j..256 + 256 * (j + 1)], &v, false);
         }
     }
 }
 
-/// The 12 packed 6-bit scale/min bytes of a Q4_K block (the inverse of `scale_min_k4`).
-fn pack_scales_k4(sc: [u8; 8], m: [u8; 8]) -> [u8; 12] {
-    let mut q = [0u8; 12];
-    for j in 0..4 {
-        q[j] = sc[j] | (sc[j + 4] >> 4) << 6;
-        q[j + 4] = m[j] | (m[j + 4] >> 4) << 6;
-        q[j + 8] = (sc[j + 4] & 0x0F) | (m[j + 4] & 0x0F) << 4;
-    }
-    q
-}
-
 fn unpack_q4k(panel: &[u8], rows: &mut [&mut [u8]; LANES]) {
-    for (k, o) in panel.chunks_exact(2368).enumerate() {
+    for (k, o) in panel.chunks_exact(2304).enumerate() {
         for (l, row) in rows.iter_mut().enumerate() {
             let blk = &mut row[144 * k..144 * (k + 1)];
             blk[..2].copy_from_slice(&o[2 * l..2 * l + 2]);
             blk[2..4].copy_from_slice(&o[32 + 2 * l..32 + 2 * l + 2]);
-            let sc = std::array::from_fn(|j| o[64 + 16 * j + l]);
-            let m = std::array::from_fn(|j| o[192 + 16 * j + l]);
-            blk[4..16].copy_from_slice(&pack_scales_k4(sc, m));
+            for i in 0..12 {
+                blk[4 + i] = o[64 + 16 * i + l];
+            }
             for j in 0..8 {
-                let data = &o[320 + 256 * j..];
+                let data = &o[256 + 256 * j..];
                 for i in 0..32 {
                     let v = get_int(data, l, i, false);
                     let byte = &mut blk[16 + 32 * (j / 2) + i];

@@ -210,15 +210,16 @@ unsafe fn q4k<const T: usize>(panel: *const u8, nsb: usize, k: &Tokens<T>) -> [_
     let mut acc = [_mm512_setzero_ps(); T];
     let mut macc = [_mm512_setzero_ps(); T];
     for sb in 0..nsb {
-        let base = panel.add(2368 * sb);
+        let base = panel.add(2304 * sb);
         let d = _mm512_cvtph_ps(_mm256_load_si256(base as *const __m256i));
         let dmin = _mm512_cvtph_ps(_mm256_load_si256(base.add(32) as *const __m256i));
-        prefetch(base, 5);
+        prefetch(base, 4);
         for j in 0..8 {
             let b = 8 * sb + j;
-            let dsc = _mm512_mul_ps(d, bytes_f32(base.add(64 + 16 * j), false));
-            let dm = _mm512_mul_ps(dmin, bytes_f32(base.add(192 + 16 * j), false));
-            let data = base.add(320 + 256 * j);
+            let (sc, m) = scale_min_k4x16(base.add(64), j);
+            let dsc = _mm512_mul_ps(d, sc);
+            let dm = _mm512_mul_ps(dmin, m);
+            let data = base.add(256 + 256 * j);
             prefetch(data, 4);
             let mut ia = start::<T>(|_| 0);
             for v in 0..4 {
@@ -236,6 +237,29 @@ unsafe fn q4k<const T: usize>(panel: *const u8, nsb: usize, k: &Tokens<T>) -> [_
         acc[t] = _mm512_sub_ps(acc[t], macc[t]);
     }
     acc
+}
+
+/// Sub-block `j`'s 6-bit scale and min of 16 rows as f32 lanes, from the rows' 12 packed Q4_K
+/// scale bytes laid out [12][16] at `q` (`blocks::scale_min_k4`, 16 rows at once).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
+pub(super) unsafe fn scale_min_k4x16(q: *const u8, j: usize) -> (__m512, __m512) {
+    let byte = |i: usize| _mm_load_si128(q.add(16 * i) as *const __m128i);
+    let (m63, m15, m30) = (_mm_set1_epi8(63), _mm_set1_epi8(15), _mm_set1_epi8(0x30));
+    let (sc, m) = if j < 4 {
+        (_mm_and_si128(byte(j), m63), _mm_and_si128(byte(j + 4), m63))
+    } else {
+        // (q >> 6) << 4 = (q >> 2) & 0x30; 16-bit shifts, the neighbour byte's bits masked off.
+        let sc_hi = _mm_and_si128(_mm_srli_epi16::<2>(byte(j - 4)), m30);
+        let m_hi = _mm_and_si128(_mm_srli_epi16::<2>(byte(j)), m30);
+        let low = byte(j + 4);
+        (
+            _mm_or_si128(_mm_and_si128(low, m15), sc_hi),
+            _mm_or_si128(_mm_and_si128(_mm_srli_epi16::<4>(low), m15), m_hi),
+        )
+    };
+    let f = |v: __m128i| _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v));
+    (f(sc), f(m))
 }
 
 /// The high 2 bits of step 4h + `kk` from a Q6_K high-bit vector, at bits 4..5 of each byte

@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use super::packed::{bytes_f32, high2, nibbles};
+use super::packed::{bytes_f32, high2, nibbles, scale_min_k4x16};
 use crate::packed::PackedMatrix;
 use crate::GgmlType;
 
@@ -125,13 +125,14 @@ unsafe fn q5_0(panel: *const u8, c0: usize, c1: usize, dst: Dest) {
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
 unsafe fn q4k(panel: *const u8, c0: usize, c1: usize, dst: Dest) {
     for sb in c0 / 256..c1 / 256 {
-        let base = panel.add(2368 * sb);
+        let base = panel.add(2304 * sb);
         let d = _mm512_cvtph_ps(_mm256_load_si256(base as *const __m256i));
         let dmin = _mm512_cvtph_ps(_mm256_load_si256(base.add(32) as *const __m256i));
         for j in 0..8 {
-            let dsc = _mm512_mul_ps(d, bytes_f32(base.add(64 + 16 * j), false));
-            let dm = _mm512_mul_ps(dmin, bytes_f32(base.add(192 + 16 * j), false));
-            let data = base.add(320 + 256 * j);
+            let (sc, m) = scale_min_k4x16(base.add(64), j);
+            let dsc = _mm512_mul_ps(d, sc);
+            let dm = _mm512_mul_ps(dmin, m);
+            let data = base.add(256 + 256 * j);
             for v in 0..4 {
                 let (lo, hi) = nibbles(data.add(64 * v));
                 let col = 256 * sb + 32 * j + 8 * v - c0;
