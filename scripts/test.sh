@@ -40,3 +40,6 @@ models="${TANDEM_HOME:-$HOME/.cache/tandem}/models"
 scratch="$(mktemp -d)"
 TANDEM_HOME="$scratch" "$target/release/tandem" bench -m "$models/qwen2.5-coder-0.5b-instruct.gguf" -p 32 -n 8 -r 1 --bandwidth
 rm -rf "$scratch"
+# A soak smoke run: 4 streams for 15 s with mixed prompts and clients that hang up mid-stream; it
+# fails on any error but a 429 or on a KV block still in use once the server is idle.
+"$target/release/tandem" bench soak --streams 4 --minutes 0.25 --every 15 --max-tokens 16 --disconnect-every 2
