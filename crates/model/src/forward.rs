@@ -306,19 +306,19 @@ impl Model {
         }
         let v = c.vocab;
         let output = w.mat(&w.output);
-        let rg = st.layout.rows_generated;
-        let (xg, xp) = st.xb[..rows * dim].split_at(rg * dim);
-        let (yg, yp) = st.logits[..rows * v].split_at_mut(rg * v);
+        let (x, y) = (&st.xb[..rows * dim], &mut st.logits[..rows * v]);
         // Prompt rows exact only when prompts are (the logits of a whole prompt row cost as much
         // as a generated token's: the int8 kernels are the fast way for either).
-        let exact_prompt = self.kernels.prompt() == PromptKernel::Exact;
-        if !xp.is_empty() && exact_prompt {
-            matmul(&output, xp, yp, self.kernels.isa());
+        if self.kernels.prompt() != PromptKernel::Exact {
+            return matmul_decode(&output, x, y, self.kernels);
         }
-        match exact_prompt {
-            true if !xg.is_empty() => matmul_decode(&output, xg, yg, self.kernels),
-            true => {}
-            false => matmul_decode(&output, &st.xb[..rows * dim], &mut st.logits[..rows * v], self.kernels),
+        let rg = st.layout.rows_generated;
+        let ((xg, xp), (yg, yp)) = (x.split_at(rg * dim), y.split_at_mut(rg * v));
+        if !xg.is_empty() {
+            matmul_decode(&output, xg, yg, self.kernels);
+        }
+        if !xp.is_empty() {
+            matmul(&output, xp, yp, self.kernels.isa());
         }
     }
 }

@@ -52,13 +52,14 @@ impl Weights {
     /// Bytes of weights one decoded token reads: every matrix except the embedding table (one row
     /// of it). Decode is memory-bound, so this sets a model's decode cost against another's.
     pub fn decode_bytes(&self) -> usize {
-        let layer = |l: &Layer| {
-            [l.wq, l.wk, l.wv, l.wo, l.w_gate, l.w_up, l.w_down]
-                .iter()
-                .map(|m| m.len)
-                .sum::<usize>()
-        };
-        self.layers.iter().map(layer).sum::<usize>() + self.output.len
+        self.token_mats().map(|m| m.len).sum()
+    }
+
+    /// Every matrix a token multiplies: the layers' and the output's (tied to the embedding
+    /// table or not).
+    fn token_mats(&self) -> impl Iterator<Item = MatRef> + '_ {
+        let layer = |l: &Layer| [l.wq, l.wk, l.wv, l.wo, l.w_gate, l.w_up, l.w_down];
+        self.layers.iter().flat_map(layer).chain([self.output])
     }
 
     pub fn load(file: &Arc<GgufFile>, c: &Config) -> Result<Self> {
@@ -108,12 +109,7 @@ impl Weights {
     /// Packs every matrix a generated token multiplies (the layers' and the output's) whose type
     /// and shape have a packed layout; returns the bytes the copies hold.
     pub fn pack(&mut self) -> usize {
-        let mut mats: Vec<MatRef> = self
-            .layers
-            .iter()
-            .flat_map(|l| [l.wq, l.wk, l.wv, l.wo, l.w_gate, l.w_up, l.w_down])
-            .collect();
-        mats.push(self.output);
+        let mut mats: Vec<MatRef> = self.token_mats().collect();
         // Largest first: while a matrix is packed both copies are resident, so the peak is the
         // packed total plus the largest matrix packed after most of the rest, not the output's
         // 2 × 138 MiB (mini) on top of everything else.

@@ -25,16 +25,27 @@ use crate::GgmlType;
 /// Rows per panel (the 16 i32 lanes of a 512-bit register).
 pub const LANES: usize = 16;
 
+/// Columns per packed group of `ty` and a panel's bytes per group, or `None` if `ty` has no
+/// packed layout.
+fn groups(ty: GgmlType) -> Option<(usize, usize)> {
+    match ty {
+        GgmlType::Q8_0 => Some((64, 1088)),
+        GgmlType::Q5_0 => Some((64, 704)),
+        GgmlType::Q4K => Some((256, 2304)),
+        GgmlType::Q6K => Some((256, 3392)),
+        _ => None,
+    }
+}
+
+/// Columns per packed group of `ty` (the column alignment of a panel's parts), if it is packed.
+pub fn group(ty: GgmlType) -> Option<usize> {
+    groups(ty).map(|(g, _)| g)
+}
+
 /// Bytes of one panel of `cols` weights of `ty`, or `None` if `ty` has no packed layout or
 /// `cols` does not divide into its groups.
 pub fn panel_bytes(ty: GgmlType, cols: usize) -> Option<usize> {
-    let (group, bytes) = match ty {
-        GgmlType::Q8_0 => (64, 1088),
-        GgmlType::Q5_0 => (64, 704),
-        GgmlType::Q4K => (256, 2304),
-        GgmlType::Q6K => (256, 3392),
-        _ => return None,
-    };
+    let (group, bytes) = groups(ty)?;
     (cols > 0 && cols.is_multiple_of(group)).then_some(cols / group * bytes)
 }
 

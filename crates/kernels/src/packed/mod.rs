@@ -87,9 +87,16 @@ impl PackedMatrix {
         let mut rows: [&mut [u8]; LANES] = std::array::from_fn(|_| it.next().expect("16 rows"));
         layout::unpack(self.ty, self.panel(p), &mut rows);
     }
-}
 
-impl PackedMatrix {
+    /// Panel `p`'s 16 GGUF rows, unpacked into a new buffer, and the bytes of one row (the
+    /// scalar paths' input).
+    fn gguf_rows(&self, p: usize) -> (Vec<u8>, usize) {
+        let rb = self.ty.bytes_for(self.cols as u64).expect("whole blocks") as usize;
+        let mut rows = vec![0u8; LANES * rb];
+        self.unpack_panel(p, &mut rows);
+        (rows, rb)
+    }
+
     /// Columns `c0..c1` of the panel's 16 rows as f32, equal to `scalar::dequantize_row` of the
     /// GGUF rows, into `out[l · stride + c − c0]`. `c0` and `c1` are multiples of `group()`.
     pub fn dequantize_panel(&self, p: usize, (c0, c1): (usize, usize), out: &mut [f32], stride: usize, isa: Isa) {
@@ -106,9 +113,7 @@ impl PackedMatrix {
             return;
         }
         let _ = isa;
-        let rb = self.ty.bytes_for(self.cols as u64).expect("whole blocks") as usize;
-        let mut rows = vec![0u8; LANES * rb];
-        self.unpack_panel(p, &mut rows);
+        let (rows, rb) = self.gguf_rows(p);
         let (bl, bb) = (self.ty.block_len(), self.ty.block_bytes());
         for (l, row) in rows.chunks_exact(rb).enumerate() {
             let bytes = &row[c0 / bl * bb..c1 / bl * bb];
@@ -118,10 +123,7 @@ impl PackedMatrix {
 
     /// Columns per packed group: the alignment `dequantize_panel` needs.
     pub fn group(&self) -> usize {
-        match self.ty {
-            GgmlType::Q8_0 | GgmlType::Q5_0 => 64,
-            _ => 256,
-        }
+        layout::group(self.ty).expect("a packed type")
     }
 }
 
@@ -135,33 +137,34 @@ fn as_bytes_mut(lines: &mut [Line]) -> &mut [u8] {
     unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr() as *mut u8, lines.len() * 64) }
 }
 
+/// The offset packing adds to `ty`'s weights to store them unsigned, and the weights that share
+/// one correction: a block (Q8_0: 128, Q5_0: 16) or a 16-weight group (Q6_K: 32). `None`: Q4_K's
+/// nibbles are unsigned already.
+fn offset(ty: GgmlType) -> Option<(i32, usize)> {
+    match ty {
+        GgmlType::Q8_0 => Some((128, 32)),
+        GgmlType::Q5_0 => Some((16, 32)),
+        GgmlType::Q6K => Some((32, 16)),
+        _ => None,
+    }
+}
+
 /// Per token, the integer offsets that turn a block's unsigned-weight dot product into the signed
-/// one: `−o · Σq` over each block (Q8_0: o = 128, Q5_0: 16) or 16-weight group (Q6_K: 32).
+/// one: `−offset · Σq` over each span of `offset`'s.
 fn corrections(ty: GgmlType, acts: &QuantActs, out: &mut Vec<i32>) {
-    let (offset, group) = match ty {
-        GgmlType::Q8_0 => (128, 32),
-        GgmlType::Q5_0 => (16, 32),
-        GgmlType::Q6K => (32, 16),
-        _ => {
-            out.clear();
-            return;
-        }
-    };
     out.clear();
-    out.extend(
-        acts.qs
-            .chunks_exact(group)
-            .map(|g| -offset * g.iter().map(|&q| q as i32).sum::<i32>()),
-    );
+    if let Some((offset, span)) = offset(ty) {
+        let sums = acts
+            .qs
+            .chunks_exact(span)
+            .map(|g| g.iter().map(|&q| q as i32).sum::<i32>());
+        out.extend(sums.map(|s| -offset * s));
+    }
 }
 
 /// Corrections per token (as `corrections` lays them out).
 pub(crate) fn corrections_per_token(ty: GgmlType, cols: usize) -> usize {
-    match ty {
-        GgmlType::Q8_0 | GgmlType::Q5_0 => cols / 32,
-        GgmlType::Q6K => cols / 16,
-        _ => 0,
-    }
+    offset(ty).map_or(0, |(_, span)| cols / span)
 }
 
 thread_local! {
@@ -211,9 +214,7 @@ fn run_panel(w: &PackedMatrix, p: usize, acts: &QuantActs, corr: &[i32], out: Ou
         return;
     }
     let _ = (isa, corr);
-    let rb = w.ty.bytes_for(w.cols as u64).expect("whole blocks") as usize;
-    let mut rows = vec![0u8; LANES * rb];
-    w.unpack_panel(p, &mut rows);
+    let (rows, rb) = w.gguf_rows(p);
     for (l, row) in rows.chunks_exact(rb).enumerate() {
         for t in 0..n_tok {
             // SAFETY: this task owns rows 16p..16p + 16 of every token's output.

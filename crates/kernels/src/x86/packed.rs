@@ -139,7 +139,7 @@ unsafe fn q8_0<const T: usize>(panel: *const u8, nb: usize, k: &Tokens<T>) -> [_
         prefetch(base, 17);
         for h in 0..2 {
             let b = 2 * g + h;
-            let ws = _mm512_cvtph_ps(_mm256_load_si256(base.add(32 * h) as *const __m256i));
+            let ws = f16x16(base.add(32 * h));
             let data = base.add(64 + 512 * h);
             let mut ia = start::<T>(|t| *k.c[t].add(b));
             for s in 0..8 {
@@ -154,6 +154,13 @@ unsafe fn q8_0<const T: usize>(panel: *const u8, nb: usize, k: &Tokens<T>) -> [_
     acc
 }
 
+/// 16 f16 values at `p` (one per row: a block's scales) as f32 lanes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
+pub(super) unsafe fn f16x16(p: *const u8) -> __m512 {
+    _mm512_cvtph_ps(_mm256_load_si256(p as *const __m256i))
+}
+
 /// Steps 2v and 2v + 1 of a nibble vector: low nibbles, high nibbles.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
@@ -163,24 +170,33 @@ pub(super) unsafe fn nibbles(v: *const u8) -> (__m512i, __m512i) {
     (_mm512_and_si512(n, m4), _mm512_and_si512(_mm512_srli_epi16::<4>(n), m4))
 }
 
+/// Steps 2v and 2v + 1 of the Q5_0 block at `data` as unsigned 5-bit weights: the nibbles, plus
+/// 16 where the step's fifth-bit mask says.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
+pub(super) unsafe fn q5_0_steps(data: *const u8, v: usize) -> (__m512i, __m512i) {
+    let (sixteen, masks) = (_mm512_set1_epi8(16), data.add(256) as *const u64);
+    let (lo, hi) = nibbles(data.add(64 * v));
+    (
+        _mm512_mask_add_epi8(lo, masks.add(2 * v).read(), lo, sixteen),
+        _mm512_mask_add_epi8(hi, masks.add(2 * v + 1).read(), hi, sixteen),
+    )
+}
+
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
 unsafe fn q5_0<const T: usize>(panel: *const u8, nb: usize, k: &Tokens<T>) -> [__m512; T] {
-    let sixteen = _mm512_set1_epi8(16);
     let mut acc = [_mm512_setzero_ps(); T];
     for g in 0..nb / 2 {
         let base = panel.add(704 * g);
         prefetch(base, 11);
         for h in 0..2 {
             let b = 2 * g + h;
-            let ws = _mm512_cvtph_ps(_mm256_load_si256(base.add(32 * h) as *const __m256i));
+            let ws = f16x16(base.add(32 * h));
             let data = base.add(64 + 320 * h);
-            let masks = data.add(256) as *const u64;
             let mut ia = start::<T>(|t| *k.c[t].add(b));
             for v in 0..4 {
-                let (lo, hi) = nibbles(data.add(64 * v));
-                let u0 = _mm512_mask_add_epi8(lo, masks.add(2 * v).read(), lo, sixteen);
-                let u1 = _mm512_mask_add_epi8(hi, masks.add(2 * v + 1).read(), hi, sixteen);
+                let (u0, u1) = q5_0_steps(data, v);
                 step(&mut ia, 2 * v, u0, k, 32 * b + 8 * v);
                 step(&mut ia, 2 * v + 1, u1, k, 32 * b + 8 * v + 4);
             }
@@ -192,18 +208,6 @@ unsafe fn q5_0<const T: usize>(panel: *const u8, nb: usize, k: &Tokens<T>) -> [_
     acc
 }
 
-/// 16 bytes at `p` as f32 lanes, zero- (`signed` false) or sign-extended.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
-pub(super) unsafe fn bytes_f32(p: *const u8, signed: bool) -> __m512 {
-    let v = _mm_load_si128(p as *const __m128i);
-    _mm512_cvtepi32_ps(if signed {
-        _mm512_cvtepi8_epi32(v)
-    } else {
-        _mm512_cvtepu8_epi32(v)
-    })
-}
-
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
 unsafe fn q4k<const T: usize>(panel: *const u8, nsb: usize, k: &Tokens<T>) -> [__m512; T] {
@@ -211,14 +215,11 @@ unsafe fn q4k<const T: usize>(panel: *const u8, nsb: usize, k: &Tokens<T>) -> [_
     let mut macc = [_mm512_setzero_ps(); T];
     for sb in 0..nsb {
         let base = panel.add(2304 * sb);
-        let d = _mm512_cvtph_ps(_mm256_load_si256(base as *const __m256i));
-        let dmin = _mm512_cvtph_ps(_mm256_load_si256(base.add(32) as *const __m256i));
+        let (d, dmin) = (f16x16(base), f16x16(base.add(32)));
         prefetch(base, 4);
         for j in 0..8 {
             let b = 8 * sb + j;
-            let (sc, m) = scale_min_k4x16(base.add(64), j);
-            let dsc = _mm512_mul_ps(d, sc);
-            let dm = _mm512_mul_ps(dmin, m);
+            let (dsc, dm) = q4k_scales(base, (d, dmin), j);
             let data = base.add(256 + 256 * j);
             prefetch(data, 4);
             let mut ia = start::<T>(|_| 0);
@@ -239,11 +240,19 @@ unsafe fn q4k<const T: usize>(panel: *const u8, nsb: usize, k: &Tokens<T>) -> [_
     acc
 }
 
+/// Sub-block `j`'s `d · sc` and `dmin · m` for the 16 rows of the Q4_K super-block at `base`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
+pub(super) unsafe fn q4k_scales(base: *const u8, (d, dmin): (__m512, __m512), j: usize) -> (__m512, __m512) {
+    let (sc, m) = scale_min_k4x16(base.add(64), j);
+    (_mm512_mul_ps(d, sc), _mm512_mul_ps(dmin, m))
+}
+
 /// Sub-block `j`'s 6-bit scale and min of 16 rows as f32 lanes, from the rows' 12 packed Q4_K
 /// scale bytes laid out [12][16] at `q` (`blocks::scale_min_k4`, 16 rows at once).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
-pub(super) unsafe fn scale_min_k4x16(q: *const u8, j: usize) -> (__m512, __m512) {
+unsafe fn scale_min_k4x16(q: *const u8, j: usize) -> (__m512, __m512) {
     let byte = |i: usize| _mm_load_si128(q.add(16 * i) as *const __m128i);
     let (m63, m15, m30) = (_mm_set1_epi8(63), _mm_set1_epi8(15), _mm_set1_epi8(0x30));
     let (sc, m) = if j < 4 {
@@ -266,7 +275,7 @@ pub(super) unsafe fn scale_min_k4x16(q: *const u8, j: usize) -> (__m512, __m512)
 /// (other bits are masked by the caller).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
-pub(super) unsafe fn high2(hv: __m512i, kk: usize) -> __m512i {
+unsafe fn high2(hv: __m512i, kk: usize) -> __m512i {
     match kk {
         0 => _mm512_slli_epi16::<4>(hv),
         1 => _mm512_slli_epi16::<2>(hv),
@@ -275,28 +284,54 @@ pub(super) unsafe fn high2(hv: __m512i, kk: usize) -> __m512i {
     }
 }
 
+/// 16-weight group `g`'s `d · sc` for the 16 rows of the Q6_K super-block at `base`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
+pub(super) unsafe fn q6k_scale(base: *const u8, d: __m512, g: usize) -> __m512 {
+    let sc = _mm512_cvtepi8_epi32(_mm_load_si128(base.add(64 + 16 * g) as *const __m128i));
+    _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc))
+}
+
+/// The Q6_K 32-block at `data`'s high-bit vector `h` (steps 4h..4h + 4).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
+pub(super) unsafe fn q6k_high(data: *const u8, h: usize) -> __m512i {
+    _mm512_load_si512(data.add(256 + 64 * h) as *const __m512i)
+}
+
+/// Steps 2v and 2v + 1 (v in 0..4) of the Q6_K 32-block at `data` as unsigned 6-bit weights: the
+/// low nibbles with the high 2 bits from `hv`, its high-bit vector `v / 2` (`q6k_high`).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
+pub(super) unsafe fn q6k_steps(data: *const u8, hv: __m512i, v: usize) -> (__m512i, __m512i) {
+    let m30 = _mm512_set1_epi8(0x30);
+    let (lo, hi) = nibbles(data.add(64 * v));
+    let kk = 2 * (v % 2);
+    (
+        _mm512_ternarylogic_epi32::<0xF8>(lo, high2(hv, kk), m30),
+        _mm512_ternarylogic_epi32::<0xF8>(hi, high2(hv, kk + 1), m30),
+    )
+}
+
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
 unsafe fn q6k<const T: usize>(panel: *const u8, nsb: usize, k: &Tokens<T>) -> [__m512; T] {
-    let m30 = _mm512_set1_epi8(0x30);
     let mut acc = [_mm512_setzero_ps(); T];
     for sb in 0..nsb {
         let base = panel.add(3392 * sb);
-        let d = _mm512_cvtph_ps(_mm256_load_si256(base as *const __m256i));
+        let d = f16x16(base);
         prefetch(base, 5);
         for jb in 0..8 {
             let b = 8 * sb + jb;
             let data = base.add(320 + 384 * jb);
             prefetch(data, 6);
             for gh in 0..2 {
-                let dsc = _mm512_mul_ps(d, bytes_f32(base.add(64 + 16 * (2 * jb + gh)), true));
-                let hv = _mm512_load_si512(data.add(256 + 64 * gh) as *const __m512i);
+                let dsc = q6k_scale(base, d, 2 * jb + gh);
+                let hv = q6k_high(data, gh);
                 let mut ia = start::<T>(|t| *k.c[t].add(2 * b + gh));
                 for vv in 0..2 {
                     let v = 2 * gh + vv;
-                    let (lo, hi) = nibbles(data.add(64 * v));
-                    let u0 = _mm512_ternarylogic_epi32::<0xF8>(lo, high2(hv, 2 * vv), m30);
-                    let u1 = _mm512_ternarylogic_epi32::<0xF8>(hi, high2(hv, 2 * vv + 1), m30);
+                    let (u0, u1) = q6k_steps(data, hv, v);
                     step(&mut ia, 2 * vv, u0, k, 32 * b + 8 * v);
                     step(&mut ia, 2 * vv + 1, u1, k, 32 * b + 8 * v + 4);
                 }

@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use super::packed::{bytes_f32, high2, nibbles, scale_min_k4x16};
+use super::packed::{f16x16, nibbles, q4k_scales, q5_0_steps, q6k_high, q6k_scale, q6k_steps};
 use crate::packed::PackedMatrix;
 use crate::GgmlType;
 
@@ -89,7 +89,7 @@ unsafe fn q8_0(panel: *const u8, c0: usize, c1: usize, dst: Dest) {
     for g in c0 / 64..c1 / 64 {
         let base = panel.add(1088 * g);
         for h in 0..2 {
-            let ws = _mm512_cvtph_ps(_mm256_load_si256(base.add(32 * h) as *const __m256i));
+            let ws = f16x16(base.add(32 * h));
             let data = base.add(64 + 512 * h);
             for s in 0..8 {
                 let u = _mm512_load_si512(data.add(64 * s) as *const __m512i);
@@ -102,17 +102,13 @@ unsafe fn q8_0(panel: *const u8, c0: usize, c1: usize, dst: Dest) {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
 unsafe fn q5_0(panel: *const u8, c0: usize, c1: usize, dst: Dest) {
-    let sixteen = _mm512_set1_epi8(16);
     for g in c0 / 64..c1 / 64 {
         let base = panel.add(704 * g);
         for h in 0..2 {
-            let ws = _mm512_cvtph_ps(_mm256_load_si256(base.add(32 * h) as *const __m256i));
+            let ws = f16x16(base.add(32 * h));
             let data = base.add(64 + 320 * h);
-            let masks = data.add(256) as *const u64;
             for v in 0..4 {
-                let (lo, hi) = nibbles(data.add(64 * v));
-                let u0 = _mm512_mask_add_epi8(lo, masks.add(2 * v).read(), lo, sixteen);
-                let u1 = _mm512_mask_add_epi8(hi, masks.add(2 * v + 1).read(), hi, sixteen);
+                let (u0, u1) = q5_0_steps(data, v);
                 let col = 64 * g + 32 * h + 8 * v - c0;
                 emit(u0, 16, ws, None, dst, col);
                 emit(u1, 16, ws, None, dst, col + 4);
@@ -126,12 +122,9 @@ unsafe fn q5_0(panel: *const u8, c0: usize, c1: usize, dst: Dest) {
 unsafe fn q4k(panel: *const u8, c0: usize, c1: usize, dst: Dest) {
     for sb in c0 / 256..c1 / 256 {
         let base = panel.add(2304 * sb);
-        let d = _mm512_cvtph_ps(_mm256_load_si256(base as *const __m256i));
-        let dmin = _mm512_cvtph_ps(_mm256_load_si256(base.add(32) as *const __m256i));
+        let (d, dmin) = (f16x16(base), f16x16(base.add(32)));
         for j in 0..8 {
-            let (sc, m) = scale_min_k4x16(base.add(64), j);
-            let dsc = _mm512_mul_ps(d, sc);
-            let dm = _mm512_mul_ps(dmin, m);
+            let (dsc, dm) = q4k_scales(base, (d, dmin), j);
             let data = base.add(256 + 256 * j);
             for v in 0..4 {
                 let (lo, hi) = nibbles(data.add(64 * v));
@@ -146,20 +139,17 @@ unsafe fn q4k(panel: *const u8, c0: usize, c1: usize, dst: Dest) {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
 unsafe fn q6k(panel: *const u8, c0: usize, c1: usize, dst: Dest) {
-    let m30 = _mm512_set1_epi8(0x30);
     for sb in c0 / 256..c1 / 256 {
         let base = panel.add(3392 * sb);
-        let d = _mm512_cvtph_ps(_mm256_load_si256(base as *const __m256i));
+        let d = f16x16(base);
         for jb in 0..8 {
             let data = base.add(320 + 384 * jb);
             for gh in 0..2 {
-                let dsc = _mm512_mul_ps(d, bytes_f32(base.add(64 + 16 * (2 * jb + gh)), true));
-                let hv = _mm512_load_si512(data.add(256 + 64 * gh) as *const __m512i);
+                let dsc = q6k_scale(base, d, 2 * jb + gh);
+                let hv = q6k_high(data, gh);
                 for vv in 0..2 {
                     let v = 2 * gh + vv;
-                    let (lo, hi) = nibbles(data.add(64 * v));
-                    let u0 = _mm512_ternarylogic_epi32::<0xF8>(lo, high2(hv, 2 * vv), m30);
-                    let u1 = _mm512_ternarylogic_epi32::<0xF8>(hi, high2(hv, 2 * vv + 1), m30);
+                    let (u0, u1) = q6k_steps(data, hv, v);
                     let col = 256 * sb + 32 * jb + 8 * v - c0;
                     emit(u0, 32, dsc, None, dst, col);
                     emit(u1, 32, dsc, None, dst, col + 4);
