@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use futures_util::StreamExt;
 use serde_json::json;
 
 #[derive(Args)]
@@ -107,37 +106,23 @@ pub async fn one(
     }
     let mut stats = RequestStats::default();
     let mut last: Option<Instant> = None;
-    let mut buf = String::new();
     let mut usage_tokens = None;
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        buf.push_str(&String::from_utf8_lossy(&chunk?));
-        while let Some(end) = buf.find("\n\n") {
-            let event: String = buf.drain(..end + 2).collect();
-            for line in event.lines() {
-                let Some(data) = line.strip_prefix("data: ") else {
-                    continue;
-                };
-                if data == "[DONE]" {
-                    continue;
-                }
-                let v: serde_json::Value = serde_json::from_str(data).context("a chunk that is not JSON")?;
-                if let Some(n) = v["usage"]["completion_tokens"].as_u64() {
-                    usage_tokens = Some(n as usize);
-                }
-                let content = v["choices"][0]["delta"]["content"].as_str().unwrap_or("");
-                if content.is_empty() {
-                    continue;
-                }
-                let now = Instant::now();
-                match last {
-                    None => stats.ttft = (now - start).as_secs_f64(),
-                    Some(l) => stats.gaps.push((now - l).as_secs_f64()),
-                }
-                last = Some(now);
-                stats.tokens += 1;
-            }
+    let mut events = crate::sse::Events::new(resp);
+    while let Some(v) = events.next().await? {
+        if let Some(n) = v["usage"]["completion_tokens"].as_u64() {
+            usage_tokens = Some(n as usize);
         }
+        let content = v["choices"][0]["delta"]["content"].as_str().unwrap_or("");
+        if content.is_empty() {
+            continue;
+        }
+        let now = Instant::now();
+        match last {
+            None => stats.ttft = (now - start).as_secs_f64(),
+            Some(l) => stats.gaps.push((now - l).as_secs_f64()),
+        }
+        last = Some(now);
+        stats.tokens += 1;
     }
     if let Some(n) = usage_tokens {
         stats.tokens = n;

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::bench_serve::{load_client, prompt, shared_system, start_server};
@@ -153,35 +152,26 @@ async fn request(
         ));
     }
     let (mut chunks, mut usage) = (0usize, None);
-    let mut stream = resp.bytes_stream();
-    let mut buf = String::new();
-    while let Some(part) = stream.next().await {
-        match part {
-            Ok(b) => buf.push_str(&String::from_utf8_lossy(&b)),
-            Err(e) => return Outcome::Failed(format!("request {i}: stream: {e}")),
+    let mut events = crate::sse::Events::new(resp);
+    loop {
+        let v = match events.next().await {
+            Ok(Some(v)) => v,
+            Ok(None) => break,
+            Err(e) => return Outcome::Failed(format!("request {i}: stream: {e:#}")),
+        };
+        if v.get("error").is_some() {
+            return Outcome::Failed(format!("request {i}: error event: {v}"));
         }
-        while let Some(end) = buf.find("\n\n") {
-            let event: String = buf.drain(..end + 2).collect();
-            let Some(data) = event.trim().strip_prefix("data: ") else {
-                continue;
-            };
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else {
-                continue;
-            };
-            if v.get("error").is_some() {
-                return Outcome::Failed(format!("request {i}: error event: {data}"));
-            }
-            if let Some(n) = v["usage"]["completion_tokens"].as_u64() {
-                usage = Some(n as usize);
-            }
-            if v["choices"][0]["delta"]["content"]
-                .as_str()
-                .is_some_and(|c| !c.is_empty())
-            {
-                chunks += 1;
-                if drop_after.is_some_and(|d| chunks >= d) {
-                    return Outcome::Dropped(chunks);
-                }
+        if let Some(n) = v["usage"]["completion_tokens"].as_u64() {
+            usage = Some(n as usize);
+        }
+        if v["choices"][0]["delta"]["content"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty())
+        {
+            chunks += 1;
+            if drop_after.is_some_and(|d| chunks >= d) {
+                return Outcome::Dropped(chunks);
             }
         }
     }

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 #[derive(Args)]
@@ -135,27 +134,17 @@ async fn turn(client: &reqwest::Client, a: &ChatArgs, s: &Session, out: &mut imp
             .unwrap_or(text);
         bail!("HTTP {status}: {msg}");
     }
-    let (mut answer, mut buf) = (String::new(), String::new());
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        buf.push_str(&String::from_utf8_lossy(&chunk?));
-        while let Some(end) = buf.find("\n\n") {
-            let event: String = buf.drain(..end + 2).collect();
-            for data in event.lines().filter_map(|l| l.strip_prefix("data: ")) {
-                if data == "[DONE]" {
-                    continue;
-                }
-                let v: Value = serde_json::from_str(data).context("a chunk that is not JSON")?;
-                if let Some(m) = v["error"]["message"].as_str() {
-                    bail!("{m}");
-                }
-                let delta = &v["choices"][0]["delta"];
-                let piece = delta["content"].as_str().or(delta["refusal"].as_str()).unwrap_or("");
-                write!(out, "{piece}")?;
-                out.flush()?;
-                answer.push_str(piece);
-            }
+    let mut answer = String::new();
+    let mut events = crate::sse::Events::new(resp);
+    while let Some(v) = events.next().await? {
+        if let Some(m) = v["error"]["message"].as_str() {
+            bail!("{m}");
         }
+        let delta = &v["choices"][0]["delta"];
+        let piece = delta["content"].as_str().or(delta["refusal"].as_str()).unwrap_or("");
+        write!(out, "{piece}")?;
+        out.flush()?;
+        answer.push_str(piece);
     }
     writeln!(out)?;
     Ok(answer)

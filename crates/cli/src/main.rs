@@ -50,6 +50,7 @@ mod results;
 mod say;
 mod serve;
 mod settings;
+mod sse;
 mod store_open;
 mod sys;
 mod tiers;
