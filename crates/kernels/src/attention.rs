@@ -9,7 +9,7 @@
 //!   O[i][d] = (Σ_{p < lim_i} E[i][p] · V[p][d]) · (1 / z_i)   one FMA chain over p in order
 //! with `lim_i` the number of positions query row i sees (causal). Each output's chain depends only
 //! on its own query and positions, never on the rows sharing its tile, so a prompt's numbers do not
-//! depend on how it is chunked or batched. The per-token kernels (`ops::scores_f16`,
+//! depend on how it is chunked or batched. The per-token kernels (`kv_f16::scores`,
 //! `ops::attend_f16`) read every K and V row once per token; here each is converted once per
 //! chunk and read from cache by register tiles of 8 (scores) or 4 (sums) query rows.
 
@@ -212,17 +212,13 @@ pub fn prompt_tile_scalar(
 
 /// One KV head's keys, positions `0..n`, to f32 in panels: `dst[key_at(p, d)] = row(p)[d]`
 /// (positions `n..keys_ld(n)` zero). `row(p)` is position p's key for this head (hd long or
-/// more), wherever the cache keeps it: a paged cache finds each position in its block.
-pub fn keys_t_f16<'a>(row: impl Fn(usize) -> &'a [u16], hd: usize, n: usize, dst: &mut [f32], isa: Isa) {
-    keys_t(n, hd, dst, |p, out| f16_row(&row(p)[..hd], out, isa));
-}
-
-/// As `keys_t_f16` for an f32 cache.
+/// more), wherever the cache keeps it: a paged cache finds each position in its block. (An f16
+/// cache's keys convert block by block: `kv_f16::to_panels`.)
 pub fn keys_t_f32<'a>(row: impl Fn(usize) -> &'a [f32], hd: usize, n: usize, dst: &mut [f32]) {
     keys_t(n, hd, dst, |p, out| out.copy_from_slice(&row(p)[..hd]));
 }
 
-/// As `keys_t_f16` for any cache: `row_of(p, out)` writes position p's key for this head ([hd]).
+/// As `keys_t_f32` for any cache: `row_of(p, out)` writes position p's key for this head ([hd]).
 pub fn keys_t_with(hd: usize, n: usize, dst: &mut [f32], row_of: impl Fn(usize, &mut [f32])) {
     keys_t(n, hd, dst, row_of)
 }
@@ -245,7 +241,7 @@ fn keys_t(n: usize, hd: usize, dst: &mut [f32], row_of: impl Fn(usize, &mut [f32
     }
 }
 
-/// One KV head's values, positions `0..n`, to f32: dst: [n, hd]; `row(p)` as in `keys_t_f16`.
+/// One KV head's values, positions `0..n`, to f32: dst: [n, hd]; `row(p)` as in `keys_t_f32`.
 pub fn values_f16<'a>(row: impl Fn(usize) -> &'a [u16], hd: usize, n: usize, dst: &mut [f32], isa: Isa) {
     assert_eq!(dst.len(), n * hd);
     for (p, out) in dst.chunks_exact_mut(hd).enumerate() {
@@ -262,7 +258,7 @@ pub fn values_f32<'a>(row: impl Fn(usize) -> &'a [f32], hd: usize, n: usize, dst
 }
 
 /// f16 bits → f32 (exact).
-fn f16_row(src: &[u16], dst: &mut [f32], isa: Isa) {
+pub(crate) fn f16_row(src: &[u16], dst: &mut [f32], isa: Isa) {
     #[cfg(target_arch = "x86_64")]
     if isa.simd() && src.len().is_multiple_of(8) {
         // SAFETY: AVX2 and F16C were detected; equal lengths, a multiple of 8.

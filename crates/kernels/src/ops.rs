@@ -136,57 +136,11 @@ pub fn axpy_f16(a: f32, x: &[u16], y: &mut [f32], isa: Isa) {
     }
 }
 
-/// Returns `$k::<G>(args)` for the group sizes the attention kernels are built for (`g` query heads
-/// per KV head: 1, 2, 4, 6, 7, 8); any other size falls through to the caller's next path.
-#[cfg(target_arch = "x86_64")]
-macro_rules! by_group {
-    ($g:expr, $k:ident($($a:expr),*)) => {
-        match $g {
-            1 => return $k::<1>($($a),*),
-            2 => return $k::<2>($($a),*),
-            4 => return $k::<4>($($a),*),
-            6 => return $k::<6>($($a),*),
-            7 => return $k::<7>($($a),*),
-            8 => return $k::<8>($($a),*),
-            _ => {}
-        }
-    };
-}
-
-/// Attention scores of a group of `g` query heads sharing one KV head: `scores[j·ld + p] =
-/// dot_f16(q[j], k[p]) · scale` (bit-identical to it). q: [g, hd]; row p of k at `p · stride`;
-/// head j's scores at `j · ld` (ld ≥ n, so a paged cache can fill a row block by block).
-#[allow(clippy::too_many_arguments)]
-pub fn scores_f16(
-    q: &[f32],
-    g: usize,
-    hd: usize,
-    k: &[u16],
-    stride: usize,
-    n: usize,
-    ld: usize,
-    scale: f32,
-    scores: &mut [f32],
-    isa: Isa,
-) {
-    assert_eq!(q.len(), g * hd);
-    #[cfg(target_arch = "x86_64")]
-    if isa.simd() && hd.is_multiple_of(8) {
-        use crate::x86::attend::scores_f16 as s;
-        // SAFETY: features detected; the kernel asserts the shapes.
-        unsafe { by_group!(g, s(q, hd, k, stride, n, ld, scale, scores)) }
-    }
-    for p in 0..n {
-        for j in 0..g {
-            scores[j * ld + p] = dot_f16(&q[j * hd..(j + 1) * hd], &k[p * stride..p * stride + hd], isa) * scale;
-        }
-    }
-}
-
 /// `out[j] += Σ_p probs[j·ld + p] · v[p]` in position order for a group of `g` heads (bit-identical
 /// to `axpy_f16` per head and position). probs: head j's row at `j · ld` (ld ≥ n); out: [g, hd];
 /// row p of v at `p · stride`. Calls over consecutive runs of positions add up to one call over
-/// all of them bit for bit (each element's FMAs stay in position order).
+/// all of them bit for bit (each element's FMAs stay in position order). `next`: the rows the
+/// caller reads next (the following block), fetched into cache meanwhile (a hint).
 #[allow(clippy::too_many_arguments)]
 pub fn attend_f16(
     probs: &[f32],
@@ -194,6 +148,7 @@ pub fn attend_f16(
     n: usize,
     ld: usize,
     v: &[u16],
+    next: &[u16],
     stride: usize,
     hd: usize,
     out: &mut [f32],
@@ -204,13 +159,13 @@ pub fn attend_f16(
     if isa.avx512() && hd.is_multiple_of(32) {
         use crate::x86::attend::attend_f16_512 as a;
         // SAFETY: AVX-512F and the AVX2 set detected; the kernel asserts the shapes.
-        unsafe { by_group!(g, a(probs, n, ld, v, stride, hd, out)) }
+        unsafe { by_group!(g, a(probs, n, ld, v, next.as_ptr(), stride, hd, out)) }
     }
     #[cfg(target_arch = "x86_64")]
     if isa.simd() && hd.is_multiple_of(16) {
         use crate::x86::attend::attend_f16 as a;
         // SAFETY: features detected; the kernel asserts the shapes.
-        unsafe { by_group!(g, a(probs, n, ld, v, stride, hd, out)) }
+        unsafe { by_group!(g, a(probs, n, ld, v, next.as_ptr(), stride, hd, out)) }
     }
     for p in 0..n {
         for j in 0..g {

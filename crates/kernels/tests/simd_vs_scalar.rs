@@ -232,65 +232,56 @@ fn vector_swiglu_matches_its_scalar_twin() {
     }
 }
 
-/// The grouped attention kernels (each K/V row converted once for all heads of a GQA group) are
-/// bit-identical to the one-head kernels they replace, for every group size the dispatch knows
-/// and one it does not.
+/// The grouped attention kernels (each K/V row converted once for all heads of a GQA group):
+/// scores on position-minor key blocks equal their scalar twin on every ISA, for every run of rows
+/// (a window's first block, a sequence's last), every group size the dispatch knows and one it
+/// does not; sums over values equal the one-head kernel.
 #[test]
 fn grouped_attention_equals_one_head_at_a_time() {
-    // With AVX-512 (where the CPU has it) and without: both kernel sets equal the one-head ones.
-    for cap in [Level::Avx512Vnni, Level::Avx2] {
+    // With AVX-512 (where the CPU has it), AVX2 and scalar: every kernel set equals the twins.
+    for cap in [Level::Avx512Vnni, Level::Avx2, Level::Scalar] {
         check_grouped_attention(best().at_most(cap));
     }
 }
 
 fn check_grouped_attention(isa: Isa) {
-    use tandem_kernels::ops::{attend_f16, axpy_f16, dot_f16, scores_f16, to_f16};
+    use tandem_kernels::kv_f16::{scores, scores_scalar, write_row, BLOCK};
+    use tandem_kernels::ops::{attend_f16, axpy_f16, to_f16};
     for hd in [64, 128] {
         let (n, stride) = (37, 2 * hd + 16); // odd: the AVX-512 scores' last position is alone
         let ld = n + 5; // each head's row of scores longer than n, as a paged cache uses it
         let kv: Vec<f32> = (0..n * stride).map(|i| ((i as f32) * 0.37).sin() * 2.0).collect();
         let mut h = vec![0u16; kv.len()];
         to_f16(&kv, &mut h, isa);
+        // One block of keys, [stride][BLOCK]: position r's row is kv's row r.
+        let mut block = vec![0u16; stride * BLOCK];
+        for r in 0..BLOCK {
+            write_row(&kv[r * stride..(r + 1) * stride], r, &mut block, isa);
+        }
+        assert!((0..BLOCK).all(|r| (0..stride).all(|c| block[c * BLOCK + r] == h[r * stride + c])));
         for g in [1, 2, 3, 6, 7, 8] {
             let q: Vec<f32> = (0..g * hd).map(|i| ((i as f32) * 0.11).cos()).collect();
-            let mut got = vec![f32::NAN; g * ld];
-            scores_f16(&q, g, hd, &h[8..], stride, n, ld, 0.125, &mut got, isa);
-            for p in 0..n {
-                for j in 0..g {
-                    let want = dot_f16(&q[j * hd..(j + 1) * hd], &h[8 + p * stride..8 + p * stride + hd], isa) * 0.125;
-                    assert_eq!(
-                        got[j * ld + p].to_bits(),
-                        want.to_bits(),
-                        "scores g={g} hd={hd} p={p} j={j}"
-                    );
-                }
+            let keys = &block[8 * BLOCK..]; // the head at channel 8
+            for rows in [0..BLOCK, 0..1, 0..16, 3..29, 16..32, 17..18, 5..16, 20..31] {
+                let mut got = vec![f32::NAN; g * ld];
+                let mut want = got.clone();
+                scores(&q, g, keys, keys, rows.clone(), ld, 0.125, &mut got, isa);
+                scores_scalar(&q, g, keys, rows.clone(), ld, 0.125, &mut want);
+                assert!(
+                    got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "scores g={g} hd={hd} rows={rows:?}"
+                );
+                assert!(
+                    (0..g).all(|j| got[j * ld..(j + 1) * ld][..rows.len()].iter().all(|x| x.is_finite())),
+                    "every score of rows {rows:?} written"
+                );
             }
-            assert!(
-                (0..g).all(|j| got[j * ld + n..(j + 1) * ld].iter().all(|x| x.is_nan())),
-                "scores past n untouched"
-            );
-            // The same scores in two runs of positions (a block boundary at 32).
-            let mut runs = vec![f32::NAN; g * ld];
-            scores_f16(&q, g, hd, &h[8..], stride, 32, ld, 0.125, &mut runs, isa);
-            scores_f16(
-                &q,
-                g,
-                hd,
-                &h[8 + 32 * stride..],
-                stride,
-                n - 32,
-                ld,
-                0.125,
-                &mut runs[32..],
-                isa,
-            );
-            assert!(
-                (0..g).all(|j| (0..n).all(|p| runs[j * ld + p].to_bits() == got[j * ld + p].to_bits())),
-                "scores in runs g={g} hd={hd}"
-            );
+            let mut got = vec![f32::NAN; g * ld];
+            scores(&q, g, keys, keys, 0..BLOCK, ld, 0.125, &mut got, isa);
+            scores(&q, g, keys, keys, 0..n - BLOCK, ld, 0.125, &mut got[BLOCK..], isa);
             let mut out = vec![0.5f32; g * hd];
             let mut want = out.clone();
-            attend_f16(&got, g, n, ld, &h[8..], stride, hd, &mut out, isa);
+            attend_f16(&got, g, n, ld, &h[8..], &h, stride, hd, &mut out, isa);
             for p in 0..n {
                 for j in 0..g {
                     let row = &h[8 + p * stride..8 + p * stride + hd];
@@ -302,13 +293,14 @@ fn check_grouped_attention(isa: Isa) {
                 "attend g={g} hd={hd}"
             );
             let mut in_runs = vec![0.5f32; g * hd];
-            attend_f16(&got, g, 32, ld, &h[8..], stride, hd, &mut in_runs, isa);
+            attend_f16(&got, g, 32, ld, &h[8..], &h, stride, hd, &mut in_runs, isa);
             attend_f16(
                 &got[32..],
                 g,
                 n - 32,
                 ld,
                 &h[8 + 32 * stride..],
+                &h,
                 stride,
                 hd,
                 &mut in_runs,

@@ -13,8 +13,10 @@
 //! see runs of up to `KV_BLOCK` rows; every result is bit-identical to one contiguous cache.
 
 use tandem_kernels::dispatch::dot_f32;
+use tandem_kernels::kv_f16;
 use tandem_kernels::kv_q8 as q8;
-use tandem_kernels::ops::{attend_f16, axpy, scores_f16, to_f16};
+use tandem_kernels::ops::{attend_f16, axpy};
+use tandem_kernels::pages::advise_vec;
 use tandem_kernels::Isa;
 
 use std::ops::Range;
@@ -22,8 +24,10 @@ use std::ops::Range;
 use crate::Config;
 
 /// Positions per block: the granularity of sharing and of allocation. A multiple of the prompt
-/// attention's key panels (16) and of `keys_ld`'s rounding (32).
+/// attention's key panels (16) and of `keys_ld`'s rounding (32), and the f16 keys' block
+/// (`kv_f16::BLOCK`).
 pub const KV_BLOCK: usize = 32;
+const _: () = assert!(KV_BLOCK == kv_f16::BLOCK);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KvType {
@@ -44,7 +48,10 @@ impl KvType {
     }
 }
 
-/// k, v: [n_blocks, n_layer, KV_BLOCK, kv_dim] each (q8_0: quants so, scales [.., kv_dim / 32]).
+/// k, v: [n_blocks, n_layer, KV_BLOCK, kv_dim] each (q8_0: quants so, scales [.., kv_dim / 32]),
+/// except f16, head-major within a block so one head's block is one contiguous run:
+/// keys [n_blocks, n_layer, n_kv_head, head_dim, KV_BLOCK] (position-minor, `kv_f16`), values
+/// [n_blocks, n_layer, n_kv_head, KV_BLOCK, head_dim].
 enum Store {
     F32 {
         k: Vec<f32>,
@@ -65,6 +72,7 @@ enum Store {
 /// The blocks of one model's KV cache.
 pub struct KvPool {
     pub kv_dim: usize,
+    head_dim: usize,
     pub n_layer: usize,
     n_blocks: usize,
     store: Store,
@@ -157,8 +165,26 @@ impl KvPool {
                 vd: vec![0; n / q8::QK],
             },
         };
+        // Still untouched (zeroed pages are mapped on first write): huge pages from the start.
+        match &store {
+            Store::F32 { k, v } => {
+                advise_vec(k);
+                advise_vec(v);
+            }
+            Store::F16 { k, v } => {
+                advise_vec(k);
+                advise_vec(v);
+            }
+            Store::Q8 { k, kd, v, vd } => {
+                advise_vec(k);
+                advise_vec(v);
+                advise_vec(kd);
+                advise_vec(vd);
+            }
+        }
         Self {
             kv_dim: cfg.kv_dim(),
+            head_dim: cfg.head_dim,
             n_layer: cfg.n_layer,
             n_blocks,
             store,
@@ -204,8 +230,12 @@ impl KvPool {
                 v[at..at + n].copy_from_slice(v_row);
             }
             Store::F16 { k, v } => {
-                to_f16(k_row, &mut k[at..at + n], isa);
-                to_f16(v_row, &mut v[at..at + n], isa);
+                let (base, r, hd) = (at - pos % KV_BLOCK * n, pos % KV_BLOCK, self.head_dim);
+                kv_f16::write_row(k_row, r, &mut k[base..base + n * KV_BLOCK], isa);
+                for (h, row) in v_row.chunks_exact(hd).enumerate() {
+                    let at = base + (h * KV_BLOCK + r) * hd;
+                    tandem_kernels::ops::to_f16(row, &mut v[at..at + hd], isa);
+                }
             }
             Store::Q8 { k, kd, v, vd } => {
                 let (s, e) = (at / q8::QK, (at + n) / q8::QK);
@@ -228,8 +258,9 @@ impl KvPool {
                     v.copy_within(s..s + n, d);
                 }
                 Store::F16 { k, v } => {
-                    k.copy_within(s..s + n, d);
-                    v.copy_within(s..s + n, d);
+                    // Head-major blocks: the whole block's rows of this layer.
+                    k.copy_within(s..s + KV_BLOCK * self.kv_dim, d);
+                    v.copy_within(s..s + KV_BLOCK * self.kv_dim, d);
                 }
                 Store::Q8 { k, kd, v, vd } => {
                     k.copy_within(s..s + n, d);
@@ -273,13 +304,14 @@ pub struct KvView<'a> {
 
 impl KvView<'_> {
     /// The runs of positions `pos` block by block: (first position, rows, index of the run's
-    /// first row in `layer`).
-    fn runs(&self, layer: usize, pos: Range<usize>) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    /// first row in `layer`, index of the block's row 0 in `layer`).
+    fn runs(&self, layer: usize, pos: Range<usize>) -> impl Iterator<Item = (usize, usize, usize, usize)> + '_ {
         let first = pos.start / KV_BLOCK;
         (first..pos.end.div_ceil(KV_BLOCK)).map(move |b| {
             let p0 = (b * KV_BLOCK).max(pos.start);
             let rows = ((b + 1) * KV_BLOCK).min(pos.end) - p0;
-            (p0, rows, self.pool.at(self.table.blocks[b], layer, p0 % KV_BLOCK))
+            let base = self.pool.at(self.table.blocks[b], layer, 0);
+            (p0, rows, base + p0 % KV_BLOCK * self.pool.kv_dim, base)
         })
     }
 
@@ -300,10 +332,15 @@ impl KvView<'_> {
     ) {
         let (hd, n) = (q.len() / g, pos.end);
         let kv_dim = self.pool.kv_dim;
-        for (p0, rows, at) in self.runs(layer, pos) {
+        let mut runs = self.runs(layer, pos).peekable();
+        while let Some((p0, rows, at, base)) = runs.next() {
             let at = at + off;
+            let next = runs.peek().map_or(base, |r| r.3) + off * KV_BLOCK;
             match &self.pool.store {
-                Store::F16 { k, .. } => scores_f16(q, g, hd, &k[at..], kv_dim, rows, n, scale, &mut scores[p0..], isa),
+                Store::F16 { k, .. } => {
+                    let (keys, r0) = (&k[base + off * KV_BLOCK..], p0 % KV_BLOCK);
+                    kv_f16::scores(q, g, keys, &k[next..], r0..r0 + rows, n, scale, &mut scores[p0..], isa)
+                }
                 Store::Q8 { k, kd, .. } => {
                     let rows_q8 = q8_rows(k, kd, at, kv_dim, hd);
                     q8::scores(q, g, rows_q8, rows, n, scale, &mut scores[p0..], isa)
@@ -335,10 +372,17 @@ impl KvView<'_> {
     ) {
         let (hd, n) = (out.len() / g, pos.end);
         let kv_dim = self.pool.kv_dim;
-        for (p0, rows, at) in self.runs(layer, pos) {
+        let mut runs = self.runs(layer, pos).peekable();
+        while let Some((p0, rows, at, base)) = runs.next() {
             let at = at + off;
             match &self.pool.store {
-                Store::F16 { v, .. } => attend_f16(&probs[p0..], g, rows, n, &v[at..], kv_dim, hd, out, isa),
+                Store::F16 { v, .. } => {
+                    // This head's block: [KV_BLOCK][hd], rows hd apart.
+                    let head = |base: usize| base + off * KV_BLOCK;
+                    let next = head(runs.peek().map_or(base, |r| r.3));
+                    let rows_at = &v[head(base) + p0 % KV_BLOCK * hd..];
+                    attend_f16(&probs[p0..], g, rows, n, rows_at, &v[next..], hd, hd, out, isa)
+                }
                 Store::Q8 { v, vd, .. } => {
                     q8::attend(&probs[p0..], g, rows, n, q8_rows(v, vd, at, kv_dim, hd), out, isa)
                 }
@@ -368,12 +412,26 @@ impl KvView<'_> {
         values: &mut [f32],
         isa: Isa,
     ) {
-        use tandem_kernels::attention::{keys_t_f16, keys_t_f32, keys_t_with, values_f16, values_f32};
+        use tandem_kernels::attention::{keys_t_f32, keys_t_with, values_f16, values_f32};
         let row = |p: usize| self.pool.pos_at(self.table, layer, p) + off;
         match &self.pool.store {
             Store::F16 { k, v } => {
-                keys_t_f16(|p| &k[row(p)..], hd, n, keys_t, isa);
-                values_f16(|p| &v[row(p)..], hd, n, values, isa);
+                // Each block of keys is two of the prompt tiles' panels.
+                for (b, panels) in keys_t.chunks_exact_mut(2 * hd * 16).enumerate() {
+                    let base = self.pool.at(self.table.blocks[b], layer, 0) + off * KV_BLOCK;
+                    kv_f16::to_panels(
+                        &k[base..],
+                        hd,
+                        n.saturating_sub(b * KV_BLOCK).min(KV_BLOCK),
+                        panels,
+                        isa,
+                    );
+                }
+                let value = |p: usize| {
+                    let base = self.pool.at(self.table.blocks[p / KV_BLOCK], layer, 0);
+                    base + (off / hd * KV_BLOCK + p % KV_BLOCK) * hd
+                };
+                values_f16(|p| &v[value(p)..], hd, n, values, isa);
             }
             Store::F32 { k, v } => {
                 keys_t_f32(|p| &k[row(p)..], hd, n, keys_t);

@@ -52,7 +52,10 @@ impl PackedMatrix {
         if !w.rows.is_multiple_of(LANES) || w.rows == 0 {
             return None;
         }
-        let mut lines = vec![Line([0; 64]); w.rows / LANES * panel / 64];
+        let n = w.rows / LANES * panel / 64;
+        let mut lines = Vec::with_capacity(n);
+        crate::pages::advise_huge(lines.as_ptr() as *const u8, n * 64);
+        lines.resize(n, Line([0; 64]));
         let bytes = as_bytes_mut(&mut lines);
         bytes.par_chunks_mut(panel).enumerate().for_each(|(p, out)| {
             let rows: [&[u8]; LANES] = std::array::from_fn(|l| w.row(LANES * p + l));
