@@ -58,7 +58,7 @@ pub struct BenchArgs {
     reps: usize,
     #[arg(short = 't', long)]
     threads: Option<usize>,
-    /// KV-cache element type: f16, f32 or q8_0.
+    /// KV-cache element type: f16, f32, q8_0 or q4_0.
     #[arg(long, default_value = "f16")]
     kv_type: String,
     /// RoPE past the trained context (as `serve --rope-scaling`): auto puts the tests that

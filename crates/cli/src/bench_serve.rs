@@ -45,6 +45,11 @@ pub struct BenchServeArgs {
     /// message, as an application with a fixed instruction block does: what a prefix cache saves.
     #[arg(long, default_value_t = 0)]
     shared_prefix: usize,
+    /// The long-prompt scenario instead of the levels: short requests one at a time alone, then
+    /// while one request with a unique prompt of about N tokens prefills (their TTFT and token
+    /// gaps both times, and the long request's own TTFT).
+    #[arg(long)]
+    long_prompt: Option<usize>,
 }
 
 /// A system prompt of about `tokens` tokens (~12 tokens a sentence), the same on every call.
@@ -231,6 +236,16 @@ pub fn bench_serve(home: &crate::Home, a: BenchServeArgs) -> Result<()> {
         };
         let r = rt.block_on(w.run(&client, &url))?;
         return crate::bench_batch::print(&label, &w, &r, a.json);
+    }
+    if let Some(tokens) = a.long_prompt {
+        let w = crate::bench_long::Scenario {
+            model: a.model.clone(),
+            tokens,
+            probes: a.probes,
+        };
+        let r = rt.block_on(w.run(&client, &url))?;
+        crate::bench_long::print(&label, &w, &r, a.json);
+        return Ok(());
     }
     let mut rows = Vec::new();
     rt.block_on(async {

@@ -32,7 +32,7 @@ pub struct LongctxArgs {
     /// As `serve --rope-scaling` (auto: YaRN for the prompts past the trained context).
     #[arg(long, default_value = "auto")]
     rope_scaling: String,
-    /// KV-cache element type: f16, f32 or q8_0.
+    /// KV-cache element type: f16, f32, q8_0 or q4_0.
     #[arg(long, default_value = "f16")]
     kv_type: String,
     /// Directory of text files for the haystack (default: the Python standard library's sources).

@@ -23,6 +23,7 @@ mod bench_batch;
 mod bench_cost;
 mod bench_embed;
 mod bench_json;
+mod bench_long;
 mod bench_serve;
 mod bench_soak;
 mod bench_spec;

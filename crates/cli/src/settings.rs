@@ -56,8 +56,8 @@ pub struct Settings {
     /// Most tokens per forward step (prompt chunks plus decode tokens).
     #[arg(long, env = "TANDEM_STEP_TOKENS")]
     pub step_tokens: Option<usize>,
-    /// KV-cache element type: f16 (half the memory), f32 (exact) or q8_0 (ggml's 8-bit blocks,
-    /// 53% of f16's memory).
+    /// KV-cache element type: f16 (half the memory), f32 (exact), q8_0 (ggml's 8-bit blocks,
+    /// 53% of f16's memory) or q4_0 (4-bit blocks, 28%).
     #[arg(long, env = "TANDEM_KV_TYPE")]
     pub kv_type: Option<String>,
     /// Requests that may wait for a slot; beyond it the server answers 429 with Retry-After.

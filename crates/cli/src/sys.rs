@@ -38,6 +38,7 @@ pub fn kv_type(s: &str) -> Result<KvType> {
         "f16" => Ok(KvType::F16),
         "f32" => Ok(KvType::F32),
         "q8_0" | "q8" => Ok(KvType::Q8_0),
-        other => bail!("--kv-type {other:?}: expected f16, f32 or q8_0"),
+        "q4_0" | "q4" => Ok(KvType::Q4_0),
+        other => bail!("--kv-type {other:?}: expected f16, f32, q8_0 or q4_0"),
     }
 }

@@ -26,7 +26,7 @@ fn mini_matches_the_numpy_reference() {
         check(best, 0.15, 0);
     }
     // Measured worst 0.107–0.179 as the kernels' float roundings moved, 0.097 on packed panels
-    // with int8 prompts (top-1 unchanged everywhere): int8 activations in every layer and the
+    // with int8 prompts, 0.174 with the scores on position-minor f16 keys (top-1 unchanged everywhere): int8 activations in every layer and the
     // logits matmul, over 16 tokens whose own KV entries carry the rounding. Rounding to int8 is a step function, so an ulp upstream
     // can flip a value by one step: the deviation is noise of that size, not drift.
     check(best, 0.25, DECODED);
@@ -39,6 +39,33 @@ fn mini_matches_the_numpy_reference() {
 fn mini_with_a_q8_kv_cache_matches_the_numpy_reference() {
     check_kv(KernelChoice::exact(), 1.0, 0, KvType::Q8_0);
     check_kv(KernelChoice::best(), 1.0, DECODED, KvType::Q8_0);
+}
+
+/// The KV cache in q4_0 blocks (ggml's 4-bit rounding of every key and value, 16 levels per block
+/// of 32) is too coarse for the mini: Qwen2's keys carry large bias channels, so a block's scale
+/// is set by its outlier and the rest round to a few levels. Measured: the top-1 token differs from
+/// the reference on 2 of the 5 prompts (exact kernels) and 3 of 5 (best kernels, 16 decoded), top-5
+/// relative logits off by up to 7.33 / 6.41. This pins that measurement (at least 2 of 5 agree,
+/// within 10 — a broken cache agrees on none), so a change to it is seen; docs/long-context.md
+/// says not to use q4_0 with these tiers.
+#[test]
+fn mini_with_a_q4_kv_cache_is_measured_against_the_numpy_reference() {
+    for (kernels, decoded) in [(KernelChoice::exact(), 0), (KernelChoice::best(), DECODED)] {
+        let cases = compare(
+            "mini_reference_logits.json",
+            Rope::Plain,
+            kernels,
+            decoded,
+            KvType::Q4_0,
+        );
+        let agree = cases.iter().filter(|c| c.1).count();
+        let worst = cases.iter().map(|c| c.2).fold(0f32, f32::max);
+        eprintln!(
+            "{kernels:?}, KV Q4_0, last {decoded} decoded: top-1 agrees on {agree} of {}, top-5 within {worst:.3}",
+            cases.len()
+        );
+        assert!(agree >= 2 && worst <= 10.0, "{cases:?}");
+    }
 }
 
 /// Prompts through the prompt path, or (`decoded` > 0) with their last tokens decoded one at a time.
@@ -70,13 +97,33 @@ fn mini_with_yarn_matches_the_numpy_yarn_reference() {
 }
 
 fn check_against(golden: &str, rope: Rope, kernels: KernelChoice, (tolerance, decoded): (f32, usize), kv: KvType) {
+    let mut worst = 0f32;
+    for (name, same_top1, diff) in compare(golden, rope, kernels, decoded, kv) {
+        assert!(
+            same_top1,
+            "{kernels:?} decoded {decoded}: {name}: top-1 token differs from the reference"
+        );
+        assert!(
+            diff <= tolerance,
+            "{kernels:?} decoded {decoded}: {name}: top-5 relative logits off by {diff}"
+        );
+        worst = worst.max(diff);
+    }
+    eprintln!(
+        "{kernels:?}, KV {kv:?}, {rope:?}, last {decoded} tokens decoded: largest top-5 relative-logit difference from the reference: {worst:.6}"
+    );
+}
+
+/// Per reference prompt: its name, whether tandem's top-1 token is the reference's, and the
+/// largest difference of the reference's top-5 logits relative to its top-1.
+fn compare(golden: &str, rope: Rope, kernels: KernelChoice, decoded: usize, kv: KvType) -> Vec<(String, bool, f32)> {
     let mut lm = common::mini();
     lm.model.kernels = kernels;
     if rope == Rope::Yarn {
         lm.model.config.yarn = Some(Yarn::new(4.0, lm.model.config.ctx_train));
     }
     let cases = common::golden(golden);
-    let mut worst = 0f32;
+    let mut out = Vec::new();
     for case in cases.as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         let tokens: Vec<u32> = case["tokens"]
@@ -95,19 +142,11 @@ fn check_against(golden: &str, rope: Rope, kernels: KernelChoice, (tolerance, de
         let mut gen = SingleSequence::with_kv_type(&lm, tokens.len() + 1, kv).with_rope(rope);
         let logits = gen.logits_decoding(&tokens, decoded).unwrap();
         let ours_top1 = tandem_engine::argmax(&logits) as usize;
-        assert_eq!(ours_top1, top[0].0, "{name}: top-1 token differs from the reference");
-        for &(id, ref_logit) in &top[..5] {
-            let ours = logits[id] - logits[ours_top1];
-            let theirs = ref_logit - top[0].1;
-            let diff = (ours - theirs).abs();
-            worst = worst.max(diff);
-            assert!(
-                diff <= tolerance,
-                "{kernels:?} decoded {decoded}: {name}: token {id} relative logit {ours} vs reference {theirs}"
-            );
-        }
+        let diff = top[..5]
+            .iter()
+            .map(|&(id, ref_logit)| ((logits[id] - logits[top[0].0]) - (ref_logit - top[0].1)).abs())
+            .fold(0f32, f32::max);
+        out.push((name.to_string(), ours_top1 == top[0].0, diff));
     }
-    eprintln!(
-        "{kernels:?}, KV {kv:?}, {rope:?}, last {decoded} tokens decoded: largest top-5 relative-logit difference from the reference: {worst:.6}"
-    );
+    out
 }

@@ -6,6 +6,7 @@
 //! Attention reads the blocks directly: each cached row of a head is dequantised once into a
 //! stack buffer for all the query heads sharing it (q·d is exact in f32: 8 × 11 significant bits),
 //! then the same f32 dot products and axpys as an f32 cache (`dispatch::dot_f32`, `ops::axpy`).
+//! `scores` and `attend` take any `QuantRows`: the q4_0 cache's (`kv_q4`) too.
 
 use crate::dispatch::{dot_f32, Isa};
 use crate::ops::axpy;
@@ -75,9 +76,20 @@ pub struct Rows<'a> {
     pub hd: usize,
 }
 
-impl Rows<'_> {
-    /// Position `p`'s row of the head, dequantised into `out` ([hd]).
-    pub fn row(&self, p: usize, out: &mut [f32], isa: Isa) {
+/// One head's rows of a quantised cache, as attention reads them.
+pub trait QuantRows: Copy {
+    /// Values per row of the head.
+    fn hd(&self) -> usize;
+    /// Position `p`'s row of the head, dequantised into `out` ([hd], exact).
+    fn row(&self, p: usize, out: &mut [f32], isa: Isa);
+}
+
+impl QuantRows for Rows<'_> {
+    fn hd(&self) -> usize {
+        self.hd
+    }
+
+    fn row(&self, p: usize, out: &mut [f32], isa: Isa) {
         let (at, hd) = (p * self.stride, self.hd);
         dequantize_row(&self.qs[at..at + hd], &self.ds[at / QK..(at + hd) / QK], out, isa);
     }
@@ -86,8 +98,8 @@ impl Rows<'_> {
 /// `scores[j·ld + p] = dot_f32(q[j], K[p]) · scale` for the `g` query heads sharing the head
 /// (q: [g, hd]), positions `p < n`; each K row dequantised once.
 #[allow(clippy::too_many_arguments)]
-pub fn scores(q: &[f32], g: usize, k: Rows, n: usize, ld: usize, scale: f32, scores: &mut [f32], isa: Isa) {
-    let hd = k.hd;
+pub fn scores(q: &[f32], g: usize, k: impl QuantRows, n: usize, ld: usize, scale: f32, scores: &mut [f32], isa: Isa) {
+    let hd = k.hd();
     assert!(q.len() == g * hd && hd <= MAX_HEAD && ld >= n);
     let mut row = [0f32; MAX_HEAD];
     for p in 0..n {
@@ -100,8 +112,8 @@ pub fn scores(q: &[f32], g: usize, k: Rows, n: usize, ld: usize, scale: f32, sco
 
 /// `out[j] += Σ_p probs[j·ld + p] · V[p]` for `g` heads (out: [g, hd]) in position order; each V
 /// row dequantised once.
-pub fn attend(probs: &[f32], g: usize, n: usize, ld: usize, v: Rows, out: &mut [f32], isa: Isa) {
-    let hd = v.hd;
+pub fn attend(probs: &[f32], g: usize, n: usize, ld: usize, v: impl QuantRows, out: &mut [f32], isa: Isa) {
+    let hd = v.hd();
     assert!(out.len() == g * hd && hd <= MAX_HEAD && ld >= n);
     let mut row = [0f32; MAX_HEAD];
     for p in 0..n {

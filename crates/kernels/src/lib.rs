@@ -18,6 +18,7 @@
 //! - `rng`: a small seeded RNG (xoshiro256**) so the same seed gives the same samples on every build.
 //! - `conv`: channels-last convolutions for image models (SAME padding, im2col, depthwise, ReLU6).
 //! - `kv_f16`: an f16 KV cache's keys stored position-minor per block; generated tokens' scores on them.
+//! - `kv_q8`, `kv_q4`: the KV cache in ggml's q8_0 / q4_0 blocks, read by attention row by row.
 //! - `ops`: small f32 vector ops of the forward pass (rms_norm, softmax, silu, rope helpers).
 
 /// Returns `$k::<G>(args)` for the group sizes the attention kernels are built for (`g` query heads
@@ -46,6 +47,7 @@ pub mod dense;
 pub mod dispatch;
 pub mod gemm_i8;
 pub mod kv_f16;
+pub mod kv_q4;
 pub mod kv_q8;
 pub mod matmul;
 pub mod ops;

@@ -14,7 +14,8 @@
 
 use tandem_kernels::dispatch::dot_f32;
 use tandem_kernels::kv_f16;
-use tandem_kernels::kv_q8 as q8;
+use tandem_kernels::kv_q4 as q4;
+use tandem_kernels::kv_q8::{self as q8, QuantRows};
 use tandem_kernels::ops::{attend_f16, axpy};
 use tandem_kernels::pages::advise_vec;
 use tandem_kernels::Isa;
@@ -35,20 +36,24 @@ pub enum KvType {
     F32,
     /// ggml's q8_0 blocks (`tandem_kernels::kv_q8`): 34 bytes per 32 values.
     Q8_0,
+    /// ggml's q4_0 blocks (`tandem_kernels::kv_q4`): 18 bytes per 32 values.
+    Q4_0,
 }
 
 impl KvType {
-    /// Bytes of a row of `n` values (n a multiple of 32 for q8_0).
+    /// Bytes of a row of `n` values (n a multiple of 32 for q8_0 and q4_0).
     pub fn row_bytes(self, n: usize) -> usize {
         match self {
             KvType::F16 => 2 * n,
             KvType::F32 => 4 * n,
             KvType::Q8_0 => n + n / q8::QK * 2,
+            KvType::Q4_0 => n / 2 + n / q8::QK * 2,
         }
     }
 }
 
-/// k, v: [n_blocks, n_layer, KV_BLOCK, kv_dim] each (q8_0: quants so, scales [.., kv_dim / 32]),
+/// k, v: [n_blocks, n_layer, KV_BLOCK, kv_dim] each (q8_0 and q4_0: quants so — q4_0 two per
+/// byte — scales [.., kv_dim / 32]),
 /// except f16, head-major within a block so one head's block is one contiguous run:
 /// keys [n_blocks, n_layer, n_kv_head, head_dim, KV_BLOCK] (position-minor, `kv_f16`), values
 /// [n_blocks, n_layer, n_kv_head, KV_BLOCK, head_dim].
@@ -65,6 +70,12 @@ enum Store {
         k: Vec<i8>,
         kd: Vec<u16>,
         v: Vec<i8>,
+        vd: Vec<u16>,
+    },
+    Q4 {
+        k: Vec<u8>,
+        kd: Vec<u16>,
+        v: Vec<u8>,
         vd: Vec<u16>,
     },
 }
@@ -145,8 +156,8 @@ impl KvPool {
     /// `n_blocks` zeroed blocks (the allocator maps pages lazily, so untouched blocks cost no RAM).
     pub fn new(cfg: &Config, n_blocks: usize, ty: KvType) -> Self {
         assert!(
-            ty != KvType::Q8_0 || cfg.head_dim.is_multiple_of(q8::QK),
-            "a q8_0 KV cache needs heads of a multiple of 32 values"
+            matches!(ty, KvType::F16 | KvType::F32) || cfg.head_dim.is_multiple_of(q8::QK),
+            "a q8_0 or q4_0 KV cache needs heads of a multiple of 32 values"
         );
         let n = n_blocks * cfg.n_layer * KV_BLOCK * cfg.kv_dim();
         let store = match ty {
@@ -164,6 +175,12 @@ impl KvPool {
                 v: vec![0; n],
                 vd: vec![0; n / q8::QK],
             },
+            KvType::Q4_0 => Store::Q4 {
+                k: vec![0; n / 2],
+                kd: vec![0; n / q8::QK],
+                v: vec![0; n / 2],
+                vd: vec![0; n / q8::QK],
+            },
         };
         // Still untouched (zeroed pages are mapped on first write): huge pages from the start.
         match &store {
@@ -176,6 +193,12 @@ impl KvPool {
                 advise_vec(v);
             }
             Store::Q8 { k, kd, v, vd } => {
+                advise_vec(k);
+                advise_vec(v);
+                advise_vec(kd);
+                advise_vec(vd);
+            }
+            Store::Q4 { k, kd, v, vd } => {
                 advise_vec(k);
                 advise_vec(v);
                 advise_vec(kd);
@@ -200,6 +223,7 @@ impl KvPool {
             Store::F32 { .. } => KvType::F32,
             Store::F16 { .. } => KvType::F16,
             Store::Q8 { .. } => KvType::Q8_0,
+            Store::Q4 { .. } => KvType::Q4_0,
         }
     }
 
@@ -242,6 +266,11 @@ impl KvPool {
                 q8::quantize_row(k_row, &mut k[at..at + n], &mut kd[s..e]);
                 q8::quantize_row(v_row, &mut v[at..at + n], &mut vd[s..e]);
             }
+            Store::Q4 { k, kd, v, vd } => {
+                let (s, e) = (at / q8::QK, (at + n) / q8::QK);
+                q4::quantize_row(k_row, &mut k[at / 2..(at + n) / 2], &mut kd[s..e]);
+                q4::quantize_row(v_row, &mut v[at / 2..(at + n) / 2], &mut vd[s..e]);
+            }
         }
     }
 
@@ -265,6 +294,13 @@ impl KvPool {
                 Store::Q8 { k, kd, v, vd } => {
                     k.copy_within(s..s + n, d);
                     v.copy_within(s..s + n, d);
+                    let (s, d, n) = (s / q8::QK, d / q8::QK, n / q8::QK);
+                    kd.copy_within(s..s + n, d);
+                    vd.copy_within(s..s + n, d);
+                }
+                Store::Q4 { k, kd, v, vd } => {
+                    k.copy_within(s / 2..(s + n) / 2, d / 2);
+                    v.copy_within(s / 2..(s + n) / 2, d / 2);
                     let (s, d, n) = (s / q8::QK, d / q8::QK, n / q8::QK);
                     kd.copy_within(s..s + n, d);
                     vd.copy_within(s..s + n, d);
@@ -307,7 +343,12 @@ impl KvView<'_> {
     /// first row in `layer`, index of the block's row 0 in `layer`).
     fn runs(&self, layer: usize, pos: Range<usize>) -> impl Iterator<Item = (usize, usize, usize, usize)> + '_ {
         let first = pos.start / KV_BLOCK;
-        (first..pos.end.div_ceil(KV_BLOCK)).map(move |b| {
+        let blocks = if pos.is_empty() {
+            0..0
+        } else {
+            first..pos.end.div_ceil(KV_BLOCK)
+        };
+        blocks.map(move |b| {
             let p0 = (b * KV_BLOCK).max(pos.start);
             let rows = ((b + 1) * KV_BLOCK).min(pos.end) - p0;
             let base = self.pool.at(self.table.blocks[b], layer, 0);
@@ -344,6 +385,10 @@ impl KvView<'_> {
                 Store::Q8 { k, kd, .. } => {
                     let rows_q8 = q8_rows(k, kd, at, kv_dim, hd);
                     q8::scores(q, g, rows_q8, rows, n, scale, &mut scores[p0..], isa)
+                }
+                Store::Q4 { k, kd, .. } => {
+                    let rows_q4 = q4_rows(k, kd, at, kv_dim, hd);
+                    q8::scores(q, g, rows_q4, rows, n, scale, &mut scores[p0..], isa)
                 }
                 Store::F32 { k, .. } => {
                     for p in 0..rows {
@@ -386,6 +431,9 @@ impl KvView<'_> {
                 Store::Q8 { v, vd, .. } => {
                     q8::attend(&probs[p0..], g, rows, n, q8_rows(v, vd, at, kv_dim, hd), out, isa)
                 }
+                Store::Q4 { v, vd, .. } => {
+                    q8::attend(&probs[p0..], g, rows, n, q4_rows(v, vd, at, kv_dim, hd), out, isa)
+                }
                 Store::F32 { v, .. } => {
                     for p in 0..rows {
                         let row = &v[at + p * kv_dim..][..hd];
@@ -416,6 +464,7 @@ impl KvView<'_> {
         let row = |p: usize| self.pool.pos_at(self.table, layer, p) + off;
         match &self.pool.store {
             Store::F16 { k, v } => {
+                assert_eq!(keys_t.len(), hd * tandem_kernels::attention::keys_ld(n));
                 // Each block of keys is two of the prompt tiles' panels.
                 for (b, panels) in keys_t.chunks_exact_mut(2 * hd * 16).enumerate() {
                     let base = self.pool.at(self.table.blocks[b], layer, 0) + off * KV_BLOCK;
@@ -445,6 +494,13 @@ impl KvView<'_> {
                     one(v, vd, p, out);
                 }
             }
+            Store::Q4 { k, kd, v, vd } => {
+                let one = |qs, ds, p: usize, out: &mut [f32]| q4_rows(qs, ds, row(p), 0, hd).row(0, out, isa);
+                keys_t_with(hd, n, keys_t, |p, out| one(k, kd, p, out));
+                for (p, out) in values.chunks_exact_mut(hd).enumerate().take(n) {
+                    one(v, vd, p, out);
+                }
+            }
         }
     }
 }
@@ -453,6 +509,16 @@ impl KvView<'_> {
 fn q8_rows<'a>(qs: &'a [i8], ds: &'a [u16], at: usize, stride: usize, hd: usize) -> q8::Rows<'a> {
     q8::Rows {
         qs: &qs[at..],
+        ds: &ds[at / q8::QK..],
+        stride,
+        hd,
+    }
+}
+
+/// A q4_0 store's rows of one head from value index `at` (a multiple of 32) on, `stride` apart.
+fn q4_rows<'a>(qs: &'a [u8], ds: &'a [u16], at: usize, stride: usize, hd: usize) -> q4::Rows<'a> {
+    q4::Rows {
+        qs: &qs[at / 2..],
         ds: &ds[at / q8::QK..],
         stride,
         hd,

@@ -29,7 +29,7 @@ fn config() -> Config {
 fn a_range_reads_what_the_whole_read_gives_there() {
     let cfg = config();
     let (n, g, hd, kv_dim) = (150, 2, 64, 128);
-    for ty in [KvType::F32, KvType::F16, KvType::Q8_0] {
+    for ty in [KvType::F32, KvType::F16, KvType::Q8_0, KvType::Q4_0] {
         let mut pool = KvPool::new(&cfg, 8, ty);
         // Blocks out of order, as a paged cache hands them out.
         let table = BlockTable::new(vec![5, 2, 7, 0, 3]);
@@ -71,6 +71,81 @@ fn a_range_reads_what_the_whole_read_gives_there() {
                 assert!(
                     (x - y).abs() <= 1e-5 * y.abs().max(1.0),
                     "{ty:?} from {from}: {x} vs {y}"
+                );
+            }
+        }
+    }
+}
+
+/// Every cache type reads back what was written, through every read (scores, sums, the prompt's
+/// f32 operands), within its rounding — blocks out of order, a partly filled last block, the
+/// second head: a layout error anywhere shows as a value far off.
+#[test]
+fn every_type_reads_back_what_was_written() {
+    let cfg = config();
+    let (n, g, hd, kv_dim) = (75, 2, 64, 128);
+    let table = BlockTable::new(vec![5, 2, 7]);
+    let row = |p: usize, s: f32| -> Vec<f32> {
+        (0..kv_dim)
+            .map(|i| ((p * kv_dim + i) as f32 * 0.37 + s).sin())
+            .collect()
+    };
+    // Largest error of one value: f32 exact, f16 half an ulp at 1, q8_0 half a step of 1/127,
+    // q4_0 a step of 1/8 (the end opposite a block's largest value clamps).
+    for (ty, tol) in [
+        (KvType::F32, 1e-6),
+        (KvType::F16, 5e-4),
+        (KvType::Q8_0, 5e-3),
+        (KvType::Q4_0, 0.14),
+    ] {
+        let mut pool = KvPool::new(&cfg, 8, ty);
+        for p in 0..n {
+            pool.write(&table, 1, p, (&row(p, 0.0), &row(p, 1.0)), Isa::detected());
+        }
+        let view = pool.view(&table);
+        let head = 1; // channels 64..128
+        let (mut keys_t, mut values) = (
+            vec![0f32; hd * tandem_kernels::attention::keys_ld(n)],
+            vec![0f32; n * hd],
+        );
+        view.head_f32(1, head * hd, hd, n, &mut keys_t, &mut values, Isa::detected());
+        for p in 0..n {
+            let (k, v) = (row(p, 0.0), row(p, 1.0));
+            for d in 0..hd {
+                let got_k = keys_t[tandem_kernels::attention::key_at(p, d, hd)];
+                assert!((got_k - k[head * hd + d]).abs() <= tol, "{ty:?} key p {p} d {d}");
+                assert!(
+                    (values[p * hd + d] - v[head * hd + d]).abs() <= tol,
+                    "{ty:?} value p {p} d {d}"
+                );
+            }
+        }
+        // Scores and sums of two query heads against the f32 arithmetic on the written rows.
+        let q: Vec<f32> = (0..g * hd).map(|i| (i as f32 * 0.11).cos() / 8.0).collect();
+        let mut s = vec![0f32; g * n];
+        view.scores(1, head * hd, &q, g, 0..n, 1.0, &mut s, Isa::detected());
+        let mut out = vec![0f32; g * hd];
+        view.attend(1, head * hd, &s, g, 0..n, &mut out, Isa::detected());
+        for j in 0..g {
+            let mut want_out = vec![0f32; hd];
+            for p in 0..n {
+                let (k, v) = (row(p, 0.0), row(p, 1.0));
+                let want: f32 = (0..hd).map(|d| q[j * hd + d] * k[head * hd + d]).sum();
+                // |q| sums to at most 8 over a row, each key value off by tol.
+                assert!(
+                    (s[j * n + p] - want).abs() <= 8.0 * tol + 1e-4,
+                    "{ty:?} score j {j} p {p}"
+                );
+                for d in 0..hd {
+                    want_out[d] += s[j * n + p] * v[head * hd + d];
+                }
+            }
+            let weight: f32 = (0..n).map(|p| s[j * n + p].abs()).sum();
+            for d in 0..hd {
+                let got = out[j * hd + d];
+                assert!(
+                    (got - want_out[d]).abs() <= weight * tol + 1e-3,
+                    "{ty:?} sum j {j} d {d}"
                 );
             }
         }

@@ -15,6 +15,9 @@ pub(crate) trait Forward: Send {
     fn max_batch(&self) -> usize;
     /// Most logit rows one step gives.
     fn logit_capacity(&self) -> usize;
+    /// Cached positions whose attention costs about one token's matmuls (`Config::depth_unit`):
+    /// what a prompt chunk deep in a long context costs, for the step budget.
+    fn depth_unit(&self) -> usize;
     /// Runs one step: every sequence's tokens at positions `kv.len..` of its block table, the
     /// K/V written into the pool, the logit rows each asks for computed.
     fn step(&mut self, seqs: &mut [SeqStep]) -> Result<()>;
@@ -80,6 +83,9 @@ impl Forward for ModelForward {
     }
     fn logit_capacity(&self) -> usize {
         self.st.logit_capacity()
+    }
+    fn depth_unit(&self) -> usize {
+        self.lm.model.config.depth_unit()
     }
     fn step(&mut self, seqs: &mut [SeqStep]) -> Result<()> {
         self.lm

@@ -69,6 +69,10 @@ impl TextSide for FakeText {
     }
 }
 
+/// The fake model's `depth_unit`: positions whose attention costs one token's matmuls (large:
+/// the tests' short contexts cost their token counts; `deep_prefill_*` sets its own).
+const DEPTH_UNIT: usize = 1 << 30;
+
 /// What one step ran: per sequence, (prompt tokens?, the tokens).
 type StepLog = Vec<(bool, Vec<u32>)>;
 
@@ -77,6 +81,7 @@ struct FakeForward {
     /// [blocks][KV_BLOCK]: the token at each position (u32::MAX: never written).
     pool: Vec<Vec<u32>>,
     max_batch: usize,
+    depth_unit: usize,
     /// The last step's logit rows, per sequence.
     rows: Vec<Vec<Vec<f32>>>,
     log: Arc<Mutex<Vec<StepLog>>>,
@@ -97,6 +102,9 @@ impl Forward for FakeForward {
     }
     fn logit_capacity(&self) -> usize {
         64
+    }
+    fn depth_unit(&self) -> usize {
+        self.depth_unit
     }
     fn step(&mut self, seqs: &mut [SeqStep]) -> Result<()> {
         let total: usize = seqs.iter().map(|s| s.tokens.len()).sum();
@@ -149,11 +157,17 @@ struct Rig {
 
 impl Rig {
     fn new(cfg: EngineConfig, script: Script) -> Self {
+        Self::with_depth_unit(cfg, script, DEPTH_UNIT)
+    }
+
+    /// A rig whose model says deep positions cost a token's matmuls every `depth_unit` positions.
+    fn with_depth_unit(cfg: EngineConfig, script: Script, depth_unit: usize) -> Self {
         let log = Arc::new(Mutex::new(Vec::new()));
         let model = FakeForward {
             script,
             pool: vec![vec![u32::MAX; KV_BLOCK]; cfg.pool_blocks()],
             max_batch: cfg.step_tokens.max(cfg.slots),
+            depth_unit,
             rows: Vec::new(),
             log: log.clone(),
         };
@@ -483,6 +497,85 @@ fn chunked_prefill_keeps_decodes_going() {
     );
     for s in during {
         assert!(s.iter().any(|x| !x.0), "a prefill step without the running decode");
+    }
+}
+
+/// Beside a decoding sequence, a long prompt's chunks shrink as its depth grows (each step costs
+/// about a shallow step of `step_tokens`), never below the minimum chunk, and every step carries
+/// the decode; alone, the same prompt takes whole chunks.
+#[test]
+fn deep_prefill_chunks_shrink_beside_decodes() {
+    let chunks = |with_decoder: bool| {
+        let mut c = cfg(2, 1024);
+        c.step_tokens = 64;
+        let mut r = Rig::with_depth_unit(c, period_three(), 16);
+        let _a = with_decoder.then(|| r.submit(req("abc", 64)));
+        r.tick();
+        r.tick();
+        let before = r.steps().len();
+        let _b = r.submit(req(&long_prompt(300), 2));
+        r.settle(200);
+        r.steps()[before..]
+            .iter()
+            .filter_map(|s| {
+                let prompt: usize = s.iter().filter(|x| x.0).map(|x| x.1.len()).sum();
+                assert!(
+                    !with_decoder || s.iter().any(|x| !x.0),
+                    "a prefill step without the decode"
+                );
+                (prompt > 0).then_some(prompt)
+            })
+            .collect::<Vec<_>>()
+    };
+    let beside = chunks(true);
+    assert_eq!(beside.iter().sum::<usize>(), 300);
+    assert_eq!(beside[0], 32, "from depth 0: 32 tokens cost the step (unit 16)");
+    assert!(
+        beside.windows(2).all(|w| w[1] <= w[0]),
+        "chunks shrink with depth: {beside:?}"
+    );
+    let rest = &beside[..beside.len() - 1];
+    assert!(
+        rest.iter().all(|&c| c >= 8),
+        "never below the minimum chunk but the last: {beside:?}"
+    );
+    let alone = chunks(false);
+    assert_eq!(alone[..4], [64, 64, 64, 64], "alone, whole chunks");
+}
+
+/// Shorter prompts go first, but the oldest prefilling prompt keeps a minimum chunk of every step:
+/// short requests arriving one after another never starve it, and each is prefilled within two
+/// steps of arriving.
+#[test]
+fn short_prompts_go_first_without_starving_the_oldest() {
+    let mut c = cfg(3, 512);
+    c.step_tokens = 16;
+    let mut r = Rig::new(c, period_three());
+    // The long prompt is upper-case letters (and a final 'k'); the short ones lower-case.
+    let _l = r.submit(req(&long_prompt(200), 2));
+    r.tick();
+    let is_long = |toks: &[u32]| toks.iter().all(|&t| (b'A' as u32..=b'Z' as u32).contains(&t));
+    for k in 0..6u8 {
+        let short = format!("short {} abc", (b'a' + k) as char);
+        let _s = r.submit(req(&short, 1));
+        let before = r.steps().len();
+        r.tick();
+        r.tick();
+        let steps = &r.steps()[before..];
+        for s in steps {
+            let long_part: usize = s.iter().filter(|x| x.0 && is_long(&x.1)).map(|x| x.1.len()).sum();
+            assert!(
+                long_part >= 8,
+                "short {k}: the long prompt advanced {long_part} tokens: {s:?}"
+            );
+        }
+        let short_part: usize = steps
+            .iter()
+            .flatten()
+            .filter(|x| x.0 && !is_long(&x.1))
+            .map(|x| x.1.len())
+            .sum();
+        assert_eq!(short_part, short.len(), "short {k} prefilled within two steps");
     }
 }
 
