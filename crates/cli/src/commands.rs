@@ -67,6 +67,10 @@ pub struct LogitsArgs {
     /// at short context).
     #[arg(long, default_value = "auto")]
     rope_scaling: String,
+    /// KV-cache element type (f16, f32, q8_0, q4_0): the cache's rounding measured on these tokens;
+    /// default f16, or f32 with --exact.
+    #[arg(long)]
+    kv_type: Option<String>,
     #[arg(long)]
     threads: Option<usize>,
 }
@@ -210,10 +214,10 @@ pub fn logits(home: &Home, a: LogitsArgs) -> Result<()> {
     let mode = crate::sys::rope_scaling(&a.rope_scaling)?;
     let yarn_past = lm.model.config.set_rope_for(ids.len() + 1, mode);
     let rope = tandem_model::Rope::reaching(ids.len() + 1, yarn_past);
-    let kv_type = if a.exact {
-        tandem_model::KvType::F32
-    } else {
-        tandem_model::KvType::F16
+    let kv_type = match &a.kv_type {
+        Some(s) => crate::sys::kv_type(s)?,
+        None if a.exact => tandem_model::KvType::F32,
+        None => tandem_model::KvType::F16,
     };
     let mut gen = SingleSequence::with_kv_type(&lm, ids.len() + 1, kv_type).with_rope(rope);
     let logits = gen.logits(&ids)?;

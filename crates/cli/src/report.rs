@@ -240,7 +240,9 @@ fn column(home: &Home, tier: &Tier, config: Option<&Path>) -> Vec<Cell> {
             let out = f.tensor("output.weight").map_or(0, |t| t.n_elements());
             let embd = f.tensor("token_embd.weight").map_or(0, |t| t.n_elements());
             let n = if out == embd { n_all - out } else { n_all };
-            let ctx = tandem_model::Config::from_gguf(f).map(|c| c.ctx_train).ok();
+            let ctx = tandem_model::Config::from_gguf(f)
+                .map(|c| (c.ctx_train, c.full_context(tandem_model::RopeScaling::Auto)))
+                .ok();
             let src = model_path.display().to_string();
             (
                 Cell::found(
@@ -255,7 +257,19 @@ fn column(home: &Home, tier: &Tier, config: Option<&Path>) -> Vec<Cell> {
                 ),
                 Cell::found(mib(tier.bytes as f64), json!(tier.bytes), &src, &pull),
                 match ctx {
-                    Some(c) => Cell::found(format!("{c} (served: --ctx-size)"), json!(c), &src, &pull),
+                    // The served context, and where its recall, speed and memory at depth are measured.
+                    Some((trained, full)) if full > trained => Cell::found(
+                        format!("{full} (trained {trained}, YaRN past it; recall and speed: docs/long-context.md)"),
+                        json!(full),
+                        &src,
+                        "tandem eval longctx",
+                    ),
+                    Some((trained, _)) => Cell::found(
+                        format!("{trained} (docs/long-context.md)"),
+                        json!(trained),
+                        &src,
+                        "tandem eval longctx",
+                    ),
                     None => Cell::missing(pull.clone()),
                 },
             )
