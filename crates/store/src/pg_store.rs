@@ -575,12 +575,8 @@ impl Store for PgStore {
                         &[id],
                     )?
                     .get(0);
-                if spent + held >= budget {
-                    return Ok(Some(BudgetReached {
-                        scope,
-                        budget,
-                        committed: spent + held,
-                    }));
+                if let Some(reached) = BudgetReached::check(scope, budget, spent, held) {
+                    return Ok(Some(reached));
                 }
             }
             tx.execute(

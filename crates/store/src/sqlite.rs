@@ -462,12 +462,8 @@ impl Store for SqliteStore {
                     )
                     .optional()?;
                 if let Some((Some(budget), spent, held)) = row {
-                    if spent + held >= budget {
-                        return Ok(Some(BudgetReached {
-                            scope,
-                            budget,
-                            committed: spent + held,
-                        }));
+                    if let Some(reached) = BudgetReached::check(scope, budget, spent, held) {
+                        return Ok(Some(reached));
                     }
                 }
             }

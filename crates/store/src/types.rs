@@ -386,5 +386,17 @@ pub struct BudgetReached {
     pub committed: f64,
 }
 
+impl BudgetReached {
+    /// The admission rule both backends apply: a hold passes while what is spent plus what is
+    /// held stays under the budget; otherwise the budget `scope` is reached.
+    pub fn check(scope: &'static str, budget: f64, spent: f64, held: f64) -> Option<Self> {
+        (spent + held >= budget).then_some(Self {
+            scope,
+            budget,
+            committed: spent + held,
+        })
+    }
+}
+
 /// Holds older than this no longer count (their replica died mid-request).
 pub const HOLD_TTL: u64 = 3600;
