@@ -1,9 +1,10 @@
 //! `tandem bench serve --long-prompt N`: what one long prompt's prefill costs everyone else.
 //! 1. Alone: `probes` short streaming requests one at a time (TTFT, gaps between tokens).
 //! 2. A long answer starts streaming (so a sequence is decoding throughout), then one request with
-//!    a unique ~N-token prompt; while the long prompt prefills, the probes run again one at a
-//!    time. Reported: the probes' TTFT and token gaps alone and beside the prefill, and the long
-//!    request's own time to first token.
+//!    a unique ~N-token prompt; until the long prompt has prefilled, probes run one after another,
+//!    so they meet it at every depth. Reported: the probes' TTFT and token gaps alone, beside the
+//!    whole prefill and beside its second half (the deeper positions), and the long request's own
+//!    time to first token.
 
 use std::time::{Duration, Instant};
 
@@ -32,7 +33,7 @@ async fn probes(
     n: usize,
     until: impl Fn() -> bool,
 ) -> Result<Vec<RequestStats>> {
-    let mut v = Vec::with_capacity(n);
+    let mut v = Vec::new();
     for i in 0..n {
         if until() {
             break;
@@ -93,10 +94,11 @@ impl Scenario {
         };
         tokio::time::sleep(Duration::from_secs(1)).await;
         let finished = || done.load(std::sync::atomic::Ordering::Acquire);
-        let beside = probes(client, url, m, 2 * PHASE, self.probes, finished).await?;
+        let beside = probes(client, url, m, 2 * PHASE, usize::MAX, finished).await?;
         let (long_ttft, prompt_tokens) = long.await??;
         stream.abort();
         Ok(json!({"alone": summary(&alone), "beside_prefill": summary(&beside),
+                  "beside_second_half": summary(&beside[beside.len() / 2..]),
                   "long_prompt_tokens": prompt_tokens, "long_ttft_s": long_ttft}))
     }
 }
@@ -117,7 +119,11 @@ pub fn print(label: &str, s: &Scenario, r: &Value, as_json: bool) {
         f(&r["long_ttft_s"])
     );
     println!("short requests, one at a time (16 tokens each):");
-    for (k, name) in [("alone", "alone"), ("beside_prefill", "beside the prefill")] {
+    for (k, name) in [
+        ("alone", "alone"),
+        ("beside_prefill", "beside the prefill"),
+        ("beside_second_half", " … its second half"),
+    ] {
         let x = &r[k];
         println!(
             "  {name:<19} {:>3} reqs  TTFT p50 {:>7.0} ms  p95 {:>7.0} ms  ITL p50 {:>6.0} ms  p95 {:>6.0} ms",

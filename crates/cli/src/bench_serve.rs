@@ -38,16 +38,17 @@ pub struct BenchServeArgs {
     /// batch (throughput of each), and interactive TTFT with and without a batch running.
     #[arg(long)]
     batch: Option<usize>,
-    /// Interactive requests timed in the batch scenario (one at a time).
+    /// Interactive requests timed in the batch scenario, and alone in the long-prompt one (one at a time).
     #[arg(long, default_value_t = 12)]
     probes: usize,
     /// Put the same system prompt of about this many tokens before every request's own (unique)
     /// message, as an application with a fixed instruction block does: what a prefix cache saves.
     #[arg(long, default_value_t = 0)]
     shared_prefix: usize,
-    /// The long-prompt scenario instead of the levels: short requests one at a time alone, then
-    /// while one request with a unique prompt of about N tokens prefills (their TTFT and token
-    /// gaps both times, and the long request's own TTFT).
+    /// The long-prompt scenario instead of the levels: `--probes` short requests one at a time
+    /// alone, then short requests one after another for as long as one request with a unique
+    /// prompt of about N tokens prefills (their TTFT and token gaps both times, and the long
+    /// request's own TTFT).
     #[arg(long)]
     long_prompt: Option<usize>,
 }

@@ -6,11 +6,12 @@
 //! token); batch prompts run in small chunks otherwise.
 //!
 //! Deep in a long context a prompt token costs far more than a shallow one (its attention reads
-//! every cached position): beside other work, prompt chunks are sized by cost — a chunk of c tokens
-//! from depth d costs c · (1 + (d + c/2) / depth_unit) shallow tokens — so a step takes about as
-//! long as a shallow step of `max_batch` tokens, and the decoders and short prompts beside a 64k
-//! prefill keep their pace — about: every prefilling prompt still advances `MIN_CHUNK` tokens a
-//! step, which deep in a long context can cost more. A prompt prefilling alone takes whole chunks.
+//! every cached position): prompt chunks are sized by cost — a chunk of c tokens from depth d costs
+//! c · (1 + (d + c/2) / depth_unit) shallow tokens — so a step takes about as long as a shallow
+//! step of `max_batch` tokens, also when a long prompt prefills alone (a request arriving meanwhile
+//! waits for the step in flight), and the decoders and short prompts beside a 64k prefill keep
+//! their pace — about: every prefilling prompt still advances `MIN_CHUNK` tokens a step, which deep
+//! in a long context can cost more.
 
 use super::{Phase, Scheduler, Seq};
 use crate::Priority;
@@ -88,7 +89,7 @@ impl Scheduler {
     /// Adds the prefilling sequences' prompt chunks to `plan` within the step's token budget:
     /// interactive before batch, and within each the least prompt left first (a short request
     /// arriving during a long prefill gets its first token after a step, not after the long
-    /// prompt). A chunk beside other work is sized by cost (`tokens_within`).
+    /// prompt). Each chunk is sized by its cost (`tokens_within`).
     fn plan_prefills(&self, plan: &mut Plan, interactive_prefill: bool) {
         let unit = self.model.depth_unit().max(1) as f64;
         let mut cost_used: f64 = plan.items.iter().map(|w| self.cost_of(w, unit)).sum();
@@ -132,12 +133,8 @@ impl Scheduler {
                 }
                 let s = &self.active[i];
                 let from = self.slots[s.slot].table.len;
-                let cap = if plan.is_empty() {
-                    cap
-                } else {
-                    let left = self.model.max_batch() as f64 - cost_used;
-                    tokens_within(left, from, unit).clamp(MIN_CHUNK.min(cap), cap)
-                };
+                let left = self.model.max_batch() as f64 - cost_used;
+                let cap = tokens_within(left, from, unit).clamp(MIN_CHUNK.min(cap), cap);
                 let to = (from + cap).min(s.prompt.len());
                 cost_used += chunk_cost(from, to - from, unit);
                 plan.items.push(Item {
