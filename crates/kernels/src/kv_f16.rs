@@ -47,8 +47,7 @@ pub fn scores(
     isa: Isa,
 ) {
     let hd = q.len() / g;
-    assert!(q.len() == g * hd && keys.len() >= hd * BLOCK && rows.start < rows.end && rows.end <= BLOCK);
-    assert!(ld >= rows.len() && scores.len() >= (g - 1) * ld + rows.len());
+    assert_shape(q, g, hd, keys, rows.clone(), ld, scores);
     #[cfg(target_arch = "x86_64")]
     {
         use crate::x86::attend::{scores_blocked_256 as s256, scores_blocked_512 as s512};
@@ -63,6 +62,21 @@ pub fn scores(
         }
     }
     scores_scalar(q, g, keys, rows, ld, scale, scores)
+}
+
+/// The shapes `scores` and its SIMD kernels need: q [g, hd], a whole block of the head's keys, a
+/// non-empty run of the block's rows, and room for g rows of scores `ld` apart.
+pub(crate) fn assert_shape(
+    q: &[f32],
+    g: usize,
+    hd: usize,
+    keys: &[u16],
+    rows: Range<usize>,
+    ld: usize,
+    scores: &[f32],
+) {
+    assert!(q.len() == g * hd && keys.len() >= hd * BLOCK && rows.start < rows.end && rows.end <= BLOCK);
+    assert!(ld >= rows.len() && scores.len() >= (g - 1) * ld + rows.len());
 }
 
 /// The scalar twin of `scores`: the same chains, element by element.

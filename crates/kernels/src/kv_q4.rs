@@ -99,7 +99,6 @@ impl QuantRows for Rows<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kv_q8::{attend, scores};
 
     fn values(n: usize, seed: f32) -> Vec<f32> {
         (0..n)
@@ -193,22 +192,6 @@ mod tests {
             stride: kv_dim,
             hd,
         };
-        for isa in [Isa::detected(), Isa::scalar()] {
-            let mut s = vec![f32::NAN; g * ld];
-            scores(&q, g, rows, n, ld, 0.125, &mut s, isa);
-            let mut out = vec![0.5f32; g * hd];
-            attend(&s, g, n, ld, rows, &mut out, isa);
-            let mut want_out = vec![0.5f32; g * hd];
-            let mut row = vec![0f32; hd];
-            for p in 0..n {
-                rows.row(p, &mut row, Isa::scalar());
-                for j in 0..g {
-                    let want = crate::dispatch::dot_f32(&q[j * hd..(j + 1) * hd], &row, isa) * 0.125;
-                    assert_eq!(s[j * ld + p].to_bits(), want.to_bits(), "{isa:?} p {p} head {j}");
-                    crate::ops::axpy(s[j * ld + p], &row, &mut want_out[j * hd..(j + 1) * hd], isa);
-                }
-            }
-            assert_eq!(out, want_out, "{isa:?}");
-        }
+        crate::kv_q8::tests::grouped_equal_one_head_at_a_time(&q, g, n, ld, rows);
     }
 }

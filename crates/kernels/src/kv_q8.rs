@@ -125,7 +125,7 @@ pub fn attend(probs: &[f32], g: usize, n: usize, ld: usize, v: impl QuantRows, o
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn values(n: usize, seed: f32) -> Vec<f32> {
@@ -183,9 +183,17 @@ mod tests {
             stride: kv_dim,
             hd,
         };
+        grouped_equal_one_head_at_a_time(&q, g, n, ld, rows);
+    }
+
+    /// `scores` and `attend` over `rows` for `g` heads (q: [g, hd]) equal dot products and axpys
+    /// one head at a time on the rows dequantised, bit for bit, at every level: the q8_0 and
+    /// q4_0 caches' shared check.
+    pub(crate) fn grouped_equal_one_head_at_a_time(q: &[f32], g: usize, n: usize, ld: usize, rows: impl QuantRows) {
+        let hd = rows.hd();
         for isa in [Isa::detected(), Isa::scalar()] {
             let mut s = vec![f32::NAN; g * ld];
-            scores(&q, g, rows, n, ld, 0.125, &mut s, isa);
+            scores(q, g, rows, n, ld, 0.125, &mut s, isa);
             let mut out = vec![0.5f32; g * hd];
             attend(&s, g, n, ld, rows, &mut out, isa);
             let mut want_out = vec![0.5f32; g * hd];

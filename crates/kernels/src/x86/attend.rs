@@ -129,8 +129,7 @@ pub unsafe fn scores_blocked_512<const G: usize>(
     scores: &mut [f32],
 ) {
     const B: usize = crate::kv_f16::BLOCK;
-    assert!(q.len() == G * hd && keys.len() >= hd * B && r0 < r1 && r1 <= B);
-    assert!(ld >= r1 - r0 && scores.len() >= (G - 1) * ld + (r1 - r0));
+    crate::kv_f16::assert_shape(q, G, hd, keys, r0..r1, ld, scores);
     let (k, qp) = (keys.as_ptr(), q.as_ptr());
     let mut acc = [[_mm512_setzero_ps(); 2]; G];
     let halves = [r0 < 16, r1 > 16];
@@ -189,8 +188,7 @@ pub unsafe fn scores_blocked_256<const G: usize>(
     scores: &mut [f32],
 ) {
     const B: usize = crate::kv_f16::BLOCK;
-    assert!(q.len() == G * hd && keys.len() >= hd * B && r0 < r1 && r1 <= B);
-    assert!(ld >= r1 - r0 && scores.len() >= (G - 1) * ld + (r1 - r0));
+    crate::kv_f16::assert_shape(q, G, hd, keys, r0..r1, ld, scores);
     let (k, qp) = (keys.as_ptr(), q.as_ptr());
     let s = _mm256_set1_ps(scale);
     for c in (r0 / 8 * 8..r1).step_by(8) {
