@@ -22,8 +22,12 @@ fn mini_matches_the_numpy_reference() {
     check(KernelChoice::exact(), 0.05, DECODED);
     let best = KernelChoice::best();
     if best.prompt() != PromptKernel::Exact {
-        // Int8 prompts (no AMX): measured 0.087; bf16 (AMX) 0.030–0.054 with exact logits.
-        check(best, 0.15, 0);
+        // Int8 prompts (no AMX): measured 0.087 with f32 attention tiles, 0.172 with the flash
+        // kernel's bf16 sums (`tandem_kernels::flash`; per prompt 0.074 0.119 0.036 0.055 0.172,
+        // was 0.051 0.087 0.079 0.073 0.079: int8 rounding steps moved, as below — with bf16
+        // prompt matmuls the flash kernel gives 0.091 against the f32 tiles' 0.095); bf16 (AMX)
+        // 0.030–0.054 with exact logits.
+        check(best, 0.2, 0);
     }
     // Measured worst 0.107–0.179 as the kernels' float roundings moved, 0.097 on packed panels
     // with int8 prompts, 0.174 with the scores on position-minor f16 keys (top-1 unchanged everywhere): int8 activations in every layer and the
@@ -45,12 +49,13 @@ fn mini_with_a_q8_kv_cache_matches_the_numpy_reference() {
 /// of 32) is too coarse for the mini: Qwen2's keys carry large bias channels, so a block's scale
 /// is set by its outlier and the rest round to a few levels. Measured: the top-1 token differs from
 /// the reference on 2 of the 5 prompts (exact kernels) and 3 of 5 (best kernels, 16 decoded), top-5
-/// relative logits off by up to 7.33 / 6.41. This pins that measurement (at least 2 of 5 agree,
-/// within 10 — a broken cache agrees on none), so a change to it is seen; docs/long-context.md
-/// says not to use q4_0 with these tiers.
+/// relative logits off by up to 7.33 / 6.41; with the flash kernel's bf16 sums on top (best
+/// kernels) 1 of 5, 7.68. This pins that measurement (at least 2 of 5 agree on the exact path,
+/// 1 on the best, within 10 — a broken cache agrees on none), so a change to it is seen;
+/// docs/long-context.md says not to use q4_0 with these tiers.
 #[test]
 fn mini_with_a_q4_kv_cache_is_measured_against_the_numpy_reference() {
-    for (kernels, decoded) in [(KernelChoice::exact(), 0), (KernelChoice::best(), DECODED)] {
+    for (kernels, decoded, least) in [(KernelChoice::exact(), 0, 2), (KernelChoice::best(), DECODED, 1)] {
         let cases = compare(
             "mini_reference_logits.json",
             Rope::Plain,
@@ -64,7 +69,7 @@ fn mini_with_a_q4_kv_cache_is_measured_against_the_numpy_reference() {
             "{kernels:?}, KV Q4_0, last {decoded} decoded: top-1 agrees on {agree} of {}, top-5 within {worst:.3}",
             cases.len()
         );
-        assert!(agree >= 2 && worst <= 10.0, "{cases:?}");
+        assert!(agree >= least && worst <= 10.0, "{cases:?}");
     }
 }
 

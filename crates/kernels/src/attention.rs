@@ -17,6 +17,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use crate::dispatch::{Isa, KernelChoice, PromptKernel};
+use crate::scalar::bf16;
 
 /// Which tiled kernel prompt attention runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +26,8 @@ pub enum TileKernel {
     Amx,
     /// f32 register tiles (AVX-512).
     Avx512,
+    /// bf16 dot products with an online softmax (`crate::flash`: AVX-512 BF16, no matrix unit).
+    Flash,
 }
 
 /// The tiled kernel for head size `hd` under the kernel choice `k` (its ISA and prompt kernel),
@@ -36,6 +39,8 @@ pub fn tile_kernel(hd: usize, k: KernelChoice) -> Option<TileKernel> {
     }
     Some(match k.prompt() {
         PromptKernel::Amx => TileKernel::Amx,
+        PromptKernel::Exact => TileKernel::Avx512,
+        _ if crate::flash::runs(hd, k.isa()) => TileKernel::Flash,
         _ => TileKernel::Avx512,
     })
 }
@@ -64,28 +69,61 @@ pub fn keys_ld(n: usize) -> usize {
 #[derive(Default)]
 pub struct TileScratch {
     scores: Vec<f32>,
+    pub flash: crate::flash::FlashScratch,
     #[cfg(target_arch = "x86_64")]
     amx: crate::x86::amx_attention::Scratch,
 }
 
-/// Key and value tiles for `prompt_tile_amx` from the f32 operands (`keys_t` panels and values
-/// [n][hd]): each `keys_ld(n) · hd / 2` u32 (bf16 pairs). `k` must run the AMX tiles.
+/// Key and value tiles of bf16 pairs for `prompt_tile_amx` from the f32 operands (`keys_t`
+/// panels and values [n][hd]), each `keys_ld(n) · hd / 2` u32: keys [ld / 16][hd / 2][16]
+/// (u32 = dims 2k, 2k + 1 of a position), values as `value_tiles`.
 pub fn to_tiles(
     keys_t: &[f32],
     values: &[f32],
     hd: usize,
     n: usize,
-    (key_tiles, value_tiles): (&mut [u32], &mut [u32]),
-    k: KernelChoice,
+    (key_tiles, value_tiles_out): (&mut [u32], &mut [u32]),
+    isa: Isa,
 ) {
     let ld = keys_ld(n);
-    assert!(amx_tiles_run(hd, k), "AMX attention where it does not run");
+    assert!(keys_t.len() == ld * hd && hd.is_multiple_of(32) && key_tiles.len() == ld * hd / 2);
+    value_tiles(values, hd, n, value_tiles_out, isa);
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512F detected (tile_kernel); the kernels assert the lengths.
-    unsafe {
-        crate::x86::amx_attention::key_tiles(keys_t, hd, ld, key_tiles);
-        crate::x86::amx_attention::value_tiles(values, hd, n, ld, value_tiles);
+    if isa.avx512() {
+        // SAFETY: AVX-512F detected; the kernel asserts the lengths.
+        unsafe { crate::x86::amx_attention::key_tiles(keys_t, hd, ld, key_tiles) };
+        return;
     }
+    for p in 0..ld {
+        for k in 0..hd / 2 {
+            key_tiles[(p / 16) * hd * 8 + k * 16 + p % 16] =
+                bf16_pair(keys_t[key_at(p, 2 * k, hd)], keys_t[key_at(p, 2 * k + 1, hd)]);
+        }
+    }
+}
+
+/// Value tiles of bf16 pairs (`prompt_tile_amx`, `flash::prompt_flash`) from values [n][hd]:
+/// [hd / 16][ld / 2][16], u32 = positions 2m, 2m + 1 of a dim (positions `n..ld` zero).
+pub fn value_tiles(values: &[f32], hd: usize, n: usize, out: &mut [u32], isa: Isa) {
+    let ld = keys_ld(n);
+    assert!(values.len() == n * hd && hd.is_multiple_of(32) && out.len() == ld * hd / 2);
+    #[cfg(target_arch = "x86_64")]
+    if isa.avx512() {
+        // SAFETY: AVX-512F detected; the kernel asserts the lengths.
+        unsafe { crate::x86::amx_attention::value_tiles(values, hd, n, ld, out) };
+        return;
+    }
+    let _ = isa;
+    let v = |p: usize, d: usize| if p < n { values[p * hd + d] } else { 0.0 };
+    for d in 0..hd {
+        for m in 0..ld / 2 {
+            out[(d / 16) * ld * 8 + m * 16 + d % 16] = bf16_pair(v(2 * m, d), v(2 * m + 1, d));
+        }
+    }
+}
+
+fn bf16_pair(a: f32, b: f32) -> u32 {
+    bf16(a) as u32 | (bf16(b) as u32) << 16
 }
 
 /// `prompt_tile` on the matrix unit: query, keys, E and values rounded to bf16, sums in f32;

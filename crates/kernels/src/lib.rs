@@ -2,6 +2,7 @@
 //!
 //! Layout
 //! - `attention`: prompt tokens' attention over f32 copies of a KV head, as tiled GEMMs.
+//! - `flash`: prompt tokens' attention on bf16 tiles with an online softmax (`vdpbf16ps`).
 //! - `blocks`: `#[repr(C)]` quant block structs with size asserts, viewed straight from file bytes.
 //! - `scalar`: the reference: dequantisation of every type and a plain dot product. The oracle.
 //! - `x86`: AVX2+FMA dot products (dequantise-in-register, f32 activations) and the f32 GEMM tile.
@@ -45,6 +46,7 @@ pub mod conv;
 pub mod decode;
 pub mod dense;
 pub mod dispatch;
+pub mod flash;
 pub mod gemm_i8;
 pub mod kv_f16;
 pub mod kv_q4;

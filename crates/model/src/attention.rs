@@ -7,8 +7,9 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 use tandem_kernels::attention::{
-    keys_ld, prompt_tile, prompt_tile_amx, tile_kernel, to_tiles, TileKernel, TileScratch,
+    keys_ld, prompt_tile, prompt_tile_amx, tile_kernel, to_tiles, value_tiles, TileKernel, TileScratch,
 };
+use tandem_kernels::flash::prompt_flash;
 use tandem_kernels::ops::softmax;
 
 use crate::{KvPool, KvView, Model, RunState, SeqStep, TokenPath};
@@ -25,6 +26,19 @@ type TileBuffers = (Vec<f32>, Vec<f32>, Vec<usize>, TileScratch);
 /// Prompt tokens per tile of the tiled attention (× the query heads of a KV head: 24–28 rows for
 /// the tiers), small enough that a tile's scores stay in L2 at depth 4096.
 const PROMPT_TILE: usize = 4;
+
+/// Most prompt tokens per tile of the flash kernel (96–112 rows for the tiers): each tile reads
+/// the head's keys and values once, its running outputs (28–48 KiB) stay in L2.
+const FLASH_TILE: usize = 16;
+
+/// Tokens per tile for `len` prompt tokens on `kernel`: the flash kernel's tiles as large as
+/// keeps every thread busy, at most `FLASH_TILE` (a row's numbers never depend on its tile).
+fn tile_tokens(kernel: TileKernel, len: usize) -> usize {
+    match kernel {
+        TileKernel::Flash => len.div_ceil(rayon::current_num_threads()).clamp(1, FLASH_TILE),
+        _ => PROMPT_TILE,
+    }
+}
 
 impl Model {
     /// Causal grouped-query attention of the step's tokens over their own sequences' caches.
@@ -86,57 +100,28 @@ impl Model {
 
     /// Causal attention of one sequence's prompt tokens (step layout `first..first + len`, positions
     /// `kv.len..kv.len + len`) on the tiled kernel: each KV head's keys and values up to the last
-    /// position converted to f32 once, then tiles of `PROMPT_TILE` tokens × the heads sharing a KV
+    /// position converted once (`head_operands`), then tiles of tokens × the heads sharing a KV
     /// head, in parallel. st.q → st.att, both [n, n_head, hd].
     fn prompt_attention(&self, st: &mut RunState, kv: KvView, s: &SeqStep, first: usize, layer: usize) {
         let c = &self.config;
         let (k, isa) = (self.kernels, self.kernels.isa());
         let kernel = tile_kernel(c.head_dim, k).expect("checked by attention()");
-        let amx = kernel == TileKernel::Amx;
         let (hd, nkv) = (c.head_dim, c.n_kv_head);
         let group = c.n_head / nkv;
         let (len, pos0) = (s.tokens.len(), s.kv.len);
         let n = pos0 + len;
         let ld = keys_ld(n);
-        if st.head_keys.len() < nkv * hd * ld {
-            st.head_keys.resize(nkv * hd * ld, 0.0);
-        }
-        if st.head_values.len() < nkv * n * hd {
-            st.head_values.resize(nkv * n * hd, 0.0);
-        }
-        // Tiles of bf16 pairs for the matrix unit: half the f32 elements.
-        let nt = if amx { nkv * hd * ld / 2 } else { 0 };
-        if st.head_key_tiles.len() < nt {
-            st.head_key_tiles.resize(nt, 0);
-            st.head_value_tiles.resize(nt, 0);
-        }
-        // Per KV head, in parallel: f32 keys and values, and (AMX) their bf16 tiles from them
-        // while they are in cache.
-        let per = hd * ld / 2;
-        let f32_heads = st.head_keys[..nkv * hd * ld]
-            .par_chunks_mut(hd * ld)
-            .zip(st.head_values[..nkv * n * hd].par_chunks_mut(n * hd))
-            .enumerate();
-        if amx {
-            let tiles = st.head_key_tiles[..nt]
-                .par_chunks_mut(per)
-                .zip(st.head_value_tiles[..nt].par_chunks_mut(per));
-            f32_heads.zip(tiles).for_each(|((g, (keys, values)), (kt, vt))| {
-                kv.head_f32(layer, g * hd, hd, n, keys, values, isa);
-                to_tiles(keys, values, hd, n, (kt, vt), k);
-            });
-        } else {
-            f32_heads.for_each(|(g, (keys, values))| kv.head_f32(layer, g * hd, hd, n, keys, values, isa));
-        }
+        self.head_operands(st, kv, kernel, n, layer);
         let scale = 1.0 / (hd as f32).sqrt();
-        let row = c.n_head * hd;
+        let (row, per) = (c.n_head * hd, hd * ld / 2);
         let (q, keys, values) = (&st.q, &st.head_keys, &st.head_values);
         let (key_tiles, value_tiles) = (&st.head_key_tiles, &st.head_value_tiles);
+        let tile_len = tile_tokens(kernel, len);
         st.att[first * row..(first + len) * row]
-            .par_chunks_mut(PROMPT_TILE * row)
+            .par_chunks_mut(tile_len * row)
             .enumerate()
             .for_each(|(tile, att)| {
-                let t0 = tile * PROMPT_TILE;
+                let t0 = tile * tile_len;
                 let nt = att.len() / row;
                 TILE.with(|b| {
                     let (qs, out, limits, scratch) = &mut *b.borrow_mut();
@@ -150,15 +135,20 @@ impl Model {
                             limits.extend(std::iter::repeat_n(pos0 + t0 + t + 1, group));
                         }
                         out.resize(qs.len(), 0.0);
-                        if amx {
-                            let tiles = (&key_tiles[g * per..(g + 1) * per], &value_tiles[g * per..(g + 1) * per]);
-                            prompt_tile_amx(qs, hd, limits, tiles, n, scale, scratch, out, k);
-                        } else {
-                            let (kt, v) = (
-                                &keys[g * hd * ld..(g + 1) * hd * ld],
-                                &values[g * n * hd..(g + 1) * n * hd],
-                            );
-                            prompt_tile(qs, hd, limits, kt, ld, v, scale, scratch, out, isa);
+                        let kt = &keys[g * hd * ld..(g + 1) * hd * ld];
+                        let vt = || &value_tiles[g * per..(g + 1) * per];
+                        match kernel {
+                            TileKernel::Amx => {
+                                let tiles = (&key_tiles[g * per..(g + 1) * per], vt());
+                                prompt_tile_amx(qs, hd, limits, tiles, n, scale, scratch, out, k)
+                            }
+                            TileKernel::Flash => {
+                                prompt_flash(qs, hd, limits, (kt, vt()), n, scale, &mut scratch.flash, out, isa)
+                            }
+                            TileKernel::Avx512 => {
+                                let v = &values[g * n * hd..(g + 1) * n * hd];
+                                prompt_tile(qs, hd, limits, kt, ld, v, scale, scratch, out, isa)
+                            }
                         }
                         for t in 0..nt {
                             let at = t * row + g * group * hd;
@@ -167,5 +157,52 @@ impl Model {
                     }
                 });
             });
+    }
+
+    /// Each KV head's operands for `kernel`, positions `0..n`, per head in parallel: f32 key
+    /// panels (`st.head_keys`, every kernel), f32 values (the f32 tiles) and the bf16 value tiles
+    /// (the flash kernel, and with the key tiles the matrix unit), made while the f32 rows are in
+    /// cache.
+    fn head_operands(&self, st: &mut RunState, kv: KvView, kernel: TileKernel, n: usize, layer: usize) {
+        let (hd, nkv, isa) = (self.config.head_dim, self.config.n_kv_head, self.kernels.isa());
+        let (ld, per) = (keys_ld(n), self.config.head_dim * keys_ld(n) / 2);
+        grow(&mut st.head_keys, nkv * hd * ld);
+        grow(&mut st.head_values, nkv * n * hd);
+        if kernel != TileKernel::Avx512 {
+            grow(&mut st.head_value_tiles, nkv * per);
+        }
+        if kernel == TileKernel::Amx {
+            grow(&mut st.head_key_tiles, nkv * per);
+        }
+        let heads = st.head_keys[..nkv * hd * ld]
+            .par_chunks_mut(hd * ld)
+            .zip(st.head_values[..nkv * n * hd].par_chunks_mut(n * hd))
+            .enumerate();
+        match kernel {
+            TileKernel::Avx512 => {
+                heads.for_each(|(g, (keys, values))| kv.head_f32(layer, g * hd, hd, n, keys, values, isa))
+            }
+            TileKernel::Flash => heads
+                .zip(st.head_value_tiles[..nkv * per].par_chunks_mut(per))
+                .for_each(|((g, (keys, values)), vt)| {
+                    kv.head_f32(layer, g * hd, hd, n, keys, values, isa);
+                    value_tiles(values, hd, n, vt, isa);
+                }),
+            TileKernel::Amx => {
+                let tiles = st.head_key_tiles[..nkv * per].par_chunks_mut(per);
+                let tiles = tiles.zip(st.head_value_tiles[..nkv * per].par_chunks_mut(per));
+                heads.zip(tiles).for_each(|((g, (keys, values)), (kt, vt))| {
+                    kv.head_f32(layer, g * hd, hd, n, keys, values, isa);
+                    to_tiles(keys, values, hd, n, (kt, vt), isa);
+                });
+            }
+        }
+    }
+}
+
+/// `v` at least `len` long (scratch kept between steps).
+fn grow<T: Default + Clone>(v: &mut Vec<T>, len: usize) {
+    if v.len() < len {
+        v.resize(len, T::default());
     }
 }

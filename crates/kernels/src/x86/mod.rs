@@ -6,6 +6,7 @@
 //! - `amx`: the AMX tile instructions (matrix unit) of the prompt path (`crate::prompt`).
 //! - `attend`: GQA attention over the f16 KV cache, a group of heads per pass.
 //! - `tile_attention`: prompt tokens' attention as register-tiled GEMMs (AVX-512).
+//! - `flash_bf16`: `crate::flash`'s block update on AVX-512 BF16 dot products.
 //! - `bf16`: f32 → bf16 packing of the prompt path's operands (AVX-512).
 //! - `int8`: generated tokens' int8 dot products (activations rounded to int8, `crate::q8`);
 //!   `int8_512` the same on AVX-512 BW + VNNI, two blocks per instruction.
@@ -25,6 +26,7 @@ pub mod amx_attention;
 pub mod attend;
 pub mod avx512;
 pub mod bf16;
+pub(crate) mod flash_bf16;
 pub mod gemm_i8;
 pub mod int8;
 pub mod int8_512;
