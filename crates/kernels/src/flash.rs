@@ -16,7 +16,9 @@
 //! and at the end out_d = O_d · (1 / Σ_l z_l) (lanes summed in order). A block with no position
 //! below L leaves the row as it is. Each row's numbers depend only on its query, its limit and
 //! the cache — not on the rows beside it nor on how a prompt is chunked — and the vector kernel
-//! (`x86::flash_bf16`) equals `update_scalar` bit for bit (tested).
+//! (`x86::flash_bf16`) equals `update_scalar` bit for bit (tested). (The vector kernel adds a
+//! row's zero-weight pairs up to its group's reach: exact for finite values, so the equality holds
+//! up to the sign of an exactly-zero output.)
 //!
 //! `dp2(acc, a, b)` is `vdpbf16ps`'s lane: acc += a₁·b₁ then acc += a₀·b₀, each rounded to f32,
 //! bf16 inputs below the normal range read as zero and results below it flushed to zero. E is
@@ -224,10 +226,11 @@ pub(crate) fn update_scalar(b: &Block, st: State) {
 }
 
 /// One lane of `vdpbf16ps`: `acc += a₁·b₁; acc += a₀·b₀` (u32 = bf16 pair, element 0 low), each
-/// step rounded to f32; subnormal inputs read as zero, subnormal results flushed to zero.
+/// step rounded to f32; subnormal inputs (the accumulator too) read as zero, subnormal results
+/// flushed to zero.
 pub fn dp2(acc: f32, a: u32, b: u32) -> f32 {
     let half = |x: u32, i: u32| daz(bf16_to_f32((x >> (16 * i)) as u16));
-    let acc = ftz(half(a, 1).mul_add(half(b, 1), acc));
+    let acc = ftz(half(a, 1).mul_add(half(b, 1), daz(acc)));
     ftz(half(a, 0).mul_add(half(b, 0), acc))
 }
 
@@ -264,17 +267,19 @@ pub fn exp2(t: f32) -> f32 {
 }
 
 /// E of a score `s` under the max `m`: 2^(s·log₂e − m·log₂e), the product and difference one
-/// rounding (`vfmsub`); the rounding of m·log₂e is the same for every E of a row, so it cancels
-/// in the normalisation.
+/// rounding (`vfmsub`); m·log₂e is rounded once, the same for every E of a row, and `rescale`
+/// moves earlier E by exactly the difference of two such roundings, so the offset cancels in the
+/// normalisation.
 fn exp_under(s: f32, m: f32) -> f32 {
     exp2(s.mul_add(LOG2_E, -(m * LOG2_E)))
 }
 
-/// α = e^(old − new) by `exp_under`'s steps; 0 for a row's first block (old = −∞).
+/// α = 2^(old·log₂e − new·log₂e) (each product rounded as in `exp_under`): exactly 1 when the max
+/// did not move; 0 for a row's first block (old = −∞).
 pub(crate) fn rescale(old: f32, new: f32) -> f32 {
     if old == f32::NEG_INFINITY {
         0.0
     } else {
-        exp_under(old, new)
+        exp2(old * LOG2_E - new * LOG2_E)
     }
 }

@@ -1,13 +1,14 @@
 //! Attention of a step's tokens over their own sequences' caches, with the choice of kernel inside:
 //! generated tokens take the per-token path (each cached K/V row read once for the query heads
-//! that share it), prompt tokens the tiled kernel (AVX-512 f32 or AMX bf16 tiles) where the CPU
-//! runs it. The layer math calls `Model::attention` once per layer.
+//! that share it), prompt tokens a tiled kernel where the CPU runs it (AVX-512 f32 tiles, AMX bf16
+//! tiles, or the flash kernel: online softmax, f32 scores, bf16 sums). The layer math calls
+//! `Model::attention` once per layer.
 
 use std::cell::RefCell;
 
 use rayon::prelude::*;
 use tandem_kernels::attention::{
-    keys_ld, prompt_tile, prompt_tile_amx, tile_kernel, to_tiles, value_tiles, TileKernel, TileScratch,
+    keys_ld, prompt_tile, prompt_tile_amx, tile_kernel, to_tiles, TileKernel, TileScratch,
 };
 use tandem_kernels::flash::prompt_flash;
 use tandem_kernels::ops::softmax;
@@ -160,43 +161,40 @@ impl Model {
     }
 
     /// Each KV head's operands for `kernel`, positions `0..n`, per head in parallel: f32 key
-    /// panels (`st.head_keys`, every kernel), f32 values (the f32 tiles) and the bf16 value tiles
-    /// (the flash kernel, and with the key tiles the matrix unit), made while the f32 rows are in
-    /// cache.
+    /// panels (`st.head_keys`, every kernel), then f32 values (the f32 tiles), bf16 value tiles
+    /// straight from the cache (the flash kernel), or both and the key tiles (the matrix unit).
     fn head_operands(&self, st: &mut RunState, kv: KvView, kernel: TileKernel, n: usize, layer: usize) {
         let (hd, nkv, isa) = (self.config.head_dim, self.config.n_kv_head, self.kernels.isa());
         let (ld, per) = (keys_ld(n), self.config.head_dim * keys_ld(n) / 2);
         grow(&mut st.head_keys, nkv * hd * ld);
-        grow(&mut st.head_values, nkv * n * hd);
-        if kernel != TileKernel::Avx512 {
+        let keys = st.head_keys[..nkv * hd * ld].par_chunks_mut(hd * ld).enumerate();
+        if kernel == TileKernel::Flash {
             grow(&mut st.head_value_tiles, nkv * per);
+            let tiles = st.head_value_tiles[..nkv * per].par_chunks_mut(per);
+            keys.zip(tiles).for_each(|((g, keys), vt)| {
+                kv.head_keys_f32(layer, g * hd, hd, n, keys, isa);
+                kv.head_value_tiles(layer, g * hd, hd, n, vt, isa);
+            });
+            return;
         }
-        if kernel == TileKernel::Amx {
-            grow(&mut st.head_key_tiles, nkv * per);
+        grow(&mut st.head_values, nkv * n * hd);
+        let heads = keys.zip(st.head_values[..nkv * n * hd].par_chunks_mut(n * hd));
+        let f32_head = |g: usize, keys: &mut [f32], values: &mut [f32]| {
+            kv.head_keys_f32(layer, g * hd, hd, n, keys, isa);
+            kv.head_values_f32(layer, g * hd, hd, n, values, isa);
+        };
+        if kernel == TileKernel::Avx512 {
+            heads.for_each(|((g, keys), values)| f32_head(g, keys, values));
+            return;
         }
-        let heads = st.head_keys[..nkv * hd * ld]
-            .par_chunks_mut(hd * ld)
-            .zip(st.head_values[..nkv * n * hd].par_chunks_mut(n * hd))
-            .enumerate();
-        match kernel {
-            TileKernel::Avx512 => {
-                heads.for_each(|(g, (keys, values))| kv.head_f32(layer, g * hd, hd, n, keys, values, isa))
-            }
-            TileKernel::Flash => heads
-                .zip(st.head_value_tiles[..nkv * per].par_chunks_mut(per))
-                .for_each(|((g, (keys, values)), vt)| {
-                    kv.head_f32(layer, g * hd, hd, n, keys, values, isa);
-                    value_tiles(values, hd, n, vt, isa);
-                }),
-            TileKernel::Amx => {
-                let tiles = st.head_key_tiles[..nkv * per].par_chunks_mut(per);
-                let tiles = tiles.zip(st.head_value_tiles[..nkv * per].par_chunks_mut(per));
-                heads.zip(tiles).for_each(|((g, (keys, values)), (kt, vt))| {
-                    kv.head_f32(layer, g * hd, hd, n, keys, values, isa);
-                    to_tiles(keys, values, hd, n, (kt, vt), isa);
-                });
-            }
-        }
+        grow(&mut st.head_key_tiles, nkv * per);
+        grow(&mut st.head_value_tiles, nkv * per);
+        let tiles = st.head_key_tiles[..nkv * per].par_chunks_mut(per);
+        let tiles = tiles.zip(st.head_value_tiles[..nkv * per].par_chunks_mut(per));
+        heads.zip(tiles).for_each(|(((g, keys), values), (kt, vt))| {
+            f32_head(g, keys, values);
+            to_tiles(keys, values, hd, n, (kt, vt), isa);
+        });
     }
 }
 

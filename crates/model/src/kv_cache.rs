@@ -446,62 +446,61 @@ impl KvView<'_> {
         }
     }
 
-    /// Head `off / hd`'s keys and values at positions `0..n` of `layer` as f32, the operands of
-    /// the prompt attention (`tandem_kernels::attention`): keys_t in panels ([keys_ld(n) / 16][hd][16]),
-    /// values [n][hd].
-    #[allow(clippy::too_many_arguments)]
-    pub fn head_f32(
-        &self,
-        layer: usize,
-        off: usize,
-        hd: usize,
-        n: usize,
-        keys_t: &mut [f32],
-        values: &mut [f32],
-        isa: Isa,
-    ) {
-        use tandem_kernels::attention::{keys_t_f32, keys_t_with, values_f16, values_f32};
+    /// Head `off / hd`'s keys at positions `0..n` of `layer` as f32 panels, an operand of the
+    /// prompt attention (`tandem_kernels::attention`): keys_t [keys_ld(n) / 16][hd][16].
+    pub fn head_keys_f32(&self, layer: usize, off: usize, hd: usize, n: usize, keys_t: &mut [f32], isa: Isa) {
+        use tandem_kernels::attention::{keys_t_f32, keys_t_with};
         let row = |p: usize| self.pool.pos_at(self.table, layer, p) + off;
         match &self.pool.store {
-            Store::F16 { k, v } => {
+            Store::F16 { k, .. } => {
                 assert_eq!(keys_t.len(), hd * tandem_kernels::attention::keys_ld(n));
                 // Each block of keys is two of the prompt tiles' panels.
                 for (b, panels) in keys_t.chunks_exact_mut(2 * hd * 16).enumerate() {
                     let base = self.pool.at(self.table.blocks[b], layer, 0) + off * KV_BLOCK;
-                    kv_f16::to_panels(
-                        &k[base..],
-                        hd,
-                        n.saturating_sub(b * KV_BLOCK).min(KV_BLOCK),
-                        panels,
-                        isa,
-                    );
-                }
-                let value = |p: usize| {
-                    let base = self.pool.at(self.table.blocks[p / KV_BLOCK], layer, 0);
-                    base + (off / hd * KV_BLOCK + p % KV_BLOCK) * hd
-                };
-                values_f16(|p| &v[value(p)..], hd, n, values, isa);
-            }
-            Store::F32 { k, v } => {
-                keys_t_f32(|p| &k[row(p)..], hd, n, keys_t);
-                values_f32(|p| &v[row(p)..], hd, n, values);
-            }
-            Store::Q8 { k, kd, v, vd } => {
-                // Positions are found block by block (`row`), so each is read as a one-row run.
-                let one = |qs, ds, p: usize, out: &mut [f32]| q8_rows(qs, ds, row(p), 0, hd).row(0, out, isa);
-                keys_t_with(hd, n, keys_t, |p, out| one(k, kd, p, out));
-                for (p, out) in values.chunks_exact_mut(hd).enumerate().take(n) {
-                    one(v, vd, p, out);
+                    let rows = n.saturating_sub(b * KV_BLOCK).min(KV_BLOCK);
+                    kv_f16::to_panels(&k[base..], hd, rows, panels, isa);
                 }
             }
-            Store::Q4 { k, kd, v, vd } => {
-                let one = |qs, ds, p: usize, out: &mut [f32]| q4_rows(qs, ds, row(p), 0, hd).row(0, out, isa);
-                keys_t_with(hd, n, keys_t, |p, out| one(k, kd, p, out));
-                for (p, out) in values.chunks_exact_mut(hd).enumerate().take(n) {
-                    one(v, vd, p, out);
-                }
+            Store::F32 { k, .. } => keys_t_f32(|p| &k[row(p)..], hd, n, keys_t),
+            // Positions are found block by block (`row`), so each is read as a one-row run.
+            Store::Q8 { k, kd, .. } => {
+                keys_t_with(hd, n, keys_t, |p, out| q8_rows(k, kd, row(p), 0, hd).row(0, out, isa))
+            }
+            Store::Q4 { k, kd, .. } => {
+                keys_t_with(hd, n, keys_t, |p, out| q4_rows(k, kd, row(p), 0, hd).row(0, out, isa))
             }
         }
+    }
+
+    /// Head `off / hd`'s value at position `p` of `layer` as f32: out [hd].
+    pub fn value_row(&self, layer: usize, off: usize, p: usize, out: &mut [f32], isa: Isa) {
+        let hd = out.len();
+        let row = self.pool.pos_at(self.table, layer, p) + off;
+        match &self.pool.store {
+            Store::F16 { v, .. } => {
+                // A block's values are head-major: [head][KV_BLOCK][hd].
+                let base = self.pool.at(self.table.blocks[p / KV_BLOCK], layer, 0);
+                let at = base + (off / hd * KV_BLOCK + p % KV_BLOCK) * hd;
+                tandem_kernels::attention::f16_row(&v[at..at + hd], out, isa)
+            }
+            Store::F32 { v, .. } => out.copy_from_slice(&v[row..row + hd]),
+            Store::Q8 { v, vd, .. } => q8_rows(v, vd, row, 0, hd).row(0, out, isa),
+            Store::Q4 { v, vd, .. } => q4_rows(v, vd, row, 0, hd).row(0, out, isa),
+        }
+    }
+
+    /// Head `off / hd`'s values at positions `0..n` of `layer` as f32: values [n][hd].
+    pub fn head_values_f32(&self, layer: usize, off: usize, hd: usize, n: usize, values: &mut [f32], isa: Isa) {
+        assert_eq!(values.len(), n * hd);
+        for (p, out) in values.chunks_exact_mut(hd).enumerate() {
+            self.value_row(layer, off, p, out, isa);
+        }
+    }
+
+    /// Head `off / hd`'s values at positions `0..n` of `layer` as bf16 value tiles
+    /// (`tandem_kernels::attention::value_tiles`), two rows at a time: no n-long f32 copy.
+    pub fn head_value_tiles(&self, layer: usize, off: usize, hd: usize, n: usize, out: &mut [u32], isa: Isa) {
+        tandem_kernels::attention::value_tiles_with(hd, n, out, isa, |p, row| self.value_row(layer, off, p, row, isa));
     }
 }
 

@@ -39,10 +39,13 @@ pub struct RunState {
     /// Middle-layer rows for `Model::embed`: [max_batch, dim], sized on first use (empty otherwise).
     pub mid: Vec<f32>,
     /// A prompt chunk's KV heads as f32 for the tiled prompt attention: keys [n_kv_head, hd ·
-    /// keys_ld(n)] and values [n_kv_head, n, hd] for n positions; grown as prompts go deeper.
+    /// keys_ld(n)] and values [n_kv_head, n, hd] for n positions (values for the f32 and AMX
+    /// tiles only); grown as prompts go deeper.
     pub head_keys: Vec<f32>,
     pub head_values: Vec<f32>,
-    /// The same as bf16-pair tiles for the matrix unit (`tandem_kernels::attention::to_tiles`).
+    /// Keys and values as bf16-pair tiles: both for the matrix unit
+    /// (`tandem_kernels::attention::to_tiles`), the values for the flash kernel
+    /// (`tandem_kernels::flash`), each [n_kv_head, hd · keys_ld(n) / 2].
     pub head_key_tiles: Vec<u32>,
     pub head_value_tiles: Vec<u32>,
     vocab: usize,

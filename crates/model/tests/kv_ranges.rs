@@ -108,7 +108,14 @@ fn every_type_reads_back_what_was_written() {
             vec![0f32; hd * tandem_kernels::attention::keys_ld(n)],
             vec![0f32; n * hd],
         );
-        view.head_f32(1, head * hd, hd, n, &mut keys_t, &mut values, Isa::detected());
+        view.head_keys_f32(1, head * hd, hd, n, &mut keys_t, Isa::detected());
+        view.head_values_f32(1, head * hd, hd, n, &mut values, Isa::detected());
+        // The value tiles: the f32 values, rounded to bf16, in pairs of positions.
+        let ld = tandem_kernels::attention::keys_ld(n);
+        let (mut tiles, mut want_tiles) = (vec![0u32; ld * hd / 2], vec![0u32; ld * hd / 2]);
+        view.head_value_tiles(1, head * hd, hd, n, &mut tiles, Isa::detected());
+        tandem_kernels::attention::value_tiles(&values, hd, n, &mut want_tiles, Isa::scalar());
+        assert!(tiles == want_tiles, "{ty:?}: value tiles");
         for p in 0..n {
             let (k, v) = (row(p, 0.0), row(p, 1.0));
             for d in 0..hd {

@@ -48,31 +48,13 @@ pub unsafe fn key_tiles(panels: &[f32], hd: usize, ld: usize, out: &mut [u32]) {
     }
 }
 
-/// Value tiles from f32 values [n][hd]; positions `n..ld` are zero.
+/// `out[j] = bf16(a[j]) | bf16(b[j]) << 16` for 16 lanes (a value tile's pairs of positions).
 ///
 /// # Safety
-/// AVX-512F must be available; `values` holds `n · hd` floats, `out` `ld · hd / 2` u32.
+/// AVX-512F must be available; `a`, `b` valid for 16 floats, `out` for 16 u32.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn value_tiles(values: &[f32], hd: usize, n: usize, ld: usize, out: &mut [u32]) {
-    assert!(
-        values.len() == n * hd && out.len() == ld * hd / 2 && hd.is_multiple_of(32) && ld.is_multiple_of(32) && n <= ld
-    );
-    let zeros = [0f32; 16];
-    let steps = ld / 32;
-    for c in 0..hd / 16 {
-        for p in 0..ld / 2 {
-            let row = |pos: usize| {
-                if pos < n {
-                    values.as_ptr().add(pos * hd + 16 * c)
-                } else {
-                    zeros.as_ptr()
-                }
-            };
-            let v = pair_rows(row(2 * p), row(2 * p + 1));
-            let at = ((c * steps + p / 16) * 16 + p % 16) * 16;
-            _mm512_storeu_si512(out.as_mut_ptr().add(at) as *mut __m512i, v);
-        }
-    }
+pub unsafe fn pair16(a: *const f32, b: *const f32, out: *mut u32) {
+    _mm512_storeu_si512(out as *mut __m512i, pair_rows(a, b));
 }
 
 /// Scratch of one thread: query tiles, scores, E tiles, outputs of 32 rows.

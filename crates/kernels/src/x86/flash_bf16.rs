@@ -37,6 +37,9 @@ fn tail(p: usize, n: usize) -> __mmask16 {
 /// (R rows, head size 16·V, tiles covering every position a row sees).
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma,f16c")]
 pub(crate) unsafe fn block_update<const R: usize, const V: usize>(b: &Block, st: State) {
+    debug_assert!(b.seen.len() == R && b.q.len() == R * 16 * V && b.hd == 16 * V);
+    debug_assert!(st.s.len() >= R * BLOCK && st.e.len() >= R * BLOCK / 2);
+    debug_assert!(st.o.len() == R * 16 * V && st.zl.len() == R * 16 && st.m.len() == R);
     let reach = b.seen[..R].iter().copied().max().unwrap_or(0);
     scores::<R, V>(b, reach.next_multiple_of(16), st.s.as_mut_ptr());
     let mut alpha = [1f32; R];

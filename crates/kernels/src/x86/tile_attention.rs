@@ -115,7 +115,7 @@ pub unsafe fn exp_row(x: *mut f32, n: usize, scale: f32) -> f32 {
 /// operation for operation, so each lane equals `exp8`'s.
 #[inline]
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-pub(crate) unsafe fn exp16(x: __m512) -> __m512 {
+unsafe fn exp16(x: __m512) -> __m512 {
     let x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3)), _mm512_set1_ps(88.3));
     let fx = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(_mm512_fmadd_ps(
         x,
