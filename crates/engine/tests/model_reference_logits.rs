@@ -22,12 +22,12 @@ fn mini_matches_the_numpy_reference() {
     check(KernelChoice::exact(), 0.05, DECODED);
     let best = KernelChoice::best();
     if best.prompt() != PromptKernel::Exact {
-        // Int8 prompts (no AMX): measured 0.087 with f32 attention tiles, 0.172 with the flash
-        // kernel's bf16 sums (`tandem_kernels::flash`; per prompt 0.074 0.119 0.036 0.055 0.172,
+        // Int8 prompts (no AMX): measured 0.087 with f32 attention tiles, 0.119 with the flash
+        // kernel's bf16 sums (`tandem_kernels::flash`; per prompt 0.074 0.119 0.036 0.055 0.086,
         // was 0.051 0.087 0.079 0.073 0.079: int8 rounding steps moved, as below — with bf16
         // prompt matmuls the flash kernel gives 0.091 against the f32 tiles' 0.095); bf16 (AMX)
         // 0.030–0.054 with exact logits.
-        check(best, 0.2, 0);
+        check(best, 0.15, 0);
     }
     // Measured worst 0.107–0.179 as the kernels' float roundings moved, 0.097 on packed panels
     // with int8 prompts, 0.174 with the scores on position-minor f16 keys (top-1 unchanged everywhere): int8 activations in every layer and the
