@@ -45,6 +45,8 @@ async fn probes(
 }
 
 /// The long request: a unique ~`tokens`-token prompt, one token of answer; its TTFT in seconds.
+/// It may take 60 ms per prompt token, at least the client's 10 minutes (a 64k-token prompt
+/// prefills in ~20 minutes on 2 cores beside the probes).
 async fn long_request(client: &reqwest::Client, url: &str, model: &str, tokens: usize) -> Result<(f64, u64)> {
     let body = json!({"model": model, "max_tokens": 1, "stream": false,
         "messages": [{"role": "user", "content": format!("Session {}. {}\nHow many rules are there?",
@@ -52,6 +54,7 @@ async fn long_request(client: &reqwest::Client, url: &str, model: &str, tokens: 
     let start = Instant::now();
     let v: Value = client
         .post(format!("{url}/v1/chat/completions"))
+        .timeout(Duration::from_millis(60 * tokens as u64).max(Duration::from_secs(600)))
         .json(&body)
         .send()
         .await?
