@@ -81,7 +81,6 @@ fn tiles_match_the_twin_the_f64_attention_and_each_other() {
         let c = case(hd, n, rows, group);
         let fast = run(&c, &c.limits, &c.q, false);
         let twin = run(&c, &c.limits, &c.q, true);
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&fast), bits(&twin), "hd {hd} n {n}: SIMD vs twin");
         // Row by row, alone: the same bits (a row's chains never depend on its tile).
         for i in 0..rows {
@@ -115,6 +114,11 @@ fn tiles_match_the_twin_the_f64_attention_and_each_other() {
             assert!(ld >= lim);
         }
     }
+}
+
+/// The bits of each value: outputs compared exactly.
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
 }
 
 fn bf16(x: f32) -> f64 {
@@ -152,11 +156,8 @@ fn amx_tiles_match_bf16_attention_and_each_other() {
         for i in 0..rows {
             let alone = run(&c.limits[i..i + 1], &c.q[i * hd..(i + 1) * hd], &mut scratch);
             assert_eq!(
-                alone.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-                fast[i * hd..(i + 1) * hd]
-                    .iter()
-                    .map(|x| x.to_bits())
-                    .collect::<Vec<_>>(),
+                bits(&alone),
+                bits(&fast[i * hd..(i + 1) * hd]),
                 "hd {hd} n {n} row {i} alone"
             );
         }
@@ -258,7 +259,6 @@ fn flash_matches_its_twin_bf16_attention_and_itself() {
             );
             out
         };
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let fast = run(&c.limits, &c.q, detected);
         let twin = run(&c.limits, &c.q, Isa::scalar());
         assert_eq!(bits(&fast), bits(&twin), "hd {hd} n {n}: vector kernel vs twin");
