@@ -127,7 +127,8 @@ pub fn prompt_flash(
     reset(&mut sc.s, r * BLOCK, 0.0);
     reset(&mut sc.e, r * BLOCK / 2, 0);
     let reach = limits.iter().copied().max().unwrap_or(0);
-    let mut seen = vec![0usize; r];
+    let mut seen = [0usize; 4];
+    let seen = &mut seen[..r];
     for p0 in (0..reach).step_by(BLOCK) {
         for g in 0..rows / r {
             for (i, s) in seen.iter_mut().enumerate() {
@@ -138,7 +139,7 @@ pub fn prompt_flash(
             }
             let block = Block {
                 q: &sc.q[g * r * hd..(g + 1) * r * hd],
-                seen: &seen,
+                seen,
                 keys: &keys[p0 * hd..],
                 values: &values[p0 * 8..],
                 col_stride: ld * 8,

@@ -475,7 +475,7 @@ impl KvView<'_> {
     /// Head `off / hd`'s value at position `p` of `layer` as f32: out [hd].
     pub fn value_row(&self, layer: usize, off: usize, p: usize, out: &mut [f32], isa: Isa) {
         let hd = out.len();
-        let row = self.pool.pos_at(self.table, layer, p) + off;
+        let row = || self.pool.pos_at(self.table, layer, p) + off;
         match &self.pool.store {
             Store::F16 { v, .. } => {
                 // A block's values are head-major: [head][KV_BLOCK][hd].
@@ -483,9 +483,9 @@ impl KvView<'_> {
                 let at = base + (off / hd * KV_BLOCK + p % KV_BLOCK) * hd;
                 tandem_kernels::attention::f16_row(&v[at..at + hd], out, isa)
             }
-            Store::F32 { v, .. } => out.copy_from_slice(&v[row..row + hd]),
-            Store::Q8 { v, vd, .. } => q8_rows(v, vd, row, 0, hd).row(0, out, isa),
-            Store::Q4 { v, vd, .. } => q4_rows(v, vd, row, 0, hd).row(0, out, isa),
+            Store::F32 { v, .. } => out.copy_from_slice(&v[row()..][..hd]),
+            Store::Q8 { v, vd, .. } => q8_rows(v, vd, row(), 0, hd).row(0, out, isa),
+            Store::Q4 { v, vd, .. } => q4_rows(v, vd, row(), 0, hd).row(0, out, isa),
         }
     }
 
