@@ -33,12 +33,13 @@ fi
 export TANDEM_AXE_JS="$axe/node_modules/axe-core/axe.min.js"
 TANDEM_BIN="$target/release/tandem" "$venv/bin/python" -m pytest -q tests/conformance
 
-# A bench smoke run: the benchmark path works end to end (with the memory-ceiling probe). No
-# thresholds — speed is judged by benchmarks, never by tests — and its results go to a scratch
-# TANDEM_HOME, so the stored measurements `tandem report` reads are left alone.
+# A bench smoke run: the benchmark path works end to end (a depth filled once and reused, the
+# memory-ceiling probe). No thresholds — speed is judged by benchmarks, never by tests — and its
+# results go to a scratch TANDEM_HOME, so the stored measurements `tandem report` reads are left
+# alone.
 models="${TANDEM_HOME:-$HOME/.cache/tandem}/models"
 scratch="$(mktemp -d)"
-TANDEM_HOME="$scratch" "$target/release/tandem" bench -m "$models/qwen2.5-coder-0.5b-instruct.gguf" -p 32 -n 8 -r 1 --bandwidth
+TANDEM_HOME="$scratch" "$target/release/tandem" bench -m "$models/qwen2.5-coder-0.5b-instruct.gguf" -p 32 -n 8 -d 0,40 -r 2 --bandwidth
 rm -rf "$scratch"
 # A soak smoke run: 4 streams for 15 s with mixed prompts and clients that hang up mid-stream; it
 # fails on any error but a 429 or on a KV block still in use once the server is idle.

@@ -61,6 +61,9 @@ struct HumanevalArgs {
     parallel: usize,
     #[arg(long, default_value_t = 768)]
     max_tokens: usize,
+    /// KV-cache element type: f16, f32, q8_0 or q4_0 (with --results, to compare them).
+    #[arg(long, default_value = "f16")]
+    kv_type: String,
     #[arg(long)]
     json: bool,
     /// Score the stored answers again (after a change to the scoring) instead of generating.
@@ -261,9 +264,11 @@ fn humaneval(home: &Home, a: HumanevalArgs) -> Result<()> {
     let todo: Vec<Problem> = all.iter().filter(|p| !done.contains_key(&p.task_id)).cloned().collect();
     if !todo.is_empty() {
         let path = home.resolve_model(&a.model.model)?;
+        let kv_type = crate::sys::kv_type(&a.kv_type)?;
         let lm = Arc::new(LoadedModel::load(&path)?);
         let slots = a.parallel.max(1);
         let cfg = EngineConfig {
+            kv_type,
             queue_timeout: Duration::from_secs(7 * 24 * 3600),
             // Prompt lookup pays on code (answers repeat the prompt's signature and docstring) and
             // never changes greedy output.

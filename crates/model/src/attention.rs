@@ -42,6 +42,18 @@ fn tile_tokens(kernel: TileKernel, len: usize) -> usize {
 }
 
 impl Model {
+    /// Cached positions whose prompt attention costs about one token's matmuls
+    /// (`Config::depth_unit`) on this model's prompt attention kernel. Slowdowns fitted on Zen 4
+    /// from pp512 at depths 0, 8,192 and 32,768 (mini): the f32 tiles 3 (2,500–3,700 positions),
+    /// the flash kernel 2 (4,470 at 8k, 3,930 at 32k; 2 gives 4,160).
+    pub fn depth_unit(&self) -> usize {
+        let slowdown = match tile_kernel(self.config.head_dim, self.kernels) {
+            Some(TileKernel::Flash) => 2.0,
+            _ => 3.0,
+        };
+        self.config.depth_unit(slowdown)
+    }
+
     /// Causal grouped-query attention of the step's tokens over their own sequences' caches.
     /// st.q: [n, n_head, hd] → st.att: [n, n_head, hd]. The `group` query heads that share KV head g
     /// (heads g·group .. (g+1)·group) are done together, so each cached K and V row is read once

@@ -288,16 +288,15 @@ impl Config {
 
     /// Positions of context whose attention costs about what one token's matmuls cost: a prompt
     /// token at depth d costs ≈ 1 + d / depth_unit shallow tokens (what the scheduler budgets).
-    /// Matmul FLOPs per token over attention FLOPs per cached position, divided by 3 — the
-    /// attention kernels reach about a third of the matmuls' rate (mini, Zen 4: pp512 530 tok/s at
-    /// depth 0, 165 at 8,192, 37.6 at 33,000 → 2,500–3,700; this gives 2,775 for the mini and
-    /// 5,077 for the flagship).
-    pub fn depth_unit(&self) -> usize {
+    /// Matmul FLOPs per token over attention FLOPs per cached position, divided by `slowdown`: how
+    /// many times slower than the matmuls the attention kernel turns FLOPs (`Model::depth_unit`
+    /// picks it per kernel).
+    pub fn depth_unit(&self, slowdown: f64) -> usize {
         let q = self.n_head * self.head_dim;
         let per_layer = self.dim * (q + 2 * self.kv_dim()) + q * self.dim + 3 * self.dim * self.ffn_dim;
         let matmul = 2 * self.n_layer * per_layer;
         let attention = 4 * self.n_layer * q;
-        (matmul / attention / 3).max(1)
+        ((matmul as f64 / attention as f64 / slowdown) as usize).max(1)
     }
 
     /// The window of layer `l`, `None` for a global layer.

@@ -85,7 +85,7 @@ impl Forward for ModelForward {
         self.st.logit_capacity()
     }
     fn depth_unit(&self) -> usize {
-        self.lm.model.config.depth_unit()
+        self.lm.model.depth_unit()
     }
     fn step(&mut self, seqs: &mut [SeqStep]) -> Result<()> {
         self.lm
