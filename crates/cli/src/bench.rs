@@ -130,8 +130,10 @@ impl Depth {
             kv.reset(rope);
             self.clean = 0;
         }
-        kv.truncate(self.clean.min(depth));
-        if self.clean >= depth {
+        // A test at a shallower depth overwrites what lies past it.
+        self.clean = self.clean.min(depth);
+        kv.truncate(self.clean);
+        if self.clean == depth {
             return Ok(None);
         }
         let from = self.clean;
@@ -244,15 +246,15 @@ pub fn bench(home: &Home, a: BenchArgs) -> Result<()> {
             "fill": fill.map(|f: Fill| json!({"from": f.from, "to": f.to, "seconds": f.seconds})),
         }));
     }
-    let saved = crate::results::save(
-        home,
-        &format!("bench-{}", crate::results::key(&a.model.model)),
-        json!(results),
-    )?;
-    eprintln!(
-        "tandem: results saved to {} (tandem report reads them)",
-        saved.display()
-    );
+    // Runs only at depth are kept apart, so they leave the depth-0 figures `tandem report` reads.
+    let deep = if depths.contains(&0) { "" } else { "-depth" };
+    let name = format!("bench-{}{deep}", crate::results::key(&a.model.model));
+    let saved = crate::results::save(home, &name, json!(results))?;
+    let why = match deep {
+        "" => "tandem report reads them",
+        _ => "apart from the depth-0 runs tandem report reads",
+    };
+    eprintln!("tandem: results saved to {} ({why})", saved.display());
     let ceiling = a.bandwidth.then(|| bandwidth(&path, &mut results, threads));
     if a.output == "json" {
         println!("{}", serde_json::to_string_pretty(&results)?);

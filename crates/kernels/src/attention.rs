@@ -139,7 +139,7 @@ pub fn value_tiles_with(hd: usize, n: usize, out: &mut [u32], isa: Isa, row_of: 
     let _ = isa;
 }
 
-fn bf16_pair(a: f32, b: f32) -> u32 {
+pub(crate) fn bf16_pair(a: f32, b: f32) -> u32 {
     bf16(a) as u32 | (bf16(b) as u32) << 16
 }
 

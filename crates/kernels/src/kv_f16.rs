@@ -94,15 +94,45 @@ pub fn scores_scalar(q: &[f32], g: usize, keys: &[u16], rows: Range<usize>, ld: 
 }
 
 /// One block of one head's keys ([hd][BLOCK]) as the prompt tiles' two key panels (f32
-/// [2][hd][16], `attention::key_at`), rows `rows..BLOCK` as zeros.
+/// [2][hd][16], `attention::key_at`), rows `rows..BLOCK` as zeros. f16 → f32 is exact, so every
+/// ISA gives the same bits.
 pub fn to_panels(keys: &[u16], hd: usize, rows: usize, dst: &mut [f32], isa: Isa) {
     assert!(keys.len() >= hd * BLOCK && dst.len() == 2 * hd * 16 && rows <= BLOCK);
+    #[cfg(target_arch = "x86_64")]
+    if isa.avx512() {
+        // SAFETY: AVX-512F detected; lengths asserted above.
+        return unsafe { crate::x86::attend::key_panels_512(keys, hd, rows, dst) };
+    }
     for (half, panel) in dst.chunks_exact_mut(hd * 16).enumerate() {
         for (d, out) in panel.chunks_exact_mut(16).enumerate() {
             let at = d * BLOCK + half * 16;
             crate::attention::f16_row(&keys[at..at + 16], out, isa);
             let live = rows.saturating_sub(half * 16).min(16);
             out[live..].fill(0.0);
+        }
+    }
+}
+
+/// One block of one head's values ([BLOCK][hd]) as its 16 pairs of positions in the value tiles
+/// of `ld` positions (`attention::value_tiles`' layout, [hd / 16][ld / 2][16]): pairs
+/// `m0..m0 + 16`, u32 = bf16(v[2m][d]) | bf16(v[2m + 1][d]) << 16, rows `rows..BLOCK` as zeros —
+/// the bits `value_tiles` gives on the same values as f32.
+pub fn to_value_tiles(values: &[u16], hd: usize, rows: usize, ld: usize, m0: usize, out: &mut [u32], isa: Isa) {
+    assert!(values.len() >= BLOCK * hd && rows <= BLOCK && hd.is_multiple_of(16));
+    assert!(ld.is_multiple_of(32) && m0 + BLOCK / 2 <= ld / 2 && out.len() == ld * hd / 2);
+    #[cfg(target_arch = "x86_64")]
+    if isa.avx512() {
+        // SAFETY: AVX-512F detected; shapes asserted above.
+        return unsafe { crate::x86::attend::value_pairs_512(values, hd, rows, ld, m0, out) };
+    }
+    let v = |r: usize, d: usize| match r < rows {
+        true => half::f16::from_bits(values[r * hd + d]).to_f32(),
+        false => 0.0,
+    };
+    for m in 0..BLOCK / 2 {
+        for d in 0..hd {
+            let pair = crate::attention::bf16_pair(v(2 * m, d), v(2 * m + 1, d));
+            out[d / 16 * ld * 8 + (m0 + m) * 16 + d % 16] = pair;
         }
     }
 }

@@ -208,6 +208,45 @@ fn f16_kv_helpers_match_their_scalar_twins() {
     }
 }
 
+/// An f16 cache block converted to the prompt kernels' operands (f32 key panels, bf16 value
+/// tiles) gives the scalar twins' bits, whatever rows of the block are filled; rows past them
+/// (garbage here: NaN) come out as zeros.
+#[test]
+fn f16_blocks_to_prompt_operands_match_their_scalar_twins() {
+    use tandem_kernels::kv_f16::{to_panels, to_value_tiles, BLOCK};
+    for hd in [64, 128] {
+        // Finite values of every magnitude f16 holds, subnormals included, both signs.
+        let base: Vec<u16> = (0..hd * BLOCK)
+            .map(|i| ((i * 7919) % 0x7C00) as u16 | ((i % 3 == 0) as u16) << 15)
+            .collect();
+        for rows in [0, 1, 15, 16, 17, 31, 32] {
+            // Unfilled rows hold NaN: keys are [hd][BLOCK], values [BLOCK][hd].
+            let mut keys = base.clone();
+            for d in 0..hd {
+                keys[d * BLOCK + rows..(d + 1) * BLOCK].fill(0x7E00);
+            }
+            let (mut got, mut want) = (vec![1f32; 2 * hd * 16], vec![2f32; 2 * hd * 16]);
+            to_panels(&keys, hd, rows, &mut got, best());
+            to_panels(&keys, hd, rows, &mut want, Isa::scalar());
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "key panels hd {hd} rows {rows}");
+            let mut values = base.clone();
+            values[rows * hd..].fill(0x7E00);
+            let ld = 3 * BLOCK;
+            let (mut got, mut want) = (vec![7u32; ld * hd / 2], vec![7u32; ld * hd / 2]);
+            to_value_tiles(&values, hd, rows, ld, BLOCK / 2, &mut got, best());
+            to_value_tiles(&values, hd, rows, ld, BLOCK / 2, &mut want, Isa::scalar());
+            assert_eq!(got, want, "value tiles hd {hd} rows {rows}");
+            // Only the block's own pairs were written.
+            let written = |c: usize, m: usize| (BLOCK / 2..BLOCK).contains(&m) && c < hd / 16;
+            for (i, &x) in got.iter().enumerate() {
+                let (c, m) = (i / (ld * 8), i % (ld * 8) / 16);
+                assert_eq!(x == 7, !written(c, m), "pair {m} tile {c}");
+            }
+        }
+    }
+}
+
 /// The vector swiglu stays within a few ulp of the scalar one, saturating ends included.
 #[test]
 fn vector_swiglu_matches_its_scalar_twin() {

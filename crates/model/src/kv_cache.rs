@@ -498,9 +498,21 @@ impl KvView<'_> {
     }
 
     /// Head `off / hd`'s values at positions `0..n` of `layer` as bf16 value tiles
-    /// (`tandem_kernels::attention::value_tiles`), two rows at a time: no n-long f32 copy.
+    /// (`tandem_kernels::attention::value_tiles`): an f16 cache block by block, the others two
+    /// rows at a time; no n-long f32 copy.
     pub fn head_value_tiles(&self, layer: usize, off: usize, hd: usize, n: usize, out: &mut [u32], isa: Isa) {
-        tandem_kernels::attention::value_tiles_with(hd, n, out, isa, |p, row| self.value_row(layer, off, p, row, isa));
+        let Store::F16 { v, .. } = &self.pool.store else {
+            let row = |p: usize, row: &mut [f32]| self.value_row(layer, off, p, row, isa);
+            return tandem_kernels::attention::value_tiles_with(hd, n, out, isa, row);
+        };
+        let ld = tandem_kernels::attention::keys_ld(n);
+        for b in 0..ld / KV_BLOCK {
+            // A block's values are head-major: [head][KV_BLOCK][hd].
+            let at = self.pool.at(self.table.blocks[b], layer, 0) + off * KV_BLOCK;
+            let rows = n.saturating_sub(b * KV_BLOCK).min(KV_BLOCK);
+            let block = &v[at..at + KV_BLOCK * hd];
+            kv_f16::to_value_tiles(block, hd, rows, ld, b * KV_BLOCK / 2, out, isa);
+        }
     }
 }
 

@@ -17,18 +17,14 @@
 use std::arch::x86_64::*;
 
 use super::amx;
-use super::bf16::round16;
+use super::bf16::pair16_regs;
 use super::tile_attention::exp_row;
 
 /// Lanes j = bf16(a[j]) | bf16(b[j]) << 16 for 16 floats at `a` and `b`.
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn pair_rows(a: *const f32, b: *const f32) -> __m512i {
-    let (lo, hi) = (round16(_mm512_loadu_ps(a)), round16(_mm512_loadu_ps(b)));
-    _mm512_or_si512(
-        _mm512_and_si512(lo, _mm512_set1_epi32(0xFFFF)),
-        _mm512_slli_epi32::<16>(hi),
-    )
+    pair16_regs(_mm512_loadu_ps(a), _mm512_loadu_ps(b))
 }
 
 /// Key tiles from the f32 key panels (`attention::key_at` layout, [ld / 16][hd][16]).

@@ -2,7 +2,8 @@
 //! cached K and V row is converted from f16 once for all of them. Scores run on the keys'
 //! position-minor blocks (`crate::kv_f16`: one FMA chain over channels per score, as the scalar
 //! twin); sums over values do exactly `axpy_f16`'s arithmetic (one FMA per element per position,
-//! in position order), bit-identical to the one-head kernel.
+//! in position order), bit-identical to the one-head kernel. The prompt kernels' operands (f32 key
+//! panels, bf16 value tiles) are converted from the same blocks.
 
 use std::arch::x86_64::*;
 
@@ -208,6 +209,52 @@ pub unsafe fn scores_blocked_256<const G: usize>(
             let mut all = [0f32; 8];
             _mm256_storeu_ps(all.as_mut_ptr(), _mm256_mul_ps(*a, s));
             scores[j * ld + lo - r0..j * ld + hi - r0].copy_from_slice(&all[lo - c..hi - c]);
+        }
+    }
+}
+
+/// Lanes below `n` (≤ 16) set.
+#[inline]
+fn live(n: usize) -> __mmask16 {
+    ((1u32 << n.min(16)) - 1) as __mmask16
+}
+
+/// `kv_f16::to_panels` on AVX-512: channel d's 32 rows (64 contiguous bytes) become lane vectors
+/// of panel 0 (rows 0..16) and panel 1 (rows 16..32), rows past `rows` masked to zero.
+///
+/// # Safety
+/// AVX-512F must be available; keys ≥ hd · 32 long, dst = 2 · hd · 16 long.
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+pub unsafe fn key_panels_512(keys: &[u16], hd: usize, rows: usize, dst: &mut [f32]) {
+    assert!(keys.len() >= hd * 32 && dst.len() == 2 * hd * 16);
+    let (m0, m1) = (live(rows), live(rows.saturating_sub(16)));
+    let (src, out) = (keys.as_ptr(), dst.as_mut_ptr());
+    for d in 0..hd {
+        let lo = _mm256_loadu_si256(src.add(32 * d) as *const __m256i);
+        let hi = _mm256_loadu_si256(src.add(32 * d + 16) as *const __m256i);
+        _mm512_storeu_ps(out.add(16 * d), _mm512_maskz_cvtph_ps(m0, lo));
+        _mm512_storeu_ps(out.add(16 * (hd + d)), _mm512_maskz_cvtph_ps(m1, hi));
+    }
+}
+
+/// `kv_f16::to_value_tiles` on AVX-512: rows 2m and 2m + 1 of the block, 16 channels at a time,
+/// converted, rounded to bf16 and interleaved into one vector of pairs.
+///
+/// # Safety
+/// AVX-512F must be available; the shapes `kv_f16::to_value_tiles` asserts.
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+pub unsafe fn value_pairs_512(values: &[u16], hd: usize, rows: usize, ld: usize, m0: usize, out: &mut [u32]) {
+    assert!(values.len() >= 32 * hd && hd.is_multiple_of(16) && (m0 + 16) * 16 <= ld * 8);
+    assert!(out.len() == ld * hd / 2);
+    let (src, dst) = (values.as_ptr(), out.as_mut_ptr());
+    let row_mask = |r: usize| if r < rows { 0xFFFF } else { 0 };
+    for m in 0..16 {
+        let (ka, kb) = (row_mask(2 * m), row_mask(2 * m + 1));
+        for c in 0..hd / 16 {
+            let a = _mm256_loadu_si256(src.add(2 * m * hd + 16 * c) as *const __m256i);
+            let b = _mm256_loadu_si256(src.add((2 * m + 1) * hd + 16 * c) as *const __m256i);
+            let pair = super::bf16::pair16_regs(_mm512_maskz_cvtph_ps(ka, a), _mm512_maskz_cvtph_ps(kb, b));
+            _mm512_storeu_si512(dst.add(c * ld * 8 + (m0 + m) * 16) as *mut __m512i, pair);
         }
     }
 }

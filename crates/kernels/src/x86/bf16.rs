@@ -13,6 +13,16 @@ pub(crate) unsafe fn round16(x: __m512) -> __m512i {
     _mm512_srli_epi32::<16>(_mm512_add_epi32(b, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))))
 }
 
+/// Lanes j = bf16(a[j]) | bf16(b[j]) << 16 (a bf16 pair of two rows).
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn pair16_regs(a: __m512, b: __m512) -> __m512i {
+    _mm512_or_si512(
+        _mm512_and_si512(round16(a), _mm512_set1_epi32(0xFFFF)),
+        _mm512_slli_epi32::<16>(round16(b)),
+    )
+}
+
 /// 32 floats → 16 u32 lanes, lane p = bf16(x[2p]) | bf16(x[2p + 1]) << 16 (a bf16 pair).
 #[inline]
 #[target_feature(enable = "avx512f")]
