@@ -125,9 +125,12 @@ pub fn to_value_tiles(values: &[u16], hd: usize, rows: usize, ld: usize, m0: usi
         // SAFETY: AVX-512F detected; shapes asserted above.
         return unsafe { crate::x86::attend::value_pairs_512(values, hd, rows, ld, m0, out) };
     }
-    let v = |r: usize, d: usize| match r < rows {
-        true => half::f16::from_bits(values[r * hd + d]).to_f32(),
-        false => 0.0,
+    let v = |r: usize, d: usize| {
+        if r < rows {
+            half::f16::from_bits(values[r * hd + d]).to_f32()
+        } else {
+            0.0
+        }
     };
     for m in 0..BLOCK / 2 {
         for d in 0..hd {

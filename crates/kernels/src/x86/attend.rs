@@ -7,6 +7,7 @@
 
 use std::arch::x86_64::*;
 
+use super::bf16::pair16_regs;
 use super::prefetch_at;
 
 /// `out[j] += Σ_p probs[j·ld + p] · v[p]` for heads j < G, in position order.
@@ -253,7 +254,7 @@ pub unsafe fn value_pairs_512(values: &[u16], hd: usize, rows: usize, ld: usize,
         for c in 0..hd / 16 {
             let a = _mm256_loadu_si256(src.add(2 * m * hd + 16 * c) as *const __m256i);
             let b = _mm256_loadu_si256(src.add((2 * m + 1) * hd + 16 * c) as *const __m256i);
-            let pair = super::bf16::pair16_regs(_mm512_maskz_cvtph_ps(ka, a), _mm512_maskz_cvtph_ps(kb, b));
+            let pair = pair16_regs(_mm512_maskz_cvtph_ps(ka, a), _mm512_maskz_cvtph_ps(kb, b));
             _mm512_storeu_si512(dst.add(c * ld * 8 + (m0 + m) * 16) as *mut __m512i, pair);
         }
     }
